@@ -1,0 +1,98 @@
+//! The engine: configuration shared by every module and store, and the
+//! engine-wide registry that gives structurally equal function types one id.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::types::FuncType;
+
+/// Settings for an [`Engine`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) consume_fuel: bool,
+    pub(crate) max_call_depth: usize,
+    pub(crate) max_stack_slots: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { consume_fuel: false, max_call_depth: 100_000, max_stack_slots: 1 << 20 }
+    }
+}
+
+impl Config {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Meter execution with fuel: each executed instruction costs one unit; a
+    /// store that runs out traps with [`crate::TrapKind::OutOfFuel`].
+    pub fn consume_fuel(&mut self, enable: bool) -> &mut Self {
+        self.consume_fuel = enable;
+        self
+    }
+
+    /// Maximum depth of nested guest calls before [`crate::TrapKind::StackExhausted`].
+    pub fn max_call_depth(&mut self, depth: usize) -> &mut Self {
+        self.max_call_depth = depth.max(1);
+        self
+    }
+
+    /// Maximum size of the interpreter's value stack, in bytes, per store.
+    pub fn max_stack_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.max_stack_slots = (bytes / 8).max(1024);
+        self
+    }
+
+    pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {
+        use wasmparser::WasmFeatures as F;
+        // WebAssembly 2.0 without SIMD (SIMD is its own issue).
+        F::WASM2.difference(F::SIMD)
+    }
+}
+
+struct EngineInner {
+    config: Config,
+    types: Mutex<HashMap<FuncType, u32>>,
+}
+
+/// Configuration and shared caches; cheap to clone, safe to share across threads.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.inner.config).finish()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(&Config::default())
+    }
+}
+
+impl Engine {
+    pub fn new(config: &Config) -> Engine {
+        Engine {
+            inner: Arc::new(EngineInner { config: config.clone(), types: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The canonical id of a function type: equal types get equal ids.
+    pub(crate) fn register_type(&self, ty: &FuncType) -> u32 {
+        let mut types = self.inner.types.lock().unwrap_or_else(|e| e.into_inner());
+        let next = types.len() as u32;
+        *types.entry(ty.clone()).or_insert(next)
+    }
+
+    pub fn same(a: &Engine, b: &Engine) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+}

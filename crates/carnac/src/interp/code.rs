@@ -1,0 +1,170 @@
+//! The interpreter's instruction set, in one place.
+//!
+//! Instructions are register-style: operands name *slots* of the current frame
+//! (64-bit cells addressed relative to the frame base), so `local.get`s are folded
+//! away at translation and most wasm operators become one instruction that reads
+//! its inputs and writes its output directly. Frame layout:
+//!
+//! ```text
+//! base+0 .. base+P            parameters (and, on return, the results)
+//! base+P .. base+L            declared locals, zeroed on entry
+//! base+L .. base+frame_size   operand-stack slots: wasm stack position p lives in slot L+p
+//! ```
+//!
+//! A call places the arguments in consecutive operand slots; the callee's frame
+//! starts at the first argument, so arguments need no copying and results appear
+//! where the caller expects them.
+//!
+//! Every instruction is at most 16 bytes (a tag and three 32-bit operands, or a
+//! slot and a 64-bit constant). Instructions that need more operands take them
+//! from consecutive slots starting at a `base`. Branch targets are instruction
+//! indices, resolved at translation. Values of type i32 and f32 only use the
+//! low 32 bits of a slot (readers truncate), which makes `i32.wrap_i64` and the
+//! reinterpret operators free. 128-bit values (SIMD) will take two adjacent
+//! slots, which changes nothing for scalar code.
+
+/// A frame-relative slot index.
+pub(crate) type Slot = u32;
+
+/// Interpreter code for one function.
+#[derive(Debug)]
+pub(crate) struct CompiledFunc {
+    pub code: Box<[Instr]>,
+    /// Total slots the frame needs: params + locals + maximum operand-stack height.
+    pub frame_size: u32,
+    pub num_params: u32,
+    /// Declared (non-parameter) locals, zeroed on entry.
+    pub num_locals: u32,
+}
+
+macro_rules! define_instrs {
+    (
+        unary { $($un:ident),* $(,)? }
+        binary { $($bin:ident),* $(,)? }
+        load { $($load:ident),* $(,)? }
+        store { $($store:ident),* $(,)? }
+    ) => {
+        /// One interpreter instruction. See the module docs for the operand conventions.
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) enum Instr {
+            /// Trap with `unreachable`.
+            Unreachable,
+            /// Charge `amount` units of fuel (emitted only when fuel metering is on).
+            ConsumeFuel { amount: u32 },
+            Br { target: u32 },
+            BrIfNez { cond: Slot, target: u32 },
+            BrIfEqz { cond: Slot, target: u32 },
+            /// Followed by `len + 1` `Br` instructions; the last is the default.
+            BrTable { index: Slot, len: u32 },
+            /// Return; the results are already in slots `0..num_results`.
+            Return,
+            /// Call a function defined in the current module (index among defined functions).
+            CallInternal { def_index: u32, base: Slot },
+            /// Call any function of the instance by its function index (imports included).
+            Call { func: u32, base: Slot },
+            /// Arguments at `base..`, the table index right after them.
+            CallIndirect { type_index: u32, table: u32, base: Slot },
+            Copy { dst: Slot, src: Slot },
+            Const { dst: Slot, value: u64 },
+            /// `dst` already holds the first operand: if `cond == 0`, `dst = src`.
+            SelectTo { dst: Slot, cond: Slot, src: Slot },
+            GlobalGet { dst: Slot, global: u32 },
+            GlobalSet { src: Slot, global: u32 },
+            MemorySize { dst: Slot },
+            MemoryGrow { dst: Slot, delta: Slot },
+            /// dst address, value, length at `base..base+3`.
+            MemoryFill { base: Slot },
+            /// dst, src, length at `base..base+3`.
+            MemoryCopy { base: Slot },
+            /// dst, src, length at `base..base+3`.
+            MemoryInit { segment: u32, base: Slot },
+            DataDrop { segment: u32 },
+            TableGet { dst: Slot, table: u32, index: Slot },
+            TableSet { table: u32, index: Slot, value: Slot },
+            TableSize { dst: Slot, table: u32 },
+            /// init value, delta at `base..base+2`; the result goes to `base`.
+            TableGrow { table: u32, base: Slot },
+            /// index, value, length at `base..base+3`.
+            TableFill { table: u32, base: Slot },
+            /// dst, src, length at `base..base+3`.
+            TableCopy { dst_table: u32, src_table: u32, base: Slot },
+            /// dst, src, length at `base..base+3`.
+            TableInit { table: u32, segment: u32, base: Slot },
+            ElemDrop { segment: u32 },
+            RefFunc { dst: Slot, func: u32 },
+            $( $un { dst: Slot, src: Slot }, )*
+            $( $bin { dst: Slot, lhs: Slot, rhs: Slot }, )*
+            $( $load { dst: Slot, addr: Slot, offset: u32 }, )*
+            $( $store { addr: Slot, value: Slot, offset: u32 }, )*
+        }
+
+        impl Instr {
+            /// The single slot this instruction writes, for instructions that
+            /// write exactly one slot and nothing else (used by the translator to
+            /// retarget a result straight into a local).
+            pub(crate) fn result_slot_mut(&mut self) -> Option<&mut Slot> {
+                match self {
+                    Instr::Copy { dst, .. }
+                    | Instr::Const { dst, .. }
+                    | Instr::GlobalGet { dst, .. }
+                    | Instr::MemorySize { dst }
+                    | Instr::MemoryGrow { dst, .. }
+                    | Instr::TableGet { dst, .. }
+                    | Instr::TableSize { dst, .. }
+                    | Instr::RefFunc { dst, .. } => Some(dst),
+                    $( Instr::$un { dst, .. } => Some(dst), )*
+                    $( Instr::$bin { dst, .. } => Some(dst), )*
+                    $( Instr::$load { dst, .. } => Some(dst), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+// Used by both the translator and the executor, so each list is written once.
+macro_rules! for_each_numeric {
+    ($m:ident) => {
+        $m! {
+            unary {
+                I32Eqz, I32Clz, I32Ctz, I32Popcnt, I32Extend8S, I32Extend16S,
+                I64Eqz, I64Clz, I64Ctz, I64Popcnt, I64Extend8S, I64Extend16S, I64Extend32S,
+                F32Abs, F32Neg, F32Ceil, F32Floor, F32Trunc, F32Nearest, F32Sqrt,
+                F64Abs, F64Neg, F64Ceil, F64Floor, F64Trunc, F64Nearest, F64Sqrt,
+                I32TruncF32S, I32TruncF32U, I32TruncF64S, I32TruncF64U,
+                I64ExtendI32S, I64ExtendI32U,
+                I64TruncF32S, I64TruncF32U, I64TruncF64S, I64TruncF64U,
+                F32ConvertI32S, F32ConvertI32U, F32ConvertI64S, F32ConvertI64U, F32DemoteF64,
+                F64ConvertI32S, F64ConvertI32U, F64ConvertI64S, F64ConvertI64U, F64PromoteF32,
+                I32TruncSatF32S, I32TruncSatF32U, I32TruncSatF64S, I32TruncSatF64U,
+                I64TruncSatF32S, I64TruncSatF32U, I64TruncSatF64S, I64TruncSatF64U,
+            }
+            binary {
+                I32Eq, I32Ne, I32LtS, I32LtU, I32GtS, I32GtU, I32LeS, I32LeU, I32GeS, I32GeU,
+                I64Eq, I64Ne, I64LtS, I64LtU, I64GtS, I64GtU, I64LeS, I64LeU, I64GeS, I64GeU,
+                F32Eq, F32Ne, F32Lt, F32Gt, F32Le, F32Ge,
+                F64Eq, F64Ne, F64Lt, F64Gt, F64Le, F64Ge,
+                I32Add, I32Sub, I32Mul, I32DivS, I32DivU, I32RemS, I32RemU,
+                I32And, I32Or, I32Xor, I32Shl, I32ShrS, I32ShrU, I32Rotl, I32Rotr,
+                I64Add, I64Sub, I64Mul, I64DivS, I64DivU, I64RemS, I64RemU,
+                I64And, I64Or, I64Xor, I64Shl, I64ShrS, I64ShrU, I64Rotl, I64Rotr,
+                F32Add, F32Sub, F32Mul, F32Div, F32Min, F32Max, F32Copysign,
+                F64Add, F64Sub, F64Mul, F64Div, F64Min, F64Max, F64Copysign,
+            }
+            load {
+                I32Load, I64Load, F32Load, F64Load,
+                I32Load8S, I32Load8U, I32Load16S, I32Load16U,
+                I64Load8S, I64Load8U, I64Load16S, I64Load16U, I64Load32S, I64Load32U,
+            }
+            store {
+                I32Store, I64Store, F32Store, F64Store,
+                I32Store8, I32Store16, I64Store8, I64Store16, I64Store32,
+            }
+        }
+    };
+}
+pub(crate) use for_each_numeric;
+
+for_each_numeric!(define_instrs);
+
+const _: () = assert!(std::mem::size_of::<Instr>() <= 16);

@@ -1,0 +1,660 @@
+//! The executor: runs interpreter code for one call from the host.
+//!
+//! Guest frames live on the executor's own value stack (a `Vec<u64>` owned by the
+//! store) and frame list, never on the host stack, so guest recursion depth is
+//! bounded by configuration ([`crate::Config::max_call_depth`] and the stack
+//! size) and ends in a `StackExhausted` trap.
+//!
+//! This is the one module of the interpreter with `unsafe` code. The invariants
+//! it relies on:
+//! - Slot operands: the translator only emits slot indices below the function's
+//!   `frame_size`, and every frame is entered only after checking
+//!   `base + frame_size <= stack.len()`. `fp` is recomputed whenever the stack
+//!   may have been reallocated (only on a call, which is where it grows).
+//! - Code pointers: `code_start`/`ip` point into a `CompiledFunc` owned by a
+//!   module that the store keeps alive (every function entity holds an `Arc` of
+//!   its module) for at least as long as this call runs. Branch targets are
+//!   indices inside the same code, produced by the translator.
+//! - Memory: `mem_base`/`mem_len` describe memory 0 of the current instance and
+//!   are refreshed after anything that may grow it (memory.grow, any call);
+//!   every access checks `address + size <= mem_len` first.
+
+use std::ptr;
+
+use super::code::{CompiledFunc, Instr};
+use super::ops;
+use crate::module::ModuleInner;
+use crate::runtime::func::Caller;
+use crate::runtime::store::{FuncKind, Store, StoreInner};
+use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
+
+/// A suspended caller frame.
+struct Frame {
+    module: *const ModuleInner,
+    instance: u32,
+    func_index: u32,
+    code_start: *const Instr,
+    ip: *const Instr,
+    base: usize,
+}
+
+fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize) {
+    let inst = &s.instances[instance as usize];
+    match inst.memories.first() {
+        Some(&m) => {
+            let m = &s.memories[m as usize];
+            (m.base(), m.len())
+        }
+        None => (ptr::null_mut(), 0),
+    }
+}
+
+fn backtrace(frames: &[Frame], module: *const ModuleInner, func_index: u32) -> Vec<FrameInfo> {
+    let info = |module: *const ModuleInner, func_index: u32| {
+        // SAFETY: module pointers in frames come from live `Arc<ModuleInner>`s held by the store.
+        let m = unsafe { &*module };
+        FrameInfo {
+            module_name: m.info.name.clone(),
+            func_index,
+            func_name: m.info.func_name(func_index).map(str::to_string),
+        }
+    };
+    let mut bt = vec![info(module, func_index)];
+    bt.extend(frames.iter().rev().map(|f| info(f.module, f.func_index)));
+    bt
+}
+
+/// Makes sure `stack` has at least `needed` slots, within `max` slots.
+fn ensure_stack(stack: &mut Vec<u64>, needed: usize, max: usize) -> Result<(), TrapKind> {
+    if needed > stack.len() {
+        if needed > max {
+            return Err(TrapKind::StackExhausted);
+        }
+        let new_len = needed.max(stack.len() * 2).min(max);
+        stack.resize(new_len, 0);
+    }
+    Ok(())
+}
+
+/// Runs defined function `def_index` of `instance` with its arguments already in
+/// `stack[0..]`; leaves the results in `stack[0..]`.
+pub(crate) fn run<T>(
+    store: &mut Store<T>,
+    stack: &mut Vec<u64>,
+    instance: u32,
+    module: *const ModuleInner,
+    def_index: u32,
+) -> Result<(), Trap> {
+    let max_depth = store.inner.engine.config().max_call_depth;
+    let max_slots = store.inner.engine.config().max_stack_slots;
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut instance = instance;
+    let mut module = module;
+    // SAFETY: see the module docs (code pointers).
+    let func: &CompiledFunc = unsafe { &(&(*module).code)[def_index as usize] };
+    let mut func_index = unsafe { (*module).info.num_imported_funcs } + def_index;
+    ensure_stack(stack, func.frame_size as usize, max_slots)?;
+    stack[func.num_params as usize..(func.num_params + func.num_locals) as usize].fill(0);
+    let mut base: usize = 0;
+    let mut fp: *mut u64 = stack.as_mut_ptr();
+    let mut code_start: *const Instr = func.code.as_ptr();
+    let mut ip = code_start;
+    let (mut mem_base, mut mem_len) = mem_of(&store.inner, instance);
+
+    macro_rules! trap {
+        ($kind:expr) => {{
+            let mut t = Trap::new($kind);
+            t.set_backtrace(backtrace(&frames, module, func_index));
+            return Err(t);
+        }};
+    }
+    macro_rules! tri {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(kind) => trap!(kind),
+            }
+        };
+    }
+    // SAFETY (all slot accesses): see the module docs (slot operands).
+    macro_rules! rd {
+        ($s:expr) => {
+            unsafe { *fp.add($s as usize) }
+        };
+    }
+    macro_rules! wr {
+        ($s:expr, $v:expr) => {{
+            let v: u64 = $v;
+            unsafe { *fp.add($s as usize) = v }
+        }};
+    }
+    macro_rules! u32_ { ($s:expr) => { rd!($s) as u32 }; }
+    macro_rules! i32_ { ($s:expr) => { rd!($s) as u32 as i32 }; }
+    macro_rules! i64_ { ($s:expr) => { rd!($s) as i64 }; }
+    macro_rules! f32_ { ($s:expr) => { f32::from_bits(rd!($s) as u32) }; }
+    macro_rules! f64_ { ($s:expr) => { f64::from_bits(rd!($s)) }; }
+    macro_rules! w32 { ($d:expr, $v:expr) => { wr!($d, ($v) as u32 as u64) }; }
+    macro_rules! w64 { ($d:expr, $v:expr) => { wr!($d, ($v) as u64) }; }
+    macro_rules! wf32 { ($d:expr, $v:expr) => { wr!($d, f32::to_bits($v) as u64) }; }
+    macro_rules! wf64 { ($d:expr, $v:expr) => { wr!($d, f64::to_bits($v)) }; }
+    macro_rules! wbool { ($d:expr, $v:expr) => { wr!($d, ($v) as u64) }; }
+    macro_rules! refresh_mem {
+        () => {{
+            let (b, l) = mem_of(&store.inner, instance);
+            mem_base = b;
+            mem_len = l;
+        }};
+    }
+    macro_rules! effective {
+        ($addr:expr, $offset:expr, $n:expr) => {{
+            let ea = rd!($addr) as u32 as usize + $offset as usize;
+            if ea + $n > mem_len {
+                trap!(TrapKind::MemoryOutOfBounds);
+            }
+            ea
+        }};
+    }
+    macro_rules! load {
+        ($dst:expr, $addr:expr, $offset:expr, $n:literal, |$b:ident| $conv:expr) => {{
+            let ea = effective!($addr, $offset, $n);
+            // SAFETY: ea + n <= mem_len, checked just above.
+            let $b: [u8; $n] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; $n]) };
+            wr!($dst, $conv);
+        }};
+    }
+    macro_rules! store {
+        ($addr:expr, $value:expr, $offset:expr, $n:literal, |$v:ident| $bytes:expr) => {{
+            let ea = effective!($addr, $offset, $n);
+            let $v = rd!($value);
+            let bytes: [u8; $n] = $bytes;
+            // SAFETY: ea + n <= mem_len, checked just above.
+            unsafe { ptr::write_unaligned(mem_base.add(ea) as *mut [u8; $n], bytes) };
+        }};
+    }
+    /// Enters a wasm function or calls a host function whose arguments start at
+    /// frame slot `$base`; `$fidx` is a store function index.
+    macro_rules! call_store_func {
+        ($fidx:expr, $base:expr) => {{
+            let fidx = $fidx as usize;
+            let new_base = base + $base as usize;
+            let entity = &store.inner.funcs[fidx];
+            match &entity.kind {
+                FuncKind::Wasm { instance: callee_instance, module: callee_module, def_index } => {
+                    let callee_module: *const ModuleInner = &**callee_module;
+                    let callee_instance = *callee_instance;
+                    let def_index = *def_index;
+                    enter!(callee_module, callee_instance, def_index, new_base);
+                    refresh_mem!();
+                }
+                FuncKind::Host { index } => {
+                    let host = store.hosts[*index as usize].func.clone();
+                    let n = entity.ty.params().len().max(entity.ty.results().len());
+                    tri!(ensure_stack(stack, new_base + n, max_slots));
+                    let caller = Caller { store: &mut *store, instance: Some(instance) };
+                    if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
+                        if !t.has_backtrace() {
+                            t.set_backtrace(backtrace(&frames, module, func_index));
+                        }
+                        return Err(t);
+                    }
+                    fp = unsafe { stack.as_mut_ptr().add(base) };
+                    refresh_mem!();
+                }
+            }
+        }};
+    }
+    macro_rules! enter {
+        ($module:expr, $instance:expr, $def:expr, $new_base:expr) => {{
+            if frames.len() >= max_depth {
+                trap!(TrapKind::StackExhausted);
+            }
+            let callee_module: *const ModuleInner = $module;
+            // SAFETY: see the module docs (code pointers).
+            let callee: &CompiledFunc = unsafe { &(&(*callee_module).code)[$def as usize] };
+            let new_base: usize = $new_base;
+            tri!(ensure_stack(stack, new_base + callee.frame_size as usize, max_slots));
+            let locals_start = new_base + callee.num_params as usize;
+            stack[locals_start..locals_start + callee.num_locals as usize].fill(0);
+            frames.push(Frame { module, instance, func_index, code_start, ip, base });
+            module = callee_module;
+            instance = $instance;
+            func_index = unsafe { (*callee_module).info.num_imported_funcs } + $def;
+            base = new_base;
+            fp = unsafe { stack.as_mut_ptr().add(base) };
+            code_start = callee.code.as_ptr();
+            ip = code_start;
+        }};
+    }
+
+    loop {
+        // SAFETY: ip stays within the current function's code (see the module docs):
+        // every function ends in `Return`, and branches target valid indices.
+        let instr = unsafe { *ip };
+        ip = unsafe { ip.add(1) };
+        match instr {
+            Instr::Unreachable => trap!(TrapKind::Unreachable),
+            Instr::ConsumeFuel { amount } => {
+                let fuel = &mut store.inner.fuel;
+                if *fuel < amount as u64 {
+                    *fuel = 0;
+                    trap!(TrapKind::OutOfFuel);
+                }
+                *fuel -= amount as u64;
+            }
+            Instr::Br { target } => ip = unsafe { code_start.add(target as usize) },
+            Instr::BrIfNez { cond, target } => {
+                if u32_!(cond) != 0 {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrIfEqz { cond, target } => {
+                if u32_!(cond) == 0 {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrTable { index, len } => {
+                let i = u32_!(index).min(len);
+                ip = unsafe { ip.add(i as usize) };
+            }
+            Instr::Return => match frames.pop() {
+                None => return Ok(()),
+                Some(f) => {
+                    let same_instance = f.instance == instance;
+                    module = f.module;
+                    instance = f.instance;
+                    func_index = f.func_index;
+                    code_start = f.code_start;
+                    ip = f.ip;
+                    base = f.base;
+                    fp = unsafe { stack.as_mut_ptr().add(base) };
+                    if same_instance {
+                        // The callee may have grown the (shared) memory.
+                        mem_len = mem_of(&store.inner, instance).1;
+                    } else {
+                        refresh_mem!();
+                    }
+                }
+            },
+            Instr::CallInternal { def_index, base: b } => {
+                enter!(module, instance, def_index, base + b as usize);
+            }
+            Instr::Call { func, base: b } => {
+                let fidx = store.inner.instances[instance as usize].funcs[func as usize];
+                call_store_func!(fidx, b);
+            }
+            Instr::CallIndirect { type_index, table, base: b } => {
+                // SAFETY: see the module docs (code pointers); the module outlives the call.
+                let m = unsafe { &*module };
+                let np = m.info.types[type_index as usize].params().len() as u32;
+                let index = u32_!(b + np) as usize;
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                let elems = &store.inner.tables[t as usize].elems;
+                let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
+                if raw == 0 {
+                    trap!(TrapKind::IndirectCallToNull);
+                }
+                let fidx = (raw - 1) as u32;
+                if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
+                    trap!(TrapKind::BadSignature);
+                }
+                call_store_func!(fidx, b);
+            }
+            Instr::Copy { dst, src } => wr!(dst, rd!(src)),
+            Instr::Const { dst, value } => wr!(dst, value),
+            Instr::SelectTo { dst, cond, src } => {
+                if u32_!(cond) == 0 {
+                    wr!(dst, rd!(src));
+                }
+            }
+            Instr::GlobalGet { dst, global } => {
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                wr!(dst, store.inner.globals[g as usize].value);
+            }
+            Instr::GlobalSet { src, global } => {
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                store.inner.globals[g as usize].value = rd!(src);
+            }
+            Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
+            Instr::MemoryGrow { dst, delta } => {
+                let m = store.inner.instances[instance as usize].memories[0];
+                let r = store.inner.grow_memory(m, u32_!(delta) as u64);
+                w32!(dst, r.map_or(u32::MAX, |old| old as u32));
+                refresh_mem!();
+            }
+            Instr::MemoryFill { base: b } => {
+                let (d, val, n) = (u32_!(b) as usize, rd!(b + 1) as u8, u32_!(b + 2) as usize);
+                if d + n > mem_len {
+                    trap!(TrapKind::MemoryOutOfBounds);
+                }
+                // SAFETY: d + n <= mem_len.
+                unsafe { ptr::write_bytes(mem_base.add(d), val, n) };
+            }
+            Instr::MemoryCopy { base: b } => {
+                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                if d + n > mem_len || s + n > mem_len {
+                    trap!(TrapKind::MemoryOutOfBounds);
+                }
+                // SAFETY: both ranges are inside the memory; `copy` allows overlap.
+                unsafe { ptr::copy(mem_base.add(s), mem_base.add(d), n) };
+            }
+            Instr::MemoryInit { segment, base: b } => {
+                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                let m = unsafe { &*module };
+                let inst = &store.inner.instances[instance as usize];
+                let bytes: &[u8] = if inst.data_dropped[segment as usize] {
+                    &[]
+                } else {
+                    &m.info.datas[segment as usize].bytes
+                };
+                if s + n > bytes.len() || d + n > mem_len {
+                    trap!(TrapKind::MemoryOutOfBounds);
+                }
+                // SAFETY: the source is inside the segment, the destination inside memory;
+                // they cannot overlap (the segment is module data, not linear memory).
+                unsafe { ptr::copy_nonoverlapping(bytes.as_ptr().add(s), mem_base.add(d), n) };
+            }
+            Instr::DataDrop { segment } => {
+                store.inner.instances[instance as usize].data_dropped[segment as usize] = true;
+            }
+            Instr::TableGet { dst, table, index } => {
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                let Some(&v) = store.inner.tables[t as usize].elems.get(u32_!(index) as usize) else {
+                    trap!(TrapKind::TableOutOfBounds)
+                };
+                wr!(dst, v);
+            }
+            Instr::TableSet { table, index, value } => {
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                let v = rd!(value);
+                let Some(e) = store.inner.tables[t as usize].elems.get_mut(u32_!(index) as usize) else {
+                    trap!(TrapKind::TableOutOfBounds)
+                };
+                *e = v;
+            }
+            Instr::TableSize { dst, table } => {
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                w32!(dst, store.inner.tables[t as usize].elems.len());
+            }
+            Instr::TableGrow { table, base: b } => {
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                let (init, delta) = (rd!(b), u32_!(b + 1) as u64);
+                let r = store.inner.grow_table(t, delta, init);
+                w32!(b, r.map_or(u32::MAX, |old| old as u32));
+            }
+            Instr::TableFill { table, base: b } => {
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                let (i, val, n) = (u32_!(b) as usize, rd!(b + 1), u32_!(b + 2) as usize);
+                let elems = &mut store.inner.tables[t as usize].elems;
+                if i + n > elems.len() {
+                    trap!(TrapKind::TableOutOfBounds);
+                }
+                elems[i..i + n].fill(val);
+            }
+            Instr::TableCopy { dst_table, src_table, base: b } => {
+                let inst = &store.inner.instances[instance as usize];
+                let (td, ts) = (inst.tables[dst_table as usize], inst.tables[src_table as usize]);
+                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                let tables = &mut store.inner.tables;
+                if d + n > tables[td as usize].elems.len() || s + n > tables[ts as usize].elems.len() {
+                    trap!(TrapKind::TableOutOfBounds);
+                }
+                if td == ts {
+                    tables[td as usize].elems.copy_within(s..s + n, d);
+                } else {
+                    let (src, dst) = if ts < td {
+                        let (a, b) = tables.split_at_mut(td as usize);
+                        (&a[ts as usize], &mut b[0])
+                    } else {
+                        let (a, b) = tables.split_at_mut(ts as usize);
+                        (&b[0], &mut a[td as usize])
+                    };
+                    dst.elems[d..d + n].copy_from_slice(&src.elems[s..s + n]);
+                }
+            }
+            Instr::TableInit { table, segment, base: b } => {
+                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                let inner = &mut store.inner;
+                let inst = &inner.instances[instance as usize];
+                let t = inst.tables[table as usize];
+                let seg = &inst.elems[segment as usize];
+                let elems = &mut inner.tables[t as usize].elems;
+                if s + n > seg.len() || d + n > elems.len() {
+                    trap!(TrapKind::TableOutOfBounds);
+                }
+                elems[d..d + n].copy_from_slice(&seg[s..s + n]);
+            }
+            Instr::ElemDrop { segment } => {
+                store.inner.instances[instance as usize].elems[segment as usize] = Box::new([]);
+            }
+            Instr::RefFunc { dst, func } => {
+                let f = store.inner.instances[instance as usize].funcs[func as usize];
+                wr!(dst, f as u64 + 1);
+            }
+
+            // ---- integer ----
+            Instr::I32Eqz { dst, src } => wbool!(dst, u32_!(src) == 0),
+            Instr::I32Clz { dst, src } => w32!(dst, u32_!(src).leading_zeros()),
+            Instr::I32Ctz { dst, src } => w32!(dst, u32_!(src).trailing_zeros()),
+            Instr::I32Popcnt { dst, src } => w32!(dst, u32_!(src).count_ones()),
+            Instr::I32Extend8S { dst, src } => w32!(dst, rd!(src) as i8 as i32),
+            Instr::I32Extend16S { dst, src } => w32!(dst, rd!(src) as i16 as i32),
+            Instr::I64Eqz { dst, src } => wbool!(dst, rd!(src) == 0),
+            Instr::I64Clz { dst, src } => w64!(dst, rd!(src).leading_zeros()),
+            Instr::I64Ctz { dst, src } => w64!(dst, rd!(src).trailing_zeros()),
+            Instr::I64Popcnt { dst, src } => w64!(dst, rd!(src).count_ones()),
+            Instr::I64Extend8S { dst, src } => w64!(dst, rd!(src) as i8 as i64),
+            Instr::I64Extend16S { dst, src } => w64!(dst, rd!(src) as i16 as i64),
+            Instr::I64Extend32S { dst, src } => w64!(dst, rd!(src) as i32 as i64),
+            Instr::I64ExtendI32S { dst, src } => w64!(dst, i32_!(src) as i64),
+            Instr::I64ExtendI32U { dst, src } => w64!(dst, u32_!(src)),
+
+            Instr::I32Eq { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) == u32_!(rhs)),
+            Instr::I32Ne { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) != u32_!(rhs)),
+            Instr::I32LtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) < i32_!(rhs)),
+            Instr::I32LtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) < u32_!(rhs)),
+            Instr::I32GtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) > i32_!(rhs)),
+            Instr::I32GtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) > u32_!(rhs)),
+            Instr::I32LeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) <= i32_!(rhs)),
+            Instr::I32LeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) <= u32_!(rhs)),
+            Instr::I32GeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) >= i32_!(rhs)),
+            Instr::I32GeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) >= u32_!(rhs)),
+            Instr::I64Eq { dst, lhs, rhs } => wbool!(dst, rd!(lhs) == rd!(rhs)),
+            Instr::I64Ne { dst, lhs, rhs } => wbool!(dst, rd!(lhs) != rd!(rhs)),
+            Instr::I64LtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) < i64_!(rhs)),
+            Instr::I64LtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) < rd!(rhs)),
+            Instr::I64GtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) > i64_!(rhs)),
+            Instr::I64GtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) > rd!(rhs)),
+            Instr::I64LeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) <= i64_!(rhs)),
+            Instr::I64LeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) <= rd!(rhs)),
+            Instr::I64GeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) >= i64_!(rhs)),
+            Instr::I64GeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) >= rd!(rhs)),
+
+            Instr::I32Add { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_add(u32_!(rhs))),
+            Instr::I32Sub { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_sub(u32_!(rhs))),
+            Instr::I32Mul { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_mul(u32_!(rhs))),
+            Instr::I32DivS { dst, lhs, rhs } => {
+                let (a, b) = (i32_!(lhs), i32_!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                if a == i32::MIN && b == -1 {
+                    trap!(TrapKind::IntegerOverflow);
+                }
+                w32!(dst, a / b);
+            }
+            Instr::I32DivU { dst, lhs, rhs } => {
+                let (a, b) = (u32_!(lhs), u32_!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                w32!(dst, a / b);
+            }
+            Instr::I32RemS { dst, lhs, rhs } => {
+                let (a, b) = (i32_!(lhs), i32_!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                w32!(dst, a.wrapping_rem(b));
+            }
+            Instr::I32RemU { dst, lhs, rhs } => {
+                let (a, b) = (u32_!(lhs), u32_!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                w32!(dst, a % b);
+            }
+            Instr::I32And { dst, lhs, rhs } => w32!(dst, u32_!(lhs) & u32_!(rhs)),
+            Instr::I32Or { dst, lhs, rhs } => w32!(dst, u32_!(lhs) | u32_!(rhs)),
+            Instr::I32Xor { dst, lhs, rhs } => w32!(dst, u32_!(lhs) ^ u32_!(rhs)),
+            Instr::I32Shl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shl(u32_!(rhs))),
+            Instr::I32ShrS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_shr(u32_!(rhs))),
+            Instr::I32ShrU { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shr(u32_!(rhs))),
+            Instr::I32Rotl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_left(u32_!(rhs) % 32)),
+            Instr::I32Rotr { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_right(u32_!(rhs) % 32)),
+
+            Instr::I64Add { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_add(rd!(rhs))),
+            Instr::I64Sub { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_sub(rd!(rhs))),
+            Instr::I64Mul { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_mul(rd!(rhs))),
+            Instr::I64DivS { dst, lhs, rhs } => {
+                let (a, b) = (i64_!(lhs), i64_!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                if a == i64::MIN && b == -1 {
+                    trap!(TrapKind::IntegerOverflow);
+                }
+                w64!(dst, a / b);
+            }
+            Instr::I64DivU { dst, lhs, rhs } => {
+                let (a, b) = (rd!(lhs), rd!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                w64!(dst, a / b);
+            }
+            Instr::I64RemS { dst, lhs, rhs } => {
+                let (a, b) = (i64_!(lhs), i64_!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                w64!(dst, a.wrapping_rem(b));
+            }
+            Instr::I64RemU { dst, lhs, rhs } => {
+                let (a, b) = (rd!(lhs), rd!(rhs));
+                if b == 0 {
+                    trap!(TrapKind::IntegerDivisionByZero);
+                }
+                w64!(dst, a % b);
+            }
+            Instr::I64And { dst, lhs, rhs } => w64!(dst, rd!(lhs) & rd!(rhs)),
+            Instr::I64Or { dst, lhs, rhs } => w64!(dst, rd!(lhs) | rd!(rhs)),
+            Instr::I64Xor { dst, lhs, rhs } => w64!(dst, rd!(lhs) ^ rd!(rhs)),
+            Instr::I64Shl { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shl(rd!(rhs) as u32)),
+            Instr::I64ShrS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_shr(rd!(rhs) as u32)),
+            Instr::I64ShrU { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shr(rd!(rhs) as u32)),
+            Instr::I64Rotl { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_left((rd!(rhs) % 64) as u32)),
+            Instr::I64Rotr { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_right((rd!(rhs) % 64) as u32)),
+
+            // ---- float ----
+            Instr::F32Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff),
+            Instr::F32Neg { dst, src } => wr!(dst, (rd!(src) ^ 0x8000_0000) & 0xffff_ffff),
+            Instr::F32Ceil { dst, src } => wf32!(dst, ops::f32_ceil(f32_!(src))),
+            Instr::F32Floor { dst, src } => wf32!(dst, ops::f32_floor(f32_!(src))),
+            Instr::F32Trunc { dst, src } => wf32!(dst, ops::f32_trunc(f32_!(src))),
+            Instr::F32Nearest { dst, src } => wf32!(dst, ops::f32_nearest(f32_!(src))),
+            Instr::F32Sqrt { dst, src } => wf32!(dst, f32_!(src).sqrt()),
+            Instr::F64Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff_ffff_ffff),
+            Instr::F64Neg { dst, src } => wr!(dst, rd!(src) ^ 0x8000_0000_0000_0000),
+            Instr::F64Ceil { dst, src } => wf64!(dst, ops::f64_ceil(f64_!(src))),
+            Instr::F64Floor { dst, src } => wf64!(dst, ops::f64_floor(f64_!(src))),
+            Instr::F64Trunc { dst, src } => wf64!(dst, ops::f64_trunc(f64_!(src))),
+            Instr::F64Nearest { dst, src } => wf64!(dst, ops::f64_nearest(f64_!(src))),
+            Instr::F64Sqrt { dst, src } => wf64!(dst, f64_!(src).sqrt()),
+            Instr::F32Eq { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) == f32_!(rhs)),
+            Instr::F32Ne { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) != f32_!(rhs)),
+            Instr::F32Lt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) < f32_!(rhs)),
+            Instr::F32Gt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) > f32_!(rhs)),
+            Instr::F32Le { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) <= f32_!(rhs)),
+            Instr::F32Ge { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) >= f32_!(rhs)),
+            Instr::F64Eq { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) == f64_!(rhs)),
+            Instr::F64Ne { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) != f64_!(rhs)),
+            Instr::F64Lt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) < f64_!(rhs)),
+            Instr::F64Gt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) > f64_!(rhs)),
+            Instr::F64Le { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) <= f64_!(rhs)),
+            Instr::F64Ge { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) >= f64_!(rhs)),
+            Instr::F32Add { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) + f32_!(rhs)),
+            Instr::F32Sub { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) - f32_!(rhs)),
+            Instr::F32Mul { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) * f32_!(rhs)),
+            Instr::F32Div { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) / f32_!(rhs)),
+            Instr::F32Min { dst, lhs, rhs } => wf32!(dst, ops::f32_min(f32_!(lhs), f32_!(rhs))),
+            Instr::F32Max { dst, lhs, rhs } => wf32!(dst, ops::f32_max(f32_!(lhs), f32_!(rhs))),
+            Instr::F32Copysign { dst, lhs, rhs } => {
+                wr!(dst, (rd!(lhs) & 0x7fff_ffff) | (rd!(rhs) & 0x8000_0000))
+            }
+            Instr::F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
+            Instr::F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
+            Instr::F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
+            Instr::F64Div { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) / f64_!(rhs)),
+            Instr::F64Min { dst, lhs, rhs } => wf64!(dst, ops::f64_min(f64_!(lhs), f64_!(rhs))),
+            Instr::F64Max { dst, lhs, rhs } => wf64!(dst, ops::f64_max(f64_!(lhs), f64_!(rhs))),
+            Instr::F64Copysign { dst, lhs, rhs } => wr!(
+                dst,
+                (rd!(lhs) & 0x7fff_ffff_ffff_ffff) | (rd!(rhs) & 0x8000_0000_0000_0000)
+            ),
+
+            // ---- conversions ----
+            Instr::I32TruncF32S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_s(f32_!(src)))),
+            Instr::I32TruncF32U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_u(f32_!(src)))),
+            Instr::I32TruncF64S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_s(f64_!(src)))),
+            Instr::I32TruncF64U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_u(f64_!(src)))),
+            Instr::I64TruncF32S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_s(f32_!(src)))),
+            Instr::I64TruncF32U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_u(f32_!(src)))),
+            Instr::I64TruncF64S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_s(f64_!(src)))),
+            Instr::I64TruncF64U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_u(f64_!(src)))),
+            // Rust's float-to-int `as` saturates and maps NaN to 0: exactly trunc_sat.
+            Instr::I32TruncSatF32S { dst, src } => w32!(dst, f32_!(src) as i32),
+            Instr::I32TruncSatF32U { dst, src } => w32!(dst, f32_!(src) as u32),
+            Instr::I32TruncSatF64S { dst, src } => w32!(dst, f64_!(src) as i32),
+            Instr::I32TruncSatF64U { dst, src } => w32!(dst, f64_!(src) as u32),
+            Instr::I64TruncSatF32S { dst, src } => w64!(dst, f32_!(src) as i64),
+            Instr::I64TruncSatF32U { dst, src } => w64!(dst, f32_!(src) as u64),
+            Instr::I64TruncSatF64S { dst, src } => w64!(dst, f64_!(src) as i64),
+            Instr::I64TruncSatF64U { dst, src } => w64!(dst, f64_!(src) as u64),
+            Instr::F32ConvertI32S { dst, src } => wf32!(dst, i32_!(src) as f32),
+            Instr::F32ConvertI32U { dst, src } => wf32!(dst, u32_!(src) as f32),
+            Instr::F32ConvertI64S { dst, src } => wf32!(dst, i64_!(src) as f32),
+            Instr::F32ConvertI64U { dst, src } => wf32!(dst, rd!(src) as f32),
+            Instr::F32DemoteF64 { dst, src } => wf32!(dst, f64_!(src) as f32),
+            Instr::F64ConvertI32S { dst, src } => wf64!(dst, i32_!(src) as f64),
+            Instr::F64ConvertI32U { dst, src } => wf64!(dst, u32_!(src) as f64),
+            Instr::F64ConvertI64S { dst, src } => wf64!(dst, i64_!(src) as f64),
+            Instr::F64ConvertI64U { dst, src } => wf64!(dst, rd!(src) as f64),
+            Instr::F64PromoteF32 { dst, src } => wf64!(dst, f32_!(src) as f64),
+
+            // ---- memory ----
+            Instr::I32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
+            Instr::I64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
+            Instr::F32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
+            Instr::F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
+            Instr::I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
+            Instr::I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
+            Instr::I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
+            Instr::I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
+            Instr::I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),
+            Instr::I64Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
+            Instr::I64Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i64 as u64),
+            Instr::I64Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
+            Instr::I64Load32S { dst, addr, offset } => load!(dst, addr, offset, 4, |b| i32::from_le_bytes(b) as i64 as u64),
+            Instr::I64Load32U { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
+            Instr::I32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
+            Instr::I64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
+            Instr::F32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
+            Instr::F64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
+            Instr::I32Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
+            Instr::I32Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
+            Instr::I64Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
+            Instr::I64Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
+            Instr::I64Store32 { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
+        }
+    }
+}

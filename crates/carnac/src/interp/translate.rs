@@ -1,0 +1,723 @@
+//! Translation of validated function bodies into interpreter code.
+//!
+//! Runs once per function, at module compile time, in lock-step with
+//! wasmparser's function validator (each operator is validated before it is
+//! translated, so the translator may assume well-typed input).
+//!
+//! The translator simulates the wasm operand stack. Each stack position `p` owns
+//! the frame slot `L + p` (`L` = params + locals). An entry is either a *temp*
+//! living in its own slot, or a deferred `local.get` that still names the local's
+//! slot: operators read locals directly, and the copy happens only when it must
+//! (before the local is overwritten, at block boundaries, for call arguments).
+//! A `local.set` right after the instruction that produced its value retargets
+//! that instruction's destination to the local instead of copying.
+
+use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
+
+use super::code::{for_each_numeric, CompiledFunc, Instr, Slot};
+use crate::engine::Config;
+use crate::error::Error;
+use crate::module::{invalid, ModuleInfo};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Operand {
+    /// The value lives in the stack position's own slot.
+    Temp,
+    /// The value is (still) the current value of this local.
+    Local(u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CtrlKind {
+    Block,
+    Loop,
+    If,
+    Else,
+}
+
+#[derive(Debug)]
+struct Ctrl {
+    kind: CtrlKind,
+    /// Operand stack height at entry, below the block's parameters.
+    height: usize,
+    params: u32,
+    results: u32,
+    /// Loop header (branch target of a loop).
+    start: u32,
+    /// Branches to patch with the end position.
+    fixups: Vec<usize>,
+    /// The `if`'s conditional jump to its `else` (or end).
+    else_fixup: Option<usize>,
+    /// Entered in unreachable code: the whole construct is skipped.
+    dead_entry: bool,
+}
+
+pub(crate) struct Translator {
+    fuel: bool,
+    locals: u32,
+    stack: Vec<Operand>,
+    max_height: usize,
+    code: Vec<Instr>,
+    ctrl: Vec<Ctrl>,
+    dead: bool,
+    /// No instruction before this index may be rewritten (a branch may land here).
+    label: usize,
+    fuel_at: Option<usize>,
+}
+
+fn err(offset: u64, message: impl Into<String>) -> Error {
+    Error::Invalid { offset, message: message.into() }
+}
+
+macro_rules! translate_numeric {
+    (
+        unary { $($un:ident),* $(,)? }
+        binary { $($bin:ident),* $(,)? }
+        load { $($load:ident),* $(,)? }
+        store { $($store:ident),* $(,)? }
+    ) => {
+        impl Translator {
+            /// Translates a numeric, load or store operator; false for any other operator.
+            fn numeric(&mut self, op: &Operator<'_>) -> bool {
+                match op {
+                    $( Operator::$un => {
+                        let src = self.pop();
+                        let dst = self.push_temp();
+                        self.emit(Instr::$un { dst, src });
+                    } )*
+                    $( Operator::$bin => {
+                        let rhs = self.pop();
+                        let lhs = self.pop();
+                        let dst = self.push_temp();
+                        self.emit(Instr::$bin { dst, lhs, rhs });
+                    } )*
+                    $( Operator::$load { memarg } => {
+                        let addr = self.pop();
+                        let dst = self.push_temp();
+                        self.emit(Instr::$load { dst, addr, offset: memarg.offset as u32 });
+                    } )*
+                    $( Operator::$store { memarg } => {
+                        let value = self.pop();
+                        let addr = self.pop();
+                        self.emit(Instr::$store { addr, value, offset: memarg.offset as u32 });
+                    } )*
+                    _ => return false,
+                }
+                true
+            }
+        }
+    };
+}
+for_each_numeric!(translate_numeric);
+
+impl Translator {
+    pub fn new(config: &Config) -> Translator {
+        Translator {
+            fuel: config.consume_fuel,
+            locals: 0,
+            stack: Vec::new(),
+            max_height: 0,
+            code: Vec::new(),
+            ctrl: Vec::new(),
+            dead: false,
+            label: 0,
+            fuel_at: None,
+        }
+    }
+
+    pub fn translate(
+        &mut self,
+        info: &ModuleInfo,
+        func_index: u32,
+        body: &FunctionBody<'_>,
+        fv: &mut FuncValidator<ValidatorResources>,
+    ) -> Result<CompiledFunc, Error> {
+        let ty = info.func_type(func_index);
+        let num_params = ty.params().len() as u32;
+        let num_results = ty.results().len() as u32;
+        let mut num_locals: u32 = 0;
+        let mut locals = body.get_locals_reader().map_err(invalid)?;
+        for _ in 0..locals.get_count() {
+            let offset = locals.original_position();
+            let (count, ty) = locals.read().map_err(invalid)?;
+            fv.define_locals(offset, count, ty).map_err(invalid)?;
+            num_locals = num_locals
+                .checked_add(count)
+                .ok_or_else(|| err(offset, "too many locals"))?;
+        }
+        self.locals = num_params + num_locals;
+        self.stack.clear();
+        self.ctrl.clear();
+        self.code.clear();
+        self.max_height = 0;
+        self.dead = false;
+        self.label = 0;
+        self.fuel_at = None;
+        self.new_fuel_block();
+        self.ctrl.push(Ctrl {
+            kind: CtrlKind::Block,
+            height: 0,
+            params: 0,
+            results: num_results,
+            start: 0,
+            fixups: Vec::new(),
+            else_fixup: None,
+            dead_entry: false,
+        });
+        let mut reader = body.get_operators_reader().map_err(invalid)?;
+        while !reader.eof() {
+            let (op, offset) = reader.read_with_offset().map_err(invalid)?;
+            fv.op(offset, &op).map_err(invalid)?;
+            self.op(info, &op, offset)?;
+        }
+        reader.finish().map_err(invalid)?;
+        let frame_size = (self.locals as usize)
+            .checked_add(self.max_height)
+            .filter(|s| *s < (u32::MAX / 2) as usize)
+            .ok_or_else(|| err(0, "function frame too large"))? as u32;
+        Ok(CompiledFunc {
+            code: self.code.as_slice().into(),
+            frame_size,
+            num_params,
+            num_locals,
+        })
+    }
+
+    // ---- operand stack ----
+
+    fn slot_of(&self, pos: usize) -> Slot {
+        self.locals + pos as u32
+    }
+
+    fn operand_slot(&self, pos: usize) -> Slot {
+        match self.stack[pos] {
+            Operand::Temp => self.slot_of(pos),
+            Operand::Local(l) => l,
+        }
+    }
+
+    fn pop(&mut self) -> Slot {
+        let pos = self.stack.len() - 1;
+        let slot = self.operand_slot(pos);
+        self.stack.pop();
+        slot
+    }
+
+    fn push(&mut self, operand: Operand) {
+        self.stack.push(operand);
+        self.max_height = self.max_height.max(self.stack.len());
+    }
+
+    fn push_temp(&mut self) -> Slot {
+        self.push(Operand::Temp);
+        self.slot_of(self.stack.len() - 1)
+    }
+
+    fn materialize_at(&mut self, pos: usize) {
+        if let Operand::Local(l) = self.stack[pos] {
+            let dst = self.slot_of(pos);
+            self.emit(Instr::Copy { dst, src: l });
+            self.stack[pos] = Operand::Temp;
+        }
+    }
+
+    /// Makes the top `n` entries temps (e.g. call arguments, which must be consecutive).
+    fn materialize_top(&mut self, n: usize) {
+        let len = self.stack.len();
+        for pos in len - n..len {
+            self.materialize_at(pos);
+        }
+    }
+
+    fn materialize_all(&mut self) {
+        self.materialize_top(self.stack.len());
+    }
+
+    fn materialize_local(&mut self, local: u32) {
+        for pos in 0..self.stack.len() {
+            if self.stack[pos] == Operand::Local(local) {
+                self.materialize_at(pos);
+            }
+        }
+    }
+
+    // ---- code emission ----
+
+    fn emit(&mut self, instr: Instr) -> usize {
+        self.code.push(instr);
+        self.code.len() - 1
+    }
+
+    fn pc(&self) -> u32 {
+        self.code.len() as u32
+    }
+
+    /// Marks the current position as a branch target.
+    fn set_label(&mut self) {
+        self.label = self.code.len();
+        self.new_fuel_block();
+    }
+
+    fn new_fuel_block(&mut self) {
+        if self.fuel {
+            self.fuel_at = Some(self.emit(Instr::ConsumeFuel { amount: 0 }));
+            self.label = self.code.len();
+        }
+    }
+
+    fn charge(&mut self) {
+        if let Some(at) = self.fuel_at {
+            if let Instr::ConsumeFuel { amount } = &mut self.code[at] {
+                *amount = amount.saturating_add(1);
+            }
+        }
+    }
+
+    fn patch(&mut self, at: usize, to: u32) {
+        match &mut self.code[at] {
+            Instr::Br { target } | Instr::BrIfNez { target, .. } | Instr::BrIfEqz { target, .. } => {
+                *target = to
+            }
+            other => unreachable!("patching a non-branch {other:?}"),
+        }
+    }
+
+    fn block_arity(info: &ModuleInfo, bt: BlockType) -> (u32, u32) {
+        match bt {
+            BlockType::Empty => (0, 0),
+            BlockType::Type(_) => (0, 1),
+            BlockType::FuncType(i) => {
+                let t = &info.types[i as usize];
+                (t.params().len() as u32, t.results().len() as u32)
+            }
+        }
+    }
+
+    // ---- branches ----
+
+    fn ctrl_index(&self, depth: u32) -> usize {
+        self.ctrl.len() - 1 - depth as usize
+    }
+
+    /// (source, destination) slot pairs moving the branch values into the target's slots.
+    fn branch_moves(&self, ctrl: usize) -> impl Iterator<Item = (Slot, Slot)> + '_ {
+        let c = &self.ctrl[ctrl];
+        let arity = if c.kind == CtrlKind::Loop { c.params } else { c.results } as usize;
+        let len = self.stack.len();
+        (0..arity).filter_map(move |i| {
+            let src = self.operand_slot(len - arity + i);
+            let dst = self.slot_of(c.height + i);
+            (src != dst).then_some((src, dst))
+        })
+    }
+
+    fn emit_branch_moves(&mut self, ctrl: usize) {
+        let moves: Vec<(Slot, Slot)> = self.branch_moves(ctrl).collect();
+        for (src, dst) in moves {
+            self.emit(Instr::Copy { dst, src });
+        }
+    }
+
+    /// Emits the jump itself (after the moves).
+    fn emit_jump(&mut self, ctrl: usize) {
+        if self.ctrl[ctrl].kind == CtrlKind::Loop {
+            let target = self.ctrl[ctrl].start;
+            self.emit(Instr::Br { target });
+        } else {
+            let at = self.emit(Instr::Br { target: 0 });
+            self.ctrl[ctrl].fixups.push(at);
+        }
+    }
+
+    fn emit_return(&mut self, num_results: usize) {
+        let len = self.stack.len();
+        // Results go to slots 0..n. Copying in ascending order is safe from temps
+        // (their slots are above every destination) but not from low locals.
+        if (len - num_results..len)
+            .any(|p| matches!(self.stack[p], Operand::Local(l) if (l as usize) < num_results))
+        {
+            self.materialize_top(num_results);
+        }
+        for i in 0..num_results {
+            let src = self.operand_slot(len - num_results + i);
+            if src != i as u32 {
+                self.emit(Instr::Copy { dst: i as u32, src });
+            }
+        }
+        self.emit(Instr::Return);
+    }
+
+    // ---- operators ----
+
+    fn op(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Result<(), Error> {
+        if self.dead {
+            self.dead_op(op);
+            return Ok(());
+        }
+        self.charge();
+        if self.numeric(op) {
+            return Ok(());
+        }
+        match *op {
+            Operator::Nop => {}
+            Operator::Unreachable => {
+                self.emit(Instr::Unreachable);
+                self.dead = true;
+            }
+            Operator::Block { blockty } | Operator::Loop { blockty } => {
+                let (params, results) = Self::block_arity(info, blockty);
+                self.materialize_all();
+                let is_loop = matches!(op, Operator::Loop { .. });
+                if is_loop {
+                    self.set_label();
+                }
+                self.ctrl.push(Ctrl {
+                    kind: if is_loop { CtrlKind::Loop } else { CtrlKind::Block },
+                    height: self.stack.len() - params as usize,
+                    params,
+                    results,
+                    start: self.pc(),
+                    fixups: Vec::new(),
+                    else_fixup: None,
+                    dead_entry: false,
+                });
+            }
+            Operator::If { blockty } => {
+                let (params, results) = Self::block_arity(info, blockty);
+                let cond = self.pop();
+                self.materialize_all();
+                let at = self.emit(Instr::BrIfEqz { cond, target: 0 });
+                self.new_fuel_block();
+                self.ctrl.push(Ctrl {
+                    kind: CtrlKind::If,
+                    height: self.stack.len() - params as usize,
+                    params,
+                    results,
+                    start: 0,
+                    fixups: Vec::new(),
+                    else_fixup: Some(at),
+                    dead_entry: false,
+                });
+            }
+            Operator::Else => self.else_(),
+            Operator::End => self.end(),
+            Operator::Br { relative_depth } => {
+                let c = self.ctrl_index(relative_depth);
+                self.emit_branch_moves(c);
+                self.emit_jump(c);
+                self.dead = true;
+            }
+            Operator::BrIf { relative_depth } => {
+                let cond = self.pop();
+                let c = self.ctrl_index(relative_depth);
+                if self.branch_moves(c).next().is_none() {
+                    if self.ctrl[c].kind == CtrlKind::Loop {
+                        let target = self.ctrl[c].start;
+                        self.emit(Instr::BrIfNez { cond, target });
+                    } else {
+                        let at = self.emit(Instr::BrIfNez { cond, target: 0 });
+                        self.ctrl[c].fixups.push(at);
+                    }
+                } else {
+                    let skip = self.emit(Instr::BrIfEqz { cond, target: 0 });
+                    self.emit_branch_moves(c);
+                    self.emit_jump(c);
+                    let here = self.pc();
+                    self.patch(skip, here);
+                    self.set_label();
+                }
+            }
+            Operator::BrTable { ref targets } => {
+                let index = self.pop();
+                let mut depths = Vec::new();
+                for t in targets.targets() {
+                    depths.push(t.map_err(invalid)?);
+                }
+                depths.push(targets.default());
+                let len = depths.len() as u32 - 1;
+                self.emit(Instr::BrTable { index, len });
+                let first = self.code.len();
+                for _ in 0..depths.len() {
+                    self.emit(Instr::Br { target: 0 });
+                }
+                let mut stubs: Vec<(u32, u32)> = Vec::new();
+                for (i, depth) in depths.into_iter().enumerate() {
+                    let at = first + i;
+                    let c = self.ctrl_index(depth);
+                    if self.branch_moves(c).next().is_none() {
+                        if self.ctrl[c].kind == CtrlKind::Loop {
+                            let start = self.ctrl[c].start;
+                            self.patch(at, start);
+                        } else {
+                            self.ctrl[c].fixups.push(at);
+                        }
+                    } else if let Some(&(_, pc)) = stubs.iter().find(|(d, _)| *d == depth) {
+                        self.patch(at, pc);
+                    } else {
+                        let pc = self.pc();
+                        self.patch(at, pc);
+                        stubs.push((depth, pc));
+                        self.emit_branch_moves(c);
+                        self.emit_jump(c);
+                    }
+                }
+                self.dead = true;
+            }
+            Operator::Return => {
+                let n = self.ctrl[0].results as usize;
+                self.emit_return(n);
+                self.dead = true;
+            }
+            Operator::Call { function_index } => {
+                let ty = info.func_type(function_index);
+                let (np, nr) = (ty.params().len(), ty.results().len());
+                self.materialize_top(np);
+                let base = self.slot_of(self.stack.len() - np);
+                self.stack.truncate(self.stack.len() - np);
+                if function_index >= info.num_imported_funcs {
+                    let def_index = function_index - info.num_imported_funcs;
+                    self.emit(Instr::CallInternal { def_index, base });
+                } else {
+                    self.emit(Instr::Call { func: function_index, base });
+                }
+                for _ in 0..nr {
+                    self.push_temp();
+                }
+            }
+            Operator::CallIndirect { type_index, table_index } => {
+                let ty = &info.types[type_index as usize];
+                let (np, nr) = (ty.params().len(), ty.results().len());
+                self.materialize_top(np + 1);
+                let base = self.slot_of(self.stack.len() - np - 1);
+                self.stack.truncate(self.stack.len() - np - 1);
+                self.emit(Instr::CallIndirect { type_index, table: table_index, base });
+                for _ in 0..nr {
+                    self.push_temp();
+                }
+            }
+            Operator::Drop => {
+                self.stack.pop();
+            }
+            Operator::Select | Operator::TypedSelect { .. } => {
+                let cond = self.pop();
+                let src = self.pop();
+                let pos = self.stack.len() - 1;
+                self.materialize_at(pos);
+                let dst = self.slot_of(pos);
+                self.emit(Instr::SelectTo { dst, cond, src });
+            }
+            Operator::LocalGet { local_index } => self.push(Operand::Local(local_index)),
+            Operator::LocalSet { local_index } => self.local_set(local_index),
+            Operator::LocalTee { local_index } => {
+                self.local_set(local_index);
+                self.push(Operand::Local(local_index));
+            }
+            Operator::GlobalGet { global_index } => {
+                let dst = self.push_temp();
+                self.emit(Instr::GlobalGet { dst, global: global_index });
+            }
+            Operator::GlobalSet { global_index } => {
+                let src = self.pop();
+                self.emit(Instr::GlobalSet { src, global: global_index });
+            }
+            Operator::I32Const { value } => self.constant(value as u32 as u64),
+            Operator::I64Const { value } => self.constant(value as u64),
+            Operator::F32Const { value } => self.constant(value.bits() as u64),
+            Operator::F64Const { value } => self.constant(value.bits()),
+            // Free: i32 readers only look at the low 32 bits, floats are kept as bits.
+            Operator::I32WrapI64
+            | Operator::I32ReinterpretF32
+            | Operator::F32ReinterpretI32
+            | Operator::I64ReinterpretF64
+            | Operator::F64ReinterpretI64 => {}
+            Operator::MemorySize { .. } => {
+                let dst = self.push_temp();
+                self.emit(Instr::MemorySize { dst });
+            }
+            Operator::MemoryGrow { .. } => {
+                let delta = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::MemoryGrow { dst, delta });
+            }
+            Operator::MemoryFill { .. } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryFill { base });
+            }
+            Operator::MemoryCopy { .. } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryCopy { base });
+            }
+            Operator::MemoryInit { data_index, .. } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryInit { segment: data_index, base });
+            }
+            Operator::DataDrop { data_index } => {
+                self.emit(Instr::DataDrop { segment: data_index });
+            }
+            Operator::TableGet { table } => {
+                let index = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::TableGet { dst, table, index });
+            }
+            Operator::TableSet { table } => {
+                let value = self.pop();
+                let index = self.pop();
+                self.emit(Instr::TableSet { table, index, value });
+            }
+            Operator::TableSize { table } => {
+                let dst = self.push_temp();
+                self.emit(Instr::TableSize { dst, table });
+            }
+            Operator::TableGrow { table } => {
+                let base = self.take_consecutive(2);
+                self.push_temp();
+                self.emit(Instr::TableGrow { table, base });
+            }
+            Operator::TableFill { table } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::TableFill { table, base });
+            }
+            Operator::TableCopy { dst_table, src_table } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::TableCopy { dst_table, src_table, base });
+            }
+            Operator::TableInit { elem_index, table } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::TableInit { table, segment: elem_index, base });
+            }
+            Operator::ElemDrop { elem_index } => {
+                self.emit(Instr::ElemDrop { segment: elem_index });
+            }
+            Operator::RefNull { .. } => self.constant(0),
+            Operator::RefIsNull => {
+                let src = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::I64Eqz { dst, src });
+            }
+            Operator::RefFunc { function_index } => {
+                let dst = self.push_temp();
+                self.emit(Instr::RefFunc { dst, func: function_index });
+            }
+            ref other => {
+                return Err(err(offset, format!("unsupported operator {other:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn constant(&mut self, value: u64) {
+        let dst = self.push_temp();
+        self.emit(Instr::Const { dst, value });
+    }
+
+    /// Pops `n` operands into consecutive slots and returns the first slot.
+    fn take_consecutive(&mut self, n: usize) -> Slot {
+        self.materialize_top(n);
+        let base = self.slot_of(self.stack.len() - n);
+        self.stack.truncate(self.stack.len() - n);
+        base
+    }
+
+    fn local_set(&mut self, local: u32) {
+        let pos = self.stack.len() - 1;
+        let operand = self.stack[pos];
+        if operand == Operand::Local(local) {
+            self.stack.pop();
+            return;
+        }
+        let src = self.pop();
+        let pending = self.stack.contains(&Operand::Local(local));
+        if !pending && operand == Operand::Temp && self.code.len() > self.label {
+            let temp = self.slot_of(pos);
+            if let Some(dst) = self.code.last_mut().and_then(Instr::result_slot_mut) {
+                if *dst == temp {
+                    *dst = local;
+                    return;
+                }
+            }
+        }
+        if pending {
+            self.materialize_local(local);
+        }
+        self.emit(Instr::Copy { dst: local, src });
+    }
+
+    fn else_(&mut self) {
+        let c = self.ctrl.len() - 1;
+        if !self.dead {
+            let n = self.ctrl[c].results as usize;
+            self.materialize_top(n);
+            let at = self.emit(Instr::Br { target: 0 });
+            self.ctrl[c].fixups.push(at);
+        }
+        if let Some(at) = self.ctrl[c].else_fixup.take() {
+            let here = self.pc();
+            self.patch(at, here);
+        }
+        self.set_label();
+        let ctrl = &mut self.ctrl[c];
+        ctrl.kind = CtrlKind::Else;
+        let (height, params) = (ctrl.height, ctrl.params as usize);
+        self.stack.truncate(height);
+        for _ in 0..params {
+            self.push(Operand::Temp);
+        }
+        self.dead = false;
+    }
+
+    fn end(&mut self) {
+        if !self.dead {
+            let n = self.ctrl.last().map_or(0, |c| c.results) as usize;
+            self.materialize_top(n);
+        }
+        let ctrl = self.ctrl.pop().expect("validated: end matches a block");
+        let here = self.pc();
+        if let Some(at) = ctrl.else_fixup {
+            self.patch(at, here);
+        }
+        for &at in &ctrl.fixups {
+            self.patch(at, here);
+        }
+        self.set_label();
+        self.stack.truncate(ctrl.height);
+        for _ in 0..ctrl.results {
+            self.push(Operand::Temp);
+        }
+        self.dead = false;
+        if self.ctrl.is_empty() {
+            self.emit_return(ctrl.results as usize);
+            self.dead = true;
+        }
+    }
+
+    /// Operators in unreachable code: only the block structure matters.
+    fn dead_op(&mut self, op: &Operator<'_>) {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                self.ctrl.push(Ctrl {
+                    kind: CtrlKind::Block,
+                    height: self.stack.len(),
+                    params: 0,
+                    results: 0,
+                    start: 0,
+                    fixups: Vec::new(),
+                    else_fixup: None,
+                    dead_entry: true,
+                });
+            }
+            Operator::Else => {
+                if !self.ctrl.last().is_some_and(|c| c.dead_entry) {
+                    self.else_();
+                }
+            }
+            Operator::End => {
+                if self.ctrl.last().is_some_and(|c| c.dead_entry) {
+                    self.ctrl.pop();
+                } else {
+                    self.end();
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! Decoding and validation: turns module bytes into an immutable [`ModuleInfo`]
+//! plus the interpreter code for every defined function.
+//!
+//! Everything here depends only on the module's bytes and the engine's
+//! configuration; it never touches a store. All of it runs once, in
+//! [`Module::new`]; instantiation reuses the result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmparser::{
+    ElementItems, ElementKind, ExternalKind, KnownCustom, Name, Parser, Payload, TypeRef,
+    ValidPayload, Validator,
+};
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::interp::{self, CompiledFunc};
+use crate::types::*;
+
+/// A constant expression of WebAssembly 2.0 (a single constant instruction).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConstExpr {
+    /// A number, as the raw bits the runtime stores (i32 zero-extended, floats as bits).
+    Bits(u64),
+    RefNull,
+    RefFunc(u32),
+    GlobalGet(u32),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ElemMode {
+    Passive,
+    Declared,
+    Active { table: u32, offset: ConstExpr },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ElemSegment {
+    pub mode: ElemMode,
+    pub items: Box<[ConstExpr]>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum DataMode {
+    Passive,
+    Active { memory: u32, offset: ConstExpr },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DataSegment {
+    pub mode: DataMode,
+    pub bytes: Box<[u8]>,
+}
+
+/// An index into one of a module's index spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntityIndex {
+    Func(u32),
+    Table(u32),
+    Memory(u32),
+    Global(u32),
+}
+
+/// Everything known about a module that is independent of execution.
+#[derive(Debug, Default)]
+pub(crate) struct ModuleInfo {
+    pub name: Option<String>,
+    pub types: Vec<FuncType>,
+    /// Engine-wide canonical id of each entry of `types` (for `call_indirect`).
+    pub type_ids: Vec<u32>,
+    pub imports: Vec<(String, String, EntityIndex)>,
+    /// Type index of every function, imported ones first.
+    pub funcs: Vec<u32>,
+    pub num_imported_funcs: u32,
+    pub tables: Vec<TableType>,
+    pub table_inits: Vec<Option<ConstExpr>>,
+    pub num_imported_tables: u32,
+    pub memories: Vec<MemoryType>,
+    pub num_imported_memories: u32,
+    pub globals: Vec<GlobalType>,
+    pub global_inits: Vec<ConstExpr>,
+    pub num_imported_globals: u32,
+    pub exports: Vec<(String, EntityIndex)>,
+    pub start: Option<u32>,
+    pub elems: Vec<ElemSegment>,
+    pub datas: Vec<DataSegment>,
+    pub func_names: HashMap<u32, String>,
+}
+
+impl ModuleInfo {
+    pub fn func_type(&self, func_index: u32) -> &FuncType {
+        &self.types[self.funcs[func_index as usize] as usize]
+    }
+
+    pub fn func_name(&self, func_index: u32) -> Option<&str> {
+        self.func_names.get(&func_index).map(String::as_str)
+    }
+
+    pub fn entity_type(&self, idx: EntityIndex) -> ExternType {
+        match idx {
+            EntityIndex::Func(i) => ExternType::Func(self.func_type(i).clone()),
+            EntityIndex::Table(i) => ExternType::Table(self.tables[i as usize]),
+            EntityIndex::Memory(i) => ExternType::Memory(self.memories[i as usize]),
+            EntityIndex::Global(i) => ExternType::Global(self.globals[i as usize]),
+        }
+    }
+}
+
+pub(crate) struct ModuleInner {
+    pub engine: Engine,
+    pub info: ModuleInfo,
+    /// Interpreter code for each defined (non-imported) function.
+    pub code: Vec<CompiledFunc>,
+}
+
+/// A compiled WebAssembly module: validated, translated, immutable and cheap to clone.
+#[derive(Clone)]
+pub struct Module {
+    pub(crate) inner: Arc<ModuleInner>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module").field("name", &self.inner.info.name).finish_non_exhaustive()
+    }
+}
+
+impl Module {
+    /// Compiles a module from the binary format or, when the bytes do not start
+    /// with the binary magic, from the text format.
+    pub fn new(engine: &Engine, bytes: impl AsRef<[u8]>) -> Result<Module, Error> {
+        let bytes = bytes.as_ref();
+        if bytes.starts_with(b"\0asm") {
+            return Self::from_binary(engine, bytes);
+        }
+        let binary = wat::parse_bytes(bytes).map_err(|e| Error::Text(e.to_string()))?;
+        Self::from_binary(engine, &binary)
+    }
+
+    /// Reads and compiles a module file (binary or text).
+    pub fn from_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        Self::new(engine, bytes)
+    }
+
+    /// Compiles a module from the binary format only.
+    pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
+        let (info, code) = decode(engine, bytes)?;
+        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code }) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The module's name from the name section, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.info.name.as_deref()
+    }
+
+    pub fn imports(&self) -> impl ExactSizeIterator<Item = ImportType> + '_ {
+        let info = &self.inner.info;
+        info.imports.iter().map(move |(m, n, idx)| ImportType {
+            module: m.clone(),
+            name: n.clone(),
+            ty: info.entity_type(*idx),
+        })
+    }
+
+    pub fn exports(&self) -> impl ExactSizeIterator<Item = ExportType> + '_ {
+        let info = &self.inner.info;
+        info.exports
+            .iter()
+            .map(move |(n, idx)| ExportType { name: n.clone(), ty: info.entity_type(*idx) })
+    }
+
+    /// The type of the export `name`, if the module has one.
+    pub fn get_export(&self, name: &str) -> Option<ExternType> {
+        let info = &self.inner.info;
+        info.exports.iter().find(|(n, _)| n == name).map(|(_, idx)| info.entity_type(*idx))
+    }
+}
+
+pub(crate) fn invalid(e: wasmparser::BinaryReaderError) -> Error {
+    Error::Invalid { offset: e.offset(), message: e.message().to_string() }
+}
+
+fn unsupported(offset: u64, message: String) -> Error {
+    Error::Invalid { offset, message }
+}
+
+fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
+    use wasmparser::Operator as O;
+    let mut reader = expr.get_operators_reader();
+    let offset = reader.original_position();
+    let op = reader.read().map_err(invalid)?;
+    let value = match op {
+        O::I32Const { value } => ConstExpr::Bits(value as u32 as u64),
+        O::I64Const { value } => ConstExpr::Bits(value as u64),
+        O::F32Const { value } => ConstExpr::Bits(value.bits() as u64),
+        O::F64Const { value } => ConstExpr::Bits(value.bits()),
+        O::RefNull { .. } => ConstExpr::RefNull,
+        O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
+        O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
+        other => {
+            return Err(unsupported(offset, format!("unsupported constant expression {other:?}")))
+        }
+    };
+    match reader.read().map_err(invalid)? {
+        wasmparser::Operator::End => Ok(value),
+        _ => Err(unsupported(offset, "constant expression longer than one instruction".into())),
+    }
+}
+
+fn limits(min: u64, max: Option<u64>) -> Limits {
+    Limits { min, max }
+}
+
+fn table_type(t: &wasmparser::TableType, offset: u64) -> Result<TableType, Error> {
+    let element = ValType::from_ref_type(t.element_type).map_err(|m| unsupported(offset, m))?;
+    Ok(TableType { element, limits: limits(t.initial, t.maximum) })
+}
+
+fn global_type(g: &wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Error> {
+    Ok(GlobalType {
+        content: ValType::from_wasmparser(g.content_type).map_err(|m| unsupported(offset, m))?,
+        mutability: if g.mutable { Mutability::Var } else { Mutability::Const },
+    })
+}
+
+fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<CompiledFunc>), Error> {
+    let features = engine.config().wasm_features();
+    let mut validator = Validator::new_with_features(features);
+    let mut parser = Parser::new(0);
+    // Decode with the enabled features only, so that e.g. 64-bit limit encodings are
+    // malformed unless memory64 is on.
+    parser.set_features(features);
+    let mut info = ModuleInfo::default();
+    let mut code = Vec::new();
+    let mut translator = interp::Translator::new(engine.config());
+    for payload in parser.parse_all(bytes) {
+        let payload = payload.map_err(invalid)?;
+        let valid = validator.payload(&payload).map_err(invalid)?;
+        match payload {
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    let group = group.map_err(invalid)?;
+                    for sub in group.into_types() {
+                        let f = sub.composite_type.inner;
+                        let wasmparser::CompositeInnerType::Func(ft) = f else {
+                            return Err(unsupported(0, "non-function type".into()));
+                        };
+                        let conv = |v: &[wasmparser::ValType]| -> Result<Vec<ValType>, Error> {
+                            v.iter()
+                                .map(|t| ValType::from_wasmparser(*t).map_err(|m| unsupported(0, m)))
+                                .collect()
+                        };
+                        let ty = FuncType::new(conv(ft.params())?, conv(ft.results())?);
+                        info.type_ids.push(engine.register_type(&ty));
+                        info.types.push(ty);
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                let offset = reader.range().start;
+                for group in reader {
+                    for import in group.map_err(invalid)? {
+                        let (_, import) = import.map_err(invalid)?;
+                        let idx = match import.ty {
+                            TypeRef::Func(t) => {
+                                info.funcs.push(t);
+                                info.num_imported_funcs += 1;
+                                EntityIndex::Func(info.funcs.len() as u32 - 1)
+                            }
+                            TypeRef::Table(t) => {
+                                info.tables.push(table_type(&t, offset)?);
+                                info.table_inits.push(None);
+                                info.num_imported_tables += 1;
+                                EntityIndex::Table(info.tables.len() as u32 - 1)
+                            }
+                            TypeRef::Memory(m) => {
+                                info.memories.push(MemoryType { limits: limits(m.initial, m.maximum) });
+                                info.num_imported_memories += 1;
+                                EntityIndex::Memory(info.memories.len() as u32 - 1)
+                            }
+                            TypeRef::Global(g) => {
+                                info.globals.push(global_type(&g, offset)?);
+                                info.num_imported_globals += 1;
+                                EntityIndex::Global(info.globals.len() as u32 - 1)
+                            }
+                            other => {
+                                return Err(unsupported(offset, format!("unsupported import {other:?}")))
+                            }
+                        };
+                        info.imports.push((import.module.to_string(), import.name.to_string(), idx));
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for t in reader {
+                    info.funcs.push(t.map_err(invalid)?);
+                }
+            }
+            Payload::TableSection(reader) => {
+                let offset = reader.range().start;
+                for t in reader {
+                    let t = t.map_err(invalid)?;
+                    info.tables.push(table_type(&t.ty, offset)?);
+                    info.table_inits.push(match t.init {
+                        wasmparser::TableInit::RefNull => None,
+                        wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
+                    });
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for m in reader {
+                    let m = m.map_err(invalid)?;
+                    info.memories.push(MemoryType { limits: limits(m.initial, m.maximum) });
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                let offset = reader.range().start;
+                for g in reader {
+                    let g = g.map_err(invalid)?;
+                    info.globals.push(global_type(&g.ty, offset)?);
+                    info.global_inits.push(const_expr(&g.init_expr)?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for e in reader {
+                    let e = e.map_err(invalid)?;
+                    let idx = match e.kind {
+                        ExternalKind::Func => EntityIndex::Func(e.index),
+                        ExternalKind::Table => EntityIndex::Table(e.index),
+                        ExternalKind::Memory => EntityIndex::Memory(e.index),
+                        ExternalKind::Global => EntityIndex::Global(e.index),
+                        other => return Err(unsupported(0, format!("unsupported export {other:?}"))),
+                    };
+                    info.exports.push((e.name.to_string(), idx));
+                }
+            }
+            Payload::StartSection { func, .. } => info.start = Some(func),
+            Payload::ElementSection(reader) => {
+                for e in reader {
+                    let e = e.map_err(invalid)?;
+                    let mode = match e.kind {
+                        ElementKind::Passive => ElemMode::Passive,
+                        ElementKind::Declared => ElemMode::Declared,
+                        ElementKind::Active { table_index, offset_expr } => ElemMode::Active {
+                            table: table_index.unwrap_or(0),
+                            offset: const_expr(&offset_expr)?,
+                        },
+                    };
+                    let mut items = Vec::new();
+                    match e.items {
+                        ElementItems::Functions(r) => {
+                            for f in r {
+                                items.push(ConstExpr::RefFunc(f.map_err(invalid)?));
+                            }
+                        }
+                        ElementItems::Expressions(_, r) => {
+                            for x in r {
+                                items.push(const_expr(&x.map_err(invalid)?)?);
+                            }
+                        }
+                    }
+                    info.elems.push(ElemSegment { mode, items: items.into() });
+                }
+            }
+            Payload::DataSection(reader) => {
+                for d in reader {
+                    let d = d.map_err(invalid)?;
+                    let mode = match d.kind {
+                        wasmparser::DataKind::Passive => DataMode::Passive,
+                        wasmparser::DataKind::Active { memory_index, offset_expr } => {
+                            DataMode::Active { memory: memory_index, offset: const_expr(&offset_expr)? }
+                        }
+                    };
+                    info.datas.push(DataSegment { mode, bytes: d.data.into() });
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let ValidPayload::Func(to_validate, _) = valid else {
+                    return Err(unsupported(body.range().start, "code entry not validated".into()));
+                };
+                let func_index = info.num_imported_funcs + code.len() as u32;
+                let mut fv = to_validate.into_validator(Default::default());
+                code.push(translator.translate(&info, func_index, &body, &mut fv)?);
+            }
+            Payload::CustomSection(reader) => {
+                if let KnownCustom::Name(names) = reader.as_known() {
+                    // The name section is advisory: a malformed one is ignored, as the spec allows.
+                    for name in names.into_iter().flatten() {
+                        match name {
+                            Name::Module { name, .. } => info.name = Some(name.to_string()),
+                            Name::Function(map) => {
+                                for n in map.into_iter().flatten() {
+                                    info.func_names.insert(n.index, n.name.to_string());
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((info, code))
+}

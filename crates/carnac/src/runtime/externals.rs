@@ -1,0 +1,272 @@
+//! Handles to memories, tables and globals, and the [`Extern`] sum of all
+//! importable things. Each handle is a store index checked against the store id.
+
+use crate::error::Error;
+use crate::runtime::memory::LinearMemory;
+use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity, TableEntity};
+use crate::runtime::values::Val;
+use crate::types::*;
+use crate::Func;
+
+macro_rules! handle {
+    ($name:ident) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name {
+            pub(crate) store: u64,
+            pub(crate) index: u32,
+        }
+        impl $name {
+            fn checked(&self, store_id: u64) -> Result<usize, Error> {
+                if self.store != store_id {
+                    return Err(Error::usage(concat!(
+                        stringify!($name),
+                        " used with a store it does not belong to"
+                    )));
+                }
+                Ok(self.index as usize)
+            }
+        }
+    };
+}
+handle!(Memory);
+handle!(Table);
+handle!(Global);
+
+impl Memory {
+    /// Creates a memory owned by the host.
+    pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> Result<Memory, Error> {
+        let s = &mut store.as_context_mut().inner;
+        let mem = LinearMemory::new(ty).map_err(Error::Limit)?;
+        s.memories.push(mem);
+        Ok(Memory { store: s.id, index: s.memories.len() as u32 - 1 })
+    }
+
+    pub fn ty(&self, store: impl AsContext) -> MemoryType {
+        let s = &store.as_context().inner;
+        let m = &s.memories[self.checked(s.id).unwrap_or(0)];
+        MemoryType { limits: Limits { min: m.size_pages(), max: m.ty.limits.max } }
+    }
+
+    /// The memory's contents. Panics only if the handle belongs to another store.
+    pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> &'a [u8] {
+        let s = &store.as_context().inner;
+        let i = self.checked(s.id).expect("Memory used with a store it does not belong to");
+        s.memories[i].data()
+    }
+
+    /// The memory's contents, mutably. Panics only if the handle belongs to another store.
+    pub fn data_mut<'a, S: AsContextMut + 'a>(&self, store: &'a mut S) -> &'a mut [u8] {
+        let s = &mut store.as_context_mut().inner;
+        let i = self.checked(s.id).expect("Memory used with a store it does not belong to");
+        s.memories[i].data_mut()
+    }
+
+    pub fn size(&self, store: impl AsContext) -> u64 {
+        let s = &store.as_context().inner;
+        self.checked(s.id).map_or(0, |i| s.memories[i].size_pages())
+    }
+
+    pub fn data_size(&self, store: impl AsContext) -> usize {
+        let s = &store.as_context().inner;
+        self.checked(s.id).map_or(0, |i| s.memories[i].len())
+    }
+
+    /// Reads `buf.len()` bytes at `offset`; errors when out of bounds.
+    pub fn read(&self, store: impl AsContext, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
+        let s = &store.as_context().inner;
+        let data = s.memories[self.checked(s.id)?].data();
+        let src = offset
+            .checked_add(buf.len())
+            .and_then(|end| data.get(offset..end))
+            .ok_or_else(|| Error::usage("out of bounds memory access"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    /// Writes `buf` at `offset`; errors when out of bounds.
+    pub fn write(&self, mut store: impl AsContextMut, offset: usize, buf: &[u8]) -> Result<(), Error> {
+        let s = &mut store.as_context_mut().inner;
+        let i = self.checked(s.id)?;
+        let data = s.memories[i].data_mut();
+        let dst = offset
+            .checked_add(buf.len())
+            .and_then(|end| data.get_mut(offset..end))
+            .ok_or_else(|| Error::usage("out of bounds memory access"))?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+
+    /// Grows by `delta` pages and returns the previous size in pages.
+    pub fn grow(&self, mut store: impl AsContextMut, delta: u64) -> Result<u64, Error> {
+        let s = &mut store.as_context_mut().inner;
+        let i = self.checked(s.id)?;
+        s.grow_memory(i as u32, delta)
+            .ok_or_else(|| Error::Limit(format!("failed to grow memory by {delta} pages")))
+    }
+}
+
+impl Table {
+    pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table, Error> {
+        let s = &mut store.as_context_mut().inner;
+        if init.ty() != ty.element {
+            return Err(Error::usage("table initial value has the wrong type"));
+        }
+        let raw = init.to_raw(s.id)?;
+        let n = ty.limits.min;
+        if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
+            return Err(Error::Limit(format!("table of {n} elements")));
+        }
+        if let Some(l) = s.limiter.as_mut() {
+            if !l.table_growing(0, n, ty.limits.max) {
+                return Err(Error::Limit(format!("table of {n} elements")));
+            }
+        }
+        let mut elems = Vec::new();
+        elems.try_reserve(n as usize).map_err(|_| Error::Limit(format!("table of {n} elements")))?;
+        elems.resize(n as usize, raw);
+        s.tables.push(TableEntity { ty, elems });
+        Ok(Table { store: s.id, index: s.tables.len() as u32 - 1 })
+    }
+
+    pub fn ty(&self, store: impl AsContext) -> TableType {
+        let s = &store.as_context().inner;
+        let t = &s.tables[self.checked(s.id).unwrap_or(0)];
+        TableType { element: t.ty.element, limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
+    }
+
+    pub fn size(&self, store: impl AsContext) -> u64 {
+        let s = &store.as_context().inner;
+        self.checked(s.id).map_or(0, |i| s.tables[i].elems.len() as u64)
+    }
+
+    pub fn get(&self, store: impl AsContext, index: u64) -> Option<Val> {
+        let s = &store.as_context().inner;
+        let t = &s.tables[self.checked(s.id).ok()?];
+        let raw = *t.elems.get(usize::try_from(index).ok()?)?;
+        Some(Val::from_raw(raw, t.ty.element, s.id))
+    }
+
+    pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> Result<(), Error> {
+        let s = &mut store.as_context_mut().inner;
+        let i = self.checked(s.id)?;
+        if val.ty() != s.tables[i].ty.element {
+            return Err(Error::usage("table element has the wrong type"));
+        }
+        let raw = val.to_raw(s.id)?;
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|x| s.tables[i].elems.get_mut(x))
+            .ok_or_else(|| Error::usage("out of bounds table access"))?;
+        *slot = raw;
+        Ok(())
+    }
+
+    pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Val) -> Result<u64, Error> {
+        let s = &mut store.as_context_mut().inner;
+        let i = self.checked(s.id)?;
+        let raw = init.to_raw(s.id)?;
+        s.grow_table(i as u32, delta, raw)
+            .ok_or_else(|| Error::Limit(format!("failed to grow table by {delta}")))
+    }
+}
+
+impl Global {
+    pub fn new(mut store: impl AsContextMut, ty: GlobalType, val: Val) -> Result<Global, Error> {
+        let s = &mut store.as_context_mut().inner;
+        if val.ty() != ty.content {
+            return Err(Error::usage("global initial value has the wrong type"));
+        }
+        let value = val.to_raw(s.id)?;
+        s.globals.push(GlobalEntity { ty, value });
+        Ok(Global { store: s.id, index: s.globals.len() as u32 - 1 })
+    }
+
+    pub fn ty(&self, store: impl AsContext) -> GlobalType {
+        let s = &store.as_context().inner;
+        s.globals[self.checked(s.id).unwrap_or(0)].ty
+    }
+
+    pub fn get(&self, store: impl AsContext) -> Val {
+        let s = &store.as_context().inner;
+        let g = &s.globals[self.checked(s.id).unwrap_or(0)];
+        Val::from_raw(g.value, g.ty.content, s.id)
+    }
+
+    pub fn set(&self, mut store: impl AsContextMut, val: Val) -> Result<(), Error> {
+        let s = &mut store.as_context_mut().inner;
+        let i = self.checked(s.id)?;
+        let g = &s.globals[i];
+        if g.ty.mutability != Mutability::Var {
+            return Err(Error::usage("cannot set an immutable global"));
+        }
+        if val.ty() != g.ty.content {
+            return Err(Error::usage("global value has the wrong type"));
+        }
+        let raw = val.to_raw(s.id)?;
+        s.globals[i].value = raw;
+        Ok(())
+    }
+}
+
+/// Anything a module can import or export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extern {
+    Func(Func),
+    Table(Table),
+    Memory(Memory),
+    Global(Global),
+}
+
+impl Extern {
+    pub fn into_func(self) -> Option<Func> {
+        if let Extern::Func(f) = self { Some(f) } else { None }
+    }
+    pub fn into_memory(self) -> Option<Memory> {
+        if let Extern::Memory(m) = self { Some(m) } else { None }
+    }
+    pub fn into_table(self) -> Option<Table> {
+        if let Extern::Table(t) = self { Some(t) } else { None }
+    }
+    pub fn into_global(self) -> Option<Global> {
+        if let Extern::Global(g) = self { Some(g) } else { None }
+    }
+
+    pub(crate) fn store_id(&self) -> u64 {
+        match self {
+            Extern::Func(f) => f.store,
+            Extern::Table(t) => t.store,
+            Extern::Memory(m) => m.store,
+            Extern::Global(g) => g.store,
+        }
+    }
+
+    pub fn ty(&self, store: impl AsContext) -> ExternType {
+        match self {
+            Extern::Func(f) => ExternType::Func(f.ty(&store)),
+            Extern::Table(t) => ExternType::Table(t.ty(&store)),
+            Extern::Memory(m) => ExternType::Memory(m.ty(&store)),
+            Extern::Global(g) => ExternType::Global(g.ty(&store)),
+        }
+    }
+}
+
+impl From<Func> for Extern {
+    fn from(f: Func) -> Extern {
+        Extern::Func(f)
+    }
+}
+impl From<Memory> for Extern {
+    fn from(m: Memory) -> Extern {
+        Extern::Memory(m)
+    }
+}
+impl From<Table> for Extern {
+    fn from(t: Table) -> Extern {
+        Extern::Table(t)
+    }
+}
+impl From<Global> for Extern {
+    fn from(g: Global) -> Extern {
+        Extern::Global(g)
+    }
+}

@@ -1,0 +1,401 @@
+//! Functions: the [`Func`] handle, host functions defined from Rust closures
+//! ([`Func::new`], [`Func::wrap`]), the [`Caller`] a host function receives, and
+//! statically typed calls ([`TypedFunc`]).
+//!
+//! Host functions see arguments and write results as raw 64-bit slots (the
+//! interpreter's own encoding), so typed host calls convert nothing beyond a cast.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, Store};
+use crate::runtime::trap::Trap;
+use crate::runtime::values::Val;
+use crate::runtime::Extern;
+use crate::types::{FuncType, ValType};
+
+/// The calling convention of every host function: `slots` holds the arguments on
+/// entry and receives the results (it is as long as the larger of the two).
+pub(crate) type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [u64]) -> Result<(), Trap> + Send + Sync;
+
+#[doc(hidden)]
+pub struct HostFunc<T> {
+    pub(crate) ty: FuncType,
+    pub(crate) func: Arc<HostFn<T>>,
+}
+
+impl<T> Clone for HostFunc<T> {
+    fn clone(&self) -> Self {
+        HostFunc { ty: self.ty.clone(), func: self.func.clone() }
+    }
+}
+
+impl<T> HostFunc<T> {
+    /// Places this host function in `store` and returns its handle.
+    pub(crate) fn define(&self, store: &mut Store<T>) -> Func {
+        let index = store.hosts.len() as u32;
+        store.hosts.push(self.clone());
+        let type_id = store.inner.engine.register_type(&self.ty);
+        store.inner.funcs.push(FuncEntity {
+            ty: self.ty.clone(),
+            type_id,
+            kind: FuncKind::Host { index },
+        });
+        Func { store: store.inner.id, index: store.inner.funcs.len() as u32 - 1 }
+    }
+
+    pub(crate) fn from_dynamic<F>(ty: FuncType, f: F) -> HostFunc<T>
+    where
+        F: Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<(), Trap> + Send + Sync + 'static,
+    {
+        let ty2 = ty.clone();
+        let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
+            let id = caller.store.inner.id;
+            let params: Vec<Val> = ty2
+                .params()
+                .iter()
+                .zip(slots.iter())
+                .map(|(t, raw)| Val::from_raw(*raw, *t, id))
+                .collect();
+            let mut results: Vec<Val> = ty2.results().iter().map(|t| Val::default_for(*t)).collect();
+            f(caller, &params, &mut results)?;
+            for ((slot, val), want) in slots.iter_mut().zip(&results).zip(ty2.results()) {
+                if val.ty() != *want {
+                    return Err(Trap::host(format!(
+                        "host function returned a {} where its type says {want}",
+                        val.ty()
+                    )));
+                }
+                *slot = val.to_raw(id).map_err(|e| Trap::host(e.to_string()))?;
+            }
+            Ok(())
+        };
+        HostFunc { ty, func: Arc::new(func) }
+    }
+}
+
+/// A function in a store: defined by a module instance or by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Func {
+    pub(crate) store: u64,
+    pub(crate) index: u32,
+}
+
+impl Func {
+    /// A host function with a dynamic signature.
+    pub fn new<T: 'static>(
+        mut store: impl AsContextMut<Data = T>,
+        ty: FuncType,
+        f: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<(), Trap> + Send + Sync + 'static,
+    ) -> Func {
+        HostFunc::from_dynamic(ty, f).define(store.as_context_mut())
+    }
+
+    /// A host function from a Rust closure with typed parameters, e.g.
+    /// `|caller: Caller<'_, T>, a: i32, b: i64| -> i64 { ... }`.
+    pub fn wrap<T: 'static, Params, Results>(
+        mut store: impl AsContextMut<Data = T>,
+        f: impl IntoFunc<T, Params, Results>,
+    ) -> Func {
+        f.into_host_func().define(store.as_context_mut())
+    }
+
+    pub(crate) fn check_store(&self, store_id: u64) -> Result<(), Error> {
+        if self.store != store_id {
+            return Err(Error::usage("function used with a store it does not belong to"));
+        }
+        Ok(())
+    }
+
+    /// This function's type.
+    pub fn ty(&self, store: impl AsContext) -> FuncType {
+        let s = store.as_context();
+        s.inner.funcs.get(self.index as usize).filter(|_| self.store == s.inner.id).map_or_else(
+            || FuncType::new([], []),
+            |f| f.ty.clone(),
+        )
+    }
+
+    /// Calls the function with dynamically typed arguments; `results` must have
+    /// room for exactly the function's results.
+    pub fn call<T>(
+        &self,
+        mut store: impl AsContextMut<Data = T>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> Result<(), Error> {
+        let store = store.as_context_mut();
+        self.check_store(store.inner.id)?;
+        let ty = store.inner.funcs[self.index as usize].ty.clone();
+        if params.len() != ty.params().len() {
+            return Err(Error::usage(format!(
+                "expected {} arguments, got {}",
+                ty.params().len(),
+                params.len()
+            )));
+        }
+        if results.len() != ty.results().len() {
+            return Err(Error::usage(format!(
+                "expected room for {} results, got {}",
+                ty.results().len(),
+                results.len()
+            )));
+        }
+        let n = params.len().max(results.len());
+        let mut slots = vec![0u64; n];
+        for (i, (p, t)) in params.iter().zip(ty.params()).enumerate() {
+            if p.ty() != *t {
+                return Err(Error::usage(format!(
+                    "argument {i} has type {}, expected {t}",
+                    p.ty()
+                )));
+            }
+            slots[i] = p.to_raw(store.inner.id)?;
+        }
+        crate::interp::call(store, self.index, &mut slots)?;
+        let id = store.inner.id;
+        for (i, t) in ty.results().iter().enumerate() {
+            results[i] = Val::from_raw(slots[i], *t, id);
+        }
+        Ok(())
+    }
+
+    /// A statically typed view of this function; fails if the types differ.
+    pub fn typed<P: WasmParams, R: WasmResults>(
+        &self,
+        store: impl AsContext,
+    ) -> Result<TypedFunc<P, R>, Error> {
+        let store = store.as_context();
+        self.check_store(store.inner.id)?;
+        let ty = &store.inner.funcs[self.index as usize].ty;
+        if ty.params() != P::types().as_slice() || ty.results() != R::types().as_slice() {
+            return Err(Error::usage(format!(
+                "type mismatch: function is {ty}, requested {}",
+                FuncType::new(P::types(), R::types())
+            )));
+        }
+        Ok(TypedFunc { func: *self, _marker: std::marker::PhantomData })
+    }
+}
+
+/// A function whose parameter and result types were checked once, up front.
+pub struct TypedFunc<P, R> {
+    func: Func,
+    _marker: std::marker::PhantomData<fn(P) -> R>,
+}
+
+impl<P, R> Clone for TypedFunc<P, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<P, R> Copy for TypedFunc<P, R> {}
+
+impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
+    pub fn func(&self) -> Func {
+        self.func
+    }
+
+    pub fn call<T>(&self, mut store: impl AsContextMut<Data = T>, params: P) -> Result<R, Error> {
+        let store = store.as_context_mut();
+        self.func.check_store(store.inner.id)?;
+        let mut slots = [0u64; 16];
+        let n = P::COUNT.max(R::COUNT);
+        let mut heap;
+        let slots: &mut [u64] = if n <= 16 {
+            &mut slots[..n]
+        } else {
+            heap = vec![0u64; n];
+            &mut heap
+        };
+        params.store(slots);
+        crate::interp::call(store, self.func.index, slots)?;
+        Ok(R::load(slots))
+    }
+}
+
+/// What a host function sees of its caller: the store (and its data) and the
+/// calling instance's exports.
+pub struct Caller<'a, T> {
+    pub(crate) store: &'a mut Store<T>,
+    pub(crate) instance: Option<u32>,
+}
+
+impl<'a, T> Caller<'a, T> {
+    pub fn data(&self) -> &T {
+        self.store.data()
+    }
+
+    pub fn data_mut(&mut self) -> &mut T {
+        self.store.data_mut()
+    }
+
+    /// An export of the calling instance (typically its `memory`).
+    pub fn get_export(&self, name: &str) -> Option<Extern> {
+        let inst = self.instance?;
+        crate::runtime::instance::instance_export(&self.store.inner, inst, name)
+    }
+}
+
+impl<T> AsContext for Caller<'_, T> {
+    type Data = T;
+    fn as_context(&self) -> &Store<T> {
+        self.store
+    }
+}
+impl<T> AsContextMut for Caller<'_, T> {
+    fn as_context_mut(&mut self) -> &mut Store<T> {
+        self.store
+    }
+}
+
+/// A Rust type that is a WebAssembly value type.
+pub trait WasmTy: Sized {
+    const TY: ValType;
+    fn from_raw(raw: u64) -> Self;
+    fn into_raw(self) -> u64;
+}
+
+macro_rules! wasm_ty {
+    ($t:ty, $vt:ident, |$r:ident| $from:expr, |$v:ident| $into:expr) => {
+        impl WasmTy for $t {
+            const TY: ValType = ValType::$vt;
+            #[inline]
+            fn from_raw($r: u64) -> Self {
+                $from
+            }
+            #[inline]
+            fn into_raw(self) -> u64 {
+                let $v = self;
+                $into
+            }
+        }
+    };
+}
+wasm_ty!(i32, I32, |r| r as u32 as i32, |v| v as u32 as u64);
+wasm_ty!(u32, I32, |r| r as u32, |v| v as u64);
+wasm_ty!(i64, I64, |r| r as i64, |v| v as u64);
+wasm_ty!(u64, I64, |r| r, |v| v);
+wasm_ty!(f32, F32, |r| f32::from_bits(r as u32), |v| v.to_bits() as u64);
+wasm_ty!(f64, F64, |r| f64::from_bits(r), |v| v.to_bits());
+
+/// Parameters of a typed call: a value type or a tuple of them.
+pub trait WasmParams {
+    const COUNT: usize;
+    fn types() -> Vec<ValType>;
+    fn store(self, slots: &mut [u64]);
+}
+
+/// Results of a typed call: a value type or a tuple of them.
+pub trait WasmResults: Sized {
+    const COUNT: usize;
+    fn types() -> Vec<ValType>;
+    fn load(slots: &[u64]) -> Self;
+}
+
+/// What a host closure may return: results, or `Result<results, Trap>`.
+pub trait HostReturn {
+    fn types() -> Vec<ValType>;
+    fn store(self, slots: &mut [u64]) -> Result<(), Trap>;
+}
+
+impl<R: WasmResults + WasmParams> HostReturn for R {
+    fn types() -> Vec<ValType> {
+        <R as WasmResults>::types()
+    }
+    fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
+        WasmParams::store(self, slots);
+        Ok(())
+    }
+}
+
+impl<R: WasmResults + WasmParams> HostReturn for Result<R, Trap> {
+    fn types() -> Vec<ValType> {
+        <R as WasmResults>::types()
+    }
+    fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
+        WasmParams::store(self?, slots);
+        Ok(())
+    }
+}
+
+impl<A: WasmTy> WasmParams for A {
+    const COUNT: usize = 1;
+    fn types() -> Vec<ValType> {
+        vec![A::TY]
+    }
+    fn store(self, slots: &mut [u64]) {
+        slots[0] = self.into_raw();
+    }
+}
+impl<A: WasmTy> WasmResults for A {
+    const COUNT: usize = 1;
+    fn types() -> Vec<ValType> {
+        vec![A::TY]
+    }
+    fn load(slots: &[u64]) -> Self {
+        A::from_raw(slots[0])
+    }
+}
+
+/// A Rust closure usable as a host function.
+pub trait IntoFunc<T, Params, Results> {
+    #[doc(hidden)]
+    fn into_host_func(self) -> HostFunc<T>;
+}
+
+macro_rules! tuples {
+    ($n:literal; $($a:ident $i:tt),*) => {
+        impl<$($a: WasmTy),*> WasmParams for ($($a,)*) {
+            const COUNT: usize = $n;
+            fn types() -> Vec<ValType> { vec![$($a::TY),*] }
+            #[allow(unused_variables)]
+            fn store(self, slots: &mut [u64]) { $(slots[$i] = self.$i.into_raw();)* }
+        }
+        impl<$($a: WasmTy),*> WasmResults for ($($a,)*) {
+            const COUNT: usize = $n;
+            fn types() -> Vec<ValType> { vec![$($a::TY),*] }
+            #[allow(unused_variables, clippy::unused_unit)]
+            fn load(slots: &[u64]) -> Self { ($($a::from_raw(slots[$i]),)*) }
+        }
+        impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
+        where
+            F: Fn(Caller<'_, T>, $($a),*) -> R + Send + Sync + 'static,
+        {
+            fn into_host_func(self) -> HostFunc<T> {
+                let ty = FuncType::new(vec![$($a::TY),*], R::types());
+                #[allow(unused_variables)]
+                let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
+                    let r = (self)(caller, $($a::from_raw(slots[$i])),*);
+                    r.store(slots)
+                };
+                HostFunc { ty, func: Arc::new(func) }
+            }
+        }
+        impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, ($($a,)*), R> for F
+        where
+            F: Fn($($a),*) -> R + Send + Sync + 'static,
+        {
+            fn into_host_func(self) -> HostFunc<T> {
+                let ty = FuncType::new(vec![$($a::TY),*], R::types());
+                #[allow(unused_variables)]
+                let func = move |_caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
+                    let r = (self)($($a::from_raw(slots[$i])),*);
+                    r.store(slots)
+                };
+                HostFunc { ty, func: Arc::new(func) }
+            }
+        }
+    };
+}
+tuples!(0;);
+tuples!(1; A0 0);
+tuples!(2; A0 0, A1 1);
+tuples!(3; A0 0, A1 1, A2 2);
+tuples!(4; A0 0, A1 1, A2 2, A3 3);
+tuples!(5; A0 0, A1 1, A2 2, A3 3, A4 4);
+tuples!(6; A0 0, A1 1, A2 2, A3 3, A4 4, A5 5);
+tuples!(7; A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6);
+tuples!(8; A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7);
+tuples!(9; A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8);
+tuples!(10; A0 0, A1 1, A2 2, A3 3, A4 4, A5 5, A6 6, A7 7, A8 8, A9 9);

@@ -1,0 +1,280 @@
+//! Instantiation: allocates a module's memories, tables and globals in a store,
+//! resolves its element segments, runs active segment initialisation and the
+//! start function. Decoding, validation and translation are never redone here.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::module::{ConstExpr, DataMode, ElemMode, EntityIndex, Module, ModuleInner};
+use crate::runtime::externals::{Extern, Global, Memory, Table};
+use crate::runtime::func::{Func, TypedFunc, WasmParams, WasmResults};
+use crate::runtime::memory::{LinearMemory, WASM_PAGE};
+use crate::runtime::store::{
+    AsContext, AsContextMut, FuncEntity, FuncKind, GlobalEntity, InstanceEntity, Store, StoreInner,
+    TableEntity,
+};
+use crate::runtime::trap::{Trap, TrapKind};
+use crate::types::ExternType;
+
+/// An instantiated module in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub(crate) store: u64,
+    pub(crate) index: u32,
+}
+
+pub(crate) fn instance_export(s: &StoreInner, inst: u32, name: &str) -> Option<Extern> {
+    let entity = s.instances.get(inst as usize)?;
+    let (_, idx) = entity.module.info.exports.iter().find(|(n, _)| n == name)?;
+    Some(entity_extern(s, entity, *idx))
+}
+
+fn entity_extern(s: &StoreInner, entity: &InstanceEntity, idx: EntityIndex) -> Extern {
+    let store = s.id;
+    match idx {
+        EntityIndex::Func(i) => Extern::Func(Func { store, index: entity.funcs[i as usize] }),
+        EntityIndex::Table(i) => Extern::Table(Table { store, index: entity.tables[i as usize] }),
+        EntityIndex::Memory(i) => Extern::Memory(Memory { store, index: entity.memories[i as usize] }),
+        EntityIndex::Global(i) => Extern::Global(Global { store, index: entity.globals[i as usize] }),
+    }
+}
+
+impl Instance {
+    /// Instantiates `module` with `imports` given in the module's import order.
+    pub fn new<T>(
+        mut store: impl AsContextMut<Data = T>,
+        module: &Module,
+        imports: &[Extern],
+    ) -> Result<Instance, Error> {
+        instantiate(store.as_context_mut(), module, imports)
+    }
+
+    pub fn get_export(&self, store: impl AsContext, name: &str) -> Option<Extern> {
+        let s = &store.as_context().inner;
+        if s.id != self.store {
+            return None;
+        }
+        instance_export(s, self.index, name)
+    }
+
+    /// All exports, in the module's order.
+    pub fn exports(&self, store: impl AsContext) -> Vec<(String, Extern)> {
+        let s = &store.as_context().inner;
+        if s.id != self.store {
+            return Vec::new();
+        }
+        let entity = &s.instances[self.index as usize];
+        entity
+            .module
+            .info
+            .exports
+            .iter()
+            .map(|(n, idx)| (n.clone(), entity_extern(s, entity, *idx)))
+            .collect()
+    }
+
+    pub fn get_func(&self, store: impl AsContext, name: &str) -> Option<Func> {
+        self.get_export(store, name)?.into_func()
+    }
+
+    pub fn get_memory(&self, store: impl AsContext, name: &str) -> Option<Memory> {
+        self.get_export(store, name)?.into_memory()
+    }
+
+    pub fn get_table(&self, store: impl AsContext, name: &str) -> Option<Table> {
+        self.get_export(store, name)?.into_table()
+    }
+
+    pub fn get_global(&self, store: impl AsContext, name: &str) -> Option<Global> {
+        self.get_export(store, name)?.into_global()
+    }
+
+    pub fn get_typed_func<P: WasmParams, R: WasmResults>(
+        &self,
+        store: impl AsContext,
+        name: &str,
+    ) -> Result<TypedFunc<P, R>, Error> {
+        let f = self
+            .get_func(&store, name)
+            .ok_or_else(|| Error::usage(format!("no exported function `{name}`")))?;
+        f.typed(&store)
+    }
+}
+
+fn check_import(
+    s: &StoreInner,
+    module: &ModuleInner,
+    (m, n, idx): &(String, String, EntityIndex),
+    ext: &Extern,
+) -> Result<(), Error> {
+    let incompatible = |reason: String| Error::IncompatibleImport {
+        module: m.clone(),
+        name: n.clone(),
+        reason,
+    };
+    if ext.store_id() != s.id {
+        return Err(incompatible("the definition belongs to another store".into()));
+    }
+    let want = module.info.entity_type(*idx);
+    let ok = match (&want, ext) {
+        (ExternType::Func(ft), Extern::Func(f)) => s.funcs[f.index as usize].ty == *ft,
+        (ExternType::Table(tt), Extern::Table(t)) => {
+            let have = &s.tables[t.index as usize];
+            let cur = crate::types::Limits { min: have.elems.len() as u64, max: have.ty.limits.max };
+            have.ty.element == tt.element && cur.matches(&tt.limits)
+        }
+        (ExternType::Memory(mt), Extern::Memory(mem)) => {
+            let have = &s.memories[mem.index as usize];
+            let cur = crate::types::Limits { min: have.size_pages(), max: have.ty.limits.max };
+            cur.matches(&mt.limits)
+        }
+        (ExternType::Global(gt), Extern::Global(g)) => s.globals[g.index as usize].ty == *gt,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let have = match ext {
+            Extern::Func(f) => ExternType::Func(s.funcs[f.index as usize].ty.clone()),
+            Extern::Table(t) => ExternType::Table(s.tables[t.index as usize].ty),
+            Extern::Memory(mem) => ExternType::Memory(s.memories[mem.index as usize].ty),
+            Extern::Global(g) => ExternType::Global(s.globals[g.index as usize].ty),
+        };
+        Err(incompatible(format!("expected {want:?}, found {have:?}")))
+    }
+}
+
+/// Evaluates a constant expression given the instance's global and function index maps.
+fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32], e: ConstExpr) -> u64 {
+    match e {
+        ConstExpr::Bits(b) => b,
+        ConstExpr::RefNull => 0,
+        ConstExpr::RefFunc(f) => inst_funcs[f as usize] as u64 + 1,
+        ConstExpr::GlobalGet(g) => globals[inst_globals[g as usize] as usize].value,
+    }
+}
+
+pub(crate) fn instantiate<T>(
+    store: &mut Store<T>,
+    module: &Module,
+    imports: &[Extern],
+) -> Result<Instance, Error> {
+    let m: &Arc<ModuleInner> = &module.inner;
+    let info = &m.info;
+    if !crate::Engine::same(&m.engine, &store.inner.engine) {
+        return Err(Error::usage("module and store belong to different engines"));
+    }
+    if imports.len() != info.imports.len() {
+        return Err(Error::usage(format!(
+            "module needs {} imports, {} were given",
+            info.imports.len(),
+            imports.len()
+        )));
+    }
+    let s = &mut store.inner;
+    let mut funcs = Vec::with_capacity(info.funcs.len());
+    let mut tables = Vec::with_capacity(info.tables.len());
+    let mut memories = Vec::with_capacity(info.memories.len());
+    let mut globals = Vec::with_capacity(info.globals.len());
+    for (import, ext) in info.imports.iter().zip(imports) {
+        check_import(s, m, import, ext)?;
+        match ext {
+            Extern::Func(f) => funcs.push(f.index),
+            Extern::Table(t) => tables.push(t.index),
+            Extern::Memory(mem) => memories.push(mem.index),
+            Extern::Global(g) => globals.push(g.index),
+        }
+    }
+    let instance = s.instances.len() as u32;
+    for def_index in 0..m.code.len() as u32 {
+        let type_index = info.funcs[(info.num_imported_funcs + def_index) as usize];
+        s.funcs.push(FuncEntity {
+            ty: info.types[type_index as usize].clone(),
+            type_id: info.type_ids[type_index as usize],
+            kind: FuncKind::Wasm { instance, module: m.clone(), def_index },
+        });
+        funcs.push(s.funcs.len() as u32 - 1);
+    }
+    for (i, ty) in info.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
+        let value = eval_const(&s.globals, &globals, &funcs, info.global_inits[i - info.num_imported_globals as usize]);
+        s.globals.push(GlobalEntity { ty: *ty, value });
+        globals.push(s.globals.len() as u32 - 1);
+    }
+    for ty in info.memories.iter().skip(info.num_imported_memories as usize) {
+        if let Some(l) = s.limiter.as_mut() {
+            let bytes = ty.limits.min as usize * WASM_PAGE;
+            if !l.memory_growing(0, bytes, ty.limits.max.map(|p| p as usize * WASM_PAGE)) {
+                return Err(Error::Limit(format!("memory of {} pages", ty.limits.min)));
+            }
+        }
+        s.memories.push(LinearMemory::new(*ty).map_err(Error::Limit)?);
+        memories.push(s.memories.len() as u32 - 1);
+    }
+    for (i, ty) in info.tables.iter().enumerate().skip(info.num_imported_tables as usize) {
+        let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
+        let n = ty.limits.min;
+        if let Some(l) = s.limiter.as_mut() {
+            if !l.table_growing(0, n, ty.limits.max) {
+                return Err(Error::Limit(format!("table of {n} elements")));
+            }
+        }
+        let mut elems = Vec::new();
+        elems.try_reserve_exact(n as usize).map_err(|_| Error::Limit(format!("table of {n} elements")))?;
+        elems.resize(n as usize, init);
+        s.tables.push(TableEntity { ty: *ty, elems });
+        tables.push(s.tables.len() as u32 - 1);
+    }
+    let elems: Vec<Box<[u64]>> = info
+        .elems
+        .iter()
+        .map(|seg| seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e)).collect())
+        .collect();
+    s.instances.push(InstanceEntity {
+        module: m.clone(),
+        funcs: funcs.into(),
+        tables: tables.into(),
+        memories: memories.into(),
+        globals: globals.into(),
+        elems,
+        data_dropped: vec![false; info.datas.len()],
+    });
+    let inst = &mut s.instances[instance as usize];
+
+    // Active element segments, then active data segments, in order; the first
+    // out-of-bounds one traps (what earlier ones wrote stays written).
+    for (i, seg) in info.elems.iter().enumerate() {
+        match &seg.mode {
+            ElemMode::Active { table, offset } => {
+                let t = inst.tables[*table as usize];
+                let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
+                let items = std::mem::take(&mut inst.elems[i]);
+                let elems = &mut s.tables[t as usize].elems;
+                if off.checked_add(items.len()).is_none_or(|end| end > elems.len()) {
+                    return Err(Trap::new(TrapKind::TableOutOfBounds).into());
+                }
+                elems[off..off + items.len()].copy_from_slice(&items);
+            }
+            ElemMode::Declared => inst.elems[i] = Box::new([]),
+            ElemMode::Passive => {}
+        }
+    }
+    for (i, seg) in info.datas.iter().enumerate() {
+        if let DataMode::Active { memory, offset } = &seg.mode {
+            let mem = inst.memories[*memory as usize];
+            let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
+            let data = s.memories[mem as usize].data_mut();
+            if off.checked_add(seg.bytes.len()).is_none_or(|end| end > data.len()) {
+                return Err(Trap::new(TrapKind::MemoryOutOfBounds).into());
+            }
+            data[off..off + seg.bytes.len()].copy_from_slice(&seg.bytes);
+            inst.data_dropped[i] = true;
+        }
+    }
+    let start = info.start.map(|f| inst.funcs[f as usize]);
+    let handle = Instance { store: s.id, index: instance };
+    if let Some(f) = start {
+        let mut slots = [];
+        crate::interp::call(store, f, &mut slots)?;
+    }
+    Ok(handle)
+}

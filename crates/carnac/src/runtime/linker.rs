@@ -1,0 +1,176 @@
+//! The linker: a namespace of definitions (`module::name` → host function or
+//! store object) used to satisfy a module's imports by name.
+//!
+//! Host functions registered on a linker are not tied to any store; they are
+//! placed in a store when an instance needs them. [`InstancePre`] resolves a
+//! module's imports once so that instantiating it again (one store per request in
+//! the function host) does no name lookups.
+
+use std::collections::HashMap;
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::module::Module;
+use crate::runtime::externals::Extern;
+use crate::runtime::func::{Caller, HostFunc, IntoFunc};
+use crate::runtime::instance::{instantiate, Instance};
+use crate::runtime::store::{AsContextMut, Store};
+use crate::runtime::trap::Trap;
+use crate::runtime::values::Val;
+use crate::types::FuncType;
+
+enum Definition<T> {
+    Extern(Extern),
+    Host(HostFunc<T>),
+}
+
+impl<T> Clone for Definition<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Definition::Extern(e) => Definition::Extern(*e),
+            Definition::Host(h) => Definition::Host(h.clone()),
+        }
+    }
+}
+
+impl<T> Definition<T> {
+    fn to_extern(&self, store: &mut Store<T>) -> Extern {
+        match self {
+            Definition::Extern(e) => *e,
+            Definition::Host(h) => Extern::Func(h.define(store)),
+        }
+    }
+}
+
+/// Resolves imports by `(module, name)`.
+pub struct Linker<T> {
+    engine: Engine,
+    defs: HashMap<(String, String), Definition<T>>,
+    allow_shadowing: bool,
+}
+
+impl<T> std::fmt::Debug for Linker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Linker").field("definitions", &self.defs.len()).finish()
+    }
+}
+
+impl<T: 'static> Linker<T> {
+    pub fn new(engine: &Engine) -> Linker<T> {
+        Linker { engine: engine.clone(), defs: HashMap::new(), allow_shadowing: false }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether a later definition may replace an earlier one of the same name.
+    pub fn allow_shadowing(&mut self, allow: bool) -> &mut Self {
+        self.allow_shadowing = allow;
+        self
+    }
+
+    fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> Result<&mut Self, Error> {
+        let key = (module.to_string(), name.to_string());
+        if !self.allow_shadowing && self.defs.contains_key(&key) {
+            return Err(Error::usage(format!("`{module}::{name}` is already defined")));
+        }
+        self.defs.insert(key, def);
+        Ok(self)
+    }
+
+    /// Defines `module::name` as an object of a store (that store must be used to instantiate).
+    pub fn define(&mut self, module: &str, name: &str, item: impl Into<Extern>) -> Result<&mut Self, Error> {
+        self.insert(module, name, Definition::Extern(item.into()))
+    }
+
+    /// Defines a host function from a closure with typed parameters.
+    pub fn func_wrap<Params, Results>(
+        &mut self,
+        module: &str,
+        name: &str,
+        f: impl IntoFunc<T, Params, Results>,
+    ) -> Result<&mut Self, Error> {
+        self.insert(module, name, Definition::Host(f.into_host_func()))
+    }
+
+    /// Defines a host function with a dynamic signature.
+    pub fn func_new(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: FuncType,
+        f: impl Fn(Caller<'_, T>, &[Val], &mut [Val]) -> Result<(), Trap> + Send + Sync + 'static,
+    ) -> Result<&mut Self, Error> {
+        self.insert(module, name, Definition::Host(HostFunc::from_dynamic(ty, f)))
+    }
+
+    /// Defines every export of `instance` under the module name `module`.
+    pub fn instance(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        module: &str,
+        instance: Instance,
+    ) -> Result<&mut Self, Error> {
+        for (name, ext) in instance.exports(store.as_context_mut()) {
+            self.define(module, &name, ext)?;
+        }
+        Ok(self)
+    }
+
+    /// Looks up a definition, placing a host function in `store` if needed.
+    pub fn get(&self, mut store: impl AsContextMut<Data = T>, module: &str, name: &str) -> Option<Extern> {
+        let def = self.defs.get(&(module.to_string(), name.to_string()))?;
+        Some(def.to_extern(store.as_context_mut()))
+    }
+
+    /// Resolves the imports of `module` once.
+    pub fn instantiate_pre(&self, module: &Module) -> Result<InstancePre<T>, Error> {
+        let mut defs = Vec::new();
+        for import in module.imports() {
+            let def = self
+                .defs
+                .get(&(import.module.clone(), import.name.clone()))
+                .ok_or_else(|| Error::UnknownImport { module: import.module.clone(), name: import.name.clone() })?;
+            if let (Definition::Host(h), crate::types::ExternType::Func(want)) = (def, &import.ty) {
+                if h.ty != *want {
+                    return Err(Error::IncompatibleImport {
+                        module: import.module,
+                        name: import.name,
+                        reason: format!("expected {want}, found {}", h.ty),
+                    });
+                }
+            }
+            defs.push(def.clone());
+        }
+        Ok(InstancePre { module: module.clone(), defs })
+    }
+
+    pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> Result<Instance, Error> {
+        self.instantiate_pre(module)?.instantiate(store.as_context_mut())
+    }
+}
+
+/// A module whose imports are resolved; instantiate it into any number of stores.
+pub struct InstancePre<T> {
+    module: Module,
+    defs: Vec<Definition<T>>,
+}
+
+impl<T> Clone for InstancePre<T> {
+    fn clone(&self) -> Self {
+        InstancePre { module: self.module.clone(), defs: self.defs.clone() }
+    }
+}
+
+impl<T: 'static> InstancePre<T> {
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>) -> Result<Instance, Error> {
+        let store = store.as_context_mut();
+        let imports: Vec<Extern> = self.defs.iter().map(|d| d.to_extern(store)).collect();
+        instantiate(store, &self.module, &imports)
+    }
+}

@@ -1,0 +1,14 @@
+//! The runtime data model shared by every tier: the store and what it owns
+//! (memories, tables, globals, functions, instances), traps, values, limits,
+//! and linking. Nothing here decodes wasm or executes instructions.
+
+pub(crate) mod externals;
+pub(crate) mod func;
+pub(crate) mod instance;
+pub(crate) mod linker;
+pub(crate) mod memory;
+pub(crate) mod store;
+pub(crate) mod trap;
+pub(crate) mod values;
+
+pub use externals::Extern;

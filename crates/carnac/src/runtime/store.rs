@@ -1,0 +1,265 @@
+//! The store: owner of every runtime object (functions, memories, tables, globals,
+//! instances, extern references) and of the user's data. Handles such as
+//! [`crate::Func`] are indices into one store, tagged with its id so that using a
+//! handle with the wrong store is an error, never undefined behaviour.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::module::ModuleInner;
+use crate::runtime::func::HostFunc;
+use crate::runtime::memory::LinearMemory;
+use crate::types::{FuncType, GlobalType, TableType};
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) enum FuncKind {
+    Wasm { instance: u32, module: Arc<ModuleInner>, def_index: u32 },
+    Host { index: u32 },
+}
+
+pub(crate) struct FuncEntity {
+    pub ty: FuncType,
+    pub type_id: u32,
+    pub kind: FuncKind,
+}
+
+pub(crate) struct TableEntity {
+    pub ty: TableType,
+    /// Raw references: 0 is null, otherwise a store index plus one.
+    pub elems: Vec<u64>,
+}
+
+pub(crate) struct GlobalEntity {
+    pub ty: GlobalType,
+    pub value: u64,
+}
+
+pub(crate) struct InstanceEntity {
+    pub module: Arc<ModuleInner>,
+    pub funcs: Box<[u32]>,
+    pub tables: Box<[u32]>,
+    pub memories: Box<[u32]>,
+    pub globals: Box<[u32]>,
+    /// Element segments as raw references; emptied by `elem.drop` (and after active init).
+    pub elems: Vec<Box<[u64]>>,
+    /// Whether each data segment has been dropped.
+    pub data_dropped: Vec<bool>,
+}
+
+/// Decides whether memories and tables may grow. Installed with [`Store::limiter`].
+pub trait ResourceLimiter: Send {
+    /// A memory wants to grow from `current` to `desired` bytes.
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool;
+    /// A table wants to grow from `current` to `desired` elements.
+    fn table_growing(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> bool;
+}
+
+/// Simple caps on memory size and table elements, in the spirit of Wasmtime's `StoreLimits`.
+#[derive(Debug, Clone, Default)]
+pub struct StoreLimits {
+    pub memory_size: Option<usize>,
+    pub table_elements: Option<u64>,
+}
+
+impl StoreLimits {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Maximum bytes of any one linear memory.
+    pub fn memory_size(mut self, bytes: usize) -> Self {
+        self.memory_size = Some(bytes);
+        self
+    }
+    /// Maximum elements of any one table.
+    pub fn table_elements(mut self, n: u64) -> Self {
+        self.table_elements = Some(n);
+        self
+    }
+}
+
+impl ResourceLimiter for StoreLimits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> bool {
+        self.memory_size.is_none_or(|m| desired <= m)
+    }
+    fn table_growing(&mut self, _current: u64, desired: u64, _max: Option<u64>) -> bool {
+        self.table_elements.is_none_or(|m| desired <= m)
+    }
+}
+
+pub(crate) struct StoreInner {
+    pub id: u64,
+    pub engine: Engine,
+    pub funcs: Vec<FuncEntity>,
+    pub memories: Vec<LinearMemory>,
+    pub tables: Vec<TableEntity>,
+    pub globals: Vec<GlobalEntity>,
+    pub instances: Vec<InstanceEntity>,
+    pub externs: Vec<Box<dyn Any + Send + Sync>>,
+    pub limiter: Option<Box<dyn ResourceLimiter>>,
+    /// Remaining fuel, when the engine meters fuel.
+    pub fuel: u64,
+    /// Nesting of host→wasm re-entries, bounded to keep the host stack safe.
+    pub reentry: u32,
+    /// The interpreter's value stack, kept between calls to avoid reallocating.
+    pub stack: Vec<u64>,
+}
+
+impl StoreInner {
+    pub fn memory_may_grow(&mut self, mem: u32, delta_pages: u64) -> bool {
+        let Some(limiter) = self.limiter.as_mut() else { return true };
+        let m = &self.memories[mem as usize];
+        let cur = m.len();
+        let desired = (m.size_pages() + delta_pages) as usize * crate::runtime::memory::WASM_PAGE;
+        let max = m.ty.limits.max.map(|p| p as usize * crate::runtime::memory::WASM_PAGE);
+        limiter.memory_growing(cur, desired, max)
+    }
+
+    /// Grows memory `mem` by `delta` pages, asking the limiter; returns the old size.
+    pub fn grow_memory(&mut self, mem: u32, delta: u64) -> Option<u64> {
+        if delta > 0 && !self.memory_may_grow(mem, delta) {
+            return None;
+        }
+        self.memories[mem as usize].grow(delta)
+    }
+
+    /// Grows table `table` by `delta` elements filled with `init`; returns the old size.
+    pub fn grow_table(&mut self, table: u32, delta: u64, init: u64) -> Option<u64> {
+        let t = &self.tables[table as usize];
+        let old = t.elems.len() as u64;
+        let new = old.checked_add(delta)?;
+        let max = t.ty.limits.max.unwrap_or(u32::MAX as u64).min(u32::MAX as u64);
+        if new > max {
+            return None;
+        }
+        if delta > 0 {
+            if let Some(l) = self.limiter.as_mut() {
+                if !l.table_growing(old, new, t.ty.limits.max) {
+                    return None;
+                }
+            }
+        }
+        let t = &mut self.tables[table as usize];
+        t.elems.try_reserve(delta as usize).ok()?;
+        t.elems.resize(new as usize, init);
+        Some(old)
+    }
+}
+
+/// All runtime state of one isolated unit of work, plus the embedder's data `T`.
+/// Dropping the store frees everything it owns.
+pub struct Store<T> {
+    pub(crate) inner: StoreInner,
+    pub(crate) hosts: Vec<HostFunc<T>>,
+    data: T,
+}
+
+impl<T> Store<T> {
+    pub fn new(engine: &Engine, data: T) -> Store<T> {
+        Store {
+            inner: StoreInner {
+                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+                engine: engine.clone(),
+                funcs: Vec::new(),
+                memories: Vec::new(),
+                tables: Vec::new(),
+                globals: Vec::new(),
+                instances: Vec::new(),
+                externs: Vec::new(),
+                limiter: None,
+                fuel: 0,
+                reentry: 0,
+                stack: Vec::new(),
+            },
+            hosts: Vec::new(),
+            data,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn data(&self) -> &T {
+        &self.data
+    }
+
+    pub fn data_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+
+    pub fn into_data(self) -> T {
+        self.data
+    }
+
+    /// Installs a limiter consulted whenever a memory or table grows (including
+    /// the initial allocation at instantiation).
+    pub fn limiter(&mut self, limiter: impl ResourceLimiter + 'static) {
+        self.inner.limiter = Some(Box::new(limiter));
+    }
+
+    /// Sets the remaining fuel. Errors when the engine does not meter fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<(), crate::Error> {
+        if !self.inner.engine.config().consume_fuel {
+            return Err(crate::Error::usage("fuel is not enabled in this engine's Config"));
+        }
+        self.inner.fuel = fuel;
+        Ok(())
+    }
+
+    /// The remaining fuel. Errors when the engine does not meter fuel.
+    pub fn get_fuel(&self) -> Result<u64, crate::Error> {
+        if !self.inner.engine.config().consume_fuel {
+            return Err(crate::Error::usage("fuel is not enabled in this engine's Config"));
+        }
+        Ok(self.inner.fuel)
+    }
+}
+
+impl<T> std::fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("id", &self.inner.id).finish_non_exhaustive()
+    }
+}
+
+/// Anything that gives shared access to a store: `Store<T>`, `&Store<T>`, `&mut Store<T>`, `Caller<T>`.
+pub trait AsContext {
+    type Data;
+    fn as_context(&self) -> &Store<Self::Data>;
+}
+
+/// Anything that gives exclusive access to a store.
+pub trait AsContextMut: AsContext {
+    fn as_context_mut(&mut self) -> &mut Store<Self::Data>;
+}
+
+impl<T> AsContext for Store<T> {
+    type Data = T;
+    fn as_context(&self) -> &Store<T> {
+        self
+    }
+}
+impl<T> AsContextMut for Store<T> {
+    fn as_context_mut(&mut self) -> &mut Store<T> {
+        self
+    }
+}
+impl<S: AsContext + ?Sized> AsContext for &S {
+    type Data = S::Data;
+    fn as_context(&self) -> &Store<S::Data> {
+        (**self).as_context()
+    }
+}
+impl<S: AsContext + ?Sized> AsContext for &mut S {
+    type Data = S::Data;
+    fn as_context(&self) -> &Store<S::Data> {
+        (**self).as_context()
+    }
+}
+impl<S: AsContextMut + ?Sized> AsContextMut for &mut S {
+    fn as_context_mut(&mut self) -> &mut Store<S::Data> {
+        (**self).as_context_mut()
+    }
+}

@@ -1,0 +1,152 @@
+//! Traps: the value a guest failure becomes. A trap carries its kind, an optional
+//! message, the wasm backtrace at the point of failure, and, for traps raised by host
+//! functions, the host's own error (which embedders can downcast, e.g. to a WASI exit code).
+
+use std::fmt;
+
+/// Why execution stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrapKind {
+    /// The `unreachable` instruction was executed.
+    Unreachable,
+    MemoryOutOfBounds,
+    TableOutOfBounds,
+    /// `call_indirect` found a null entry.
+    IndirectCallToNull,
+    /// `call_indirect` found a function of another type.
+    BadSignature,
+    IntegerOverflow,
+    IntegerDivisionByZero,
+    BadConversionToInteger,
+    /// Guest calls nested deeper than the configured limit, or the value stack is full.
+    StackExhausted,
+    OutOfFuel,
+    /// Execution was interrupted from outside (deadline or explicit interrupt).
+    Interrupted,
+    /// A host function returned an error.
+    HostError,
+}
+
+impl TrapKind {
+    /// The message the WebAssembly specification uses for this trap.
+    pub fn message(self) -> &'static str {
+        match self {
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::MemoryOutOfBounds => "out of bounds memory access",
+            TrapKind::TableOutOfBounds => "out of bounds table access",
+            TrapKind::IndirectCallToNull => "uninitialized element",
+            TrapKind::BadSignature => "indirect call type mismatch",
+            TrapKind::IntegerOverflow => "integer overflow",
+            TrapKind::IntegerDivisionByZero => "integer divide by zero",
+            TrapKind::BadConversionToInteger => "invalid conversion to integer",
+            TrapKind::StackExhausted => "call stack exhausted",
+            TrapKind::OutOfFuel => "all fuel consumed",
+            TrapKind::Interrupted => "interrupted",
+            TrapKind::HostError => "host error",
+        }
+    }
+}
+
+/// One wasm frame of a trap's backtrace, innermost first.
+#[derive(Debug, Clone)]
+pub struct FrameInfo {
+    pub module_name: Option<String>,
+    pub func_index: u32,
+    pub func_name: Option<String>,
+}
+
+impl fmt::Display for FrameInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(m) = &self.module_name {
+            write!(f, "{m}!")?;
+        }
+        match &self.func_name {
+            Some(n) => write!(f, "{n}"),
+            None => write!(f, "<wasm function {}>", self.func_index),
+        }
+    }
+}
+
+struct TrapInner {
+    kind: TrapKind,
+    message: Option<String>,
+    backtrace: Vec<FrameInfo>,
+    host: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// A trap: execution of guest code stopped abnormally.
+pub struct Trap(Box<TrapInner>);
+
+impl Trap {
+    pub fn new(kind: TrapKind) -> Trap {
+        Trap(Box::new(TrapInner { kind, message: None, backtrace: Vec::new(), host: None }))
+    }
+
+    /// A trap raised by a host function with a message.
+    pub fn host(message: impl Into<String>) -> Trap {
+        let mut t = Trap::new(TrapKind::HostError);
+        t.0.message = Some(message.into());
+        t
+    }
+
+    /// A trap raised by a host function carrying an error value the embedder can downcast.
+    pub fn host_error(error: impl std::error::Error + Send + Sync + 'static) -> Trap {
+        let mut t = Trap::new(TrapKind::HostError);
+        t.0.message = Some(error.to_string());
+        t.0.host = Some(Box::new(error));
+        t
+    }
+
+    pub fn kind(&self) -> TrapKind {
+        self.0.kind
+    }
+
+    pub fn backtrace(&self) -> &[FrameInfo] {
+        &self.0.backtrace
+    }
+
+    /// The host error, when a host function raised this trap with [`Trap::host_error`].
+    pub fn downcast_host<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.host.as_ref()?.downcast_ref::<E>()
+    }
+
+    pub(crate) fn has_backtrace(&self) -> bool {
+        !self.0.backtrace.is_empty()
+    }
+
+    pub(crate) fn set_backtrace(&mut self, bt: Vec<FrameInfo>) {
+        self.0.backtrace = bt;
+    }
+
+    /// The trap's message without the backtrace.
+    pub fn message(&self) -> &str {
+        self.0.message.as_deref().unwrap_or(self.0.kind.message())
+    }
+}
+
+impl From<TrapKind> for Trap {
+    fn from(kind: TrapKind) -> Trap {
+        Trap::new(kind)
+    }
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "wasm trap: {}", self.message())?;
+        if !self.0.backtrace.is_empty() {
+            write!(f, "\nwasm backtrace:")?;
+            for (i, frame) in self.0.backtrace.iter().enumerate() {
+                write!(f, "\n  {i}: {frame}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Trap({:?}: {})", self.0.kind, self.message())
+    }
+}
+
+impl std::error::Error for Trap {}

