@@ -368,6 +368,8 @@ impl Translator {
                 let (params, results) = Self::block_arity(info, blockty);
                 self.materialize_all();
                 let is_loop = matches!(op, Operator::Loop { .. });
+                // A loop's branch target is its header, including the header's fuel charge.
+                let start = self.pc();
                 if is_loop {
                     self.set_label();
                 }
@@ -376,7 +378,7 @@ impl Translator {
                     height: self.stack.len() - params as usize,
                     params,
                     results,
-                    start: self.pc(),
+                    start,
                     fixups: Vec::new(),
                     else_fixup: None,
                     dead_entry: false,

@@ -134,7 +134,7 @@ impl Module {
         if bytes.starts_with(b"\0asm") {
             return Self::from_binary(engine, bytes);
         }
-        let binary = wat::parse_bytes(bytes).map_err(|e| Error::Text(e.to_string()))?;
+        let binary = wat::parse_bytes(bytes).map_err(|e| Error::Text(one_line(&e.to_string())))?;
         Self::from_binary(engine, &binary)
     }
 
@@ -181,6 +181,16 @@ impl Module {
     pub fn get_export(&self, name: &str) -> Option<ExternType> {
         let info = &self.inner.info;
         info.exports.iter().find(|(n, _)| n == name).map(|(_, idx)| info.entity_type(*idx))
+    }
+}
+
+/// Condenses a text-format error (message, location, source snippet) to one line.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim);
+    let first = lines.next().unwrap_or("invalid text module");
+    match lines.find_map(|l| l.strip_prefix("--> ")) {
+        Some(at) => format!("invalid text module: {first} (at {at})"),
+        None => format!("invalid text module: {first}"),
     }
 }
 

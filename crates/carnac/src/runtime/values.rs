@@ -86,6 +86,40 @@ impl Val {
         if let Val::F64(v) = self { Some(f64::from_bits(*v)) } else { None }
     }
 
+    /// Parses a value of type `ty` from text, as a command line gives it:
+    /// integers in decimal or `0x` hex (negative allowed), floats in decimal,
+    /// `inf`, `-inf` or `nan`. Reference types accept only `null`.
+    pub fn parse(ty: ValType, text: &str) -> Result<Val, String> {
+        fn int(text: &str) -> Option<i128> {
+            let (neg, digits) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text.strip_prefix('+').unwrap_or(text)),
+            };
+            let digits = digits.replace('_', "");
+            let v = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+                Some(hex) => i128::from_str_radix(hex, 16).ok()?,
+                None => digits.parse::<i128>().ok()?,
+            };
+            Some(if neg { -v } else { v })
+        }
+        let bad = || format!("`{text}` is not a valid {ty}");
+        match ty {
+            ValType::I32 => {
+                let v = int(text).filter(|v| *v >= i32::MIN as i128 && *v <= u32::MAX as i128).ok_or_else(bad)?;
+                Ok(Val::I32(v as u32 as i32))
+            }
+            ValType::I64 => {
+                let v = int(text).filter(|v| *v >= i64::MIN as i128 && *v <= u64::MAX as i128).ok_or_else(bad)?;
+                Ok(Val::I64(v as u64 as i64))
+            }
+            ValType::F32 => text.parse::<f32>().map(Val::from).map_err(|_| bad()),
+            ValType::F64 => text.parse::<f64>().map(Val::from).map_err(|_| bad()),
+            ValType::FuncRef if text == "null" => Ok(Val::FuncRef(None)),
+            ValType::ExternRef if text == "null" => Ok(Val::ExternRef(None)),
+            _ => Err(bad()),
+        }
+    }
+
     /// Encodes into a raw slot, checking that references belong to store `store_id`.
     pub(crate) fn to_raw(&self, store_id: u64) -> Result<u64, Error> {
         Ok(match *self {

@@ -1,0 +1,337 @@
+//! The embedding API end to end: host functions, memory access, traps and
+//! backtraces, limits, fuel, and misuse that must be an error rather than a panic.
+
+use carnac::*;
+
+fn instantiate(wat: &str) -> (Store<()>, Instance) {
+    let engine = Engine::default();
+    let module = Module::new(&engine, wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    (store, instance)
+}
+
+#[test]
+fn host_function_sees_caller_memory_and_data() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "env" "log" (func $log (param i32 i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 16) "hello, host")
+            (func (export "run") (call $log (i32.const 16) (i32.const 11))))"#,
+    )
+    .unwrap();
+    let mut linker: Linker<Vec<String>> = Linker::new(&engine);
+    linker
+        .func_wrap("env", "log", |mut caller: Caller<'_, Vec<String>>, ptr: i32, len: i32| {
+            let mem = caller.get_export("memory").and_then(Extern::into_memory).unwrap();
+            let bytes = mem.data(&caller)[ptr as usize..(ptr + len) as usize].to_vec();
+            caller.data_mut().push(String::from_utf8(bytes).unwrap());
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let run = instance.get_typed_func::<(), ()>(&store, "run").unwrap();
+    run.call(&mut store, ()).unwrap();
+    assert_eq!(store.data(), &vec!["hello, host".to_string()]);
+}
+
+#[test]
+fn host_function_error_becomes_trap_with_backtrace() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module $m
+            (import "env" "fail" (func $fail))
+            (func $inner (call $fail))
+            (func $outer (export "run") (call $inner)))"#,
+    )
+    .unwrap();
+    let mut linker: Linker<()> = Linker::new(&engine);
+    linker.func_wrap("env", "fail", || -> Result<(), Trap> { Err(Trap::host("boom")) }).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let err = instance.get_func(&store, "run").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert_eq!(trap.message(), "boom");
+    let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.clone().unwrap()).collect();
+    assert_eq!(names, ["inner", "outer"]);
+    assert_eq!(trap.backtrace()[0].module_name.as_deref(), Some("m"));
+}
+
+#[test]
+fn traps_have_kinds() {
+    let (mut store, instance) = instantiate(
+        r#"(module
+            (memory 1)
+            (table 2 funcref)
+            (func (export "unreachable") unreachable)
+            (func (export "oob") (drop (i32.load (i32.const 65535))))
+            (func (export "div") (drop (i32.div_u (i32.const 1) (i32.const 0))))
+            (func (export "overflow") (drop (i32.div_s (i32.const 0x80000000) (i32.const -1))))
+            (func (export "conv") (drop (i32.trunc_f32_s (f32.const nan))))
+            (func (export "null") (call_indirect (i32.const 0)))
+            (func (export "table") (call_indirect (i32.const 5))))"#,
+    );
+    for (name, kind) in [
+        ("unreachable", TrapKind::Unreachable),
+        ("oob", TrapKind::MemoryOutOfBounds),
+        ("div", TrapKind::IntegerDivisionByZero),
+        ("overflow", TrapKind::IntegerOverflow),
+        ("conv", TrapKind::BadConversionToInteger),
+        ("null", TrapKind::IndirectCallToNull),
+        ("table", TrapKind::TableOutOfBounds),
+    ] {
+        let f = instance.get_func(&store, name).unwrap();
+        let err = f.call(&mut store, &[], &mut []).unwrap_err();
+        assert_eq!(err.as_trap().map(Trap::kind), Some(kind), "{name}");
+    }
+}
+
+#[test]
+fn deep_recursion_is_a_trap_not_a_crash() {
+    let wat = r#"(module
+        (func $down (export "down") (param i32) (result i32)
+            (if (result i32) (i32.eqz (local.get 0))
+                (then (i32.const 0))
+                (else (i32.add (i32.const 1) (call $down (i32.sub (local.get 0) (i32.const 1))))))))"#;
+    let mut config = Config::new();
+    config.max_call_depth(1000);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let down = instance.get_typed_func::<i32, i32>(&store, "down").unwrap();
+    assert_eq!(down.call(&mut store, 900).unwrap(), 900);
+    let err = down.call(&mut store, 5000).unwrap_err();
+    assert_eq!(err.as_trap().unwrap().kind(), TrapKind::StackExhausted);
+    // The store stays usable after the trap.
+    assert_eq!(down.call(&mut store, 10).unwrap(), 10);
+
+    // With the default configuration, a runaway recursion also ends in a trap.
+    let (mut store, instance) = instantiate(r#"(module (func $f (export "f") (call $f)))"#);
+    let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    assert_eq!(err.as_trap().unwrap().kind(), TrapKind::StackExhausted);
+}
+
+#[test]
+fn fuel_runs_out_and_can_be_refilled() {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (func (export "spin") (loop $l (br $l)))
+            (func (export "count") (param i32) (result i32)
+                (local $i i32)
+                (loop $l
+                    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                    (br_if $l (i32.lt_u (local.get $i) (local.get 0))))
+                (local.get $i)))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    store.set_fuel(10_000).unwrap();
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let spin = instance.get_func(&store, "spin").unwrap();
+    let err = spin.call(&mut store, &[], &mut []).unwrap_err();
+    assert_eq!(err.as_trap().unwrap().kind(), TrapKind::OutOfFuel);
+    assert_eq!(store.get_fuel().unwrap(), 0);
+    store.set_fuel(1_000_000).unwrap();
+    let count = instance.get_typed_func::<i32, i32>(&store, "count").unwrap();
+    assert_eq!(count.call(&mut store, 1000).unwrap(), 1000);
+    let used = 1_000_000 - store.get_fuel().unwrap();
+    assert!(used >= 1000 && used < 20_000, "fuel used: {used}");
+
+    // Without fuel enabled, the fuel API says so instead of pretending.
+    let mut plain = Store::new(&Engine::default(), ());
+    assert!(plain.set_fuel(1).is_err());
+}
+
+#[test]
+fn limiter_caps_memory_and_table_growth() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (memory (export "memory") 1)
+            (table 1 funcref)
+            (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+            (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    store.limiter(StoreLimits::new().memory_size(4 * WASM_PAGE).table_elements(10));
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
+    assert_eq!(grow.call(&mut store, 3).unwrap(), 1);
+    assert_eq!(grow.call(&mut store, 1).unwrap(), -1);
+    let tgrow = instance.get_typed_func::<i32, i32>(&store, "tgrow").unwrap();
+    assert_eq!(tgrow.call(&mut store, 9).unwrap(), 1);
+    assert_eq!(tgrow.call(&mut store, 1).unwrap(), -1);
+
+    // A module whose initial memory is over the cap does not instantiate.
+    let big = Module::new(&engine, "(module (memory 100))").unwrap();
+    let err = Linker::new(&engine).instantiate(&mut store, &big).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+}
+
+#[test]
+fn memory_api_reads_writes_and_grows() {
+    let (mut store, instance) = instantiate(
+        r#"(module (memory (export "m") 1 3)
+            (func (export "peek") (param i32) (result i32) (i32.load8_u (local.get 0))))"#,
+    );
+    let mem = instance.get_memory(&store, "m").unwrap();
+    mem.write(&mut store, 100, b"xyz").unwrap();
+    let peek = instance.get_typed_func::<i32, i32>(&store, "peek").unwrap();
+    assert_eq!(peek.call(&mut store, 101).unwrap(), b'y' as i32);
+    assert!(mem.write(&mut store, 65535, b"ab").is_err());
+    assert_eq!(mem.grow(&mut store, 2).unwrap(), 1);
+    assert!(mem.grow(&mut store, 1).is_err());
+    assert_eq!(mem.data_size(&store), 3 * WASM_PAGE);
+    // Growth is visible to the guest, and the new pages are zero.
+    assert_eq!(peek.call(&mut store, 3 * 65536 - 1).unwrap(), 0);
+}
+
+#[test]
+fn multi_value_and_typed_calls() {
+    let (mut store, instance) = instantiate(
+        r#"(module
+            (func (export "swap") (param i32 i64) (result i64 i32) (local.get 1) (local.get 0))
+            (func (export "fsum") (param f32 f64) (result f64)
+                (f64.add (f64.promote_f32 (local.get 0)) (local.get 1))))"#,
+    );
+    let swap = instance.get_typed_func::<(i32, i64), (i64, i32)>(&store, "swap").unwrap();
+    assert_eq!(swap.call(&mut store, (7, -9)).unwrap(), (-9, 7));
+    let fsum = instance.get_typed_func::<(f32, f64), f64>(&store, "fsum").unwrap();
+    assert_eq!(fsum.call(&mut store, (1.5, 2.25)).unwrap(), 3.75);
+    // Wrong static types are an error, not a panic.
+    assert!(instance.get_typed_func::<i32, i32>(&store, "swap").is_err());
+    // Wrong dynamic arguments too.
+    let f = instance.get_func(&store, "swap").unwrap();
+    let mut out = [Val::I32(0), Val::I32(0)];
+    assert!(f.call(&mut store, &[Val::I32(1)], &mut out).is_err());
+    assert!(f.call(&mut store, &[Val::I64(1), Val::I64(1)], &mut out).is_err());
+}
+
+#[test]
+fn globals_tables_and_externrefs() {
+    let (mut store, instance) = instantiate(
+        r#"(module
+            (global (export "g") (mut i32) (i32.const 5))
+            (table (export "t") 2 externref)
+            (func (export "bump") (global.set 0 (i32.add (global.get 0) (i32.const 1))))
+            (func (export "get") (param i32) (result externref) (table.get (local.get 0))))"#,
+    );
+    let g = instance.get_global(&store, "g").unwrap();
+    instance.get_func(&store, "bump").unwrap().call(&mut store, &[], &mut []).unwrap();
+    assert_eq!(g.get(&store), Val::I32(6));
+    g.set(&mut store, Val::I32(40)).unwrap();
+    assert!(g.set(&mut store, Val::I64(1)).is_err());
+    let t = instance.get_table(&store, "t").unwrap();
+    let r = ExternRef::new(&mut store, "payload".to_string());
+    t.set(&mut store, 1, Val::ExternRef(Some(r))).unwrap();
+    let mut out = [Val::I32(0)];
+    instance.get_func(&store, "get").unwrap().call(&mut store, &[Val::I32(1)], &mut out).unwrap();
+    let Val::ExternRef(Some(back)) = out[0] else { panic!("expected an externref, got {:?}", out[0]) };
+    let data = back.data(&store).unwrap().downcast_ref::<String>().unwrap();
+    assert_eq!(data, "payload");
+}
+
+#[test]
+fn objects_from_another_store_are_rejected() {
+    let (mut a, instance) = instantiate(r#"(module (func (export "f")))"#);
+    let (mut b, _) = instantiate(r#"(module)"#);
+    let f = instance.get_func(&a, "f").unwrap();
+    assert!(f.call(&mut b, &[], &mut []).is_err());
+    assert!(f.call(&mut a, &[], &mut []).is_ok());
+}
+
+#[test]
+fn link_errors_name_the_import() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, r#"(module (import "env" "missing" (func)))"#).unwrap();
+    let mut store = Store::new(&engine, ());
+    let err = Linker::<()>::new(&engine).instantiate(&mut store, &module).unwrap_err();
+    assert_eq!(err.to_string(), "unknown import: `env::missing` has not been defined");
+    let mut linker = Linker::new(&engine);
+    linker.func_wrap("env", "missing", |_: i32| {}).unwrap();
+    let err = linker.instantiate(&mut store, &module).unwrap_err();
+    assert!(matches!(err, Error::IncompatibleImport { .. }), "{err}");
+}
+
+#[test]
+fn malformed_and_invalid_modules_are_errors_with_offsets() {
+    let engine = Engine::default();
+    let err = Module::new(&engine, b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0f").unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    let err = Module::new(&engine, "(module (func (result i32) (i64.const 1)))").unwrap_err();
+    let Error::Invalid { offset, message } = &err else { panic!("{err}") };
+    assert!(*offset > 8 && message.contains("type mismatch"), "{err}");
+    // A declared count far larger than the bytes present must not allocate or panic.
+    let huge = b"\0asm\x01\0\0\0\x05\x05\xff\xff\xff\xff\x0f";
+    assert!(Module::new(&engine, huge).is_err());
+    assert!(Module::new(&engine, "(module").is_err());
+}
+
+#[test]
+fn instantiation_is_repeatable_and_isolated() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (memory 1) (global $n (mut i32) (i32.const 0))
+            (func (export "next") (result i32)
+                (global.set $n (i32.add (global.get $n) (i32.const 1)))
+                (i32.store (i32.const 0) (global.get $n))
+                (i32.load (i32.const 0))))"#,
+    )
+    .unwrap();
+    let pre = Linker::<()>::new(&engine).instantiate_pre(&module).unwrap();
+    for _ in 0..3 {
+        let mut store = Store::new(&engine, ());
+        let instance = pre.instantiate(&mut store).unwrap();
+        let next = instance.get_typed_func::<(), i32>(&store, "next").unwrap();
+        assert_eq!(next.call(&mut store, ()).unwrap(), 1);
+        assert_eq!(next.call(&mut store, ()).unwrap(), 2);
+    }
+}
+
+#[test]
+fn host_reentry_works_and_is_bounded() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "env" "again" (func $again (param i32) (result i32)))
+            (func (export "f") (param i32) (result i32)
+                (if (result i32) (i32.eqz (local.get 0))
+                    (then (i32.const 0))
+                    (else (i32.add (i32.const 1) (call $again (i32.sub (local.get 0) (i32.const 1))))))))"#,
+    )
+    .unwrap();
+    let mut linker: Linker<Option<Func>> = Linker::new(&engine);
+    linker
+        .func_wrap("env", "again", |mut caller: Caller<'_, Option<Func>>, n: i32| -> Result<i32, Trap> {
+            let f = caller.data().unwrap();
+            let mut out = [Val::I32(0)];
+            f.call(&mut caller, &[Val::I32(n)], &mut out).map_err(|e| match e {
+                Error::Trap(t) => t,
+                other => Trap::host(other.to_string()),
+            })?;
+            Ok(out[0].i32().unwrap())
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, None);
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let f = instance.get_func(&store, "f").unwrap();
+    *store.data_mut() = Some(f);
+    let typed = f.typed::<i32, i32>(&store).unwrap();
+    assert_eq!(typed.call(&mut store, 20).unwrap(), 20);
+    let err = typed.call(&mut store, 10_000).unwrap_err();
+    assert_eq!(err.as_trap().unwrap().kind(), TrapKind::StackExhausted);
+}

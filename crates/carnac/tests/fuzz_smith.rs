@@ -1,0 +1,106 @@
+//! Fuzzing hook that runs in CI: `wasm-smith` generates valid WebAssembly 2.0
+//! modules (no SIMD) from a fixed range of seeds; each one must compile (it is
+//! valid by construction), instantiate with stand-in imports, and have every
+//! exported function called under fuel, without a panic or a host crash. Traps
+//! are fine; anything else that is not a trap or a limit is a failure.
+//!
+//! `SMITH_SEEDS=N` runs more seeds (the default keeps CI fast).
+
+use arbitrary::Unstructured;
+use carnac::*;
+
+fn bytes_for_seed(seed: u64, len: usize) -> Vec<u8> {
+    // splitmix64: a fixed, dependency-free stream per seed.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) as u8
+        })
+        .collect()
+}
+
+fn smith_config() -> wasm_smith::Config {
+    wasm_smith::Config {
+        simd_enabled: false,
+        relaxed_simd_enabled: false,
+        exceptions_enabled: false,
+        gc_enabled: false,
+        compact_imports_enabled: false,
+        memory64_enabled: false,
+        tail_call_enabled: false,
+        threads_enabled: false,
+        wide_arithmetic_enabled: false,
+        extended_const_enabled: false,
+        custom_page_sizes_enabled: false,
+        max_memory32_bytes: 16 << 20,
+        max_table_elements: 10_000,
+        max_tables: 4,
+        export_everything: true,
+        min_funcs: 1,
+        ..Default::default()
+    }
+}
+
+fn stand_in(store: &mut Store<()>, ty: &ExternType) -> Extern {
+    match ty {
+        ExternType::Func(ft) => {
+            let results: Vec<ValType> = ft.results().to_vec();
+            Func::new(&mut *store, ft.clone(), move |_, _, out| {
+                for (o, t) in out.iter_mut().zip(&results) {
+                    *o = Val::default_for(*t);
+                }
+                Ok(())
+            })
+            .into()
+        }
+        ExternType::Global(gt) => Global::new(&mut *store, *gt, Val::default_for(gt.content)).unwrap().into(),
+        ExternType::Table(tt) => Table::new(&mut *store, *tt, Val::default_for(tt.element)).unwrap().into(),
+        ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
+    }
+}
+
+#[test]
+fn generated_modules_never_panic() {
+    let seeds: u64 = std::env::var("SMITH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
+    let mut config = Config::new();
+    config.consume_fuel(true).max_call_depth(2_000);
+    let engine = Engine::new(&config);
+    let (mut compiled, mut calls, mut traps) = (0, 0, 0);
+    for seed in 0..seeds {
+        let data = bytes_for_seed(seed, 16 << 10);
+        let mut u = Unstructured::new(&data);
+        let Ok(generated) = wasm_smith::Module::new(smith_config(), &mut u) else { continue };
+        let bytes = generated.to_bytes();
+        let module = Module::from_binary(&engine, &bytes)
+            .unwrap_or_else(|e| panic!("seed {seed}: valid module rejected: {e}"));
+        compiled += 1;
+        let mut store = Store::new(&engine, ());
+        store.set_fuel(200_000).unwrap();
+        let imports: Vec<Extern> = module.imports().map(|i| stand_in(&mut store, &i.ty)).collect();
+        let instance = match Instance::new(&mut store, &module, &imports) {
+            Ok(i) => i,
+            Err(Error::Trap(_) | Error::Limit(_)) => continue,
+            Err(e) => panic!("seed {seed}: instantiation failed unexpectedly: {e}"),
+        };
+        for (name, ext) in instance.exports(&store) {
+            let Extern::Func(f) = ext else { continue };
+            let ty = f.ty(&store);
+            let args: Vec<Val> = ty.params().iter().map(|t| Val::default_for(*t)).collect();
+            let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+            store.set_fuel(200_000).unwrap();
+            calls += 1;
+            match f.call(&mut store, &args, &mut results) {
+                Ok(()) => {}
+                Err(Error::Trap(_)) => traps += 1,
+                Err(e) => panic!("seed {seed}: calling `{name}` failed with a non-trap error: {e}"),
+            }
+        }
+    }
+    println!("wasm-smith: {seeds} seeds, {compiled} modules compiled, {calls} calls, {traps} traps");
+    assert!(compiled as u64 > seeds / 2, "too few modules generated: {compiled}");
+    assert!(calls > 0, "no exported function was called");
+}
