@@ -44,6 +44,16 @@ macro_rules! define_instrs {
         load { $($load:ident),* $(,)? }
         store { $($store:ident),* $(,)? }
     ) => {
+        for_each_imm!(define_instrs_with_imm; $($un),*; $($bin),*; $($load),*; $($store),*);
+    };
+}
+
+macro_rules! define_instrs_with_imm {
+    (
+        arith { $($abase:ident $aimm:ident $at:ident),* $(,)? }
+        cmp { $($cbase:ident $cimm:ident $cbr:ident $cbrimm:ident $cneg:ident $ct:ident),* $(,)? }
+        ; $($un:ident),*; $($bin:ident),*; $($load:ident),*; $($store:ident),*
+    ) => {
         /// One interpreter instruction. See the module docs for the operand conventions.
         #[derive(Debug, Clone, Copy)]
         pub(crate) enum Instr {
@@ -96,6 +106,71 @@ macro_rules! define_instrs {
             $( $bin { dst: Slot, lhs: Slot, rhs: Slot }, )*
             $( $load { dst: Slot, addr: Slot, offset: u32 }, )*
             $( $store { addr: Slot, value: Slot, offset: u32 }, )*
+            /// Binary operators whose right operand is a constant (sign-extended for i64).
+            $( $aimm { dst: Slot, lhs: Slot, imm: i32 }, )*
+            /// Comparisons with a constant right operand.
+            $( $cimm { dst: Slot, lhs: Slot, imm: i32 }, )*
+            /// Fused compare-and-branch: jump to `target` when the comparison holds.
+            $( $cbr { lhs: Slot, rhs: Slot, target: u32 }, )*
+            $( $cbrimm { lhs: Slot, imm: i32, target: u32 }, )*
+        }
+
+        impl Instr {
+            /// The immediate form of a binary operator or comparison, if it has one
+            /// (`base` names the register form; `imm` is the constant right operand).
+            pub(crate) fn with_imm(base: &Instr, dst: Slot, lhs: Slot, imm: i32) -> Option<Instr> {
+                Some(match base {
+                    $( Instr::$abase { .. } => Instr::$aimm { dst, lhs, imm }, )*
+                    $( Instr::$cbase { .. } => Instr::$cimm { dst, lhs, imm }, )*
+                    _ => return None,
+                })
+            }
+
+            /// Whether this binary operator's constant operand may be sign-extended from
+            /// 32 bits (64-bit operators) rather than taken as its 32 bits.
+            pub(crate) fn imm_is_64(base: &Instr) -> bool {
+                match base {
+                    $( Instr::$abase { .. } => stringify!($at).contains("64"), )*
+                    $( Instr::$cbase { .. } => stringify!($ct).contains("64"), )*
+                    _ => false,
+                }
+            }
+
+            /// Turns a comparison into the branch that jumps when it holds (or, with
+            /// `negate`, when it does not). Only integer comparisons qualify, since
+            /// only they negate exactly.
+            pub(crate) fn to_branch(self, negate: bool, target: u32) -> Option<Instr> {
+                Some(match (self, negate) {
+                    $(
+                        (Instr::$cbase { lhs, rhs, .. }, false) => Instr::$cbr { lhs, rhs, target },
+                        (Instr::$cimm { lhs, imm, .. }, false) => Instr::$cbrimm { lhs, imm, target },
+                        (Instr::$cbase { lhs, rhs, .. }, true) => {
+                            return Instr::$cneg { dst: 0, lhs, rhs }.to_branch(false, target)
+                        }
+                        (Instr::$cimm { lhs, imm, .. }, true) => {
+                            return Instr::$cneg { dst: 0, lhs, rhs: 0 }
+                                .imm_branch(lhs, imm, target)
+                        }
+                    )*
+                    _ => return None,
+                })
+            }
+
+            fn imm_branch(self, lhs: Slot, imm: i32, target: u32) -> Option<Instr> {
+                Some(match self {
+                    $( Instr::$cbase { .. } => Instr::$cbrimm { lhs, imm, target }, )*
+                    _ => return None,
+                })
+            }
+
+            /// The branch target, for any instruction that jumps.
+            pub(crate) fn branch_target_mut(&mut self) -> Option<&mut u32> {
+                match self {
+                    Instr::Br { target } | Instr::BrIfNez { target, .. } | Instr::BrIfEqz { target, .. } => Some(target),
+                    $( Instr::$cbr { target, .. } | Instr::$cbrimm { target, .. } => Some(target), )*
+                    _ => None,
+                }
+            }
         }
 
         impl Instr {
@@ -115,6 +190,8 @@ macro_rules! define_instrs {
                     $( Instr::$un { dst, .. } => Some(dst), )*
                     $( Instr::$bin { dst, .. } => Some(dst), )*
                     $( Instr::$load { dst, .. } => Some(dst), )*
+                    $( Instr::$aimm { dst, .. } => Some(dst), )*
+                    $( Instr::$cimm { dst, .. } => Some(dst), )*
                     _ => None,
                 }
             }
@@ -164,6 +241,47 @@ macro_rules! for_each_numeric {
     };
 }
 pub(crate) use for_each_numeric;
+
+/// Operators with an immediate (constant right operand) form, and the integer
+/// comparisons that fuse with a following branch. Columns: register form,
+/// immediate form, [branch, branch-with-immediate, negated comparison,] operand type.
+macro_rules! for_each_imm {
+    ($m:ident; $($rest:tt)*) => {
+        $m! {
+            arith {
+                I32Add I32AddImm u32, I32Sub I32SubImm u32, I32Mul I32MulImm u32,
+                I32And I32AndImm u32, I32Or I32OrImm u32, I32Xor I32XorImm u32,
+                I32Shl I32ShlImm u32, I32ShrS I32ShrSImm i32, I32ShrU I32ShrUImm u32,
+                I64Add I64AddImm u64, I64Sub I64SubImm u64, I64Mul I64MulImm u64,
+                I64And I64AndImm u64, I64Or I64OrImm u64, I64Xor I64XorImm u64,
+                I64Shl I64ShlImm u64, I64ShrS I64ShrSImm i64, I64ShrU I64ShrUImm u64,
+            }
+            cmp {
+                I32Eq I32EqImm BrI32Eq BrI32EqImm I32Ne u32,
+                I32Ne I32NeImm BrI32Ne BrI32NeImm I32Eq u32,
+                I32LtS I32LtSImm BrI32LtS BrI32LtSImm I32GeS i32,
+                I32LtU I32LtUImm BrI32LtU BrI32LtUImm I32GeU u32,
+                I32GtS I32GtSImm BrI32GtS BrI32GtSImm I32LeS i32,
+                I32GtU I32GtUImm BrI32GtU BrI32GtUImm I32LeU u32,
+                I32LeS I32LeSImm BrI32LeS BrI32LeSImm I32GtS i32,
+                I32LeU I32LeUImm BrI32LeU BrI32LeUImm I32GtU u32,
+                I32GeS I32GeSImm BrI32GeS BrI32GeSImm I32LtS i32,
+                I32GeU I32GeUImm BrI32GeU BrI32GeUImm I32LtU u32,
+                I64Eq I64EqImm BrI64Eq BrI64EqImm I64Ne u64,
+                I64Ne I64NeImm BrI64Ne BrI64NeImm I64Eq u64,
+                I64LtS I64LtSImm BrI64LtS BrI64LtSImm I64GeS i64,
+                I64LtU I64LtUImm BrI64LtU BrI64LtUImm I64GeU u64,
+                I64GtS I64GtSImm BrI64GtS BrI64GtSImm I64LeS i64,
+                I64GtU I64GtUImm BrI64GtU BrI64GtUImm I64LeU u64,
+                I64LeS I64LeSImm BrI64LeS BrI64LeSImm I64GtS i64,
+                I64LeU I64LeUImm BrI64LeU BrI64LeUImm I64GtU u64,
+                I64GeS I64GeSImm BrI64GeS BrI64GeSImm I64LtS i64,
+                I64GeU I64GeUImm BrI64GeU BrI64GeUImm I64LtU u64,
+            }
+            ; $($rest)*
+        }
+    };
+}
 
 for_each_numeric!(define_instrs);
 

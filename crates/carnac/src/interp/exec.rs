@@ -631,6 +631,246 @@ pub(crate) fn run<T>(
             Instr::F64ConvertI64U { dst, src } => wf64!(dst, rd!(src) as f64),
             Instr::F64PromoteF32 { dst, src } => wf64!(dst, f32_!(src) as f64),
 
+            // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
+            Instr::I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
+            Instr::I32SubImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_sub(imm as u32)),
+            Instr::I32MulImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_mul(imm as u32)),
+            Instr::I32AndImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) & (imm as u32)),
+            Instr::I32OrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) | (imm as u32)),
+            Instr::I32XorImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) ^ (imm as u32)),
+            Instr::I32ShlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shl(imm as u32)),
+            Instr::I32ShrSImm { dst, lhs, imm } => w32!(dst, i32_!(lhs).wrapping_shr(imm as u32)),
+            Instr::I32ShrUImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shr(imm as u32)),
+            Instr::I64AddImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_add(imm as i64 as u64)),
+            Instr::I64SubImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_sub(imm as i64 as u64)),
+            Instr::I64MulImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_mul(imm as i64 as u64)),
+            Instr::I64AndImm { dst, lhs, imm } => w64!(dst, rd!(lhs) & (imm as i64 as u64)),
+            Instr::I64OrImm { dst, lhs, imm } => w64!(dst, rd!(lhs) | (imm as i64 as u64)),
+            Instr::I64XorImm { dst, lhs, imm } => w64!(dst, rd!(lhs) ^ (imm as i64 as u64)),
+            Instr::I64ShlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shl(imm as u32)),
+            Instr::I64ShrSImm { dst, lhs, imm } => w64!(dst, i64_!(lhs).wrapping_shr(imm as u32)),
+            Instr::I64ShrUImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shr(imm as u32)),
+            Instr::I32EqImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) == (imm as u32)),
+            Instr::BrI32Eq { lhs, rhs, target } => {
+                if u32_!(lhs) == u32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32EqImm { lhs, imm, target } => {
+                if u32_!(lhs) == (imm as u32) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32NeImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) != (imm as u32)),
+            Instr::BrI32Ne { lhs, rhs, target } => {
+                if u32_!(lhs) != u32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32NeImm { lhs, imm, target } => {
+                if u32_!(lhs) != (imm as u32) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32LtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) < imm),
+            Instr::BrI32LtS { lhs, rhs, target } => {
+                if i32_!(lhs) < i32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32LtSImm { lhs, imm, target } => {
+                if i32_!(lhs) < imm {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32LtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) < (imm as u32)),
+            Instr::BrI32LtU { lhs, rhs, target } => {
+                if u32_!(lhs) < u32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32LtUImm { lhs, imm, target } => {
+                if u32_!(lhs) < (imm as u32) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32GtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) > imm),
+            Instr::BrI32GtS { lhs, rhs, target } => {
+                if i32_!(lhs) > i32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32GtSImm { lhs, imm, target } => {
+                if i32_!(lhs) > imm {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32GtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) > (imm as u32)),
+            Instr::BrI32GtU { lhs, rhs, target } => {
+                if u32_!(lhs) > u32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32GtUImm { lhs, imm, target } => {
+                if u32_!(lhs) > (imm as u32) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32LeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) <= imm),
+            Instr::BrI32LeS { lhs, rhs, target } => {
+                if i32_!(lhs) <= i32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32LeSImm { lhs, imm, target } => {
+                if i32_!(lhs) <= imm {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32LeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) <= (imm as u32)),
+            Instr::BrI32LeU { lhs, rhs, target } => {
+                if u32_!(lhs) <= u32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32LeUImm { lhs, imm, target } => {
+                if u32_!(lhs) <= (imm as u32) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32GeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) >= imm),
+            Instr::BrI32GeS { lhs, rhs, target } => {
+                if i32_!(lhs) >= i32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32GeSImm { lhs, imm, target } => {
+                if i32_!(lhs) >= imm {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I32GeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) >= (imm as u32)),
+            Instr::BrI32GeU { lhs, rhs, target } => {
+                if u32_!(lhs) >= u32_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI32GeUImm { lhs, imm, target } => {
+                if u32_!(lhs) >= (imm as u32) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64EqImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) == (imm as i64 as u64)),
+            Instr::BrI64Eq { lhs, rhs, target } => {
+                if rd!(lhs) == rd!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64EqImm { lhs, imm, target } => {
+                if rd!(lhs) == (imm as i64 as u64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64NeImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) != (imm as i64 as u64)),
+            Instr::BrI64Ne { lhs, rhs, target } => {
+                if rd!(lhs) != rd!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64NeImm { lhs, imm, target } => {
+                if rd!(lhs) != (imm as i64 as u64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64LtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) < (imm as i64)),
+            Instr::BrI64LtS { lhs, rhs, target } => {
+                if i64_!(lhs) < i64_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64LtSImm { lhs, imm, target } => {
+                if i64_!(lhs) < (imm as i64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64LtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) < (imm as i64 as u64)),
+            Instr::BrI64LtU { lhs, rhs, target } => {
+                if rd!(lhs) < rd!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64LtUImm { lhs, imm, target } => {
+                if rd!(lhs) < (imm as i64 as u64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64GtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) > (imm as i64)),
+            Instr::BrI64GtS { lhs, rhs, target } => {
+                if i64_!(lhs) > i64_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64GtSImm { lhs, imm, target } => {
+                if i64_!(lhs) > (imm as i64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64GtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) > (imm as i64 as u64)),
+            Instr::BrI64GtU { lhs, rhs, target } => {
+                if rd!(lhs) > rd!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64GtUImm { lhs, imm, target } => {
+                if rd!(lhs) > (imm as i64 as u64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64LeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) <= (imm as i64)),
+            Instr::BrI64LeS { lhs, rhs, target } => {
+                if i64_!(lhs) <= i64_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64LeSImm { lhs, imm, target } => {
+                if i64_!(lhs) <= (imm as i64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64LeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) <= (imm as i64 as u64)),
+            Instr::BrI64LeU { lhs, rhs, target } => {
+                if rd!(lhs) <= rd!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64LeUImm { lhs, imm, target } => {
+                if rd!(lhs) <= (imm as i64 as u64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64GeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) >= (imm as i64)),
+            Instr::BrI64GeS { lhs, rhs, target } => {
+                if i64_!(lhs) >= i64_!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64GeSImm { lhs, imm, target } => {
+                if i64_!(lhs) >= (imm as i64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::I64GeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) >= (imm as i64 as u64)),
+            Instr::BrI64GeU { lhs, rhs, target } => {
+                if rd!(lhs) >= rd!(rhs) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+            Instr::BrI64GeUImm { lhs, imm, target } => {
+                if rd!(lhs) >= (imm as i64 as u64) {
+                    ip = unsafe { code_start.add(target as usize) };
+                }
+            }
+
             // ---- memory ----
             Instr::I32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
             Instr::I64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),

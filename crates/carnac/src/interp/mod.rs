@@ -15,8 +15,17 @@ use crate::runtime::func::Caller;
 use crate::runtime::store::{FuncKind, Store};
 use crate::runtime::trap::{Trap, TrapKind};
 
-/// How deeply host functions may re-enter wasm (each re-entry uses host stack).
-const MAX_REENTRY: u32 = 64;
+/// How much host stack nested host→wasm re-entries may use, measured from the
+/// outermost entry. Guest-to-guest calls use no host stack; only re-entry from
+/// host functions does, so this bounds the host stack whatever the frame sizes.
+const MAX_REENTRY_STACK: usize = 512 * 1024;
+
+/// An address inside the current host stack frame.
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
 
 /// Calls store function `func` with `slots` holding the arguments on entry and
 /// the results on return (`slots.len()` covers both).
@@ -32,7 +41,10 @@ pub(crate) fn call<T>(store: &mut Store<T>, func: u32, slots: &mut [u64]) -> Res
             let module = module.clone();
             let np = entity.ty.params().len();
             let nr = entity.ty.results().len();
-            if store.inner.reentry >= MAX_REENTRY {
+            let sp = stack_pointer();
+            if store.inner.reentry == 0 {
+                store.inner.stack_base = sp;
+            } else if store.inner.stack_base.abs_diff(sp) > MAX_REENTRY_STACK {
                 return Err(Trap::new(TrapKind::StackExhausted));
             }
             let mut stack = std::mem::take(&mut store.inner.stack);

@@ -25,6 +25,24 @@ enum Operand {
     Temp,
     /// The value is (still) the current value of this local.
     Local(u32),
+    /// A constant not yet written anywhere (it may become an immediate).
+    Const(u64),
+}
+
+/// Where a value to move comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Slot(Slot),
+    Const(u64),
+}
+
+/// A branch condition: a slot tested against zero, or a comparison fused into the branch.
+#[derive(Clone, Copy, Debug)]
+enum Cond {
+    /// Branch when the slot is non-zero (or, if `inverted`, when it is zero).
+    Slot { slot: Slot, inverted: bool },
+    /// An integer comparison whose result only feeds the branch.
+    Compare(Instr),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -86,10 +104,9 @@ macro_rules! translate_numeric {
                         self.emit(Instr::$un { dst, src });
                     } )*
                     $( Operator::$bin => {
-                        let rhs = self.pop();
-                        let lhs = self.pop();
-                        let dst = self.push_temp();
-                        self.emit(Instr::$bin { dst, lhs, rhs });
+                        self.binary(Instr::$bin { dst: 0, lhs: 0, rhs: 0 }, |dst, lhs, rhs| {
+                            Instr::$bin { dst, lhs, rhs }
+                        });
                     } )*
                     $( Operator::$load { memarg } => {
                         let addr = self.pop();
@@ -189,18 +206,109 @@ impl Translator {
         self.locals + pos as u32
     }
 
-    fn operand_slot(&self, pos: usize) -> Slot {
+    fn source(&self, pos: usize) -> Source {
         match self.stack[pos] {
-            Operand::Temp => self.slot_of(pos),
-            Operand::Local(l) => l,
+            Operand::Temp => Source::Slot(self.slot_of(pos)),
+            Operand::Local(l) => Source::Slot(l),
+            Operand::Const(v) => Source::Const(v),
         }
     }
 
+    /// Pops an operand and returns the slot holding it (writing a constant to
+    /// the position's own slot first).
     fn pop(&mut self) -> Slot {
         let pos = self.stack.len() - 1;
-        let slot = self.operand_slot(pos);
+        self.materialize_const(pos);
+        let slot = match self.source(pos) {
+            Source::Slot(s) => s,
+            Source::Const(_) => unreachable!("materialized above"),
+        };
         self.stack.pop();
         slot
+    }
+
+    fn materialize_const(&mut self, pos: usize) {
+        if let Operand::Const(value) = self.stack[pos] {
+            let dst = self.slot_of(pos);
+            self.emit(Instr::Const { dst, value });
+            self.stack[pos] = Operand::Temp;
+        }
+    }
+
+    fn emit_move(&mut self, src: Source, dst: Slot) {
+        match src {
+            Source::Slot(s) if s == dst => {}
+            Source::Slot(src) => {
+                self.emit(Instr::Copy { dst, src });
+            }
+            Source::Const(value) => {
+                self.emit(Instr::Const { dst, value });
+            }
+        }
+    }
+
+    /// A binary operator, in its immediate form when the right operand is a
+    /// constant that fits.
+    fn binary(&mut self, base: Instr, make: impl Fn(Slot, Slot, Slot) -> Instr) {
+        let top = self.stack.len() - 1;
+        if let Operand::Const(v) = self.stack[top] {
+            let imm = if Instr::imm_is_64(&base) {
+                i32::try_from(v as i64).ok()
+            } else {
+                Some(v as u32 as i32)
+            };
+            if let Some(imm) = imm.filter(|i| Instr::with_imm(&base, 0, 0, *i).is_some()) {
+                self.stack.pop();
+                let lhs = self.pop();
+                let dst = self.push_temp();
+                let instr = Instr::with_imm(&base, dst, lhs, imm).expect("checked above");
+                self.emit(instr);
+                return;
+            }
+        }
+        let rhs = self.pop();
+        let lhs = self.pop();
+        let dst = self.push_temp();
+        self.emit(make(dst, lhs, rhs));
+    }
+
+    /// Pops a branch condition, fusing it with the comparison that produced it
+    /// when that comparison was the last instruction and feeds nothing else.
+    fn pop_cond(&mut self) -> Cond {
+        let pos = self.stack.len() - 1;
+        if self.stack[pos] == Operand::Temp && self.code.len() > self.label {
+            let temp = self.slot_of(pos);
+            let last = *self.code.last().expect("code after the label");
+            let mut last_mut = last;
+            if last_mut.result_slot_mut().is_some_and(|d| *d == temp) {
+                if last.to_branch(false, 0).is_some() {
+                    self.code.pop();
+                    self.stack.pop();
+                    return Cond::Compare(last);
+                }
+                if let Instr::I32Eqz { src, .. } = last {
+                    self.code.pop();
+                    self.stack.pop();
+                    return Cond::Slot { slot: src, inverted: true };
+                }
+            }
+        }
+        Cond::Slot { slot: self.pop(), inverted: false }
+    }
+
+    /// Emits a jump taken when `cond` holds (or, with `negate`, when it does not).
+    fn emit_cond_branch(&mut self, cond: Cond, negate: bool, target: u32) -> usize {
+        let instr = match cond {
+            Cond::Slot { slot, inverted } => {
+                if inverted != negate {
+                    Instr::BrIfEqz { cond: slot, target }
+                } else {
+                    Instr::BrIfNez { cond: slot, target }
+                }
+            }
+            Cond::Compare(cmp) => cmp.to_branch(negate, target).expect("an integer comparison"),
+        };
+        self.emit(instr)
     }
 
     fn push(&mut self, operand: Operand) {
@@ -214,10 +322,14 @@ impl Translator {
     }
 
     fn materialize_at(&mut self, pos: usize) {
-        if let Operand::Local(l) = self.stack[pos] {
-            let dst = self.slot_of(pos);
-            self.emit(Instr::Copy { dst, src: l });
-            self.stack[pos] = Operand::Temp;
+        match self.stack[pos] {
+            Operand::Local(l) => {
+                let dst = self.slot_of(pos);
+                self.emit(Instr::Copy { dst, src: l });
+                self.stack[pos] = Operand::Temp;
+            }
+            Operand::Const(_) => self.materialize_const(pos),
+            Operand::Temp => {}
         }
     }
 
@@ -274,12 +386,8 @@ impl Translator {
     }
 
     fn patch(&mut self, at: usize, to: u32) {
-        match &mut self.code[at] {
-            Instr::Br { target } | Instr::BrIfNez { target, .. } | Instr::BrIfEqz { target, .. } => {
-                *target = to
-            }
-            other => unreachable!("patching a non-branch {other:?}"),
-        }
+        let target = self.code[at].branch_target_mut().expect("patching a branch");
+        *target = to;
     }
 
     fn block_arity(info: &ModuleInfo, bt: BlockType) -> (u32, u32) {
@@ -299,22 +407,22 @@ impl Translator {
         self.ctrl.len() - 1 - depth as usize
     }
 
-    /// (source, destination) slot pairs moving the branch values into the target's slots.
-    fn branch_moves(&self, ctrl: usize) -> impl Iterator<Item = (Slot, Slot)> + '_ {
+    /// (source, destination) pairs moving the branch values into the target's slots.
+    fn branch_moves(&self, ctrl: usize) -> impl Iterator<Item = (Source, Slot)> + '_ {
         let c = &self.ctrl[ctrl];
         let arity = if c.kind == CtrlKind::Loop { c.params } else { c.results } as usize;
         let len = self.stack.len();
         (0..arity).filter_map(move |i| {
-            let src = self.operand_slot(len - arity + i);
+            let src = self.source(len - arity + i);
             let dst = self.slot_of(c.height + i);
-            (src != dst).then_some((src, dst))
+            (!matches!(src, Source::Slot(s) if s == dst)).then_some((src, dst))
         })
     }
 
     fn emit_branch_moves(&mut self, ctrl: usize) {
-        let moves: Vec<(Slot, Slot)> = self.branch_moves(ctrl).collect();
+        let moves: Vec<(Source, Slot)> = self.branch_moves(ctrl).collect();
         for (src, dst) in moves {
-            self.emit(Instr::Copy { dst, src });
+            self.emit_move(src, dst);
         }
     }
 
@@ -339,10 +447,8 @@ impl Translator {
             self.materialize_top(num_results);
         }
         for i in 0..num_results {
-            let src = self.operand_slot(len - num_results + i);
-            if src != i as u32 {
-                self.emit(Instr::Copy { dst: i as u32, src });
-            }
+            let src = self.source(len - num_results + i);
+            self.emit_move(src, i as u32);
         }
         self.emit(Instr::Return);
     }
@@ -386,9 +492,9 @@ impl Translator {
             }
             Operator::If { blockty } => {
                 let (params, results) = Self::block_arity(info, blockty);
-                let cond = self.pop();
+                let cond = self.pop_cond();
                 self.materialize_all();
-                let at = self.emit(Instr::BrIfEqz { cond, target: 0 });
+                let at = self.emit_cond_branch(cond, true, 0);
                 self.new_fuel_block();
                 self.ctrl.push(Ctrl {
                     kind: CtrlKind::If,
@@ -405,23 +511,28 @@ impl Translator {
             Operator::End => self.end(),
             Operator::Br { relative_depth } => {
                 let c = self.ctrl_index(relative_depth);
-                self.emit_branch_moves(c);
-                self.emit_jump(c);
+                if c == 0 {
+                    // A branch to the function body's end is a return.
+                    self.emit_return(self.ctrl[0].results as usize);
+                } else {
+                    self.emit_branch_moves(c);
+                    self.emit_jump(c);
+                }
                 self.dead = true;
             }
             Operator::BrIf { relative_depth } => {
-                let cond = self.pop();
+                let cond = self.pop_cond();
                 let c = self.ctrl_index(relative_depth);
                 if self.branch_moves(c).next().is_none() {
                     if self.ctrl[c].kind == CtrlKind::Loop {
                         let target = self.ctrl[c].start;
-                        self.emit(Instr::BrIfNez { cond, target });
+                        self.emit_cond_branch(cond, false, target);
                     } else {
-                        let at = self.emit(Instr::BrIfNez { cond, target: 0 });
+                        let at = self.emit_cond_branch(cond, false, 0);
                         self.ctrl[c].fixups.push(at);
                     }
                 } else {
-                    let skip = self.emit(Instr::BrIfEqz { cond, target: 0 });
+                    let skip = self.emit_cond_branch(cond, true, 0);
                     self.emit_branch_moves(c);
                     self.emit_jump(c);
                     let here = self.pc();
@@ -608,8 +719,7 @@ impl Translator {
     }
 
     fn constant(&mut self, value: u64) {
-        let dst = self.push_temp();
-        self.emit(Instr::Const { dst, value });
+        self.push(Operand::Const(value));
     }
 
     /// Pops `n` operands into consecutive slots and returns the first slot.
@@ -625,6 +735,12 @@ impl Translator {
         let operand = self.stack[pos];
         if operand == Operand::Local(local) {
             self.stack.pop();
+            return;
+        }
+        if let Operand::Const(value) = operand {
+            self.stack.pop();
+            self.materialize_local(local);
+            self.emit(Instr::Const { dst: local, value });
             return;
         }
         let src = self.pop();
@@ -668,6 +784,9 @@ impl Translator {
     }
 
     fn end(&mut self) {
+        if self.ctrl.len() == 1 {
+            return self.end_function();
+        }
         if !self.dead {
             let n = self.ctrl.last().map_or(0, |c| c.results) as usize;
             self.materialize_top(n);
@@ -686,10 +805,30 @@ impl Translator {
             self.push(Operand::Temp);
         }
         self.dead = false;
-        if self.ctrl.is_empty() {
-            self.emit_return(ctrl.results as usize);
-            self.dead = true;
+    }
+
+    /// The function body's `end`: return straight from the operands on the
+    /// fall-through path; branches to the end land on a return from the
+    /// canonical result slots.
+    fn end_function(&mut self) {
+        let ctrl = self.ctrl.pop().expect("the function block");
+        let n = ctrl.results as usize;
+        if !self.dead {
+            self.emit_return(n);
         }
+        if !ctrl.fixups.is_empty() {
+            let here = self.pc();
+            for &at in &ctrl.fixups {
+                self.patch(at, here);
+            }
+            self.set_label();
+            self.stack.truncate(ctrl.height);
+            for _ in 0..n {
+                self.push(Operand::Temp);
+            }
+            self.emit_return(n);
+        }
+        self.dead = true;
     }
 
     /// Operators in unreachable code: only the block structure matters.
@@ -721,5 +860,55 @@ impl Translator {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::code::Instr;
+    use crate::{Engine, Module};
+
+    fn code(wat: &str) -> Vec<Instr> {
+        let m = Module::new(&Engine::default(), wat).unwrap();
+        m.inner.code[0].code.to_vec()
+    }
+
+    #[test]
+    #[ignore]
+    fn dump() {
+        let path = std::env::var("DUMP_WAT").unwrap();
+        let c = code(&std::fs::read_to_string(path).unwrap());
+        for (i, x) in c.iter().enumerate() {
+            println!("{i:4} {x:?}");
+        }
+    }
+
+    #[test]
+    fn local_get_is_folded_and_local_set_retargets() {
+        let c = code(
+            r#"(module (func (param i32 i32) (result i32) (local i32)
+                (local.set 2 (i32.add (local.get 0) (local.get 1)))
+                (local.get 2)))"#,
+        );
+        // add writes the local directly; the local is copied to slot 0 on return.
+        assert!(matches!(c[0], Instr::I32Add { dst: 2, lhs: 0, rhs: 1 }), "{c:?}");
+        assert!(matches!(c[1], Instr::Copy { dst: 0, src: 2 }), "{c:?}");
+        assert!(matches!(c[2], Instr::Return), "{c:?}");
+        assert_eq!(c.len(), 3, "{c:?}");
+    }
+
+    #[test]
+    fn overwritten_local_is_copied_before_the_write() {
+        let c = code(
+            r#"(module (func (param i32) (result i32)
+                (local.get 0)
+                (local.set 0 (i32.const 7))
+                (local.get 0)
+                (i32.add)))"#,
+        );
+        // The pending read of local 0 is materialized before local 0 changes.
+        let copy = c.iter().position(|i| matches!(i, Instr::Copy { dst: 1, src: 0 })).expect("copy");
+        let set = c.iter().position(|i| matches!(i, Instr::Copy { dst: 0, .. } | Instr::Const { dst: 0, .. })).expect("set");
+        assert!(copy < set, "{c:?}");
     }
 }

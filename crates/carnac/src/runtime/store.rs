@@ -103,6 +103,8 @@ pub(crate) struct StoreInner {
     pub fuel: u64,
     /// Nesting of host→wasm re-entries, bounded to keep the host stack safe.
     pub reentry: u32,
+    /// Host stack address at the outermost wasm entry (see `interp::call`).
+    pub stack_base: usize,
     /// The interpreter's value stack, kept between calls to avoid reallocating.
     pub stack: Vec<u64>,
 }
@@ -171,6 +173,7 @@ impl<T> Store<T> {
                 limiter: None,
                 fuel: 0,
                 reentry: 0,
+                stack_base: 0,
                 stack: Vec::new(),
             },
             hosts: Vec::new(),
