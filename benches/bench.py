@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: Carnac against the peer runtimes installed by
+../shared/peers/install.sh (Wasmtime, wasmi, wasm3, WAMR's iwasm).
+
+Every program in programs/ exports `run(n: i32) -> i32` and is invoked the same
+way on every runtime; runs are interleaved (one round = every runtime once per
+program), the median wall time per runtime is reported with the ratio
+peer/Carnac (> 1 means Carnac is faster), then the geometric mean of the ratios.
+Results must agree across runtimes, so a fast wrong answer never counts.
+
+    python3 benches/bench.py [--rounds 5] [--peers /tmp/carnac-peers] [--only fib,sieve]
+
+Whole-process wall time, so it includes start-up (small next to these runs).
+This is a benchmark, not a test: the machine is shared and noisy, so compare
+ratios from one sitting, never absolute times across sittings.
+"""
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# program -> argument n (sized for roughly a second on Carnac)
+PROGRAMS = {
+    "fib": 32,
+    "arith": 60_000_000,
+    "sieve": 10_000_000,
+    "matmul": 200,
+}
+
+
+def runtimes(peers):
+    b = os.path.join(peers, "bin")
+    py = os.path.join(peers, "venv", "bin", "python")
+    w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
+    carnac = os.path.join(ROOT, "target", "release", "carnac")
+    rts = {"carnac": lambda w, n: [carnac, "run", "--invoke", "run", w, str(n)]}
+    cands = {
+        "wasmi": (os.path.join(b, "wasmi"), lambda w, n: [os.path.join(b, "wasmi"), "--invoke", "run", w, str(n)]),
+        "wasm3": (py, lambda w, n: [py, w3, "--invoke", "run", w, str(n)]),
+        "iwasm-fast": (os.path.join(b, "iwasm-fast"), lambda w, n: [os.path.join(b, "iwasm-fast"), "-f", "run", w, str(n)]),
+        "wasmtime": (os.path.join(b, "wasmtime"), lambda w, n: [os.path.join(b, "wasmtime"), "run", "--invoke", "run", w, str(n)]),
+    }
+    for name, (exe, cmd) in cands.items():
+        if os.path.exists(exe) and (name != "wasm3" or os.path.exists(w3)):
+            rts[name] = cmd
+    return rts
+
+
+def normalize(out):
+    """Last line of output as a signed 32-bit integer (iwasm prints 0x..:i32)."""
+    line = out.strip().splitlines()[-1].strip()
+    if line.endswith(":i32"):
+        v = int(line[:-4], 16)
+        return v - (1 << 32) if v >= 1 << 31 else v
+    return int(line)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--peers", default=os.environ.get("CARNAC_PEERS", "/tmp/carnac-peers"))
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "carnac-cli"], cwd=ROOT, check=True)
+    wasm_tools = os.path.join(args.peers, "bin", "wasm-tools")
+    rts = runtimes(args.peers)
+    progs = {k: v for k, v in PROGRAMS.items() if not args.only or k in args.only.split(",")}
+    out_dir = os.path.join(ROOT, "target", "bench-wasm")
+    os.makedirs(out_dir, exist_ok=True)
+    wasm = {}
+    for p in progs:
+        src = os.path.join(HERE, "programs", p + ".wat")
+        dst = os.path.join(out_dir, p + ".wasm")
+        if os.path.exists(wasm_tools):
+            subprocess.run([wasm_tools, "parse", src, "-o", dst], check=True)
+            wasm[p] = dst
+        else:
+            wasm[p] = src  # Carnac reads text; peers are skipped without wasm-tools
+            rts = {"carnac": rts["carnac"]}
+
+    times = {p: {r: [] for r in rts} for p in progs}
+    answers = {p: {} for p in progs}
+    for rnd in range(args.rounds):
+        for p, n in progs.items():
+            for r, cmd in rts.items():
+                t0 = time.perf_counter()
+                res = subprocess.run(cmd(wasm[p], n), capture_output=True, text=True)
+                dt = time.perf_counter() - t0
+                if res.returncode != 0:
+                    print(f"{r} failed on {p}: {res.stderr.strip()[:200]}", file=sys.stderr)
+                    continue
+                answers[p].setdefault(r, normalize(res.stdout))
+                times[p][r].append(dt)
+        print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
+
+    peers = [r for r in rts if r != "carnac"]
+    hdr = f"{'program':<8} {'carnac':>9}" + "".join(f" {r:>18}" for r in peers)
+    print(hdr)
+    ratios = {r: [] for r in peers}
+    ok = True
+    for p in progs:
+        c = statistics.median(times[p]["carnac"]) if times[p]["carnac"] else float("nan")
+        row = f"{p:<8} {c:>8.3f}s"
+        for r in peers:
+            if not times[p][r]:
+                row += f" {'failed':>18}"
+                continue
+            m = statistics.median(times[p][r])
+            ratio = m / c
+            ratios[r].append(ratio)
+            row += f" {m:>8.3f}s ({ratio:>5.2f}x)"
+        print(row)
+        vals = set(answers[p].values())
+        if len(vals) != 1:
+            ok = False
+            print(f"  MISMATCH on {p}: {answers[p]}")
+    geo = "".join(
+        f" {'':>9}({math.exp(sum(map(math.log, v)) / len(v)):>5.2f}x)" if v else f" {'-':>18}"
+        for v in ratios.values()
+    )
+    print(f"{'geomean':<8} {'':>9}{geo}")
+    print("ratio = peer time / Carnac time (higher is better for Carnac); results agree:", ok)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
