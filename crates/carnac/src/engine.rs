@@ -9,6 +9,7 @@ use crate::types::FuncType;
 /// Settings for an [`Engine`].
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub(crate) features: wasmparser::WasmFeatures,
     pub(crate) consume_fuel: bool,
     pub(crate) max_call_depth: usize,
     pub(crate) max_stack_slots: usize,
@@ -16,7 +17,14 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { consume_fuel: false, max_call_depth: 100_000, max_stack_slots: 1 << 20 }
+        use wasmparser::WasmFeatures as F;
+        Config {
+            // WebAssembly 2.0 without SIMD (SIMD is its own issue).
+            features: F::WASM2.difference(F::SIMD),
+            consume_fuel: false,
+            max_call_depth: 100_000,
+            max_stack_slots: 1 << 20,
+        }
     }
 }
 
@@ -44,10 +52,43 @@ impl Config {
         self
     }
 
+    fn feature(&mut self, f: wasmparser::WasmFeatures, enable: bool) -> &mut Self {
+        self.features.set(f, enable);
+        self
+    }
+
+    /// The bulk memory operations proposal (on by default; part of WebAssembly 2.0).
+    pub fn wasm_bulk_memory(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::BULK_MEMORY, enable)
+    }
+
+    /// The reference types proposal (on by default; part of WebAssembly 2.0).
+    pub fn wasm_reference_types(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::REFERENCE_TYPES, enable)
+    }
+
+    /// Multi-value blocks, calls and returns (on by default; part of WebAssembly 2.0).
+    pub fn wasm_multi_value(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::MULTI_VALUE, enable)
+    }
+
+    /// Sign-extension operators (on by default; part of WebAssembly 2.0).
+    pub fn wasm_sign_extension(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::SIGN_EXTENSION, enable)
+    }
+
+    /// Non-trapping float-to-int conversions (on by default; part of WebAssembly 2.0).
+    pub fn wasm_saturating_float_to_int(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::SATURATING_FLOAT_TO_INT, enable)
+    }
+
+    /// Import and export of mutable globals (on by default; part of WebAssembly 2.0).
+    pub fn wasm_mutable_global(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::MUTABLE_GLOBAL, enable)
+    }
+
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {
-        use wasmparser::WasmFeatures as F;
-        // WebAssembly 2.0 without SIMD (SIMD is its own issue).
-        F::WASM2.difference(F::SIMD)
+        self.features
     }
 }
 

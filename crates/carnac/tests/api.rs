@@ -335,3 +335,20 @@ fn host_reentry_works_and_is_bounded() {
     let err = typed.call(&mut store, 10_000).unwrap_err();
     assert_eq!(err.as_trap().unwrap().kind(), TrapKind::StackExhausted);
 }
+
+#[test]
+fn features_can_be_turned_off() {
+    let wat = "(module (func (param i32) (result i32) (i32.extend8_s (local.get 0))))";
+    assert!(Module::new(&Engine::default(), wat).is_ok());
+    let mut config = Config::new();
+    config.wasm_sign_extension(false);
+    let err = Module::new(&Engine::new(&config), wat).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    let mut config = Config::new();
+    config.wasm_multi_value(false);
+    let two = "(module (func (result i32 i32) (i32.const 1) (i32.const 2)))";
+    assert!(Module::new(&Engine::new(&config), two).is_err());
+    // SIMD is not supported yet: rejected as invalid, not a panic.
+    let simd = "(module (func (result v128) (v128.const i64x2 0 0)))";
+    assert!(Module::new(&Engine::default(), simd).is_err());
+}
