@@ -2,8 +2,7 @@
 //! importable things. Each handle is a store index checked against the store id.
 
 use crate::error::Error;
-use crate::runtime::memory::LinearMemory;
-use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity, TableEntity};
+use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity};
 use crate::runtime::values::Val;
 use crate::types::*;
 use crate::Func;
@@ -36,9 +35,8 @@ impl Memory {
     /// Creates a memory owned by the host.
     pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> Result<Memory, Error> {
         let s = &mut store.as_context_mut().inner;
-        let mem = LinearMemory::new(ty).map_err(Error::Limit)?;
-        s.memories.push(mem);
-        Ok(Memory { store: s.id, index: s.memories.len() as u32 - 1 })
+        let index = s.new_memory(ty)?;
+        Ok(Memory { store: s.id, index })
     }
 
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
@@ -112,20 +110,8 @@ impl Table {
             return Err(Error::usage("table initial value has the wrong type"));
         }
         let raw = init.to_raw(s.id)?;
-        let n = ty.limits.min;
-        if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
-            return Err(Error::Limit(format!("table of {n} elements")));
-        }
-        if let Some(l) = s.limiter.as_mut() {
-            if !l.table_growing(0, n, ty.limits.max) {
-                return Err(Error::Limit(format!("table of {n} elements")));
-            }
-        }
-        let mut elems = Vec::new();
-        elems.try_reserve(n as usize).map_err(|_| Error::Limit(format!("table of {n} elements")))?;
-        elems.resize(n as usize, raw);
-        s.tables.push(TableEntity { ty, elems });
-        Ok(Table { store: s.id, index: s.tables.len() as u32 - 1 })
+        let index = s.new_table(ty, raw)?;
+        Ok(Table { store: s.id, index })
     }
 
     pub fn ty(&self, store: impl AsContext) -> TableType {

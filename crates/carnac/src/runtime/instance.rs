@@ -8,10 +8,8 @@ use crate::error::Error;
 use crate::module::{ConstExpr, DataMode, ElemMode, EntityIndex, Module, ModuleInner};
 use crate::runtime::externals::{Extern, Global, Memory, Table};
 use crate::runtime::func::{Func, TypedFunc, WasmParams, WasmResults};
-use crate::runtime::memory::{LinearMemory, WASM_PAGE};
 use crate::runtime::store::{
     AsContext, AsContextMut, FuncEntity, FuncKind, GlobalEntity, InstanceEntity, Store, StoreInner,
-    TableEntity,
 };
 use crate::runtime::trap::{Trap, TrapKind};
 use crate::types::ExternType;
@@ -201,28 +199,11 @@ pub(crate) fn instantiate<T>(
         globals.push(s.globals.len() as u32 - 1);
     }
     for ty in info.memories.iter().skip(info.num_imported_memories as usize) {
-        if let Some(l) = s.limiter.as_mut() {
-            let bytes = ty.limits.min as usize * WASM_PAGE;
-            if !l.memory_growing(0, bytes, ty.limits.max.map(|p| p as usize * WASM_PAGE)) {
-                return Err(Error::Limit(format!("memory of {} pages", ty.limits.min)));
-            }
-        }
-        s.memories.push(LinearMemory::new(*ty).map_err(Error::Limit)?);
-        memories.push(s.memories.len() as u32 - 1);
+        memories.push(s.new_memory(*ty)?);
     }
     for (i, ty) in info.tables.iter().enumerate().skip(info.num_imported_tables as usize) {
         let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
-        let n = ty.limits.min;
-        if let Some(l) = s.limiter.as_mut() {
-            if !l.table_growing(0, n, ty.limits.max) {
-                return Err(Error::Limit(format!("table of {n} elements")));
-            }
-        }
-        let mut elems = Vec::new();
-        elems.try_reserve_exact(n as usize).map_err(|_| Error::Limit(format!("table of {n} elements")))?;
-        elems.resize(n as usize, init);
-        s.tables.push(TableEntity { ty: *ty, elems });
-        tables.push(s.tables.len() as u32 - 1);
+        tables.push(s.new_table(*ty, init)?);
     }
     let elems: Vec<Box<[u64]>> = info
         .elems

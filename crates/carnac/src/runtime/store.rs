@@ -11,7 +11,9 @@ use crate::engine::Engine;
 use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
 use crate::runtime::memory::LinearMemory;
-use crate::types::{FuncType, GlobalType, TableType};
+use crate::error::Error;
+use crate::runtime::memory::WASM_PAGE;
+use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -110,6 +112,38 @@ pub(crate) struct StoreInner {
 }
 
 impl StoreInner {
+    /// Allocates a memory of type `ty`, asking the limiter for its initial size.
+    pub fn new_memory(&mut self, ty: MemoryType) -> Result<u32, Error> {
+        if let Some(l) = self.limiter.as_mut() {
+            let bytes = ty.limits.min as usize * WASM_PAGE;
+            if !l.memory_growing(0, bytes, ty.limits.max.map(|p| p as usize * WASM_PAGE)) {
+                return Err(Error::Limit(format!("memory of {} pages", ty.limits.min)));
+            }
+        }
+        self.memories.push(LinearMemory::new(ty).map_err(Error::Limit)?);
+        Ok(self.memories.len() as u32 - 1)
+    }
+
+    /// Allocates a table of type `ty` filled with the raw reference `init`,
+    /// asking the limiter for its initial size.
+    pub fn new_table(&mut self, ty: TableType, init: u64) -> Result<u32, Error> {
+        let n = ty.limits.min;
+        let too_big = || Error::Limit(format!("table of {n} elements"));
+        if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
+            return Err(too_big());
+        }
+        if let Some(l) = self.limiter.as_mut() {
+            if !l.table_growing(0, n, ty.limits.max) {
+                return Err(too_big());
+            }
+        }
+        let mut elems = Vec::new();
+        elems.try_reserve_exact(n as usize).map_err(|_| too_big())?;
+        elems.resize(n as usize, init);
+        self.tables.push(TableEntity { ty, elems });
+        Ok(self.tables.len() as u32 - 1)
+    }
+
     pub fn memory_may_grow(&mut self, mem: u32, delta_pages: u64) -> bool {
         let Some(limiter) = self.limiter.as_mut() else { return true };
         let m = &self.memories[mem as usize];
