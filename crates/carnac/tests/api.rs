@@ -352,3 +352,47 @@ fn features_can_be_turned_off() {
     let simd = "(module (func (result v128) (v128.const i64x2 0 0)))";
     assert!(Module::new(&Engine::default(), simd).is_err());
 }
+
+#[test]
+fn hostile_counts_are_rejected_without_allocating_for_them() {
+    let engine = Engine::default();
+    let header = b"\0asm\x01\0\0\0".to_vec();
+    let huge = [0xff, 0xff, 0xff, 0xff, 0x0f];
+    let with = |sections: &[&[u8]]| -> Vec<u8> {
+        let mut m = header.clone();
+        for s in sections {
+            m.extend_from_slice(s);
+        }
+        m
+    };
+    let section = |id: u8, body: &[u8]| -> Vec<u8> {
+        let mut s = vec![id, body.len() as u8];
+        s.extend_from_slice(body);
+        s
+    };
+    let ty = section(1, &[0x01, 0x60, 0x00, 0x00]);
+    let func = section(3, &[0x01, 0x00]);
+    let code = |body: &[u8]| -> Vec<u8> {
+        let mut b = vec![0x01, body.len() as u8];
+        b.extend_from_slice(body);
+        section(10, &b)
+    };
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    for id in [1u8, 2, 3, 4, 5, 6, 7, 9, 10, 11] {
+        cases.push(with(&[&section(id, &huge)]));
+    }
+    // br_table declaring 2^32-1 targets.
+    let mut body = vec![0x00, 0x41, 0x00, 0x0e];
+    body.extend_from_slice(&huge);
+    body.push(0x0b);
+    cases.push(with(&[&ty, &func, &code(&body)]));
+    // One local entry declaring 2^32-1 locals.
+    let mut body = vec![0x01];
+    body.extend_from_slice(&huge);
+    body.extend_from_slice(&[0x7f, 0x0b]);
+    cases.push(with(&[&ty, &func, &code(&body)]));
+    for (i, bytes) in cases.iter().enumerate() {
+        let err = Module::new(&engine, bytes).expect_err(&format!("case {i} must be rejected"));
+        assert!(matches!(err, Error::Invalid { .. }), "case {i}: {err}");
+    }
+}
