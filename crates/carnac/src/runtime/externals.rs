@@ -15,6 +15,16 @@ macro_rules! handle {
             pub(crate) index: u32,
         }
         impl $name {
+            /// The index for accessors that cannot return an error: using a handle
+            /// with another store is a programming error, reported like Wasmtime does.
+            fn index_in(&self, store_id: u64) -> usize {
+                assert_eq!(
+                    self.store, store_id,
+                    concat!(stringify!($name), " used with a store it does not belong to")
+                );
+                self.index as usize
+            }
+
             fn checked(&self, store_id: u64) -> Result<usize, Error> {
                 if self.store != store_id {
                     return Err(Error::usage(concat!(
@@ -41,32 +51,33 @@ impl Memory {
 
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
         let s = &store.as_context().inner;
-        let m = &s.memories[self.checked(s.id).unwrap_or(0)];
+        let m = &s.memories[self.index_in(s.id)];
         MemoryType { limits: Limits { min: m.size_pages(), max: m.ty.limits.max } }
     }
 
-    /// The memory's contents. Panics only if the handle belongs to another store.
+    /// The memory's contents.
+    ///
+    /// Accessors that return no `Result` panic when given another store's handle.
     pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> &'a [u8] {
         let s = &store.as_context().inner;
-        let i = self.checked(s.id).expect("Memory used with a store it does not belong to");
-        s.memories[i].data()
+        s.memories[self.index_in(s.id)].data()
     }
 
-    /// The memory's contents, mutably. Panics only if the handle belongs to another store.
+    /// The memory's contents, mutably.
     pub fn data_mut<'a, S: AsContextMut + 'a>(&self, store: &'a mut S) -> &'a mut [u8] {
         let s = &mut store.as_context_mut().inner;
-        let i = self.checked(s.id).expect("Memory used with a store it does not belong to");
+        let i = self.index_in(s.id);
         s.memories[i].data_mut()
     }
 
     pub fn size(&self, store: impl AsContext) -> u64 {
         let s = &store.as_context().inner;
-        self.checked(s.id).map_or(0, |i| s.memories[i].size_pages())
+        s.memories[self.index_in(s.id)].size_pages()
     }
 
     pub fn data_size(&self, store: impl AsContext) -> usize {
         let s = &store.as_context().inner;
-        self.checked(s.id).map_or(0, |i| s.memories[i].len())
+        s.memories[self.index_in(s.id)].len()
     }
 
     /// Reads `buf.len()` bytes at `offset`; errors when out of bounds.
@@ -116,13 +127,13 @@ impl Table {
 
     pub fn ty(&self, store: impl AsContext) -> TableType {
         let s = &store.as_context().inner;
-        let t = &s.tables[self.checked(s.id).unwrap_or(0)];
+        let t = &s.tables[self.index_in(s.id)];
         TableType { element: t.ty.element, limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
     }
 
     pub fn size(&self, store: impl AsContext) -> u64 {
         let s = &store.as_context().inner;
-        self.checked(s.id).map_or(0, |i| s.tables[i].elems.len() as u64)
+        s.tables[self.index_in(s.id)].elems.len() as u64
     }
 
     pub fn get(&self, store: impl AsContext, index: u64) -> Option<Val> {
@@ -169,12 +180,12 @@ impl Global {
 
     pub fn ty(&self, store: impl AsContext) -> GlobalType {
         let s = &store.as_context().inner;
-        s.globals[self.checked(s.id).unwrap_or(0)].ty
+        s.globals[self.index_in(s.id)].ty
     }
 
     pub fn get(&self, store: impl AsContext) -> Val {
         let s = &store.as_context().inner;
-        let g = &s.globals[self.checked(s.id).unwrap_or(0)];
+        let g = &s.globals[self.index_in(s.id)];
         Val::from_raw(g.value, g.ty.content, s.id)
     }
 

@@ -107,13 +107,11 @@ impl Func {
         Ok(())
     }
 
-    /// This function's type.
+    /// This function's type. Panics when given another store.
     pub fn ty(&self, store: impl AsContext) -> FuncType {
         let s = store.as_context();
-        s.inner.funcs.get(self.index as usize).filter(|_| self.store == s.inner.id).map_or_else(
-            || FuncType::new([], []),
-            |f| f.ty.clone(),
-        )
+        assert_eq!(self.store, s.inner.id, "Func used with a store it does not belong to");
+        s.inner.funcs[self.index as usize].ty.clone()
     }
 
     /// Calls the function with dynamically typed arguments; `results` must have
