@@ -11,6 +11,7 @@ use crate::types::FuncType;
 pub struct Config {
     pub(crate) features: wasmparser::WasmFeatures,
     pub(crate) consume_fuel: bool,
+    pub(crate) interruptible: bool,
     pub(crate) max_call_depth: usize,
     pub(crate) max_stack_slots: usize,
 }
@@ -22,6 +23,7 @@ impl Default for Config {
             // WebAssembly 2.0 without SIMD (SIMD is its own issue).
             features: F::WASM2.difference(F::SIMD),
             consume_fuel: false,
+            interruptible: false,
             max_call_depth: 100_000,
             max_stack_slots: 1 << 20,
         }
@@ -37,6 +39,16 @@ impl Config {
     /// store that runs out traps with [`crate::TrapKind::OutOfFuel`].
     pub fn consume_fuel(&mut self, enable: bool) -> &mut Self {
         self.consume_fuel = enable;
+        self
+    }
+
+    /// Make running guests interruptible from another thread through
+    /// [`crate::Store::interrupt_handle`] (e.g. for a wall-clock timeout): a flag is
+    /// checked at every function entry and loop header, so even a guest stuck in a
+    /// loop stops promptly with [`crate::TrapKind::Interrupted`]. Costs one load and
+    /// branch per loop iteration and call; nothing when off.
+    pub fn interruptible(&mut self, enable: bool) -> &mut Self {
+        self.interruptible = enable;
         self
     }
 

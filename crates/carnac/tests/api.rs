@@ -396,3 +396,21 @@ fn hostile_counts_are_rejected_without_allocating_for_them() {
         assert!(matches!(err, Error::Invalid { .. }), "case {i}: {err}");
     }
 }
+
+#[test]
+fn interrupt_stops_an_infinite_loop() {
+    let mut config = Config::new();
+    config.interruptible(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, r#"(module (func (export "spin") (loop $l (br $l))))"#).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let handle = store.interrupt_handle();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        handle.interrupt();
+    });
+    let err = instance.get_func(&store, "spin").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    assert_eq!(err.as_trap().unwrap().kind(), TrapKind::Interrupted);
+    timer.join().unwrap();
+}

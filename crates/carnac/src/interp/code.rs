@@ -61,6 +61,8 @@ macro_rules! define_instrs_with_imm {
             Unreachable,
             /// Charge `amount` units of fuel (emitted only when fuel metering is on).
             ConsumeFuel { amount: u32 },
+            /// Trap if the store was interrupted (emitted only when the engine is interruptible).
+            CheckInterrupt,
             Br { target: u32 },
             BrIfNez { cond: Slot, target: u32 },
             BrIfEqz { cond: Slot, target: u32 },

@@ -241,6 +241,11 @@ pub(crate) fn run<T>(
                 }
                 *fuel -= amount as u64;
             }
+            Instr::CheckInterrupt => {
+                if store.inner.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+                    trap!(TrapKind::Interrupted);
+                }
+            }
             Instr::Br { target } => ip = unsafe { code_start.add(target as usize) },
             Instr::BrIfNez { cond, target } => {
                 if u32_!(cond) != 0 {

@@ -72,6 +72,7 @@ struct Ctrl {
 
 pub(crate) struct Translator {
     fuel: bool,
+    interruptible: bool,
     locals: u32,
     stack: Vec<Operand>,
     max_height: usize,
@@ -131,6 +132,7 @@ impl Translator {
     pub fn new(config: &Config) -> Translator {
         Translator {
             fuel: config.consume_fuel,
+            interruptible: config.interruptible,
             locals: 0,
             stack: Vec::new(),
             max_height: 0,
@@ -171,6 +173,9 @@ impl Translator {
         self.label = 0;
         self.fuel_at = None;
         self.new_fuel_block();
+        if self.interruptible {
+            self.emit(Instr::CheckInterrupt);
+        }
         self.ctrl.push(Ctrl {
             kind: CtrlKind::Block,
             height: 0,
@@ -478,6 +483,9 @@ impl Translator {
                 let start = self.pc();
                 if is_loop {
                     self.set_label();
+                    if self.interruptible {
+                        self.emit(Instr::CheckInterrupt);
+                    }
                 }
                 self.ctrl.push(Ctrl {
                     kind: if is_loop { CtrlKind::Loop } else { CtrlKind::Block },

@@ -2,7 +2,7 @@
 //! importable things. Each handle is a store index checked against the store id.
 
 use crate::error::Error;
-use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity};
+use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity, Store};
 use crate::runtime::values::Val;
 use crate::types::*;
 use crate::Func;
@@ -68,6 +68,14 @@ impl Memory {
         let s = &mut store.as_context_mut().inner;
         let i = self.index_in(s.id);
         s.memories[i].data_mut()
+    }
+
+    /// The memory's contents and the store's data at once (for host functions that
+    /// read guest memory while updating their own state).
+    pub fn data_and_store_mut<'a, T: 'a>(&self, store: &'a mut Store<T>) -> (&'a mut [u8], &'a mut T) {
+        let i = self.index_in(store.inner.id);
+        let (inner, data) = store.inner_and_data_mut();
+        (inner.memories[i].data_mut(), data)
     }
 
     pub fn size(&self, store: impl AsContext) -> u64 {

@@ -4,7 +4,7 @@
 //! handle with the wrong store is an error, never undefined behaviour.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::engine::Engine;
@@ -109,6 +109,22 @@ pub(crate) struct StoreInner {
     pub stack_base: usize,
     /// The interpreter's value stack, kept between calls to avoid reallocating.
     pub stack: Vec<u64>,
+    /// Set from any thread to stop running guests (see `Config::interruptible`).
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// Stops the guests running in one store, from any thread. Requires
+/// [`crate::Config::interruptible`]; the guest traps with `TrapKind::Interrupted`.
+#[derive(Debug, Clone)]
+pub struct InterruptHandle {
+    flag: Arc<AtomicBool>,
+}
+
+impl InterruptHandle {
+    /// Interrupts the store's running (and any later) guest calls.
+    pub fn interrupt(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+    }
 }
 
 impl StoreInner {
@@ -209,6 +225,7 @@ impl<T> Store<T> {
                 reentry: 0,
                 stack_base: 0,
                 stack: Vec::new(),
+                interrupt: Arc::new(AtomicBool::new(false)),
             },
             hosts: Vec::new(),
             data,
@@ -227,6 +244,10 @@ impl<T> Store<T> {
         &mut self.data
     }
 
+    pub(crate) fn inner_and_data_mut(&mut self) -> (&mut StoreInner, &mut T) {
+        (&mut self.inner, &mut self.data)
+    }
+
     pub fn into_data(self) -> T {
         self.data
     }
@@ -235,6 +256,11 @@ impl<T> Store<T> {
     /// the initial allocation at instantiation).
     pub fn limiter(&mut self, limiter: impl ResourceLimiter + 'static) {
         self.inner.limiter = Some(Box::new(limiter));
+    }
+
+    /// A handle that interrupts this store's guests from another thread.
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        InterruptHandle { flag: self.inner.interrupt.clone() }
     }
 
     /// Sets the remaining fuel. Errors when the engine does not meter fuel.
