@@ -1,12 +1,14 @@
 //! `carnac`: the command-line front end. Argument parsing and wiring only; every
-//! piece of behaviour lives in the `carnac` library.
+//! piece of behaviour lives in the `carnac` and `carnac-wasi` libraries.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use carnac::{Config, Engine, Error, Linker, Module, Store, Val};
+use carnac::{Config, Engine, Error, Linker, Module, Store, StoreLimits, Val};
+use carnac_wasi::{I32Exit, WasiCtx};
 
 /// Exit status for a guest trap (what Wasmtime uses on Unix).
 const TRAP_EXIT: u8 = 134;
@@ -20,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a WebAssembly module (binary `.wasm` or text `.wat`).
+    /// Run a WebAssembly module (binary `.wasm` or text `.wat`), with WASI preview1.
     Run(RunArgs),
 }
 
@@ -30,12 +32,27 @@ struct RunArgs {
     /// Call this exported function instead of `_start`; its results are printed one per line.
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
+    /// Grant a host directory: `HOST` (seen under the same name) or `HOST::GUEST`.
+    #[arg(long, value_name = "HOST[::GUEST]")]
+    dir: Vec<String>,
+    /// Set an environment variable for the guest: `NAME=VALUE`, or `NAME` to pass the host's value.
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
     /// Run under fuel metering with this budget (one unit per instruction).
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
+    /// Cap each linear memory at this size (bytes; suffixes K, M, G).
+    #[arg(long, value_name = "SIZE")]
+    max_memory: Option<String>,
+    /// Interrupt the guest after this wall-clock time (e.g. `500ms`, `5s`, `2m`).
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`.
+    #[arg(short = 'W', value_name = "OPT=VAL,...")]
+    wasm_opts: Vec<String>,
     /// The module to run.
     module: PathBuf,
-    /// Arguments for the invoked function.
+    /// Arguments for the program (or for the invoked function).
     #[arg(allow_hyphen_values = true)]
     args: Vec<String>,
 }
@@ -44,11 +61,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => match run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(Error::Trap(trap)) => {
-                eprintln!("Error: {trap}");
-                ExitCode::from(TRAP_EXIT)
-            }
+            Ok(code) => ExitCode::from(code),
+            Err(Error::Trap(trap)) => match trap.downcast_host::<I32Exit>() {
+                Some(exit) => ExitCode::from(exit.0 as u8),
+                None => {
+                    eprintln!("Error: {trap}");
+                    ExitCode::from(TRAP_EXIT)
+                }
+            },
             Err(e) => {
                 eprintln!("Error: {e}");
                 ExitCode::FAILURE
@@ -57,29 +77,103 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> Result<(), Error> {
+fn parse_size(s: &str) -> Result<usize, Error> {
+    let bad = || Error::Usage(format!("invalid size `{s}` (bytes, or with a K, M or G suffix)"));
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1 << 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(bad)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, Error> {
+    let bad = || Error::Usage(format!("invalid duration `{s}` (e.g. 500ms, 5s, 2m)"));
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let value: f64 = s[..split].parse().map_err(|_| bad())?;
+    let secs = match &s[split..] {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+fn run(mut args: RunArgs) -> Result<u8, Error> {
+    for opts in std::mem::take(&mut args.wasm_opts) {
+        for opt in opts.split(',') {
+            match opt.split_once('=') {
+                Some(("fuel", v)) => {
+                    args.fuel = Some(v.parse().map_err(|_| Error::Usage(format!("invalid fuel `{v}`")))?)
+                }
+                Some(("max-memory-size", v)) => args.max_memory = Some(v.to_string()),
+                Some(("timeout", v)) => args.timeout = Some(v.to_string()),
+                _ => return Err(Error::Usage(format!("unsupported -W option `{opt}`"))),
+            }
+        }
+    }
+    let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
+    let max_memory = args.max_memory.as_deref().map(parse_size).transpose()?;
+
+    let mut wasi = WasiCtx::builder();
+    wasi.inherit_stdio();
+    wasi.arg(args.module.display().to_string());
+    wasi.args(args.args.iter().cloned());
+    for e in &args.env {
+        match e.split_once('=') {
+            Some((k, v)) => wasi.env(k, v),
+            None => match std::env::var(e) {
+                Ok(v) => wasi.env(e, &v),
+                Err(_) => &mut wasi,
+            },
+        };
+    }
+    for d in &args.dir {
+        let (host, guest) = d.split_once("::").unwrap_or((d, d));
+        if host.is_empty() || guest.is_empty() {
+            return Err(Error::Usage(format!("invalid --dir `{d}`: expected HOST or HOST::GUEST")));
+        }
+        wasi.preopened_dir(host, guest).map_err(|e| Error::Usage(format!("--dir {d}: {e}")))?;
+    }
+
     let mut config = Config::new();
-    config.consume_fuel(args.fuel.is_some());
+    config.consume_fuel(args.fuel.is_some()).interruptible(timeout.is_some());
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
-    let mut store = Store::new(&engine, ());
+    let mut store = Store::new(&engine, wasi.build());
     if let Some(fuel) = args.fuel {
         store.set_fuel(fuel)?;
     }
-    let linker = Linker::new(&engine);
+    if let Some(bytes) = max_memory {
+        store.limiter(StoreLimits::new().memory_size(bytes));
+    }
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
+    if let Some(t) = timeout {
+        let handle = store.interrupt_handle();
+        std::thread::spawn(move || {
+            std::thread::sleep(t);
+            handle.interrupt();
+        });
+    }
     let instance = linker.instantiate(&mut store, &module)?;
-    let name = args.invoke.as_deref().unwrap_or("_start");
-    let func = match instance.get_func(&store, name) {
-        Some(f) => f,
-        // A module without `_start` whose start section did the work is complete.
-        None if args.invoke.is_none() && module.get_export("_start").is_none() && args.args.is_empty() => {
+
+    let Some(name) = args.invoke.as_deref() else {
+        let Some(start) = instance.get_func(&store, "_start") else {
             return Err(Error::Usage(format!(
                 "{}: module exports no `_start`; use --invoke NAME to call an export",
                 args.module.display()
-            )))
-        }
-        None => return Err(Error::Usage(format!("module has no exported function `{name}`"))),
+            )));
+        };
+        start.call(&mut store, &[], &mut [])?;
+        return Ok(0);
     };
+    let func = instance
+        .get_func(&store, name)
+        .ok_or_else(|| Error::Usage(format!("module has no exported function `{name}`")))?;
     let ty = func.ty(&store);
     if args.args.len() != ty.params().len() {
         return Err(Error::Usage(format!(
@@ -99,5 +193,5 @@ fn run(args: RunArgs) -> Result<(), Error> {
     for r in &results {
         println!("{r}");
     }
-    Ok(())
+    Ok(0)
 }

@@ -1,0 +1,186 @@
+//! The per-store WASI state: arguments, environment, and the descriptor table
+//! (stdio, preopened directories and what the guest opened through them).
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, File};
+
+use crate::types::{rights, Errno};
+
+/// Where a standard stream goes.
+pub enum Stream {
+    /// The host process's own stdin/stdout/stderr.
+    Inherit,
+    /// Reads from this source (stdin only).
+    Reader(Box<dyn Read + Send>),
+    /// Writes to this sink (stdout/stderr only).
+    Writer(Box<dyn Write + Send>),
+    /// Nothing: reads see end of file, writes are discarded.
+    Null,
+}
+
+pub(crate) enum Kind {
+    Stdin(Stream),
+    Stdout(Stream),
+    Stderr(Stream),
+    File(File),
+    Dir(Dir),
+}
+
+pub(crate) struct Desc {
+    pub kind: Kind,
+    pub base: u64,
+    pub inheriting: u64,
+    /// The guest path of a preopened directory.
+    pub preopen: Option<String>,
+    /// Descriptor flags the guest set that the host file does not track itself.
+    pub fdflags: u16,
+}
+
+impl Desc {
+    pub fn require(&self, right: u64) -> Result<(), Errno> {
+        if self.base & right == right {
+            Ok(())
+        } else {
+            Err(Errno::NOTCAPABLE)
+        }
+    }
+}
+
+/// WASI preview1 state for one store.
+pub struct WasiCtx {
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) fds: Vec<Option<Desc>>,
+}
+
+impl WasiCtx {
+    pub fn builder() -> WasiCtxBuilder {
+        WasiCtxBuilder::default()
+    }
+
+    pub(crate) fn get(&self, fd: u32) -> Result<&Desc, Errno> {
+        self.fds.get(fd as usize).and_then(Option::as_ref).ok_or(Errno::BADF)
+    }
+
+    pub(crate) fn get_mut(&mut self, fd: u32) -> Result<&mut Desc, Errno> {
+        self.fds.get_mut(fd as usize).and_then(Option::as_mut).ok_or(Errno::BADF)
+    }
+
+    /// Installs a descriptor in the lowest free slot.
+    pub(crate) fn insert(&mut self, desc: Desc) -> Result<u32, Errno> {
+        if let Some(i) = self.fds.iter().position(Option::is_none) {
+            self.fds[i] = Some(desc);
+            return Ok(i as u32);
+        }
+        if self.fds.len() >= MAX_FDS {
+            return Err(Errno::MFILE);
+        }
+        self.fds.push(Some(desc));
+        Ok(self.fds.len() as u32 - 1)
+    }
+}
+
+/// The most descriptors one guest may hold open.
+const MAX_FDS: usize = 1024;
+
+/// Builds a [`WasiCtx`]: the guest sees exactly what is granted here.
+#[derive(Default)]
+pub struct WasiCtxBuilder {
+    args: Vec<String>,
+    env: Vec<String>,
+    preopens: Vec<(Dir, String)>,
+    stdin: Option<Stream>,
+    stdout: Option<Stream>,
+    stderr: Option<Stream>,
+}
+
+impl WasiCtxBuilder {
+    pub fn arg(&mut self, arg: impl Into<String>) -> &mut Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args(&mut self, args: impl IntoIterator<Item = impl Into<String>>) -> &mut Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.push(format!("{key}={value}"));
+        self
+    }
+
+    /// The host process's stdin, stdout and stderr.
+    pub fn inherit_stdio(&mut self) -> &mut Self {
+        self.stdin = Some(Stream::Inherit);
+        self.stdout = Some(Stream::Inherit);
+        self.stderr = Some(Stream::Inherit);
+        self
+    }
+
+    pub fn stdin(&mut self, s: Stream) -> &mut Self {
+        self.stdin = Some(s);
+        self
+    }
+
+    pub fn stdout(&mut self, s: Stream) -> &mut Self {
+        self.stdout = Some(s);
+        self
+    }
+
+    pub fn stderr(&mut self, s: Stream) -> &mut Self {
+        self.stderr = Some(s);
+        self
+    }
+
+    /// Grants the guest the host directory `host` under the name `guest`.
+    /// Everything the guest reaches through it stays inside it.
+    pub fn preopened_dir(&mut self, host: impl AsRef<Path>, guest: &str) -> std::io::Result<&mut Self> {
+        let host = host.as_ref();
+        let dir = Dir::open_ambient_dir(host, ambient_authority()).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot open directory {}: {e}", host.display()))
+        })?;
+        self.preopens.push((dir, guest.to_string()));
+        Ok(self)
+    }
+
+    pub fn build(&mut self) -> WasiCtx {
+        let stdio = |s: Option<Stream>| s.unwrap_or(Stream::Null);
+        let mut fds = vec![
+            Some(Desc {
+                kind: Kind::Stdin(stdio(self.stdin.take())),
+                base: rights::STDIO,
+                inheriting: 0,
+                preopen: None,
+                fdflags: 0,
+            }),
+            Some(Desc {
+                kind: Kind::Stdout(stdio(self.stdout.take())),
+                base: rights::STDIO,
+                inheriting: 0,
+                preopen: None,
+                fdflags: 0,
+            }),
+            Some(Desc {
+                kind: Kind::Stderr(stdio(self.stderr.take())),
+                base: rights::STDIO,
+                inheriting: 0,
+                preopen: None,
+                fdflags: 0,
+            }),
+        ];
+        for (dir, guest) in self.preopens.drain(..) {
+            fds.push(Some(Desc {
+                kind: Kind::Dir(dir),
+                base: rights::DIR,
+                inheriting: rights::DIR_INHERITING,
+                preopen: Some(guest),
+                fdflags: 0,
+            }));
+        }
+        WasiCtx { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env), fds }
+    }
+}
