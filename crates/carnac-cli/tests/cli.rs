@@ -69,3 +69,99 @@ fn bad_input_is_a_one_line_error() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[path = "../../carnac-wasi/tests/guests.rs"]
+mod guests;
+
+fn guest() -> String {
+    guests::guest("guest").to_str().unwrap().to_string()
+}
+
+#[test]
+fn wasi_program_gets_dirs_env_args_and_exit_code() {
+    let g = guest();
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-wasi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let dir = format!("{}::/data", root.display());
+    let out = carnac(&["run", "--dir", &dir, &g, "files", "/data"]);
+    assert_eq!(text(&out.stdout), "files ok\n", "{}", text(&out.stderr));
+    // Wasmtime's spelling of a preopen that keeps its host name works too.
+    let same = root.display().to_string();
+    let out = carnac(&["run", "--dir", &same, &g, "dirs", &same]);
+    assert_eq!(text(&out.stdout), "dirs ok\n", "{}", text(&out.stderr));
+    std::env::set_var("CARNAC_TEST_PASSTHROUGH", "from-host");
+    let out = carnac(&["run", "--env", "A=1", "--env", "CARNAC_TEST_PASSTHROUGH", "--env", "NOT_SET_ANYWHERE", &g, "env"]);
+    assert_eq!(text(&out.stdout), "A=1\nCARNAC_TEST_PASSTHROUGH=from-host\n");
+    let out = carnac(&["run", &g, "args", "x", "-y", "--z"]);
+    assert_eq!(text(&out.stdout), format!("{g}\nargs\nx\n-y\n--z\n"));
+    let out = carnac(&["run", &g, "exit", "3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = carnac(&["run", &g, "panic"]);
+    assert_eq!(out.status.code(), Some(134));
+    assert!(text(&out.stderr).contains("wasm trap: unreachable"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn timeout_interrupts_a_guest_stuck_in_a_loop() {
+    let g = guest();
+    let t = std::time::Instant::now();
+    let out = carnac(&["run", "--timeout", "300ms", &g, "loop"]);
+    assert_eq!(out.status.code(), Some(134));
+    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
+    assert!(t.elapsed() < std::time::Duration::from_secs(20));
+    let out = carnac(&["run", "-W", "timeout=200ms", &g, "loop"]);
+    assert_eq!(out.status.code(), Some(134));
+}
+
+#[test]
+fn memory_cap_and_fuel_stop_a_guest() {
+    let g = guest();
+    let out = carnac(&["run", "--max-memory", "32M", &g, "grow"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("memory allocation") || text(&out.stderr).contains("wasm trap"), "{}", text(&out.stderr));
+    let out = carnac(&["run", "--fuel", "100000", &g, "loop"]);
+    assert_eq!(out.status.code(), Some(134));
+    assert!(text(&out.stderr).contains("all fuel consumed"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn bad_wasi_setups_are_one_line_errors() {
+    let g = guest();
+    for args in [
+        vec!["run", "--dir", "/no/such/directory", g.as_str(), "hello"],
+        vec!["run", "--dir", "::guest", g.as_str(), "hello"],
+        vec!["run", "--timeout", "soon", g.as_str(), "hello"],
+        vec!["run", "--max-memory", "lots", g.as_str(), "hello"],
+        vec!["run", "-W", "unknown=1", g.as_str(), "hello"],
+    ] {
+        let out = carnac(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    let dir = std::env::temp_dir().join(format!("carnac-cli-imports-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wat = dir.join("imports.wat");
+    std::fs::write(&wat, r#"(module (import "env" "nope" (func)) (func (export "_start")))"#).unwrap();
+    let out = carnac(&["run", wat.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("env::nope"), "{}", text(&out.stderr));
+    let wat = dir.join("hello.wat");
+    std::fs::write(
+        &wat,
+        r#"(module
+            (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 16) "hi from wat\n")
+            (func (export "_start")
+                (i32.store (i32.const 0) (i32.const 16))
+                (i32.store (i32.const 4) (i32.const 12))
+                (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )
+    .unwrap();
+    let out = carnac(&["run", wat.to_str().unwrap()]);
+    assert_eq!(text(&out.stdout), "hi from wat\n", "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}
