@@ -23,8 +23,28 @@ fn main() {
         text.push(if i % 17 == 16 { '\n' } else { ' ' });
     }
     let path = format!("{dir}/corpus.txt");
-    fs::write(&path, &text).unwrap();
-    let back = fs::read_to_string(&path).unwrap();
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, fs::File::create(&path).unwrap());
+        for line in text.split_inclusive('\n') {
+            out.write_all(line.as_bytes()).unwrap();
+        }
+        out.flush().unwrap();
+    }
+    let back = {
+        use std::io::Read;
+        let mut f = fs::File::open(&path).unwrap();
+        let mut bytes = Vec::new();
+        let mut chunk = vec![0u8; 64 << 10];
+        loop {
+            let n = f.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8(bytes).unwrap()
+    };
     assert_eq!(back.len(), text.len());
     let mut freq: HashMap<&str, u32> = HashMap::new();
     let mut bigrams: HashMap<(&str, &str), u32> = HashMap::new();
