@@ -35,6 +35,9 @@ struct RunArgs {
     /// Grant a host directory: `HOST` (seen under the same name) or `HOST::GUEST`.
     #[arg(long, value_name = "HOST[::GUEST]")]
     dir: Vec<String>,
+    /// Grant a listening TCP socket bound to this address (the guest accepts on it).
+    #[arg(long, value_name = "ADDR")]
+    tcplisten: Vec<String>,
     /// Set an environment variable for the guest: `NAME=VALUE`, or `NAME` to pass the host's value.
     #[arg(long, value_name = "NAME[=VALUE]")]
     env: Vec<String>,
@@ -137,6 +140,12 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
             return Err(Error::Usage(format!("invalid --dir `{d}`: expected HOST or HOST::GUEST")));
         }
         wasi.preopened_dir(host, guest).map_err(|e| Error::Usage(format!("--dir {d}: {e}")))?;
+    }
+
+    for addr in &args.tcplisten {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| Error::Usage(format!("--tcplisten {addr}: {e}")))?;
+        wasi.preopened_socket(listener);
     }
 
     let mut config = Config::new();

@@ -165,3 +165,34 @@ fn bad_wasi_setups_are_one_line_errors() {
     assert_eq!(text(&out.stdout), "hi from wat\n", "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn tcplisten_grants_a_socket() {
+    use std::io::{Read, Write};
+    let g = guest();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_carnac"))
+        .args(["run", "--tcplisten", &addr, &g, "serve", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stream = None;
+    for _ in 0..200 {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(25)),
+        }
+    }
+    let mut s = stream.expect("carnac listens on the granted address");
+    s.write_all(b"hello socket\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "HELLO SOCKET\n");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "served hello socket\n");
+}

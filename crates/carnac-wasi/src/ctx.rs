@@ -27,6 +27,8 @@ pub(crate) enum Kind {
     Stderr(Stream),
     File(File),
     Dir(Dir),
+    TcpListener(std::net::TcpListener),
+    TcpStream(std::net::TcpStream),
 }
 
 pub(crate) struct Desc {
@@ -92,6 +94,7 @@ pub struct WasiCtxBuilder {
     args: Vec<String>,
     env: Vec<String>,
     preopens: Vec<(Dir, String)>,
+    sockets: Vec<std::net::TcpListener>,
     stdin: Option<Stream>,
     stdout: Option<Stream>,
     stderr: Option<Stream>,
@@ -147,6 +150,13 @@ impl WasiCtxBuilder {
         Ok(self)
     }
 
+    /// Grants the guest a listening TCP socket, which it can `sock_accept` on.
+    /// Sockets get descriptors after the preopened directories.
+    pub fn preopened_socket(&mut self, listener: std::net::TcpListener) -> &mut Self {
+        self.sockets.push(listener);
+        self
+    }
+
     pub fn build(&mut self) -> WasiCtx {
         let stdio = |s: Option<Stream>| s.unwrap_or(Stream::Null);
         let mut fds = vec![
@@ -178,6 +188,15 @@ impl WasiCtxBuilder {
                 base: rights::DIR,
                 inheriting: rights::DIR_INHERITING,
                 preopen: Some(guest),
+                fdflags: 0,
+            }));
+        }
+        for listener in self.sockets.drain(..) {
+            fds.push(Some(Desc {
+                kind: Kind::TcpListener(listener),
+                base: rights::SOCK_LISTENER,
+                inheriting: rights::SOCK_STREAM,
+                preopen: None,
                 fdflags: 0,
             }));
         }

@@ -3,6 +3,7 @@
 //! answers with an errno; only `proc_exit` (and a module without memory) traps.
 
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt, SystemTimeSpec};
@@ -266,6 +267,7 @@ pub fn add_to_linker<T: 'static>(
         let (filetype, flags) = match &d.kind {
             Kind::Stdin(_) | Kind::Stdout(_) | Kind::Stderr(_) => (FILETYPE_CHARACTER_DEVICE, d.fdflags),
             Kind::Dir(_) => (FILETYPE_DIRECTORY, d.fdflags),
+            Kind::TcpListener(_) | Kind::TcpStream(_) => (FILETYPE_SOCKET_STREAM, d.fdflags),
             Kind::File(f) => {
                 let st = rustix::fs::fstat(f)?;
                 let fl = rustix::fs::fcntl_getfl(f)?;
@@ -310,6 +312,14 @@ pub fn add_to_linker<T: 'static>(
                 fl.set(OFlags::APPEND, flags & FDFLAGS_APPEND != 0);
                 fl.set(OFlags::NONBLOCK, flags & FDFLAGS_NONBLOCK != 0);
                 rustix::fs::fcntl_setfl(f, fl)?;
+            }
+            Kind::TcpListener(l) => {
+                l.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
+                d.fdflags = flags;
+            }
+            Kind::TcpStream(t) => {
+                t.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
+                d.fdflags = flags;
             }
             _ => d.fdflags = flags,
         }
@@ -461,6 +471,10 @@ pub fn add_to_linker<T: 'static>(
                 f.read(&mut buf)?
             }
             Kind::Stdin(s) => read_stream(s, &mut buf)?,
+            Kind::TcpStream(t) => {
+                allowed?;
+                t.read(&mut buf)?
+            }
             _ => return Err(Errno::BADF),
         };
         mem.scatter(&iovs, &buf[..n])?;
@@ -494,6 +508,10 @@ pub fn add_to_linker<T: 'static>(
             }
             Kind::Stdout(s) => write_stream(s, false, &data)?,
             Kind::Stderr(s) => write_stream(s, true, &data)?,
+            Kind::TcpStream(t) => {
+                allowed?;
+                t.write(&data)?
+            }
             _ => return Err(Errno::BADF),
         };
         mem.put_u32(nwritten as u32, n as u32)
@@ -677,19 +695,77 @@ pub fn add_to_linker<T: 'static>(
         poll_oneoff(&mut mem, ctx, input as u32, output as u32, nsubs as u32, nevents as u32)
     });
 
-    // ---- sockets: only preopened sockets could be used, and none are granted ----
-    fn not_a_socket(ctx: &WasiCtx, fd: i32) -> R {
-        ctx.get(fd as u32)?;
-        Err(Errno::NOTSOCK)
-    }
-    wasi!(fn sock_accept(fd: i32, _flags: i32, _ro_fd: i32) |mem, ctx| { not_a_socket(ctx, fd) });
-    wasi!(fn sock_recv(fd: i32, _ri: i32, _ri_len: i32, _ri_flags: i32, _ro_len: i32, _ro_flags: i32) |mem, ctx| {
-        not_a_socket(ctx, fd)
+    // ---- sockets (preopened listeners and the streams they accept) ----
+    wasi!(fn sock_accept(fd: i32, flags: i32, ro_fd: i32) |mem, ctx| {
+        let d = ctx.get(fd as u32)?;
+        let Kind::TcpListener(l) = &d.kind else { return Err(Errno::NOTSOCK) };
+        d.require(rights::SOCK_ACCEPT)?;
+        let flags = flags as u16;
+        if flags & !FDFLAGS_NONBLOCK != 0 {
+            return Err(Errno::INVAL);
+        }
+        let inheriting = d.inheriting;
+        let (stream, _) = l.accept()?;
+        stream.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
+        let new_fd = ctx.insert(Desc {
+            kind: Kind::TcpStream(stream),
+            base: rights::SOCK_STREAM & inheriting,
+            inheriting: 0,
+            preopen: None,
+            fdflags: flags,
+        })?;
+        mem.put_u32(ro_fd as u32, new_fd)
     });
-    wasi!(fn sock_send(fd: i32, _si: i32, _si_len: i32, _si_flags: i32, _so_len: i32) |mem, ctx| {
-        not_a_socket(ctx, fd)
+    wasi!(fn sock_recv(fd: i32, ri: i32, ri_len: i32, ri_flags: i32, ro_len: i32, ro_flags: i32) |mem, ctx| {
+        let iovs = mem.iovecs(ri as u32, ri_len as u32)?;
+        let d = ctx.get(fd as u32)?;
+        let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
+        d.require(rights::FD_READ)?;
+        let flags = ri_flags as u16;
+        let mut buf = vec![0u8; iov_total(&iovs)];
+        let n = if flags & RIFLAGS_RECV_PEEK != 0 {
+            t.peek(&mut buf)?
+        } else if flags & RIFLAGS_RECV_WAITALL != 0 {
+            let mut got = 0;
+            let mut r: &std::net::TcpStream = t;
+            while got < buf.len() {
+                let k = r.read(&mut buf[got..])?;
+                if k == 0 {
+                    break;
+                }
+                got += k;
+            }
+            got
+        } else {
+            let mut r: &std::net::TcpStream = t;
+            r.read(&mut buf)?
+        };
+        mem.scatter(&iovs, &buf[..n])?;
+        mem.put_u32(ro_len as u32, n as u32)?;
+        mem.put_u16(ro_flags as u32, 0)
     });
-    wasi!(fn sock_shutdown(fd: i32, _how: i32) |mem, ctx| { not_a_socket(ctx, fd) });
+    wasi!(fn sock_send(fd: i32, si: i32, si_len: i32, _si_flags: i32, so_len: i32) |mem, ctx| {
+        let iovs = mem.iovecs(si as u32, si_len as u32)?;
+        let data = mem.gather(&iovs)?;
+        let d = ctx.get(fd as u32)?;
+        let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
+        d.require(rights::FD_WRITE)?;
+        let mut w: &std::net::TcpStream = t;
+        let n = w.write(&data)?;
+        mem.put_u32(so_len as u32, n as u32)
+    });
+    wasi!(fn sock_shutdown(fd: i32, how: i32) |mem, ctx| {
+        let d = ctx.get(fd as u32)?;
+        let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
+        d.require(rights::SOCK_SHUTDOWN)?;
+        let how = match how as u8 {
+            SDFLAGS_RD => std::net::Shutdown::Read,
+            SDFLAGS_WR => std::net::Shutdown::Write,
+            x if x == SDFLAGS_RD | SDFLAGS_WR => std::net::Shutdown::Both,
+            _ => return Err(Errno::INVAL),
+        };
+        Ok(t.shutdown(how)?)
+    });
     Ok(())
 }
 
@@ -711,7 +787,7 @@ struct Event {
     nbytes: u64,
 }
 
-fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output: u32, nsubs: u32, nevents: u32) -> R {
+fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32, nsubs: u32, nevents: u32) -> R {
     if nsubs == 0 {
         return Err(Errno::INVAL);
     }
@@ -720,7 +796,9 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
     let now_mono = Instant::now();
     let mut ready: Vec<Event> = Vec::new();
     let mut timeout: Option<(Instant, u64)> = None;
-    let mut wait_stdin: Option<u64> = None;
+    // Host descriptors (stdin, sockets) whose readiness needs poll(2).
+    let stdin = std::io::stdin();
+    let mut wait_fds: Vec<(std::os::fd::BorrowedFd<'_>, u64, u8)> = Vec::new();
     for i in 0..nsubs {
         let s = input + i * 48;
         let userdata = mem.u64(s)?;
@@ -752,7 +830,11 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
                 match ctx.get(fd) {
                     Err(e) => ready.push(Event { userdata, error: e, kind, nbytes: 0 }),
                     Ok(d) => match (&d.kind, kind) {
-                        (Kind::Stdin(Stream::Inherit), EVENTTYPE_FD_READ) => wait_stdin = Some(userdata),
+                        (Kind::Stdin(Stream::Inherit), EVENTTYPE_FD_READ) => {
+                            wait_fds.push((stdin.as_fd(), userdata, kind))
+                        }
+                        (Kind::TcpListener(l), _) => wait_fds.push((l.as_fd(), userdata, kind)),
+                        (Kind::TcpStream(t), _) => wait_fds.push((t.as_fd(), userdata, kind)),
                         (Kind::File(f), EVENTTYPE_FD_READ) => {
                             let mut f: &cap_std::fs::File = f;
                             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -767,23 +849,31 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
             _ => ready.push(Event { userdata, error: Errno::INVAL, kind: 0, nbytes: 0 }),
         }
     }
-    if ready.is_empty() {
-        let wait = timeout.map(|(d, _)| d.saturating_duration_since(Instant::now()));
-        if let Some(userdata) = wait_stdin {
-            let stdin = std::io::stdin();
-            let mut fds = [rustix::event::PollFd::new(&stdin, rustix::event::PollFlags::IN)];
-            let ts = wait.map(|w| rustix::time::Timespec { tv_sec: w.as_secs() as i64, tv_nsec: w.subsec_nanos() as _ });
-            let n = rustix::event::poll(&mut fds, ts.as_ref())?;
-            if n > 0 {
-                ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_FD_READ, nbytes: 1 });
+    if !wait_fds.is_empty() {
+        // Check host descriptors now; wait for them only if nothing else is ready.
+        let wait = if ready.is_empty() { timeout.map(|(d, _)| d.saturating_duration_since(Instant::now())) } else { Some(Duration::ZERO) };
+        let mut pfds: Vec<rustix::event::PollFd<'_>> = wait_fds
+            .iter()
+            .map(|(b, _, kind)| {
+                let flags = if *kind == EVENTTYPE_FD_READ { rustix::event::PollFlags::IN } else { rustix::event::PollFlags::OUT };
+                rustix::event::PollFd::new(b, flags)
+            })
+            .collect();
+        let ts = wait.map(|w| rustix::time::Timespec { tv_sec: w.as_secs() as i64, tv_nsec: w.subsec_nanos() as _ });
+        rustix::event::poll(&mut pfds, ts.as_ref())?;
+        for (p, (_, userdata, kind)) in pfds.iter().zip(&wait_fds) {
+            if !p.revents().is_empty() {
+                ready.push(Event { userdata: *userdata, error: Errno::SUCCESS, kind: *kind, nbytes: 1 });
             }
-        } else if let Some(w) = wait {
-            std::thread::sleep(w);
         }
-        if ready.is_empty() {
-            if let Some((_, userdata)) = timeout {
-                ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 });
-            }
+    } else if ready.is_empty() {
+        if let Some((deadline, _)) = timeout {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
+    }
+    if ready.is_empty() {
+        if let Some((_, userdata)) = timeout {
+            ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 });
         }
     }
     for (i, e) in ready.iter().enumerate() {

@@ -118,6 +118,11 @@ pub const FILETYPE_CHARACTER_DEVICE: u8 = 2;
 pub const FILETYPE_DIRECTORY: u8 = 3;
 pub const FILETYPE_REGULAR_FILE: u8 = 4;
 pub const FILETYPE_SOCKET_STREAM: u8 = 6;
+
+pub const RIFLAGS_RECV_PEEK: u16 = 1;
+pub const RIFLAGS_RECV_WAITALL: u16 = 2;
+pub const SDFLAGS_RD: u8 = 1;
+pub const SDFLAGS_WR: u8 = 2;
 pub const FILETYPE_SYMBOLIC_LINK: u8 = 7;
 
 pub const FDFLAGS_APPEND: u16 = 1;
@@ -224,6 +229,13 @@ pub mod rights {
 
     /// What a directory hands down to descriptors opened through it.
     pub const DIR_INHERITING: u64 = FILE | DIR;
+
+    /// A listening socket.
+    pub const SOCK_LISTENER: u64 = SOCK_ACCEPT | POLL_FD_READWRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET;
+
+    /// A connected stream socket.
+    pub const SOCK_STREAM: u64 =
+        FD_READ | FD_WRITE | SOCK_SHUTDOWN | POLL_FD_READWRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET;
 
     /// A terminal or pipe (stdio).
     pub const STDIO: u64 = FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;

@@ -39,6 +39,17 @@ struct Outcome {
 }
 
 fn run_with(program: &str, args: &[&str], stdin: &[u8], dir: Option<&Path>, config: &Config) -> Outcome {
+    run_full(program, args, stdin, dir, None, config)
+}
+
+fn run_full(
+    program: &str,
+    args: &[&str],
+    stdin: &[u8],
+    dir: Option<&Path>,
+    socket: Option<std::net::TcpListener>,
+    config: &Config,
+) -> Outcome {
     let engine = Engine::new(config);
     let module = Module::from_file(&engine, guests::guest(program)).unwrap();
     let (out, err) = (Capture::default(), Capture::default());
@@ -51,6 +62,9 @@ fn run_with(program: &str, args: &[&str], stdin: &[u8], dir: Option<&Path>, conf
         .stderr(Stream::Writer(Box::new(err.clone())));
     if let Some(d) = dir {
         b.preopened_dir(d, "/sb").unwrap();
+    }
+    if let Some(l) = socket {
+        b.preopened_socket(l);
     }
     let mut store = Store::new(&engine, b.build());
     if config_has_fuel(config) {
@@ -200,4 +214,31 @@ fn realistic_program_runs_and_agrees_with_itself_under_fuel() {
     config.consume_fuel(true);
     let fueled = run_with("realistic", &["/sb", "50000"], b"", Some(&dir), &config);
     assert_eq!(fueled.stdout, plain.stdout);
+}
+
+#[test]
+fn preopened_socket_accepts_receives_and_sends() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(b"ping over wasi\n").unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply
+    });
+    // No preopened directory, so the socket is descriptor 3.
+    let o = run_full("guest", &["serve", "3"], b"", None, Some(listener), &Config::new());
+    assert_eq!(o.stdout, "served ping over wasi\n", "{}", o.stderr);
+    assert_eq!(client.join().unwrap(), "PING OVER WASI\n");
+    // Socket calls on a non-socket are ENOTSOCK, not a crash.
+    let o = run("guest", &["badptr"], b"", None);
+    assert!(o.stdout.contains("badf 8"));
+}
+
+#[test]
+fn poll_oneoff_reports_ready_input_before_the_clock() {
+    let o = run("guest", &["poll"], b"input", None);
+    assert_eq!(o.stdout, "poll errno 0 events 1 first 2 type 1 fast true\n", "{}", o.stderr);
 }

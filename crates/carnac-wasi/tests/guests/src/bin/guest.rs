@@ -17,6 +17,7 @@ extern "C" {
     fn proc_raise(sig: u8) -> u16;
     fn path_symlink(old: *const u8, old_len: usize, fd: u32, new: *const u8, new_len: usize) -> u16;
     fn fd_pread(fd: u32, iovs: *const u32, iovs_len: usize, offset: u64, nread: *mut usize) -> u16;
+    fn poll_oneoff(subs: *const u8, events: *mut u8, nsubs: usize, nevents: *mut usize) -> u16;
     fn fd_pwrite(fd: u32, iovs: *const u32, iovs_len: usize, offset: u64, nwritten: *mut usize) -> u16;
 }
 
@@ -64,6 +65,8 @@ fn main() {
         "escape" => escape(&rest[0]),
         "badptr" => bad_pointers(),
         "rights" => rights(&rest[0]),
+        "serve" => serve(rest[0].parse().unwrap()),
+        "poll" => poll(),
         "loop" => loop {
             std::hint::black_box(0);
         },
@@ -265,4 +268,42 @@ fn rights(dir: &str) {
     assert_eq!(unsafe { fd_fdstat_set_rights(fd, 0, 0) }, 0);
     let r = unsafe { fd_read(fd, iov.as_ptr(), 1, &mut n) };
     println!("write-on-readonly {w} widen {widen} read-without-right {r}");
+}
+
+/// Accepts one connection on the preopened listener `fd`, echoes one line upper-cased.
+fn serve(fd: i32) {
+    use std::os::fd::FromRawFd;
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    let (mut out, _) = listener.accept().unwrap();
+    let mut bytes = Vec::new();
+    let mut b = [0u8; 1];
+    while out.read(&mut b).unwrap() == 1 {
+        bytes.push(b[0]);
+        if b[0] == b'\n' {
+            break;
+        }
+    }
+    let line = String::from_utf8(bytes).unwrap();
+    out.write_all(line.to_uppercase().as_bytes()).unwrap();
+    out.shutdown(std::net::Shutdown::Write).unwrap();
+    println!("served {}", line.trim());
+}
+
+/// poll_oneoff with a 5 s clock and stdin readiness: stdin (a pipe with data,
+/// or a host-provided reader) must win without waiting for the clock.
+fn poll() {
+    let mut subs = [0u8; 96];
+    subs[0..8].copy_from_slice(&1u64.to_le_bytes()); // userdata 1: clock
+    subs[8] = 0; // clock
+    subs[16..20].copy_from_slice(&1u32.to_le_bytes()); // monotonic
+    subs[24..32].copy_from_slice(&5_000_000_000u64.to_le_bytes());
+    subs[48..56].copy_from_slice(&2u64.to_le_bytes()); // userdata 2: fd_read
+    subs[56] = 1; // fd_read
+    subs[64..68].copy_from_slice(&0u32.to_le_bytes()); // stdin
+    let mut events = [0u8; 64];
+    let mut n = 0usize;
+    let t = Instant::now();
+    let e = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 2, &mut n) };
+    let userdata = u64::from_le_bytes(events[0..8].try_into().unwrap());
+    println!("poll errno {e} events {n} first {userdata} type {} fast {}", events[10], t.elapsed() < Duration::from_secs(4));
 }
