@@ -26,6 +26,15 @@ fn dir_of(ctx: &WasiCtx, fd: u32, right: u64) -> Result<&Dir, Errno> {
     Ok(dir)
 }
 
+/// The file behind a descriptor that supports positioned I/O: streams cannot seek.
+fn seekable(d: &Desc) -> Result<&cap_std::fs::File, Errno> {
+    match &d.kind {
+        Kind::File(f) => Ok(f),
+        Kind::Dir(_) => Err(Errno::BADF),
+        _ => Err(Errno::SPIPE),
+    }
+}
+
 fn ns(t: rustix::time::Timespec) -> u64 {
     (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
 }
@@ -430,11 +439,7 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_seek(fd: i32, offset: i64, whence: i32, newoffset: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
-        let mut f = match &d.kind {
-            Kind::File(f) => f,
-            Kind::Dir(_) => return Err(Errno::BADF),
-            _ => return Err(Errno::SPIPE),
-        };
+        let mut f = seekable(d)?;
         let pos = match whence as u8 {
             WHENCE_SET => SeekFrom::Start(u64::try_from(offset).map_err(|_| Errno::INVAL)?),
             WHENCE_CUR => SeekFrom::Current(offset),
@@ -450,11 +455,7 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_tell(fd: i32, offset: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
-        let mut f = match &d.kind {
-            Kind::File(f) => f,
-            Kind::Dir(_) => return Err(Errno::BADF),
-            _ => return Err(Errno::SPIPE),
-        };
+        let mut f = seekable(d)?;
         d.require(rights::FD_TELL)?;
         let pos = f.stream_position()?;
         mem.put_u64(offset as u32, pos)
@@ -483,11 +484,7 @@ pub fn add_to_linker<T: 'static>(
     wasi!(fn fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nread: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
         let d = ctx.get(fd as u32)?;
-        let f = match &d.kind {
-            Kind::File(f) => f,
-            Kind::Dir(_) => return Err(Errno::BADF),
-            _ => return Err(Errno::SPIPE),
-        };
+        let f = seekable(d)?;
         d.require(rights::FD_READ | rights::FD_SEEK)?;
         let mut buf = vec![0u8; iov_total(&iovs)];
         let n = rustix::io::pread(f, &mut buf, offset as u64)?;
@@ -520,11 +517,7 @@ pub fn add_to_linker<T: 'static>(
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
         let data = mem.gather(&iovs)?;
         let d = ctx.get(fd as u32)?;
-        let f = match &d.kind {
-            Kind::File(f) => f,
-            Kind::Dir(_) => return Err(Errno::BADF),
-            _ => return Err(Errno::SPIPE),
-        };
+        let f = seekable(d)?;
         d.require(rights::FD_WRITE | rights::FD_SEEK)?;
         let n = rustix::io::pwrite(f, &data, offset as u64)?;
         mem.put_u32(nwritten as u32, n as u32)
