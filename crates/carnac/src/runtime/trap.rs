@@ -61,7 +61,8 @@ impl fmt::Display for FrameInfo {
             write!(f, "{m}!")?;
         }
         match &self.func_name {
-            Some(n) => write!(f, "{n}"),
+            // Rust (and C++ Itanium-style) symbol names are shown demangled, without hashes.
+            Some(n) => write!(f, "{:#}", rustc_demangle::demangle(n)),
             None => write!(f, "<wasm function {}>", self.func_index),
         }
     }
