@@ -24,6 +24,17 @@ struct Cli {
 enum Command {
     /// Run a WebAssembly module (binary `.wasm` or text `.wat`), with WASI preview1.
     Run(RunArgs),
+    /// Serve HTTP: each request runs a fresh instance of a WASI handler (CGI, WAGI-compatible).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// A `carnac.toml` configuration, or a module to serve on every path.
+    target: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -63,6 +74,21 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => {
+            let is_config = args.target.extension().is_some_and(|e| e == "toml");
+            let source = if is_config {
+                carnac_serve::Source::ConfigFile(args.target)
+            } else {
+                carnac_serve::Source::Module(args.target)
+            };
+            match carnac_serve::serve_until_signal(source, &args.listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run(args) => match run(args) {
             Ok(code) => ExitCode::from(code),
             Err(Error::Trap(trap)) => match trap.downcast_host::<I32Exit>() {

@@ -93,7 +93,7 @@ const MAX_FDS: usize = 1024;
 pub struct WasiCtxBuilder {
     args: Vec<String>,
     env: Vec<String>,
-    preopens: Vec<(Dir, String)>,
+    preopens: Vec<(Dir, String, bool)>,
     sockets: Vec<std::net::TcpListener>,
     stdin: Option<Stream>,
     stdout: Option<Stream>,
@@ -142,11 +142,22 @@ impl WasiCtxBuilder {
     /// Grants the guest the host directory `host` under the name `guest`.
     /// Everything the guest reaches through it stays inside it.
     pub fn preopened_dir(&mut self, host: impl AsRef<Path>, guest: &str) -> std::io::Result<&mut Self> {
+        self.preopened_dir_with(host, guest, false)
+    }
+
+    /// Like [`Self::preopened_dir`]; with `read_only` the guest can list, stat,
+    /// open and read, but not create, change, rename or remove anything.
+    pub fn preopened_dir_with(
+        &mut self,
+        host: impl AsRef<Path>,
+        guest: &str,
+        read_only: bool,
+    ) -> std::io::Result<&mut Self> {
         let host = host.as_ref();
         let dir = Dir::open_ambient_dir(host, ambient_authority()).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot open directory {}: {e}", host.display()))
         })?;
-        self.preopens.push((dir, guest.to_string()));
+        self.preopens.push((dir, guest.to_string(), read_only));
         Ok(self)
     }
 
@@ -182,11 +193,12 @@ impl WasiCtxBuilder {
                 fdflags: 0,
             }),
         ];
-        for (dir, guest) in self.preopens.drain(..) {
+        for (dir, guest, read_only) in self.preopens.drain(..) {
+            let mask = if read_only { !rights::WRITES } else { !0 };
             fds.push(Some(Desc {
                 kind: Kind::Dir(dir),
-                base: rights::DIR,
-                inheriting: rights::DIR_INHERITING,
+                base: rights::DIR & mask,
+                inheriting: rights::DIR_INHERITING & mask,
                 preopen: Some(guest),
                 fdflags: 0,
             }));

@@ -641,6 +641,10 @@ pub fn add_to_linker<T: 'static>(
         let inheriting = inheriting as u64 & parent.inheriting;
         let path = mem.str(path as u32, len as u32)?;
         let follow = if dirflags as u32 & LOOKUP_SYMLINK_FOLLOW != 0 { FollowSymlinks::Yes } else { FollowSymlinks::No };
+        if fdflags & FDFLAGS_APPEND != 0 && base & rights::FD_WRITE == 0 {
+            // Appending is writing: not without the right to write.
+            return Err(Errno::NOTCAPABLE);
+        }
         let want_dir = oflags & OFLAGS_DIRECTORY != 0;
         let write = base & (rights::FD_WRITE | rights::FD_ALLOCATE | rights::FD_FILESTAT_SET_SIZE) != 0
             || fdflags & FDFLAGS_APPEND != 0

@@ -230,6 +230,25 @@ pub mod rights {
     /// What a directory hands down to descriptors opened through it.
     pub const DIR_INHERITING: u64 = FILE | DIR;
 
+    /// Every right that changes the file system (removed for read-only preopens).
+    pub const WRITES: u64 = FD_WRITE
+        | FD_ALLOCATE
+        | FD_DATASYNC
+        | FD_SYNC
+        | FD_FILESTAT_SET_SIZE
+        | FD_FILESTAT_SET_TIMES
+        | PATH_CREATE_DIRECTORY
+        | PATH_CREATE_FILE
+        | PATH_LINK_SOURCE
+        | PATH_LINK_TARGET
+        | PATH_RENAME_SOURCE
+        | PATH_RENAME_TARGET
+        | PATH_FILESTAT_SET_SIZE
+        | PATH_FILESTAT_SET_TIMES
+        | PATH_SYMLINK
+        | PATH_REMOVE_DIRECTORY
+        | PATH_UNLINK_FILE;
+
     /// A listening socket.
     pub const SOCK_LISTENER: u64 = SOCK_ACCEPT | POLL_FD_READWRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET;
 

@@ -1,0 +1,68 @@
+//! Counters for `/metrics`, rendered in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the request latency histogram buckets.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    instantiate_count: AtomicU64,
+    instantiate_sum_us: AtomicU64,
+    pub live_instances: AtomicI64,
+    pub traps: AtomicU64,
+    pub timeouts: AtomicU64,
+}
+
+impl Metrics {
+    pub fn request(&self, route: &str, status: u16, latency: Duration) {
+        *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((route.to_string(), status)).or_default() += 1;
+        let secs = latency.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.latency_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+    }
+
+    pub fn instantiated(&self, took: Duration) {
+        self.instantiate_count.fetch_add(1, Relaxed);
+        self.instantiate_sum_us.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP carnac_requests_total Requests by route and status.\n# TYPE carnac_requests_total counter\n");
+        for ((route, status), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(out, "carnac_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", route.replace('"', "\\\""));
+        }
+        out.push_str("# HELP carnac_request_duration_seconds Request latency.\n# TYPE carnac_request_duration_seconds histogram\n");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "carnac_request_duration_seconds_bucket{{le=\"{b}\"}} {}", self.latency_buckets[i].load(Relaxed));
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(out, "carnac_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "carnac_request_duration_seconds_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "carnac_request_duration_seconds_count {count}");
+        let _ = writeln!(out, "# HELP carnac_instantiate_seconds Time to create each request's instance.\n# TYPE carnac_instantiate_seconds summary");
+        let _ = writeln!(out, "carnac_instantiate_seconds_sum {}", self.instantiate_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "carnac_instantiate_seconds_count {}", self.instantiate_count.load(Relaxed));
+        let _ = writeln!(out, "# HELP carnac_live_instances Instances running now.\n# TYPE carnac_live_instances gauge");
+        let _ = writeln!(out, "carnac_live_instances {}", self.live_instances.load(Relaxed));
+        let _ = writeln!(out, "# HELP carnac_traps_total Requests whose guest trapped.\n# TYPE carnac_traps_total counter");
+        let _ = writeln!(out, "carnac_traps_total {}", self.traps.load(Relaxed));
+        let _ = writeln!(out, "# HELP carnac_timeouts_total Requests interrupted at their deadline.\n# TYPE carnac_timeouts_total counter");
+        let _ = writeln!(out, "carnac_timeouts_total {}", self.timeouts.load(Relaxed));
+        out
+    }
+}

@@ -1,0 +1,260 @@
+//! `carnac serve` over loopback with a real HTTP client, against handlers
+//! written in Rust (crates/carnac-wasi/tests/guests/src/bin/handler.rs).
+
+#[path = "../../carnac-wasi/tests/guests.rs"]
+mod guests;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use carnac_serve::{start, Running, Source};
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test.local\r\nX-Custom-Thing: 42\r\nAuthorization: secret\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked") {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = data.windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..nl]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[nl + 2..nl + 2 + size]);
+        data = &data[nl + 2 + size + 2..];
+    }
+    out
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, b"")
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a config serving the handler on several routes with different limits.
+fn config(dir: &Path, extra_env: &str) -> PathBuf {
+    let handler = guests::guest("handler");
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/file.txt"), "static content\n").unwrap();
+    let h = handler.display();
+    let text = format!(
+        r#"
+[[route]]
+path = "/..."
+module = "{h}"
+env = {{ ROUTE = "catch-all"{extra_env} }}
+dirs = [{{ host = "static", guest = "/static" }}]
+timeout_ms = 500
+memory_mb = 16
+max_body_bytes = 1024
+max_response_bytes = 100000
+
+[[route]]
+path = "/api/..."
+module = "{h}"
+env = {{ ROUTE = "api" }}
+
+[[route]]
+path = "/exact"
+module = "{h}"
+
+[[route]]
+path = "/one/..."
+module = "{h}"
+concurrency = 1
+queue = 1
+"#
+    );
+    let p = dir.join("carnac.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn server(name: &str) -> (Running, PathBuf) {
+    let dir = workdir(name);
+    let cfg = config(&dir, "");
+    (start(Source::ConfigFile(cfg), "127.0.0.1:0").unwrap(), dir)
+}
+
+#[test]
+fn handlers_follow_the_cgi_contract() {
+    let (srv, _dir) = server("contract");
+    let a = srv.addr;
+    let r = get(a, "/hello");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello from wasm\n"));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    let r = request(a, "POST", "/echo", b"some body bytes");
+    assert_eq!((r.status, r.text().as_str()), (200, "some body bytes"));
+    let r = get(a, "/status");
+    assert_eq!((r.status, r.header("x-extra")), (418, Some("yes")));
+    let r = get(a, "/redirect");
+    assert_eq!((r.status, r.header("location")), (302, Some("/hello")));
+    let r = get(a, "/stream");
+    assert_eq!(r.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\nchunk 4\n");
+    let env = get(a, "/env?x=1&y=two").text();
+    for want in [
+        "REQUEST_METHOD=GET",
+        "PATH_INFO=/env",
+        "SCRIPT_NAME=",
+        "QUERY_STRING=x=1&y=two",
+        "SERVER_PROTOCOL=HTTP/1.1",
+        "GATEWAY_INTERFACE=CGI/1.1",
+        "REMOTE_ADDR=127.0.0.1",
+        "HTTP_X_CUSTOM_THING=42",
+        "X_FULL_URL=http://test.local/env?x=1&y=two",
+        "X_MATCHED_ROUTE=/...",
+        "ROUTE=catch-all",
+        "arg /env",
+        "arg x=1",
+        "arg y=two",
+    ] {
+        assert!(env.lines().any(|l| l == want), "missing `{want}` in:\n{env}");
+    }
+    assert!(!env.contains("HTTP_AUTHORIZATION"), "{env}");
+    // Longest prefix wins; exact routes match exactly.
+    let api = get(a, "/api/env").text();
+    assert!(api.contains("ROUTE=api") && api.contains("SCRIPT_NAME=/api") && api.contains("PATH_INFO=/env"), "{api}");
+    // The exact route runs with SCRIPT_NAME=/exact and an empty PATH_INFO (the handler says hello).
+    assert_eq!(get(a, "/exact").text(), "hello from wasm\n");
+    assert!(get(a, "/exact/more").text().starts_with("no such handler /exact/more"));
+    // Read-only preopened directory.
+    let r = get(a, "/static");
+    assert_eq!(r.text(), "static content\nwrite denied: true\n");
+    assert!(!_dir.join("static/new.txt").exists());
+    assert_eq!(get(a, "/health").status, 200);
+    srv.stop();
+}
+
+#[test]
+fn failures_become_statuses_and_the_server_keeps_serving() {
+    let (srv, _dir) = server("failures");
+    let a = srv.addr;
+    let t = Instant::now();
+    assert_eq!(get(a, "/loop").status, 504);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(get(a, "/bomb").status, 500);
+    assert_eq!(get(a, "/trap").status, 500);
+    assert_eq!(get(a, "/bad").status, 500);
+    assert_eq!(request(a, "POST", "/echo", &[b'z'; 4096]).status, 413);
+    let r = get(a, "/big");
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() <= 100_000 && r.body.len() > 50_000, "{}", r.body.len());
+    assert_eq!(get(a, "/hello").text(), "hello from wasm\n");
+    let metrics = get(a, "/metrics").text();
+    for want in ["carnac_timeouts_total 1", "carnac_traps_total", "status=\"504\"", "status=\"413\"", "carnac_instantiate_seconds_count"] {
+        assert!(metrics.contains(want), "missing {want} in\n{metrics}");
+    }
+    srv.stop();
+}
+
+#[test]
+fn concurrency_limit_queues_then_rejects() {
+    let (srv, _dir) = server("busy");
+    let a = srv.addr;
+    let handles: Vec<_> = (0..6).map(|_| std::thread::spawn(move || get(a, "/one/slow").status)).collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    srv.stop();
+}
+
+#[test]
+fn many_concurrent_requests_are_all_answered() {
+    let (srv, _dir) = server("many");
+    let a = srv.addr;
+    let handles: Vec<_> = (0..48)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = format!("request number {i}");
+                let r = request(a, "POST", "/api/echo", body.as_bytes());
+                (r.status, r.text() == body)
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), (200, true));
+    }
+    srv.stop();
+}
+
+#[test]
+fn config_changes_reload_and_a_broken_deploy_keeps_the_old_version() {
+    let dir = workdir("reload");
+    let cfg = config(&dir, "");
+    let srv = start(Source::ConfigFile(cfg.clone()), "127.0.0.1:0").unwrap();
+    let a = srv.addr;
+    assert!(!get(a, "/env").text().contains("VERSION=2"));
+    std::thread::sleep(Duration::from_millis(1100));
+    config(&dir, ", VERSION = \"2\"");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(a, "/env").text().contains("VERSION=2") {
+        assert!(Instant::now() < deadline, "config change was not picked up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A configuration whose module does not compile is refused; v2 keeps serving.
+    std::thread::sleep(Duration::from_millis(1100));
+    let broken = std::fs::read_to_string(&cfg).unwrap().replacen("handler.wasm", "missing.wasm", 1);
+    std::fs::write(&cfg, broken).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(get(a, "/env").text().contains("VERSION=2"));
+    srv.stop();
+}
+
+#[test]
+fn bad_configs_are_errors() {
+    let dir = workdir("bad");
+    std::fs::write(dir.join("a.toml"), "[[route]]\npath = \"nope\"\nmodule = \"x.wasm\"\n").unwrap();
+    assert!(start(Source::ConfigFile(dir.join("a.toml")), "127.0.0.1:0").err().unwrap().contains("must start with"));
+    std::fs::write(dir.join("b.toml"), "[[route]]\npath = \"/\"\nmodule = \"missing.wasm\"\n").unwrap();
+    assert!(start(Source::ConfigFile(dir.join("b.toml")), "127.0.0.1:0").is_err());
+    std::fs::write(dir.join("c.toml"), "listen = 5\n").unwrap();
+    assert!(start(Source::ConfigFile(dir.join("c.toml")), "127.0.0.1:0").is_err());
+    assert!(start(Source::Module(dir.join("none.wasm")), "127.0.0.1:0").is_err());
+}

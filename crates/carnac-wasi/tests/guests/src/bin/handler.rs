@@ -1,0 +1,76 @@
+//! An HTTP handler for `carnac serve` (CGI over WASI, WAGI-style): behaviour by path.
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn main() {
+    let path = std::env::var("PATH_INFO").unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    match path.trim_start_matches('/') {
+        "hello" | "" => {
+            write!(out, "Content-Type: text/plain\n\nhello from wasm\n").unwrap();
+        }
+        "echo" => {
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body).unwrap();
+            write!(out, "Content-Type: application/octet-stream\n\n").unwrap();
+            out.write_all(&body).unwrap();
+        }
+        "env" => {
+            let vars: BTreeMap<String, String> = std::env::vars().collect();
+            write!(out, "Content-Type: text/plain\n\n").unwrap();
+            for (k, v) in vars {
+                writeln!(out, "{k}={v}").unwrap();
+            }
+            for a in std::env::args() {
+                writeln!(out, "arg {a}").unwrap();
+            }
+        }
+        "status" => write!(out, "Status: 418 I'm a teapot\nX-Extra: yes\n\nshort and stout\n").unwrap(),
+        "redirect" => write!(out, "Location: /hello\n\n").unwrap(),
+        "slow" => {
+            std::thread::sleep(Duration::from_millis(300));
+            write!(out, "Content-Type: text/plain\n\nslow hello\n").unwrap();
+        }
+        "stream" => {
+            write!(out, "Content-Type: text/plain\n\n").unwrap();
+            out.flush().unwrap();
+            for i in 0..5 {
+                writeln!(out, "chunk {i}").unwrap();
+                out.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        "big" => {
+            write!(out, "Content-Type: text/plain\n\n").unwrap();
+            let line = [b'y'; 1024];
+            for _ in 0..4096 {
+                if out.write_all(&line).is_err() {
+                    eprintln!("response cut off");
+                    return;
+                }
+            }
+        }
+        "static" => {
+            let text = std::fs::read_to_string("/static/file.txt").unwrap();
+            let denied = std::fs::write("/static/new.txt", "x").is_err();
+            write!(out, "Content-Type: text/plain\n\n{text}write denied: {denied}\n").unwrap();
+        }
+        "loop" => loop {
+            std::hint::black_box(0);
+        },
+        "bomb" => {
+            let mut v: Vec<Vec<u8>> = Vec::new();
+            loop {
+                v.push(vec![7u8; 1 << 20]);
+            }
+        }
+        "trap" => {
+            eprintln!("about to fail");
+            panic!("handler failure");
+        }
+        "bad" => write!(out, "this is not a header\n\nbody\n").unwrap(),
+        "exit" => std::process::exit(3),
+        _ => write!(out, "Status: 404\nContent-Type: text/plain\n\nno such handler {path}\n").unwrap(),
+    }
+}
