@@ -133,6 +133,10 @@ impl RouteTable {
 }
 
 struct State {
+    /// Guests running at once across all routes: one per core. More would only
+    /// time-slice the same cores (and pay for the switches); requests beyond it
+    /// wait here, asynchronously, within their route's concurrency and queue.
+    cpus: Arc<Semaphore>,
     source: Source,
     routes: RwLock<Arc<RouteTable>>,
     metrics: Metrics,
@@ -156,10 +160,25 @@ impl http_body::Body for Body {
                 if let Some(b) = first.take().filter(|b| !b.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
-                rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(coalesce(b, rx))))),
+                    Poll::Ready(None) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
             }
         }
     }
+}
+
+/// Joins the chunks already waiting behind `first` (up to 64 KiB), so that a
+/// guest's many small writes leave in few socket writes.
+fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> Bytes {
+    let mut buf: Option<Vec<u8>> = None;
+    while buf.as_ref().map_or(first.len(), Vec::len) < 64 << 10 {
+        let Ok(next) = rx.try_recv() else { break };
+        buf.get_or_insert_with(|| first.to_vec()).extend_from_slice(&next);
+    }
+    buf.map_or(first, Bytes::from)
 }
 
 fn text(status: u16, body: impl Into<String>) -> Response<Body> {
@@ -372,11 +391,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     let (htx, hrx) = oneshot::channel();
     let st = state.clone();
     let r = route.clone();
+    // The deadline counts from here: waiting for a core is part of the request's time.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let Ok(cpu) = state.cpus.clone().acquire_owned().await else {
+        return reject(503, "server shutting down", "busy");
+    };
     let job = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (permit, cpu);
         run_guest(&r, ctx, htx, &st.metrics)
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
     let timer = tokio::spawn(async move {
         if let Ok(h) = hrx.await {
             tokio::time::sleep_until(deadline).await;
@@ -450,8 +473,27 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     };
     let status_code = hyper::StatusCode::from_u16(head.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let status = status_code.as_u16();
-    let first = Bytes::copy_from_slice(&buf[body_start..]);
-    let mut resp = Response::new(Body::Stream { first: Some(first), rx });
+    // Whatever the guest has written already joins the first frame; if it has
+    // finished, the response is complete and goes out with a Content-Length.
+    let mut rest = buf[body_start..].to_vec();
+    let mut finished = false;
+    loop {
+        match rx.try_recv() {
+            Ok(chunk) if rest.len() < 1 << 20 => rest.extend_from_slice(&chunk),
+            Ok(chunk) => {
+                rest.extend_from_slice(&chunk);
+                break;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                finished = true;
+                break;
+            }
+        }
+    }
+    let body =
+        if finished { Body::Full(Some(Bytes::from(rest))) } else { Body::Stream { first: Some(Bytes::from(rest)), rx } };
+    let mut resp = Response::new(body);
     *resp.status_mut() = status_code;
     for (k, v) in &head.headers {
         if let (Ok(name), Ok(value)) =
@@ -518,7 +560,9 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let state = Arc::new(State {
+        cpus: Arc::new(Semaphore::new(cores)),
         source,
         routes: RwLock::new(Arc::new(table)),
         metrics: Metrics::default(),

@@ -179,16 +179,17 @@ pub(crate) fn run<T>(
             let new_base = base + $base as usize;
             let entity = &store.inner.funcs[fidx];
             match &entity.kind {
-                FuncKind::Wasm { instance: callee_instance, module: callee_module, def_index } => {
-                    let callee_module: *const ModuleInner = &**callee_module;
+                FuncKind::Wasm { instance: callee_instance, def_index } => {
                     let callee_instance = *callee_instance;
+                    let callee_module: *const ModuleInner =
+                        &*store.inner.instances[callee_instance as usize].module;
                     let def_index = *def_index;
                     enter!(callee_module, callee_instance, def_index, new_base);
                     refresh_mem!();
                 }
-                FuncKind::Host { index } => {
+                FuncKind::Host { index, ty } => {
                     let host = store.hosts[*index as usize].func.clone();
-                    let n = entity.ty.params().len().max(entity.ty.results().len());
+                    let n = ty.params().len().max(ty.results().len());
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {

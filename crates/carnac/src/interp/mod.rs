@@ -30,17 +30,15 @@ fn stack_pointer() -> usize {
 /// Calls store function `func` with `slots` holding the arguments on entry and
 /// the results on return (`slots.len()` covers both).
 pub(crate) fn call<T>(store: &mut Store<T>, func: u32, slots: &mut [u64]) -> Result<(), Trap> {
-    let entity = &store.inner.funcs[func as usize];
-    match &entity.kind {
-        FuncKind::Host { index } => {
-            let host = store.hosts[*index as usize].func.clone();
+    match store.inner.funcs[func as usize].kind {
+        FuncKind::Host { index, .. } => {
+            let host = store.hosts[index as usize].func.clone();
             host(Caller { store, instance: None }, slots)
         }
-        FuncKind::Wasm { instance, module, def_index } => {
-            let (instance, def_index) = (*instance, *def_index);
-            let module = module.clone();
-            let np = entity.ty.params().len();
-            let nr = entity.ty.results().len();
+        FuncKind::Wasm { instance, def_index } => {
+            let module = store.inner.instances[instance as usize].module.clone();
+            let ty = store.inner.func_ty(func);
+            let (np, nr) = (ty.params().len(), ty.results().len());
             let sp = stack_pointer();
             if store.inner.reentry == 0 {
                 store.inner.stack_base = sp;

@@ -22,11 +22,13 @@ pub(crate) type HostFn<T> = dyn Fn(Caller<'_, T>, &mut [u64]) -> Result<(), Trap
 pub struct HostFunc<T> {
     pub(crate) ty: FuncType,
     pub(crate) func: Arc<HostFn<T>>,
+    /// The engine-wide type id, when already registered (by a linker).
+    pub(crate) type_id: Option<u32>,
 }
 
 impl<T> Clone for HostFunc<T> {
     fn clone(&self) -> Self {
-        HostFunc { ty: self.ty.clone(), func: self.func.clone() }
+        HostFunc { ty: self.ty.clone(), func: self.func.clone(), type_id: self.type_id }
     }
 }
 
@@ -35,12 +37,11 @@ impl<T> HostFunc<T> {
     pub(crate) fn define(&self, store: &mut Store<T>) -> Func {
         let index = store.hosts.len() as u32;
         store.hosts.push(self.clone());
-        let type_id = store.inner.engine.register_type(&self.ty);
-        store.inner.funcs.push(FuncEntity {
-            ty: self.ty.clone(),
-            type_id,
-            kind: FuncKind::Host { index },
-        });
+        let type_id = match self.type_id {
+            Some(id) => id,
+            None => store.inner.engine.register_type(&self.ty),
+        };
+        store.inner.funcs.push(FuncEntity { type_id, kind: FuncKind::Host { index, ty: self.ty.clone() } });
         Func { store: store.inner.id, index: store.inner.funcs.len() as u32 - 1 }
     }
 
@@ -70,7 +71,7 @@ impl<T> HostFunc<T> {
             }
             Ok(())
         };
-        HostFunc { ty, func: Arc::new(func) }
+        HostFunc { ty, func: Arc::new(func), type_id: None }
     }
 }
 
@@ -111,7 +112,7 @@ impl Func {
     pub fn ty(&self, store: impl AsContext) -> FuncType {
         let s = store.as_context();
         assert_eq!(self.store, s.inner.id, "Func used with a store it does not belong to");
-        s.inner.funcs[self.index as usize].ty.clone()
+        s.inner.func_ty(self.index).clone()
     }
 
     /// Calls the function with dynamically typed arguments; `results` must have
@@ -124,7 +125,7 @@ impl Func {
     ) -> Result<(), Error> {
         let store = store.as_context_mut();
         self.check_store(store.inner.id)?;
-        let ty = store.inner.funcs[self.index as usize].ty.clone();
+        let ty = store.inner.func_ty(self.index).clone();
         if params.len() != ty.params().len() {
             return Err(Error::usage(format!(
                 "expected {} arguments, got {}",
@@ -165,7 +166,7 @@ impl Func {
     ) -> Result<TypedFunc<P, R>, Error> {
         let store = store.as_context();
         self.check_store(store.inner.id)?;
-        let ty = &store.inner.funcs[self.index as usize].ty;
+        let ty = store.inner.func_ty(self.index);
         if ty.params() != P::types().as_slice() || ty.results() != R::types().as_slice() {
             return Err(Error::usage(format!(
                 "type mismatch: function is {ty}, requested {}",
@@ -367,7 +368,7 @@ macro_rules! tuples {
                     let r = (self)(caller, $($a::from_raw(slots[$i])),*);
                     r.store(slots)
                 };
-                HostFunc { ty, func: Arc::new(func) }
+                HostFunc { ty, func: Arc::new(func), type_id: None }
             }
         }
         impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, ($($a,)*), R> for F
@@ -381,7 +382,7 @@ macro_rules! tuples {
                     let r = (self)($($a::from_raw(slots[$i])),*);
                     r.store(slots)
                 };
-                HostFunc { ty, func: Arc::new(func) }
+                HostFunc { ty, func: Arc::new(func), type_id: None }
             }
         }
     };

@@ -115,7 +115,7 @@ fn check_import(
     }
     let want = module.info.entity_type(*idx);
     let ok = match (&want, ext) {
-        (ExternType::Func(ft), Extern::Func(f)) => s.funcs[f.index as usize].ty == *ft,
+        (ExternType::Func(ft), Extern::Func(f)) => *s.func_ty(f.index) == *ft,
         (ExternType::Table(tt), Extern::Table(t)) => {
             let have = &s.tables[t.index as usize];
             let cur = crate::types::Limits { min: have.elems.len() as u64, max: have.ty.limits.max };
@@ -133,7 +133,7 @@ fn check_import(
         Ok(())
     } else {
         let have = match ext {
-            Extern::Func(f) => ExternType::Func(s.funcs[f.index as usize].ty.clone()),
+            Extern::Func(f) => ExternType::Func(s.func_ty(f.index).clone()),
             Extern::Table(t) => ExternType::Table(s.tables[t.index as usize].ty),
             Extern::Memory(mem) => ExternType::Memory(s.memories[mem.index as usize].ty),
             Extern::Global(g) => ExternType::Global(s.globals[g.index as usize].ty),
@@ -184,15 +184,12 @@ pub(crate) fn instantiate<T>(
         }
     }
     let instance = s.instances.len() as u32;
-    for def_index in 0..m.code.len() as u32 {
+    let first = s.funcs.len() as u32;
+    s.funcs.extend((0..m.code.len() as u32).map(|def_index| {
         let type_index = info.funcs[(info.num_imported_funcs + def_index) as usize];
-        s.funcs.push(FuncEntity {
-            ty: info.types[type_index as usize].clone(),
-            type_id: info.type_ids[type_index as usize],
-            kind: FuncKind::Wasm { instance, module: m.clone(), def_index },
-        });
-        funcs.push(s.funcs.len() as u32 - 1);
-    }
+        FuncEntity { type_id: info.type_ids[type_index as usize], kind: FuncKind::Wasm { instance, def_index } }
+    }));
+    funcs.extend(first..s.funcs.len() as u32);
     for (i, ty) in info.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
         let value = eval_const(&s.globals, &globals, &funcs, info.global_inits[i - info.num_imported_globals as usize]);
         s.globals.push(GlobalEntity { ty: *ty, value });

