@@ -47,7 +47,7 @@ pub(crate) fn call<T>(store: &mut Store<T>, func: u32, slots: &mut [u64]) -> Res
             }
             let mut stack = std::mem::take(&mut store.inner.stack);
             if stack.len() < slots.len() {
-                stack.resize(slots.len().max(4096), 0);
+                stack.resize(slots.len().max(256), 0);
             }
             stack[..np].copy_from_slice(&slots[..np]);
             store.inner.reentry += 1;

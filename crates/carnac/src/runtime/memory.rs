@@ -20,8 +20,23 @@ pub const MAX_PAGES: u64 = 65536;
 /// This is what makes a fresh instance per request cheap in the function host.
 /// Entries: (reserved size, base address, bytes left read-write).
 static POOL: std::sync::Mutex<Vec<(usize, usize, usize)>> = std::sync::Mutex::new(Vec::new());
-/// The most regions the pool keeps (address space only: their pages are released).
-const POOL_MAX: usize = 256;
+/// The most regions the pool keeps.
+const POOL_MAX: usize = 128;
+/// A region whose resident pages add up to at most this is reset by zeroing
+/// those pages in place (they stay resident for the next instance: no page
+/// faults, and no `madvise` with its cross-core TLB shootdown); a larger one
+/// has its pages released. Bounds what the pool keeps resident to
+/// `POOL_MAX * KEEP_RESIDENT_MAX`.
+const KEEP_RESIDENT_MAX: usize = 512 << 10;
+
+fn host_page_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *SIZE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    })
+}
 
 fn take_pooled(reserved: usize) -> Option<(*mut u8, usize)> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,17 +159,48 @@ impl LinearMemory {
     }
 }
 
+impl LinearMemory {
+    /// Zeroes the resident pages of the read-write part in place, if they are
+    /// few enough (pages that are not resident already read as zero).
+    fn zero_resident_pages(&mut self) -> bool {
+        let page = host_page_size();
+        let pages = self.accessible.div_ceil(page);
+        if pages > (64 << 20) / page {
+            return false;
+        }
+        let mut resident = vec![0u8; pages];
+        // SAFETY: [base, base+accessible) is mapped (read-write) and page-aligned;
+        // `resident` has one byte per page, as mincore requires.
+        let rc = unsafe { libc::mincore(self.base as *mut libc::c_void, self.accessible, resident.as_mut_ptr()) };
+        if rc != 0 || resident.iter().filter(|r| **r & 1 != 0).count() * page > KEEP_RESIDENT_MAX {
+            return false;
+        }
+        for (i, r) in resident.iter().enumerate() {
+            if r & 1 != 0 {
+                let len = page.min(self.accessible - i * page);
+                // SAFETY: page i lies inside the read-write part (checked by the bound above).
+                unsafe { std::ptr::write_bytes(self.base.add(i * page), 0, len) };
+            }
+        }
+        true
+    }
+
+    /// Releases the pages of the read-write part: they read as zero afterwards.
+    fn release_pages(&mut self) -> bool {
+        // SAFETY: [base, base+accessible) is the read-write part of the region mapped
+        // in `new`; nothing refers to it after the memory is dropped (the store owns
+        // all memories). MADV_DONTNEED on a private anonymous mapping drops the
+        // pages, so every byte reads as zero when the region is used again.
+        unsafe { libc::madvise(self.base as *mut libc::c_void, self.accessible, libc::MADV_DONTNEED) == 0 }
+    }
+}
+
 impl Drop for LinearMemory {
     fn drop(&mut self) {
         if self.reserved == 0 {
             return;
         }
-        // SAFETY: [base, base+accessible) is the read-write part of the region mapped
-        // in `new`; nothing refers to it after the memory is dropped (the store owns
-        // all memories). MADV_DONTNEED on a private anonymous mapping drops the
-        // pages, so every byte reads as zero when the region is used again.
-        let reset = self.accessible == 0
-            || unsafe { libc::madvise(self.base as *mut libc::c_void, self.accessible, libc::MADV_DONTNEED) == 0 };
+        let reset = self.accessible == 0 || self.zero_resident_pages() || self.release_pages();
         if reset {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < POOL_MAX {
@@ -173,6 +219,16 @@ impl Drop for LinearMemory {
 mod tests {
     use super::*;
     use crate::types::Limits;
+
+    #[test]
+    fn large_dirty_regions_are_released_and_come_back_zeroed() {
+        let ty = MemoryType { limits: Limits { min: 32, max: Some(32) } };
+        for _ in 0..3 {
+            let mut m = LinearMemory::new(ty).unwrap();
+            assert!(m.data().iter().all(|b| *b == 0));
+            m.data_mut().fill(0x5A); // 2 MiB resident: over the keep-resident bound
+        }
+    }
 
     #[test]
     fn reused_regions_come_back_zeroed_and_bounded() {
