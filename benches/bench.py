@@ -25,13 +25,44 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# program -> argument n (sized for roughly a second on Carnac)
+# Hand-written .wat programs: program -> argument n of `run(n)` (about a second on Carnac).
 PROGRAMS = {
     "fib": 32,
     "arith": 60_000_000,
     "sieve": 10_000_000,
     "matmul": 200,
 }
+
+# Rust programs (programs/rust, built for wasm32-wasip1): program -> argv[1].
+WASI_PROGRAMS = {
+    "fib": 32,
+    "nbody": 300_000,
+    "spectral": 500,
+    "sort": 1_000_000,
+    "sha256": 48,
+    "hashmap": 600_000,
+    "json": 20_000,
+    "sieve": 10_000_000,
+    "matmul": 200,
+}
+
+
+def wasi_runtimes(peers):
+    b = os.path.join(peers, "bin")
+    py = os.path.join(peers, "venv", "bin", "python")
+    w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
+    carnac = os.path.join(ROOT, "target", "release", "carnac")
+    rts = {"carnac": lambda w, w3m, n: [carnac, "run", w, str(n)]}
+    cands = {
+        "wasmi": (os.path.join(b, "wasmi"), lambda w, w3m, n: [os.path.join(b, "wasmi"), w, str(n)]),
+        "wasm3": (py, lambda w, w3m, n: [py, w3, w3m, str(n)]),
+        "iwasm-fast": (os.path.join(b, "iwasm-fast"), lambda w, w3m, n: [os.path.join(b, "iwasm-fast"), w3m, str(n)]),
+        "wasmtime": (os.path.join(b, "wasmtime"), lambda w, w3m, n: [os.path.join(b, "wasmtime"), "run", w, str(n)]),
+    }
+    for name, (exe, cmd) in cands.items():
+        if os.path.exists(exe) and (name != "wasm3" or os.path.exists(w3)):
+            rts[name] = cmd
+    return rts
 
 
 def runtimes(peers):
@@ -53,12 +84,57 @@ def runtimes(peers):
 
 
 def normalize(out):
-    """Last line of output as a signed 32-bit integer (iwasm prints 0x..:i32)."""
-    line = out.strip().splitlines()[-1].strip()
+    """The program's answer: its output, with iwasm's `0x..:i32` results as signed integers."""
+    lines = out.strip().splitlines()
+    line = lines[-1].strip() if lines else ""
     if line.endswith(":i32"):
         v = int(line[:-4], 16)
-        return v - (1 << 32) if v >= 1 << 31 else v
-    return int(line)
+        return str(v - (1 << 32) if v >= 1 << 31 else v)
+    return out.strip()
+
+
+def measure(progs, rts, cmds, rounds, label):
+    """Interleaved rounds; prints a table of medians and ratios; returns whether outputs agree."""
+    times = {p: {r: [] for r in rts} for p in progs}
+    answers = {p: {} for p in progs}
+    for rnd in range(rounds):
+        for p in progs:
+            for r in rts:
+                t0 = time.perf_counter()
+                res = subprocess.run(cmds(r, p), capture_output=True, text=True)
+                dt = time.perf_counter() - t0
+                if res.returncode != 0:
+                    print(f"{r} failed on {p}: {res.stderr.strip()[:200]}", file=sys.stderr)
+                    continue
+                answers[p].setdefault(r, normalize(res.stdout))
+                times[p][r].append(dt)
+        print(f"{label}: round {rnd + 1}/{rounds} done", file=sys.stderr)
+    peers = [r for r in rts if r != "carnac"]
+    print(f"\n{label}")
+    print(f"{'program':<9} {'carnac':>9}" + "".join(f" {r:>18}" for r in peers))
+    ratios = {r: [] for r in peers}
+    ok = True
+    for p in progs:
+        c = statistics.median(times[p]["carnac"]) if times[p]["carnac"] else float("nan")
+        row = f"{p:<9} {c:>8.3f}s"
+        for r in peers:
+            if not times[p][r]:
+                row += f" {'failed':>18}"
+                continue
+            m = statistics.median(times[p][r])
+            ratios[r].append(m / c)
+            row += f" {m:>8.3f}s ({m / c:>5.2f}x)"
+        print(row)
+        if len(set(answers[p].values())) != 1:
+            ok = False
+            print(f"  MISMATCH on {p}: {answers[p]}")
+    geo = "".join(
+        f" {'':>9}({math.exp(sum(map(math.log, v)) / len(v)):>5.2f}x)" if v else f" {'-':>18}"
+        for v in ratios.values()
+    )
+    print(f"{'geomean':<9} {'':>9}{geo}")
+    print("ratio = peer time / Carnac time (higher is better for Carnac); results agree:", ok)
+    return ok
 
 
 def main():
@@ -66,67 +142,51 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--peers", default=os.environ.get("CARNAC_PEERS", "/tmp/carnac-peers"))
     ap.add_argument("--only", default="")
+    ap.add_argument("--suite", choices=["wasi", "wat", "all"], default="all")
     args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "carnac-cli"], cwd=ROOT, check=True)
     wasm_tools = os.path.join(args.peers, "bin", "wasm-tools")
-    rts = runtimes(args.peers)
-    progs = {k: v for k, v in PROGRAMS.items() if not args.only or k in args.only.split(",")}
     out_dir = os.path.join(ROOT, "target", "bench-wasm")
     os.makedirs(out_dir, exist_ok=True)
-    wasm = {}
-    for p in progs:
-        src = os.path.join(HERE, "programs", p + ".wat")
-        dst = os.path.join(out_dir, p + ".wasm")
-        if os.path.exists(wasm_tools):
-            subprocess.run([wasm_tools, "parse", src, "-o", dst], check=True)
-            wasm[p] = dst
-        else:
-            wasm[p] = src  # Carnac reads text; peers are skipped without wasm-tools
-            rts = {"carnac": rts["carnac"]}
-
-    times = {p: {r: [] for r in rts} for p in progs}
-    answers = {p: {} for p in progs}
-    for rnd in range(args.rounds):
-        for p, n in progs.items():
-            for r, cmd in rts.items():
-                t0 = time.perf_counter()
-                res = subprocess.run(cmd(wasm[p], n), capture_output=True, text=True)
-                dt = time.perf_counter() - t0
-                if res.returncode != 0:
-                    print(f"{r} failed on {p}: {res.stderr.strip()[:200]}", file=sys.stderr)
-                    continue
-                answers[p].setdefault(r, normalize(res.stdout))
-                times[p][r].append(dt)
-        print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
-
-    peers = [r for r in rts if r != "carnac"]
-    hdr = f"{'program':<8} {'carnac':>9}" + "".join(f" {r:>18}" for r in peers)
-    print(hdr)
-    ratios = {r: [] for r in peers}
     ok = True
-    for p in progs:
-        c = statistics.median(times[p]["carnac"]) if times[p]["carnac"] else float("nan")
-        row = f"{p:<8} {c:>8.3f}s"
-        for r in peers:
-            if not times[p][r]:
-                row += f" {'failed':>18}"
-                continue
-            m = statistics.median(times[p][r])
-            ratio = m / c
-            ratios[r].append(ratio)
-            row += f" {m:>8.3f}s ({ratio:>5.2f}x)"
-        print(row)
-        vals = set(answers[p].values())
-        if len(vals) != 1:
-            ok = False
-            print(f"  MISMATCH on {p}: {answers[p]}")
-    geo = "".join(
-        f" {'':>9}({math.exp(sum(map(math.log, v)) / len(v)):>5.2f}x)" if v else f" {'-':>18}"
-        for v in ratios.values()
-    )
-    print(f"{'geomean':<8} {'':>9}{geo}")
-    print("ratio = peer time / Carnac time (higher is better for Carnac); results agree:", ok)
+
+    if args.suite in ("wasi", "all"):
+        tdir = os.path.join(ROOT, "target", "bench-programs")
+        subprocess.run(["cargo", "build", "--release", "-q", "--target", "wasm32-wasip1",
+                        "--manifest-path", os.path.join(HERE, "programs", "rust", "Cargo.toml"),
+                        "--target-dir", tdir], check=True)
+        built = os.path.join(tdir, "wasm32-wasip1", "release")
+        progs = {k: v for k, v in WASI_PROGRAMS.items() if not only or k in only}
+        rts = wasi_runtimes(args.peers)
+        w3 = {}
+        for p in progs:
+            w = os.path.join(built, p + ".wasm")
+            w3[p] = w
+            if os.path.exists(wasm_tools):
+                # wasm3 0.5 and the 2020 WAMR reject current LLVM's long LEB encodings.
+                w3[p] = os.path.join(out_dir, p + ".w3.wasm")
+                text = subprocess.run([wasm_tools, "print", w], capture_output=True, check=True).stdout
+                subprocess.run([wasm_tools, "parse", "-o", w3[p], "/dev/stdin"], input=text, check=True)
+        cmds = lambda r, p: rts[r](os.path.join(built, p + ".wasm"), w3[p], progs[p])
+        ok &= measure(progs, rts, cmds, args.rounds, "WASI programs (Rust, wasm32-wasip1)")
+
+    if args.suite in ("wat", "all"):
+        rts = runtimes(args.peers)
+        progs = {k: v for k, v in PROGRAMS.items() if not only or k in only}
+        wasm = {}
+        for p in progs:
+            src = os.path.join(HERE, "programs", p + ".wat")
+            dst = os.path.join(out_dir, p + ".wasm")
+            if os.path.exists(wasm_tools):
+                subprocess.run([wasm_tools, "parse", src, "-o", dst], check=True)
+                wasm[p] = dst
+            else:
+                wasm[p] = src  # Carnac reads text; peers need wasm-tools to get binaries
+                rts = {"carnac": rts["carnac"]}
+        cmds = lambda r, p: rts[r](wasm[p], progs[p])
+        ok &= measure(progs, rts, cmds, args.rounds, "hand-written .wat programs (--invoke run N)")
     return 0 if ok else 1
 
 
