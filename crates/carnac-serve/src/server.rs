@@ -9,8 +9,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,7 +23,7 @@ use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{oneshot, Notify, Semaphore};
 
 use crate::cgi::{self, CgiRequest};
 use crate::config::{RouteConfig, ServeConfig};
@@ -146,39 +148,182 @@ struct State {
 /// The response body: a whole buffer, or the guest's output as it is written.
 pub enum Body {
     Full(Option<Bytes>),
-    Stream { first: Option<Bytes>, rx: mpsc::Receiver<Bytes> },
+    Stream(Box<StreamBody>),
+}
+
+/// Streams a running guest's output: whatever it has written is sent when it
+/// writes a lot (16 KiB), every few milliseconds while it runs, and at its end.
+pub struct StreamBody {
+    out: Arc<Output>,
+    first: Option<Bytes>,
+    notified: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
+    tick: Pin<Box<tokio::time::Sleep>>,
+    on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        // The client is gone (or the response is complete): the guest's further writes fail.
+        self.out.gone.store(true, SeqCst);
+        if let Some(f) = self.on_end.take() {
+            f();
+        }
+    }
 }
 
 impl http_body::Body for Body {
     type Data = Bytes;
     type Error = Infallible;
 
+    fn is_end_stream(&self) -> bool {
+        matches!(self, Body::Full(None))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Body::Full(b) => http_body::SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::Stream(_) => http_body::SizeHint::default(),
+        }
+    }
+
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream { first, rx } => {
-                if let Some(b) = first.take().filter(|b| !b.is_empty()) {
+            Body::Stream(sb) => {
+                if let Some(b) = sb.first.take().filter(|b| !b.is_empty()) {
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
-                match rx.poll_recv(cx) {
-                    Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(Frame::data(coalesce(b, rx))))),
-                    Poll::Ready(None) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
+                loop {
+                    let done = sb.out.done.load(SeqCst);
+                    let chunk = sb.out.take();
+                    if !chunk.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))));
+                    }
+                    if done {
+                        if let Some(f) = sb.on_end.take() {
+                            f();
+                        }
+                        return Poll::Ready(None);
+                    }
+                    let n = sb.notified.get_or_insert_with(|| Box::pin(sb.out.notify.clone().notified_owned()));
+                    if n.as_mut().poll(cx).is_ready() {
+                        sb.notified = None;
+                        continue;
+                    }
+                    if sb.tick.as_mut().poll(cx).is_ready() {
+                        sb.tick.as_mut().reset(tokio::time::Instant::now() + FLUSH_EVERY);
+                        continue;
+                    }
+                    return Poll::Pending;
                 }
             }
         }
     }
 }
 
-/// Joins the chunks already waiting behind `first` (up to 64 KiB), so that a
-/// guest's many small writes leave in few socket writes.
-fn coalesce(first: Bytes, rx: &mut mpsc::Receiver<Bytes>) -> Bytes {
-    let mut buf: Option<Vec<u8>> = None;
-    while buf.as_ref().map_or(first.len(), Vec::len) < 64 << 10 {
-        let Ok(next) = rx.try_recv() else { break };
-        buf.get_or_insert_with(|| first.to_vec()).extend_from_slice(&next);
+/// While a guest runs, its output is sent at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// Output buffered beyond this is sent at once.
+const FLUSH_BYTES: usize = 16 << 10;
+/// A guest writing faster than the client reads waits beyond this.
+const BACKPRESSURE_BYTES: usize = 1 << 20;
+
+/// What a guest has written and whether it has finished, shared between its
+/// worker thread and the response. Buffering here (instead of sending every
+/// write across threads) means a short handler costs one wake-up, at its end.
+struct Output {
+    buf: Mutex<Vec<u8>>,
+    written: AtomicU64,
+    done: AtomicBool,
+    gone: AtomicBool,
+    outcome: Mutex<Option<(Outcome, Duration)>>,
+    notify: Arc<Notify>,
+}
+
+impl Output {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()))
     }
-    buf.map_or(first, Bytes::from)
+
+    fn buffered(&self) -> usize {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Waits (asynchronously) for more output or the end, at most `FLUSH_EVERY`.
+    async fn changed(&self) {
+        let n = self.notify.notified();
+        tokio::pin!(n);
+        n.as_mut().enable();
+        if self.done.load(SeqCst) {
+            return;
+        }
+        let _ = tokio::time::timeout(FLUSH_EVERY, n).await;
+    }
+}
+
+/// Interrupts guests at their deadlines: one thread for the whole server
+/// instead of a timer task per request.
+struct Deadlines {
+    entries: Mutex<BTreeMap<(std::time::Instant, u64), InterruptHandle>>,
+    wake: Condvar,
+    next: AtomicU64,
+}
+
+fn deadlines() -> &'static Deadlines {
+    static D: OnceLock<&'static Deadlines> = OnceLock::new();
+    D.get_or_init(|| {
+        let d: &'static Deadlines = Box::leak(Box::new(Deadlines {
+            entries: Mutex::new(BTreeMap::new()),
+            wake: Condvar::new(),
+            next: AtomicU64::new(0),
+        }));
+        std::thread::Builder::new()
+            .name("carnac-deadlines".into())
+            .spawn(move || {
+                let mut entries = d.entries.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    let now = std::time::Instant::now();
+                    while let Some(entry) = entries.first_entry() {
+                        if entry.key().0 > now {
+                            break;
+                        }
+                        entry.remove().interrupt();
+                    }
+                    entries = match entries.keys().next() {
+                        Some((at, _)) => {
+                            let wait = at.saturating_duration_since(now);
+                            d.wake.wait_timeout(entries, wait).unwrap_or_else(|e| e.into_inner()).0
+                        }
+                        None => d.wake.wait(entries).unwrap_or_else(|e| e.into_inner()),
+                    };
+                }
+            })
+            .expect("start the deadline thread");
+        d
+    })
+}
+
+/// Removes its deadline when the guest is done.
+struct DeadlineGuard((std::time::Instant, u64));
+
+impl DeadlineGuard {
+    fn new(at: std::time::Instant, handle: InterruptHandle) -> DeadlineGuard {
+        let d = deadlines();
+        let key = (at, d.next.fetch_add(1, Relaxed));
+        let mut entries = d.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = entries.keys().next().is_none_or(|k| key < *k);
+        entries.insert(key, handle);
+        if earliest {
+            d.wake.notify_one();
+        }
+        DeadlineGuard(key)
+    }
+}
+
+impl Drop for DeadlineGuard {
+    fn drop(&mut self) {
+        deadlines().entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+    }
 }
 
 fn text(status: u16, body: impl Into<String>) -> Response<Body> {
@@ -188,24 +333,39 @@ fn text(status: u16, body: impl Into<String>) -> Response<Body> {
     r
 }
 
-/// The guest's stdout: chunks go to the response as they are written, up to a cap.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    written: Arc<AtomicU64>,
+/// The guest's stdout: appended to the shared [`Output`], up to a cap.
+struct OutputWriter {
+    out: Arc<Output>,
     cap: u64,
 }
 
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let total = self.written.load(Relaxed) + buf.len() as u64;
+impl Write for OutputWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone");
+        if self.out.gone.load(SeqCst) {
+            return Err(gone());
+        }
+        let total = self.out.written.load(Relaxed) + data.len() as u64;
         if total > self.cap {
             return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "response size limit reached"));
         }
-        self.tx
-            .blocking_send(Bytes::copy_from_slice(buf))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
-        self.written.store(total, Relaxed);
-        Ok(buf.len())
+        let buffered = {
+            let mut buf = self.out.buf.lock().unwrap_or_else(|e| e.into_inner());
+            buf.extend_from_slice(data);
+            buf.len()
+        };
+        self.out.written.store(total, Relaxed);
+        if buffered >= FLUSH_BYTES {
+            self.out.notify.notify_one();
+        }
+        // Backpressure: wait for the client to take what is buffered.
+        while self.out.buffered() > BACKPRESSURE_BYTES {
+            if self.out.gone.load(SeqCst) {
+                return Err(gone());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -264,9 +424,9 @@ impl Outcome {
     }
 }
 
-fn run_guest(route: &Route, ctx: WasiCtx, handle_tx: oneshot::Sender<InterruptHandle>, metrics: &Metrics) -> (Outcome, Duration) {
+fn run_guest(route: &Route, ctx: WasiCtx, deadline: std::time::Instant, metrics: &Metrics) -> (Outcome, Duration) {
     let mut store = Store::new(&route.engine, ctx);
-    let _ = handle_tx.send(store.interrupt_handle());
+    let _deadline = DeadlineGuard::new(deadline, store.interrupt_handle());
     store.limiter(StoreLimits::new().memory_size((route.cfg.limits.memory_mb as usize) << 20));
     if let Some(f) = route.cfg.limits.fuel {
         let _ = store.set_fuel(f);
@@ -371,15 +531,21 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         remote_addr: &remote_ip,
         protocol: &protocol,
     };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(16);
-    let written = Arc::new(AtomicU64::new(0));
+    let out = Arc::new(Output {
+        buf: Mutex::new(Vec::new()),
+        written: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        gone: AtomicBool::new(false),
+        outcome: Mutex::new(None),
+        notify: Arc::new(Notify::new()),
+    });
     let mut b = WasiCtx::builder();
     b.args(cgi::argv(&cgi_req));
     for (k, v) in cgi::environment(&cgi_req, &route.cfg.env) {
         b.env(&k, &v);
     }
     b.stdin(Stream::Reader(Box::new(std::io::Cursor::new(body))))
-        .stdout(Stream::Writer(Box::new(ChannelWriter { tx, written: written.clone(), cap: limits.max_response_bytes })))
+        .stdout(Stream::Writer(Box::new(OutputWriter { out: out.clone(), cap: limits.max_response_bytes })))
         .stderr(Stream::Writer(Box::new(LogWriter { id, line: Vec::new() })));
     for d in &route.cfg.dirs {
         if let Err(e) = b.preopened_dir_with(&d.host, &d.guest, true) {
@@ -388,111 +554,123 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         }
     }
     let ctx = b.build();
-    let (htx, hrx) = oneshot::channel();
-    let st = state.clone();
-    let r = route.clone();
     // The deadline counts from here: waiting for a core is part of the request's time.
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let deadline = std::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
     let Ok(cpu) = state.cpus.clone().acquire_owned().await else {
         return reject(503, "server shutting down", "busy");
     };
-    let job = tokio::task::spawn_blocking(move || {
-        let _permits = (permit, cpu);
-        run_guest(&r, ctx, htx, &st.metrics)
-    });
-    let timer = tokio::spawn(async move {
-        if let Ok(h) = hrx.await {
-            tokio::time::sleep_until(deadline).await;
-            h.interrupt();
-        }
-    });
+    {
+        let (st, r, out) = (state.clone(), route.clone(), out.clone());
+        tokio::task::spawn_blocking(move || {
+            let _permits = (permit, cpu);
+            let result = run_guest(&r, ctx, deadline, &st.metrics);
+            // The store (and with it the stdout writer) is gone: all output is in `out`.
+            *out.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            out.done.store(true, SeqCst);
+            out.notify.notify_one();
+        });
+    }
 
-    // Read until the end of the guest's header block (or the end of its output).
+    // Collect output until the end of the guest's header block, or its end.
     let mut buf: Vec<u8> = Vec::new();
     let head = loop {
-        match rx.recv().await {
-            Some(chunk) => {
-                buf.extend_from_slice(&chunk);
-                if let Some(end) = cgi::find_head_end(&buf) {
-                    break Some(end);
-                }
-                if buf.len() > 64 << 10 {
-                    break None;
-                }
-            }
-            None => break None,
+        let done = out.done.load(SeqCst);
+        buf.extend_from_slice(&out.take());
+        if let Some(end) = cgi::find_head_end(&buf) {
+            break Some(end);
         }
+        if done || buf.len() > 64 << 10 {
+            break None;
+        }
+        out.changed().await;
     };
-    let finish = |status: u16, job: tokio::task::JoinHandle<(Outcome, Duration)>, timer: tokio::task::JoinHandle<()>| {
-        let state = state.clone();
-        let route_name = route_name.clone();
-        let written = written.clone();
-        async move {
-            let (outcome, inst) = job.await.unwrap_or((Outcome::Failed("worker panicked".into()), Duration::ZERO));
-            timer.abort();
+
+    // Records the request once the guest has finished.
+    let finished = {
+        let (state, out, route_name, method, path) =
+            (state.clone(), out.clone(), route_name.clone(), method.clone(), path.clone());
+        move |status: u16| {
+            let (outcome, inst) = out
+                .outcome
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or((Outcome::Failed("client gone before the guest finished".into()), Duration::ZERO));
             match &outcome {
                 Outcome::Timeout => {
                     state.metrics.timeouts.fetch_add(1, Relaxed);
                 }
                 Outcome::Trap(msg) | Outcome::Failed(msg) => {
                     state.metrics.traps.fetch_add(1, Relaxed);
-                    eprintln!("error id={id} route={route_name}: {}", msg.replace('\n', " | "));
+                    eprintln!("error id={id} route={route_name}: {msg}");
                 }
                 Outcome::Exited(_) => {}
             }
-            (outcome, inst, written.load(Relaxed), state, route_name, status)
+            eprintln!(
+                "access id={id} method={method} path={path} route={route_name} status={status} bytes={} total_ms={:.3} instantiate_us={} outcome={}",
+                out.written.load(Relaxed),
+                started.elapsed().as_secs_f64() * 1e3,
+                inst.as_micros(),
+                outcome.label()
+            );
+            state.metrics.request(&route_name, status, started.elapsed());
         }
     };
+    /// Waits for the guest to finish (its writes already fail), then records it.
+    async fn record_when_done(out: Arc<Output>, status: u16, finished: impl FnOnce(u16)) {
+        while !out.done.load(SeqCst) {
+            out.changed().await;
+        }
+        finished(status);
+    }
+
     let Some((head_len, body_start)) = head else {
-        drop(rx);
-        let (outcome, inst, bytes, state, route_name, _) = finish(0, job, timer).await;
-        let status = match outcome {
-            Outcome::Timeout => 504,
+        out.gone.store(true, SeqCst);
+        while !out.done.load(SeqCst) {
+            out.changed().await;
+        }
+        let status = match out.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some((Outcome::Timeout, _)) => 504,
             _ => 500,
         };
-        let why = match &outcome {
-            Outcome::Timeout => "handler timed out".to_string(),
-            Outcome::Trap(_) | Outcome::Failed(_) => "handler failed".to_string(),
-            Outcome::Exited(_) => "handler wrote no header block".to_string(),
+        let why = match out.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some((Outcome::Timeout, _)) => "handler timed out",
+            Some((Outcome::Exited(_), _)) => "handler wrote no header block",
+            _ => "handler failed",
         };
-        log(&route_name, status, bytes, Some(inst), &outcome.label());
-        state.metrics.request(&route_name, status, started.elapsed());
+        finished(status);
         return text(status, format!("{why}\n"));
     };
-    let parsed = cgi::parse_head(&buf[..head_len]);
-    let head = match parsed {
+    let head = match cgi::parse_head(&buf[..head_len]) {
         Ok(h) => h,
         Err(e) => {
-            drop(rx);
-            let (outcome, inst, bytes, state, route_name, _) = finish(0, job, timer).await;
+            out.gone.store(true, SeqCst);
             eprintln!("error id={id} route={route_name}: malformed handler output: {e}");
-            log(&route_name, 500, bytes, Some(inst), &outcome.label());
-            state.metrics.request(&route_name, 500, started.elapsed());
+            tokio::spawn(record_when_done(out, 500, finished));
             return text(500, "handler wrote malformed headers\n");
         }
     };
     let status_code = hyper::StatusCode::from_u16(head.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let status = status_code.as_u16();
-    // Whatever the guest has written already joins the first frame; if it has
-    // finished, the response is complete and goes out with a Content-Length.
-    let mut rest = buf[body_start..].to_vec();
-    let mut finished = false;
-    loop {
-        match rx.try_recv() {
-            Ok(chunk) if rest.len() < 1 << 20 => rest.extend_from_slice(&chunk),
-            Ok(chunk) => {
-                rest.extend_from_slice(&chunk);
-                break;
-            }
-            Err(mpsc::error::TryRecvError::Empty) => break,
-            Err(mpsc::error::TryRecvError::Disconnected) => {
-                finished = true;
-                break;
-            }
-        }
-    }
-    let body =
-        if finished { Body::Full(Some(Bytes::from(rest))) } else { Body::Stream { first: Some(Bytes::from(rest)), rx } };
+    let rest = Bytes::copy_from_slice(&buf[body_start..]);
+    let body = if out.done.load(SeqCst) {
+        // The guest has finished: the response is complete and goes out with a length.
+        let mut all = rest.to_vec();
+        all.extend_from_slice(&out.take());
+        finished(status);
+        Body::Full(Some(Bytes::from(all)))
+    } else {
+        Body::Stream(Box::new(StreamBody {
+            out: out.clone(),
+            first: Some(rest),
+            notified: None,
+            tick: Box::pin(tokio::time::sleep(FLUSH_EVERY)),
+            on_end: Some(Box::new(move || {
+                let out2 = out.clone();
+                tokio::spawn(record_when_done(out2, status, finished));
+            })),
+        }))
+    };
     let mut resp = Response::new(body);
     *resp.status_mut() = status_code;
     for (k, v) in &head.headers {
@@ -502,19 +680,6 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
             resp.headers_mut().append(name, value);
         }
     }
-    let done = finish(status, job, timer);
-    let method2 = method.clone();
-    let path2 = path.clone();
-    tokio::spawn(async move {
-        let (outcome, inst, bytes, state, route_name, status) = done.await;
-        eprintln!(
-            "access id={id} method={method2} path={path2} route={route_name} status={status} bytes={bytes} total_ms={:.3} instantiate_us={} outcome={}",
-            started.elapsed().as_secs_f64() * 1e3,
-            inst.as_micros(),
-            outcome.label()
-        );
-        state.metrics.request(&route_name, status, started.elapsed());
-    });
     resp
 }
 

@@ -258,3 +258,25 @@ fn bad_configs_are_errors() {
     assert!(start(Source::ConfigFile(dir.join("c.toml")), "127.0.0.1:0").is_err());
     assert!(start(Source::Module(dir.join("none.wasm")), "127.0.0.1:0").is_err());
 }
+
+#[test]
+fn output_streams_while_the_guest_runs() {
+    let (srv, _dir) = server("stream");
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    write!(s, "GET /api/trickle HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("first") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed before the first line");
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let first_at = t.elapsed();
+    assert!(first_at < Duration::from_millis(450), "first line took {first_at:?}: not streamed");
+    s.read_to_end(&mut seen).unwrap();
+    assert!(String::from_utf8_lossy(&seen).contains("second"));
+    assert!(t.elapsed() >= Duration::from_millis(600));
+    srv.stop();
+}

@@ -41,6 +41,12 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        "trickle" => {
+            write!(out, "Content-Type: text/plain\n\nfirst\n").unwrap();
+            out.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            write!(out, "second\n").unwrap();
+        }
         "big" => {
             write!(out, "Content-Type: text/plain\n\n").unwrap();
             let line = [b'y'; 1024];
