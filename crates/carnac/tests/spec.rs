@@ -43,7 +43,8 @@ type R<T> = Result<T, String>;
 impl Runner {
     fn new(fuel: bool) -> Runner {
         let mut config = Config::new();
-        config.consume_fuel(fuel);
+        // The fuel run also turns on interrupt checks: both instrument loops and calls.
+        config.consume_fuel(fuel).interruptible(fuel);
         let engine = Engine::new(&config);
         let mut store = Store::new(&engine, ());
         if fuel {
@@ -353,8 +354,8 @@ fn wasm_v2_files() -> Vec<(String, &'static str)> {
 
 fn main() {
     let plain = run_suite("wasm-v2", wasm_v2_files(), false);
-    // The same suite with fuel metering on (and an unlimited budget): the fuel
-    // instrumentation must not change any result.
+    // The same suite with fuel metering and interrupt checks on (an unlimited
+    // budget, never interrupted): the instrumentation must not change any result.
     let fuel = run_suite("wasm-v2+fuel", wasm_v2_files(), true);
     if plain.failed + fuel.failed > 0 {
         eprintln!("spec suite failed");
