@@ -4,7 +4,8 @@
 //!
 //! A `harness = false` test, so its report is always shown: one line per file
 //! and a summary line `spec wasm-v2: N passed, M failed, K skipped`, for the
-//! default configuration and again with fuel metering on. Exits non-zero when
+//! default configuration and again with fuel metering and interrupt checks on
+//! (`spec wasm-v2+fuel: ...`). Exits non-zero when
 //! anything failed. `SPEC_FILTER=name` runs only the files whose name contains it.
 
 use std::collections::HashMap;
