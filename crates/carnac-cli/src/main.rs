@@ -179,6 +179,8 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
     let mut store = Store::new(&engine, wasi.build());
+    let interrupt = store.interrupt_handle();
+    store.data_mut().set_interrupt(interrupt);
     if let Some(fuel) = args.fuel {
         store.set_fuel(fuel)?;
     }

@@ -113,6 +113,12 @@ fn timeout_interrupts_a_guest_stuck_in_a_loop() {
     assert!(t.elapsed() < std::time::Duration::from_secs(20));
     let out = carnac(&["run", "-W", "timeout=200ms", &g, "loop"]);
     assert_eq!(out.status.code(), Some(134));
+    // A guest asleep in poll_oneoff (here for 100 days) is woken by the deadline too.
+    let t = std::time::Instant::now();
+    let out = carnac(&["run", "--timeout", "300ms", &g, "sleep", "8640000000"]);
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
 
 #[test]

@@ -426,7 +426,9 @@ impl Outcome {
 
 fn run_guest(route: &Route, ctx: WasiCtx, deadline: std::time::Instant, metrics: &Metrics) -> (Outcome, Duration) {
     let mut store = Store::new(&route.engine, ctx);
-    let _deadline = DeadlineGuard::new(deadline, store.interrupt_handle());
+    let interrupt = store.interrupt_handle();
+    store.data_mut().set_interrupt(interrupt.clone());
+    let _deadline = DeadlineGuard::new(deadline, interrupt);
     store.limiter(StoreLimits::new().memory_size((route.cfg.limits.memory_mb as usize) << 20));
     if let Some(f) = route.cfg.limits.fuel {
         let _ = store.set_fuel(f);

@@ -178,6 +178,10 @@ fn failures_become_statuses_and_the_server_keeps_serving() {
     let t = Instant::now();
     assert_eq!(get(a, "/loop").status, 504);
     assert!(t.elapsed() < Duration::from_secs(10));
+    // A guest asleep in a host call is stopped by its deadline as well.
+    let t = Instant::now();
+    assert_eq!(get(a, "/sleepy").status, 504);
+    assert!(t.elapsed() < Duration::from_secs(10));
     assert_eq!(get(a, "/bomb").status, 500);
     assert_eq!(get(a, "/trap").status, 500);
     assert_eq!(get(a, "/bad").status, 500);
@@ -187,7 +191,7 @@ fn failures_become_statuses_and_the_server_keeps_serving() {
     assert!(r.body.len() <= 100_000 && r.body.len() > 50_000, "{}", r.body.len());
     assert_eq!(get(a, "/hello").text(), "hello from wasm\n");
     let metrics = get(a, "/metrics").text();
-    for want in ["carnac_timeouts_total 1", "carnac_traps_total", "status=\"504\"", "status=\"413\"", "carnac_instantiate_seconds_count"] {
+    for want in ["carnac_timeouts_total 2", "carnac_traps_total", "status=\"504\"", "status=\"413\"", "carnac_instantiate_seconds_count"] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
     srv.stop();

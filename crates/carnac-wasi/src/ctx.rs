@@ -56,9 +56,20 @@ pub struct WasiCtx {
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<String>,
     pub(crate) fds: Vec<Option<Desc>>,
+    pub(crate) interrupt: Option<carnac::InterruptHandle>,
 }
 
 impl WasiCtx {
+    /// Lets waits inside WASI calls (`poll_oneoff`, sleeps) end when the store is
+    /// interrupted, e.g. by a deadline: give it `store.interrupt_handle()`.
+    pub fn set_interrupt(&mut self, handle: carnac::InterruptHandle) {
+        self.interrupt = Some(handle);
+    }
+
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|h| h.is_interrupted())
+    }
+
     pub fn builder() -> WasiCtxBuilder {
         WasiCtxBuilder::default()
     }
@@ -212,6 +223,6 @@ impl WasiCtxBuilder {
                 fdflags: 0,
             }));
         }
-        WasiCtx { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env), fds }
+        WasiCtx { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env), fds, interrupt: None }
     }
 }

@@ -348,8 +348,9 @@ pub fn add_to_linker<T: 'static>(
         let d = ctx.get(fd as u32)?;
         let name = d.preopen.as_ref().ok_or(Errno::BADF)?;
         let len = name.len() as u32;
-        mem.put_u32(buf as u32, 0)?;
-        mem.put_u32(buf as u32 + 4, len)
+        let mut prestat = [0u8; 8];
+        prestat[4..].copy_from_slice(&len.to_le_bytes());
+        mem.write(buf as u32, &prestat)
     });
     wasi!(fn fd_prestat_dir_name(fd: i32, path: i32, len: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
@@ -770,9 +771,11 @@ fn write_strings(mem: &mut GuestMemory<'_>, items: &[String], ptrs: u32, buf: u3
     let mut at = buf;
     for (i, s) in items.iter().enumerate() {
         mem.put_u32(ptrs.checked_add(4 * i as u32).ok_or(Errno::FAULT)?, at)?;
-        mem.write(at, s.as_bytes())?;
-        mem.put_u8(at + s.len() as u32, 0)?;
-        at = at.checked_add(s.len() as u32 + 1).ok_or(Errno::FAULT)?;
+        let mut bytes = Vec::with_capacity(s.len() + 1);
+        bytes.extend_from_slice(s.as_bytes());
+        bytes.push(0);
+        mem.write(at, &bytes)?;
+        at = at.checked_add(bytes.len() as u32).ok_or(Errno::FAULT)?;
     }
     Ok(())
 }
@@ -817,7 +820,8 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
                     ready.push(Event { userdata, error: Errno::INVAL, kind: EVENTTYPE_CLOCK, nbytes: 0 });
                     continue;
                 }
-                let deadline = now_mono + Duration::from_nanos(delay);
+                // A deadline too far to represent is simply never reached.
+                let Some(deadline) = now_mono.checked_add(Duration::from_nanos(delay)) else { continue };
                 if timeout.is_none_or(|(d, _)| deadline < d) {
                     timeout = Some((deadline, userdata));
                 }
@@ -846,31 +850,42 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
             _ => ready.push(Event { userdata, error: Errno::INVAL, kind: 0, nbytes: 0 }),
         }
     }
-    if !wait_fds.is_empty() {
-        // Check host descriptors now; wait for them only if nothing else is ready.
-        let wait = if ready.is_empty() { timeout.map(|(d, _)| d.saturating_duration_since(Instant::now())) } else { Some(Duration::ZERO) };
-        let mut pfds: Vec<rustix::event::PollFd<'_>> = wait_fds
-            .iter()
-            .map(|(b, _, kind)| {
-                let flags = if *kind == EVENTTYPE_FD_READ { rustix::event::PollFlags::IN } else { rustix::event::PollFlags::OUT };
-                rustix::event::PollFd::new(b, flags)
-            })
-            .collect();
-        let ts = wait.map(|w| rustix::time::Timespec { tv_sec: w.as_secs() as i64, tv_nsec: w.subsec_nanos() as _ });
-        rustix::event::poll(&mut pfds, ts.as_ref())?;
-        for (p, (_, userdata, kind)) in pfds.iter().zip(&wait_fds) {
-            if !p.revents().is_empty() {
-                ready.push(Event { userdata: *userdata, error: Errno::SUCCESS, kind: *kind, nbytes: 1 });
+    // Wait in short slices, so that an interrupted store (a deadline) ends the
+    // wait promptly; the guest then stops at its next loop or call.
+    const SLICE: Duration = Duration::from_millis(10);
+    loop {
+        let left = timeout.map(|(d, _)| d.saturating_duration_since(Instant::now()));
+        let slice = if !ready.is_empty() { Duration::ZERO } else { left.map_or(SLICE, |l| l.min(SLICE)) };
+        if !wait_fds.is_empty() {
+            let mut pfds: Vec<rustix::event::PollFd<'_>> = wait_fds
+                .iter()
+                .map(|(b, _, kind)| {
+                    let flags = if *kind == EVENTTYPE_FD_READ { rustix::event::PollFlags::IN } else { rustix::event::PollFlags::OUT };
+                    rustix::event::PollFd::new(b, flags)
+                })
+                .collect();
+            let ts = rustix::time::Timespec { tv_sec: slice.as_secs() as i64, tv_nsec: slice.subsec_nanos() as _ };
+            rustix::event::poll(&mut pfds, Some(&ts))?;
+            for (p, (_, userdata, kind)) in pfds.iter().zip(&wait_fds) {
+                if !p.revents().is_empty() {
+                    ready.push(Event { userdata: *userdata, error: Errno::SUCCESS, kind: *kind, nbytes: 1 });
+                }
             }
+        } else if !slice.is_zero() {
+            std::thread::sleep(slice);
         }
-    } else if ready.is_empty() {
-        if let Some((deadline, _)) = timeout {
-            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        let expired = left.is_some_and(|l| l <= slice);
+        if !ready.is_empty() || expired || ctx.interrupted() {
+            break;
         }
     }
     if ready.is_empty() {
-        if let Some((_, userdata)) = timeout {
-            ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 });
+        // The earliest clock fired (or the store was interrupted: report the
+        // clock so the guest carries on to its next interrupt check).
+        match timeout {
+            Some((_, userdata)) => ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 }),
+            None if ctx.interrupted() => return Err(Errno::INTR),
+            None => {}
         }
     }
     for (i, e) in ready.iter().enumerate() {

@@ -127,6 +127,12 @@ impl InterruptHandle {
     pub fn interrupt(&self) {
         self.flag.store(true, Ordering::Relaxed);
     }
+
+    /// Whether [`InterruptHandle::interrupt`] was called: host functions that
+    /// wait (sleeps, polls) check it so that they end promptly too.
+    pub fn is_interrupted(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
 }
 
 impl StoreInner {

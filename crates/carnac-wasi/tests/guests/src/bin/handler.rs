@@ -62,6 +62,7 @@ fn main() {
             let denied = std::fs::write("/static/new.txt", "x").is_err();
             write!(out, "Content-Type: text/plain\n\n{text}write denied: {denied}\n").unwrap();
         }
+        "sleepy" => std::thread::sleep(Duration::from_secs(100 * 86400)),
         "loop" => loop {
             std::hint::black_box(0);
         },
