@@ -138,6 +138,13 @@ pub(crate) fn run<T>(
     macro_rules! wf32 { ($d:expr, $v:expr) => { wr!($d, f32::to_bits($v) as u64) }; }
     macro_rules! wf64 { ($d:expr, $v:expr) => { wr!($d, f64::to_bits($v)) }; }
     macro_rules! wbool { ($d:expr, $v:expr) => { wr!($d, ($v) as u64) }; }
+    macro_rules! jump {
+        ($target:expr) => {
+            // SAFETY: branch targets are indices into the current function's code,
+            // produced by the translator (see the module docs).
+            ip = unsafe { code_start.add($target as usize) }
+        };
+    }
     macro_rules! refresh_mem {
         () => {{
             let (b, l) = mem_of(&store.inner, instance);
@@ -247,15 +254,15 @@ pub(crate) fn run<T>(
                     trap!(TrapKind::Interrupted);
                 }
             }
-            Instr::Br { target } => ip = unsafe { code_start.add(target as usize) },
+            Instr::Br { target } => jump!(target),
             Instr::BrIfNez { cond, target } => {
                 if u32_!(cond) != 0 {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrIfEqz { cond, target } => {
                 if u32_!(cond) == 0 {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrTable { index, len } => {
@@ -659,221 +666,221 @@ pub(crate) fn run<T>(
             Instr::I32EqImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) == (imm as u32)),
             Instr::BrI32Eq { lhs, rhs, target } => {
                 if u32_!(lhs) == u32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32EqImm { lhs, imm, target } => {
                 if u32_!(lhs) == (imm as u32) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32NeImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) != (imm as u32)),
             Instr::BrI32Ne { lhs, rhs, target } => {
                 if u32_!(lhs) != u32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32NeImm { lhs, imm, target } => {
                 if u32_!(lhs) != (imm as u32) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32LtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) < imm),
             Instr::BrI32LtS { lhs, rhs, target } => {
                 if i32_!(lhs) < i32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32LtSImm { lhs, imm, target } => {
                 if i32_!(lhs) < imm {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32LtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) < (imm as u32)),
             Instr::BrI32LtU { lhs, rhs, target } => {
                 if u32_!(lhs) < u32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32LtUImm { lhs, imm, target } => {
                 if u32_!(lhs) < (imm as u32) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32GtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) > imm),
             Instr::BrI32GtS { lhs, rhs, target } => {
                 if i32_!(lhs) > i32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32GtSImm { lhs, imm, target } => {
                 if i32_!(lhs) > imm {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32GtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) > (imm as u32)),
             Instr::BrI32GtU { lhs, rhs, target } => {
                 if u32_!(lhs) > u32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32GtUImm { lhs, imm, target } => {
                 if u32_!(lhs) > (imm as u32) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32LeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) <= imm),
             Instr::BrI32LeS { lhs, rhs, target } => {
                 if i32_!(lhs) <= i32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32LeSImm { lhs, imm, target } => {
                 if i32_!(lhs) <= imm {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32LeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) <= (imm as u32)),
             Instr::BrI32LeU { lhs, rhs, target } => {
                 if u32_!(lhs) <= u32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32LeUImm { lhs, imm, target } => {
                 if u32_!(lhs) <= (imm as u32) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32GeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) >= imm),
             Instr::BrI32GeS { lhs, rhs, target } => {
                 if i32_!(lhs) >= i32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32GeSImm { lhs, imm, target } => {
                 if i32_!(lhs) >= imm {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I32GeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) >= (imm as u32)),
             Instr::BrI32GeU { lhs, rhs, target } => {
                 if u32_!(lhs) >= u32_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI32GeUImm { lhs, imm, target } => {
                 if u32_!(lhs) >= (imm as u32) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64EqImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) == (imm as i64 as u64)),
             Instr::BrI64Eq { lhs, rhs, target } => {
                 if rd!(lhs) == rd!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64EqImm { lhs, imm, target } => {
                 if rd!(lhs) == (imm as i64 as u64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64NeImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) != (imm as i64 as u64)),
             Instr::BrI64Ne { lhs, rhs, target } => {
                 if rd!(lhs) != rd!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64NeImm { lhs, imm, target } => {
                 if rd!(lhs) != (imm as i64 as u64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64LtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) < (imm as i64)),
             Instr::BrI64LtS { lhs, rhs, target } => {
                 if i64_!(lhs) < i64_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64LtSImm { lhs, imm, target } => {
                 if i64_!(lhs) < (imm as i64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64LtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) < (imm as i64 as u64)),
             Instr::BrI64LtU { lhs, rhs, target } => {
                 if rd!(lhs) < rd!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64LtUImm { lhs, imm, target } => {
                 if rd!(lhs) < (imm as i64 as u64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64GtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) > (imm as i64)),
             Instr::BrI64GtS { lhs, rhs, target } => {
                 if i64_!(lhs) > i64_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64GtSImm { lhs, imm, target } => {
                 if i64_!(lhs) > (imm as i64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64GtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) > (imm as i64 as u64)),
             Instr::BrI64GtU { lhs, rhs, target } => {
                 if rd!(lhs) > rd!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64GtUImm { lhs, imm, target } => {
                 if rd!(lhs) > (imm as i64 as u64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64LeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) <= (imm as i64)),
             Instr::BrI64LeS { lhs, rhs, target } => {
                 if i64_!(lhs) <= i64_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64LeSImm { lhs, imm, target } => {
                 if i64_!(lhs) <= (imm as i64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64LeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) <= (imm as i64 as u64)),
             Instr::BrI64LeU { lhs, rhs, target } => {
                 if rd!(lhs) <= rd!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64LeUImm { lhs, imm, target } => {
                 if rd!(lhs) <= (imm as i64 as u64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64GeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) >= (imm as i64)),
             Instr::BrI64GeS { lhs, rhs, target } => {
                 if i64_!(lhs) >= i64_!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64GeSImm { lhs, imm, target } => {
                 if i64_!(lhs) >= (imm as i64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::I64GeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) >= (imm as i64 as u64)),
             Instr::BrI64GeU { lhs, rhs, target } => {
                 if rd!(lhs) >= rd!(rhs) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
             Instr::BrI64GeUImm { lhs, imm, target } => {
                 if rd!(lhs) >= (imm as i64 as u64) {
-                    ip = unsafe { code_start.add(target as usize) };
+                    jump!(target);
                 }
             }
 
