@@ -93,21 +93,37 @@ def normalize(out):
     return out.strip()
 
 
+TIME = "/usr/bin/time"
+
+
+def run_once(cmd):
+    """Runs a command; returns (seconds, peak RSS in KB or None, result)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rssf:
+        wrapped = [TIME, "-f", "%M", "-o", rssf.name] + cmd if os.path.exists(TIME) else cmd
+        t0 = time.perf_counter()
+        res = subprocess.run(wrapped, capture_output=True, text=True)
+        dt = time.perf_counter() - t0
+        lines = rssf.read().strip().splitlines()
+    return dt, (int(lines[-1]) if lines and lines[-1].isdigit() else None), res
+
+
 def measure(progs, rts, cmds, rounds, label):
     """Interleaved rounds; prints a table of medians and ratios; returns whether outputs agree."""
     times = {p: {r: [] for r in rts} for p in progs}
+    rss = {p: {r: [] for r in rts} for p in progs}
     answers = {p: {} for p in progs}
     for rnd in range(rounds):
         for p in progs:
             for r in rts:
-                t0 = time.perf_counter()
-                res = subprocess.run(cmds(r, p), capture_output=True, text=True)
-                dt = time.perf_counter() - t0
+                dt, kb, res = run_once(cmds(r, p))
                 if res.returncode != 0:
                     print(f"{r} failed on {p}: {res.stderr.strip()[:200]}", file=sys.stderr)
                     continue
                 answers[p].setdefault(r, normalize(res.stdout))
                 times[p][r].append(dt)
+                if kb:
+                    rss[p][r].append(kb)
         print(f"{label}: round {rnd + 1}/{rounds} done", file=sys.stderr)
     peers = [r for r in rts if r != "carnac"]
     print(f"\n{label}")
@@ -134,6 +150,12 @@ def measure(progs, rts, cmds, rounds, label):
     )
     print(f"{'geomean':<9} {'':>9}{geo}")
     print("ratio = peer time / Carnac time (higher is better for Carnac); results agree:", ok)
+    print(f"peak RSS, median MB: {'program':<9}" + "".join(f" {r:>11}" for r in rts))
+    for p in progs:
+        row = f"                     {p:<9}"
+        for r in rts:
+            row += f" {statistics.median(rss[p][r]) / 1024:>10.1f}M" if rss[p][r] else f" {'-':>11}"
+        print(row)
     return ok
 
 
