@@ -104,6 +104,14 @@ macro_rules! define_instrs_with_imm {
             TableInit { table: u32, segment: u32, base: Slot },
             ElemDrop { segment: u32 },
             RefFunc { dst: Slot, func: u32 },
+            /// Stores of a constant value (i64 sign-extended from 32 bits).
+            I32StoreImm { addr: Slot, value: i32, offset: u32 },
+            I64StoreImm { addr: Slot, value: i32, offset: u32 },
+            I32Store8Imm { addr: Slot, value: i32, offset: u32 },
+            /// Loads from a constant address (address + offset, folded at translation).
+            I32LoadAt { dst: Slot, ea: u32 },
+            I64LoadAt { dst: Slot, ea: u32 },
+            I32Load8UAt { dst: Slot, ea: u32 },
             $( $un { dst: Slot, src: Slot }, )*
             $( $bin { dst: Slot, lhs: Slot, rhs: Slot }, )*
             $( $load { dst: Slot, addr: Slot, offset: u32 }, )*
@@ -188,7 +196,10 @@ macro_rules! define_instrs_with_imm {
                     | Instr::MemoryGrow { dst, .. }
                     | Instr::TableGet { dst, .. }
                     | Instr::TableSize { dst, .. }
-                    | Instr::RefFunc { dst, .. } => Some(dst),
+                    | Instr::RefFunc { dst, .. }
+                    | Instr::I32LoadAt { dst, .. }
+                    | Instr::I64LoadAt { dst, .. }
+                    | Instr::I32Load8UAt { dst, .. } => Some(dst),
                     $( Instr::$un { dst, .. } => Some(dst), )*
                     $( Instr::$bin { dst, .. } => Some(dst), )*
                     $( Instr::$load { dst, .. } => Some(dst), )*

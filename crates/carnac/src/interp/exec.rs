@@ -885,6 +885,45 @@ pub(crate) fn run<T>(
             }
 
             // ---- memory ----
+            Instr::I32StoreImm { addr, value, offset } => {
+                let ea = effective!(addr, offset, 4);
+                // SAFETY: ea + 4 <= mem_len, checked by `effective!`.
+                unsafe { ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 4], (value as u32).to_le_bytes()) };
+            }
+            Instr::I64StoreImm { addr, value, offset } => {
+                let ea = effective!(addr, offset, 8);
+                // SAFETY: ea + 8 <= mem_len, checked by `effective!`.
+                unsafe { ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 8], (value as i64).to_le_bytes()) };
+            }
+            Instr::I32Store8Imm { addr, value, offset } => {
+                let ea = effective!(addr, offset, 1);
+                // SAFETY: ea + 1 <= mem_len, checked by `effective!`.
+                unsafe { *mem_base.add(ea) = value as u8 };
+            }
+            Instr::I32LoadAt { dst, ea } => {
+                let ea = ea as usize;
+                if ea + 4 > mem_len {
+                    trap!(TrapKind::MemoryOutOfBounds);
+                }
+                // SAFETY: ea + 4 <= mem_len, checked just above.
+                wr!(dst, u32::from_le_bytes(unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 4]) }) as u64);
+            }
+            Instr::I64LoadAt { dst, ea } => {
+                let ea = ea as usize;
+                if ea + 8 > mem_len {
+                    trap!(TrapKind::MemoryOutOfBounds);
+                }
+                // SAFETY: ea + 8 <= mem_len, checked just above.
+                wr!(dst, u64::from_le_bytes(unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) }));
+            }
+            Instr::I32Load8UAt { dst, ea } => {
+                let ea = ea as usize;
+                if ea + 1 > mem_len {
+                    trap!(TrapKind::MemoryOutOfBounds);
+                }
+                // SAFETY: ea < mem_len, checked just above.
+                wr!(dst, unsafe { *mem_base.add(ea) } as u64);
+            }
             Instr::I32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
             Instr::I64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
             Instr::F32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),

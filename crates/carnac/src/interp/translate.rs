@@ -466,7 +466,7 @@ impl Translator {
             return Ok(());
         }
         self.charge();
-        if self.numeric(op) {
+        if self.constant_memory_access(op) || self.numeric(op) {
             return Ok(());
         }
         match *op {
@@ -724,6 +724,53 @@ impl Translator {
             }
         }
         Ok(())
+    }
+
+    /// The value of the operand `depth` places below the top, if it is a constant.
+    fn const_at(&self, depth: usize) -> Option<u64> {
+        match self.stack.get(self.stack.len().checked_sub(depth + 1)?)? {
+            Operand::Const(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// Loads from a constant address and stores of a constant value, the common
+    /// cases of compiled code's static data and initialisation, as one instruction.
+    fn constant_memory_access(&mut self, op: &Operator<'_>) -> bool {
+        match *op {
+            Operator::I32Load { memarg } | Operator::I64Load { memarg } | Operator::I32Load8U { memarg } => {
+                let Some(addr) = self.const_at(0) else { return false };
+                let Ok(ea) = u32::try_from(addr as u32 as u64 + memarg.offset) else { return false };
+                self.stack.pop();
+                let dst = self.push_temp();
+                self.emit(match op {
+                    Operator::I32Load { .. } => Instr::I32LoadAt { dst, ea },
+                    Operator::I64Load { .. } => Instr::I64LoadAt { dst, ea },
+                    _ => Instr::I32Load8UAt { dst, ea },
+                });
+                true
+            }
+            Operator::I32Store { memarg } | Operator::I64Store { memarg } | Operator::I32Store8 { memarg } => {
+                let Some(v) = self.const_at(0) else { return false };
+                let value = match op {
+                    Operator::I64Store { .. } => match i32::try_from(v as i64) {
+                        Ok(x) => x,
+                        Err(_) => return false,
+                    },
+                    _ => v as u32 as i32,
+                };
+                self.stack.pop();
+                let addr = self.pop();
+                let offset = memarg.offset as u32;
+                self.emit(match op {
+                    Operator::I32Store { .. } => Instr::I32StoreImm { addr, value, offset },
+                    Operator::I64Store { .. } => Instr::I64StoreImm { addr, value, offset },
+                    _ => Instr::I32Store8Imm { addr, value, offset },
+                });
+                true
+            }
+            _ => false,
+        }
     }
 
     fn constant(&mut self, value: u64) {
