@@ -64,15 +64,24 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, func_index: u32) -> V
     bt
 }
 
-/// Makes sure `stack` has at least `needed` slots, within `max` slots.
+/// Makes sure `stack` has at least `needed` slots, within `max` slots. The check
+/// is inlined into every call; growing is the rare, out-of-line path.
+#[inline(always)]
 fn ensure_stack(stack: &mut Vec<u64>, needed: usize, max: usize) -> Result<(), TrapKind> {
     if needed > stack.len() {
-        if needed > max {
-            return Err(TrapKind::StackExhausted);
-        }
-        let new_len = needed.max(stack.len() * 2).min(max);
-        stack.resize(new_len, 0);
+        return grow_stack(stack, needed, max);
     }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn grow_stack(stack: &mut Vec<u64>, needed: usize, max: usize) -> Result<(), TrapKind> {
+    if needed > max {
+        return Err(TrapKind::StackExhausted);
+    }
+    let new_len = needed.max(stack.len() * 2).min(max);
+    stack.resize(new_len, 0);
     Ok(())
 }
 
@@ -221,8 +230,14 @@ pub(crate) fn run<T>(
             let callee: &CompiledFunc = unsafe { &(&(*callee_module).code)[$def as usize] };
             let new_base: usize = $new_base;
             tri!(ensure_stack(stack, new_base + callee.frame_size as usize, max_slots));
-            let locals_start = new_base + callee.num_params as usize;
-            stack[locals_start..locals_start + callee.num_locals as usize].fill(0);
+            if callee.num_locals > 0 {
+                let locals_start = new_base + callee.num_params as usize;
+                // SAFETY: ensure_stack made new_base + frame_size <= stack.len(), and the
+                // frame holds params + locals + operand slots.
+                unsafe {
+                    std::ptr::write_bytes(stack.as_mut_ptr().add(locals_start), 0, callee.num_locals as usize)
+                };
+            }
             frames.push(Frame { module, instance, func_index, code_start, ip, base });
             module = callee_module;
             instance = $instance;
