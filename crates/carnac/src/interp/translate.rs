@@ -444,6 +444,17 @@ impl Translator {
 
     fn emit_return(&mut self, num_results: usize) {
         let len = self.stack.len();
+        // A single result just computed into its temp is computed into slot 0 instead.
+        if num_results == 1 && self.stack[len - 1] == Operand::Temp && self.code.len() > self.label {
+            let temp = self.slot_of(len - 1);
+            if let Some(dst) = self.code.last_mut().and_then(Instr::result_slot_mut) {
+                if *dst == temp {
+                    *dst = 0;
+                    self.emit(Instr::Return);
+                    return;
+                }
+            }
+        }
         // Results go to slots 0..n. Copying in ascending order is safe from temps
         // (their slots are above every destination) but not from low locals.
         if (len - num_results..len)
