@@ -912,11 +912,7 @@ impl Translator {
                     dead_entry: true,
                 });
             }
-            Operator::Else => {
-                if !self.ctrl.last().is_some_and(|c| c.dead_entry) {
-                    self.else_();
-                }
-            }
+            Operator::Else if !self.ctrl.last().is_some_and(|c| c.dead_entry) => self.else_(),
             Operator::End => {
                 if self.ctrl.last().is_some_and(|c| c.dead_entry) {
                     self.ctrl.pop();

@@ -121,8 +121,8 @@ impl Val {
     }
 
     /// Encodes into a raw slot, checking that references belong to store `store_id`.
-    pub(crate) fn to_raw(&self, store_id: u64) -> Result<u64, Error> {
-        Ok(match *self {
+    pub(crate) fn to_raw(self, store_id: u64) -> Result<u64, Error> {
+        Ok(match self {
             Val::I32(v) => v as u32 as u64,
             Val::I64(v) => v as u64,
             Val::F32(v) => v as u64,
