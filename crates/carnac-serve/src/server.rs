@@ -797,7 +797,10 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
                                 let st = st.clone();
                                 async move { Ok::<_, Infallible>(handle(st, req, remote, addr).await) }
                             });
+                            // A client gets 30 s to send its request head (no slowloris).
                             let conn = hyper::server::conn::http1::Builder::new()
+                                .timer(hyper_util::rt::TokioTimer::new())
+                                .header_read_timeout(Duration::from_secs(30))
                                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                             let fut = graceful.watch(conn);
                             tokio::spawn(async move {
