@@ -127,7 +127,7 @@ impl RouteTable {
             .iter()
             .filter_map(|r| {
                 let p = r.prefix.as_deref()?;
-                let hit = path == p || path.starts_with(&format!("{p}/")) || p.is_empty();
+                let hit = path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
                 hit.then(|| (r.clone(), p.to_string()))
             })
             .max_by_key(|(_, p)| p.len())
