@@ -26,6 +26,14 @@ fn dir_of(ctx: &WasiCtx, fd: u32, right: u64) -> Result<&Dir, Errno> {
     Ok(dir)
 }
 
+/// The regular file behind `fd`, when its rights include `right`.
+fn file_of(ctx: &WasiCtx, fd: u32, right: u64) -> Result<&cap_std::fs::File, Errno> {
+    let d = ctx.get(fd)?;
+    let Kind::File(f) = &d.kind else { return Err(Errno::BADF) };
+    d.require(right)?;
+    Ok(f)
+}
+
 /// The file behind a descriptor that supports positioned I/O: streams cannot seek.
 fn seekable(d: &Desc) -> Result<&cap_std::fs::File, Errno> {
     match &d.kind {
@@ -371,9 +379,7 @@ pub fn add_to_linker<T: 'static>(
         st.write(&mut mem, buf as u32)
     });
     wasi!(fn fd_filestat_set_size(fd: i32, size: i64) |mem, ctx| {
-        let d = ctx.get(fd as u32)?;
-        let Kind::File(f) = &d.kind else { return Err(Errno::BADF) };
-        d.require(rights::FD_FILESTAT_SET_SIZE)?;
+        let f = file_of(ctx, fd as u32, rights::FD_FILESTAT_SET_SIZE)?;
         Ok(f.set_len(size as u64)?)
     });
     wasi!(fn fd_filestat_set_times(fd: i32, atim: i64, mtim: i64, flags: i32) |mem, ctx| {
@@ -392,9 +398,7 @@ pub fn add_to_linker<T: 'static>(
         Ok(())
     });
     wasi!(fn fd_advise(fd: i32, offset: i64, len: i64, advice: i32) |mem, ctx| {
-        let d = ctx.get(fd as u32)?;
-        let Kind::File(f) = &d.kind else { return Err(Errno::BADF) };
-        d.require(rights::FD_ADVISE)?;
+        let f = file_of(ctx, fd as u32, rights::FD_ADVISE)?;
         use rustix::fs::Advice;
         let advice = match advice {
             0 => Advice::Normal,
@@ -409,9 +413,7 @@ pub fn add_to_linker<T: 'static>(
         Ok(())
     });
     wasi!(fn fd_allocate(fd: i32, offset: i64, len: i64) |mem, ctx| {
-        let d = ctx.get(fd as u32)?;
-        let Kind::File(f) = &d.kind else { return Err(Errno::BADF) };
-        d.require(rights::FD_ALLOCATE)?;
+        let f = file_of(ctx, fd as u32, rights::FD_ALLOCATE)?;
         let end = (offset as u64).checked_add(len as u64).ok_or(Errno::FBIG)?;
         if end > f.metadata()?.len() {
             f.set_len(end)?;

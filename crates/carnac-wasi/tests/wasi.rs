@@ -67,7 +67,7 @@ fn run_full(
         b.preopened_socket(l);
     }
     let mut store = Store::new(&engine, b.build());
-    if config_has_fuel(config) {
+    if store.get_fuel().is_ok() {
         store.set_fuel(10_000_000_000).unwrap();
     }
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
@@ -83,10 +83,6 @@ fn run_full(
         Err(e) => panic!("unexpected error: {e}"),
     };
     Outcome { code, trap, stdout: out.text(), stderr: err.text() }
-}
-
-fn config_has_fuel(config: &Config) -> bool {
-    format!("{config:?}").contains("consume_fuel: true")
 }
 
 fn run(program: &str, args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Outcome {
