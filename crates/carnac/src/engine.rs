@@ -20,8 +20,8 @@ impl Default for Config {
     fn default() -> Self {
         use wasmparser::WasmFeatures as F;
         Config {
-            // WebAssembly 2.0 without SIMD (SIMD is its own issue).
-            features: F::WASM2.difference(F::SIMD),
+            // WebAssembly 2.0.
+            features: F::WASM2,
             consume_fuel: false,
             interruptible: false,
             max_call_depth: 100_000,
@@ -97,6 +97,11 @@ impl Config {
     /// Import and export of mutable globals (on by default; part of WebAssembly 2.0).
     pub fn wasm_mutable_global(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::MUTABLE_GLOBAL, enable)
+    }
+
+    /// 128-bit fixed-width SIMD (on by default; part of WebAssembly 2.0).
+    pub fn wasm_simd(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::SIMD, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

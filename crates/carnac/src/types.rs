@@ -14,7 +14,7 @@ pub enum ValType {
     I64,
     F32,
     F64,
-    /// 128-bit vector (reserved for the SIMD issue; not yet accepted by the validator).
+    /// 128-bit vector (fixed-width SIMD).
     V128,
     FuncRef,
     ExternRef,
@@ -23,6 +23,11 @@ pub enum ValType {
 impl ValType {
     pub fn is_ref(self) -> bool {
         matches!(self, ValType::FuncRef | ValType::ExternRef)
+    }
+
+    /// How many 64-bit interpreter slots a value of this type takes.
+    pub(crate) fn slots(self) -> usize {
+        if self == ValType::V128 { 2 } else { 1 }
     }
 
     pub(crate) fn from_wasmparser(ty: wasmparser::ValType) -> Result<Self, String> {
@@ -66,6 +71,9 @@ impl fmt::Display for ValType {
 pub struct FuncType {
     params_results: Arc<[ValType]>,
     num_params: usize,
+    /// Interpreter slots taken by the parameters and by the results.
+    param_slots: u32,
+    result_slots: u32,
 }
 
 impl FuncType {
@@ -76,7 +84,19 @@ impl FuncType {
         let mut v: Vec<ValType> = params.into_iter().collect();
         let num_params = v.len();
         v.extend(results);
-        FuncType { params_results: v.into(), num_params }
+        let count = |t: &[ValType]| t.iter().map(|t| t.slots() as u32).sum();
+        let (param_slots, result_slots) = (count(&v[..num_params]), count(&v[num_params..]));
+        FuncType { params_results: v.into(), num_params, param_slots, result_slots }
+    }
+
+    /// 64-bit interpreter slots the parameters take (a v128 takes two).
+    pub(crate) fn param_slots(&self) -> usize {
+        self.param_slots as usize
+    }
+
+    /// 64-bit interpreter slots the results take.
+    pub(crate) fn result_slots(&self) -> usize {
+        self.result_slots as usize
     }
 
     pub fn params(&self) -> &[ValType] {

@@ -348,9 +348,12 @@ fn features_can_be_turned_off() {
     config.wasm_multi_value(false);
     let two = "(module (func (result i32 i32) (i32.const 1) (i32.const 2)))";
     assert!(Module::new(&Engine::new(&config), two).is_err());
-    // SIMD is not supported yet: rejected as invalid, not a panic.
     let simd = "(module (func (result v128) (v128.const i64x2 0 0)))";
-    assert!(Module::new(&Engine::default(), simd).is_err());
+    assert!(Module::new(&Engine::default(), simd).is_ok());
+    let mut config = Config::new();
+    config.wasm_simd(false);
+    let err = Module::new(&Engine::new(&config), simd).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
 }
 
 #[test]

@@ -20,8 +20,10 @@
 //! from consecutive slots starting at a `base`. Branch targets are instruction
 //! indices, resolved at translation. Values of type i32 and f32 only use the
 //! low 32 bits of a slot (readers truncate), which makes `i32.wrap_i64` and the
-//! reinterpret operators free. 128-bit values (SIMD) will take two adjacent
-//! slots, which changes nothing for scalar code.
+//! reinterpret operators free. A v128 takes two adjacent slots (low half first);
+//! the translator lays out locals and stack entries by width, so scalar code is
+//! unchanged, and every SIMD operator is one `Simd` instruction executed out of
+//! line (`simd.rs`), which keeps the main dispatch loop as small as before.
 
 /// A frame-relative slot index.
 pub(crate) type Slot = u32;
@@ -32,8 +34,9 @@ pub(crate) struct CompiledFunc {
     pub code: Box<[Instr]>,
     /// Total slots the frame needs: params + locals + maximum operand-stack height.
     pub frame_size: u32,
+    /// Slots taken by the parameters.
     pub num_params: u32,
-    /// Declared (non-parameter) locals, zeroed on entry.
+    /// Slots taken by declared (non-parameter) locals, zeroed on entry.
     pub num_locals: u32,
 }
 
@@ -77,11 +80,20 @@ macro_rules! define_instrs_with_imm {
             /// Arguments at `base..`, the table index right after them.
             CallIndirect { type_index: u32, table: u32, base: Slot },
             Copy { dst: Slot, src: Slot },
+            /// Copies a v128 (two slots; both are read before either is written).
+            Copy2 { dst: Slot, src: Slot },
             Const { dst: Slot, value: u64 },
             /// `dst` already holds the first operand: if `cond == 0`, `dst = src`.
             SelectTo { dst: Slot, cond: Slot, src: Slot },
+            /// `SelectTo` for v128 operands.
+            SelectTo2 { dst: Slot, cond: Slot, src: Slot },
             GlobalGet { dst: Slot, global: u32 },
             GlobalSet { src: Slot, global: u32 },
+            /// Global access for v128 globals.
+            GlobalGet2 { dst: Slot, global: u32 },
+            GlobalSet2 { src: Slot, global: u32 },
+            /// A SIMD operator; see [`SimdOp`] for what `a`, `b`, `c` and `lane` mean.
+            Simd { op: SimdOp, lane: u8, a: Slot, b: Slot, c: u32 },
             MemorySize { dst: Slot },
             MemoryGrow { dst: Slot, delta: Slot },
             /// dst address, value, length at `base..base+3`.
@@ -299,3 +311,108 @@ macro_rules! for_each_imm {
 for_each_numeric!(define_instrs);
 
 const _: () = assert!(std::mem::size_of::<Instr>() <= 16);
+
+/// Every SIMD operator, grouped by shape. The shape fixes what the operands of
+/// [`Instr::Simd`] mean (all `v` operands are v128 slot pairs):
+///
+/// | shape        | stack effect        | `a`            | `b`        | `c`          | `lane` |
+/// |--------------|---------------------|----------------|------------|--------------|--------|
+/// | `load`       | addr → v            | dst            | addr       | offset       |        |
+/// | `store`      | addr v →            | addr           | v          | offset       |        |
+/// | `load_lane`  | addr v → v          | dst (holds v)  | addr       | offset       | lane   |
+/// | `store_lane` | addr v →            | addr           | v          | offset       | lane   |
+/// | `extract`    | v → x               | dst            | v          |              | lane   |
+/// | `replace`    | v x → v             | dst (holds v)  | x          |              | lane   |
+/// | `splat`      | x → v               | dst            | x          |              |        |
+/// | `unary`      | v → v               | dst            | v          |              |        |
+/// | `test`       | v → i32             | dst            | v          |              |        |
+/// | `binary`     | v v → v             | dst            | lhs        | rhs          |        |
+/// | `shift`      | v i32 → v           | dst            | v          | count        |        |
+/// | `ternary`    | v v v → v           | dst (holds v1) | v2         | v3           |        |
+///
+/// `i8x16.shuffle` is a `ternary` whose third operand is its lane mask, written
+/// to a temp by the translator; `v128.const` is two `Const` instructions.
+macro_rules! for_each_simd {
+    ($m:ident) => {
+        $m! {
+            load {
+                V128Load, V128Load8x8S, V128Load8x8U, V128Load16x4S, V128Load16x4U,
+                V128Load32x2S, V128Load32x2U, V128Load8Splat, V128Load16Splat,
+                V128Load32Splat, V128Load64Splat, V128Load32Zero, V128Load64Zero,
+            }
+            store { V128Store }
+            load_lane { V128Load8Lane, V128Load16Lane, V128Load32Lane, V128Load64Lane }
+            store_lane { V128Store8Lane, V128Store16Lane, V128Store32Lane, V128Store64Lane }
+            extract {
+                I8x16ExtractLaneS, I8x16ExtractLaneU, I16x8ExtractLaneS, I16x8ExtractLaneU,
+                I32x4ExtractLane, I64x2ExtractLane, F32x4ExtractLane, F64x2ExtractLane,
+            }
+            replace {
+                I8x16ReplaceLane, I16x8ReplaceLane, I32x4ReplaceLane, I64x2ReplaceLane,
+                F32x4ReplaceLane, F64x2ReplaceLane,
+            }
+            splat { I8x16Splat, I16x8Splat, I32x4Splat, I64x2Splat, F32x4Splat, F64x2Splat }
+            unary {
+                V128Not, I8x16Abs, I8x16Neg, I8x16Popcnt,
+                I16x8ExtAddPairwiseI8x16S, I16x8ExtAddPairwiseI8x16U, I16x8Abs, I16x8Neg,
+                I16x8ExtendLowI8x16S, I16x8ExtendHighI8x16S, I16x8ExtendLowI8x16U, I16x8ExtendHighI8x16U,
+                I32x4ExtAddPairwiseI16x8S, I32x4ExtAddPairwiseI16x8U, I32x4Abs, I32x4Neg,
+                I32x4ExtendLowI16x8S, I32x4ExtendHighI16x8S, I32x4ExtendLowI16x8U, I32x4ExtendHighI16x8U,
+                I64x2Abs, I64x2Neg,
+                I64x2ExtendLowI32x4S, I64x2ExtendHighI32x4S, I64x2ExtendLowI32x4U, I64x2ExtendHighI32x4U,
+                F32x4Ceil, F32x4Floor, F32x4Trunc, F32x4Nearest, F32x4Abs, F32x4Neg, F32x4Sqrt,
+                F64x2Ceil, F64x2Floor, F64x2Trunc, F64x2Nearest, F64x2Abs, F64x2Neg, F64x2Sqrt,
+                I32x4TruncSatF32x4S, I32x4TruncSatF32x4U, F32x4ConvertI32x4S, F32x4ConvertI32x4U,
+                I32x4TruncSatF64x2SZero, I32x4TruncSatF64x2UZero,
+                F64x2ConvertLowI32x4S, F64x2ConvertLowI32x4U,
+                F32x4DemoteF64x2Zero, F64x2PromoteLowF32x4,
+            }
+            test {
+                V128AnyTrue, I8x16AllTrue, I8x16Bitmask, I16x8AllTrue, I16x8Bitmask,
+                I32x4AllTrue, I32x4Bitmask, I64x2AllTrue, I64x2Bitmask,
+            }
+            binary {
+                I8x16Swizzle,
+                I8x16Eq, I8x16Ne, I8x16LtS, I8x16LtU, I8x16GtS, I8x16GtU, I8x16LeS, I8x16LeU, I8x16GeS, I8x16GeU,
+                I16x8Eq, I16x8Ne, I16x8LtS, I16x8LtU, I16x8GtS, I16x8GtU, I16x8LeS, I16x8LeU, I16x8GeS, I16x8GeU,
+                I32x4Eq, I32x4Ne, I32x4LtS, I32x4LtU, I32x4GtS, I32x4GtU, I32x4LeS, I32x4LeU, I32x4GeS, I32x4GeU,
+                I64x2Eq, I64x2Ne, I64x2LtS, I64x2GtS, I64x2LeS, I64x2GeS,
+                F32x4Eq, F32x4Ne, F32x4Lt, F32x4Gt, F32x4Le, F32x4Ge,
+                F64x2Eq, F64x2Ne, F64x2Lt, F64x2Gt, F64x2Le, F64x2Ge,
+                V128And, V128AndNot, V128Or, V128Xor,
+                I8x16NarrowI16x8S, I8x16NarrowI16x8U,
+                I8x16Add, I8x16AddSatS, I8x16AddSatU, I8x16Sub, I8x16SubSatS, I8x16SubSatU,
+                I8x16MinS, I8x16MinU, I8x16MaxS, I8x16MaxU, I8x16AvgrU,
+                I16x8Q15MulrSatS, I16x8NarrowI32x4S, I16x8NarrowI32x4U,
+                I16x8Add, I16x8AddSatS, I16x8AddSatU, I16x8Sub, I16x8SubSatS, I16x8SubSatU, I16x8Mul,
+                I16x8MinS, I16x8MinU, I16x8MaxS, I16x8MaxU, I16x8AvgrU,
+                I16x8ExtMulLowI8x16S, I16x8ExtMulHighI8x16S, I16x8ExtMulLowI8x16U, I16x8ExtMulHighI8x16U,
+                I32x4Add, I32x4Sub, I32x4Mul, I32x4MinS, I32x4MinU, I32x4MaxS, I32x4MaxU, I32x4DotI16x8S,
+                I32x4ExtMulLowI16x8S, I32x4ExtMulHighI16x8S, I32x4ExtMulLowI16x8U, I32x4ExtMulHighI16x8U,
+                I64x2Add, I64x2Sub, I64x2Mul,
+                I64x2ExtMulLowI32x4S, I64x2ExtMulHighI32x4S, I64x2ExtMulLowI32x4U, I64x2ExtMulHighI32x4U,
+                F32x4Add, F32x4Sub, F32x4Mul, F32x4Div, F32x4Min, F32x4Max, F32x4PMin, F32x4PMax,
+                F64x2Add, F64x2Sub, F64x2Mul, F64x2Div, F64x2Min, F64x2Max, F64x2PMin, F64x2PMax,
+            }
+            shift {
+                I8x16Shl, I8x16ShrS, I8x16ShrU, I16x8Shl, I16x8ShrS, I16x8ShrU,
+                I32x4Shl, I32x4ShrS, I32x4ShrU, I64x2Shl, I64x2ShrS, I64x2ShrU,
+            }
+            ternary { V128Bitselect, I8x16Shuffle }
+        }
+    };
+}
+pub(crate) use for_each_simd;
+
+macro_rules! define_simd_op {
+    ($($shape:ident { $($op:ident),* $(,)? })*) => {
+        /// A SIMD operator (named as wasmparser names the instruction); see
+        /// [`for_each_simd`] for the operand conventions of each shape.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub(crate) enum SimdOp {
+            $($($op,)*)*
+        }
+    };
+}
+for_each_simd!(define_simd_op);

@@ -23,6 +23,7 @@ use std::ptr;
 
 use super::code::{CompiledFunc, Instr};
 use super::ops;
+use super::simd;
 use crate::module::ModuleInner;
 use crate::runtime::func::Caller;
 use crate::runtime::store::{FuncKind, Store, StoreInner};
@@ -205,7 +206,7 @@ pub(crate) fn run<T>(
                 }
                 FuncKind::Host { index, ty } => {
                     let host = store.hosts[*index as usize].func.clone();
-                    let n = ty.params().len().max(ty.results().len());
+                    let n = ty.param_slots().max(ty.result_slots());
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
@@ -313,7 +314,7 @@ pub(crate) fn run<T>(
             Instr::CallIndirect { type_index, table, base: b } => {
                 // SAFETY: see the module docs (code pointers); the module outlives the call.
                 let m = unsafe { &*module };
-                let np = m.info.types[type_index as usize].params().len() as u32;
+                let np = m.info.types[type_index as usize].param_slots() as u32;
                 let index = u32_!(b + np) as usize;
                 let t = store.inner.instances[instance as usize].tables[table as usize];
                 let elems = &store.inner.tables[t as usize].elems;
@@ -328,19 +329,50 @@ pub(crate) fn run<T>(
                 call_store_func!(fidx, b);
             }
             Instr::Copy { dst, src } => wr!(dst, rd!(src)),
+            Instr::Copy2 { dst, src } => {
+                let (lo, hi) = (rd!(src), rd!(src + 1));
+                wr!(dst, lo);
+                wr!(dst + 1, hi);
+            }
             Instr::Const { dst, value } => wr!(dst, value),
             Instr::SelectTo { dst, cond, src } => {
                 if u32_!(cond) == 0 {
                     wr!(dst, rd!(src));
                 }
             }
+            Instr::SelectTo2 { dst, cond, src } => {
+                if u32_!(cond) == 0 {
+                    wr!(dst, rd!(src));
+                    wr!(dst + 1, rd!(src + 1));
+                }
+            }
+            Instr::GlobalGet2 { dst, global } => {
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                let v = store.inner.globals[g as usize].value;
+                wr!(dst, v as u64);
+                wr!(dst + 1, (v >> 64) as u64);
+            }
+            Instr::GlobalSet2 { src, global } => {
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                store.inner.globals[g as usize].value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64;
+            }
+            Instr::Simd { op, lane, a, b, c } => {
+                // SAFETY: the frame starts at `fp` and every slot up to the end of the
+                // value stack is initialised memory owned by `stack`; no other reference
+                // into the stack is live while the slice is used. The memory slice covers
+                // exactly the accessible bytes of memory 0 (see the module docs).
+                let frame = unsafe { std::slice::from_raw_parts_mut(fp, stack.len() - base) };
+                let mem: &mut [u8] =
+                    if mem_base.is_null() { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(mem_base, mem_len) } };
+                tri!(simd::execute(op, lane, a, b, c, frame, mem));
+            }
             Instr::GlobalGet { dst, global } => {
                 let g = store.inner.instances[instance as usize].globals[global as usize];
-                wr!(dst, store.inner.globals[g as usize].value);
+                wr!(dst, store.inner.globals[g as usize].value as u64);
             }
             Instr::GlobalSet { src, global } => {
                 let g = store.inner.instances[instance as usize].globals[global as usize];
-                store.inner.globals[g as usize].value = rd!(src);
+                store.inner.globals[g as usize].value = rd!(src) as u128;
             }
             Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
             Instr::MemoryGrow { dst, delta } => {

@@ -6,6 +6,7 @@
 pub(crate) mod code;
 mod exec;
 mod ops;
+mod simd;
 mod translate;
 
 pub(crate) use code::CompiledFunc;
@@ -38,7 +39,7 @@ pub(crate) fn call<T>(store: &mut Store<T>, func: u32, slots: &mut [u64]) -> Res
         FuncKind::Wasm { instance, def_index } => {
             let module = store.inner.instances[instance as usize].module.clone();
             let ty = store.inner.func_ty(func);
-            let (np, nr) = (ty.params().len(), ty.results().len());
+            let (np, nr) = (ty.param_slots(), ty.result_slots());
             let sp = stack_pointer();
             if store.inner.reentry == 0 {
                 store.inner.stack_base = sp;

@@ -14,10 +14,11 @@
 
 use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
-use super::code::{for_each_numeric, CompiledFunc, Instr, Slot};
+use super::code::{for_each_numeric, for_each_simd, CompiledFunc, Instr, SimdOp, Slot};
 use crate::engine::Config;
 use crate::error::Error;
 use crate::module::{invalid, ModuleInfo};
+use crate::types::ValType;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Operand {
@@ -27,6 +28,16 @@ enum Operand {
     Local(u32),
     /// A constant not yet written anywhere (it may become an immediate).
     Const(u64),
+}
+
+/// One entry of the simulated operand stack.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Entry {
+    op: Operand,
+    /// The entry's own slot (its value lives there once it is a temp).
+    slot: Slot,
+    /// A v128, taking `slot` and `slot + 1`.
+    wide: bool,
 }
 
 /// Where a value to move comes from.
@@ -58,8 +69,13 @@ struct Ctrl {
     kind: CtrlKind,
     /// Operand stack height at entry, below the block's parameters.
     height: usize,
+    /// The slot of stack position `height`: where the block's values start.
+    base_slot: Slot,
     params: u32,
     results: u32,
+    /// Which parameters / results are v128 (empty when none is).
+    params_wide: Vec<bool>,
+    results_wide: Vec<bool>,
     /// Loop header (branch target of a loop).
     start: u32,
     /// Branches to patch with the end position.
@@ -73,15 +89,28 @@ struct Ctrl {
 pub(crate) struct Translator {
     fuel: bool,
     interruptible: bool,
+    /// Slots taken by parameters and locals (the operand stack starts here).
     locals: u32,
-    stack: Vec<Operand>,
-    max_height: usize,
+    /// Slot and width of every local (parameters first).
+    local_slots: Vec<(Slot, bool)>,
+    stack: Vec<Entry>,
+    /// Highest slot (exclusive) any operand-stack entry used.
+    max_slot: u32,
     code: Vec<Instr>,
     ctrl: Vec<Ctrl>,
     dead: bool,
     /// No instruction before this index may be rewritten (a branch may land here).
     label: usize,
     fuel_at: Option<usize>,
+}
+
+/// Which of `types` are v128; empty when none is (the common case, no allocation).
+fn wide_flags(types: &[ValType]) -> Vec<bool> {
+    if types.contains(&ValType::V128) {
+        types.iter().map(|t| *t == ValType::V128).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 fn err(offset: u64, message: impl Into<String>) -> Error {
@@ -128,14 +157,133 @@ macro_rules! translate_numeric {
 }
 for_each_numeric!(translate_numeric);
 
+macro_rules! translate_simd {
+    (
+        load { $($load:ident),* $(,)? }
+        store { $($store:ident),* $(,)? }
+        load_lane { $($ll:ident),* $(,)? }
+        store_lane { $($sl:ident),* $(,)? }
+        extract { $($ex:ident),* $(,)? }
+        replace { $($rp:ident),* $(,)? }
+        splat { $($sp:ident),* $(,)? }
+        unary { $($un:ident),* $(,)? }
+        test { $($te:ident),* $(,)? }
+        binary { $($bin:ident),* $(,)? }
+        shift { $($sh:ident),* $(,)? }
+        ternary { $($tern:ident),* $(,)? }
+    ) => {
+        impl Translator {
+            /// Translates a SIMD operator (see `for_each_simd` for the operand
+            /// conventions); false for any other operator.
+            fn simd(&mut self, op: &Operator<'_>) -> bool {
+                let simd = |op, lane, a, b, c| Instr::Simd { op, lane, a, b, c };
+                let instr = match *op {
+                    $( Operator::$load { memarg } => {
+                        let addr = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$load, 0, dst, addr, memarg.offset as u32)
+                    } )*
+                    $( Operator::$store { memarg } => {
+                        let v = self.pop();
+                        let addr = self.pop();
+                        simd(SimdOp::$store, 0, addr, v, memarg.offset as u32)
+                    } )*
+                    $( Operator::$ll { memarg, lane } => {
+                        // The lane is loaded into v's own temp, which then moves
+                        // down to the result position (where the address was).
+                        let top = self.stack.len() - 1;
+                        self.materialize_at(top);
+                        let v = self.pop();
+                        let addr = self.pop();
+                        self.emit(simd(SimdOp::$ll, lane, v, addr, memarg.offset as u32));
+                        let dst = self.push_temp_wide();
+                        self.emit_move(Source::Slot(v), dst, true);
+                        return true;
+                    } )*
+                    $( Operator::$sl { memarg, lane } => {
+                        let v = self.pop();
+                        let addr = self.pop();
+                        simd(SimdOp::$sl, lane, addr, v, memarg.offset as u32)
+                    } )*
+                    $( Operator::$ex { lane } => {
+                        let v = self.pop();
+                        let dst = self.push_temp();
+                        simd(SimdOp::$ex, lane, dst, v, 0)
+                    } )*
+                    $( Operator::$rp { lane } => {
+                        // In place, in v's own temp.
+                        let below = self.stack.len() - 2;
+                        self.materialize_at(below);
+                        let x = self.pop();
+                        self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$rp, lane, dst, x, 0)
+                    } )*
+                    $( Operator::$sp => {
+                        let x = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$sp, 0, dst, x, 0)
+                    } )*
+                    $( Operator::$un => {
+                        let v = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$un, 0, dst, v, 0)
+                    } )*
+                    $( Operator::$te => {
+                        let v = self.pop();
+                        let dst = self.push_temp();
+                        simd(SimdOp::$te, 0, dst, v, 0)
+                    } )*
+                    $( Operator::$bin => {
+                        let rhs = self.pop();
+                        let lhs = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$bin, 0, dst, lhs, rhs)
+                    } )*
+                    $( Operator::$sh => {
+                        let count = self.pop();
+                        let v = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$sh, 0, dst, v, count)
+                    } )*
+                    Operator::V128Bitselect => {
+                        let mask = self.pop();
+                        let v2 = self.pop();
+                        let pos = self.stack.len() - 1;
+                        self.materialize_at(pos);
+                        simd(SimdOp::V128Bitselect, 0, self.slot_of(pos), v2, mask)
+                    }
+                    Operator::I8x16Shuffle { lanes } => {
+                        self.v128_const(u128::from_le_bytes(lanes));
+                        let mask = self.pop();
+                        let v2 = self.pop();
+                        let pos = self.stack.len() - 1;
+                        self.materialize_at(pos);
+                        simd(SimdOp::I8x16Shuffle, 0, self.slot_of(pos), v2, mask)
+                    }
+                    Operator::V128Const { value } => {
+                        self.v128_const(value.i128() as u128);
+                        return true;
+                    }
+                    _ => return false,
+                };
+                self.emit(instr);
+                true
+            }
+        }
+    };
+}
+for_each_simd!(translate_simd);
+
 impl Translator {
     pub fn new(config: &Config) -> Translator {
         Translator {
             fuel: config.consume_fuel,
             interruptible: config.interruptible,
             locals: 0,
+            local_slots: Vec::new(),
             stack: Vec::new(),
-            max_height: 0,
+            max_slot: 0,
             code: Vec::new(),
             ctrl: Vec::new(),
             dead: false,
@@ -152,23 +300,33 @@ impl Translator {
         fv: &mut FuncValidator<ValidatorResources>,
     ) -> Result<CompiledFunc, Error> {
         let ty = info.func_type(func_index);
-        let num_params = ty.params().len() as u32;
         let num_results = ty.results().len() as u32;
-        let mut num_locals: u32 = 0;
+        self.local_slots.clear();
+        let mut next: u32 = 0;
+        for p in ty.params() {
+            let wide = *p == ValType::V128;
+            self.local_slots.push((next, wide));
+            next += 1 + wide as u32;
+        }
+        let num_params = next;
         let mut locals = body.get_locals_reader().map_err(invalid)?;
         for _ in 0..locals.get_count() {
             let offset = locals.original_position();
             let (count, ty) = locals.read().map_err(invalid)?;
             fv.define_locals(offset, count, ty).map_err(invalid)?;
-            num_locals = num_locals
-                .checked_add(count)
-                .ok_or_else(|| err(offset, "too many locals"))?;
+            // The validator bounds the number of locals (50,000), so this stays small.
+            let wide = ty == wasmparser::ValType::V128;
+            for _ in 0..count {
+                self.local_slots.push((next, wide));
+                next = next.checked_add(1 + wide as u32).ok_or_else(|| err(offset, "too many locals"))?;
+            }
         }
-        self.locals = num_params + num_locals;
+        let num_locals = next - num_params;
+        self.locals = next;
         self.stack.clear();
         self.ctrl.clear();
         self.code.clear();
-        self.max_height = 0;
+        self.max_slot = next;
         self.dead = false;
         self.label = 0;
         self.fuel_at = None;
@@ -176,11 +334,15 @@ impl Translator {
         if self.interruptible {
             self.emit(Instr::CheckInterrupt);
         }
+        let results_wide = wide_flags(ty.results());
         self.ctrl.push(Ctrl {
             kind: CtrlKind::Block,
             height: 0,
+            base_slot: self.locals,
             params: 0,
             results: num_results,
+            params_wide: Vec::new(),
+            results_wide,
             start: 0,
             fixups: Vec::new(),
             else_fixup: None,
@@ -193,10 +355,10 @@ impl Translator {
             self.op(info, &op, offset)?;
         }
         reader.finish().map_err(invalid)?;
-        let frame_size = (self.locals as usize)
-            .checked_add(self.max_height)
-            .filter(|s| *s < (u32::MAX / 2) as usize)
-            .ok_or_else(|| err(0, "function frame too large"))? as u32;
+        let frame_size = self.max_slot;
+        if frame_size >= u32::MAX / 2 {
+            return Err(err(0, "function frame too large"));
+        }
         Ok(CompiledFunc {
             code: self.code.as_slice().into(),
             frame_size,
@@ -208,13 +370,27 @@ impl Translator {
     // ---- operand stack ----
 
     fn slot_of(&self, pos: usize) -> Slot {
-        self.locals + pos as u32
+        self.stack[pos].slot
+    }
+
+    /// The slot a value pushed now would take.
+    fn next_slot(&self) -> Slot {
+        self.stack.last().map_or(self.locals, |e| e.slot + 1 + e.wide as u32)
+    }
+
+    /// The slot of stack position `pos`, which may be the next free position.
+    fn slot_at(&self, pos: usize) -> Slot {
+        if pos < self.stack.len() { self.stack[pos].slot } else { self.next_slot() }
+    }
+
+    fn local_slot(&self, local: u32) -> Slot {
+        self.local_slots[local as usize].0
     }
 
     fn source(&self, pos: usize) -> Source {
-        match self.stack[pos] {
+        match self.stack[pos].op {
             Operand::Temp => Source::Slot(self.slot_of(pos)),
-            Operand::Local(l) => Source::Slot(l),
+            Operand::Local(l) => Source::Slot(self.local_slot(l)),
             Operand::Const(v) => Source::Const(v),
         }
     }
@@ -233,16 +409,20 @@ impl Translator {
     }
 
     fn materialize_const(&mut self, pos: usize) {
-        if let Operand::Const(value) = self.stack[pos] {
+        if let Operand::Const(value) = self.stack[pos].op {
             let dst = self.slot_of(pos);
             self.emit(Instr::Const { dst, value });
-            self.stack[pos] = Operand::Temp;
+            self.stack[pos].op = Operand::Temp;
         }
     }
 
-    fn emit_move(&mut self, src: Source, dst: Slot) {
+    /// Moves a value of one slot, or two if `wide`.
+    fn emit_move(&mut self, src: Source, dst: Slot, wide: bool) {
         match src {
             Source::Slot(s) if s == dst => {}
+            Source::Slot(src) if wide => {
+                self.emit(Instr::Copy2 { dst, src });
+            }
             Source::Slot(src) => {
                 self.emit(Instr::Copy { dst, src });
             }
@@ -256,7 +436,7 @@ impl Translator {
     /// constant that fits.
     fn binary(&mut self, base: Instr, make: impl Fn(Slot, Slot, Slot) -> Instr) {
         let top = self.stack.len() - 1;
-        if let Operand::Const(v) = self.stack[top] {
+        if let Operand::Const(v) = self.stack[top].op {
             let imm = if Instr::imm_is_64(&base) {
                 i32::try_from(v as i64).ok()
             } else {
@@ -281,7 +461,7 @@ impl Translator {
     /// when that comparison was the last instruction and feeds nothing else.
     fn pop_cond(&mut self) -> Cond {
         let pos = self.stack.len() - 1;
-        if self.stack[pos] == Operand::Temp && self.code.len() > self.label {
+        if self.stack[pos].op == Operand::Temp && self.code.len() > self.label {
             let temp = self.slot_of(pos);
             let last = *self.code.last().expect("code after the label");
             let mut last_mut = last;
@@ -316,22 +496,41 @@ impl Translator {
         self.emit(instr)
     }
 
+    fn push_entry(&mut self, op: Operand, wide: bool) -> Slot {
+        let slot = self.next_slot();
+        self.stack.push(Entry { op, slot, wide });
+        self.max_slot = self.max_slot.max(slot + 1 + wide as u32);
+        slot
+    }
+
     fn push(&mut self, operand: Operand) {
-        self.stack.push(operand);
-        self.max_height = self.max_height.max(self.stack.len());
+        let wide = match operand {
+            Operand::Local(l) => self.local_slots[l as usize].1,
+            _ => false,
+        };
+        self.push_entry(operand, wide);
     }
 
     fn push_temp(&mut self) -> Slot {
-        self.push(Operand::Temp);
-        self.slot_of(self.stack.len() - 1)
+        self.push_entry(Operand::Temp, false)
+    }
+
+    /// Pushes a v128 temp (two slots).
+    fn push_temp_wide(&mut self) -> Slot {
+        self.push_entry(Operand::Temp, true)
+    }
+
+    fn push_temp_of(&mut self, ty: ValType) -> Slot {
+        self.push_entry(Operand::Temp, ty == ValType::V128)
     }
 
     fn materialize_at(&mut self, pos: usize) {
-        match self.stack[pos] {
+        match self.stack[pos].op {
             Operand::Local(l) => {
                 let dst = self.slot_of(pos);
-                self.emit(Instr::Copy { dst, src: l });
-                self.stack[pos] = Operand::Temp;
+                let src = self.local_slot(l);
+                self.emit_move(Source::Slot(src), dst, self.stack[pos].wide);
+                self.stack[pos].op = Operand::Temp;
             }
             Operand::Const(_) => self.materialize_const(pos),
             Operand::Temp => {}
@@ -352,7 +551,7 @@ impl Translator {
 
     fn materialize_local(&mut self, local: u32) {
         for pos in 0..self.stack.len() {
-            if self.stack[pos] == Operand::Local(local) {
+            if self.stack[pos].op == Operand::Local(local) {
                 self.materialize_at(pos);
             }
         }
@@ -395,14 +594,26 @@ impl Translator {
         *target = to;
     }
 
-    fn block_arity(info: &ModuleInfo, bt: BlockType) -> (u32, u32) {
+    /// A block's parameter and result counts, and which of them are v128.
+    fn block_sig(info: &ModuleInfo, bt: BlockType) -> (u32, u32, Vec<bool>, Vec<bool>) {
         match bt {
-            BlockType::Empty => (0, 0),
-            BlockType::Type(_) => (0, 1),
+            BlockType::Empty => (0, 0, Vec::new(), Vec::new()),
+            BlockType::Type(t) => {
+                let wide = if t == wasmparser::ValType::V128 { vec![true] } else { Vec::new() };
+                (0, 1, Vec::new(), wide)
+            }
             BlockType::FuncType(i) => {
                 let t = &info.types[i as usize];
-                (t.params().len() as u32, t.results().len() as u32)
+                let (p, r) = (t.params(), t.results());
+                (p.len() as u32, r.len() as u32, wide_flags(p), wide_flags(r))
             }
+        }
+    }
+
+    /// Pushes temps for `n` values whose v128 flags are `wide` (empty: none is).
+    fn push_temps(&mut self, n: u32, wide: &[bool]) {
+        for i in 0..n as usize {
+            self.push_entry(Operand::Temp, wide.get(i).copied().unwrap_or(false));
         }
     }
 
@@ -412,22 +623,27 @@ impl Translator {
         self.ctrl.len() - 1 - depth as usize
     }
 
-    /// (source, destination) pairs moving the branch values into the target's slots.
-    fn branch_moves(&self, ctrl: usize) -> impl Iterator<Item = (Source, Slot)> + '_ {
+    /// (source, destination, wide) moving the branch values into the target's
+    /// slots (the values have the target's types, so their widths lay them out).
+    fn branch_moves(&self, ctrl: usize) -> impl Iterator<Item = (Source, Slot, bool)> + '_ {
         let c = &self.ctrl[ctrl];
         let arity = if c.kind == CtrlKind::Loop { c.params } else { c.results } as usize;
         let len = self.stack.len();
+        let mut dst = c.base_slot;
         (0..arity).filter_map(move |i| {
-            let src = self.source(len - arity + i);
-            let dst = self.slot_of(c.height + i);
-            (!matches!(src, Source::Slot(s) if s == dst)).then_some((src, dst))
+            let pos = len - arity + i;
+            let src = self.source(pos);
+            let wide = self.stack[pos].wide;
+            let d = dst;
+            dst += 1 + wide as u32;
+            (!matches!(src, Source::Slot(s) if s == d)).then_some((src, d, wide))
         })
     }
 
     fn emit_branch_moves(&mut self, ctrl: usize) {
-        let moves: Vec<(Source, Slot)> = self.branch_moves(ctrl).collect();
-        for (src, dst) in moves {
-            self.emit_move(src, dst);
+        let moves: Vec<(Source, Slot, bool)> = self.branch_moves(ctrl).collect();
+        for (src, dst, wide) in moves {
+            self.emit_move(src, dst, wide);
         }
     }
 
@@ -445,7 +661,7 @@ impl Translator {
     fn emit_return(&mut self, num_results: usize) {
         let len = self.stack.len();
         // A single result just computed into its temp is computed into slot 0 instead.
-        if num_results == 1 && self.stack[len - 1] == Operand::Temp && self.code.len() > self.label {
+        if num_results == 1 && self.stack[len - 1].op == Operand::Temp && self.code.len() > self.label {
             let temp = self.slot_of(len - 1);
             if let Some(dst) = self.code.last_mut().and_then(Instr::result_slot_mut) {
                 if *dst == temp {
@@ -455,16 +671,20 @@ impl Translator {
                 }
             }
         }
-        // Results go to slots 0..n. Copying in ascending order is safe from temps
-        // (their slots are above every destination) but not from low locals.
-        if (len - num_results..len)
-            .any(|p| matches!(self.stack[p], Operand::Local(l) if (l as usize) < num_results))
-        {
+        // Results go to slots 0.. in order. Copying in ascending order is safe from
+        // temps (their slots are above every destination) but not from low locals.
+        let result_slots: u32 = (len - num_results..len).map(|p| 1 + self.stack[p].wide as u32).sum();
+        if (len - num_results..len).any(
+            |p| matches!(self.stack[p].op, Operand::Local(l) if self.local_slot(l) < result_slots),
+        ) {
             self.materialize_top(num_results);
         }
-        for i in 0..num_results {
-            let src = self.source(len - num_results + i);
-            self.emit_move(src, i as u32);
+        let mut dst = 0;
+        for pos in len - num_results..len {
+            let src = self.source(pos);
+            let wide = self.stack[pos].wide;
+            self.emit_move(src, dst, wide);
+            dst += 1 + wide as u32;
         }
         self.emit(Instr::Return);
     }
@@ -477,7 +697,7 @@ impl Translator {
             return Ok(());
         }
         self.charge();
-        if self.constant_memory_access(op) || self.numeric(op) {
+        if self.constant_memory_access(op) || self.numeric(op) || self.simd(op) {
             return Ok(());
         }
         match *op {
@@ -487,7 +707,7 @@ impl Translator {
                 self.dead = true;
             }
             Operator::Block { blockty } | Operator::Loop { blockty } => {
-                let (params, results) = Self::block_arity(info, blockty);
+                let (params, results, params_wide, results_wide) = Self::block_sig(info, blockty);
                 self.materialize_all();
                 let is_loop = matches!(op, Operator::Loop { .. });
                 // A loop's branch target is its header, including the header's fuel charge.
@@ -498,11 +718,15 @@ impl Translator {
                         self.emit(Instr::CheckInterrupt);
                     }
                 }
+                let height = self.stack.len() - params as usize;
                 self.ctrl.push(Ctrl {
                     kind: if is_loop { CtrlKind::Loop } else { CtrlKind::Block },
-                    height: self.stack.len() - params as usize,
+                    height,
+                    base_slot: self.slot_at(height),
                     params,
                     results,
+                    params_wide,
+                    results_wide,
                     start,
                     fixups: Vec::new(),
                     else_fixup: None,
@@ -510,16 +734,20 @@ impl Translator {
                 });
             }
             Operator::If { blockty } => {
-                let (params, results) = Self::block_arity(info, blockty);
+                let (params, results, params_wide, results_wide) = Self::block_sig(info, blockty);
                 let cond = self.pop_cond();
                 self.materialize_all();
                 let at = self.emit_cond_branch(cond, true, 0);
                 self.new_fuel_block();
+                let height = self.stack.len() - params as usize;
                 self.ctrl.push(Ctrl {
                     kind: CtrlKind::If,
-                    height: self.stack.len() - params as usize,
+                    height,
+                    base_slot: self.slot_at(height),
                     params,
                     results,
+                    params_wide,
+                    results_wide,
                     start: 0,
                     fixups: Vec::new(),
                     else_fixup: Some(at),
@@ -604,7 +832,7 @@ impl Translator {
                 let ty = info.func_type(function_index);
                 let (np, nr) = (ty.params().len(), ty.results().len());
                 self.materialize_top(np);
-                let base = self.slot_of(self.stack.len() - np);
+                let base = self.slot_at(self.stack.len() - np);
                 self.stack.truncate(self.stack.len() - np);
                 if function_index >= info.num_imported_funcs {
                     let def_index = function_index - info.num_imported_funcs;
@@ -612,19 +840,21 @@ impl Translator {
                 } else {
                     self.emit(Instr::Call { func: function_index, base });
                 }
-                for _ in 0..nr {
-                    self.push_temp();
+                let _ = nr;
+                for &r in ty.results() {
+                    self.push_temp_of(r);
                 }
             }
             Operator::CallIndirect { type_index, table_index } => {
                 let ty = &info.types[type_index as usize];
                 let (np, nr) = (ty.params().len(), ty.results().len());
                 self.materialize_top(np + 1);
-                let base = self.slot_of(self.stack.len() - np - 1);
+                let base = self.slot_at(self.stack.len() - np - 1);
                 self.stack.truncate(self.stack.len() - np - 1);
                 self.emit(Instr::CallIndirect { type_index, table: table_index, base });
-                for _ in 0..nr {
-                    self.push_temp();
+                let _ = nr;
+                for &r in ty.results() {
+                    self.push_temp_of(r);
                 }
             }
             Operator::Drop => {
@@ -636,7 +866,11 @@ impl Translator {
                 let pos = self.stack.len() - 1;
                 self.materialize_at(pos);
                 let dst = self.slot_of(pos);
-                self.emit(Instr::SelectTo { dst, cond, src });
+                if self.stack[pos].wide {
+                    self.emit(Instr::SelectTo2 { dst, cond, src });
+                } else {
+                    self.emit(Instr::SelectTo { dst, cond, src });
+                }
             }
             Operator::LocalGet { local_index } => self.push(Operand::Local(local_index)),
             Operator::LocalSet { local_index } => self.local_set(local_index),
@@ -645,12 +879,21 @@ impl Translator {
                 self.push(Operand::Local(local_index));
             }
             Operator::GlobalGet { global_index } => {
-                let dst = self.push_temp();
-                self.emit(Instr::GlobalGet { dst, global: global_index });
+                if info.globals[global_index as usize].content == ValType::V128 {
+                    let dst = self.push_temp_wide();
+                    self.emit(Instr::GlobalGet2 { dst, global: global_index });
+                } else {
+                    let dst = self.push_temp();
+                    self.emit(Instr::GlobalGet { dst, global: global_index });
+                }
             }
             Operator::GlobalSet { global_index } => {
                 let src = self.pop();
-                self.emit(Instr::GlobalSet { src, global: global_index });
+                if info.globals[global_index as usize].content == ValType::V128 {
+                    self.emit(Instr::GlobalSet2 { src, global: global_index });
+                } else {
+                    self.emit(Instr::GlobalSet { src, global: global_index });
+                }
             }
             Operator::I32Const { value } => self.constant(value as u32 as u64),
             Operator::I64Const { value } => self.constant(value as u64),
@@ -739,8 +982,8 @@ impl Translator {
 
     /// The value of the operand `depth` places below the top, if it is a constant.
     fn const_at(&self, depth: usize) -> Option<u64> {
-        match self.stack.get(self.stack.len().checked_sub(depth + 1)?)? {
-            Operand::Const(v) => Some(*v),
+        match self.stack.get(self.stack.len().checked_sub(depth + 1)?)?.op {
+            Operand::Const(v) => Some(v),
             _ => None,
         }
     }
@@ -788,17 +1031,25 @@ impl Translator {
         self.push(Operand::Const(value));
     }
 
+    /// Pushes a v128 constant, written to its temp right away (two `Const`s).
+    fn v128_const(&mut self, value: u128) {
+        let dst = self.push_temp_wide();
+        self.emit(Instr::Const { dst, value: value as u64 });
+        self.emit(Instr::Const { dst: dst + 1, value: (value >> 64) as u64 });
+    }
+
     /// Pops `n` operands into consecutive slots and returns the first slot.
     fn take_consecutive(&mut self, n: usize) -> Slot {
         self.materialize_top(n);
-        let base = self.slot_of(self.stack.len() - n);
+        let base = self.slot_at(self.stack.len() - n);
         self.stack.truncate(self.stack.len() - n);
         base
     }
 
     fn local_set(&mut self, local: u32) {
         let pos = self.stack.len() - 1;
-        let operand = self.stack[pos];
+        let Entry { op: operand, wide, slot: temp } = self.stack[pos];
+        let local_slot = self.local_slot(local);
         if operand == Operand::Local(local) {
             self.stack.pop();
             return;
@@ -806,16 +1057,15 @@ impl Translator {
         if let Operand::Const(value) = operand {
             self.stack.pop();
             self.materialize_local(local);
-            self.emit(Instr::Const { dst: local, value });
+            self.emit(Instr::Const { dst: local_slot, value });
             return;
         }
         let src = self.pop();
-        let pending = self.stack.contains(&Operand::Local(local));
+        let pending = self.stack.iter().any(|e| e.op == Operand::Local(local));
         if !pending && operand == Operand::Temp && self.code.len() > self.label {
-            let temp = self.slot_of(pos);
             if let Some(dst) = self.code.last_mut().and_then(Instr::result_slot_mut) {
                 if *dst == temp {
-                    *dst = local;
+                    *dst = local_slot;
                     return;
                 }
             }
@@ -823,7 +1073,7 @@ impl Translator {
         if pending {
             self.materialize_local(local);
         }
-        self.emit(Instr::Copy { dst: local, src });
+        self.emit_move(Source::Slot(src), local_slot, wide);
     }
 
     fn else_(&mut self) {
@@ -841,11 +1091,10 @@ impl Translator {
         self.set_label();
         let ctrl = &mut self.ctrl[c];
         ctrl.kind = CtrlKind::Else;
-        let (height, params) = (ctrl.height, ctrl.params as usize);
+        let (height, params) = (ctrl.height, ctrl.params);
+        let params_wide = std::mem::take(&mut ctrl.params_wide);
         self.stack.truncate(height);
-        for _ in 0..params {
-            self.push(Operand::Temp);
-        }
+        self.push_temps(params, &params_wide);
         self.dead = false;
     }
 
@@ -867,9 +1116,7 @@ impl Translator {
         }
         self.set_label();
         self.stack.truncate(ctrl.height);
-        for _ in 0..ctrl.results {
-            self.push(Operand::Temp);
-        }
+        self.push_temps(ctrl.results, &ctrl.results_wide);
         self.dead = false;
     }
 
@@ -889,9 +1136,7 @@ impl Translator {
             }
             self.set_label();
             self.stack.truncate(ctrl.height);
-            for _ in 0..n {
-                self.push(Operand::Temp);
-            }
+            self.push_temps(ctrl.results, &ctrl.results_wide);
             self.emit_return(n);
         }
         self.dead = true;
@@ -904,8 +1149,11 @@ impl Translator {
                 self.ctrl.push(Ctrl {
                     kind: CtrlKind::Block,
                     height: self.stack.len(),
+                    base_slot: 0,
                     params: 0,
                     results: 0,
+                    params_wide: Vec::new(),
+                    results_wide: Vec::new(),
                     start: 0,
                     fixups: Vec::new(),
                     else_fixup: None,

@@ -22,7 +22,7 @@ use crate::types::*;
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ConstExpr {
     /// A number, as the raw bits the runtime stores (i32 zero-extended, floats as bits).
-    Bits(u64),
+    Bits(u128),
     RefNull,
     RefFunc(u32),
     GlobalGet(u32),
@@ -208,10 +208,11 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
     let offset = reader.original_position();
     let op = reader.read().map_err(invalid)?;
     let value = match op {
-        O::I32Const { value } => ConstExpr::Bits(value as u32 as u64),
-        O::I64Const { value } => ConstExpr::Bits(value as u64),
-        O::F32Const { value } => ConstExpr::Bits(value.bits() as u64),
-        O::F64Const { value } => ConstExpr::Bits(value.bits()),
+        O::I32Const { value } => ConstExpr::Bits(value as u32 as u128),
+        O::I64Const { value } => ConstExpr::Bits(value as u64 as u128),
+        O::F32Const { value } => ConstExpr::Bits(value.bits() as u128),
+        O::F64Const { value } => ConstExpr::Bits(value.bits() as u128),
+        O::V128Const { value } => ConstExpr::Bits(value.i128() as u128),
         O::RefNull { .. } => ConstExpr::RefNull,
         O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),

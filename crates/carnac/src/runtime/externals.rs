@@ -128,7 +128,7 @@ impl Table {
         if init.ty() != ty.element {
             return Err(Error::usage("table initial value has the wrong type"));
         }
-        let raw = init.to_raw(s.id)?;
+        let raw = init.to_raw(s.id)? as u64; // a reference: one slot
         let index = s.new_table(ty, raw)?;
         Ok(Table { store: s.id, index })
     }
@@ -148,7 +148,7 @@ impl Table {
         let s = &store.as_context().inner;
         let t = &s.tables[self.checked(s.id).ok()?];
         let raw = *t.elems.get(usize::try_from(index).ok()?)?;
-        Some(Val::from_raw(raw, t.ty.element, s.id))
+        Some(Val::from_raw(raw as u128, t.ty.element, s.id))
     }
 
     pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> Result<(), Error> {
@@ -157,7 +157,7 @@ impl Table {
         if val.ty() != s.tables[i].ty.element {
             return Err(Error::usage("table element has the wrong type"));
         }
-        let raw = val.to_raw(s.id)?;
+        let raw = val.to_raw(s.id)? as u64;
         let slot = usize::try_from(index)
             .ok()
             .and_then(|x| s.tables[i].elems.get_mut(x))
@@ -169,7 +169,7 @@ impl Table {
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Val) -> Result<u64, Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
-        let raw = init.to_raw(s.id)?;
+        let raw = init.to_raw(s.id)? as u64;
         s.grow_table(i as u32, delta, raw)
             .ok_or_else(|| Error::Limit(format!("failed to grow table by {delta}")))
     }

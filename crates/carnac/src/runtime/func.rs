@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, Store};
 use crate::runtime::trap::Trap;
-use crate::runtime::values::Val;
+use crate::runtime::values::{read_slots, write_slots, Val};
 use crate::runtime::Extern;
 use crate::types::{FuncType, ValType};
 
@@ -52,22 +52,28 @@ impl<T> HostFunc<T> {
         let ty2 = ty.clone();
         let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
             let id = caller.store.inner.id;
+            let mut at = 0;
             let params: Vec<Val> = ty2
                 .params()
                 .iter()
-                .zip(slots.iter())
-                .map(|(t, raw)| Val::from_raw(*raw, *t, id))
+                .map(|t| {
+                    let v = Val::from_raw(read_slots(&slots[at..], *t), *t, id);
+                    at += t.slots();
+                    v
+                })
                 .collect();
             let mut results: Vec<Val> = ty2.results().iter().map(|t| Val::default_for(*t)).collect();
             f(caller, &params, &mut results)?;
-            for ((slot, val), want) in slots.iter_mut().zip(&results).zip(ty2.results()) {
+            let mut at = 0;
+            for (val, want) in results.iter().zip(ty2.results()) {
                 if val.ty() != *want {
                     return Err(Trap::host(format!(
                         "host function returned a {} where its type says {want}",
                         val.ty()
                     )));
                 }
-                *slot = val.to_raw(id).map_err(|e| Trap::host(e.to_string()))?;
+                let raw = val.to_raw(id).map_err(|e| Trap::host(e.to_string()))?;
+                at += write_slots(raw, *want, &mut slots[at..]);
             }
             Ok(())
         };
@@ -140,8 +146,9 @@ impl Func {
                 results.len()
             )));
         }
-        let n = params.len().max(results.len());
+        let n = ty.param_slots().max(ty.result_slots());
         let mut slots = vec![0u64; n];
+        let mut at = 0;
         for (i, (p, t)) in params.iter().zip(ty.params()).enumerate() {
             if p.ty() != *t {
                 return Err(Error::usage(format!(
@@ -149,12 +156,14 @@ impl Func {
                     p.ty()
                 )));
             }
-            slots[i] = p.to_raw(store.inner.id)?;
+            at += write_slots(p.to_raw(store.inner.id)?, *t, &mut slots[at..]);
         }
         crate::interp::call(store, self.index, &mut slots)?;
         let id = store.inner.id;
+        let mut at = 0;
         for (i, t) in ty.results().iter().enumerate() {
-            results[i] = Val::from_raw(slots[i], *t, id);
+            results[i] = Val::from_raw(read_slots(&slots[at..], *t), *t, id);
+            at += t.slots();
         }
         Ok(())
     }
@@ -248,11 +257,14 @@ impl<T> AsContextMut for Caller<'_, T> {
     }
 }
 
-/// A Rust type that is a WebAssembly value type.
+/// A Rust type that is a WebAssembly value type. Values take one 64-bit slot
+/// (two for `u128`, the v128 type), read from and written to the front of a slice.
 pub trait WasmTy: Sized {
     const TY: ValType;
-    fn from_raw(raw: u64) -> Self;
-    fn into_raw(self) -> u64;
+    /// Slots a value takes.
+    const SLOTS: usize = 1;
+    fn load(slots: &[u64]) -> Self;
+    fn store(self, slots: &mut [u64]);
 }
 
 macro_rules! wasm_ty {
@@ -260,16 +272,31 @@ macro_rules! wasm_ty {
         impl WasmTy for $t {
             const TY: ValType = ValType::$vt;
             #[inline]
-            fn from_raw($r: u64) -> Self {
+            fn load(slots: &[u64]) -> Self {
+                let $r = slots[0];
                 $from
             }
             #[inline]
-            fn into_raw(self) -> u64 {
+            fn store(self, slots: &mut [u64]) {
                 let $v = self;
-                $into
+                slots[0] = $into;
             }
         }
     };
+}
+
+impl WasmTy for u128 {
+    const TY: ValType = ValType::V128;
+    const SLOTS: usize = 2;
+    #[inline]
+    fn load(slots: &[u64]) -> Self {
+        slots[0] as u128 | (slots[1] as u128) << 64
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64]) {
+        slots[0] = self as u64;
+        slots[1] = (self >> 64) as u64;
+    }
 }
 wasm_ty!(i32, I32, |r| r as u32 as i32, |v| v as u32 as u64);
 wasm_ty!(u32, I32, |r| r as u32, |v| v as u64);
@@ -319,22 +346,33 @@ impl<R: WasmResults + WasmParams> HostReturn for Result<R, Trap> {
 }
 
 impl<A: WasmTy> WasmParams for A {
-    const COUNT: usize = 1;
+    const COUNT: usize = A::SLOTS;
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
     fn store(self, slots: &mut [u64]) {
-        slots[0] = self.into_raw();
+        WasmTy::store(self, slots)
     }
 }
 impl<A: WasmTy> WasmResults for A {
-    const COUNT: usize = 1;
+    const COUNT: usize = A::SLOTS;
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
     fn load(slots: &[u64]) -> Self {
-        A::from_raw(slots[0])
+        WasmTy::load(slots)
     }
+}
+
+/// The slot where each element of a tuple of value types starts.
+const fn slot_offsets<const N: usize>(sizes: [usize; N]) -> [usize; N] {
+    let mut out = [0; N];
+    let mut i = 1;
+    while i < N {
+        out[i] = out[i - 1] + sizes[i - 1];
+        i += 1;
+    }
+    out
 }
 
 /// A Rust closure usable as a host function.
@@ -346,16 +384,22 @@ pub trait IntoFunc<T, Params, Results> {
 macro_rules! tuples {
     ($n:literal; $($a:ident $i:tt),*) => {
         impl<$($a: WasmTy),*> WasmParams for ($($a,)*) {
-            const COUNT: usize = $n;
+            const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables)]
-            fn store(self, slots: &mut [u64]) { $(slots[$i] = self.$i.into_raw();)* }
+            fn store(self, slots: &mut [u64]) {
+                let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
+                $(WasmTy::store(self.$i, &mut slots[at[$i]..]);)*
+            }
         }
         impl<$($a: WasmTy),*> WasmResults for ($($a,)*) {
-            const COUNT: usize = $n;
+            const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables, clippy::unused_unit)]
-            fn load(slots: &[u64]) -> Self { ($($a::from_raw(slots[$i]),)*) }
+            fn load(slots: &[u64]) -> Self {
+                let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
+                ($(<$a as WasmTy>::load(&slots[at[$i]..]),)*)
+            }
         }
         impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
         where
@@ -365,7 +409,8 @@ macro_rules! tuples {
                 let ty = FuncType::new(vec![$($a::TY),*], R::types());
                 #[allow(unused_variables)]
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
-                    let r = (self)(caller, $($a::from_raw(slots[$i])),*);
+                    let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
+                    let r = (self)(caller, $(<$a as WasmTy>::load(&slots[at[$i]..])),*);
                     r.store(slots)
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
@@ -379,7 +424,8 @@ macro_rules! tuples {
                 let ty = FuncType::new(vec![$($a::TY),*], R::types());
                 #[allow(unused_variables)]
                 let func = move |_caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
-                    let r = (self)($($a::from_raw(slots[$i])),*);
+                    let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
+                    let r = (self)($(<$a as WasmTy>::load(&slots[at[$i]..])),*);
                     r.store(slots)
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }

@@ -143,11 +143,11 @@ fn check_import(
 }
 
 /// Evaluates a constant expression given the instance's global and function index maps.
-fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32], e: ConstExpr) -> u64 {
+fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32], e: ConstExpr) -> u128 {
     match e {
         ConstExpr::Bits(b) => b,
         ConstExpr::RefNull => 0,
-        ConstExpr::RefFunc(f) => inst_funcs[f as usize] as u64 + 1,
+        ConstExpr::RefFunc(f) => inst_funcs[f as usize] as u128 + 1,
         ConstExpr::GlobalGet(g) => globals[inst_globals[g as usize] as usize].value,
     }
 }
@@ -200,12 +200,12 @@ pub(crate) fn instantiate<T>(
     }
     for (i, ty) in info.tables.iter().enumerate().skip(info.num_imported_tables as usize) {
         let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
-        tables.push(s.new_table(*ty, init)?);
+        tables.push(s.new_table(*ty, init as u64)?);
     }
     let elems: Vec<Box<[u64]>> = info
         .elems
         .iter()
-        .map(|seg| seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e)).collect())
+        .map(|seg| seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e) as u64).collect())
         .collect();
     s.instances.push(InstanceEntity {
         module: m.clone(),

@@ -38,7 +38,8 @@ pub(crate) struct TableEntity {
 
 pub(crate) struct GlobalEntity {
     pub ty: GlobalType,
-    pub value: u64,
+    /// Raw bits (see `Val::to_raw`); only a v128 uses the high half.
+    pub value: u128,
 }
 
 pub(crate) struct InstanceEntity {

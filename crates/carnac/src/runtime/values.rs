@@ -44,6 +44,8 @@ pub enum Val {
     F32(u32),
     /// The bits of an f64.
     F64(u64),
+    /// A 128-bit vector (lane 0 in the least significant bits, as in memory).
+    V128(u128),
     FuncRef(Option<Func>),
     ExternRef(Option<ExternRef>),
 }
@@ -55,6 +57,7 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
+            Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
         }
@@ -67,7 +70,7 @@ impl Val {
             ValType::I64 => Val::I64(0),
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
-            ValType::V128 => Val::I64(0),
+            ValType::V128 => Val::V128(0),
             ValType::FuncRef => Val::FuncRef(None),
             ValType::ExternRef => Val::ExternRef(None),
         }
@@ -84,6 +87,9 @@ impl Val {
     }
     pub fn f64(&self) -> Option<f64> {
         if let Val::F64(v) = self { Some(f64::from_bits(*v)) } else { None }
+    }
+    pub fn v128(&self) -> Option<u128> {
+        if let Val::V128(v) = self { Some(*v) } else { None }
     }
 
     /// Parses a value of type `ty` from text, as a command line gives it:
@@ -114,46 +120,54 @@ impl Val {
             }
             ValType::F32 => text.parse::<f32>().map(Val::from).map_err(|_| bad()),
             ValType::F64 => text.parse::<f64>().map(Val::from).map_err(|_| bad()),
+            ValType::V128 => {
+                let v = int(text).filter(|v| *v >= i128::MIN).ok_or_else(bad)?;
+                Ok(Val::V128(v as u128))
+            }
             ValType::FuncRef if text == "null" => Ok(Val::FuncRef(None)),
             ValType::ExternRef if text == "null" => Ok(Val::ExternRef(None)),
             _ => Err(bad()),
         }
     }
 
-    /// Encodes into a raw slot, checking that references belong to store `store_id`.
-    pub(crate) fn to_raw(self, store_id: u64) -> Result<u64, Error> {
+    /// Encodes into raw bits (one slot, or two for a v128), checking that
+    /// references belong to store `store_id`.
+    pub(crate) fn to_raw(self, store_id: u64) -> Result<u128, Error> {
         Ok(match self {
-            Val::I32(v) => v as u32 as u64,
-            Val::I64(v) => v as u64,
-            Val::F32(v) => v as u64,
-            Val::F64(v) => v,
+            Val::I32(v) => v as u32 as u128,
+            Val::I64(v) => v as u64 as u128,
+            Val::F32(v) => v as u128,
+            Val::F64(v) => v as u128,
+            Val::V128(v) => v,
             Val::FuncRef(None) | Val::ExternRef(None) => 0,
             Val::FuncRef(Some(f)) => {
                 if f.store != store_id {
                     return Err(Error::usage("function reference used with the wrong store"));
                 }
-                f.index as u64 + 1
+                f.index as u128 + 1
             }
             Val::ExternRef(Some(r)) => {
                 if r.store != store_id {
                     return Err(Error::usage("extern reference used with the wrong store"));
                 }
-                r.index as u64 + 1
+                r.index as u128 + 1
             }
         })
     }
 
-    pub(crate) fn from_raw(raw: u64, ty: ValType, store_id: u64) -> Val {
+    pub(crate) fn from_raw(raw: u128, ty: ValType, store_id: u64) -> Val {
+        let raw64 = raw as u64;
         match ty {
             ValType::I32 => Val::I32(raw as u32 as i32),
-            ValType::I64 | ValType::V128 => Val::I64(raw as i64),
+            ValType::I64 => Val::I64(raw64 as i64),
             ValType::F32 => Val::F32(raw as u32),
-            ValType::F64 => Val::F64(raw),
+            ValType::F64 => Val::F64(raw64),
+            ValType::V128 => Val::V128(raw),
             ValType::FuncRef => Val::FuncRef(
-                (raw != 0).then(|| Func { store: store_id, index: (raw - 1) as u32 }),
+                (raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 }),
             ),
             ValType::ExternRef => Val::ExternRef(
-                (raw != 0).then(|| ExternRef { store: store_id, index: (raw - 1) as u32 }),
+                (raw64 != 0).then(|| ExternRef { store: store_id, index: (raw64 - 1) as u32 }),
             ),
         }
     }
@@ -177,6 +191,33 @@ impl From<f32> for Val {
 impl From<f64> for Val {
     fn from(v: f64) -> Val {
         Val::F64(v.to_bits())
+    }
+}
+
+impl From<u128> for Val {
+    fn from(v: u128) -> Val {
+        Val::V128(v)
+    }
+}
+
+/// Writes raw bits of type `ty` into `slots` (one slot, or two for a v128,
+/// low half first) and returns how many slots it took.
+pub(crate) fn write_slots(raw: u128, ty: ValType, slots: &mut [u64]) -> usize {
+    slots[0] = raw as u64;
+    if ty == ValType::V128 {
+        slots[1] = (raw >> 64) as u64;
+        2
+    } else {
+        1
+    }
+}
+
+/// Reads raw bits of type `ty` from `slots` (see [`write_slots`]).
+pub(crate) fn read_slots(slots: &[u64], ty: ValType) -> u128 {
+    if ty == ValType::V128 {
+        slots[0] as u128 | (slots[1] as u128) << 64
+    } else {
+        slots[0] as u128
     }
 }
 
@@ -204,6 +245,7 @@ impl std::fmt::Display for Val {
                 }
             }
             Val::F64(b) => float(f, f64::from_bits(b), b & 0xf_ffff_ffff_ffff, b >> 63 == 1),
+            Val::V128(v) => write!(f, "{v:#034x}"),
             Val::FuncRef(None) | Val::ExternRef(None) => write!(f, "null"),
             Val::FuncRef(Some(func)) => write!(f, "funcref:{}", func.index),
             Val::ExternRef(Some(r)) => write!(f, "externref:{}", r.index),
