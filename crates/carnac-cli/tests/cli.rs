@@ -28,6 +28,18 @@ fn invoke_prints_results() {
 }
 
 #[test]
+fn invoke_takes_and_prints_v128() {
+    let out = carnac(&["run", "--invoke", "reverse", "examples/simd.wat", "0x8f0e0d0c0b0a09080706050403020100"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0x000102030405060708090a0b0c0d0e8f\n32768\n");
+    let out = carnac(&["run", "--invoke", "dot", "examples/simd.wat", "0x00040003000200010004000300020001"]);
+    assert_eq!(text(&out.stdout), "60\n");
+    let out = carnac(&["run", "--invoke", "dot", "examples/simd.wat", "0x1g"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not a valid v128"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn trap_prints_message_and_backtrace() {
     let out = carnac(&["run", "--invoke", "divide", "examples/fib.wat", "1", "0"]);
     assert_eq!(out.status.code(), Some(134));

@@ -417,3 +417,52 @@ fn interrupt_stops_an_infinite_loop() {
     assert_eq!(err.as_trap().unwrap().kind(), TrapKind::Interrupted);
     timer.join().unwrap();
 }
+
+#[test]
+fn v128_values_cross_the_api() {
+    let wat = r#"(module
+        (import "env" "mix" (func $mix (param i32 v128 f64) (result v128 i32)))
+        (global $g (export "g") (mut v128) (v128.const i32x4 1 2 3 4))
+        (func (export "add") (param v128 v128) (result v128)
+            (i32x4.add (local.get 0) (local.get 1)))
+        (func (export "call_mix") (param v128) (result v128 i32)
+            (call $mix (i32.const 7) (local.get 0) (f64.const 0.5)))
+        (func (export "bump") (result v128)
+            (global.set $g (i64x2.add (global.get $g) (v128.const i64x2 1 1)))
+            (global.get $g)))"#;
+    let engine = Engine::default();
+    let module = Module::new(&engine, wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut linker = Linker::new(&engine);
+    // A typed host function with a v128 between scalars: slots are laid out by width.
+    linker
+        .func_wrap("env", "mix", |a: i32, v: u128, f: f64| -> (u128, i32) {
+            (v.rotate_left(8) ^ a as u128, (f * 10.0) as i32)
+        })
+        .unwrap();
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+
+    let add = instance.get_typed_func::<(u128, u128), u128>(&store, "add").unwrap();
+    let lanes = |l: [u32; 4]| l.iter().rev().fold(0u128, |acc, x| acc << 32 | *x as u128);
+    let sum = add.call(&mut store, (lanes([1, 2, 3, u32::MAX]), lanes([10, 20, 30, 2]))).unwrap();
+    assert_eq!(sum, lanes([11, 22, 33, 1]));
+
+    let v = 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10u128;
+    let mix = instance.get_typed_func::<u128, (u128, i32)>(&store, "call_mix").unwrap();
+    assert_eq!(mix.call(&mut store, v).unwrap(), (v.rotate_left(8) ^ 7, 5));
+
+    // Untyped calls and globals.
+    let f = instance.get_func(&store, "call_mix").unwrap();
+    let mut out = [Val::I32(0), Val::I32(0)];
+    f.call(&mut store, &[Val::V128(v)], &mut out).unwrap();
+    assert_eq!(out, [Val::V128(v.rotate_left(8) ^ 7), Val::I32(5)]);
+    let g = instance.get_global(&store, "g").unwrap();
+    assert_eq!(g.get(&store), Val::V128(lanes([1, 2, 3, 4])));
+    let bump = instance.get_typed_func::<(), u128>(&store, "bump").unwrap();
+    assert_eq!(bump.call(&mut store, ()).unwrap(), lanes([2, 2, 4, 4]));
+    g.set(&mut store, Val::V128(u128::MAX)).unwrap();
+    assert_eq!(bump.call(&mut store, ()).unwrap(), 0);
+    assert!(g.set(&mut store, Val::I64(1)).is_err(), "type checked");
+    assert_eq!(Val::parse(ValType::V128, "0x10").unwrap(), Val::V128(16));
+    assert_eq!(Val::V128(16).to_string(), "0x00000000000000000000000000000010");
+}

@@ -1,5 +1,5 @@
 //! Fuzzing hook that runs in CI: `wasm-smith` generates valid WebAssembly 2.0
-//! modules (no SIMD) from a fixed range of seeds; each one must compile (it is
+//! modules (SIMD included) from a fixed range of seeds; each one must compile (it is
 //! valid by construction), instantiate with stand-in imports, and have every
 //! exported function called under fuel, without a panic or a host crash. Traps
 //! are fine; anything else that is not a trap or a limit is a failure.
@@ -25,7 +25,7 @@ fn bytes_for_seed(seed: u64, len: usize) -> Vec<u8> {
 
 fn smith_config() -> wasm_smith::Config {
     wasm_smith::Config {
-        simd_enabled: false,
+        simd_enabled: true,
         relaxed_simd_enabled: false,
         exceptions_enabled: false,
         gc_enabled: false,
@@ -75,6 +75,10 @@ fn generated_modules_never_panic() {
         let mut u = Unstructured::new(&data);
         let Ok(generated) = wasm_smith::Module::new(smith_config(), &mut u) else { continue };
         let bytes = generated.to_bytes();
+        if std::env::var_os("SMITH_DUMP").is_some() {
+            // Keeps the module of the seed being run, to reproduce a failure.
+            std::fs::write("/tmp/smith-current.wasm", &bytes).unwrap();
+        }
         let module = Module::from_binary(&engine, &bytes)
             .unwrap_or_else(|e| panic!("seed {seed}: valid module rejected: {e}"));
         compiled += 1;

@@ -307,20 +307,29 @@ pub(crate) fn execute(
         _ => {}
     }
 
+    // Shapes whose `b` is a scalar.
+    let r = match op {
+        I8x16ReplaceLane => Some(with_lane(get(frame, a), lane, 1, scalar(frame, b))),
+        I16x8ReplaceLane => Some(with_lane(get(frame, a), lane, 2, scalar(frame, b))),
+        I32x4ReplaceLane | F32x4ReplaceLane => Some(with_lane(get(frame, a), lane, 4, scalar(frame, b))),
+        I64x2ReplaceLane | F64x2ReplaceLane => Some(with_lane(get(frame, a), lane, 8, scalar(frame, b))),
+        I8x16Splat => Some(splat(scalar(frame, b), 1)),
+        I16x8Splat => Some(splat(scalar(frame, b), 2)),
+        I32x4Splat | F32x4Splat => Some(splat(scalar(frame, b), 4)),
+        I64x2Splat | F64x2Splat => Some(splat(scalar(frame, b), 8)),
+        _ => None,
+    };
+    if let Some(r) = r {
+        set(frame, a, r);
+        return Ok(());
+    }
+
+    // Every remaining shape has a v128 in `b`.
     let v = get(frame, b);
-    let x = scalar(frame, b);
     let w = || get(frame, c);
     let count = || scalar(frame, c) as u32;
     let r = match op {
-        // ---- lanes and splats ----
-        I8x16ReplaceLane => with_lane(get(frame, a), lane, 1, x),
-        I16x8ReplaceLane => with_lane(get(frame, a), lane, 2, x),
-        I32x4ReplaceLane | F32x4ReplaceLane => with_lane(get(frame, a), lane, 4, x),
-        I64x2ReplaceLane | F64x2ReplaceLane => with_lane(get(frame, a), lane, 8, x),
-        I8x16Splat => splat(x, 1),
-        I16x8Splat => splat(x, 2),
-        I32x4Splat | F32x4Splat => splat(x, 4),
-        I64x2Splat | F64x2Splat => splat(x, 8),
+        // ---- shuffles and select ----
         I8x16Swizzle => {
             let (l, s) = (u8x16(v), u8x16(w()));
             from_u8x16(std::array::from_fn(|i| if s[i] < 16 { l[s[i] as usize] } else { 0 }))

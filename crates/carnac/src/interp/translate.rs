@@ -1186,10 +1186,14 @@ mod tests {
     #[test]
     #[ignore]
     fn dump() {
+        // DUMP_WAT=path (text or binary): prints every function's code.
         let path = std::env::var("DUMP_WAT").unwrap();
-        let c = code(&std::fs::read_to_string(path).unwrap());
-        for (i, x) in c.iter().enumerate() {
-            println!("{i:4} {x:?}");
+        let m = Module::new(&Engine::default(), std::fs::read(path).unwrap()).unwrap();
+        for (f, func) in m.inner.code.iter().enumerate() {
+            println!("func {f}: frame {} params {} locals {}", func.frame_size, func.num_params, func.num_locals);
+            for (i, x) in func.code.iter().enumerate() {
+                println!("{i:4} {x:?}");
+            }
         }
     }
 

@@ -121,8 +121,14 @@ impl Val {
             ValType::F32 => text.parse::<f32>().map(Val::from).map_err(|_| bad()),
             ValType::F64 => text.parse::<f64>().map(Val::from).map_err(|_| bad()),
             ValType::V128 => {
-                let v = int(text).filter(|v| *v >= i128::MIN).ok_or_else(bad)?;
-                Ok(Val::V128(v as u128))
+                // All 128 bits, as one number (lane 0 least significant): `0x` hex,
+                // or decimal (negative allowed).
+                let digits = text.replace('_', "");
+                let v = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+                    Some(hex) => u128::from_str_radix(hex, 16).ok(),
+                    None => digits.parse::<u128>().ok().or_else(|| digits.parse::<i128>().ok().map(|v| v as u128)),
+                };
+                v.map(Val::V128).ok_or_else(bad)
             }
             ValType::FuncRef if text == "null" => Ok(Val::FuncRef(None)),
             ValType::ExternRef if text == "null" => Ok(Val::ExternRef(None)),
