@@ -9,6 +9,13 @@ peer/Carnac (> 1 means Carnac is faster), then the geometric mean of the ratios.
 Results must agree across runtimes, so a fast wrong answer never counts.
 
     python3 benches/bench.py [--rounds 5] [--peers /tmp/carnac-peers] [--only fib,sieve]
+                             [--suite wasi|wat|simd|all] [--baseline OLD_CARNAC_BINARY]
+
+`--suite simd` runs programs/rust/src/bin/simd.rs built with `+simd128` on Carnac,
+wasmi and Wasmtime (the peers with SIMD), beside the same source built without
+SIMD on Carnac (`carnac-scalar`). `--baseline` adds another Carnac binary
+(`carnac-base`, e.g. built from an older commit) to every table, to show a
+change's effect in the same sitting.
 
 Whole-process wall time, so it includes start-up (small next to these runs).
 This is a benchmark, not a test: the machine is shared and noisy, so compare
@@ -47,12 +54,17 @@ WASI_PROGRAMS = {
 }
 
 
+BASELINE = None  # --baseline: another carnac binary, shown as "carnac-base"
+
+
 def wasi_runtimes(peers):
     b = os.path.join(peers, "bin")
     py = os.path.join(peers, "venv", "bin", "python")
     w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     rts = {"carnac": lambda w, w3m, n: [carnac, "run", w, str(n)]}
+    if BASELINE:
+        rts["carnac-base"] = lambda w, w3m, n: [BASELINE, "run", w, str(n)]
     cands = {
         "wasmi": (os.path.join(b, "wasmi"), lambda w, w3m, n: [os.path.join(b, "wasmi"), w, str(n)]),
         "wasm3": (py, lambda w, w3m, n: [py, w3, w3m, str(n)]),
@@ -71,6 +83,8 @@ def runtimes(peers):
     w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     rts = {"carnac": lambda w, n: [carnac, "run", "--invoke", "run", w, str(n)]}
+    if BASELINE:
+        rts["carnac-base"] = lambda w, n: [BASELINE, "run", "--invoke", "run", w, str(n)]
     cands = {
         "wasmi": (os.path.join(b, "wasmi"), lambda w, n: [os.path.join(b, "wasmi"), "--invoke", "run", w, str(n)]),
         "wasm3": (py, lambda w, n: [py, w3, "--invoke", "run", w, str(n)]),
@@ -164,8 +178,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--peers", default=os.environ.get("CARNAC_PEERS", "/tmp/carnac-peers"))
     ap.add_argument("--only", default="")
-    ap.add_argument("--suite", choices=["wasi", "wat", "all"], default="all")
+    ap.add_argument("--suite", choices=["wasi", "wat", "simd", "all"], default="all")
+    ap.add_argument("--baseline", default="")
     args = ap.parse_args()
+    global BASELINE
+    BASELINE = os.path.abspath(args.baseline) if args.baseline else None
     only = set(filter(None, args.only.split(",")))
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "carnac-cli"], cwd=ROOT, check=True)
@@ -193,6 +210,30 @@ def main():
                 subprocess.run([wasm_tools, "parse", "-o", w3[p], "/dev/stdin"], input=text, check=True)
         cmds = lambda r, p: rts[r](os.path.join(built, p + ".wasm"), w3[p], progs[p])
         ok &= measure(progs, rts, cmds, args.rounds, "WASI programs (Rust, wasm32-wasip1)")
+
+    if args.suite in ("simd", "all"):
+        manifest = os.path.join(HERE, "programs", "rust", "Cargo.toml")
+        builds = {}
+        for flavour, flags in (("scalar", ""), ("simd128", "-C target-feature=+simd128")):
+            tdir = os.path.join(ROOT, "target", "bench-simd-" + flavour)
+            env = dict(os.environ, RUSTFLAGS=flags)
+            subprocess.run(["cargo", "build", "--release", "-q", "--target", "wasm32-wasip1", "--bin", "simd",
+                            "--manifest-path", manifest, "--target-dir", tdir], check=True, env=env)
+            builds[flavour] = os.path.join(tdir, "wasm32-wasip1", "release", "simd.wasm")
+        b = os.path.join(args.peers, "bin")
+        carnac = os.path.join(ROOT, "target", "release", "carnac")
+        rts = {"carnac": lambda w, n: [carnac, "run", w, str(n)]}
+        if BASELINE:
+            rts["carnac-base"] = lambda w, n: [BASELINE, "run", w, str(n)]
+        rts["carnac-scalar"] = lambda w, n: [carnac, "run", builds["scalar"], str(n)]
+        for name, cmd in (("wasmi", lambda w, n: [os.path.join(b, "wasmi"), w, str(n)]),
+                          ("wasmtime", lambda w, n: [os.path.join(b, "wasmtime"), "run", w, str(n)])):
+            if os.path.exists(os.path.join(b, name)):
+                rts[name] = cmd
+        progs = {"simd": 20}
+        cmds = lambda r, p: rts[r](builds["simd128"], progs[p])
+        ok &= measure(progs, rts, cmds, args.rounds,
+                      "SIMD program (Rust +simd128; carnac-scalar = same source without SIMD, on Carnac)")
 
     if args.suite in ("wat", "all"):
         rts = runtimes(args.peers)

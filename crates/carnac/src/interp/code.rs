@@ -212,6 +212,7 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I32LoadAt { dst, .. }
                     | Instr::I64LoadAt { dst, .. }
                     | Instr::I32Load8UAt { dst, .. } => Some(dst),
+                    Instr::Simd { op, a, .. } if op.a_is_result() => Some(a),
                     $( Instr::$un { dst, .. } => Some(dst), )*
                     $( Instr::$bin { dst, .. } => Some(dst), )*
                     $( Instr::$load { dst, .. } => Some(dst), )*
@@ -413,6 +414,27 @@ macro_rules! define_simd_op {
         pub(crate) enum SimdOp {
             $($($op,)*)*
         }
+
+        impl SimdOp {
+            /// Whether `a` is only a destination (written, never read), so the
+            /// translator may retarget it like any other result slot.
+            pub(crate) fn a_is_result(self) -> bool {
+                match self {
+                    $($(SimdOp::$op => simd_shape_writes_a!($shape),)*)*
+                }
+            }
+        }
     };
+}
+
+macro_rules! simd_shape_writes_a {
+    (load) => { true };
+    (extract) => { true };
+    (splat) => { true };
+    (unary) => { true };
+    (test) => { true };
+    (binary) => { true };
+    (shift) => { true };
+    ($other:ident) => { false };
 }
 for_each_simd!(define_simd_op);

@@ -364,7 +364,7 @@ pub(crate) fn run<T>(
                 let frame = unsafe { std::slice::from_raw_parts_mut(fp, stack.len() - base) };
                 let mem: &mut [u8] =
                     if mem_base.is_null() { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(mem_base, mem_len) } };
-                tri!(simd::execute(op, lane, a, b, c, frame, mem));
+                tri!(simd::HANDLERS[op as usize](lane, a, b, c, frame, mem));
             }
             Instr::GlobalGet { dst, global } => {
                 let g = store.inner.instances[instance as usize].globals[global as usize];

@@ -11,52 +11,82 @@
 //! propagation and signed zeros, rounding that quiets NaNs, saturating casts for
 //! `trunc_sat`.
 
-use super::code::SimdOp;
+use super::code::{for_each_simd, SimdOp};
 use super::ops;
 use crate::runtime::trap::TrapKind;
 
+#[inline(always)]
 fn get(frame: &[u64], s: u32) -> u128 {
     let s = s as usize;
     frame[s] as u128 | (frame[s + 1] as u128) << 64
 }
 
+#[inline(always)]
 fn set(frame: &mut [u64], s: u32, v: u128) {
     let s = s as usize;
     frame[s] = v as u64;
     frame[s + 1] = (v >> 64) as u64;
 }
 
-/// Conversions between a v128 and its lanes of one shape.
+/// Conversions between a v128 and its lanes of one shape (shifts and casts,
+/// which the compiler turns into register moves).
 macro_rules! lanes {
-    ($($get:ident $put:ident $t:ty, $n:literal;)*) => {$(
-        #[inline]
+    ($($get:ident $put:ident $t:ty, $u:ty, $n:literal;)*) => {$(
+        #[inline(always)]
         fn $get(v: u128) -> [$t; $n] {
-            const W: usize = 16 / $n;
-            let b = v.to_le_bytes();
-            std::array::from_fn(|i| <$t>::from_le_bytes(b[i * W..(i + 1) * W].try_into().expect("lane width")))
+            const BITS: usize = 128 / $n;
+            std::array::from_fn(|i| <$t>::from_bits_of((v >> (i * BITS)) as $u))
         }
-        #[inline]
+        #[inline(always)]
         fn $put(l: [$t; $n]) -> u128 {
-            const W: usize = 16 / $n;
-            let mut b = [0u8; 16];
+            const BITS: usize = 128 / $n;
+            let mut v = 0u128;
             for (i, x) in l.iter().enumerate() {
-                b[i * W..(i + 1) * W].copy_from_slice(&x.to_le_bytes());
+                v |= (x.bits_of() as u128) << (i * BITS);
             }
-            u128::from_le_bytes(b)
+            v
         }
     )*};
 }
+
+/// A lane type's bits as the unsigned integer of the same width.
+trait LaneBits<U> {
+    fn from_bits_of(u: U) -> Self;
+    fn bits_of(self) -> U;
+}
+macro_rules! lane_bits {
+    ($($t:ty, $u:ty, |$x:ident| $from:expr, |$y:ident| $to:expr;)*) => {$(
+        impl LaneBits<$u> for $t {
+            #[inline(always)]
+            fn from_bits_of($x: $u) -> Self { $from }
+            #[inline(always)]
+            fn bits_of(self) -> $u { let $y = self; $to }
+        }
+    )*};
+}
+lane_bits! {
+    i8, u8, |x| x as i8, |y| y as u8;
+    u8, u8, |x| x, |y| y;
+    i16, u16, |x| x as i16, |y| y as u16;
+    u16, u16, |x| x, |y| y;
+    i32, u32, |x| x as i32, |y| y as u32;
+    u32, u32, |x| x, |y| y;
+    i64, u64, |x| x as i64, |y| y as u64;
+    u64, u64, |x| x, |y| y;
+    f32, u32, |x| f32::from_bits(x), |y| y.to_bits();
+    f64, u64, |x| f64::from_bits(x), |y| y.to_bits();
+}
 lanes! {
-    i8x16 from_i8x16 i8, 16;
-    u8x16 from_u8x16 u8, 16;
-    i16x8 from_i16x8 i16, 8;
-    u16x8 from_u16x8 u16, 8;
-    i32x4 from_i32x4 i32, 4;
-    u32x4 from_u32x4 u32, 4;
-    i64x2 from_i64x2 i64, 2;
-    u64x2 from_u64x2 u64, 2;
-    f32x4 from_f32x4 f32, 4;
-    f64x2 from_f64x2 f64, 2;
+    i8x16 from_i8x16 i8, u8, 16;
+    u8x16 from_u8x16 u8, u8, 16;
+    i16x8 from_i16x8 i16, u16, 8;
+    u16x8 from_u16x8 u16, u16, 8;
+    i32x4 from_i32x4 i32, u32, 4;
+    u32x4 from_u32x4 u32, u32, 4;
+    i64x2 from_i64x2 i64, u64, 2;
+    u64x2 from_u64x2 u64, u64, 2;
+    f32x4 from_f32x4 f32, u32, 4;
+    f64x2 from_f64x2 f64, u64, 2;
 }
 
 /// Lane-wise unary operation.
@@ -146,6 +176,7 @@ fn neg_f64(x: f64) -> f64 {
 }
 
 /// Reads `N` bytes of memory at `addr + offset`, or traps.
+#[inline(always)]
 fn read<const N: usize>(mem: &[u8], addr: u64, offset: u32) -> Result<[u8; N], TrapKind> {
     let ea = (addr as u32 as u64 + offset as u64) as usize;
     match mem.get(ea..ea + N) {
@@ -155,6 +186,7 @@ fn read<const N: usize>(mem: &[u8], addr: u64, offset: u32) -> Result<[u8; N], T
 }
 
 /// Writes `bytes` to memory at `addr + offset`, or traps (writing nothing).
+#[inline(always)]
 fn write(mem: &mut [u8], addr: u64, offset: u32, bytes: &[u8]) -> Result<(), TrapKind> {
     let ea = (addr as u32 as u64 + offset as u64) as usize;
     match mem.get_mut(ea..ea + bytes.len()) {
@@ -166,7 +198,36 @@ fn write(mem: &mut [u8], addr: u64, offset: u32, bytes: &[u8]) -> Result<(), Tra
     }
 }
 
+/// Reads 16 bytes at `addr + offset` as two little-endian halves, or traps.
+#[inline(always)]
+fn read_halves(mem: &[u8], addr: u64, offset: u32) -> Result<[u64; 2], TrapKind> {
+    let ea = (addr as u32 as u64 + offset as u64) as usize;
+    match mem.get(ea..ea + 16) {
+        Some(b) => {
+            let (lo, hi) = b.split_at(8);
+            Ok([u64::from_le_bytes(lo.try_into().expect("8 bytes")), u64::from_le_bytes(hi.try_into().expect("8 bytes"))])
+        }
+        None => Err(TrapKind::MemoryOutOfBounds),
+    }
+}
+
+/// Writes two little-endian halves as 16 bytes at `addr + offset`, or traps.
+#[inline(always)]
+fn write_halves(mem: &mut [u8], addr: u64, offset: u32, lo: u64, hi: u64) -> Result<(), TrapKind> {
+    let ea = (addr as u32 as u64 + offset as u64) as usize;
+    match mem.get_mut(ea..ea + 16) {
+        Some(b) => {
+            let (l, h) = b.split_at_mut(8);
+            l.copy_from_slice(&lo.to_le_bytes());
+            h.copy_from_slice(&hi.to_le_bytes());
+            Ok(())
+        }
+        None => Err(TrapKind::MemoryOutOfBounds),
+    }
+}
+
 /// Replaces lane `lane` (of `width` bytes) of `v` with the low bytes of `x`.
+#[inline(always)]
 fn with_lane(v: u128, lane: u8, width: usize, x: u64) -> u128 {
     let mut b = v.to_le_bytes();
     let at = lane as usize * width;
@@ -175,6 +236,7 @@ fn with_lane(v: u128, lane: u8, width: usize, x: u64) -> u128 {
 }
 
 /// Lane `lane` (of `width` bytes) of `v`, zero-extended.
+#[inline(always)]
 fn lane_of(v: u128, lane: u8, width: usize) -> u64 {
     let b = v.to_le_bytes();
     let at = lane as usize * width;
@@ -183,6 +245,7 @@ fn lane_of(v: u128, lane: u8, width: usize) -> u64 {
     u64::from_le_bytes(out)
 }
 
+#[inline(always)]
 fn splat(x: u64, width: usize) -> u128 {
     let mut b = [0u8; 16];
     for chunk in b.chunks_mut(width) {
@@ -191,7 +254,28 @@ fn splat(x: u64, width: usize) -> u128 {
     u128::from_le_bytes(b)
 }
 
+/// The handler of one SIMD operator: `(lane, a, b, c, frame, memory)`.
+pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut [u8]) -> Result<(), TrapKind>;
+
+/// `execute` specialised to one operator: with `OP` a constant, the compiler
+/// keeps only that operator's arm, so each handler is small and the executor
+/// reaches it with one indexed call.
+fn handler<const OP: u8>(lane: u8, a: u32, b: u32, c: u32, frame: &mut [u64], mem: &mut [u8]) -> Result<(), TrapKind> {
+    execute(const { ALL_OPS[OP as usize] }, lane, a, b, c, frame, mem)
+}
+
+macro_rules! handlers {
+    ($($shape:ident { $($op:ident),* $(,)? })*) => {
+        /// Every operator, in declaration order (`SimdOp as usize` indexes it).
+        const ALL_OPS: &[SimdOp] = &[$($(SimdOp::$op,)*)*];
+        /// Handlers indexed by `SimdOp as usize`.
+        pub(crate) static HANDLERS: &[Handler] = &[$($(handler::<{ SimdOp::$op as u8 }>,)*)*];
+    };
+}
+for_each_simd!(handlers);
+
 /// Runs one SIMD instruction; see `for_each_simd` for the operand conventions.
+#[inline(always)]
 pub(crate) fn execute(
     op: SimdOp,
     lane: u8,
@@ -203,14 +287,30 @@ pub(crate) fn execute(
 ) -> Result<(), TrapKind> {
     use SimdOp::*;
     let scalar = |frame: &[u64], s: u32| frame[s as usize];
-    // Shapes whose result is not a v128 written to `a`, or that touch memory.
-    match op {
-        V128Load | V128Load8x8S | V128Load8x8U | V128Load16x4S | V128Load16x4U | V128Load32x2S
+    // One dispatch: each arm either finishes (memory, scalar results) or yields
+    // the v128 written to `a`. `v` is the v128 in `b` for the shapes that have one
+    // (read defensively, since for the others `b` may be the frame's last slot).
+    let v = if (b as usize) + 1 < frame.len() { get(frame, b) } else { 0 };
+    let w = || get(frame, c);
+    let count = || scalar(frame, c) as u32;
+    let r = match op {
+        // The plain 16-byte load and store move two 64-bit halves straight
+        // between memory and the slots.
+        V128Load => {
+            let [lo, hi] = read_halves(mem, scalar(frame, b), c)?;
+            frame[a as usize] = lo;
+            frame[a as usize + 1] = hi;
+            return Ok(());
+        }
+        V128Store => {
+            let (lo, hi) = (frame[b as usize], frame[b as usize + 1]);
+            return write_halves(mem, scalar(frame, a), c, lo, hi);
+        }
+        V128Load8x8S | V128Load8x8U | V128Load16x4S | V128Load16x4U | V128Load32x2S
         | V128Load32x2U | V128Load8Splat | V128Load16Splat | V128Load32Splat | V128Load64Splat
         | V128Load32Zero | V128Load64Zero => {
             let addr = scalar(frame, b);
             let v = match op {
-                V128Load => u128::from_le_bytes(read::<16>(mem, addr, c)?),
                 V128Load8x8S => {
                     let l = read::<8>(mem, addr, c)?;
                     from_i16x8(std::array::from_fn(|i| l[i] as i8 as i16))
@@ -248,10 +348,6 @@ pub(crate) fn execute(
             };
             set(frame, a, v);
             return Ok(());
-        }
-        V128Store => {
-            let v = get(frame, b);
-            return write(mem, scalar(frame, a), c, &v.to_le_bytes());
         }
         V128Load8Lane | V128Load16Lane | V128Load32Lane | V128Load64Lane => {
             let addr = scalar(frame, b);
@@ -304,31 +400,15 @@ pub(crate) fn execute(
             };
             return Ok(());
         }
-        _ => {}
-    }
-
-    // Shapes whose `b` is a scalar.
-    let r = match op {
-        I8x16ReplaceLane => Some(with_lane(get(frame, a), lane, 1, scalar(frame, b))),
-        I16x8ReplaceLane => Some(with_lane(get(frame, a), lane, 2, scalar(frame, b))),
-        I32x4ReplaceLane | F32x4ReplaceLane => Some(with_lane(get(frame, a), lane, 4, scalar(frame, b))),
-        I64x2ReplaceLane | F64x2ReplaceLane => Some(with_lane(get(frame, a), lane, 8, scalar(frame, b))),
-        I8x16Splat => Some(splat(scalar(frame, b), 1)),
-        I16x8Splat => Some(splat(scalar(frame, b), 2)),
-        I32x4Splat | F32x4Splat => Some(splat(scalar(frame, b), 4)),
-        I64x2Splat | F64x2Splat => Some(splat(scalar(frame, b), 8)),
-        _ => None,
-    };
-    if let Some(r) = r {
-        set(frame, a, r);
-        return Ok(());
-    }
-
-    // Every remaining shape has a v128 in `b`.
-    let v = get(frame, b);
-    let w = || get(frame, c);
-    let count = || scalar(frame, c) as u32;
-    let r = match op {
+        // ---- lanes and splats (`b` is a scalar) ----
+        I8x16ReplaceLane => with_lane(get(frame, a), lane, 1, scalar(frame, b)),
+        I16x8ReplaceLane => with_lane(get(frame, a), lane, 2, scalar(frame, b)),
+        I32x4ReplaceLane | F32x4ReplaceLane => with_lane(get(frame, a), lane, 4, scalar(frame, b)),
+        I64x2ReplaceLane | F64x2ReplaceLane => with_lane(get(frame, a), lane, 8, scalar(frame, b)),
+        I8x16Splat => splat(scalar(frame, b), 1),
+        I16x8Splat => splat(scalar(frame, b), 2),
+        I32x4Splat | F32x4Splat => splat(scalar(frame, b), 4),
+        I64x2Splat | F64x2Splat => splat(scalar(frame, b), 8),
         // ---- shuffles and select ----
         I8x16Swizzle => {
             let (l, s) = (u8x16(v), u8x16(w()));
@@ -569,7 +649,6 @@ pub(crate) fn execute(
             let l = f32x4(v);
             from_f64x2([l[0] as f64, l[1] as f64])
         }
-        _ => unreachable!("{op:?} is handled above"),
     };
     set(frame, a, r);
     Ok(())
