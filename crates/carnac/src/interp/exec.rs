@@ -356,7 +356,8 @@ pub(crate) fn run<T>(
                 let g = store.inner.instances[instance as usize].globals[global as usize];
                 store.inner.globals[g as usize].value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64;
             }
-            Instr::Simd { op, lane, a, b, c } => {
+            Instr::Simd { head, b, c } => {
+                let (op, lane, a) = super::code::unpack_simd_index(head);
                 // SAFETY: the frame starts at `fp` and every slot up to the end of the
                 // value stack is initialised memory owned by `stack`; no other reference
                 // into the stack is live while the slice is used. The memory slice covers
@@ -364,7 +365,7 @@ pub(crate) fn run<T>(
                 let frame = unsafe { std::slice::from_raw_parts_mut(fp, stack.len() - base) };
                 let mem: &mut [u8] =
                     if mem_base.is_null() { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(mem_base, mem_len) } };
-                tri!(simd::HANDLERS[op as usize](lane, a, b, c, frame, mem));
+                tri!(simd::HANDLERS[op](lane, a, b, c, frame, mem));
             }
             Instr::GlobalGet { dst, global } => {
                 let g = store.inner.instances[instance as usize].globals[global as usize];

@@ -11,7 +11,7 @@
 //! propagation and signed zeros, rounding that quiets NaNs, saturating casts for
 //! `trunc_sat`.
 
-use super::code::{for_each_simd, SimdOp};
+use super::code::{for_each_simd, SimdOp, ALL_SIMD_OPS};
 use super::ops;
 use crate::runtime::trap::TrapKind;
 
@@ -261,13 +261,11 @@ pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut [u8]) -> Result
 /// keeps only that operator's arm, so each handler is small and the executor
 /// reaches it with one indexed call.
 fn handler<const OP: u8>(lane: u8, a: u32, b: u32, c: u32, frame: &mut [u64], mem: &mut [u8]) -> Result<(), TrapKind> {
-    execute(const { ALL_OPS[OP as usize] }, lane, a, b, c, frame, mem)
+    execute(const { ALL_SIMD_OPS[OP as usize] }, lane, a, b, c, frame, mem)
 }
 
 macro_rules! handlers {
     ($($shape:ident { $($op:ident),* $(,)? })*) => {
-        /// Every operator, in declaration order (`SimdOp as usize` indexes it).
-        const ALL_OPS: &[SimdOp] = &[$($(SimdOp::$op,)*)*];
         /// Handlers indexed by `SimdOp as usize`.
         pub(crate) static HANDLERS: &[Handler] = &[$($(handler::<{ SimdOp::$op as u8 }>,)*)*];
     };

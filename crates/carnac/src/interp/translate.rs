@@ -14,7 +14,7 @@
 
 use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
-use super::code::{for_each_numeric, for_each_simd, CompiledFunc, Instr, SimdOp, Slot};
+use super::code::{for_each_numeric, for_each_simd, pack_simd, unpack_simd, CompiledFunc, Instr, SimdOp, Slot};
 use crate::engine::Config;
 use crate::error::Error;
 use crate::module::{invalid, ModuleInfo};
@@ -102,6 +102,8 @@ pub(crate) struct Translator {
     /// No instruction before this index may be rewritten (a branch may land here).
     label: usize,
     fuel_at: Option<usize>,
+    /// A SIMD instruction needed a slot its packed form cannot hold.
+    frame_too_large: bool,
 }
 
 /// Which of `types` are v128; empty when none is (the common case, no allocation).
@@ -176,7 +178,7 @@ macro_rules! translate_simd {
             /// Translates a SIMD operator (see `for_each_simd` for the operand
             /// conventions); false for any other operator.
             fn simd(&mut self, op: &Operator<'_>) -> bool {
-                let simd = |op, lane, a, b, c| Instr::Simd { op, lane, a, b, c };
+                let simd = |op, lane, a, b, c| (op, lane, a, b, c);
                 let instr = match *op {
                     $( Operator::$load { memarg } => {
                         let addr = self.pop();
@@ -195,7 +197,7 @@ macro_rules! translate_simd {
                         self.materialize_at(top);
                         let v = self.pop();
                         let addr = self.pop();
-                        self.emit(simd(SimdOp::$ll, lane, v, addr, memarg.offset as u32));
+                        self.emit_simd(simd(SimdOp::$ll, lane, v, addr, memarg.offset as u32));
                         let dst = self.push_temp_wide();
                         self.emit_move(Source::Slot(v), dst, true);
                         return true;
@@ -267,7 +269,7 @@ macro_rules! translate_simd {
                     }
                     _ => return false,
                 };
-                self.emit(instr);
+                self.emit_simd(instr);
                 true
             }
         }
@@ -289,6 +291,7 @@ impl Translator {
             dead: false,
             label: 0,
             fuel_at: None,
+            frame_too_large: false,
         }
     }
 
@@ -330,6 +333,7 @@ impl Translator {
         self.dead = false;
         self.label = 0;
         self.fuel_at = None;
+        self.frame_too_large = false;
         self.new_fuel_block();
         if self.interruptible {
             self.emit(Instr::CheckInterrupt);
@@ -356,7 +360,7 @@ impl Translator {
         }
         reader.finish().map_err(invalid)?;
         let frame_size = self.max_slot;
-        if frame_size >= u32::MAX / 2 {
+        if frame_size >= u32::MAX / 2 || self.frame_too_large {
             return Err(err(0, "function frame too large"));
         }
         Ok(CompiledFunc {
@@ -559,6 +563,44 @@ impl Translator {
 
     // ---- code emission ----
 
+    /// Makes the last instruction (if after the label, and if `from` is the only
+    /// slot it writes) write `to` instead. SIMD instructions pack their result
+    /// slot, so they are retargeted through `pack_simd`.
+    fn retarget_last(&mut self, from: Slot, to: Slot) -> bool {
+        if self.code.len() <= self.label {
+            return false;
+        }
+        let Some(last) = self.code.last_mut() else { return false };
+        if let Instr::Simd { head, .. } = last {
+            let (op, lane, a) = unpack_simd(*head);
+            if op.a_is_result() && a == from {
+                if let Some(h) = pack_simd(op, lane, to) {
+                    *head = h;
+                    return true;
+                }
+            }
+            return false;
+        }
+        match last.result_slot_mut() {
+            Some(dst) if *dst == from => {
+                *dst = to;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Emits a SIMD instruction (see `pack_simd`); a slot beyond what the packed
+    /// form holds makes the function fail to translate.
+    fn emit_simd(&mut self, (op, lane, a, b, c): (SimdOp, u8, Slot, Slot, u32)) {
+        match pack_simd(op, lane, a) {
+            Some(head) => {
+                self.emit(Instr::Simd { head, b, c });
+            }
+            None => self.frame_too_large = true,
+        }
+    }
+
     fn emit(&mut self, instr: Instr) -> usize {
         self.code.push(instr);
         self.code.len() - 1
@@ -663,12 +705,9 @@ impl Translator {
         // A single result just computed into its temp is computed into slot 0 instead.
         if num_results == 1 && self.stack[len - 1].op == Operand::Temp && self.code.len() > self.label {
             let temp = self.slot_of(len - 1);
-            if let Some(dst) = self.code.last_mut().and_then(Instr::result_slot_mut) {
-                if *dst == temp {
-                    *dst = 0;
-                    self.emit(Instr::Return);
-                    return;
-                }
+            if self.retarget_last(temp, 0) {
+                self.emit(Instr::Return);
+                return;
             }
         }
         // Results go to slots 0.. in order. Copying in ascending order is safe from
@@ -697,7 +736,7 @@ impl Translator {
             return Ok(());
         }
         self.charge();
-        if self.constant_memory_access(op) || self.numeric(op) || self.simd(op) {
+        if self.constant_memory_access(op) || self.numeric(op) {
             return Ok(());
         }
         match *op {
@@ -973,6 +1012,8 @@ impl Translator {
                 let dst = self.push_temp();
                 self.emit(Instr::RefFunc { dst, func: function_index });
             }
+            // SIMD last: scalar operators never pay for its match.
+            ref other if self.simd(other) => {}
             ref other => {
                 return Err(err(offset, format!("unsupported operator {other:?}")));
             }
@@ -1062,13 +1103,8 @@ impl Translator {
         }
         let src = self.pop();
         let pending = self.stack.iter().any(|e| e.op == Operand::Local(local));
-        if !pending && operand == Operand::Temp && self.code.len() > self.label {
-            if let Some(dst) = self.code.last_mut().and_then(Instr::result_slot_mut) {
-                if *dst == temp {
-                    *dst = local_slot;
-                    return;
-                }
-            }
+        if !pending && operand == Operand::Temp && self.code.len() > self.label && self.retarget_last(temp, local_slot) {
+            return;
         }
         if pending {
             self.materialize_local(local);
