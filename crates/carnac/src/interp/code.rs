@@ -456,7 +456,7 @@ const _: () = assert!(ALL_SIMD_OPS.len() <= 256);
 /// Packs a SIMD operator, its lane immediate and slot `a`; `None` if `a` does not fit.
 pub(crate) fn pack_simd(op: SimdOp, lane: u8, a: Slot) -> Option<u32> {
     (a < 1 << SIMD_SLOT_BITS && lane < 16)
-        .then(|| a | (op as u32) << SIMD_SLOT_BITS | (lane as u32) << (SIMD_SLOT_BITS + 8))
+        .then_some(a | (op as u32) << SIMD_SLOT_BITS | (lane as u32) << (SIMD_SLOT_BITS + 8))
 }
 
 /// [`unpack_simd`] with the operator as its index (`SimdOp as usize`).
