@@ -264,16 +264,27 @@ impl Output {
 /// Interrupts guests at their deadlines: one thread for the whole server
 /// instead of a timer task per request.
 struct Deadlines {
-    entries: Mutex<BTreeMap<(std::time::Instant, u64), InterruptHandle>>,
+    entries: Mutex<DeadlineMap>,
     wake: Condvar,
     next: AtomicU64,
 }
+
+struct DeadlineMap {
+    map: BTreeMap<(std::time::Instant, u64), InterruptHandle>,
+    /// When the thread will look next on its own. A new deadline wakes it only
+    /// if it is earlier: with one timeout per route, later requests have later
+    /// deadlines, so a busy server does not wake this thread once per request.
+    wakes_at: std::time::Instant,
+}
+
+/// How long the deadline thread sleeps when it has nothing due.
+const DEADLINE_IDLE: Duration = Duration::from_secs(1);
 
 fn deadlines() -> &'static Deadlines {
     static D: OnceLock<&'static Deadlines> = OnceLock::new();
     D.get_or_init(|| {
         let d: &'static Deadlines = Box::leak(Box::new(Deadlines {
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Mutex::new(DeadlineMap { map: BTreeMap::new(), wakes_at: std::time::Instant::now() }),
             wake: Condvar::new(),
             next: AtomicU64::new(0),
         }));
@@ -283,19 +294,16 @@ fn deadlines() -> &'static Deadlines {
                 let mut entries = d.entries.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     let now = std::time::Instant::now();
-                    while let Some(entry) = entries.first_entry() {
+                    while let Some(entry) = entries.map.first_entry() {
                         if entry.key().0 > now {
                             break;
                         }
                         entry.remove().interrupt();
                     }
-                    entries = match entries.keys().next() {
-                        Some((at, _)) => {
-                            let wait = at.saturating_duration_since(now);
-                            d.wake.wait_timeout(entries, wait).unwrap_or_else(|e| e.into_inner()).0
-                        }
-                        None => d.wake.wait(entries).unwrap_or_else(|e| e.into_inner()),
-                    };
+                    let at = entries.map.keys().next().map_or(now + DEADLINE_IDLE, |(at, _)| *at);
+                    entries.wakes_at = at;
+                    let wait = at.saturating_duration_since(now);
+                    entries = d.wake.wait_timeout(entries, wait).unwrap_or_else(|e| e.into_inner()).0;
                 }
             })
             .expect("start the deadline thread");
@@ -311,9 +319,9 @@ impl DeadlineGuard {
         let d = deadlines();
         let key = (at, d.next.fetch_add(1, Relaxed));
         let mut entries = d.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let earliest = entries.keys().next().is_none_or(|k| key < *k);
-        entries.insert(key, handle);
-        if earliest {
+        entries.map.insert(key, handle);
+        if at < entries.wakes_at {
+            entries.wakes_at = at;
             d.wake.notify_one();
         }
         DeadlineGuard(key)
@@ -322,7 +330,7 @@ impl DeadlineGuard {
 
 impl Drop for DeadlineGuard {
     fn drop(&mut self) {
-        deadlines().entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+        deadlines().entries.lock().unwrap_or_else(|e| e.into_inner()).map.remove(&self.0);
     }
 }
 
