@@ -9,6 +9,7 @@
 
 pub mod cgi;
 pub mod config;
+pub mod log;
 mod metrics;
 mod server;
 

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use carnac::{Config, Engine, Error, InstancePre, InterruptHandle, Linker, Module, Store, StoreLimits, TrapKind};
 use carnac_wasi::{I32Exit, Stream, WasiCtx};
+
+use crate::log::log;
 use http_body::Frame;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -390,7 +392,7 @@ impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         for &b in buf {
             if b == b'\n' {
-                eprintln!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
+                log!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
                 self.line.clear();
             } else if self.line.len() < 8192 {
                 self.line.push(b);
@@ -406,7 +408,7 @@ impl Write for LogWriter {
 impl Drop for LogWriter {
     fn drop(&mut self) {
         if !self.line.is_empty() {
-            eprintln!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
+            log!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
         }
     }
 }
@@ -432,7 +434,15 @@ impl Outcome {
     }
 }
 
-fn run_guest(route: &Route, ctx: WasiCtx, deadline: std::time::Instant, metrics: &Metrics) -> (Outcome, Duration) {
+/// Runs the guest; returns how it ended, its instantiation time, and its store,
+/// which the caller drops once the response is complete: resetting the memory
+/// for reuse then costs no latency.
+fn run_guest(
+    route: &Route,
+    ctx: WasiCtx,
+    deadline: std::time::Instant,
+    metrics: &Metrics,
+) -> (Outcome, Duration, Store<WasiCtx>) {
     let mut store = Store::new(&route.engine, ctx);
     let interrupt = store.interrupt_handle();
     store.data_mut().set_interrupt(interrupt.clone());
@@ -466,8 +476,8 @@ fn run_guest(route: &Route, ctx: WasiCtx, deadline: std::time::Instant, metrics:
         },
         Err(e) => Outcome::Failed(e.to_string()),
     };
-    drop(store); // closes stdout: the response ends here
-    (outcome, instantiate)
+    // Output went straight to the shared buffer as it was written: nothing is left in the store.
+    (outcome, instantiate, store)
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, local: SocketAddr) -> Response<Body> {
@@ -482,7 +492,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         _ => {}
     }
     let log = |route: &str, status: u16, bytes: u64, inst: Option<Duration>, outcome: &str| {
-        eprintln!(
+        log!(
             "access id={id} method={method} path={path} route={route} status={status} bytes={bytes} total_ms={:.3} instantiate_us={} outcome={outcome}",
             started.elapsed().as_secs_f64() * 1e3,
             inst.map_or("-".to_string(), |d| d.as_micros().to_string()),
@@ -561,7 +571,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         .stderr(Stream::Writer(Box::new(LogWriter { id, line: Vec::new() })));
     for d in &route.cfg.dirs {
         if let Err(e) = b.preopened_dir_with(&d.host, &d.guest, true) {
-            eprintln!("error id={id} route={route_name}: {e}");
+            log!("error id={id} route={route_name}: {e}");
             return reject(500, "handler misconfigured", "error");
         }
     }
@@ -575,11 +585,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         let (st, r, out) = (state.clone(), route.clone(), out.clone());
         tokio::task::spawn_blocking(move || {
             let _permits = (permit, cpu);
-            let result = run_guest(&r, ctx, deadline, &st.metrics);
-            // The store (and with it the stdout writer) is gone: all output is in `out`.
-            *out.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+            let (outcome, instantiate, store) = run_guest(&r, ctx, deadline, &st.metrics);
+            // The guest has finished: all its output is in `out`.
+            *out.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((outcome, instantiate));
             out.done.store(true, SeqCst);
             out.notify.notify_one();
+            drop(store);
         });
     }
 
@@ -614,11 +625,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
                 }
                 Outcome::Trap(msg) | Outcome::Failed(msg) => {
                     state.metrics.traps.fetch_add(1, Relaxed);
-                    eprintln!("error id={id} route={route_name}: {msg}");
+                    log!("error id={id} route={route_name}: {msg}");
                 }
                 Outcome::Exited(_) => {}
             }
-            eprintln!(
+            log!(
                 "access id={id} method={method} path={path} route={route_name} status={status} bytes={} total_ms={:.3} instantiate_us={} outcome={}",
                 out.written.load(Relaxed),
                 started.elapsed().as_secs_f64() * 1e3,
@@ -657,7 +668,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         Ok(h) => h,
         Err(e) => {
             out.gone.store(true, SeqCst);
-            eprintln!("error id={id} route={route_name}: malformed handler output: {e}");
+            log!("error id={id} route={route_name}: malformed handler output: {e}");
             tokio::spawn(record_when_done(out, 500, finished));
             return text(500, "handler wrote malformed headers\n");
         }
@@ -719,6 +730,7 @@ impl Running {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        crate::log::flush();
     }
 }
 
@@ -787,9 +799,9 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
                                 let mut w = watched.lock().unwrap();
                                 w.0 = reload_state.source.watched(&config);
                                 w.1 = stamps(&w.0);
-                                eprintln!("reloaded: {} route(s)", config.routes.len());
+                                log!("reloaded: {} route(s)", config.routes.len());
                             }
-                            Err(e) => eprintln!("reload failed, still serving the previous version: {e}"),
+                            Err(e) => log!("reload failed, still serving the previous version: {e}"),
                         }
                     }
                 });
@@ -840,7 +852,8 @@ pub fn serve_until_signal(source: Source, listen: &str) -> Result<(), String> {
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
         }
     });
-    eprintln!("shutting down: draining requests in flight");
+    log!("shutting down: draining requests in flight");
     running.stop();
+    crate::log::flush();
     Ok(())
 }

@@ -113,6 +113,13 @@ fn check_import(
     if ext.store_id() != s.id {
         return Err(incompatible("the definition belongs to another store".into()));
     }
+    // Functions compare by engine-wide type id: no type is built or cloned.
+    if let (EntityIndex::Func(i), Extern::Func(f)) = (idx, ext) {
+        let want = module.info.type_ids[module.info.funcs[*i as usize] as usize];
+        if s.funcs[f.index as usize].type_id == want {
+            return Ok(());
+        }
+    }
     let want = module.info.entity_type(*idx);
     let ok = match (&want, ext) {
         (ExternType::Func(ft), Extern::Func(f)) => *s.func_ty(f.index) == *ft,

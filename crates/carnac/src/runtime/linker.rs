@@ -174,6 +174,9 @@ impl<T: 'static> InstancePre<T> {
 
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>) -> Result<Instance, Error> {
         let store = store.as_context_mut();
+        let hosts = self.defs.iter().filter(|d| matches!(d, Definition::Host(_))).count();
+        store.hosts.reserve(hosts);
+        store.inner.funcs.reserve(hosts + self.module.inner.code.len());
         let imports: Vec<Extern> = self.defs.iter().map(|d| d.to_extern(store)).collect();
         instantiate(store, &self.module, &imports)
     }

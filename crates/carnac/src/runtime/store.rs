@@ -17,6 +17,31 @@ use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Interpreter value stacks of dropped stores, reused by new ones: a fresh
+/// store per request then neither allocates nor grows (and zero-fills) its
+/// stack again. Old contents are harmless: the interpreter writes every slot
+/// before reading it (locals are zeroed on entry, temps are results).
+static STACK_POOL: std::sync::Mutex<Vec<Vec<u64>>> = std::sync::Mutex::new(Vec::new());
+/// Stacks kept, and the largest kept (in slots: 2 MiB).
+const STACK_POOL_MAX: usize = 64;
+const POOLED_STACK_MAX_SLOTS: usize = 256 << 10;
+
+fn take_pooled_stack() -> Vec<u64> {
+    STACK_POOL.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default()
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        let stack = std::mem::take(&mut self.stack);
+        if stack.capacity() > 0 && stack.len() <= POOLED_STACK_MAX_SLOTS {
+            let mut pool = STACK_POOL.lock().unwrap_or_else(|e| e.into_inner());
+            if pool.len() < STACK_POOL_MAX {
+                pool.push(stack);
+            }
+        }
+    }
+}
+
 /// What a store function is. Wasm functions carry no per-function data beyond
 /// two indices (their type and module come from the instance), which keeps
 /// instantiating a module with many functions cheap.
@@ -244,7 +269,7 @@ impl<T> Store<T> {
                 fuel: 0,
                 reentry: 0,
                 stack_base: 0,
-                stack: Vec::new(),
+                stack: take_pooled_stack(),
                 interrupt: Arc::new(AtomicBool::new(false)),
             },
             hosts: Vec::new(),
