@@ -466,3 +466,50 @@ fn v128_values_cross_the_api() {
     assert_eq!(Val::parse(ValType::V128, "0x10").unwrap(), Val::V128(16));
     assert_eq!(Val::V128(16).to_string(), "0x00000000000000000000000000000010");
 }
+
+#[test]
+fn large_modules_compile_the_same_in_every_mode() {
+    // Enough functions to be over the parallel-compilation threshold (64 KiB of code).
+    let mut wat = String::from("(module (memory 1)\n");
+    for i in 0..1200 {
+        wat.push_str(&format!(
+            "(func $f{i} (export \"f{i}\") (param i32) (result i32) (local i32)
+               (local.set 1 (i32.const {i}))
+               (block (loop
+                 (br_if 1 (i32.ge_u (local.get 1) (i32.add (local.get 0) (i32.const {i}))))
+                 (i32.store (i32.const 0) (i32.add (i32.load (i32.const 0)) (local.get 1)))
+                 (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+                 (br 0)))
+               (i32.add (i32.load (i32.const 0)) (i32.mul (local.get 1) (i32.const {}))))\n",
+            i % 7 + 1
+        ));
+    }
+    wat.push(')');
+    assert!(wat::parse_str(&wat).unwrap().len() > 80 << 10);
+    let mut results = Vec::new();
+    for (parallel, lazy) in [(false, true), (false, false), (true, true), (true, false)] {
+        let mut config = Config::new();
+        config.parallel_compilation(parallel).lazy_translation(lazy);
+        let engine = Engine::new(&config);
+        let module = Module::new(&engine, &wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let sum: i64 = (0..600)
+            .step_by(37)
+            .map(|i| {
+                let f = instance.get_typed_func::<i32, i32>(&store, &format!("f{i}")).unwrap();
+                f.call(&mut store, 5).unwrap() as i64
+            })
+            .sum();
+        results.push(sum);
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+    // An invalid body is rejected at compile time in every mode, even if never called.
+    let bad = wat.replacen("(i32.const 0)", "(i64.const 0)", 1);
+    for (parallel, lazy) in [(false, true), (true, true), (true, false)] {
+        let mut config = Config::new();
+        config.parallel_compilation(parallel).lazy_translation(lazy);
+        let err = Module::new(&Engine::new(&config), &bad).unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    }
+}

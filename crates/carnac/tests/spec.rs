@@ -47,6 +47,10 @@ impl Runner {
         let mut config = Config::new();
         // The fuel run also turns on interrupt checks: both instrument loops and calls.
         config.consume_fuel(fuel).interruptible(fuel);
+        // Functions are translated on first call by default; the instrumented
+        // run translates every function up front instead, so the translator
+        // also sees the bodies no assertion calls.
+        config.lazy_translation(!fuel);
         let engine = Engine::new(&config);
         let mut store = Store::new(&engine, ());
         if fuel {

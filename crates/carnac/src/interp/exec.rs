@@ -13,7 +13,8 @@
 //!   may have been reallocated (only on a call, which is where it grows).
 //! - Code pointers: `code_start`/`ip` point into a `CompiledFunc` owned by a
 //!   module that the store keeps alive (every function entity holds an `Arc` of
-//!   its module) for at least as long as this call runs. Branch targets are
+//!   its module) for at least as long as this call runs; once translated (a
+//!   `OnceLock`), a function's code never moves or changes. Branch targets are
 //!   indices inside the same code, produced by the translator.
 //! - Memory: `mem_base`/`mem_len` describe memory 0 of the current instance and
 //!   are refreshed after anything that may grow it (memory.grow, any call);
@@ -101,8 +102,15 @@ pub(crate) fn run<T>(
     let mut instance = instance;
     let mut module = module;
     // SAFETY: see the module docs (code pointers).
-    let func: &CompiledFunc = unsafe { &(&(*module).code)[def_index as usize] };
     let mut func_index = unsafe { (*module).info.num_imported_funcs } + def_index;
+    let func: &CompiledFunc = match unsafe { (*module).func_code(def_index) } {
+        Ok(f) => f,
+        Err(kind) => {
+            let mut t = Trap::new(kind);
+            t.set_backtrace(backtrace(&[], module, func_index));
+            return Err(t);
+        }
+    };
     ensure_stack(stack, func.frame_size as usize, max_slots)?;
     stack[func.num_params as usize..(func.num_params + func.num_locals) as usize].fill(0);
     let mut base: usize = 0;
@@ -228,7 +236,7 @@ pub(crate) fn run<T>(
             }
             let callee_module: *const ModuleInner = $module;
             // SAFETY: see the module docs (code pointers).
-            let callee: &CompiledFunc = unsafe { &(&(*callee_module).code)[$def as usize] };
+            let callee: &CompiledFunc = tri!(unsafe { (*callee_module).func_code($def) });
             let new_base: usize = $new_base;
             tri!(ensure_stack(stack, new_base + callee.frame_size as usize, max_slots));
             if callee.num_locals > 0 {

@@ -1,8 +1,10 @@
 //! Translation of validated function bodies into interpreter code.
 //!
-//! Runs once per function, at module compile time, in lock-step with
+//! Runs once per function: at module compile time in lock-step with
 //! wasmparser's function validator (each operator is validated before it is
-//! translated, so the translator may assume well-typed input).
+//! translated), or, with lazy translation, on the function's first call, of a
+//! body validated when the module was compiled. Either way the translator may
+//! assume well-typed input.
 //!
 //! The translator simulates the wasm operand stack. Each stack position `p` owns
 //! the frame slot `L + p` (`L` = params + locals). An entry is either a *temp*
@@ -300,7 +302,7 @@ impl Translator {
         info: &ModuleInfo,
         func_index: u32,
         body: &FunctionBody<'_>,
-        fv: &mut FuncValidator<ValidatorResources>,
+        mut fv: Option<&mut FuncValidator<ValidatorResources>>,
     ) -> Result<CompiledFunc, Error> {
         let ty = info.func_type(func_index);
         let num_results = ty.results().len() as u32;
@@ -316,7 +318,9 @@ impl Translator {
         for _ in 0..locals.get_count() {
             let offset = locals.original_position();
             let (count, ty) = locals.read().map_err(invalid)?;
-            fv.define_locals(offset, count, ty).map_err(invalid)?;
+            if let Some(fv) = fv.as_deref_mut() {
+                fv.define_locals(offset, count, ty).map_err(invalid)?;
+            }
             // The validator bounds the number of locals (50,000), so this stays small.
             let wide = ty == wasmparser::ValType::V128;
             for _ in 0..count {
@@ -355,7 +359,9 @@ impl Translator {
         let mut reader = body.get_operators_reader().map_err(invalid)?;
         while !reader.eof() {
             let (op, offset) = reader.read_with_offset().map_err(invalid)?;
-            fv.op(offset, &op).map_err(invalid)?;
+            if let Some(fv) = fv.as_deref_mut() {
+                fv.op(offset, &op).map_err(invalid)?;
+            }
             self.op(info, &op, offset)?;
         }
         reader.finish().map_err(invalid)?;
@@ -1216,7 +1222,7 @@ mod tests {
 
     fn code(wat: &str) -> Vec<Instr> {
         let m = Module::new(&Engine::default(), wat).unwrap();
-        m.inner.code[0].code.to_vec()
+        m.inner.func_code(0).unwrap().code.to_vec()
     }
 
     #[test]
@@ -1225,7 +1231,8 @@ mod tests {
         // DUMP_WAT=path (text or binary): prints every function's code.
         let path = std::env::var("DUMP_WAT").unwrap();
         let m = Module::new(&Engine::default(), std::fs::read(path).unwrap()).unwrap();
-        for (f, func) in m.inner.code.iter().enumerate() {
+        for f in 0..m.inner.code.len() {
+            let func = m.inner.func_code(f as u32).unwrap();
             println!("func {f}: frame {} params {} locals {}", func.frame_size, func.num_params, func.num_locals);
             for (i, x) in func.code.iter().enumerate() {
                 println!("{i:4} {x:?}");

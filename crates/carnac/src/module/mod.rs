@@ -111,7 +111,43 @@ pub(crate) struct ModuleInner {
     pub engine: Engine,
     pub info: ModuleInfo,
     /// Interpreter code for each defined (non-imported) function.
-    pub code: Vec<CompiledFunc>,
+    pub code: Box<[FuncCode]>,
+    /// The module's bytes, kept for translating function bodies on first call.
+    bytes: Arc<[u8]>,
+}
+
+/// A defined function's interpreter code: translated when the module is
+/// compiled, or on the function's first call (see [`crate::Config::lazy_translation`]).
+/// Either way the body was validated when the module was compiled.
+pub(crate) struct FuncCode {
+    compiled: std::sync::OnceLock<Result<CompiledFunc, Error>>,
+    /// Where the body is in the module's bytes.
+    body: std::ops::Range<usize>,
+}
+
+impl ModuleInner {
+    /// The code of defined function `def_index`, translating it first if needed.
+    /// Translation of a validated body fails only for limits of the interpreter
+    /// (a frame too large), which become a trap.
+    #[inline]
+    pub(crate) fn func_code(&self, def_index: u32) -> Result<&CompiledFunc, crate::TrapKind> {
+        let f = &self.code[def_index as usize];
+        let compiled = f.compiled.get_or_init(|| self.translate_lazily(def_index));
+        compiled.as_ref().map_err(|_| crate::TrapKind::StackExhausted)
+    }
+
+    #[cold]
+    fn translate_lazily(&self, def_index: u32) -> Result<CompiledFunc, Error> {
+        let range = self.code[def_index as usize].body.clone();
+        let reader = wasmparser::BinaryReader::new_features(
+            &self.bytes[range.clone()],
+            range.start as u64,
+            self.engine.config().wasm_features(),
+        );
+        let body = wasmparser::FunctionBody::new(reader);
+        let func_index = self.info.num_imported_funcs + def_index;
+        interp::Translator::new(self.engine.config()).translate(&self.info, func_index, &body, None)
+    }
 }
 
 /// A compiled WebAssembly module: validated, translated, immutable and cheap to clone.
@@ -149,7 +185,8 @@ impl Module {
     /// Compiles a module from the binary format only.
     pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
         let (info, code) = decode(engine, bytes)?;
-        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code }) })
+        let bytes: Arc<[u8]> = if engine.config().lazy_translation { bytes.into() } else { Arc::new([]) };
+        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code: code.into(), bytes }) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -242,7 +279,89 @@ fn global_type(g: &wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Er
     })
 }
 
-fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<CompiledFunc>), Error> {
+/// A function body waiting for validation and translation.
+struct PendingFunc<'a> {
+    index: u32,
+    body: wasmparser::FunctionBody<'a>,
+    to_validate: wasmparser::FuncToValidate<wasmparser::ValidatorResources>,
+}
+
+/// Code sections at least this large are validated and translated on several
+/// threads (below it, starting threads costs more than it saves).
+const PARALLEL_MIN_BYTES: usize = 64 << 10;
+
+/// Validates (and, unless translation is lazy, translates) `pending`
+/// (consecutive functions), appending to `code` in order. Large code sections are split into contiguous chunks of similar
+/// size, one per available core (see [`crate::Config::parallel_compilation`]);
+/// the first error in function order is the one reported.
+fn translate_all(
+    engine: &Engine,
+    info: &ModuleInfo,
+    pending: Vec<PendingFunc<'_>>,
+    code: &mut Vec<FuncCode>,
+) -> Result<(), Error> {
+    let config = engine.config();
+    let total: usize = pending.iter().map(|p| { let r = p.body.range(); (r.end - r.start) as usize }).sum();
+    let threads = if config.parallel_compilation && total >= PARALLEL_MIN_BYTES {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(16)
+    } else {
+        1
+    };
+    if threads <= 1 {
+        code.extend(translate_chunk(engine, info, pending)?);
+        return Ok(());
+    }
+    let mut chunks: Vec<Vec<PendingFunc<'_>>> = Vec::with_capacity(threads);
+    let per_chunk = total.div_ceil(threads);
+    let (mut current, mut size) = (Vec::new(), 0);
+    for p in pending {
+        size += { let r = p.body.range(); (r.end - r.start) as usize };
+        current.push(p);
+        if size >= per_chunk {
+            chunks.push(std::mem::take(&mut current));
+            size = 0;
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    let results: Vec<Result<Vec<FuncCode>, Error>> = std::thread::scope(|scope| {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks.map(|c| scope.spawn(move || translate_chunk(engine, info, c))).collect();
+        let mut results = vec![translate_chunk(engine, info, first)];
+        for h in handles {
+            results.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        results
+    });
+    for r in results {
+        code.extend(r?);
+    }
+    Ok(())
+}
+
+fn translate_chunk(engine: &Engine, info: &ModuleInfo, chunk: Vec<PendingFunc<'_>>) -> Result<Vec<FuncCode>, Error> {
+    let lazy = engine.config().lazy_translation;
+    let mut translator = interp::Translator::new(engine.config());
+    let mut allocs = wasmparser::FuncValidatorAllocations::default();
+    let mut out = Vec::with_capacity(chunk.len());
+    for p in chunk {
+        let mut fv = p.to_validate.into_validator(allocs);
+        let range = p.body.range();
+        let compiled = std::sync::OnceLock::new();
+        if lazy {
+            fv.validate(&p.body).map_err(invalid)?;
+        } else {
+            let _ = compiled.set(Ok(translator.translate(info, p.index, &p.body, Some(&mut fv))?));
+        }
+        out.push(FuncCode { compiled, body: range.start as usize..range.end as usize });
+        allocs = fv.into_allocations();
+    }
+    Ok(out)
+}
+
+fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<FuncCode>), Error> {
     let features = engine.config().wasm_features();
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
@@ -251,9 +370,14 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<CompiledFunc
     parser.set_features(features);
     let mut info = ModuleInfo::default();
     let mut code = Vec::new();
-    let mut translator = interp::Translator::new(engine.config());
+    // Function bodies are validated and translated together once the code
+    // section is complete (in parallel when it is large).
+    let mut pending: Vec<PendingFunc<'_>> = Vec::new();
     for payload in parser.parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
+        if !pending.is_empty() && !matches!(payload, Payload::CodeSectionEntry(_)) {
+            translate_all(engine, &info, std::mem::take(&mut pending), &mut code)?;
+        }
         let valid = validator.payload(&payload).map_err(invalid)?;
         match payload {
             Payload::TypeSection(reader) => {
@@ -397,9 +521,8 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<CompiledFunc
                 let ValidPayload::Func(to_validate, _) = valid else {
                     return Err(unsupported(body.range().start, "code entry not validated".into()));
                 };
-                let func_index = info.num_imported_funcs + code.len() as u32;
-                let mut fv = to_validate.into_validator(Default::default());
-                code.push(translator.translate(&info, func_index, &body, &mut fv)?);
+                let index = info.num_imported_funcs + (code.len() + pending.len()) as u32;
+                pending.push(PendingFunc { index, body, to_validate });
             }
             Payload::CustomSection(reader) => {
                 if let KnownCustom::Name(names) = reader.as_known() {
