@@ -9,13 +9,20 @@ peer/Carnac (> 1 means Carnac is faster), then the geometric mean of the ratios.
 Results must agree across runtimes, so a fast wrong answer never counts.
 
     python3 benches/bench.py [--rounds 5] [--peers /tmp/carnac-peers] [--only fib,sieve]
-                             [--suite wasi|wat|simd|all] [--baseline OLD_CARNAC_BINARY]
+                             [--suite wasi|wat|simd|startup|all] [--baseline OLD_CARNAC_BINARY]
 
 `--suite simd` runs programs/rust/src/bin/simd.rs built with `+simd128` on Carnac,
 wasmi and Wasmtime (the peers with SIMD), beside the same source built without
 SIMD on Carnac (`carnac-scalar`). `--baseline` adds another Carnac binary
 (`carnac-base`, e.g. built from an older commit) to every table, to show a
 change's effect in the same sitting.
+
+`--suite startup` times whole processes that do little but start: compiling and
+instantiating a generated 1 MiB module (gen_big_module.py; `run` touches one
+function) and a hello-world WASI program. Carnac runs twice: validating every
+body up front (its default, as the specification prescribes) and with
+`--lazy-validation`; wasmi twice: its default (eager validation, lazy
+translation) and `--compilation-mode lazy` (no validation until first call).
 
 Whole-process wall time, so it includes start-up (small next to these runs).
 This is a benchmark, not a test: the machine is shared and noisy, so compare
@@ -173,12 +180,49 @@ def measure(progs, rts, cmds, rounds, label):
     return ok
 
 
+def startup_suite(args, out_dir):
+    """Start-up: a 1 MiB module (compile + instantiate + one tiny call) and hello world."""
+    b = os.path.join(args.peers, "bin")
+    wasm_tools = os.path.join(b, "wasm-tools")
+    big_wat = os.path.join(out_dir, "big.wat")
+    big = os.path.join(out_dir, "big.wasm")
+    subprocess.run([sys.executable, os.path.join(HERE, "gen_big_module.py"), big_wat], check=True)
+    if not os.path.exists(wasm_tools):
+        print("startup suite needs wasm-tools from the peers folder", file=sys.stderr)
+        return True
+    subprocess.run([wasm_tools, "parse", big_wat, "-o", big], check=True)
+    tdir = os.path.join(ROOT, "target", "bench-programs")
+    subprocess.run(["cargo", "build", "--release", "-q", "--target", "wasm32-wasip1", "--bin", "hello",
+                    "--manifest-path", os.path.join(HERE, "programs", "rust", "Cargo.toml"),
+                    "--target-dir", tdir], check=True)
+    hello = os.path.join(tdir, "wasm32-wasip1", "release", "hello.wasm")
+    carnac = os.path.join(ROOT, "target", "release", "carnac")
+    wasmi = os.path.join(b, "wasmi")
+    rts = {
+        "carnac": lambda p: [carnac, "run", "--invoke", "run", big, "5"] if p == "1MiB" else [carnac, "run", hello],
+        "carnac-lazyval": lambda p: ([carnac, "run", "--lazy-validation", "--invoke", "run", big, "5"]
+                                     if p == "1MiB" else [carnac, "run", "--lazy-validation", hello]),
+    }
+    if BASELINE:
+        rts["carnac-base"] = lambda p: [BASELINE, "run", "--invoke", "run", big, "5"] if p == "1MiB" else [BASELINE, "run", hello]
+    if os.path.exists(wasmi):
+        rts["wasmi"] = lambda p: [wasmi, "--invoke", "run", big, "5"] if p == "1MiB" else [wasmi, hello]
+        rts["wasmi-lazy"] = lambda p: ([wasmi, "--compilation-mode", "lazy", "--invoke", "run", big, "5"]
+                                       if p == "1MiB" else [wasmi, "--compilation-mode", "lazy", hello])
+    wt = os.path.join(b, "wasmtime")
+    if os.path.exists(wt):
+        rts["wasmtime"] = lambda p: [wt, "run", "--invoke", "run", big, "5"] if p == "1MiB" else [wt, "run", hello]
+    progs = {"1MiB": None, "hello": None}
+    return measure(progs, rts, lambda r, p: rts[r](p), max(args.rounds, 11),
+                   "start-up: compile + instantiate a 1 MiB module / hello world (whole process)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--peers", default=os.environ.get("CARNAC_PEERS", "/tmp/carnac-peers"))
     ap.add_argument("--only", default="")
-    ap.add_argument("--suite", choices=["wasi", "wat", "simd", "all"], default="all")
+    ap.add_argument("--suite", choices=["wasi", "wat", "simd", "startup", "all"], default="all")
     ap.add_argument("--baseline", default="")
     args = ap.parse_args()
     global BASELINE
@@ -234,6 +278,9 @@ def main():
         cmds = lambda r, p: rts[r](builds["simd128"], progs[p])
         ok &= measure(progs, rts, cmds, args.rounds,
                       "SIMD program (Rust +simd128; carnac-scalar = same source without SIMD, on Carnac)")
+
+    if args.suite in ("startup", "all"):
+        ok &= startup_suite(args, out_dir)
 
     if args.suite in ("wat", "all"):
         rts = runtimes(args.peers)

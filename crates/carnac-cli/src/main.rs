@@ -61,6 +61,10 @@ struct RunArgs {
     /// Interrupt the guest after this wall-clock time (e.g. `500ms`, `5s`, `2m`).
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
+    /// Validate each function on its first call instead of up front (faster
+    /// start for large modules; an invalid function traps when called).
+    #[arg(long)]
+    lazy_validation: bool,
     /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`.
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
@@ -175,7 +179,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     }
 
     let mut config = Config::new();
-    config.consume_fuel(args.fuel.is_some()).interruptible(timeout.is_some());
+    config.consume_fuel(args.fuel.is_some()).interruptible(timeout.is_some()).lazy_validation(args.lazy_validation);
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
     let mut store = Store::new(&engine, wasi.build());

@@ -16,6 +16,7 @@ pub struct Config {
     pub(crate) max_stack_slots: usize,
     pub(crate) parallel_compilation: bool,
     pub(crate) lazy_translation: bool,
+    pub(crate) lazy_validation: bool,
 }
 
 impl Default for Config {
@@ -30,6 +31,7 @@ impl Default for Config {
             max_stack_slots: 1 << 20,
             parallel_compilation: false,
             lazy_translation: true,
+            lazy_validation: false,
         }
     }
 }
@@ -85,6 +87,23 @@ impl Config {
     /// and never spends time or memory on functions that are not called.
     pub fn lazy_translation(&mut self, enable: bool) -> &mut Self {
         self.lazy_translation = enable;
+        if !enable {
+            self.lazy_validation = false;
+        }
+        self
+    }
+
+    /// Also validate each function body on its first call, not when the module
+    /// is compiled (off by default; implies lazy translation). Compiling a large
+    /// module then only decodes it, but an invalid body is reported when it is
+    /// first called, as a [`crate::TrapKind::InvalidFunction`] trap, instead of
+    /// by `Module::new`: not what the specification prescribes, so keep it for
+    /// trusted toolchains where start-up time matters most (wasmi's "lazy" mode).
+    pub fn lazy_validation(&mut self, enable: bool) -> &mut Self {
+        self.lazy_validation = enable;
+        if enable {
+            self.lazy_translation = true;
+        }
         self
     }
 

@@ -513,3 +513,27 @@ fn large_modules_compile_the_same_in_every_mode() {
         assert!(matches!(err, Error::Invalid { .. }), "{err}");
     }
 }
+
+#[test]
+fn lazy_validation_defers_errors_to_the_first_call() {
+    let wat = r#"(module
+        (func (export "good") (result i32) (i32.const 7))
+        (func (export "bad") (result i32) (i64.const 1)))"#;
+    // Spec behaviour by default: the module is invalid.
+    assert!(matches!(Module::new(&Engine::default(), wat), Err(Error::Invalid { .. })));
+    let mut config = Config::new();
+    config.lazy_validation(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let good = instance.get_typed_func::<(), i32>(&store, "good").unwrap();
+    assert_eq!(good.call(&mut store, ()).unwrap(), 7);
+    let bad = instance.get_typed_func::<(), i32>(&store, "bad").unwrap();
+    for _ in 0..2 {
+        match bad.call(&mut store, ()) {
+            Err(Error::Trap(t)) => assert_eq!(t.kind(), TrapKind::InvalidFunction),
+            other => panic!("expected an invalid-function trap, got {other:?}"),
+        }
+    }
+}

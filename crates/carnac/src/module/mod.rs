@@ -114,6 +114,8 @@ pub(crate) struct ModuleInner {
     pub code: Box<[FuncCode]>,
     /// The module's bytes, kept for translating function bodies on first call.
     bytes: Arc<[u8]>,
+    /// With lazy validation: what validating a body on first call needs.
+    resources: Option<wasmparser::ValidatorResources>,
 }
 
 /// A defined function's interpreter code: translated when the module is
@@ -133,7 +135,10 @@ impl ModuleInner {
     pub(crate) fn func_code(&self, def_index: u32) -> Result<&CompiledFunc, crate::TrapKind> {
         let f = &self.code[def_index as usize];
         let compiled = f.compiled.get_or_init(|| self.translate_lazily(def_index));
-        compiled.as_ref().map_err(|_| crate::TrapKind::StackExhausted)
+        compiled.as_ref().map_err(|e| match e {
+            Error::Invalid { .. } => crate::TrapKind::InvalidFunction,
+            _ => crate::TrapKind::StackExhausted,
+        })
     }
 
     #[cold]
@@ -146,7 +151,20 @@ impl ModuleInner {
         );
         let body = wasmparser::FunctionBody::new(reader);
         let func_index = self.info.num_imported_funcs + def_index;
-        interp::Translator::new(self.engine.config()).translate(&self.info, func_index, &body, None)
+        let mut translator = interp::Translator::new(self.engine.config());
+        match &self.resources {
+            None => translator.translate(&self.info, func_index, &body, None),
+            Some(resources) => {
+                let to_validate = wasmparser::FuncToValidate {
+                    resources: resources.clone(),
+                    index: func_index,
+                    ty: self.info.funcs[func_index as usize],
+                    features: self.engine.config().wasm_features(),
+                };
+                let mut fv = to_validate.into_validator(Default::default());
+                translator.translate(&self.info, func_index, &body, Some(&mut fv))
+            }
+        }
     }
 }
 
@@ -184,9 +202,10 @@ impl Module {
 
     /// Compiles a module from the binary format only.
     pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
-        let (info, code) = decode(engine, bytes)?;
+        let (info, code, resources) = decode(engine, bytes)?;
         let bytes: Arc<[u8]> = if engine.config().lazy_translation { bytes.into() } else { Arc::new([]) };
-        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code: code.into(), bytes }) })
+        let resources = resources.filter(|_| engine.config().lazy_validation);
+        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code: code.into(), bytes, resources }) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -350,7 +369,9 @@ fn translate_chunk(engine: &Engine, info: &ModuleInfo, chunk: Vec<PendingFunc<'_
         let mut fv = p.to_validate.into_validator(allocs);
         let range = p.body.range();
         let compiled = std::sync::OnceLock::new();
-        if lazy {
+        if engine.config().lazy_validation {
+            // Validated (and translated) on first call.
+        } else if lazy {
             fv.validate(&p.body).map_err(invalid)?;
         } else {
             let _ = compiled.set(Ok(translator.translate(info, p.index, &p.body, Some(&mut fv))?));
@@ -361,7 +382,9 @@ fn translate_chunk(engine: &Engine, info: &ModuleInfo, chunk: Vec<PendingFunc<'_
     Ok(out)
 }
 
-fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<FuncCode>), Error> {
+type Decoded = (ModuleInfo, Vec<FuncCode>, Option<wasmparser::ValidatorResources>);
+
+fn decode(engine: &Engine, bytes: &[u8]) -> Result<Decoded, Error> {
     let features = engine.config().wasm_features();
     let mut validator = Validator::new_with_features(features);
     let mut parser = Parser::new(0);
@@ -373,6 +396,7 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<FuncCode>), 
     // Function bodies are validated and translated together once the code
     // section is complete (in parallel when it is large).
     let mut pending: Vec<PendingFunc<'_>> = Vec::new();
+    let mut resources = None;
     for payload in parser.parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
         if !pending.is_empty() && !matches!(payload, Payload::CodeSectionEntry(_)) {
@@ -522,6 +546,7 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<FuncCode>), 
                     return Err(unsupported(body.range().start, "code entry not validated".into()));
                 };
                 let index = info.num_imported_funcs + (code.len() + pending.len()) as u32;
+                resources.get_or_insert_with(|| to_validate.resources.clone());
                 pending.push(PendingFunc { index, body, to_validate });
             }
             Payload::CustomSection(reader) => {
@@ -543,5 +568,5 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<(ModuleInfo, Vec<FuncCode>), 
             _ => {}
         }
     }
-    Ok((info, code))
+    Ok((info, code, resources))
 }

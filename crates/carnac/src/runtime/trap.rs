@@ -25,6 +25,9 @@ pub enum TrapKind {
     Interrupted,
     /// A host function returned an error.
     HostError,
+    /// With [`crate::Config::lazy_validation`], a function whose body is
+    /// invalid was called (its module was accepted unvalidated).
+    InvalidFunction,
 }
 
 impl TrapKind {
@@ -43,6 +46,7 @@ impl TrapKind {
             TrapKind::OutOfFuel => "all fuel consumed",
             TrapKind::Interrupted => "interrupted",
             TrapKind::HostError => "host error",
+            TrapKind::InvalidFunction => "invalid function body",
         }
     }
 }
