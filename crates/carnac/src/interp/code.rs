@@ -73,6 +73,8 @@ macro_rules! define_instrs_with_imm {
             BrTable { index: Slot, len: u32 },
             /// Return; the results are already in slots `0..num_results`.
             Return,
+            /// Return one (non-v128) result, copying it from `src` to slot 0 first.
+            ReturnSlot { src: Slot },
             /// Call a function defined in the current module (index among defined functions).
             CallInternal { def_index: u32, base: Slot },
             /// Call any function of the instance by its function index (imports included).
@@ -87,6 +89,9 @@ macro_rules! define_instrs_with_imm {
             SelectTo { dst: Slot, cond: Slot, src: Slot },
             /// `SelectTo` for v128 operands.
             SelectTo2 { dst: Slot, cond: Slot, src: Slot },
+            /// `dst = if cond != 0 { a } else { b }`, with `a` and `b` packed into
+            /// `ab` (low and high 16 bits), for operand slots below 2^16.
+            Select { dst: Slot, cond: Slot, ab: u32 },
             GlobalGet { dst: Slot, global: u32 },
             GlobalSet { src: Slot, global: u32 },
             /// Global access for v128 globals.
@@ -212,7 +217,8 @@ macro_rules! define_instrs_with_imm {
                     | Instr::RefFunc { dst, .. }
                     | Instr::I32LoadAt { dst, .. }
                     | Instr::I64LoadAt { dst, .. }
-                    | Instr::I32Load8UAt { dst, .. } => Some(dst),
+                    | Instr::I32Load8UAt { dst, .. }
+                    | Instr::Select { dst, .. } => Some(dst),
                     $( Instr::$un { dst, .. } => Some(dst), )*
                     $( Instr::$bin { dst, .. } => Some(dst), )*
                     $( Instr::$load { dst, .. } => Some(dst), )*

@@ -258,6 +258,30 @@ pub(crate) fn run<T>(
         }};
     }
 
+    macro_rules! do_return {
+        () => {
+            match frames.pop() {
+                None => return Ok(()),
+                Some(f) => {
+                    let same_instance = f.instance == instance;
+                    module = f.module;
+                    instance = f.instance;
+                    func_index = f.func_index;
+                    code_start = f.code_start;
+                    ip = f.ip;
+                    base = f.base;
+                    fp = unsafe { stack.as_mut_ptr().add(base) };
+                    if same_instance {
+                        // The callee may have grown the (shared) memory.
+                        mem_len = mem_of(&store.inner, instance).1;
+                    } else {
+                        refresh_mem!();
+                    }
+                }
+            }
+        };
+    }
+
     loop {
         // SAFETY: ip stays within the current function's code (see the module docs):
         // every function ends in `Return`, and branches target valid indices.
@@ -293,25 +317,11 @@ pub(crate) fn run<T>(
                 let i = u32_!(index).min(len);
                 ip = unsafe { ip.add(i as usize) };
             }
-            Instr::Return => match frames.pop() {
-                None => return Ok(()),
-                Some(f) => {
-                    let same_instance = f.instance == instance;
-                    module = f.module;
-                    instance = f.instance;
-                    func_index = f.func_index;
-                    code_start = f.code_start;
-                    ip = f.ip;
-                    base = f.base;
-                    fp = unsafe { stack.as_mut_ptr().add(base) };
-                    if same_instance {
-                        // The callee may have grown the (shared) memory.
-                        mem_len = mem_of(&store.inner, instance).1;
-                    } else {
-                        refresh_mem!();
-                    }
-                }
-            },
+            Instr::Return => do_return!(),
+            Instr::ReturnSlot { src } => {
+                wr!(0, rd!(src));
+                do_return!();
+            }
             Instr::CallInternal { def_index, base: b } => {
                 enter!(module, instance, def_index, base + b as usize);
             }
@@ -347,6 +357,10 @@ pub(crate) fn run<T>(
                 if u32_!(cond) == 0 {
                     wr!(dst, rd!(src));
                 }
+            }
+            Instr::Select { dst, cond, ab } => {
+                let pick = if u32_!(cond) != 0 { ab & 0xffff } else { ab >> 16 };
+                wr!(dst, rd!(pick));
             }
             Instr::SelectTo2 { dst, cond, src } => {
                 if u32_!(cond) == 0 {

@@ -724,6 +724,13 @@ impl Translator {
         ) {
             self.materialize_top(num_results);
         }
+        // One result in a slot: copied by the return itself.
+        if num_results == 1 && !self.stack[len - 1].wide {
+            if let Source::Slot(src) = self.source(len - 1) {
+                self.emit(if src == 0 { Instr::Return } else { Instr::ReturnSlot { src } });
+                return;
+            }
+        }
         let mut dst = 0;
         for pos in len - num_results..len {
             let src = self.source(pos);
@@ -905,6 +912,7 @@ impl Translator {
             Operator::Drop => {
                 self.stack.pop();
             }
+            Operator::Select | Operator::TypedSelect { .. } if self.select_packed() => {}
             Operator::Select | Operator::TypedSelect { .. } => {
                 let cond = self.pop();
                 let src = self.pop();
@@ -1025,6 +1033,26 @@ impl Translator {
             }
         }
         Ok(())
+    }
+
+    /// `select` as one instruction when both operands are (or become, for
+    /// constants) narrow values in slots below 2^16; false to use the general form.
+    fn select_packed(&mut self) -> bool {
+        let len = self.stack.len();
+        // The slot each operand will be read from (constants are written to their own).
+        let slot_for = |t: &Self, pos: usize| match t.stack[pos].op {
+            Operand::Local(l) => t.local_slot(l),
+            _ => t.stack[pos].slot,
+        };
+        if self.stack[len - 2].wide || slot_for(self, len - 3) >= 1 << 16 || slot_for(self, len - 2) >= 1 << 16 {
+            return false;
+        }
+        let cond = self.pop();
+        let b = self.pop();
+        let a = self.pop();
+        let dst = self.push_temp();
+        self.emit(Instr::Select { dst, cond, ab: a | b << 16 });
+        true
     }
 
     /// The value of the operand `depth` places below the top, if it is a constant.
@@ -1247,11 +1275,10 @@ mod tests {
                 (local.set 2 (i32.add (local.get 0) (local.get 1)))
                 (local.get 2)))"#,
         );
-        // add writes the local directly; the local is copied to slot 0 on return.
+        // add writes the local directly; the return copies it to slot 0.
         assert!(matches!(c[0], Instr::I32Add { dst: 2, lhs: 0, rhs: 1 }), "{c:?}");
-        assert!(matches!(c[1], Instr::Copy { dst: 0, src: 2 }), "{c:?}");
-        assert!(matches!(c[2], Instr::Return), "{c:?}");
-        assert_eq!(c.len(), 3, "{c:?}");
+        assert!(matches!(c[1], Instr::ReturnSlot { src: 2 }), "{c:?}");
+        assert_eq!(c.len(), 2, "{c:?}");
     }
 
     #[test]
