@@ -131,8 +131,18 @@ impl ModuleInner {
     /// The code of defined function `def_index`, translating it first if needed.
     /// Translation of a validated body fails only for limits of the interpreter
     /// (a frame too large), which become a trap.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn func_code(&self, def_index: u32) -> Result<&CompiledFunc, crate::TrapKind> {
+        // The common case, kept small: the call path of the interpreter inlines it.
+        if let Some(Ok(code)) = self.code[def_index as usize].compiled.get() {
+            return Ok(code);
+        }
+        self.func_code_slow(def_index)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn func_code_slow(&self, def_index: u32) -> Result<&CompiledFunc, crate::TrapKind> {
         let f = &self.code[def_index as usize];
         let compiled = f.compiled.get_or_init(|| self.translate_lazily(def_index));
         compiled.as_ref().map_err(|e| match e {
