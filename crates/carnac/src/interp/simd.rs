@@ -162,6 +162,37 @@ macro_rules! bitmask {
     };
 }
 
+/// The ten comparisons of each integer lane shape but i64x2 (which has no
+/// unsigned ones): all ones in a lane where the comparison holds.
+macro_rules! int_comparisons {
+    ($($s:ident $u:ident $put:ident $t:ty: $eq:ident $ne:ident $lts:ident $ltu:ident $gts:ident
+       $gtu:ident $les:ident $leu:ident $ges:ident $geu:ident;)*) => {
+        #[inline(always)]
+        fn int_compare(op: SimdOp, v: u128, w: u128) -> u128 {
+            match op {
+                $(
+                    SimdOp::$eq => cmp!($s $put $t, v, w, |x, y| x == y),
+                    SimdOp::$ne => cmp!($s $put $t, v, w, |x, y| x != y),
+                    SimdOp::$lts => cmp!($s $put $t, v, w, |x, y| x < y),
+                    SimdOp::$ltu => cmp!($u $put $t, v, w, |x, y| x < y),
+                    SimdOp::$gts => cmp!($s $put $t, v, w, |x, y| x > y),
+                    SimdOp::$gtu => cmp!($u $put $t, v, w, |x, y| x > y),
+                    SimdOp::$les => cmp!($s $put $t, v, w, |x, y| x <= y),
+                    SimdOp::$leu => cmp!($u $put $t, v, w, |x, y| x <= y),
+                    SimdOp::$ges => cmp!($s $put $t, v, w, |x, y| x >= y),
+                    SimdOp::$geu => cmp!($u $put $t, v, w, |x, y| x >= y),
+                )*
+                _ => unreachable!("{op:?} is not an integer comparison"),
+            }
+        }
+    };
+}
+int_comparisons! {
+    i8x16 u8x16 from_i8x16 i8: I8x16Eq I8x16Ne I8x16LtS I8x16LtU I8x16GtS I8x16GtU I8x16LeS I8x16LeU I8x16GeS I8x16GeU;
+    i16x8 u16x8 from_i16x8 i16: I16x8Eq I16x8Ne I16x8LtS I16x8LtU I16x8GtS I16x8GtU I16x8LeS I16x8LeU I16x8GeS I16x8GeU;
+    i32x4 u32x4 from_i32x4 i32: I32x4Eq I32x4Ne I32x4LtS I32x4LtU I32x4GtS I32x4GtU I32x4LeS I32x4LeU I32x4GeS I32x4GeU;
+}
+
 fn abs_f32(x: f32) -> f32 {
     f32::from_bits(x.to_bits() & 0x7fff_ffff)
 }
@@ -432,36 +463,10 @@ pub(crate) fn execute(
         V128Xor => v ^ w(),
 
         // ---- comparisons ----
-        I8x16Eq => cmp!(i8x16 from_i8x16 i8, v, w(), |x, y| x == y),
-        I8x16Ne => cmp!(i8x16 from_i8x16 i8, v, w(), |x, y| x != y),
-        I8x16LtS => cmp!(i8x16 from_i8x16 i8, v, w(), |x, y| x < y),
-        I8x16LtU => cmp!(u8x16 from_i8x16 i8, v, w(), |x, y| x < y),
-        I8x16GtS => cmp!(i8x16 from_i8x16 i8, v, w(), |x, y| x > y),
-        I8x16GtU => cmp!(u8x16 from_i8x16 i8, v, w(), |x, y| x > y),
-        I8x16LeS => cmp!(i8x16 from_i8x16 i8, v, w(), |x, y| x <= y),
-        I8x16LeU => cmp!(u8x16 from_i8x16 i8, v, w(), |x, y| x <= y),
-        I8x16GeS => cmp!(i8x16 from_i8x16 i8, v, w(), |x, y| x >= y),
-        I8x16GeU => cmp!(u8x16 from_i8x16 i8, v, w(), |x, y| x >= y),
-        I16x8Eq => cmp!(i16x8 from_i16x8 i16, v, w(), |x, y| x == y),
-        I16x8Ne => cmp!(i16x8 from_i16x8 i16, v, w(), |x, y| x != y),
-        I16x8LtS => cmp!(i16x8 from_i16x8 i16, v, w(), |x, y| x < y),
-        I16x8LtU => cmp!(u16x8 from_i16x8 i16, v, w(), |x, y| x < y),
-        I16x8GtS => cmp!(i16x8 from_i16x8 i16, v, w(), |x, y| x > y),
-        I16x8GtU => cmp!(u16x8 from_i16x8 i16, v, w(), |x, y| x > y),
-        I16x8LeS => cmp!(i16x8 from_i16x8 i16, v, w(), |x, y| x <= y),
-        I16x8LeU => cmp!(u16x8 from_i16x8 i16, v, w(), |x, y| x <= y),
-        I16x8GeS => cmp!(i16x8 from_i16x8 i16, v, w(), |x, y| x >= y),
-        I16x8GeU => cmp!(u16x8 from_i16x8 i16, v, w(), |x, y| x >= y),
-        I32x4Eq => cmp!(i32x4 from_i32x4 i32, v, w(), |x, y| x == y),
-        I32x4Ne => cmp!(i32x4 from_i32x4 i32, v, w(), |x, y| x != y),
-        I32x4LtS => cmp!(i32x4 from_i32x4 i32, v, w(), |x, y| x < y),
-        I32x4LtU => cmp!(u32x4 from_i32x4 i32, v, w(), |x, y| x < y),
-        I32x4GtS => cmp!(i32x4 from_i32x4 i32, v, w(), |x, y| x > y),
-        I32x4GtU => cmp!(u32x4 from_i32x4 i32, v, w(), |x, y| x > y),
-        I32x4LeS => cmp!(i32x4 from_i32x4 i32, v, w(), |x, y| x <= y),
-        I32x4LeU => cmp!(u32x4 from_i32x4 i32, v, w(), |x, y| x <= y),
-        I32x4GeS => cmp!(i32x4 from_i32x4 i32, v, w(), |x, y| x >= y),
-        I32x4GeU => cmp!(u32x4 from_i32x4 i32, v, w(), |x, y| x >= y),
+        I8x16Eq | I8x16Ne | I8x16LtS | I8x16LtU | I8x16GtS | I8x16GtU | I8x16LeS | I8x16LeU | I8x16GeS
+        | I8x16GeU | I16x8Eq | I16x8Ne | I16x8LtS | I16x8LtU | I16x8GtS | I16x8GtU | I16x8LeS | I16x8LeU
+        | I16x8GeS | I16x8GeU | I32x4Eq | I32x4Ne | I32x4LtS | I32x4LtU | I32x4GtS | I32x4GtU | I32x4LeS
+        | I32x4LeU | I32x4GeS | I32x4GeU => int_compare(op, v, w()),
         I64x2Eq => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x == y),
         I64x2Ne => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x != y),
         I64x2LtS => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x < y),
