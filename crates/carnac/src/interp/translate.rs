@@ -882,7 +882,7 @@ impl Translator {
             }
             Operator::Call { function_index } => {
                 let ty = info.func_type(function_index);
-                let (np, nr) = (ty.params().len(), ty.results().len());
+                let np = ty.params().len();
                 self.materialize_top(np);
                 let base = self.slot_at(self.stack.len() - np);
                 self.stack.truncate(self.stack.len() - np);
@@ -892,19 +892,17 @@ impl Translator {
                 } else {
                     self.emit(Instr::Call { func: function_index, base });
                 }
-                let _ = nr;
                 for &r in ty.results() {
                     self.push_temp_of(r);
                 }
             }
             Operator::CallIndirect { type_index, table_index } => {
                 let ty = &info.types[type_index as usize];
-                let (np, nr) = (ty.params().len(), ty.results().len());
+                let np = ty.params().len();
                 self.materialize_top(np + 1);
                 let base = self.slot_at(self.stack.len() - np - 1);
                 self.stack.truncate(self.stack.len() - np - 1);
                 self.emit(Instr::CallIndirect { type_index, table: table_index, base });
-                let _ = nr;
                 for &r in ty.results() {
                     self.push_temp_of(r);
                 }
