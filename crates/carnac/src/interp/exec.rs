@@ -40,14 +40,16 @@ struct Frame {
     base: usize,
 }
 
-fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize) {
+/// Memory 0 of `instance`: its base, its length, and where the length lives
+/// (to re-read it cheaply after a call that may have grown the memory).
+fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const usize) {
     let inst = &s.instances[instance as usize];
     match inst.memories.first() {
         Some(&m) => {
             let m = &s.memories[m as usize];
-            (m.base(), m.len())
+            (m.base(), m.len(), m.len_ptr())
         }
-        None => (ptr::null_mut(), 0),
+        None => (ptr::null_mut(), 0, ptr::null()),
     }
 }
 
@@ -117,7 +119,7 @@ pub(crate) fn run<T>(
     let mut fp: *mut u64 = stack.as_mut_ptr();
     let mut code_start: *const Instr = func.code.as_ptr();
     let mut ip = code_start;
-    let (mut mem_base, mut mem_len) = mem_of(&store.inner, instance);
+    let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
 
     macro_rules! trap {
         ($kind:expr) => {{
@@ -165,9 +167,10 @@ pub(crate) fn run<T>(
     }
     macro_rules! refresh_mem {
         () => {{
-            let (b, l) = mem_of(&store.inner, instance);
+            let (b, l, p) = mem_of(&store.inner, instance);
             mem_base = b;
             mem_len = l;
+            mem_len_ptr = p;
         }};
     }
     macro_rules! effective {
@@ -273,7 +276,11 @@ pub(crate) fn run<T>(
                     fp = unsafe { stack.as_mut_ptr().add(base) };
                     if same_instance {
                         // The callee may have grown the (shared) memory.
-                        mem_len = mem_of(&store.inner, instance).1;
+                        // SAFETY: `mem_len_ptr` points at the length of this instance's
+                        // memory 0 inside `store.inner.memories`. That vector only
+                        // reallocates when a memory is created, which only host code can
+                        // do, and every return from host code refreshes the pointer.
+                        mem_len = if mem_len_ptr.is_null() { 0 } else { unsafe { *mem_len_ptr } };
                     } else {
                         refresh_mem!();
                     }

@@ -111,6 +111,11 @@ impl LinearMemory {
         self.len
     }
 
+    /// Where the length is kept, for the interpreter to re-read after calls.
+    pub(crate) fn len_ptr(&self) -> *const usize {
+        &self.len
+    }
+
     pub fn base(&self) -> *mut u8 {
         self.base
     }
