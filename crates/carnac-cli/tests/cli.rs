@@ -214,3 +214,34 @@ fn tcplisten_grants_a_socket() {
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "served hello socket\n");
 }
+
+#[test]
+fn serve_answers_logs_and_drains_on_sigint() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carnac"))
+        .args(["serve", "examples/hello-handler.wat", "--listen", "127.0.0.1:0"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start carnac serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let addr = first.trim().strip_prefix("listening on http://").expect("listening line").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("Hello from a fresh Carnac instance!"), "{response}");
+    // SIGINT: the server drains, writes out its buffered log and exits cleanly.
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "{status:?}\n{rest}");
+    let access = rest.lines().find(|l| l.starts_with("access id=1 ")).unwrap_or_else(|| panic!("{rest}"));
+    assert!(access.contains("method=GET path=/hello") && access.contains("status=200"), "{access}");
+    assert!(rest.contains("shutting down"), "{rest}");
+}
