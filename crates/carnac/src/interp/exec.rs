@@ -120,8 +120,6 @@ pub(crate) fn run<T>(
     let mut code_start: *const Instr = func.code.as_ptr();
     let mut ip = code_start;
     let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
-    let mut inst_globals: *const u32 = store.inner.instances[instance as usize].globals.as_ptr();
-    let mut store_globals = store.inner.globals.as_mut_ptr();
 
     macro_rules! trap {
         ($kind:expr) => {{
@@ -167,27 +165,13 @@ pub(crate) fn run<T>(
             ip = unsafe { code_start.add($target as usize) }
         };
     }
-    // Refreshes everything cached about the current instance and the store's
-    // arenas: after a change of instance, and after anything that may have
-    // grown a memory or reallocated the store's vectors (any host code).
     macro_rules! refresh_mem {
         () => {{
             let (b, l, p) = mem_of(&store.inner, instance);
             mem_base = b;
             mem_len = l;
             mem_len_ptr = p;
-            inst_globals = store.inner.instances[instance as usize].globals.as_ptr();
-            store_globals = store.inner.globals.as_mut_ptr();
         }};
-    }
-    // SAFETY (global access): `global` was validated against the module, whose
-    // instance maps every global index to a live store global; `inst_globals`
-    // points at that map (a boxed slice that never moves) and `store_globals`
-    // at the store's globals, refreshed whenever host code may have added some.
-    macro_rules! global {
-        ($global:expr) => {
-            unsafe { &mut *store_globals.add(*inst_globals.add($global as usize) as usize) }
-        };
     }
     macro_rules! effective {
         ($addr:expr, $offset:expr, $n:expr) => {{
@@ -392,12 +376,14 @@ pub(crate) fn run<T>(
                 }
             }
             Instr::GlobalGet2 { dst, global } => {
-                let v = global!(global).value;
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                let v = store.inner.globals[g as usize].value;
                 wr!(dst, v as u64);
                 wr!(dst + 1, (v >> 64) as u64);
             }
             Instr::GlobalSet2 { src, global } => {
-                global!(global).value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64;
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                store.inner.globals[g as usize].value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64;
             }
             Instr::Simd { head, b, c } => {
                 let (op, lane, a) = super::code::unpack_simd_index(head);
@@ -410,8 +396,14 @@ pub(crate) fn run<T>(
                     if mem_base.is_null() { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(mem_base, mem_len) } };
                 tri!(simd::HANDLERS[op](lane, a, b, c, frame, mem));
             }
-            Instr::GlobalGet { dst, global } => wr!(dst, global!(global).value as u64),
-            Instr::GlobalSet { src, global } => global!(global).value = rd!(src) as u128,
+            Instr::GlobalGet { dst, global } => {
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                wr!(dst, store.inner.globals[g as usize].value as u64);
+            }
+            Instr::GlobalSet { src, global } => {
+                let g = store.inner.instances[instance as usize].globals[global as usize];
+                store.inner.globals[g as usize].value = rd!(src) as u128;
+            }
             Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
             Instr::MemoryGrow { dst, delta } => {
                 let m = store.inner.instances[instance as usize].memories[0];
