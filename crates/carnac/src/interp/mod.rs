@@ -7,6 +7,8 @@ pub(crate) mod code;
 mod exec;
 mod ops;
 mod simd;
+#[cfg(target_arch = "x86_64")]
+mod simd_x86;
 mod translate;
 
 pub(crate) use code::CompiledFunc;

@@ -12,6 +12,8 @@
 //! `trunc_sat`.
 
 use super::code::{for_each_simd, SimdOp, ALL_SIMD_OPS};
+#[cfg(target_arch = "x86_64")]
+use super::simd_x86;
 use super::ops;
 use crate::runtime::trap::TrapKind;
 
@@ -87,6 +89,21 @@ lanes! {
     u64x2 from_u64x2 u64, u64, 2;
     f32x4 from_f32x4 f32, u32, 4;
     f64x2 from_f64x2 f64, u64, 2;
+}
+
+/// The SSE2 form of an operator on x86_64, the portable one elsewhere. Debug
+/// builds on x86_64 compute both and check they agree, so the test suites
+/// (the spec's SIMD files above all) keep the portable code honest too.
+macro_rules! x86_or {
+    ($fast:expr, $portable:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        let r = $fast;
+        #[cfg(all(target_arch = "x86_64", debug_assertions))]
+        debug_assert_eq!(r, $portable, "SSE2 and portable results differ");
+        #[cfg(not(target_arch = "x86_64"))]
+        let r = $portable;
+        r
+    }};
 }
 
 /// Lane-wise unary operation.
@@ -422,7 +439,7 @@ pub(crate) fn execute(
                 I16x8AllTrue => u16x8(v).iter().all(|x| *x != 0) as u64,
                 I32x4AllTrue => u32x4(v).iter().all(|x| *x != 0) as u64,
                 I64x2AllTrue => u64x2(v).iter().all(|x| *x != 0) as u64,
-                I8x16Bitmask => bitmask!(i8x16, v) as u64,
+                I8x16Bitmask => x86_or!(simd_x86::i8x16_bitmask(v), bitmask!(i8x16, v)) as u64,
                 I16x8Bitmask => bitmask!(i16x8, v) as u64,
                 I32x4Bitmask => bitmask!(i32x4, v) as u64,
                 _ => bitmask!(i64x2, v) as u64,
@@ -463,9 +480,12 @@ pub(crate) fn execute(
         V128Xor => v ^ w(),
 
         // ---- comparisons ----
-        I8x16Eq | I8x16Ne | I8x16LtS | I8x16LtU | I8x16GtS | I8x16GtU | I8x16LeS | I8x16LeU | I8x16GeS
-        | I8x16GeU | I16x8Eq | I16x8Ne | I16x8LtS | I16x8LtU | I16x8GtS | I16x8GtU | I16x8LeS | I16x8LeU
-        | I16x8GeS | I16x8GeU | I32x4Eq | I32x4Ne | I32x4LtS | I32x4LtU | I32x4GtS | I32x4GtU | I32x4LeS
+        I8x16Eq => x86_or!(simd_x86::i8x16_eq(v, w()), int_compare(op, v, w())),
+        I16x8Eq => x86_or!(simd_x86::i16x8_eq(v, w()), int_compare(op, v, w())),
+        I32x4Eq => x86_or!(simd_x86::i32x4_eq(v, w()), int_compare(op, v, w())),
+        I8x16Ne | I8x16LtS | I8x16LtU | I8x16GtS | I8x16GtU | I8x16LeS | I8x16LeU | I8x16GeS
+        | I8x16GeU | I16x8Ne | I16x8LtS | I16x8LtU | I16x8GtS | I16x8GtU | I16x8LeS | I16x8LeU
+        | I16x8GeS | I16x8GeU | I32x4Ne | I32x4LtS | I32x4LtU | I32x4GtS | I32x4GtU | I32x4LeS
         | I32x4LeU | I32x4GeS | I32x4GeU => int_compare(op, v, w()),
         I64x2Eq => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x == y),
         I64x2Ne => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x != y),
@@ -490,22 +510,22 @@ pub(crate) fn execute(
         I8x16Abs => map1!(i8x16 from_i8x16, v, |x| x.wrapping_abs()),
         I8x16Neg => map1!(i8x16 from_i8x16, v, |x| x.wrapping_neg()),
         I8x16Popcnt => map1!(u8x16 from_u8x16, v, |x| x.count_ones() as u8),
-        I8x16NarrowI16x8S => narrow!(i16x8 from_i8x16 i8, 8, v, w()),
-        I8x16NarrowI16x8U => narrow!(i16x8 from_u8x16 u8, 8, v, w()),
+        I8x16NarrowI16x8S => x86_or!(simd_x86::i8x16_narrow_i16x8_s(v, w()), narrow!(i16x8 from_i8x16 i8, 8, v, w())),
+        I8x16NarrowI16x8U => x86_or!(simd_x86::i8x16_narrow_i16x8_u(v, w()), narrow!(i16x8 from_u8x16 u8, 8, v, w())),
         I8x16Shl => map1!(u8x16 from_u8x16, v, |x| x.wrapping_shl(count())),
         I8x16ShrS => map1!(i8x16 from_i8x16, v, |x| x.wrapping_shr(count())),
         I8x16ShrU => map1!(u8x16 from_u8x16, v, |x| x.wrapping_shr(count())),
-        I8x16Add => map2!(u8x16 from_u8x16, v, w(), |x, y| x.wrapping_add(y)),
+        I8x16Add => x86_or!(simd_x86::i8x16_add(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.wrapping_add(y))),
         I8x16AddSatS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.saturating_add(y)),
-        I8x16AddSatU => map2!(u8x16 from_u8x16, v, w(), |x, y| x.saturating_add(y)),
-        I8x16Sub => map2!(u8x16 from_u8x16, v, w(), |x, y| x.wrapping_sub(y)),
+        I8x16AddSatU => x86_or!(simd_x86::i8x16_add_sat_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.saturating_add(y))),
+        I8x16Sub => x86_or!(simd_x86::i8x16_sub(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.wrapping_sub(y))),
         I8x16SubSatS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.saturating_sub(y)),
         I8x16SubSatU => map2!(u8x16 from_u8x16, v, w(), |x, y| x.saturating_sub(y)),
         I8x16MinS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.min(y)),
-        I8x16MinU => map2!(u8x16 from_u8x16, v, w(), |x, y| x.min(y)),
+        I8x16MinU => x86_or!(simd_x86::i8x16_min_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.min(y))),
         I8x16MaxS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.max(y)),
-        I8x16MaxU => map2!(u8x16 from_u8x16, v, w(), |x, y| x.max(y)),
-        I8x16AvgrU => map2!(u8x16 from_u8x16, v, w(), |x, y| ((x as u16 + y as u16 + 1) >> 1) as u8),
+        I8x16MaxU => x86_or!(simd_x86::i8x16_max_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.max(y))),
+        I8x16AvgrU => x86_or!(simd_x86::i8x16_avgr_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| ((x as u16 + y as u16 + 1) >> 1) as u8)),
 
         // ---- i16x8 ----
         I16x8ExtAddPairwiseI8x16S => ext_add_pairwise!(i8x16 from_i16x8 i16, v),
@@ -515,27 +535,27 @@ pub(crate) fn execute(
         I16x8Q15MulrSatS => map2!(i16x8 from_i16x8, v, w(), |x, y| {
             ((x as i32 * y as i32 + 0x4000) >> 15).clamp(i16::MIN as i32, i16::MAX as i32) as i16
         }),
-        I16x8NarrowI32x4S => narrow!(i32x4 from_i16x8 i16, 4, v, w()),
+        I16x8NarrowI32x4S => x86_or!(simd_x86::i16x8_narrow_i32x4_s(v, w()), narrow!(i32x4 from_i16x8 i16, 4, v, w())),
         I16x8NarrowI32x4U => narrow!(i32x4 from_u16x8 u16, 4, v, w()),
         I16x8ExtendLowI8x16S => extend!(i8x16 from_i16x8 i16, 8, v, 0),
         I16x8ExtendHighI8x16S => extend!(i8x16 from_i16x8 i16, 8, v, 1),
-        I16x8ExtendLowI8x16U => extend!(u8x16 from_u16x8 u16, 8, v, 0),
-        I16x8ExtendHighI8x16U => extend!(u8x16 from_u16x8 u16, 8, v, 1),
-        I16x8Shl => map1!(u16x8 from_u16x8, v, |x| x.wrapping_shl(count())),
-        I16x8ShrS => map1!(i16x8 from_i16x8, v, |x| x.wrapping_shr(count())),
-        I16x8ShrU => map1!(u16x8 from_u16x8, v, |x| x.wrapping_shr(count())),
-        I16x8Add => map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_add(y)),
+        I16x8ExtendLowI8x16U => x86_or!(simd_x86::i16x8_extend_low_i8x16_u(v), extend!(u8x16 from_u16x8 u16, 8, v, 0)),
+        I16x8ExtendHighI8x16U => x86_or!(simd_x86::i16x8_extend_high_i8x16_u(v), extend!(u8x16 from_u16x8 u16, 8, v, 1)),
+        I16x8Shl => x86_or!(simd_x86::i16x8_shl(v, count()), map1!(u16x8 from_u16x8, v, |x| x.wrapping_shl(count()))),
+        I16x8ShrS => x86_or!(simd_x86::i16x8_shr_s(v, count()), map1!(i16x8 from_i16x8, v, |x| x.wrapping_shr(count()))),
+        I16x8ShrU => x86_or!(simd_x86::i16x8_shr_u(v, count()), map1!(u16x8 from_u16x8, v, |x| x.wrapping_shr(count()))),
+        I16x8Add => x86_or!(simd_x86::i16x8_add(v, w()), map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_add(y))),
         I16x8AddSatS => map2!(i16x8 from_i16x8, v, w(), |x, y| x.saturating_add(y)),
         I16x8AddSatU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.saturating_add(y)),
-        I16x8Sub => map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_sub(y)),
+        I16x8Sub => x86_or!(simd_x86::i16x8_sub(v, w()), map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_sub(y))),
         I16x8SubSatS => map2!(i16x8 from_i16x8, v, w(), |x, y| x.saturating_sub(y)),
         I16x8SubSatU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.saturating_sub(y)),
-        I16x8Mul => map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_mul(y)),
-        I16x8MinS => map2!(i16x8 from_i16x8, v, w(), |x, y| x.min(y)),
+        I16x8Mul => x86_or!(simd_x86::i16x8_mul(v, w()), map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_mul(y))),
+        I16x8MinS => x86_or!(simd_x86::i16x8_min_s(v, w()), map2!(i16x8 from_i16x8, v, w(), |x, y| x.min(y))),
         I16x8MinU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.min(y)),
-        I16x8MaxS => map2!(i16x8 from_i16x8, v, w(), |x, y| x.max(y)),
+        I16x8MaxS => x86_or!(simd_x86::i16x8_max_s(v, w()), map2!(i16x8 from_i16x8, v, w(), |x, y| x.max(y))),
         I16x8MaxU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.max(y)),
-        I16x8AvgrU => map2!(u16x8 from_u16x8, v, w(), |x, y| ((x as u32 + y as u32 + 1) >> 1) as u16),
+        I16x8AvgrU => x86_or!(simd_x86::i16x8_avgr_u(v, w()), map2!(u16x8 from_u16x8, v, w(), |x, y| ((x as u32 + y as u32 + 1) >> 1) as u16)),
         I16x8ExtMulLowI8x16S => ext_mul!(i8x16 from_i16x8 i16, 8, v, w(), 0),
         I16x8ExtMulHighI8x16S => ext_mul!(i8x16 from_i16x8 i16, 8, v, w(), 1),
         I16x8ExtMulLowI8x16U => ext_mul!(u8x16 from_u16x8 u16, 8, v, w(), 0),
@@ -548,24 +568,24 @@ pub(crate) fn execute(
         I32x4Neg => map1!(i32x4 from_i32x4, v, |x| x.wrapping_neg()),
         I32x4ExtendLowI16x8S => extend!(i16x8 from_i32x4 i32, 4, v, 0),
         I32x4ExtendHighI16x8S => extend!(i16x8 from_i32x4 i32, 4, v, 1),
-        I32x4ExtendLowI16x8U => extend!(u16x8 from_u32x4 u32, 4, v, 0),
-        I32x4ExtendHighI16x8U => extend!(u16x8 from_u32x4 u32, 4, v, 1),
-        I32x4Shl => map1!(u32x4 from_u32x4, v, |x| x.wrapping_shl(count())),
-        I32x4ShrS => map1!(i32x4 from_i32x4, v, |x| x.wrapping_shr(count())),
-        I32x4ShrU => map1!(u32x4 from_u32x4, v, |x| x.wrapping_shr(count())),
-        I32x4Add => map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_add(y)),
-        I32x4Sub => map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_sub(y)),
+        I32x4ExtendLowI16x8U => x86_or!(simd_x86::i32x4_extend_low_i16x8_u(v), extend!(u16x8 from_u32x4 u32, 4, v, 0)),
+        I32x4ExtendHighI16x8U => x86_or!(simd_x86::i32x4_extend_high_i16x8_u(v), extend!(u16x8 from_u32x4 u32, 4, v, 1)),
+        I32x4Shl => x86_or!(simd_x86::i32x4_shl(v, count()), map1!(u32x4 from_u32x4, v, |x| x.wrapping_shl(count()))),
+        I32x4ShrS => x86_or!(simd_x86::i32x4_shr_s(v, count()), map1!(i32x4 from_i32x4, v, |x| x.wrapping_shr(count()))),
+        I32x4ShrU => x86_or!(simd_x86::i32x4_shr_u(v, count()), map1!(u32x4 from_u32x4, v, |x| x.wrapping_shr(count()))),
+        I32x4Add => x86_or!(simd_x86::i32x4_add(v, w()), map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_add(y))),
+        I32x4Sub => x86_or!(simd_x86::i32x4_sub(v, w()), map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_sub(y))),
         I32x4Mul => map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_mul(y)),
         I32x4MinS => map2!(i32x4 from_i32x4, v, w(), |x, y| x.min(y)),
         I32x4MinU => map2!(u32x4 from_u32x4, v, w(), |x, y| x.min(y)),
         I32x4MaxS => map2!(i32x4 from_i32x4, v, w(), |x, y| x.max(y)),
         I32x4MaxU => map2!(u32x4 from_u32x4, v, w(), |x, y| x.max(y)),
-        I32x4DotI16x8S => {
+        I32x4DotI16x8S => x86_or!(simd_x86::i32x4_dot_i16x8_s(v, w()), {
             let (l, r) = (i16x8(v), i16x8(w()));
             from_i32x4(std::array::from_fn(|i| {
                 (l[2 * i] as i32 * r[2 * i] as i32).wrapping_add(l[2 * i + 1] as i32 * r[2 * i + 1] as i32)
             }))
-        }
+        }),
         I32x4ExtMulLowI16x8S => ext_mul!(i16x8 from_i32x4 i32, 4, v, w(), 0),
         I32x4ExtMulHighI16x8S => ext_mul!(i16x8 from_i32x4 i32, 4, v, w(), 1),
         I32x4ExtMulLowI16x8U => ext_mul!(u16x8 from_u32x4 u32, 4, v, w(), 0),
@@ -578,11 +598,11 @@ pub(crate) fn execute(
         I64x2ExtendHighI32x4S => extend!(i32x4 from_i64x2 i64, 2, v, 1),
         I64x2ExtendLowI32x4U => extend!(u32x4 from_u64x2 u64, 2, v, 0),
         I64x2ExtendHighI32x4U => extend!(u32x4 from_u64x2 u64, 2, v, 1),
-        I64x2Shl => map1!(u64x2 from_u64x2, v, |x| x.wrapping_shl(count())),
+        I64x2Shl => x86_or!(simd_x86::i64x2_shl(v, count()), map1!(u64x2 from_u64x2, v, |x| x.wrapping_shl(count()))),
         I64x2ShrS => map1!(i64x2 from_i64x2, v, |x| x.wrapping_shr(count())),
-        I64x2ShrU => map1!(u64x2 from_u64x2, v, |x| x.wrapping_shr(count())),
-        I64x2Add => map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_add(y)),
-        I64x2Sub => map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_sub(y)),
+        I64x2ShrU => x86_or!(simd_x86::i64x2_shr_u(v, count()), map1!(u64x2 from_u64x2, v, |x| x.wrapping_shr(count()))),
+        I64x2Add => x86_or!(simd_x86::i64x2_add(v, w()), map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_add(y))),
+        I64x2Sub => x86_or!(simd_x86::i64x2_sub(v, w()), map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_sub(y))),
         I64x2Mul => map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_mul(y)),
         I64x2ExtMulLowI32x4S => ext_mul!(i32x4 from_i64x2 i64, 2, v, w(), 0),
         I64x2ExtMulHighI32x4S => ext_mul!(i32x4 from_i64x2 i64, 2, v, w(), 1),
