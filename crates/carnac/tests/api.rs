@@ -537,3 +537,42 @@ fn lazy_validation_defers_errors_to_the_first_call() {
         }
     }
 }
+
+#[test]
+fn lazily_translated_functions_are_shared_safely_across_threads() {
+    // Many threads make the first calls of the same module's functions at once:
+    // each function is translated once, and everyone gets the same results.
+    let mut wat = String::from("(module\n");
+    for i in 0..200 {
+        wat.push_str(&format!(
+            "(func (export \"f{i}\") (param i32) (result i32)
+               (i32.add (i32.mul (local.get 0) (i32.const {})) (i32.const {i})))\n",
+            i % 13 + 1
+        ));
+    }
+    wat.push(')');
+    let engine = Engine::default();
+    let module = Module::new(&engine, &wat).unwrap();
+    let sums: Vec<i64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let (engine, module) = (engine.clone(), module.clone());
+                s.spawn(move || {
+                    let mut store = Store::new(&engine, ());
+                    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+                    let mut sum = 0i64;
+                    for k in 0..200 {
+                        // Threads walk all functions in different orders (steps coprime with 200).
+                        let i = (k * [1, 3, 7, 9][t]) % 200;
+                        let f = instance.get_typed_func::<i32, i32>(&store, &format!("f{i}")).unwrap();
+                        sum += f.call(&mut store, 3).unwrap() as i64;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let expected: i64 = (0..200).map(|i| 3 * (i % 13 + 1) + i).sum();
+    assert!(sums.iter().all(|s| *s == expected), "{sums:?} vs {expected}");
+}
