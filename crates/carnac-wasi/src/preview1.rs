@@ -43,6 +43,20 @@ fn seekable(d: &Desc) -> Result<&cap_std::fs::File, Errno> {
     }
 }
 
+/// `fd_sync` / `fd_datasync` (`data_only`) of a file or directory with `right`.
+fn sync(ctx: &WasiCtx, fd: i32, right: u64, data_only: bool) -> R {
+    let d = ctx.get(fd as u32)?;
+    d.require(right)?;
+    match (&d.kind, data_only) {
+        (Kind::File(f), true) => f.sync_data()?,
+        (Kind::File(f), false) => f.sync_all()?,
+        (Kind::Dir(dir), true) => rustix::fs::fdatasync(dir)?,
+        (Kind::Dir(dir), false) => rustix::fs::fsync(dir)?,
+        _ => return Err(Errno::INVAL),
+    }
+    Ok(())
+}
+
 fn ns(t: rustix::time::Timespec) -> u64 {
     (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
 }
@@ -420,26 +434,8 @@ pub fn add_to_linker<T: 'static>(
         }
         Ok(())
     });
-    wasi!(fn fd_datasync(fd: i32) |mem, ctx| {
-        let d = ctx.get(fd as u32)?;
-        d.require(rights::FD_DATASYNC)?;
-        match &d.kind {
-            Kind::File(f) => f.sync_data()?,
-            Kind::Dir(dir) => rustix::fs::fdatasync(dir)?,
-            _ => return Err(Errno::INVAL),
-        }
-        Ok(())
-    });
-    wasi!(fn fd_sync(fd: i32) |mem, ctx| {
-        let d = ctx.get(fd as u32)?;
-        d.require(rights::FD_SYNC)?;
-        match &d.kind {
-            Kind::File(f) => f.sync_all()?,
-            Kind::Dir(dir) => rustix::fs::fsync(dir)?,
-            _ => return Err(Errno::INVAL),
-        }
-        Ok(())
-    });
+    wasi!(fn fd_datasync(fd: i32) |mem, ctx| { sync(ctx, fd, rights::FD_DATASYNC, true) });
+    wasi!(fn fd_sync(fd: i32) |mem, ctx| { sync(ctx, fd, rights::FD_SYNC, false) });
     wasi!(fn fd_seek(fd: i32, offset: i64, whence: i32, newoffset: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
         let mut f = seekable(d)?;

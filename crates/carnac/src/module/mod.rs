@@ -354,13 +354,23 @@ fn translate_all(
     if !current.is_empty() {
         chunks.push(current);
     }
+    // Each chunk is taken by whichever thread runs it; a chunk whose thread
+    // could not be started is run by this thread instead.
+    let chunks: Vec<std::sync::Mutex<Option<Vec<PendingFunc<'_>>>>> =
+        chunks.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect();
+    let run = |i: usize| {
+        let chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+        translate_chunk(engine, info, chunk)
+    };
     let results: Vec<Result<Vec<FuncCode>, Error>> = std::thread::scope(|scope| {
-        let mut chunks = chunks.into_iter();
-        let first = chunks.next().unwrap_or_default();
-        let handles: Vec<_> = chunks.map(|c| scope.spawn(move || translate_chunk(engine, info, c))).collect();
-        let mut results = vec![translate_chunk(engine, info, first)];
-        for h in handles {
-            results.push(h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        let handles: Vec<_> =
+            (1..chunks.len()).map(|i| std::thread::Builder::new().spawn_scoped(scope, move || run(i)).ok()).collect();
+        let mut results = vec![run(0)];
+        for (i, h) in handles.into_iter().enumerate() {
+            results.push(match h {
+                Some(h) => h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => run(i + 1),
+            });
         }
         results
     });

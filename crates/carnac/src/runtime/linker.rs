@@ -147,7 +147,8 @@ impl<T: 'static> Linker<T> {
             }
             defs.push(def.clone());
         }
-        Ok(InstancePre { module: module.clone(), defs })
+        let hosts = defs.iter().filter(|d| matches!(d, Definition::Host(_))).count();
+        Ok(InstancePre { module: module.clone(), defs, hosts })
     }
 
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> Result<Instance, Error> {
@@ -159,11 +160,13 @@ impl<T: 'static> Linker<T> {
 pub struct InstancePre<T> {
     module: Module,
     defs: Vec<Definition<T>>,
+    /// How many of `defs` are host functions (each becomes a store function).
+    hosts: usize,
 }
 
 impl<T> Clone for InstancePre<T> {
     fn clone(&self) -> Self {
-        InstancePre { module: self.module.clone(), defs: self.defs.clone() }
+        InstancePre { module: self.module.clone(), defs: self.defs.clone(), hosts: self.hosts }
     }
 }
 
@@ -174,9 +177,8 @@ impl<T: 'static> InstancePre<T> {
 
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>) -> Result<Instance, Error> {
         let store = store.as_context_mut();
-        let hosts = self.defs.iter().filter(|d| matches!(d, Definition::Host(_))).count();
-        store.hosts.reserve(hosts);
-        store.inner.funcs.reserve(hosts + self.module.inner.code.len());
+        store.hosts.reserve(self.hosts);
+        store.inner.funcs.reserve(self.hosts + self.module.inner.code.len());
         let imports: Vec<Extern> = self.defs.iter().map(|d| d.to_extern(store)).collect();
         instantiate(store, &self.module, &imports)
     }

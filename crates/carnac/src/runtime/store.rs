@@ -22,9 +22,10 @@ static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
 /// stack again. Old contents are harmless: the interpreter writes every slot
 /// before reading it (locals are zeroed on entry, temps are results).
 static STACK_POOL: std::sync::Mutex<Vec<Vec<u64>>> = std::sync::Mutex::new(Vec::new());
-/// Stacks kept, and the largest kept (in slots: 2 MiB).
+/// Stacks kept, and the largest kept (in slots: 512 KiB), so the pool holds at
+/// most 32 MiB however deep guests recursed.
 const STACK_POOL_MAX: usize = 64;
-const POOLED_STACK_MAX_SLOTS: usize = 256 << 10;
+const POOLED_STACK_MAX_SLOTS: usize = 64 << 10;
 
 fn take_pooled_stack() -> Vec<u64> {
     STACK_POOL.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default()
