@@ -11,12 +11,14 @@ const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Requests by route, then status (looked up by `&str`: no allocation per request).
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
-    latency_sum_us: AtomicU64,
+    latency_sum_ns: AtomicU64,
     instantiate_count: AtomicU64,
-    instantiate_sum_us: AtomicU64,
+    /// Nanoseconds: sums of whole microseconds would lose most of a few-µs figure.
+    instantiate_sum_ns: AtomicU64,
     pub live_instances: AtomicI64,
     pub traps: AtomicU64,
     pub timeouts: AtomicU64,
@@ -24,7 +26,14 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn request(&self, route: &str, status: u16, latency: Duration) {
-        *self.requests.lock().unwrap_or_else(|e| e.into_inner()).entry((route.to_string(), status)).or_default() += 1;
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+            let by_status = match requests.get_mut(route) {
+                Some(m) => m,
+                None => requests.entry(route.to_string()).or_default(),
+            };
+            *by_status.entry(status).or_default() += 1;
+        }
         let secs = latency.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
             if secs <= *b {
@@ -32,19 +41,21 @@ impl Metrics {
             }
         }
         self.latency_count.fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(latency.as_micros() as u64, Relaxed);
+        self.latency_sum_ns.fetch_add(latency.as_nanos() as u64, Relaxed);
     }
 
     pub fn instantiated(&self, took: Duration) {
         self.instantiate_count.fetch_add(1, Relaxed);
-        self.instantiate_sum_us.fetch_add(took.as_micros() as u64, Relaxed);
+        self.instantiate_sum_ns.fetch_add(took.as_nanos() as u64, Relaxed);
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str("# HELP carnac_requests_total Requests by route and status.\n# TYPE carnac_requests_total counter\n");
-        for ((route, status), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ = writeln!(out, "carnac_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", route.replace('"', "\\\""));
+        for (route, by_status) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (status, n) in by_status {
+                let _ = writeln!(out, "carnac_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", route.replace('"', "\\\""));
+            }
         }
         out.push_str("# HELP carnac_request_duration_seconds Request latency.\n# TYPE carnac_request_duration_seconds histogram\n");
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -52,10 +63,10 @@ impl Metrics {
         }
         let count = self.latency_count.load(Relaxed);
         let _ = writeln!(out, "carnac_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "carnac_request_duration_seconds_sum {}", self.latency_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "carnac_request_duration_seconds_sum {}", self.latency_sum_ns.load(Relaxed) as f64 / 1e9);
         let _ = writeln!(out, "carnac_request_duration_seconds_count {count}");
         let _ = writeln!(out, "# HELP carnac_instantiate_seconds Time to create each request's instance.\n# TYPE carnac_instantiate_seconds summary");
-        let _ = writeln!(out, "carnac_instantiate_seconds_sum {}", self.instantiate_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "carnac_instantiate_seconds_sum {}", self.instantiate_sum_ns.load(Relaxed) as f64 / 1e9);
         let _ = writeln!(out, "carnac_instantiate_seconds_count {}", self.instantiate_count.load(Relaxed));
         let _ = writeln!(out, "# HELP carnac_live_instances Instances running now.\n# TYPE carnac_live_instances gauge");
         let _ = writeln!(out, "carnac_live_instances {}", self.live_instances.load(Relaxed));

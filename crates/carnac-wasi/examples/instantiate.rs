@@ -1,17 +1,42 @@
 //! Measures per-request instantiation: a fresh store, WASI context and instance
 //! from an `InstancePre`, optionally running `_start` (stdout discarded).
 //!
-//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run]
+//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi]
 use std::time::Instant;
 
 use carnac::{Engine, Linker, Module, Store};
 use carnac_wasi::{Stream, WasiCtx};
 
+/// What `carnac serve` gives a guest for `GET /hello` from `wrk` (`--cgi`).
+const CGI_ENV: &[(&str, &str)] = &[
+    ("GATEWAY_INTERFACE", "CGI/1.1"),
+    ("SERVER_SOFTWARE", "carnac"),
+    ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ("SERVER_NAME", "127.0.0.1"),
+    ("SERVER_PORT", "8080"),
+    ("REQUEST_METHOD", "GET"),
+    ("SCRIPT_NAME", ""),
+    ("PATH_INFO", "/hello"),
+    ("PATH_TRANSLATED", "/hello"),
+    ("QUERY_STRING", ""),
+    ("REMOTE_ADDR", "127.0.0.1"),
+    ("REMOTE_HOST", "127.0.0.1"),
+    ("REMOTE_USER", ""),
+    ("AUTH_TYPE", ""),
+    ("CONTENT_TYPE", ""),
+    ("CONTENT_LENGTH", "0"),
+    ("X_MATCHED_ROUTE", "/..."),
+    ("X_FULL_URL", "http://127.0.0.1:8080/hello"),
+    ("X_RAW_PATH_INFO", "/hello"),
+    ("HTTP_HOST", "127.0.0.1:8080"),
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).expect("usage: instantiate MODULE [N] [--run]");
+    let path = args.get(1).expect("usage: instantiate MODULE [N] [--run] [--cgi]");
     let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let run = args.iter().any(|a| a == "--run");
+    let cgi = args.iter().any(|a| a == "--cgi");
     let engine = Engine::default();
     let module = Module::from_file(&engine, path).unwrap();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
@@ -21,7 +46,15 @@ fn main() {
     for _round in 0..5 {
         let t = Instant::now();
         for _ in 0..n {
-            let ctx = WasiCtx::builder().stdout(Stream::Null).stderr(Stream::Null).build();
+            let mut b = WasiCtx::builder();
+            b.stdout(Stream::Null).stderr(Stream::Null);
+            if cgi {
+                b.args(["/hello"]);
+                for (k, v) in CGI_ENV {
+                    b.env(k, v);
+                }
+            }
+            let ctx = b.build();
             let mut store = Store::new(&engine, ctx);
             let instance = pre.instantiate(&mut store).unwrap();
             if run {
