@@ -82,7 +82,9 @@ impl RouteTable {
                 .entry(fuel)
                 .or_insert_with(|| {
                     let mut c = Config::new();
-                    c.interruptible(true).consume_fuel(fuel);
+                    // A fresh instance per request: track memory writes so that each
+                    // store's memory is reset without a system call.
+                    c.interruptible(true).consume_fuel(fuel).track_memory_writes(true);
                     Engine::new(&c)
                 })
                 .clone();

@@ -1,10 +1,10 @@
 //! Measures per-request instantiation: a fresh store, WASI context and instance
 //! from an `InstancePre`, optionally running `_start` (stdout discarded).
 //!
-//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi]
+//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi] [--no-track]
 use std::time::Instant;
 
-use carnac::{Engine, Linker, Module, Store};
+use carnac::{Config, Engine, Linker, Module, Store};
 use carnac_wasi::{Stream, WasiCtx};
 
 /// What `carnac serve` gives a guest for `GET /hello` from `wrk` (`--cgi`).
@@ -33,11 +33,15 @@ const CGI_ENV: &[(&str, &str)] = &[
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).expect("usage: instantiate MODULE [N] [--run] [--cgi]");
+    let path = args.get(1).expect("usage: instantiate MODULE [N] [--run] [--cgi] [--no-track]");
     let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let run = args.iter().any(|a| a == "--run");
     let cgi = args.iter().any(|a| a == "--cgi");
-    let engine = Engine::default();
+    // The configuration `carnac serve` uses; `--no-track` leaves memory writes
+    // untracked (dropping a store then asks the kernel which pages to reset).
+    let mut config = Config::new();
+    config.interruptible(true).track_memory_writes(!args.iter().any(|a| a == "--no-track"));
+    let engine = Engine::new(&config);
     let module = Module::from_file(&engine, path).unwrap();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();

@@ -4,7 +4,9 @@
 
 use crate::types::Errno;
 
-pub(crate) struct GuestMemory<'a>(pub &'a mut [u8]);
+/// Writes go through [`carnac::MemoryMut`], which records the ranges written, so
+/// the instance's memory can be reset cheaply when its store is dropped.
+pub(crate) struct GuestMemory<'a>(pub carnac::MemoryMut<'a>);
 
 impl GuestMemory<'_> {
     pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {

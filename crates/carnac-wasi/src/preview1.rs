@@ -223,7 +223,7 @@ pub fn add_to_linker<T: 'static>(
                     let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
                         return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory")));
                     };
-                    let (bytes, data) = memory.data_and_store_mut(caller.as_context_mut());
+                    let (bytes, data) = memory.data_and_store_tracked(caller.as_context_mut());
                     #[allow(unused_variables)]
                     let $ctx: &mut WasiCtx = get(data);
                     #[allow(unused_mut, unused_variables)]

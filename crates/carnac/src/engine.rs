@@ -17,6 +17,7 @@ pub struct Config {
     pub(crate) parallel_compilation: bool,
     pub(crate) lazy_translation: bool,
     pub(crate) lazy_validation: bool,
+    pub(crate) track_memory_writes: bool,
 }
 
 impl Default for Config {
@@ -32,6 +33,7 @@ impl Default for Config {
             parallel_compilation: false,
             lazy_translation: true,
             lazy_validation: false,
+            track_memory_writes: false,
         }
     }
 }
@@ -45,6 +47,19 @@ impl Config {
     /// store that runs out traps with [`crate::TrapKind::OutOfFuel`].
     pub fn consume_fuel(&mut self, enable: bool) -> &mut Self {
         self.consume_fuel = enable;
+        self
+    }
+
+    /// Record which 4 KiB chunks of linear memory guests write, so that dropping
+    /// a store resets its (pooled) memories by zeroing exactly those chunks, with
+    /// no system call. For hosts that create an instance per request: it makes
+    /// instantiating and dropping a small WASI program about twice as cheap (the
+    /// alternative, asking the kernel with `mincore` which pages are resident, costs
+    /// more than the rest of an instantiation). The price is a few percent on
+    /// store-heavy guest code (each store also marks its chunk), so it is off by
+    /// default; `carnac serve` turns it on.
+    pub fn track_memory_writes(&mut self, enable: bool) -> &mut Self {
+        self.track_memory_writes = enable;
         self
     }
 

@@ -42,7 +42,7 @@ pub use runtime::externals::{Extern, Global, Memory, Table};
 pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
-pub use runtime::memory::WASM_PAGE;
+pub use runtime::memory::{MemoryMut, WASM_PAGE};
 pub use runtime::store::{AsContext, AsContextMut, InterruptHandle, ResourceLimiter, Store, StoreLimits};
 pub use runtime::trap::{FrameInfo, Trap, TrapKind};
 pub use runtime::values::{ExternRef, Val};

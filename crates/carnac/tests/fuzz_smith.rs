@@ -67,7 +67,9 @@ fn stand_in(store: &mut Store<()>, ty: &ExternType) -> Extern {
 fn generated_modules_never_panic() {
     let seeds: u64 = std::env::var("SMITH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
     let mut config = Config::new();
-    config.consume_fuel(true).max_call_depth(2_000);
+    // Memory writes tracked: debug builds check, as each store is dropped, that
+    // the written-chunk map covers every byte the generated code wrote.
+    config.consume_fuel(true).max_call_depth(2_000).track_memory_writes(true);
     let engine = Engine::new(&config);
     let (mut compiled, mut calls, mut traps) = (0, 0, 0);
     for seed in 0..seeds {

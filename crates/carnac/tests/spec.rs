@@ -51,6 +51,9 @@ impl Runner {
         // run translates every function up front instead, so the translator
         // also sees the bodies no assertion calls.
         config.lazy_translation(!fuel);
+        // ... and tracks memory writes (the other interpreter loop; debug builds
+        // check, when each store is dropped, that every write was tracked).
+        config.track_memory_writes(fuel);
         let engine = Engine::new(&config);
         let mut store = Store::new(&engine, ());
         if fuel {

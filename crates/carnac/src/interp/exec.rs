@@ -18,7 +18,9 @@
 //!   indices inside the same code, produced by the translator.
 //! - Memory: `mem_base`/`mem_len` describe memory 0 of the current instance and
 //!   are refreshed after anything that may grow it (memory.grow, any call);
-//!   every access checks `address + size <= mem_len` first.
+//!   every access checks `address + size <= mem_len` first. Every write also
+//!   marks its chunk in the memory's written-chunk map (`runtime::memory`), which
+//!   is what lets a pooled memory be reset without a system call.
 
 use std::ptr;
 
@@ -27,6 +29,7 @@ use super::ops;
 use super::simd;
 use crate::module::ModuleInner;
 use crate::runtime::func::Caller;
+use crate::runtime::memory::{mark_written_range, MemoryMut, CHUNK_MAP_OFFSET, CHUNK_SHIFT};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
 
@@ -90,8 +93,11 @@ fn grow_stack(stack: &mut Vec<u64>, needed: usize, max: usize) -> Result<(), Tra
 }
 
 /// Runs defined function `def_index` of `instance` with its arguments already in
-/// `stack[0..]`; leaves the results in `stack[0..]`.
-pub(crate) fn run<T>(
+/// `stack[0..]`; leaves the results in `stack[0..]`. With `TRACK`, stores mark the
+/// memory's written-chunk map (`Config::track_memory_writes`); it is a constant
+/// so that the untracked loop carries no trace of it (marking inside this loop
+/// changes its register allocation: +8% instructions on store-heavy code).
+pub(crate) fn run<T, const TRACK: bool>(
     store: &mut Store<T>,
     stack: &mut Vec<u64>,
     instance: u32,
@@ -120,6 +126,7 @@ pub(crate) fn run<T>(
     let mut code_start: *const Instr = func.code.as_ptr();
     let mut ip = code_start;
     let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
+    let mut chunk_map = mem_base.wrapping_sub(CHUNK_MAP_OFFSET);
 
     macro_rules! trap {
         ($kind:expr) => {{
@@ -169,6 +176,7 @@ pub(crate) fn run<T>(
         () => {{
             let (b, l, p) = mem_of(&store.inner, instance);
             mem_base = b;
+            chunk_map = b.wrapping_sub(CHUNK_MAP_OFFSET);
             mem_len = l;
             mem_len_ptr = p;
         }};
@@ -195,8 +203,15 @@ pub(crate) fn run<T>(
             let ea = effective!($addr, $offset, $n);
             let $v = rd!($value);
             let bytes: [u8; $n] = $bytes;
-            // SAFETY: ea + n <= mem_len, checked just above.
-            unsafe { ptr::write_unaligned(mem_base.add(ea) as *mut [u8; $n], bytes) };
+            // SAFETY: ea + n <= mem_len, checked just above; every mapped memory has
+            // its chunk map CHUNK_MAP_OFFSET below its base (`runtime::memory`), one
+            // byte per 4 KiB, so ea's byte is in it.
+            unsafe {
+                if TRACK {
+                    *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
+                }
+                ptr::write_unaligned(mem_base.add(ea) as *mut [u8; $n], bytes);
+            }
         }};
     }
     /// Enters a wasm function or calls a host function whose arguments start at
@@ -215,9 +230,9 @@ pub(crate) fn run<T>(
                     enter!(callee_module, callee_instance, def_index, new_base);
                     refresh_mem!();
                 }
-                FuncKind::Host { index, ty } => {
+                FuncKind::Host { index, slots } => {
                     let host = store.hosts[*index as usize].func.clone();
-                    let n = ty.param_slots().max(ty.result_slots());
+                    let n = *slots as usize;
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
@@ -390,11 +405,15 @@ pub(crate) fn run<T>(
                 // SAFETY: the frame starts at `fp` and every slot up to the end of the
                 // value stack is initialised memory owned by `stack`; no other reference
                 // into the stack is live while the slice is used. The memory slice covers
-                // exactly the accessible bytes of memory 0 (see the module docs).
+                // exactly the accessible bytes of memory 0 (see the module docs), and its
+                // writes mark the chunk map below mem_base; with no memory, an empty view.
                 let frame = unsafe { std::slice::from_raw_parts_mut(fp, stack.len() - base) };
-                let mem: &mut [u8] =
-                    if mem_base.is_null() { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(mem_base, mem_len) } };
-                tri!(simd::HANDLERS[op](lane, a, b, c, frame, mem));
+                let mut mem = if mem_base.is_null() {
+                    unsafe { MemoryMut::from_raw(ptr::NonNull::dangling().as_ptr(), 0) }
+                } else {
+                    unsafe { MemoryMut::from_raw(mem_base, mem_len) }
+                };
+                tri!(simd::HANDLERS[op](lane, a, b, c, frame, &mut mem));
             }
             Instr::GlobalGet { dst, global } => {
                 let g = store.inner.instances[instance as usize].globals[global as usize];
@@ -417,7 +436,12 @@ pub(crate) fn run<T>(
                     trap!(TrapKind::MemoryOutOfBounds);
                 }
                 // SAFETY: d + n <= mem_len.
-                unsafe { ptr::write_bytes(mem_base.add(d), val, n) };
+                unsafe {
+                    ptr::write_bytes(mem_base.add(d), val, n);
+                    if TRACK {
+                        mark_written_range(mem_base, d, n);
+                    }
+                }
             }
             Instr::MemoryCopy { base: b } => {
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
@@ -425,7 +449,12 @@ pub(crate) fn run<T>(
                     trap!(TrapKind::MemoryOutOfBounds);
                 }
                 // SAFETY: both ranges are inside the memory; `copy` allows overlap.
-                unsafe { ptr::copy(mem_base.add(s), mem_base.add(d), n) };
+                unsafe {
+                    ptr::copy(mem_base.add(s), mem_base.add(d), n);
+                    if TRACK {
+                        mark_written_range(mem_base, d, n);
+                    }
+                }
             }
             Instr::MemoryInit { segment, base: b } => {
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
@@ -441,7 +470,12 @@ pub(crate) fn run<T>(
                 }
                 // SAFETY: the source is inside the segment, the destination inside memory;
                 // they cannot overlap (the segment is module data, not linear memory).
-                unsafe { ptr::copy_nonoverlapping(bytes.as_ptr().add(s), mem_base.add(d), n) };
+                unsafe {
+                    ptr::copy_nonoverlapping(bytes.as_ptr().add(s), mem_base.add(d), n);
+                    if TRACK {
+                        mark_written_range(mem_base, d, n);
+                    }
+                }
             }
             Instr::DataDrop { segment } => {
                 store.inner.instances[instance as usize].data_dropped[segment as usize] = true;
@@ -965,17 +999,38 @@ pub(crate) fn run<T>(
             Instr::I32StoreImm { addr, value, offset } => {
                 let ea = effective!(addr, offset, 4);
                 // SAFETY: ea + 4 <= mem_len, checked by `effective!`.
-                unsafe { ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 4], (value as u32).to_le_bytes()) };
+                // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
+                // (`runtime::memory`), one byte per 4 KiB: ea's byte is in it.
+                unsafe {
+                    ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 4], (value as u32).to_le_bytes());
+                    if TRACK {
+                        *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
+                    }
+                }
             }
             Instr::I64StoreImm { addr, value, offset } => {
                 let ea = effective!(addr, offset, 8);
                 // SAFETY: ea + 8 <= mem_len, checked by `effective!`.
-                unsafe { ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 8], (value as i64).to_le_bytes()) };
+                // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
+                // (`runtime::memory`), one byte per 4 KiB: ea's byte is in it.
+                unsafe {
+                    ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 8], (value as i64).to_le_bytes());
+                    if TRACK {
+                        *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
+                    }
+                }
             }
             Instr::I32Store8Imm { addr, value, offset } => {
                 let ea = effective!(addr, offset, 1);
                 // SAFETY: ea + 1 <= mem_len, checked by `effective!`.
-                unsafe { *mem_base.add(ea) = value as u8 };
+                // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
+                // (`runtime::memory`), one byte per 4 KiB: ea's byte is in it.
+                unsafe {
+                    *mem_base.add(ea) = value as u8;
+                    if TRACK {
+                        *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
+                    }
+                }
             }
             Instr::I32LoadAt { dst, ea } => {
                 let ea = ea as usize;

@@ -54,7 +54,11 @@ pub(crate) fn call<T>(store: &mut Store<T>, func: u32, slots: &mut [u64]) -> Res
             }
             stack[..np].copy_from_slice(&slots[..np]);
             store.inner.reentry += 1;
-            let result = exec::run(store, &mut stack, instance, &*module, def_index);
+            let result = if store.inner.engine.config().track_memory_writes {
+                exec::run::<T, true>(store, &mut stack, instance, &*module, def_index)
+            } else {
+                exec::run::<T, false>(store, &mut stack, instance, &*module, def_index)
+            };
             store.inner.reentry -= 1;
             if result.is_ok() {
                 slots[..nr].copy_from_slice(&stack[..nr]);

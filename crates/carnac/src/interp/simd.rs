@@ -15,7 +15,10 @@ use super::code::{for_each_simd, SimdOp, ALL_SIMD_OPS};
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86;
 use super::ops;
+use crate::runtime::memory::MemoryMut;
 use crate::runtime::trap::TrapKind;
+#[cfg(test)]
+use crate::runtime::memory::WASM_PAGE;
 
 #[inline(always)]
 fn get(frame: &[u64], s: u32) -> u128 {
@@ -225,7 +228,7 @@ fn neg_f64(x: f64) -> f64 {
 
 /// Reads `N` bytes of memory at `addr + offset`, or traps.
 #[inline(always)]
-fn read<const N: usize>(mem: &[u8], addr: u64, offset: u32) -> Result<[u8; N], TrapKind> {
+fn read<const N: usize>(mem: &MemoryMut<'_>, addr: u64, offset: u32) -> Result<[u8; N], TrapKind> {
     let ea = (addr as u32 as u64 + offset as u64) as usize;
     match mem.get(ea..ea + N) {
         Some(b) => Ok(b.try_into().expect("N bytes")),
@@ -235,7 +238,7 @@ fn read<const N: usize>(mem: &[u8], addr: u64, offset: u32) -> Result<[u8; N], T
 
 /// Writes `bytes` to memory at `addr + offset`, or traps (writing nothing).
 #[inline(always)]
-fn write(mem: &mut [u8], addr: u64, offset: u32, bytes: &[u8]) -> Result<(), TrapKind> {
+fn write(mem: &mut MemoryMut<'_>, addr: u64, offset: u32, bytes: &[u8]) -> Result<(), TrapKind> {
     let ea = (addr as u32 as u64 + offset as u64) as usize;
     match mem.get_mut(ea..ea + bytes.len()) {
         Some(dst) => {
@@ -248,7 +251,7 @@ fn write(mem: &mut [u8], addr: u64, offset: u32, bytes: &[u8]) -> Result<(), Tra
 
 /// Reads 16 bytes at `addr + offset` as two little-endian halves, or traps.
 #[inline(always)]
-fn read_halves(mem: &[u8], addr: u64, offset: u32) -> Result<[u64; 2], TrapKind> {
+fn read_halves(mem: &MemoryMut<'_>, addr: u64, offset: u32) -> Result<[u64; 2], TrapKind> {
     let ea = (addr as u32 as u64 + offset as u64) as usize;
     match mem.get(ea..ea + 16) {
         Some(b) => {
@@ -261,7 +264,7 @@ fn read_halves(mem: &[u8], addr: u64, offset: u32) -> Result<[u64; 2], TrapKind>
 
 /// Writes two little-endian halves as 16 bytes at `addr + offset`, or traps.
 #[inline(always)]
-fn write_halves(mem: &mut [u8], addr: u64, offset: u32, lo: u64, hi: u64) -> Result<(), TrapKind> {
+fn write_halves(mem: &mut MemoryMut<'_>, addr: u64, offset: u32, lo: u64, hi: u64) -> Result<(), TrapKind> {
     let ea = (addr as u32 as u64 + offset as u64) as usize;
     match mem.get_mut(ea..ea + 16) {
         Some(b) => {
@@ -303,12 +306,19 @@ fn splat(x: u64, width: usize) -> u128 {
 }
 
 /// The handler of one SIMD operator: `(lane, a, b, c, frame, memory)`.
-pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut [u8]) -> Result<(), TrapKind>;
+pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut MemoryMut<'_>) -> Result<(), TrapKind>;
 
 /// `execute` specialised to one operator: with `OP` a constant, the compiler
 /// keeps only that operator's arm, so each handler is small and the executor
 /// reaches it with one indexed call.
-fn handler<const OP: u8>(lane: u8, a: u32, b: u32, c: u32, frame: &mut [u64], mem: &mut [u8]) -> Result<(), TrapKind> {
+fn handler<const OP: u8>(
+    lane: u8,
+    a: u32,
+    b: u32,
+    c: u32,
+    frame: &mut [u64],
+    mem: &mut MemoryMut<'_>,
+) -> Result<(), TrapKind> {
     execute(const { ALL_SIMD_OPS[OP as usize] }, lane, a, b, c, frame, mem)
 }
 
@@ -329,7 +339,7 @@ pub(crate) fn execute(
     b: u32,
     c: u32,
     frame: &mut [u64],
-    mem: &mut [u8],
+    mem: &mut MemoryMut<'_>,
 ) -> Result<(), TrapKind> {
     use SimdOp::*;
     let scalar = |frame: &[u64], s: u32| frame[s as usize];
@@ -694,9 +704,14 @@ mod tests {
 
     #[test]
     fn out_of_bounds_store_writes_nothing() {
-        let mut mem = vec![0u8; 20];
-        assert_eq!(write(&mut mem, 10, 0, &[1; 16]), Err(TrapKind::MemoryOutOfBounds));
-        assert!(mem.iter().all(|b| *b == 0));
+        let ty = crate::types::MemoryType { limits: crate::types::Limits { min: 1, max: Some(1) } };
+        let mut memory = crate::runtime::memory::LinearMemory::new(ty, true).unwrap();
+        let mut mem = memory.tracked();
+        let end = WASM_PAGE as u64;
+        assert_eq!(write(&mut mem, end - 10, 0, &[1; 16]), Err(TrapKind::MemoryOutOfBounds));
+        assert!(mem.data().iter().all(|b| *b == 0));
         assert_eq!(read::<16>(&mem, u32::MAX as u64, 1), Err(TrapKind::MemoryOutOfBounds));
+        assert_eq!(write_halves(&mut mem, end - 16, 0, 1, 2), Ok(()));
+        assert_eq!(read_halves(&mem, end - 16, 0), Ok([1, 2]));
     }
 }

@@ -63,7 +63,10 @@ impl Memory {
         s.memories[self.index_in(s.id)].data()
     }
 
-    /// The memory's contents, mutably.
+    /// The memory's contents, mutably. What is written through a plain slice of
+    /// the whole memory cannot be tracked, so dropping the store then costs a
+    /// system call to find the pages to reset: host functions that write a few
+    /// bytes should use [`Memory::write`] or [`Memory::data_and_store_tracked`].
     pub fn data_mut<'a, S: AsContextMut + 'a>(&self, store: &'a mut S) -> &'a mut [u8] {
         let s = &mut store.as_context_mut().inner;
         let i = self.index_in(s.id);
@@ -76,6 +79,15 @@ impl Memory {
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
         (inner.memories[i].data_mut(), data)
+    }
+
+    /// Like [`Memory::data_and_store_mut`], but the memory comes as a
+    /// [`MemoryMut`](crate::MemoryMut), which records the ranges handed out for
+    /// writing (what keeps resetting a pooled memory cheap).
+    pub fn data_and_store_tracked<'a, T: 'a>(&self, store: &'a mut Store<T>) -> (crate::MemoryMut<'a>, &'a mut T) {
+        let i = self.index_in(store.inner.id);
+        let (inner, data) = store.inner_and_data_mut();
+        (inner.memories[i].tracked(), data)
     }
 
     pub fn size(&self, store: impl AsContext) -> u64 {
@@ -104,13 +116,11 @@ impl Memory {
     pub fn write(&self, mut store: impl AsContextMut, offset: usize, buf: &[u8]) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
-        let data = s.memories[i].data_mut();
-        let dst = offset
-            .checked_add(buf.len())
-            .and_then(|end| data.get_mut(offset..end))
-            .ok_or_else(|| Error::usage("out of bounds memory access"))?;
-        dst.copy_from_slice(buf);
-        Ok(())
+        if s.memories[i].write(offset, buf) {
+            Ok(())
+        } else {
+            Err(Error::usage("out of bounds memory access"))
+        }
     }
 
     /// Grows by `delta` pages and returns the previous size in pages.

@@ -41,7 +41,9 @@ impl<T> HostFunc<T> {
             Some(id) => id,
             None => store.inner.engine.register_type(&self.ty),
         };
-        store.inner.funcs.push(FuncEntity { type_id, kind: FuncKind::Host { index, ty: self.ty.clone() } });
+        let slots = self.ty.param_slots().max(self.ty.result_slots()) as u32;
+        store.inner.host_types.push(self.ty.clone());
+        store.inner.funcs.push(FuncEntity { type_id, kind: FuncKind::Host { index, slots } });
         Func { store: store.inner.id, index: store.inner.funcs.len() as u32 - 1 }
     }
 

@@ -247,11 +247,9 @@ pub(crate) fn instantiate<T>(
         if let DataMode::Active { memory, offset } = &seg.mode {
             let mem = inst.memories[*memory as usize];
             let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
-            let data = s.memories[mem as usize].data_mut();
-            if off.checked_add(seg.bytes.len()).is_none_or(|end| end > data.len()) {
+            if !s.memories[mem as usize].write(off, &seg.bytes) {
                 return Err(Trap::new(TrapKind::MemoryOutOfBounds).into());
             }
-            data[off..off + seg.bytes.len()].copy_from_slice(&seg.bytes);
             inst.data_dropped[i] = true;
         }
     }

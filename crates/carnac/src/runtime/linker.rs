@@ -178,6 +178,7 @@ impl<T: 'static> InstancePre<T> {
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>) -> Result<Instance, Error> {
         let store = store.as_context_mut();
         store.hosts.reserve(self.hosts);
+        store.inner.host_types.reserve(self.hosts);
         store.inner.funcs.reserve(self.hosts + self.module.inner.code.len());
         let imports: Vec<Extern> = self.defs.iter().map(|d| d.to_extern(store)).collect();
         instantiate(store, &self.module, &imports)

@@ -7,6 +7,20 @@
 //! of the same reserved size. Compiled code can therefore
 //! hold the base pointer across calls, and memory grown by a callee needs no
 //! pointer refresh. This is the only module of the runtime that calls `mmap`.
+//!
+//! **Written-chunk map.** Just below every memory's base lies a byte map with one
+//! byte per 4 KiB chunk of the memory: every write to the memory (interpreter
+//! stores and bulk operations, SIMD stores, data segments, host writes through
+//! [`MemoryMut`] or [`crate::Memory::write`]) sets the bytes of the chunks it
+//! touches. A pooled memory is then reset by zeroing exactly the marked chunks,
+//! with no system call (asking the kernel which pages are resident with `mincore`
+//! cost more than the whole rest of an instantiation). Code that takes the whole
+//! memory as a plain `&mut [u8]` ([`LinearMemory::data_mut`]) cannot be tracked:
+//! it marks the memory *untracked*, and its reset falls back to `mincore`.
+//! The map sits at a fixed distance below the base, so the interpreter marks a
+//! store with one shift and one byte store. Marking is only done by engines
+//! with `Config::track_memory_writes` (memories of other engines start
+//! untracked): it costs store-heavy guest code a few percent.
 
 use crate::types::MemoryType;
 
@@ -28,6 +42,91 @@ const POOL_MAX: usize = 128;
 /// has its pages released. Bounds what the pool keeps resident to
 /// `POOL_MAX * KEEP_RESIDENT_MAX`.
 const KEEP_RESIDENT_MAX: usize = 512 << 10;
+
+/// Chunks of memory that the written-chunk map tracks: 4 KiB, whatever the host page size.
+pub(crate) const CHUNK_SHIFT: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_SHIFT;
+/// Distance from a memory's base down to its written-chunk map: room for the map
+/// of the largest 32-bit memory (4 GiB / 4 KiB bytes), so it is the same for every
+/// memory. Only the map bytes a memory's size reaches are ever touched.
+pub(crate) const CHUNK_MAP_OFFSET: usize = (MAX_PAGES as usize * WASM_PAGE) >> CHUNK_SHIFT;
+/// The longest single access (a v128 store): a store marks the chunk of its first
+/// byte, so a reset also zeroes this many bytes at the start of the next chunk.
+const SPILL: usize = 15;
+
+/// Records that bytes `[start, start + n)` of the memory based at `base` may have been written.
+///
+/// # Safety
+/// `base` is the base of a live [`LinearMemory`] and `start + n` is at most its length.
+#[inline]
+pub(crate) unsafe fn mark_written_range(base: *mut u8, start: usize, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let (first, last) = (start >> CHUNK_SHIFT, (start + n - 1) >> CHUNK_SHIFT);
+    // SAFETY: the map lies CHUNK_MAP_OFFSET bytes below the base of every memory
+    // with a nonzero length and is mapped read-write; `start + n <= len <= 4 GiB`
+    // keeps chunks `first..=last` inside it (see `LinearMemory::new`).
+    unsafe { std::ptr::write_bytes(base.sub(CHUNK_MAP_OFFSET).add(first), 1, last - first + 1) }
+}
+
+/// Mutable access to a memory's bytes that records what is written, for host
+/// functions: reading is free, and [`MemoryMut::get_mut`] marks the chunks it
+/// hands out, so the memory can still be reset cheaply when its store is dropped
+/// (see [`crate::Memory::data_and_store_tracked`]). Prefer it to a plain
+/// `&mut [u8]` of the whole memory in host functions that write a few bytes.
+pub struct MemoryMut<'a> {
+    base: *mut u8,
+    len: usize,
+    _memory: std::marker::PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> MemoryMut<'a> {
+    /// A view of the memory based at `base`, `len` bytes long.
+    ///
+    /// # Safety
+    /// `base` and `len` describe a live [`LinearMemory`] (or `len` is 0 and `base`
+    /// is non-null and aligned), and nothing else accesses it during `'a`.
+    pub(crate) unsafe fn from_raw(base: *mut u8, len: usize) -> MemoryMut<'a> {
+        MemoryMut { base, len, _memory: std::marker::PhantomData }
+    }
+
+    /// The memory's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// All of the memory, to read.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: [base, base+len) is the memory's read-write part (or len is 0 with
+        // a well-aligned base); the exclusive borrow this view was made from keeps it
+        // alive and unaliased for 'a.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+    }
+
+    /// Bytes `[start, end)`, or `None` when out of bounds.
+    pub fn get(&self, range: std::ops::Range<usize>) -> Option<&[u8]> {
+        self.data().get(range)
+    }
+
+    /// Bytes `[start, end)` to write (marked as written), or `None` when out of bounds.
+    pub fn get_mut(&mut self, range: std::ops::Range<usize>) -> Option<&mut [u8]> {
+        if range.start > range.end || range.end > self.len {
+            return None;
+        }
+        let n = range.end - range.start;
+        // SAFETY: the range lies inside the memory (checked above); as in `data`, and
+        // `&mut self` makes the returned slice the only access while it lives.
+        unsafe {
+            mark_written_range(self.base, range.start, n);
+            Some(std::slice::from_raw_parts_mut(self.base.add(range.start), n))
+        }
+    }
+}
 
 fn host_page_size() -> usize {
     static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -56,6 +155,9 @@ pub(crate) struct LinearMemory {
     /// `mprotect` calls halves the cost of a fresh instance.
     accessible: usize,
     max_pages: u64,
+    /// Set once code took the whole memory as a plain `&mut [u8]`: the written-chunk
+    /// map is then incomplete, and the reset asks the kernel what is resident.
+    untracked: bool,
     pub(crate) ty: MemoryType,
 }
 
@@ -65,7 +167,9 @@ unsafe impl Send for LinearMemory {}
 unsafe impl Sync for LinearMemory {}
 
 impl LinearMemory {
-    pub fn new(ty: MemoryType) -> Result<LinearMemory, String> {
+    /// A memory of type `ty`; `tracked` when every write to it will mark the
+    /// written-chunk map (see the module docs), otherwise its reset asks the kernel.
+    pub fn new(ty: MemoryType, tracked: bool) -> Result<LinearMemory, String> {
         let min = ty.limits.min;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
         if min > max_pages {
@@ -84,7 +188,7 @@ impl LinearMemory {
             let p = unsafe {
                 libc::mmap(
                     std::ptr::null_mut(),
-                    reserved,
+                    CHUNK_MAP_OFFSET + reserved,
                     libc::PROT_NONE,
                     libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                     -1,
@@ -94,9 +198,18 @@ impl LinearMemory {
             if p == libc::MAP_FAILED {
                 return Err(format!("cannot reserve {reserved} bytes of address space for a memory"));
             }
-            p as *mut u8
+            // The written-chunk map: the bytes below the memory (pages of it are only
+            // populated when written, and they read as zero until then).
+            // SAFETY: the first CHUNK_MAP_OFFSET bytes of the region just mapped.
+            if unsafe { libc::mprotect(p, CHUNK_MAP_OFFSET, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+                // SAFETY: unmaps exactly the region mapped above, which nothing uses.
+                unsafe { libc::munmap(p, CHUNK_MAP_OFFSET + reserved) };
+                return Err("cannot map the written-chunk map of a memory".into());
+            }
+            // SAFETY: CHUNK_MAP_OFFSET < CHUNK_MAP_OFFSET + reserved, the region's size.
+            unsafe { (p as *mut u8).add(CHUNK_MAP_OFFSET) }
         };
-        let mut mem = LinearMemory { base, reserved, len: 0, accessible, max_pages, ty };
+        let mut mem = LinearMemory { base, reserved, len: 0, accessible, max_pages, untracked: !tracked, ty };
         if mem.grow(min).is_none() {
             return Err(format!("cannot commit {min} pages of memory"));
         }
@@ -158,13 +271,95 @@ impl LinearMemory {
         unsafe { std::slice::from_raw_parts(self.base, self.len) }
     }
 
+    /// The whole memory as a plain slice: what is written through it cannot be
+    /// tracked, so the memory's reset falls back to asking the kernel (see the
+    /// module docs). Prefer [`LinearMemory::tracked`] or [`LinearMemory::write`].
     pub fn data_mut(&mut self) -> &mut [u8] {
+        self.untracked = true;
         // SAFETY: as in `data`, and `&mut self` guarantees exclusive access.
         unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
+    }
+
+    /// A view that marks what it hands out for writing.
+    pub fn tracked(&mut self) -> MemoryMut<'_> {
+        MemoryMut { base: self.base, len: self.len, _memory: std::marker::PhantomData }
+    }
+
+    /// Copies `bytes` to `offset`; `false` (nothing written) when out of bounds.
+    pub fn write(&mut self, offset: usize, bytes: &[u8]) -> bool {
+        let end = match offset.checked_add(bytes.len()) {
+            Some(end) => end,
+            None => return false,
+        };
+        match self.tracked().get_mut(offset..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
     }
 }
 
 impl LinearMemory {
+    /// The written-chunk map entries of the read-write part.
+    fn chunk_map(&mut self) -> &mut [u8] {
+        // SAFETY: the map lies CHUNK_MAP_OFFSET bytes below the base of every mapped
+        // memory (reserved > 0, checked by the callers), read-write, with one byte per
+        // chunk of up to 4 GiB; `accessible` is at most the reservation.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.base.sub(CHUNK_MAP_OFFSET), self.accessible >> CHUNK_SHIFT)
+        }
+    }
+
+    /// Zeroes the chunks the map marks as written (and the few bytes a store at a
+    /// chunk's end may have spilled into the next), then clears the map. Returns
+    /// `false`, having done nothing, when they are too many to keep resident.
+    fn zero_written_chunks(&mut self) -> bool {
+        let base = self.base;
+        let map = self.chunk_map();
+        let written: usize = map.chunks(8).filter(|w| w.iter().any(|b| *b != 0)).map(|w| w.iter().filter(|b| **b != 0).count()).sum();
+        if written * CHUNK > KEEP_RESIDENT_MAX {
+            return false;
+        }
+        let chunks = map.len();
+        let mut i = 0;
+        while i < chunks {
+            // Skip eight clean chunks at a time.
+            if i + 8 <= chunks && map[i..i + 8].iter().all(|b| *b == 0) {
+                i += 8;
+                continue;
+            }
+            if map[i] != 0 {
+                map[i] = 0;
+                // SAFETY: chunk i lies inside the read-write part (i < accessible / CHUNK).
+                unsafe { std::ptr::write_bytes(base.add(i * CHUNK), 0, CHUNK) };
+                if i + 1 < chunks && map[i + 1] == 0 {
+                    // SAFETY: chunk i + 1 exists (checked), so its first bytes are inside too.
+                    unsafe { std::ptr::write_bytes(base.add((i + 1) * CHUNK), 0, SPILL) };
+                }
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// Debug builds check the tracking itself: every byte outside the chunks the
+    /// map marks (and their spill) must still be zero.
+    #[cfg(debug_assertions)]
+    fn check_unmarked_chunks_are_zero(&mut self) {
+        let base = self.base;
+        let map = self.chunk_map().to_vec();
+        for (i, marked) in map.iter().enumerate() {
+            let spill = if i > 0 && map[i - 1] != 0 { SPILL } else { 0 };
+            if *marked == 0 {
+                // SAFETY: chunk i lies inside the read-write part.
+                let chunk = unsafe { std::slice::from_raw_parts(base.add(i * CHUNK + spill), CHUNK - spill) };
+                assert!(chunk.iter().all(|b| *b == 0), "memory chunk {i} was written without being marked");
+            }
+        }
+    }
+
     /// Zeroes the resident pages of the read-write part in place, if they are
     /// few enough (pages that are not resident already read as zero).
     fn zero_resident_pages(&mut self) -> bool {
@@ -205,7 +400,16 @@ impl Drop for LinearMemory {
         if self.reserved == 0 {
             return;
         }
-        let reset = self.accessible == 0 || self.zero_resident_pages() || self.release_pages();
+        #[cfg(debug_assertions)]
+        if !self.untracked && self.accessible <= 4 << 20 {
+            self.check_unmarked_chunks_are_zero();
+        }
+        let reset = self.accessible == 0
+            || (!self.untracked && self.zero_written_chunks())
+            || ((self.zero_resident_pages() || self.release_pages()) && {
+                self.chunk_map().fill(0);
+                true
+            });
         if reset {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < POOL_MAX {
@@ -213,9 +417,10 @@ impl Drop for LinearMemory {
                 return;
             }
         }
-        // SAFETY: unmaps exactly the region mapped in `new`, which nothing uses any more.
+        // SAFETY: unmaps exactly the region mapped in `new` (the map below the base
+        // and the reservation), which nothing uses any more.
         unsafe {
-            libc::munmap(self.base as *mut libc::c_void, self.reserved);
+            libc::munmap(self.base.sub(CHUNK_MAP_OFFSET) as *mut libc::c_void, CHUNK_MAP_OFFSET + self.reserved);
         }
     }
 }
@@ -229,17 +434,53 @@ mod tests {
     fn large_dirty_regions_are_released_and_come_back_zeroed() {
         let ty = MemoryType { limits: Limits { min: 32, max: Some(32) } };
         for _ in 0..3 {
-            let mut m = LinearMemory::new(ty).unwrap();
+            let mut m = LinearMemory::new(ty, true).unwrap();
             assert!(m.data().iter().all(|b| *b == 0));
             m.data_mut().fill(0x5A); // 2 MiB resident: over the keep-resident bound
         }
     }
 
     #[test]
+    fn tracked_writes_are_reset_without_asking_the_kernel() {
+        let ty = MemoryType { limits: Limits { min: 3, max: Some(3) } };
+        for round in 0..4u8 {
+            let mut m = LinearMemory::new(ty, true).unwrap();
+            assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
+            assert!(m.chunk_map().iter().all(|b| *b == 0), "round {round}: chunk map not cleared");
+            // A host write, a data-segment-style write across chunks, and a store at
+            // the end of a chunk that spills into the next (marked by its first byte).
+            m.tracked().get_mut(100..164).unwrap().fill(round + 1);
+            assert!(m.write(WASM_PAGE - 10, &[round + 1; 5000]));
+            let ea = 2 * WASM_PAGE + CHUNK - 8;
+            let base = m.base();
+            // SAFETY: ea + 16 <= len (3 pages), as the interpreter checks before a store.
+            unsafe {
+                std::ptr::write_unaligned(base.add(ea) as *mut [u8; 16], [round + 1; 16]);
+                mark_written_range(base, ea, 1); // what a store marks: its first byte
+            }
+            assert!(!m.untracked);
+            assert!(!m.write(3 * WASM_PAGE - 4, &[1; 8]), "out of bounds writes nothing");
+        }
+    }
+
+    /// The debug-build check that backs the tracking: a write that bypasses the
+    /// map is caught when the memory is reset.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "without being marked")]
+    fn an_unmarked_write_is_caught_in_debug_builds() {
+        let ty = MemoryType { limits: Limits { min: 1, max: Some(1) } };
+        let m = LinearMemory::new(ty, true).unwrap();
+        // SAFETY: byte 5000 is inside the 1-page memory.
+        unsafe { *m.base().add(5000) = 7 };
+        drop(m);
+    }
+
+    #[test]
     fn reused_regions_come_back_zeroed_and_bounded() {
         let ty = MemoryType { limits: Limits { min: 2, max: Some(3) } };
         for round in 0..4 {
-            let mut m = LinearMemory::new(ty).unwrap();
+            let mut m = LinearMemory::new(ty, true).unwrap();
             assert_eq!(m.len(), 2 * WASM_PAGE);
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             m.data_mut().fill(0xAB);

@@ -48,7 +48,9 @@ impl Drop for StoreInner {
 /// instantiating a module with many functions cheap.
 pub(crate) enum FuncKind {
     Wasm { instance: u32, def_index: u32 },
-    Host { index: u32, ty: FuncType },
+    /// `index` into the store's host functions and host types; `slots` is the
+    /// larger of the parameter and result slot counts (what a call needs).
+    Host { index: u32, slots: u32 },
 }
 
 pub(crate) struct FuncEntity {
@@ -124,6 +126,8 @@ pub(crate) struct StoreInner {
     pub id: u64,
     pub engine: Engine,
     pub funcs: Vec<FuncEntity>,
+    /// The type of each host function in `Store::hosts`, same index.
+    pub host_types: Vec<FuncType>,
     pub memories: Vec<LinearMemory>,
     pub tables: Vec<TableEntity>,
     pub globals: Vec<GlobalEntity>,
@@ -170,7 +174,7 @@ impl StoreInner {
                 let info = &self.instances[*instance as usize].module.info;
                 info.func_type(info.num_imported_funcs + def_index)
             }
-            FuncKind::Host { ty, .. } => ty,
+            FuncKind::Host { index, .. } => &self.host_types[*index as usize],
         }
     }
 
@@ -182,7 +186,8 @@ impl StoreInner {
                 return Err(Error::Limit(format!("memory of {} pages", ty.limits.min)));
             }
         }
-        self.memories.push(LinearMemory::new(ty).map_err(Error::Limit)?);
+        let tracked = self.engine.config().track_memory_writes;
+        self.memories.push(LinearMemory::new(ty, tracked).map_err(Error::Limit)?);
         Ok(self.memories.len() as u32 - 1)
     }
 
@@ -261,6 +266,7 @@ impl<T> Store<T> {
                 id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
                 engine: engine.clone(),
                 funcs: Vec::new(),
+                host_types: Vec::new(),
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
