@@ -138,11 +138,80 @@ impl RouteTable {
     }
 }
 
+/// The threads that run guests: one per core (more would only time-slice the
+/// same cores and pay for the switches), fed from one queue. A worker that
+/// finishes a guest takes the next queued one without sleeping, and a request
+/// wakes a worker only when one is idle, so a busy server pays no thread
+/// hand-off on this side (tokio's blocking pool wakes a thread per task).
+/// Requests wait here within their route's concurrency and queue limits.
+struct GuestPool {
+    queue: Mutex<PoolQueue>,
+    ready: Condvar,
+}
+
+struct PoolQueue {
+    jobs: std::collections::VecDeque<Box<dyn FnOnce() + Send>>,
+    idle: usize,
+    stop: bool,
+}
+
+impl GuestPool {
+    fn start(workers: usize) -> Result<Arc<GuestPool>, String> {
+        let pool = Arc::new(GuestPool {
+            queue: Mutex::new(PoolQueue { jobs: Default::default(), idle: 0, stop: false }),
+            ready: Condvar::new(),
+        });
+        for i in 0..workers {
+            let p = pool.clone();
+            std::thread::Builder::new()
+                .name(format!("carnac-guest-{i}"))
+                .spawn(move || p.work())
+                .map_err(|e| format!("cannot start a guest thread: {e}"))?;
+        }
+        Ok(pool)
+    }
+
+    fn submit(&self, job: Box<dyn FnOnce() + Send>) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.jobs.push_back(job);
+        let wake = q.idle > 0;
+        drop(q);
+        if wake {
+            self.ready.notify_one();
+        }
+    }
+
+    fn work(&self) {
+        loop {
+            let job = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(job) = q.jobs.pop_front() {
+                        break job;
+                    }
+                    if q.stop {
+                        return;
+                    }
+                    q.idle += 1;
+                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.idle -= 1;
+                }
+            };
+            // A panicking job (a bug, not a guest: traps are values) must not take
+            // the worker with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+    }
+
+    /// Lets the workers exit once the queue is empty.
+    fn stop(&self) {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        self.ready.notify_all();
+    }
+}
+
 struct State {
-    /// Guests running at once across all routes: one per core. More would only
-    /// time-slice the same cores (and pay for the switches); requests beyond it
-    /// wait here, asynchronously, within their route's concurrency and queue.
-    cpus: Arc<Semaphore>,
+    guests: Arc<GuestPool>,
     source: Source,
     routes: RwLock<Arc<RouteTable>>,
     metrics: Metrics,
@@ -580,20 +649,23 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     let ctx = b.build();
     // The deadline counts from here: waiting for a core is part of the request's time.
     let deadline = std::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
-    let Ok(cpu) = state.cpus.clone().acquire_owned().await else {
-        return reject(503, "server shutting down", "busy");
-    };
     {
         let (st, r, out) = (state.clone(), route.clone(), out.clone());
-        tokio::task::spawn_blocking(move || {
-            let _permits = (permit, cpu);
-            let (outcome, instantiate, store) = run_guest(&r, ctx, deadline, &st.metrics);
+        state.guests.submit(Box::new(move || {
+            let _permit = permit;
+            let (outcome, instantiate, store) = if std::time::Instant::now() >= deadline {
+                // Its time ran out while it waited for a worker.
+                (Outcome::Timeout, Duration::ZERO, None)
+            } else {
+                let (o, i, s) = run_guest(&r, ctx, deadline, &st.metrics);
+                (o, i, Some(s))
+            };
             // The guest has finished: all its output is in `out`.
             *out.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((outcome, instantiate));
             out.done.store(true, SeqCst);
             out.notify.notify_one();
             drop(store);
-        });
+        }));
     }
 
     // Collect output until the end of the guest's header block, or its end.
@@ -753,7 +825,7 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let state = Arc::new(State {
-        cpus: Arc::new(Semaphore::new(cores)),
+        guests: GuestPool::start(cores)?,
         source,
         routes: RwLock::new(Arc::new(table)),
         metrics: Metrics::default(),
@@ -836,6 +908,7 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
                 drop(listener);
                 // Requests in flight finish (bounded by their own timeouts).
                 let _ = tokio::time::timeout(Duration::from_secs(60), graceful.shutdown()).await;
+                state.guests.stop();
             });
         })
         .map_err(|e| e.to_string())?;
