@@ -22,55 +22,73 @@ pub struct CgiRequest<'a> {
     pub protocol: &'a str,
 }
 
-/// The guest's environment for one request (route env first, CGI last wins).
-pub fn environment(req: &CgiRequest<'_>, route_env: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = route_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+/// The guest's environment for one request as `NAME=value` entries (route env
+/// first, CGI last wins): one allocation per variable, in the form WASI hands
+/// to the guest.
+pub fn environment(req: &CgiRequest<'_>, route_env: &BTreeMap<String, String>) -> Vec<String> {
+    use std::fmt::Write;
+    let mut env: Vec<String> = Vec::with_capacity(route_env.len() + 17 + req.headers.len());
+    let mut push = |k: &str, v: &str| {
+        let mut s = String::with_capacity(k.len() + 1 + v.len());
+        s.push_str(k);
+        s.push('=');
+        s.push_str(v);
+        env.push(s);
+    };
+    for (k, v) in route_env {
+        push(k, v);
+    }
     let path_info = req.path.strip_prefix(req.script_name).unwrap_or(req.path);
     let content_type = req
         .headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let host = req
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| format!("{}:{}", req.server_name, req.server_port));
-    let full_url = if req.query.is_empty() {
-        format!("http://{host}{}", req.path)
-    } else {
-        format!("http://{host}{}?{}", req.path, req.query)
-    };
+        .map_or("", |(_, v)| v.as_str());
+    let host_header = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.as_str());
+    let (port, length) = (req.server_port.to_string(), req.content_length.to_string());
     for (k, v) in [
-        ("REQUEST_METHOD", req.method.to_string()),
-        ("SCRIPT_NAME", req.script_name.to_string()),
-        ("PATH_INFO", path_info.to_string()),
-        ("PATH_TRANSLATED", path_info.to_string()),
-        ("QUERY_STRING", req.query.to_string()),
+        ("REQUEST_METHOD", req.method),
+        ("SCRIPT_NAME", req.script_name),
+        ("PATH_INFO", path_info),
+        ("PATH_TRANSLATED", path_info),
+        ("QUERY_STRING", req.query),
         ("CONTENT_TYPE", content_type),
-        ("CONTENT_LENGTH", req.content_length.to_string()),
-        ("SERVER_NAME", req.server_name.to_string()),
-        ("SERVER_PORT", req.server_port.to_string()),
-        ("SERVER_PROTOCOL", req.protocol.to_string()),
-        ("SERVER_SOFTWARE", "carnac".to_string()),
-        ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
-        ("REMOTE_ADDR", req.remote_addr.to_string()),
-        ("REMOTE_HOST", req.remote_addr.to_string()),
-        ("X_FULL_URL", full_url),
-        ("X_MATCHED_ROUTE", req.route.to_string()),
-        ("X_RAW_PATH_INFO", path_info.to_string()),
+        ("CONTENT_LENGTH", &length),
+        ("SERVER_NAME", req.server_name),
+        ("SERVER_PORT", &port),
+        ("SERVER_PROTOCOL", req.protocol),
+        ("SERVER_SOFTWARE", "carnac"),
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("REMOTE_ADDR", req.remote_addr),
+        ("REMOTE_HOST", req.remote_addr),
+        ("X_MATCHED_ROUTE", req.route),
+        ("X_RAW_PATH_INFO", path_info),
     ] {
-        env.push((k.to_string(), v));
+        push(k, v);
     }
+    let mut full_url = String::from("X_FULL_URL=http://");
+    match host_header {
+        Some(h) => full_url.push_str(h),
+        None => {
+            let _ = write!(full_url, "{}:{}", req.server_name, req.server_port);
+        }
+    }
+    full_url.push_str(req.path);
+    if !req.query.is_empty() {
+        full_url.push('?');
+        full_url.push_str(req.query);
+    }
+    env.push(full_url);
     for (name, value) in &req.headers {
-        let lower = name.to_ascii_lowercase();
-        if lower == "authorization" || lower == "connection" {
+        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("connection") {
             continue;
         }
-        let key = format!("HTTP_{}", name.to_ascii_uppercase().replace('-', "_"));
-        env.push((key, value.clone()));
+        let mut s = String::with_capacity(5 + name.len() + 1 + value.len());
+        s.push_str("HTTP_");
+        s.extend(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        s.push('=');
+        s.push_str(value);
+        env.push(s);
     }
     env
 }
@@ -177,7 +195,13 @@ mod tests {
             remote_addr: "127.0.0.1",
             protocol: "HTTP/1.1",
         };
-        let env: BTreeMap<String, String> = environment(&req, &BTreeMap::new()).into_iter().collect();
+        let env: BTreeMap<String, String> = environment(&req, &BTreeMap::new())
+            .into_iter()
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
         assert_eq!(env["PATH_INFO"], "/items/7");
         assert_eq!(env["SCRIPT_NAME"], "/api");
         assert_eq!(env["HTTP_X_TRACE_ID"], "abc");

@@ -634,9 +634,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     });
     let mut b = WasiCtx::builder();
     b.args(cgi::argv(&cgi_req));
-    for (k, v) in cgi::environment(&cgi_req, &route.cfg.env) {
-        b.env(&k, &v);
-    }
+    b.env_entries(cgi::environment(&cgi_req, &route.cfg.env));
     b.stdin(Stream::Reader(Box::new(std::io::Cursor::new(body))))
         .stdout(Stream::Writer(Box::new(OutputWriter { out: out.clone(), cap: limits.max_response_bytes })))
         .stderr(Stream::Writer(Box::new(LogWriter { id, line: Vec::new() })));

@@ -127,6 +127,13 @@ impl WasiCtxBuilder {
         self
     }
 
+    /// Environment variables already in `NAME=value` form (as `environ_get`
+    /// hands them to the guest): no copy per variable.
+    pub fn env_entries(&mut self, entries: impl IntoIterator<Item = String>) -> &mut Self {
+        self.env.extend(entries);
+        self
+    }
+
     /// The host process's stdin, stdout and stderr.
     pub fn inherit_stdio(&mut self) -> &mut Self {
         self.stdin = Some(Stream::Inherit);

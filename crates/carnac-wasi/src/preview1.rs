@@ -769,11 +769,12 @@ fn write_strings(mem: &mut GuestMemory<'_>, items: &[String], ptrs: u32, buf: u3
     let mut at = buf;
     for (i, s) in items.iter().enumerate() {
         mem.put_u32(ptrs.checked_add(4 * i as u32).ok_or(Errno::FAULT)?, at)?;
-        let mut bytes = Vec::with_capacity(s.len() + 1);
-        bytes.extend_from_slice(s.as_bytes());
-        bytes.push(0);
-        mem.write(at, &bytes)?;
-        at = at.checked_add(bytes.len() as u32).ok_or(Errno::FAULT)?;
+        // The string and its NUL terminator, written in place (no copy).
+        let len = u32::try_from(s.len() + 1).map_err(|_| Errno::FAULT)?;
+        let dst = mem.slice_mut(at, len)?;
+        dst[..s.len()].copy_from_slice(s.as_bytes());
+        dst[s.len()] = 0;
+        at = at.checked_add(len).ok_or(Errno::FAULT)?;
     }
     Ok(())
 }
