@@ -334,6 +334,21 @@ impl Output {
     }
 }
 
+/// Marks a request's guest as finished (failed) if its job unwinds.
+struct FinishOnUnwind(Arc<Output>);
+
+impl Drop for FinishOnUnwind {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.0.done.load(SeqCst) {
+            let mut outcome = self.0.outcome.lock().unwrap_or_else(|e| e.into_inner());
+            outcome.get_or_insert((Outcome::Failed("the host panicked running this request".into()), Duration::ZERO));
+            drop(outcome);
+            self.0.done.store(true, SeqCst);
+            self.0.notify.notify_one();
+        }
+    }
+}
+
 /// Interrupts guests at their deadlines: one thread for the whole server
 /// instead of a timer task per request.
 struct Deadlines {
@@ -651,6 +666,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         let (st, r, out) = (state.clone(), route.clone(), out.clone());
         state.guests.submit(Box::new(move || {
             let _permit = permit;
+            // Should the job panic (a host bug: guest failures are values), the
+            // request still ends, with a 500, instead of waiting forever.
+            let _finished = FinishOnUnwind(out.clone());
             let (outcome, instantiate, store) = if std::time::Instant::now() >= deadline {
                 // Its time ran out while it waited for a worker.
                 (Outcome::Timeout, Duration::ZERO, None)

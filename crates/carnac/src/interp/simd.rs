@@ -311,14 +311,7 @@ pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut MemoryMut<'_>) 
 /// `execute` specialised to one operator: with `OP` a constant, the compiler
 /// keeps only that operator's arm, so each handler is small and the executor
 /// reaches it with one indexed call.
-fn handler<const OP: u8>(
-    lane: u8,
-    a: u32,
-    b: u32,
-    c: u32,
-    frame: &mut [u64],
-    mem: &mut MemoryMut<'_>,
-) -> Result<(), TrapKind> {
+fn handler<const OP: u8>(lane: u8, a: u32, b: u32, c: u32, frame: &mut [u64], mem: &mut MemoryMut<'_>) -> Result<(), TrapKind> {
     execute(const { ALL_SIMD_OPS[OP as usize] }, lane, a, b, c, frame, mem)
 }
 
