@@ -284,9 +284,11 @@ macro_rules! for_each_imm {
                 I32Add I32AddImm u32, I32Sub I32SubImm u32, I32Mul I32MulImm u32,
                 I32And I32AndImm u32, I32Or I32OrImm u32, I32Xor I32XorImm u32,
                 I32Shl I32ShlImm u32, I32ShrS I32ShrSImm i32, I32ShrU I32ShrUImm u32,
+                I32Rotl I32RotlImm u32, I32Rotr I32RotrImm u32,
                 I64Add I64AddImm u64, I64Sub I64SubImm u64, I64Mul I64MulImm u64,
                 I64And I64AndImm u64, I64Or I64OrImm u64, I64Xor I64XorImm u64,
                 I64Shl I64ShlImm u64, I64ShrS I64ShrSImm i64, I64ShrU I64ShrUImm u64,
+                I64Rotl I64RotlImm u64, I64Rotr I64RotrImm u64,
             }
             cmp {
                 I32Eq I32EqImm BrI32Eq BrI32EqImm I32Ne u32,

@@ -765,6 +765,8 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::I32ShlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shl(imm as u32)),
             Instr::I32ShrSImm { dst, lhs, imm } => w32!(dst, i32_!(lhs).wrapping_shr(imm as u32)),
             Instr::I32ShrUImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shr(imm as u32)),
+            Instr::I32RotlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_left(imm as u32 % 32)),
+            Instr::I32RotrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_right(imm as u32 % 32)),
             Instr::I64AddImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_add(imm as i64 as u64)),
             Instr::I64SubImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_sub(imm as i64 as u64)),
             Instr::I64MulImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_mul(imm as i64 as u64)),
@@ -774,6 +776,8 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::I64ShlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shl(imm as u32)),
             Instr::I64ShrSImm { dst, lhs, imm } => w64!(dst, i64_!(lhs).wrapping_shr(imm as u32)),
             Instr::I64ShrUImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shr(imm as u32)),
+            Instr::I64RotlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_left(imm as u32 % 64)),
+            Instr::I64RotrImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_right(imm as u32 % 64)),
             Instr::I32EqImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) == (imm as u32)),
             Instr::BrI32Eq { lhs, rhs, target } => {
                 if u32_!(lhs) == u32_!(rhs) {
