@@ -92,6 +92,14 @@ macro_rules! define_instrs_with_imm {
             /// `dst = if cond != 0 { a } else { b }`, with `a` and `b` packed into
             /// `ab` (low and high 16 bits), for operand slots below 2^16.
             Select { dst: Slot, cond: Slot, ab: u32 },
+            /// `dst = a * b + c` as two f64 operations (product rounded, then the sum:
+            /// exactly `f64.mul` then `f64.add`, no fused multiply-add), with `a` and
+            /// `b` packed into `ab` (low and high 16 bits), for slots below 2^16.
+            F64MulAdd { dst: Slot, ab: u32, c: Slot },
+            /// `dst = a * b - c`, as `F64MulAdd` (two roundings).
+            F64MulSub { dst: Slot, ab: u32, c: Slot },
+            /// `dst = c - a * b`, as `F64MulAdd` (two roundings).
+            F64SubMul { dst: Slot, ab: u32, c: Slot },
             GlobalGet { dst: Slot, global: u32 },
             GlobalSet { src: Slot, global: u32 },
             /// Global access for v128 globals.
@@ -218,7 +226,10 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I32LoadAt { dst, .. }
                     | Instr::I64LoadAt { dst, .. }
                     | Instr::I32Load8UAt { dst, .. }
-                    | Instr::Select { dst, .. } => Some(dst),
+                    | Instr::Select { dst, .. }
+                    | Instr::F64MulAdd { dst, .. }
+                    | Instr::F64MulSub { dst, .. }
+                    | Instr::F64SubMul { dst, .. } => Some(dst),
                     $( Instr::$un { dst, .. } => Some(dst), )*
                     $( Instr::$bin { dst, .. } => Some(dst), )*
                     $( Instr::$load { dst, .. } => Some(dst), )*

@@ -749,7 +749,7 @@ impl Translator {
             return Ok(());
         }
         self.charge();
-        if self.constant_memory_access(op) || self.numeric(op) {
+        if self.constant_memory_access(op) || self.fused_multiply_add(op) || self.numeric(op) {
             return Ok(());
         }
         match *op {
@@ -1063,6 +1063,45 @@ impl Translator {
 
     /// Loads from a constant address and stores of a constant value, the common
     /// cases of compiled code's static data and initialisation, as one instruction.
+    /// `f64.add` or `f64.sub` of an `f64.mul` just computed and another value
+    /// becomes one `F64MulAdd`, `F64MulSub` or `F64SubMul` (the product's temp
+    /// feeds nothing else: temps are used once).
+    fn fused_multiply_add(&mut self, op: &Operator<'_>) -> bool {
+        if !matches!(op, Operator::F64Add | Operator::F64Sub) || self.code.len() <= self.label || self.stack.len() < 2 {
+            return false;
+        }
+        let Some(&Instr::F64Mul { dst: product, lhs: a, rhs: b }) = self.code.last() else { return false };
+        let n = self.stack.len();
+        // Which operand is the product (a temp in the mul's result slot)?
+        let is_product = |e: &Entry| e.op == Operand::Temp && e.slot == product;
+        let other = if is_product(&self.stack[n - 1]) {
+            n - 2
+        } else if is_product(&self.stack[n - 2]) {
+            n - 1
+        } else {
+            return false;
+        };
+        if matches!(self.stack[other].op, Operand::Const(_)) || a > 0xffff || b > 0xffff {
+            return false;
+        }
+        let c = match self.source(other) {
+            Source::Slot(s) => s,
+            Source::Const(_) => return false,
+        };
+        self.code.pop();
+        self.stack.truncate(n - 2);
+        let dst = self.push_temp();
+        let ab = a | b << 16;
+        self.emit(match (op, other == n - 1) {
+            (Operator::F64Add, _) => Instr::F64MulAdd { dst, ab, c },
+            // The product is the left operand: a * b - c.
+            (_, true) => Instr::F64MulSub { dst, ab, c },
+            // The product is the right operand: c - a * b.
+            (_, false) => Instr::F64SubMul { dst, ab, c },
+        });
+        true
+    }
+
     fn constant_memory_access(&mut self, op: &Operator<'_>) -> bool {
         match *op {
             Operator::I32Load { memarg } | Operator::I64Load { memarg } | Operator::I32Load8U { memarg } => {
@@ -1277,6 +1316,36 @@ mod tests {
         assert!(matches!(c[0], Instr::I32Add { dst: 2, lhs: 0, rhs: 1 }), "{c:?}");
         assert!(matches!(c[1], Instr::ReturnSlot { src: 2 }), "{c:?}");
         assert_eq!(c.len(), 2, "{c:?}");
+    }
+
+    #[test]
+    fn multiply_then_add_or_subtract_is_one_instruction_with_two_roundings() {
+        let c = code(
+            r#"(module (func (param f64 f64 f64) (result f64)
+                (f64.add (local.get 2) (f64.mul (local.get 0) (local.get 1)))))"#,
+        );
+        assert!(matches!(c[0], Instr::F64MulAdd { ab: 0x1_0000, c: 2, .. }), "{c:?}");
+        // Executed: two roundings, as f64.mul then f64.add (a fused multiply-add
+        // would give 5.55e-17 for 0.1 * 10 - 1), in every operand order.
+        let wat = r#"(module
+            (func (export "add_r") (param f64 f64 f64) (result f64) (f64.add (local.get 2) (f64.mul (local.get 0) (local.get 1))))
+            (func (export "add_l") (param f64 f64 f64) (result f64) (f64.add (f64.mul (local.get 0) (local.get 1)) (local.get 2)))
+            (func (export "mul_sub") (param f64 f64 f64) (result f64) (f64.sub (f64.mul (local.get 0) (local.get 1)) (local.get 2)))
+            (func (export "sub_mul") (param f64 f64 f64) (result f64) (f64.sub (local.get 2) (f64.mul (local.get 0) (local.get 1)))))"#;
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let call = |store: &mut crate::Store<()>, name: &str, x: f64, y: f64, z: f64| {
+            instance.get_typed_func::<(f64, f64, f64), f64>(&*store, name).unwrap().call(store, (x, y, z)).unwrap()
+        };
+        assert_eq!(call(&mut store, "add_r", 0.1, 10.0, -1.0).to_bits(), 0.0f64.to_bits());
+        assert_eq!(call(&mut store, "add_l", 0.1, 10.0, -1.0).to_bits(), 0.0f64.to_bits());
+        assert_eq!(call(&mut store, "mul_sub", 0.1, 10.0, 1.0).to_bits(), 0.0f64.to_bits());
+        assert_eq!(call(&mut store, "sub_mul", 0.1, 10.0, 1.0).to_bits(), 0.0f64.to_bits());
+        assert_eq!(call(&mut store, "mul_sub", 3.0, 4.0, 2.0), 10.0);
+        assert_eq!(call(&mut store, "sub_mul", 3.0, 4.0, 2.0), -10.0);
+        assert!(call(&mut store, "add_l", f64::INFINITY, 0.0, 1.0).is_nan());
     }
 
     #[test]
