@@ -100,6 +100,20 @@ macro_rules! define_instrs_with_imm {
             F64MulSub { dst: Slot, ab: u32, c: Slot },
             /// `dst = c - a * b`, as `F64MulAdd` (two roundings).
             F64SubMul { dst: Slot, ab: u32, c: Slot },
+            /// f64 arithmetic with a constant operand `k` (raw bits): `ds` packs the
+            /// destination and source slots (low and high 16 bits; slots below 2^16).
+            /// `dst = src + k`
+            F64AddK { ds: u32, k: u64 },
+            /// `dst = src - k`
+            F64SubK { ds: u32, k: u64 },
+            /// `dst = k - src`
+            F64KSub { ds: u32, k: u64 },
+            /// `dst = src * k`
+            F64MulK { ds: u32, k: u64 },
+            /// `dst = src / k`
+            F64DivK { ds: u32, k: u64 },
+            /// `dst = k / src`
+            F64KDiv { ds: u32, k: u64 },
             GlobalGet { dst: Slot, global: u32 },
             GlobalSet { src: Slot, global: u32 },
             /// Global access for v128 globals.

@@ -445,6 +445,9 @@ impl Translator {
     /// A binary operator, in its immediate form when the right operand is a
     /// constant that fits.
     fn binary(&mut self, base: Instr, make: impl Fn(Slot, Slot, Slot) -> Instr) {
+        if self.float_const_operand(&base) {
+            return;
+        }
         let top = self.stack.len() - 1;
         if let Operand::Const(v) = self.stack[top].op {
             let imm = if Instr::imm_is_64(&base) {
@@ -584,6 +587,19 @@ impl Translator {
                     *head = h;
                     return true;
                 }
+            }
+            return false;
+        }
+        if let Instr::F64AddK { ds, .. }
+        | Instr::F64SubK { ds, .. }
+        | Instr::F64KSub { ds, .. }
+        | Instr::F64MulK { ds, .. }
+        | Instr::F64DivK { ds, .. }
+        | Instr::F64KDiv { ds, .. } = last
+        {
+            if *ds & 0xffff == from && to <= 0xffff {
+                *ds = (*ds & !0xffff) | to;
+                return true;
             }
             return false;
         }
@@ -1061,8 +1077,44 @@ impl Translator {
         }
     }
 
-    /// Loads from a constant address and stores of a constant value, the common
-    /// cases of compiled code's static data and initialisation, as one instruction.
+    /// An f64 `+ - * /` with one constant operand (e.g. `1.0 / x`, `x * 0.5`) as
+    /// one instruction carrying the constant, instead of a `Const` and the operator.
+    fn float_const_operand(&mut self, base: &Instr) -> bool {
+        let n = self.stack.len();
+        let (lhs_k, rhs_k) = (self.const_at(1), self.const_at(0));
+        let (k, k_is_rhs) = match (lhs_k, rhs_k) {
+            (None, Some(k)) => (k, true),
+            (Some(k), None) => (k, false),
+            _ => return false,
+        };
+        if !matches!(base, Instr::F64Add { .. } | Instr::F64Sub { .. } | Instr::F64Mul { .. } | Instr::F64Div { .. }) {
+            return false;
+        }
+        let x = if k_is_rhs { n - 2 } else { n - 1 };
+        let src = match self.source(x) {
+            Source::Slot(s) => s,
+            Source::Const(_) => return false,
+        };
+        // The result takes the slot of the lower operand's position.
+        let dst = self.slot_of(n - 2);
+        if src > 0xffff || dst > 0xffff {
+            return false;
+        }
+        self.stack.truncate(n - 2);
+        let pushed = self.push_temp();
+        debug_assert_eq!(pushed, dst);
+        let ds = dst | src << 16;
+        self.emit(match (base, k_is_rhs) {
+            (Instr::F64Add { .. }, _) => Instr::F64AddK { ds, k },
+            (Instr::F64Mul { .. }, _) => Instr::F64MulK { ds, k },
+            (Instr::F64Sub { .. }, true) => Instr::F64SubK { ds, k },
+            (Instr::F64Sub { .. }, false) => Instr::F64KSub { ds, k },
+            (Instr::F64Div { .. }, true) => Instr::F64DivK { ds, k },
+            _ => Instr::F64KDiv { ds, k },
+        });
+        true
+    }
+
     /// `f64.add` or `f64.sub` of an `f64.mul` just computed and another value
     /// becomes one `F64MulAdd`, `F64MulSub` or `F64SubMul` (the product's temp
     /// feeds nothing else: temps are used once).
@@ -1102,6 +1154,8 @@ impl Translator {
         true
     }
 
+    /// Loads from a constant address and stores of a constant value, the common
+    /// cases of compiled code's static data and initialisation, as one instruction.
     fn constant_memory_access(&mut self, op: &Operator<'_>) -> bool {
         match *op {
             Operator::I32Load { memarg } | Operator::I64Load { memarg } | Operator::I32Load8U { memarg } => {
@@ -1346,6 +1400,41 @@ mod tests {
         assert_eq!(call(&mut store, "mul_sub", 3.0, 4.0, 2.0), 10.0);
         assert_eq!(call(&mut store, "sub_mul", 3.0, 4.0, 2.0), -10.0);
         assert!(call(&mut store, "add_l", f64::INFINITY, 0.0, 1.0).is_nan());
+    }
+
+    #[test]
+    fn f64_arithmetic_with_a_constant_carries_it() {
+        let c = code(
+            r#"(module (func (param f64) (result f64) (local f64)
+                (local.set 1 (f64.div (f64.const 1) (local.get 0)))
+                (f64.mul (local.get 1) (f64.const 0.5))))"#,
+        );
+        // 1/x retargeted into local 1, then local 1 * 0.5 straight into the result
+        // slot: no Const instruction.
+        assert!(matches!(c[0], Instr::F64KDiv { ds: 0x0_0001, k } if k == 1f64.to_bits()), "{c:?}");
+        assert!(matches!(c[1], Instr::F64MulK { ds: 0x1_0000, .. }), "{c:?}");
+        let wat = r#"(module
+            (func (export "add") (param f64) (result f64) (f64.add (f64.const 0.25) (local.get 0)))
+            (func (export "sub") (param f64) (result f64) (f64.sub (local.get 0) (f64.const 0.25)))
+            (func (export "ksub") (param f64) (result f64) (f64.sub (f64.const 0.25) (local.get 0)))
+            (func (export "mul") (param f64) (result f64) (f64.mul (local.get 0) (f64.const -3)))
+            (func (export "div") (param f64) (result f64) (f64.div (local.get 0) (f64.const 4)))
+            (func (export "kdiv") (param f64) (result f64) (f64.div (f64.const 1) (local.get 0))))"#;
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let mut call = |name: &str, x: f64| {
+            instance.get_typed_func::<f64, f64>(&store, name).unwrap().call(&mut store, x).unwrap()
+        };
+        assert_eq!(call("add", 1.0), 1.25);
+        assert_eq!(call("sub", 1.0), 0.75);
+        assert_eq!(call("ksub", 1.0), -0.75);
+        assert_eq!(call("mul", 2.0), -6.0);
+        assert_eq!(call("div", 2.0), 0.5);
+        assert_eq!(call("kdiv", 4.0), 0.25);
+        assert_eq!(call("kdiv", -0.0), f64::NEG_INFINITY);
+        assert_eq!(call("ksub", 0.25).to_bits(), 0.0f64.to_bits());
     }
 
     #[test]
