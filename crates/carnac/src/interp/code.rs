@@ -100,6 +100,11 @@ macro_rules! define_instrs_with_imm {
             F64MulSub { dst: Slot, ab: u32, c: Slot },
             /// `dst = c - a * b`, as `F64MulAdd` (two roundings).
             F64SubMul { dst: Slot, ab: u32, c: Slot },
+            /// Two `i32` add-immediates in a row (loops stepping two induction
+            /// variables): `d1 = s1 + i1`, then `d2 = s2 + i2`, with `first` and `second`
+            /// packing a destination and a source (low and high 16 bits) and `imms`
+            /// the two immediates (`i1` low, `i2` high, each an `i16`).
+            I32AddImm2 { first: u32, second: u32, imms: u32 },
             /// f64 arithmetic with a constant operand `k` (raw bits): `ds` packs the
             /// destination and source slots (low and high 16 bits; slots below 2^16).
             /// `dst = src + k`

@@ -766,6 +766,10 @@ pub(crate) fn run<T, const TRACK: bool>(
 
             // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
             Instr::I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
+            Instr::I32AddImm2 { first, second, imms } => {
+                w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
+                w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
+            }
             Instr::I32SubImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_sub(imm as u32)),
             Instr::I32MulImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_mul(imm as u32)),
             Instr::I32AndImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) & (imm as u32)),

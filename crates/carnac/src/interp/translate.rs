@@ -460,7 +460,9 @@ impl Translator {
                 let lhs = self.pop();
                 let dst = self.push_temp();
                 let instr = Instr::with_imm(&base, dst, lhs, imm).expect("checked above");
-                self.emit(instr);
+                if !self.merge_add_imm(instr) {
+                    self.emit(instr);
+                }
                 return;
             }
         }
@@ -590,7 +592,8 @@ impl Translator {
             }
             return false;
         }
-        if let Instr::F64AddK { ds, .. }
+        if let Instr::I32AddImm2 { second: ds, .. }
+        | Instr::F64AddK { ds, .. }
         | Instr::F64SubK { ds, .. }
         | Instr::F64KSub { ds, .. }
         | Instr::F64MulK { ds, .. }
@@ -1077,6 +1080,27 @@ impl Translator {
         }
     }
 
+    /// Merges an `I32AddImm` into an `I32AddImm` just emitted (same block, both
+    /// fitting the packed form) as one `I32AddImm2`; they still run in order.
+    fn merge_add_imm(&mut self, next: Instr) -> bool {
+        let Instr::I32AddImm { dst: d2, lhs: s2, imm: i2 } = next else { return false };
+        if self.code.len() <= self.label {
+            return false;
+        }
+        let Some(&Instr::I32AddImm { dst: d1, lhs: s1, imm: i1 }) = self.code.last() else { return false };
+        let fits = |i: i32| i16::try_from(i).is_ok();
+        if !fits(i1) || !fits(i2) || [d1, s1, d2, s2].iter().any(|s| *s > 0xffff) {
+            return false;
+        }
+        let last = self.code.last_mut().expect("checked above");
+        *last = Instr::I32AddImm2 {
+            first: d1 | s1 << 16,
+            second: d2 | s2 << 16,
+            imms: (i1 as u16 as u32) | (i2 as u16 as u32) << 16,
+        };
+        true
+    }
+
     /// An f64 `+ - * /` with one constant operand (e.g. `1.0 / x`, `x * 0.5`) as
     /// one instruction carrying the constant, instead of a `Const` and the operator.
     fn float_const_operand(&mut self, base: &Instr) -> bool {
@@ -1435,6 +1459,24 @@ mod tests {
         assert_eq!(call("kdiv", 4.0), 0.25);
         assert_eq!(call("kdiv", -0.0), f64::NEG_INFINITY);
         assert_eq!(call("ksub", 0.25).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn consecutive_add_immediates_merge_and_keep_their_order() {
+        let wat = r#"(module (func (export "f") (param i32 i32) (result i32)
+            (local.set 0 (i32.add (local.get 0) (i32.const 8)))
+            (local.set 1 (i32.add (local.get 0) (i32.const -3)))
+            (i32.add (local.get 1) (i32.const 70000))))"#;
+        let c = code(wat);
+        // The second reads what the first wrote; the third's immediate does not fit i16.
+        assert!(matches!(c[0], Instr::I32AddImm2 { first: 0, second: 1, .. }), "{c:?}");
+        assert!(matches!(c[1], Instr::I32AddImm { imm: 70000, .. }), "{c:?}");
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let f = instance.get_typed_func::<(i32, i32), i32>(&store, "f").unwrap();
+        assert_eq!(f.call(&mut store, (1, 100)).unwrap(), 1 + 8 - 3 + 70000);
     }
 
     #[test]
