@@ -100,6 +100,14 @@ macro_rules! define_instrs_with_imm {
             F64MulSub { dst: Slot, ab: u32, c: Slot },
             /// `dst = c - a * b`, as `F64MulAdd` (two roundings).
             F64SubMul { dst: Slot, ab: u32, c: Slot },
+            /// Loads at `(b + i) mod 2^32 + offset`, an `i32.add` folded into the
+            /// load: `bi` packs the slots of `b` and `i` (low and high 16 bits).
+            /// 4 bytes (i32, f32).
+            I32LoadIdx { dst: Slot, bi: u32, offset: u32 },
+            /// 8 bytes (i64, f64).
+            I64LoadIdx { dst: Slot, bi: u32, offset: u32 },
+            /// 1 byte, zero-extended.
+            I32Load8UIdx { dst: Slot, bi: u32, offset: u32 },
             /// Two `i32` add-immediates in a row (loops stepping two induction
             /// variables): `d1 = s1 + i1`, then `d2 = s2 + i2`, with `first` and `second`
             /// packing a destination and a source (low and high 16 bits) and `imms`
@@ -246,6 +254,9 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I64LoadAt { dst, .. }
                     | Instr::I32Load8UAt { dst, .. }
                     | Instr::Select { dst, .. }
+                    | Instr::I32LoadIdx { dst, .. }
+                    | Instr::I64LoadIdx { dst, .. }
+                    | Instr::I32Load8UIdx { dst, .. }
                     | Instr::F64MulAdd { dst, .. }
                     | Instr::F64MulSub { dst, .. }
                     | Instr::F64SubMul { dst, .. } => Some(dst),

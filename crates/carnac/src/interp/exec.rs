@@ -190,6 +190,18 @@ pub(crate) fn run<T, const TRACK: bool>(
             ea
         }};
     }
+    /// A load from `(b + i) mod 2^32 + offset`, `bi` packing the slots of b and i.
+    macro_rules! load_idx {
+        ($dst:expr, $bi:expr, $offset:expr, $n:literal, |$b:ident| $conv:expr) => {{
+            let ea = u32_!($bi & 0xffff).wrapping_add(u32_!($bi >> 16)) as usize + $offset as usize;
+            if ea + $n > mem_len {
+                trap!(TrapKind::MemoryOutOfBounds);
+            }
+            // SAFETY: ea + n <= mem_len, checked just above.
+            let $b: [u8; $n] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; $n]) };
+            wr!($dst, $conv);
+        }};
+    }
     macro_rules! load {
         ($dst:expr, $addr:expr, $offset:expr, $n:literal, |$b:ident| $conv:expr) => {{
             let ea = effective!($addr, $offset, $n);
@@ -1079,6 +1091,9 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
             Instr::I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
             Instr::I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
+            Instr::I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
+            Instr::I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
+            Instr::I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
             Instr::I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
             Instr::I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
             Instr::I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),

@@ -768,7 +768,7 @@ impl Translator {
             return Ok(());
         }
         self.charge();
-        if self.constant_memory_access(op) || self.fused_multiply_add(op) || self.numeric(op) {
+        if self.constant_memory_access(op) || self.fused_multiply_add(op) || self.indexed_load(op) || self.numeric(op) {
             return Ok(());
         }
         match *op {
@@ -1078,6 +1078,36 @@ impl Translator {
             Operand::Const(v) => Some(v),
             _ => None,
         }
+    }
+
+    /// A load whose address is an `i32.add` just computed (and used by nothing
+    /// else) takes the add's operands itself: `I32LoadIdx` and friends.
+    fn indexed_load(&mut self, op: &Operator<'_>) -> bool {
+        let (width, memarg) = match *op {
+            Operator::I32Load { memarg } | Operator::F32Load { memarg } => (4, memarg),
+            Operator::I64Load { memarg } | Operator::F64Load { memarg } => (8, memarg),
+            Operator::I32Load8U { memarg } => (1, memarg),
+            _ => return false,
+        };
+        if self.code.len() <= self.label || self.stack.is_empty() {
+            return false;
+        }
+        let Some(&Instr::I32Add { dst: sum, lhs, rhs }) = self.code.last() else { return false };
+        let top = self.stack.len() - 1;
+        if self.stack[top].op != Operand::Temp || self.stack[top].slot != sum || lhs > 0xffff || rhs > 0xffff {
+            return false;
+        }
+        let Ok(offset) = u32::try_from(memarg.offset) else { return false };
+        self.code.pop();
+        self.stack.pop();
+        let dst = self.push_temp();
+        let bi = lhs | rhs << 16;
+        self.emit(match width {
+            4 => Instr::I32LoadIdx { dst, bi, offset },
+            8 => Instr::I64LoadIdx { dst, bi, offset },
+            _ => Instr::I32Load8UIdx { dst, bi, offset },
+        });
+        true
     }
 
     /// Merges an `I32AddImm` into an `I32AddImm` just emitted (same block, both
@@ -1477,6 +1507,26 @@ mod tests {
         let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
         let f = instance.get_typed_func::<(i32, i32), i32>(&store, "f").unwrap();
         assert_eq!(f.call(&mut store, (1, 100)).unwrap(), 1 + 8 - 3 + 70000);
+    }
+
+    #[test]
+    fn a_load_takes_the_add_that_computes_its_address() {
+        let wat = r#"(module (memory 1) (data (i32.const 8) "\01\02\03\04\05\06\07\08\09")
+            (func (export "f") (param i32 i32) (result i64)
+                (i64.add
+                  (i64.load offset=1 (i32.add (local.get 0) (local.get 1)))
+                  (i64.extend_i32_u (i32.load8_u (i32.add (local.get 1) (i32.const 0)))))))"#;
+        let c = code(wat);
+        assert!(matches!(c[0], Instr::I64LoadIdx { bi: 0x1_0000, offset: 1, .. }), "{c:?}");
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let f = instance.get_typed_func::<(i32, i32), i64>(&store, "f").unwrap();
+        assert_eq!(f.call(&mut store, (4, 3)).unwrap(), 0x0807060504030201);
+        // The sum wraps at 32 bits before the offset is added, as i32.add does.
+        assert_eq!(f.call(&mut store, (-1, 8)).unwrap(), 0x0807060504030201 + 1);
+        assert!(f.call(&mut store, (65530, 0)).is_err(), "out of bounds traps");
     }
 
     #[test]
