@@ -82,6 +82,9 @@ macro_rules! define_instrs_with_imm {
             /// Arguments at `base..`, the table index right after them.
             CallIndirect { type_index: u32, table: u32, base: Slot },
             Copy { dst: Slot, src: Slot },
+            /// Two copies in a row, run in order: `first` then `second`, each packing
+            /// a destination and a source slot (low and high 16 bits).
+            CopyPair { first: u32, second: u32 },
             /// Copies a v128 (two slots; both are read before either is written).
             Copy2 { dst: Slot, src: Slot },
             Const { dst: Slot, value: u64 },

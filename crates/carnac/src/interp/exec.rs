@@ -381,6 +381,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                 call_store_func!(fidx, b);
             }
             Instr::Copy { dst, src } => wr!(dst, rd!(src)),
+            Instr::CopyPair { first, second } => {
+                wr!(first & 0xffff, rd!(first >> 16));
+                wr!(second & 0xffff, rd!(second >> 16));
+            }
             Instr::Copy2 { dst, src } => {
                 let (lo, hi) = (rd!(src), rd!(src + 1));
                 wr!(dst, lo);

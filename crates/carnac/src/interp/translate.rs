@@ -434,6 +434,14 @@ impl Translator {
                 self.emit(Instr::Copy2 { dst, src });
             }
             Source::Slot(src) => {
+                // A copy right after another (argument and branch moves) joins it.
+                if let Some(&Instr::Copy { dst: d1, src: s1 }) = self.code.last() {
+                    if self.code.len() > self.label && [d1, s1, dst, src].iter().all(|s| *s <= 0xffff) {
+                        let last = self.code.last_mut().expect("checked above");
+                        *last = Instr::CopyPair { first: d1 | s1 << 16, second: dst | src << 16 };
+                        return;
+                    }
+                }
                 self.emit(Instr::Copy { dst, src });
             }
             Source::Const(value) => {
@@ -593,6 +601,7 @@ impl Translator {
             return false;
         }
         if let Instr::I32AddImm2 { second: ds, .. }
+        | Instr::CopyPair { second: ds, .. }
         | Instr::F64AddK { ds, .. }
         | Instr::F64SubK { ds, .. }
         | Instr::F64KSub { ds, .. }
@@ -1527,6 +1536,25 @@ mod tests {
         // The sum wraps at 32 bits before the offset is added, as i32.add does.
         assert_eq!(f.call(&mut store, (-1, 8)).unwrap(), 0x0807060504030201 + 1);
         assert!(f.call(&mut store, (65530, 0)).is_err(), "out of bounds traps");
+    }
+
+    #[test]
+    fn consecutive_copies_merge_and_keep_their_order() {
+        // A swap through a third local: three copies, the first two merged; run in
+        // order, so the swap is right.
+        let wat = r#"(module (func (export "f") (param i32 i32) (result i32) (local i32)
+            (local.set 2 (local.get 0))
+            (local.set 0 (local.get 1))
+            (local.set 1 (local.get 2))
+            (i32.sub (local.get 0) (local.get 1))))"#;
+        let c = code(wat);
+        assert!(matches!(c[0], Instr::CopyPair { .. }), "{c:?}");
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let f = instance.get_typed_func::<(i32, i32), i32>(&store, "f").unwrap();
+        assert_eq!(f.call(&mut store, (10, 3)).unwrap(), 3 - 10);
     }
 
     #[test]
