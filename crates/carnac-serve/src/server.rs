@@ -1,7 +1,7 @@
 //! The HTTP side: accept connections (tokio + hyper), route each request, run a
-//! fresh instance of the route's module on a blocking worker thread (never on
-//! the async reactor) under the route's limits, and stream what the guest
-//! writes back as the response.
+//! fresh instance of the route's module on one of the guest threads (one per
+//! core, fed from one queue: [`GuestPool`]; never on the async reactor) under the
+//! route's limits, and stream what the guest writes back as the response.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
