@@ -222,6 +222,21 @@ macro_rules! define_instrs_with_imm {
                 })
             }
 
+            /// The branch taken exactly when this conditional branch is not, to `target`.
+            pub(crate) fn negated_branch(self, target: u32) -> Option<Instr> {
+                Some(match self {
+                    Instr::BrIfNez { cond, .. } => Instr::BrIfEqz { cond, target },
+                    Instr::BrIfEqz { cond, .. } => Instr::BrIfNez { cond, target },
+                    $(
+                        Instr::$cbr { lhs, rhs, .. } => return Instr::$cneg { dst: 0, lhs, rhs }.to_branch(false, target),
+                        Instr::$cbrimm { lhs, imm, .. } => {
+                            return Instr::$cneg { dst: 0, lhs, rhs: 0 }.imm_branch(lhs, imm, target)
+                        }
+                    )*
+                    _ => return None,
+                })
+            }
+
             fn imm_branch(self, lhs: Slot, imm: i32, target: u32) -> Option<Instr> {
                 Some(match self {
                     $( Instr::$cbase { .. } => Instr::$cbrimm { lhs, imm, target }, )*

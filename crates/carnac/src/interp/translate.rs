@@ -727,11 +727,43 @@ impl Translator {
     fn emit_jump(&mut self, ctrl: usize) {
         if self.ctrl[ctrl].kind == CtrlKind::Loop {
             let target = self.ctrl[ctrl].start;
-            self.emit(Instr::Br { target });
+            if !self.invert_exit_before_back_edge(target) {
+                self.emit(Instr::Br { target });
+            }
         } else {
             let at = self.emit(Instr::Br { target: 0 });
             self.ctrl[ctrl].fixups.push(at);
         }
+    }
+
+    /// A loop's back edge right after a conditional exit (`br_if $out (c); br
+    /// $loop`): the conditional becomes the back edge, taken when `!c`, and the
+    /// jump after it goes where the exit went. One dispatch per iteration instead
+    /// of two; the way out takes the extra one.
+    fn invert_exit_before_back_edge(&mut self, loop_start: u32) -> bool {
+        if self.code.len() <= self.label {
+            return false;
+        }
+        let at = self.code.len() - 1;
+        let mut exit = self.code[at];
+        let Some(&mut out) = exit.branch_target_mut() else { return false };
+        // Not a jump, and not a branch that skips to where the back edge goes (the
+        // jump would then target itself).
+        if matches!(exit, Instr::Br { .. }) || out as usize == self.code.len() {
+            return false;
+        }
+        // An `if`'s branch to its else/end stays as it is (it is patched as such).
+        if self.ctrl.iter().any(|c| c.else_fixup == Some(at)) {
+            return false;
+        }
+        let Some(back) = exit.negated_branch(loop_start) else { return false };
+        self.code[at] = back;
+        let jump = self.emit(Instr::Br { target: out });
+        // If the exit still waits for its block's end, the jump waits instead.
+        if let Some(fixup) = self.ctrl.iter_mut().rev().find_map(|c| c.fixups.iter_mut().find(|f| **f == at)) {
+            *fixup = jump;
+        }
+        true
     }
 
     fn emit_return(&mut self, num_results: usize) {
@@ -1555,6 +1587,36 @@ mod tests {
         let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
         let f = instance.get_typed_func::<(i32, i32), i32>(&store, "f").unwrap();
         assert_eq!(f.call(&mut store, (10, 3)).unwrap(), 3 - 10);
+    }
+
+    #[test]
+    fn a_loop_exit_before_the_back_edge_becomes_the_back_edge() {
+        // Sums 1..=n with the exit test at the bottom, followed by more code; the
+        // second loop ends in an `if` with an empty body (its branch must stay).
+        let wat = r#"(module (func (export "f") (param i32) (result i32) (local i32 i32)
+            (block $out
+              (loop $l
+                (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+                (local.set 2 (i32.add (local.get 2) (local.get 1)))
+                (br_if $out (i32.ge_u (local.get 1) (local.get 0)))
+                (br $l)))
+            (block $done
+              (loop $m
+                (local.set 1 (i32.sub (local.get 1) (i32.const 1)))
+                (br_if $done (i32.eqz (local.get 1)))
+                (if (i32.const 0) (then))
+                (br $m)))
+            (i32.add (i32.mul (local.get 2) (i32.const 2)) (local.get 1))))"#;
+        let c = code(wat);
+        let back = c.iter().position(|i| matches!(i, Instr::BrI32LtU { target: 0, .. })).expect("inverted exit");
+        assert!(matches!(c[back + 1], Instr::Br { target } if target as usize == back + 2), "{c:?}");
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
+        assert_eq!(f.call(&mut store, 10).unwrap(), 2 * 55);
+        assert_eq!(f.call(&mut store, 0).unwrap(), 2);
     }
 
     #[test]
