@@ -380,6 +380,25 @@ for_each_numeric!(define_instrs);
 
 const _: () = assert!(std::mem::size_of::<Instr>() <= 16);
 
+impl Instr {
+    /// For the packed forms whose last write goes to a slot in the low 16 bits of
+    /// a field (destination | source << 16), that field: what the translator
+    /// rewrites to retarget the result, as `result_slot_mut` gives for the others.
+    pub(crate) fn packed_result_mut(&mut self) -> Option<&mut u32> {
+        match self {
+            Instr::I32AddImm2 { second: ds, .. }
+            | Instr::CopyPair { second: ds, .. }
+            | Instr::F64AddK { ds, .. }
+            | Instr::F64SubK { ds, .. }
+            | Instr::F64KSub { ds, .. }
+            | Instr::F64MulK { ds, .. }
+            | Instr::F64DivK { ds, .. }
+            | Instr::F64KDiv { ds, .. } => Some(ds),
+            _ => None,
+        }
+    }
+}
+
 /// Every SIMD operator, grouped by shape. The shape fixes what the operands of
 /// [`Instr::Simd`] mean (all `v` operands are v128 slot pairs):
 ///

@@ -600,15 +600,7 @@ impl Translator {
             }
             return false;
         }
-        if let Instr::I32AddImm2 { second: ds, .. }
-        | Instr::CopyPair { second: ds, .. }
-        | Instr::F64AddK { ds, .. }
-        | Instr::F64SubK { ds, .. }
-        | Instr::F64KSub { ds, .. }
-        | Instr::F64MulK { ds, .. }
-        | Instr::F64DivK { ds, .. }
-        | Instr::F64KDiv { ds, .. } = last
-        {
+        if let Some(ds) = last.packed_result_mut() {
             if *ds & 0xffff == from && to <= 0xffff {
                 *ds = (*ds & !0xffff) | to;
                 return true;
