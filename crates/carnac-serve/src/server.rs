@@ -933,14 +933,23 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
 
 /// Serves until SIGINT or SIGTERM, then drains requests in flight.
 pub fn serve_until_signal(source: Source, listen: &str) -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
     let running = start(source, listen)?;
-    eprintln!("listening on http://{}", running.addr);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    // The handlers are in place before the address is announced: a signal sent as
+    // soon as a supervisor (or a test) reads it must drain, not kill, the server.
+    let (mut int, mut term) = rt.block_on(async {
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    });
+    let (int, term) = (
+        int.as_mut().map_err(|e| format!("installing the SIGINT handler: {e}"))?,
+        term.as_mut().map_err(|e| format!("installing the SIGTERM handler: {e}"))?,
+    );
+    eprintln!("listening on http://{}", running.addr);
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
     });
     log!("shutting down: draining requests in flight");

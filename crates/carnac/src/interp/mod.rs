@@ -1,5 +1,7 @@
 //! The interpreter tier: translation of validated bodies into compact
-//! register-style code ([`code`], [`translate`]) and its execution ([`exec`]).
+//! register-style code ([`code`], [`translate`]) and its execution: hot
+//! instructions by handlers chained with tail calls ([`threaded`]), the rest by
+//! a `match` loop that also owns frames and traps ([`exec`]).
 //!
 //! Translation happens once per module; execution never decodes wasm bytes.
 
