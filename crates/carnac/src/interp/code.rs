@@ -16,7 +16,8 @@
 //! where the caller expects them.
 //!
 //! Every instruction is at most 16 bytes (a tag and three 32-bit operands, or a
-//! slot and a 64-bit constant). Instructions that need more operands take them
+//! slot and a 64-bit constant); stored for execution, each sits in a [`Cell`]
+//! after the address of its handler (24 bytes). Instructions that need more operands take them
 //! from consecutive slots starting at a `base`. Branch targets are instruction
 //! indices, resolved at translation. Values of type i32 and f32 only use the
 //! low 32 bits of a slot (readers truncate), which makes `i32.wrap_i64` and the
@@ -28,16 +29,42 @@
 /// A frame-relative slot index.
 pub(crate) type Slot = u32;
 
+/// One instruction as it is stored for execution: the handler that runs it
+/// (see `threaded`; chosen at translation, for the engine's configuration)
+/// beside the instruction itself, so that dispatch is one load and a jump.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Cell {
+    pub handler: super::threaded::Handler,
+    pub instr: Instr,
+}
+
+const _: () = assert!(std::mem::size_of::<Cell>() == 24);
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.instr.fmt(f)
+    }
+}
+
 /// Interpreter code for one function.
 #[derive(Debug)]
 pub(crate) struct CompiledFunc {
-    pub code: Box<[Instr]>,
+    pub code: Box<[Cell]>,
     /// Total slots the frame needs: params + locals + maximum operand-stack height.
     pub frame_size: u32,
     /// Slots taken by the parameters.
     pub num_params: u32,
     /// Slots taken by declared (non-parameter) locals, zeroed on entry.
     pub num_locals: u32,
+}
+
+impl CompiledFunc {
+    /// The instructions, without their handlers.
+    #[cfg(test)]
+    pub(crate) fn instrs(&self) -> Vec<Instr> {
+        self.code.iter().map(|c| c.instr).collect()
+    }
 }
 
 macro_rules! define_instrs {
@@ -58,7 +85,12 @@ macro_rules! define_instrs_with_imm {
         ; $($un:ident),*; $($bin:ident),*; $($load:ident),*; $($store:ident),*
     ) => {
         /// One interpreter instruction. See the module docs for the operand conventions.
+        ///
+        /// `repr(u16)` fixes the layout the threaded executor relies on: every
+        /// variant starts with its 16-bit tag (its declaration index), which
+        /// indexes the handler table (see [`Instr::tag`]).
         #[derive(Debug, Clone, Copy)]
+        #[repr(u16)]
         pub(crate) enum Instr {
             /// Trap with `unreachable`.
             Unreachable,
@@ -179,6 +211,9 @@ macro_rules! define_instrs_with_imm {
             /// Fused compare-and-branch: jump to `target` when the comparison holds.
             $( $cbr { lhs: Slot, rhs: Slot, target: u32 }, )*
             $( $cbrimm { lhs: Slot, imm: i32, target: u32 }, )*
+            /// Never emitted: declared last, so its tag is the number of real
+            /// instructions and every tag is below it.
+            Sentinel,
         }
 
         impl Instr {
@@ -379,6 +414,21 @@ macro_rules! for_each_imm {
 for_each_numeric!(define_instrs);
 
 const _: () = assert!(std::mem::size_of::<Instr>() <= 16);
+
+impl Instr {
+    /// The instruction's tag: its index in declaration order, stored in its
+    /// first two bytes (`repr(u16)`).
+    #[inline(always)]
+    pub(crate) const fn tag(&self) -> usize {
+        // SAFETY: `Instr` is `repr(u16)`: every variant is laid out as a `repr(C)`
+        // struct whose first field is the `u16` tag, so the first two bytes of
+        // any `Instr` are an initialised `u16`, suitably aligned.
+        unsafe { *(self as *const Instr as *const u16) as usize }
+    }
+
+    /// One more than the largest tag.
+    pub(crate) const NUM_TAGS: usize = Instr::Sentinel.tag();
+}
 
 impl Instr {
     /// For the packed forms whose last write goes to a slot in the low 16 bits of

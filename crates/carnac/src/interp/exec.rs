@@ -1,12 +1,18 @@
 //! The executor: runs interpreter code for one call from the host.
 //!
+//! The hot instructions run in `threaded` (one handler per instruction, chained
+//! by tail calls); this loop hands them over and runs the rest itself: host
+//! calls, calls to other instances, memory and table growth and bulk
+//! operations, SIMD, and the uncommon cases of calls and returns. It owns the
+//! frame list and builds traps, with their backtraces, for both.
+//!
 //! Guest frames live on the executor's own value stack (a `Vec<u64>` owned by the
 //! store) and frame list, never on the host stack, so guest recursion depth is
 //! bounded by configuration ([`crate::Config::max_call_depth`] and the stack
 //! size) and ends in a `StackExhausted` trap.
 //!
-//! This is the one module of the interpreter with `unsafe` code. The invariants
-//! it relies on:
+//! With `threaded`, these are the modules of the interpreter with `unsafe`
+//! code. The invariants they rely on:
 //! - Slot operands: the translator only emits slot indices below the function's
 //!   `frame_size`, and every frame is entered only after checking
 //!   `base + frame_size <= stack.len()`. `fp` is recomputed whenever the stack
@@ -24,23 +30,23 @@
 
 use std::ptr;
 
-use super::code::{CompiledFunc, Instr};
-use super::ops;
+use super::code::{Cell, CompiledFunc, Instr};
 use super::simd;
+use super::threaded::{self, threaded_instrs, CallCx, Outcome};
 use crate::module::ModuleInner;
 use crate::runtime::func::Caller;
-use crate::runtime::memory::{mark_written_range, MemoryMut, CHUNK_MAP_OFFSET, CHUNK_SHIFT};
+use crate::runtime::memory::{mark_written_range, MemoryMut};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
 
 /// A suspended caller frame.
-struct Frame {
-    module: *const ModuleInner,
-    instance: u32,
-    func_index: u32,
-    code_start: *const Instr,
-    ip: *const Instr,
-    base: usize,
+pub(crate) struct Frame {
+    pub(super) module: *const ModuleInner,
+    pub(super) instance: u32,
+    pub(super) func_index: u32,
+    pub(super) code_start: *const Cell,
+    pub(super) ip: *const Cell,
+    pub(super) base: usize,
 }
 
 /// Memory 0 of `instance`: its base, its length, and where the length lives
@@ -123,10 +129,9 @@ pub(crate) fn run<T, const TRACK: bool>(
     stack[func.num_params as usize..(func.num_params + func.num_locals) as usize].fill(0);
     let mut base: usize = 0;
     let mut fp: *mut u64 = stack.as_mut_ptr();
-    let mut code_start: *const Instr = func.code.as_ptr();
+    let mut code_start: *const Cell = func.code.as_ptr();
     let mut ip = code_start;
     let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
-    let mut chunk_map = mem_base.wrapping_sub(CHUNK_MAP_OFFSET);
 
     macro_rules! trap {
         ($kind:expr) => {{
@@ -156,74 +161,13 @@ pub(crate) fn run<T, const TRACK: bool>(
         }};
     }
     macro_rules! u32_ { ($s:expr) => { rd!($s) as u32 }; }
-    macro_rules! i32_ { ($s:expr) => { rd!($s) as u32 as i32 }; }
-    macro_rules! i64_ { ($s:expr) => { rd!($s) as i64 }; }
-    macro_rules! f32_ { ($s:expr) => { f32::from_bits(rd!($s) as u32) }; }
-    macro_rules! f64_ { ($s:expr) => { f64::from_bits(rd!($s)) }; }
     macro_rules! w32 { ($d:expr, $v:expr) => { wr!($d, ($v) as u32 as u64) }; }
-    macro_rules! w64 { ($d:expr, $v:expr) => { wr!($d, ($v) as u64) }; }
-    macro_rules! wf32 { ($d:expr, $v:expr) => { wr!($d, f32::to_bits($v) as u64) }; }
-    macro_rules! wf64 { ($d:expr, $v:expr) => { wr!($d, f64::to_bits($v)) }; }
-    macro_rules! wbool { ($d:expr, $v:expr) => { wr!($d, ($v) as u64) }; }
-    macro_rules! jump {
-        ($target:expr) => {
-            // SAFETY: branch targets are indices into the current function's code,
-            // produced by the translator (see the module docs).
-            ip = unsafe { code_start.add($target as usize) }
-        };
-    }
     macro_rules! refresh_mem {
         () => {{
             let (b, l, p) = mem_of(&store.inner, instance);
             mem_base = b;
-            chunk_map = b.wrapping_sub(CHUNK_MAP_OFFSET);
             mem_len = l;
             mem_len_ptr = p;
-        }};
-    }
-    macro_rules! effective {
-        ($addr:expr, $offset:expr, $n:expr) => {{
-            let ea = rd!($addr) as u32 as usize + $offset as usize;
-            if ea + $n > mem_len {
-                trap!(TrapKind::MemoryOutOfBounds);
-            }
-            ea
-        }};
-    }
-    /// A load from `(b + i) mod 2^32 + offset`, `bi` packing the slots of b and i.
-    macro_rules! load_idx {
-        ($dst:expr, $bi:expr, $offset:expr, $n:literal, |$b:ident| $conv:expr) => {{
-            let ea = u32_!($bi & 0xffff).wrapping_add(u32_!($bi >> 16)) as usize + $offset as usize;
-            if ea + $n > mem_len {
-                trap!(TrapKind::MemoryOutOfBounds);
-            }
-            // SAFETY: ea + n <= mem_len, checked just above.
-            let $b: [u8; $n] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; $n]) };
-            wr!($dst, $conv);
-        }};
-    }
-    macro_rules! load {
-        ($dst:expr, $addr:expr, $offset:expr, $n:literal, |$b:ident| $conv:expr) => {{
-            let ea = effective!($addr, $offset, $n);
-            // SAFETY: ea + n <= mem_len, checked just above.
-            let $b: [u8; $n] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; $n]) };
-            wr!($dst, $conv);
-        }};
-    }
-    macro_rules! store {
-        ($addr:expr, $value:expr, $offset:expr, $n:literal, |$v:ident| $bytes:expr) => {{
-            let ea = effective!($addr, $offset, $n);
-            let $v = rd!($value);
-            let bytes: [u8; $n] = $bytes;
-            // SAFETY: ea + n <= mem_len, checked just above; every mapped memory has
-            // its chunk map CHUNK_MAP_OFFSET below its base (`runtime::memory`), one
-            // byte per 4 KiB, so ea's byte is in it.
-            unsafe {
-                if TRACK {
-                    *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
-                }
-                ptr::write_unaligned(mem_base.add(ea) as *mut [u8; $n], bytes);
-            }
         }};
     }
     /// Enters a wasm function or calls a host function whose arguments start at
@@ -317,40 +261,44 @@ pub(crate) fn run<T, const TRACK: bool>(
     }
 
     loop {
+        // Instructions with a handler run in `threaded` until one that needs the
+        // store, the frames or the module (a call, a return, a global...): that
+        // one runs here, then the loop goes back to the handlers.
+        // SAFETY: `ip` is an instruction of the current function, `fp` its frame and
+        // `mem_base`/`mem_len` memory 0 of the current instance, all as
+        // `threaded::run` requires (see the module docs for why they hold).
+        let mut cx = CallCx {
+            frames: &mut frames,
+            stack: &mut *stack,
+            base: &mut base,
+            module: &mut module,
+            func_index: &mut func_index,
+            instance,
+            max_depth,
+            fp,
+            code_start,
+            inst_globals: store.inner.instances[instance as usize].globals.as_ptr(),
+            globals: store.inner.globals.as_mut_ptr(),
+            fuel: &mut store.inner.fuel,
+            interrupt: &*store.inner.interrupt,
+        };
+        let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, code_start, &mut cx) };
+        // Calls and returns inside the run moved to another frame (of the same instance).
+        (fp, code_start) = (cx.fp, cx.code_start);
+        match outcome {
+            Outcome::Exit(at) => ip = at,
+            Outcome::Trap(kind) => trap!(kind),
+        }
         // SAFETY: ip stays within the current function's code (see the module docs):
         // every function ends in `Return`, and branches target valid indices.
-        let instr = unsafe { *ip };
+        let instr = unsafe { (*ip).instr };
         ip = unsafe { ip.add(1) };
         match instr {
+            // Not reached: `threaded::run` only stops at instructions without a
+            // handler. Were it reached, running it there again would be correct.
+            threaded_instrs!() => ip = unsafe { ip.sub(1) },
             Instr::Unreachable => trap!(TrapKind::Unreachable),
-            Instr::ConsumeFuel { amount } => {
-                let fuel = &mut store.inner.fuel;
-                if *fuel < amount as u64 {
-                    *fuel = 0;
-                    trap!(TrapKind::OutOfFuel);
-                }
-                *fuel -= amount as u64;
-            }
-            Instr::CheckInterrupt => {
-                if store.inner.interrupt.load(std::sync::atomic::Ordering::Relaxed) {
-                    trap!(TrapKind::Interrupted);
-                }
-            }
-            Instr::Br { target } => jump!(target),
-            Instr::BrIfNez { cond, target } => {
-                if u32_!(cond) != 0 {
-                    jump!(target);
-                }
-            }
-            Instr::BrIfEqz { cond, target } => {
-                if u32_!(cond) == 0 {
-                    jump!(target);
-                }
-            }
-            Instr::BrTable { index, len } => {
-                let i = u32_!(index).min(len);
-                ip = unsafe { ip.add(i as usize) };
-            }
+            Instr::Sentinel => unreachable!("the translator never emits Instr::Sentinel"),
             Instr::Return => do_return!(),
             Instr::ReturnSlot { src } => {
                 wr!(0, rd!(src));
@@ -380,42 +328,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                 }
                 call_store_func!(fidx, b);
             }
-            Instr::Copy { dst, src } => wr!(dst, rd!(src)),
-            Instr::CopyPair { first, second } => {
-                wr!(first & 0xffff, rd!(first >> 16));
-                wr!(second & 0xffff, rd!(second >> 16));
-            }
-            Instr::Copy2 { dst, src } => {
-                let (lo, hi) = (rd!(src), rd!(src + 1));
-                wr!(dst, lo);
-                wr!(dst + 1, hi);
-            }
-            Instr::Const { dst, value } => wr!(dst, value),
-            Instr::SelectTo { dst, cond, src } => {
-                if u32_!(cond) == 0 {
-                    wr!(dst, rd!(src));
-                }
-            }
-            Instr::Select { dst, cond, ab } => {
-                let pick = if u32_!(cond) != 0 { ab & 0xffff } else { ab >> 16 };
-                wr!(dst, rd!(pick));
-            }
-            Instr::SelectTo2 { dst, cond, src } => {
-                if u32_!(cond) == 0 {
-                    wr!(dst, rd!(src));
-                    wr!(dst + 1, rd!(src + 1));
-                }
-            }
-            Instr::GlobalGet2 { dst, global } => {
-                let g = store.inner.instances[instance as usize].globals[global as usize];
-                let v = store.inner.globals[g as usize].value;
-                wr!(dst, v as u64);
-                wr!(dst + 1, (v >> 64) as u64);
-            }
-            Instr::GlobalSet2 { src, global } => {
-                let g = store.inner.instances[instance as usize].globals[global as usize];
-                store.inner.globals[g as usize].value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64;
-            }
             Instr::Simd { head, b, c } => {
                 let (op, lane, a) = super::code::unpack_simd_index(head);
                 // SAFETY: the frame starts at `fp` and every slot up to the end of the
@@ -430,14 +342,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                     unsafe { MemoryMut::from_raw(mem_base, mem_len) }
                 };
                 tri!(simd::HANDLERS[op](lane, a, b, c, frame, &mut mem));
-            }
-            Instr::GlobalGet { dst, global } => {
-                let g = store.inner.instances[instance as usize].globals[global as usize];
-                wr!(dst, store.inner.globals[g as usize].value as u64);
-            }
-            Instr::GlobalSet { src, global } => {
-                let g = store.inner.instances[instance as usize].globals[global as usize];
-                store.inner.globals[g as usize].value = rd!(src) as u128;
             }
             Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
             Instr::MemoryGrow { dst, delta } => {
@@ -571,550 +475,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                 wr!(dst, f as u64 + 1);
             }
 
-            // ---- integer ----
-            Instr::I32Eqz { dst, src } => wbool!(dst, u32_!(src) == 0),
-            Instr::I32Clz { dst, src } => w32!(dst, u32_!(src).leading_zeros()),
-            Instr::I32Ctz { dst, src } => w32!(dst, u32_!(src).trailing_zeros()),
-            Instr::I32Popcnt { dst, src } => w32!(dst, u32_!(src).count_ones()),
-            Instr::I32Extend8S { dst, src } => w32!(dst, rd!(src) as i8 as i32),
-            Instr::I32Extend16S { dst, src } => w32!(dst, rd!(src) as i16 as i32),
-            Instr::I64Eqz { dst, src } => wbool!(dst, rd!(src) == 0),
-            Instr::I64Clz { dst, src } => w64!(dst, rd!(src).leading_zeros()),
-            Instr::I64Ctz { dst, src } => w64!(dst, rd!(src).trailing_zeros()),
-            Instr::I64Popcnt { dst, src } => w64!(dst, rd!(src).count_ones()),
-            Instr::I64Extend8S { dst, src } => w64!(dst, rd!(src) as i8 as i64),
-            Instr::I64Extend16S { dst, src } => w64!(dst, rd!(src) as i16 as i64),
-            Instr::I64Extend32S { dst, src } => w64!(dst, rd!(src) as i32 as i64),
-            Instr::I64ExtendI32S { dst, src } => w64!(dst, i32_!(src) as i64),
-            Instr::I64ExtendI32U { dst, src } => w64!(dst, u32_!(src)),
-
-            Instr::I32Eq { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) == u32_!(rhs)),
-            Instr::I32Ne { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) != u32_!(rhs)),
-            Instr::I32LtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) < i32_!(rhs)),
-            Instr::I32LtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) < u32_!(rhs)),
-            Instr::I32GtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) > i32_!(rhs)),
-            Instr::I32GtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) > u32_!(rhs)),
-            Instr::I32LeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) <= i32_!(rhs)),
-            Instr::I32LeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) <= u32_!(rhs)),
-            Instr::I32GeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) >= i32_!(rhs)),
-            Instr::I32GeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) >= u32_!(rhs)),
-            Instr::I64Eq { dst, lhs, rhs } => wbool!(dst, rd!(lhs) == rd!(rhs)),
-            Instr::I64Ne { dst, lhs, rhs } => wbool!(dst, rd!(lhs) != rd!(rhs)),
-            Instr::I64LtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) < i64_!(rhs)),
-            Instr::I64LtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) < rd!(rhs)),
-            Instr::I64GtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) > i64_!(rhs)),
-            Instr::I64GtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) > rd!(rhs)),
-            Instr::I64LeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) <= i64_!(rhs)),
-            Instr::I64LeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) <= rd!(rhs)),
-            Instr::I64GeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) >= i64_!(rhs)),
-            Instr::I64GeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) >= rd!(rhs)),
-
-            Instr::I32Add { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_add(u32_!(rhs))),
-            Instr::I32Sub { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_sub(u32_!(rhs))),
-            Instr::I32Mul { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_mul(u32_!(rhs))),
-            Instr::I32DivS { dst, lhs, rhs } => {
-                let (a, b) = (i32_!(lhs), i32_!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                if a == i32::MIN && b == -1 {
-                    trap!(TrapKind::IntegerOverflow);
-                }
-                w32!(dst, a / b);
-            }
-            Instr::I32DivU { dst, lhs, rhs } => {
-                let (a, b) = (u32_!(lhs), u32_!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                w32!(dst, a / b);
-            }
-            Instr::I32RemS { dst, lhs, rhs } => {
-                let (a, b) = (i32_!(lhs), i32_!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                w32!(dst, a.wrapping_rem(b));
-            }
-            Instr::I32RemU { dst, lhs, rhs } => {
-                let (a, b) = (u32_!(lhs), u32_!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                w32!(dst, a % b);
-            }
-            Instr::I32And { dst, lhs, rhs } => w32!(dst, u32_!(lhs) & u32_!(rhs)),
-            Instr::I32Or { dst, lhs, rhs } => w32!(dst, u32_!(lhs) | u32_!(rhs)),
-            Instr::I32Xor { dst, lhs, rhs } => w32!(dst, u32_!(lhs) ^ u32_!(rhs)),
-            Instr::I32Shl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shl(u32_!(rhs))),
-            Instr::I32ShrS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_shr(u32_!(rhs))),
-            Instr::I32ShrU { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shr(u32_!(rhs))),
-            Instr::I32Rotl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_left(u32_!(rhs) % 32)),
-            Instr::I32Rotr { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_right(u32_!(rhs) % 32)),
-
-            Instr::I64Add { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_add(rd!(rhs))),
-            Instr::I64Sub { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_sub(rd!(rhs))),
-            Instr::I64Mul { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_mul(rd!(rhs))),
-            Instr::I64DivS { dst, lhs, rhs } => {
-                let (a, b) = (i64_!(lhs), i64_!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                if a == i64::MIN && b == -1 {
-                    trap!(TrapKind::IntegerOverflow);
-                }
-                w64!(dst, a / b);
-            }
-            Instr::I64DivU { dst, lhs, rhs } => {
-                let (a, b) = (rd!(lhs), rd!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                w64!(dst, a / b);
-            }
-            Instr::I64RemS { dst, lhs, rhs } => {
-                let (a, b) = (i64_!(lhs), i64_!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                w64!(dst, a.wrapping_rem(b));
-            }
-            Instr::I64RemU { dst, lhs, rhs } => {
-                let (a, b) = (rd!(lhs), rd!(rhs));
-                if b == 0 {
-                    trap!(TrapKind::IntegerDivisionByZero);
-                }
-                w64!(dst, a % b);
-            }
-            Instr::I64And { dst, lhs, rhs } => w64!(dst, rd!(lhs) & rd!(rhs)),
-            Instr::I64Or { dst, lhs, rhs } => w64!(dst, rd!(lhs) | rd!(rhs)),
-            Instr::I64Xor { dst, lhs, rhs } => w64!(dst, rd!(lhs) ^ rd!(rhs)),
-            Instr::I64Shl { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shl(rd!(rhs) as u32)),
-            Instr::I64ShrS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_shr(rd!(rhs) as u32)),
-            Instr::I64ShrU { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shr(rd!(rhs) as u32)),
-            Instr::I64Rotl { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_left((rd!(rhs) % 64) as u32)),
-            Instr::I64Rotr { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_right((rd!(rhs) % 64) as u32)),
-
-            // ---- float ----
-            Instr::F32Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff),
-            Instr::F32Neg { dst, src } => wr!(dst, (rd!(src) ^ 0x8000_0000) & 0xffff_ffff),
-            Instr::F32Ceil { dst, src } => wf32!(dst, ops::f32_ceil(f32_!(src))),
-            Instr::F32Floor { dst, src } => wf32!(dst, ops::f32_floor(f32_!(src))),
-            Instr::F32Trunc { dst, src } => wf32!(dst, ops::f32_trunc(f32_!(src))),
-            Instr::F32Nearest { dst, src } => wf32!(dst, ops::f32_nearest(f32_!(src))),
-            Instr::F32Sqrt { dst, src } => wf32!(dst, f32_!(src).sqrt()),
-            Instr::F64Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff_ffff_ffff),
-            Instr::F64Neg { dst, src } => wr!(dst, rd!(src) ^ 0x8000_0000_0000_0000),
-            Instr::F64Ceil { dst, src } => wf64!(dst, ops::f64_ceil(f64_!(src))),
-            Instr::F64Floor { dst, src } => wf64!(dst, ops::f64_floor(f64_!(src))),
-            Instr::F64Trunc { dst, src } => wf64!(dst, ops::f64_trunc(f64_!(src))),
-            Instr::F64Nearest { dst, src } => wf64!(dst, ops::f64_nearest(f64_!(src))),
-            Instr::F64Sqrt { dst, src } => wf64!(dst, f64_!(src).sqrt()),
-            Instr::F32Eq { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) == f32_!(rhs)),
-            Instr::F32Ne { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) != f32_!(rhs)),
-            Instr::F32Lt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) < f32_!(rhs)),
-            Instr::F32Gt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) > f32_!(rhs)),
-            Instr::F32Le { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) <= f32_!(rhs)),
-            Instr::F32Ge { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) >= f32_!(rhs)),
-            Instr::F64Eq { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) == f64_!(rhs)),
-            Instr::F64Ne { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) != f64_!(rhs)),
-            Instr::F64Lt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) < f64_!(rhs)),
-            Instr::F64Gt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) > f64_!(rhs)),
-            Instr::F64Le { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) <= f64_!(rhs)),
-            Instr::F64Ge { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) >= f64_!(rhs)),
-            Instr::F32Add { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) + f32_!(rhs)),
-            Instr::F32Sub { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) - f32_!(rhs)),
-            Instr::F32Mul { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) * f32_!(rhs)),
-            Instr::F32Div { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) / f32_!(rhs)),
-            Instr::F32Min { dst, lhs, rhs } => wf32!(dst, ops::f32_min(f32_!(lhs), f32_!(rhs))),
-            Instr::F32Max { dst, lhs, rhs } => wf32!(dst, ops::f32_max(f32_!(lhs), f32_!(rhs))),
-            Instr::F32Copysign { dst, lhs, rhs } => {
-                wr!(dst, (rd!(lhs) & 0x7fff_ffff) | (rd!(rhs) & 0x8000_0000))
-            }
-            Instr::F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
-            Instr::F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
-            Instr::F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
-            Instr::F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
-            Instr::F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
-            Instr::F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
-            Instr::F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
-            Instr::F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
-            Instr::F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
-            Instr::F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
-            Instr::F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
-            Instr::F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
-            Instr::F64Div { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) / f64_!(rhs)),
-            Instr::F64Min { dst, lhs, rhs } => wf64!(dst, ops::f64_min(f64_!(lhs), f64_!(rhs))),
-            Instr::F64Max { dst, lhs, rhs } => wf64!(dst, ops::f64_max(f64_!(lhs), f64_!(rhs))),
-            Instr::F64Copysign { dst, lhs, rhs } => wr!(
-                dst,
-                (rd!(lhs) & 0x7fff_ffff_ffff_ffff) | (rd!(rhs) & 0x8000_0000_0000_0000)
-            ),
-
-            // ---- conversions ----
-            Instr::I32TruncF32S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_s(f32_!(src)))),
-            Instr::I32TruncF32U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_u(f32_!(src)))),
-            Instr::I32TruncF64S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_s(f64_!(src)))),
-            Instr::I32TruncF64U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_u(f64_!(src)))),
-            Instr::I64TruncF32S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_s(f32_!(src)))),
-            Instr::I64TruncF32U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_u(f32_!(src)))),
-            Instr::I64TruncF64S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_s(f64_!(src)))),
-            Instr::I64TruncF64U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_u(f64_!(src)))),
-            // Rust's float-to-int `as` saturates and maps NaN to 0: exactly trunc_sat.
-            Instr::I32TruncSatF32S { dst, src } => w32!(dst, f32_!(src) as i32),
-            Instr::I32TruncSatF32U { dst, src } => w32!(dst, f32_!(src) as u32),
-            Instr::I32TruncSatF64S { dst, src } => w32!(dst, f64_!(src) as i32),
-            Instr::I32TruncSatF64U { dst, src } => w32!(dst, f64_!(src) as u32),
-            Instr::I64TruncSatF32S { dst, src } => w64!(dst, f32_!(src) as i64),
-            Instr::I64TruncSatF32U { dst, src } => w64!(dst, f32_!(src) as u64),
-            Instr::I64TruncSatF64S { dst, src } => w64!(dst, f64_!(src) as i64),
-            Instr::I64TruncSatF64U { dst, src } => w64!(dst, f64_!(src) as u64),
-            Instr::F32ConvertI32S { dst, src } => wf32!(dst, i32_!(src) as f32),
-            Instr::F32ConvertI32U { dst, src } => wf32!(dst, u32_!(src) as f32),
-            Instr::F32ConvertI64S { dst, src } => wf32!(dst, i64_!(src) as f32),
-            Instr::F32ConvertI64U { dst, src } => wf32!(dst, rd!(src) as f32),
-            Instr::F32DemoteF64 { dst, src } => wf32!(dst, f64_!(src) as f32),
-            Instr::F64ConvertI32S { dst, src } => wf64!(dst, i32_!(src) as f64),
-            Instr::F64ConvertI32U { dst, src } => wf64!(dst, u32_!(src) as f64),
-            Instr::F64ConvertI64S { dst, src } => wf64!(dst, i64_!(src) as f64),
-            Instr::F64ConvertI64U { dst, src } => wf64!(dst, rd!(src) as f64),
-            Instr::F64PromoteF32 { dst, src } => wf64!(dst, f32_!(src) as f64),
-
-            // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
-            Instr::I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
-            Instr::I32AddImm2 { first, second, imms } => {
-                w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
-                w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
-            }
-            Instr::I32SubImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_sub(imm as u32)),
-            Instr::I32MulImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_mul(imm as u32)),
-            Instr::I32AndImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) & (imm as u32)),
-            Instr::I32OrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) | (imm as u32)),
-            Instr::I32XorImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) ^ (imm as u32)),
-            Instr::I32ShlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shl(imm as u32)),
-            Instr::I32ShrSImm { dst, lhs, imm } => w32!(dst, i32_!(lhs).wrapping_shr(imm as u32)),
-            Instr::I32ShrUImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shr(imm as u32)),
-            Instr::I32RotlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_left(imm as u32 % 32)),
-            Instr::I32RotrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_right(imm as u32 % 32)),
-            Instr::I64AddImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_add(imm as i64 as u64)),
-            Instr::I64SubImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_sub(imm as i64 as u64)),
-            Instr::I64MulImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_mul(imm as i64 as u64)),
-            Instr::I64AndImm { dst, lhs, imm } => w64!(dst, rd!(lhs) & (imm as i64 as u64)),
-            Instr::I64OrImm { dst, lhs, imm } => w64!(dst, rd!(lhs) | (imm as i64 as u64)),
-            Instr::I64XorImm { dst, lhs, imm } => w64!(dst, rd!(lhs) ^ (imm as i64 as u64)),
-            Instr::I64ShlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shl(imm as u32)),
-            Instr::I64ShrSImm { dst, lhs, imm } => w64!(dst, i64_!(lhs).wrapping_shr(imm as u32)),
-            Instr::I64ShrUImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shr(imm as u32)),
-            Instr::I64RotlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_left(imm as u32 % 64)),
-            Instr::I64RotrImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_right(imm as u32 % 64)),
-            Instr::I32EqImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) == (imm as u32)),
-            Instr::BrI32Eq { lhs, rhs, target } => {
-                if u32_!(lhs) == u32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32EqImm { lhs, imm, target } => {
-                if u32_!(lhs) == (imm as u32) {
-                    jump!(target);
-                }
-            }
-            Instr::I32NeImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) != (imm as u32)),
-            Instr::BrI32Ne { lhs, rhs, target } => {
-                if u32_!(lhs) != u32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32NeImm { lhs, imm, target } => {
-                if u32_!(lhs) != (imm as u32) {
-                    jump!(target);
-                }
-            }
-            Instr::I32LtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) < imm),
-            Instr::BrI32LtS { lhs, rhs, target } => {
-                if i32_!(lhs) < i32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32LtSImm { lhs, imm, target } => {
-                if i32_!(lhs) < imm {
-                    jump!(target);
-                }
-            }
-            Instr::I32LtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) < (imm as u32)),
-            Instr::BrI32LtU { lhs, rhs, target } => {
-                if u32_!(lhs) < u32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32LtUImm { lhs, imm, target } => {
-                if u32_!(lhs) < (imm as u32) {
-                    jump!(target);
-                }
-            }
-            Instr::I32GtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) > imm),
-            Instr::BrI32GtS { lhs, rhs, target } => {
-                if i32_!(lhs) > i32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32GtSImm { lhs, imm, target } => {
-                if i32_!(lhs) > imm {
-                    jump!(target);
-                }
-            }
-            Instr::I32GtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) > (imm as u32)),
-            Instr::BrI32GtU { lhs, rhs, target } => {
-                if u32_!(lhs) > u32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32GtUImm { lhs, imm, target } => {
-                if u32_!(lhs) > (imm as u32) {
-                    jump!(target);
-                }
-            }
-            Instr::I32LeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) <= imm),
-            Instr::BrI32LeS { lhs, rhs, target } => {
-                if i32_!(lhs) <= i32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32LeSImm { lhs, imm, target } => {
-                if i32_!(lhs) <= imm {
-                    jump!(target);
-                }
-            }
-            Instr::I32LeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) <= (imm as u32)),
-            Instr::BrI32LeU { lhs, rhs, target } => {
-                if u32_!(lhs) <= u32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32LeUImm { lhs, imm, target } => {
-                if u32_!(lhs) <= (imm as u32) {
-                    jump!(target);
-                }
-            }
-            Instr::I32GeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) >= imm),
-            Instr::BrI32GeS { lhs, rhs, target } => {
-                if i32_!(lhs) >= i32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32GeSImm { lhs, imm, target } => {
-                if i32_!(lhs) >= imm {
-                    jump!(target);
-                }
-            }
-            Instr::I32GeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) >= (imm as u32)),
-            Instr::BrI32GeU { lhs, rhs, target } => {
-                if u32_!(lhs) >= u32_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI32GeUImm { lhs, imm, target } => {
-                if u32_!(lhs) >= (imm as u32) {
-                    jump!(target);
-                }
-            }
-            Instr::I64EqImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) == (imm as i64 as u64)),
-            Instr::BrI64Eq { lhs, rhs, target } => {
-                if rd!(lhs) == rd!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64EqImm { lhs, imm, target } => {
-                if rd!(lhs) == (imm as i64 as u64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64NeImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) != (imm as i64 as u64)),
-            Instr::BrI64Ne { lhs, rhs, target } => {
-                if rd!(lhs) != rd!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64NeImm { lhs, imm, target } => {
-                if rd!(lhs) != (imm as i64 as u64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64LtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) < (imm as i64)),
-            Instr::BrI64LtS { lhs, rhs, target } => {
-                if i64_!(lhs) < i64_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64LtSImm { lhs, imm, target } => {
-                if i64_!(lhs) < (imm as i64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64LtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) < (imm as i64 as u64)),
-            Instr::BrI64LtU { lhs, rhs, target } => {
-                if rd!(lhs) < rd!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64LtUImm { lhs, imm, target } => {
-                if rd!(lhs) < (imm as i64 as u64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64GtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) > (imm as i64)),
-            Instr::BrI64GtS { lhs, rhs, target } => {
-                if i64_!(lhs) > i64_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64GtSImm { lhs, imm, target } => {
-                if i64_!(lhs) > (imm as i64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64GtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) > (imm as i64 as u64)),
-            Instr::BrI64GtU { lhs, rhs, target } => {
-                if rd!(lhs) > rd!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64GtUImm { lhs, imm, target } => {
-                if rd!(lhs) > (imm as i64 as u64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64LeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) <= (imm as i64)),
-            Instr::BrI64LeS { lhs, rhs, target } => {
-                if i64_!(lhs) <= i64_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64LeSImm { lhs, imm, target } => {
-                if i64_!(lhs) <= (imm as i64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64LeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) <= (imm as i64 as u64)),
-            Instr::BrI64LeU { lhs, rhs, target } => {
-                if rd!(lhs) <= rd!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64LeUImm { lhs, imm, target } => {
-                if rd!(lhs) <= (imm as i64 as u64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64GeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) >= (imm as i64)),
-            Instr::BrI64GeS { lhs, rhs, target } => {
-                if i64_!(lhs) >= i64_!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64GeSImm { lhs, imm, target } => {
-                if i64_!(lhs) >= (imm as i64) {
-                    jump!(target);
-                }
-            }
-            Instr::I64GeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) >= (imm as i64 as u64)),
-            Instr::BrI64GeU { lhs, rhs, target } => {
-                if rd!(lhs) >= rd!(rhs) {
-                    jump!(target);
-                }
-            }
-            Instr::BrI64GeUImm { lhs, imm, target } => {
-                if rd!(lhs) >= (imm as i64 as u64) {
-                    jump!(target);
-                }
-            }
-
-            // ---- memory ----
-            Instr::I32StoreImm { addr, value, offset } => {
-                let ea = effective!(addr, offset, 4);
-                // SAFETY: ea + 4 <= mem_len, checked by `effective!`.
-                // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
-                // (`runtime::memory`), one byte per 4 KiB: ea's byte is in it.
-                unsafe {
-                    ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 4], (value as u32).to_le_bytes());
-                    if TRACK {
-                        *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
-                    }
-                }
-            }
-            Instr::I64StoreImm { addr, value, offset } => {
-                let ea = effective!(addr, offset, 8);
-                // SAFETY: ea + 8 <= mem_len, checked by `effective!`.
-                // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
-                // (`runtime::memory`), one byte per 4 KiB: ea's byte is in it.
-                unsafe {
-                    ptr::write_unaligned(mem_base.add(ea) as *mut [u8; 8], (value as i64).to_le_bytes());
-                    if TRACK {
-                        *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
-                    }
-                }
-            }
-            Instr::I32Store8Imm { addr, value, offset } => {
-                let ea = effective!(addr, offset, 1);
-                // SAFETY: ea + 1 <= mem_len, checked by `effective!`.
-                // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
-                // (`runtime::memory`), one byte per 4 KiB: ea's byte is in it.
-                unsafe {
-                    *mem_base.add(ea) = value as u8;
-                    if TRACK {
-                        *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
-                    }
-                }
-            }
-            Instr::I32LoadAt { dst, ea } => {
-                let ea = ea as usize;
-                if ea + 4 > mem_len {
-                    trap!(TrapKind::MemoryOutOfBounds);
-                }
-                // SAFETY: ea + 4 <= mem_len, checked just above.
-                wr!(dst, u32::from_le_bytes(unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 4]) }) as u64);
-            }
-            Instr::I64LoadAt { dst, ea } => {
-                let ea = ea as usize;
-                if ea + 8 > mem_len {
-                    trap!(TrapKind::MemoryOutOfBounds);
-                }
-                // SAFETY: ea + 8 <= mem_len, checked just above.
-                wr!(dst, u64::from_le_bytes(unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) }));
-            }
-            Instr::I32Load8UAt { dst, ea } => {
-                let ea = ea as usize;
-                if ea + 1 > mem_len {
-                    trap!(TrapKind::MemoryOutOfBounds);
-                }
-                // SAFETY: ea < mem_len, checked just above.
-                wr!(dst, unsafe { *mem_base.add(ea) } as u64);
-            }
-            Instr::I32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
-            Instr::I64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
-            Instr::F32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
-            Instr::F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
-            Instr::I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
-            Instr::I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
-            Instr::I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
-            Instr::I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
-            Instr::I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
-            Instr::I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
-            Instr::I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
-            Instr::I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),
-            Instr::I64Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
-            Instr::I64Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i64 as u64),
-            Instr::I64Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
-            Instr::I64Load32S { dst, addr, offset } => load!(dst, addr, offset, 4, |b| i32::from_le_bytes(b) as i64 as u64),
-            Instr::I64Load32U { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
-            Instr::I32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
-            Instr::I64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
-            Instr::F32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
-            Instr::F64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
-            Instr::I32Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
-            Instr::I32Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
-            Instr::I64Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
-            Instr::I64Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
-            Instr::I64Store32 { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
         }
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod code;
 mod exec;
 mod ops;
 mod simd;
+mod threaded;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
 mod translate;

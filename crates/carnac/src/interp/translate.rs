@@ -16,7 +16,7 @@
 
 use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
-use super::code::{for_each_numeric, for_each_simd, pack_simd, unpack_simd, CompiledFunc, Instr, SimdOp, Slot};
+use super::code::{for_each_numeric, for_each_simd, pack_simd, unpack_simd, Cell, CompiledFunc, Instr, SimdOp, Slot};
 use crate::engine::Config;
 use crate::error::Error;
 use crate::module::{invalid, ModuleInfo};
@@ -90,6 +90,8 @@ struct Ctrl {
 
 pub(crate) struct Translator {
     fuel: bool,
+    /// Whether the engine tracks memory writes (which handler set the code uses).
+    track: bool,
     interruptible: bool,
     /// Slots taken by parameters and locals (the operand stack starts here).
     locals: u32,
@@ -283,6 +285,7 @@ impl Translator {
     pub fn new(config: &Config) -> Translator {
         Translator {
             fuel: config.consume_fuel,
+            track: config.track_memory_writes,
             interruptible: config.interruptible,
             locals: 0,
             local_slots: Vec::new(),
@@ -370,7 +373,7 @@ impl Translator {
             return Err(err(0, "function frame too large"));
         }
         Ok(CompiledFunc {
-            code: self.code.as_slice().into(),
+            code: self.code.iter().map(|&instr| Cell { handler: super::threaded::handler_for(&instr, self.track), instr }).collect(),
             frame_size,
             num_params,
             num_locals,
@@ -1428,7 +1431,7 @@ mod tests {
 
     fn code(wat: &str) -> Vec<Instr> {
         let m = Module::new(&Engine::default(), wat).unwrap();
-        m.inner.func_code(0).unwrap().code.to_vec()
+        m.inner.func_code(0).unwrap().instrs()
     }
 
     #[test]

@@ -140,6 +140,15 @@ impl ModuleInner {
         self.func_code_slow(def_index)
     }
 
+    /// The code of a defined function if it is already translated (and valid).
+    #[inline(always)]
+    pub(crate) fn func_code_ready(&self, def_index: u32) -> Option<&CompiledFunc> {
+        match self.code[def_index as usize].compiled.get() {
+            Some(Ok(code)) => Some(code),
+            _ => None,
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn func_code_slow(&self, def_index: u32) -> Result<&CompiledFunc, crate::TrapKind> {
