@@ -270,9 +270,9 @@ pub(crate) fn run<T, const TRACK: bool>(
         let mut cx = CallCx {
             frames: &mut frames,
             stack: &mut *stack,
-            base: &mut base,
-            module: &mut module,
-            func_index: &mut func_index,
+            base,
+            module,
+            func_index,
             instance,
             max_depth,
             fp,
@@ -284,7 +284,7 @@ pub(crate) fn run<T, const TRACK: bool>(
         };
         let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, code_start, &mut cx) };
         // Calls and returns inside the run moved to another frame (of the same instance).
-        (fp, code_start) = (cx.fp, cx.code_start);
+        (fp, code_start, base, module, func_index) = (cx.fp, cx.code_start, cx.base, cx.module, cx.func_index);
         match outcome {
             Outcome::Exit(at) => ip = at,
             Outcome::Trap(kind) => trap!(kind),

@@ -65,16 +65,17 @@ pub(crate) type Handler = unsafe fn(
 ) -> usize;
 
 /// What handlers need beyond their arguments, set up by `exec` for each run:
-/// for calls and returns, `exec`'s frame list and value stack and where it
-/// keeps the current frame's state (updated in place; when a run ends, `fp`
-/// and `code_start` hold the current frame's); the globals, fuel and interrupt
-/// flag of the store. Nothing else uses what these point to during the run.
+/// for calls and returns, `exec`'s frame list and value stack and the current
+/// frame's state (updated by calls and returns: when a run ends, `base`,
+/// `module`, `func_index`, `fp` and `code_start` are the current frame's); the
+/// globals, fuel and interrupt flag of the store. Nothing else uses what these
+/// point to during the run.
 pub(crate) struct CallCx {
     pub frames: *mut Vec<Frame>,
     pub stack: *mut Vec<u64>,
-    pub base: *mut usize,
-    pub module: *mut *const ModuleInner,
-    pub func_index: *mut u32,
+    pub base: usize,
+    pub module: *const ModuleInner,
+    pub func_index: u32,
     pub instance: u32,
     pub max_depth: usize,
     pub fp: *mut u64,
@@ -1010,8 +1011,8 @@ unsafe fn CallInternal<const TRACK: bool>(
         let c = &mut *cx;
         let frames = &mut *c.frames;
         let stack = &mut *c.stack;
-        let module = *c.module;
-        let new_base = *c.base + b as usize;
+        let module = c.module;
+        let new_base = c.base + b as usize;
         // `exec` takes the call when the frame list must grow (so that nothing here
         // calls out, which would make this handler save registers on every call).
         let len = frames.len();
@@ -1030,14 +1031,14 @@ unsafe fn CallInternal<const TRACK: bool>(
         frames.as_mut_ptr().add(len).write(Frame {
             module,
             instance: c.instance,
-            func_index: *c.func_index,
+            func_index: c.func_index,
             code_start,
             ip: ip.add(1),
-            base: *c.base,
+            base: c.base,
         });
         frames.set_len(len + 1);
-        *c.func_index = (*module).info.num_imported_funcs + def_index;
-        *c.base = new_base;
+        c.func_index = (*module).info.num_imported_funcs + def_index;
+        c.base = new_base;
         let callee_start = callee.code.as_ptr();
         next::<TRACK>(callee_start, new_fp, mem_base, mem_len, callee_start, cx)
     }
@@ -1066,9 +1067,9 @@ unsafe fn return_within<const TRACK: bool>(
             _ => return exit(ip, fp, mem_base, mem_len, code_start, cx),
         }
         let f = frames.pop().unwrap_unchecked();
-        *c.module = f.module;
-        *c.func_index = f.func_index;
-        *c.base = f.base;
+        c.module = f.module;
+        c.func_index = f.func_index;
+        c.base = f.base;
         let caller_fp = (*c.stack).as_mut_ptr().add(f.base);
         next::<TRACK>(f.ip, caller_fp, mem_base, mem_len, f.code_start, cx)
     }
