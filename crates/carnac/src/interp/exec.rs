@@ -274,7 +274,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             module,
             func_index,
             instance,
-            max_depth,
+            frames_limit: max_depth.min(frames.capacity()),
             fp,
             code_start,
             inst_globals: store.inner.instances[instance as usize].globals.as_ptr(),

@@ -77,7 +77,9 @@ pub(crate) struct CallCx {
     pub module: *const ModuleInner,
     pub func_index: u32,
     pub instance: u32,
-    pub max_depth: usize,
+    /// Calls within a run stop (and go to `exec`) at this many frames: the call
+    /// depth limit, or the frame list's capacity if lower.
+    pub frames_limit: usize,
     pub fp: *mut u64,
     pub code_start: *const Cell,
     /// The current instance's global indices, and the store's globals.
@@ -1014,18 +1016,27 @@ unsafe fn CallInternal<const TRACK: bool>(
         let module = c.module;
         let new_base = c.base + b as usize;
         // `exec` takes the call when the frame list must grow (so that nothing here
-        // calls out, which would make this handler save registers on every call).
+        // calls out, which would make this handler save registers on every call),
+        // when the callee is not translated yet, and when its frame (plus one slot,
+        // see below) does not fit in the stack.
         let len = frames.len();
-        let callee = match (*module).func_code_ready(def_index) {
-            Some(f) if len < frames.capacity() && len < c.max_depth && new_base + f.frame_size as usize <= stack.len() => f,
-            _ => return exit(ip, fp, mem_base, mem_len, code_start, cx),
-        };
+        let callee = (*module).ready_code(def_index);
+        if callee.is_null() || len >= c.frames_limit {
+            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+        }
+        // A non-null ready pointer points at the callee's code, owned by the module.
+        let callee = &*callee;
+        if new_base + callee.frame_size as usize + 1 > stack.len() {
+            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+        }
         let new_fp = stack.as_mut_ptr().add(new_base);
-        // Locals are few: zero them in place (volatile keeps LLVM from turning the
-        // loop into a call to `memset`).
-        let locals = new_fp.add(callee.num_params as usize);
-        for i in 0..callee.num_locals as usize {
-            ptr::write_volatile(locals.add(i), 0);
+        // Zero the locals two slots at a time, in place (rounding up may clear the
+        // slot after them: an operand slot, written before it is read, or the spare
+        // slot checked above). Volatile keeps LLVM from turning this into a call
+        // to `memset`.
+        let locals = new_fp.add(callee.num_params as usize) as *mut [u64; 2];
+        for i in 0..(callee.num_locals as usize).div_ceil(2) {
+            ptr::write_volatile(locals.add(i), [0, 0]);
         }
         // Within capacity (checked above): a plain write, no growth path.
         frames.as_mut_ptr().add(len).write(Frame {

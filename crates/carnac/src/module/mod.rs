@@ -6,6 +6,7 @@
 //! [`Module::new`]; instantiation reuses the result.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use wasmparser::{
@@ -112,10 +113,22 @@ pub(crate) struct ModuleInner {
     pub info: ModuleInfo,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
+    /// For each defined function, its code once translated (valid), else null:
+    /// what the interpreter's call handler reads (one load, no `OnceLock` or
+    /// `Result` to look through). Points into `code`, which never moves.
+    ready: Box<[AtomicPtr<CompiledFunc>]>,
     /// The module's bytes, kept for translating function bodies on first call.
     bytes: Arc<[u8]>,
     /// With lazy validation: what validating a body on first call needs.
     resources: Option<wasmparser::ValidatorResources>,
+}
+
+/// `FuncCode`'s code if it is translated and valid, else null.
+fn ready_ptr(f: &FuncCode) -> *mut CompiledFunc {
+    match f.compiled.get() {
+        Some(Ok(code)) => code as *const CompiledFunc as *mut CompiledFunc,
+        _ => std::ptr::null_mut(),
+    }
 }
 
 /// A defined function's interpreter code: translated when the module is
@@ -140,13 +153,11 @@ impl ModuleInner {
         self.func_code_slow(def_index)
     }
 
-    /// The code of a defined function if it is already translated (and valid).
+    /// The code of a defined function if it is already translated (and valid),
+    /// else null. The pointer is valid for as long as `self` is.
     #[inline(always)]
-    pub(crate) fn func_code_ready(&self, def_index: u32) -> Option<&CompiledFunc> {
-        match self.code[def_index as usize].compiled.get() {
-            Some(Ok(code)) => Some(code),
-            _ => None,
-        }
+    pub(crate) fn ready_code(&self, def_index: u32) -> *const CompiledFunc {
+        self.ready[def_index as usize].load(Ordering::Acquire)
     }
 
     #[cold]
@@ -154,6 +165,9 @@ impl ModuleInner {
     fn func_code_slow(&self, def_index: u32) -> Result<&CompiledFunc, crate::TrapKind> {
         let f = &self.code[def_index as usize];
         let compiled = f.compiled.get_or_init(|| self.translate_lazily(def_index));
+        if let Ok(code) = compiled {
+            self.ready[def_index as usize].store(code as *const CompiledFunc as *mut CompiledFunc, Ordering::Release);
+        }
         compiled.as_ref().map_err(|e| match e {
             Error::Invalid { .. } => crate::TrapKind::InvalidFunction,
             _ => crate::TrapKind::StackExhausted,
@@ -224,7 +238,9 @@ impl Module {
         let (info, code, resources) = decode(engine, bytes)?;
         let bytes: Arc<[u8]> = if engine.config().lazy_translation { bytes.into() } else { Arc::new([]) };
         let resources = resources.filter(|_| engine.config().lazy_validation);
-        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code: code.into(), bytes, resources }) })
+        let code: Box<[FuncCode]> = code.into();
+        let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
+        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code, ready, bytes, resources }) })
     }
 
     pub fn engine(&self) -> &Engine {
