@@ -248,7 +248,7 @@ macro_rules! handlers {
                 $code_start: *const Cell,
                 $cx: *mut CallCx,
             ) -> usize {
-                // SAFETY: the table maps this variant's tag to this handler only.
+                // SAFETY: `handler_for` gives this handler to this variant only.
                 let Instr::$v { $($f),* } = (unsafe { (*$ip).instr }) else {
                     unsafe { std::hint::unreachable_unchecked() }
                 };
@@ -1004,7 +1004,7 @@ unsafe fn CallInternal<const TRACK: bool>(
     code_start: *const Cell,
     cx: *mut CallCx,
 ) -> usize {
-    // SAFETY: the table maps this variant's tag to this handler only; `cx` and its
+    // SAFETY: `handler_for` gives this handler to this variant only. `cx` and its
     // pointers are valid for the whole run (the contract of `run`), and nothing
     // else uses what they point to meanwhile. The callee's frame is checked to
     // fit in the stack before it is entered.
@@ -1108,7 +1108,7 @@ unsafe fn ReturnSlot<const TRACK: bool>(
     code_start: *const Cell,
     cx: *mut CallCx,
 ) -> usize {
-    // SAFETY: the table maps this variant's tag to this handler only; `src` is a
+    // SAFETY: `handler_for` gives this handler to this variant only. `src` is a
     // slot of the frame. Copying the result first is what `exec` does too, so
     // ending the run afterwards (returning elsewhere) repeats an idempotent copy.
     unsafe {
