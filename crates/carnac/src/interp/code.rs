@@ -148,6 +148,13 @@ macro_rules! define_instrs_with_imm {
             /// packing a destination and a source (low and high 16 bits) and `imms`
             /// the two immediates (`i1` low, `i2` high, each an `i16`).
             I32AddImm2 { first: u32, second: u32, imms: u32 },
+            /// `dst = (a + b) mod 2^32`, then jumps to `target` when `dst >= rhs`
+            /// (unsigned): a bounds check on an index just computed. `ab` packs the
+            /// slots of a and b, `dr` those of dst and rhs (low and high 16 bits);
+            /// rhs is read after dst is written, as the two instructions would.
+            BrI32AddGeU { ab: u32, dr: u32, target: u32 },
+            /// As `BrI32AddGeU`, jumping when `dst < rhs`.
+            BrI32AddLtU { ab: u32, dr: u32, target: u32 },
             /// f64 arithmetic with a constant operand `k` (raw bits): `ds` packs the
             /// destination and source slots (low and high 16 bits; slots below 2^16).
             /// `dst = src + k`
@@ -262,6 +269,8 @@ macro_rules! define_instrs_with_imm {
                 Some(match self {
                     Instr::BrIfNez { cond, .. } => Instr::BrIfEqz { cond, target },
                     Instr::BrIfEqz { cond, .. } => Instr::BrIfNez { cond, target },
+                    Instr::BrI32AddGeU { ab, dr, .. } => Instr::BrI32AddLtU { ab, dr, target },
+                    Instr::BrI32AddLtU { ab, dr, .. } => Instr::BrI32AddGeU { ab, dr, target },
                     $(
                         Instr::$cbr { lhs, rhs, .. } => return Instr::$cneg { dst: 0, lhs, rhs }.to_branch(false, target),
                         Instr::$cbrimm { lhs, imm, .. } => {
@@ -282,7 +291,11 @@ macro_rules! define_instrs_with_imm {
             /// The branch target, for any instruction that jumps.
             pub(crate) fn branch_target_mut(&mut self) -> Option<&mut u32> {
                 match self {
-                    Instr::Br { target } | Instr::BrIfNez { target, .. } | Instr::BrIfEqz { target, .. } => Some(target),
+                    Instr::Br { target }
+                    | Instr::BrIfNez { target, .. }
+                    | Instr::BrIfEqz { target, .. }
+                    | Instr::BrI32AddGeU { target, .. }
+                    | Instr::BrI32AddLtU { target, .. } => Some(target),
                     $( Instr::$cbr { target, .. } | Instr::$cbrimm { target, .. } => Some(target), )*
                     _ => None,
                 }

@@ -378,6 +378,18 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
             jump!(target);
         }
     },
+    BrI32AddGeU { ab, dr, target } => {
+        w32!(dr & 0xffff, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16)));
+        if u32_!(dr & 0xffff) >= u32_!(dr >> 16) {
+            jump!(target);
+        }
+    },
+    BrI32AddLtU { ab, dr, target } => {
+        w32!(dr & 0xffff, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16)));
+        if u32_!(dr & 0xffff) < u32_!(dr >> 16) {
+            jump!(target);
+        }
+    },
     BrTable { index, len } => {
         let i = u32_!(index).min(len);
         ip = unsafe { ip.add(i as usize) };

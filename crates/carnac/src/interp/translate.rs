@@ -519,7 +519,28 @@ impl Translator {
             }
             Cond::Compare(cmp) => cmp.to_branch(negate, target).expect("an integer comparison"),
         };
+        let instr = self.fuse_add_into_branch(instr);
         self.emit(instr)
+    }
+
+    /// An unsigned bounds check on a sum just computed (`a + b`, written to
+    /// `dst`, then `dst` compared with `rhs`; the add is the last instruction):
+    /// one `BrI32AddGeU`/`BrI32AddLtU`, which still writes the sum.
+    fn fuse_add_into_branch(&mut self, branch: Instr) -> Instr {
+        let (Instr::BrI32GeU { lhs, rhs, target } | Instr::BrI32LtU { lhs, rhs, target }) = branch else { return branch };
+        if self.code.len() <= self.label {
+            return branch;
+        }
+        let Some(&Instr::I32Add { dst, lhs: a, rhs: b }) = self.code.last() else { return branch };
+        if dst != lhs || [a, b, dst, rhs].iter().any(|s| *s > 0xffff) {
+            return branch;
+        }
+        self.code.pop();
+        let (ab, dr) = (a | b << 16, dst | rhs << 16);
+        match branch {
+            Instr::BrI32GeU { .. } => Instr::BrI32AddGeU { ab, dr, target },
+            _ => Instr::BrI32AddLtU { ab, dr, target },
+        }
     }
 
     fn push_entry(&mut self, op: Operand, wide: bool) -> Slot {
@@ -1490,6 +1511,45 @@ mod tests {
         assert_eq!(call(&mut store, "mul_sub", 3.0, 4.0, 2.0), 10.0);
         assert_eq!(call(&mut store, "sub_mul", 3.0, 4.0, 2.0), -10.0);
         assert!(call(&mut store, "add_l", f64::INFINITY, 0.0, 1.0).is_nan());
+    }
+
+    #[test]
+    fn a_bounds_check_on_a_sum_is_one_branch() {
+        let wat = r#"(module
+            (func (export "ge") (param i32 i32 i32) (result i32)
+                (block (br_if 0 (i32.ge_u (i32.add (local.get 0) (local.get 1)) (local.get 2)))
+                    (return (i32.const 0)))
+                (i32.const 1))
+            (func (export "lt") (param i32 i32 i32) (result i32)
+                (if (result i32) (i32.ge_u (i32.add (local.get 0) (local.get 1)) (local.get 2))
+                    (then (i32.const 1)) (else (i32.const 0))))
+            (func (export "kept") (param i32 i32 i32) (result i32) (local i32)
+                (block (br_if 0 (i32.ge_u (local.tee 3 (i32.add (local.get 0) (local.get 1))) (local.get 2))))
+                (local.get 3)))"#;
+        let c = code(wat);
+        assert!(matches!(c[0], Instr::BrI32AddGeU { ab: 0x1_0000, .. }), "{c:?}");
+        // `if` branches to its else arm when the condition fails: the negated form.
+        let m = Module::new(&Engine::default(), wat).unwrap();
+        let lt = m.inner.func_code(1).unwrap().instrs();
+        assert!(matches!(lt[0], Instr::BrI32AddLtU { ab: 0x1_0000, .. }), "{lt:?}");
+        // A sum that is also kept in a local (the common shape: an index checked,
+        // then used) is written there by the same instruction.
+        let kept = m.inner.func_code(2).unwrap().instrs();
+        assert!(matches!(kept[0], Instr::BrI32AddGeU { ab: 0x1_0000, dr: 0x2_0003, .. }), "{kept:?}");
+        let mut store = crate::Store::new(&Engine::default(), ());
+        let engine = store.engine().clone();
+        let m = Module::new(&engine, wat).unwrap();
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &m).unwrap();
+        for name in ["ge", "lt"] {
+            let f = instance.get_typed_func::<(i32, i32, i32), i32>(&store, name).unwrap();
+            assert_eq!(f.call(&mut store, (2, 3, 5)).unwrap(), 1, "{name}: 2 + 3 >= 5");
+            assert_eq!(f.call(&mut store, (2, 2, 5)).unwrap(), 0, "{name}: 2 + 2 < 5");
+            // The sum wraps at 32 bits: (2^32 - 1) + 2 = 1.
+            assert_eq!(f.call(&mut store, (-1, 2, 5)).unwrap(), 0, "{name}: wrapped sum 1 < 5");
+            assert_eq!(f.call(&mut store, (-1, 2, 1)).unwrap(), 1, "{name}: wrapped sum 1 >= 1");
+        }
+        let kept = instance.get_typed_func::<(i32, i32, i32), i32>(&store, "kept").unwrap();
+        assert_eq!(kept.call(&mut store, (2, 3, 0)).unwrap(), 5);
     }
 
     #[test]
