@@ -155,6 +155,12 @@ macro_rules! define_instrs_with_imm {
             BrI32AddGeU { ab: u32, dr: u32, target: u32 },
             /// As `BrI32AddGeU`, jumping when `dst < rhs`.
             BrI32AddLtU { ab: u32, dr: u32, target: u32 },
+            /// A loop step and its exit test: `dst = (src + k) mod 2^32`, then jumps to
+            /// `target` when `dst != other`. `ds` packs dst and src, `ki` packs other
+            /// (low 16 bits) and k (an `i16`, high 16 bits).
+            BrI32AddImmNe { ds: u32, ki: u32, target: u32 },
+            /// As `BrI32AddImmNe`, jumping when `dst == other`.
+            BrI32AddImmEq { ds: u32, ki: u32, target: u32 },
             /// f64 arithmetic with a constant operand `k` (raw bits): `ds` packs the
             /// destination and source slots (low and high 16 bits; slots below 2^16).
             /// `dst = src + k`
@@ -271,6 +277,8 @@ macro_rules! define_instrs_with_imm {
                     Instr::BrIfEqz { cond, .. } => Instr::BrIfNez { cond, target },
                     Instr::BrI32AddGeU { ab, dr, .. } => Instr::BrI32AddLtU { ab, dr, target },
                     Instr::BrI32AddLtU { ab, dr, .. } => Instr::BrI32AddGeU { ab, dr, target },
+                    Instr::BrI32AddImmNe { ds, ki, .. } => Instr::BrI32AddImmEq { ds, ki, target },
+                    Instr::BrI32AddImmEq { ds, ki, .. } => Instr::BrI32AddImmNe { ds, ki, target },
                     $(
                         Instr::$cbr { lhs, rhs, .. } => return Instr::$cneg { dst: 0, lhs, rhs }.to_branch(false, target),
                         Instr::$cbrimm { lhs, imm, .. } => {
@@ -295,7 +303,9 @@ macro_rules! define_instrs_with_imm {
                     | Instr::BrIfNez { target, .. }
                     | Instr::BrIfEqz { target, .. }
                     | Instr::BrI32AddGeU { target, .. }
-                    | Instr::BrI32AddLtU { target, .. } => Some(target),
+                    | Instr::BrI32AddLtU { target, .. }
+                    | Instr::BrI32AddImmNe { target, .. }
+                    | Instr::BrI32AddImmEq { target, .. } => Some(target),
                     $( Instr::$cbr { target, .. } | Instr::$cbrimm { target, .. } => Some(target), )*
                     _ => None,
                 }

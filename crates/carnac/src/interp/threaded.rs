@@ -390,6 +390,18 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
             jump!(target);
         }
     },
+    BrI32AddImmNe { ds, ki, target } => {
+        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
+        if u32_!(ds & 0xffff) != u32_!(ki & 0xffff) {
+            jump!(target);
+        }
+    },
+    BrI32AddImmEq { ds, ki, target } => {
+        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
+        if u32_!(ds & 0xffff) == u32_!(ki & 0xffff) {
+            jump!(target);
+        }
+    },
     BrTable { index, len } => {
         let i = u32_!(index).min(len);
         ip = unsafe { ip.add(i as usize) };

@@ -523,10 +523,33 @@ impl Translator {
         self.emit(instr)
     }
 
+    /// A loop's step and exit test, `x = y + k` then `x != n` (or `==`, either
+    /// operand order; the add is the last instruction): one `BrI32AddImmNe` /
+    /// `BrI32AddImmEq`, which still writes x.
+    fn fuse_step_into_branch(&mut self, branch: Instr, lhs: Slot, rhs: Slot, target: u32) -> Instr {
+        if self.code.len() <= self.label {
+            return branch;
+        }
+        let Some(&Instr::I32AddImm { dst, lhs: src, imm }) = self.code.last() else { return branch };
+        let other = if lhs == dst { rhs } else if rhs == dst { lhs } else { return branch };
+        if [dst, src, other].iter().any(|s| *s > 0xffff) || i16::try_from(imm).is_err() {
+            return branch;
+        }
+        self.code.pop();
+        let (ds, ki) = (dst | src << 16, other | (imm as u16 as u32) << 16);
+        match branch {
+            Instr::BrI32Ne { .. } => Instr::BrI32AddImmNe { ds, ki, target },
+            _ => Instr::BrI32AddImmEq { ds, ki, target },
+        }
+    }
+
     /// An unsigned bounds check on a sum just computed (`a + b`, written to
     /// `dst`, then `dst` compared with `rhs`; the add is the last instruction):
     /// one `BrI32AddGeU`/`BrI32AddLtU`, which still writes the sum.
     fn fuse_add_into_branch(&mut self, branch: Instr) -> Instr {
+        if let Instr::BrI32Ne { lhs, rhs, target } | Instr::BrI32Eq { lhs, rhs, target } = branch {
+            return self.fuse_step_into_branch(branch, lhs, rhs, target);
+        }
         let (Instr::BrI32GeU { lhs, rhs, target } | Instr::BrI32LtU { lhs, rhs, target }) = branch else { return branch };
         if self.code.len() <= self.label {
             return branch;
@@ -1550,6 +1573,37 @@ mod tests {
         }
         let kept = instance.get_typed_func::<(i32, i32, i32), i32>(&store, "kept").unwrap();
         assert_eq!(kept.call(&mut store, (2, 3, 0)).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_loop_step_and_its_exit_test_are_one_branch() {
+        let wat = r#"(module
+            (func (export "count") (param i32 i32) (result i32) (local i32)
+                (loop $l
+                    (local.set 2 (i32.add (local.get 2) (i32.const 1)))
+                    (br_if $l (i32.ne (local.get 0) (local.get 2))))
+                (local.get 2))
+            (func (export "down") (param i32) (result i32) (local i32)
+                (local.set 1 (i32.const 100))
+                (loop $l
+                    (local.set 1 (i32.add (local.get 1) (i32.const -3)))
+                    (br_if $l (i32.ne (local.get 1) (local.get 0))))
+                (local.get 1)))"#;
+        let c = code(wat);
+        assert!(matches!(c[0], Instr::BrI32AddImmNe { ds: 0x2_0002, ki: 0x1_0000, target: 0 }), "{c:?}");
+        let m = Module::new(&Engine::default(), wat).unwrap();
+        let down = m.inner.func_code(1).unwrap().instrs();
+        assert!(down.iter().any(|i| matches!(i, Instr::BrI32AddImmNe { ki, .. } if *ki == 0xfffd_0000)), "{down:?}");
+        let engine = Engine::default();
+        let m = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &m).unwrap();
+        let count = instance.get_typed_func::<(i32, i32), i32>(&store, "count").unwrap();
+        assert_eq!(count.call(&mut store, (1000, 0)).unwrap(), 1000);
+        // Wraps at 32 bits like i32.add: counting to 0 goes all the way round.
+        let down = instance.get_typed_func::<i32, i32>(&store, "down").unwrap();
+        assert_eq!(down.call(&mut store, 1).unwrap(), 1);
+        assert_eq!(down.call(&mut store, 97).unwrap(), 97);
     }
 
     #[test]
