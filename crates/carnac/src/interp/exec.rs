@@ -281,6 +281,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             globals: store.inner.globals.as_mut_ptr(),
             fuel: &mut store.inner.fuel,
             interrupt: &*store.inner.interrupt,
+            trap: TrapKind::Unreachable,
         };
         let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, code_start, &mut cx) };
         // Calls and returns inside the run moved to another frame (of the same instance).
