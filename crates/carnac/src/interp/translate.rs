@@ -1474,8 +1474,22 @@ mod tests {
     use crate::{Engine, Module};
 
     fn code(wat: &str) -> Vec<Instr> {
+        code_of(wat, 0)
+    }
+
+    /// The code of defined function `index`.
+    fn code_of(wat: &str, index: u32) -> Vec<Instr> {
         let m = Module::new(&Engine::default(), wat).unwrap();
-        m.inner.func_code(0).unwrap().instrs()
+        m.inner.func_code(index).unwrap().instrs()
+    }
+
+    /// A store and an instance of `wat`, to call its exports.
+    fn instantiate(wat: &str) -> (crate::Store<()>, crate::Instance) {
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        (store, instance)
     }
 
     #[test]
@@ -1520,10 +1534,7 @@ mod tests {
             (func (export "add_l") (param f64 f64 f64) (result f64) (f64.add (f64.mul (local.get 0) (local.get 1)) (local.get 2)))
             (func (export "mul_sub") (param f64 f64 f64) (result f64) (f64.sub (f64.mul (local.get 0) (local.get 1)) (local.get 2)))
             (func (export "sub_mul") (param f64 f64 f64) (result f64) (f64.sub (local.get 2) (f64.mul (local.get 0) (local.get 1)))))"#;
-        let engine = Engine::default();
-        let module = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let call = |store: &mut crate::Store<()>, name: &str, x: f64, y: f64, z: f64| {
             instance.get_typed_func::<(f64, f64, f64), f64>(&*store, name).unwrap().call(store, (x, y, z)).unwrap()
         };
@@ -1552,17 +1563,13 @@ mod tests {
         let c = code(wat);
         assert!(matches!(c[0], Instr::BrI32AddGeU { ab: 0x1_0000, .. }), "{c:?}");
         // `if` branches to its else arm when the condition fails: the negated form.
-        let m = Module::new(&Engine::default(), wat).unwrap();
-        let lt = m.inner.func_code(1).unwrap().instrs();
+        let lt = code_of(wat, 1);
         assert!(matches!(lt[0], Instr::BrI32AddLtU { ab: 0x1_0000, .. }), "{lt:?}");
         // A sum that is also kept in a local (the common shape: an index checked,
         // then used) is written there by the same instruction.
-        let kept = m.inner.func_code(2).unwrap().instrs();
+        let kept = code_of(wat, 2);
         assert!(matches!(kept[0], Instr::BrI32AddGeU { ab: 0x1_0000, dr: 0x2_0003, .. }), "{kept:?}");
-        let mut store = crate::Store::new(&Engine::default(), ());
-        let engine = store.engine().clone();
-        let m = Module::new(&engine, wat).unwrap();
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &m).unwrap();
+        let (mut store, instance) = instantiate(wat);
         for name in ["ge", "lt"] {
             let f = instance.get_typed_func::<(i32, i32, i32), i32>(&store, name).unwrap();
             assert_eq!(f.call(&mut store, (2, 3, 5)).unwrap(), 1, "{name}: 2 + 3 >= 5");
@@ -1591,13 +1598,9 @@ mod tests {
                 (local.get 1)))"#;
         let c = code(wat);
         assert!(matches!(c[0], Instr::BrI32AddImmNe { ds: 0x2_0002, ki: 0x1_0000, target: 0 }), "{c:?}");
-        let m = Module::new(&Engine::default(), wat).unwrap();
-        let down = m.inner.func_code(1).unwrap().instrs();
+        let down = code_of(wat, 1);
         assert!(down.iter().any(|i| matches!(i, Instr::BrI32AddImmNe { ki, .. } if *ki == 0xfffd_0000)), "{down:?}");
-        let engine = Engine::default();
-        let m = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &m).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let count = instance.get_typed_func::<(i32, i32), i32>(&store, "count").unwrap();
         assert_eq!(count.call(&mut store, (1000, 0)).unwrap(), 1000);
         // Wraps at 32 bits like i32.add: counting to 0 goes all the way round.
@@ -1624,10 +1627,7 @@ mod tests {
             (func (export "mul") (param f64) (result f64) (f64.mul (local.get 0) (f64.const -3)))
             (func (export "div") (param f64) (result f64) (f64.div (local.get 0) (f64.const 4)))
             (func (export "kdiv") (param f64) (result f64) (f64.div (f64.const 1) (local.get 0))))"#;
-        let engine = Engine::default();
-        let module = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let mut call = |name: &str, x: f64| {
             instance.get_typed_func::<f64, f64>(&store, name).unwrap().call(&mut store, x).unwrap()
         };
@@ -1651,10 +1651,7 @@ mod tests {
         // The second reads what the first wrote; the third's immediate does not fit i16.
         assert!(matches!(c[0], Instr::I32AddImm2 { first: 0, second: 1, .. }), "{c:?}");
         assert!(matches!(c[1], Instr::I32AddImm { imm: 70000, .. }), "{c:?}");
-        let engine = Engine::default();
-        let module = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let f = instance.get_typed_func::<(i32, i32), i32>(&store, "f").unwrap();
         assert_eq!(f.call(&mut store, (1, 100)).unwrap(), 1 + 8 - 3 + 70000);
     }
@@ -1668,10 +1665,7 @@ mod tests {
                   (i64.extend_i32_u (i32.load8_u (i32.add (local.get 1) (i32.const 0)))))))"#;
         let c = code(wat);
         assert!(matches!(c[0], Instr::I64LoadIdx { bi: 0x1_0000, offset: 1, .. }), "{c:?}");
-        let engine = Engine::default();
-        let module = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let f = instance.get_typed_func::<(i32, i32), i64>(&store, "f").unwrap();
         assert_eq!(f.call(&mut store, (4, 3)).unwrap(), 0x0807060504030201);
         // The sum wraps at 32 bits before the offset is added, as i32.add does.
@@ -1690,10 +1684,7 @@ mod tests {
             (i32.sub (local.get 0) (local.get 1))))"#;
         let c = code(wat);
         assert!(matches!(c[0], Instr::CopyPair { .. }), "{c:?}");
-        let engine = Engine::default();
-        let module = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let f = instance.get_typed_func::<(i32, i32), i32>(&store, "f").unwrap();
         assert_eq!(f.call(&mut store, (10, 3)).unwrap(), 3 - 10);
     }
@@ -1719,10 +1710,7 @@ mod tests {
         let c = code(wat);
         let back = c.iter().position(|i| matches!(i, Instr::BrI32LtU { target: 0, .. })).expect("inverted exit");
         assert!(matches!(c[back + 1], Instr::Br { target } if target as usize == back + 2), "{c:?}");
-        let engine = Engine::default();
-        let module = Module::new(&engine, wat).unwrap();
-        let mut store = crate::Store::new(&engine, ());
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let (mut store, instance) = instantiate(wat);
         let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
         assert_eq!(f.call(&mut store, 10).unwrap(), 2 * 55);
         assert_eq!(f.call(&mut store, 0).unwrap(), 2);
