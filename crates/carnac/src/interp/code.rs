@@ -53,17 +53,17 @@ pub(crate) struct CompiledFunc {
     pub code: Box<[Cell]>,
     /// Total slots the frame needs: params + locals + maximum operand-stack height.
     pub frame_size: u32,
-    /// Slots taken by the parameters.
-    pub num_params: u32,
-    /// Slots taken by declared (non-parameter) locals, zeroed on entry.
-    pub num_locals: u32,
+    /// Where execution starts: 0, at the function's `ZeroLocals`, or 1 when no
+    /// local needs zeroing (every declared local is written before it is read,
+    /// `assign`, so a frame's locals start as the stack left them).
+    pub entry: u32,
 }
 
 impl CompiledFunc {
-    /// The instructions, without their handlers.
+    /// The instructions that run, from the entry, without their handlers.
     #[cfg(test)]
     pub(crate) fn instrs(&self) -> Vec<Instr> {
-        self.code.iter().map(|c| c.instr).collect()
+        self.code[self.entry as usize..].iter().map(|c| c.instr).collect()
     }
 }
 
@@ -98,6 +98,10 @@ macro_rules! define_instrs_with_imm {
             ConsumeFuel { amount: u32 },
             /// Trap if the store was interrupted (emitted only when the engine is interruptible).
             CheckInterrupt,
+            /// Zero slots `start..start + count`: the declared locals that may be read
+            /// before they are written (see `assign`). A function's first instruction;
+            /// functions without such locals start after it ([`CompiledFunc::entry`]).
+            ZeroLocals { start: Slot, count: u32 },
             Br { target: u32 },
             BrIfNez { cond: Slot, target: u32 },
             BrIfEqz { cond: Slot, target: u32 },

@@ -126,11 +126,12 @@ pub(crate) fn run<T, const TRACK: bool>(
         }
     };
     ensure_stack(stack, func.frame_size as usize, max_slots)?;
-    stack[func.num_params as usize..(func.num_params + func.num_locals) as usize].fill(0);
     let mut base: usize = 0;
     let mut fp: *mut u64 = stack.as_mut_ptr();
     let mut code_start: *const Cell = func.code.as_ptr();
-    let mut ip = code_start;
+    // SAFETY: `entry` is 0 or 1, and a function's code holds at least its
+    // `ZeroLocals` and a return.
+    let mut ip = unsafe { code_start.add(func.entry as usize) };
     let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
 
     macro_rules! trap {
@@ -213,14 +214,6 @@ pub(crate) fn run<T, const TRACK: bool>(
             let callee: &CompiledFunc = tri!(unsafe { (*callee_module).func_code($def) });
             let new_base: usize = $new_base;
             tri!(ensure_stack(stack, new_base + callee.frame_size as usize, max_slots));
-            if callee.num_locals > 0 {
-                let locals_start = new_base + callee.num_params as usize;
-                // SAFETY: ensure_stack made new_base + frame_size <= stack.len(), and the
-                // frame holds params + locals + operand slots.
-                unsafe {
-                    std::ptr::write_bytes(stack.as_mut_ptr().add(locals_start), 0, callee.num_locals as usize)
-                };
-            }
             frames.push(Frame { module, instance, func_index, code_start, ip, base });
             module = callee_module;
             instance = $instance;
@@ -228,7 +221,8 @@ pub(crate) fn run<T, const TRACK: bool>(
             base = new_base;
             fp = unsafe { stack.as_mut_ptr().add(base) };
             code_start = callee.code.as_ptr();
-            ip = code_start;
+            // SAFETY: as for the first function's entry.
+            ip = unsafe { code_start.add(callee.entry as usize) };
         }};
     }
 

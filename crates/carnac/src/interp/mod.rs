@@ -5,6 +5,7 @@
 //!
 //! Translation happens once per module; execution never decodes wasm bytes.
 
+mod assign;
 pub(crate) mod code;
 mod exec;
 mod ops;

@@ -400,6 +400,12 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         }
         *fuel -= amount as u64
     },
+    ZeroLocals { start, count } => {
+        // Volatile: one store per slot, no call out to `memset`.
+        for s in start..start + count {
+            unsafe { ptr::write_volatile(fp.add(s as usize), 0) }
+        }
+    },
     CheckInterrupt {} => {
         if unsafe { (*(*cx).interrupt).load(Ordering::Relaxed) } {
             trap!(TrapKind::Interrupted);
@@ -1039,14 +1045,8 @@ unsafe fn CallInternal<const TRACK: bool>(
             return exit(ip, fp, mem_base, mem_len, code_start, cx);
         }
         let new_fp = stack.as_mut_ptr().add(new_base);
-        // Zero the locals two slots at a time, in place (rounding up may clear the
-        // slot after them: an operand slot, written before it is read, or the spare
-        // slot checked above). Volatile keeps LLVM from turning this into a call
-        // to `memset`.
-        let locals = new_fp.add(callee.num_params as usize) as *mut [u64; 2];
-        for i in 0..(callee.num_locals as usize).div_ceil(2) {
-            ptr::write_volatile(locals.add(i), [0, 0]);
-        }
+        // Locals that need zeroing are zeroed by the callee's first instruction
+        // (`ZeroLocals`, skipped by `entry` when there are none).
         // Within capacity (checked above): a plain write, no growth path.
         frames.as_mut_ptr().add(len).write(Frame {
             module,
@@ -1060,7 +1060,7 @@ unsafe fn CallInternal<const TRACK: bool>(
         c.func_index = (*module).info.num_imported_funcs + def_index;
         c.base = new_base;
         let callee_start = callee.code.as_ptr();
-        next::<TRACK>(callee_start, new_fp, mem_base, mem_len, callee_start, cx)
+        next::<TRACK>(callee_start.add(callee.entry as usize), new_fp, mem_base, mem_len, callee_start, cx)
     }
 }
 

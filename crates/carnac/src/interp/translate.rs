@@ -16,6 +16,7 @@
 
 use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
+use super::assign::Assignment;
 use super::code::{for_each_numeric, for_each_simd, pack_simd, unpack_simd, Cell, CompiledFunc, Instr, SimdOp, Slot};
 use crate::engine::Config;
 use crate::error::Error;
@@ -97,6 +98,10 @@ pub(crate) struct Translator {
     locals: u32,
     /// Slot and width of every local (parameters first).
     local_slots: Vec<(Slot, bool)>,
+    /// Declared locals of a reference type (always zeroed on entry: null).
+    ref_locals: Vec<u32>,
+    /// Which locals may be read before written (only those are zeroed on entry).
+    assignment: Assignment,
     stack: Vec<Entry>,
     /// Highest slot (exclusive) any operand-stack entry used.
     max_slot: u32,
@@ -289,6 +294,8 @@ impl Translator {
             interruptible: config.interruptible,
             locals: 0,
             local_slots: Vec::new(),
+            ref_locals: Vec::new(),
+            assignment: Assignment::default(),
             stack: Vec::new(),
             max_slot: 0,
             code: Vec::new(),
@@ -310,13 +317,13 @@ impl Translator {
         let ty = info.func_type(func_index);
         let num_results = ty.results().len() as u32;
         self.local_slots.clear();
+        self.ref_locals.clear();
         let mut next: u32 = 0;
         for p in ty.params() {
             let wide = *p == ValType::V128;
             self.local_slots.push((next, wide));
             next += 1 + wide as u32;
         }
-        let num_params = next;
         let mut locals = body.get_locals_reader().map_err(invalid)?;
         for _ in 0..locals.get_count() {
             let offset = locals.original_position();
@@ -326,12 +333,17 @@ impl Translator {
             }
             // The validator bounds the number of locals (50,000), so this stays small.
             let wide = ty == wasmparser::ValType::V128;
+            if ty.is_reference_type() {
+                let first = self.local_slots.len() as u32;
+                self.ref_locals.extend(first..first + count);
+            }
             for _ in 0..count {
                 self.local_slots.push((next, wide));
                 next = next.checked_add(1 + wide as u32).ok_or_else(|| err(offset, "too many locals"))?;
             }
         }
-        let num_locals = next - num_params;
+        let num_param_locals = ty.params().len() as u32;
+        self.assignment.start(num_param_locals, self.local_slots.len() as u32);
         self.locals = next;
         self.stack.clear();
         self.ctrl.clear();
@@ -341,6 +353,9 @@ impl Translator {
         self.label = 0;
         self.fuel_at = None;
         self.frame_too_large = false;
+        // Filled in at the end, once `assignment` has seen the whole body.
+        self.emit(Instr::ZeroLocals { start: 0, count: 0 });
+        self.label = self.code.len();
         self.new_fuel_block();
         if self.interruptible {
             self.emit(Instr::CheckInterrupt);
@@ -366,18 +381,35 @@ impl Translator {
                 fv.op(offset, &op).map_err(invalid)?;
             }
             self.op(info, &op, offset)?;
+            self.assignment.op(&op);
         }
         reader.finish().map_err(invalid)?;
         let frame_size = self.max_slot;
         if frame_size >= u32::MAX / 2 || self.frame_too_large {
             return Err(err(0, "function frame too large"));
         }
+        let (start, count) = self.zeroed_slots(num_param_locals);
+        self.code[0] = Instr::ZeroLocals { start, count };
         Ok(CompiledFunc {
+            entry: (count == 0) as u32,
             code: self.code.iter().map(|&instr| Cell { handler: super::threaded::handler_for(&instr, self.track), instr }).collect(),
             frame_size,
-            num_params,
-            num_locals,
         })
+    }
+
+    /// The slots to zero on entry: the span of the declared locals that may be
+    /// read before written, and of those of a reference type (null, never a
+    /// stale value, whatever the analysis says).
+    fn zeroed_slots(&self, num_param_locals: u32) -> (u32, u32) {
+        let (mut lo, mut hi) = (u32::MAX, 0);
+        let declared = num_param_locals..self.local_slots.len() as u32;
+        let zeroed = declared.filter(|&l| self.assignment.read_first(l)).chain(self.ref_locals.iter().copied());
+        for l in zeroed {
+            let (slot, wide) = self.local_slots[l as usize];
+            lo = lo.min(slot);
+            hi = hi.max(slot + 1 + wide as u32);
+        }
+        if lo >= hi { (0, 0) } else { (lo, hi - lo) }
     }
 
     // ---- operand stack ----
@@ -1500,7 +1532,7 @@ mod tests {
         let m = Module::new(&Engine::default(), std::fs::read(path).unwrap()).unwrap();
         for f in 0..m.inner.code.len() {
             let func = m.inner.func_code(f as u32).unwrap();
-            println!("func {f}: frame {} params {} locals {}", func.frame_size, func.num_params, func.num_locals);
+            println!("func {f}: frame {} entry {}", func.frame_size, func.entry);
             for (i, x) in func.code.iter().enumerate() {
                 println!("{i:4} {x:?}");
             }
@@ -1582,6 +1614,38 @@ mod tests {
         assert_eq!(kept.call(&mut store, (2, 3, 0)).unwrap(), 5);
     }
 
+    /// Locals written before any read start with whatever the stack held (no
+    /// zeroing); those some path reads first must still read zero, however dirty
+    /// the stack is from earlier calls, whether called by wasm or by the host.
+    #[test]
+    fn only_locals_read_before_written_are_zeroed_and_they_read_zero() {
+        let wat = r#"(module
+            (func $dirty (param i64) (local i64 i64 i64 i64 i64 i64)
+                (local.set 1 (local.get 0)) (local.set 2 (local.get 0)) (local.set 3 (local.get 0))
+                (local.set 4 (local.get 0)) (local.set 5 (local.get 0)) (local.set 6 (local.get 0)))
+            ;; local 1 is written first; local 2 only on one path; local 3 first read in a loop.
+            (func $reads (export "reads") (param i32) (result i64) (local i64 i64 i64)
+                (local.set 1 (i64.const 5))
+                (if (local.get 0) (then (local.set 2 (i64.const 7))))
+                (loop $l (if (i64.eqz (local.get 3)) (then (local.set 3 (i64.const 1)) (br $l))))
+                (i64.add (i64.add (local.get 1) (local.get 2)) (local.get 3)))
+            (func (export "dirty_then_reads") (param i32) (result i64)
+                (call $dirty (i64.const -1))
+                (call $reads (local.get 0)))
+            (func (export "dirty") (call $dirty (i64.const -1))))"#;
+        let reads = code_of(wat, 1);
+        assert!(matches!(reads[0], Instr::ZeroLocals { start: 2, count: 2 }), "{reads:?}");
+        assert!(!code_of(wat, 0).iter().any(|i| matches!(i, Instr::ZeroLocals { .. })));
+        let (mut store, instance) = instantiate(wat);
+        let f = instance.get_typed_func::<i32, i64>(&store, "dirty_then_reads").unwrap();
+        assert_eq!(f.call(&mut store, 0).unwrap(), 6);
+        assert_eq!(f.call(&mut store, 1).unwrap(), 13);
+        let dirty = instance.get_typed_func::<(), ()>(&store, "dirty").unwrap();
+        let reads = instance.get_typed_func::<i32, i64>(&store, "reads").unwrap();
+        dirty.call(&mut store, ()).unwrap();
+        assert_eq!(reads.call(&mut store, 0).unwrap(), 6);
+    }
+
     #[test]
     fn a_loop_step_and_its_exit_test_are_one_branch() {
         let wat = r#"(module
@@ -1597,7 +1661,9 @@ mod tests {
                     (br_if $l (i32.ne (local.get 1) (local.get 0))))
                 (local.get 1)))"#;
         let c = code(wat);
-        assert!(matches!(c[0], Instr::BrI32AddImmNe { ds: 0x2_0002, ki: 0x1_0000, target: 0 }), "{c:?}");
+        // Local 2 is read before it is written: the function starts by zeroing it.
+        assert!(matches!(c[0], Instr::ZeroLocals { start: 2, count: 1 }), "{c:?}");
+        assert!(matches!(c[1], Instr::BrI32AddImmNe { ds: 0x2_0002, ki: 0x1_0000, target: 1 }), "{c:?}");
         let down = code_of(wat, 1);
         assert!(down.iter().any(|i| matches!(i, Instr::BrI32AddImmNe { ki, .. } if *ki == 0xfffd_0000)), "{down:?}");
         let (mut store, instance) = instantiate(wat);
@@ -1708,7 +1774,7 @@ mod tests {
                 (br $m)))
             (i32.add (i32.mul (local.get 2) (i32.const 2)) (local.get 1))))"#;
         let c = code(wat);
-        let back = c.iter().position(|i| matches!(i, Instr::BrI32LtU { target: 0, .. })).expect("inverted exit");
+        let back = c.iter().position(|i| matches!(i, Instr::BrI32LtU { target: 1, .. })).expect("inverted exit");
         assert!(matches!(c[back + 1], Instr::Br { target } if target as usize == back + 2), "{c:?}");
         let (mut store, instance) = instantiate(wat);
         let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
