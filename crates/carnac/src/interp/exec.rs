@@ -40,6 +40,7 @@ use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
 
 /// A suspended caller frame.
+#[repr(C)]
 pub(crate) struct Frame {
     pub(super) module: *const ModuleInner,
     pub(super) instance: u32,
@@ -262,13 +263,15 @@ pub(crate) fn run<T, const TRACK: bool>(
         // `mem_base`/`mem_len` memory 0 of the current instance, all as
         // `threaded::run` requires (see the module docs for why they hold).
         let mut cx = CallCx {
-            frames: &mut frames,
-            stack: &mut *stack,
+            frames_bottom: frames.as_ptr(),
+            // SAFETY: within (or one past) the list's allocation.
+            frames_top: unsafe { frames.as_mut_ptr().add(frames.len()) },
+            frames_end: unsafe { frames.as_ptr().add(max_depth.min(frames.capacity())) },
+            stack_end: unsafe { stack.as_ptr().add(stack.len()) },
             base,
             module,
             func_index,
             instance,
-            frames_limit: max_depth.min(frames.capacity()),
             fp,
             code_start,
             inst_globals: store.inner.instances[instance as usize].globals.as_ptr(),
@@ -278,6 +281,9 @@ pub(crate) fn run<T, const TRACK: bool>(
             trap: TrapKind::Unreachable,
         };
         let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, code_start, &mut cx) };
+        // SAFETY: calls and returns in the run kept `frames_top` within the list's
+        // capacity, every frame below it written.
+        unsafe { frames.set_len(cx.frames_top.offset_from(frames.as_ptr()) as usize) };
         // Calls and returns inside the run moved to another frame (of the same instance).
         (fp, code_start, base, module, func_index) = (cx.fp, cx.code_start, cx.base, cx.module, cx.func_index);
         match outcome {

@@ -65,21 +65,28 @@ pub(crate) type Handler = unsafe fn(
 ) -> usize;
 
 /// What handlers need beyond their arguments, set up by `exec` for each run:
-/// for calls and returns, `exec`'s frame list and value stack and the current
-/// frame's state (updated by calls and returns: when a run ends, `base`,
-/// `module`, `func_index`, `fp` and `code_start` are the current frame's); the
-/// globals, fuel and interrupt flag of the store. Nothing else uses what these
-/// point to during the run.
+/// for calls and returns, `exec`'s frame list (as raw bounds, so that a call is
+/// a check and a write) and the end of its value stack, and the current frame's
+/// state (updated by calls and returns: when a run ends, `frames_top`, `base`,
+/// `func_index`, `fp` and `code_start` are the current frame's); the globals,
+/// fuel and interrupt flag of the store. Nothing else uses what these point to
+/// during the run.
+#[repr(C)]
 pub(crate) struct CallCx {
-    pub frames: *mut Vec<Frame>,
-    pub stack: *mut Vec<u64>,
+    /// The frame list's first frame, and where the next frame goes (its length,
+    /// which `exec` sets back once the run ends).
+    pub frames_bottom: *const Frame,
+    pub frames_top: *mut Frame,
+    /// Calls within a run stop (and go to `exec`) at this frame: the call depth
+    /// limit, or the frame list's capacity if lower.
+    pub frames_end: *const Frame,
+    /// One past the value stack's last slot: a callee's frame must end by here.
+    pub stack_end: *const u64,
     pub base: usize,
     pub module: *const ModuleInner,
-    pub func_index: u32,
+    /// In `Frame`'s order (both `repr(C)`), so a call saves them with one move.
     pub instance: u32,
-    /// Calls within a run stop (and go to `exec`) at this many frames: the call
-    /// depth limit, or the frame list's capacity if lower.
-    pub frames_limit: usize,
+    pub func_index: u32,
     pub fp: *mut u64,
     pub code_start: *const Cell,
     /// The current instance's global indices, and the store's globals.
@@ -1026,29 +1033,27 @@ unsafe fn CallInternal<const TRACK: bool>(
     unsafe {
         let Instr::CallInternal { def_index, base: b } = (*ip).instr else { std::hint::unreachable_unchecked() };
         let c = &mut *cx;
-        let frames = &mut *c.frames;
-        let stack = &mut *c.stack;
         let module = c.module;
-        let new_base = c.base + b as usize;
+        let top = c.frames_top;
         // `exec` takes the call when the frame list must grow (so that nothing here
         // calls out, which would make this handler save registers on every call),
-        // when the callee is not translated yet, and when its frame (plus one slot,
-        // see below) does not fit in the stack.
-        let len = frames.len();
+        // when the callee is not translated yet, and when its frame does not fit in
+        // the stack.
         let callee = (*module).ready_code(def_index);
-        if callee.is_null() || len >= c.frames_limit {
+        if callee.is_null() || top as *const Frame >= c.frames_end {
             return exit(ip, fp, mem_base, mem_len, code_start, cx);
         }
         // A non-null ready pointer points at the callee's code, owned by the module.
         let callee = &*callee;
-        if new_base + callee.frame_size as usize + 1 > stack.len() {
+        // The arguments start at slot `b` of the current frame, inside the stack.
+        let new_fp = fp.add(b as usize);
+        if new_fp as usize + callee.frame_size as usize * 8 > c.stack_end as usize {
             return exit(ip, fp, mem_base, mem_len, code_start, cx);
         }
-        let new_fp = stack.as_mut_ptr().add(new_base);
         // Locals that need zeroing are zeroed by the callee's first instruction
         // (`ZeroLocals`, skipped by `entry` when there are none).
-        // Within capacity (checked above): a plain write, no growth path.
-        frames.as_mut_ptr().add(len).write(Frame {
+        // Below `frames_end`, inside the list's capacity (checked above).
+        top.write(Frame {
             module,
             instance: c.instance,
             func_index: c.func_index,
@@ -1056,9 +1061,9 @@ unsafe fn CallInternal<const TRACK: bool>(
             ip: ip.add(1),
             base: c.base,
         });
-        frames.set_len(len + 1);
+        c.frames_top = top.add(1);
         c.func_index = (*module).info.num_imported_funcs + def_index;
-        c.base = new_base;
+        c.base += b as usize;
         let callee_start = callee.code.as_ptr();
         next::<TRACK>(callee_start.add(callee.entry as usize), new_fp, mem_base, mem_len, callee_start, cx)
     }
@@ -1077,20 +1082,22 @@ unsafe fn return_within<const TRACK: bool>(
     code_start: *const Cell,
     cx: *mut CallCx,
 ) -> usize {
-    // SAFETY: as in `CallInternal`; a frame's saved state is that of a live caller,
-    // whose frame is still inside the stack (frames only grow the stack).
+    // SAFETY: as in `CallInternal`; frames below `frames_top` are live callers'
+    // saved state, whose frames are still inside the stack (below the current
+    // one: frames only grow the stack, so `f.base <= c.base`).
     unsafe {
         let c = &mut *cx;
-        let frames = &mut *c.frames;
-        match frames.last() {
-            Some(f) if f.instance == c.instance => {}
-            _ => return exit(ip, fp, mem_base, mem_len, code_start, cx),
+        let top = c.frames_top;
+        if top as *const Frame == c.frames_bottom || (*top.sub(1)).instance != c.instance {
+            return exit(ip, fp, mem_base, mem_len, code_start, cx);
         }
-        let f = frames.pop().unwrap_unchecked();
-        c.module = f.module;
+        let f = &*top.sub(1);
+        // The same instance, so the same module: `c.module` stays.
+        debug_assert_eq!(f.module, c.module);
+        c.frames_top = top.sub(1);
         c.func_index = f.func_index;
+        let caller_fp = fp.sub(c.base - f.base);
         c.base = f.base;
-        let caller_fp = (*c.stack).as_mut_ptr().add(f.base);
         next::<TRACK>(f.ip, caller_fp, mem_base, mem_len, f.code_start, cx)
     }
 }
