@@ -351,32 +351,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                 w32!(dst, r.map_or(u32::MAX, |old| old as u32));
                 refresh_mem!();
             }
-            Instr::MemoryFill { base: b } => {
-                let (d, val, n) = (u32_!(b) as usize, rd!(b + 1) as u8, u32_!(b + 2) as usize);
-                if d + n > mem_len {
-                    trap!(TrapKind::MemoryOutOfBounds);
-                }
-                // SAFETY: d + n <= mem_len.
-                unsafe {
-                    ptr::write_bytes(mem_base.add(d), val, n);
-                    if TRACK {
-                        mark_written_range(mem_base, d, n);
-                    }
-                }
-            }
-            Instr::MemoryCopy { base: b } => {
-                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
-                if d + n > mem_len || s + n > mem_len {
-                    trap!(TrapKind::MemoryOutOfBounds);
-                }
-                // SAFETY: both ranges are inside the memory; `copy` allows overlap.
-                unsafe {
-                    ptr::copy(mem_base.add(s), mem_base.add(d), n);
-                    if TRACK {
-                        mark_written_range(mem_base, d, n);
-                    }
-                }
-            }
             Instr::MemoryInit { segment, base: b } => {
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
                 let m = unsafe { &*module };

@@ -49,7 +49,7 @@ use super::code::{Cell, Instr};
 use super::exec::Frame;
 use super::ops;
 use crate::module::ModuleInner;
-use crate::runtime::memory::{CHUNK_MAP_OFFSET, CHUNK_SHIFT};
+use crate::runtime::memory::{mark_written_range, CHUNK_MAP_OFFSET, CHUNK_SHIFT};
 use crate::runtime::store::GlobalEntity;
 use crate::runtime::trap::TrapKind;
 
@@ -406,6 +406,33 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
             trap!(TrapKind::OutOfFuel);
         }
         *fuel -= amount as u64
+    },
+    // Bulk memory on memory 0 (the memory the handlers see; the store is not needed).
+    MemoryFill { base } => {
+        let (d, val, n) = (u32_!(base) as usize, rd!(base + 1) as u8, u32_!(base + 2) as usize);
+        if d + n > mem_len {
+            trap!(TrapKind::MemoryOutOfBounds);
+        }
+        // SAFETY: d + n <= mem_len.
+        unsafe {
+            ptr::write_bytes(mem_base.add(d), val, n);
+            if TRACK {
+                mark_written_range(mem_base, d, n);
+            }
+        }
+    },
+    MemoryCopy { base } => {
+        let (d, s, n) = (u32_!(base) as usize, u32_!(base + 1) as usize, u32_!(base + 2) as usize);
+        if d + n > mem_len || s + n > mem_len {
+            trap!(TrapKind::MemoryOutOfBounds);
+        }
+        // SAFETY: both ranges are inside the memory; `copy` allows overlap.
+        unsafe {
+            ptr::copy(mem_base.add(s), mem_base.add(d), n);
+            if TRACK {
+                mark_written_range(mem_base, d, n);
+            }
+        }
     },
     ZeroLocals { start, count } => {
         // Volatile: one store per slot, no call out to `memset`.
