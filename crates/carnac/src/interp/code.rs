@@ -165,6 +165,34 @@ macro_rules! define_instrs_with_imm {
             BrI32AddImmNe { ds: u32, ki: u32, target: u32 },
             /// As `BrI32AddImmNe`, jumping when `dst == other`.
             BrI32AddImmEq { ds: u32, ki: u32, target: u32 },
+            /// `dst = rotl(a, k) ^ b`: a rotate by a constant feeding an xor (hash
+            /// and digest rounds). `ab` packs a and b (low and high 16 bits); a
+            /// `rotr` by k is a `rotl` by the width minus k.
+            I32RotlXor { dst: Slot, ab: u32, k: u32 },
+            I64RotlXor { dst: Slot, ab: u32, k: u32 },
+            /// `dst = rotl(a ^ b, k)`: an xor feeding a rotate by a constant.
+            I32XorRotl { dst: Slot, ab: u32, k: u32 },
+            I64XorRotl { dst: Slot, ab: u32, k: u32 },
+            /// `dst = (a + (b << k)) mod 2^32`: a scaled index (`ab` packs a and b).
+            I32AddShl { dst: Slot, ab: u32, k: u32 },
+            /// Loads at `(src + k) mod 2^32`: an `i32.add` of a constant folded into
+            /// a load without offset (compiled code's displacements that the
+            /// unsigned, non-wrapping offset cannot hold). 4 bytes (i32, f32).
+            I32LoadAddImm { dst: Slot, src: Slot, k: i32 },
+            /// 8 bytes (i64, f64).
+            I64LoadAddImm { dst: Slot, src: Slot, k: i32 },
+            /// A load feeding a store of the same width: copies 4 (or 8) bytes from
+            /// `src + src_offset` to `dst + dst_offset` (`addrs` packs the address
+            /// slots src and dst), trapping as the load, then the store, would.
+            I32MemCopyWord { addrs: u32, src_offset: u32, dst_offset: u32 },
+            I64MemCopyWord { addrs: u32, src_offset: u32, dst_offset: u32 },
+            /// `dst = global + k` (i32): a `global.get` feeding an add of a constant,
+            /// as a function prologue moves the stack pointer.
+            GlobalGetAddImm { dst: Slot, global: u32, k: i32 },
+            /// `dst = global + k; global = dst`: the whole prologue.
+            GlobalAddImm { dst: Slot, global: u32, k: i32 },
+            /// `dst = src + k; global = dst` (`ds` packs dst and src): an epilogue.
+            GlobalSetAddImm { ds: u32, global: u32, k: i32 },
             /// f64 arithmetic with a constant operand `k` (raw bits): `ds` packs the
             /// destination and source slots (low and high 16 bits; slots below 2^16).
             /// `dst = src + k`
@@ -339,7 +367,15 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I32Load8UIdx { dst, .. }
                     | Instr::F64MulAdd { dst, .. }
                     | Instr::F64MulSub { dst, .. }
-                    | Instr::F64SubMul { dst, .. } => Some(dst),
+                    | Instr::F64SubMul { dst, .. }
+                    | Instr::I32RotlXor { dst, .. }
+                    | Instr::I64RotlXor { dst, .. }
+                    | Instr::I32XorRotl { dst, .. }
+                    | Instr::I64XorRotl { dst, .. }
+                    | Instr::I32AddShl { dst, .. }
+                    | Instr::I32LoadAddImm { dst, .. }
+                    | Instr::I64LoadAddImm { dst, .. }
+                    | Instr::GlobalGetAddImm { dst, .. } => Some(dst),
                     $( Instr::$un { dst, .. } => Some(dst), )*
                     $( Instr::$bin { dst, .. } => Some(dst), )*
                     $( Instr::$load { dst, .. } => Some(dst), )*

@@ -456,6 +456,22 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
         g.value = rd!(src) as u128
     },
+    GlobalGetAddImm { dst, global, k } => {
+        let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
+        w32!(dst, (v as u32).wrapping_add(k as u32))
+    },
+    GlobalAddImm { dst, global, k } => {
+        let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
+        let v = (g.value as u32).wrapping_add(k as u32);
+        g.value = v as u128;
+        w32!(dst, v)
+    },
+    GlobalSetAddImm { ds, global, k } => {
+        let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
+        let v = u32_!(ds >> 16).wrapping_add(k as u32);
+        g.value = v as u128;
+        w32!(ds & 0xffff, v)
+    },
     GlobalGet2 { dst, global } => {
         let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
         wr!(dst, v as u64);
@@ -702,6 +718,11 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
 
     // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
     I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
+    I32RotlXor { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).rotate_left(k) ^ u32_!(ab >> 16)),
+    I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
+    I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
+    I64XorRotl { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff) ^ rd!(ab >> 16)).rotate_left(k)),
+    I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
     I32AddImm2 { first, second, imms } => {
         w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
         w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
@@ -1015,6 +1036,49 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
     F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
     I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
     I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
+    I32LoadAddImm { dst, src, k } => {
+        let ea = u32_!(src).wrapping_add(k as u32) as usize;
+        if ea + 4 > mem_len {
+            trap!(TrapKind::MemoryOutOfBounds);
+        }
+        // SAFETY: ea + 4 <= mem_len, checked just above.
+        let b: [u8; 4] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 4]) };
+        wr!(dst, u32::from_le_bytes(b) as u64)
+    },
+    I64LoadAddImm { dst, src, k } => {
+        let ea = u32_!(src).wrapping_add(k as u32) as usize;
+        if ea + 8 > mem_len {
+            trap!(TrapKind::MemoryOutOfBounds);
+        }
+        // SAFETY: ea + 8 <= mem_len, checked just above.
+        let b: [u8; 8] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) };
+        wr!(dst, u64::from_le_bytes(b))
+    },
+    I32MemCopyWord { addrs, src_offset, dst_offset } => {
+        let from = effective!(addrs & 0xffff, src_offset, 4);
+        let to = effective!(addrs >> 16, dst_offset, 4);
+        // SAFETY: both accesses are inside the memory (`effective!`); the chunk map
+        // holds a byte for every 4 KiB of it (as in `store!`).
+        unsafe {
+            let v: [u8; 4] = ptr::read_unaligned(mem_base.add(from) as *const [u8; 4]);
+            if TRACK {
+                *chunk_map.add(to >> CHUNK_SHIFT) = 1;
+            }
+            ptr::write_unaligned(mem_base.add(to) as *mut [u8; 4], v);
+        }
+    },
+    I64MemCopyWord { addrs, src_offset, dst_offset } => {
+        let from = effective!(addrs & 0xffff, src_offset, 8);
+        let to = effective!(addrs >> 16, dst_offset, 8);
+        // SAFETY: as `I32MemCopyWord`.
+        unsafe {
+            let v: [u8; 8] = ptr::read_unaligned(mem_base.add(from) as *const [u8; 8]);
+            if TRACK {
+                *chunk_map.add(to >> CHUNK_SHIFT) = 1;
+            }
+            ptr::write_unaligned(mem_base.add(to) as *mut [u8; 8], v);
+        }
+    },
     I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
     I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
     I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),

@@ -115,6 +115,31 @@ pub(crate) struct Translator {
     frame_too_large: bool,
 }
 
+/// An immediate-form operator (`instr`) whose left operand `producer` computed,
+/// as one instruction: a rotate of an xor, an add to a global just read.
+fn fuse_producer_into_imm(producer: Instr, instr: Instr) -> Option<Instr> {
+    let ab = |a: Slot, b: Slot| (a <= 0xffff && b <= 0xffff).then_some(a | b << 16);
+    Some(match (producer, instr) {
+        (Instr::I32Xor { lhs, rhs, .. }, Instr::I32RotlImm { dst, imm, .. }) => {
+            Instr::I32XorRotl { dst, ab: ab(lhs, rhs)?, k: imm as u32 & 31 }
+        }
+        (Instr::I32Xor { lhs, rhs, .. }, Instr::I32RotrImm { dst, imm, .. }) => {
+            Instr::I32XorRotl { dst, ab: ab(lhs, rhs)?, k: (imm as u32).wrapping_neg() & 31 }
+        }
+        (Instr::I64Xor { lhs, rhs, .. }, Instr::I64RotlImm { dst, imm, .. }) => {
+            Instr::I64XorRotl { dst, ab: ab(lhs, rhs)?, k: imm as u32 & 63 }
+        }
+        (Instr::I64Xor { lhs, rhs, .. }, Instr::I64RotrImm { dst, imm, .. }) => {
+            Instr::I64XorRotl { dst, ab: ab(lhs, rhs)?, k: (imm as u32).wrapping_neg() & 63 }
+        }
+        (Instr::GlobalGet { global, .. }, Instr::I32AddImm { dst, imm, .. }) => Instr::GlobalGetAddImm { dst, global, k: imm },
+        (Instr::GlobalGet { global, .. }, Instr::I32SubImm { dst, imm, .. }) => {
+            Instr::GlobalGetAddImm { dst, global, k: imm.wrapping_neg() }
+        }
+        _ => return None,
+    })
+}
+
 /// Which of `types` are v128; empty when none is (the common case, no allocation).
 fn wide_flags(types: &[ValType]) -> Vec<bool> {
     if types.contains(&ValType::V128) {
@@ -499,20 +524,156 @@ impl Translator {
                 Some(v as u32 as i32)
             };
             if let Some(imm) = imm.filter(|i| Instr::with_imm(&base, 0, 0, *i).is_some()) {
+                let producer = self.producer_of(top - 1);
                 self.stack.pop();
                 let lhs = self.pop();
                 let dst = self.push_temp();
                 let instr = Instr::with_imm(&base, dst, lhs, imm).expect("checked above");
-                if !self.merge_add_imm(instr) {
+                if let Some(fused) = producer.and_then(|p| fuse_producer_into_imm(p, instr)) {
+                    *self.code.last_mut().expect("the producer") = fused;
+                } else if !self.merge_add_imm(instr) {
                     self.emit(instr);
                 }
                 return;
             }
         }
+        if self.fuse_producer_into_binary(&base) {
+            return;
+        }
         let rhs = self.pop();
         let lhs = self.pop();
         let dst = self.push_temp();
         self.emit(make(dst, lhs, rhs));
+    }
+
+    /// The last instruction, if it computed the temp at stack position `pos`
+    /// and may be rewritten (no branch lands after it). Nothing else reads that
+    /// temp (temps are used once), so the consumer may absorb the producer.
+    fn producer_of(&self, pos: usize) -> Option<Instr> {
+        if self.code.len() <= self.label {
+            return None;
+        }
+        let entry = self.stack.get(pos)?;
+        let mut last = *self.code.last()?;
+        (entry.op == Operand::Temp && last.result_slot_mut().is_some_and(|d| *d == entry.slot)).then_some(last)
+    }
+
+    /// A binary operator (register form) whose operand the last instruction
+    /// computed, as one instruction: an xor of a rotate (`I32RotlXor`), an add of
+    /// a shift (`I32AddShl`).
+    fn fuse_producer_into_binary(&mut self, base: &Instr) -> bool {
+        let n = self.stack.len();
+        let (produced, other) = match (self.producer_of(n - 1), self.producer_of(n - 2)) {
+            (Some(p), _) => (p, n - 2),
+            (_, Some(p)) => (p, n - 1),
+            _ => return false,
+        };
+        // The other operand must not need writing first (that would emit code).
+        let Source::Slot(b) = self.source(other) else { return false };
+        let fused = |dst: Slot| -> Option<Instr> {
+            let ab = |a: Slot| (a <= 0xffff && b <= 0xffff).then_some(a | b << 16);
+            Some(match (base, produced) {
+                (Instr::I32Xor { .. }, Instr::I32RotlImm { lhs, imm, .. }) => {
+                    Instr::I32RotlXor { dst, ab: ab(lhs)?, k: imm as u32 & 31 }
+                }
+                (Instr::I32Xor { .. }, Instr::I32RotrImm { lhs, imm, .. }) => {
+                    Instr::I32RotlXor { dst, ab: ab(lhs)?, k: (imm as u32).wrapping_neg() & 31 }
+                }
+                (Instr::I64Xor { .. }, Instr::I64RotlImm { lhs, imm, .. }) => {
+                    Instr::I64RotlXor { dst, ab: ab(lhs)?, k: imm as u32 & 63 }
+                }
+                (Instr::I64Xor { .. }, Instr::I64RotrImm { lhs, imm, .. }) => {
+                    Instr::I64RotlXor { dst, ab: ab(lhs)?, k: (imm as u32).wrapping_neg() & 63 }
+                }
+                (Instr::I32Add { .. }, Instr::I32ShlImm { lhs, imm, .. }) => {
+                    // a + (x << k): `ab` packs the other operand first.
+                    let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
+                    Instr::I32AddShl { dst, ab, k: imm as u32 & 31 }
+                }
+                _ => return None,
+            })
+        };
+        // The result takes the lower position's slot.
+        let dst = self.slot_of(n - 2);
+        let Some(instr) = fused(dst) else { return false };
+        self.stack.truncate(n - 2);
+        let pushed = self.push_temp();
+        debug_assert_eq!(pushed, dst);
+        *self.code.last_mut().expect("the producer") = instr;
+        true
+    }
+
+    /// A load without offset from an address the last instruction computed as
+    /// `x + k`, as one `I32LoadAddImm` / `I64LoadAddImm`.
+    fn displaced_load(&mut self, op: &Operator<'_>) -> bool {
+        let (wide, memarg) = match *op {
+            Operator::I32Load { memarg } | Operator::F32Load { memarg } => (false, memarg),
+            Operator::I64Load { memarg } | Operator::F64Load { memarg } => (true, memarg),
+            _ => return false,
+        };
+        if memarg.offset != 0 || self.stack.is_empty() {
+            return false;
+        }
+        let (src, k) = match self.producer_of(self.stack.len() - 1) {
+            Some(Instr::I32AddImm { lhs, imm, .. }) => (lhs, imm),
+            Some(Instr::I32SubImm { lhs, imm, .. }) => (lhs, imm.wrapping_neg()),
+            _ => return false,
+        };
+        self.code.pop();
+        self.stack.pop();
+        let dst = self.push_temp();
+        self.emit(if wide { Instr::I64LoadAddImm { dst, src, k } } else { Instr::I32LoadAddImm { dst, src, k } });
+        true
+    }
+
+    /// A store of a value the last instruction loaded, same width (4 or 8 bytes):
+    /// one `I32MemCopyWord` / `I64MemCopyWord`.
+    fn copying_store(&mut self, op: &Operator<'_>) -> bool {
+        let (wide, memarg) = match *op {
+            Operator::I32Store { memarg } | Operator::F32Store { memarg } => (false, memarg),
+            Operator::I64Store { memarg } | Operator::F64Store { memarg } => (true, memarg),
+            _ => return false,
+        };
+        let n = self.stack.len();
+        let (from, src_offset) = match self.producer_of(n - 1) {
+            Some(Instr::I32Load { addr, offset, .. } | Instr::F32Load { addr, offset, .. }) if !wide => (addr, offset),
+            Some(Instr::I64Load { addr, offset, .. } | Instr::F64Load { addr, offset, .. }) if wide => (addr, offset),
+            _ => return false,
+        };
+        let Source::Slot(to) = self.source(n - 2) else { return false };
+        let Ok(dst_offset) = u32::try_from(memarg.offset) else { return false };
+        if from > 0xffff || to > 0xffff {
+            return false;
+        }
+        self.code.pop();
+        self.stack.truncate(n - 2);
+        let addrs = from | to << 16;
+        self.emit(if wide {
+            Instr::I64MemCopyWord { addrs, src_offset, dst_offset }
+        } else {
+            Instr::I32MemCopyWord { addrs, src_offset, dst_offset }
+        });
+        true
+    }
+
+    /// `global.set` of a value the last instruction computed as `global + k`
+    /// (the same global) or `x + k`: one `GlobalAddImm` / `GlobalSetAddImm`,
+    /// which still write the value's slot (it may be a local, via `local.tee`).
+    fn fuse_into_global_set(&mut self, src: Slot, global: u32) -> bool {
+        if self.code.len() <= self.label {
+            return false;
+        }
+        let fused = match *self.code.last().expect("checked above") {
+            Instr::GlobalGetAddImm { dst, global: g, k } if dst == src && g == global => {
+                Instr::GlobalAddImm { dst, global, k }
+            }
+            Instr::I32AddImm { dst, lhs, imm } if dst == src && dst <= 0xffff && lhs <= 0xffff => {
+                Instr::GlobalSetAddImm { ds: dst | lhs << 16, global, k: imm }
+            }
+            _ => return false,
+        };
+        *self.code.last_mut().expect("checked above") = fused;
+        true
     }
 
     /// Pops a branch condition, fusing it with the comparison that produced it
@@ -880,7 +1041,13 @@ impl Translator {
             return Ok(());
         }
         self.charge();
-        if self.constant_memory_access(op) || self.fused_multiply_add(op) || self.indexed_load(op) || self.numeric(op) {
+        if self.constant_memory_access(op)
+            || self.fused_multiply_add(op)
+            || self.indexed_load(op)
+            || self.displaced_load(op)
+            || self.copying_store(op)
+            || self.numeric(op)
+        {
             return Ok(());
         }
         match *op {
@@ -1071,6 +1238,9 @@ impl Translator {
             }
             Operator::GlobalSet { global_index } => {
                 let src = self.pop();
+                if self.fuse_into_global_set(src, global_index) {
+                    return Ok(());
+                }
                 if info.globals[global_index as usize].content == ValType::V128 {
                     self.emit(Instr::GlobalSet2 { src, global: global_index });
                 } else {
@@ -1644,6 +1814,78 @@ mod tests {
         let reads = instance.get_typed_func::<i32, i64>(&store, "reads").unwrap();
         dirty.call(&mut store, ()).unwrap();
         assert_eq!(reads.call(&mut store, 0).unwrap(), 6);
+    }
+
+    /// An operator whose operand the instruction just before computed (into a
+    /// temp nothing else reads) takes over that instruction: one dispatch instead
+    /// of two, with the same results, wrapping and traps.
+    #[test]
+    fn a_consumer_absorbs_the_instruction_that_computed_its_operand() {
+        let wat = r#"(module (memory 1) (global $sp (mut i32) (i32.const 1024))
+            (data (i32.const 0) "\01\02\03\04\05\06\07\08\09\0a\0b\0c\0d\0e\0f\10\11\12\13\14\15\16\17\18")
+            (func (export "rotl_xor") (param i32 i32) (result i32)
+                (i32.xor (i32.rotl (local.get 0) (i32.const 7)) (local.get 1)))
+            (func (export "rotr_xor64") (param i64 i64) (result i64)
+                (i64.xor (local.get 1) (i64.rotr (local.get 0) (i64.const 13))))
+            (func (export "xor_rotr") (param i32 i32) (result i32)
+                (i32.rotr (i32.xor (local.get 0) (local.get 1)) (i32.const 5)))
+            (func (export "xor_rotl64") (param i64 i64) (result i64)
+                (i64.rotl (i64.xor (local.get 0) (local.get 1)) (i64.const 32)))
+            (func (export "add_shl") (param i32 i32) (result i32)
+                (i32.add (local.get 0) (i32.shl (local.get 1) (i32.const 3))))
+            (func (export "load") (param i32) (result i64)
+                (i64.load (i32.add (local.get 0) (i32.const 16))))
+            (func (export "copy") (param i32 i32)
+                (i64.store offset=8 (local.get 1) (i64.load offset=16 (local.get 0))))
+            (func (export "frame") (param i32) (result i32) (local i32)
+                (global.set $sp (local.tee 1 (i32.sub (global.get $sp) (i32.const 32))))
+                (i32.store (local.get 1) (local.get 0))
+                (global.set $sp (i32.add (local.get 1) (i32.const 32)))
+                (i32.add (i32.load (local.get 1)) (global.get $sp))))"#;
+        let has = |f: u32, what: fn(&Instr) -> bool| {
+            let c = code_of(wat, f);
+            assert!(c.iter().any(what), "function {f}: {c:?}");
+        };
+        has(0, |i| matches!(i, Instr::I32RotlXor { k: 7, .. }));
+        has(1, |i| matches!(i, Instr::I64RotlXor { k: 51, .. }));
+        has(2, |i| matches!(i, Instr::I32XorRotl { k: 27, .. }));
+        has(3, |i| matches!(i, Instr::I64XorRotl { k: 32, .. }));
+        has(4, |i| matches!(i, Instr::I32AddShl { k: 3, .. }));
+        has(5, |i| matches!(i, Instr::I64LoadAddImm { k: 16, .. }));
+        has(6, |i| matches!(i, Instr::I64MemCopyWord { src_offset: 16, dst_offset: 8, .. }));
+        has(7, |i| matches!(i, Instr::GlobalAddImm { k: -32, .. }));
+        has(7, |i| matches!(i, Instr::GlobalSetAddImm { k: 32, .. }));
+
+        let (mut store, instance) = instantiate(wat);
+        let f32s = |store: &crate::Store<()>, name| instance.get_typed_func::<(i32, i32), i32>(store, name).unwrap();
+        let f64s = |store: &crate::Store<()>, name| instance.get_typed_func::<(i64, i64), i64>(store, name).unwrap();
+        let (a, b) = (0x8765_4321u32 as i32, 0x0f0f_1234);
+        assert_eq!(f32s(&store, "rotl_xor").call(&mut store, (a, b)).unwrap(), (a as u32).rotate_left(7) as i32 ^ b);
+        assert_eq!(f32s(&store, "xor_rotr").call(&mut store, (a, b)).unwrap(), ((a ^ b) as u32).rotate_right(5) as i32);
+        let (x, y) = (0x0123_4567_89ab_cdef_i64, -77_i64);
+        assert_eq!(f64s(&store, "rotr_xor64").call(&mut store, (x, y)).unwrap(), y ^ (x as u64).rotate_right(13) as i64);
+        assert_eq!(f64s(&store, "xor_rotl64").call(&mut store, (x, y)).unwrap(), ((x ^ y) as u64).rotate_left(32) as i64);
+        // Wraps at 32 bits.
+        let add_shl = f32s(&store, "add_shl").call(&mut store, (-16, 0x2000_0003)).unwrap();
+        assert_eq!(add_shl, (-16i32).wrapping_add(0x2000_0003 << 3));
+        let load = instance.get_typed_func::<i32, i64>(&store, "load").unwrap();
+        assert_eq!(load.call(&mut store, 0).unwrap(), 0x1817_1615_1413_1211);
+        // The address wraps before the bounds check: -8 + 16 is 8.
+        assert_eq!(load.call(&mut store, -8).unwrap(), 0x100f_0e0d_0c0b_0a09);
+        let oob = load.call(&mut store, 65536 - 16 - 7).unwrap_err();
+        assert_eq!(oob.as_trap().map(|t| t.kind()), Some(crate::TrapKind::MemoryOutOfBounds));
+        let copy = instance.get_typed_func::<(i32, i32), ()>(&store, "copy").unwrap();
+        copy.call(&mut store, (0, 100)).unwrap();
+        assert_eq!(load.call(&mut store, 108 - 16).unwrap(), 0x1817_1615_1413_1211);
+        // A load out of bounds traps before the store writes anything.
+        let before = load.call(&mut store, 200 - 16).unwrap();
+        assert!(copy.call(&mut store, (65536, 192)).is_err());
+        assert_eq!(load.call(&mut store, 200 - 16).unwrap(), before);
+        assert!(copy.call(&mut store, (0, 65536 - 12)).is_err());
+        // The frame's local and the stack pointer both move; the pointer is restored.
+        let frame = instance.get_typed_func::<i32, i32>(&store, "frame").unwrap();
+        assert_eq!(frame.call(&mut store, 5).unwrap(), 5 + 1024);
+        assert_eq!(frame.call(&mut store, 6).unwrap(), 6 + 1024);
     }
 
     #[test]
