@@ -241,6 +241,16 @@ macro_rules! define_instrs_with_imm {
             I32StoreImm { addr: Slot, value: i32, offset: u32 },
             I64StoreImm { addr: Slot, value: i32, offset: u32 },
             I32Store8Imm { addr: Slot, value: i32, offset: u32 },
+            /// Stores to a constant address (address + offset, folded at translation):
+            /// compiled code's statics. 4 bytes (i32, f32), 8 (i64, f64), 1.
+            I32StoreAt { value: Slot, ea: u32 },
+            I64StoreAt { value: Slot, ea: u32 },
+            I32Store8At { value: Slot, ea: u32 },
+            /// `select` with a constant operand `k` (sign-extended): `dst = if cond != 0
+            /// { k } else { b }`, `cb` packing the slots of cond and b.
+            SelectKA { dst: Slot, cb: u32, k: i32 },
+            /// `dst = if cond != 0 { a } else { k }`, `ca` packing cond and a.
+            SelectKB { dst: Slot, ca: u32, k: i32 },
             /// Loads from a constant address (address + offset, folded at translation).
             I32LoadAt { dst: Slot, ea: u32 },
             I64LoadAt { dst: Slot, ea: u32 },
@@ -373,6 +383,8 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I32XorRotl { dst, .. }
                     | Instr::I64XorRotl { dst, .. }
                     | Instr::I32AddShl { dst, .. }
+                    | Instr::SelectKA { dst, .. }
+                    | Instr::SelectKB { dst, .. }
                     | Instr::I32LoadAddImm { dst, .. }
                     | Instr::I64LoadAddImm { dst, .. }
                     | Instr::GlobalGetAddImm { dst, .. } => Some(dst),

@@ -317,6 +317,23 @@ macro_rules! handlers {
                         wr!($d dst, $d conv);
                     }};
                 }
+                macro_rules! store_at {
+                    ($d value:expr, $d ea:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
+                        let ea = $d ea as usize;
+                        if ea + $d n > $mem_len {
+                            trap!(TrapKind::MemoryOutOfBounds);
+                        }
+                        let $d v = rd!($d value);
+                        let bytes: [u8; $d n] = $d bytes;
+                        // SAFETY: as in `store!`.
+                        unsafe {
+                            if TRACK {
+                                *$chunk_map.add(ea >> CHUNK_SHIFT) = 1;
+                            }
+                            ptr::write_unaligned($mem_base.add(ea) as *mut [u8; $d n], bytes);
+                        }
+                    }};
+                }
                 macro_rules! store {
                     ($d addr:expr, $d value:expr, $d offset:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
                         let ea = effective!($d addr, $d offset, $d n);
@@ -500,6 +517,14 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
     Select { dst, cond, ab } => {
         let pick = if u32_!(cond) != 0 { ab & 0xffff } else { ab >> 16 };
         wr!(dst, rd!(pick));
+    },
+    SelectKA { dst, cb, k } => {
+        let v = if u32_!(cb & 0xffff) != 0 { k as i64 as u64 } else { rd!(cb >> 16) };
+        wr!(dst, v);
+    },
+    SelectKB { dst, ca, k } => {
+        let v = if u32_!(ca & 0xffff) != 0 { rd!(ca >> 16) } else { k as i64 as u64 };
+        wr!(dst, v);
     },
     SelectTo2 { dst, cond, src } => {
         if u32_!(cond) == 0 {
@@ -1006,6 +1031,9 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
             }
         }
     },
+    I32StoreAt { value, ea } => store_at!(value, ea, 4, |v| (v as u32).to_le_bytes()),
+    I64StoreAt { value, ea } => store_at!(value, ea, 8, |v| v.to_le_bytes()),
+    I32Store8At { value, ea } => store_at!(value, ea, 1, |v| [v as u8]),
     I32LoadAt { dst, ea } => {
         let ea = ea as usize;
         if ea + 4 > mem_len {

@@ -1347,6 +1347,29 @@ impl Translator {
             return false;
         }
         let cond = self.pop();
+        // One constant operand that fits an i32 (sign-extended) is carried along.
+        let narrow = |v: Option<u64>| v.and_then(|v| i32::try_from(v as i64).ok());
+        let (ka, kb) = (narrow(self.const_at(1)), narrow(self.const_at(0)));
+        if cond <= 0xffff && ka.is_some() != kb.is_some() {
+            let (k, other_is_b) = match (ka, kb) {
+                (Some(k), None) => (k, true),
+                (None, Some(k)) => (k, false),
+                _ => unreachable!("exactly one"),
+            };
+            let n = self.stack.len();
+            let other = if other_is_b { n - 1 } else { n - 2 };
+            if let Source::Slot(o) = self.source(other) {
+                self.stack.truncate(n - 2);
+                let dst = self.push_temp();
+                let packed = cond | o << 16;
+                self.emit(if other_is_b {
+                    Instr::SelectKA { dst, cb: packed, k }
+                } else {
+                    Instr::SelectKB { dst, ca: packed, k }
+                });
+                return true;
+            }
+        }
         let b = self.pop();
         let a = self.pop();
         let dst = self.push_temp();
@@ -1494,15 +1517,38 @@ impl Translator {
     /// cases of compiled code's static data and initialisation, as one instruction.
     fn constant_memory_access(&mut self, op: &Operator<'_>) -> bool {
         match *op {
-            Operator::I32Load { memarg } | Operator::I64Load { memarg } | Operator::I32Load8U { memarg } => {
+            Operator::I32Load { memarg }
+            | Operator::F32Load { memarg }
+            | Operator::I64Load { memarg }
+            | Operator::F64Load { memarg }
+            | Operator::I32Load8U { memarg } => {
                 let Some(addr) = self.const_at(0) else { return false };
                 let Ok(ea) = u32::try_from(addr as u32 as u64 + memarg.offset) else { return false };
                 self.stack.pop();
                 let dst = self.push_temp();
                 self.emit(match op {
-                    Operator::I32Load { .. } => Instr::I32LoadAt { dst, ea },
-                    Operator::I64Load { .. } => Instr::I64LoadAt { dst, ea },
+                    Operator::I32Load { .. } | Operator::F32Load { .. } => Instr::I32LoadAt { dst, ea },
+                    Operator::I64Load { .. } | Operator::F64Load { .. } => Instr::I64LoadAt { dst, ea },
                     _ => Instr::I32Load8UAt { dst, ea },
+                });
+                true
+            }
+            // A constant address and a value in a slot.
+            Operator::I32Store { memarg }
+            | Operator::F32Store { memarg }
+            | Operator::I64Store { memarg }
+            | Operator::F64Store { memarg }
+            | Operator::I32Store8 { memarg }
+                if self.const_at(0).is_none() && self.const_at(1).is_some() =>
+            {
+                let addr = self.const_at(1).expect("checked above");
+                let Ok(ea) = u32::try_from(addr as u32 as u64 + memarg.offset) else { return false };
+                let value = self.pop();
+                self.stack.pop();
+                self.emit(match op {
+                    Operator::I32Store { .. } | Operator::F32Store { .. } => Instr::I32StoreAt { value, ea },
+                    Operator::I64Store { .. } | Operator::F64Store { .. } => Instr::I64StoreAt { value, ea },
+                    _ => Instr::I32Store8At { value, ea },
                 });
                 true
             }
@@ -1886,6 +1932,58 @@ mod tests {
         let frame = instance.get_typed_func::<i32, i32>(&store, "frame").unwrap();
         assert_eq!(frame.call(&mut store, 5).unwrap(), 5 + 1024);
         assert_eq!(frame.call(&mut store, 6).unwrap(), 6 + 1024);
+    }
+
+    /// Constants that would each take an instruction to write to a slot ride
+    /// along instead: a store's constant address, one constant arm of a select.
+    #[test]
+    fn constant_addresses_and_select_arms_are_carried_by_the_instruction() {
+        let wat = r#"(module (memory 1)
+            (func (export "put") (param i32 i64 f64)
+                (i32.store offset=100 (i32.const 4) (local.get 0))
+                (i64.store (i32.const 200) (local.get 1))
+                (f64.store offset=8 (i32.const 200) (local.get 2))
+                (i32.store8 (i32.const 300) (local.get 0)))
+            (func (export "get") (param i32) (result i64)
+                (i64.load (local.get 0)))
+            (func (export "pick_a") (param i32 i64) (result i64)
+                (select (i64.const -5) (local.get 1) (local.get 0)))
+            (func (export "pick_b") (param i32 i32) (result i32)
+                (select (local.get 1) (i32.const 7) (local.get 0)))
+            (func (export "big") (param i32) (result i64)
+                (select (i64.const 0x1_0000_0000) (i64.const 1) (local.get 0)))
+            (func (export "far") (param i32)
+                (i32.store offset=0xffff_fff0 (i32.const 0x20) (local.get 0))))"#;
+        let put = code_of(wat, 0);
+        let stores_at = put.iter().filter(|i| matches!(i, Instr::I32StoreAt { .. } | Instr::I64StoreAt { .. } | Instr::I32Store8At { .. }));
+        assert_eq!(stores_at.count(), 4, "{put:?}");
+        assert!(!put.iter().any(|i| matches!(i, Instr::Const { .. })), "{put:?}");
+        assert!(matches!(code_of(wat, 2)[0], Instr::SelectKA { k: -5, .. }));
+        assert!(matches!(code_of(wat, 3)[0], Instr::SelectKB { k: 7, .. }));
+        // Constants that do not fit an i32 (both arms constant here) stay in slots.
+        assert!(code_of(wat, 4).iter().any(|i| matches!(i, Instr::Select { .. })));
+        // Address + offset beyond 32 bits stays a plain store (it always traps).
+        assert!(code_of(wat, 5).iter().any(|i| matches!(i, Instr::I32Store { .. })));
+
+        let (mut store, instance) = instantiate(wat);
+        let put = instance.get_typed_func::<(i32, i64, f64), ()>(&store, "put").unwrap();
+        let get = instance.get_typed_func::<i32, i64>(&store, "get").unwrap();
+        put.call(&mut store, (0x1234_5678, -2, 1.5)).unwrap();
+        assert_eq!(get.call(&mut store, 104).unwrap() as u32, 0x1234_5678);
+        assert_eq!(get.call(&mut store, 200).unwrap(), -2);
+        assert_eq!(get.call(&mut store, 208).unwrap(), 1.5f64.to_bits() as i64);
+        assert_eq!(get.call(&mut store, 300).unwrap() & 0xffff, 0x78);
+        let pick_a = instance.get_typed_func::<(i32, i64), i64>(&store, "pick_a").unwrap();
+        assert_eq!(pick_a.call(&mut store, (1, 9)).unwrap(), -5);
+        assert_eq!(pick_a.call(&mut store, (0, 9)).unwrap(), 9);
+        let pick_b = instance.get_typed_func::<(i32, i32), i32>(&store, "pick_b").unwrap();
+        assert_eq!(pick_b.call(&mut store, (1, 9)).unwrap(), 9);
+        assert_eq!(pick_b.call(&mut store, (0, 9)).unwrap(), 7);
+        let big = instance.get_typed_func::<i32, i64>(&store, "big").unwrap();
+        assert_eq!(big.call(&mut store, 1).unwrap(), 1 << 32);
+        let far = instance.get_typed_func::<i32, ()>(&store, "far").unwrap();
+        let trap = far.call(&mut store, 1).unwrap_err();
+        assert_eq!(trap.as_trap().map(|t| t.kind()), Some(crate::TrapKind::MemoryOutOfBounds));
     }
 
     #[test]
