@@ -1158,7 +1158,8 @@ unsafe fn CallInternal<const TRACK: bool>(
         // calls out, which would make this handler save registers on every call),
         // when the callee is not translated yet, and when its frame does not fit in
         // the stack.
-        let callee = (*module).ready_code(def_index);
+        // A validated callee index (the translator's `CallInternal`).
+        let callee = (*module).ready_code_unchecked(def_index);
         if callee.is_null() || top as *const Frame >= c.frames_end {
             return exit(ip, fp, mem_base, mem_len, code_start, cx);
         }

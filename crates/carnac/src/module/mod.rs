@@ -154,10 +154,18 @@ impl ModuleInner {
     }
 
     /// The code of a defined function if it is already translated (and valid),
-    /// else null. The pointer is valid for as long as `self` is.
+    /// else null. The pointer is valid for as long as `self` is. Unchecked: the
+    /// interpreter's call handler uses it, whose register budget the bounds
+    /// check's panic path would spend.
+    ///
+    /// # Safety
+    /// `def_index` is below the number of defined functions, as in every
+    /// `CallInternal` the translator emits (validation checked the callee index).
     #[inline(always)]
-    pub(crate) fn ready_code(&self, def_index: u32) -> *const CompiledFunc {
-        self.ready[def_index as usize].load(Ordering::Acquire)
+    pub(crate) unsafe fn ready_code_unchecked(&self, def_index: u32) -> *const CompiledFunc {
+        debug_assert!((def_index as usize) < self.ready.len());
+        // SAFETY: in bounds, the caller's contract.
+        unsafe { self.ready.get_unchecked(def_index as usize) }.load(Ordering::Acquire)
     }
 
     #[cold]
