@@ -175,6 +175,11 @@ macro_rules! define_instrs_with_imm {
             I64XorRotl { dst: Slot, ab: u32, k: u32 },
             /// `dst = (a + (b << k)) mod 2^32`: a scaled index (`ab` packs a and b).
             I32AddShl { dst: Slot, ab: u32, k: u32 },
+            /// `dst = (a + (b >> k)) mod 2^32`, `>>` unsigned.
+            I32AddShrU { dst: Slot, ab: u32, k: u32 },
+            /// `dst = k / f64(src as u32)` (`ds` packs dst and src; k raw bits): a
+            /// conversion feeding a division of a constant.
+            F64KDivU32 { ds: u32, k: u64 },
             /// Loads at `(src + k) mod 2^32`: an `i32.add` of a constant folded into
             /// a load without offset (compiled code's displacements that the
             /// unsigned, non-wrapping offset cannot hold). 4 bytes (i32, f32).
@@ -383,6 +388,7 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I32XorRotl { dst, .. }
                     | Instr::I64XorRotl { dst, .. }
                     | Instr::I32AddShl { dst, .. }
+                    | Instr::I32AddShrU { dst, .. }
                     | Instr::SelectKA { dst, .. }
                     | Instr::SelectKB { dst, .. }
                     | Instr::I32LoadAddImm { dst, .. }

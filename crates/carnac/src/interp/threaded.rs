@@ -747,6 +747,8 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
     I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
     I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
     I64XorRotl { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff) ^ rd!(ab >> 16)).rotate_left(k)),
+    I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
+    F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
     I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
     I32AddImm2 { first, second, imms } => {
         w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));

@@ -590,6 +590,10 @@ impl Translator {
                     let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
                     Instr::I32AddShl { dst, ab, k: imm as u32 & 31 }
                 }
+                (Instr::I32Add { .. }, Instr::I32ShrUImm { lhs, imm, .. }) => {
+                    let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
+                    Instr::I32AddShrU { dst, ab, k: imm as u32 & 31 }
+                }
                 _ => return None,
             })
         };
@@ -1454,14 +1458,23 @@ impl Translator {
             Source::Slot(s) => s,
             Source::Const(_) => return false,
         };
+        // `k / f64(u32 y)` with the conversion just computed: one instruction.
+        let converted = match self.producer_of(x) {
+            Some(Instr::F64ConvertI32U { src, .. }) if matches!(base, Instr::F64Div { .. }) && !k_is_rhs => Some(src),
+            _ => None,
+        };
         // The result takes the slot of the lower operand's position.
         let dst = self.slot_of(n - 2);
-        if src > 0xffff || dst > 0xffff {
+        if src > 0xffff || dst > 0xffff || converted.is_some_and(|y| y > 0xffff) {
             return false;
         }
         self.stack.truncate(n - 2);
         let pushed = self.push_temp();
         debug_assert_eq!(pushed, dst);
+        if let Some(y) = converted {
+            *self.code.last_mut().expect("the conversion") = Instr::F64KDivU32 { ds: dst | y << 16, k };
+            return true;
+        }
         let ds = dst | src << 16;
         self.emit(match (base, k_is_rhs) {
             (Instr::F64Add { .. }, _) => Instr::F64AddK { ds, k },
@@ -1887,7 +1900,11 @@ mod tests {
                 (global.set $sp (local.tee 1 (i32.sub (global.get $sp) (i32.const 32))))
                 (i32.store (local.get 1) (local.get 0))
                 (global.set $sp (i32.add (local.get 1) (i32.const 32)))
-                (i32.add (i32.load (local.get 1)) (global.get $sp))))"#;
+                (i32.add (i32.load (local.get 1)) (global.get $sp)))
+            (func (export "add_shr_u") (param i32 i32) (result i32)
+                (i32.add (i32.shr_u (local.get 1) (i32.const 4)) (local.get 0)))
+            (func (export "inverse") (param i32) (result f64)
+                (f64.div (f64.const 1) (f64.convert_i32_u (local.get 0)))))"#;
         let has = |f: u32, what: fn(&Instr) -> bool| {
             let c = code_of(wat, f);
             assert!(c.iter().any(what), "function {f}: {c:?}");
@@ -1901,6 +1918,8 @@ mod tests {
         has(6, |i| matches!(i, Instr::I64MemCopyWord { src_offset: 16, dst_offset: 8, .. }));
         has(7, |i| matches!(i, Instr::GlobalAddImm { k: -32, .. }));
         has(7, |i| matches!(i, Instr::GlobalSetAddImm { k: 32, .. }));
+        has(8, |i| matches!(i, Instr::I32AddShrU { k: 4, .. }));
+        has(9, |i| matches!(i, Instr::F64KDivU32 { .. }));
 
         let (mut store, instance) = instantiate(wat);
         let f32s = |store: &crate::Store<()>, name| instance.get_typed_func::<(i32, i32), i32>(store, name).unwrap();
@@ -1914,6 +1933,12 @@ mod tests {
         // Wraps at 32 bits.
         let add_shl = f32s(&store, "add_shl").call(&mut store, (-16, 0x2000_0003)).unwrap();
         assert_eq!(add_shl, (-16i32).wrapping_add(0x2000_0003 << 3));
+        let add_shr_u = f32s(&store, "add_shr_u").call(&mut store, (-1, -16)).unwrap();
+        assert_eq!(add_shr_u, (-1i32).wrapping_add(((-16i32) as u32 >> 4) as i32));
+        let inverse = instance.get_typed_func::<i32, f64>(&store, "inverse").unwrap();
+        // Unsigned: -1 converts to 2^32 - 1.
+        assert_eq!(inverse.call(&mut store, -1).unwrap(), 1.0 / 4294967295.0);
+        assert_eq!(inverse.call(&mut store, 0).unwrap(), f64::INFINITY);
         let load = instance.get_typed_func::<i32, i64>(&store, "load").unwrap();
         assert_eq!(load.call(&mut store, 0).unwrap(), 0x1817_1615_1413_1211);
         // The address wraps before the bounds check: -8 + 16 is 8.
