@@ -175,6 +175,12 @@ macro_rules! define_instrs_with_imm {
             I64XorRotl { dst: Slot, ab: u32, k: u32 },
             /// `dst = (a + (b << k)) mod 2^32`: a scaled index (`ab` packs a and b).
             I32AddShl { dst: Slot, ab: u32, k: u32 },
+            /// `dst = (a + (x < y)) mod 2^32`: a comparison's result counted (branchless
+            /// partitioning). `xy` packs x and y; signed and unsigned, i32 and i64.
+            I32AddI32LtS { dst: Slot, a: Slot, xy: u32 },
+            I32AddI32LtU { dst: Slot, a: Slot, xy: u32 },
+            I32AddI64LtS { dst: Slot, a: Slot, xy: u32 },
+            I32AddI64LtU { dst: Slot, a: Slot, xy: u32 },
             /// `dst = (a + (b >> k)) mod 2^32`, `>>` unsigned.
             I32AddShrU { dst: Slot, ab: u32, k: u32 },
             /// `dst = k / f64(src as u32)` (`ds` packs dst and src; k raw bits): a
@@ -389,6 +395,10 @@ macro_rules! define_instrs_with_imm {
                     | Instr::I64XorRotl { dst, .. }
                     | Instr::I32AddShl { dst, .. }
                     | Instr::I32AddShrU { dst, .. }
+                    | Instr::I32AddI32LtS { dst, .. }
+                    | Instr::I32AddI32LtU { dst, .. }
+                    | Instr::I32AddI64LtS { dst, .. }
+                    | Instr::I32AddI64LtU { dst, .. }
                     | Instr::SelectKA { dst, .. }
                     | Instr::SelectKB { dst, .. }
                     | Instr::I32LoadAddImm { dst, .. }

@@ -572,6 +572,7 @@ impl Translator {
         let Source::Slot(b) = self.source(other) else { return false };
         let fused = |dst: Slot| -> Option<Instr> {
             let ab = |a: Slot| (a <= 0xffff && b <= 0xffff).then_some(a | b << 16);
+            let pack = |x: Slot, y: Slot| (x <= 0xffff && y <= 0xffff).then_some(x | y << 16);
             Some(match (base, produced) {
                 (Instr::I32Xor { .. }, Instr::I32RotlImm { lhs, imm, .. }) => {
                     Instr::I32RotlXor { dst, ab: ab(lhs)?, k: imm as u32 & 31 }
@@ -590,6 +591,10 @@ impl Translator {
                     let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
                     Instr::I32AddShl { dst, ab, k: imm as u32 & 31 }
                 }
+                (Instr::I32Add { .. }, Instr::I32LtS { lhs, rhs, .. }) => Instr::I32AddI32LtS { dst, a: b, xy: pack(lhs, rhs)? },
+                (Instr::I32Add { .. }, Instr::I32LtU { lhs, rhs, .. }) => Instr::I32AddI32LtU { dst, a: b, xy: pack(lhs, rhs)? },
+                (Instr::I32Add { .. }, Instr::I64LtS { lhs, rhs, .. }) => Instr::I32AddI64LtS { dst, a: b, xy: pack(lhs, rhs)? },
+                (Instr::I32Add { .. }, Instr::I64LtU { lhs, rhs, .. }) => Instr::I32AddI64LtU { dst, a: b, xy: pack(lhs, rhs)? },
                 (Instr::I32Add { .. }, Instr::I32ShrUImm { lhs, imm, .. }) => {
                     let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
                     Instr::I32AddShrU { dst, ab, k: imm as u32 & 31 }
@@ -1904,7 +1909,11 @@ mod tests {
             (func (export "add_shr_u") (param i32 i32) (result i32)
                 (i32.add (i32.shr_u (local.get 1) (i32.const 4)) (local.get 0)))
             (func (export "inverse") (param i32) (result f64)
-                (f64.div (f64.const 1) (f64.convert_i32_u (local.get 0)))))"#;
+                (f64.div (f64.const 1) (f64.convert_i32_u (local.get 0))))
+            (func (export "count_lt_u64") (param i32 i64 i64) (result i32)
+                (i32.add (local.get 0) (i64.lt_u (local.get 1) (local.get 2))))
+            (func (export "count_lt_s32") (param i32 i32 i32) (result i32)
+                (i32.add (i32.lt_s (local.get 1) (local.get 2)) (local.get 0))))"#;
         let has = |f: u32, what: fn(&Instr) -> bool| {
             let c = code_of(wat, f);
             assert!(c.iter().any(what), "function {f}: {c:?}");
@@ -1920,6 +1929,8 @@ mod tests {
         has(7, |i| matches!(i, Instr::GlobalSetAddImm { k: 32, .. }));
         has(8, |i| matches!(i, Instr::I32AddShrU { k: 4, .. }));
         has(9, |i| matches!(i, Instr::F64KDivU32 { .. }));
+        has(10, |i| matches!(i, Instr::I32AddI64LtU { .. }));
+        has(11, |i| matches!(i, Instr::I32AddI32LtS { .. }));
 
         let (mut store, instance) = instantiate(wat);
         let f32s = |store: &crate::Store<()>, name| instance.get_typed_func::<(i32, i32), i32>(store, name).unwrap();
@@ -1939,6 +1950,12 @@ mod tests {
         // Unsigned: -1 converts to 2^32 - 1.
         assert_eq!(inverse.call(&mut store, -1).unwrap(), 1.0 / 4294967295.0);
         assert_eq!(inverse.call(&mut store, 0).unwrap(), f64::INFINITY);
+        let count_lt_u64 = instance.get_typed_func::<(i32, i64, i64), i32>(&store, "count_lt_u64").unwrap();
+        assert_eq!(count_lt_u64.call(&mut store, (-1, 1, -1)).unwrap(), 0, "unsigned: 1 < 2^64 - 1, and -1 + 1 wraps");
+        assert_eq!(count_lt_u64.call(&mut store, (5, -1, 1)).unwrap(), 5);
+        let count_lt_s32 = instance.get_typed_func::<(i32, i32, i32), i32>(&store, "count_lt_s32").unwrap();
+        assert_eq!(count_lt_s32.call(&mut store, (5, -1, 1)).unwrap(), 6, "signed: -1 < 1");
+        assert_eq!(count_lt_s32.call(&mut store, (5, 1, -1)).unwrap(), 5);
         let load = instance.get_typed_func::<i32, i64>(&store, "load").unwrap();
         assert_eq!(load.call(&mut store, 0).unwrap(), 0x1817_1615_1413_1211);
         // The address wraps before the bounds check: -8 + 16 is 8.
