@@ -192,6 +192,12 @@ macro_rules! define_instrs_with_imm {
             I32LoadAddImm { dst: Slot, src: Slot, k: i32 },
             /// 8 bytes (i64, f64).
             I64LoadAddImm { dst: Slot, src: Slot, k: i32 },
+            /// A load into `dst` (a local, kept for later) and a store of it, same
+            /// width: `addrs` packs the two address slots (load, then store) and
+            /// `offsets` their offsets (16 bits each); the store's address is read
+            /// after dst is written, as the two instructions would.
+            I32LoadThenStore { dst: Slot, addrs: u32, offsets: u32 },
+            I64LoadThenStore { dst: Slot, addrs: u32, offsets: u32 },
             /// A load feeding a store of the same width: copies 4 (or 8) bytes from
             /// `src + src_offset` to `dst + dst_offset` (`addrs` packs the address
             /// slots src and dst), trapping as the load, then the store, would.

@@ -1088,6 +1088,14 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         let b: [u8; 8] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) };
         wr!(dst, u64::from_le_bytes(b))
     },
+    I32LoadThenStore { dst, addrs, offsets } => {
+        load!(dst, addrs & 0xffff, offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
+        store!(addrs >> 16, dst, offsets >> 16, 4, |v| (v as u32).to_le_bytes())
+    },
+    I64LoadThenStore { dst, addrs, offsets } => {
+        load!(dst, addrs & 0xffff, offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
+        store!(addrs >> 16, dst, offsets >> 16, 8, |v| v.to_le_bytes())
+    },
     I32MemCopyWord { addrs, src_offset, dst_offset } => {
         let from = effective!(addrs & 0xffff, src_offset, 4);
         let to = effective!(addrs >> 16, dst_offset, 4);

@@ -644,15 +644,34 @@ impl Translator {
             _ => return false,
         };
         let n = self.stack.len();
-        let (from, src_offset) = match self.producer_of(n - 1) {
-            Some(Instr::I32Load { addr, offset, .. } | Instr::F32Load { addr, offset, .. }) if !wide => (addr, offset),
-            Some(Instr::I64Load { addr, offset, .. } | Instr::F64Load { addr, offset, .. }) if wide => (addr, offset),
+        if n < 2 || self.code.len() <= self.label {
+            return false;
+        }
+        let loaded = match *self.code.last().expect("checked above") {
+            Instr::I32Load { dst, addr, offset } | Instr::F32Load { dst, addr, offset } if !wide => (dst, addr, offset),
+            Instr::I64Load { dst, addr, offset } | Instr::F64Load { dst, addr, offset } if wide => (dst, addr, offset),
             _ => return false,
         };
-        let Source::Slot(to) = self.source(n - 2) else { return false };
+        let (loaded_to, from, src_offset) = loaded;
+        let (Source::Slot(value), Source::Slot(to)) = (self.source(n - 1), self.source(n - 2)) else { return false };
         let Ok(dst_offset) = u32::try_from(memarg.offset) else { return false };
-        if from > 0xffff || to > 0xffff {
+        if value != loaded_to || from > 0xffff || to > 0xffff {
             return false;
+        }
+        if self.stack[n - 1].op != Operand::Temp {
+            // The loaded value stays in a local for later: the load keeps writing it.
+            let fits = loaded_to <= 0xffff && src_offset <= 0xffff && dst_offset <= 0xffff;
+            if !fits {
+                return false;
+            }
+            let (addrs, offsets) = (from | to << 16, src_offset | dst_offset << 16);
+            *self.code.last_mut().expect("checked above") = if wide {
+                Instr::I64LoadThenStore { dst: loaded_to, addrs, offsets }
+            } else {
+                Instr::I32LoadThenStore { dst: loaded_to, addrs, offsets }
+            };
+            self.stack.truncate(n - 2);
+            return true;
         }
         self.code.pop();
         self.stack.truncate(n - 2);
@@ -1913,7 +1932,15 @@ mod tests {
             (func (export "count_lt_u64") (param i32 i64 i64) (result i32)
                 (i32.add (local.get 0) (i64.lt_u (local.get 1) (local.get 2))))
             (func (export "count_lt_s32") (param i32 i32 i32) (result i32)
-                (i32.add (i32.lt_s (local.get 1) (local.get 2)) (local.get 0))))"#;
+                (i32.add (i32.lt_s (local.get 1) (local.get 2)) (local.get 0)))
+            (func (export "copy_keep") (param i32 i32) (result i64) (local i64)
+                (local.set 2 (i64.load offset=16 (local.get 0)))
+                (i64.store offset=8 (local.get 1) (local.get 2))
+                (local.get 2))
+            (func (export "store_at_itself") (param i32) (result i32) (local i32)
+                (local.set 1 (i32.load (local.get 0)))
+                (i32.store (local.get 1) (local.get 1))
+                (i32.load (local.get 1))))"#;
         let has = |f: u32, what: fn(&Instr) -> bool| {
             let c = code_of(wat, f);
             assert!(c.iter().any(what), "function {f}: {c:?}");
@@ -1931,6 +1958,8 @@ mod tests {
         has(9, |i| matches!(i, Instr::F64KDivU32 { .. }));
         has(10, |i| matches!(i, Instr::I32AddI64LtU { .. }));
         has(11, |i| matches!(i, Instr::I32AddI32LtS { .. }));
+        has(12, |i| matches!(i, Instr::I64LoadThenStore { offsets: 0x8_0010, .. }));
+        has(13, |i| matches!(i, Instr::I32LoadThenStore { .. }));
 
         let (mut store, instance) = instantiate(wat);
         let f32s = |store: &crate::Store<()>, name| instance.get_typed_func::<(i32, i32), i32>(store, name).unwrap();
@@ -1962,6 +1991,15 @@ mod tests {
         assert_eq!(load.call(&mut store, -8).unwrap(), 0x100f_0e0d_0c0b_0a09);
         let oob = load.call(&mut store, 65536 - 16 - 7).unwrap_err();
         assert_eq!(oob.as_trap().map(|t| t.kind()), Some(crate::TrapKind::MemoryOutOfBounds));
+        let copy_keep = instance.get_typed_func::<(i32, i32), i64>(&store, "copy_keep").unwrap();
+        assert_eq!(copy_keep.call(&mut store, (0, 300)).unwrap(), 0x1817_1615_1413_1211);
+        assert_eq!(load.call(&mut store, 308 - 16).unwrap(), 0x1817_1615_1413_1211);
+        assert!(copy_keep.call(&mut store, (0, 65536 - 15)).is_err());
+        // The store's address is the value just loaded: `frame` leaves 500 at 992.
+        let store_at_itself = instance.get_typed_func::<i32, i32>(&store, "store_at_itself").unwrap();
+        let frame = instance.get_typed_func::<i32, i32>(&store, "frame").unwrap();
+        frame.call(&mut store, 500).unwrap();
+        assert_eq!(store_at_itself.call(&mut store, 1024 - 32).unwrap(), 500);
         let copy = instance.get_typed_func::<(i32, i32), ()>(&store, "copy").unwrap();
         copy.call(&mut store, (0, 100)).unwrap();
         assert_eq!(load.call(&mut store, 108 - 16).unwrap(), 0x1817_1615_1413_1211);
