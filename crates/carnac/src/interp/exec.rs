@@ -262,6 +262,13 @@ pub(crate) fn run<T, const TRACK: bool>(
         // SAFETY: `ip` is an instruction of the current function, `fp` its frame and
         // `mem_base`/`mem_len` memory 0 of the current instance, all as
         // `threaded::run` requires (see the module docs for why they hold).
+        let (table0, table0_len) = match store.inner.instances[instance as usize].tables.first() {
+            Some(&t) => {
+                let elems = &store.inner.tables[t as usize].elems;
+                (elems.as_ptr(), elems.len())
+            }
+            None => (ptr::null(), 0),
+        };
         let mut cx = CallCx {
             frames_bottom: frames.as_ptr(),
             // SAFETY: within (or one past) the list's allocation.
@@ -274,6 +281,9 @@ pub(crate) fn run<T, const TRACK: bool>(
             instance,
             fp,
             code_start,
+            table0,
+            table0_len,
+            funcs: store.inner.funcs.as_ptr(),
             inst_globals: store.inner.instances[instance as usize].globals.as_ptr(),
             globals: store.inner.globals.as_mut_ptr(),
             fuel: &mut store.inner.fuel,

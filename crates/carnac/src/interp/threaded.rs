@@ -50,7 +50,7 @@ use super::exec::Frame;
 use super::ops;
 use crate::module::ModuleInner;
 use crate::runtime::memory::{mark_written_range, CHUNK_MAP_OFFSET, CHUNK_SHIFT};
-use crate::runtime::store::GlobalEntity;
+use crate::runtime::store::{FuncEntity, FuncKind, GlobalEntity};
 use crate::runtime::trap::TrapKind;
 
 /// A handler: runs the instruction at `ip` and those after it, until one that
@@ -89,6 +89,12 @@ pub(crate) struct CallCx {
     pub func_index: u32,
     pub fp: *mut u64,
     pub code_start: *const Cell,
+    /// The current instance's table 0 (null and 0 without one), and the store's
+    /// functions: for `call_indirect` (tables do not change during a run:
+    /// every table instruction ends it).
+    pub table0: *const u64,
+    pub table0_len: usize,
+    pub funcs: *const FuncEntity,
     /// The current instance's global indices, and the store's globals.
     pub inst_globals: *const u32,
     pub globals: *mut GlobalEntity,
@@ -375,7 +381,7 @@ macro_rules! handlers {
 }
 
 handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
-    special { CallInternal { def_index, base }, Return {}, ReturnSlot { src } }
+    special { CallInternal { def_index, base }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src } }
     Br { target } => jump!(target),
     BrIfNez { cond, target } => {
         if u32_!(cond) != 0 {
@@ -1159,12 +1165,83 @@ unsafe fn CallInternal<const TRACK: bool>(
     code_start: *const Cell,
     cx: *mut CallCx,
 ) -> usize {
-    // SAFETY: `handler_for` gives this handler to this variant only. `cx` and its
-    // pointers are valid for the whole run (the contract of `run`), and nothing
-    // else uses what they point to meanwhile. The callee's frame is checked to
-    // fit in the stack before it is entered.
+    // SAFETY: `handler_for` gives this handler to this variant only; the
+    // translator emits it with a defined function of the current module.
     unsafe {
         let Instr::CallInternal { def_index, base: b } = (*ip).instr else { std::hint::unreachable_unchecked() };
+        enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
+    }
+}
+
+/// `CallIndirect` through table 0 to a function of the current instance whose
+/// type matches; anything else (another table, a null or out-of-range entry, a
+/// type mismatch, a host function or another instance's) ends the run at the
+/// instruction, and `exec` runs it in full (trapping, or calling).
+#[allow(non_snake_case)]
+unsafe fn CallIndirect<const TRACK: bool>(
+    ip: *const Cell,
+    fp: *mut u64,
+    mem_base: *mut u8,
+    mem_len: usize,
+    code_start: *const Cell,
+    cx: *mut CallCx,
+) -> usize {
+    // SAFETY: `handler_for` gives this handler to this variant only. `type_index`
+    // is a validated type index of the current module, whose arguments and table
+    // index are slots of the frame; `table0` holds `table0_len` entries and a
+    // non-null entry is a store function index plus one (`runtime::store`).
+    unsafe {
+        let Instr::CallIndirect { type_index, table, base: b } = (*ip).instr else {
+            std::hint::unreachable_unchecked()
+        };
+        let c = &*cx;
+        let info = &(*c.module).info;
+        if table != 0 {
+            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+        }
+        let np = info.types.get_unchecked(type_index as usize).param_slots();
+        let index = *fp.add(b as usize + np) as u32 as usize;
+        if index >= c.table0_len {
+            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+        }
+        let raw = *c.table0.add(index);
+        if raw == 0 {
+            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+        }
+        let f = &*c.funcs.add(raw as usize - 1);
+        match f.kind {
+            FuncKind::Wasm { instance, def_index }
+                if instance == c.instance && f.type_id == *info.type_ids.get_unchecked(type_index as usize) =>
+            {
+                enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
+            }
+            _ => exit(ip, fp, mem_base, mem_len, code_start, cx),
+        }
+    }
+}
+
+/// Enters defined function `def_index` of the current module, its arguments at
+/// slot `b` of the current frame; `ip` is the calling instruction, run by `exec`
+/// instead when the call cannot be made here.
+///
+/// # Safety
+/// As a handler's; `def_index` is a defined function of the current module.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn enter<const TRACK: bool>(
+    ip: *const Cell,
+    fp: *mut u64,
+    mem_base: *mut u8,
+    mem_len: usize,
+    code_start: *const Cell,
+    cx: *mut CallCx,
+    def_index: u32,
+    b: u32,
+) -> usize {
+    // SAFETY: `cx` and its pointers are valid for the whole run (the contract of
+    // `run`), and nothing else uses what they point to meanwhile. The callee's
+    // frame is checked to fit in the stack before it is entered.
+    unsafe {
         let c = &mut *cx;
         let module = c.module;
         let top = c.frames_top;
@@ -1172,7 +1249,7 @@ unsafe fn CallInternal<const TRACK: bool>(
         // calls out, which would make this handler save registers on every call),
         // when the callee is not translated yet, and when its frame does not fit in
         // the stack.
-        // A validated callee index (the translator's `CallInternal`).
+        // A defined function of the current module (the caller's contract).
         let callee = (*module).ready_code_unchecked(def_index);
         if callee.is_null() || top as *const Frame >= c.frames_end {
             return exit(ip, fp, mem_base, mem_len, code_start, cx);
@@ -1290,6 +1367,44 @@ mod tests {
         assert_eq!(kind(conv.call(&mut store, f64::NAN).unwrap_err()), Some(TrapKind::BadConversionToInteger));
         let load = instance.get_typed_func::<i32, i32>(&store, "load").unwrap();
         assert_eq!(kind(load.call(&mut store, 65533).unwrap_err()), Some(TrapKind::MemoryOutOfBounds));
+    }
+
+    /// `call_indirect` to a function of the same instance runs in the handlers
+    /// (deep recursion through the table works and ends in the depth-limit trap);
+    /// every other case goes to `exec`, which traps or calls as the spec says.
+    #[test]
+    fn call_indirect_within_the_instance_and_its_other_cases() {
+        use crate::{Engine, Func, Linker, Module, Store, TrapKind};
+        let wat = r#"(module
+            (import "host" "twice" (func $twice (param i32) (result i32)))
+            (type $t (func (param i32) (result i32)))
+            (table 4 funcref)
+            (elem (i32.const 0) $down $twice $other_type)
+            (func $down (type $t)
+                (if (result i32) (i32.eqz (local.get 0))
+                    (then (i32.const 0))
+                    (else (i32.add (i32.const 1)
+                        (call_indirect (type $t) (i32.sub (local.get 0) (i32.const 1)) (i32.const 0))))))
+            (func $other_type (param i64) (result i64) (local.get 0))
+            (func (export "via") (param i32 i32) (result i32)
+                (call_indirect (type $t) (local.get 1) (local.get 0))))"#;
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let mut linker = Linker::new(&engine);
+        let twice = Func::wrap(&mut store, |x: i32| x * 2);
+        linker.define("host", "twice", twice).unwrap();
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let via = instance.get_typed_func::<(i32, i32), i32>(&store, "via").unwrap();
+        let kind = |r: Result<i32, crate::Error>| r.unwrap_err().as_trap().map(|t| t.kind());
+        assert_eq!(via.call(&mut store, (0, 20_000)).unwrap(), 20_000);
+        assert_eq!(kind(via.call(&mut store, (0, 1_000_000))), Some(TrapKind::StackExhausted));
+        assert_eq!(via.call(&mut store, (1, 21)).unwrap(), 42, "a host function in the table");
+        assert_eq!(kind(via.call(&mut store, (2, 1))), Some(TrapKind::BadSignature));
+        assert_eq!(kind(via.call(&mut store, (3, 1))), Some(TrapKind::IndirectCallToNull));
+        assert_eq!(kind(via.call(&mut store, (4, 1))), Some(TrapKind::TableOutOfBounds));
+        // And still fine after the traps.
+        assert_eq!(via.call(&mut store, (0, 7)).unwrap(), 7);
     }
 
     /// In optimised builds a handler must end by *jumping* to the next one: one
