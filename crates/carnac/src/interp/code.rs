@@ -192,6 +192,13 @@ macro_rules! define_instrs_with_imm {
             I32LoadAddImm { dst: Slot, src: Slot, k: i32 },
             /// 8 bytes (i64, f64).
             I64LoadAddImm { dst: Slot, src: Slot, k: i32 },
+            /// Two loads in a row, run in order (the second's address is read after the
+            /// first's result is written): `first` and `second` each pack a
+            /// destination and an address slot, `offsets` their offsets (16 bits
+            /// each). 4 bytes each (i32, f32).
+            I32Load2 { first: u32, second: u32, offsets: u32 },
+            /// 8 bytes each (i64, f64).
+            I64Load2 { first: u32, second: u32, offsets: u32 },
             /// A load into `dst` (a local, kept for later) and a store of it, same
             /// width: `addrs` packs the two address slots (load, then store) and
             /// `offsets` their offsets (16 bits each); the store's address is read

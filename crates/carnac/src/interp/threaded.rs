@@ -1094,6 +1094,14 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         let b: [u8; 8] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) };
         wr!(dst, u64::from_le_bytes(b))
     },
+    I32Load2 { first, second, offsets } => {
+        load!(first & 0xffff, first >> 16, offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
+        load!(second & 0xffff, second >> 16, offsets >> 16, 4, |b| u32::from_le_bytes(b) as u64)
+    },
+    I64Load2 { first, second, offsets } => {
+        load!(first & 0xffff, first >> 16, offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
+        load!(second & 0xffff, second >> 16, offsets >> 16, 8, |b| u64::from_le_bytes(b))
+    },
     I32LoadThenStore { dst, addrs, offsets } => {
         load!(dst, addrs & 0xffff, offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
         store!(addrs >> 16, dst, offsets >> 16, 4, |v| (v as u32).to_le_bytes())

@@ -140,6 +140,22 @@ fn fuse_producer_into_imm(producer: Instr, instr: Instr) -> Option<Instr> {
     })
 }
 
+/// `a` then `b` as one instruction, if there is one for the pair.
+fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
+    let pack = |lo: Slot, hi: u32| (lo <= 0xffff && hi <= 0xffff).then_some(lo | hi << 16);
+    let load = |i: &Instr| match *i {
+        Instr::I32Load { dst, addr, offset } | Instr::F32Load { dst, addr, offset } => Some((false, dst, addr, offset)),
+        Instr::I64Load { dst, addr, offset } | Instr::F64Load { dst, addr, offset } => Some((true, dst, addr, offset)),
+        _ => None,
+    };
+    let ((w1, d1, a1, o1), (w2, d2, a2, o2)) = (load(a)?, load(b)?);
+    if w1 != w2 {
+        return None;
+    }
+    let (first, second, offsets) = (pack(d1, a1)?, pack(d2, a2)?, pack(o1, o2)?);
+    Some(if w1 { Instr::I64Load2 { first, second, offsets } } else { Instr::I32Load2 { first, second, offsets } })
+}
+
 /// Which of `types` are v128; empty when none is (the common case, no allocation).
 fn wide_flags(types: &[ValType]) -> Vec<bool> {
     if types.contains(&ValType::V128) {
@@ -413,6 +429,7 @@ impl Translator {
         if frame_size >= u32::MAX / 2 || self.frame_too_large {
             return Err(err(0, "function frame too large"));
         }
+        self.merge_pairs();
         let (start, count) = self.zeroed_slots(num_param_locals);
         self.code[0] = Instr::ZeroLocals { start, count };
         Ok(CompiledFunc {
@@ -420,6 +437,52 @@ impl Translator {
             code: self.code.iter().map(|&instr| Cell { handler: super::threaded::handler_for(&instr, self.track), instr }).collect(),
             frame_size,
         })
+    }
+
+    /// Once the body is translated: merges pairs of adjacent instructions that
+    /// no branch separates into one (two loads in a row), and renumbers the
+    /// branch targets. Done here, not as each instruction is emitted, so that
+    /// the emit-time rewrites (a `local.set` retargeting a load) see the plain
+    /// instructions.
+    fn merge_pairs(&mut self) {
+        let n = self.code.len();
+        if !self.code.windows(2).any(|w| merge_pair(&w[0], &w[1]).is_some()) {
+            return;
+        }
+        let mut is_target = vec![false; n + 1];
+        for instr in &mut self.code {
+            if let Some(&mut t) = instr.branch_target_mut() {
+                is_target[t as usize] = true;
+            }
+        }
+        let mut map = Vec::with_capacity(n + 1);
+        let mut out = Vec::with_capacity(n);
+        let mut i = 0;
+        while i < n {
+            map.push(out.len() as u32);
+            let merged = if i + 1 < n && !is_target[i + 1] { merge_pair(&self.code[i], &self.code[i + 1]) } else { None };
+            match merged {
+                Some(m) => {
+                    map.push(out.len() as u32);
+                    out.push(m);
+                    i += 2;
+                }
+                None => {
+                    out.push(self.code[i]);
+                    i += 1;
+                }
+            }
+        }
+        map.push(out.len() as u32);
+        if out.len() == n {
+            return;
+        }
+        for instr in &mut out {
+            if let Some(t) = instr.branch_target_mut() {
+                *t = map[*t as usize];
+            }
+        }
+        self.code = out;
     }
 
     /// The slots to zero on entry: the span of the declared locals that may be
@@ -2064,6 +2127,52 @@ mod tests {
         let far = instance.get_typed_func::<i32, ()>(&store, "far").unwrap();
         let trap = far.call(&mut store, 1).unwrap_err();
         assert_eq!(trap.as_trap().map(|t| t.kind()), Some(crate::TrapKind::MemoryOutOfBounds));
+    }
+
+    /// Two loads in a row become one instruction, unless a branch lands on the
+    /// second; branch targets after a merge are renumbered; the second load's
+    /// address may be the first one's result.
+    #[test]
+    fn adjacent_loads_merge_unless_a_branch_lands_between_them() {
+        let wat = r#"(module (memory 1)
+            (data (i32.const 0) "\08\00\00\00\00\00\00\00\2a\00\00\00\00\00\00\00")
+            (func (export "sum_loop") (param i32 i32) (result i64) (local i64 i64)
+                (loop $l
+                    (local.set 2 (i64.load (local.get 0)))
+                    (local.set 3 (i64.load offset=8 (local.get 0)))
+                    (local.set 1 (i32.sub (local.get 1) (i32.const 1)))
+                    (br_if $l (local.get 1)))
+                (i64.add (local.get 2) (local.get 3)))
+            (func (export "chase") (param i32) (result i32) (local i32)
+                (local.set 1 (i32.load (local.get 0)))
+                (i32.load (local.get 1)))
+            (func (export "split") (param i32 i32) (result i32) (local i32 i32)
+                (local.set 2 (i32.load (local.get 0)))
+                (block $b (br_if $b (local.get 1)) (local.set 2 (i32.const 0)))
+                (local.set 3 (i32.load offset=8 (local.get 0)))
+                (i32.add (local.get 2) (local.get 3))))"#;
+        let sum = code(wat);
+        let merged = sum.iter().position(|i| matches!(i, Instr::I64Load2 { offsets: 0x8_0000, .. })).expect("merged");
+        // The loop's back edge still lands on the loop's first instruction, the
+        // merged load (targets count from the code's start, before the skipped
+        // `ZeroLocals`: this function zeroes nothing).
+        let lands = |i: &Instr| i.clone().branch_target_mut().is_some_and(|t| *t as usize == merged + 1);
+        assert!(sum.iter().any(lands), "{sum:?}");
+        assert!(code_of(wat, 1).iter().any(|i| matches!(i, Instr::I32Load2 { .. })));
+        // The block's end is a branch target: the loads around it stay apart.
+        let split = code_of(wat, 2);
+        assert!(!split.iter().any(|i| matches!(i, Instr::I32Load2 { .. })), "{split:?}");
+
+        let (mut store, instance) = instantiate(wat);
+        let sum = instance.get_typed_func::<(i32, i32), i64>(&store, "sum_loop").unwrap();
+        assert_eq!(sum.call(&mut store, (0, 3)).unwrap(), 8 + 42);
+        let trap = sum.call(&mut store, (65536 - 12, 3)).unwrap_err();
+        assert_eq!(trap.as_trap().map(|t| t.kind()), Some(crate::TrapKind::MemoryOutOfBounds));
+        let chase = instance.get_typed_func::<i32, i32>(&store, "chase").unwrap();
+        assert_eq!(chase.call(&mut store, 0).unwrap(), 42);
+        let split = instance.get_typed_func::<(i32, i32), i32>(&store, "split").unwrap();
+        assert_eq!(split.call(&mut store, (0, 1)).unwrap(), 8 + 42);
+        assert_eq!(split.call(&mut store, (0, 0)).unwrap(), 42);
     }
 
     #[test]
