@@ -113,6 +113,9 @@ macro_rules! define_instrs_with_imm {
             ReturnSlot { src: Slot },
             /// Call a function defined in the current module (index among defined functions).
             CallInternal { def_index: u32, base: Slot },
+            /// A `Copy` (an argument) then `CallInternal`: `copy` packs the copy's
+            /// destination and source slots (low and high 16 bits).
+            CallInternalCopy { def_index: u32, base: Slot, copy: u32 },
             /// Call any function of the instance by its function index (imports included).
             Call { func: u32, base: Slot },
             /// Arguments at `base..`, the table index right after them.
@@ -199,6 +202,12 @@ macro_rules! define_instrs_with_imm {
             I32Load2 { first: u32, second: u32, offsets: u32 },
             /// 8 bytes each (i64, f64).
             I64Load2 { first: u32, second: u32, offsets: u32 },
+            /// Two stores in a row, run in order: `first` and `second` each pack an
+            /// address and a value slot, `offsets` their offsets (16 bits each).
+            /// 4 bytes each (i32, f32).
+            I32Store2 { first: u32, second: u32, offsets: u32 },
+            /// 8 bytes each (i64, f64).
+            I64Store2 { first: u32, second: u32, offsets: u32 },
             /// A load into `dst` (a local, kept for later) and a store of it, same
             /// width: `addrs` packs the two address slots (load, then store) and
             /// `offsets` their offsets (16 bits each); the store's address is read

@@ -318,6 +318,10 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::CallInternal { def_index, base: b } => {
                 enter!(module, instance, def_index, base + b as usize);
             }
+            Instr::CallInternalCopy { def_index, base: b, copy } => {
+                wr!(copy & 0xffff, rd!(copy >> 16));
+                enter!(module, instance, def_index, base + b as usize);
+            }
             Instr::Call { func, base: b } => {
                 let fidx = store.inner.instances[instance as usize].funcs[func as usize];
                 call_store_func!(fidx, b);

@@ -381,7 +381,7 @@ macro_rules! handlers {
 }
 
 handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
-    special { CallInternal { def_index, base }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src } }
+    special { CallInternal { def_index, base }, CallInternalCopy { def_index, base, copy }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src } }
     Br { target } => jump!(target),
     BrIfNez { cond, target } => {
         if u32_!(cond) != 0 {
@@ -1094,6 +1094,14 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         let b: [u8; 8] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) };
         wr!(dst, u64::from_le_bytes(b))
     },
+    I32Store2 { first, second, offsets } => {
+        store!(first & 0xffff, first >> 16, offsets & 0xffff, 4, |v| (v as u32).to_le_bytes());
+        store!(second & 0xffff, second >> 16, offsets >> 16, 4, |v| (v as u32).to_le_bytes())
+    },
+    I64Store2 { first, second, offsets } => {
+        store!(first & 0xffff, first >> 16, offsets & 0xffff, 8, |v| v.to_le_bytes());
+        store!(second & 0xffff, second >> 16, offsets >> 16, 8, |v| v.to_le_bytes())
+    },
     I32Load2 { first, second, offsets } => {
         load!(first & 0xffff, first >> 16, offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
         load!(second & 0xffff, second >> 16, offsets >> 16, 4, |b| u32::from_le_bytes(b) as u64)
@@ -1177,6 +1185,27 @@ unsafe fn CallInternal<const TRACK: bool>(
     // translator emits it with a defined function of the current module.
     unsafe {
         let Instr::CallInternal { def_index, base: b } = (*ip).instr else { std::hint::unreachable_unchecked() };
+        enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
+    }
+}
+
+/// `CallInternalCopy`: the argument copy, then as `CallInternal` (should `exec`
+/// take the call, it repeats the copy, which changes nothing).
+#[allow(non_snake_case)]
+unsafe fn CallInternalCopy<const TRACK: bool>(
+    ip: *const Cell,
+    fp: *mut u64,
+    mem_base: *mut u8,
+    mem_len: usize,
+    code_start: *const Cell,
+    cx: *mut CallCx,
+) -> usize {
+    // SAFETY: as `CallInternal`; the copy's slots are the frame's.
+    unsafe {
+        let Instr::CallInternalCopy { def_index, base: b, copy } = (*ip).instr else {
+            std::hint::unreachable_unchecked()
+        };
+        *fp.add((copy & 0xffff) as usize) = *fp.add((copy >> 16) as usize);
         enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
     }
 }

@@ -148,6 +148,29 @@ fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
         Instr::I64Load { dst, addr, offset } | Instr::F64Load { dst, addr, offset } => Some((true, dst, addr, offset)),
         _ => None,
     };
+    let store = |i: &Instr| match *i {
+        Instr::I32Store { addr, value, offset } | Instr::F32Store { addr, value, offset } => {
+            Some((false, addr, value, offset))
+        }
+        Instr::I64Store { addr, value, offset } | Instr::F64Store { addr, value, offset } => {
+            Some((true, addr, value, offset))
+        }
+        _ => None,
+    };
+    if let (Instr::Copy { dst, src }, Instr::CallInternal { def_index, base }) = (*a, *b) {
+        return Some(Instr::CallInternalCopy { def_index, base, copy: pack(dst, src)? });
+    }
+    if let (Some((w1, a1, v1, o1)), Some((w2, a2, v2, o2))) = (store(a), store(b)) {
+        if w1 != w2 {
+            return None;
+        }
+        let (first, second, offsets) = (pack(a1, v1)?, pack(a2, v2)?, pack(o1, o2)?);
+        return Some(if w1 {
+            Instr::I64Store2 { first, second, offsets }
+        } else {
+            Instr::I32Store2 { first, second, offsets }
+        });
+    }
     let ((w1, d1, a1, o1), (w2, d2, a2, o2)) = (load(a)?, load(b)?);
     if w1 != w2 {
         return None;
@@ -440,7 +463,8 @@ impl Translator {
     }
 
     /// Once the body is translated: merges pairs of adjacent instructions that
-    /// no branch separates into one (two loads in a row), and renumbers the
+    /// no branch separates into one (two loads or two stores in a row, an
+    /// argument copy and the call), and renumbers the
     /// branch targets. Done here, not as each instruction is emitted, so that
     /// the emit-time rewrites (a `local.set` retargeting a load) see the plain
     /// instructions.
@@ -2150,7 +2174,13 @@ mod tests {
                 (local.set 2 (i32.load (local.get 0)))
                 (block $b (br_if $b (local.get 1)) (local.set 2 (i32.const 0)))
                 (local.set 3 (i32.load offset=8 (local.get 0)))
-                (i32.add (local.get 2) (local.get 3))))"#;
+                (i32.add (local.get 2) (local.get 3)))
+            (func (export "store2") (param i32 i64 f64)
+                (i64.store offset=16 (local.get 0) (local.get 1))
+                (f64.store offset=24 (local.get 0) (local.get 2)))
+            (func $neg (param i32) (result i32) (i32.sub (i32.const 0) (local.get 0)))
+            (func (export "neg_of") (param i32 i32) (result i32)
+                (i32.add (local.get 0) (call $neg (local.get 1)))))"#;
         let sum = code(wat);
         let merged = sum.iter().position(|i| matches!(i, Instr::I64Load2 { offsets: 0x8_0000, .. })).expect("merged");
         // The loop's back edge still lands on the loop's first instruction, the
@@ -2163,7 +2193,19 @@ mod tests {
         let split = code_of(wat, 2);
         assert!(!split.iter().any(|i| matches!(i, Instr::I32Load2 { .. })), "{split:?}");
 
+        assert!(code_of(wat, 3).iter().any(|i| matches!(i, Instr::I64Store2 { offsets: 0x18_0010, .. })));
+        assert!(code_of(wat, 5).iter().any(|i| matches!(i, Instr::CallInternalCopy { def_index: 4, .. })));
+
         let (mut store, instance) = instantiate(wat);
+        let store2 = instance.get_typed_func::<(i32, i64, f64), ()>(&store, "store2").unwrap();
+        let load64 = instance.get_typed_func::<(i32, i32), i64>(&store, "sum_loop").unwrap();
+        store2.call(&mut store, (100, 5, 2.0)).unwrap();
+        assert_eq!(load64.call(&mut store, (116, 1)).unwrap(), 5 + 2f64.to_bits() as i64);
+        // The first store happens even when the second traps.
+        assert!(store2.call(&mut store, (65536 - 28, 6, 0.0)).is_err());
+        assert_eq!(load64.call(&mut store, (65536 - 20, 1)).unwrap(), 6);
+        let neg_of = instance.get_typed_func::<(i32, i32), i32>(&store, "neg_of").unwrap();
+        assert_eq!(neg_of.call(&mut store, (10, 3)).unwrap(), 7);
         let sum = instance.get_typed_func::<(i32, i32), i64>(&store, "sum_loop").unwrap();
         assert_eq!(sum.call(&mut store, (0, 3)).unwrap(), 8 + 42);
         let trap = sum.call(&mut store, (65536 - 12, 3)).unwrap_err();
