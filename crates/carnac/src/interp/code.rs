@@ -168,6 +168,12 @@ macro_rules! define_instrs_with_imm {
             BrI32AddImmNe { ds: u32, ki: u32, target: u32 },
             /// As `BrI32AddImmNe`, jumping when `dst == other`.
             BrI32AddImmEq { ds: u32, ki: u32, target: u32 },
+            /// As `BrI32AddImmNe`, jumping when `dst < other` (unsigned, signed), or
+            /// when `dst >= other`.
+            BrI32AddImmLtU { ds: u32, ki: u32, target: u32 },
+            BrI32AddImmGeU { ds: u32, ki: u32, target: u32 },
+            BrI32AddImmLtS { ds: u32, ki: u32, target: u32 },
+            BrI32AddImmGeS { ds: u32, ki: u32, target: u32 },
             /// `dst = rotl(a, k) ^ b`: a rotate by a constant feeding an xor (hash
             /// and digest rounds). `ab` packs a and b (low and high 16 bits); a
             /// `rotr` by k is a `rotl` by the width minus k.
@@ -354,6 +360,10 @@ macro_rules! define_instrs_with_imm {
                     Instr::BrI32AddLtU { ab, dr, .. } => Instr::BrI32AddGeU { ab, dr, target },
                     Instr::BrI32AddImmNe { ds, ki, .. } => Instr::BrI32AddImmEq { ds, ki, target },
                     Instr::BrI32AddImmEq { ds, ki, .. } => Instr::BrI32AddImmNe { ds, ki, target },
+                    Instr::BrI32AddImmLtU { ds, ki, .. } => Instr::BrI32AddImmGeU { ds, ki, target },
+                    Instr::BrI32AddImmGeU { ds, ki, .. } => Instr::BrI32AddImmLtU { ds, ki, target },
+                    Instr::BrI32AddImmLtS { ds, ki, .. } => Instr::BrI32AddImmGeS { ds, ki, target },
+                    Instr::BrI32AddImmGeS { ds, ki, .. } => Instr::BrI32AddImmLtS { ds, ki, target },
                     $(
                         Instr::$cbr { lhs, rhs, .. } => return Instr::$cneg { dst: 0, lhs, rhs }.to_branch(false, target),
                         Instr::$cbrimm { lhs, imm, .. } => {
@@ -380,7 +390,11 @@ macro_rules! define_instrs_with_imm {
                     | Instr::BrI32AddGeU { target, .. }
                     | Instr::BrI32AddLtU { target, .. }
                     | Instr::BrI32AddImmNe { target, .. }
-                    | Instr::BrI32AddImmEq { target, .. } => Some(target),
+                    | Instr::BrI32AddImmEq { target, .. }
+                    | Instr::BrI32AddImmLtU { target, .. }
+                    | Instr::BrI32AddImmGeU { target, .. }
+                    | Instr::BrI32AddImmLtS { target, .. }
+                    | Instr::BrI32AddImmGeS { target, .. } => Some(target),
                     $( Instr::$cbr { target, .. } | Instr::$cbrimm { target, .. } => Some(target), )*
                     _ => None,
                 }

@@ -411,6 +411,30 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
             jump!(target);
         }
     },
+    BrI32AddImmLtU { ds, ki, target } => {
+        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
+        if u32_!(ds & 0xffff) < u32_!(ki & 0xffff) {
+            jump!(target);
+        }
+    },
+    BrI32AddImmGeU { ds, ki, target } => {
+        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
+        if u32_!(ds & 0xffff) >= u32_!(ki & 0xffff) {
+            jump!(target);
+        }
+    },
+    BrI32AddImmLtS { ds, ki, target } => {
+        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
+        if i32_!(ds & 0xffff) < i32_!(ki & 0xffff) {
+            jump!(target);
+        }
+    },
+    BrI32AddImmGeS { ds, ki, target } => {
+        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
+        if i32_!(ds & 0xffff) >= i32_!(ki & 0xffff) {
+            jump!(target);
+        }
+    },
     BrI32AddImmEq { ds, ki, target } => {
         w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
         if u32_!(ds & 0xffff) == u32_!(ki & 0xffff) {

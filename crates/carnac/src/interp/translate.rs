@@ -858,10 +858,29 @@ impl Translator {
         if let Instr::BrI32Ne { lhs, rhs, target } | Instr::BrI32Eq { lhs, rhs, target } = branch {
             return self.fuse_step_into_branch(branch, lhs, rhs, target);
         }
-        let (Instr::BrI32GeU { lhs, rhs, target } | Instr::BrI32LtU { lhs, rhs, target }) = branch else { return branch };
         if self.code.len() <= self.label {
             return branch;
         }
+        // `x = y + k` then `x < n` (a loop's step and exit test, `<` or `>=`).
+        if let Instr::BrI32LtU { lhs, rhs, target }
+        | Instr::BrI32GeU { lhs, rhs, target }
+        | Instr::BrI32LtS { lhs, rhs, target }
+        | Instr::BrI32GeS { lhs, rhs, target } = branch
+        {
+            if let Some(&Instr::I32AddImm { dst, lhs: src, imm }) = self.code.last() {
+                if dst == lhs && [dst, src, rhs].iter().all(|s| *s <= 0xffff) && i16::try_from(imm).is_ok() {
+                    self.code.pop();
+                    let (ds, ki) = (dst | src << 16, rhs | (imm as u16 as u32) << 16);
+                    return match branch {
+                        Instr::BrI32LtU { .. } => Instr::BrI32AddImmLtU { ds, ki, target },
+                        Instr::BrI32GeU { .. } => Instr::BrI32AddImmGeU { ds, ki, target },
+                        Instr::BrI32LtS { .. } => Instr::BrI32AddImmLtS { ds, ki, target },
+                        _ => Instr::BrI32AddImmGeS { ds, ki, target },
+                    };
+                }
+            }
+        }
+        let (Instr::BrI32GeU { lhs, rhs, target } | Instr::BrI32LtU { lhs, rhs, target }) = branch else { return branch };
         let Some(&Instr::I32Add { dst, lhs: a, rhs: b }) = self.code.last() else { return branch };
         if dst != lhs || [a, b, dst, rhs].iter().any(|s| *s > 0xffff) {
             return branch;
@@ -2215,6 +2234,40 @@ mod tests {
         let split = instance.get_typed_func::<(i32, i32), i32>(&store, "split").unwrap();
         assert_eq!(split.call(&mut store, (0, 1)).unwrap(), 8 + 42);
         assert_eq!(split.call(&mut store, (0, 0)).unwrap(), 42);
+    }
+
+    /// A loop's step and a less-than exit test (either signedness, either
+    /// polarity once the translator inverts the exit) are one branch too.
+    #[test]
+    fn a_loop_step_and_a_less_than_test_are_one_branch() {
+        let wat = r#"(module
+            (func (export "up_u") (param i32 i32) (result i32) (local i32)
+                (local.set 2 (local.get 0))
+                (loop $l
+                    (local.set 2 (i32.add (local.get 2) (i32.const 3)))
+                    (br_if $l (i32.lt_u (local.get 2) (local.get 1))))
+                (local.get 2))
+            (func (export "up_s") (param i32 i32) (result i32) (local i32)
+                (local.set 2 (local.get 0))
+                (block $out (loop $l
+                    (local.set 2 (i32.add (local.get 2) (i32.const -2)))
+                    (br_if $out (i32.ge_s (local.get 2) (local.get 1)))
+                    (local.set 2 (i32.add (local.get 2) (i32.const 5)))
+                    (br $l)))
+                (local.get 2)))"#;
+        let up_u = code_of(wat, 0);
+        assert!(up_u.iter().any(|i| matches!(i, Instr::BrI32AddImmLtU { .. })), "{up_u:?}");
+        let up_s = code_of(wat, 1);
+        assert!(up_s.iter().any(|i| matches!(i, Instr::BrI32AddImmGeS { .. } | Instr::BrI32AddImmLtS { .. })), "{up_s:?}");
+        let (mut store, instance) = instantiate(wat);
+        let up_u = instance.get_typed_func::<(i32, i32), i32>(&store, "up_u").unwrap();
+        assert_eq!(up_u.call(&mut store, (0, 10)).unwrap(), 12);
+        // Unsigned: -4 + 3 = -1 is not below 10, so one step only.
+        assert_eq!(up_u.call(&mut store, (-4, 10)).unwrap(), -1);
+        let up_s = instance.get_typed_func::<(i32, i32), i32>(&store, "up_s").unwrap();
+        // Signed: -10 -> -12, -7 -> -9, -4 -> -6, -1 -> -3, 2 -> 0, 5 -> 3 (>= 1: out).
+        assert_eq!(up_s.call(&mut store, (-10, 1)).unwrap(), 3);
+        assert_eq!(up_s.call(&mut store, (100, 1)).unwrap(), 98);
     }
 
     #[test]
