@@ -323,6 +323,23 @@ macro_rules! handlers {
                         wr!($d dst, $d conv);
                     }};
                 }
+                // Copies n bytes from `src + src_offset` to `dst + dst_offset`, `addrs`
+                // packing the slots of src and dst; traps as a load then a store would.
+                macro_rules! copy_word {
+                    ($d addrs:expr, $d src_offset:expr, $d dst_offset:expr, $d n:literal) => {{
+                        let from = effective!($d addrs & 0xffff, $d src_offset, $d n);
+                        let to = effective!($d addrs >> 16, $d dst_offset, $d n);
+                        // SAFETY: both accesses are inside the memory (`effective!`); the
+                        // chunk map holds a byte for every 4 KiB of it (as in `store!`).
+                        unsafe {
+                            let v: [u8; $d n] = ptr::read_unaligned($mem_base.add(from) as *const [u8; $d n]);
+                            if TRACK {
+                                *$chunk_map.add(to >> CHUNK_SHIFT) = 1;
+                            }
+                            ptr::write_unaligned($mem_base.add(to) as *mut [u8; $d n], v);
+                        }
+                    }};
+                }
                 macro_rules! store_at {
                     ($d value:expr, $d ea:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
                         let ea = $d ea as usize;
@@ -406,38 +423,38 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         }
     },
     BrI32AddImmNe { ds, ki, target } => {
-        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
-        if u32_!(ds & 0xffff) != u32_!(ki & 0xffff) {
+        let (x, n) = unsafe { loop_step(fp, ds, ki) };
+        if x != n {
             jump!(target);
         }
     },
     BrI32AddImmLtU { ds, ki, target } => {
-        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
-        if u32_!(ds & 0xffff) < u32_!(ki & 0xffff) {
+        let (x, n) = unsafe { loop_step(fp, ds, ki) };
+        if x < n {
             jump!(target);
         }
     },
     BrI32AddImmGeU { ds, ki, target } => {
-        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
-        if u32_!(ds & 0xffff) >= u32_!(ki & 0xffff) {
+        let (x, n) = unsafe { loop_step(fp, ds, ki) };
+        if x >= n {
             jump!(target);
         }
     },
     BrI32AddImmLtS { ds, ki, target } => {
-        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
-        if i32_!(ds & 0xffff) < i32_!(ki & 0xffff) {
+        let (x, n) = unsafe { loop_step(fp, ds, ki) };
+        if (x as i32) < (n as i32) {
             jump!(target);
         }
     },
     BrI32AddImmGeS { ds, ki, target } => {
-        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
-        if i32_!(ds & 0xffff) >= i32_!(ki & 0xffff) {
+        let (x, n) = unsafe { loop_step(fp, ds, ki) };
+        if (x as i32) >= (n as i32) {
             jump!(target);
         }
     },
     BrI32AddImmEq { ds, ki, target } => {
-        w32!(ds & 0xffff, u32_!(ds >> 16).wrapping_add((ki >> 16) as i16 as u32));
-        if u32_!(ds & 0xffff) == u32_!(ki & 0xffff) {
+        let (x, n) = unsafe { loop_step(fp, ds, ki) };
+        if x == n {
             jump!(target);
         }
     },
@@ -1142,31 +1159,8 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
         load!(dst, addrs & 0xffff, offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
         store!(addrs >> 16, dst, offsets >> 16, 8, |v| v.to_le_bytes())
     },
-    I32MemCopyWord { addrs, src_offset, dst_offset } => {
-        let from = effective!(addrs & 0xffff, src_offset, 4);
-        let to = effective!(addrs >> 16, dst_offset, 4);
-        // SAFETY: both accesses are inside the memory (`effective!`); the chunk map
-        // holds a byte for every 4 KiB of it (as in `store!`).
-        unsafe {
-            let v: [u8; 4] = ptr::read_unaligned(mem_base.add(from) as *const [u8; 4]);
-            if TRACK {
-                *chunk_map.add(to >> CHUNK_SHIFT) = 1;
-            }
-            ptr::write_unaligned(mem_base.add(to) as *mut [u8; 4], v);
-        }
-    },
-    I64MemCopyWord { addrs, src_offset, dst_offset } => {
-        let from = effective!(addrs & 0xffff, src_offset, 8);
-        let to = effective!(addrs >> 16, dst_offset, 8);
-        // SAFETY: as `I32MemCopyWord`.
-        unsafe {
-            let v: [u8; 8] = ptr::read_unaligned(mem_base.add(from) as *const [u8; 8]);
-            if TRACK {
-                *chunk_map.add(to >> CHUNK_SHIFT) = 1;
-            }
-            ptr::write_unaligned(mem_base.add(to) as *mut [u8; 8], v);
-        }
-    },
+    I32MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 4),
+    I64MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 8),
     I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
     I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
     I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
@@ -1194,6 +1188,22 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
 // The common case of each runs here; anything else (the depth limit, a stack
 // that must grow, a callee not yet translated, a return to another instance or
 // to the host) ends the run at the instruction, and `exec` runs it in full.
+
+/// The step of the `BrI32AddImm*` branches: `dst = (src + k) mod 2^32` (`ds`
+/// packs dst and src, `ki` the other operand and k, an `i16`); returns dst's new
+/// value and the other operand's, read after dst is written.
+///
+/// # Safety
+/// The packed slots are slots of the frame at `fp`.
+#[inline(always)]
+unsafe fn loop_step(fp: *mut u64, ds: u32, ki: u32) -> (u32, u32) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let x = (*fp.add((ds >> 16) as usize) as u32).wrapping_add((ki >> 16) as i16 as u32);
+        *fp.add((ds & 0xffff) as usize) = x as u64;
+        (x, *fp.add((ki & 0xffff) as usize) as u32)
+    }
+}
 
 /// `CallInternal`: enters a function of the current module.
 #[allow(non_snake_case)]

@@ -140,6 +140,18 @@ fn fuse_producer_into_imm(producer: Instr, instr: Instr) -> Option<Instr> {
     })
 }
 
+/// A 4- or 8-byte load (or, with `store`, store) of any type: whether it is 8
+/// bytes, and its memory argument.
+fn word_access(op: &Operator<'_>, store: bool) -> Option<(bool, wasmparser::MemArg)> {
+    match *op {
+        Operator::I32Load { memarg } | Operator::F32Load { memarg } if !store => Some((false, memarg)),
+        Operator::I64Load { memarg } | Operator::F64Load { memarg } if !store => Some((true, memarg)),
+        Operator::I32Store { memarg } | Operator::F32Store { memarg } if store => Some((false, memarg)),
+        Operator::I64Store { memarg } | Operator::F64Store { memarg } if store => Some((true, memarg)),
+        _ => None,
+    }
+}
+
 /// `a` then `b` as one instruction, if there is one for the pair.
 fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
     let pack = |lo: Slot, hi: u32| (lo <= 0xffff && hi <= 0xffff).then_some(lo | hi << 16);
@@ -702,11 +714,7 @@ impl Translator {
     /// A load without offset from an address the last instruction computed as
     /// `x + k`, as one `I32LoadAddImm` / `I64LoadAddImm`.
     fn displaced_load(&mut self, op: &Operator<'_>) -> bool {
-        let (wide, memarg) = match *op {
-            Operator::I32Load { memarg } | Operator::F32Load { memarg } => (false, memarg),
-            Operator::I64Load { memarg } | Operator::F64Load { memarg } => (true, memarg),
-            _ => return false,
-        };
+        let Some((wide, memarg)) = word_access(op, false) else { return false };
         if memarg.offset != 0 || self.stack.is_empty() {
             return false;
         }
@@ -725,11 +733,7 @@ impl Translator {
     /// A store of a value the last instruction loaded, same width (4 or 8 bytes):
     /// one `I32MemCopyWord` / `I64MemCopyWord`.
     fn copying_store(&mut self, op: &Operator<'_>) -> bool {
-        let (wide, memarg) = match *op {
-            Operator::I32Store { memarg } | Operator::F32Store { memarg } => (false, memarg),
-            Operator::I64Store { memarg } | Operator::F64Store { memarg } => (true, memarg),
-            _ => return false,
-        };
+        let Some((wide, memarg)) = word_access(op, true) else { return false };
         let n = self.stack.len();
         if n < 2 || self.code.len() <= self.label {
             return false;
