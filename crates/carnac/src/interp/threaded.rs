@@ -257,6 +257,16 @@ macro_rules! handlers {
                         }
                     };
                 }
+                // A divisor, trapping if it is zero.
+                macro_rules! divisor {
+                    ($d b:expr) => {{
+                        let b = $d b;
+                        if b == 0 {
+                            trap!(TrapKind::IntegerDivisionByZero);
+                        }
+                        b
+                    }};
+                }
                 macro_rules! tri {
                     ($d e:expr) => {
                         match $d e {
@@ -621,36 +631,15 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
     I32Sub { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_sub(u32_!(rhs))),
     I32Mul { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_mul(u32_!(rhs))),
     I32DivS { dst, lhs, rhs } => {
-        let (a, b) = (i32_!(lhs), i32_!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
+        let (a, b) = (i32_!(lhs), divisor!(i32_!(rhs)));
         if a == i32::MIN && b == -1 {
             trap!(TrapKind::IntegerOverflow);
         }
         w32!(dst, a / b);
     },
-    I32DivU { dst, lhs, rhs } => {
-        let (a, b) = (u32_!(lhs), u32_!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
-        w32!(dst, a / b);
-    },
-    I32RemS { dst, lhs, rhs } => {
-        let (a, b) = (i32_!(lhs), i32_!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
-        w32!(dst, a.wrapping_rem(b));
-    },
-    I32RemU { dst, lhs, rhs } => {
-        let (a, b) = (u32_!(lhs), u32_!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
-        w32!(dst, a % b);
-    },
+    I32DivU { dst, lhs, rhs } => w32!(dst, u32_!(lhs) / divisor!(u32_!(rhs))),
+    I32RemS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_rem(divisor!(i32_!(rhs)))),
+    I32RemU { dst, lhs, rhs } => w32!(dst, u32_!(lhs) % divisor!(u32_!(rhs))),
     I32And { dst, lhs, rhs } => w32!(dst, u32_!(lhs) & u32_!(rhs)),
     I32Or { dst, lhs, rhs } => w32!(dst, u32_!(lhs) | u32_!(rhs)),
     I32Xor { dst, lhs, rhs } => w32!(dst, u32_!(lhs) ^ u32_!(rhs)),
@@ -664,36 +653,15 @@ handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
     I64Sub { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_sub(rd!(rhs))),
     I64Mul { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_mul(rd!(rhs))),
     I64DivS { dst, lhs, rhs } => {
-        let (a, b) = (i64_!(lhs), i64_!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
+        let (a, b) = (i64_!(lhs), divisor!(i64_!(rhs)));
         if a == i64::MIN && b == -1 {
             trap!(TrapKind::IntegerOverflow);
         }
         w64!(dst, a / b);
     },
-    I64DivU { dst, lhs, rhs } => {
-        let (a, b) = (rd!(lhs), rd!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
-        w64!(dst, a / b);
-    },
-    I64RemS { dst, lhs, rhs } => {
-        let (a, b) = (i64_!(lhs), i64_!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
-        w64!(dst, a.wrapping_rem(b));
-    },
-    I64RemU { dst, lhs, rhs } => {
-        let (a, b) = (rd!(lhs), rd!(rhs));
-        if b == 0 {
-            trap!(TrapKind::IntegerDivisionByZero);
-        }
-        w64!(dst, a % b);
-    },
+    I64DivU { dst, lhs, rhs } => w64!(dst, rd!(lhs) / divisor!(rd!(rhs))),
+    I64RemS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_rem(divisor!(i64_!(rhs)))),
+    I64RemU { dst, lhs, rhs } => w64!(dst, rd!(lhs) % divisor!(rd!(rhs))),
     I64And { dst, lhs, rhs } => w64!(dst, rd!(lhs) & rd!(rhs)),
     I64Or { dst, lhs, rhs } => w64!(dst, rd!(lhs) | rd!(rhs)),
     I64Xor { dst, lhs, rhs } => w64!(dst, rd!(lhs) ^ rd!(rhs)),
