@@ -554,12 +554,13 @@ impl Translator {
             }
             match self.code[i] {
                 Instr::BrTable { len, .. } => table_entries = len as usize + 1,
-                Instr::Br { target } => {
+                // Backward only: `t < i` also keeps the index inside the code.
+                Instr::Br { target } if (target as usize) < i => {
                     let t = target as usize;
                     let test = self.code[t];
                     let mut exit = test;
                     let exits_here = exit.branch_target_mut().is_some_and(|e| *e as usize == i + 1);
-                    if t < i && exits_here {
+                    if exits_here {
                         if let Some(back) = test.negated_branch(t as u32 + 1) {
                             self.code[i] = back;
                         }
