@@ -19,7 +19,8 @@
 //! slot and a 64-bit constant); stored for execution, each sits in a [`Cell`]
 //! after the address of its handler (24 bytes). Instructions that need more operands take them
 //! from consecutive slots starting at a `base`. Branch targets are instruction
-//! indices, resolved at translation. Values of type i32 and f32 only use the
+//! indices, resolved at translation, and stored as the distance in bytes from
+//! the branch (a taken branch adds it to `ip`). Values of type i32 and f32 only use the
 //! low 32 bits of a slot (readers truncate), which makes `i32.wrap_i64` and the
 //! reinterpret operators free. A v128 takes two adjacent slots (low half first);
 //! the translator lays out locals and stack entries by width, so scalar code is
@@ -63,7 +64,14 @@ impl CompiledFunc {
     /// The instructions that run, from the entry, without their handlers.
     #[cfg(test)]
     pub(crate) fn instrs(&self) -> Vec<Instr> {
-        self.code[self.entry as usize..].iter().map(|c| c.instr).collect()
+        // Branch targets back from byte distances to indices.
+        let mut instrs: Vec<Instr> = self.code.iter().map(|c| c.instr).collect();
+        for (i, instr) in instrs.iter_mut().enumerate() {
+            if let Some(target) = instr.branch_target_mut() {
+                *target = (i as i64 + *target as i32 as i64 / std::mem::size_of::<Cell>() as i64) as u32;
+            }
+        }
+        instrs.split_off(self.entry as usize)
     }
 }
 

@@ -281,6 +281,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             instance,
             fp,
             code_start,
+            acc: 0,
             table0,
             table0_len,
             funcs: store.inner.funcs.as_ptr(),
@@ -290,7 +291,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             interrupt: &*store.inner.interrupt,
             trap: TrapKind::Unreachable,
         };
-        let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, code_start, &mut cx) };
+        let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, 0, &mut cx) };
         // SAFETY: calls and returns in the run kept `frames_top` within the list's
         // capacity, every frame below it written.
         unsafe { frames.set_len(cx.frames_top.offset_from(frames.as_ptr()) as usize) };

@@ -60,7 +60,7 @@ pub(crate) type Handler = unsafe fn(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize;
 
@@ -89,6 +89,9 @@ pub(crate) struct CallCx {
     pub func_index: u32,
     pub fp: *mut u64,
     pub code_start: *const Cell,
+    /// The accumulator between two handlers, kept here only by the unoptimised
+    /// builds' driver loop (optimised builds pass it in a register).
+    pub acc: u64,
     /// The current instance's table 0 (null and 0 without one), and the store's
     /// functions: for `call_indirect` (tables do not change during a run:
     /// every table instruction ends it).
@@ -126,12 +129,10 @@ pub(super) enum Outcome {
 struct Table<const TRACK: bool>;
 
 /// The handler of every instruction that `exec` runs: ends the run there.
-unsafe fn exit(ip: *const Cell, fp: *mut u64, _: *mut u8, _: usize, code_start: *const Cell, cx: *mut CallCx) -> usize {
-    // SAFETY: `cx` is valid for the whole run (the contract of `run`).
-    unsafe {
-        (*cx).fp = fp;
-        (*cx).code_start = code_start;
-    }
+unsafe fn exit(ip: *const Cell, fp: *mut u64, _: *mut u8, _: usize, _: u64, cx: *mut CallCx) -> usize {
+    // SAFETY: `cx` is valid for the whole run (the contract of `run`). The
+    // accumulator is dead here: only handlers read it (`acc`).
+    unsafe { (*cx).fp = fp }
     ip as usize | EXIT
 }
 
@@ -147,12 +148,12 @@ unsafe fn dispatch<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: `ip` points at a valid cell (the caller's contract), whose handler
     // is the one `handler_for` chose for its instruction and this `TRACK`.
-    unsafe { ((*ip).handler)(ip, fp, mem_base, mem_len, code_start, cx) }
+    unsafe { ((*ip).handler)(ip, fp, mem_base, mem_len, acc, cx) }
 }
 
 /// The handler of `instr`, for an engine that tracks memory writes or not.
@@ -173,7 +174,7 @@ unsafe fn next<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     #[cfg(debug_assertions)]
@@ -182,7 +183,7 @@ unsafe fn next<const TRACK: bool>(
         // SAFETY: `cx` is valid for the whole run.
         unsafe {
             (*cx).fp = fp;
-            (*cx).code_start = code_start;
+            (*cx).acc = acc;
         }
         ip as usize
     }
@@ -191,7 +192,7 @@ unsafe fn next<const TRACK: bool>(
     // branch targets are inside the code).
     #[cfg(not(debug_assertions))]
     unsafe {
-        dispatch::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx)
+        dispatch::<TRACK>(ip, fp, mem_base, mem_len, acc, cx)
     }
 }
 
@@ -204,16 +205,16 @@ pub(super) unsafe fn run<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> Outcome {
     // SAFETY: the caller's contract; each returned address is the next valid
     // instruction, of the frame `cx` then describes.
-    let mut r = unsafe { dispatch::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx) };
+    let mut r = unsafe { dispatch::<TRACK>(ip, fp, mem_base, mem_len, acc, cx) };
     if cfg!(debug_assertions) {
         while r & (EXIT | TRAP) == 0 {
-            let (fp, code_start) = unsafe { ((*cx).fp, (*cx).code_start) };
-            r = unsafe { dispatch::<TRACK>(r as *const Cell, fp, mem_base, mem_len, code_start, cx) };
+            let (fp, acc) = unsafe { ((*cx).fp, (*cx).acc) };
+            r = unsafe { dispatch::<TRACK>(r as *const Cell, fp, mem_base, mem_len, acc, cx) };
         }
     }
     if r & TRAP != 0 {
@@ -229,7 +230,7 @@ pub(super) unsafe fn run<const TRACK: bool>(
 /// the handler tables, and `threaded_instrs!()`, the pattern matching exactly
 /// the instructions that have a handler (which `exec` hands to [`run`]).
 macro_rules! handlers {
-    ($d:tt ($ip:ident, $fp:ident, $mem_base:ident, $mem_len:ident, $code_start:ident, $chunk_map:ident, $cx:ident)
+    ($d:tt ($ip:ident, $fp:ident, $mem_base:ident, $mem_len:ident, $acc:ident, $chunk_map:ident, $cx:ident)
      special { $( $sv:ident { $($sf:ident),* } ),* $(,)? }
      $( $v:ident { $($f:ident),* } => $body:expr ),* $(,)?) => {
         $(
@@ -239,13 +240,14 @@ macro_rules! handlers {
                 $fp: *mut u64,
                 $mem_base: *mut u8,
                 $mem_len: usize,
-                $code_start: *const Cell,
+                $acc: u64,
                 $cx: *mut CallCx,
             ) -> usize {
                 // SAFETY: `handler_for` gives this handler to this variant only.
                 let Instr::$v { $($f),* } = (unsafe { (*$ip).instr }) else {
                     unsafe { std::hint::unreachable_unchecked() }
                 };
+                let branch_from = $ip;
                 let mut $ip = unsafe { $ip.add(1) };
                 let $chunk_map = $mem_base.wrapping_sub(CHUNK_MAP_OFFSET);
                 macro_rules! trap {
@@ -298,9 +300,11 @@ macro_rules! handlers {
                 // selecting the next address with a conditional move.
                 macro_rules! jump {
                     ($d target:expr) => {
-                        // SAFETY: branch targets are indices into the current function's code.
+                        // SAFETY: branch targets are the byte distance from the branch to an
+                        // instruction of the current function's code (`Translator::cell`).
                         return unsafe {
-                            next::<TRACK>($code_start.add($d target as usize), $fp, $mem_base, $mem_len, $code_start, $cx)
+                            let to = branch_from.byte_offset($d target as i32 as isize);
+                            next::<TRACK>(to, $fp, $mem_base, $mem_len, $acc, $cx)
                         }
                     };
                 }
@@ -385,7 +389,7 @@ macro_rules! handlers {
                 }
                 $body;
                 // SAFETY: `$ip` is the next instruction (or a branch target) of the same code.
-                unsafe { next::<TRACK>($ip, $fp, $mem_base, $mem_len, $code_start, $cx) }
+                unsafe { next::<TRACK>($ip, $fp, $mem_base, $mem_len, $acc, $cx) }
             }
         )*
 
@@ -407,7 +411,7 @@ macro_rules! handlers {
     };
 }
 
-handlers! { $ (ip, fp, mem_base, mem_len, code_start, chunk_map, cx)
+handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     special { CallInternal { def_index, base }, CallInternalCopy { def_index, base, copy }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src } }
     Br { target } => jump!(target),
     BrIfNez { cond, target } => {
@@ -1180,14 +1184,14 @@ unsafe fn CallInternal<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: `handler_for` gives this handler to this variant only; the
     // translator emits it with a defined function of the current module.
     unsafe {
         let Instr::CallInternal { def_index, base: b } = (*ip).instr else { std::hint::unreachable_unchecked() };
-        enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
+        enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b)
     }
 }
 
@@ -1199,7 +1203,7 @@ unsafe fn CallInternalCopy<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: as `CallInternal`; the copy's slots are the frame's.
@@ -1208,7 +1212,7 @@ unsafe fn CallInternalCopy<const TRACK: bool>(
             std::hint::unreachable_unchecked()
         };
         *fp.add((copy & 0xffff) as usize) = *fp.add((copy >> 16) as usize);
-        enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
+        enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b)
     }
 }
 
@@ -1222,7 +1226,7 @@ unsafe fn CallIndirect<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: `handler_for` gives this handler to this variant only. `type_index`
@@ -1236,25 +1240,25 @@ unsafe fn CallIndirect<const TRACK: bool>(
         let c = &*cx;
         let info = &(*c.module).info;
         if table != 0 {
-            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         let np = info.types.get_unchecked(type_index as usize).param_slots();
         let index = *fp.add(b as usize + np) as u32 as usize;
         if index >= c.table0_len {
-            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         let raw = *c.table0.add(index);
         if raw == 0 {
-            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         let f = &*c.funcs.add(raw as usize - 1);
         match f.kind {
             FuncKind::Wasm { instance, def_index }
                 if instance == c.instance && f.type_id == *info.type_ids.get_unchecked(type_index as usize) =>
             {
-                enter::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx, def_index, b)
+                enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b)
             }
-            _ => exit(ip, fp, mem_base, mem_len, code_start, cx),
+            _ => exit(ip, fp, mem_base, mem_len, acc, cx),
         }
     }
 }
@@ -1272,7 +1276,7 @@ unsafe fn enter<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
     def_index: u32,
     b: u32,
@@ -1291,14 +1295,14 @@ unsafe fn enter<const TRACK: bool>(
         // A defined function of the current module (the caller's contract).
         let callee = (*module).ready_code_unchecked(def_index);
         if callee.is_null() || top as *const Frame >= c.frames_end {
-            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         // A non-null ready pointer points at the callee's code, owned by the module.
         let callee = &*callee;
         // The arguments start at slot `b` of the current frame, inside the stack.
         let new_fp = fp.add(b as usize);
         if new_fp as usize + callee.frame_size as usize * 8 > c.stack_end as usize {
-            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         // Locals that need zeroing are zeroed by the callee's first instruction
         // (`ZeroLocals`, skipped by `entry` when there are none).
@@ -1307,7 +1311,7 @@ unsafe fn enter<const TRACK: bool>(
             module,
             instance: c.instance,
             func_index: c.func_index,
-            code_start,
+            code_start: c.code_start,
             ip: ip.add(1),
             base: c.base,
         });
@@ -1315,7 +1319,8 @@ unsafe fn enter<const TRACK: bool>(
         c.func_index = (*module).info.num_imported_funcs + def_index;
         c.base += b as usize;
         let callee_start = callee.code.as_ptr();
-        next::<TRACK>(callee_start.add(callee.entry as usize), new_fp, mem_base, mem_len, callee_start, cx)
+        c.code_start = callee_start;
+        next::<TRACK>(callee_start.add(callee.entry as usize), new_fp, mem_base, mem_len, acc, cx)
     }
 }
 
@@ -1329,7 +1334,7 @@ unsafe fn return_within<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: as in `CallInternal`; frames below `frames_top` are live callers'
@@ -1339,7 +1344,7 @@ unsafe fn return_within<const TRACK: bool>(
         let c = &mut *cx;
         let top = c.frames_top;
         if top as *const Frame == c.frames_bottom || (*top.sub(1)).instance != c.instance {
-            return exit(ip, fp, mem_base, mem_len, code_start, cx);
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         let f = &*top.sub(1);
         // The same instance, so the same module: `c.module` stays.
@@ -1348,7 +1353,8 @@ unsafe fn return_within<const TRACK: bool>(
         c.func_index = f.func_index;
         let caller_fp = fp.sub(c.base - f.base);
         c.base = f.base;
-        next::<TRACK>(f.ip, caller_fp, mem_base, mem_len, f.code_start, cx)
+        c.code_start = f.code_start;
+        next::<TRACK>(f.ip, caller_fp, mem_base, mem_len, acc, cx)
     }
 }
 
@@ -1358,11 +1364,11 @@ unsafe fn Return<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: as `return_within`.
-    unsafe { return_within::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx) }
+    unsafe { return_within::<TRACK>(ip, fp, mem_base, mem_len, acc, cx) }
 }
 
 #[allow(non_snake_case)]
@@ -1371,7 +1377,7 @@ unsafe fn ReturnSlot<const TRACK: bool>(
     fp: *mut u64,
     mem_base: *mut u8,
     mem_len: usize,
-    code_start: *const Cell,
+    acc: u64,
     cx: *mut CallCx,
 ) -> usize {
     // SAFETY: `handler_for` gives this handler to this variant only. `src` is a
@@ -1380,7 +1386,7 @@ unsafe fn ReturnSlot<const TRACK: bool>(
     unsafe {
         let Instr::ReturnSlot { src } = (*ip).instr else { std::hint::unreachable_unchecked() };
         *fp = *fp.add(src as usize);
-        return_within::<TRACK>(ip, fp, mem_base, mem_len, code_start, cx)
+        return_within::<TRACK>(ip, fp, mem_base, mem_len, acc, cx)
     }
 }
 

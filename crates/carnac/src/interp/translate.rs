@@ -480,13 +480,27 @@ impl Translator {
             return Err(err(0, "function frame too large"));
         }
         self.merge_pairs();
+        if self.code.len() > i32::MAX as usize / std::mem::size_of::<Cell>() {
+            return Err(err(0, "function too large for the interpreter"));
+        }
         let (start, count) = self.zeroed_slots(num_param_locals);
         self.code[0] = Instr::ZeroLocals { start, count };
         Ok(CompiledFunc {
             entry: (count == 0) as u32,
-            code: self.code.iter().map(|&instr| Cell { handler: super::threaded::handler_for(&instr, self.track), instr }).collect(),
+            code: self.code.iter().enumerate().map(|(i, &instr)| self.cell(i, instr)).collect(),
             frame_size,
         })
+    }
+
+    /// An instruction as it is stored for execution: beside its handler, its
+    /// branch target (an index into the code until now) as the distance in bytes
+    /// from the branch, so that a taken branch is one add to `ip` and no handler
+    /// needs the code's start (the length check in `translate` keeps it an `i32`).
+    fn cell(&self, i: usize, mut instr: Instr) -> Cell {
+        if let Some(target) = instr.branch_target_mut() {
+            *target = ((*target as i64 - i as i64) * std::mem::size_of::<Cell>() as i64) as i32 as u32;
+        }
+        Cell { handler: super::threaded::handler_for(&instr, self.track), instr }
     }
 
     /// Once the body is translated: merges pairs of adjacent instructions that
