@@ -97,7 +97,7 @@ macro_rules! define_instrs_with_imm {
         /// `repr(u16)` fixes the layout the threaded executor relies on: every
         /// variant starts with its 16-bit tag (its declaration index), which
         /// indexes the handler table (see [`Instr::tag`]).
-        #[derive(Debug, Clone, Copy)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         #[repr(u16)]
         pub(crate) enum Instr {
             /// Trap with `unreachable`.

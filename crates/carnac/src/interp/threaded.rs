@@ -108,6 +108,113 @@ pub(crate) struct CallCx {
     pub trap: TrapKind,
 }
 
+/// The accumulator: a value passed from one handler to the next in a register
+/// (the `acc` argument) instead of through a frame slot. The translator marks a
+/// result that only the next instruction reads (`translate`, `mark_acc`): the
+/// producer's result field and the consumer's operand field then hold
+/// `ACC | slot` (slots are below 2^31), and `handler_for` picks the handler
+/// built for that form, in which those fields are the accumulator: the store
+/// and the load between the two, and the latency of a store forwarded to a
+/// load, are gone. Nothing else sees the accumulator: `exec` runs no marked
+/// instruction, and a run starts and ends at unmarked ones.
+pub(super) const ACC: u32 = 1 << 31;
+/// Form bits: the result goes to the accumulator (`dst`); the first operand
+/// (`lhs`, `src`, `addr`, `cond`) or the second (`rhs`, `value`) comes from it.
+pub(super) const ACC_DST: u8 = 1;
+pub(super) const ACC_A: u8 = 2;
+pub(super) const ACC_B: u8 = 4;
+/// Forms 0 (no accumulator) to `ACC_DST | ACC_B`; at most one operand is the
+/// accumulator.
+const NUM_FORMS: usize = 6;
+
+/// The form bit of an instruction field, by name (0: not an operand or result).
+const fn acc_bit(name: &str) -> u8 {
+    const fn is(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    if is(name, "dst") {
+        ACC_DST
+    } else if is(name, "lhs") || is(name, "src") || is(name, "addr") || is(name, "cond") {
+        ACC_A
+    } else if is(name, "rhs") || is(name, "value") {
+        ACC_B
+    } else {
+        0
+    }
+}
+
+/// An instruction field: only a slot field (`u32`) can name the accumulator.
+/// (`bit` is the form bit of the field's name, 0 for fields that are neither
+/// an operand nor the result.)
+trait AccField {
+    /// `bit` if this field names the accumulator.
+    fn acc_bits(&self, bit: u8) -> u8;
+    /// Back from `ACC | slot` to `slot`.
+    fn clear_acc(&mut self, bit: u8, slot: u32);
+    fn visit_acc(&self, bit: u8, visit: &mut dyn FnMut(u8, u32));
+    /// `bit` if this is an operand field that names `slot`.
+    fn reads(&self, bit: u8, slot: u32) -> u8;
+    /// From `slot` to `ACC | slot`, if this field's bit is `want`.
+    fn mark(&mut self, bit: u8, want: u8, slot: u32);
+}
+
+impl AccField for u32 {
+    fn acc_bits(&self, bit: u8) -> u8 {
+        if bit != 0 && *self & ACC != 0 { bit } else { 0 }
+    }
+    fn clear_acc(&mut self, bit: u8, slot: u32) {
+        if bit != 0 && *self == ACC | slot {
+            *self = slot;
+        }
+    }
+    fn visit_acc(&self, bit: u8, visit: &mut dyn FnMut(u8, u32)) {
+        if bit != 0 && *self & ACC != 0 {
+            visit(bit, *self & !ACC);
+        }
+    }
+    fn reads(&self, bit: u8, slot: u32) -> u8 {
+        if bit & (ACC_A | ACC_B) != 0 && *self == slot { bit } else { 0 }
+    }
+    fn mark(&mut self, bit: u8, want: u8, slot: u32) {
+        if bit != 0 && bit == want && *self == slot {
+            *self = ACC | slot;
+        }
+    }
+}
+
+macro_rules! not_acc_fields {
+    ($($t:ty),*) => {$(
+        impl AccField for $t {
+            fn acc_bits(&self, _: u8) -> u8 {
+                0
+            }
+            fn clear_acc(&mut self, _: u8, _: u32) {}
+            fn visit_acc(&self, _: u8, _: &mut dyn FnMut(u8, u32)) {}
+            fn reads(&self, _: u8, _: u32) -> u8 {
+                0
+            }
+            fn mark(&mut self, _: u8, _: u8, _: u32) {}
+        }
+    )*};
+}
+not_acc_fields!(u64, i32, bool);
+
+/// Whether `instr` has accumulator form `form` (0 always).
+pub(super) fn has_acc_form(instr: &Instr, form: u8) -> bool {
+    form == 0 || (form as usize) < NUM_FORMS && ACC_FORMS[instr.tag()] & (1 << form) != 0
+}
+
 /// Result encoding (low two bits; instructions are 8-byte aligned, so an
 /// instruction address has them clear): `0` (unoptimised builds only) the
 /// address of the next instruction to run; `EXIT` the address of an
@@ -157,12 +264,18 @@ unsafe fn dispatch<const TRACK: bool>(
 }
 
 /// The handler of `instr`, for an engine that tracks memory writes or not.
+///
+/// # Panics
+/// If the instruction names the accumulator in a form it has no handler for
+/// (the translator checks every mark first: `has_acc_form`).
 pub(super) fn handler_for(instr: &Instr, track: bool) -> Handler {
+    let form = acc_form(instr);
+    assert!(has_acc_form(instr, form), "no accumulator form {form} for {instr:?}");
     // Every tag is below `NUM_TAGS` (`Instr::Sentinel` is declared last).
     if track {
-        Table::<true>::HANDLERS[instr.tag()]
+        Table::<true>::HANDLERS[form as usize][instr.tag()]
     } else {
-        Table::<false>::HANDLERS[instr.tag()]
+        Table::<false>::HANDLERS[form as usize][instr.tag()]
     }
 }
 
@@ -232,10 +345,10 @@ pub(super) unsafe fn run<const TRACK: bool>(
 macro_rules! handlers {
     ($d:tt ($ip:ident, $fp:ident, $mem_base:ident, $mem_len:ident, $acc:ident, $chunk_map:ident, $cx:ident)
      special { $( $sv:ident { $($sf:ident),* } ),* $(,)? }
-     $( $v:ident { $($f:ident),* } => $body:expr ),* $(,)?) => {
+     $( $([$($form:literal),*])? $v:ident { $($f:ident),* } => $body:expr ),* $(,)?) => {
         $(
             #[allow(non_snake_case, unused_mut, unused_variables, unused_macros, unused_unsafe, unused_assignments, unreachable_code)]
-            unsafe fn $v<const TRACK: bool>(
+            unsafe fn $v<const TRACK: bool, const F: u8>(
                 $ip: *const Cell,
                 $fp: *mut u64,
                 $mem_base: *mut u8,
@@ -248,6 +361,7 @@ macro_rules! handlers {
                     unsafe { std::hint::unreachable_unchecked() }
                 };
                 let branch_from = $ip;
+                let mut $acc = $acc;
                 let mut $ip = unsafe { $ip.add(1) };
                 let $chunk_map = $mem_base.wrapping_sub(CHUNK_MAP_OFFSET);
                 macro_rules! trap {
@@ -278,23 +392,60 @@ macro_rules! handlers {
                     };
                 }
                 // SAFETY (all slot accesses): slot operands are below the frame size.
-                macro_rules! rd { ($d s:expr) => { unsafe { *$fp.add($d s as usize) } }; }
+                // A field named as an operand (`lhs`...) or the result (`dst`) is the
+                // accumulator instead of a slot when this handler's form `F` says so
+                // (decided at compile time: `acc_bit` of the field's name); other
+                // operands are slots. Arguments are token trees so that a field's
+                // name reaches `rd!`/`wr!` (an expression would hide it).
+                macro_rules! rd {
+                    ($d s:ident) => {
+                        if const { F & acc_bit(stringify!($d s)) & (ACC_A | ACC_B) != 0 } {
+                            $acc
+                        } else {
+                            unsafe { *$fp.add($d s as usize) }
+                        }
+                    };
+                    ($d s:expr) => { unsafe { *$fp.add($d s as usize) } };
+                }
                 macro_rules! wr {
+                    ($d s:ident, $d v:expr) => {{
+                        let v: u64 = $d v;
+                        if const { F & acc_bit(stringify!($d s)) & ACC_DST != 0 } {
+                            $acc = v;
+                        } else {
+                            unsafe { *$fp.add($d s as usize) = v }
+                        }
+                    }};
                     ($d s:expr, $d v:expr) => {{
                         let v: u64 = $d v;
                         unsafe { *$fp.add($d s as usize) = v }
                     }};
                 }
-                macro_rules! u32_ { ($d s:expr) => { rd!($d s) as u32 }; }
-                macro_rules! i32_ { ($d s:expr) => { rd!($d s) as u32 as i32 }; }
-                macro_rules! i64_ { ($d s:expr) => { rd!($d s) as i64 }; }
-                macro_rules! f32_ { ($d s:expr) => { f32::from_bits(rd!($d s) as u32) }; }
-                macro_rules! f64_ { ($d s:expr) => { f64::from_bits(rd!($d s)) }; }
-                macro_rules! w32 { ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) }; }
-                macro_rules! w64 { ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) }; }
-                macro_rules! wf32 { ($d d:expr, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) }; }
-                macro_rules! wf64 { ($d d:expr, $d v:expr) => { wr!($d d, f64::to_bits($d v)) }; }
-                macro_rules! wbool { ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) }; }
+                macro_rules! u32_ { ($d($d s:tt)+) => { rd!($d($d s)+) as u32 }; }
+                macro_rules! i32_ { ($d($d s:tt)+) => { rd!($d($d s)+) as u32 as i32 }; }
+                macro_rules! i64_ { ($d($d s:tt)+) => { rd!($d($d s)+) as i64 }; }
+                macro_rules! f32_ { ($d($d s:tt)+) => { f32::from_bits(rd!($d($d s)+) as u32) }; }
+                macro_rules! f64_ { ($d($d s:tt)+) => { f64::from_bits(rd!($d($d s)+)) }; }
+                macro_rules! w32 {
+                    ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) };
+                    ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) };
+                }
+                macro_rules! w64 {
+                    ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u64) };
+                    ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) };
+                }
+                macro_rules! wf32 {
+                    ($d d:ident, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) };
+                    ($d d:expr, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) };
+                }
+                macro_rules! wf64 {
+                    ($d d:ident, $d v:expr) => { wr!($d d, f64::to_bits($d v)) };
+                    ($d d:expr, $d v:expr) => { wr!($d d, f64::to_bits($d v)) };
+                }
+                macro_rules! wbool {
+                    ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u64) };
+                    ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) };
+                }
                 // A taken branch dispatches right here, so that it has an indirect jump
                 // of its own (predicted apart from the fall-through one) instead of
                 // selecting the next address with a conditional move.
@@ -309,7 +460,7 @@ macro_rules! handlers {
                     };
                 }
                 macro_rules! effective {
-                    ($d addr:expr, $d offset:expr, $d n:expr) => {{
+                    ($d addr:tt, $d offset:expr, $d n:expr) => {{
                         let ea = rd!($d addr) as u32 as usize + $d offset as usize;
                         if ea + $d n > $mem_len {
                             trap!(TrapKind::MemoryOutOfBounds);
@@ -330,7 +481,7 @@ macro_rules! handlers {
                     }};
                 }
                 macro_rules! load {
-                    ($d dst:expr, $d addr:expr, $d offset:expr, $d n:literal, |$d b:ident| $d conv:expr) => {{
+                    ($d dst:tt, $d addr:tt, $d offset:expr, $d n:literal, |$d b:ident| $d conv:expr) => {{
                         let ea = effective!($d addr, $d offset, $d n);
                         // SAFETY: ea + n <= $mem_len, checked just above.
                         let $d b: [u8; $d n] = unsafe { ptr::read_unaligned($mem_base.add(ea) as *const [u8; $d n]) };
@@ -341,8 +492,8 @@ macro_rules! handlers {
                 // packing the slots of src and dst; traps as a load then a store would.
                 macro_rules! copy_word {
                     ($d addrs:expr, $d src_offset:expr, $d dst_offset:expr, $d n:literal) => {{
-                        let from = effective!($d addrs & 0xffff, $d src_offset, $d n);
-                        let to = effective!($d addrs >> 16, $d dst_offset, $d n);
+                        let from = effective!(($d addrs & 0xffff), $d src_offset, $d n);
+                        let to = effective!(($d addrs >> 16), $d dst_offset, $d n);
                         // SAFETY: both accesses are inside the memory (`effective!`); the
                         // chunk map holds a byte for every 4 KiB of it (as in `store!`).
                         unsafe {
@@ -355,7 +506,7 @@ macro_rules! handlers {
                     }};
                 }
                 macro_rules! store_at {
-                    ($d value:expr, $d ea:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
+                    ($d value:tt, $d ea:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
                         let ea = $d ea as usize;
                         if ea + $d n > $mem_len {
                             trap!(TrapKind::MemoryOutOfBounds);
@@ -372,7 +523,7 @@ macro_rules! handlers {
                     }};
                 }
                 macro_rules! store {
-                    ($d addr:expr, $d value:expr, $d offset:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
+                    ($d addr:tt, $d value:tt, $d offset:expr, $d n:literal, |$d v:ident| $d bytes:expr) => {{
                         let ea = effective!($d addr, $d offset, $d n);
                         let $d v = rd!($d value);
                         let bytes: [u8; $d n] = $d bytes;
@@ -394,12 +545,71 @@ macro_rules! handlers {
         )*
 
         impl<const TRACK: bool> Table<TRACK> {
-            const HANDLERS: [Handler; Instr::NUM_TAGS] = {
-                let mut t = [exit as Handler; Instr::NUM_TAGS];
-                $( t[Instr::$v { $($f: 0),* }.tag()] = $v::<TRACK>; )*
-                $( t[Instr::$sv { $($sf: 0),* }.tag()] = $sv::<TRACK>; )*
+            /// By form (`ACC_*` bits), then tag; a form an instruction lacks is `exit`.
+            const HANDLERS: [[Handler; Instr::NUM_TAGS]; NUM_FORMS] = {
+                let mut t = [[exit as Handler; Instr::NUM_TAGS]; NUM_FORMS];
+                $( t[0][Instr::$v { $($f: 0),* }.tag()] = $v::<TRACK, 0>; )*
+                $( {
+                    let _tag = Instr::$v { $($f: 0),* }.tag();
+                    $( $( t[$form][_tag] = $v::<TRACK, $form>; )* )?
+                } )*
+                $( t[0][Instr::$sv { $($sf: 0),* }.tag()] = $sv::<TRACK>; )*
                 t
             };
+        }
+
+        /// The accumulator forms each instruction has, by tag (bit `f` for form `f`).
+        const ACC_FORMS: [u8; Instr::NUM_TAGS] = {
+            let mut t = [0u8; Instr::NUM_TAGS];
+            $( {
+                let _tag = Instr::$v { $($f: 0),* }.tag();
+                $( $( t[_tag] |= 1 << $form; )* )?
+            } )*
+            t
+        };
+
+        /// Which of the instruction's operand and result fields name the
+        /// accumulator (`ACC_*` bits; see [`ACC`]).
+        pub(super) fn acc_form(instr: &Instr) -> u8 {
+            match instr {
+                $( Instr::$v { $($f),* } => 0 $( | $f.acc_bits(const { acc_bit(stringify!($f)) }) )*, )*
+                _ => 0,
+            }
+        }
+
+        /// Clears the accumulator mark of every operand and result field of the
+        /// instruction that names `ACC | slot`, which then names `slot` again.
+        pub(super) fn clear_acc(instr: &mut Instr, slot: u32) {
+            match instr {
+                $( Instr::$v { $($f),* } => { $( $f.clear_acc(const { acc_bit(stringify!($f)) }, slot); )* } )*
+                _ => {}
+            }
+        }
+
+        /// Calls `visit` with the form bit and the slot of every field marked as
+        /// the accumulator.
+        pub(super) fn acc_marks(instr: &Instr, mut visit: impl FnMut(u8, u32)) {
+            match instr {
+                $( Instr::$v { $($f),* } => { $( $f.visit_acc(const { acc_bit(stringify!($f)) }, &mut visit); )* } )*
+                _ => {}
+            }
+        }
+
+        /// The form bits (`ACC_A`, `ACC_B`) of the operand fields that read `slot`.
+        pub(super) fn operands_reading(instr: &Instr, slot: u32) -> u8 {
+            match instr {
+                $( Instr::$v { $($f),* } => 0 $( | $f.reads(const { acc_bit(stringify!($f)) }, slot) )*, )*
+                _ => 0,
+            }
+        }
+
+        /// Marks the fields whose form bit is `bit` and which name `slot` as the
+        /// accumulator.
+        pub(super) fn mark_acc(instr: &mut Instr, bit: u8, slot: u32) {
+            match instr {
+                $( Instr::$v { $($f),* } => { $( $f.mark(const { acc_bit(stringify!($f)) }, bit, slot); )* } )*
+                _ => {}
+            }
         }
 
         /// The pattern of every instruction whose handler never ends a run (the
@@ -414,12 +624,12 @@ macro_rules! handlers {
 handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     special { CallInternal { def_index, base }, CallInternalCopy { def_index, base, copy }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src } }
     Br { target } => jump!(target),
-    BrIfNez { cond, target } => {
+    [2] BrIfNez { cond, target } => {
         if u32_!(cond) != 0 {
             jump!(target);
         }
     },
-    BrIfEqz { cond, target } => {
+    [2] BrIfEqz { cond, target } => {
         if u32_!(cond) == 0 {
             jump!(target);
         }
@@ -559,7 +769,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
         g.value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64
     },
-    Copy { dst, src } => wr!(dst, rd!(src)),
+    [1, 2] Copy { dst, src } => wr!(dst, rd!(src)),
     CopyPair { first, second } => {
         wr!(first & 0xffff, rd!(first >> 16));
         wr!(second & 0xffff, rd!(second >> 16));
@@ -569,7 +779,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         wr!(dst, lo);
         wr!(dst + 1, hi);
     },
-    Const { dst, value } => wr!(dst, value),
+    [1] Const { dst, value } => wr!(dst, value),
     SelectTo { dst, cond, src } => {
         if u32_!(cond) == 0 {
             wr!(dst, rd!(src));
@@ -594,124 +804,124 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         }
     },
     // ---- integer ----
-    I32Eqz { dst, src } => wbool!(dst, u32_!(src) == 0),
-    I32Clz { dst, src } => w32!(dst, u32_!(src).leading_zeros()),
-    I32Ctz { dst, src } => w32!(dst, u32_!(src).trailing_zeros()),
-    I32Popcnt { dst, src } => w32!(dst, u32_!(src).count_ones()),
-    I32Extend8S { dst, src } => w32!(dst, rd!(src) as i8 as i32),
-    I32Extend16S { dst, src } => w32!(dst, rd!(src) as i16 as i32),
-    I64Eqz { dst, src } => wbool!(dst, rd!(src) == 0),
-    I64Clz { dst, src } => w64!(dst, rd!(src).leading_zeros()),
-    I64Ctz { dst, src } => w64!(dst, rd!(src).trailing_zeros()),
-    I64Popcnt { dst, src } => w64!(dst, rd!(src).count_ones()),
-    I64Extend8S { dst, src } => w64!(dst, rd!(src) as i8 as i64),
-    I64Extend16S { dst, src } => w64!(dst, rd!(src) as i16 as i64),
-    I64Extend32S { dst, src } => w64!(dst, rd!(src) as i32 as i64),
-    I64ExtendI32S { dst, src } => w64!(dst, i32_!(src) as i64),
-    I64ExtendI32U { dst, src } => w64!(dst, u32_!(src)),
+    [1, 2, 3] I32Eqz { dst, src } => wbool!(dst, u32_!(src) == 0),
+    [1, 2, 3] I32Clz { dst, src } => w32!(dst, u32_!(src).leading_zeros()),
+    [1, 2, 3] I32Ctz { dst, src } => w32!(dst, u32_!(src).trailing_zeros()),
+    [1, 2, 3] I32Popcnt { dst, src } => w32!(dst, u32_!(src).count_ones()),
+    [1, 2, 3] I32Extend8S { dst, src } => w32!(dst, rd!(src) as i8 as i32),
+    [1, 2, 3] I32Extend16S { dst, src } => w32!(dst, rd!(src) as i16 as i32),
+    [1, 2, 3] I64Eqz { dst, src } => wbool!(dst, rd!(src) == 0),
+    [1, 2, 3] I64Clz { dst, src } => w64!(dst, rd!(src).leading_zeros()),
+    [1, 2, 3] I64Ctz { dst, src } => w64!(dst, rd!(src).trailing_zeros()),
+    [1, 2, 3] I64Popcnt { dst, src } => w64!(dst, rd!(src).count_ones()),
+    [1, 2, 3] I64Extend8S { dst, src } => w64!(dst, rd!(src) as i8 as i64),
+    [1, 2, 3] I64Extend16S { dst, src } => w64!(dst, rd!(src) as i16 as i64),
+    [1, 2, 3] I64Extend32S { dst, src } => w64!(dst, rd!(src) as i32 as i64),
+    [1, 2, 3] I64ExtendI32S { dst, src } => w64!(dst, i32_!(src) as i64),
+    [1, 2, 3] I64ExtendI32U { dst, src } => w64!(dst, u32_!(src)),
 
-    I32Eq { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) == u32_!(rhs)),
-    I32Ne { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) != u32_!(rhs)),
-    I32LtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) < i32_!(rhs)),
-    I32LtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) < u32_!(rhs)),
-    I32GtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) > i32_!(rhs)),
-    I32GtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) > u32_!(rhs)),
-    I32LeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) <= i32_!(rhs)),
-    I32LeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) <= u32_!(rhs)),
-    I32GeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) >= i32_!(rhs)),
-    I32GeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) >= u32_!(rhs)),
-    I64Eq { dst, lhs, rhs } => wbool!(dst, rd!(lhs) == rd!(rhs)),
-    I64Ne { dst, lhs, rhs } => wbool!(dst, rd!(lhs) != rd!(rhs)),
-    I64LtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) < i64_!(rhs)),
-    I64LtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) < rd!(rhs)),
-    I64GtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) > i64_!(rhs)),
-    I64GtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) > rd!(rhs)),
-    I64LeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) <= i64_!(rhs)),
-    I64LeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) <= rd!(rhs)),
-    I64GeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) >= i64_!(rhs)),
-    I64GeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) >= rd!(rhs)),
+    [1, 2, 3, 4, 5] I32Eq { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) == u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32Ne { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) != u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32LtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) < i32_!(rhs)),
+    [1, 2, 3, 4, 5] I32LtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) < u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32GtS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) > i32_!(rhs)),
+    [1, 2, 3, 4, 5] I32GtU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) > u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32LeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) <= i32_!(rhs)),
+    [1, 2, 3, 4, 5] I32LeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) <= u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32GeS { dst, lhs, rhs } => wbool!(dst, i32_!(lhs) >= i32_!(rhs)),
+    [1, 2, 3, 4, 5] I32GeU { dst, lhs, rhs } => wbool!(dst, u32_!(lhs) >= u32_!(rhs)),
+    [1, 2, 3, 4, 5] I64Eq { dst, lhs, rhs } => wbool!(dst, rd!(lhs) == rd!(rhs)),
+    [1, 2, 3, 4, 5] I64Ne { dst, lhs, rhs } => wbool!(dst, rd!(lhs) != rd!(rhs)),
+    [1, 2, 3, 4, 5] I64LtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) < i64_!(rhs)),
+    [1, 2, 3, 4, 5] I64LtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) < rd!(rhs)),
+    [1, 2, 3, 4, 5] I64GtS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) > i64_!(rhs)),
+    [1, 2, 3, 4, 5] I64GtU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) > rd!(rhs)),
+    [1, 2, 3, 4, 5] I64LeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) <= i64_!(rhs)),
+    [1, 2, 3, 4, 5] I64LeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) <= rd!(rhs)),
+    [1, 2, 3, 4, 5] I64GeS { dst, lhs, rhs } => wbool!(dst, i64_!(lhs) >= i64_!(rhs)),
+    [1, 2, 3, 4, 5] I64GeU { dst, lhs, rhs } => wbool!(dst, rd!(lhs) >= rd!(rhs)),
 
-    I32Add { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_add(u32_!(rhs))),
-    I32Sub { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_sub(u32_!(rhs))),
-    I32Mul { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_mul(u32_!(rhs))),
-    I32DivS { dst, lhs, rhs } => {
+    [1, 2, 3, 4, 5] I32Add { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_add(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32Sub { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_sub(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32Mul { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_mul(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32DivS { dst, lhs, rhs } => {
         let (a, b) = (i32_!(lhs), divisor!(i32_!(rhs)));
         if a == i32::MIN && b == -1 {
             trap!(TrapKind::IntegerOverflow);
         }
         w32!(dst, a / b);
     },
-    I32DivU { dst, lhs, rhs } => w32!(dst, u32_!(lhs) / divisor!(u32_!(rhs))),
-    I32RemS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_rem(divisor!(i32_!(rhs)))),
-    I32RemU { dst, lhs, rhs } => w32!(dst, u32_!(lhs) % divisor!(u32_!(rhs))),
-    I32And { dst, lhs, rhs } => w32!(dst, u32_!(lhs) & u32_!(rhs)),
-    I32Or { dst, lhs, rhs } => w32!(dst, u32_!(lhs) | u32_!(rhs)),
-    I32Xor { dst, lhs, rhs } => w32!(dst, u32_!(lhs) ^ u32_!(rhs)),
-    I32Shl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shl(u32_!(rhs))),
-    I32ShrS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_shr(u32_!(rhs))),
-    I32ShrU { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shr(u32_!(rhs))),
-    I32Rotl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_left(u32_!(rhs) % 32)),
-    I32Rotr { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_right(u32_!(rhs) % 32)),
+    [1, 2, 3, 4, 5] I32DivU { dst, lhs, rhs } => w32!(dst, u32_!(lhs) / divisor!(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32RemS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_rem(divisor!(i32_!(rhs)))),
+    [1, 2, 3, 4, 5] I32RemU { dst, lhs, rhs } => w32!(dst, u32_!(lhs) % divisor!(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32And { dst, lhs, rhs } => w32!(dst, u32_!(lhs) & u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32Or { dst, lhs, rhs } => w32!(dst, u32_!(lhs) | u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32Xor { dst, lhs, rhs } => w32!(dst, u32_!(lhs) ^ u32_!(rhs)),
+    [1, 2, 3, 4, 5] I32Shl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shl(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32ShrS { dst, lhs, rhs } => w32!(dst, i32_!(lhs).wrapping_shr(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32ShrU { dst, lhs, rhs } => w32!(dst, u32_!(lhs).wrapping_shr(u32_!(rhs))),
+    [1, 2, 3, 4, 5] I32Rotl { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_left(u32_!(rhs) % 32)),
+    [1, 2, 3, 4, 5] I32Rotr { dst, lhs, rhs } => w32!(dst, u32_!(lhs).rotate_right(u32_!(rhs) % 32)),
 
-    I64Add { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_add(rd!(rhs))),
-    I64Sub { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_sub(rd!(rhs))),
-    I64Mul { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_mul(rd!(rhs))),
-    I64DivS { dst, lhs, rhs } => {
+    [1, 2, 3, 4, 5] I64Add { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_add(rd!(rhs))),
+    [1, 2, 3, 4, 5] I64Sub { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_sub(rd!(rhs))),
+    [1, 2, 3, 4, 5] I64Mul { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_mul(rd!(rhs))),
+    [1, 2, 3, 4, 5] I64DivS { dst, lhs, rhs } => {
         let (a, b) = (i64_!(lhs), divisor!(i64_!(rhs)));
         if a == i64::MIN && b == -1 {
             trap!(TrapKind::IntegerOverflow);
         }
         w64!(dst, a / b);
     },
-    I64DivU { dst, lhs, rhs } => w64!(dst, rd!(lhs) / divisor!(rd!(rhs))),
-    I64RemS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_rem(divisor!(i64_!(rhs)))),
-    I64RemU { dst, lhs, rhs } => w64!(dst, rd!(lhs) % divisor!(rd!(rhs))),
-    I64And { dst, lhs, rhs } => w64!(dst, rd!(lhs) & rd!(rhs)),
-    I64Or { dst, lhs, rhs } => w64!(dst, rd!(lhs) | rd!(rhs)),
-    I64Xor { dst, lhs, rhs } => w64!(dst, rd!(lhs) ^ rd!(rhs)),
-    I64Shl { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shl(rd!(rhs) as u32)),
-    I64ShrS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_shr(rd!(rhs) as u32)),
-    I64ShrU { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shr(rd!(rhs) as u32)),
-    I64Rotl { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_left((rd!(rhs) % 64) as u32)),
-    I64Rotr { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_right((rd!(rhs) % 64) as u32)),
+    [1, 2, 3, 4, 5] I64DivU { dst, lhs, rhs } => w64!(dst, rd!(lhs) / divisor!(rd!(rhs))),
+    [1, 2, 3, 4, 5] I64RemS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_rem(divisor!(i64_!(rhs)))),
+    [1, 2, 3, 4, 5] I64RemU { dst, lhs, rhs } => w64!(dst, rd!(lhs) % divisor!(rd!(rhs))),
+    [1, 2, 3, 4, 5] I64And { dst, lhs, rhs } => w64!(dst, rd!(lhs) & rd!(rhs)),
+    [1, 2, 3, 4, 5] I64Or { dst, lhs, rhs } => w64!(dst, rd!(lhs) | rd!(rhs)),
+    [1, 2, 3, 4, 5] I64Xor { dst, lhs, rhs } => w64!(dst, rd!(lhs) ^ rd!(rhs)),
+    [1, 2, 3, 4, 5] I64Shl { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shl(rd!(rhs) as u32)),
+    [1, 2, 3, 4, 5] I64ShrS { dst, lhs, rhs } => w64!(dst, i64_!(lhs).wrapping_shr(rd!(rhs) as u32)),
+    [1, 2, 3, 4, 5] I64ShrU { dst, lhs, rhs } => w64!(dst, rd!(lhs).wrapping_shr(rd!(rhs) as u32)),
+    [1, 2, 3, 4, 5] I64Rotl { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_left((rd!(rhs) % 64) as u32)),
+    [1, 2, 3, 4, 5] I64Rotr { dst, lhs, rhs } => w64!(dst, rd!(lhs).rotate_right((rd!(rhs) % 64) as u32)),
 
     // ---- float ----
-    F32Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff),
-    F32Neg { dst, src } => wr!(dst, (rd!(src) ^ 0x8000_0000) & 0xffff_ffff),
-    F32Ceil { dst, src } => wf32!(dst, ops::f32_ceil(f32_!(src))),
-    F32Floor { dst, src } => wf32!(dst, ops::f32_floor(f32_!(src))),
-    F32Trunc { dst, src } => wf32!(dst, ops::f32_trunc(f32_!(src))),
-    F32Nearest { dst, src } => wf32!(dst, ops::f32_nearest(f32_!(src))),
-    F32Sqrt { dst, src } => wf32!(dst, f32_!(src).sqrt()),
-    F64Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff_ffff_ffff),
-    F64Neg { dst, src } => wr!(dst, rd!(src) ^ 0x8000_0000_0000_0000),
-    F64Ceil { dst, src } => wf64!(dst, ops::f64_ceil(f64_!(src))),
-    F64Floor { dst, src } => wf64!(dst, ops::f64_floor(f64_!(src))),
-    F64Trunc { dst, src } => wf64!(dst, ops::f64_trunc(f64_!(src))),
-    F64Nearest { dst, src } => wf64!(dst, ops::f64_nearest(f64_!(src))),
-    F64Sqrt { dst, src } => wf64!(dst, f64_!(src).sqrt()),
-    F32Eq { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) == f32_!(rhs)),
-    F32Ne { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) != f32_!(rhs)),
-    F32Lt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) < f32_!(rhs)),
-    F32Gt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) > f32_!(rhs)),
-    F32Le { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) <= f32_!(rhs)),
-    F32Ge { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) >= f32_!(rhs)),
-    F64Eq { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) == f64_!(rhs)),
-    F64Ne { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) != f64_!(rhs)),
-    F64Lt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) < f64_!(rhs)),
-    F64Gt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) > f64_!(rhs)),
-    F64Le { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) <= f64_!(rhs)),
-    F64Ge { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) >= f64_!(rhs)),
-    F32Add { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) + f32_!(rhs)),
-    F32Sub { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) - f32_!(rhs)),
-    F32Mul { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) * f32_!(rhs)),
-    F32Div { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) / f32_!(rhs)),
-    F32Min { dst, lhs, rhs } => wf32!(dst, ops::f32_min(f32_!(lhs), f32_!(rhs))),
-    F32Max { dst, lhs, rhs } => wf32!(dst, ops::f32_max(f32_!(lhs), f32_!(rhs))),
-    F32Copysign { dst, lhs, rhs } => {
+    [1, 2, 3] F32Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff),
+    [1, 2, 3] F32Neg { dst, src } => wr!(dst, (rd!(src) ^ 0x8000_0000) & 0xffff_ffff),
+    [1, 2, 3] F32Ceil { dst, src } => wf32!(dst, ops::f32_ceil(f32_!(src))),
+    [1, 2, 3] F32Floor { dst, src } => wf32!(dst, ops::f32_floor(f32_!(src))),
+    [1, 2, 3] F32Trunc { dst, src } => wf32!(dst, ops::f32_trunc(f32_!(src))),
+    [1, 2, 3] F32Nearest { dst, src } => wf32!(dst, ops::f32_nearest(f32_!(src))),
+    [1, 2, 3] F32Sqrt { dst, src } => wf32!(dst, f32_!(src).sqrt()),
+    [1, 2, 3] F64Abs { dst, src } => wr!(dst, rd!(src) & 0x7fff_ffff_ffff_ffff),
+    [1, 2, 3] F64Neg { dst, src } => wr!(dst, rd!(src) ^ 0x8000_0000_0000_0000),
+    [1, 2, 3] F64Ceil { dst, src } => wf64!(dst, ops::f64_ceil(f64_!(src))),
+    [1, 2, 3] F64Floor { dst, src } => wf64!(dst, ops::f64_floor(f64_!(src))),
+    [1, 2, 3] F64Trunc { dst, src } => wf64!(dst, ops::f64_trunc(f64_!(src))),
+    [1, 2, 3] F64Nearest { dst, src } => wf64!(dst, ops::f64_nearest(f64_!(src))),
+    [1, 2, 3] F64Sqrt { dst, src } => wf64!(dst, f64_!(src).sqrt()),
+    [1, 2, 3, 4, 5] F32Eq { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) == f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Ne { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) != f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Lt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) < f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Gt { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) > f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Le { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) <= f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Ge { dst, lhs, rhs } => wbool!(dst, f32_!(lhs) >= f32_!(rhs)),
+    [1, 2, 3, 4, 5] F64Eq { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) == f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Ne { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) != f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Lt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) < f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Gt { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) > f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Le { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) <= f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Ge { dst, lhs, rhs } => wbool!(dst, f64_!(lhs) >= f64_!(rhs)),
+    [1, 2, 3, 4, 5] F32Add { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) + f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Sub { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) - f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Mul { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) * f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Div { dst, lhs, rhs } => wf32!(dst, f32_!(lhs) / f32_!(rhs)),
+    [1, 2, 3, 4, 5] F32Min { dst, lhs, rhs } => wf32!(dst, ops::f32_min(f32_!(lhs), f32_!(rhs))),
+    [1, 2, 3, 4, 5] F32Max { dst, lhs, rhs } => wf32!(dst, ops::f32_max(f32_!(lhs), f32_!(rhs))),
+    [1, 2, 3, 4, 5] F32Copysign { dst, lhs, rhs } => {
         wr!(dst, (rd!(lhs) & 0x7fff_ffff) | (rd!(rhs) & 0x8000_0000))
     },
-    F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
     F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
     F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
     F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
@@ -721,47 +931,47 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
     F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
     F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
-    F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
-    F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
-    F64Div { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) / f64_!(rhs)),
-    F64Min { dst, lhs, rhs } => wf64!(dst, ops::f64_min(f64_!(lhs), f64_!(rhs))),
-    F64Max { dst, lhs, rhs } => wf64!(dst, ops::f64_max(f64_!(lhs), f64_!(rhs))),
-    F64Copysign { dst, lhs, rhs } => wr!(
+    [1, 2, 3, 4, 5] F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Div { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) / f64_!(rhs)),
+    [1, 2, 3, 4, 5] F64Min { dst, lhs, rhs } => wf64!(dst, ops::f64_min(f64_!(lhs), f64_!(rhs))),
+    [1, 2, 3, 4, 5] F64Max { dst, lhs, rhs } => wf64!(dst, ops::f64_max(f64_!(lhs), f64_!(rhs))),
+    [1, 2, 3, 4, 5] F64Copysign { dst, lhs, rhs } => wr!(
         dst,
         (rd!(lhs) & 0x7fff_ffff_ffff_ffff) | (rd!(rhs) & 0x8000_0000_0000_0000)
     ),
 
     // ---- conversions ----
-    I32TruncF32S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_s(f32_!(src)))),
-    I32TruncF32U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_u(f32_!(src)))),
-    I32TruncF64S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_s(f64_!(src)))),
-    I32TruncF64U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_u(f64_!(src)))),
-    I64TruncF32S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_s(f32_!(src)))),
-    I64TruncF32U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_u(f32_!(src)))),
-    I64TruncF64S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_s(f64_!(src)))),
-    I64TruncF64U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_u(f64_!(src)))),
+    [1, 2, 3] I32TruncF32S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_s(f32_!(src)))),
+    [1, 2, 3] I32TruncF32U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f32_u(f32_!(src)))),
+    [1, 2, 3] I32TruncF64S { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_s(f64_!(src)))),
+    [1, 2, 3] I32TruncF64U { dst, src } => w32!(dst, tri!(ops::i32_trunc_f64_u(f64_!(src)))),
+    [1, 2, 3] I64TruncF32S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_s(f32_!(src)))),
+    [1, 2, 3] I64TruncF32U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f32_u(f32_!(src)))),
+    [1, 2, 3] I64TruncF64S { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_s(f64_!(src)))),
+    [1, 2, 3] I64TruncF64U { dst, src } => w64!(dst, tri!(ops::i64_trunc_f64_u(f64_!(src)))),
     // Rust's float-to-int `as` saturates and maps NaN to 0: exactly trunc_sat.
-    I32TruncSatF32S { dst, src } => w32!(dst, f32_!(src) as i32),
-    I32TruncSatF32U { dst, src } => w32!(dst, f32_!(src) as u32),
-    I32TruncSatF64S { dst, src } => w32!(dst, f64_!(src) as i32),
-    I32TruncSatF64U { dst, src } => w32!(dst, f64_!(src) as u32),
-    I64TruncSatF32S { dst, src } => w64!(dst, f32_!(src) as i64),
-    I64TruncSatF32U { dst, src } => w64!(dst, f32_!(src) as u64),
-    I64TruncSatF64S { dst, src } => w64!(dst, f64_!(src) as i64),
-    I64TruncSatF64U { dst, src } => w64!(dst, f64_!(src) as u64),
-    F32ConvertI32S { dst, src } => wf32!(dst, i32_!(src) as f32),
-    F32ConvertI32U { dst, src } => wf32!(dst, u32_!(src) as f32),
-    F32ConvertI64S { dst, src } => wf32!(dst, i64_!(src) as f32),
-    F32ConvertI64U { dst, src } => wf32!(dst, rd!(src) as f32),
-    F32DemoteF64 { dst, src } => wf32!(dst, f64_!(src) as f32),
-    F64ConvertI32S { dst, src } => wf64!(dst, i32_!(src) as f64),
-    F64ConvertI32U { dst, src } => wf64!(dst, u32_!(src) as f64),
-    F64ConvertI64S { dst, src } => wf64!(dst, i64_!(src) as f64),
-    F64ConvertI64U { dst, src } => wf64!(dst, rd!(src) as f64),
-    F64PromoteF32 { dst, src } => wf64!(dst, f32_!(src) as f64),
+    [1, 2, 3] I32TruncSatF32S { dst, src } => w32!(dst, f32_!(src) as i32),
+    [1, 2, 3] I32TruncSatF32U { dst, src } => w32!(dst, f32_!(src) as u32),
+    [1, 2, 3] I32TruncSatF64S { dst, src } => w32!(dst, f64_!(src) as i32),
+    [1, 2, 3] I32TruncSatF64U { dst, src } => w32!(dst, f64_!(src) as u32),
+    [1, 2, 3] I64TruncSatF32S { dst, src } => w64!(dst, f32_!(src) as i64),
+    [1, 2, 3] I64TruncSatF32U { dst, src } => w64!(dst, f32_!(src) as u64),
+    [1, 2, 3] I64TruncSatF64S { dst, src } => w64!(dst, f64_!(src) as i64),
+    [1, 2, 3] I64TruncSatF64U { dst, src } => w64!(dst, f64_!(src) as u64),
+    [1, 2, 3] F32ConvertI32S { dst, src } => wf32!(dst, i32_!(src) as f32),
+    [1, 2, 3] F32ConvertI32U { dst, src } => wf32!(dst, u32_!(src) as f32),
+    [1, 2, 3] F32ConvertI64S { dst, src } => wf32!(dst, i64_!(src) as f32),
+    [1, 2, 3] F32ConvertI64U { dst, src } => wf32!(dst, rd!(src) as f32),
+    [1, 2, 3] F32DemoteF64 { dst, src } => wf32!(dst, f64_!(src) as f32),
+    [1, 2, 3] F64ConvertI32S { dst, src } => wf64!(dst, i32_!(src) as f64),
+    [1, 2, 3] F64ConvertI32U { dst, src } => wf64!(dst, u32_!(src) as f64),
+    [1, 2, 3] F64ConvertI64S { dst, src } => wf64!(dst, i64_!(src) as f64),
+    [1, 2, 3] F64ConvertI64U { dst, src } => wf64!(dst, rd!(src) as f64),
+    [1, 2, 3] F64PromoteF32 { dst, src } => wf64!(dst, f32_!(src) as f64),
 
     // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
-    I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
+    [1, 2, 3] I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
     I32RotlXor { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).rotate_left(k) ^ u32_!(ab >> 16)),
     I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
     I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
@@ -777,250 +987,250 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
         w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
     },
-    I32SubImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_sub(imm as u32)),
-    I32MulImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_mul(imm as u32)),
-    I32AndImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) & (imm as u32)),
-    I32OrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) | (imm as u32)),
-    I32XorImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) ^ (imm as u32)),
-    I32ShlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shl(imm as u32)),
-    I32ShrSImm { dst, lhs, imm } => w32!(dst, i32_!(lhs).wrapping_shr(imm as u32)),
-    I32ShrUImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shr(imm as u32)),
-    I32RotlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_left(imm as u32 % 32)),
-    I32RotrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_right(imm as u32 % 32)),
-    I64AddImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_add(imm as i64 as u64)),
-    I64SubImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_sub(imm as i64 as u64)),
-    I64MulImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_mul(imm as i64 as u64)),
-    I64AndImm { dst, lhs, imm } => w64!(dst, rd!(lhs) & (imm as i64 as u64)),
-    I64OrImm { dst, lhs, imm } => w64!(dst, rd!(lhs) | (imm as i64 as u64)),
-    I64XorImm { dst, lhs, imm } => w64!(dst, rd!(lhs) ^ (imm as i64 as u64)),
-    I64ShlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shl(imm as u32)),
-    I64ShrSImm { dst, lhs, imm } => w64!(dst, i64_!(lhs).wrapping_shr(imm as u32)),
-    I64ShrUImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shr(imm as u32)),
-    I64RotlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_left(imm as u32 % 64)),
-    I64RotrImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_right(imm as u32 % 64)),
-    I32EqImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) == (imm as u32)),
-    BrI32Eq { lhs, rhs, target } => {
+    [1, 2, 3] I32SubImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_sub(imm as u32)),
+    [1, 2, 3] I32MulImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_mul(imm as u32)),
+    [1, 2, 3] I32AndImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) & (imm as u32)),
+    [1, 2, 3] I32OrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) | (imm as u32)),
+    [1, 2, 3] I32XorImm { dst, lhs, imm } => w32!(dst, u32_!(lhs) ^ (imm as u32)),
+    [1, 2, 3] I32ShlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shl(imm as u32)),
+    [1, 2, 3] I32ShrSImm { dst, lhs, imm } => w32!(dst, i32_!(lhs).wrapping_shr(imm as u32)),
+    [1, 2, 3] I32ShrUImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_shr(imm as u32)),
+    [1, 2, 3] I32RotlImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_left(imm as u32 % 32)),
+    [1, 2, 3] I32RotrImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).rotate_right(imm as u32 % 32)),
+    [1, 2, 3] I64AddImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_add(imm as i64 as u64)),
+    [1, 2, 3] I64SubImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_sub(imm as i64 as u64)),
+    [1, 2, 3] I64MulImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_mul(imm as i64 as u64)),
+    [1, 2, 3] I64AndImm { dst, lhs, imm } => w64!(dst, rd!(lhs) & (imm as i64 as u64)),
+    [1, 2, 3] I64OrImm { dst, lhs, imm } => w64!(dst, rd!(lhs) | (imm as i64 as u64)),
+    [1, 2, 3] I64XorImm { dst, lhs, imm } => w64!(dst, rd!(lhs) ^ (imm as i64 as u64)),
+    [1, 2, 3] I64ShlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shl(imm as u32)),
+    [1, 2, 3] I64ShrSImm { dst, lhs, imm } => w64!(dst, i64_!(lhs).wrapping_shr(imm as u32)),
+    [1, 2, 3] I64ShrUImm { dst, lhs, imm } => w64!(dst, rd!(lhs).wrapping_shr(imm as u32)),
+    [1, 2, 3] I64RotlImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_left(imm as u32 % 64)),
+    [1, 2, 3] I64RotrImm { dst, lhs, imm } => w64!(dst, rd!(lhs).rotate_right(imm as u32 % 64)),
+    [1, 2, 3] I32EqImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) == (imm as u32)),
+    [2, 4] BrI32Eq { lhs, rhs, target } => {
         if u32_!(lhs) == u32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32EqImm { lhs, imm, target } => {
+    [2] BrI32EqImm { lhs, imm, target } => {
         if u32_!(lhs) == (imm as u32) {
             jump!(target);
         }
     },
-    I32NeImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) != (imm as u32)),
-    BrI32Ne { lhs, rhs, target } => {
+    [1, 2, 3] I32NeImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) != (imm as u32)),
+    [2, 4] BrI32Ne { lhs, rhs, target } => {
         if u32_!(lhs) != u32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32NeImm { lhs, imm, target } => {
+    [2] BrI32NeImm { lhs, imm, target } => {
         if u32_!(lhs) != (imm as u32) {
             jump!(target);
         }
     },
-    I32LtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) < imm),
-    BrI32LtS { lhs, rhs, target } => {
+    [1, 2, 3] I32LtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) < imm),
+    [2, 4] BrI32LtS { lhs, rhs, target } => {
         if i32_!(lhs) < i32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32LtSImm { lhs, imm, target } => {
+    [2] BrI32LtSImm { lhs, imm, target } => {
         if i32_!(lhs) < imm {
             jump!(target);
         }
     },
-    I32LtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) < (imm as u32)),
-    BrI32LtU { lhs, rhs, target } => {
+    [1, 2, 3] I32LtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) < (imm as u32)),
+    [2, 4] BrI32LtU { lhs, rhs, target } => {
         if u32_!(lhs) < u32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32LtUImm { lhs, imm, target } => {
+    [2] BrI32LtUImm { lhs, imm, target } => {
         if u32_!(lhs) < (imm as u32) {
             jump!(target);
         }
     },
-    I32GtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) > imm),
-    BrI32GtS { lhs, rhs, target } => {
+    [1, 2, 3] I32GtSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) > imm),
+    [2, 4] BrI32GtS { lhs, rhs, target } => {
         if i32_!(lhs) > i32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32GtSImm { lhs, imm, target } => {
+    [2] BrI32GtSImm { lhs, imm, target } => {
         if i32_!(lhs) > imm {
             jump!(target);
         }
     },
-    I32GtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) > (imm as u32)),
-    BrI32GtU { lhs, rhs, target } => {
+    [1, 2, 3] I32GtUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) > (imm as u32)),
+    [2, 4] BrI32GtU { lhs, rhs, target } => {
         if u32_!(lhs) > u32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32GtUImm { lhs, imm, target } => {
+    [2] BrI32GtUImm { lhs, imm, target } => {
         if u32_!(lhs) > (imm as u32) {
             jump!(target);
         }
     },
-    I32LeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) <= imm),
-    BrI32LeS { lhs, rhs, target } => {
+    [1, 2, 3] I32LeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) <= imm),
+    [2, 4] BrI32LeS { lhs, rhs, target } => {
         if i32_!(lhs) <= i32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32LeSImm { lhs, imm, target } => {
+    [2] BrI32LeSImm { lhs, imm, target } => {
         if i32_!(lhs) <= imm {
             jump!(target);
         }
     },
-    I32LeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) <= (imm as u32)),
-    BrI32LeU { lhs, rhs, target } => {
+    [1, 2, 3] I32LeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) <= (imm as u32)),
+    [2, 4] BrI32LeU { lhs, rhs, target } => {
         if u32_!(lhs) <= u32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32LeUImm { lhs, imm, target } => {
+    [2] BrI32LeUImm { lhs, imm, target } => {
         if u32_!(lhs) <= (imm as u32) {
             jump!(target);
         }
     },
-    I32GeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) >= imm),
-    BrI32GeS { lhs, rhs, target } => {
+    [1, 2, 3] I32GeSImm { dst, lhs, imm } => wbool!(dst, i32_!(lhs) >= imm),
+    [2, 4] BrI32GeS { lhs, rhs, target } => {
         if i32_!(lhs) >= i32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32GeSImm { lhs, imm, target } => {
+    [2] BrI32GeSImm { lhs, imm, target } => {
         if i32_!(lhs) >= imm {
             jump!(target);
         }
     },
-    I32GeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) >= (imm as u32)),
-    BrI32GeU { lhs, rhs, target } => {
+    [1, 2, 3] I32GeUImm { dst, lhs, imm } => wbool!(dst, u32_!(lhs) >= (imm as u32)),
+    [2, 4] BrI32GeU { lhs, rhs, target } => {
         if u32_!(lhs) >= u32_!(rhs) {
             jump!(target);
         }
     },
-    BrI32GeUImm { lhs, imm, target } => {
+    [2] BrI32GeUImm { lhs, imm, target } => {
         if u32_!(lhs) >= (imm as u32) {
             jump!(target);
         }
     },
-    I64EqImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) == (imm as i64 as u64)),
-    BrI64Eq { lhs, rhs, target } => {
+    [1, 2, 3] I64EqImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) == (imm as i64 as u64)),
+    [2, 4] BrI64Eq { lhs, rhs, target } => {
         if rd!(lhs) == rd!(rhs) {
             jump!(target);
         }
     },
-    BrI64EqImm { lhs, imm, target } => {
+    [2] BrI64EqImm { lhs, imm, target } => {
         if rd!(lhs) == (imm as i64 as u64) {
             jump!(target);
         }
     },
-    I64NeImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) != (imm as i64 as u64)),
-    BrI64Ne { lhs, rhs, target } => {
+    [1, 2, 3] I64NeImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) != (imm as i64 as u64)),
+    [2, 4] BrI64Ne { lhs, rhs, target } => {
         if rd!(lhs) != rd!(rhs) {
             jump!(target);
         }
     },
-    BrI64NeImm { lhs, imm, target } => {
+    [2] BrI64NeImm { lhs, imm, target } => {
         if rd!(lhs) != (imm as i64 as u64) {
             jump!(target);
         }
     },
-    I64LtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) < (imm as i64)),
-    BrI64LtS { lhs, rhs, target } => {
+    [1, 2, 3] I64LtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) < (imm as i64)),
+    [2, 4] BrI64LtS { lhs, rhs, target } => {
         if i64_!(lhs) < i64_!(rhs) {
             jump!(target);
         }
     },
-    BrI64LtSImm { lhs, imm, target } => {
+    [2] BrI64LtSImm { lhs, imm, target } => {
         if i64_!(lhs) < (imm as i64) {
             jump!(target);
         }
     },
-    I64LtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) < (imm as i64 as u64)),
-    BrI64LtU { lhs, rhs, target } => {
+    [1, 2, 3] I64LtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) < (imm as i64 as u64)),
+    [2, 4] BrI64LtU { lhs, rhs, target } => {
         if rd!(lhs) < rd!(rhs) {
             jump!(target);
         }
     },
-    BrI64LtUImm { lhs, imm, target } => {
+    [2] BrI64LtUImm { lhs, imm, target } => {
         if rd!(lhs) < (imm as i64 as u64) {
             jump!(target);
         }
     },
-    I64GtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) > (imm as i64)),
-    BrI64GtS { lhs, rhs, target } => {
+    [1, 2, 3] I64GtSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) > (imm as i64)),
+    [2, 4] BrI64GtS { lhs, rhs, target } => {
         if i64_!(lhs) > i64_!(rhs) {
             jump!(target);
         }
     },
-    BrI64GtSImm { lhs, imm, target } => {
+    [2] BrI64GtSImm { lhs, imm, target } => {
         if i64_!(lhs) > (imm as i64) {
             jump!(target);
         }
     },
-    I64GtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) > (imm as i64 as u64)),
-    BrI64GtU { lhs, rhs, target } => {
+    [1, 2, 3] I64GtUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) > (imm as i64 as u64)),
+    [2, 4] BrI64GtU { lhs, rhs, target } => {
         if rd!(lhs) > rd!(rhs) {
             jump!(target);
         }
     },
-    BrI64GtUImm { lhs, imm, target } => {
+    [2] BrI64GtUImm { lhs, imm, target } => {
         if rd!(lhs) > (imm as i64 as u64) {
             jump!(target);
         }
     },
-    I64LeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) <= (imm as i64)),
-    BrI64LeS { lhs, rhs, target } => {
+    [1, 2, 3] I64LeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) <= (imm as i64)),
+    [2, 4] BrI64LeS { lhs, rhs, target } => {
         if i64_!(lhs) <= i64_!(rhs) {
             jump!(target);
         }
     },
-    BrI64LeSImm { lhs, imm, target } => {
+    [2] BrI64LeSImm { lhs, imm, target } => {
         if i64_!(lhs) <= (imm as i64) {
             jump!(target);
         }
     },
-    I64LeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) <= (imm as i64 as u64)),
-    BrI64LeU { lhs, rhs, target } => {
+    [1, 2, 3] I64LeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) <= (imm as i64 as u64)),
+    [2, 4] BrI64LeU { lhs, rhs, target } => {
         if rd!(lhs) <= rd!(rhs) {
             jump!(target);
         }
     },
-    BrI64LeUImm { lhs, imm, target } => {
+    [2] BrI64LeUImm { lhs, imm, target } => {
         if rd!(lhs) <= (imm as i64 as u64) {
             jump!(target);
         }
     },
-    I64GeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) >= (imm as i64)),
-    BrI64GeS { lhs, rhs, target } => {
+    [1, 2, 3] I64GeSImm { dst, lhs, imm } => wbool!(dst, i64_!(lhs) >= (imm as i64)),
+    [2, 4] BrI64GeS { lhs, rhs, target } => {
         if i64_!(lhs) >= i64_!(rhs) {
             jump!(target);
         }
     },
-    BrI64GeSImm { lhs, imm, target } => {
+    [2] BrI64GeSImm { lhs, imm, target } => {
         if i64_!(lhs) >= (imm as i64) {
             jump!(target);
         }
     },
-    I64GeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) >= (imm as i64 as u64)),
-    BrI64GeU { lhs, rhs, target } => {
+    [1, 2, 3] I64GeUImm { dst, lhs, imm } => wbool!(dst, rd!(lhs) >= (imm as i64 as u64)),
+    [2, 4] BrI64GeU { lhs, rhs, target } => {
         if rd!(lhs) >= rd!(rhs) {
             jump!(target);
         }
     },
-    BrI64GeUImm { lhs, imm, target } => {
+    [2] BrI64GeUImm { lhs, imm, target } => {
         if rd!(lhs) >= (imm as i64 as u64) {
             jump!(target);
         }
     },
 
     // ---- memory ----
-    I32StoreImm { addr, value, offset } => {
+    [2, 4] I32StoreImm { addr, value, offset } => {
         let ea = effective!(addr, offset, 4);
         // SAFETY: ea + 4 <= mem_len, checked by `effective!`.
         // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
@@ -1032,7 +1242,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
             }
         }
     },
-    I64StoreImm { addr, value, offset } => {
+    [2, 4] I64StoreImm { addr, value, offset } => {
         let ea = effective!(addr, offset, 8);
         // SAFETY: ea + 8 <= mem_len, checked by `effective!`.
         // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
@@ -1044,7 +1254,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
             }
         }
     },
-    I32Store8Imm { addr, value, offset } => {
+    [2, 4] I32Store8Imm { addr, value, offset } => {
         let ea = effective!(addr, offset, 1);
         // SAFETY: ea + 1 <= mem_len, checked by `effective!`.
         // Every mapped memory has its chunk map CHUNK_MAP_OFFSET below its base
@@ -1083,12 +1293,12 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         // SAFETY: ea < mem_len, checked just above.
         wr!(dst, unsafe { *mem_base.add(ea) } as u64);
     },
-    I32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
-    I64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
-    F32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
-    F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
-    I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
-    I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
+    [1, 2, 3] I32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
+    [1, 2, 3] I64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
+    [1, 2, 3] F32Load { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
+    [1, 2, 3] F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
+    [1, 2, 3] I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
+    [1, 2, 3] I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
     I32LoadAddImm { dst, src, k } => {
         let ea = u32_!(src).wrapping_add(k as u32) as usize;
         if ea + 4 > mem_len {
@@ -1108,51 +1318,51 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         wr!(dst, u64::from_le_bytes(b))
     },
     I32Store2 { first, second, offsets } => {
-        store!(first & 0xffff, first >> 16, offsets & 0xffff, 4, |v| (v as u32).to_le_bytes());
-        store!(second & 0xffff, second >> 16, offsets >> 16, 4, |v| (v as u32).to_le_bytes())
+        store!((first & 0xffff), (first >> 16), offsets & 0xffff, 4, |v| (v as u32).to_le_bytes());
+        store!((second & 0xffff), (second >> 16), offsets >> 16, 4, |v| (v as u32).to_le_bytes())
     },
     I64Store2 { first, second, offsets } => {
-        store!(first & 0xffff, first >> 16, offsets & 0xffff, 8, |v| v.to_le_bytes());
-        store!(second & 0xffff, second >> 16, offsets >> 16, 8, |v| v.to_le_bytes())
+        store!((first & 0xffff), (first >> 16), offsets & 0xffff, 8, |v| v.to_le_bytes());
+        store!((second & 0xffff), (second >> 16), offsets >> 16, 8, |v| v.to_le_bytes())
     },
     I32Load2 { first, second, offsets } => {
-        load!(first & 0xffff, first >> 16, offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
-        load!(second & 0xffff, second >> 16, offsets >> 16, 4, |b| u32::from_le_bytes(b) as u64)
+        load!((first & 0xffff), (first >> 16), offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
+        load!((second & 0xffff), (second >> 16), offsets >> 16, 4, |b| u32::from_le_bytes(b) as u64)
     },
     I64Load2 { first, second, offsets } => {
-        load!(first & 0xffff, first >> 16, offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
-        load!(second & 0xffff, second >> 16, offsets >> 16, 8, |b| u64::from_le_bytes(b))
+        load!((first & 0xffff), (first >> 16), offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
+        load!((second & 0xffff), (second >> 16), offsets >> 16, 8, |b| u64::from_le_bytes(b))
     },
     I32LoadThenStore { dst, addrs, offsets } => {
-        load!(dst, addrs & 0xffff, offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
-        store!(addrs >> 16, dst, offsets >> 16, 4, |v| (v as u32).to_le_bytes())
+        load!(dst, (addrs & 0xffff), offsets & 0xffff, 4, |b| u32::from_le_bytes(b) as u64);
+        store!((addrs >> 16), dst, offsets >> 16, 4, |v| (v as u32).to_le_bytes())
     },
     I64LoadThenStore { dst, addrs, offsets } => {
-        load!(dst, addrs & 0xffff, offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
-        store!(addrs >> 16, dst, offsets >> 16, 8, |v| v.to_le_bytes())
+        load!(dst, (addrs & 0xffff), offsets & 0xffff, 8, |b| u64::from_le_bytes(b));
+        store!((addrs >> 16), dst, offsets >> 16, 8, |v| v.to_le_bytes())
     },
     I32MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 4),
     I64MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 8),
     I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
     I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
     I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
-    I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
-    I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
-    I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),
-    I64Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
-    I64Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i64 as u64),
-    I64Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
-    I64Load32S { dst, addr, offset } => load!(dst, addr, offset, 4, |b| i32::from_le_bytes(b) as i64 as u64),
-    I64Load32U { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
-    I32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
-    I64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
-    F32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
-    F64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
-    I32Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
-    I32Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
-    I64Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
-    I64Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
-    I64Store32 { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
+    [1, 2, 3] I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
+    [1, 2, 3] I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
+    [1, 2, 3] I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),
+    [1, 2, 3] I64Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
+    [1, 2, 3] I64Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i64 as u64),
+    [1, 2, 3] I64Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
+    [1, 2, 3] I64Load32S { dst, addr, offset } => load!(dst, addr, offset, 4, |b| i32::from_le_bytes(b) as i64 as u64),
+    [1, 2, 3] I64Load32U { dst, addr, offset } => load!(dst, addr, offset, 4, |b| u32::from_le_bytes(b) as u64),
+    [2, 4] I32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
+    [2, 4] I64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
+    [2, 4] F32Store { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
+    [2, 4] F64Store { addr, value, offset } => store!(addr, value, offset, 8, |v| v.to_le_bytes()),
+    [2, 4] I32Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
+    [2, 4] I32Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
+    [2, 4] I64Store8 { addr, value, offset } => store!(addr, value, offset, 1, |v| [v as u8]),
+    [2, 4] I64Store16 { addr, value, offset } => store!(addr, value, offset, 2, |v| (v as u16).to_le_bytes()),
+    [2, 4] I64Store32 { addr, value, offset } => store!(addr, value, offset, 4, |v| (v as u32).to_le_bytes()),
 }
 
 // ---- calls and returns inside the current instance ----

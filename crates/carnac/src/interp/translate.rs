@@ -17,6 +17,7 @@
 use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
 use super::assign::Assignment;
+use super::threaded;
 use super::code::{for_each_numeric, for_each_simd, pack_simd, unpack_simd, Cell, CompiledFunc, Instr, SimdOp, Slot};
 use crate::engine::Config;
 use crate::error::Error;
@@ -111,6 +112,10 @@ pub(crate) struct Translator {
     /// No instruction before this index may be rewritten (a branch may land here).
     label: usize,
     fuel_at: Option<usize>,
+    /// A producer and consumer to link through the accumulator (`link_acc`):
+    /// the producer's index, both instructions as found, the slot, the
+    /// consumer's operand bit.
+    pending_acc: Option<(usize, [Instr; 2], Slot, u8)>,
     /// A SIMD instruction needed a slot its packed form cannot hold.
     frame_too_large: bool,
 }
@@ -393,6 +398,7 @@ impl Translator {
             ctrl: Vec::new(),
             dead: false,
             label: 0,
+            pending_acc: None,
             fuel_at: None,
             frame_too_large: false,
         }
@@ -442,6 +448,7 @@ impl Translator {
         self.max_slot = next;
         self.dead = false;
         self.label = 0;
+        self.pending_acc = None;
         self.fuel_at = None;
         self.frame_too_large = false;
         // Filled in at the end, once `assignment` has seen the whole body.
@@ -475,11 +482,13 @@ impl Translator {
             self.assignment.op(&op);
         }
         reader.finish().map_err(invalid)?;
+        self.apply_pending_acc();
         let frame_size = self.max_slot;
         if frame_size >= u32::MAX / 2 || self.frame_too_large {
             return Err(err(0, "function frame too large"));
         }
         self.merge_pairs();
+        self.check_acc();
         if self.code.len() > i32::MAX as usize / std::mem::size_of::<Cell>() {
             return Err(err(0, "function too large for the interpreter"));
         }
@@ -1071,7 +1080,135 @@ impl Translator {
 
     fn emit(&mut self, instr: Instr) -> usize {
         self.code.push(instr);
+        self.link_acc();
         self.code.len() - 1
+    }
+
+    /// If the instruction just emitted reads, as an operand, the temp that the
+    /// one before computed, and nothing reads that temp afterwards (no stack
+    /// entry holds it but, possibly, the new instruction's own result), and no
+    /// branch lands between the two: the pair will pass it in the accumulator
+    /// (the producer's result and the consumer's operand marked, `threaded::ACC`).
+    /// Marked once the next instruction is emitted, so that the fusions that
+    /// rewrite the last instruction with the operands of the one before still
+    /// see plain slots; a pair they rewrote is left alone. Later rewrites may
+    /// still separate or change a marked pair: `check_acc` then undoes it.
+    fn link_acc(&mut self) {
+        self.apply_pending_acc();
+        let n = self.code.len();
+        if n < 2 || n - 1 <= self.label {
+            return;
+        }
+        let mut producer = self.code[n - 2];
+        let Some(&mut d) = producer.result_slot_mut() else { return };
+        if d < self.locals || d & threaded::ACC != 0 || !threaded::has_acc_form(&producer, threaded::ACC_DST) {
+            return;
+        }
+        let consumer = &mut self.code[n - 1];
+        let bit = threaded::operands_reading(consumer, d);
+        if bit != threaded::ACC_A && bit != threaded::ACC_B {
+            return;
+        }
+        let form = threaded::acc_form(consumer) | bit;
+        if !threaded::has_acc_form(consumer, form) {
+            return;
+        }
+        let own = consumer.result_slot_mut().map(|r| *r);
+        let live = self.stack.iter().any(|e| {
+            e.op == Operand::Temp && (e.slot == d || e.wide && e.slot + 1 == d) && own != Some(e.slot)
+        });
+        if live {
+            return;
+        }
+        self.pending_acc = Some((n - 2, [self.code[n - 2], self.code[n - 1]], d, bit));
+    }
+
+    /// Marks the pair `link_acc` found, if both instructions are still there as
+    /// they were.
+    fn apply_pending_acc(&mut self) {
+        let Some((at, pair, d, bit)) = self.pending_acc.take() else { return };
+        // The consumer's branch target may have been patched in the meantime (a
+        // forward branch), and its result retargeted (`local.set`, a return).
+        let operands = |mut instr: Instr| {
+            if let Some(t) = instr.branch_target_mut() {
+                *t = 0;
+            }
+            if let Some(r) = instr.result_slot_mut() {
+                *r = 0;
+            }
+            instr
+        };
+        match self.code.get(at..at + 2) {
+            Some(&[p, c]) if p == pair[0] && operands(c) == operands(pair[1]) => {}
+            _ => return,
+        }
+        threaded::mark_acc(&mut self.code[at + 1], bit, d);
+        *self.code[at].result_slot_mut().expect("checked by link_acc") = threaded::ACC | d;
+    }
+
+    /// Keeps only accumulator marks that pair a producer with the consumer right
+    /// after it, with no branch landing between, in forms both have handlers for;
+    /// any other mark of a slot (left by a rewrite that moved, merged or copied
+    /// an instruction) clears every mark of that slot, which then goes through
+    /// the frame as before.
+    fn check_acc(&mut self) {
+        if self.code.iter().all(|instr| threaded::acc_form(instr) == 0) {
+            return;
+        }
+        let n = self.code.len();
+        let mut is_target = vec![false; n + 1];
+        for instr in &mut self.code {
+            if let Some(t) = instr.branch_target_mut() {
+                is_target[(*t as usize).min(n)] = true;
+            }
+        }
+        let marks = |instr: &Instr| {
+            let mut dst = None;
+            let mut ops = Vec::new();
+            threaded::acc_marks(instr, |bit, slot| {
+                if bit == threaded::ACC_DST {
+                    dst = Some(slot);
+                } else {
+                    ops.push(slot);
+                }
+            });
+            (dst, ops)
+        };
+        let mut bad: Vec<Slot> = Vec::new();
+        for i in 0..n {
+            let instr = &self.code[i];
+            let (dst, ops) = marks(instr);
+            if dst.is_none() && ops.is_empty() {
+                continue;
+            }
+            let form_ok = threaded::has_acc_form(instr, threaded::acc_form(instr)) && ops.len() <= 1;
+            if let Some(d) = dst {
+                let ok = form_ok && i + 1 < n && !is_target[i + 1] && {
+                    let next = &self.code[i + 1];
+                    let (_, next_ops) = marks(next);
+                    next_ops == [d] && threaded::has_acc_form(next, threaded::acc_form(next))
+                };
+                if !ok {
+                    bad.push(d);
+                }
+            }
+            for &d in &ops {
+                let ok = form_ok && i > 0 && !is_target[i] && marks(&self.code[i - 1]).0 == Some(d);
+                if !ok {
+                    bad.push(d);
+                }
+            }
+        }
+        if bad.is_empty() {
+            return;
+        }
+        bad.sort_unstable();
+        bad.dedup();
+        for instr in &mut self.code {
+            for &d in &bad {
+                threaded::clear_acc(instr, d);
+            }
+        }
     }
 
     fn pc(&self) -> u32 {
@@ -1930,6 +2067,7 @@ impl Translator {
 #[cfg(test)]
 mod tests {
     use super::super::code::Instr;
+    use super::threaded;
     use crate::{Engine, Module};
 
     fn code(wat: &str) -> Vec<Instr> {
@@ -2336,6 +2474,121 @@ mod tests {
         // Signed: -10 -> -12, -7 -> -9, -4 -> -6, -1 -> -3, 2 -> 0, 5 -> 3 (>= 1: out).
         assert_eq!(up_s.call(&mut store, (-10, 1)).unwrap(), 3);
         assert_eq!(up_s.call(&mut store, (100, 1)).unwrap(), 98);
+    }
+
+    /// The marks of the accumulator in `instr`: `(result slot, operand slot)`.
+    fn acc_of(instr: &Instr) -> (Option<u32>, Option<u32>) {
+        let (mut dst, mut op) = (None, None);
+        threaded::acc_marks(instr, |bit, slot| {
+            if bit == threaded::ACC_DST {
+                dst = Some(slot);
+            } else {
+                op = Some(slot);
+            }
+        });
+        (dst, op)
+    }
+
+    /// A temp that only the next instruction reads goes from one handler to the
+    /// next in the accumulator (its producer and its consumer marked), as either
+    /// operand, through chains, into branches and stores; results as before.
+    #[test]
+    fn a_temp_only_the_next_instruction_reads_goes_through_the_accumulator() {
+        let wat = r#"(module (memory 1)
+            (func (export "lhs") (param i32 i32 i32) (result i32)
+                (i32.sub (i32.mul (local.get 0) (local.get 1)) (local.get 2)))
+            (func (export "rhs") (param i32 i32 i32) (result i32)
+                (i32.sub (local.get 2) (i32.mul (local.get 0) (local.get 1))))
+            (func (export "chain") (param i32 i32 i32) (result i32)
+                (i32.xor (i32.sub (i32.mul (local.get 0) (local.get 1)) (local.get 2)) (local.get 0)))
+            (func (export "f64") (param f64 f64) (result f64)
+                (f64.div (f64.sqrt (local.get 0)) (local.get 1)))
+            (func (export "branch") (param i32) (result i32)
+                (i32.store (i32.const 8) (i32.add (local.get 0) (i32.const 5)))
+                (if (result i32) (i32.load (i32.and (local.get 0) (i32.const 0xfff8)))
+                    (then (i32.const 1)) (else (i32.const 2)))))"#;
+        let c = code_of(wat, 0);
+        let t = acc_of(&c[0]).0.expect("the product goes to the accumulator");
+        assert_eq!(acc_of(&c[1]), (None, Some(t)), "{c:?}");
+        assert!(matches!(c[1], Instr::I32Sub { rhs: 2, .. }), "{c:?}");
+        let c = code_of(wat, 1);
+        assert!(matches!(c[1], Instr::I32Sub { lhs: 2, .. }) && acc_of(&c[1]).1.is_some(), "{c:?}");
+        let c = code_of(wat, 2);
+        assert!(acc_of(&c[1]).0.is_some() && acc_of(&c[1]).1.is_some(), "the middle of a chain: {c:?}");
+        let c = code_of(wat, 4);
+        assert!(c.iter().any(|i| matches!(i, Instr::BrIfEqz { .. } | Instr::BrIfNez { .. }) && acc_of(i).1.is_some()), "{c:?}");
+
+        let (mut store, instance) = instantiate(wat);
+        let i3 = |store: &mut crate::Store<()>, name: &str, a: i32, b: i32, c: i32| {
+            instance.get_typed_func::<(i32, i32, i32), i32>(&*store, name).unwrap().call(store, (a, b, c)).unwrap()
+        };
+        assert_eq!(i3(&mut store, "lhs", 6, 7, 2), 40);
+        assert_eq!(i3(&mut store, "rhs", 6, 7, 2), -40);
+        assert_eq!(i3(&mut store, "lhs", i32::MAX, 3, 0), i32::MAX.wrapping_mul(3));
+        assert_eq!(i3(&mut store, "chain", 6, 7, 2), 40 ^ 6);
+        let f = instance.get_typed_func::<(f64, f64), f64>(&store, "f64").unwrap();
+        assert_eq!(f.call(&mut store, (16.0, 8.0)).unwrap(), 0.5);
+        let branch = instance.get_typed_func::<i32, i32>(&store, "branch").unwrap();
+        // Memory is zero but for the store to 8 (x + 5), read back when x & !7 is 8.
+        assert_eq!(branch.call(&mut store, 3).unwrap(), 2);
+        assert_eq!(branch.call(&mut store, 8).unwrap(), 1);
+        assert_eq!(branch.call(&mut store, 9).unwrap(), 1);
+        assert_eq!(branch.call(&mut store, 16).unwrap(), 2);
+    }
+
+    /// No accumulator where a branch lands between producer and consumer (a
+    /// branch may land on the producer: the loop's head).
+    #[test]
+    fn the_accumulator_never_crosses_a_branch_target() {
+        let wat = r#"(module (memory 1)
+            (func (export "joined") (param i32 i32 i32) (result i32)
+                (i32.sub (block (result i32)
+                    (br_if 0 (i32.mul (local.get 0) (local.get 1)) (local.get 2))
+                    (drop) (i32.const 100)) (local.get 2)))
+            (data (i32.const 0) "\05")
+            (func (export "loop") (param i32) (result i32) (local i32)
+                (block $d (loop $l
+                    (br_if $d (i32.ge_u (local.get 1) (i32.load (local.get 0))))
+                    (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+                    (br $l)))
+                (local.get 1)))"#;
+        let c = code_of(wat, 0);
+        let sub = c.iter().find(|i| matches!(i, Instr::I32Sub { .. })).expect("the subtraction");
+        assert_eq!(acc_of(sub).1, None, "{c:?}");
+        // The loop's head is a branch target: its load may still feed the test.
+        let c = code_of(wat, 1);
+        let test = c.iter().find(|i| matches!(i, Instr::BrI32GeU { .. })).expect("the loop test");
+        assert!(acc_of(test).1.is_some(), "{c:?}");
+        let (mut store, instance) = instantiate(wat);
+        let joined = instance.get_typed_func::<(i32, i32, i32), i32>(&store, "joined").unwrap();
+        assert_eq!(joined.call(&mut store, (6, 7, 1)).unwrap(), 41);
+        assert_eq!(joined.call(&mut store, (6, 7, 0)).unwrap(), 100);
+        let looped = instance.get_typed_func::<i32, i32>(&store, "loop").unwrap();
+        // Counts up to the word at the address: 5 at 0, 0 at 4.
+        assert_eq!(looped.call(&mut store, 0).unwrap(), 5);
+        assert_eq!(looped.call(&mut store, 4).unwrap(), 0);
+    }
+
+    /// `check_acc` keeps a producer and its consumer, and unmarks a slot whose
+    /// marks do not pair up (consumer not right after, or a branch target).
+    #[test]
+    fn unpaired_accumulator_marks_are_undone() {
+        use threaded::ACC;
+        let mut t = super::Translator::new(&crate::engine::Config::default());
+        let kept = [Instr::I32Mul { dst: ACC | 5, lhs: 0, rhs: 1 }, Instr::I32Sub { dst: 6, lhs: ACC | 5, rhs: 2 }];
+        t.code = vec![Instr::ZeroLocals { start: 0, count: 0 }, kept[0], kept[1], Instr::Return];
+        t.check_acc();
+        assert_eq!(&t.code[1..3], &kept[..]);
+        // Separated by a copy: both become slot 5 again.
+        t.code = vec![kept[0], Instr::Copy { dst: 7, src: 0 }, kept[1], Instr::Return];
+        t.check_acc();
+        assert_eq!(t.code[0], Instr::I32Mul { dst: 5, lhs: 0, rhs: 1 });
+        assert_eq!(t.code[2], Instr::I32Sub { dst: 6, lhs: 5, rhs: 2 });
+        // A branch lands on the consumer.
+        t.code = vec![kept[0], kept[1], Instr::Br { target: 1 }, Instr::Return];
+        t.check_acc();
+        assert_eq!(t.code[1], Instr::I32Sub { dst: 6, lhs: 5, rhs: 2 });
+        assert_eq!(t.code[0], Instr::I32Mul { dst: 5, lhs: 0, rhs: 1 });
     }
 
     /// A loop tested at the top gets its test at the bottom too (fused with the
