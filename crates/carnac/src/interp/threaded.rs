@@ -402,10 +402,15 @@ macro_rules! handlers {
                         if const { F & acc_bit(stringify!($d s)) & (ACC_A | ACC_B) != 0 } {
                             $acc
                         } else {
+                            debug_assert_eq!($d s as u32 & ACC, 0, "an accumulator mark this form does not read");
                             unsafe { *$fp.add($d s as usize) }
                         }
                     };
-                    ($d s:expr) => { unsafe { *$fp.add($d s as usize) } };
+                    ($d s:expr) => {{
+                        // Only fields named as operands can be the accumulator.
+                        debug_assert_eq!(($d s) as u32 & ACC, 0, "an accumulator mark in an unnamed operand");
+                        unsafe { *$fp.add($d s as usize) }
+                    }};
                 }
                 macro_rules! wr {
                     ($d s:ident, $d v:expr) => {{
@@ -413,11 +418,13 @@ macro_rules! handlers {
                         if const { F & acc_bit(stringify!($d s)) & ACC_DST != 0 } {
                             $acc = v;
                         } else {
+                            debug_assert_eq!($d s as u32 & ACC, 0, "an accumulator mark this form does not write");
                             unsafe { *$fp.add($d s as usize) = v }
                         }
                     }};
                     ($d s:expr, $d v:expr) => {{
                         let v: u64 = $d v;
+                        debug_assert_eq!(($d s) as u32 & ACC, 0, "an accumulator mark in an unnamed result");
                         unsafe { *$fp.add($d s as usize) = v }
                     }};
                 }
@@ -470,7 +477,7 @@ macro_rules! handlers {
                 }
                 // A load from `(b + i) mod 2^32 + offset`, `bi` packing the slots of b and i.
                 macro_rules! load_idx {
-                    ($d dst:expr, $d bi:expr, $d offset:expr, $d n:literal, |$d b:ident| $d conv:expr) => {{
+                    ($d dst:tt, $d bi:expr, $d offset:expr, $d n:literal, |$d b:ident| $d conv:expr) => {{
                         let ea = u32_!($d bi & 0xffff).wrapping_add(u32_!($d bi >> 16)) as usize + $d offset as usize;
                         if ea + $d n > $mem_len {
                             trap!(TrapKind::MemoryOutOfBounds);
@@ -736,15 +743,15 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     // SAFETY (globals): validation keeps `global` below the instance's global
     // count, and its entries index the store's globals, which cannot be added
     // to while a run is going on (`CallCx`); only mutable globals are set.
-    GlobalGet { dst, global } => {
+    [1] GlobalGet { dst, global } => {
         let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
         wr!(dst, v as u64)
     },
-    GlobalSet { src, global } => {
+    [2] GlobalSet { src, global } => {
         let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
         g.value = rd!(src) as u128
     },
-    GlobalGetAddImm { dst, global, k } => {
+    [1] GlobalGetAddImm { dst, global, k } => {
         let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
         w32!(dst, (v as u32).wrapping_add(k as u32))
     },
@@ -785,15 +792,15 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
             wr!(dst, rd!(src));
         }
     },
-    Select { dst, cond, ab } => {
+    [1, 2, 3] Select { dst, cond, ab } => {
         let pick = if u32_!(cond) != 0 { ab & 0xffff } else { ab >> 16 };
         wr!(dst, rd!(pick));
     },
-    SelectKA { dst, cb, k } => {
+    [1] SelectKA { dst, cb, k } => {
         let v = if u32_!(cb & 0xffff) != 0 { k as i64 as u64 } else { rd!(cb >> 16) };
         wr!(dst, v);
     },
-    SelectKB { dst, ca, k } => {
+    [1] SelectKB { dst, ca, k } => {
         let v = if u32_!(ca & 0xffff) != 0 { rd!(ca >> 16) } else { k as i64 as u64 };
         wr!(dst, v);
     },
@@ -922,15 +929,15 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         wr!(dst, (rd!(lhs) & 0x7fff_ffff) | (rd!(rhs) & 0x8000_0000))
     },
     [1, 2, 3, 4, 5] F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
-    F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
-    F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
+    [1] F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
+    [1] F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
     F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
     F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
     F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
     F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
     F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
     F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
-    F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
+    [1] F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
     [1, 2, 3, 4, 5] F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
     [1, 2, 3, 4, 5] F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
     [1, 2, 3, 4, 5] F64Div { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) / f64_!(rhs)),
@@ -972,17 +979,17 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
 
     // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
     [1, 2, 3] I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
-    I32RotlXor { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).rotate_left(k) ^ u32_!(ab >> 16)),
-    I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
-    I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
-    I64XorRotl { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff) ^ rd!(ab >> 16)).rotate_left(k)),
-    I32AddI32LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i32_!(xy & 0xffff) < i32_!(xy >> 16)) as u32)),
-    I32AddI32LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((u32_!(xy & 0xffff) < u32_!(xy >> 16)) as u32)),
-    I32AddI64LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i64_!(xy & 0xffff) < i64_!(xy >> 16)) as u32)),
-    I32AddI64LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((rd!(xy & 0xffff) < rd!(xy >> 16)) as u32)),
-    I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
+    [1] I32RotlXor { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).rotate_left(k) ^ u32_!(ab >> 16)),
+    [1] I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
+    [1] I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
+    [1] I64XorRotl { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff) ^ rd!(ab >> 16)).rotate_left(k)),
+    [1] I32AddI32LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i32_!(xy & 0xffff) < i32_!(xy >> 16)) as u32)),
+    [1] I32AddI32LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((u32_!(xy & 0xffff) < u32_!(xy >> 16)) as u32)),
+    [1] I32AddI64LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i64_!(xy & 0xffff) < i64_!(xy >> 16)) as u32)),
+    [1] I32AddI64LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((rd!(xy & 0xffff) < rd!(xy >> 16)) as u32)),
+    [1] I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
     F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
-    I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
+    [1] I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
     I32AddImm2 { first, second, imms } => {
         w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
         w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
@@ -1269,7 +1276,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     I32StoreAt { value, ea } => store_at!(value, ea, 4, |v| (v as u32).to_le_bytes()),
     I64StoreAt { value, ea } => store_at!(value, ea, 8, |v| v.to_le_bytes()),
     I32Store8At { value, ea } => store_at!(value, ea, 1, |v| [v as u8]),
-    I32LoadAt { dst, ea } => {
+    [1] I32LoadAt { dst, ea } => {
         let ea = ea as usize;
         if ea + 4 > mem_len {
             trap!(TrapKind::MemoryOutOfBounds);
@@ -1277,7 +1284,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         // SAFETY: ea + 4 <= mem_len, checked just above.
         wr!(dst, u32::from_le_bytes(unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 4]) }) as u64);
     },
-    I64LoadAt { dst, ea } => {
+    [1] I64LoadAt { dst, ea } => {
         let ea = ea as usize;
         if ea + 8 > mem_len {
             trap!(TrapKind::MemoryOutOfBounds);
@@ -1285,7 +1292,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         // SAFETY: ea + 8 <= mem_len, checked just above.
         wr!(dst, u64::from_le_bytes(unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 8]) }));
     },
-    I32Load8UAt { dst, ea } => {
+    [1] I32Load8UAt { dst, ea } => {
         let ea = ea as usize;
         if ea + 1 > mem_len {
             trap!(TrapKind::MemoryOutOfBounds);
@@ -1299,7 +1306,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     [1, 2, 3] F64Load { dst, addr, offset } => load!(dst, addr, offset, 8, |b| u64::from_le_bytes(b)),
     [1, 2, 3] I32Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i32 as u32 as u64),
     [1, 2, 3] I32Load8U { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as u64),
-    I32LoadAddImm { dst, src, k } => {
+    [1, 2, 3] I32LoadAddImm { dst, src, k } => {
         let ea = u32_!(src).wrapping_add(k as u32) as usize;
         if ea + 4 > mem_len {
             trap!(TrapKind::MemoryOutOfBounds);
@@ -1308,7 +1315,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         let b: [u8; 4] = unsafe { ptr::read_unaligned(mem_base.add(ea) as *const [u8; 4]) };
         wr!(dst, u32::from_le_bytes(b) as u64)
     },
-    I64LoadAddImm { dst, src, k } => {
+    [1, 2, 3] I64LoadAddImm { dst, src, k } => {
         let ea = u32_!(src).wrapping_add(k as u32) as usize;
         if ea + 8 > mem_len {
             trap!(TrapKind::MemoryOutOfBounds);
@@ -1343,9 +1350,9 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     },
     I32MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 4),
     I64MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 8),
-    I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
-    I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
-    I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
+    [1] I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
+    [1] I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
+    [1] I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
     [1, 2, 3] I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
     [1, 2, 3] I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
     [1, 2, 3] I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),
