@@ -17,11 +17,11 @@
 //!   `frame_size`, and every frame is entered only after checking
 //!   `base + frame_size <= stack.len()`. `fp` is recomputed whenever the stack
 //!   may have been reallocated (only on a call, which is where it grows).
-//! - Code pointers: `code_start`/`ip` point into a `CompiledFunc` owned by a
+//! - Code pointers: `ip` points into a `CompiledFunc` owned by a
 //!   module that the store keeps alive (every function entity holds an `Arc` of
 //!   its module) for at least as long as this call runs; once translated (a
 //!   `OnceLock`), a function's code never moves or changes. Branch targets are
-//!   indices inside the same code, produced by the translator.
+//!   distances to instructions of the same code, produced by the translator.
 //! - Memory: `mem_base`/`mem_len` describe memory 0 of the current instance and
 //!   are refreshed after anything that may grow it (memory.grow, any call);
 //!   every access checks `address + size <= mem_len` first. Every write also
@@ -45,7 +45,6 @@ pub(crate) struct Frame {
     pub(super) module: *const ModuleInner,
     pub(super) instance: u32,
     pub(super) func_index: u32,
-    pub(super) code_start: *const Cell,
     pub(super) ip: *const Cell,
     pub(super) base: usize,
 }
@@ -129,10 +128,9 @@ pub(crate) fn run<T, const TRACK: bool>(
     ensure_stack(stack, func.frame_size as usize, max_slots)?;
     let mut base: usize = 0;
     let mut fp: *mut u64 = stack.as_mut_ptr();
-    let mut code_start: *const Cell = func.code.as_ptr();
     // SAFETY: `entry` is 0 or 1, and a function's code holds at least its
     // `ZeroLocals` and a return.
-    let mut ip = unsafe { code_start.add(func.entry as usize) };
+    let mut ip = unsafe { func.code.as_ptr().add(func.entry as usize) };
     let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
 
     macro_rules! trap {
@@ -215,15 +213,14 @@ pub(crate) fn run<T, const TRACK: bool>(
             let callee: &CompiledFunc = tri!(unsafe { (*callee_module).func_code($def) });
             let new_base: usize = $new_base;
             tri!(ensure_stack(stack, new_base + callee.frame_size as usize, max_slots));
-            frames.push(Frame { module, instance, func_index, code_start, ip, base });
+            frames.push(Frame { module, instance, func_index, ip, base });
             module = callee_module;
             instance = $instance;
             func_index = unsafe { (*callee_module).info.num_imported_funcs } + $def;
             base = new_base;
             fp = unsafe { stack.as_mut_ptr().add(base) };
-            code_start = callee.code.as_ptr();
             // SAFETY: as for the first function's entry.
-            ip = unsafe { code_start.add(callee.entry as usize) };
+            ip = unsafe { callee.code.as_ptr().add(callee.entry as usize) };
         }};
     }
 
@@ -236,7 +233,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                     module = f.module;
                     instance = f.instance;
                     func_index = f.func_index;
-                    code_start = f.code_start;
                     ip = f.ip;
                     base = f.base;
                     fp = unsafe { stack.as_mut_ptr().add(base) };
@@ -280,7 +276,6 @@ pub(crate) fn run<T, const TRACK: bool>(
             func_index,
             instance,
             fp,
-            code_start,
             acc: 0,
             table0,
             table0_len,
@@ -296,7 +291,7 @@ pub(crate) fn run<T, const TRACK: bool>(
         // capacity, every frame below it written.
         unsafe { frames.set_len(cx.frames_top.offset_from(frames.as_ptr()) as usize) };
         // Calls and returns inside the run moved to another frame (of the same instance).
-        (fp, code_start, base, module, func_index) = (cx.fp, cx.code_start, cx.base, cx.module, cx.func_index);
+        (fp, base, module, func_index) = (cx.fp, cx.base, cx.module, cx.func_index);
         match outcome {
             Outcome::Exit(at) => ip = at,
             Outcome::Trap(kind) => trap!(kind),

@@ -68,7 +68,7 @@ pub(crate) type Handler = unsafe fn(
 /// for calls and returns, `exec`'s frame list (as raw bounds, so that a call is
 /// a check and a write) and the end of its value stack, and the current frame's
 /// state (updated by calls and returns: when a run ends, `frames_top`, `base`,
-/// `func_index`, `fp` and `code_start` are the current frame's); the globals,
+/// `func_index` and `fp` are the current frame's); the globals,
 /// fuel and interrupt flag of the store. Nothing else uses what these point to
 /// during the run.
 #[repr(C)]
@@ -88,7 +88,6 @@ pub(crate) struct CallCx {
     pub instance: u32,
     pub func_index: u32,
     pub fp: *mut u64,
-    pub code_start: *const Cell,
     /// The accumulator between two handlers, kept here only by the unoptimised
     /// builds' driver loop (optimised builds pass it in a register).
     pub acc: u64,
@@ -246,8 +245,7 @@ unsafe fn exit(ip: *const Cell, fp: *mut u64, _: *mut u8, _: usize, _: u64, cx: 
 /// Runs the handler of the instruction at `ip`.
 ///
 /// # Safety
-/// `ip` points at a valid instruction of the function whose code starts at
-/// `code_start`; `fp` is its frame (every slot the code names is in bounds);
+/// `ip` points at a valid instruction of a function's code; `fp` is its frame (every slot the code names is in bounds);
 /// `mem_base`/`mem_len` describe memory 0 (or are null/0 without one).
 #[inline(always)]
 unsafe fn dispatch<const TRACK: bool>(
@@ -1528,7 +1526,6 @@ unsafe fn enter<const TRACK: bool>(
             module,
             instance: c.instance,
             func_index: c.func_index,
-            code_start: c.code_start,
             ip: ip.add(1),
             base: c.base,
         });
@@ -1536,7 +1533,6 @@ unsafe fn enter<const TRACK: bool>(
         c.func_index = (*module).info.num_imported_funcs + def_index;
         c.base += b as usize;
         let callee_start = callee.code.as_ptr();
-        c.code_start = callee_start;
         next::<TRACK>(callee_start.add(callee.entry as usize), new_fp, mem_base, mem_len, acc, cx)
     }
 }
@@ -1570,7 +1566,6 @@ unsafe fn return_within<const TRACK: bool>(
         c.func_index = f.func_index;
         let caller_fp = fp.sub(c.base - f.base);
         c.base = f.base;
-        c.code_start = f.code_start;
         next::<TRACK>(f.ip, caller_fp, mem_base, mem_len, acc, cx)
     }
 }

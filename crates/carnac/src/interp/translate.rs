@@ -1162,37 +1162,40 @@ impl Translator {
                 is_target[(*t as usize).min(n)] = true;
             }
         }
+        // The marked result slot, and the marked operand slots (with their count:
+        // a form reads at most one).
         let marks = |instr: &Instr| {
-            let mut dst = None;
-            let mut ops = Vec::new();
+            let (mut dst, mut ops, mut n_ops) = (None, [u32::MAX; 2], 0);
             threaded::acc_marks(instr, |bit, slot| {
                 if bit == threaded::ACC_DST {
                     dst = Some(slot);
                 } else {
-                    ops.push(slot);
+                    ops[n_ops.min(1)] = slot;
+                    n_ops += 1;
                 }
             });
-            (dst, ops)
+            (dst, ops, n_ops)
         };
         let mut bad: Vec<Slot> = Vec::new();
         for i in 0..n {
             let instr = &self.code[i];
-            let (dst, ops) = marks(instr);
-            if dst.is_none() && ops.is_empty() {
+            let form = threaded::acc_form(instr);
+            if form == 0 {
                 continue;
             }
-            let form_ok = threaded::has_acc_form(instr, threaded::acc_form(instr)) && ops.len() <= 1;
+            let (dst, ops, n_ops) = marks(instr);
+            let form_ok = threaded::has_acc_form(instr, form) && n_ops <= 1;
             if let Some(d) = dst {
                 let ok = form_ok && i + 1 < n && !is_target[i + 1] && {
                     let next = &self.code[i + 1];
-                    let (_, next_ops) = marks(next);
-                    next_ops == [d] && threaded::has_acc_form(next, threaded::acc_form(next))
+                    let (_, next_ops, next_n) = marks(next);
+                    next_n == 1 && next_ops[0] == d && threaded::has_acc_form(next, threaded::acc_form(next))
                 };
                 if !ok {
                     bad.push(d);
                 }
             }
-            for &d in &ops {
+            for &d in &ops[..n_ops.min(2)] {
                 let ok = form_ok && i > 0 && !is_target[i] && marks(&self.code[i - 1]).0 == Some(d);
                 if !ok {
                     bad.push(d);
