@@ -27,6 +27,10 @@
 //! unchanged, and every SIMD operator is one `Simd` instruction executed out of
 //! line (`simd.rs`), which keeps the main dispatch loop as small as before.
 
+// The accumulator: a result field and the next instruction's operand field
+// may both hold `threaded::ACC | slot` instead of `slot`; the value then goes
+// from one handler to the next in a register (see `threaded`).
+
 /// A frame-relative slot index.
 pub(crate) type Slot = u32;
 

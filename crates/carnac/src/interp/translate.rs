@@ -2101,8 +2101,14 @@ mod tests {
         for f in 0..m.inner.code.len() {
             let func = m.inner.func_code(f as u32).unwrap();
             println!("func {f}: frame {} entry {}", func.frame_size, func.entry);
-            for (i, x) in func.code.iter().enumerate() {
-                println!("{i:4} {x:?}");
+            // Branch targets as indices; the accumulator's marks spelled out.
+            for (i, x) in func.instrs().iter().enumerate() {
+                let mut acc = String::new();
+                threaded::acc_marks(x, |bit, slot| {
+                    let what = if bit == threaded::ACC_DST { "result" } else { "operand" };
+                    acc += &format!("  [{what} {slot} in the accumulator]");
+                });
+                println!("{:4} {x:?}{acc}", i + func.entry as usize);
             }
         }
     }
