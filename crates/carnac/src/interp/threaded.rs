@@ -219,6 +219,97 @@ macro_rules! not_acc_fields {
 }
 not_acc_fields!(u64, i32, bool);
 
+/// The form bit of one half of a packed operand field, by the field's name:
+/// `ab`, `xy` and `bi` pack two operands (low, high); `ds` a result and an
+/// operand. Halves are marked by [`PACKED_ACC`].
+const fn packed_bit(name: &str, high: bool) -> u8 {
+    let n = name.as_bytes();
+    match (n, high) {
+        (b"ab" | b"xy" | b"bi", false) => ACC_A,
+        (b"ab" | b"xy" | b"bi", true) => ACC_B,
+        (b"ds", true) => ACC_A,
+        _ => 0,
+    }
+}
+
+/// The mark of an operand in the accumulator in one half of a packed field
+/// (which holds 16-bit slots, so it cannot carry [`ACC`]): `0xffff`. Used only
+/// in functions whose frame is smaller than that (no slot is `0xffff`), set
+/// only by the translator's last pass (`check_acc`: no rewrite comes after it),
+/// and only in the consumer: its producer's result field holds `ACC | slot`.
+pub(super) const PACKED_ACC: u32 = 0xffff;
+
+/// An instruction's packed operand field, for those that may read the
+/// accumulator in a half of it: the field, the form bits of its low and high
+/// halves (0: not an operand), and the instruction's other operand slot.
+fn packed_operands(instr: &mut Instr) -> Option<(&mut u32, u8, u8, Option<u32>)> {
+    Some(match instr {
+        Instr::F64KDivU32 { ds, .. }
+        | Instr::F64AddK { ds, .. }
+        | Instr::F64SubK { ds, .. }
+        | Instr::F64KSub { ds, .. }
+        | Instr::F64MulK { ds, .. }
+        | Instr::F64DivK { ds, .. }
+        | Instr::F64KDiv { ds, .. } => (ds, 0, ACC_A, None),
+        Instr::F64MulAdd { ab, c, .. } | Instr::F64MulSub { ab, c, .. } | Instr::F64SubMul { ab, c, .. } => {
+            (ab, ACC_A, ACC_B, Some(*c))
+        }
+        Instr::I32AddI32LtS { xy, a, .. }
+        | Instr::I32AddI32LtU { xy, a, .. }
+        | Instr::I32AddI64LtS { xy, a, .. }
+        | Instr::I32AddI64LtU { xy, a, .. } => (xy, ACC_A, ACC_B, Some(*a)),
+        Instr::I32RotlXor { ab, .. }
+        | Instr::I64RotlXor { ab, .. }
+        | Instr::I32XorRotl { ab, .. }
+        | Instr::I64XorRotl { ab, .. }
+        | Instr::I32AddShrU { ab, .. }
+        | Instr::I32AddShl { ab, .. } => (ab, ACC_A, ACC_B, None),
+        Instr::I32LoadIdx { bi, .. } | Instr::I64LoadIdx { bi, .. } | Instr::I32Load8UIdx { bi, .. } => {
+            (bi, ACC_A, ACC_B, None)
+        }
+        _ => return None,
+    })
+}
+
+/// The form bits of the packed halves marked [`PACKED_ACC`].
+pub(super) fn packed_form(instr: &Instr) -> u8 {
+    let mut instr = *instr;
+    let Some((field, lo, hi, _)) = packed_operands(&mut instr) else { return 0 };
+    let mut form = 0;
+    if *field & 0xffff == PACKED_ACC {
+        form |= lo;
+    }
+    if *field >> 16 == PACKED_ACC {
+        form |= hi;
+    }
+    form
+}
+
+/// The form bit of the one packed half that reads `slot`, if `slot` is read
+/// exactly once by the instruction and that read is a packed half (else 0).
+pub(super) fn packed_reads(instr: &Instr, slot: u32) -> u8 {
+    let mut instr = *instr;
+    let Some((field, lo, hi, other)) = packed_operands(&mut instr) else { return 0 };
+    let lo_reads = lo != 0 && *field & 0xffff == slot;
+    let hi_reads = hi != 0 && *field >> 16 == slot;
+    match (lo_reads, hi_reads, other == Some(slot)) {
+        (true, false, false) => lo,
+        (false, true, false) => hi,
+        _ => 0,
+    }
+}
+
+/// Marks the packed half whose form bit is `bit` as read from the accumulator.
+pub(super) fn mark_packed(instr: &mut Instr, bit: u8) {
+    if let Some((field, lo, hi, _)) = packed_operands(instr) {
+        if bit == lo {
+            *field = (*field & !0xffff) | PACKED_ACC;
+        } else if bit == hi {
+            *field = (*field & 0xffff) | PACKED_ACC << 16;
+        }
+    }
+}
+
 /// Whether `instr` has accumulator form `form` (0 always).
 pub(super) fn has_acc_form(instr: &Instr, form: u8) -> bool {
     form == 0 || (form as usize) < NUM_FORMS && ACC_FORMS[instr.tag()] & (1 << form) != 0
@@ -276,8 +367,9 @@ unsafe fn dispatch<const TRACK: bool>(
 /// # Panics
 /// If the instruction names the accumulator in a form it has no handler for
 /// (the translator checks every mark first: `has_acc_form`).
-pub(super) fn handler_for(instr: &Instr, track: bool) -> Handler {
-    let form = acc_form(instr);
+/// `packed`: whether packed halves may be marked (the frame is below `0xffff` slots).
+pub(super) fn handler_for(instr: &Instr, track: bool, packed: bool) -> Handler {
+    let form = acc_form(instr) | if packed { packed_form(instr) } else { 0 };
     assert!(has_acc_form(instr, form), "no accumulator form {form} for {instr:?}");
     // Every tag is below `NUM_TAGS` (`Instr::Sentinel` is declared last).
     if track {
@@ -406,6 +498,21 @@ macro_rules! handlers {
                 // operands are slots. Arguments are token trees so that a field's
                 // name reaches `rd!`/`wr!` (an expression would hide it).
                 macro_rules! rd {
+                    // Halves of a packed field (`PACKED_ACC`).
+                    ($d f:ident & 0xffff) => {
+                        if const { F & packed_bit(stringify!($d f), false) != 0 } {
+                            $acc
+                        } else {
+                            unsafe { *$fp.add(($d f & 0xffff) as usize) }
+                        }
+                    };
+                    ($d f:ident >> 16) => {
+                        if const { F & packed_bit(stringify!($d f), true) != 0 } {
+                            $acc
+                        } else {
+                            unsafe { *$fp.add(($d f >> 16) as usize) }
+                        }
+                    };
                     ($d s:ident) => {
                         if const { F & acc_bit(stringify!($d s)) & (ACC_A | ACC_B) != 0 } {
                             $acc
@@ -485,7 +592,7 @@ macro_rules! handlers {
                 }
                 // A load from `(b + i) mod 2^32 + offset`, `bi` packing the slots of b and i.
                 macro_rules! load_idx {
-                    ($d dst:tt, $d bi:expr, $d offset:expr, $d n:literal, |$d b:ident| $d conv:expr) => {{
+                    ($d dst:tt, $d bi:ident, $d offset:expr, $d n:literal, |$d b:ident| $d conv:expr) => {{
                         let ea = u32_!($d bi & 0xffff).wrapping_add(u32_!($d bi >> 16)) as usize + $d offset as usize;
                         if ea + $d n > $mem_len {
                             trap!(TrapKind::MemoryOutOfBounds);
@@ -937,15 +1044,15 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         wr!(dst, (rd!(lhs) & 0x7fff_ffff) | (rd!(rhs) & 0x8000_0000))
     },
     [1, 2, 3, 4, 5] F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
-    [1] F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
-    [1] F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
-    F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
-    F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
-    F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
-    F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
-    F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
-    F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
-    [1] F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
+    [1, 2, 3, 4, 5] F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
+    [1, 2, 3, 4, 5] F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
+    [2] F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
+    [2] F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
+    [2] F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
+    [2] F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
+    [2] F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
+    [2] F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
+    [1, 2, 3, 4, 5] F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
     [1, 2, 3, 4, 5] F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
     [1, 2, 3, 4, 5] F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
     [1, 2, 3, 4, 5] F64Div { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) / f64_!(rhs)),
@@ -987,17 +1094,17 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
 
     // ---- immediate forms and fused compare-and-branch (see code::for_each_imm) ----
     [1, 2, 3] I32AddImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_add(imm as u32)),
-    [1] I32RotlXor { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).rotate_left(k) ^ u32_!(ab >> 16)),
-    [1] I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
-    [1] I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
-    [1] I64XorRotl { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff) ^ rd!(ab >> 16)).rotate_left(k)),
-    [1] I32AddI32LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i32_!(xy & 0xffff) < i32_!(xy >> 16)) as u32)),
-    [1] I32AddI32LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((u32_!(xy & 0xffff) < u32_!(xy >> 16)) as u32)),
-    [1] I32AddI64LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i64_!(xy & 0xffff) < i64_!(xy >> 16)) as u32)),
-    [1] I32AddI64LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((rd!(xy & 0xffff) < rd!(xy >> 16)) as u32)),
-    [1] I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
-    F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
-    [1] I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
+    [1, 2, 3, 4, 5] I32RotlXor { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).rotate_left(k) ^ u32_!(ab >> 16)),
+    [1, 2, 3, 4, 5] I64RotlXor { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff)).rotate_left(k) ^ rd!(ab >> 16)),
+    [1, 2, 3, 4, 5] I32XorRotl { dst, ab, k } => w32!(dst, (u32_!(ab & 0xffff) ^ u32_!(ab >> 16)).rotate_left(k)),
+    [1, 2, 3, 4, 5] I64XorRotl { dst, ab, k } => w64!(dst, (rd!(ab & 0xffff) ^ rd!(ab >> 16)).rotate_left(k)),
+    [1, 2, 3, 4, 5] I32AddI32LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i32_!(xy & 0xffff) < i32_!(xy >> 16)) as u32)),
+    [1, 2, 3, 4, 5] I32AddI32LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((u32_!(xy & 0xffff) < u32_!(xy >> 16)) as u32)),
+    [1, 2, 3, 4, 5] I32AddI64LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i64_!(xy & 0xffff) < i64_!(xy >> 16)) as u32)),
+    [1, 2, 3, 4, 5] I32AddI64LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((rd!(xy & 0xffff) < rd!(xy >> 16)) as u32)),
+    [1, 2, 3, 4, 5] I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
+    [2] F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
+    [1, 2, 3, 4, 5] I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
     I32AddImm2 { first, second, imms } => {
         w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
         w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
@@ -1358,9 +1465,9 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     },
     I32MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 4),
     I64MemCopyWord { addrs, src_offset, dst_offset } => copy_word!(addrs, src_offset, dst_offset, 8),
-    [1] I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
-    [1] I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
-    [1] I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
+    [1, 2, 3, 4, 5] I32LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 4, |b| u32::from_le_bytes(b) as u64),
+    [1, 2, 3, 4, 5] I64LoadIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 8, |b| u64::from_le_bytes(b)),
+    [1, 2, 3, 4, 5] I32Load8UIdx { dst, bi, offset } => load_idx!(dst, bi, offset, 1, |b| b[0] as u64),
     [1, 2, 3] I32Load16S { dst, addr, offset } => load!(dst, addr, offset, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64),
     [1, 2, 3] I32Load16U { dst, addr, offset } => load!(dst, addr, offset, 2, |b| u16::from_le_bytes(b) as u64),
     [1, 2, 3] I64Load8S { dst, addr, offset } => load!(dst, addr, offset, 1, |b| b[0] as i8 as i64 as u64),

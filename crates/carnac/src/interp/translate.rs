@@ -488,7 +488,9 @@ impl Translator {
             return Err(err(0, "function frame too large"));
         }
         self.merge_pairs();
-        self.check_acc();
+        // No slot is `PACKED_ACC` in a frame smaller than that.
+        let packed = frame_size < threaded::PACKED_ACC;
+        self.check_acc(packed);
         if self.code.len() > i32::MAX as usize / std::mem::size_of::<Cell>() {
             return Err(err(0, "function too large for the interpreter"));
         }
@@ -496,7 +498,7 @@ impl Translator {
         self.code[0] = Instr::ZeroLocals { start, count };
         Ok(CompiledFunc {
             entry: (count == 0) as u32,
-            code: self.code.iter().enumerate().map(|(i, &instr)| self.cell(i, instr)).collect(),
+            code: self.code.iter().enumerate().map(|(i, &instr)| self.cell(i, instr, packed)).collect(),
             frame_size,
         })
     }
@@ -505,11 +507,11 @@ impl Translator {
     /// branch target (an index into the code until now) as the distance in bytes
     /// from the branch, so that a taken branch is one add to `ip` and no handler
     /// needs the code's start (the length check in `translate` keeps it an `i32`).
-    fn cell(&self, i: usize, mut instr: Instr) -> Cell {
+    fn cell(&self, i: usize, mut instr: Instr, packed: bool) -> Cell {
         if let Some(target) = instr.branch_target_mut() {
             *target = ((*target as i64 - i as i64) * std::mem::size_of::<Cell>() as i64) as i32 as u32;
         }
-        Cell { handler: super::threaded::handler_for(&instr, self.track), instr }
+        Cell { handler: super::threaded::handler_for(&instr, self.track, packed), instr }
     }
 
     /// Once the body is translated: merges pairs of adjacent instructions that
@@ -702,7 +704,7 @@ impl Translator {
                 let dst = self.push_temp();
                 let instr = Instr::with_imm(&base, dst, lhs, imm).expect("checked above");
                 if let Some(fused) = producer.and_then(|p| fuse_producer_into_imm(p, instr)) {
-                    *self.code.last_mut().expect("the producer") = fused;
+                    self.replace_last(fused);
                 } else if !self.merge_add_imm(instr) {
                     self.emit(instr);
                 }
@@ -780,7 +782,7 @@ impl Translator {
         self.stack.truncate(n - 2);
         let pushed = self.push_temp();
         debug_assert_eq!(pushed, dst);
-        *self.code.last_mut().expect("the producer") = instr;
+        self.replace_last(instr);
         true
     }
 
@@ -1095,6 +1097,24 @@ impl Translator {
     /// still separate or change a marked pair: `check_acc` then undoes it.
     fn link_acc(&mut self) {
         self.apply_pending_acc();
+        self.link_last();
+    }
+
+    /// Replaces the last instruction (a fusion that took the operator after it
+    /// in) and considers the new one for the accumulator as if just emitted.
+    fn replace_last(&mut self, instr: Instr) {
+        let last = self.code.len() - 1;
+        if self.pending_acc.is_some_and(|(at, ..)| at + 1 == last) {
+            // The pair ends at the replaced instruction: found again below.
+            self.pending_acc = None;
+        }
+        self.apply_pending_acc();
+        self.code[last] = instr;
+        self.link_last();
+    }
+
+    /// `link_acc` for the last two instructions.
+    fn link_last(&mut self) {
         let n = self.code.len();
         if n < 2 || n - 1 <= self.label {
             return;
@@ -1106,11 +1126,12 @@ impl Translator {
         }
         let consumer = &mut self.code[n - 1];
         let bit = threaded::operands_reading(consumer, d);
-        if bit != threaded::ACC_A && bit != threaded::ACC_B {
-            return;
-        }
-        let form = threaded::acc_form(consumer) | bit;
-        if !threaded::has_acc_form(consumer, form) {
+        // `bit` 0: read in a half of a packed field; only the producer is marked
+        // now, the half by `check_acc` (`PACKED_ACC`).
+        let form_bit = if bit == 0 { threaded::packed_reads(consumer, d) } else { bit };
+        if form_bit != threaded::ACC_A && form_bit != threaded::ACC_B
+            || !threaded::has_acc_form(consumer, threaded::acc_form(consumer) | form_bit)
+        {
             return;
         }
         let own = consumer.result_slot_mut().map(|r| *r);
@@ -1142,7 +1163,9 @@ impl Translator {
             Some(&[p, c]) if p == pair[0] && operands(c) == operands(pair[1]) => {}
             _ => return,
         }
-        threaded::mark_acc(&mut self.code[at + 1], bit, d);
+        if bit != 0 {
+            threaded::mark_acc(&mut self.code[at + 1], bit, d);
+        }
         *self.code[at].result_slot_mut().expect("checked by link_acc") = threaded::ACC | d;
     }
 
@@ -1150,8 +1173,10 @@ impl Translator {
     /// after it, with no branch landing between, in forms both have handlers for;
     /// any other mark of a slot (left by a rewrite that moved, merged or copied
     /// an instruction) clears every mark of that slot, which then goes through
-    /// the frame as before.
-    fn check_acc(&mut self) {
+    /// the frame as before. Then marks the packed halves (`threaded::PACKED_ACC`,
+    /// if `packed`) that read a marked producer's result: a consumer that has
+    /// no operand marked and reads the slot once, in such a half.
+    fn check_acc(&mut self, packed: bool) {
         if self.code.iter().all(|instr| threaded::acc_form(instr) == 0) {
             return;
         }
@@ -1177,6 +1202,7 @@ impl Translator {
             (dst, ops, n_ops)
         };
         let mut bad: Vec<Slot> = Vec::new();
+        let mut halves: Vec<(usize, u8, Slot)> = Vec::new();
         for i in 0..n {
             let instr = &self.code[i];
             let form = threaded::acc_form(instr);
@@ -1189,7 +1215,16 @@ impl Translator {
                 let ok = form_ok && i + 1 < n && !is_target[i + 1] && {
                     let next = &self.code[i + 1];
                     let (_, next_ops, next_n) = marks(next);
-                    next_n == 1 && next_ops[0] == d && threaded::has_acc_form(next, threaded::acc_form(next))
+                    if next_n == 1 {
+                        next_ops[0] == d && threaded::has_acc_form(next, threaded::acc_form(next))
+                    } else {
+                        let half = if next_n == 0 && packed { threaded::packed_reads(next, d) } else { 0 };
+                        let fits = half != 0 && threaded::has_acc_form(next, threaded::acc_form(next) | half);
+                        if fits {
+                            halves.push((i + 1, half, d));
+                        }
+                        fits
+                    }
                 };
                 if !ok {
                     bad.push(d);
@@ -1202,14 +1237,18 @@ impl Translator {
                 }
             }
         }
-        if bad.is_empty() {
-            return;
-        }
         bad.sort_unstable();
         bad.dedup();
-        for instr in &mut self.code {
-            for &d in &bad {
-                threaded::clear_acc(instr, d);
+        if !bad.is_empty() {
+            for instr in &mut self.code {
+                for &d in &bad {
+                    threaded::clear_acc(instr, d);
+                }
+            }
+        }
+        for (at, half, d) in halves {
+            if bad.binary_search(&d).is_err() {
+                threaded::mark_packed(&mut self.code[at], half);
             }
         }
     }
@@ -1810,7 +1849,7 @@ impl Translator {
         let pushed = self.push_temp();
         debug_assert_eq!(pushed, dst);
         if let Some(y) = converted {
-            *self.code.last_mut().expect("the conversion") = Instr::F64KDivU32 { ds: dst | y << 16, k };
+            self.replace_last(Instr::F64KDivU32 { ds: dst | y << 16, k });
             return true;
         }
         let ds = dst | src << 16;
@@ -2586,16 +2625,16 @@ mod tests {
         let mut t = super::Translator::new(&crate::engine::Config::default());
         let kept = [Instr::I32Mul { dst: ACC | 5, lhs: 0, rhs: 1 }, Instr::I32Sub { dst: 6, lhs: ACC | 5, rhs: 2 }];
         t.code = vec![Instr::ZeroLocals { start: 0, count: 0 }, kept[0], kept[1], Instr::Return];
-        t.check_acc();
+        t.check_acc(true);
         assert_eq!(&t.code[1..3], &kept[..]);
         // Separated by a copy: both become slot 5 again.
         t.code = vec![kept[0], Instr::Copy { dst: 7, src: 0 }, kept[1], Instr::Return];
-        t.check_acc();
+        t.check_acc(true);
         assert_eq!(t.code[0], Instr::I32Mul { dst: 5, lhs: 0, rhs: 1 });
         assert_eq!(t.code[2], Instr::I32Sub { dst: 6, lhs: 5, rhs: 2 });
         // A branch lands on the consumer.
         t.code = vec![kept[0], kept[1], Instr::Br { target: 1 }, Instr::Return];
-        t.check_acc();
+        t.check_acc(true);
         assert_eq!(t.code[1], Instr::I32Sub { dst: 6, lhs: 5, rhs: 2 });
         assert_eq!(t.code[0], Instr::I32Mul { dst: 5, lhs: 0, rhs: 1 });
     }
