@@ -2617,6 +2617,56 @@ mod tests {
         assert_eq!(looped.call(&mut store, 4).unwrap(), 0);
     }
 
+    /// A fused consumer reads the accumulator in a half of its packed operand
+    /// field; results as before.
+    #[test]
+    fn a_fused_consumer_reads_the_accumulator_in_a_packed_half() {
+        let wat = r#"(module
+            (func (export "kdiv") (param i32 i32) (result f64)
+                (f64.div (f64.const 1) (f64.convert_i32_u (i32.mul (local.get 0) (local.get 1)))))
+            (func (export "rotxor") (param i32 i32 i32) (result i32)
+                (i32.xor (i32.rotl (i32.mul (local.get 0) (local.get 1)) (i32.const 5)) (local.get 2))))"#;
+        for index in [0, 1] {
+            let c = code_of(wat, index);
+            let (p, f) = (&c[0], &c[1]);
+            assert!(acc_of(p).0.is_some(), "{c:?}");
+            assert_ne!(threaded::packed_form(f), 0, "{c:?}");
+        }
+        let (mut store, instance) = instantiate(wat);
+        let kdiv = instance.get_typed_func::<(i32, i32), f64>(&store, "kdiv").unwrap();
+        assert_eq!(kdiv.call(&mut store, (4, 2)).unwrap(), 0.125);
+        // The product wraps, then converts as unsigned.
+        assert_eq!(kdiv.call(&mut store, (-1, 1)).unwrap(), 1.0 / 4294967295.0);
+        let rotxor = instance.get_typed_func::<(i32, i32, i32), i32>(&store, "rotxor").unwrap();
+        let want = |a: i32, b: i32, c: i32| (a.wrapping_mul(b) as u32).rotate_left(5) as i32 ^ c;
+        for (a, b, c) in [(3, 5, 7), (-1, 0x1234_5678, 0x0f0f), (i32::MIN, 3, -1)] {
+            assert_eq!(rotxor.call(&mut store, (a, b, c)).unwrap(), want(a, b, c));
+        }
+    }
+
+    /// Packed halves are marked only where no slot can be `0xffff`; elsewhere
+    /// the producer's mark is undone too.
+    #[test]
+    fn packed_halves_are_marked_only_in_small_frames() {
+        use threaded::ACC;
+        let mut t = super::Translator::new(&crate::engine::Config::default());
+        let pair = [Instr::I32Mul { dst: ACC | 6, lhs: 0, rhs: 1 }, Instr::I32AddShrU { dst: 7, ab: 2 | 6 << 16, k: 1 }];
+        t.code = vec![pair[0], pair[1], Instr::Return];
+        t.check_acc(true);
+        assert_eq!(t.code[1], Instr::I32AddShrU { dst: 7, ab: 2 | threaded::PACKED_ACC << 16, k: 1 });
+        assert_eq!(t.code[0], pair[0]);
+        t.code = vec![pair[0], pair[1], Instr::Return];
+        t.check_acc(false);
+        assert_eq!(t.code[1], pair[1]);
+        assert_eq!(t.code[0], Instr::I32Mul { dst: 6, lhs: 0, rhs: 1 });
+        // Read twice (both halves): no mark.
+        let twice = Instr::I32AddShrU { dst: 7, ab: 6 | 6 << 16, k: 1 };
+        t.code = vec![pair[0], twice, Instr::Return];
+        t.check_acc(true);
+        assert_eq!(t.code[1], twice);
+        assert_eq!(t.code[0], Instr::I32Mul { dst: 6, lhs: 0, rhs: 1 });
+    }
+
     /// `check_acc` keeps a producer and its consumer, and unmarks a slot whose
     /// marks do not pair up (consumer not right after, or a branch target).
     #[test]
