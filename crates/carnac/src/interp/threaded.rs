@@ -271,6 +271,14 @@ fn packed_operands(instr: &mut Instr) -> Option<(&mut u32, u8, u8, Option<u32>)>
     })
 }
 
+/// Sets the result half of a packed `ds` field to 0 (for comparing two
+/// instructions but for where their result goes).
+pub(super) fn clear_packed_result(instr: &mut Instr) {
+    if let Some((field, 0, ACC_A, _)) = packed_operands(instr) {
+        *field &= !0xffff;
+    }
+}
+
 /// The form bits of the packed halves marked [`PACKED_ACC`].
 pub(super) fn packed_form(instr: &Instr) -> u8 {
     let mut instr = *instr;

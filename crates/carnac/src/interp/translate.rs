@@ -1157,6 +1157,7 @@ impl Translator {
             if let Some(r) = instr.result_slot_mut() {
                 *r = 0;
             }
+            threaded::clear_packed_result(&mut instr);
             instr
         };
         match self.code.get(at..at + 2) {
