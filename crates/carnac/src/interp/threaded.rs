@@ -227,6 +227,7 @@ const fn packed_bit(name: &str, high: bool) -> u8 {
     match (n, high) {
         (b"ab" | b"xy" | b"bi", false) => ACC_A,
         (b"ab" | b"xy" | b"bi", true) => ACC_B,
+        (b"ds", false) => ACC_DST,
         (b"ds", true) => ACC_A,
         _ => 0,
     }
@@ -279,13 +280,31 @@ pub(super) fn clear_packed_result(instr: &mut Instr) {
     }
 }
 
+/// The result slot of an instruction that writes it in the low half of a
+/// packed `ds` field.
+pub(super) fn packed_result(instr: &Instr) -> Option<u32> {
+    let mut instr = *instr;
+    match packed_operands(&mut instr) {
+        Some((field, 0, ACC_A, _)) => Some(*field & 0xffff),
+        _ => None,
+    }
+}
+
+/// Marks the packed result half as written to the accumulator.
+pub(super) fn mark_packed_result(instr: &mut Instr) {
+    if let Some((field, 0, ACC_A, _)) = packed_operands(instr) {
+        *field = (*field & !0xffff) | PACKED_ACC;
+    }
+}
+
 /// The form bits of the packed halves marked [`PACKED_ACC`].
 pub(super) fn packed_form(instr: &Instr) -> u8 {
     let mut instr = *instr;
     let Some((field, lo, hi, _)) = packed_operands(&mut instr) else { return 0 };
     let mut form = 0;
     if *field & 0xffff == PACKED_ACC {
-        form |= lo;
+        // The low half of `ds` is the result.
+        form |= if lo == 0 { ACC_DST } else { lo };
     }
     if *field >> 16 == PACKED_ACC {
         form |= hi;
@@ -508,14 +527,14 @@ macro_rules! handlers {
                 macro_rules! rd {
                     // Halves of a packed field (`PACKED_ACC`).
                     ($d f:ident & 0xffff) => {
-                        if const { F & packed_bit(stringify!($d f), false) != 0 } {
+                        if const { F & packed_bit(stringify!($d f), false) & (ACC_A | ACC_B) != 0 } {
                             $acc
                         } else {
                             unsafe { *$fp.add(($d f & 0xffff) as usize) }
                         }
                     };
                     ($d f:ident >> 16) => {
-                        if const { F & packed_bit(stringify!($d f), true) != 0 } {
+                        if const { F & packed_bit(stringify!($d f), true) & (ACC_A | ACC_B) != 0 } {
                             $acc
                         } else {
                             unsafe { *$fp.add(($d f >> 16) as usize) }
@@ -536,6 +555,14 @@ macro_rules! handlers {
                     }};
                 }
                 macro_rules! wr {
+                    ($d f:ident & 0xffff, $d v:expr) => {{
+                        let v: u64 = $d v;
+                        if const { F & packed_bit(stringify!($d f), false) & ACC_DST != 0 } {
+                            $acc = v;
+                        } else {
+                            unsafe { *$fp.add(($d f & 0xffff) as usize) = v }
+                        }
+                    }};
                     ($d s:ident, $d v:expr) => {{
                         let v: u64 = $d v;
                         if const { F & acc_bit(stringify!($d s)) & ACC_DST != 0 } {
@@ -557,22 +584,27 @@ macro_rules! handlers {
                 macro_rules! f32_ { ($d($d s:tt)+) => { f32::from_bits(rd!($d($d s)+) as u32) }; }
                 macro_rules! f64_ { ($d($d s:tt)+) => { f64::from_bits(rd!($d($d s)+)) }; }
                 macro_rules! w32 {
+                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, ($d v) as u32 as u64) };
                     ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) };
                     ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) };
                 }
                 macro_rules! w64 {
+                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, ($d v) as u64) };
                     ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u64) };
                     ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) };
                 }
                 macro_rules! wf32 {
+                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, f32::to_bits($d v) as u64) };
                     ($d d:ident, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) };
                     ($d d:expr, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) };
                 }
                 macro_rules! wf64 {
+                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, f64::to_bits($d v)) };
                     ($d d:ident, $d v:expr) => { wr!($d d, f64::to_bits($d v)) };
                     ($d d:expr, $d v:expr) => { wr!($d d, f64::to_bits($d v)) };
                 }
                 macro_rules! wbool {
+                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, ($d v) as u64) };
                     ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u64) };
                     ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) };
                 }
@@ -1054,12 +1086,12 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     [1, 2, 3, 4, 5] F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
     [1, 2, 3, 4, 5] F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
     [1, 2, 3, 4, 5] F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
-    [2] F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
-    [2] F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
-    [2] F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
-    [2] F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
-    [2] F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
-    [2] F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
+    [1, 2, 3] F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
+    [1, 2, 3] F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
+    [1, 2, 3] F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
+    [1, 2, 3] F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
+    [1, 2, 3] F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
+    [1, 2, 3] F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
     [1, 2, 3, 4, 5] F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
     [1, 2, 3, 4, 5] F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
     [1, 2, 3, 4, 5] F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
@@ -1111,7 +1143,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     [1, 2, 3, 4, 5] I32AddI64LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i64_!(xy & 0xffff) < i64_!(xy >> 16)) as u32)),
     [1, 2, 3, 4, 5] I32AddI64LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((rd!(xy & 0xffff) < rd!(xy >> 16)) as u32)),
     [1, 2, 3, 4, 5] I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
-    [2] F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
+    [1, 2, 3] F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
     [1, 2, 3, 4, 5] I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
     I32AddImm2 { first, second, imms } => {
         w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));

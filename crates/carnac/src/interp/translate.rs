@@ -115,7 +115,11 @@ pub(crate) struct Translator {
     /// A producer and consumer to link through the accumulator (`link_acc`):
     /// the producer's index, both instructions as found, the slot, the
     /// consumer's operand bit.
-    pending_acc: Option<(usize, [Instr; 2], Slot, u8)>,
+    pending_acc: Option<(usize, [Instr; 2], Slot, u8, bool)>,
+    /// Producer-consumer pairs linked through the accumulator whose result and
+    /// operand are both halves of packed fields (nothing to mark until
+    /// `check_acc`): the producer's index, both instructions, the slot.
+    packed_pairs: Vec<(usize, [Instr; 2], Slot)>,
     /// A SIMD instruction needed a slot its packed form cannot hold.
     frame_too_large: bool,
 }
@@ -399,6 +403,7 @@ impl Translator {
             dead: false,
             label: 0,
             pending_acc: None,
+            packed_pairs: Vec::new(),
             fuel_at: None,
             frame_too_large: false,
         }
@@ -449,6 +454,7 @@ impl Translator {
         self.dead = false;
         self.label = 0;
         self.pending_acc = None;
+        self.packed_pairs.clear();
         self.fuel_at = None;
         self.frame_too_large = false;
         // Filled in at the end, once `assignment` has seen the whole body.
@@ -559,6 +565,12 @@ impl Translator {
                 *t = map[*t as usize];
             }
         }
+        self.packed_pairs.retain_mut(|(at, pair, _)| {
+            let i = map[*at] as usize;
+            let kept = map[*at + 1] as usize == i + 1 && out.get(i..i + 2) == Some(&pair[..]);
+            *at = i;
+            kept
+        });
         self.code = out;
     }
 
@@ -1120,7 +1132,14 @@ impl Translator {
             return;
         }
         let mut producer = self.code[n - 2];
-        let Some(&mut d) = producer.result_slot_mut() else { return };
+        // The result in a named field, or in the low half of a packed `ds`.
+        let (d, packed_result) = match producer.result_slot_mut() {
+            Some(&mut d) => (d, false),
+            None => match threaded::packed_result(&producer) {
+                Some(d) => (d, true),
+                None => return,
+            },
+        };
         if d < self.locals || d & threaded::ACC != 0 || !threaded::has_acc_form(&producer, threaded::ACC_DST) {
             return;
         }
@@ -1134,20 +1153,20 @@ impl Translator {
         {
             return;
         }
-        let own = consumer.result_slot_mut().map(|r| *r);
+        let own = consumer.result_slot_mut().map(|r| *r).or(threaded::packed_result(consumer));
         let live = self.stack.iter().any(|e| {
             e.op == Operand::Temp && (e.slot == d || e.wide && e.slot + 1 == d) && own != Some(e.slot)
         });
         if live {
             return;
         }
-        self.pending_acc = Some((n - 2, [self.code[n - 2], self.code[n - 1]], d, bit));
+        self.pending_acc = Some((n - 2, [self.code[n - 2], self.code[n - 1]], d, bit, packed_result));
     }
 
     /// Marks the pair `link_acc` found, if both instructions are still there as
     /// they were.
     fn apply_pending_acc(&mut self) {
-        let Some((at, pair, d, bit)) = self.pending_acc.take() else { return };
+        let Some((at, pair, d, bit, packed_result)) = self.pending_acc.take() else { return };
         // The consumer's branch target may have been patched in the meantime (a
         // forward branch), and its result retargeted (`local.set`, a return).
         let operands = |mut instr: Instr| {
@@ -1164,10 +1183,18 @@ impl Translator {
             Some(&[p, c]) if p == pair[0] && operands(c) == operands(pair[1]) => {}
             _ => return,
         }
-        if bit != 0 {
-            threaded::mark_acc(&mut self.code[at + 1], bit, d);
+        // Only named fields can hold `ACC | slot`; a packed half is marked by
+        // `check_acc`, from the named mark of the other side of the pair, or
+        // (both sides packed) from `packed_pairs`.
+        match (packed_result, bit != 0) {
+            (false, true) => {
+                threaded::mark_acc(&mut self.code[at + 1], bit, d);
+                *self.code[at].result_slot_mut().expect("checked by link_acc") = threaded::ACC | d;
+            }
+            (false, false) => *self.code[at].result_slot_mut().expect("checked by link_acc") = threaded::ACC | d,
+            (true, true) => threaded::mark_acc(&mut self.code[at + 1], bit, d),
+            (true, false) => self.packed_pairs.push((at, [self.code[at], self.code[at + 1]], d)),
         }
-        *self.code[at].result_slot_mut().expect("checked by link_acc") = threaded::ACC | d;
     }
 
     /// Keeps only accumulator marks that pair a producer with the consumer right
@@ -1178,7 +1205,7 @@ impl Translator {
     /// if `packed`) that read a marked producer's result: a consumer that has
     /// no operand marked and reads the slot once, in such a half.
     fn check_acc(&mut self, packed: bool) {
-        if self.code.iter().all(|instr| threaded::acc_form(instr) == 0) {
+        if self.packed_pairs.is_empty() && self.code.iter().all(|instr| threaded::acc_form(instr) == 0) {
             return;
         }
         let n = self.code.len();
@@ -1204,6 +1231,8 @@ impl Translator {
         };
         let mut bad: Vec<Slot> = Vec::new();
         let mut halves: Vec<(usize, u8, Slot)> = Vec::new();
+        // Producers whose packed result half is to be marked, with the slot.
+        let mut results: Vec<(usize, Slot)> = Vec::new();
         for i in 0..n {
             let instr = &self.code[i];
             let form = threaded::acc_form(instr);
@@ -1232,10 +1261,41 @@ impl Translator {
                 }
             }
             for &d in &ops[..n_ops.min(2)] {
-                let ok = form_ok && i > 0 && !is_target[i] && marks(&self.code[i - 1]).0 == Some(d);
+                let ok = form_ok && i > 0 && !is_target[i] && {
+                    let prev = &self.code[i - 1];
+                    match marks(prev).0 {
+                        Some(p) => p == d,
+                        // A result in a packed half (named producers always carry the mark).
+                        None => {
+                            let fits = packed
+                                && threaded::packed_result(prev) == Some(d)
+                                && threaded::has_acc_form(prev, threaded::ACC_DST | threaded::ACC_A);
+                            if fits {
+                                results.push((i - 1, d));
+                            }
+                            fits
+                        }
+                    }
+                };
                 if !ok {
                     bad.push(d);
                 }
+            }
+        }
+        // Pairs packed on both sides: still adjacent and unchanged since linked.
+        for &(at, pair, d) in &self.packed_pairs {
+            if !packed || at + 1 >= n || is_target[at + 1] || self.code[at..at + 2] != pair[..] {
+                continue;
+            }
+            let consumer = &self.code[at + 1];
+            let half = threaded::packed_reads(consumer, d);
+            if threaded::packed_result(&self.code[at]) == Some(d)
+                && half != 0
+                && marks(consumer).2 == 0
+                && threaded::has_acc_form(consumer, threaded::acc_form(consumer) | half)
+            {
+                results.push((at, d));
+                halves.push((at + 1, half, d));
             }
         }
         bad.sort_unstable();
@@ -1250,6 +1310,11 @@ impl Translator {
         for (at, half, d) in halves {
             if bad.binary_search(&d).is_err() {
                 threaded::mark_packed(&mut self.code[at], half);
+            }
+        }
+        for (at, d) in results {
+            if bad.binary_search(&d).is_err() {
+                threaded::mark_packed_result(&mut self.code[at]);
             }
         }
     }
@@ -2643,6 +2708,30 @@ mod tests {
         for (a, b, c) in [(3, 5, 7), (-1, 0x1234_5678, 0x0f0f), (i32::MIN, 3, -1)] {
             assert_eq!(rotxor.call(&mut store, (a, b, c)).unwrap(), want(a, b, c));
         }
+    }
+
+    /// An instruction that writes its result in a packed half passes it in the
+    /// accumulator too: to a named operand, or to another packed half (the
+    /// spectral-norm chain `1 / f64(u32 x)` then multiply-add).
+    #[test]
+    fn a_packed_result_goes_through_the_accumulator() {
+        let wat = r#"(module
+            (func (export "named") (param i32 f64) (result f64)
+                (f64.sub (f64.div (f64.const 3) (f64.convert_i32_u (local.get 0))) (local.get 1)))
+            (func (export "packed") (param i32 f64 f64) (result f64)
+                (f64.add (local.get 2) (f64.mul (local.get 1) (f64.div (f64.const 1) (f64.convert_i32_u (local.get 0)))))))"#;
+        for index in [0, 1] {
+            let c = code_of(wat, index);
+            let k = c.iter().find(|i| matches!(i, Instr::F64KDivU32 { .. })).expect("k / f64(u32 x)");
+            assert_eq!(threaded::packed_form(k) & threaded::ACC_DST, threaded::ACC_DST, "{c:?}");
+        }
+        let (mut store, instance) = instantiate(wat);
+        let named = instance.get_typed_func::<(i32, f64), f64>(&store, "named").unwrap();
+        assert_eq!(named.call(&mut store, (4, 0.25)).unwrap(), 0.5);
+        assert_eq!(named.call(&mut store, (-1, 0.0)).unwrap(), 3.0 / 4294967295.0);
+        let packed = instance.get_typed_func::<(i32, f64, f64), f64>(&store, "packed").unwrap();
+        assert_eq!(packed.call(&mut store, (4, 2.0, 1.0)).unwrap(), 1.5);
+        assert!(packed.call(&mut store, (0, 2.0, 1.0)).unwrap().is_infinite());
     }
 
     /// Packed halves are marked only where no slot can be `0xffff`; elsewhere
