@@ -1154,9 +1154,19 @@ impl Translator {
             return;
         }
         let own = consumer.result_slot_mut().map(|r| *r).or(threaded::packed_result(consumer));
-        let live = self.stack.iter().any(|e| {
+        // Entries' own slots increase along the stack: only the entry covering
+        // `d`, if any, can hold it (a search, not a scan: the stack may be deep).
+        let at = self.stack.partition_point(|e| e.slot + u32::from(e.wide) < d);
+        let live = self.stack.get(at).is_some_and(|e| {
             e.op == Operand::Temp && (e.slot == d || e.wide && e.slot + 1 == d) && own != Some(e.slot)
         });
+        debug_assert_eq!(
+            live,
+            self.stack.iter().any(|e| e.op == Operand::Temp
+                && (e.slot == d || e.wide && e.slot + 1 == d)
+                && own != Some(e.slot)),
+            "stack slots increase along the stack"
+        );
         if live {
             return;
         }
@@ -1301,9 +1311,20 @@ impl Translator {
         bad.sort_unstable();
         bad.dedup();
         if !bad.is_empty() {
+            // One pass whatever the number of bad slots (hostile code may have many).
             for instr in &mut self.code {
-                for &d in &bad {
-                    threaded::clear_acc(instr, d);
+                let mut marked = [u32::MAX; 3];
+                let mut k = 0;
+                threaded::acc_marks(instr, |_, slot| {
+                    if k < marked.len() {
+                        marked[k] = slot;
+                        k += 1;
+                    }
+                });
+                for &d in &marked[..k] {
+                    if bad.binary_search(&d).is_ok() {
+                        threaded::clear_acc(instr, d);
+                    }
                 }
             }
         }
