@@ -32,7 +32,10 @@ def pairs(path):
         return names.get(m.group(1), m.group(1))
 
     def short(s):
-        return re.sub(r"carnac::interp::threaded::|'\d+|<.*?>", "", s)
+        # A build with `-C symbol-mangling-version=v0` names each handler's
+        # accumulator form (`I32Add::<false, 3>`): kept as `I32Add[3]`.
+        s = re.sub(r"::<(?:false|true), (\d)>", r"[\1]", s)
+        return re.sub(r"carnac::interp::threaded::|'\d+|(?:::)?<.*?>", "", s)
 
     counts = collections.Counter()
     fn = cfn = None
