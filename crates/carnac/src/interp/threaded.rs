@@ -523,7 +523,8 @@ macro_rules! handlers {
                 // accumulator instead of a slot when this handler's form `F` says so
                 // (decided at compile time: `acc_bit` of the field's name); other
                 // operands are slots. Arguments are token trees so that a field's
-                // name reaches `rd!`/`wr!` (an expression would hide it).
+                // name reaches `rd!`/`wr!` (an expression would hide it); a result in a
+                // packed half is written `(ds & 0xffff)`, one token tree.
                 macro_rules! rd {
                     // Halves of a packed field (`PACKED_ACC`).
                     ($d f:ident & 0xffff) => {
@@ -555,7 +556,8 @@ macro_rules! handlers {
                     }};
                 }
                 macro_rules! wr {
-                    ($d f:ident & 0xffff, $d v:expr) => {{
+                    // The result half of a packed field, written in parentheses.
+                    (($d f:ident & 0xffff), $d v:expr) => {{
                         let v: u64 = $d v;
                         if const { F & packed_bit(stringify!($d f), false) & ACC_DST != 0 } {
                             $acc = v;
@@ -583,31 +585,11 @@ macro_rules! handlers {
                 macro_rules! i64_ { ($d($d s:tt)+) => { rd!($d($d s)+) as i64 }; }
                 macro_rules! f32_ { ($d($d s:tt)+) => { f32::from_bits(rd!($d($d s)+) as u32) }; }
                 macro_rules! f64_ { ($d($d s:tt)+) => { f64::from_bits(rd!($d($d s)+)) }; }
-                macro_rules! w32 {
-                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, ($d v) as u32 as u64) };
-                    ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) };
-                    ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) };
-                }
-                macro_rules! w64 {
-                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, ($d v) as u64) };
-                    ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u64) };
-                    ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) };
-                }
-                macro_rules! wf32 {
-                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, f32::to_bits($d v) as u64) };
-                    ($d d:ident, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) };
-                    ($d d:expr, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) };
-                }
-                macro_rules! wf64 {
-                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, f64::to_bits($d v)) };
-                    ($d d:ident, $d v:expr) => { wr!($d d, f64::to_bits($d v)) };
-                    ($d d:expr, $d v:expr) => { wr!($d d, f64::to_bits($d v)) };
-                }
-                macro_rules! wbool {
-                    ($d f:ident & 0xffff, $d v:expr) => { wr!($d f & 0xffff, ($d v) as u64) };
-                    ($d d:ident, $d v:expr) => { wr!($d d, ($d v) as u64) };
-                    ($d d:expr, $d v:expr) => { wr!($d d, ($d v) as u64) };
-                }
+                macro_rules! w32 { ($d d:tt, $d v:expr) => { wr!($d d, ($d v) as u32 as u64) }; }
+                macro_rules! w64 { ($d d:tt, $d v:expr) => { wr!($d d, ($d v) as u64) }; }
+                macro_rules! wf32 { ($d d:tt, $d v:expr) => { wr!($d d, f32::to_bits($d v) as u64) }; }
+                macro_rules! wf64 { ($d d:tt, $d v:expr) => { wr!($d d, f64::to_bits($d v)) }; }
+                macro_rules! wbool { ($d d:tt, $d v:expr) => { wr!($d d, ($d v) as u64) }; }
                 // A taken branch dispatches right here, so that it has an indirect jump
                 // of its own (predicted apart from the fall-through one) instead of
                 // selecting the next address with a conditional move.
@@ -797,13 +779,13 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         }
     },
     BrI32AddGeU { ab, dr, target } => {
-        w32!(dr & 0xffff, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16)));
+        w32!((dr & 0xffff), u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16)));
         if u32_!(dr & 0xffff) >= u32_!(dr >> 16) {
             jump!(target);
         }
     },
     BrI32AddLtU { ab, dr, target } => {
-        w32!(dr & 0xffff, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16)));
+        w32!((dr & 0xffff), u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16)));
         if u32_!(dr & 0xffff) < u32_!(dr >> 16) {
             jump!(target);
         }
@@ -920,7 +902,7 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
         let v = u32_!(ds >> 16).wrapping_add(k as u32);
         g.value = v as u128;
-        w32!(ds & 0xffff, v)
+        w32!((ds & 0xffff), v)
     },
     GlobalGet2 { dst, global } => {
         let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
@@ -1086,12 +1068,12 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     [1, 2, 3, 4, 5] F64Add { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) + f64_!(rhs)),
     [1, 2, 3, 4, 5] F64MulAdd { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) + f64_!(c)),
     [1, 2, 3, 4, 5] F64MulSub { dst, ab, c } => wf64!(dst, f64_!(ab & 0xffff) * f64_!(ab >> 16) - f64_!(c)),
-    [1, 2, 3] F64AddK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) + f64::from_bits(k)),
-    [1, 2, 3] F64SubK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) - f64::from_bits(k)),
-    [1, 2, 3] F64KSub { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) - f64_!(ds >> 16)),
-    [1, 2, 3] F64MulK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) * f64::from_bits(k)),
-    [1, 2, 3] F64DivK { ds, k } => wf64!(ds & 0xffff, f64_!(ds >> 16) / f64::from_bits(k)),
-    [1, 2, 3] F64KDiv { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / f64_!(ds >> 16)),
+    [1, 2, 3] F64AddK { ds, k } => wf64!((ds & 0xffff), f64_!(ds >> 16) + f64::from_bits(k)),
+    [1, 2, 3] F64SubK { ds, k } => wf64!((ds & 0xffff), f64_!(ds >> 16) - f64::from_bits(k)),
+    [1, 2, 3] F64KSub { ds, k } => wf64!((ds & 0xffff), f64::from_bits(k) - f64_!(ds >> 16)),
+    [1, 2, 3] F64MulK { ds, k } => wf64!((ds & 0xffff), f64_!(ds >> 16) * f64::from_bits(k)),
+    [1, 2, 3] F64DivK { ds, k } => wf64!((ds & 0xffff), f64_!(ds >> 16) / f64::from_bits(k)),
+    [1, 2, 3] F64KDiv { ds, k } => wf64!((ds & 0xffff), f64::from_bits(k) / f64_!(ds >> 16)),
     [1, 2, 3, 4, 5] F64SubMul { dst, ab, c } => wf64!(dst, f64_!(c) - f64_!(ab & 0xffff) * f64_!(ab >> 16)),
     [1, 2, 3, 4, 5] F64Sub { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) - f64_!(rhs)),
     [1, 2, 3, 4, 5] F64Mul { dst, lhs, rhs } => wf64!(dst, f64_!(lhs) * f64_!(rhs)),
@@ -1143,11 +1125,11 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     [1, 2, 3, 4, 5] I32AddI64LtS { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((i64_!(xy & 0xffff) < i64_!(xy >> 16)) as u32)),
     [1, 2, 3, 4, 5] I32AddI64LtU { dst, a, xy } => w32!(dst, u32_!(a).wrapping_add((rd!(xy & 0xffff) < rd!(xy >> 16)) as u32)),
     [1, 2, 3, 4, 5] I32AddShrU { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) >> k)),
-    [1, 2, 3] F64KDivU32 { ds, k } => wf64!(ds & 0xffff, f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
+    [1, 2, 3] F64KDivU32 { ds, k } => wf64!((ds & 0xffff), f64::from_bits(k) / (u32_!(ds >> 16) as f64)),
     [1, 2, 3, 4, 5] I32AddShl { dst, ab, k } => w32!(dst, u32_!(ab & 0xffff).wrapping_add(u32_!(ab >> 16) << k)),
     I32AddImm2 { first, second, imms } => {
-        w32!(first & 0xffff, u32_!(first >> 16).wrapping_add(imms as i16 as u32));
-        w32!(second & 0xffff, u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
+        w32!((first & 0xffff), u32_!(first >> 16).wrapping_add(imms as i16 as u32));
+        w32!((second & 0xffff), u32_!(second >> 16).wrapping_add((imms >> 16) as i16 as u32));
     },
     [1, 2, 3] I32SubImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_sub(imm as u32)),
     [1, 2, 3] I32MulImm { dst, lhs, imm } => w32!(dst, u32_!(lhs).wrapping_mul(imm as u32)),

@@ -161,6 +161,17 @@ fn word_access(op: &Operator<'_>, store: bool) -> Option<(bool, wasmparser::MemA
     }
 }
 
+/// Which indices of `code` (and the one past its end) a branch targets.
+fn branch_targets(code: &mut [Instr]) -> Vec<bool> {
+    let mut is_target = vec![false; code.len() + 1];
+    for instr in code {
+        if let Some(&mut t) = instr.branch_target_mut() {
+            is_target[t as usize] = true;
+        }
+    }
+    is_target
+}
+
 /// `a` then `b` as one instruction, if there is one for the pair.
 fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
     let pack = |lo: Slot, hi: u32| (lo <= 0xffff && hi <= 0xffff).then_some(lo | hi << 16);
@@ -532,12 +543,7 @@ impl Translator {
         if !self.code.windows(2).any(|w| merge_pair(&w[0], &w[1]).is_some()) {
             return;
         }
-        let mut is_target = vec![false; n + 1];
-        for instr in &mut self.code {
-            if let Some(&mut t) = instr.branch_target_mut() {
-                is_target[t as usize] = true;
-            }
-        }
+        let is_target = branch_targets(&mut self.code);
         let mut map = Vec::with_capacity(n + 1);
         let mut out = Vec::with_capacity(n);
         let mut i = 0;
@@ -1219,12 +1225,7 @@ impl Translator {
             return;
         }
         let n = self.code.len();
-        let mut is_target = vec![false; n + 1];
-        for instr in &mut self.code {
-            if let Some(t) = instr.branch_target_mut() {
-                is_target[(*t as usize).min(n)] = true;
-            }
-        }
+        let is_target = branch_targets(&mut self.code);
         // The marked result slot, and the marked operand slots (with their count:
         // a form reads at most one).
         let marks = |instr: &Instr| {
