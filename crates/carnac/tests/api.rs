@@ -63,6 +63,64 @@ fn host_function_error_becomes_trap_with_backtrace() {
 }
 
 #[test]
+fn backtraces_name_every_frame_of_calls_made_inside_the_interpreter() {
+    // Calls between functions of one instance push frames that record only
+    // where to return; the backtrace names each frame from that address.
+    let (mut store, instance) = instantiate(
+        r#"(module $m
+            (func $leaf (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+            (func $mid (param i32) (result i32) (call $leaf (local.get 0)))
+            (func $rec (export "run") (param i32) (result i32)
+                (if (result i32) (local.get 0)
+                    (then (i32.add (i32.const 1) (call $rec (i32.sub (local.get 0) (i32.const 1)))))
+                    (else (call $mid (i32.const 0))))))"#,
+    );
+    let run = instance.get_typed_func::<i32, i32>(&store, "run").unwrap();
+    let err = run.call(&mut store, 3).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
+    let frames: Vec<_> = trap.backtrace().iter().map(|f| (f.func_index, f.func_name.clone().unwrap())).collect();
+    let expected = [(0, "leaf"), (1, "mid"), (2, "rec"), (2, "rec"), (2, "rec"), (2, "rec")];
+    assert_eq!(frames, expected.map(|(i, n)| (i, n.to_string())));
+    // Deep recursion: one frame per call, every one named.
+    let err = run.call(&mut store, 5000).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.backtrace().len(), 5003);
+    assert!(trap.backtrace()[2..].iter().all(|f| f.func_index == 2));
+}
+
+#[test]
+fn returns_through_frames_left_by_host_calls_deep_in_a_recursion() {
+    // A host call ends the interpreter's run, so the frames its calls pushed are
+    // completed; the returns after it go back through those frames.
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "env" "get" (func $get (param i32) (result i32)))
+            (func $f (export "f") (param i32) (result i32)
+                (if (result i32) (local.get 0)
+                    (then (i32.add (call $get (local.get 0))
+                                   (call $f (i32.sub (local.get 0) (i32.const 1)))))
+                    (else (call $get (i32.const 1000))))))"#,
+    )
+    .unwrap();
+    let mut linker: Linker<u32> = Linker::new(&engine);
+    linker
+        .func_wrap("env", "get", |mut caller: Caller<'_, u32>, x: i32| -> i32 {
+            *caller.data_mut() += 1;
+            x * 2
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, 0u32);
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
+    // 2 * (1 + 2 + ... + 200) + 2000
+    assert_eq!(f.call(&mut store, 200).unwrap(), 200 * 201 + 2000);
+    assert_eq!(*store.data(), 201);
+}
+
+#[test]
 fn traps_have_kinds() {
     let (mut store, instance) = instantiate(
         r#"(module

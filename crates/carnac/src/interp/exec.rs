@@ -39,12 +39,15 @@ use crate::runtime::memory::{mark_written_range, MemoryMut};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
 
-/// A suspended caller frame.
+/// A suspended caller frame. Which function it is follows from `ip` (see
+/// [`ModuleInner::func_index_at`]): calls do not spend a store on it. A call made
+/// by a handler writes only `ip` and `base`; `exec` writes `module` and
+/// `instance` once the run ends (they are the run's own: see `CallCx::filled_top`).
 #[repr(C)]
 pub(crate) struct Frame {
     pub(super) module: *const ModuleInner,
     pub(super) instance: u32,
-    pub(super) func_index: u32,
+    /// The caller's next instruction.
     pub(super) ip: *const Cell,
     pub(super) base: usize,
 }
@@ -62,19 +65,47 @@ fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const usize) {
     }
 }
 
-fn backtrace(frames: &[Frame], module: *const ModuleInner, func_index: u32) -> Vec<FrameInfo> {
-    let info = |module: *const ModuleInner, func_index: u32| {
+/// The backtrace of a trap in the current function (`module`, `next`: the
+/// instruction after the one that trapped) under `frames`.
+fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) -> Vec<FrameInfo> {
+    // Recursion puts the same function in many frames in a row: the last one
+    // found is checked first, so a deep backtrace costs one compare per frame.
+    let mut last: Option<(*const ModuleInner, std::ops::Range<usize>, u32)> = None;
+    let mut info = |module: *const ModuleInner, next: *const Cell| {
         // SAFETY: module pointers in frames come from live `Arc<ModuleInner>`s held by the store.
         let m = unsafe { &*module };
+        let at = (next as usize).wrapping_sub(std::mem::size_of::<Cell>());
+        let func_index = match &last {
+            Some((lm, range, index)) if *lm == module && range.contains(&at) => *index,
+            _ => {
+                let (range, index) = m.func_index_at(at).unwrap_or((0..0, u32::MAX));
+                debug_assert_ne!(index, u32::MAX, "no function holds a frame's instruction");
+                last = Some((module, range, index));
+                index
+            }
+        };
         FrameInfo {
             module_name: m.info.name.clone(),
             func_index,
             func_name: m.info.func_name(func_index).map(str::to_string),
         }
     };
-    let mut bt = vec![info(module, func_index)];
-    bt.extend(frames.iter().rev().map(|f| info(f.module, f.func_index)));
+    let mut bt = vec![info(module, next)];
+    bt.extend(frames.iter().rev().map(|f| info(f.module, f.ip)));
     bt
+}
+
+/// The backtrace of a trap on entering defined function `def_index` of `module`,
+/// the first function of the call (no code to point into).
+fn entry_backtrace(module: *const ModuleInner, def_index: u32) -> Vec<FrameInfo> {
+    // SAFETY: `module` is the called function's, alive for the call.
+    let m = unsafe { &*module };
+    let func_index = m.info.num_imported_funcs + def_index;
+    vec![FrameInfo {
+        module_name: m.info.name.clone(),
+        func_index,
+        func_name: m.info.func_name(func_index).map(str::to_string),
+    }]
 }
 
 /// Makes sure `stack` has at least `needed` slots, within `max` slots. The check
@@ -116,12 +147,11 @@ pub(crate) fn run<T, const TRACK: bool>(
     let mut instance = instance;
     let mut module = module;
     // SAFETY: see the module docs (code pointers).
-    let mut func_index = unsafe { (*module).info.num_imported_funcs } + def_index;
     let func: &CompiledFunc = match unsafe { (*module).func_code(def_index) } {
         Ok(f) => f,
         Err(kind) => {
             let mut t = Trap::new(kind);
-            t.set_backtrace(backtrace(&[], module, func_index));
+            t.set_backtrace(entry_backtrace(module, def_index));
             return Err(t);
         }
     };
@@ -136,7 +166,7 @@ pub(crate) fn run<T, const TRACK: bool>(
     macro_rules! trap {
         ($kind:expr) => {{
             let mut t = Trap::new($kind);
-            t.set_backtrace(backtrace(&frames, module, func_index));
+            t.set_backtrace(backtrace(&frames, module, ip));
             return Err(t);
         }};
     }
@@ -193,7 +223,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
                         if !t.has_backtrace() {
-                            t.set_backtrace(backtrace(&frames, module, func_index));
+                            t.set_backtrace(backtrace(&frames, module, ip));
                         }
                         return Err(t);
                     }
@@ -213,10 +243,9 @@ pub(crate) fn run<T, const TRACK: bool>(
             let callee: &CompiledFunc = tri!(unsafe { (*callee_module).func_code($def) });
             let new_base: usize = $new_base;
             tri!(ensure_stack(stack, new_base + callee.frame_size as usize, max_slots));
-            frames.push(Frame { module, instance, func_index, ip, base });
+            frames.push(Frame { module, instance, ip, base });
             module = callee_module;
             instance = $instance;
-            func_index = unsafe { (*callee_module).info.num_imported_funcs } + $def;
             base = new_base;
             fp = unsafe { stack.as_mut_ptr().add(base) };
             // SAFETY: as for the first function's entry.
@@ -232,7 +261,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let same_instance = f.instance == instance;
                     module = f.module;
                     instance = f.instance;
-                    func_index = f.func_index;
                     ip = f.ip;
                     base = f.base;
                     fp = unsafe { stack.as_mut_ptr().add(base) };
@@ -265,15 +293,18 @@ pub(crate) fn run<T, const TRACK: bool>(
             }
             None => (ptr::null(), 0),
         };
+        // SAFETY: within (or one past) the list's allocation.
+        let frames_top = unsafe { frames.as_mut_ptr().add(frames.len()) };
         let mut cx = CallCx {
             frames_bottom: frames.as_ptr(),
-            // SAFETY: within (or one past) the list's allocation.
-            frames_top: unsafe { frames.as_mut_ptr().add(frames.len()) },
+            frames_top,
+            filled_top: frames_top,
             frames_end: unsafe { frames.as_ptr().add(max_depth.min(frames.capacity())) },
             stack_end: unsafe { stack.as_ptr().add(stack.len()) },
             base,
             module,
-            func_index,
+            // SAFETY: `module` is the current module, alive for the whole call.
+            ready: unsafe { (*module).ready_list() },
             instance,
             fp,
             acc: 0,
@@ -285,16 +316,34 @@ pub(crate) fn run<T, const TRACK: bool>(
             fuel: &mut store.inner.fuel,
             interrupt: &*store.inner.interrupt,
             trap: TrapKind::Unreachable,
+            trap_at: ptr::null(),
         };
         let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, 0, &mut cx) };
+        // The frames that calls in the run pushed and that are still there hold
+        // only their `ip` and `base`; they are the run's instance's.
+        let mut f = cx.filled_top;
+        while f < cx.frames_top {
+            // SAFETY: between `filled_top` and `frames_top`, inside the list's
+            // capacity: frames the run's calls wrote (`ip` and `base` only).
+            unsafe {
+                ptr::addr_of_mut!((*f).module).write(cx.module);
+                ptr::addr_of_mut!((*f).instance).write(cx.instance);
+                f = f.add(1);
+            }
+        }
         // SAFETY: calls and returns in the run kept `frames_top` within the list's
-        // capacity, every frame below it written.
+        // capacity, every frame below it written (in full, just above).
         unsafe { frames.set_len(cx.frames_top.offset_from(frames.as_ptr()) as usize) };
         // Calls and returns inside the run moved to another frame (of the same instance).
-        (fp, base, module, func_index) = (cx.fp, cx.base, cx.module, cx.func_index);
+        (fp, base, module) = (cx.fp, cx.base, cx.module);
         match outcome {
             Outcome::Exit(at) => ip = at,
-            Outcome::Trap(kind) => trap!(kind),
+            Outcome::Trap(kind) => {
+                // The instruction after the one that trapped, as for traps here.
+                // SAFETY: a trapping instruction is never a function's last (`Return`).
+                ip = unsafe { cx.trap_at.add(1) };
+                trap!(kind)
+            }
         }
         // SAFETY: ip stays within the current function's code (see the module docs):
         // every function ends in `Return`, and branches target valid indices.

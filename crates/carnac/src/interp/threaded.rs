@@ -53,9 +53,9 @@
 //! the `CallCx` pointers staying valid and unaliased for the run.
 
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use super::code::{Cell, Instr};
+use super::code::{Cell, CompiledFunc, Instr};
 use super::exec::Frame;
 use super::ops;
 use crate::module::ModuleInner;
@@ -77,8 +77,8 @@ pub(crate) type Handler = unsafe fn(
 /// What handlers need beyond their arguments, set up by `exec` for each run:
 /// for calls and returns, `exec`'s frame list (as raw bounds, so that a call is
 /// a check and a write) and the end of its value stack, and the current frame's
-/// state (updated by calls and returns: when a run ends, `frames_top`, `base`,
-/// `func_index` and `fp` are the current frame's); the globals,
+/// state (updated by calls and returns: when a run ends, `frames_top`, `base`
+/// and `fp` are the current frame's); the globals,
 /// fuel and interrupt flag of the store. Nothing else uses what these point to
 /// during the run.
 #[repr(C)]
@@ -87,6 +87,11 @@ pub(crate) struct CallCx {
     /// which `exec` sets back once the run ends).
     pub frames_bottom: *const Frame,
     pub frames_top: *mut Frame,
+    /// Frames below this one are complete; from it up to `frames_top` are the
+    /// ones this run's calls pushed, which hold only `ip` and `base` (the module
+    /// and instance are the run's: `exec` writes them in once the run ends). A
+    /// call writes two words instead of five (and needs no callee-saved register).
+    pub filled_top: *mut Frame,
     /// Calls within a run stop (and go to `exec`) at this frame: the call depth
     /// limit, or the frame list's capacity if lower.
     pub frames_end: *const Frame,
@@ -94,9 +99,10 @@ pub(crate) struct CallCx {
     pub stack_end: *const u64,
     pub base: usize,
     pub module: *const ModuleInner,
-    /// In `Frame`'s order (both `repr(C)`), so a call saves them with one move.
+    /// The module's ready code by defined function (`ModuleInner::ready_list`):
+    /// a call reads its callee's code here, one load shorter than through `module`.
+    pub ready: *const AtomicPtr<CompiledFunc>,
     pub instance: u32,
-    pub func_index: u32,
     pub fp: *mut u64,
     /// The accumulator between two handlers, kept here only by the unoptimised
     /// builds' driver loop (optimised builds pass it in a register).
@@ -113,8 +119,10 @@ pub(crate) struct CallCx {
     /// The store's remaining fuel and its interrupt flag.
     pub fuel: *mut u64,
     pub interrupt: *const AtomicBool,
-    /// Set by a handler that traps, before it ends the run.
+    /// Set by a handler that traps, before it ends the run, with the trapping
+    /// instruction (which tells the function, for the backtrace).
     pub trap: TrapKind,
+    pub trap_at: *const Cell,
 }
 
 /// The accumulator: a value passed from one handler to the next in a register
@@ -494,7 +502,10 @@ macro_rules! handlers {
                     ($d kind:expr) => {
                         {
                             // SAFETY: `cx` is valid for the whole run.
-                            unsafe { (*$cx).trap = $d kind };
+                            unsafe {
+                                (*$cx).trap = $d kind;
+                                (*$cx).trap_at = branch_from;
+                            }
                             return TRAP;
                         }
                     };
@@ -1547,7 +1558,7 @@ unsafe fn CallInternal<const TRACK: bool>(
     // translator emits it with a defined function of the current module.
     unsafe {
         let Instr::CallInternal { def_index, base: b } = (*ip).instr else { std::hint::unreachable_unchecked() };
-        enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b)
+        enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b, None)
     }
 }
 
@@ -1567,8 +1578,7 @@ unsafe fn CallInternalCopy<const TRACK: bool>(
         let Instr::CallInternalCopy { def_index, base: b, copy } = (*ip).instr else {
             std::hint::unreachable_unchecked()
         };
-        *fp.add((copy & 0xffff) as usize) = *fp.add((copy >> 16) as usize);
-        enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b)
+        enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b, Some(copy))
     }
 }
 
@@ -1612,7 +1622,7 @@ unsafe fn CallIndirect<const TRACK: bool>(
             FuncKind::Wasm { instance, def_index }
                 if instance == c.instance && f.type_id == *info.type_ids.get_unchecked(type_index as usize) =>
             {
-                enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b)
+                enter::<TRACK>(ip, fp, mem_base, mem_len, acc, cx, def_index, b, None)
             }
             _ => exit(ip, fp, mem_base, mem_len, acc, cx),
         }
@@ -1621,7 +1631,9 @@ unsafe fn CallIndirect<const TRACK: bool>(
 
 /// Enters defined function `def_index` of the current module, its arguments at
 /// slot `b` of the current frame; `ip` is the calling instruction, run by `exec`
-/// instead when the call cannot be made here.
+/// instead when the call cannot be made here. `copy`: an argument copy to make
+/// first (two packed slots, `CallInternalCopy`), made only once the call is
+/// certain to be made here (late, when a register is free for it).
 ///
 /// # Safety
 /// As a handler's; `def_index` is a defined function of the current module.
@@ -1636,43 +1648,47 @@ unsafe fn enter<const TRACK: bool>(
     cx: *mut CallCx,
     def_index: u32,
     b: u32,
+    copy: Option<u32>,
 ) -> usize {
     // SAFETY: `cx` and its pointers are valid for the whole run (the contract of
     // `run`), and nothing else uses what they point to meanwhile. The callee's
     // frame is checked to fit in the stack before it is entered.
     unsafe {
         let c = &mut *cx;
-        let module = c.module;
-        let top = c.frames_top;
-        // `exec` takes the call when the frame list must grow (so that nothing here
-        // calls out, which would make this handler save registers on every call),
-        // when the callee is not translated yet, and when its frame does not fit in
-        // the stack.
-        // A defined function of the current module (the caller's contract).
-        let callee = (*module).ready_code_unchecked(def_index);
-        if callee.is_null() || top as *const Frame >= c.frames_end {
+        // `exec` takes the call when the callee is not translated yet, when its
+        // frame does not fit in the stack and when the frame list must grow (so
+        // that nothing here calls out, which would make this handler save
+        // registers on every call). The order of the checks keeps at most three
+        // values live, so that the fast path saves no register either.
+        // A defined function of the current module (the caller's contract), so
+        // inside the module's ready list.
+        let callee = (*c.ready.add(def_index as usize)).load(Ordering::Acquire);
+        if callee.is_null() {
             return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         // A non-null ready pointer points at the callee's code, owned by the module.
         let callee = &*callee;
         // The arguments start at slot `b` of the current frame, inside the stack.
-        let new_fp = fp.add(b as usize);
-        if new_fp as usize + callee.frame_size as usize * 8 > c.stack_end as usize {
+        if fp as usize + (b as usize + callee.frame_size as usize) * 8 > c.stack_end as usize {
+            return exit(ip, fp, mem_base, mem_len, acc, cx);
+        }
+        let top = c.frames_top;
+        if top as *const Frame >= c.frames_end {
             return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
         // Locals that need zeroing are zeroed by the callee's first instruction
         // (`ZeroLocals`, skipped by `entry` when there are none).
         // Below `frames_end`, inside the list's capacity (checked above).
-        top.write(Frame {
-            module,
-            instance: c.instance,
-            func_index: c.func_index,
-            ip: ip.add(1),
-            base: c.base,
-        });
+        // Only the return point: `module` and `instance` are the run's, written
+        // in by `exec` when the run ends (`filled_top`).
+        ptr::addr_of_mut!((*top).ip).write(ip.add(1));
+        ptr::addr_of_mut!((*top).base).write(c.base);
         c.frames_top = top.add(1);
-        c.func_index = (*module).info.num_imported_funcs + def_index;
         c.base += b as usize;
+        if let Some(copy) = copy {
+            *fp.add((copy & 0xffff) as usize) = *fp.add((copy >> 16) as usize);
+        }
+        let new_fp = fp.add(b as usize);
         let callee_start = callee.code.as_ptr();
         next::<TRACK>(callee_start.add(callee.entry as usize), new_fp, mem_base, mem_len, acc, cx)
     }
@@ -1697,17 +1713,22 @@ unsafe fn return_within<const TRACK: bool>(
     unsafe {
         let c = &mut *cx;
         let top = c.frames_top;
-        if top as *const Frame == c.frames_bottom || (*top.sub(1)).instance != c.instance {
-            return exit(ip, fp, mem_base, mem_len, acc, cx);
+        if top == c.filled_top {
+            // The caller's frame is a complete one, from before the run.
+            if top as *const Frame == c.frames_bottom || (*top.sub(1)).instance != c.instance {
+                return exit(ip, fp, mem_base, mem_len, acc, cx);
+            }
+            // The same instance, so the same module: `c.module` stays.
+            debug_assert_eq!((*top.sub(1)).module, c.module);
+            c.filled_top = top.sub(1);
         }
-        let f = &*top.sub(1);
-        // The same instance, so the same module: `c.module` stays.
-        debug_assert_eq!(f.module, c.module);
+        // Either pushed by a call in this run (its `ip` and `base` written), or a
+        // complete frame of this instance.
+        let (f_ip, f_base) = ((*top.sub(1)).ip, (*top.sub(1)).base);
         c.frames_top = top.sub(1);
-        c.func_index = f.func_index;
-        let caller_fp = fp.sub(c.base - f.base);
-        c.base = f.base;
-        next::<TRACK>(f.ip, caller_fp, mem_base, mem_len, acc, cx)
+        let caller_fp = fp.sub(c.base - f_base);
+        c.base = f_base;
+        next::<TRACK>(f_ip, caller_fp, mem_base, mem_len, acc, cx)
     }
 }
 

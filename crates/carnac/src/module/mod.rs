@@ -153,19 +153,24 @@ impl ModuleInner {
         self.func_code_slow(def_index)
     }
 
-    /// The code of a defined function if it is already translated (and valid),
-    /// else null. The pointer is valid for as long as `self` is. Unchecked: the
-    /// interpreter's call handler uses it, whose register budget the bounds
-    /// check's panic path would spend.
-    ///
-    /// # Safety
-    /// `def_index` is below the number of defined functions, as in every
-    /// `CallInternal` the translator emits (validation checked the callee index).
-    #[inline(always)]
-    pub(crate) unsafe fn ready_code_unchecked(&self, def_index: u32) -> *const CompiledFunc {
-        debug_assert!((def_index as usize) < self.ready.len());
-        // SAFETY: in bounds, the caller's contract.
-        unsafe { self.ready.get_unchecked(def_index as usize) }.load(Ordering::Acquire)
+    /// The defined function whose translated code holds the instruction at
+    /// address `at`, as a function index (imports first), with its code's
+    /// address range: how a backtrace names the functions of its frames
+    /// (frames keep only their instruction pointer). A linear search, made
+    /// only when a trap builds its backtrace.
+    pub(crate) fn func_index_at(&self, at: usize) -> Option<(std::ops::Range<usize>, u32)> {
+        self.code.iter().enumerate().find_map(|(i, f)| {
+            let Some(Ok(c)) = f.compiled.get() else { return None };
+            let start = c.code.as_ptr() as usize;
+            let range = start..start + std::mem::size_of_val(&*c.code);
+            range.contains(&at).then(|| (range, self.info.num_imported_funcs + i as u32))
+        })
+    }
+
+    /// The ready list itself (one entry per defined function), for the
+    /// interpreter's calls, which index it with a validated callee index.
+    pub(crate) fn ready_list(&self) -> *const AtomicPtr<CompiledFunc> {
+        self.ready.as_ptr()
     }
 
     #[cold]
