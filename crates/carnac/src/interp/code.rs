@@ -292,6 +292,9 @@ macro_rules! define_instrs_with_imm {
             I32StoreImm { addr: Slot, value: i32, offset: u32 },
             I64StoreImm { addr: Slot, value: i32, offset: u32 },
             I32Store8Imm { addr: Slot, value: i32, offset: u32 },
+            /// `I32Store8Imm` then `addr += step` (`at_step` packs the slots of
+            /// addr and step): a fill loop's store and its pointer's advance.
+            I32Store8ImmStep { at_step: u32, value: i32, offset: u32 },
             /// Stores to a constant address (address + offset, folded at translation):
             /// compiled code's statics. 4 bytes (i32, f32), 8 (i64, f64), 1.
             I32StoreAt { value: Slot, ea: u32 },

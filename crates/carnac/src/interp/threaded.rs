@@ -1423,6 +1423,18 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
             }
         }
     },
+    I32Store8ImmStep { at_step, value, offset } => {
+        let at = at_step & 0xffff;
+        let ea = effective!(at, offset, 1);
+        // SAFETY: as in `I32Store8Imm`.
+        unsafe {
+            *mem_base.add(ea) = value as u8;
+            if TRACK {
+                *chunk_map.add(ea >> CHUNK_SHIFT) = 1;
+            }
+        }
+        w32!(at, u32_!(at).wrapping_add(u32_!(at_step >> 16)));
+    },
     I32StoreAt { value, ea } => store_at!(value, ea, 4, |v| (v as u32).to_le_bytes()),
     I64StoreAt { value, ea } => store_at!(value, ea, 8, |v| v.to_le_bytes()),
     I32Store8At { value, ea } => store_at!(value, ea, 1, |v| [v as u8]),

@@ -204,6 +204,15 @@ fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
             _ => None,
         };
     }
+    // A fill loop's byte store and the pointer's advance (`*p = k; p += step`).
+    if let (Instr::I32Store8Imm { addr, value, offset }, Instr::I32Add { dst, lhs, rhs }) = (*a, *b) {
+        let step = match () {
+            _ if dst == addr && lhs == addr => rhs,
+            _ if dst == addr && rhs == addr => lhs,
+            _ => return None,
+        };
+        return Some(Instr::I32Store8ImmStep { at_step: pack(addr, step)?, value, offset });
+    }
     if let (Instr::Copy { dst, src }, Instr::CallInternal { def_index, base }) = (*a, *b) {
         return Some(Instr::CallInternalCopy { def_index, base, copy: pack(dst, src)? });
     }
@@ -2903,6 +2912,32 @@ mod tests {
         assert_eq!(call("kdiv", 4.0), 0.25);
         assert_eq!(call("kdiv", -0.0), f64::NEG_INFINITY);
         assert_eq!(call("ksub", 0.25).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn a_byte_fill_loop_stores_and_advances_in_one_instruction() {
+        // A sieve's inner loop: `*p = 7; p += step; j += step` while j < end.
+        let wat = r#"(module (memory 1) (func (export "fill") (param $p i32) (param $end i32) (param $step i32) (local $j i32)
+            (local.set $j (local.get $p))
+            (loop $l
+                (i32.store8 (local.get $p) (i32.const 7))
+                (local.set $p (i32.add (local.get $step) (local.get $p)))
+                (local.set $j (i32.add (local.get $j) (local.get $step)))
+                (br_if $l (i32.lt_u (local.get $j) (local.get $end)))))
+            (func (export "get") (param i32) (result i32) (i32.load8_u (local.get 0))))"#;
+        let c = code(wat);
+        assert!(c.contains(&Instr::I32Store8ImmStep { at_step: 0x2_0000, value: 7, offset: 0 }), "{c:?}");
+        let (mut store, instance) = instantiate(wat);
+        let fill = instance.get_typed_func::<(i32, i32, i32), ()>(&store, "fill").unwrap();
+        let get = instance.get_typed_func::<i32, i32>(&store, "get").unwrap();
+        fill.call(&mut store, (10, 40, 3)).unwrap();
+        let bytes: Vec<i32> = (9..42).map(|a| get.call(&mut store, a).unwrap()).collect();
+        let expected: Vec<i32> = (9..42).map(|a| if a >= 10 && a < 40 && (a - 10) % 3 == 0 { 7 } else { 0 }).collect();
+        assert_eq!(bytes, expected);
+        // A store out of bounds traps before the pointer moves: nothing else written.
+        let err = fill.call(&mut store, (65535, 65540, 1)).unwrap_err();
+        assert_eq!(err.as_trap().map(|t| t.kind()), Some(crate::TrapKind::MemoryOutOfBounds));
+        assert_eq!(get.call(&mut store, 65535).unwrap(), 7);
     }
 
     #[test]
