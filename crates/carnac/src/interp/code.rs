@@ -186,6 +186,16 @@ macro_rules! define_instrs_with_imm {
             BrI32AddImmGeU { ds: u32, ki: u32, target: u32 },
             BrI32AddImmLtS { ds: u32, ki: u32, target: u32 },
             BrI32AddImmGeS { ds: u32, ki: u32, target: u32 },
+            /// A count-down loop's step and test: `x = (x + imm) mod 2^32`, then
+            /// jumps to `target` when `x != 0`; `BrI32AddImmEqz` when `x == 0`.
+            /// (One slot for the variable, not a dst and a src: unpacking two
+            /// costs the handler registers it would have to save.)
+            BrI32AddImmNez { x: Slot, imm: i32, target: u32 },
+            BrI32AddImmEqz { x: Slot, imm: i32, target: u32 },
+            /// As `BrI32AddImmNez`, against a constant n: `xk` packs x (low 16
+            /// bits) and the step k (high, an `i16`); jumps when `x != n` (`== n`).
+            BrI32AddImmNeImm { xk: u32, n: i32, target: u32 },
+            BrI32AddImmEqImm { xk: u32, n: i32, target: u32 },
             /// `dst = rotl(a, k) ^ b`: a rotate by a constant feeding an xor (hash
             /// and digest rounds). `ab` packs a and b (low and high 16 bits); a
             /// `rotr` by k is a `rotl` by the width minus k.
@@ -379,6 +389,10 @@ macro_rules! define_instrs_with_imm {
                     Instr::BrI32AddImmGeU { ds, ki, .. } => Instr::BrI32AddImmLtU { ds, ki, target },
                     Instr::BrI32AddImmLtS { ds, ki, .. } => Instr::BrI32AddImmGeS { ds, ki, target },
                     Instr::BrI32AddImmGeS { ds, ki, .. } => Instr::BrI32AddImmLtS { ds, ki, target },
+                    Instr::BrI32AddImmNez { x, imm, .. } => Instr::BrI32AddImmEqz { x, imm, target },
+                    Instr::BrI32AddImmEqz { x, imm, .. } => Instr::BrI32AddImmNez { x, imm, target },
+                    Instr::BrI32AddImmNeImm { xk, n, .. } => Instr::BrI32AddImmEqImm { xk, n, target },
+                    Instr::BrI32AddImmEqImm { xk, n, .. } => Instr::BrI32AddImmNeImm { xk, n, target },
                     $(
                         Instr::$cbr { lhs, rhs, .. } => return Instr::$cneg { dst: 0, lhs, rhs }.to_branch(false, target),
                         Instr::$cbrimm { lhs, imm, .. } => {
@@ -409,7 +423,11 @@ macro_rules! define_instrs_with_imm {
                     | Instr::BrI32AddImmLtU { target, .. }
                     | Instr::BrI32AddImmGeU { target, .. }
                     | Instr::BrI32AddImmLtS { target, .. }
-                    | Instr::BrI32AddImmGeS { target, .. } => Some(target),
+                    | Instr::BrI32AddImmGeS { target, .. }
+                    | Instr::BrI32AddImmNez { target, .. }
+                    | Instr::BrI32AddImmEqz { target, .. }
+                    | Instr::BrI32AddImmNeImm { target, .. }
+                    | Instr::BrI32AddImmEqImm { target, .. } => Some(target),
                     $( Instr::$cbr { target, .. } | Instr::$cbrimm { target, .. } => Some(target), )*
                     _ => None,
                 }

@@ -803,6 +803,26 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
             jump!(target);
         }
     },
+    BrI32AddImmNez { x, imm, target } => {
+        if unsafe { count_step(fp, x, imm) } != 0 {
+            jump!(target);
+        }
+    },
+    BrI32AddImmEqz { x, imm, target } => {
+        if unsafe { count_step(fp, x, imm) } == 0 {
+            jump!(target);
+        }
+    },
+    BrI32AddImmNeImm { xk, n, target } => {
+        if unsafe { count_step(fp, xk & 0xffff, (xk as i32) >> 16) } != n as u32 {
+            jump!(target);
+        }
+    },
+    BrI32AddImmEqImm { xk, n, target } => {
+        if unsafe { count_step(fp, xk & 0xffff, (xk as i32) >> 16) } == n as u32 {
+            jump!(target);
+        }
+    },
     BrI32AddImmNe { ds, ki, target } => {
         let (x, n) = unsafe { loop_step(fp, ds, ki) };
         if x != n {
@@ -1553,6 +1573,21 @@ unsafe fn loop_step(fp: *mut u64, ds: u32, ki: u32) -> (u32, u32) {
         let x = (*fp.add((ds >> 16) as usize) as u32).wrapping_add((ki >> 16) as i16 as u32);
         *fp.add((ds & 0xffff) as usize) = x as u64;
         (x, *fp.add((ki & 0xffff) as usize) as u32)
+    }
+}
+
+/// The step of the `BrI32AddImm{Nez,Eqz,NeImm,EqImm}` branches: `x = (x + k)
+/// mod 2^32`; returns x's new value.
+///
+/// # Safety
+/// `x` is a slot of the frame at `fp`.
+#[inline(always)]
+unsafe fn count_step(fp: *mut u64, x: u32, k: i32) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = (*fp.add(x as usize) as u32).wrapping_add(k as u32);
+        *fp.add(x as usize) = v as u64;
+        v
     }
 }
 

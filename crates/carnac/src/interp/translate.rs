@@ -191,6 +191,9 @@ fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
     };
     // A loop step and the test after it (as `fuse_step_into_branch` does when
     // emitting; here for the tests `rotate_loops` moved to the bottom).
+    if let Some(fused) = fuse_step_constant_test(a, b) {
+        return Some(fused);
+    }
     if let Instr::I32AddImm { dst, lhs: src, imm } = *a {
         let step = |rhs: Slot| {
             let fits = [dst, src, rhs].iter().all(|s| *s <= 0xffff) && i16::try_from(imm).is_ok();
@@ -233,6 +236,23 @@ fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
     }
     let (first, second, offsets) = (pack(d1, a1)?, pack(d2, a2)?, pack(o1, o2)?);
     Some(if w1 { Instr::I64Load2 { first, second, offsets } } else { Instr::I32Load2 { first, second, offsets } })
+}
+
+/// A loop step `x = x + k` and a test of x against zero or a constant right
+/// after it (`x != 0`, `x == 256`...), as one branch that still writes x.
+fn fuse_step_constant_test(step: &Instr, branch: &Instr) -> Option<Instr> {
+    let Instr::I32AddImm { dst: x, lhs, imm: k } = *step else { return None };
+    if lhs != x {
+        return None;
+    }
+    let xk = || (x <= 0xffff && i16::try_from(k).is_ok()).then(|| x | (k as u16 as u32) << 16);
+    Some(match *branch {
+        Instr::BrIfNez { cond, target } if cond == x => Instr::BrI32AddImmNez { x, imm: k, target },
+        Instr::BrIfEqz { cond, target } if cond == x => Instr::BrI32AddImmEqz { x, imm: k, target },
+        Instr::BrI32NeImm { lhs, imm: n, target } if lhs == x => Instr::BrI32AddImmNeImm { xk: xk()?, n, target },
+        Instr::BrI32EqImm { lhs, imm: n, target } if lhs == x => Instr::BrI32AddImmEqImm { xk: xk()?, n, target },
+        _ => return None,
+    })
 }
 
 /// Which of `types` are v128; empty when none is (the common case, no allocation).
@@ -966,6 +986,10 @@ impl Translator {
         }
         if self.code.len() <= self.label {
             return branch;
+        }
+        if let Some(fused) = self.code.last().and_then(|step| fuse_step_constant_test(step, &branch)) {
+            self.code.pop();
+            return fused;
         }
         // `x = y + k` then `x < n` (a loop's step and exit test, `<` or `>=`).
         if let Instr::BrI32LtU { lhs, rhs, target }
@@ -2912,6 +2936,44 @@ mod tests {
         assert_eq!(call("kdiv", 4.0), 0.25);
         assert_eq!(call("kdiv", -0.0), f64::NEG_INFINITY);
         assert_eq!(call("ksub", 0.25).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn loop_steps_tested_against_zero_or_a_constant_are_one_branch() {
+        let wat = r#"(module
+            (func (export "down") (param $n i32) (result i32) (local $s i32)
+                (loop $l
+                    (local.set $s (i32.add (local.get $s) (local.get $n)))
+                    (br_if $l (local.tee $n (i32.add (local.get $n) (i32.const -1)))))
+                (local.get $s))
+            (func (export "up") (param $i i32) (result i32) (local $s i32)
+                (loop $l
+                    (local.set $s (i32.add (local.get $s) (local.get $i)))
+                    (local.set $i (i32.add (local.get $i) (i32.const 4)))
+                    (br_if $l (i32.ne (local.get $i) (i32.const 256))))
+                (local.get $s))
+            (func (export "until") (param $i i32) (result i32)
+                (block $b (loop $l
+                    (local.set $i (i32.add (local.get $i) (i32.const 3)))
+                    (br_if $b (i32.eq (local.get $i) (i32.const 30)))
+                    (br_if $b (i32.eqz (local.get $i)))
+                    (br $l)))
+                (local.get $i)))"#;
+        let down = code_of(wat, 0);
+        assert!(down.iter().any(|i| matches!(i, Instr::BrI32AddImmNez { x: 0, imm: -1, .. })), "{down:?}");
+        let up = code_of(wat, 1);
+        assert!(up.iter().any(|i| matches!(i, Instr::BrI32AddImmNeImm { xk: 0x4_0000, n: 256, .. })), "{up:?}");
+        let until = code_of(wat, 2);
+        assert!(until.iter().any(|i| matches!(i, Instr::BrI32AddImmEqImm { xk: 0x3_0000, n: 30, .. })), "{until:?}");
+        let (mut store, instance) = instantiate(wat);
+        let call = |store: &mut crate::Store<()>, name: &str, x: i32| {
+            instance.get_typed_func::<i32, i32>(&*store, name).unwrap().call(store, x).unwrap()
+        };
+        assert_eq!(call(&mut store, "down", 10), 55);
+        assert_eq!(call(&mut store, "up", 0), (0..64).map(|i| i * 4).sum::<i32>());
+        assert_eq!(call(&mut store, "until", 0), 30);
+        // Wraps around 2^32 to stop at 0: -9 -> -6 -> -3 -> 0.
+        assert_eq!(call(&mut store, "until", -9), 0);
     }
 
     #[test]
