@@ -759,8 +759,13 @@ macro_rules! handlers {
         /// Calls `visit` with the form bit and the slot of every field marked as
         /// the accumulator.
         pub(super) fn acc_marks(instr: &Instr, mut visit: impl FnMut(u8, u32)) {
+            acc_marks_dyn(instr, &mut visit)
+        }
+
+        /// `acc_marks`, compiled once (a match over every instruction: 21 KB).
+        fn acc_marks_dyn(instr: &Instr, visit: &mut dyn FnMut(u8, u32)) {
             match instr {
-                $( Instr::$v { $($f),* } => { $( $f.visit_acc(const { acc_bit(stringify!($f)) }, &mut visit); )* } )*
+                $( Instr::$v { $($f),* } => { $( $f.visit_acc(const { acc_bit(stringify!($f)) }, visit); )* } )*
                 _ => {}
             }
         }

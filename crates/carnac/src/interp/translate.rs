@@ -733,7 +733,7 @@ impl Translator {
 
     /// A binary operator, in its immediate form when the right operand is a
     /// constant that fits.
-    fn binary(&mut self, base: Instr, make: impl Fn(Slot, Slot, Slot) -> Instr) {
+    fn binary(&mut self, base: Instr, make: fn(Slot, Slot, Slot) -> Instr) {
         if self.float_const_operand(&base) {
             return;
         }
@@ -1830,7 +1830,7 @@ impl Translator {
             // SIMD last: scalar operators never pay for its match.
             ref other if self.simd(other) => {}
             ref other => {
-                return Err(err(offset, format!("unsupported operator {other:?}")));
+                return Err(err(offset, format!("unsupported operator {}", crate::module::operator_text(other))));
             }
         }
         Ok(())

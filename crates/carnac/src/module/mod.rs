@@ -302,6 +302,14 @@ pub(crate) fn invalid(e: wasmparser::BinaryReaderError) -> Error {
     Error::Invalid { offset: e.offset(), message: e.message().to_string() }
 }
 
+/// An operator as text (`I32Add`, `MemoryAtomicWait32 { memarg: .. }`), for
+/// error messages. One out-of-line function: `Operator`'s derived `Debug` is
+/// `#[inline]` and 36 KB, and each caller would otherwise carry its own copy.
+#[inline(never)]
+pub(crate) fn operator_text(op: &wasmparser::Operator<'_>) -> String {
+    format!("{op:?}")
+}
+
 fn unsupported(offset: u64, message: String) -> Error {
     Error::Invalid { offset, message }
 }
@@ -321,7 +329,7 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
         O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
         other => {
-            return Err(unsupported(offset, format!("unsupported constant expression {other:?}")))
+            return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other))))
         }
     };
     match reader.read().map_err(invalid)? {
