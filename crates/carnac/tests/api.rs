@@ -90,6 +90,59 @@ fn backtraces_name_every_frame_of_calls_made_inside_the_interpreter() {
 }
 
 #[test]
+fn backtraces_across_instances_name_each_frame_in_its_own_module() {
+    // `a` recurses, then calls into `b`, which recurses and traps: the frames
+    // of each instance's calls are named from their own module's code.
+    let engine = Engine::default();
+    let b = Module::new(
+        &engine,
+        r#"(module $b
+            (func $boom (param i32) (result i32) (i32.div_s (i32.const 1) (i32.const 0)))
+            (func $deep (export "deep") (param i32) (result i32)
+                (if (result i32) (local.get 0)
+                    (then (call $deep (i32.sub (local.get 0) (i32.const 1))))
+                    (else (call $boom (i32.const 0))))))"#,
+    )
+    .unwrap();
+    let a = Module::new(
+        &engine,
+        r#"(module $a
+            (import "b" "deep" (func $deep (param i32) (result i32)))
+            (func $pad (param i32) (result i32) (i32.const 0))
+            (func $down (export "down") (param i32) (result i32)
+                (if (result i32) (local.get 0)
+                    (then (call $down (i32.sub (local.get 0) (i32.const 1))))
+                    (else (call $deep (i32.const 2))))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut linker: Linker<()> = Linker::new(&engine);
+    let bi = linker.instantiate(&mut store, &b).unwrap();
+    linker.instance(&mut store, "b", bi).unwrap();
+    let ai = linker.instantiate(&mut store, &a).unwrap();
+    let down = ai.get_typed_func::<i32, i32>(&store, "down").unwrap();
+    let err = down.call(&mut store, 2).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
+    let frames: Vec<_> = trap
+        .backtrace()
+        .iter()
+        .map(|f| (f.module_name.clone().unwrap(), f.func_index, f.func_name.clone().unwrap()))
+        .collect();
+    let expected = [("b", 0, "boom"), ("b", 1, "deep"), ("b", 1, "deep"), ("b", 1, "deep"), ("a", 2, "down"), ("a", 2, "down"), ("a", 2, "down")];
+    assert_eq!(frames, expected.map(|(m, i, n)| (m.to_string(), i, n.to_string())));
+    // Both instances still run after the trap, and trap the same way again
+    // (no frame left behind: the backtrace is as deep as the new call).
+    let err = down.call(&mut store, 3).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
+    assert_eq!(trap.backtrace().len(), 8);
+    let deep = bi.get_typed_func::<i32, i32>(&store, "deep").unwrap();
+    let err = deep.call(&mut store, 1).unwrap_err();
+    assert_eq!(err.as_trap().map(|t| t.backtrace().len()), Some(3));
+}
+
+#[test]
 fn returns_through_frames_left_by_host_calls_deep_in_a_recursion() {
     // A host call ends the interpreter's run, so the frames its calls pushed are
     // completed; the returns after it go back through those frames.
