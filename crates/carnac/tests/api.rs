@@ -143,6 +143,37 @@ fn backtraces_across_instances_name_each_frame_in_its_own_module() {
 }
 
 #[test]
+fn a_stack_exhausted_by_mutual_recursion_in_a_large_module_names_every_frame() {
+    // Frames name their function by a search in the module's code: the
+    // backtrace stays linear in its depth whatever the module's size and the
+    // recursion's shape (two functions taking turns among a thousand).
+    let mut wat = String::from("(module");
+    for i in 0..1000 {
+        wat += &format!(" (func $pad{i} (result i32) (i32.const {i}))");
+    }
+    wat += r#" (func $f (export "f") (param i32) (result i32) (call $g (i32.add (local.get 0) (i32.const 1))))
+               (func $g (param i32) (result i32) (call $f (i32.add (local.get 0) (i32.const 1)))))"#;
+    let mut config = Config::new();
+    config.max_call_depth(20_000);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, &wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
+    let err = f.call(&mut store, 0).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::StackExhausted);
+    let bt = trap.backtrace();
+    assert!(bt.len() >= 20_000, "{}", bt.len());
+    // Innermost first; the outermost frame is `f`, and the two take turns.
+    assert_eq!(bt.last().unwrap().func_name.as_deref(), Some("f"));
+    for pair in bt.windows(2) {
+        let names = [pair[0].func_index, pair[1].func_index];
+        assert!(names == [1000, 1001] || names == [1001, 1000], "{names:?}");
+    }
+}
+
+#[test]
 fn returns_through_frames_left_by_host_calls_deep_in_a_recursion() {
     // A host call ends the interpreter's run, so the frames its calls pushed are
     // completed; the returns after it go back through those frames.

@@ -40,7 +40,7 @@ use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
 
 /// A suspended caller frame. Which function it is follows from `ip` (see
-/// [`ModuleInner::func_index_at`]): calls do not spend a store on it. A call made
+/// [`ModuleInner::code_ranges`]): calls do not spend a store on it. A call made
 /// by a handler writes only `ip` and `base`; `exec` writes `module` and
 /// `instance` once the run ends (they are the run's own: see `CallCx::filled_top`).
 #[repr(C)]
@@ -67,21 +67,31 @@ fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const usize) {
 
 /// The backtrace of a trap in the current function (`module`, `next`: the
 /// instruction after the one that trapped) under `frames`.
+///
+/// Each frame's function is found from its instruction pointer, by binary
+/// search in its module's code ranges (built once per module here): linear in
+/// the depth, whatever the recursion's shape or the module's size (a backtrace
+/// can hold `max_call_depth` frames; a hostile guest chooses both).
 fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) -> Vec<FrameInfo> {
-    // Recursion puts the same function in many frames in a row: the last one
-    // found is checked first, so a deep backtrace costs one compare per frame.
-    let mut last: Option<(*const ModuleInner, std::ops::Range<usize>, u32)> = None;
+    let mut ranges: Vec<(*const ModuleInner, Vec<(std::ops::Range<usize>, u32)>)> = Vec::new();
     let mut info = |module: *const ModuleInner, next: *const Cell| {
         // SAFETY: module pointers in frames come from live `Arc<ModuleInner>`s held by the store.
         let m = unsafe { &*module };
         let at = (next as usize).wrapping_sub(std::mem::size_of::<Cell>());
-        let func_index = match &last {
-            Some((lm, range, index)) if *lm == module && range.contains(&at) => *index,
+        let i = match ranges.iter().position(|(rm, _)| *rm == module) {
+            Some(i) => i,
+            None => {
+                ranges.push((module, m.code_ranges()));
+                ranges.len() - 1
+            }
+        };
+        let code = &ranges[i].1;
+        // The last range starting at or before `at`, if it holds `at`.
+        let func_index = match code.partition_point(|(r, _)| r.start <= at).checked_sub(1) {
+            Some(k) if code[k].0.contains(&at) => code[k].1,
             _ => {
-                let (range, index) = m.func_index_at(at).unwrap_or((0..0, u32::MAX));
-                debug_assert_ne!(index, u32::MAX, "no function holds a frame's instruction");
-                last = Some((module, range, index));
-                index
+                debug_assert!(false, "no function holds a frame's instruction");
+                u32::MAX
             }
         };
         FrameInfo {

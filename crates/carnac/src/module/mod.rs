@@ -153,18 +153,20 @@ impl ModuleInner {
         self.func_code_slow(def_index)
     }
 
-    /// The defined function whose translated code holds the instruction at
-    /// address `at`, as a function index (imports first), with its code's
-    /// address range: how a backtrace names the functions of its frames
-    /// (frames keep only their instruction pointer). A linear search, made
-    /// only when a trap builds its backtrace.
-    pub(crate) fn func_index_at(&self, at: usize) -> Option<(std::ops::Range<usize>, u32)> {
-        self.code.iter().enumerate().find_map(|(i, f)| {
-            let Some(Ok(c)) = f.compiled.get() else { return None };
-            let start = c.code.as_ptr() as usize;
-            let range = start..start + std::mem::size_of_val(&*c.code);
-            range.contains(&at).then(|| (range, self.info.num_imported_funcs + i as u32))
-        })
+    /// Where each translated defined function's code lies (its address range)
+    /// and its function index (imports first), sorted by address: how a
+    /// backtrace names the functions of its frames, which keep only their
+    /// instruction pointer. Built only when a trap builds its backtrace.
+    pub(crate) fn code_ranges(&self) -> Vec<(std::ops::Range<usize>, u32)> {
+        let mut ranges: Vec<_> = (self.code.iter().enumerate())
+            .filter_map(|(i, f)| {
+                let Some(Ok(c)) = f.compiled.get() else { return None };
+                let start = c.code.as_ptr() as usize;
+                Some((start..start + std::mem::size_of_val(&*c.code), self.info.num_imported_funcs + i as u32))
+            })
+            .collect();
+        ranges.sort_unstable_by_key(|(r, _)| r.start);
+        ranges
     }
 
     /// The ready list itself (one entry per defined function), for the
