@@ -174,6 +174,34 @@ fn a_stack_exhausted_by_mutual_recursion_in_a_large_module_names_every_frame() {
 }
 
 #[test]
+fn backtraces_name_functions_translated_after_an_earlier_trap() {
+    // The module keeps the code ranges its first backtrace built; a function
+    // translated lazily afterwards is found all the same.
+    let mut config = Config::new();
+    config.lazy_translation(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (func $first (export "first") (result i32) (call $fail))
+            (func $fail (result i32) (unreachable))
+            (func $later (export "later") (result i32) (call $also))
+            (func $also (result i32) (i32.div_u (i32.const 1) (i32.const 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let names = |store: &mut Store<()>, export: &str| {
+        let f = instance.get_typed_func::<(), i32>(&*store, export).unwrap();
+        let err = f.call(store, ()).unwrap_err();
+        err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.clone().unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&mut store, "first"), ["fail", "first"]);
+    assert_eq!(names(&mut store, "later"), ["also", "later"]);
+    assert_eq!(names(&mut store, "first"), ["fail", "first"]);
+}
+
+#[test]
 fn returns_through_frames_left_by_host_calls_deep_in_a_recursion() {
     // A host call ends the interpreter's run, so the frames its calls pushed are
     // completed; the returns after it go back through those frames.

@@ -33,7 +33,7 @@ use std::ptr;
 use super::code::{Cell, CompiledFunc, Instr};
 use super::simd;
 use super::threaded::{self, threaded_instrs, CallCx, Outcome};
-use crate::module::ModuleInner;
+use crate::module::{CodeRanges, ModuleInner};
 use crate::runtime::func::Caller;
 use crate::runtime::memory::{mark_written_range, MemoryMut};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
@@ -69,31 +69,36 @@ fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const usize) {
 /// instruction after the one that trapped) under `frames`.
 ///
 /// Each frame's function is found from its instruction pointer, by binary
-/// search in its module's code ranges (built once per module here): linear in
-/// the depth, whatever the recursion's shape or the module's size (a backtrace
-/// can hold `max_call_depth` frames; a hostile guest chooses both).
+/// search in its module's code ranges (kept by the module, rebuilt when a
+/// function translated since is missing): linear in the depth, whatever the
+/// recursion's shape or the module's size (a backtrace can hold
+/// `max_call_depth` frames; a hostile guest chooses both).
 fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) -> Vec<FrameInfo> {
-    let mut ranges: Vec<(*const ModuleInner, Vec<(std::ops::Range<usize>, u32)>)> = Vec::new();
+    // Per module in the backtrace: its ranges, and whether they were rebuilt here.
+    let mut ranges: Vec<(*const ModuleInner, CodeRanges, bool)> = Vec::new();
+    let find = |code: &[(std::ops::Range<usize>, u32)], at: usize| {
+        // The last range starting at or before `at`, if it holds `at`.
+        let k = code.partition_point(|(r, _)| r.start <= at).checked_sub(1)?;
+        code[k].0.contains(&at).then_some(code[k].1)
+    };
     let mut info = |module: *const ModuleInner, next: *const Cell| {
         // SAFETY: module pointers in frames come from live `Arc<ModuleInner>`s held by the store.
         let m = unsafe { &*module };
         let at = (next as usize).wrapping_sub(std::mem::size_of::<Cell>());
-        let i = match ranges.iter().position(|(rm, _)| *rm == module) {
+        let i = match ranges.iter().position(|(rm, ..)| *rm == module) {
             Some(i) => i,
             None => {
-                ranges.push((module, m.code_ranges()));
+                ranges.push((module, m.code_ranges(), false));
                 ranges.len() - 1
             }
         };
-        let code = &ranges[i].1;
-        // The last range starting at or before `at`, if it holds `at`.
-        let func_index = match code.partition_point(|(r, _)| r.start <= at).checked_sub(1) {
-            Some(k) if code[k].0.contains(&at) => code[k].1,
-            _ => {
-                debug_assert!(false, "no function holds a frame's instruction");
-                u32::MAX
-            }
-        };
+        let mut found = find(&ranges[i].1, at);
+        if found.is_none() && !ranges[i].2 {
+            ranges[i] = (module, m.refresh_code_ranges(), true);
+            found = find(&ranges[i].1, at);
+        }
+        debug_assert!(found.is_some(), "no function holds a frame's instruction");
+        let func_index = found.unwrap_or(u32::MAX);
         FrameInfo {
             module_name: m.info.name.clone(),
             func_index,

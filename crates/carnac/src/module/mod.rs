@@ -121,7 +121,13 @@ pub(crate) struct ModuleInner {
     bytes: Arc<[u8]>,
     /// With lazy validation: what validating a body on first call needs.
     resources: Option<wasmparser::ValidatorResources>,
+    /// `code_ranges`, kept between traps (a trapping request pays for a sort
+    /// of the module's functions only the first time).
+    code_ranges: std::sync::Mutex<CodeRanges>,
 }
+
+/// Each translated function's code address range and function index, sorted.
+pub(crate) type CodeRanges = Arc<[(std::ops::Range<usize>, u32)]>;
 
 /// `FuncCode`'s code if it is translated and valid, else null.
 fn ready_ptr(f: &FuncCode) -> *mut CompiledFunc {
@@ -156,8 +162,14 @@ impl ModuleInner {
     /// Where each translated defined function's code lies (its address range)
     /// and its function index (imports first), sorted by address: how a
     /// backtrace names the functions of its frames, which keep only their
-    /// instruction pointer. Built only when a trap builds its backtrace.
-    pub(crate) fn code_ranges(&self) -> Vec<(std::ops::Range<usize>, u32)> {
+    /// instruction pointer. As last built: functions translated lazily since
+    /// are missing until `refresh_code_ranges`.
+    pub(crate) fn code_ranges(&self) -> CodeRanges {
+        self.code_ranges.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Builds `code_ranges` anew (for an address the last build lacks) and keeps it.
+    pub(crate) fn refresh_code_ranges(&self) -> CodeRanges {
         let mut ranges: Vec<_> = (self.code.iter().enumerate())
             .filter_map(|(i, f)| {
                 let Some(Ok(c)) = f.compiled.get() else { return None };
@@ -166,6 +178,8 @@ impl ModuleInner {
             })
             .collect();
         ranges.sort_unstable_by_key(|(r, _)| r.start);
+        let ranges: CodeRanges = ranges.into();
+        *self.code_ranges.lock().unwrap_or_else(|e| e.into_inner()) = ranges.clone();
         ranges
     }
 
@@ -255,7 +269,15 @@ impl Module {
         let resources = resources.filter(|_| engine.config().lazy_validation);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
-        Ok(Module { inner: Arc::new(ModuleInner { engine: engine.clone(), info, code, ready, bytes, resources }) })
+        Ok(Module { inner: Arc::new(ModuleInner {
+            engine: engine.clone(),
+            info,
+            code,
+            ready,
+            bytes,
+            resources,
+            code_ranges: Default::default(),
+        }) })
     }
 
     pub fn engine(&self) -> &Engine {
