@@ -80,7 +80,9 @@ pub fn environment(req: &CgiRequest<'_>, route_env: &BTreeMap<String, String>) -
     }
     env.push(full_url);
     for (name, value) in &req.headers {
-        if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("connection") {
+        // Credentials stay with the host; `Proxy:` would become HTTP_PROXY, which
+        // HTTP clients take as their proxy setting (httpoxy).
+        if ["authorization", "connection", "proxy"].iter().any(|h| name.eq_ignore_ascii_case(h)) {
             continue;
         }
         let mut s = String::with_capacity(5 + name.len() + 1 + value.len());
@@ -124,7 +126,31 @@ pub fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-/// Parses the guest's header block.
+/// Headers that describe one connection's framing, not the response: the host
+/// alone decides them (a handler's `Content-Length: 0` followed by a whole
+/// response would otherwise be read by a pipelining client as the answer to
+/// its next request). Handlers' copies are dropped.
+pub const HOST_OWNED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether a handler may set header `name` (see [`HOST_OWNED_HEADERS`]).
+pub fn handler_may_set(name: &str) -> bool {
+    !HOST_OWNED_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Parses the guest's header block. Statuses outside 200-599 are refused:
+/// 1xx are interim responses the handler cannot follow up (a `101` would leave
+/// the client waiting on a protocol switch that never happens).
 pub fn parse_head(head: &[u8]) -> Result<CgiHead, String> {
     let text = std::str::from_utf8(head).map_err(|_| "response headers are not UTF-8".to_string())?;
     let mut status = None;
@@ -143,7 +169,7 @@ pub fn parse_head(head: &[u8]) -> Result<CgiHead, String> {
         if name.eq_ignore_ascii_case("status") {
             let code = value.split_whitespace().next().unwrap_or("");
             let code: u16 = code.parse().map_err(|_| format!("malformed status `{value}`"))?;
-            if !(100..=999).contains(&code) {
+            if !(200..=599).contains(&code) {
                 return Err(format!("malformed status `{value}`"));
             }
             status = Some(code);
@@ -170,6 +196,11 @@ mod tests {
         assert_eq!(parse_head(b"Location: /elsewhere").unwrap().status, 302);
         assert!(parse_head(b"no colon here").is_err());
         assert!(parse_head(b"Status: abc").is_err());
+        assert!(parse_head(b"Status: 101 Switching Protocols").is_err());
+        assert!(parse_head(b"Status: 100").is_err());
+        assert!(parse_head(b"Status: 600").is_err());
+        assert!(!handler_may_set("Content-Length") && !handler_may_set("transfer-encoding"));
+        assert!(handler_may_set("Content-Type"));
         assert_eq!(find_head_end(b"A: b\n\nbody"), Some((4, 6)));
         assert_eq!(find_head_end(b"A: b\r\n\r\nbody"), Some((5, 8)));
         assert_eq!(find_head_end(b"A: b\n"), None);
@@ -188,6 +219,7 @@ mod tests {
                 ("Authorization".into(), "secret".into()),
                 ("X-Trace-Id".into(), "abc".into()),
                 ("Host".into(), "example.test".into()),
+                ("Proxy".into(), "http://evil.test:1".into()),
             ],
             content_length: 5,
             server_name: "127.0.0.1",
@@ -207,6 +239,7 @@ mod tests {
         assert_eq!(env["HTTP_X_TRACE_ID"], "abc");
         assert_eq!(env["X_FULL_URL"], "http://example.test/api/items/7?a=1&b=2");
         assert!(!env.contains_key("HTTP_AUTHORIZATION"));
+        assert!(!env.contains_key("HTTP_PROXY"));
         assert_eq!(argv(&req), ["/api/items/7", "a=1", "b=2"]);
     }
 }

@@ -3,6 +3,10 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"          # optional; --listen overrides
+//! workers = 2                         # guest threads (default: one per core)
+//! spare_workers = 16                  # extra threads so every route can start a guest
+//! max_connections = 1024              # open connections; more are answered 503
+//! max_buffered_mb = 512               # request bodies + unsent output held in memory
 //!
 //! [[route]]
 //! path = "/hello"                     # exact match
@@ -20,17 +24,38 @@
 //! max_response_bytes = 16777216
 //! concurrency = 16
 //! queue = 64
+//! body_timeout_ms = 30000             # the whole request body must arrive in this time
+//! stream_after_ms = 200               # hold the response this long before streaming
+//! drain_timeout_ms = 30000            # a response must reach the client in this time
 //! ```
+//!
+//! The server-wide settings (`workers`, `spare_workers`, `max_connections`,
+//! `max_buffered_mb`) are read when the server starts; routes and their limits
+//! are reloaded when the file changes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServeConfig {
     pub listen: Option<String>,
+    /// Guest threads always running (default: one per core).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Threads started beyond `workers` when a route has a request waiting and
+    /// none running while every worker is busy with other routes (fairness).
+    #[serde(default = "ServeConfig::default_spare_workers")]
+    pub spare_workers: usize,
+    /// Connections open at once; one more is answered 503 and closed.
+    #[serde(default = "ServeConfig::default_max_connections")]
+    pub max_connections: usize,
+    /// Memory for request bodies and responses not yet sent, server-wide (MiB);
+    /// a request body beyond it is refused with 503, output beyond it is cut.
+    #[serde(default = "ServeConfig::default_max_buffered_mb")]
+    pub max_buffered_mb: u64,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
 }
@@ -77,9 +102,21 @@ pub struct Limits {
     /// Requests running at once for this route.
     #[serde(default = "Limits::default_concurrency")]
     pub concurrency: usize,
-    /// Requests waiting for a slot before new ones get 503.
+    /// Requests waiting for a slot (or sending their body) before new ones get 503.
     #[serde(default = "Limits::default_queue")]
     pub queue: usize,
+    /// Time for the whole request body to arrive (408 beyond).
+    #[serde(default = "Limits::default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// The response waits this long for the handler to finish before it starts
+    /// streaming: a handler that fails before then gets a 500/504 instead of
+    /// the status it printed. A failure while streaming aborts the connection.
+    #[serde(default = "Limits::default_stream_after_ms")]
+    pub stream_after_ms: u64,
+    /// Time for a response to reach a client once the handler has finished (or
+    /// for any write to the client to make progress); then the connection is closed.
+    #[serde(default = "Limits::default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
 }
 
 impl Limits {
@@ -101,6 +138,15 @@ impl Limits {
     fn default_queue() -> usize {
         256
     }
+    fn default_body_timeout_ms() -> u64 {
+        30_000
+    }
+    fn default_stream_after_ms() -> u64 {
+        200
+    }
+    fn default_drain_timeout_ms() -> u64 {
+        30_000
+    }
 }
 
 impl Default for Limits {
@@ -113,11 +159,37 @@ impl Default for Limits {
             max_response_bytes: Self::default_max_response(),
             concurrency: Self::default_concurrency(),
             queue: Self::default_queue(),
+            body_timeout_ms: Self::default_body_timeout_ms(),
+            stream_after_ms: Self::default_stream_after_ms(),
+            drain_timeout_ms: Self::default_drain_timeout_ms(),
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: None,
+            workers: None,
+            spare_workers: Self::default_spare_workers(),
+            max_connections: Self::default_max_connections(),
+            max_buffered_mb: Self::default_max_buffered_mb(),
+            routes: Vec::new(),
         }
     }
 }
 
 impl ServeConfig {
+    fn default_spare_workers() -> usize {
+        16
+    }
+    fn default_max_connections() -> usize {
+        1024
+    }
+    fn default_max_buffered_mb() -> u64 {
+        512
+    }
+
     /// Reads a config file; relative module and directory paths are made
     /// relative to the file's folder.
     pub fn from_file(path: &Path) -> Result<ServeConfig, String> {
@@ -142,7 +214,6 @@ impl ServeConfig {
     /// Quick mode: one module on every path.
     pub fn single(module: PathBuf) -> ServeConfig {
         ServeConfig {
-            listen: None,
             routes: vec![RouteConfig {
                 path: "/...".into(),
                 module,
@@ -150,12 +221,19 @@ impl ServeConfig {
                 dirs: Vec::new(),
                 limits: Limits::default(),
             }],
+            ..ServeConfig::default()
         }
     }
 
     pub fn validate(&self) -> Result<(), String> {
         if self.routes.is_empty() {
             return Err("the configuration has no [[route]]".into());
+        }
+        if self.workers == Some(0) {
+            return Err("workers must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
         }
         for r in &self.routes {
             if !r.path.starts_with('/') {

@@ -22,6 +22,12 @@ pub struct Metrics {
     pub live_instances: AtomicI64,
     pub traps: AtomicU64,
     pub timeouts: AtomicU64,
+    /// Responses cut off mid-body (handler failure while streaming, client too slow).
+    pub aborted: AtomicU64,
+    /// Connections closed because the client did not take a response in time.
+    pub client_stalls: AtomicU64,
+    /// Connections refused over `max_connections`.
+    pub refused_connections: AtomicU64,
 }
 
 impl Metrics {
@@ -74,6 +80,12 @@ impl Metrics {
         let _ = writeln!(out, "carnac_traps_total {}", self.traps.load(Relaxed));
         let _ = writeln!(out, "# HELP carnac_timeouts_total Requests interrupted at their deadline.\n# TYPE carnac_timeouts_total counter");
         let _ = writeln!(out, "carnac_timeouts_total {}", self.timeouts.load(Relaxed));
+        let _ = writeln!(out, "# HELP carnac_aborted_responses_total Responses cut off mid-body.\n# TYPE carnac_aborted_responses_total counter");
+        let _ = writeln!(out, "carnac_aborted_responses_total {}", self.aborted.load(Relaxed));
+        let _ = writeln!(out, "# HELP carnac_client_stalls_total Connections closed because the client did not take a response in time.\n# TYPE carnac_client_stalls_total counter");
+        let _ = writeln!(out, "carnac_client_stalls_total {}", self.client_stalls.load(Relaxed));
+        let _ = writeln!(out, "# HELP carnac_refused_connections_total Connections refused over max_connections.\n# TYPE carnac_refused_connections_total counter");
+        let _ = writeln!(out, "carnac_refused_connections_total {}", self.refused_connections.load(Relaxed));
         out
     }
 }

@@ -65,6 +65,8 @@ struct Route {
     pre: InstancePre<WasiCtx>,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// The route's queue in the guest pool (its path: stable across reloads).
+    key: Arc<str>,
 }
 
 struct RouteTable {
@@ -113,6 +115,7 @@ impl RouteTable {
                 prefix: cfg.path.strip_suffix("/...").map(str::to_string),
                 slots: Arc::new(Semaphore::new(cfg.limits.concurrency)),
                 waiting: AtomicUsize::new(0),
+                key: Arc::from(cfg.path.as_str()),
                 cfg: cfg.clone(),
                 engine,
                 pre,
@@ -138,46 +141,120 @@ impl RouteTable {
     }
 }
 
-/// The threads that run guests: one per core (more would only time-slice the
-/// same cores and pay for the switches), fed from one queue. A worker that
-/// finishes a guest takes the next queued one without sleeping, and a request
-/// wakes a worker only when one is idle, so a busy server pays no thread
-/// hand-off on this side (tokio's blocking pool wakes a thread per task).
-/// Requests wait here within their route's concurrency and queue limits.
+/// The threads that run guests, fed from one queue per route.
+///
+/// `workers` threads (one per core by default: more would only time-slice the
+/// same cores) always run. A finished worker takes the next job without
+/// sleeping, and a request wakes a worker only when one is idle, so a busy
+/// server pays no thread hand-off on this side.
+///
+/// Fairness between routes: a free worker takes the next job of the route with
+/// the fewest guests running (the oldest job among equals), so one route's
+/// backlog cannot queue every other route behind it. And when every worker is
+/// busy and a request arrives for a route that has nothing running, a spare
+/// thread (at most `spare` of them, exiting when idle) starts it at once: one
+/// route of slow handlers, each within its limits, then costs the others a
+/// share of the CPU, not its timeout in latency.
 struct GuestPool {
     queue: Mutex<PoolQueue>,
     ready: Condvar,
+    workers: usize,
+    spare: usize,
+}
+
+struct Job {
+    route: Arc<str>,
+    queued_at: Instant,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+#[derive(Default)]
+struct RouteJobs {
+    jobs: std::collections::VecDeque<Job>,
+    running: usize,
 }
 
 struct PoolQueue {
-    jobs: std::collections::VecDeque<Box<dyn FnOnce() + Send>>,
+    routes: HashMap<Arc<str>, RouteJobs>,
+    queued: usize,
     idle: usize,
+    threads: usize,
     stop: bool,
 }
 
+/// A spare thread idle this long exits.
+const SPARE_IDLE: Duration = Duration::from_secs(5);
+/// `/health` says 503 once a queued guest has waited this long for a thread.
+const HEALTH_MAX_WAIT: Duration = Duration::from_secs(1);
+
+impl PoolQueue {
+    /// The next job by the fairness rule above, counted as running.
+    fn pick(&mut self) -> Option<Job> {
+        let (_, rj) = self
+            .routes
+            .iter_mut()
+            .filter(|(_, rj)| !rj.jobs.is_empty())
+            .min_by_key(|(_, rj)| (rj.running, rj.jobs.front().map(|j| j.queued_at)))?;
+        let job = rj.jobs.pop_front()?;
+        rj.running += 1;
+        self.queued -= 1;
+        Some(job)
+    }
+
+    fn finished(&mut self, route: &Arc<str>) {
+        if let Some(rj) = self.routes.get_mut(route) {
+            rj.running -= 1;
+            if rj.running == 0 && rj.jobs.is_empty() {
+                self.routes.remove(route);
+            }
+        }
+    }
+}
+
 impl GuestPool {
-    fn start(workers: usize) -> Result<Arc<GuestPool>, String> {
+    fn start(workers: usize, spare: usize) -> Result<Arc<GuestPool>, String> {
         let pool = Arc::new(GuestPool {
-            queue: Mutex::new(PoolQueue { jobs: Default::default(), idle: 0, stop: false }),
+            queue: Mutex::new(PoolQueue { routes: HashMap::new(), queued: 0, idle: 0, threads: 0, stop: false }),
             ready: Condvar::new(),
+            workers,
+            spare,
         });
-        for i in 0..workers {
-            let p = pool.clone();
-            std::thread::Builder::new()
-                .name(format!("carnac-guest-{i}"))
-                .spawn(move || p.work())
-                .map_err(|e| format!("cannot start a guest thread: {e}"))?;
+        for _ in 0..workers {
+            pool.spawn_thread()?;
         }
         Ok(pool)
     }
 
-    fn submit(&self, job: Box<dyn FnOnce() + Send>) {
+    fn spawn_thread(self: &Arc<Self>) -> Result<(), String> {
+        let n = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.threads += 1;
+            q.threads
+        };
+        let p = self.clone();
+        let spawned = std::thread::Builder::new().name(format!("carnac-guest-{n}")).spawn(move || p.work());
+        if let Err(e) = spawned {
+            self.queue.lock().unwrap_or_else(|e| e.into_inner()).threads -= 1;
+            return Err(format!("cannot start a guest thread: {e}"));
+        }
+        Ok(())
+    }
+
+    fn submit(self: &Arc<Self>, route: Arc<str>, run: Box<dyn FnOnce() + Send>) {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        q.jobs.push_back(job);
+        let rj = q.routes.entry(route.clone()).or_default();
+        let starved = rj.running == 0;
+        rj.jobs.push_back(Job { route, queued_at: Instant::now(), run });
+        q.queued += 1;
         let wake = q.idle > 0;
+        let spawn = !wake && starved && q.threads < self.workers + self.spare;
         drop(q);
         if wake {
             self.ready.notify_one();
+        } else if spawn {
+            if let Err(e) = self.spawn_thread() {
+                log!("error: {e}");
+            }
         }
     }
 
@@ -186,21 +263,63 @@ impl GuestPool {
             let job = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
-                    if let Some(job) = q.jobs.pop_front() {
+                    if let Some(job) = q.pick() {
                         break job;
                     }
-                    if q.stop {
+                    if q.stop || (q.threads > self.workers && q.idle >= 1) {
+                        // Stopping, or a spare thread with another one idle already.
+                        q.threads -= 1;
                         return;
                     }
                     q.idle += 1;
-                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                    let spare = q.threads > self.workers;
+                    let (guard, timeout) = if spare {
+                        let (g, t) = self.ready.wait_timeout(q, SPARE_IDLE).unwrap_or_else(|e| e.into_inner());
+                        (g, t.timed_out())
+                    } else {
+                        (self.ready.wait(q).unwrap_or_else(|e| e.into_inner()), false)
+                    };
+                    q = guard;
                     q.idle -= 1;
+                    if timeout && q.queued == 0 && q.threads > self.workers {
+                        q.threads -= 1;
+                        return;
+                    }
                 }
             };
+            let route = job.route.clone();
             // A panicking job (a bug, not a guest: traps are values) must not take
             // the worker with it.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.run));
+            self.queue.lock().unwrap_or_else(|e| e.into_inner()).finished(&route);
         }
+    }
+
+    /// `None` if guests can start now, or why not (for `/health`): a request
+    /// has waited longer than [`HEALTH_MAX_WAIT`] for a thread while no thread
+    /// could be added for it (a route with nothing running gets a spare one, so
+    /// one route's backlog alone does not make the server unready).
+    fn stalled(&self) -> Option<String> {
+        let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.idle > 0 || q.queued == 0 {
+            return None;
+        }
+        let at_cap = q.threads >= self.workers + self.spare;
+        let waited = q
+            .routes
+            .values()
+            .filter(|rj| at_cap || rj.running == 0)
+            .filter_map(|rj| rj.jobs.front())
+            .map(|j| j.queued_at.elapsed())
+            .max()?;
+        (waited > HEALTH_MAX_WAIT).then(|| {
+            format!(
+                "guests cannot start: {} queued, one for {} ms; all {} guest threads busy",
+                q.queued,
+                waited.as_millis(),
+                q.threads
+            )
+        })
     }
 
     /// Lets the workers exit once the queue is empty.
@@ -210,12 +329,68 @@ impl GuestPool {
     }
 }
 
+/// Bytes held in memory for requests server-wide (request bodies and output
+/// not yet sent), against `max_buffered_mb`.
+struct Budget {
+    used: AtomicU64,
+    cap: u64,
+}
+
+impl Budget {
+    fn try_take(&self, n: u64) -> bool {
+        self.used.fetch_update(Relaxed, Relaxed, |u| u.checked_add(n).filter(|t| *t <= self.cap)).is_ok()
+    }
+    fn give(&self, n: u64) {
+        self.used.fetch_sub(n, Relaxed);
+    }
+}
+
+/// Bytes taken from a [`Budget`], given back when dropped.
+struct Reservation {
+    budget: Arc<Budget>,
+    bytes: u64,
+}
+
+impl Reservation {
+    fn new(budget: &Arc<Budget>) -> Reservation {
+        Reservation { budget: budget.clone(), bytes: 0 }
+    }
+    fn try_grow(&mut self, n: u64) -> bool {
+        let ok = self.budget.try_take(n);
+        if ok {
+            self.bytes += n;
+        }
+        ok
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.give(self.bytes);
+    }
+}
+
+/// The request body as the guest's stdin; its memory counts against the
+/// budget until the guest's store is dropped.
+struct BodyReader {
+    body: std::io::Cursor<Bytes>,
+    _held: Reservation,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.body.read(buf)
+    }
+}
+
 struct State {
     guests: Arc<GuestPool>,
     source: Source,
     routes: RwLock<Arc<RouteTable>>,
     metrics: Metrics,
     next_id: AtomicU64,
+    /// Request bodies and unsent output, server-wide.
+    buffered: Arc<Budget>,
 }
 
 /// The response body: a whole buffer, or the guest's output as it is written.
@@ -226,27 +401,53 @@ pub enum Body {
 
 /// Streams a running guest's output: whatever it has written is sent when it
 /// writes a lot (16 KiB), every few milliseconds while it runs, and at its end.
+/// If the guest fails (trap, timeout) the body ends with an error, so the
+/// connection is closed without the final chunk and the client sees a broken
+/// response rather than a short one that looks whole.
 pub struct StreamBody {
     out: Arc<Output>,
     first: Option<Bytes>,
     notified: Option<Pin<Box<tokio::sync::futures::OwnedNotified>>>,
     tick: Pin<Box<tokio::time::Sleep>>,
-    on_end: Option<Box<dyn FnOnce() + Send + Sync>>,
+    /// The whole response must be sent by then (armed when the guest ends).
+    drain: Option<Pin<Box<tokio::time::Sleep>>>,
+    drain_timeout: Duration,
+    conn: Arc<ConnCtl>,
+    on_end: Option<Box<dyn FnOnce(bool) + Send + Sync>>,
+}
+
+impl StreamBody {
+    /// Records the request (once): `complete` says whether the body was sent whole.
+    fn end(&mut self, complete: bool) {
+        if let Some(f) = self.on_end.take() {
+            f(complete);
+        }
+    }
 }
 
 impl Drop for StreamBody {
     fn drop(&mut self) {
         // The client is gone (or the response is complete): the guest's further writes fail.
         self.out.gone.store(true, SeqCst);
-        if let Some(f) = self.on_end.take() {
-            f();
-        }
+        self.end(false);
     }
 }
 
+/// Why a streamed response was cut short.
+#[derive(Debug)]
+pub struct Aborted(&'static str);
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Aborted {}
+
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = Aborted;
 
     fn is_end_stream(&self) -> bool {
         matches!(self, Body::Full(None))
@@ -259,7 +460,7 @@ impl http_body::Body for Body {
         }
     }
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(sb) => {
@@ -268,14 +469,27 @@ impl http_body::Body for Body {
                 }
                 loop {
                     let done = sb.out.done.load(SeqCst);
+                    if done && sb.drain.is_none() {
+                        let at = tokio::time::Instant::now() + sb.drain_timeout;
+                        sb.drain = Some(Box::pin(tokio::time::sleep_until(at)));
+                    }
+                    if let Some(d) = sb.drain.as_mut() {
+                        if d.as_mut().poll(cx).is_ready() {
+                            sb.conn.stalled.store(true, Relaxed);
+                            sb.end(false);
+                            return Poll::Ready(Some(Err(Aborted("the client did not take the response in time"))));
+                        }
+                    }
                     let chunk = sb.out.take();
                     if !chunk.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))));
                     }
                     if done {
-                        if let Some(f) = sb.on_end.take() {
-                            f();
+                        if sb.out.failed() {
+                            sb.end(false);
+                            return Poll::Ready(Some(Err(Aborted("the handler failed while its response streamed"))));
                         }
+                        sb.end(true);
                         return Poll::Ready(None);
                     }
                     let n = sb.notified.get_or_insert_with(|| Box::pin(sb.out.notify.clone().notified_owned()));
@@ -298,12 +512,19 @@ impl http_body::Body for Body {
 const FLUSH_EVERY: Duration = Duration::from_millis(5);
 /// Output buffered beyond this is sent at once.
 const FLUSH_BYTES: usize = 16 << 10;
-/// A guest writing faster than the client reads waits beyond this.
-const BACKPRESSURE_BYTES: usize = 1 << 20;
+/// A response is held (its status not yet sent) while the guest runs, up to
+/// this much output or the route's `stream_after_ms`.
+const HOLD_BYTES: usize = 1 << 20;
+/// A header block longer than this is malformed.
+const MAX_HEAD_BYTES: usize = 64 << 10;
 
 /// What a guest has written and whether it has finished, shared between its
 /// worker thread and the response. Buffering here (instead of sending every
 /// write across threads) means a short handler costs one wake-up, at its end.
+///
+/// The guest never waits for the client: its output is buffered up to the
+/// route's `max_response_bytes` and the server's `max_buffered_mb`, counted
+/// against the latter until the response is done with (`held`).
 struct Output {
     buf: Mutex<Vec<u8>>,
     written: AtomicU64,
@@ -311,15 +532,32 @@ struct Output {
     gone: AtomicBool,
     outcome: Mutex<Option<(Outcome, Duration)>>,
     notify: Arc<Notify>,
+    held: Mutex<Reservation>,
 }
 
 impl Output {
+    fn new(budget: &Arc<Budget>) -> Output {
+        Output {
+            buf: Mutex::new(Vec::new()),
+            written: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+            outcome: Mutex::new(None),
+            notify: Arc::new(Notify::new()),
+            held: Mutex::new(Reservation::new(budget)),
+        }
+    }
+
     fn take(&self) -> Vec<u8> {
         std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn buffered(&self) -> usize {
-        self.buf.lock().unwrap_or_else(|e| e.into_inner()).len()
+    /// Whether the guest ended in a trap, a timeout or a host error.
+    fn failed(&self) -> bool {
+        matches!(
+            self.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
+            Some((Outcome::Timeout | Outcome::Trap(_) | Outcome::Failed(_), _))
+        )
     }
 
     /// Waits (asynchronously) for more output or the end, at most `FLUSH_EVERY`.
@@ -429,21 +667,37 @@ fn text(status: u16, body: impl Into<String>) -> Response<Body> {
     r
 }
 
-/// The guest's stdout: appended to the shared [`Output`], up to a cap.
+/// The guest's stdout: appended to the shared [`Output`], up to a cap. It never
+/// waits for the client (a client that does not read must not hold a guest
+/// thread): what the client has not taken yet stays buffered.
 struct OutputWriter {
+    id: u64,
     out: Arc<Output>,
     cap: u64,
+    cut: bool,
+}
+
+impl OutputWriter {
+    fn cut(&mut self, why: &str) -> std::io::Error {
+        if !self.cut {
+            self.cut = true;
+            log!("warn id={} response cut after {} bytes: {why}", self.id, self.out.written.load(Relaxed));
+        }
+        std::io::Error::new(std::io::ErrorKind::FileTooLarge, why.to_string())
+    }
 }
 
 impl Write for OutputWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone");
         if self.out.gone.load(SeqCst) {
-            return Err(gone());
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"));
         }
         let total = self.out.written.load(Relaxed) + data.len() as u64;
         if total > self.cap {
-            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "response size limit reached"));
+            return Err(self.cut("the route's max_response_bytes"));
+        }
+        if !self.out.held.lock().unwrap_or_else(|e| e.into_inner()).try_grow(data.len() as u64) {
+            return Err(self.cut("the server's max_buffered_mb is in use"));
         }
         let buffered = {
             let mut buf = self.out.buf.lock().unwrap_or_else(|e| e.into_inner());
@@ -454,13 +708,6 @@ impl Write for OutputWriter {
         if buffered >= FLUSH_BYTES {
             self.out.notify.notify_one();
         }
-        // Backpressure: wait for the client to take what is buffered.
-        while self.out.buffered() > BACKPRESSURE_BYTES {
-            if self.out.gone.load(SeqCst) {
-                return Err(gone());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
         Ok(data.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -468,18 +715,35 @@ impl Write for OutputWriter {
     }
 }
 
+/// What one request's guest may log on stderr; the rest is dropped (a guest
+/// must not flood the server's log).
+const MAX_LOG_BYTES: usize = 64 << 10;
+
 /// The guest's stderr: each line goes to the log, tagged with the request id.
 struct LogWriter {
     id: u64,
     line: Vec<u8>,
+    logged: usize,
+}
+
+impl LogWriter {
+    fn emit(&mut self) {
+        if self.logged < MAX_LOG_BYTES {
+            self.logged += self.line.len() + 1;
+            log!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
+            if self.logged >= MAX_LOG_BYTES {
+                log!("warn id={} the guest's further stderr is dropped (over {MAX_LOG_BYTES} bytes)", self.id);
+            }
+        }
+        self.line.clear();
+    }
 }
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         for &b in buf {
             if b == b'\n' {
-                log!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
-                self.line.clear();
+                self.emit();
             } else if self.line.len() < 8192 {
                 self.line.push(b);
             }
@@ -494,7 +758,7 @@ impl Write for LogWriter {
 impl Drop for LogWriter {
     fn drop(&mut self) {
         if !self.line.is_empty() {
-            log!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
+            self.emit();
         }
     }
 }
@@ -521,7 +785,7 @@ impl Outcome {
 }
 
 /// Runs the guest; returns how it ended, its instantiation time, and its store,
-/// which the caller drops once the response is complete: resetting the memory
+/// which the caller drops once the outcome is published: resetting the memory
 /// for reuse then costs no latency.
 fn run_guest(
     route: &Route,
@@ -566,14 +830,86 @@ fn run_guest(
     (outcome, instantiate, store)
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, local: SocketAddr) -> Response<Body> {
+/// Per-connection settings shared with its I/O ([`DrainIo`]).
+pub struct ConnCtl {
+    /// How long a write to the client may make no progress, in ms.
+    write_timeout_ms: AtomicU64,
+    /// Set when a response was cut off because the client did not take it in
+    /// time (counted once the connection closes).
+    stalled: AtomicBool,
+}
+
+/// A request refused before its guest ran: status, message, log outcome.
+type Refusal = (u16, &'static str, &'static str);
+
+/// Reads the whole request body by `deadline`, within `max` bytes, taking
+/// memory from `held` as it arrives (unless the declared length was taken).
+async fn read_body(
+    mut body: Incoming,
+    max: u64,
+    declared: Option<u64>,
+    deadline: tokio::time::Instant,
+    held: &mut Reservation,
+) -> Result<Bytes, Refusal> {
+    let mut data: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err((408, "request body not received in time", "body-timeout")),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err((400, "malformed request body", "bad-body")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(chunk) = frame.into_data() else { continue };
+        if (data.len() + chunk.len()) as u64 > max {
+            return Err((413, "request body too large", "body-too-large"));
+        }
+        if declared.is_none() && !held.try_grow(chunk.len() as u64) {
+            return Err((503, "server busy", "busy-memory"));
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(data))
+}
+
+/// Counts a request as waiting for its route until dropped.
+struct Waiting(Arc<Route>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Relaxed);
+    }
+}
+
+/// How the held part of a response ended.
+enum Held {
+    /// The guest finished: everything it wrote is in the buffer.
+    Finished,
+    /// The guest still runs; the head ends here (head length, body start).
+    Streaming((usize, usize)),
+    /// The guest still runs and wrote no header block in [`MAX_HEAD_BYTES`].
+    NoHead,
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    local: SocketAddr,
+    conn: Arc<ConnCtl>,
+) -> Response<Body> {
     let started = Instant::now();
     let id = state.next_id.fetch_add(1, Relaxed);
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let method = req.method().to_string();
     match path.as_str() {
-        "/health" => return text(200, "ok\n"),
+        // Ready to serve: guests can start (a readiness probe).
+        "/health" => {
+            return match state.guests.stalled() {
+                None => text(200, "ok\n"),
+                Some(why) => text(503, format!("{why}\n")),
+            }
+        }
         "/metrics" => return text(200, state.metrics.render()),
         _ => {}
     }
@@ -597,6 +933,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         text(status, format!("{msg}\n"))
     };
     let limits = &route.cfg.limits;
+    conn.write_timeout_ms.store(limits.drain_timeout_ms, Relaxed);
     let declared = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -605,23 +942,32 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return reject(413, "request body too large", "body-too-large");
     }
+    // Admission comes before the body is read: a request sending its body
+    // counts as waiting, so a route's uploads are bounded by its queue.
+    if route.waiting.fetch_add(1, Relaxed) >= limits.queue {
+        route.waiting.fetch_sub(1, Relaxed);
+        return reject(503, "server busy", "busy");
+    }
+    let waiting = Waiting(route.clone());
+    // Bodies in memory, server-wide, stay within max_buffered_mb.
+    let mut held = Reservation::new(&state.buffered);
+    if declared.is_some_and(|n| !held.try_grow(n)) {
+        return reject(503, "server busy", "busy-memory");
+    }
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let protocol = format!("{:?}", req.version());
-    let body = match http_body_util::Limited::new(req.into_body(), limits.max_body_bytes as usize).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => return reject(413, "request body too large", "body-too-large"),
+    let body_deadline = tokio::time::Instant::now() + Duration::from_millis(limits.body_timeout_ms);
+    let body = match read_body(req.into_body(), limits.max_body_bytes, declared, body_deadline, &mut held).await {
+        Ok(b) => b,
+        Err((status, msg, outcome)) => return reject(status, msg, outcome),
     };
     // Bounded queueing: at most `queue` requests wait for one of `concurrency` slots.
-    if route.waiting.fetch_add(1, Relaxed) >= limits.queue {
-        route.waiting.fetch_sub(1, Relaxed);
-        return reject(503, "server busy", "busy");
-    }
     let permit = route.slots.clone().acquire_owned().await;
-    route.waiting.fetch_sub(1, Relaxed);
+    drop(waiting);
     let Ok(permit) = permit else { return reject(503, "server shutting down", "busy") };
 
     let remote_ip = remote.ip().to_string();
@@ -639,20 +985,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
         remote_addr: &remote_ip,
         protocol: &protocol,
     };
-    let out = Arc::new(Output {
-        buf: Mutex::new(Vec::new()),
-        written: AtomicU64::new(0),
-        done: AtomicBool::new(false),
-        gone: AtomicBool::new(false),
-        outcome: Mutex::new(None),
-        notify: Arc::new(Notify::new()),
-    });
+    let out = Arc::new(Output::new(&state.buffered));
     let mut b = WasiCtx::builder();
     b.args(cgi::argv(&cgi_req));
     b.env_entries(cgi::environment(&cgi_req, &route.cfg.env));
-    b.stdin(Stream::Reader(Box::new(std::io::Cursor::new(body))))
-        .stdout(Stream::Writer(Box::new(OutputWriter { out: out.clone(), cap: limits.max_response_bytes })))
-        .stderr(Stream::Writer(Box::new(LogWriter { id, line: Vec::new() })));
+    b.stdin(Stream::Reader(Box::new(BodyReader { body: std::io::Cursor::new(body), _held: held })))
+        .stdout(Stream::Writer(Box::new(OutputWriter {
+            id,
+            out: out.clone(),
+            cap: limits.max_response_bytes,
+            cut: false,
+        })))
+        .stderr(Stream::Writer(Box::new(LogWriter { id, line: Vec::new(), logged: 0 })));
     for d in &route.cfg.dirs {
         if let Err(e) = b.preopened_dir_with(&d.host, &d.guest, true) {
             log!("error id={id} route={route_name}: {e}");
@@ -664,45 +1008,58 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     let deadline = std::time::Instant::now() + Duration::from_millis(limits.timeout_ms);
     {
         let (st, r, out) = (state.clone(), route.clone(), out.clone());
-        state.guests.submit(Box::new(move || {
-            let _permit = permit;
-            // Should the job panic (a host bug: guest failures are values), the
-            // request still ends, with a 500, instead of waiting forever.
-            let _finished = FinishOnUnwind(out.clone());
-            let (outcome, instantiate, store) = if std::time::Instant::now() >= deadline {
-                // Its time ran out while it waited for a worker.
-                (Outcome::Timeout, Duration::ZERO, None)
-            } else {
-                let (o, i, s) = run_guest(&r, ctx, deadline, &st.metrics);
-                (o, i, Some(s))
-            };
-            // The guest has finished: all its output is in `out`.
-            *out.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((outcome, instantiate));
-            out.done.store(true, SeqCst);
-            out.notify.notify_one();
-            drop(store);
-        }));
+        state.guests.submit(
+            route.key.clone(),
+            Box::new(move || {
+                let _permit = permit;
+                // Should the job panic (a host bug: guest failures are values), the
+                // request still ends, with a 500, instead of waiting forever.
+                let _finished = FinishOnUnwind(out.clone());
+                let (outcome, instantiate, store) = if std::time::Instant::now() >= deadline {
+                    // Its time ran out while it waited for a worker.
+                    (Outcome::Timeout, Duration::ZERO, None)
+                } else {
+                    let (o, i, s) = run_guest(&r, ctx, deadline, &st.metrics);
+                    (o, i, Some(s))
+                };
+                // The guest has finished: all its output is in `out`.
+                *out.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some((outcome, instantiate));
+                out.done.store(true, SeqCst);
+                out.notify.notify_one();
+                drop(store);
+            }),
+        );
     }
 
-    // Collect output until the end of the guest's header block, or its end.
+    // Hold the response (its status is not sent yet) until the guest ends, or
+    // it has written HOLD_BYTES, or stream_after_ms have passed with its header
+    // block complete: a handler that fails after printing `Status: 200` then
+    // still gets its 500 or 504.
+    let stream_at = Instant::now() + Duration::from_millis(limits.stream_after_ms);
     let mut buf: Vec<u8> = Vec::new();
-    let head = loop {
+    let held = loop {
         let done = out.done.load(SeqCst);
         buf.extend_from_slice(&out.take());
-        if let Some(end) = cgi::find_head_end(&buf) {
-            break Some(end);
+        if done {
+            break Held::Finished;
         }
-        if done || buf.len() > 64 << 10 {
-            break None;
+        if buf.len() >= HOLD_BYTES || Instant::now() >= stream_at {
+            if let Some(end) = cgi::find_head_end(&buf) {
+                break Held::Streaming(end);
+            }
+            if buf.len() > MAX_HEAD_BYTES {
+                break Held::NoHead;
+            }
         }
         out.changed().await;
     };
 
-    // Records the request once the guest has finished.
+    // Records the request once the guest has finished; `complete` is false
+    // when the response was cut off (the connection aborted).
     let finished = {
         let (state, out, route_name, method, path) =
             (state.clone(), out.clone(), route_name.clone(), method.clone(), path.clone());
-        move |status: u16| {
+        move |status: u16, complete: bool| {
             let (outcome, inst) = out
                 .outcome
                 .lock()
@@ -719,74 +1076,105 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
                 }
                 Outcome::Exited(_) => {}
             }
+            if !complete {
+                state.metrics.aborted.fetch_add(1, Relaxed);
+            }
             log!(
-                "access id={id} method={method} path={path} route={route_name} status={status} bytes={} total_ms={:.3} instantiate_us={} outcome={}",
+                "access id={id} method={method} path={path} route={route_name} status={status} bytes={} total_ms={:.3} instantiate_us={} outcome={}{}",
                 out.written.load(Relaxed),
                 started.elapsed().as_secs_f64() * 1e3,
                 inst.as_micros(),
-                outcome.label()
+                outcome.label(),
+                if complete { "" } else { " aborted=true" },
             );
             state.metrics.request(&route_name, status, started.elapsed());
         }
     };
     /// Waits for the guest to finish (its writes already fail), then records it.
-    async fn record_when_done(out: Arc<Output>, status: u16, finished: impl FnOnce(u16)) {
+    async fn record_when_done(out: Arc<Output>, status: u16, complete: bool, finished: impl FnOnce(u16, bool)) {
         while !out.done.load(SeqCst) {
             out.changed().await;
         }
-        finished(status);
+        finished(status, complete);
     }
 
-    let Some((head_len, body_start)) = head else {
-        out.gone.store(true, SeqCst);
-        while !out.done.load(SeqCst) {
-            out.changed().await;
+    let (head_len, body_start) = match held {
+        Held::Finished => {
+            let failure = match out.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                Some((Outcome::Timeout, _)) => Some((504, "handler timed out")),
+                Some((Outcome::Trap(_) | Outcome::Failed(_), _)) | None => Some((500, "handler failed")),
+                Some((Outcome::Exited(_), _)) => None,
+            };
+            if let Some((status, why)) = failure {
+                finished(status, true);
+                return text(status, format!("{why}\n"));
+            }
+            match cgi::find_head_end(&buf) {
+                Some(end) => end,
+                None => {
+                    log!("error id={id} route={route_name}: the handler wrote no header block");
+                    finished(500, true);
+                    return text(500, "handler wrote no header block\n");
+                }
+            }
         }
-        let status = match out.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            Some((Outcome::Timeout, _)) => 504,
-            _ => 500,
-        };
-        let why = match out.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            Some((Outcome::Timeout, _)) => "handler timed out",
-            Some((Outcome::Exited(_), _)) => "handler wrote no header block",
-            _ => "handler failed",
-        };
-        finished(status);
-        return text(status, format!("{why}\n"));
+        Held::Streaming(end) => end,
+        Held::NoHead => {
+            out.gone.store(true, SeqCst);
+            log!("error id={id} route={route_name}: no header block in the handler's first {MAX_HEAD_BYTES} bytes");
+            tokio::spawn(record_when_done(out, 500, true, finished));
+            return text(500, "handler wrote malformed headers\n");
+        }
     };
     let head = match cgi::parse_head(&buf[..head_len]) {
         Ok(h) => h,
         Err(e) => {
             out.gone.store(true, SeqCst);
             log!("error id={id} route={route_name}: malformed handler output: {e}");
-            tokio::spawn(record_when_done(out, 500, finished));
+            if out.done.load(SeqCst) {
+                finished(500, true);
+            } else {
+                tokio::spawn(record_when_done(out, 500, true, finished));
+            }
             return text(500, "handler wrote malformed headers\n");
         }
     };
     let status_code = hyper::StatusCode::from_u16(head.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let status = status_code.as_u16();
-    let rest = Bytes::copy_from_slice(&buf[body_start..]);
     let body = if out.done.load(SeqCst) {
         // The guest has finished: the response is complete and goes out with a length.
-        let mut all = rest.to_vec();
-        all.extend_from_slice(&out.take());
-        finished(status);
-        Body::Full(Some(Bytes::from(all)))
+        buf.drain(..body_start);
+        buf.extend_from_slice(&out.take());
+        finished(status, true);
+        Body::Full(Some(Bytes::from(buf)))
     } else {
+        let rest = Bytes::copy_from_slice(&buf[body_start..]);
         Body::Stream(Box::new(StreamBody {
             out: out.clone(),
             first: Some(rest),
             notified: None,
             tick: Box::pin(tokio::time::sleep(FLUSH_EVERY)),
-            on_end: Some(Box::new(move || {
+            drain: None,
+            drain_timeout: Duration::from_millis(limits.drain_timeout_ms),
+            conn: conn.clone(),
+            on_end: Some(Box::new(move |complete| {
                 let out2 = out.clone();
-                tokio::spawn(record_when_done(out2, status, finished));
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(record_when_done(out2, status, complete, finished));
+                    }
+                    Err(_) => finished(status, complete),
+                }
             })),
         }))
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status_code;
     for (k, v) in &head.headers {
+        if !cgi::handler_may_set(k) {
+            log!("warn id={id} route={route_name}: dropped the handler's `{k}` header (the host owns the framing)");
+            continue;
+        }
         if let (Ok(name), Ok(value)) =
             (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(v))
         {
@@ -796,9 +1184,86 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, remote: SocketAddr, l
     resp
 }
 
+/// The connection's socket, with a bound on how long a write may wait for the
+/// client: a client that stops reading gets its connection closed after the
+/// route's `drain_timeout_ms` (a bare socket would wait forever, holding the
+/// response in memory and a connection slot).
+struct DrainIo {
+    io: tokio::net::TcpStream,
+    ctl: Arc<ConnCtl>,
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl DrainIo {
+    fn check<T>(&mut self, r: Poll<std::io::Result<T>>, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        if r.is_ready() {
+            self.stall = None;
+            return r;
+        }
+        let ms = self.ctl.write_timeout_ms.load(Relaxed);
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(ms))));
+        if stall.as_mut().poll(cx).is_ready() {
+            self.stall = None;
+            self.ctl.stalled.store(true, Relaxed);
+            return Poll::Ready(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")));
+        }
+        Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncRead for DrainIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for DrainIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.check(r, cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.check(r, cx)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.check(r, cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Answers a connection over `max_connections` with a 503 and closes it.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 21\r\nconnection: close\r\n\r\ntoo many connections\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(BUSY).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
 fn stamps(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
     paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
+
+/// Time for a client to send a request head, and for writes before a route's
+/// own `drain_timeout_ms` applies.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running server (see [`start`]).
 pub struct Running {
@@ -841,12 +1306,14 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let state = Arc::new(State {
-        guests: GuestPool::start(cores)?,
+        guests: GuestPool::start(config.workers.unwrap_or(cores), config.spare_workers)?,
         source,
         routes: RwLock::new(Arc::new(table)),
         metrics: Metrics::default(),
         next_id: AtomicU64::new(1),
+        buffered: Arc::new(Budget { used: AtomicU64::new(0), cap: config.max_buffered_mb.saturating_mul(1 << 20) }),
     });
+    let connections = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(512)
@@ -902,19 +1369,34 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
                         accepted = listener.accept() => {
                             let Ok((stream, remote)) = accepted else { continue };
                             let _ = stream.set_nodelay(true);
+                            let Ok(slot) = connections.clone().try_acquire_owned() else {
+                                state.metrics.refused_connections.fetch_add(1, Relaxed);
+                                tokio::spawn(refuse_connection(stream));
+                                continue;
+                            };
                             let st = state.clone();
-                            let svc = hyper::service::service_fn(move |req| {
-                                let st = st.clone();
-                                async move { Ok::<_, Infallible>(handle(st, req, remote, addr).await) }
+                            let ctl = Arc::new(ConnCtl {
+                                write_timeout_ms: AtomicU64::new(HEAD_TIMEOUT.as_millis() as u64),
+                                stalled: AtomicBool::new(false),
                             });
-                            // A client gets 30 s to send its request head (no slowloris).
+                            let io = DrainIo { io: stream, ctl: ctl.clone(), stall: None };
+                            let (st2, ctl2) = (state.clone(), ctl.clone());
+                            let svc = hyper::service::service_fn(move |req| {
+                                let (st, ctl) = (st.clone(), ctl.clone());
+                                async move { Ok::<_, Infallible>(handle(st, req, remote, addr, ctl).await) }
+                            });
+                            // A client gets HEAD_TIMEOUT to send its request head (no slowloris).
                             let conn = hyper::server::conn::http1::Builder::new()
                                 .timer(hyper_util::rt::TokioTimer::new())
-                                .header_read_timeout(Duration::from_secs(30))
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                                .header_read_timeout(HEAD_TIMEOUT)
+                                .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
                             let fut = graceful.watch(conn);
                             tokio::spawn(async move {
                                 let _ = fut.await;
+                                if ctl2.stalled.load(Relaxed) {
+                                    st2.metrics.client_stalls.fetch_add(1, Relaxed);
+                                }
+                                drop(slot);
                             });
                         }
                         _ = &mut stop_rx => break,

@@ -77,6 +77,51 @@ fn main() {
             panic!("handler failure");
         }
         "bad" => write!(out, "this is not a header\n\nbody\n").unwrap(),
+        // Hostile handlers (crates/carnac-serve/tests/hostile.rs).
+        "forge" => {
+            // A zero length, then a whole forged response for the client's next request.
+            write!(out, "Content-Length: 0\nConnection: keep-alive\nKeep-Alive: timeout=100\n\n").unwrap();
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged").unwrap();
+        }
+        "forge-long" => write!(out, "Content-Length: 1000\nTransfer-Encoding: chunked\nTrailer: x\n\nshort").unwrap(),
+        "upgrade" => write!(out, "Status: 101 Switching Protocols\nUpgrade: websocket\nConnection: Upgrade\n\n").unwrap(),
+        "continue" => write!(out, "Status: 100 Continue\n\nbody").unwrap(),
+        "huge" => {
+            write!(out, "Content-Type: application/octet-stream\n\n").unwrap();
+            let block = vec![b'h'; 1 << 20];
+            for _ in 0..16 {
+                if out.write_all(&block).is_err() {
+                    return;
+                }
+            }
+        }
+        "late-trap" => {
+            write!(out, "Content-Type: text/plain\n\npartial body").unwrap();
+            out.flush().unwrap();
+            panic!("failure after the headers");
+        }
+        "late-timeout" => {
+            write!(out, "Content-Type: text/plain\n\npartial body").unwrap();
+            out.flush().unwrap();
+            loop {
+                std::hint::black_box(0);
+            }
+        }
+        "stream-then-trap" => {
+            write!(out, "Content-Type: text/plain\n\nfirst\n").unwrap();
+            out.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(800));
+            write!(out, "second\n").unwrap();
+            out.flush().unwrap();
+            panic!("failure while streaming");
+        }
+        "spin" => {
+            let until = std::time::Instant::now() + Duration::from_millis(1500);
+            while std::time::Instant::now() < until {
+                std::hint::black_box(0);
+            }
+            write!(out, "Content-Type: text/plain\n\nspun\n").unwrap();
+        }
         "exit" => std::process::exit(3),
         _ => write!(out, "Status: 404\nContent-Type: text/plain\n\nno such handler {path}\n").unwrap(),
     }

@@ -1,0 +1,396 @@
+//! `carnac serve` against hostile handlers and hostile clients, over loopback
+//! only. Every test is bounded in requests and time: a client that the server
+//! fails to answer gives up after a read timeout and the test fails.
+//!
+//! Handlers are the Rust guest in crates/carnac-wasi/tests/guests/src/bin/handler.rs.
+
+#[path = "../../carnac-wasi/tests/guests.rs"]
+mod guests;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use carnac_serve::{start, Running, Source};
+
+/// A response read off a connection (which may carry more responses).
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one HTTP/1.1 response (Content-Length or chunked framing, as a
+/// client would) from `r`.
+fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            line.clear();
+            r.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim(), 16)
+                .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+            if size == 0 {
+                line.clear();
+                r.read_line(&mut line)?;
+                break;
+            }
+            let at = body.len();
+            body.resize(at + size, 0);
+            r.read_exact(&mut body[at..])?;
+            line.clear();
+            r.read_line(&mut line)?;
+        }
+    } else if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(n, 0);
+        r.read_exact(&mut body)?;
+    } else if !(status == 204 || status == 304) {
+        r.read_to_end(&mut body)?;
+    }
+    Ok(Reply { status, headers, body })
+}
+
+fn connect(addr: SocketAddr, timeout: Duration) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s
+}
+
+/// One request on a fresh connection; `Err` if no complete answer came in `timeout`.
+fn try_request(addr: SocketAddr, head: &str, body: &[u8], timeout: Duration) -> std::io::Result<Reply> {
+    let mut s = connect(addr, timeout);
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    read_reply(&mut BufReader::new(s))
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    try_request(addr, &head, b"", Duration::from_secs(20)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A server whose configuration is `top` (server-wide settings) followed by
+/// `routes`, where `{h}` names the handler module.
+fn serve(name: &str, top: &str, routes: &str) -> Running {
+    let dir = workdir(name);
+    let handler = guests::guest("handler");
+    let text = format!("{top}\n{}", routes.replace("{h}", &handler.display().to_string()));
+    let cfg = dir.join("carnac.toml");
+    std::fs::write(&cfg, text).unwrap();
+    start(Source::ConfigFile(cfg), "127.0.0.1:0").unwrap()
+}
+
+const ONE_ROUTE: &str = "[[route]]\npath = \"/...\"\nmodule = \"{h}\"\ntimeout_ms = 1000\n";
+
+/// A route that holds every response until its handler ends (the default
+/// route starts streaming after 200 ms), and the default route.
+const HELD_ROUTE: &str = r#"
+[[route]]
+path = "/held/..."
+module = "{h}"
+timeout_ms = 1000
+stream_after_ms = 5000
+
+[[route]]
+path = "/..."
+module = "{h}"
+"#;
+
+#[test]
+fn handlers_cannot_forge_the_http_framing() {
+    let srv = serve("framing", "", ONE_ROUTE);
+    // Two pipelined requests on one connection: the first handler claims a zero
+    // length and prints a whole response after it. The host owns the framing, so
+    // that text is the first response's body and the second answer is genuine.
+    let mut s = connect(srv.addr, Duration::from_secs(10));
+    s.write_all(b"GET /forge HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(s);
+    let first = read_reply(&mut r).unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(first.text(), "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+    assert_eq!(first.header("content-length"), Some("44"));
+    assert_eq!(first.header("keep-alive"), None);
+    let second = read_reply(&mut r).unwrap();
+    assert_eq!((second.status, second.text().as_str()), (200, "hello from wasm\n"));
+
+    // A wrong length and a chunked claim are dropped; the host sends the real length.
+    let r = get(srv.addr, "/forge-long");
+    assert_eq!((r.status, r.text().as_str()), (200, "short"));
+    assert_eq!(r.header("content-length"), Some("5"));
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.header("trailer"), None);
+
+    // 1xx statuses would leave the connection hanging (101) or malformed: refused.
+    for path in ["/upgrade", "/continue"] {
+        let r = get(srv.addr, path);
+        assert_eq!(r.status, 500, "{path}");
+        assert_eq!(r.header("upgrade"), None);
+    }
+    srv.stop();
+}
+
+#[test]
+fn a_failure_after_the_headers_is_not_a_success() {
+    let srv = serve("late", "", HELD_ROUTE);
+    // Held responses: the status waits for the handler's end.
+    for path in ["/late-trap", "/held/late-trap"] {
+        let r = get(srv.addr, path);
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(!r.text().contains("partial body"));
+    }
+    let r = get(srv.addr, "/held/late-timeout");
+    assert_eq!(r.status, 504, "{}", r.text());
+
+    // A response already streaming when the handler fails ends abnormally: the
+    // client gets the first part, then the connection closes without the final
+    // chunk, so it cannot mistake the truncated body for a whole one.
+    let mut s = connect(srv.addr, Duration::from_secs(10));
+    s.write_all(b"GET /stream-then-trap HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("first"), "{raw}");
+    assert!(!raw.ends_with("0\r\n\r\n"), "a failed response ended like a complete one:\n{raw}");
+    let mut r = BufReader::new(raw.as_bytes());
+    assert!(read_reply(&mut r).is_err(), "the client parsed a complete response");
+    srv.stop();
+}
+
+#[test]
+fn clients_that_never_read_do_not_stop_the_server() {
+    let srv = serve(
+        "slowread",
+        "",
+        r#"
+[[route]]
+path = "/big/..."
+module = "{h}"
+max_response_bytes = 67108864
+drain_timeout_ms = 2000
+
+[[route]]
+path = "/..."
+module = "{h}"
+"#,
+    );
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // More clients than guest workers ask for 16 MiB each (more than loopback's
+    // socket buffers hold) and read nothing.
+    let stalled: Vec<TcpStream> = (0..cores + 2)
+        .map(|_| {
+            let mut s = connect(srv.addr, Duration::from_secs(10));
+            s.write_all(b"GET /big/huge HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    // Every route still answers, promptly.
+    let t = Instant::now();
+    let r = try_request(
+        srv.addr,
+        "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .expect("a normal request while clients stall");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello from wasm\n"));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(get(srv.addr, "/health").status, 200);
+    // A response may take at most drain_timeout_ms to drain: then the
+    // connection is closed, and the client has less than the whole body.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = get(srv.addr, "/metrics").text();
+        let aborted = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("carnac_client_stalls_total "))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0);
+        if aborted >= stalled.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stalled connections were not closed:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for mut s in stalled {
+        let mut got = Vec::new();
+        let t = Instant::now();
+        let _ = s.read_to_end(&mut got);
+        assert!(t.elapsed() < Duration::from_secs(9), "the stalled connection was kept open");
+        assert!(got.len() < 16 << 20, "{} bytes", got.len());
+    }
+    srv.stop();
+}
+
+#[test]
+fn uploads_are_bounded_in_time_and_in_aggregate() {
+    let srv = serve(
+        "uploads",
+        "max_buffered_mb = 1\nmax_connections = 6\n",
+        r#"
+[[route]]
+path = "/one/..."
+module = "{h}"
+concurrency = 1
+queue = 1
+
+[[route]]
+path = "/..."
+module = "{h}"
+body_timeout_ms = 500
+max_body_bytes = 4194304
+"#,
+    );
+    let a = srv.addr;
+    // A body sent one byte at a time past body_timeout_ms: 408, promptly.
+    let t = Instant::now();
+    let mut s = connect(a, Duration::from_secs(5));
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx").unwrap();
+    let r = read_reply(&mut BufReader::new(s)).expect("an answer to a stalled upload");
+    assert_eq!(r.status, 408);
+    assert!(t.elapsed() < Duration::from_secs(4));
+
+    // A malformed chunked body is the client's error: 400, not 413.
+    let r = try_request(a, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"", Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(r.status, 400);
+
+    // Admission comes before the body: with the route's one queue place taken by
+    // an upload in progress, the next upload is refused at once, unread.
+    let mut first = connect(a, Duration::from_secs(5));
+    first.write_all(b"POST /one/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let r = try_request(a, "POST /one/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", b"", Duration::from_secs(5))
+        .expect("the second upload is answered without sending its body");
+    assert_eq!(r.status, 503);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    first.write_all(b"0123456789").unwrap();
+    let r = read_reply(&mut BufReader::new(first)).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (200, "0123456789"));
+
+    // Bodies buffered server-wide stay within max_buffered_mb.
+    let mut big = connect(a, Duration::from_secs(5));
+    big.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 700000\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = try_request(a, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 700000\r\n\r\n", b"", Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(r.status, 503);
+    drop(big);
+
+    // httpoxy: a client's `Proxy:` header never becomes HTTP_PROXY.
+    let r = try_request(a, "GET /env HTTP/1.1\r\nHost: x\r\nProxy: http://evil:1\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(5))
+        .unwrap();
+    assert!(!r.text().contains("HTTP_PROXY"), "{}", r.text());
+
+    // At most max_connections at once: one more is answered 503 and closed.
+    std::thread::sleep(Duration::from_millis(700));
+    let idle: Vec<TcpStream> = (0..6).map(|_| connect(a, Duration::from_secs(5))).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = try_request(a, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", b"", Duration::from_secs(5)).unwrap();
+    assert_eq!(r.status, 503);
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = try_request(a, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(5));
+        if r.as_ref().is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "connections were not released: {r:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    srv.stop();
+}
+
+#[test]
+fn a_route_of_slow_handlers_does_not_delay_the_others() {
+    let srv = serve(
+        "fair",
+        "workers = 2\n",
+        r#"
+[[route]]
+path = "/slow/..."
+module = "{h}"
+timeout_ms = 10000
+
+[[route]]
+path = "/..."
+module = "{h}"
+"#,
+    );
+    let a = srv.addr;
+    // Six handlers that each compute for 1.5 s, within their limits.
+    let slow: Vec<_> = (0..6).map(|_| std::thread::spawn(move || get(a, "/slow/spin").status)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = get(a, "/hello");
+    let took = t.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(took < Duration::from_millis(1000), "another route waited {took:?} behind the slow one");
+    for h in slow {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    srv.stop();
+}
+
+#[test]
+fn health_says_whether_guests_can_run() {
+    let srv = serve(
+        "health",
+        "workers = 1\nspare_workers = 0\n",
+        "[[route]]\npath = \"/...\"\nmodule = \"{h}\"\ntimeout_ms = 3000\n",
+    );
+    let a = srv.addr;
+    assert_eq!(get(a, "/health").status, 200);
+    // One thread, no spares: a guest that computes until its deadline leaves
+    // the next one queued, and past a second of that the server is not ready.
+    let busy: Vec<_> = (0..2).map(|_| std::thread::spawn(move || get(a, "/loop").status)).collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = get(a, "/health");
+    assert_eq!(r.status, 503, "{}", r.text());
+    for h in busy {
+        assert_eq!(h.join().unwrap(), 504);
+    }
+    assert_eq!(get(a, "/health").status, 200);
+    srv.stop();
+}
