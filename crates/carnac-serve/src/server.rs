@@ -201,12 +201,10 @@ impl PoolQueue {
         Some(job)
     }
 
+    /// Entries stay when a route is idle (routes are few; no allocation per request).
     fn finished(&mut self, route: &Arc<str>) {
         if let Some(rj) = self.routes.get_mut(route) {
             rj.running -= 1;
-            if rj.running == 0 && rj.jobs.is_empty() {
-                self.routes.remove(route);
-            }
         }
     }
 }
@@ -259,9 +257,15 @@ impl GuestPool {
     }
 
     fn work(&self) {
+        // The route of the job this thread just ran: marked finished under the
+        // same lock that takes the next one (one lock per job).
+        let mut ran: Option<Arc<str>> = None;
         loop {
             let job = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(route) = ran.take() {
+                    q.finished(&route);
+                }
                 loop {
                     if let Some(job) = q.pick() {
                         break job;
@@ -287,11 +291,10 @@ impl GuestPool {
                     }
                 }
             };
-            let route = job.route.clone();
+            ran = Some(job.route.clone());
             // A panicking job (a bug, not a guest: traps are values) must not take
             // the worker with it.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.run));
-            self.queue.lock().unwrap_or_else(|e| e.into_inner()).finished(&route);
         }
     }
 
@@ -730,13 +733,29 @@ impl LogWriter {
     fn emit(&mut self) {
         if self.logged < MAX_LOG_BYTES {
             self.logged += self.line.len() + 1;
-            log!("guest id={} {}", self.id, String::from_utf8_lossy(&self.line));
+            let text = log_text(&self.line);
+            log!("guest id={} {text}", self.id);
             if self.logged >= MAX_LOG_BYTES {
                 log!("warn id={} the guest's further stderr is dropped (over {MAX_LOG_BYTES} bytes)", self.id);
             }
         }
         self.line.clear();
     }
+}
+
+/// A guest's log line as logged: control characters are escaped, so a guest
+/// cannot forge log lines (a `\r`) or drive the operator's terminal (escape
+/// sequences).
+fn log_text(line: &[u8]) -> String {
+    let mut text = String::with_capacity(line.len());
+    for c in String::from_utf8_lossy(line).chars() {
+        if c.is_control() && c != '\t' {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
+    }
+    text
 }
 
 impl Write for LogWriter {
@@ -1438,4 +1457,37 @@ pub fn serve_until_signal(source: Source, listen: &str) -> Result<(), String> {
     running.stop();
     crate::log::flush();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_log_lines_cannot_forge_lines_or_drive_terminals() {
+        assert_eq!(log_text(b"plain\ttext"), "plain\ttext");
+        assert_eq!(log_text(b"x\raccess id=1 status=200"), "x\\raccess id=1 status=200");
+        assert_eq!(log_text(b"\x1b[2Jgone"), "\\u{1b}[2Jgone");
+        assert_eq!(log_text(b"bad \xff utf-8"), "bad \u{fffd} utf-8");
+    }
+
+    #[test]
+    fn the_pool_takes_the_route_with_the_fewest_running_first() {
+        let mut q = PoolQueue { routes: HashMap::new(), queued: 0, idle: 0, threads: 0, stop: false };
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("/a"), Arc::from("/b"));
+        for r in [&a, &a, &a, &b] {
+            q.routes.entry(r.clone()).or_default().jobs.push_back(Job {
+                route: r.clone(),
+                queued_at: Instant::now(),
+                run: Box::new(|| {}),
+            });
+            q.queued += 1;
+        }
+        let order: Vec<Arc<str>> = std::iter::from_fn(|| q.pick().map(|j| j.route)).collect();
+        // /a's first job is oldest; then /b has none running; then /a's rest.
+        assert_eq!(order, [a.clone(), b.clone(), a.clone(), a.clone()]);
+        assert_eq!(q.queued, 0);
+        q.finished(&a);
+        assert_eq!(q.routes[&a].running, 2);
+    }
 }
