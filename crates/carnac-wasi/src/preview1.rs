@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt, SystemTimeSpec};
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
-use carnac::{AsContextMut, Caller, Error, Extern, Linker, Trap};
+use carnac::{AsContextMut, Caller, Error, Extern, InterruptHandle, Linker, Trap, TrapKind};
 
 use crate::ctx::{Desc, Kind, Stream, WasiCtx};
 use crate::memory::{GuestMemory, MAX_RW};
@@ -177,9 +177,39 @@ fn timestamp(t: u64, set: bool, now: bool) -> Result<rustix::fs::Timespec, Errno
     }
 }
 
-fn read_stream(stream: &mut Stream, buf: &mut [u8]) -> Result<usize, Errno> {
+/// How long a blocking wait lasts before it looks at the store's interrupt flag again.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// Waits until `fd` can be read without blocking (data, end of stream or an
+/// error, which the read then reports), looking at the store's interrupt flag
+/// every [`SLICE`]: an interrupted store (a deadline) ends the wait with `EINTR`,
+/// and the call with the interrupt trap. Without a handle nothing can interrupt
+/// the wait, so the read itself blocks.
+fn wait_readable(interrupt: Option<&InterruptHandle>, fd: std::os::fd::BorrowedFd<'_>) -> R {
+    let Some(interrupt) = interrupt else { return Ok(()) };
+    let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: SLICE.as_nanos() as _ };
+    loop {
+        let mut pfd = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut pfd, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if interrupt.is_interrupted() {
+            return Err(Errno::INTR);
+        }
+    }
+}
+
+fn read_stream(stream: &mut Stream, interrupt: Option<&InterruptHandle>, buf: &mut [u8]) -> Result<usize, Errno> {
     match stream {
-        Stream::Inherit => Ok(std::io::stdin().read(buf)?),
+        Stream::Inherit => {
+            // Straight from descriptor 0, past std's buffer: what that buffer
+            // held would be invisible to the wait.
+            let stdin = std::io::stdin();
+            wait_readable(interrupt, stdin.as_fd())?;
+            Ok(rustix::io::read(stdin.as_fd(), buf)?)
+        }
         Stream::Reader(r) => Ok(r.read(buf)?),
         Stream::Writer(_) => Err(Errno::BADF),
         Stream::Null => Ok(0),
@@ -236,6 +266,12 @@ pub fn add_to_linker<T: 'static>(
                     let mut $mem = GuestMemory(bytes);
                     #[allow(clippy::redundant_closure_call)]
                     let result: R = (|| $body)();
+                    // A call that ends after the store was interrupted (a wait the
+                    // deadline cut short) stops the guest with the same trap as a
+                    // guest interrupted in a loop, instead of returning to it.
+                    if $ctx.interrupted() {
+                        return Err(Trap::new(TrapKind::Interrupted));
+                    }
                     Ok(result.err().unwrap_or(Errno::SUCCESS).0 as i32)
                 },
             )?;
@@ -467,17 +503,20 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
+        let interrupt = ctx.interrupt.clone();
         let d = ctx.get_mut(fd as u32)?;
         let allowed = d.require(rights::FD_READ);
+        let wait = if d.fdflags & FDFLAGS_NONBLOCK == 0 { interrupt.as_ref() } else { None };
         let n = match &mut d.kind {
             Kind::File(f) => {
                 allowed?;
                 let mut f: &cap_std::fs::File = f;
                 mem.read_into(&iovs, false, |b, _| Ok(f.read(b)?))?
             }
-            Kind::Stdin(s) => mem.read_into(&iovs, true, |b, _| read_stream(s, b))?,
+            Kind::Stdin(s) => mem.read_into(&iovs, true, |b, _| read_stream(s, wait, b))?,
             Kind::TcpStream(t) => {
                 allowed?;
+                wait_readable(wait, t.as_fd())?;
                 mem.read_into(&iovs, true, |b, _| Ok(t.read(b)?))?
             }
             _ => return Err(Errno::BADF),
@@ -702,6 +741,9 @@ pub fn add_to_linker<T: 'static>(
             return Err(Errno::INVAL);
         }
         let inheriting = d.inheriting;
+        if d.fdflags & FDFLAGS_NONBLOCK == 0 {
+            wait_readable(ctx.interrupt.as_ref(), l.as_fd())?;
+        }
         let (stream, _) = l.accept()?;
         stream.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
         let new_fd = ctx.insert(Desc {
@@ -720,6 +762,8 @@ pub fn add_to_linker<T: 'static>(
         d.require(rights::FD_READ)?;
         let flags = ri_flags as u16;
         let mut r: &std::net::TcpStream = t;
+        let wait = || wait_readable(if d.fdflags & FDFLAGS_NONBLOCK == 0 { ctx.interrupt.as_ref() } else { None }, t.as_fd());
+        wait()?;
         let n = if flags & RIFLAGS_RECV_PEEK != 0 {
             mem.read_into(&iovs, true, |b, _| Ok(t.peek(b)?))?
         } else if flags & RIFLAGS_RECV_WAITALL != 0 {
@@ -727,6 +771,9 @@ pub fn add_to_linker<T: 'static>(
             mem.read_into(&iovs, false, |b, _| {
                 let mut got = 0;
                 while got < b.len() {
+                    if got > 0 {
+                        wait()?;
+                    }
                     match r.read(&mut b[got..])? {
                         0 => break,
                         k => got += k,
@@ -852,8 +899,7 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
         }
     }
     // Wait in short slices, so that an interrupted store (a deadline) ends the
-    // wait promptly; the guest then stops at its next loop or call.
-    const SLICE: Duration = Duration::from_millis(10);
+    // wait promptly, and the call with the interrupt trap.
     loop {
         let left = timeout.map(|(d, _)| d.saturating_duration_since(Instant::now()));
         let slice = if !ready.is_empty() { Duration::ZERO } else { left.map_or(SLICE, |l| l.min(SLICE)) };
@@ -881,12 +927,12 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
         }
     }
     if ready.is_empty() {
-        // The earliest clock fired (or the store was interrupted: report the
-        // clock so the guest carries on to its next interrupt check).
-        match timeout {
-            Some((_, userdata)) => ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 }),
-            None if ctx.interrupted() => return Err(Errno::INTR),
-            None => {}
+        if ctx.interrupted() {
+            return Err(Errno::INTR);
+        }
+        // The earliest clock fired.
+        if let Some((_, userdata)) = timeout {
+            ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 });
         }
     }
     for (i, e) in ready.iter().enumerate() {
