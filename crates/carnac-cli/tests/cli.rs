@@ -306,3 +306,33 @@ fn timeout_interrupts_a_read_of_stdin_and_a_poll() {
     assert!(text(&out.stderr).contains("wasm trap: interrupted"), "{}", text(&out.stderr));
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
 }
+
+#[test]
+fn max_memory_covers_tables() {
+    let dir = std::env::temp_dir().join(format!("carnac-cli-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 20 tables of 10M elements: 2.5 KB of text, 1.6 GB in the store.
+    let tables: String = (0..20).map(|_| "(table 10000000 funcref)").collect();
+    let wat = dir.join("tables.wat");
+    std::fs::write(&wat, format!(r#"(module {tables} (func (export "_start")))"#)).unwrap();
+    let t = std::time::Instant::now();
+    let out = carnac(&["run", "--max-memory", "64M", wat.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("table of 10000000 elements"), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    // table.grow from the guest past the budget fails (-1) instead of growing.
+    let wat = dir.join("tgrow.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (table 0 funcref)
+            (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))"#,
+    )
+    .unwrap();
+    let out = carnac(&["run", "--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "10000000"]);
+    assert_eq!(text(&out.stdout), "-1\n", "{}", text(&out.stderr));
+    let out = carnac(&["run", "--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "1000000"]);
+    assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}

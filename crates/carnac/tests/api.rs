@@ -335,7 +335,8 @@ fn limiter_caps_memory_and_table_growth() {
     )
     .unwrap();
     let mut store = Store::new(&engine, ());
-    store.limiter(StoreLimits::new().memory_size(4 * WASM_PAGE).table_elements(10));
+    // One budget for the memory and the table: 4 pages plus 10 elements of 8 bytes.
+    store.limiter(StoreLimits::new().memory_size(4 * WASM_PAGE + 80).table_elements(10));
     let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
     assert_eq!(grow.call(&mut store, 3).unwrap(), 1);
@@ -348,6 +349,81 @@ fn limiter_caps_memory_and_table_growth() {
     let big = Module::new(&engine, "(module (memory 100))").unwrap();
     let err = Linker::new(&engine).instantiate(&mut store, &big).unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err}");
+}
+
+/// Twenty tables of ten million elements (80 MB each in the store): 2.5 KB of wasm.
+fn twenty_big_tables() -> String {
+    let tables: String = (0..20).map(|_| "(table 10000000 funcref)").collect();
+    format!("(module {tables})")
+}
+
+#[test]
+fn one_budget_covers_memories_and_tables() {
+    let engine = Engine::default();
+    let limits = || StoreLimits::new().memory_size(64 << 20);
+
+    // Tables alone past the budget: an instantiation error, not 1.6 GB.
+    let module = Module::new(&engine, twenty_big_tables()).unwrap();
+    let mut store = Store::new(&engine, ());
+    store.limiter(limits());
+    let err = Linker::new(&engine).instantiate(&mut store, &module).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+    assert!(err.to_string().contains("table of 10000000 elements"), "{err}");
+
+    // A memory and a table that each fit, but not together.
+    let both = |pages: u32, elems: u32| {
+        let wat = format!("(module (memory {pages}) (table {elems} funcref))");
+        let mut store = Store::new(&engine, ());
+        store.limiter(limits());
+        Linker::new(&engine).instantiate(&mut store, &Module::new(&engine, wat).unwrap()).map(|_| ())
+    };
+    both(512, 0).unwrap(); // 32 MiB
+    both(0, 5_000_000).unwrap(); // 40 MB
+    let err = both(512, 5_000_000).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+
+    // Growing: table.grow past what the memory left is -1, and memory.grow
+    // past what the table took is -1; the table API says so too.
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (memory (export "memory") 512)
+            (table (export "table") 0 funcref)
+            (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+            (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    store.limiter(limits());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
+    let tgrow = instance.get_typed_func::<i32, i32>(&store, "tgrow").unwrap();
+    assert_eq!(tgrow.call(&mut store, 5_000_000).unwrap(), -1); // 32 MiB + 40 MB
+    assert_eq!(tgrow.call(&mut store, 2_000_000).unwrap(), 0); // 32 MiB + 16 MB: 16.7 MB left
+    assert_eq!(grow.call(&mut store, 300).unwrap(), -1); // 19.7 MB
+    assert_eq!(grow.call(&mut store, 200).unwrap(), 512); // 13.1 MB: 4.4 MB left
+    let table = instance.get_table(&store, "table").unwrap();
+    assert!(table.grow(&mut store, 1_000_000, Val::FuncRef(None)).is_err());
+    assert_eq!(table.size(&store), 2_000_000);
+}
+
+#[test]
+fn tables_without_a_limit_are_not_committed_up_front() {
+    fn rss() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() << 10
+    }
+    let engine = Engine::default();
+    let module = Module::new(&engine, twenty_big_tables()).unwrap();
+    let mut store = Store::new(&engine, ());
+    let before = rss();
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let grown = rss().saturating_sub(before);
+    // 1.6 GB of null elements, of which only what is touched becomes resident
+    // (other tests run beside this one, hence the loose bound).
+    assert!(grown < 400 << 20, "RSS grew by {} MiB", grown >> 20);
+    let _ = instance;
 }
 
 #[test]
