@@ -288,6 +288,31 @@ fn deep_recursion_is_a_trap_not_a_crash() {
 }
 
 #[test]
+fn a_deep_backtrace_is_displayed_with_its_middle_elided() {
+    let (mut store, instance) = instantiate(r#"(module (func $f (export "f") (call $f)))"#);
+    let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    let trap = err.as_trap().unwrap();
+    let depth = trap.backtrace().len();
+    assert!(depth > 10_000, "the API keeps every frame: {depth}");
+    let shown = trap.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines.len() < 80, "{} lines", lines.len());
+    assert_eq!(lines[0], "wasm trap: call stack exhausted");
+    assert_eq!(lines[1], "wasm backtrace:");
+    assert!(lines[2].starts_with("  0: "), "{}", lines[2]);
+    let elided = lines.iter().find(|l| l.contains("frames elided")).expect("an elision line");
+    let shown_frames = lines.len() - 3;
+    assert_eq!(*elided, format!("  ... {} frames elided ...", depth - shown_frames));
+    assert!(lines.last().unwrap().starts_with(&format!("  {}: ", depth - 1)), "{}", lines.last().unwrap());
+    // A short backtrace is shown whole.
+    let (mut store, instance) = instantiate(
+        r#"(module (func $a (export "a") (call $b)) (func $b (call $c)) (func $c unreachable))"#,
+    );
+    let err = instance.get_func(&store, "a").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    assert_eq!(err.to_string().lines().count(), 5);
+}
+
+#[test]
 fn fuel_runs_out_and_can_be_refilled() {
     let mut config = Config::new();
     config.consume_fuel(true);

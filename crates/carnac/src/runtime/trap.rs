@@ -135,12 +135,30 @@ impl From<TrapKind> for Trap {
     }
 }
 
+/// Frames a displayed backtrace shows at each end; the middle of a deeper one
+/// (a runaway recursion has 100,000 frames) is one `... N frames elided ...`
+/// line, as Wasmtime does. [`Trap::backtrace`] keeps every frame.
+const SHOWN_AT_EACH_END: usize = 32;
+
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "wasm trap: {}", self.message())?;
-        if !self.0.backtrace.is_empty() {
+        let bt = &self.0.backtrace;
+        if !bt.is_empty() {
             write!(f, "\nwasm backtrace:")?;
-            for (i, frame) in self.0.backtrace.iter().enumerate() {
+            // Eliding fewer frames than the line that says so would save nothing.
+            let elided = bt.len().saturating_sub(2 * SHOWN_AT_EACH_END);
+            let (head, tail) = match elided {
+                0 | 1 => (bt.len(), bt.len()),
+                _ => (SHOWN_AT_EACH_END, bt.len() - SHOWN_AT_EACH_END),
+            };
+            for (i, frame) in bt.iter().enumerate().take(head) {
+                write!(f, "\n  {i}: {frame}")?;
+            }
+            if head < tail {
+                write!(f, "\n  ... {elided} frames elided ...")?;
+            }
+            for (i, frame) in bt.iter().enumerate().skip(tail) {
                 write!(f, "\n  {i}: {frame}")?;
             }
         }
