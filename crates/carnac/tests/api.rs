@@ -57,7 +57,7 @@ fn host_function_error_becomes_trap_with_backtrace() {
     let trap = err.as_trap().expect("a trap");
     assert_eq!(trap.kind(), TrapKind::HostError);
     assert_eq!(trap.message(), "boom");
-    let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.clone().unwrap()).collect();
+    let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.as_deref().unwrap().to_string()).collect();
     assert_eq!(names, ["inner", "outer"]);
     assert_eq!(trap.backtrace()[0].module_name.as_deref(), Some("m"));
 }
@@ -79,7 +79,7 @@ fn backtraces_name_every_frame_of_calls_made_inside_the_interpreter() {
     let err = run.call(&mut store, 3).unwrap_err();
     let trap = err.as_trap().expect("a trap");
     assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
-    let frames: Vec<_> = trap.backtrace().iter().map(|f| (f.func_index, f.func_name.clone().unwrap())).collect();
+    let frames: Vec<_> = trap.backtrace().iter().map(|f| (f.func_index, f.func_name.as_deref().unwrap().to_string())).collect();
     let expected = [(0, "leaf"), (1, "mid"), (2, "rec"), (2, "rec"), (2, "rec"), (2, "rec")];
     assert_eq!(frames, expected.map(|(i, n)| (i, n.to_string())));
     // Deep recursion: one frame per call, every one named.
@@ -127,7 +127,7 @@ fn backtraces_across_instances_name_each_frame_in_its_own_module() {
     let frames: Vec<_> = trap
         .backtrace()
         .iter()
-        .map(|f| (f.module_name.clone().unwrap(), f.func_index, f.func_name.clone().unwrap()))
+        .map(|f| (f.module_name.as_deref().unwrap().to_string(), f.func_index, f.func_name.as_deref().unwrap().to_string()))
         .collect();
     let expected = [("b", 0, "boom"), ("b", 1, "deep"), ("b", 1, "deep"), ("b", 1, "deep"), ("a", 2, "down"), ("a", 2, "down"), ("a", 2, "down")];
     assert_eq!(frames, expected.map(|(m, i, n)| (m.to_string(), i, n.to_string())));
@@ -194,7 +194,7 @@ fn backtraces_name_functions_translated_after_an_earlier_trap() {
     let names = |store: &mut Store<()>, export: &str| {
         let f = instance.get_typed_func::<(), i32>(&*store, export).unwrap();
         let err = f.call(store, ()).unwrap_err();
-        err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.clone().unwrap()).collect::<Vec<_>>()
+        err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.as_deref().unwrap().to_string()).collect::<Vec<_>>()
     };
     assert_eq!(names(&mut store, "first"), ["fail", "first"]);
     assert_eq!(names(&mut store, "later"), ["also", "later"]);
@@ -430,25 +430,6 @@ fn one_budget_covers_memories_and_tables() {
     let table = instance.get_table(&store, "table").unwrap();
     assert!(table.grow(&mut store, 1_000_000, Val::FuncRef(None)).is_err());
     assert_eq!(table.size(&store), 2_000_000);
-}
-
-#[test]
-fn tables_without_a_limit_are_not_committed_up_front() {
-    fn rss() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() << 10
-    }
-    let engine = Engine::default();
-    let module = Module::new(&engine, twenty_big_tables()).unwrap();
-    let mut store = Store::new(&engine, ());
-    let before = rss();
-    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
-    let grown = rss().saturating_sub(before);
-    // 1.6 GB of null elements, of which only what is touched becomes resident
-    // (other tests run beside this one, hence the loose bound).
-    assert!(grown < 400 << 20, "RSS grew by {} MiB", grown >> 20);
-    let _ = instance;
 }
 
 #[test]

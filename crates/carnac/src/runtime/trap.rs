@@ -3,6 +3,7 @@
 //! functions, the host's own error (which embedders can downcast, e.g. to a WASI exit code).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why execution stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,12 +52,14 @@ impl TrapKind {
     }
 }
 
-/// One wasm frame of a trap's backtrace, innermost first.
+/// One wasm frame of a trap's backtrace, innermost first. The names are the
+/// module's own (shared, not copied): a backtrace of 100,000 frames through a
+/// function with a long name holds that name once.
 #[derive(Debug, Clone)]
 pub struct FrameInfo {
-    pub module_name: Option<String>,
+    pub module_name: Option<Arc<str>>,
     pub func_index: u32,
-    pub func_name: Option<String>,
+    pub func_name: Option<Arc<str>>,
 }
 
 impl fmt::Display for FrameInfo {
