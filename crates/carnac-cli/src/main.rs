@@ -55,7 +55,8 @@ struct RunArgs {
     /// Run under fuel metering with this budget (one unit per instruction).
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
-    /// Cap each linear memory at this size (bytes; suffixes K, M, G).
+    /// Cap the guest's linear memories and tables together at this size (bytes;
+    /// suffixes K, M, G; a table element counts 8 bytes).
     #[arg(long, value_name = "SIZE")]
     max_memory: Option<String>,
     /// Interrupt the guest after this wall-clock time (e.g. `500ms`, `5s`, `2m`).

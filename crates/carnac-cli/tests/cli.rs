@@ -245,3 +245,94 @@ fn serve_answers_logs_and_drains_on_sigint() {
     assert!(access.contains("method=GET path=/hello") && access.contains("status=200"), "{access}");
     assert!(rest.contains("shutting down"), "{rest}");
 }
+
+/// Runs `carnac run --timeout 200ms` on `wat` with a stdin pipe that is never
+/// written nor closed; returns the output, or fails if it runs past 20 s.
+fn run_with_silent_stdin(name: &str, wat: &str) -> (Output, std::time::Duration) {
+    let dir = std::env::temp_dir().join(format!("carnac-cli-timeout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, wat).unwrap();
+    let t = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_carnac"))
+        .args(["run", "--timeout", "200ms", path.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("{name}: still running 20 s after a 200 ms timeout");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let elapsed = t.elapsed();
+    drop(stdin);
+    (child.wait_with_output().unwrap(), elapsed)
+}
+
+#[test]
+fn timeout_interrupts_a_read_of_stdin_and_a_poll() {
+    // A read of inherited stdin that no data will ever satisfy.
+    let (out, elapsed) = run_with_silent_stdin(
+        "read.wat",
+        r#"(module
+            (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "_start")
+                (i32.store (i32.const 0) (i32.const 16))
+                (i32.store (i32.const 4) (i32.const 64))
+                (drop (call $r (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    );
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("wasm trap: interrupted"), "{}", text(&out.stderr));
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    // A 60 s monotonic clock subscription, after which the guest just returns:
+    // the deadline ends it with the timeout, not with exit status 0.
+    let (out, elapsed) = run_with_silent_stdin(
+        "poll.wat",
+        r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "_start")
+                (i32.store (i32.const 16) (i32.const 1))          ;; clock id: monotonic
+                (i64.store (i32.const 24) (i64.const 60000000000)) ;; 60 s, relative
+                (drop (call $p (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#,
+    );
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("wasm trap: interrupted"), "{}", text(&out.stderr));
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[test]
+fn max_memory_covers_tables() {
+    let dir = std::env::temp_dir().join(format!("carnac-cli-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // 20 tables of 10M elements: 2.5 KB of text, 1.6 GB in the store.
+    let tables: String = (0..20).map(|_| "(table 10000000 funcref)").collect();
+    let wat = dir.join("tables.wat");
+    std::fs::write(&wat, format!(r#"(module {tables} (func (export "_start")))"#)).unwrap();
+    let t = std::time::Instant::now();
+    let out = carnac(&["run", "--max-memory", "64M", wat.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("table of 10000000 elements"), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    // table.grow from the guest past the budget fails (-1) instead of growing.
+    let wat = dir.join("tgrow.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (table 0 funcref)
+            (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))"#,
+    )
+    .unwrap();
+    let out = carnac(&["run", "--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "10000000"]);
+    assert_eq!(text(&out.stdout), "-1\n", "{}", text(&out.stderr));
+    let out = carnac(&["run", "--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "1000000"]);
+    assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}

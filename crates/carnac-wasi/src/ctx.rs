@@ -60,8 +60,10 @@ pub struct WasiCtx {
 }
 
 impl WasiCtx {
-    /// Lets waits inside WASI calls (`poll_oneoff`, sleeps) end when the store is
-    /// interrupted, e.g. by a deadline: give it `store.interrupt_handle()`.
+    /// Lets waits inside WASI calls (`poll_oneoff`, reads of inherited stdin and
+    /// of blocking sockets, `sock_accept`) end when the store is interrupted, e.g.
+    /// by a deadline: give it `store.interrupt_handle()`. A call that ends after
+    /// the interrupt traps with `TrapKind::Interrupted`, as a guest in a loop does.
     pub fn set_interrupt(&mut self, handle: carnac::InterruptHandle) {
         self.interrupt = Some(handle);
     }

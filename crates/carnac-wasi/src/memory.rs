@@ -55,15 +55,23 @@ impl GuestMemory<'_> {
         self.write(ptr, &v.to_le_bytes())
     }
 
-    /// A UTF-8 string (paths): invalid UTF-8 is `EILSEQ`.
+    /// A path: UTF-8 (invalid is `EILSEQ`), and no longer than the host's
+    /// `PATH_MAX` (longer is `ENAMETOOLONG`, what the host would answer), so a
+    /// guest cannot make the host copy a path as long as its memory.
     pub fn str(&self, ptr: u32, len: u32) -> Result<&str, Errno> {
+        if len > PATH_MAX {
+            return Err(Errno::NAMETOOLONG);
+        }
         std::str::from_utf8(self.slice(ptr, len)?).map_err(|_| Errno(25))
     }
 
-    /// An array of `(buf, len)` iovecs, each checked to lie inside memory.
+    /// An array of `(buf, len)` iovecs, each checked to lie inside memory. More
+    /// than [`IOV_MAX`] is `EINVAL`, as `readv`/`writev` answer on Linux.
     pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
-        // The array itself must be in memory, which also bounds the allocation.
-        self.slice(ptr, count.checked_mul(8).ok_or(Errno::FAULT)?)?;
+        if count > IOV_MAX {
+            return Err(Errno::INVAL);
+        }
+        self.slice(ptr, count * 8)?;
         let mut v = Vec::with_capacity(count as usize);
         for i in 0..count {
             let base = ptr + i * 8;
@@ -74,32 +82,52 @@ impl GuestMemory<'_> {
         Ok(v)
     }
 
-    /// Copies the bytes the iovecs describe into one buffer (for writes).
-    pub fn gather(&self, iovs: &[(u32, u32)]) -> Result<Vec<u8>, Errno> {
-        let mut out = Vec::new();
-        for &(buf, len) in iovs {
-            out.extend_from_slice(self.slice(buf, len)?);
-        }
-        Ok(out)
+    /// The iovecs as slices of guest memory, for a vectored write straight from
+    /// it (no host copy, whatever the lengths add up to).
+    pub fn io_slices(&self, iovs: &[(u32, u32)]) -> Result<Vec<std::io::IoSlice<'_>>, Errno> {
+        iovs.iter().map(|&(buf, len)| Ok(std::io::IoSlice::new(self.slice(buf, len)?))).collect()
     }
 
-    /// Spreads `data` over the iovecs (for reads); returns the bytes placed.
-    pub fn scatter(&mut self, iovs: &[(u32, u32)], mut data: &[u8]) -> Result<usize, Errno> {
+    /// Fills the iovecs in order, each straight from `read(slice, bytes so far)`
+    /// (no host buffer), and returns the bytes placed. Like `readv`, it stops at
+    /// a short read and after [`MAX_RW`] bytes; with `once` (streams, which must
+    /// not block for more) after the first non-empty iovec. An error after some
+    /// bytes were placed ends the call with those bytes.
+    pub fn read_into(
+        &mut self,
+        iovs: &[(u32, u32)],
+        once: bool,
+        mut read: impl FnMut(&mut [u8], usize) -> Result<usize, Errno>,
+    ) -> Result<usize, Errno> {
         let mut total = 0;
         for &(buf, len) in iovs {
-            if data.is_empty() {
+            let len = (len as usize).min(MAX_RW - total);
+            if len == 0 {
+                if total == MAX_RW {
+                    break;
+                }
+                continue;
+            }
+            let n = match read(self.slice_mut(buf, len as u32)?, total) {
+                Ok(n) => n,
+                Err(_) if total > 0 => break,
+                Err(e) => return Err(e),
+            };
+            total += n;
+            if once || n < len {
                 break;
             }
-            let n = (len as usize).min(data.len());
-            self.slice_mut(buf, n as u32)?.copy_from_slice(&data[..n]);
-            data = &data[n..];
-            total += n;
         }
         Ok(total)
     }
 }
 
-/// Total length the iovecs ask for, capped to keep host buffers bounded.
-pub(crate) fn iov_total(iovs: &[(u32, u32)]) -> usize {
-    iovs.iter().map(|(_, l)| *l as usize).sum::<usize>().min(16 << 20)
-}
+/// The most iovecs one call takes: Linux's `IOV_MAX` (`UIO_MAXIOV`).
+pub(crate) const IOV_MAX: u32 = 1024;
+
+/// The most bytes one read or write moves: Linux's `MAX_RW_COUNT`. More is a
+/// short transfer, and counts stay within the `u32` the guest receives.
+pub(crate) const MAX_RW: usize = i32::MAX as usize & !4095;
+
+/// The longest path the host accepts (Linux's `PATH_MAX`, NUL included).
+const PATH_MAX: u32 = 4096;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt, SystemTimeSpec};
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
-use carnac::{AsContextMut, Caller, Error, Extern, Linker, Trap};
+use carnac::{AsContextMut, Caller, Error, Extern, InterruptHandle, Linker, Trap, TrapKind};
 
 use crate::ctx::{Desc, Kind, Stream, WasiCtx};
-use crate::memory::{iov_total, GuestMemory};
+use crate::memory::{GuestMemory, MAX_RW};
 use crate::types::*;
 use crate::I32Exit;
 
@@ -177,35 +177,71 @@ fn timestamp(t: u64, set: bool, now: bool) -> Result<rustix::fs::Timespec, Errno
     }
 }
 
-fn read_stream(stream: &mut Stream, buf: &mut [u8]) -> Result<usize, Errno> {
+/// How long a blocking wait lasts before it looks at the store's interrupt flag again.
+const SLICE: Duration = Duration::from_millis(10);
+
+/// Waits until `fd` can be read without blocking (data, end of stream or an
+/// error, which the read then reports), looking at the store's interrupt flag
+/// every [`SLICE`]: an interrupted store (a deadline) ends the wait with `EINTR`,
+/// and the call with the interrupt trap. Without a handle nothing can interrupt
+/// the wait, so the read itself blocks.
+fn wait_readable(interrupt: Option<&InterruptHandle>, fd: std::os::fd::BorrowedFd<'_>) -> R {
+    let Some(interrupt) = interrupt else { return Ok(()) };
+    let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: SLICE.as_nanos() as _ };
+    loop {
+        let mut pfd = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut pfd, Some(&ts)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if interrupt.is_interrupted() {
+            return Err(Errno::INTR);
+        }
+    }
+}
+
+fn read_stream(stream: &mut Stream, interrupt: Option<&InterruptHandle>, buf: &mut [u8]) -> Result<usize, Errno> {
     match stream {
-        Stream::Inherit => Ok(std::io::stdin().read(buf)?),
+        Stream::Inherit => {
+            // Straight from descriptor 0, past std's buffer: what that buffer
+            // held would be invisible to the wait.
+            let stdin = std::io::stdin();
+            wait_readable(interrupt, stdin.as_fd())?;
+            Ok(rustix::io::read(stdin.as_fd(), buf)?)
+        }
         Stream::Reader(r) => Ok(r.read(buf)?),
         Stream::Writer(_) => Err(Errno::BADF),
         Stream::Null => Ok(0),
     }
 }
 
-fn write_stream(stream: &mut Stream, stderr: bool, data: &[u8]) -> Result<usize, Errno> {
+/// Writes the iovecs' bytes to a standard stream, each straight from guest
+/// memory (no host copy); returns the bytes written, at most [`MAX_RW`].
+fn write_stream(stream: &mut Stream, stderr: bool, mem: &GuestMemory<'_>, iovs: &[(u32, u32)]) -> Result<usize, Errno> {
+    let put = |w: &mut dyn Write| -> Result<usize, Errno> {
+        let mut total = 0;
+        for &(buf, len) in iovs {
+            let n = (len as usize).min(MAX_RW - total);
+            w.write_all(mem.slice(buf, n as u32)?)?;
+            total += n;
+        }
+        w.flush()?;
+        Ok(total)
+    };
     match stream {
-        Stream::Inherit if stderr => {
-            let mut e = std::io::stderr().lock();
-            e.write_all(data)?;
-            e.flush()?;
-        }
-        Stream::Inherit => {
-            let mut o = std::io::stdout().lock();
-            o.write_all(data)?;
-            o.flush()?;
-        }
-        Stream::Writer(w) => {
-            w.write_all(data)?;
-            w.flush()?;
-        }
-        Stream::Reader(_) => return Err(Errno::BADF),
-        Stream::Null => {}
+        Stream::Inherit if stderr => put(&mut std::io::stderr().lock()),
+        Stream::Inherit => put(&mut std::io::stdout().lock()),
+        Stream::Writer(w) => put(w),
+        Stream::Reader(_) => Err(Errno::BADF),
+        Stream::Null => Ok(iovs.iter().map(|&(_, len)| len as usize).sum::<usize>().min(MAX_RW)),
     }
-    Ok(data.len())
+}
+
+/// Writes the iovecs with one `writev` straight from guest memory; a short
+/// write is returned as it is, as from POSIX `writev`.
+fn writev(fd: impl AsFd, mem: &GuestMemory<'_>, iovs: &[(u32, u32)]) -> Result<usize, Errno> {
+    Ok(rustix::io::writev(fd, &mem.io_slices(iovs)?)?)
 }
 
 /// Defines every `wasi_snapshot_preview1` function in `linker`; `get` finds the
@@ -230,6 +266,12 @@ pub fn add_to_linker<T: 'static>(
                     let mut $mem = GuestMemory(bytes);
                     #[allow(clippy::redundant_closure_call)]
                     let result: R = (|| $body)();
+                    // A call that ends after the store was interrupted (a wait the
+                    // deadline cut short) stops the guest with the same trap as a
+                    // guest interrupted in a loop, instead of returning to it.
+                    if $ctx.interrupted() {
+                        return Err(Trap::new(TrapKind::Interrupted));
+                    }
                     Ok(result.err().unwrap_or(Errno::SUCCESS).0 as i32)
                 },
             )?;
@@ -461,23 +503,24 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
+        let interrupt = ctx.interrupt.clone();
         let d = ctx.get_mut(fd as u32)?;
-        let mut buf = vec![0u8; iov_total(&iovs)];
         let allowed = d.require(rights::FD_READ);
+        let wait = if d.fdflags & FDFLAGS_NONBLOCK == 0 { interrupt.as_ref() } else { None };
         let n = match &mut d.kind {
             Kind::File(f) => {
                 allowed?;
                 let mut f: &cap_std::fs::File = f;
-                f.read(&mut buf)?
+                mem.read_into(&iovs, false, |b, _| Ok(f.read(b)?))?
             }
-            Kind::Stdin(s) => read_stream(s, &mut buf)?,
+            Kind::Stdin(s) => mem.read_into(&iovs, true, |b, _| read_stream(s, wait, b))?,
             Kind::TcpStream(t) => {
                 allowed?;
-                t.read(&mut buf)?
+                wait_readable(wait, t.as_fd())?;
+                mem.read_into(&iovs, true, |b, _| Ok(t.read(b)?))?
             }
             _ => return Err(Errno::BADF),
         };
-        mem.scatter(&iovs, &buf[..n])?;
         mem.put_u32(nread as u32, n as u32)
     });
     wasi!(fn fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nread: i32) |mem, ctx| {
@@ -485,28 +528,26 @@ pub fn add_to_linker<T: 'static>(
         let d = ctx.get(fd as u32)?;
         let f = seekable(d)?;
         d.require(rights::FD_READ | rights::FD_SEEK)?;
-        let mut buf = vec![0u8; iov_total(&iovs)];
-        let n = rustix::io::pread(f, &mut buf, offset as u64)?;
-        mem.scatter(&iovs, &buf[..n])?;
+        let n = mem.read_into(&iovs, false, |b, done| {
+            let at = (offset as u64).checked_add(done as u64).ok_or(Errno::INVAL)?;
+            Ok(rustix::io::pread(f, b, at)?)
+        })?;
         mem.put_u32(nread as u32, n as u32)
     });
     wasi!(fn fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
-        let data = mem.gather(&iovs)?;
         let d = ctx.get_mut(fd as u32)?;
         let allowed = d.require(rights::FD_WRITE);
         let n = match &mut d.kind {
             Kind::File(f) => {
                 allowed?;
-                let mut f: &cap_std::fs::File = f;
-                f.write_all(&data)?;
-                data.len()
+                writev(&*f, &mem, &iovs)?
             }
-            Kind::Stdout(s) => write_stream(s, false, &data)?,
-            Kind::Stderr(s) => write_stream(s, true, &data)?,
+            Kind::Stdout(s) => write_stream(s, false, &mem, &iovs)?,
+            Kind::Stderr(s) => write_stream(s, true, &mem, &iovs)?,
             Kind::TcpStream(t) => {
                 allowed?;
-                t.write(&data)?
+                writev(&*t, &mem, &iovs)?
             }
             _ => return Err(Errno::BADF),
         };
@@ -514,11 +555,10 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nwritten: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
-        let data = mem.gather(&iovs)?;
         let d = ctx.get(fd as u32)?;
         let f = seekable(d)?;
         d.require(rights::FD_WRITE | rights::FD_SEEK)?;
-        let n = rustix::io::pwrite(f, &data, offset as u64)?;
+        let n = rustix::io::pwritev(f, &mem.io_slices(&iovs)?, offset as u64)?;
         mem.put_u32(nwritten as u32, n as u32)
     });
     wasi!(fn fd_readdir(fd: i32, buf: i32, buf_len: i32, cookie: i64, bufused: i32) |mem, ctx| {
@@ -701,6 +741,9 @@ pub fn add_to_linker<T: 'static>(
             return Err(Errno::INVAL);
         }
         let inheriting = d.inheriting;
+        if d.fdflags & FDFLAGS_NONBLOCK == 0 {
+            wait_readable(ctx.interrupt.as_ref(), l.as_fd())?;
+        }
         let (stream, _) = l.accept()?;
         stream.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
         let new_fd = ctx.insert(Desc {
@@ -718,36 +761,38 @@ pub fn add_to_linker<T: 'static>(
         let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
         d.require(rights::FD_READ)?;
         let flags = ri_flags as u16;
-        let mut buf = vec![0u8; iov_total(&iovs)];
+        let mut r: &std::net::TcpStream = t;
+        let wait = || wait_readable(if d.fdflags & FDFLAGS_NONBLOCK == 0 { ctx.interrupt.as_ref() } else { None }, t.as_fd());
+        wait()?;
         let n = if flags & RIFLAGS_RECV_PEEK != 0 {
-            t.peek(&mut buf)?
+            mem.read_into(&iovs, true, |b, _| Ok(t.peek(b)?))?
         } else if flags & RIFLAGS_RECV_WAITALL != 0 {
-            let mut got = 0;
-            let mut r: &std::net::TcpStream = t;
-            while got < buf.len() {
-                let k = r.read(&mut buf[got..])?;
-                if k == 0 {
-                    break;
+            // Every iovec filled, unless the stream ends.
+            mem.read_into(&iovs, false, |b, _| {
+                let mut got = 0;
+                while got < b.len() {
+                    if got > 0 {
+                        wait()?;
+                    }
+                    match r.read(&mut b[got..])? {
+                        0 => break,
+                        k => got += k,
+                    }
                 }
-                got += k;
-            }
-            got
+                Ok(got)
+            })?
         } else {
-            let mut r: &std::net::TcpStream = t;
-            r.read(&mut buf)?
+            mem.read_into(&iovs, true, |b, _| Ok(r.read(b)?))?
         };
-        mem.scatter(&iovs, &buf[..n])?;
         mem.put_u32(ro_len as u32, n as u32)?;
         mem.put_u16(ro_flags as u32, 0)
     });
     wasi!(fn sock_send(fd: i32, si: i32, si_len: i32, _si_flags: i32, so_len: i32) |mem, ctx| {
         let iovs = mem.iovecs(si as u32, si_len as u32)?;
-        let data = mem.gather(&iovs)?;
         let d = ctx.get(fd as u32)?;
         let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
         d.require(rights::FD_WRITE)?;
-        let mut w: &std::net::TcpStream = t;
-        let n = w.write(&data)?;
+        let n = writev(t, &mem, &iovs)?;
         mem.put_u32(so_len as u32, n as u32)
     });
     wasi!(fn sock_shutdown(fd: i32, how: i32) |mem, ctx| {
@@ -786,8 +831,12 @@ struct Event {
     nbytes: u64,
 }
 
+/// The most subscriptions one `poll_oneoff` takes (more is `EINVAL`): the host
+/// keeps a few words per subscription, which must not scale with guest memory.
+const MAX_SUBSCRIPTIONS: u32 = 1 << 16;
+
 fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32, nsubs: u32, nevents: u32) -> R {
-    if nsubs == 0 {
+    if nsubs == 0 || nsubs > MAX_SUBSCRIPTIONS {
         return Err(Errno::INVAL);
     }
     mem.slice(input, nsubs.checked_mul(48).ok_or(Errno::FAULT)?)?;
@@ -850,8 +899,7 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
         }
     }
     // Wait in short slices, so that an interrupted store (a deadline) ends the
-    // wait promptly; the guest then stops at its next loop or call.
-    const SLICE: Duration = Duration::from_millis(10);
+    // wait promptly, and the call with the interrupt trap.
     loop {
         let left = timeout.map(|(d, _)| d.saturating_duration_since(Instant::now()));
         let slice = if !ready.is_empty() { Duration::ZERO } else { left.map_or(SLICE, |l| l.min(SLICE)) };
@@ -879,12 +927,12 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
         }
     }
     if ready.is_empty() {
-        // The earliest clock fired (or the store was interrupted: report the
-        // clock so the guest carries on to its next interrupt check).
-        match timeout {
-            Some((_, userdata)) => ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 }),
-            None if ctx.interrupted() => return Err(Errno::INTR),
-            None => {}
+        if ctx.interrupted() {
+            return Err(Errno::INTR);
+        }
+        // The earliest clock fired.
+        if let Some((_, userdata)) = timeout {
+            ready.push(Event { userdata, error: Errno::SUCCESS, kind: EVENTTYPE_CLOCK, nbytes: 0 });
         }
     }
     for (i, e) in ready.iter().enumerate() {

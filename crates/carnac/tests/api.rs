@@ -57,7 +57,7 @@ fn host_function_error_becomes_trap_with_backtrace() {
     let trap = err.as_trap().expect("a trap");
     assert_eq!(trap.kind(), TrapKind::HostError);
     assert_eq!(trap.message(), "boom");
-    let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.clone().unwrap()).collect();
+    let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.as_deref().unwrap().to_string()).collect();
     assert_eq!(names, ["inner", "outer"]);
     assert_eq!(trap.backtrace()[0].module_name.as_deref(), Some("m"));
 }
@@ -79,7 +79,7 @@ fn backtraces_name_every_frame_of_calls_made_inside_the_interpreter() {
     let err = run.call(&mut store, 3).unwrap_err();
     let trap = err.as_trap().expect("a trap");
     assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
-    let frames: Vec<_> = trap.backtrace().iter().map(|f| (f.func_index, f.func_name.clone().unwrap())).collect();
+    let frames: Vec<_> = trap.backtrace().iter().map(|f| (f.func_index, f.func_name.as_deref().unwrap().to_string())).collect();
     let expected = [(0, "leaf"), (1, "mid"), (2, "rec"), (2, "rec"), (2, "rec"), (2, "rec")];
     assert_eq!(frames, expected.map(|(i, n)| (i, n.to_string())));
     // Deep recursion: one frame per call, every one named.
@@ -127,7 +127,7 @@ fn backtraces_across_instances_name_each_frame_in_its_own_module() {
     let frames: Vec<_> = trap
         .backtrace()
         .iter()
-        .map(|f| (f.module_name.clone().unwrap(), f.func_index, f.func_name.clone().unwrap()))
+        .map(|f| (f.module_name.as_deref().unwrap().to_string(), f.func_index, f.func_name.as_deref().unwrap().to_string()))
         .collect();
     let expected = [("b", 0, "boom"), ("b", 1, "deep"), ("b", 1, "deep"), ("b", 1, "deep"), ("a", 2, "down"), ("a", 2, "down"), ("a", 2, "down")];
     assert_eq!(frames, expected.map(|(m, i, n)| (m.to_string(), i, n.to_string())));
@@ -194,7 +194,7 @@ fn backtraces_name_functions_translated_after_an_earlier_trap() {
     let names = |store: &mut Store<()>, export: &str| {
         let f = instance.get_typed_func::<(), i32>(&*store, export).unwrap();
         let err = f.call(store, ()).unwrap_err();
-        err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.clone().unwrap()).collect::<Vec<_>>()
+        err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.as_deref().unwrap().to_string()).collect::<Vec<_>>()
     };
     assert_eq!(names(&mut store, "first"), ["fail", "first"]);
     assert_eq!(names(&mut store, "later"), ["also", "later"]);
@@ -288,6 +288,31 @@ fn deep_recursion_is_a_trap_not_a_crash() {
 }
 
 #[test]
+fn a_deep_backtrace_is_displayed_with_its_middle_elided() {
+    let (mut store, instance) = instantiate(r#"(module (func $f (export "f") (call $f)))"#);
+    let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    let trap = err.as_trap().unwrap();
+    let depth = trap.backtrace().len();
+    assert!(depth > 10_000, "the API keeps every frame: {depth}");
+    let shown = trap.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines.len() < 80, "{} lines", lines.len());
+    assert_eq!(lines[0], "wasm trap: call stack exhausted");
+    assert_eq!(lines[1], "wasm backtrace:");
+    assert!(lines[2].starts_with("  0: "), "{}", lines[2]);
+    let elided = lines.iter().find(|l| l.contains("frames elided")).expect("an elision line");
+    let shown_frames = lines.len() - 3;
+    assert_eq!(*elided, format!("  ... {} frames elided ...", depth - shown_frames));
+    assert!(lines.last().unwrap().starts_with(&format!("  {}: ", depth - 1)), "{}", lines.last().unwrap());
+    // A short backtrace is shown whole.
+    let (mut store, instance) = instantiate(
+        r#"(module (func $a (export "a") (call $b)) (func $b (call $c)) (func $c unreachable))"#,
+    );
+    let err = instance.get_func(&store, "a").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    assert_eq!(err.to_string().lines().count(), 5);
+}
+
+#[test]
 fn fuel_runs_out_and_can_be_refilled() {
     let mut config = Config::new();
     config.consume_fuel(true);
@@ -335,7 +360,8 @@ fn limiter_caps_memory_and_table_growth() {
     )
     .unwrap();
     let mut store = Store::new(&engine, ());
-    store.limiter(StoreLimits::new().memory_size(4 * WASM_PAGE).table_elements(10));
+    // One budget for the memory and the table: 4 pages plus 10 elements of 8 bytes.
+    store.limiter(StoreLimits::new().memory_size(4 * WASM_PAGE + 80).table_elements(10));
     let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
     assert_eq!(grow.call(&mut store, 3).unwrap(), 1);
@@ -348,6 +374,62 @@ fn limiter_caps_memory_and_table_growth() {
     let big = Module::new(&engine, "(module (memory 100))").unwrap();
     let err = Linker::new(&engine).instantiate(&mut store, &big).unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err}");
+}
+
+/// Twenty tables of ten million elements (80 MB each in the store): 2.5 KB of wasm.
+fn twenty_big_tables() -> String {
+    let tables: String = (0..20).map(|_| "(table 10000000 funcref)").collect();
+    format!("(module {tables})")
+}
+
+#[test]
+fn one_budget_covers_memories_and_tables() {
+    let engine = Engine::default();
+    let limits = || StoreLimits::new().memory_size(64 << 20);
+
+    // Tables alone past the budget: an instantiation error, not 1.6 GB.
+    let module = Module::new(&engine, twenty_big_tables()).unwrap();
+    let mut store = Store::new(&engine, ());
+    store.limiter(limits());
+    let err = Linker::new(&engine).instantiate(&mut store, &module).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+    assert!(err.to_string().contains("table of 10000000 elements"), "{err}");
+
+    // A memory and a table that each fit, but not together.
+    let both = |pages: u32, elems: u32| {
+        let wat = format!("(module (memory {pages}) (table {elems} funcref))");
+        let mut store = Store::new(&engine, ());
+        store.limiter(limits());
+        Linker::new(&engine).instantiate(&mut store, &Module::new(&engine, wat).unwrap()).map(|_| ())
+    };
+    both(512, 0).unwrap(); // 32 MiB
+    both(0, 5_000_000).unwrap(); // 40 MB
+    let err = both(512, 5_000_000).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err}");
+
+    // Growing: table.grow past what the memory left is -1, and memory.grow
+    // past what the table took is -1; the table API says so too.
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (memory (export "memory") 512)
+            (table (export "table") 0 funcref)
+            (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+            (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    store.limiter(limits());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
+    let tgrow = instance.get_typed_func::<i32, i32>(&store, "tgrow").unwrap();
+    assert_eq!(tgrow.call(&mut store, 5_000_000).unwrap(), -1); // 32 MiB + 40 MB
+    assert_eq!(tgrow.call(&mut store, 2_000_000).unwrap(), 0); // 32 MiB + 16 MB: 16.7 MB left
+    assert_eq!(grow.call(&mut store, 300).unwrap(), -1); // 19.7 MB
+    assert_eq!(grow.call(&mut store, 200).unwrap(), 512); // 13.1 MB: 4.4 MB left
+    let table = instance.get_table(&store, "table").unwrap();
+    assert!(table.grow(&mut store, 1_000_000, Val::FuncRef(None)).is_err());
+    assert_eq!(table.size(&store), 2_000_000);
 }
 
 #[test]

@@ -99,11 +99,7 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) ->
         }
         debug_assert!(found.is_some(), "no function holds a frame's instruction");
         let func_index = found.unwrap_or(u32::MAX);
-        FrameInfo {
-            module_name: m.info.name.clone(),
-            func_index,
-            func_name: m.info.func_name(func_index).map(str::to_string),
-        }
+        FrameInfo { module_name: m.info.name.clone(), func_index, func_name: m.info.func_names.get(&func_index).cloned() }
     };
     let mut bt = vec![info(module, next)];
     bt.extend(frames.iter().rev().map(|f| info(f.module, f.ip)));
@@ -119,7 +115,7 @@ fn entry_backtrace(module: *const ModuleInner, def_index: u32) -> Vec<FrameInfo>
     vec![FrameInfo {
         module_name: m.info.name.clone(),
         func_index,
-        func_name: m.info.func_name(func_index).map(str::to_string),
+        func_name: m.info.func_names.get(&func_index).cloned(),
     }]
 }
 

@@ -1780,7 +1780,7 @@ unsafe fn return_within<const TRACK: bool>(
         let top = c.frames_top;
         if top == c.filled_top {
             // The caller's frame is a complete one, from before the run.
-            if top as *const Frame == c.frames_bottom || (*top.sub(1)).instance != c.instance {
+            if std::ptr::eq(top, c.frames_bottom) || (*top.sub(1)).instance != c.instance {
                 return exit(ip, fp, mem_base, mem_len, acc, cx);
             }
             // The same instance, so the same module: `c.module` stays.

@@ -245,7 +245,7 @@ fn fuse_step_constant_test(step: &Instr, branch: &Instr) -> Option<Instr> {
     if lhs != x {
         return None;
     }
-    let xk = || (x <= 0xffff && i16::try_from(k).is_ok()).then(|| x | (k as u16 as u32) << 16);
+    let xk = || (x <= 0xffff && i16::try_from(k).is_ok()).then_some(x | (k as u16 as u32) << 16);
     Some(match *branch {
         Instr::BrIfNez { cond, target } if cond == x => Instr::BrI32AddImmNez { x, imm: k, target },
         Instr::BrIfEqz { cond, target } if cond == x => Instr::BrI32AddImmEqz { x, imm: k, target },
@@ -2994,7 +2994,7 @@ mod tests {
         let get = instance.get_typed_func::<i32, i32>(&store, "get").unwrap();
         fill.call(&mut store, (10, 40, 3)).unwrap();
         let bytes: Vec<i32> = (9..42).map(|a| get.call(&mut store, a).unwrap()).collect();
-        let expected: Vec<i32> = (9..42).map(|a| if a >= 10 && a < 40 && (a - 10) % 3 == 0 { 7 } else { 0 }).collect();
+        let expected: Vec<i32> = (9..42).map(|a| if (10..40).contains(&a) && (a - 10) % 3 == 0 { 7 } else { 0 }).collect();
         assert_eq!(bytes, expected);
         // A store out of bounds traps before the pointer moves: nothing else written.
         let err = fill.call(&mut store, (65535, 65540, 1)).unwrap_err();

@@ -66,7 +66,7 @@ pub(crate) enum EntityIndex {
 /// Everything known about a module that is independent of execution.
 #[derive(Debug, Default)]
 pub(crate) struct ModuleInfo {
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     pub types: Vec<FuncType>,
     /// Engine-wide canonical id of each entry of `types` (for `call_indirect`).
     pub type_ids: Vec<u32>,
@@ -86,16 +86,13 @@ pub(crate) struct ModuleInfo {
     pub start: Option<u32>,
     pub elems: Vec<ElemSegment>,
     pub datas: Vec<DataSegment>,
-    pub func_names: HashMap<u32, String>,
+    /// Shared with every backtrace frame that names the function (see `FrameInfo`).
+    pub func_names: HashMap<u32, Arc<str>>,
 }
 
 impl ModuleInfo {
     pub fn func_type(&self, func_index: u32) -> &FuncType {
         &self.types[self.funcs[func_index as usize] as usize]
-    }
-
-    pub fn func_name(&self, func_index: u32) -> Option<&str> {
-        self.func_names.get(&func_index).map(String::as_str)
     }
 
     pub fn entity_type(&self, idx: EntityIndex) -> ExternType {
@@ -644,10 +641,10 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<Decoded, Error> {
                     // The name section is advisory: a malformed one is ignored, as the spec allows.
                     for name in names.into_iter().flatten() {
                         match name {
-                            Name::Module { name, .. } => info.name = Some(name.to_string()),
+                            Name::Module { name, .. } => info.name = Some(Arc::from(name)),
                             Name::Function(map) => {
                                 for n in map.into_iter().flatten() {
-                                    info.func_names.insert(n.index, n.name.to_string());
+                                    info.func_names.insert(n.index, Arc::from(n.name));
                                 }
                             }
                             _ => {}

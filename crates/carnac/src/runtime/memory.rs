@@ -216,6 +216,11 @@ impl LinearMemory {
         Ok(mem)
     }
 
+    /// The most pages the memory may have: its type's maximum, within the index space.
+    pub fn max_pages(&self) -> u64 {
+        self.max_pages
+    }
+
     pub fn size_pages(&self) -> u64 {
         (self.len / WASM_PAGE) as u64
     }

@@ -82,15 +82,29 @@ pub(crate) struct InstanceEntity {
     pub data_dropped: Vec<bool>,
 }
 
-/// Decides whether memories and tables may grow. Installed with [`Store::limiter`].
+/// Bytes one table element takes in the store (a raw reference): what a table
+/// counts against [`ResourceLimiter::store_growing`].
+pub(crate) const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<u64>();
+
+/// Decides whether memories and tables may grow (their creation counts as growing
+/// from zero). Installed with [`Store::limiter`].
 pub trait ResourceLimiter: Send {
     /// A memory wants to grow from `current` to `desired` bytes.
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool;
     /// A table wants to grow from `current` to `desired` elements.
     fn table_growing(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> bool;
+    /// All the store's memories and tables together want to grow from `current`
+    /// to `desired` bytes (a table element counts 8 bytes); asked after
+    /// `memory_growing` or `table_growing` allowed the one that grows. The
+    /// default allows it.
+    fn store_growing(&mut self, current: usize, desired: usize) -> bool {
+        let _ = (current, desired);
+        true
+    }
 }
 
-/// Simple caps on memory size and table elements, in the spirit of Wasmtime's `StoreLimits`.
+/// Simple caps, in the spirit of Wasmtime's `StoreLimits`: one budget of bytes
+/// for all the store's memories and tables, and a cap on any one table's length.
 #[derive(Debug, Clone, Default)]
 pub struct StoreLimits {
     pub memory_size: Option<usize>,
@@ -101,7 +115,8 @@ impl StoreLimits {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Maximum bytes of any one linear memory.
+    /// Maximum bytes of the store's linear memories and tables together (a table
+    /// element counts 8 bytes), so neither can take the host past it alone.
     pub fn memory_size(mut self, bytes: usize) -> Self {
         self.memory_size = Some(bytes);
         self
@@ -120,6 +135,9 @@ impl ResourceLimiter for StoreLimits {
     fn table_growing(&mut self, _current: u64, desired: u64, _max: Option<u64>) -> bool {
         self.table_elements.is_none_or(|m| desired <= m)
     }
+    fn store_growing(&mut self, _current: usize, desired: usize) -> bool {
+        self.memory_size.is_none_or(|m| desired <= m)
+    }
 }
 
 pub(crate) struct StoreInner {
@@ -134,6 +152,9 @@ pub(crate) struct StoreInner {
     pub instances: Vec<InstanceEntity>,
     pub externs: Vec<Box<dyn Any + Send + Sync>>,
     pub limiter: Option<Box<dyn ResourceLimiter>>,
+    /// Bytes held by the store's memories (their lengths) and tables (elements
+    /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
+    pub committed: usize,
     /// Remaining fuel, when the engine meters fuel.
     pub fuel: u64,
     /// Nesting of host→wasm re-entries, bounded to keep the host stack safe.
@@ -178,16 +199,28 @@ impl StoreInner {
         }
     }
 
+    /// Asks the limiter whether one memory or table may grow (`own`, its own
+    /// check) and, if so, whether the store may hold `bytes` more in all. Nothing
+    /// is counted here: the caller adds to `committed` once the growth happened.
+    fn may_grow(&mut self, own: impl FnOnce(&mut dyn ResourceLimiter) -> bool, bytes: usize) -> bool {
+        let Some(limiter) = self.limiter.as_deref_mut() else { return true };
+        let Some(desired) = self.committed.checked_add(bytes) else { return false };
+        own(limiter) && limiter.store_growing(self.committed, desired)
+    }
+
     /// Allocates a memory of type `ty`, asking the limiter for its initial size.
     pub fn new_memory(&mut self, ty: MemoryType) -> Result<u32, Error> {
-        if let Some(l) = self.limiter.as_mut() {
-            let bytes = ty.limits.min as usize * WASM_PAGE;
-            if !l.memory_growing(0, bytes, ty.limits.max.map(|p| p as usize * WASM_PAGE)) {
-                return Err(Error::Limit(format!("memory of {} pages", ty.limits.min)));
-            }
+        let bytes = (ty.limits.min as usize).saturating_mul(WASM_PAGE);
+        let max = ty.limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
+        if !self.may_grow(|l| l.memory_growing(0, bytes, max), bytes) {
+            return Err(Error::Limit(format!(
+                "memory of {} pages ({bytes} bytes) is over the store's limits",
+                ty.limits.min
+            )));
         }
         let tracked = self.engine.config().track_memory_writes;
         self.memories.push(LinearMemory::new(ty, tracked).map_err(Error::Limit)?);
+        self.committed += bytes;
         Ok(self.memories.len() as u32 - 1)
     }
 
@@ -199,33 +232,32 @@ impl StoreInner {
         if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
             return Err(too_big());
         }
-        if let Some(l) = self.limiter.as_mut() {
-            if !l.table_growing(0, n, ty.limits.max) {
-                return Err(too_big());
-            }
+        let bytes = n as usize * TABLE_ELEMENT_BYTES;
+        if !self.may_grow(|l| l.table_growing(0, n, ty.limits.max), bytes) {
+            return Err(Error::Limit(format!("table of {n} elements ({bytes} bytes) is over the store's limits")));
         }
-        let mut elems = Vec::new();
-        elems.try_reserve_exact(n as usize).map_err(|_| too_big())?;
-        elems.resize(n as usize, init);
+        let elems = table_elements(n as usize, init).ok_or_else(too_big)?;
         self.tables.push(TableEntity { ty, elems });
+        self.committed += bytes;
         Ok(self.tables.len() as u32 - 1)
-    }
-
-    pub fn memory_may_grow(&mut self, mem: u32, delta_pages: u64) -> bool {
-        let Some(limiter) = self.limiter.as_mut() else { return true };
-        let m = &self.memories[mem as usize];
-        let cur = m.len();
-        let desired = (m.size_pages() + delta_pages) as usize * crate::runtime::memory::WASM_PAGE;
-        let max = m.ty.limits.max.map(|p| p as usize * crate::runtime::memory::WASM_PAGE);
-        limiter.memory_growing(cur, desired, max)
     }
 
     /// Grows memory `mem` by `delta` pages, asking the limiter; returns the old size.
     pub fn grow_memory(&mut self, mem: u32, delta: u64) -> Option<u64> {
-        if delta > 0 && !self.memory_may_grow(mem, delta) {
+        let m = &self.memories[mem as usize];
+        if delta == 0 {
+            return Some(m.size_pages());
+        }
+        // Past the memory's own maximum it fails whatever the limiter says.
+        let new = m.size_pages().checked_add(delta).filter(|&n| n <= m.max_pages())?;
+        let (current, desired) = (m.len(), new as usize * WASM_PAGE);
+        let max = m.ty.limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
+        if !self.may_grow(|l| l.memory_growing(current, desired, max), desired - current) {
             return None;
         }
-        self.memories[mem as usize].grow(delta)
+        let old = self.memories[mem as usize].grow(delta)?;
+        self.committed += desired - current;
+        Some(old)
     }
 
     /// Grows table `table` by `delta` elements filled with `init`; returns the old size.
@@ -233,21 +265,41 @@ impl StoreInner {
         let t = &self.tables[table as usize];
         let old = t.elems.len() as u64;
         let new = old.checked_add(delta)?;
-        let max = t.ty.limits.max.unwrap_or(u32::MAX as u64).min(u32::MAX as u64);
-        if new > max {
+        let ty_max = t.ty.limits.max;
+        if new > ty_max.unwrap_or(u32::MAX as u64).min(u32::MAX as u64) {
             return None;
         }
-        if delta > 0 {
-            if let Some(l) = self.limiter.as_mut() {
-                if !l.table_growing(old, new, t.ty.limits.max) {
-                    return None;
-                }
-            }
+        let bytes = delta as usize * TABLE_ELEMENT_BYTES;
+        if delta > 0 && !self.may_grow(|l| l.table_growing(old, new, ty_max), bytes) {
+            return None;
         }
         let t = &mut self.tables[table as usize];
         t.elems.try_reserve(delta as usize).ok()?;
         t.elems.resize(new as usize, init);
+        self.committed += bytes;
         Some(old)
+    }
+}
+
+/// `n` table elements set to `init`, or `None` when the host cannot allocate
+/// them. Null elements (0) come from zeroed allocation, so the pages of a large
+/// table are committed only as elements are written: a module declaring many
+/// big tables takes address space, not memory.
+fn table_elements(n: usize, init: u64) -> Option<Vec<u64>> {
+    if init != 0 || n == 0 {
+        let mut elems = Vec::new();
+        elems.try_reserve_exact(n).ok()?;
+        elems.resize(n, init);
+        return Some(elems);
+    }
+    let layout = std::alloc::Layout::array::<u64>(n).ok()?;
+    // SAFETY: the layout has a non-zero size (n > 0). A non-null result is an
+    // allocation of the global allocator with this layout, room for n `u64`s,
+    // all zero bytes, which are valid `u64`s: what `Vec::from_raw_parts` needs
+    // for length and capacity n.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut u64;
+        (!p.is_null()).then(|| Vec::from_raw_parts(p, n, n))
     }
 }
 
@@ -273,6 +325,7 @@ impl<T> Store<T> {
                 instances: Vec::new(),
                 externs: Vec::new(),
                 limiter: None,
+                committed: 0,
                 fuel: 0,
                 reentry: 0,
                 stack_base: 0,

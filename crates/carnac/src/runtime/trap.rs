@@ -3,6 +3,7 @@
 //! functions, the host's own error (which embedders can downcast, e.g. to a WASI exit code).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why execution stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,12 +52,14 @@ impl TrapKind {
     }
 }
 
-/// One wasm frame of a trap's backtrace, innermost first.
+/// One wasm frame of a trap's backtrace, innermost first. The names are the
+/// module's own (shared, not copied): a backtrace of 100,000 frames through a
+/// function with a long name holds that name once.
 #[derive(Debug, Clone)]
 pub struct FrameInfo {
-    pub module_name: Option<String>,
+    pub module_name: Option<Arc<str>>,
     pub func_index: u32,
-    pub func_name: Option<String>,
+    pub func_name: Option<Arc<str>>,
 }
 
 impl fmt::Display for FrameInfo {
@@ -135,12 +138,30 @@ impl From<TrapKind> for Trap {
     }
 }
 
+/// Frames a displayed backtrace shows at each end; the middle of a deeper one
+/// (a runaway recursion has 100,000 frames) is one `... N frames elided ...`
+/// line, as Wasmtime does. [`Trap::backtrace`] keeps every frame.
+const SHOWN_AT_EACH_END: usize = 32;
+
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "wasm trap: {}", self.message())?;
-        if !self.0.backtrace.is_empty() {
+        let bt = &self.0.backtrace;
+        if !bt.is_empty() {
             write!(f, "\nwasm backtrace:")?;
-            for (i, frame) in self.0.backtrace.iter().enumerate() {
+            // Eliding fewer frames than the line that says so would save nothing.
+            let elided = bt.len().saturating_sub(2 * SHOWN_AT_EACH_END);
+            let (head, tail) = match elided {
+                0 | 1 => (bt.len(), bt.len()),
+                _ => (SHOWN_AT_EACH_END, bt.len() - SHOWN_AT_EACH_END),
+            };
+            for (i, frame) in bt.iter().enumerate().take(head) {
+                write!(f, "\n  {i}: {frame}")?;
+            }
+            if head < tail {
+                write!(f, "\n  ... {elided} frames elided ...")?;
+            }
+            for (i, frame) in bt.iter().enumerate().skip(tail) {
                 write!(f, "\n  {i}: {frame}")?;
             }
         }
