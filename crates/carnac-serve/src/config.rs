@@ -87,7 +87,7 @@ pub struct Limits {
     /// Wall-clock time for one request (the guest is interrupted; 504).
     #[serde(default = "Limits::default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Cap on each linear memory.
+    /// Memory for each request's store: its linear memories and tables together (MiB).
     #[serde(default = "Limits::default_memory_mb")]
     pub memory_mb: u64,
     /// Fuel per request (instructions); none by default.
