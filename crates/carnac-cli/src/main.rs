@@ -174,8 +174,8 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     }
 
     for addr in &args.tcplisten {
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| Error::Usage(format!("--tcplisten {addr}: {e}")))?;
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|e| Error::Usage(format!("--tcplisten {addr}: {e}")))?;
         wasi.preopened_socket(listener);
     }
 

@@ -103,7 +103,8 @@ fn wasi_program_gets_dirs_env_args_and_exit_code() {
     let out = carnac(&["run", "--dir", &same, &g, "dirs", &same]);
     assert_eq!(text(&out.stdout), "dirs ok\n", "{}", text(&out.stderr));
     std::env::set_var("CARNAC_TEST_PASSTHROUGH", "from-host");
-    let out = carnac(&["run", "--env", "A=1", "--env", "CARNAC_TEST_PASSTHROUGH", "--env", "NOT_SET_ANYWHERE", &g, "env"]);
+    let out =
+        carnac(&["run", "--env", "A=1", "--env", "CARNAC_TEST_PASSTHROUGH", "--env", "NOT_SET_ANYWHERE", &g, "env"]);
     assert_eq!(text(&out.stdout), "A=1\nCARNAC_TEST_PASSTHROUGH=from-host\n");
     let out = carnac(&["run", &g, "args", "x", "-y", "--z"]);
     assert_eq!(text(&out.stdout), format!("{g}\nargs\nx\n-y\n--z\n"));
@@ -138,7 +139,11 @@ fn memory_cap_and_fuel_stop_a_guest() {
     let g = guest();
     let out = carnac(&["run", "--max-memory", "32M", &g, "grow"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(text(&out.stderr).contains("memory allocation") || text(&out.stderr).contains("wasm trap"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("memory allocation") || text(&out.stderr).contains("wasm trap"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = carnac(&["run", "--fuel", "100000", &g, "loop"]);
     assert_eq!(out.status.code(), Some(134));
     assert!(text(&out.stderr).contains("all fuel consumed"), "{}", text(&out.stderr));

@@ -39,11 +39,8 @@ pub fn environment(req: &CgiRequest<'_>, route_env: &BTreeMap<String, String>) -
         push(k, v);
     }
     let path_info = req.path.strip_prefix(req.script_name).unwrap_or(req.path);
-    let content_type = req
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map_or("", |(_, v)| v.as_str());
+    let content_type =
+        req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map_or("", |(_, v)| v.as_str());
     let host_header = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| v.as_str());
     let (port, length) = (req.server_port.to_string(), req.content_length.to_string());
     for (k, v) in [

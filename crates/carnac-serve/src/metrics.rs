@@ -57,15 +57,25 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP carnac_requests_total Requests by route and status.\n# TYPE carnac_requests_total counter\n");
+        out.push_str(
+            "# HELP carnac_requests_total Requests by route and status.\n# TYPE carnac_requests_total counter\n",
+        );
         for (route, by_status) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             for (status, n) in by_status {
-                let _ = writeln!(out, "carnac_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", route.replace('"', "\\\""));
+                let _ = writeln!(
+                    out,
+                    "carnac_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    route.replace('"', "\\\"")
+                );
             }
         }
         out.push_str("# HELP carnac_request_duration_seconds Request latency.\n# TYPE carnac_request_duration_seconds histogram\n");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "carnac_request_duration_seconds_bucket{{le=\"{b}\"}} {}", self.latency_buckets[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "carnac_request_duration_seconds_bucket{{le=\"{b}\"}} {}",
+                self.latency_buckets[i].load(Relaxed)
+            );
         }
         let count = self.latency_count.load(Relaxed);
         let _ = writeln!(out, "carnac_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
@@ -74,9 +84,11 @@ impl Metrics {
         let _ = writeln!(out, "# HELP carnac_instantiate_seconds Time to create each request's instance.\n# TYPE carnac_instantiate_seconds summary");
         let _ = writeln!(out, "carnac_instantiate_seconds_sum {}", self.instantiate_sum_ns.load(Relaxed) as f64 / 1e9);
         let _ = writeln!(out, "carnac_instantiate_seconds_count {}", self.instantiate_count.load(Relaxed));
-        let _ = writeln!(out, "# HELP carnac_live_instances Instances running now.\n# TYPE carnac_live_instances gauge");
+        let _ =
+            writeln!(out, "# HELP carnac_live_instances Instances running now.\n# TYPE carnac_live_instances gauge");
         let _ = writeln!(out, "carnac_live_instances {}", self.live_instances.load(Relaxed));
-        let _ = writeln!(out, "# HELP carnac_traps_total Requests whose guest trapped.\n# TYPE carnac_traps_total counter");
+        let _ =
+            writeln!(out, "# HELP carnac_traps_total Requests whose guest trapped.\n# TYPE carnac_traps_total counter");
         let _ = writeln!(out, "carnac_traps_total {}", self.traps.load(Relaxed));
         let _ = writeln!(out, "# HELP carnac_timeouts_total Requests interrupted at their deadline.\n# TYPE carnac_timeouts_total counter");
         let _ = writeln!(out, "carnac_timeouts_total {}", self.timeouts.load(Relaxed));

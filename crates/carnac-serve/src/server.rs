@@ -3,14 +3,14 @@
 //! core, fed from one queue: [`GuestPool`]; never on the async reactor) under the
 //! route's limits, and stream what the guest writes back as the response.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
@@ -1439,9 +1439,7 @@ pub fn serve_until_signal(source: Source, listen: &str) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     // The handlers are in place before the address is announced: a signal sent as
     // soon as a supervisor (or a test) reads it must drain, not kill, the server.
-    let (mut int, mut term) = rt.block_on(async {
-        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    });
+    let (mut int, mut term) = rt.block_on(async { (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) });
     let (int, term) = (
         int.as_mut().map_err(|e| format!("installing the SIGINT handler: {e}"))?,
         term.as_mut().map_err(|e| format!("installing the SIGTERM handler: {e}"))?,

@@ -291,8 +291,13 @@ max_body_bytes = 4194304
     assert!(t.elapsed() < Duration::from_secs(4));
 
     // A malformed chunked body is the client's error: 400, not 413.
-    let r = try_request(a, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"", Duration::from_secs(5))
-        .unwrap();
+    let r = try_request(
+        a,
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .unwrap();
     assert_eq!(r.status, 400);
 
     // Admission comes before the body: with the route's one queue place taken by
@@ -301,8 +306,9 @@ max_body_bytes = 4194304
     first.write_all(b"POST /one/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
-    let r = try_request(a, "POST /one/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", b"", Duration::from_secs(5))
-        .expect("the second upload is answered without sending its body");
+    let r =
+        try_request(a, "POST /one/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", b"", Duration::from_secs(5))
+            .expect("the second upload is answered without sending its body");
     assert_eq!(r.status, 503);
     assert!(t.elapsed() < Duration::from_secs(2));
     first.write_all(b"0123456789").unwrap();
@@ -313,14 +319,20 @@ max_body_bytes = 4194304
     let mut big = connect(a, Duration::from_secs(5));
     big.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 700000\r\n\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    let r = try_request(a, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 700000\r\n\r\n", b"", Duration::from_secs(5))
-        .unwrap();
+    let r =
+        try_request(a, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 700000\r\n\r\n", b"", Duration::from_secs(5))
+            .unwrap();
     assert_eq!(r.status, 503);
     drop(big);
 
     // httpoxy: a client's `Proxy:` header never becomes HTTP_PROXY.
-    let r = try_request(a, "GET /env HTTP/1.1\r\nHost: x\r\nProxy: http://evil:1\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(5))
-        .unwrap();
+    let r = try_request(
+        a,
+        "GET /env HTTP/1.1\r\nHost: x\r\nProxy: http://evil:1\r\nConnection: close\r\n\r\n",
+        b"",
+        Duration::from_secs(5),
+    )
+    .unwrap();
     assert!(!r.text().contains("HTTP_PROXY"), "{}", r.text());
 
     // At most max_connections at once: one more is answered 503 and closed.
@@ -332,7 +344,8 @@ max_body_bytes = 4194304
     drop(idle);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let r = try_request(a, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(5));
+        let r =
+            try_request(a, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(5));
         if r.as_ref().is_ok_and(|r| r.status == 200) {
             break;
         }

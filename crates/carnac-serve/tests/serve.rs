@@ -42,9 +42,8 @@ fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
     let head = String::from_utf8_lossy(&raw[..end]).into_owned();
     let mut lines = head.lines();
     let status: u16 = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
     let mut body = raw[end + 4..].to_vec();
     if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked") {
         body = dechunk(&body);
@@ -190,7 +189,13 @@ fn failures_become_statuses_and_the_server_keeps_serving() {
     assert!(r.body.len() <= 100_000 && r.body.len() > 50_000, "{}", r.body.len());
     assert_eq!(get(a, "/hello").text(), "hello from wasm\n");
     let metrics = get(a, "/metrics").text();
-    for want in ["carnac_timeouts_total 2", "carnac_traps_total", "status=\"504\"", "status=\"413\"", "carnac_instantiate_seconds_count"] {
+    for want in [
+        "carnac_timeouts_total 2",
+        "carnac_traps_total",
+        "status=\"504\"",
+        "status=\"413\"",
+        "carnac_instantiate_seconds_count",
+    ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
     srv.stop();

@@ -174,9 +174,8 @@ impl WasiCtxBuilder {
         read_only: bool,
     ) -> std::io::Result<&mut Self> {
         let host = host.as_ref();
-        let dir = Dir::open_ambient_dir(host, ambient_authority()).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot open directory {}: {e}", host.display()))
-        })?;
+        let dir = Dir::open_ambient_dir(host, ambient_authority())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot open directory {}: {e}", host.display())))?;
         self.preopens.push((dir, guest.to_string(), read_only));
         Ok(self)
     }

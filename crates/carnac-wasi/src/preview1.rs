@@ -6,7 +6,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt, SystemTimeSpec};
+use cap_fs_ext::{
+    DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, OpenOptionsSyncExt, SystemTimeSpec,
+};
 use cap_std::fs::{Dir, MetadataExt, OpenOptions, OpenOptionsExt};
 use carnac::{AsContextMut, Caller, Error, Extern, InterruptHandle, Linker, Trap, TrapKind};
 
@@ -157,9 +159,9 @@ impl Filestat {
 fn time_spec(t: u64, set: bool, now: bool) -> Result<Option<SystemTimeSpec>, Errno> {
     match (set, now) {
         (true, true) => Err(Errno::INVAL),
-        (true, false) => Ok(Some(SystemTimeSpec::Absolute(
-            cap_std::time::SystemTime::from_std(UNIX_EPOCH + Duration::from_nanos(t)),
-        ))),
+        (true, false) => Ok(Some(SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(
+            UNIX_EPOCH + Duration::from_nanos(t),
+        )))),
         (false, true) => Ok(Some(SystemTimeSpec::SymbolicNow)),
         (false, false) => Ok(None),
     }
@@ -168,10 +170,9 @@ fn time_spec(t: u64, set: bool, now: bool) -> Result<Option<SystemTimeSpec>, Err
 fn timestamp(t: u64, set: bool, now: bool) -> Result<rustix::fs::Timespec, Errno> {
     match (set, now) {
         (true, true) => Err(Errno::INVAL),
-        (true, false) => Ok(rustix::fs::Timespec {
-            tv_sec: (t / 1_000_000_000) as i64,
-            tv_nsec: (t % 1_000_000_000) as _,
-        }),
+        (true, false) => {
+            Ok(rustix::fs::Timespec { tv_sec: (t / 1_000_000_000) as i64, tv_nsec: (t % 1_000_000_000) as _ })
+        }
         (false, true) => Ok(rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW }),
         (false, false) => Ok(rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_OMIT }),
     }
@@ -316,9 +317,7 @@ pub fn add_to_linker<T: 'static>(
         Ok(())
     });
     wasi!(fn proc_raise(_sig: i32) |mem, ctx| { Err(Errno::NOSYS) });
-    linker.func_wrap(MODULE, "proc_exit", |code: i32| -> Result<(), Trap> {
-        Err(Trap::host_error(I32Exit(code)))
-    })?;
+    linker.func_wrap(MODULE, "proc_exit", |code: i32| -> Result<(), Trap> { Err(Trap::host_error(I32Exit(code))) })?;
 
     // ---- descriptors ----
     wasi!(fn fd_close(fd: i32) |mem, ctx| {
@@ -857,7 +856,9 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
                 let flags = mem.u16(s + 40)?;
                 let delay = if flags & SUBCLOCKFLAGS_ABSTIME != 0 {
                     let now = match id {
-                        CLOCK_REALTIME => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                        CLOCK_REALTIME => {
+                            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+                        }
                         _ => ns(rustix::time::clock_gettime(clock_id(id).unwrap_or(rustix::time::ClockId::Monotonic))),
                     };
                     t.saturating_sub(now)
@@ -888,7 +889,12 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
                             let mut f: &cap_std::fs::File = f;
                             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
                             let pos = f.stream_position().unwrap_or(0);
-                            ready.push(Event { userdata, error: Errno::SUCCESS, kind, nbytes: len.saturating_sub(pos) });
+                            ready.push(Event {
+                                userdata,
+                                error: Errno::SUCCESS,
+                                kind,
+                                nbytes: len.saturating_sub(pos),
+                            });
                         }
                         (Kind::Dir(_), _) => ready.push(Event { userdata, error: Errno::BADF, kind, nbytes: 0 }),
                         _ => ready.push(Event { userdata, error: Errno::SUCCESS, kind, nbytes: 0 }),
@@ -907,7 +913,11 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
             let mut pfds: Vec<rustix::event::PollFd<'_>> = wait_fds
                 .iter()
                 .map(|(b, _, kind)| {
-                    let flags = if *kind == EVENTTYPE_FD_READ { rustix::event::PollFlags::IN } else { rustix::event::PollFlags::OUT };
+                    let flags = if *kind == EVENTTYPE_FD_READ {
+                        rustix::event::PollFlags::IN
+                    } else {
+                        rustix::event::PollFlags::OUT
+                    };
                     rustix::event::PollFd::new(b, flags)
                 })
                 .collect();

@@ -55,11 +55,7 @@ const FUNCS: &[(&str, &str)] = &[
 ];
 
 fn module_text() -> String {
-    let params = |p: &str| -> String {
-        p.chars()
-            .map(|c| if c == 'I' { " i64" } else { " i32" })
-            .collect()
-    };
+    let params = |p: &str| -> String { p.chars().map(|c| if c == 'I' { " i64" } else { " i32" }).collect() };
     let mut wat = String::from("(module\n");
     for (name, p) in FUNCS {
         let _ = writeln!(
@@ -71,11 +67,7 @@ fn module_text() -> String {
     let _ = writeln!(wat, "  (memory (export \"memory\") {0} {0})", MEM / 65536);
     for (name, p) in FUNCS {
         let gets: String = (0..p.len()).map(|i| format!(" (local.get {i})")).collect();
-        let _ = writeln!(
-            wat,
-            "  (func (export \"{name}\") (param{}) (result i32) (call ${name}{gets}))",
-            params(p)
-        );
+        let _ = writeln!(wat, "  (func (export \"{name}\") (param{}) (result i32) (call ${name}{gets}))", params(p));
     }
     wat.push(')');
     wat
@@ -85,12 +77,7 @@ fn module_text() -> String {
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        << 10
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() << 10
 }
 
 /// A sink that counts what it is given.
@@ -117,29 +104,20 @@ impl Guest {
     fn call(&mut self, name: &str, args: &[Val]) -> i32 {
         let f = self.instance.get_func(&self.store, name).unwrap();
         let mut out = [Val::I32(0)];
-        f.call(&mut self.store, args, &mut out)
-            .unwrap_or_else(|e| panic!("{name}{args:?}: {e}"));
+        f.call(&mut self.store, args, &mut out).unwrap_or_else(|e| panic!("{name}{args:?}: {e}"));
         let grown = peak_rss().saturating_sub(self.base_rss);
-        assert!(
-            grown < BUDGET,
-            "{name}{args:?}: peak RSS grew by {} MiB",
-            grown >> 20
-        );
+        assert!(grown < BUDGET, "{name}{args:?}: peak RSS grew by {} MiB", grown >> 20);
         out[0].i32().unwrap()
     }
 
     /// `n` iovecs at address 0, each naming the whole memory.
     fn iovecs(&mut self, n: u32) {
         let one: Vec<u8> = [0u32.to_le_bytes(), MEM.to_le_bytes()].concat();
-        self.memory
-            .write(&mut self.store, 0, &one.repeat(n as usize))
-            .unwrap();
+        self.memory.write(&mut self.store, 0, &one.repeat(n as usize)).unwrap();
     }
 
     fn zero(&mut self) {
-        self.memory
-            .write(&mut self.store, 0, &vec![0; MEM as usize])
-            .unwrap();
+        self.memory.write(&mut self.store, 0, &vec![0; MEM as usize]).unwrap();
     }
 
     fn u32_at(&self, at: u32) -> u32 {
@@ -151,20 +129,9 @@ impl Guest {
     /// Opens `path` under directory `dir` with rights `base`; returns the descriptor.
     fn open(&mut self, dir: i32, path: &str, oflags: i32, base: i64) -> i32 {
         let at = RES - 512;
-        self.memory
-            .write(&mut self.store, at as usize, path.as_bytes())
-            .unwrap();
+        self.memory.write(&mut self.store, at as usize, path.as_bytes()).unwrap();
         let args = [dir, 1, at as i32, path.len() as i32, oflags].map(Val::I32);
-        let args = [
-            &args[..],
-            &[
-                Val::I64(base),
-                Val::I64(0),
-                Val::I32(0),
-                Val::I32(RES as i32),
-            ],
-        ]
-        .concat();
+        let args = [&args[..], &[Val::I64(base), Val::I64(0), Val::I32(0), Val::I32(RES as i32)]].concat();
         assert_eq!(self.call("path_open", &args), 0, "path_open {path}");
         self.u32_at(RES) as i32
     }
@@ -177,8 +144,7 @@ const FD_WRITE: i64 = 1 << 6;
 
 #[test]
 fn guest_sized_arguments_do_not_size_host_allocations() {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("wasi-host-alloc-{}", std::process::id()));
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wasi-host-alloc-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("d")).unwrap();
     std::os::unix::fs::symlink("d", root.join("link")).unwrap();
@@ -203,12 +169,7 @@ fn guest_sized_arguments_do_not_size_host_allocations() {
     let mut store = Store::new(&engine, ctx);
     let instance = linker.instantiate(&mut store, &module).unwrap();
     let memory = instance.get_memory(&store, "memory").unwrap();
-    let mut g = Guest {
-        store,
-        instance,
-        memory,
-        base_rss: 0,
-    };
+    let mut g = Guest { store, instance, memory, base_rss: 0 };
 
     // The peer of the socket: one thread sends 1 MiB and closes its side, one
     // counts what the guest sends until the guest shuts its side down.
@@ -241,40 +202,19 @@ fn guest_sized_arguments_do_not_size_host_allocations() {
 
     // Writes: stdout (a counting sink), /dev/null, the socket; 256 MiB each.
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call("fd_write", &[I(1), I(0), I(IOVS as i32), I(RES as i32)]),
-        0
-    );
+    assert_eq!(g.call("fd_write", &[I(1), I(0), I(IOVS as i32), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES) as u64, all);
     assert_eq!(stdout.load(Ordering::Relaxed), all);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call("fd_write", &[I(2), I(0), I(IOVS as i32), I(RES as i32)]),
-        0
-    );
+    assert_eq!(g.call("fd_write", &[I(2), I(0), I(IOVS as i32), I(RES as i32)]), 0);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call("fd_write", &[I(null), I(0), I(IOVS as i32), I(RES as i32)]),
-        0
-    );
+    assert_eq!(g.call("fd_write", &[I(null), I(0), I(IOVS as i32), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES) as u64, all);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call(
-            "fd_pwrite",
-            &[I(null), I(0), I(IOVS as i32), Val::I64(0), I(RES as i32)]
-        ),
-        0
-    );
+    assert_eq!(g.call("fd_pwrite", &[I(null), I(0), I(IOVS as i32), Val::I64(0), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES) as u64, all);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call(
-            "sock_send",
-            &[I(sock), I(0), I(IOVS as i32), I(0), I(RES as i32)]
-        ),
-        0
-    );
+    assert_eq!(g.call("sock_send", &[I(sock), I(0), I(IOVS as i32), I(0), I(RES as i32)]), 0);
     let sent = g.u32_at(RES) as u64;
     assert!(sent > 0 && sent <= all, "{sent}");
     // A real file: 4 iovecs (1 MiB, so the file stays small), then positioned.
@@ -282,50 +222,22 @@ fn guest_sized_arguments_do_not_size_host_allocations() {
     assert_eq!(g.call("fd_write", &[I(file), I(0), I(4), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES), 4 * MEM);
     g.iovecs(4);
-    assert_eq!(
-        g.call(
-            "fd_pwrite",
-            &[I(file), I(0), I(4), Val::I64(1 << 20), I(RES as i32)]
-        ),
-        0
-    );
+    assert_eq!(g.call("fd_pwrite", &[I(file), I(0), I(4), Val::I64(1 << 20), I(RES as i32)]), 0);
     assert_eq!(std::fs::metadata(root.join("file")).unwrap().len(), 2 << 20);
 
     // Reads: stdin (endless), /dev/zero (plain and positioned), the file, the socket.
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call("fd_read", &[I(0), I(0), I(IOVS as i32), I(RES as i32)]),
-        0
-    );
+    assert_eq!(g.call("fd_read", &[I(0), I(0), I(IOVS as i32), I(RES as i32)]), 0);
     assert!(g.u32_at(RES) > 0);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call("fd_read", &[I(zero), I(0), I(IOVS as i32), I(RES as i32)]),
-        0
-    );
+    assert_eq!(g.call("fd_read", &[I(zero), I(0), I(IOVS as i32), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES) as u64, all);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call(
-            "fd_pread",
-            &[I(zero), I(0), I(IOVS as i32), Val::I64(0), I(RES as i32)]
-        ),
-        0
-    );
+    assert_eq!(g.call("fd_pread", &[I(zero), I(0), I(IOVS as i32), Val::I64(0), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES) as u64, all);
     g.iovecs(IOVS);
-    assert_eq!(
-        g.call(
-            "fd_pread",
-            &[I(file), I(0), I(IOVS as i32), Val::I64(0), I(RES as i32)]
-        ),
-        0
-    );
-    assert_eq!(
-        g.u32_at(RES),
-        2 << 20,
-        "the whole file, then a short read ends the call"
-    );
+    assert_eq!(g.call("fd_pread", &[I(file), I(0), I(IOVS as i32), Val::I64(0), I(RES as i32)]), 0);
+    assert_eq!(g.u32_at(RES), 2 << 20, "the whole file, then a short read ends the call");
     send.join().unwrap();
     for flags in [2 /* peek */, 0, 4 /* waitall */] {
         g.iovecs(IOVS);
@@ -339,93 +251,40 @@ fn guest_sized_arguments_do_not_size_host_allocations() {
     // array fits in memory), before anything is read or written.
     g.iovecs(MEM / 8);
     let before = stdout.load(Ordering::Relaxed);
-    assert_eq!(
-        g.call(
-            "fd_write",
-            &[I(1), I(0), I((MEM / 8) as i32), I(RES as i32)]
-        ),
-        ERRNO_INVAL
-    );
-    assert_eq!(
-        g.call(
-            "fd_read",
-            &[I(zero), I(0), I((MEM / 8) as i32), I(RES as i32)]
-        ),
-        ERRNO_INVAL
-    );
-    assert_eq!(
-        g.call(
-            "sock_send",
-            &[I(sock), I(0), I((MEM / 8) as i32), I(0), I(RES as i32)]
-        ),
-        ERRNO_INVAL
-    );
+    assert_eq!(g.call("fd_write", &[I(1), I(0), I((MEM / 8) as i32), I(RES as i32)]), ERRNO_INVAL);
+    assert_eq!(g.call("fd_read", &[I(zero), I(0), I((MEM / 8) as i32), I(RES as i32)]), ERRNO_INVAL);
+    assert_eq!(g.call("sock_send", &[I(sock), I(0), I((MEM / 8) as i32), I(0), I(RES as i32)]), ERRNO_INVAL);
     assert_eq!(stdout.load(Ordering::Relaxed), before);
 
     // Lengths of the whole memory.
     let m = MEM as i32;
     assert_eq!(g.call("random_get", &[I(0), I(m)]), 0);
-    assert_eq!(
-        g.call(
-            "fd_readdir",
-            &[I(3), I(0), I(m), Val::I64(0), I(RES as i32)]
-        ),
-        0
-    );
+    assert_eq!(g.call("fd_readdir", &[I(3), I(0), I(m), Val::I64(0), I(RES as i32)]), 0);
     assert_eq!(g.call("fd_prestat_dir_name", &[I(3), I(0), I(m)]), 0);
     // As many poll subscriptions as fit (all zero: relative realtime clocks of 0 ns).
     g.zero();
-    assert_eq!(
-        g.call("poll_oneoff", &[I(0), I(0), I(m / 48), I(RES as i32)]),
-        0
-    );
+    assert_eq!(g.call("poll_oneoff", &[I(0), I(0), I(m / 48), I(RES as i32)]), 0);
     // Paths as long as memory: longer than any host path, so ENAMETOOLONG.
     g.zero();
     let path = [I(0), I(m)];
     let calls: Vec<(&str, Vec<Val>)> = vec![
-        (
-            "path_open",
-            [
-                &[I(3), I(0)][..],
-                &path,
-                &[I(0), Val::I64(-1), Val::I64(-1), I(0), I(RES as i32)],
-            ]
-            .concat(),
-        ),
+        ("path_open", [&[I(3), I(0)][..], &path, &[I(0), Val::I64(-1), Val::I64(-1), I(0), I(RES as i32)]].concat()),
         ("path_create_directory", [&[I(3)][..], &path].concat()),
         ("path_remove_directory", [&[I(3)][..], &path].concat()),
         ("path_unlink_file", [&[I(3)][..], &path].concat()),
-        (
-            "path_filestat_get",
-            [&[I(3), I(0)][..], &path, &[I(RES as i32)]].concat(),
-        ),
-        (
-            "path_filestat_set_times",
-            [&[I(3), I(0)][..], &path, &[Val::I64(0), Val::I64(0), I(0)]].concat(),
-        ),
-        (
-            "path_link",
-            [&[I(3), I(0)][..], &path, &[I(3)], &path].concat(),
-        ),
+        ("path_filestat_get", [&[I(3), I(0)][..], &path, &[I(RES as i32)]].concat()),
+        ("path_filestat_set_times", [&[I(3), I(0)][..], &path, &[Val::I64(0), Val::I64(0), I(0)]].concat()),
+        ("path_link", [&[I(3), I(0)][..], &path, &[I(3)], &path].concat()),
         ("path_rename", [&[I(3)][..], &path, &[I(3)], &path].concat()),
         ("path_symlink", [&path[..], &[I(3)], &path].concat()),
-        (
-            "path_readlink",
-            [&[I(3)][..], &path, &[I(0), I(m), I(RES as i32)]].concat(),
-        ),
+        ("path_readlink", [&[I(3)][..], &path, &[I(0), I(m), I(RES as i32)]].concat()),
     ];
     for (name, args) in &calls {
         assert_eq!(g.call(name, args), ERRNO_NAMETOOLONG, "{name}");
     }
     // A real link read into a buffer as long as memory.
     g.memory.write(&mut g.store, 0, b"link").unwrap();
-    assert_eq!(
-        g.call(
-            "path_readlink",
-            &[I(3), I(0), I(4), I(16), I(m - 16), I(RES as i32)]
-        ),
-        0
-    );
+    assert_eq!(g.call("path_readlink", &[I(3), I(0), I(4), I(16), I(m - 16), I(RES as i32)]), 0);
     assert_eq!(g.u32_at(RES), 1);
 
     let grown = peak_rss() - g.base_rss;

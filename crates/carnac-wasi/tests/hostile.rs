@@ -13,18 +13,50 @@ use carnac_wasi::{Stream, WasiCtx};
 /// ends the guest) and `poll_oneoff` (whose random clock subscriptions would
 /// sleep for random times; it has its own tests).
 const FUNCS: &[(&str, &str)] = &[
-    ("args_get", "ii"), ("args_sizes_get", "ii"), ("environ_get", "ii"), ("environ_sizes_get", "ii"),
-    ("clock_res_get", "ii"), ("clock_time_get", "iIi"), ("fd_advise", "iIIi"), ("fd_allocate", "iII"),
-    ("fd_close", "i"), ("fd_datasync", "i"), ("fd_fdstat_get", "ii"), ("fd_fdstat_set_flags", "ii"),
-    ("fd_fdstat_set_rights", "iII"), ("fd_filestat_get", "ii"), ("fd_filestat_set_size", "iI"),
-    ("fd_filestat_set_times", "iIIi"), ("fd_pread", "iiiIi"), ("fd_prestat_get", "ii"),
-    ("fd_prestat_dir_name", "iii"), ("fd_pwrite", "iiiIi"), ("fd_read", "iiii"), ("fd_readdir", "iiiIi"),
-    ("fd_renumber", "ii"), ("fd_seek", "iIii"), ("fd_sync", "i"), ("fd_tell", "ii"), ("fd_write", "iiii"),
-    ("path_create_directory", "iii"), ("path_filestat_get", "iiiii"), ("path_filestat_set_times", "iiiiIIi"),
-    ("path_link", "iiiiiii"), ("path_open", "iiiiiIIii"), ("path_readlink", "iiiiii"),
-    ("path_remove_directory", "iii"), ("path_rename", "iiiiii"), ("path_symlink", "iiiii"),
-    ("path_unlink_file", "iii"), ("proc_raise", "i"), ("sched_yield", ""), ("random_get", "ii"),
-    ("sock_accept", "iii"), ("sock_recv", "iiiiii"), ("sock_send", "iiiii"), ("sock_shutdown", "ii"),
+    ("args_get", "ii"),
+    ("args_sizes_get", "ii"),
+    ("environ_get", "ii"),
+    ("environ_sizes_get", "ii"),
+    ("clock_res_get", "ii"),
+    ("clock_time_get", "iIi"),
+    ("fd_advise", "iIIi"),
+    ("fd_allocate", "iII"),
+    ("fd_close", "i"),
+    ("fd_datasync", "i"),
+    ("fd_fdstat_get", "ii"),
+    ("fd_fdstat_set_flags", "ii"),
+    ("fd_fdstat_set_rights", "iII"),
+    ("fd_filestat_get", "ii"),
+    ("fd_filestat_set_size", "iI"),
+    ("fd_filestat_set_times", "iIIi"),
+    ("fd_pread", "iiiIi"),
+    ("fd_prestat_get", "ii"),
+    ("fd_prestat_dir_name", "iii"),
+    ("fd_pwrite", "iiiIi"),
+    ("fd_read", "iiii"),
+    ("fd_readdir", "iiiIi"),
+    ("fd_renumber", "ii"),
+    ("fd_seek", "iIii"),
+    ("fd_sync", "i"),
+    ("fd_tell", "ii"),
+    ("fd_write", "iiii"),
+    ("path_create_directory", "iii"),
+    ("path_filestat_get", "iiiii"),
+    ("path_filestat_set_times", "iiiiIIi"),
+    ("path_link", "iiiiiii"),
+    ("path_open", "iiiiiIIii"),
+    ("path_readlink", "iiiiii"),
+    ("path_remove_directory", "iii"),
+    ("path_rename", "iiiiii"),
+    ("path_symlink", "iiiii"),
+    ("path_unlink_file", "iii"),
+    ("proc_raise", "i"),
+    ("sched_yield", ""),
+    ("random_get", "ii"),
+    ("sock_accept", "iii"),
+    ("sock_recv", "iiiiii"),
+    ("sock_send", "iiiii"),
+    ("sock_shutdown", "ii"),
 ];
 
 /// Paths placed in guest memory at known offsets, so random pointers often name one.
@@ -34,7 +66,8 @@ fn module_text() -> String {
     let mut wat = String::from("(module\n");
     for (name, params) in FUNCS {
         let p: String = params.chars().map(|c| if c == 'I' { " i64" } else { " i32" }).collect();
-        let _ = writeln!(wat, "  (import \"wasi_snapshot_preview1\" \"{name}\" (func ${name} (param{p}) (result i32)))");
+        let _ =
+            writeln!(wat, "  (import \"wasi_snapshot_preview1\" \"{name}\" (func ${name} (param{p}) (result i32)))");
     }
     wat.push_str("  (memory (export \"memory\") 2)\n");
     let mut at = 1024;
@@ -75,18 +108,18 @@ impl Rng {
             return [0, 1, 2, 3, 3, 3, 3, 4, 5][self.below(9) as usize];
         }
         match self.below(8) {
-            0 => self.below(8) as i32,                          // descriptors, small flags
+            0 => self.below(8) as i32, // descriptors, small flags
             1 => {
                 let p = self.below(PATHS.len() as u64) as usize;
                 self.1 = Some(p);
                 1024 + 32 * p as i32 // a path
             }
-            2 => 1 + self.below(12) as i32,                      // a path length
-            3 => self.below(2 * 65536) as i32,                   // anywhere in memory
+            2 => 1 + self.below(12) as i32,    // a path length
+            3 => self.below(2 * 65536) as i32, // anywhere in memory
             4 => -1,
-            5 => 0x7fff_fff0,                                    // far out of bounds
-            6 => self.next() as i32,                             // anything
-            _ => 2048 + self.below(4096) as i32,                 // scratch area
+            5 => 0x7fff_fff0,                    // far out of bounds
+            6 => self.next() as i32,             // anything
+            _ => 2048 + self.below(4096) as i32, // scratch area
         }
     }
     fn i64(&mut self) -> i64 {

@@ -192,9 +192,7 @@ impl Default for Engine {
 
 impl Engine {
     pub fn new(config: &Config) -> Engine {
-        Engine {
-            inner: Arc::new(EngineInner { config: config.clone(), types: Mutex::new(HashMap::new()) }),
-        }
+        Engine { inner: Arc::new(EngineInner { config: config.clone(), types: Mutex::new(HashMap::new()) }) }
     }
 
     pub fn config(&self) -> &Config {

@@ -27,7 +27,11 @@ impl ValType {
 
     /// How many 64-bit interpreter slots a value of this type takes.
     pub(crate) fn slots(self) -> usize {
-        if self == ValType::V128 { 2 } else { 1 }
+        if self == ValType::V128 {
+            2
+        } else {
+            1
+        }
     }
 
     pub(crate) fn from_wasmparser(ty: wasmparser::ValType) -> Result<Self, String> {
@@ -77,10 +81,7 @@ pub struct FuncType {
 }
 
 impl FuncType {
-    pub fn new(
-        params: impl IntoIterator<Item = ValType>,
-        results: impl IntoIterator<Item = ValType>,
-    ) -> Self {
+    pub fn new(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
         let mut v: Vec<ValType> = params.into_iter().collect();
         let num_params = v.len();
         v.extend(results);

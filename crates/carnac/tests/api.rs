@@ -79,7 +79,8 @@ fn backtraces_name_every_frame_of_calls_made_inside_the_interpreter() {
     let err = run.call(&mut store, 3).unwrap_err();
     let trap = err.as_trap().expect("a trap");
     assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
-    let frames: Vec<_> = trap.backtrace().iter().map(|f| (f.func_index, f.func_name.as_deref().unwrap().to_string())).collect();
+    let frames: Vec<_> =
+        trap.backtrace().iter().map(|f| (f.func_index, f.func_name.as_deref().unwrap().to_string())).collect();
     let expected = [(0, "leaf"), (1, "mid"), (2, "rec"), (2, "rec"), (2, "rec"), (2, "rec")];
     assert_eq!(frames, expected.map(|(i, n)| (i, n.to_string())));
     // Deep recursion: one frame per call, every one named.
@@ -127,9 +128,19 @@ fn backtraces_across_instances_name_each_frame_in_its_own_module() {
     let frames: Vec<_> = trap
         .backtrace()
         .iter()
-        .map(|f| (f.module_name.as_deref().unwrap().to_string(), f.func_index, f.func_name.as_deref().unwrap().to_string()))
+        .map(|f| {
+            (f.module_name.as_deref().unwrap().to_string(), f.func_index, f.func_name.as_deref().unwrap().to_string())
+        })
         .collect();
-    let expected = [("b", 0, "boom"), ("b", 1, "deep"), ("b", 1, "deep"), ("b", 1, "deep"), ("a", 2, "down"), ("a", 2, "down"), ("a", 2, "down")];
+    let expected = [
+        ("b", 0, "boom"),
+        ("b", 1, "deep"),
+        ("b", 1, "deep"),
+        ("b", 1, "deep"),
+        ("a", 2, "down"),
+        ("a", 2, "down"),
+        ("a", 2, "down"),
+    ];
     assert_eq!(frames, expected.map(|(m, i, n)| (m.to_string(), i, n.to_string())));
     // Both instances still run after the trap, and trap the same way again
     // (no frame left behind: the backtrace is as deep as the new call).
@@ -194,7 +205,12 @@ fn backtraces_name_functions_translated_after_an_earlier_trap() {
     let names = |store: &mut Store<()>, export: &str| {
         let f = instance.get_typed_func::<(), i32>(&*store, export).unwrap();
         let err = f.call(store, ()).unwrap_err();
-        err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.as_deref().unwrap().to_string()).collect::<Vec<_>>()
+        err.as_trap()
+            .unwrap()
+            .backtrace()
+            .iter()
+            .map(|f| f.func_name.as_deref().unwrap().to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(names(&mut store, "first"), ["fail", "first"]);
     assert_eq!(names(&mut store, "later"), ["also", "later"]);
@@ -305,9 +321,8 @@ fn a_deep_backtrace_is_displayed_with_its_middle_elided() {
     assert_eq!(*elided, format!("  ... {} frames elided ...", depth - shown_frames));
     assert!(lines.last().unwrap().starts_with(&format!("  {}: ", depth - 1)), "{}", lines.last().unwrap());
     // A short backtrace is shown whole.
-    let (mut store, instance) = instantiate(
-        r#"(module (func $a (export "a") (call $b)) (func $b (call $c)) (func $c unreachable))"#,
-    );
+    let (mut store, instance) =
+        instantiate(r#"(module (func $a (export "a") (call $b)) (func $b (call $c)) (func $c unreachable))"#);
     let err = instance.get_func(&store, "a").unwrap().call(&mut store, &[], &mut []).unwrap_err();
     assert_eq!(err.to_string().lines().count(), 5);
 }

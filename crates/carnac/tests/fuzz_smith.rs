@@ -81,8 +81,8 @@ fn generated_modules_never_panic() {
             // Keeps the module of the seed being run, to reproduce a failure.
             std::fs::write("/tmp/smith-current.wasm", &bytes).unwrap();
         }
-        let module = Module::from_binary(&engine, &bytes)
-            .unwrap_or_else(|e| panic!("seed {seed}: valid module rejected: {e}"));
+        let module =
+            Module::from_binary(&engine, &bytes).unwrap_or_else(|e| panic!("seed {seed}: valid module rejected: {e}"));
         compiled += 1;
         let mut store = Store::new(&engine, ());
         store.set_fuel(200_000).unwrap();

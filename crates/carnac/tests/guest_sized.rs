@@ -8,12 +8,7 @@ use carnac::*;
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        << 10
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() << 10
 }
 
 #[test]
@@ -27,15 +22,9 @@ fn hostile_modules_do_not_size_host_allocations() {
     let tables: String = (0..20).map(|_| "(table 10000000 funcref)").collect();
     let module = Module::new(&engine, format!("(module {tables})")).unwrap();
     let mut store = Store::new(&engine, ());
-    Linker::new(&engine)
-        .instantiate(&mut store, &module)
-        .unwrap();
+    Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     drop(store);
-    assert!(
-        grown() < 64,
-        "20 big tables: peak RSS grew by {} MiB",
-        grown()
-    );
+    assert!(grown() < 64, "20 big tables: peak RSS grew by {} MiB", grown());
 
     // A runaway recursion through a function with a 16 KiB name: 100,000
     // frames, each naming it. The names are shared, not copied per frame (that
@@ -44,33 +33,18 @@ fn hostile_modules_do_not_size_host_allocations() {
     let wat = format!(r#"(module $m (func ${name} (export "f") (call ${name})))"#);
     let module = Module::new(&engine, wat).unwrap();
     let mut store = Store::new(&engine, ());
-    let instance = Linker::new(&engine)
-        .instantiate(&mut store, &module)
-        .unwrap();
-    let err = instance
-        .get_func(&store, "f")
-        .unwrap()
-        .call(&mut store, &[], &mut [])
-        .unwrap_err();
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
     let trap = err.as_trap().unwrap();
     assert!(trap.backtrace().len() > 10_000);
-    assert!(trap
-        .backtrace()
-        .iter()
-        .all(|f| f.func_name.as_deref() == Some(name.as_str())));
-    assert!(
-        grown() < 64,
-        "a deep backtrace of long names: peak RSS grew by {} MiB",
-        grown()
-    );
+    assert!(trap.backtrace().iter().all(|f| f.func_name.as_deref() == Some(name.as_str())));
+    assert!(grown() < 64, "a deep backtrace of long names: peak RSS grew by {} MiB", grown());
 
     // Memory::grow with a delta no memory can take fails, whatever the limiter.
     let module = Module::new(&engine, r#"(module (memory (export "m") 1))"#).unwrap();
     let mut store = Store::new(&engine, ());
     store.limiter(StoreLimits::new().memory_size(1 << 20));
-    let instance = Linker::new(&engine)
-        .instantiate(&mut store, &module)
-        .unwrap();
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     let memory = instance.get_memory(&store, "m").unwrap();
     assert!(memory.grow(&mut store, u64::MAX).is_err());
     assert!(memory.grow(&mut store, 1 << 40).is_err());

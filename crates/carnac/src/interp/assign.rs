@@ -85,12 +85,7 @@ impl Assignment {
         }
         self.read_first = Some(Set::empty(num_locals));
         // The function body is a block whose end is the return.
-        self.frames.push(Frame {
-            is_loop: false,
-            entry: set.clone(),
-            open_if: false,
-            at_end: None,
-        });
+        self.frames.push(Frame { is_loop: false, entry: set.clone(), open_if: false, at_end: None });
         self.current = Some(set);
     }
 
@@ -141,19 +136,11 @@ impl Assignment {
             Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
                 // Code that cannot be reached stays so to its `end` (the frame is
                 // pushed anyway to pair with that `end`).
-                let entry = self
-                    .current
-                    .clone()
-                    .unwrap_or_else(|| Set::empty(self.num_locals));
+                let entry = self.current.clone().unwrap_or_else(|| Set::empty(self.num_locals));
                 let is_if = matches!(op, Operator::If { .. });
                 let is_loop = matches!(op, Operator::Loop { .. });
                 let open_if = is_if && self.current.is_some();
-                self.frames.push(Frame {
-                    is_loop,
-                    entry,
-                    open_if,
-                    at_end: None,
-                });
+                self.frames.push(Frame { is_loop, entry, open_if, at_end: None });
             }
             Operator::Else => {
                 self.branch(0);
@@ -250,12 +237,7 @@ mod tests {
 
     #[test]
     fn a_local_written_first_on_every_path_is_not_read_first() {
-        assert_eq!(
-            read_first(&func(
-                "(local.set 1 (i32.const 1)) (drop (local.get 1)) (drop (local.get 0))"
-            )),
-            []
-        );
+        assert_eq!(read_first(&func("(local.set 1 (i32.const 1)) (drop (local.get 1)) (drop (local.get 0))")), []);
         // Both arms of an if write it.
         assert_eq!(
             read_first(&func(
@@ -265,15 +247,12 @@ mod tests {
             []
         );
         // Written before a loop, read inside it.
-        assert_eq!(
-            read_first(&func(
-                "(local.set 2 (i32.const 0)) (loop (br_if 0 (local.get 2)))"
-            )),
-            []
-        );
+        assert_eq!(read_first(&func("(local.set 2 (i32.const 0)) (loop (br_if 0 (local.get 2)))")), []);
         // The path that skips the write returns instead of reaching the read.
         assert_eq!(
-            read_first(&func("(block (br_if 0 (local.get 0)) (return)) (local.set 3 (i32.const 0)) (drop (local.get 3))")),
+            read_first(&func(
+                "(block (br_if 0 (local.get 0)) (return)) (local.set 3 (i32.const 0)) (drop (local.get 3))"
+            )),
             []
         );
         // Reads in unreachable code read nothing.
@@ -286,22 +265,16 @@ mod tests {
         assert_eq!(read_first(&func("(drop (local.get 2))")), [2]);
         // Only one arm writes it.
         assert_eq!(
-            read_first(&func(
-                "(if (local.get 0) (then (local.set 1 (i32.const 1)))) (drop (local.get 1))"
-            )),
+            read_first(&func("(if (local.get 0) (then (local.set 1 (i32.const 1)))) (drop (local.get 1))")),
             [1]
         );
         assert_eq!(
-            read_first(&func(
-                "(if (local.get 0) (then) (else (local.set 1 (i32.const 1)))) (drop (local.get 1))"
-            )),
+            read_first(&func("(if (local.get 0) (then) (else (local.set 1 (i32.const 1)))) (drop (local.get 1))")),
             [1]
         );
         // A branch out of the block skips the write.
         assert_eq!(
-            read_first(&func(
-                "(block (br_if 0 (local.get 0)) (local.set 1 (i32.const 1))) (drop (local.get 1))"
-            )),
+            read_first(&func("(block (br_if 0 (local.get 0)) (local.set 1 (i32.const 1))) (drop (local.get 1))")),
             [1]
         );
         assert_eq!(
@@ -311,12 +284,7 @@ mod tests {
             [3]
         );
         // Read at the top of a loop, written at its bottom: the first iteration reads it unwritten.
-        assert_eq!(
-            read_first(&func(
-                "(loop (drop (local.get 2)) (local.set 2 (i32.const 1)) (br 0))"
-            )),
-            [2]
-        );
+        assert_eq!(read_first(&func("(loop (drop (local.get 2)) (local.set 2 (i32.const 1)) (br 0))")), [2]);
         // A write inside a loop does not count after it when a branch leaves the loop first.
         assert_eq!(
             read_first(&func(
@@ -328,7 +296,10 @@ mod tests {
 
     #[test]
     fn a_function_with_too_many_locals_zeroes_them_all() {
-        let wat = format!("(module (func (param i32) (local i32) (local {}) (local.set 1 (i32.const 0)) (drop (local.get 1))))", "i32 ".repeat(MAX_LOCALS as usize));
+        let wat = format!(
+            "(module (func (param i32) (local i32) (local {}) (local.set 1 (i32.const 0)) (drop (local.get 1))))",
+            "i32 ".repeat(MAX_LOCALS as usize)
+        );
         assert_eq!(read_first(&wat).len(), MAX_LOCALS as usize + 1);
     }
 }

@@ -732,14 +732,30 @@ macro_rules! define_simd_op {
 }
 
 macro_rules! simd_shape_writes_a {
-    (load) => { true };
-    (extract) => { true };
-    (splat) => { true };
-    (unary) => { true };
-    (test) => { true };
-    (binary) => { true };
-    (shift) => { true };
-    ($other:ident) => { false };
+    (load) => {
+        true
+    };
+    (extract) => {
+        true
+    };
+    (splat) => {
+        true
+    };
+    (unary) => {
+        true
+    };
+    (test) => {
+        true
+    };
+    (binary) => {
+        true
+    };
+    (shift) => {
+        true
+    };
+    ($other:ident) => {
+        false
+    };
 }
 for_each_simd!(define_simd_op);
 
@@ -758,7 +774,11 @@ pub(crate) fn pack_simd(op: SimdOp, lane: u8, a: Slot) -> Option<u32> {
 /// [`unpack_simd`] with the operator as its index (`SimdOp as usize`).
 #[inline(always)]
 pub(crate) fn unpack_simd_index(head: u32) -> (usize, u8, Slot) {
-    (((head >> SIMD_SLOT_BITS) & 0xff) as usize, (head >> (SIMD_SLOT_BITS + 8)) as u8, head & ((1 << SIMD_SLOT_BITS) - 1))
+    (
+        ((head >> SIMD_SLOT_BITS) & 0xff) as usize,
+        (head >> (SIMD_SLOT_BITS + 8)) as u8,
+        head & ((1 << SIMD_SLOT_BITS) - 1),
+    )
 }
 
 /// The inverse of [`pack_simd`].

@@ -99,7 +99,11 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) ->
         }
         debug_assert!(found.is_some(), "no function holds a frame's instruction");
         let func_index = found.unwrap_or(u32::MAX);
-        FrameInfo { module_name: m.info.name.clone(), func_index, func_name: m.info.func_names.get(&func_index).cloned() }
+        FrameInfo {
+            module_name: m.info.name.clone(),
+            func_index,
+            func_name: m.info.func_names.get(&func_index).cloned(),
+        }
     };
     let mut bt = vec![info(module, next)];
     bt.extend(frames.iter().rev().map(|f| info(f.module, f.ip)));
@@ -201,8 +205,16 @@ pub(crate) fn run<T, const TRACK: bool>(
             unsafe { *fp.add($s as usize) = v }
         }};
     }
-    macro_rules! u32_ { ($s:expr) => { rd!($s) as u32 }; }
-    macro_rules! w32 { ($d:expr, $v:expr) => { wr!($d, ($v) as u32 as u64) }; }
+    macro_rules! u32_ {
+        ($s:expr) => {
+            rd!($s) as u32
+        };
+    }
+    macro_rules! w32 {
+        ($d:expr, $v:expr) => {
+            wr!($d, ($v) as u32 as u64)
+        };
+    }
     macro_rules! refresh_mem {
         () => {{
             let (b, l, p) = mem_of(&store.inner, instance);
@@ -221,8 +233,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             match &entity.kind {
                 FuncKind::Wasm { instance: callee_instance, def_index } => {
                     let callee_instance = *callee_instance;
-                    let callee_module: *const ModuleInner =
-                        &*store.inner.instances[callee_instance as usize].module;
+                    let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
                     let def_index = *def_index;
                     enter!(callee_module, callee_instance, def_index, new_base);
                     refresh_mem!();
@@ -425,11 +436,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
                 let m = unsafe { &*module };
                 let inst = &store.inner.instances[instance as usize];
-                let bytes: &[u8] = if inst.data_dropped[segment as usize] {
-                    &[]
-                } else {
-                    &m.info.datas[segment as usize].bytes
-                };
+                let bytes: &[u8] =
+                    if inst.data_dropped[segment as usize] { &[] } else { &m.info.datas[segment as usize].bytes };
                 if s + n > bytes.len() || d + n > mem_len {
                     trap!(TrapKind::MemoryOutOfBounds);
                 }
@@ -519,7 +527,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);
             }
-
         }
     }
 }

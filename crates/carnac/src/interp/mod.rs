@@ -10,9 +10,9 @@ pub(crate) mod code;
 mod exec;
 mod ops;
 mod simd;
-mod threaded;
 #[cfg(target_arch = "x86_64")]
 mod simd_x86;
+mod threaded;
 mod translate;
 
 pub(crate) use code::CompiledFunc;

@@ -12,7 +12,11 @@ pub(crate) fn f32_min(a: f32, b: f32) -> f32 {
         // min(-0, +0) = -0: the sign bits are or-ed.
         return f32::from_bits(a.to_bits() | b.to_bits());
     }
-    if a < b { a } else { b }
+    if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 #[inline]
@@ -23,7 +27,11 @@ pub(crate) fn f32_max(a: f32, b: f32) -> f32 {
     if a == b {
         return f32::from_bits(a.to_bits() & b.to_bits());
     }
-    if a > b { a } else { b }
+    if a > b {
+        a
+    } else {
+        b
+    }
 }
 
 #[inline]
@@ -34,7 +42,11 @@ pub(crate) fn f64_min(a: f64, b: f64) -> f64 {
     if a == b {
         return f64::from_bits(a.to_bits() | b.to_bits());
     }
-    if a < b { a } else { b }
+    if a < b {
+        a
+    } else {
+        b
+    }
 }
 
 #[inline]
@@ -45,7 +57,11 @@ pub(crate) fn f64_max(a: f64, b: f64) -> f64 {
     if a == b {
         return f64::from_bits(a.to_bits() & b.to_bits());
     }
-    if a > b { a } else { b }
+    if a > b {
+        a
+    } else {
+        b
+    }
 }
 
 /// Rounding that returns a quiet NaN for any NaN input (the library functions

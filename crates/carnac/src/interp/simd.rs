@@ -12,13 +12,13 @@
 //! `trunc_sat`.
 
 use super::code::{for_each_simd, SimdOp, ALL_SIMD_OPS};
+use super::ops;
 #[cfg(target_arch = "x86_64")]
 use super::simd_x86;
-use super::ops;
 use crate::runtime::memory::MemoryMut;
-use crate::runtime::trap::TrapKind;
 #[cfg(test)]
 use crate::runtime::memory::WASM_PAGE;
+use crate::runtime::trap::TrapKind;
 
 #[inline(always)]
 fn get(frame: &[u64], s: u32) -> u128 {
@@ -133,7 +133,11 @@ macro_rules! cmp {
         let (l, r) = ($get($a), $get($b));
         $put(std::array::from_fn(|i| {
             let ($x, $y) = (l[i], r[i]);
-            if $e { -1 as $mask } else { 0 }
+            if $e {
+                -1 as $mask
+            } else {
+                0
+            }
         }))
     }};
 }
@@ -150,9 +154,7 @@ macro_rules! extend {
 macro_rules! ext_mul {
     ($get:ident $put:ident $wide:ty, $n:literal, $a:expr, $b:expr, $half:expr) => {{
         let (l, r) = ($get($a), $get($b));
-        $put(std::array::from_fn(|i| {
-            (l[i + $half * $n] as $wide).wrapping_mul(r[i + $half * $n] as $wide)
-        }))
+        $put(std::array::from_fn(|i| (l[i + $half * $n] as $wide).wrapping_mul(r[i + $half * $n] as $wide)))
     }};
 }
 
@@ -256,7 +258,10 @@ fn read_halves(mem: &MemoryMut<'_>, addr: u64, offset: u32) -> Result<[u64; 2], 
     match mem.get(ea..ea + 16) {
         Some(b) => {
             let (lo, hi) = b.split_at(8);
-            Ok([u64::from_le_bytes(lo.try_into().expect("8 bytes")), u64::from_le_bytes(hi.try_into().expect("8 bytes"))])
+            Ok([
+                u64::from_le_bytes(lo.try_into().expect("8 bytes")),
+                u64::from_le_bytes(hi.try_into().expect("8 bytes")),
+            ])
         }
         None => Err(TrapKind::MemoryOutOfBounds),
     }
@@ -311,7 +316,14 @@ pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut MemoryMut<'_>) 
 /// `execute` specialised to one operator: with `OP` a constant, the compiler
 /// keeps only that operator's arm, so each handler is small and the executor
 /// reaches it with one indexed call.
-fn handler<const OP: u8>(lane: u8, a: u32, b: u32, c: u32, frame: &mut [u64], mem: &mut MemoryMut<'_>) -> Result<(), TrapKind> {
+fn handler<const OP: u8>(
+    lane: u8,
+    a: u32,
+    b: u32,
+    c: u32,
+    frame: &mut [u64],
+    mem: &mut MemoryMut<'_>,
+) -> Result<(), TrapKind> {
     execute(const { ALL_SIMD_OPS[OP as usize] }, lane, a, b, c, frame, mem)
 }
 
@@ -355,9 +367,8 @@ pub(crate) fn execute(
             let (lo, hi) = (frame[b as usize], frame[b as usize + 1]);
             return write_halves(mem, scalar(frame, a), c, lo, hi);
         }
-        V128Load8x8S | V128Load8x8U | V128Load16x4S | V128Load16x4U | V128Load32x2S
-        | V128Load32x2U | V128Load8Splat | V128Load16Splat | V128Load32Splat | V128Load64Splat
-        | V128Load32Zero | V128Load64Zero => {
+        V128Load8x8S | V128Load8x8U | V128Load16x4S | V128Load16x4U | V128Load32x2S | V128Load32x2U
+        | V128Load8Splat | V128Load16Splat | V128Load32Splat | V128Load64Splat | V128Load32Zero | V128Load64Zero => {
             let addr = scalar(frame, b);
             let v = match op {
                 V128Load8x8S => {
@@ -433,8 +444,8 @@ pub(crate) fn execute(
             };
             return Ok(());
         }
-        V128AnyTrue | I8x16AllTrue | I8x16Bitmask | I16x8AllTrue | I16x8Bitmask | I32x4AllTrue
-        | I32x4Bitmask | I64x2AllTrue | I64x2Bitmask => {
+        V128AnyTrue | I8x16AllTrue | I8x16Bitmask | I16x8AllTrue | I16x8Bitmask | I32x4AllTrue | I32x4Bitmask
+        | I64x2AllTrue | I64x2Bitmask => {
             let v = get(frame, b);
             frame[a as usize] = match op {
                 V128AnyTrue => (v != 0) as u64,
@@ -467,7 +478,11 @@ pub(crate) fn execute(
             let (l, r, s) = (u8x16(get(frame, a)), u8x16(v), u8x16(w()));
             from_u8x16(std::array::from_fn(|i| {
                 let k = s[i] as usize;
-                if k < 16 { l[k] } else { r[k - 16] }
+                if k < 16 {
+                    l[k]
+                } else {
+                    r[k - 16]
+                }
             }))
         }
         V128Bitselect => {
@@ -486,10 +501,11 @@ pub(crate) fn execute(
         I8x16Eq => x86_or!(simd_x86::i8x16_eq(v, w()), int_compare(op, v, w())),
         I16x8Eq => x86_or!(simd_x86::i16x8_eq(v, w()), int_compare(op, v, w())),
         I32x4Eq => x86_or!(simd_x86::i32x4_eq(v, w()), int_compare(op, v, w())),
-        I8x16Ne | I8x16LtS | I8x16LtU | I8x16GtS | I8x16GtU | I8x16LeS | I8x16LeU | I8x16GeS
-        | I8x16GeU | I16x8Ne | I16x8LtS | I16x8LtU | I16x8GtS | I16x8GtU | I16x8LeS | I16x8LeU
-        | I16x8GeS | I16x8GeU | I32x4Ne | I32x4LtS | I32x4LtU | I32x4GtS | I32x4GtU | I32x4LeS
-        | I32x4LeU | I32x4GeS | I32x4GeU => int_compare(op, v, w()),
+        I8x16Ne | I8x16LtS | I8x16LtU | I8x16GtS | I8x16GtU | I8x16LeS | I8x16LeU | I8x16GeS | I8x16GeU | I16x8Ne
+        | I16x8LtS | I16x8LtU | I16x8GtS | I16x8GtU | I16x8LeS | I16x8LeU | I16x8GeS | I16x8GeU | I32x4Ne
+        | I32x4LtS | I32x4LtU | I32x4GtS | I32x4GtU | I32x4LeS | I32x4LeU | I32x4GeS | I32x4GeU => {
+            int_compare(op, v, w())
+        }
         I64x2Eq => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x == y),
         I64x2Ne => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x != y),
         I64x2LtS => cmp!(i64x2 from_i64x2 i64, v, w(), |x, y| x < y),
@@ -520,7 +536,9 @@ pub(crate) fn execute(
         I8x16ShrU => map1!(u8x16 from_u8x16, v, |x| x.wrapping_shr(count())),
         I8x16Add => x86_or!(simd_x86::i8x16_add(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.wrapping_add(y))),
         I8x16AddSatS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.saturating_add(y)),
-        I8x16AddSatU => x86_or!(simd_x86::i8x16_add_sat_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.saturating_add(y))),
+        I8x16AddSatU => {
+            x86_or!(simd_x86::i8x16_add_sat_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.saturating_add(y)))
+        }
         I8x16Sub => x86_or!(simd_x86::i8x16_sub(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.wrapping_sub(y))),
         I8x16SubSatS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.saturating_sub(y)),
         I8x16SubSatU => map2!(u8x16 from_u8x16, v, w(), |x, y| x.saturating_sub(y)),
@@ -528,7 +546,10 @@ pub(crate) fn execute(
         I8x16MinU => x86_or!(simd_x86::i8x16_min_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.min(y))),
         I8x16MaxS => map2!(i8x16 from_i8x16, v, w(), |x, y| x.max(y)),
         I8x16MaxU => x86_or!(simd_x86::i8x16_max_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| x.max(y))),
-        I8x16AvgrU => x86_or!(simd_x86::i8x16_avgr_u(v, w()), map2!(u8x16 from_u8x16, v, w(), |x, y| ((x as u16 + y as u16 + 1) >> 1) as u8)),
+        I8x16AvgrU => x86_or!(
+            simd_x86::i8x16_avgr_u(v, w()),
+            map2!(u8x16 from_u8x16, v, w(), |x, y| ((x as u16 + y as u16 + 1) >> 1) as u8)
+        ),
 
         // ---- i16x8 ----
         I16x8ExtAddPairwiseI8x16S => ext_add_pairwise!(i8x16 from_i16x8 i16, v),
@@ -543,10 +564,16 @@ pub(crate) fn execute(
         I16x8ExtendLowI8x16S => extend!(i8x16 from_i16x8 i16, 8, v, 0),
         I16x8ExtendHighI8x16S => extend!(i8x16 from_i16x8 i16, 8, v, 1),
         I16x8ExtendLowI8x16U => x86_or!(simd_x86::i16x8_extend_low_i8x16_u(v), extend!(u8x16 from_u16x8 u16, 8, v, 0)),
-        I16x8ExtendHighI8x16U => x86_or!(simd_x86::i16x8_extend_high_i8x16_u(v), extend!(u8x16 from_u16x8 u16, 8, v, 1)),
+        I16x8ExtendHighI8x16U => {
+            x86_or!(simd_x86::i16x8_extend_high_i8x16_u(v), extend!(u8x16 from_u16x8 u16, 8, v, 1))
+        }
         I16x8Shl => x86_or!(simd_x86::i16x8_shl(v, count()), map1!(u16x8 from_u16x8, v, |x| x.wrapping_shl(count()))),
-        I16x8ShrS => x86_or!(simd_x86::i16x8_shr_s(v, count()), map1!(i16x8 from_i16x8, v, |x| x.wrapping_shr(count()))),
-        I16x8ShrU => x86_or!(simd_x86::i16x8_shr_u(v, count()), map1!(u16x8 from_u16x8, v, |x| x.wrapping_shr(count()))),
+        I16x8ShrS => {
+            x86_or!(simd_x86::i16x8_shr_s(v, count()), map1!(i16x8 from_i16x8, v, |x| x.wrapping_shr(count())))
+        }
+        I16x8ShrU => {
+            x86_or!(simd_x86::i16x8_shr_u(v, count()), map1!(u16x8 from_u16x8, v, |x| x.wrapping_shr(count())))
+        }
         I16x8Add => x86_or!(simd_x86::i16x8_add(v, w()), map2!(u16x8 from_u16x8, v, w(), |x, y| x.wrapping_add(y))),
         I16x8AddSatS => map2!(i16x8 from_i16x8, v, w(), |x, y| x.saturating_add(y)),
         I16x8AddSatU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.saturating_add(y)),
@@ -558,7 +585,10 @@ pub(crate) fn execute(
         I16x8MinU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.min(y)),
         I16x8MaxS => x86_or!(simd_x86::i16x8_max_s(v, w()), map2!(i16x8 from_i16x8, v, w(), |x, y| x.max(y))),
         I16x8MaxU => map2!(u16x8 from_u16x8, v, w(), |x, y| x.max(y)),
-        I16x8AvgrU => x86_or!(simd_x86::i16x8_avgr_u(v, w()), map2!(u16x8 from_u16x8, v, w(), |x, y| ((x as u32 + y as u32 + 1) >> 1) as u16)),
+        I16x8AvgrU => x86_or!(
+            simd_x86::i16x8_avgr_u(v, w()),
+            map2!(u16x8 from_u16x8, v, w(), |x, y| ((x as u32 + y as u32 + 1) >> 1) as u16)
+        ),
         I16x8ExtMulLowI8x16S => ext_mul!(i8x16 from_i16x8 i16, 8, v, w(), 0),
         I16x8ExtMulHighI8x16S => ext_mul!(i8x16 from_i16x8 i16, 8, v, w(), 1),
         I16x8ExtMulLowI8x16U => ext_mul!(u8x16 from_u16x8 u16, 8, v, w(), 0),
@@ -572,10 +602,16 @@ pub(crate) fn execute(
         I32x4ExtendLowI16x8S => extend!(i16x8 from_i32x4 i32, 4, v, 0),
         I32x4ExtendHighI16x8S => extend!(i16x8 from_i32x4 i32, 4, v, 1),
         I32x4ExtendLowI16x8U => x86_or!(simd_x86::i32x4_extend_low_i16x8_u(v), extend!(u16x8 from_u32x4 u32, 4, v, 0)),
-        I32x4ExtendHighI16x8U => x86_or!(simd_x86::i32x4_extend_high_i16x8_u(v), extend!(u16x8 from_u32x4 u32, 4, v, 1)),
+        I32x4ExtendHighI16x8U => {
+            x86_or!(simd_x86::i32x4_extend_high_i16x8_u(v), extend!(u16x8 from_u32x4 u32, 4, v, 1))
+        }
         I32x4Shl => x86_or!(simd_x86::i32x4_shl(v, count()), map1!(u32x4 from_u32x4, v, |x| x.wrapping_shl(count()))),
-        I32x4ShrS => x86_or!(simd_x86::i32x4_shr_s(v, count()), map1!(i32x4 from_i32x4, v, |x| x.wrapping_shr(count()))),
-        I32x4ShrU => x86_or!(simd_x86::i32x4_shr_u(v, count()), map1!(u32x4 from_u32x4, v, |x| x.wrapping_shr(count()))),
+        I32x4ShrS => {
+            x86_or!(simd_x86::i32x4_shr_s(v, count()), map1!(i32x4 from_i32x4, v, |x| x.wrapping_shr(count())))
+        }
+        I32x4ShrU => {
+            x86_or!(simd_x86::i32x4_shr_u(v, count()), map1!(u32x4 from_u32x4, v, |x| x.wrapping_shr(count())))
+        }
         I32x4Add => x86_or!(simd_x86::i32x4_add(v, w()), map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_add(y))),
         I32x4Sub => x86_or!(simd_x86::i32x4_sub(v, w()), map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_sub(y))),
         I32x4Mul => map2!(u32x4 from_u32x4, v, w(), |x, y| x.wrapping_mul(y)),
@@ -603,7 +639,9 @@ pub(crate) fn execute(
         I64x2ExtendHighI32x4U => extend!(u32x4 from_u64x2 u64, 2, v, 1),
         I64x2Shl => x86_or!(simd_x86::i64x2_shl(v, count()), map1!(u64x2 from_u64x2, v, |x| x.wrapping_shl(count()))),
         I64x2ShrS => map1!(i64x2 from_i64x2, v, |x| x.wrapping_shr(count())),
-        I64x2ShrU => x86_or!(simd_x86::i64x2_shr_u(v, count()), map1!(u64x2 from_u64x2, v, |x| x.wrapping_shr(count()))),
+        I64x2ShrU => {
+            x86_or!(simd_x86::i64x2_shr_u(v, count()), map1!(u64x2 from_u64x2, v, |x| x.wrapping_shr(count())))
+        }
         I64x2Add => x86_or!(simd_x86::i64x2_add(v, w()), map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_add(y))),
         I64x2Sub => x86_or!(simd_x86::i64x2_sub(v, w()), map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_sub(y))),
         I64x2Mul => map2!(u64x2 from_u64x2, v, w(), |x, y| x.wrapping_mul(y)),

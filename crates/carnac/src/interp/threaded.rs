@@ -65,14 +65,8 @@ use crate::runtime::trap::TrapKind;
 
 /// A handler: runs the instruction at `ip` and those after it, until one that
 /// needs `exec` (see [`Outcome`] for what the result encodes).
-pub(crate) type Handler = unsafe fn(
-    ip: *const Cell,
-    fp: *mut u64,
-    mem_base: *mut u8,
-    mem_len: usize,
-    acc: u64,
-    cx: *mut CallCx,
-) -> usize;
+pub(crate) type Handler =
+    unsafe fn(ip: *const Cell, fp: *mut u64, mem_base: *mut u8, mem_len: usize, acc: u64, cx: *mut CallCx) -> usize;
 
 /// What handlers need beyond their arguments, set up by `exec` for each run:
 /// for calls and returns, `exec`'s frame list (as raw bounds, so that a call is
@@ -188,7 +182,11 @@ trait AccField {
 
 impl AccField for u32 {
     fn acc_bits(&self, bit: u8) -> u8 {
-        if bit != 0 && *self & ACC != 0 { bit } else { 0 }
+        if bit != 0 && *self & ACC != 0 {
+            bit
+        } else {
+            0
+        }
     }
     fn clear_acc(&mut self, bit: u8, slot: u32) {
         if bit != 0 && *self == ACC | slot {
@@ -201,7 +199,11 @@ impl AccField for u32 {
         }
     }
     fn reads(&self, bit: u8, slot: u32) -> u8 {
-        if bit & (ACC_A | ACC_B) != 0 && *self == slot { bit } else { 0 }
+        if bit & (ACC_A | ACC_B) != 0 && *self == slot {
+            bit
+        } else {
+            0
+        }
     }
     fn mark(&mut self, bit: u8, want: u8, slot: u32) {
         if bit != 0 && bit == want && *self == slot {

@@ -17,8 +17,8 @@
 use wasmparser::{BlockType, FuncValidator, FunctionBody, Operator, ValidatorResources};
 
 use super::assign::Assignment;
-use super::threaded;
 use super::code::{for_each_numeric, for_each_simd, pack_simd, unpack_simd, Cell, CompiledFunc, Instr, SimdOp, Slot};
+use super::threaded;
 use crate::engine::Config;
 use crate::error::Error;
 use crate::module::{invalid, ModuleInfo};
@@ -141,7 +141,9 @@ fn fuse_producer_into_imm(producer: Instr, instr: Instr) -> Option<Instr> {
         (Instr::I64Xor { lhs, rhs, .. }, Instr::I64RotrImm { dst, imm, .. }) => {
             Instr::I64XorRotl { dst, ab: ab(lhs, rhs)?, k: (imm as u32).wrapping_neg() & 63 }
         }
-        (Instr::GlobalGet { global, .. }, Instr::I32AddImm { dst, imm, .. }) => Instr::GlobalGetAddImm { dst, global, k: imm },
+        (Instr::GlobalGet { global, .. }, Instr::I32AddImm { dst, imm, .. }) => {
+            Instr::GlobalGetAddImm { dst, global, k: imm }
+        }
         (Instr::GlobalGet { global, .. }, Instr::I32SubImm { dst, imm, .. }) => {
             Instr::GlobalGetAddImm { dst, global, k: imm.wrapping_neg() }
         }
@@ -200,10 +202,18 @@ fn merge_pair(a: &Instr, b: &Instr) -> Option<Instr> {
             fits.then_some((dst | src << 16, rhs | (imm as u16 as u32) << 16))
         };
         return match *b {
-            Instr::BrI32LtU { lhs, rhs, target } if lhs == dst => step(rhs).map(|(ds, ki)| Instr::BrI32AddImmLtU { ds, ki, target }),
-            Instr::BrI32GeU { lhs, rhs, target } if lhs == dst => step(rhs).map(|(ds, ki)| Instr::BrI32AddImmGeU { ds, ki, target }),
-            Instr::BrI32LtS { lhs, rhs, target } if lhs == dst => step(rhs).map(|(ds, ki)| Instr::BrI32AddImmLtS { ds, ki, target }),
-            Instr::BrI32GeS { lhs, rhs, target } if lhs == dst => step(rhs).map(|(ds, ki)| Instr::BrI32AddImmGeS { ds, ki, target }),
+            Instr::BrI32LtU { lhs, rhs, target } if lhs == dst => {
+                step(rhs).map(|(ds, ki)| Instr::BrI32AddImmLtU { ds, ki, target })
+            }
+            Instr::BrI32GeU { lhs, rhs, target } if lhs == dst => {
+                step(rhs).map(|(ds, ki)| Instr::BrI32AddImmGeU { ds, ki, target })
+            }
+            Instr::BrI32LtS { lhs, rhs, target } if lhs == dst => {
+                step(rhs).map(|(ds, ki)| Instr::BrI32AddImmLtS { ds, ki, target })
+            }
+            Instr::BrI32GeS { lhs, rhs, target } if lhs == dst => {
+                step(rhs).map(|(ds, ki)| Instr::BrI32AddImmGeS { ds, ki, target })
+            }
             _ => None,
         };
     }
@@ -578,7 +588,8 @@ impl Translator {
         let mut i = 0;
         while i < n {
             map.push(out.len() as u32);
-            let merged = if i + 1 < n && !is_target[i + 1] { merge_pair(&self.code[i], &self.code[i + 1]) } else { None };
+            let merged =
+                if i + 1 < n && !is_target[i + 1] { merge_pair(&self.code[i], &self.code[i + 1]) } else { None };
             match merged {
                 Some(m) => {
                     map.push(out.len() as u32);
@@ -655,7 +666,11 @@ impl Translator {
             lo = lo.min(slot);
             hi = hi.max(slot + 1 + wide as u32);
         }
-        if lo >= hi { (0, 0) } else { (lo, hi - lo) }
+        if lo >= hi {
+            (0, 0)
+        } else {
+            (lo, hi - lo)
+        }
     }
 
     // ---- operand stack ----
@@ -671,7 +686,11 @@ impl Translator {
 
     /// The slot of stack position `pos`, which may be the next free position.
     fn slot_at(&self, pos: usize) -> Slot {
-        if pos < self.stack.len() { self.stack[pos].slot } else { self.next_slot() }
+        if pos < self.stack.len() {
+            self.stack[pos].slot
+        } else {
+            self.next_slot()
+        }
     }
 
     fn local_slot(&self, local: u32) -> Slot {
@@ -739,11 +758,7 @@ impl Translator {
         }
         let top = self.stack.len() - 1;
         if let Operand::Const(v) = self.stack[top].op {
-            let imm = if Instr::imm_is_64(&base) {
-                i32::try_from(v as i64).ok()
-            } else {
-                Some(v as u32 as i32)
-            };
+            let imm = if Instr::imm_is_64(&base) { i32::try_from(v as i64).ok() } else { Some(v as u32 as i32) };
             if let Some(imm) = imm.filter(|i| Instr::with_imm(&base, 0, 0, *i).is_some()) {
                 let producer = self.producer_of(top - 1);
                 self.stack.pop();
@@ -812,10 +827,18 @@ impl Translator {
                     let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
                     Instr::I32AddShl { dst, ab, k: imm as u32 & 31 }
                 }
-                (Instr::I32Add { .. }, Instr::I32LtS { lhs, rhs, .. }) => Instr::I32AddI32LtS { dst, a: b, xy: pack(lhs, rhs)? },
-                (Instr::I32Add { .. }, Instr::I32LtU { lhs, rhs, .. }) => Instr::I32AddI32LtU { dst, a: b, xy: pack(lhs, rhs)? },
-                (Instr::I32Add { .. }, Instr::I64LtS { lhs, rhs, .. }) => Instr::I32AddI64LtS { dst, a: b, xy: pack(lhs, rhs)? },
-                (Instr::I32Add { .. }, Instr::I64LtU { lhs, rhs, .. }) => Instr::I32AddI64LtU { dst, a: b, xy: pack(lhs, rhs)? },
+                (Instr::I32Add { .. }, Instr::I32LtS { lhs, rhs, .. }) => {
+                    Instr::I32AddI32LtS { dst, a: b, xy: pack(lhs, rhs)? }
+                }
+                (Instr::I32Add { .. }, Instr::I32LtU { lhs, rhs, .. }) => {
+                    Instr::I32AddI32LtU { dst, a: b, xy: pack(lhs, rhs)? }
+                }
+                (Instr::I32Add { .. }, Instr::I64LtS { lhs, rhs, .. }) => {
+                    Instr::I32AddI64LtS { dst, a: b, xy: pack(lhs, rhs)? }
+                }
+                (Instr::I32Add { .. }, Instr::I64LtU { lhs, rhs, .. }) => {
+                    Instr::I32AddI64LtU { dst, a: b, xy: pack(lhs, rhs)? }
+                }
                 (Instr::I32Add { .. }, Instr::I32ShrUImm { lhs, imm, .. }) => {
                     let ab = (lhs <= 0xffff && b <= 0xffff).then_some(b | lhs << 16)?;
                     Instr::I32AddShrU { dst, ab, k: imm as u32 & 31 }
@@ -965,7 +988,13 @@ impl Translator {
             return branch;
         }
         let Some(&Instr::I32AddImm { dst, lhs: src, imm }) = self.code.last() else { return branch };
-        let other = if lhs == dst { rhs } else if rhs == dst { lhs } else { return branch };
+        let other = if lhs == dst {
+            rhs
+        } else if rhs == dst {
+            lhs
+        } else {
+            return branch;
+        };
         if [dst, src, other].iter().any(|s| *s > 0xffff) || i16::try_from(imm).is_err() {
             return branch;
         }
@@ -1010,7 +1039,9 @@ impl Translator {
                 }
             }
         }
-        let (Instr::BrI32GeU { lhs, rhs, target } | Instr::BrI32LtU { lhs, rhs, target }) = branch else { return branch };
+        let (Instr::BrI32GeU { lhs, rhs, target } | Instr::BrI32LtU { lhs, rhs, target }) = branch else {
+            return branch;
+        };
         let Some(&Instr::I32Add { dst, lhs: a, rhs: b }) = self.code.last() else { return branch };
         if dst != lhs || [a, b, dst, rhs].iter().any(|s| *s > 0xffff) {
             return branch;
@@ -1201,9 +1232,9 @@ impl Translator {
         });
         debug_assert_eq!(
             live,
-            self.stack.iter().any(|e| e.op == Operand::Temp
-                && (e.slot == d || e.wide && e.slot + 1 == d)
-                && own != Some(e.slot)),
+            self.stack
+                .iter()
+                .any(|e| e.op == Operand::Temp && (e.slot == d || e.wide && e.slot + 1 == d) && own != Some(e.slot)),
             "stack slots increase along the stack"
         );
         if live {
@@ -1513,9 +1544,9 @@ impl Translator {
         // Results go to slots 0.. in order. Copying in ascending order is safe from
         // temps (their slots are above every destination) but not from low locals.
         let result_slots: u32 = (len - num_results..len).map(|p| 1 + self.stack[p].wide as u32).sum();
-        if (len - num_results..len).any(
-            |p| matches!(self.stack[p].op, Operand::Local(l) if self.local_slot(l) < result_slots),
-        ) {
+        if (len - num_results..len)
+            .any(|p| matches!(self.stack[p].op, Operand::Local(l) if self.local_slot(l) < result_slots))
+        {
             self.materialize_top(num_results);
         }
         // One result in a slot: copied by the return itself.
@@ -2121,7 +2152,8 @@ impl Translator {
         }
         let src = self.pop();
         let pending = self.stack.iter().any(|e| e.op == Operand::Local(local));
-        if !pending && operand == Operand::Temp && self.code.len() > self.label && self.retarget_last(temp, local_slot) {
+        if !pending && operand == Operand::Temp && self.code.len() > self.label && self.retarget_last(temp, local_slot)
+        {
             return;
         }
         if pending {
@@ -2449,8 +2481,14 @@ mod tests {
         assert_eq!(f32s(&store, "rotl_xor").call(&mut store, (a, b)).unwrap(), (a as u32).rotate_left(7) as i32 ^ b);
         assert_eq!(f32s(&store, "xor_rotr").call(&mut store, (a, b)).unwrap(), ((a ^ b) as u32).rotate_right(5) as i32);
         let (x, y) = (0x0123_4567_89ab_cdef_i64, -77_i64);
-        assert_eq!(f64s(&store, "rotr_xor64").call(&mut store, (x, y)).unwrap(), y ^ (x as u64).rotate_right(13) as i64);
-        assert_eq!(f64s(&store, "xor_rotl64").call(&mut store, (x, y)).unwrap(), ((x ^ y) as u64).rotate_left(32) as i64);
+        assert_eq!(
+            f64s(&store, "rotr_xor64").call(&mut store, (x, y)).unwrap(),
+            y ^ (x as u64).rotate_right(13) as i64
+        );
+        assert_eq!(
+            f64s(&store, "xor_rotl64").call(&mut store, (x, y)).unwrap(),
+            ((x ^ y) as u64).rotate_left(32) as i64
+        );
         // Wraps at 32 bits.
         let add_shl = f32s(&store, "add_shl").call(&mut store, (-16, 0x2000_0003)).unwrap();
         assert_eq!(add_shl, (-16i32).wrapping_add(0x2000_0003 << 3));
@@ -2516,7 +2554,9 @@ mod tests {
             (func (export "far") (param i32)
                 (i32.store offset=0xffff_fff0 (i32.const 0x20) (local.get 0))))"#;
         let put = code_of(wat, 0);
-        let stores_at = put.iter().filter(|i| matches!(i, Instr::I32StoreAt { .. } | Instr::I64StoreAt { .. } | Instr::I32Store8At { .. }));
+        let stores_at = put
+            .iter()
+            .filter(|i| matches!(i, Instr::I32StoreAt { .. } | Instr::I64StoreAt { .. } | Instr::I32Store8At { .. }));
         assert_eq!(stores_at.count(), 4, "{put:?}");
         assert!(!put.iter().any(|i| matches!(i, Instr::Const { .. })), "{put:?}");
         assert!(matches!(code_of(wat, 2)[0], Instr::SelectKA { k: -5, .. }));
@@ -2633,7 +2673,10 @@ mod tests {
         let up_u = code_of(wat, 0);
         assert!(up_u.iter().any(|i| matches!(i, Instr::BrI32AddImmLtU { .. })), "{up_u:?}");
         let up_s = code_of(wat, 1);
-        assert!(up_s.iter().any(|i| matches!(i, Instr::BrI32AddImmGeS { .. } | Instr::BrI32AddImmLtS { .. })), "{up_s:?}");
+        assert!(
+            up_s.iter().any(|i| matches!(i, Instr::BrI32AddImmGeS { .. } | Instr::BrI32AddImmLtS { .. })),
+            "{up_s:?}"
+        );
         let (mut store, instance) = instantiate(wat);
         let up_u = instance.get_typed_func::<(i32, i32), i32>(&store, "up_u").unwrap();
         assert_eq!(up_u.call(&mut store, (0, 10)).unwrap(), 12);
@@ -2685,7 +2728,10 @@ mod tests {
         let c = code_of(wat, 2);
         assert!(acc_of(&c[1]).0.is_some() && acc_of(&c[1]).1.is_some(), "the middle of a chain: {c:?}");
         let c = code_of(wat, 4);
-        assert!(c.iter().any(|i| matches!(i, Instr::BrIfEqz { .. } | Instr::BrIfNez { .. }) && acc_of(i).1.is_some()), "{c:?}");
+        assert!(
+            c.iter().any(|i| matches!(i, Instr::BrIfEqz { .. } | Instr::BrIfNez { .. }) && acc_of(i).1.is_some()),
+            "{c:?}"
+        );
 
         let (mut store, instance) = instantiate(wat);
         let i3 = |store: &mut crate::Store<()>, name: &str, a: i32, b: i32, c: i32| {
@@ -2795,7 +2841,8 @@ mod tests {
     fn packed_halves_are_marked_only_in_small_frames() {
         use threaded::ACC;
         let mut t = super::Translator::new(&crate::engine::Config::default());
-        let pair = [Instr::I32Mul { dst: ACC | 6, lhs: 0, rhs: 1 }, Instr::I32AddShrU { dst: 7, ab: 2 | 6 << 16, k: 1 }];
+        let pair =
+            [Instr::I32Mul { dst: ACC | 6, lhs: 0, rhs: 1 }, Instr::I32AddShrU { dst: 7, ab: 2 | 6 << 16, k: 1 }];
         t.code = vec![pair[0], pair[1], Instr::Return];
         t.check_acc(true);
         assert_eq!(t.code[1], Instr::I32AddShrU { dst: 7, ab: 2 | threaded::PACKED_ACC << 16, k: 1 });
@@ -2994,7 +3041,8 @@ mod tests {
         let get = instance.get_typed_func::<i32, i32>(&store, "get").unwrap();
         fill.call(&mut store, (10, 40, 3)).unwrap();
         let bytes: Vec<i32> = (9..42).map(|a| get.call(&mut store, a).unwrap()).collect();
-        let expected: Vec<i32> = (9..42).map(|a| if (10..40).contains(&a) && (a - 10) % 3 == 0 { 7 } else { 0 }).collect();
+        let expected: Vec<i32> =
+            (9..42).map(|a| if (10..40).contains(&a) && (a - 10) % 3 == 0 { 7 } else { 0 }).collect();
         assert_eq!(bytes, expected);
         // A store out of bounds traps before the pointer moves: nothing else written.
         let err = fill.call(&mut store, (65535, 65540, 1)).unwrap_err();
@@ -3088,7 +3136,8 @@ mod tests {
         );
         // The pending read of local 0 is materialized before local 0 changes.
         let copy = c.iter().position(|i| matches!(i, Instr::Copy { dst: 1, src: 0 })).expect("copy");
-        let set = c.iter().position(|i| matches!(i, Instr::Copy { dst: 0, .. } | Instr::Const { dst: 0, .. })).expect("set");
+        let set =
+            c.iter().position(|i| matches!(i, Instr::Copy { dst: 0, .. } | Instr::Const { dst: 0, .. })).expect("set");
         assert!(copy < set, "{c:?}");
     }
 }

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use wasmparser::{
-    ElementItems, ElementKind, ExternalKind, KnownCustom, Name, Parser, Payload, TypeRef,
-    ValidPayload, Validator,
+    ElementItems, ElementKind, ExternalKind, KnownCustom, Name, Parser, Payload, TypeRef, ValidPayload, Validator,
 };
 
 use crate::engine::Engine;
@@ -254,8 +253,7 @@ impl Module {
     /// Reads and compiles a module file (binary or text).
     pub fn from_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
         Self::new(engine, bytes)
     }
 
@@ -266,15 +264,17 @@ impl Module {
         let resources = resources.filter(|_| engine.config().lazy_validation);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
-        Ok(Module { inner: Arc::new(ModuleInner {
-            engine: engine.clone(),
-            info,
-            code,
-            ready,
-            bytes,
-            resources,
-            code_ranges: Default::default(),
-        }) })
+        Ok(Module {
+            inner: Arc::new(ModuleInner {
+                engine: engine.clone(),
+                info,
+                code,
+                ready,
+                bytes,
+                resources,
+                code_ranges: Default::default(),
+            }),
+        })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -297,9 +297,7 @@ impl Module {
 
     pub fn exports(&self) -> impl ExactSizeIterator<Item = ExportType> + '_ {
         let info = &self.inner.info;
-        info.exports
-            .iter()
-            .map(move |(n, idx)| ExportType { name: n.clone(), ty: info.entity_type(*idx) })
+        info.exports.iter().map(move |(n, idx)| ExportType { name: n.clone(), ty: info.entity_type(*idx) })
     }
 
     /// The type of the export `name`, if the module has one.
@@ -349,9 +347,7 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
         O::RefNull { .. } => ConstExpr::RefNull,
         O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
-        other => {
-            return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other))))
-        }
+        other => return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other)))),
     };
     match reader.read().map_err(invalid)? {
         wasmparser::Operator::End => Ok(value),
@@ -397,7 +393,13 @@ fn translate_all(
     code: &mut Vec<FuncCode>,
 ) -> Result<(), Error> {
     let config = engine.config();
-    let total: usize = pending.iter().map(|p| { let r = p.body.range(); (r.end - r.start) as usize }).sum();
+    let total: usize = pending
+        .iter()
+        .map(|p| {
+            let r = p.body.range();
+            (r.end - r.start) as usize
+        })
+        .sum();
     let threads = if config.parallel_compilation && total >= PARALLEL_MIN_BYTES {
         std::thread::available_parallelism().map_or(1, |n| n.get()).min(16)
     } else {
@@ -411,7 +413,10 @@ fn translate_all(
     let per_chunk = total.div_ceil(threads);
     let (mut current, mut size) = (Vec::new(), 0);
     for p in pending {
-        size += { let r = p.body.range(); (r.end - r.start) as usize };
+        size += {
+            let r = p.body.range();
+            (r.end - r.start) as usize
+        };
         current.push(p);
         if size >= per_chunk {
             chunks.push(std::mem::take(&mut current));
@@ -500,9 +505,7 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<Decoded, Error> {
                             return Err(unsupported(0, "non-function type".into()));
                         };
                         let conv = |v: &[wasmparser::ValType]| -> Result<Vec<ValType>, Error> {
-                            v.iter()
-                                .map(|t| ValType::from_wasmparser(*t).map_err(|m| unsupported(0, m)))
-                                .collect()
+                            v.iter().map(|t| ValType::from_wasmparser(*t).map_err(|m| unsupported(0, m))).collect()
                         };
                         let ty = FuncType::new(conv(ft.params())?, conv(ft.results())?);
                         info.type_ids.push(engine.register_type(&ty));
@@ -537,9 +540,7 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<Decoded, Error> {
                                 info.num_imported_globals += 1;
                                 EntityIndex::Global(info.globals.len() as u32 - 1)
                             }
-                            other => {
-                                return Err(unsupported(offset, format!("unsupported import {other:?}")))
-                            }
+                            other => return Err(unsupported(offset, format!("unsupported import {other:?}"))),
                         };
                         info.imports.push((import.module.to_string(), import.name.to_string(), idx));
                     }
@@ -595,10 +596,9 @@ fn decode(engine: &Engine, bytes: &[u8]) -> Result<Decoded, Error> {
                     let mode = match e.kind {
                         ElementKind::Passive => ElemMode::Passive,
                         ElementKind::Declared => ElemMode::Declared,
-                        ElementKind::Active { table_index, offset_expr } => ElemMode::Active {
-                            table: table_index.unwrap_or(0),
-                            offset: const_expr(&offset_expr)?,
-                        },
+                        ElementKind::Active { table_index, offset_expr } => {
+                            ElemMode::Active { table: table_index.unwrap_or(0), offset: const_expr(&offset_expr)? }
+                        }
                     };
                     let mut items = Vec::new();
                     match e.items {

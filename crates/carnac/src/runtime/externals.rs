@@ -27,10 +27,7 @@ macro_rules! handle {
 
             fn checked(&self, store_id: u64) -> Result<usize, Error> {
                 if self.store != store_id {
-                    return Err(Error::usage(concat!(
-                        stringify!($name),
-                        " used with a store it does not belong to"
-                    )));
+                    return Err(Error::usage(concat!(stringify!($name), " used with a store it does not belong to")));
                 }
                 Ok(self.index as usize)
             }
@@ -127,8 +124,7 @@ impl Memory {
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64) -> Result<u64, Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
-        s.grow_memory(i as u32, delta)
-            .ok_or_else(|| Error::Limit(format!("failed to grow memory by {delta} pages")))
+        s.grow_memory(i as u32, delta).ok_or_else(|| Error::Limit(format!("failed to grow memory by {delta} pages")))
     }
 }
 
@@ -180,8 +176,7 @@ impl Table {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
         let raw = init.to_raw(s.id)? as u64;
-        s.grow_table(i as u32, delta, raw)
-            .ok_or_else(|| Error::Limit(format!("failed to grow table by {delta}")))
+        s.grow_table(i as u32, delta, raw).ok_or_else(|| Error::Limit(format!("failed to grow table by {delta}")))
     }
 }
 
@@ -234,16 +229,32 @@ pub enum Extern {
 
 impl Extern {
     pub fn into_func(self) -> Option<Func> {
-        if let Extern::Func(f) = self { Some(f) } else { None }
+        if let Extern::Func(f) = self {
+            Some(f)
+        } else {
+            None
+        }
     }
     pub fn into_memory(self) -> Option<Memory> {
-        if let Extern::Memory(m) = self { Some(m) } else { None }
+        if let Extern::Memory(m) = self {
+            Some(m)
+        } else {
+            None
+        }
     }
     pub fn into_table(self) -> Option<Table> {
-        if let Extern::Table(t) = self { Some(t) } else { None }
+        if let Extern::Table(t) = self {
+            Some(t)
+        } else {
+            None
+        }
     }
     pub fn into_global(self) -> Option<Global> {
-        if let Extern::Global(g) = self { Some(g) } else { None }
+        if let Extern::Global(g) = self {
+            Some(g)
+        } else {
+            None
+        }
     }
 
     pub(crate) fn store_id(&self) -> u64 {

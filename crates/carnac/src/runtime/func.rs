@@ -135,11 +135,7 @@ impl Func {
         self.check_store(store.inner.id)?;
         let ty = store.inner.func_ty(self.index).clone();
         if params.len() != ty.params().len() {
-            return Err(Error::usage(format!(
-                "expected {} arguments, got {}",
-                ty.params().len(),
-                params.len()
-            )));
+            return Err(Error::usage(format!("expected {} arguments, got {}", ty.params().len(), params.len())));
         }
         if results.len() != ty.results().len() {
             return Err(Error::usage(format!(
@@ -153,10 +149,7 @@ impl Func {
         let mut at = 0;
         for (i, (p, t)) in params.iter().zip(ty.params()).enumerate() {
             if p.ty() != *t {
-                return Err(Error::usage(format!(
-                    "argument {i} has type {}, expected {t}",
-                    p.ty()
-                )));
+                return Err(Error::usage(format!("argument {i} has type {}, expected {t}", p.ty())));
             }
             at += write_slots(p.to_raw(store.inner.id)?, *t, &mut slots[at..]);
         }
@@ -171,10 +164,7 @@ impl Func {
     }
 
     /// A statically typed view of this function; fails if the types differ.
-    pub fn typed<P: WasmParams, R: WasmResults>(
-        &self,
-        store: impl AsContext,
-    ) -> Result<TypedFunc<P, R>, Error> {
+    pub fn typed<P: WasmParams, R: WasmResults>(&self, store: impl AsContext) -> Result<TypedFunc<P, R>, Error> {
         let store = store.as_context();
         self.check_store(store.inner.id)?;
         let ty = store.inner.func_ty(self.index);

@@ -62,13 +62,7 @@ impl Instance {
             return Vec::new();
         }
         let entity = &s.instances[self.index as usize];
-        entity
-            .module
-            .info
-            .exports
-            .iter()
-            .map(|(n, idx)| (n.clone(), entity_extern(s, entity, *idx)))
-            .collect()
+        entity.module.info.exports.iter().map(|(n, idx)| (n.clone(), entity_extern(s, entity, *idx))).collect()
     }
 
     pub fn get_func(&self, store: impl AsContext, name: &str) -> Option<Func> {
@@ -92,9 +86,7 @@ impl Instance {
         store: impl AsContext,
         name: &str,
     ) -> Result<TypedFunc<P, R>, Error> {
-        let f = self
-            .get_func(&store, name)
-            .ok_or_else(|| Error::usage(format!("no exported function `{name}`")))?;
+        let f = self.get_func(&store, name).ok_or_else(|| Error::usage(format!("no exported function `{name}`")))?;
         f.typed(&store)
     }
 }
@@ -105,11 +97,7 @@ fn check_import(
     (m, n, idx): &(String, String, EntityIndex),
     ext: &Extern,
 ) -> Result<(), Error> {
-    let incompatible = |reason: String| Error::IncompatibleImport {
-        module: m.clone(),
-        name: n.clone(),
-        reason,
-    };
+    let incompatible = |reason: String| Error::IncompatibleImport { module: m.clone(), name: n.clone(), reason };
     if ext.store_id() != s.id {
         return Err(incompatible("the definition belongs to another store".into()));
     }
@@ -159,22 +147,14 @@ fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32]
     }
 }
 
-pub(crate) fn instantiate<T>(
-    store: &mut Store<T>,
-    module: &Module,
-    imports: &[Extern],
-) -> Result<Instance, Error> {
+pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[Extern]) -> Result<Instance, Error> {
     let m: &Arc<ModuleInner> = &module.inner;
     let info = &m.info;
     if !crate::Engine::same(&m.engine, &store.inner.engine) {
         return Err(Error::usage("module and store belong to different engines"));
     }
     if imports.len() != info.imports.len() {
-        return Err(Error::usage(format!(
-            "module needs {} imports, {} were given",
-            info.imports.len(),
-            imports.len()
-        )));
+        return Err(Error::usage(format!("module needs {} imports, {} were given", info.imports.len(), imports.len())));
     }
     let s = &mut store.inner;
     let mut funcs = Vec::with_capacity(info.funcs.len());

@@ -312,9 +312,7 @@ impl LinearMemory {
         // SAFETY: the map lies CHUNK_MAP_OFFSET bytes below the base of every mapped
         // memory (reserved > 0, checked by the callers), read-write, with one byte per
         // chunk of up to 4 GiB; `accessible` is at most the reservation.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.base.sub(CHUNK_MAP_OFFSET), self.accessible >> CHUNK_SHIFT)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.base.sub(CHUNK_MAP_OFFSET), self.accessible >> CHUNK_SHIFT) }
     }
 
     /// Zeroes the chunks the map marks as written (and the few bytes a store at a
@@ -323,7 +321,8 @@ impl LinearMemory {
     fn zero_written_chunks(&mut self) -> bool {
         let base = self.base;
         let map = self.chunk_map();
-        let written: usize = map.chunks(8).filter(|w| w.iter().any(|b| *b != 0)).map(|w| w.iter().filter(|b| **b != 0).count()).sum();
+        let written: usize =
+            map.chunks(8).filter(|w| w.iter().any(|b| *b != 0)).map(|w| w.iter().filter(|b| **b != 0).count()).sum();
         if written * CHUNK > KEEP_RESIDENT_MAX {
             return false;
         }

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::engine::Engine;
+use crate::error::Error;
 use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
 use crate::runtime::memory::LinearMemory;
-use crate::error::Error;
 use crate::runtime::memory::WASM_PAGE;
 use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
@@ -47,10 +47,16 @@ impl Drop for StoreInner {
 /// two indices (their type and module come from the instance), which keeps
 /// instantiating a module with many functions cheap.
 pub(crate) enum FuncKind {
-    Wasm { instance: u32, def_index: u32 },
+    Wasm {
+        instance: u32,
+        def_index: u32,
+    },
     /// `index` into the store's host functions and host types; `slots` is the
     /// larger of the parameter and result slot counts (what a call needs).
-    Host { index: u32, slots: u32 },
+    Host {
+        index: u32,
+        slots: u32,
+    },
 }
 
 pub(crate) struct FuncEntity {

@@ -16,10 +16,7 @@ pub struct ExternRef {
 
 impl ExternRef {
     /// Stores `value` in the store and returns a reference to it.
-    pub fn new(
-        mut store: impl AsContextMut,
-        value: impl std::any::Any + Send + Sync,
-    ) -> ExternRef {
+    pub fn new(mut store: impl AsContextMut, value: impl std::any::Any + Send + Sync) -> ExternRef {
         let s = &mut store.as_context_mut().inner;
         s.externs.push(Box::new(value));
         ExternRef { store: s.id, index: s.externs.len() as u32 - 1 }
@@ -77,19 +74,39 @@ impl Val {
     }
 
     pub fn i32(&self) -> Option<i32> {
-        if let Val::I32(v) = self { Some(*v) } else { None }
+        if let Val::I32(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
     }
     pub fn i64(&self) -> Option<i64> {
-        if let Val::I64(v) = self { Some(*v) } else { None }
+        if let Val::I64(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
     }
     pub fn f32(&self) -> Option<f32> {
-        if let Val::F32(v) = self { Some(f32::from_bits(*v)) } else { None }
+        if let Val::F32(v) = self {
+            Some(f32::from_bits(*v))
+        } else {
+            None
+        }
     }
     pub fn f64(&self) -> Option<f64> {
-        if let Val::F64(v) = self { Some(f64::from_bits(*v)) } else { None }
+        if let Val::F64(v) = self {
+            Some(f64::from_bits(*v))
+        } else {
+            None
+        }
     }
     pub fn v128(&self) -> Option<u128> {
-        if let Val::V128(v) = self { Some(*v) } else { None }
+        if let Val::V128(v) = self {
+            Some(*v)
+        } else {
+            None
+        }
     }
 
     /// Parses a value of type `ty` from text, as a command line gives it:
@@ -169,12 +186,10 @@ impl Val {
             ValType::F32 => Val::F32(raw as u32),
             ValType::F64 => Val::F64(raw64),
             ValType::V128 => Val::V128(raw),
-            ValType::FuncRef => Val::FuncRef(
-                (raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 }),
-            ),
-            ValType::ExternRef => Val::ExternRef(
-                (raw64 != 0).then(|| ExternRef { store: store_id, index: (raw64 - 1) as u32 }),
-            ),
+            ValType::FuncRef => Val::FuncRef((raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 })),
+            ValType::ExternRef => {
+                Val::ExternRef((raw64 != 0).then(|| ExternRef { store: store_id, index: (raw64 - 1) as u32 }))
+            }
         }
     }
 }
