@@ -154,7 +154,11 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
 
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stdio();
-    wasi.arg(args.module.display().to_string());
+    // argv[0] is the module's file name without its directory, as Wasmtime
+    // passes it: the guest learns nothing of the host's paths.
+    let program =
+        args.module.file_name().map_or_else(|| args.module.display().to_string(), |n| n.to_string_lossy().into_owned());
+    wasi.arg(program);
     wasi.args(args.args.iter().cloned());
     for e in &args.env {
         match e.split_once('=') {

@@ -7,7 +7,7 @@ use std::path::Path;
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File};
 
-use crate::types::{rights, Errno};
+use crate::types::Errno;
 
 /// Where a standard stream goes.
 pub enum Stream {
@@ -31,22 +31,37 @@ pub(crate) enum Kind {
     TcpStream(std::net::TcpStream),
 }
 
+/// One guest descriptor.
+///
+/// Preview1's rights are not enforced, as in Wasmtime: what a descriptor can
+/// do follows from its kind, the mode its file was opened in (the host kernel
+/// refuses a write to a file opened for reading), and `read_only`. `fd_fdstat_get`
+/// reports rights computed from those.
 pub(crate) struct Desc {
     pub kind: Kind,
-    pub base: u64,
-    pub inheriting: u64,
     /// The guest path of a preopened directory.
     pub preopen: Option<String>,
-    /// Descriptor flags the guest set that the host file does not track itself.
+    /// The descriptor flags preview1 keeps itself (`APPEND`, `NONBLOCK`).
     pub fdflags: u16,
+    /// A file: opened for reading / for writing.
+    pub read: bool,
+    pub write: bool,
+    /// Reached through a read-only preopen: nothing may be created, changed or
+    /// removed through it (`PERM`).
+    pub read_only: bool,
 }
 
 impl Desc {
-    pub fn require(&self, right: u64) -> Result<(), Errno> {
-        if self.base & right == right {
-            Ok(())
+    pub fn new(kind: Kind) -> Desc {
+        Desc { kind, preopen: None, fdflags: 0, read: true, write: false, read_only: false }
+    }
+
+    /// `PERM` if the descriptor was reached through a read-only preopen.
+    pub fn mutable(&self) -> Result<(), Errno> {
+        if self.read_only {
+            Err(Errno::PERM)
         } else {
-            Err(Errno::NOTCAPABLE)
+            Ok(())
         }
     }
 }
@@ -190,46 +205,15 @@ impl WasiCtxBuilder {
     pub fn build(&mut self) -> WasiCtx {
         let stdio = |s: Option<Stream>| s.unwrap_or(Stream::Null);
         let mut fds = vec![
-            Some(Desc {
-                kind: Kind::Stdin(stdio(self.stdin.take())),
-                base: rights::STDIO,
-                inheriting: 0,
-                preopen: None,
-                fdflags: 0,
-            }),
-            Some(Desc {
-                kind: Kind::Stdout(stdio(self.stdout.take())),
-                base: rights::STDIO,
-                inheriting: 0,
-                preopen: None,
-                fdflags: 0,
-            }),
-            Some(Desc {
-                kind: Kind::Stderr(stdio(self.stderr.take())),
-                base: rights::STDIO,
-                inheriting: 0,
-                preopen: None,
-                fdflags: 0,
-            }),
+            Some(Desc::new(Kind::Stdin(stdio(self.stdin.take())))),
+            Some(Desc { write: true, read: false, ..Desc::new(Kind::Stdout(stdio(self.stdout.take()))) }),
+            Some(Desc { write: true, read: false, ..Desc::new(Kind::Stderr(stdio(self.stderr.take()))) }),
         ];
         for (dir, guest, read_only) in self.preopens.drain(..) {
-            let mask = if read_only { !rights::WRITES } else { !0 };
-            fds.push(Some(Desc {
-                kind: Kind::Dir(dir),
-                base: rights::DIR & mask,
-                inheriting: rights::DIR_INHERITING & mask,
-                preopen: Some(guest),
-                fdflags: 0,
-            }));
+            fds.push(Some(Desc { preopen: Some(guest), read_only, ..Desc::new(Kind::Dir(dir)) }));
         }
         for listener in self.sockets.drain(..) {
-            fds.push(Some(Desc {
-                kind: Kind::TcpListener(listener),
-                base: rights::SOCK_LISTENER,
-                inheriting: rights::SOCK_STREAM,
-                preopen: None,
-                fdflags: 0,
-            }));
+            fds.push(Some(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) }));
         }
         WasiCtx { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env), fds, interrupt: None }
     }

@@ -40,6 +40,9 @@ impl Errno {
     pub const TXTBSY: Errno = Errno(74);
     pub const XDEV: Errno = Errno(75);
     pub const NOTCAPABLE: Errno = Errno(76);
+    /// Not an errno: a value outside an enum or flags type, which makes the call
+    /// trap (as Wasmtime's does) instead of answering.
+    pub const INVALID_VALUE: Errno = Errno(u16::MAX);
 }
 
 impl From<std::io::Error> for Errno {
@@ -157,7 +160,8 @@ pub const EVENTTYPE_FD_READ: u8 = 1;
 pub const EVENTTYPE_FD_WRITE: u8 = 2;
 pub const SUBCLOCKFLAGS_ABSTIME: u16 = 1;
 
-/// Rights (a bit set over the operations a descriptor allows).
+/// Rights (a bit set over the operations a descriptor allows). Carnac reports
+/// them in `fd_fdstat_get` and does not enforce them, as Wasmtime.
 pub mod rights {
     pub const FD_DATASYNC: u64 = 1 << 0;
     pub const FD_READ: u64 = 1 << 1;
@@ -190,72 +194,10 @@ pub mod rights {
     pub const SOCK_SHUTDOWN: u64 = 1 << 28;
     pub const SOCK_ACCEPT: u64 = 1 << 29;
 
-    /// Everything a regular file descriptor can do.
-    pub const FILE: u64 = FD_DATASYNC
-        | FD_READ
-        | FD_SEEK
-        | FD_FDSTAT_SET_FLAGS
-        | FD_SYNC
-        | FD_TELL
-        | FD_WRITE
-        | FD_ADVISE
-        | FD_ALLOCATE
-        | FD_FILESTAT_GET
-        | FD_FILESTAT_SET_SIZE
-        | FD_FILESTAT_SET_TIMES
-        | POLL_FD_READWRITE;
-
-    /// Everything a directory descriptor can do.
-    pub const DIR: u64 = FD_FDSTAT_SET_FLAGS
-        | FD_SYNC
-        | FD_DATASYNC
-        | PATH_CREATE_DIRECTORY
-        | PATH_CREATE_FILE
-        | PATH_LINK_SOURCE
-        | PATH_LINK_TARGET
-        | PATH_OPEN
-        | FD_READDIR
-        | PATH_READLINK
-        | PATH_RENAME_SOURCE
-        | PATH_RENAME_TARGET
-        | PATH_FILESTAT_GET
-        | PATH_FILESTAT_SET_SIZE
-        | PATH_FILESTAT_SET_TIMES
-        | FD_FILESTAT_GET
-        | FD_FILESTAT_SET_TIMES
-        | PATH_SYMLINK
-        | PATH_REMOVE_DIRECTORY
-        | PATH_UNLINK_FILE;
-
-    /// What a directory hands down to descriptors opened through it.
-    pub const DIR_INHERITING: u64 = FILE | DIR;
-
-    /// Every right that changes the file system (removed for read-only preopens).
-    pub const WRITES: u64 = FD_WRITE
-        | FD_ALLOCATE
-        | FD_DATASYNC
-        | FD_SYNC
-        | FD_FILESTAT_SET_SIZE
-        | FD_FILESTAT_SET_TIMES
-        | PATH_CREATE_DIRECTORY
-        | PATH_CREATE_FILE
-        | PATH_LINK_SOURCE
-        | PATH_LINK_TARGET
-        | PATH_RENAME_SOURCE
-        | PATH_RENAME_TARGET
-        | PATH_FILESTAT_SET_SIZE
-        | PATH_FILESTAT_SET_TIMES
-        | PATH_SYMLINK
-        | PATH_REMOVE_DIRECTORY
-        | PATH_UNLINK_FILE;
-
     /// A listening socket.
     pub const SOCK_LISTENER: u64 = SOCK_ACCEPT | POLL_FD_READWRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET;
 
     /// A connected stream socket.
     pub const SOCK_STREAM: u64 =
         FD_READ | FD_WRITE | SOCK_SHUTDOWN | POLL_FD_READWRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET;
-
-    /// A terminal or pipe (stdio).
-    pub const STDIO: u64 = FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;
 }

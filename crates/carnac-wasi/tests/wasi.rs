@@ -187,16 +187,64 @@ fn no_escape_from_a_preopen() {
 }
 
 #[test]
-fn bad_pointers_are_efault_and_bad_descriptors_ebadf() {
+fn bad_descriptors_are_ebadf() {
     let o = run("guest", &["badptr"], b"", None);
-    assert_eq!(o.stdout, "efault 21 21 21 21 badf 8\nraise 52\n");
+    assert_eq!(o.stdout, "badf 8\nraise 58\n");
 }
 
 #[test]
-fn rights_are_enforced_and_only_shrink() {
+fn rights_follow_the_open_mode_and_do_not_change() {
     let root = sandbox("rights");
     let o = run("guest", &["rights", "/sb"], b"", Some(&root.join("sandbox")));
-    assert_eq!(o.stdout, "write-on-readonly 76 widen 76 read-without-right 76\n", "{}", o.stderr);
+    assert_eq!(o.stdout, "write-on-readonly 8 set-rights 58 read-after 0\n", "{}", o.stderr);
+}
+
+#[test]
+fn a_read_only_preopen_refuses_every_change() {
+    let root = sandbox("read-only");
+    let dir = root.join("sandbox");
+    std::fs::write(dir.join("r.txt"), "abc").unwrap();
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    let before = std::fs::metadata(dir.join("r.txt")).unwrap().modified().unwrap();
+    let module = Module::from_file(&Engine::default(), guests::guest("guest")).unwrap();
+    let engine = module.engine().clone();
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let ctx = WasiCtx::builder()
+        .args(["guest", "read-only", "/sb"])
+        .stdout(Stream::Writer(Box::new(SharedBuf(out.clone()))))
+        .preopened_dir_with(&dir, "/sb", true)
+        .unwrap()
+        .build();
+    let mut store = Store::new(&engine, ctx);
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    instance.get_typed_func::<(), ()>(&store, "_start").unwrap().call(&mut store, ()).unwrap();
+    let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text,
+        "read abc | create 63, write 63, truncate 63, mkdir 63, rmdir 63, unlink 63, rename 63, symlink 63, \
+         link 63, set-times 63\n"
+    );
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["d", "r.txt"]);
+    assert_eq!(std::fs::read_to_string(dir.join("r.txt")).unwrap(), "abc");
+    assert_eq!(std::fs::metadata(dir.join("r.txt")).unwrap().modified().unwrap(), before);
+}
+
+/// A `Write` into a buffer the test keeps.
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]
