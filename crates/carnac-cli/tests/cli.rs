@@ -342,3 +342,70 @@ fn max_memory_covers_tables() {
     assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// User + system CPU time of process `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn serve_out_of_descriptors_refuses_connections_instead_of_spinning() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    // 300 descriptors for the whole server, and more clients than that.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 300 && exec '{}' serve examples/hello-handler.wat --listen 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_carnac")
+        ))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start carnac serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("listening on") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "carnac serve exited");
+    }
+    let addr = line.trim().strip_prefix("listening on http://").unwrap().to_string();
+    let idle: Vec<std::net::TcpStream> = (0..400).filter_map(|_| std::net::TcpStream::connect(&addr).ok()).collect();
+    assert!(idle.len() > 300, "{} connections", idle.len());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The server is not spinning on a listener it cannot accept from.
+    let before = cpu_ticks(child.id());
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = cpu_ticks(child.id()) - before;
+    // A new client is answered (503 while the slots are full), not left hanging.
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    c.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = c.read_to_string(&mut response);
+    drop(idle);
+    // Once the idle clients leave, requests are served again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let served = loop {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let mut r = String::new();
+        let _ = c.read_to_string(&mut r);
+        if r.starts_with("HTTP/1.1 200") || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // SAFETY: signals our own child process, not yet waited for.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(used < 50, "the server used {used} ticks of CPU in 1 s while idle\n{rest}");
+    assert!(response.starts_with("HTTP/1.1 503"), "{response:?}\n{rest}");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served:?}\n{rest}");
+    assert!(status.success(), "{status:?}\n{rest}");
+}

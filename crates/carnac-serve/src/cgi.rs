@@ -78,8 +78,11 @@ pub fn environment(req: &CgiRequest<'_>, route_env: &BTreeMap<String, String>) -
     env.push(full_url);
     for (name, value) in &req.headers {
         // Credentials stay with the host; `Proxy:` would become HTTP_PROXY, which
-        // HTTP clients take as their proxy setting (httpoxy).
-        if ["authorization", "connection", "proxy"].iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        // HTTP clients take as their proxy setting (httpoxy). A name with `_`
+        // would collide with another's variable (`X_Forwarded_For` spoofing
+        // `X-Forwarded-For`, `Path_Info` → HTTP_PATH_INFO): dropped, as nginx
+        // and Apache do for CGI.
+        if ["authorization", "connection", "proxy"].iter().any(|h| name.eq_ignore_ascii_case(h)) || name.contains('_') {
             continue;
         }
         let mut s = String::with_capacity(5 + name.len() + 1 + value.len());
@@ -145,11 +148,19 @@ pub fn handler_may_set(name: &str) -> bool {
     !HOST_OWNED_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// The most header lines a handler may print (hyper's own limit for a request
+/// is 100; a response map holds at most 32,768 names).
+pub const MAX_HEADERS: usize = 1000;
+
 /// Parses the guest's header block. Statuses outside 200-599 are refused:
 /// 1xx are interim responses the handler cannot follow up (a `101` would leave
-/// the client waiting on a protocol switch that never happens).
+/// the client waiting on a protocol switch that never happens). A status is
+/// three digits, given once.
 pub fn parse_head(head: &[u8]) -> Result<CgiHead, String> {
     let text = std::str::from_utf8(head).map_err(|_| "response headers are not UTF-8".to_string())?;
+    if text.lines().count() > MAX_HEADERS {
+        return Err(format!("more than {MAX_HEADERS} header lines"));
+    }
     let mut status = None;
     let mut headers = Vec::new();
     let mut location = false;
@@ -165,11 +176,15 @@ pub fn parse_head(head: &[u8]) -> Result<CgiHead, String> {
         }
         if name.eq_ignore_ascii_case("status") {
             let code = value.split_whitespace().next().unwrap_or("");
-            let code: u16 = code.parse().map_err(|_| format!("malformed status `{value}`"))?;
-            if !(200..=599).contains(&code) {
-                return Err(format!("malformed status `{value}`"));
+            let valid = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
+            let code: u16 = code
+                .parse()
+                .ok()
+                .filter(|c| valid && (200..=599).contains(c))
+                .ok_or_else(|| format!("malformed status `{value}`"))?;
+            if status.replace(code).is_some() {
+                return Err("more than one Status line".to_string());
             }
-            status = Some(code);
         } else {
             if name.eq_ignore_ascii_case("location") {
                 location = true;
@@ -196,6 +211,12 @@ mod tests {
         assert!(parse_head(b"Status: 101 Switching Protocols").is_err());
         assert!(parse_head(b"Status: 100").is_err());
         assert!(parse_head(b"Status: 600").is_err());
+        assert!(parse_head(b"Status: +200").is_err());
+        assert!(parse_head(b"Status: 0200").is_err());
+        assert!(parse_head(b"Status: 200abc").is_err());
+        assert!(parse_head(b"Status: 200\nStatus: 404").is_err());
+        assert_eq!(parse_head(b"Status: 404 Not Found").unwrap().status, 404);
+        assert!(parse_head("X: y\n".repeat(MAX_HEADERS + 1).as_bytes()).is_err());
         assert!(!handler_may_set("Content-Length") && !handler_may_set("transfer-encoding"));
         assert!(handler_may_set("Content-Type"));
         assert_eq!(find_head_end(b"A: b\n\nbody"), Some((4, 6)));
@@ -217,6 +238,9 @@ mod tests {
                 ("X-Trace-Id".into(), "abc".into()),
                 ("Host".into(), "example.test".into()),
                 ("Proxy".into(), "http://evil.test:1".into()),
+                ("X-Forwarded-For".into(), "good".into()),
+                ("X_Forwarded_For".into(), "evil".into()),
+                ("Path_Info".into(), "/spoofed".into()),
             ],
             content_length: 5,
             server_name: "127.0.0.1",
@@ -237,6 +261,8 @@ mod tests {
         assert_eq!(env["X_FULL_URL"], "http://example.test/api/items/7?a=1&b=2");
         assert!(!env.contains_key("HTTP_AUTHORIZATION"));
         assert!(!env.contains_key("HTTP_PROXY"));
+        assert_eq!(env["HTTP_X_FORWARDED_FOR"], "good");
+        assert!(!env.contains_key("HTTP_PATH_INFO"));
         assert_eq!(argv(&req), ["/api/items/7", "a=1", "b=2"]);
     }
 }

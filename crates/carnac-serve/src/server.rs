@@ -430,8 +430,9 @@ impl StreamBody {
 
 impl Drop for StreamBody {
     fn drop(&mut self) {
-        // The client is gone (or the response is complete): the guest's further writes fail.
-        self.out.gone.store(true, SeqCst);
+        // The client is gone (or the response is complete): the guest's further
+        // writes fail, and a guest still running is stopped.
+        self.out.abandon();
         self.end(false);
     }
 }
@@ -536,9 +537,27 @@ struct Output {
     outcome: Mutex<Option<(Outcome, Duration)>>,
     notify: Arc<Notify>,
     held: Mutex<Reservation>,
+    /// Stops the guest (its store's interrupt), once it runs.
+    interrupt: Mutex<Option<InterruptHandle>>,
 }
 
 impl Output {
+    fn set_interrupt(&self, handle: InterruptHandle) {
+        *self.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+
+    /// The client is gone: the guest's writes fail from now on, and the guest
+    /// is stopped (a guest that ignores failed writes would otherwise hold its
+    /// thread until its deadline).
+    fn abandon(&self) {
+        self.gone.store(true, SeqCst);
+        if !self.done.load(SeqCst) {
+            if let Some(h) = self.interrupt.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                h.interrupt();
+            }
+        }
+    }
+
     fn new(budget: &Arc<Budget>) -> Output {
         Output {
             buf: Mutex::new(Vec::new()),
@@ -548,6 +567,7 @@ impl Output {
             outcome: Mutex::new(None),
             notify: Arc::new(Notify::new()),
             held: Mutex::new(Reservation::new(budget)),
+            interrupt: Mutex::new(None),
         }
     }
 
@@ -559,7 +579,7 @@ impl Output {
     fn failed(&self) -> bool {
         matches!(
             self.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref(),
-            Some((Outcome::Timeout | Outcome::Trap(_) | Outcome::Failed(_), _))
+            Some((Outcome::Timeout | Outcome::ClientGone | Outcome::Trap(_) | Outcome::Failed(_), _))
         )
     }
 
@@ -760,6 +780,11 @@ fn log_text(line: &[u8]) -> String {
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.logged >= MAX_LOG_BYTES {
+            // Past the cap nothing more is looked at (a guest writing gigabytes
+            // to stderr costs no host time per byte).
+            return Ok(buf.len());
+        }
         for &b in buf {
             if b == b'\n' {
                 self.emit();
@@ -787,6 +812,8 @@ impl Drop for LogWriter {
 enum Outcome {
     Exited(i32),
     Timeout,
+    /// Stopped because nobody was waiting for its answer any more.
+    ClientGone,
     Trap(String),
     Failed(String),
 }
@@ -797,6 +824,7 @@ impl Outcome {
             Outcome::Exited(0) => "ok".into(),
             Outcome::Exited(c) => format!("exit:{c}"),
             Outcome::Timeout => "timeout".into(),
+            Outcome::ClientGone => "client-gone".into(),
             Outcome::Trap(_) => "trap".into(),
             Outcome::Failed(_) => "error".into(),
         }
@@ -811,10 +839,12 @@ fn run_guest(
     ctx: WasiCtx,
     deadline: std::time::Instant,
     metrics: &Metrics,
+    out: &Output,
 ) -> (Outcome, Duration, Store<WasiCtx>) {
     let mut store = Store::new(&route.engine, ctx);
     let interrupt = store.interrupt_handle();
     store.data_mut().set_interrupt(interrupt.clone());
+    out.set_interrupt(interrupt.clone());
     let _deadline = DeadlineGuard::new(deadline, interrupt);
     // Tables are capped too (a module may declare millions of elements); 1M
     // entries (8 MiB) is far beyond what compiled programs use.
@@ -896,6 +926,35 @@ struct Waiting(Arc<Route>);
 impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Records a request whose client went away while its response was held
+/// (status 499, as nginx logs it), after stopping its guest.
+struct CancelGuard<F: FnOnce(u16, bool) + Send + 'static> {
+    out: Arc<Output>,
+    finished: Option<F>,
+}
+
+impl<F: FnOnce(u16, bool) + Send + 'static> CancelGuard<F> {
+    fn disarm(mut self) -> Option<F> {
+        self.finished.take()
+    }
+}
+
+impl<F: FnOnce(u16, bool) + Send + 'static> Drop for CancelGuard<F> {
+    fn drop(&mut self) {
+        let Some(finished) = self.finished.take() else { return };
+        self.out.abandon();
+        let out = self.out.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                while !out.done.load(SeqCst) {
+                    out.changed().await;
+                }
+                finished(499, false);
+            });
+        }
     }
 }
 
@@ -1038,7 +1097,14 @@ async fn handle(
                     // Its time ran out while it waited for a worker.
                     (Outcome::Timeout, Duration::ZERO, None)
                 } else {
-                    let (o, i, s) = run_guest(&r, ctx, deadline, &st.metrics);
+                    let (o, i, s) = run_guest(&r, ctx, deadline, &st.metrics, &out);
+                    // Interrupted before its deadline: its client went away.
+                    let o = match o {
+                        Outcome::Timeout if out.gone.load(SeqCst) && std::time::Instant::now() < deadline => {
+                            Outcome::ClientGone
+                        }
+                        o => o,
+                    };
                     (o, i, Some(s))
                 };
                 // The guest has finished: all its output is in `out`.
@@ -1049,29 +1115,6 @@ async fn handle(
             }),
         );
     }
-
-    // Hold the response (its status is not sent yet) until the guest ends, or
-    // it has written HOLD_BYTES, or stream_after_ms have passed with its header
-    // block complete: a handler that fails after printing `Status: 200` then
-    // still gets its 500 or 504.
-    let stream_at = Instant::now() + Duration::from_millis(limits.stream_after_ms);
-    let mut buf: Vec<u8> = Vec::new();
-    let held = loop {
-        let done = out.done.load(SeqCst);
-        buf.extend_from_slice(&out.take());
-        if done {
-            break Held::Finished;
-        }
-        if buf.len() >= HOLD_BYTES || Instant::now() >= stream_at {
-            if let Some(end) = cgi::find_head_end(&buf) {
-                break Held::Streaming(end);
-            }
-            if buf.len() > MAX_HEAD_BYTES {
-                break Held::NoHead;
-            }
-        }
-        out.changed().await;
-    };
 
     // Records the request once the guest has finished; `complete` is false
     // when the response was cut off (the connection aborted).
@@ -1093,7 +1136,7 @@ async fn handle(
                     state.metrics.traps.fetch_add(1, Relaxed);
                     log!("error id={id} route={route_name}: {msg}");
                 }
-                Outcome::Exited(_) => {}
+                Outcome::Exited(_) | Outcome::ClientGone => {}
             }
             if !complete {
                 state.metrics.aborted.fetch_add(1, Relaxed);
@@ -1109,6 +1152,33 @@ async fn handle(
             state.metrics.request(&route_name, status, started.elapsed());
         }
     };
+    // Hold the response (its status is not sent yet) until the guest ends, or
+    // it has written HOLD_BYTES, or stream_after_ms have passed with its header
+    // block complete: a handler that fails after printing `Status: 200` then
+    // still gets its 500 or 504.
+    let stream_at = Instant::now() + Duration::from_millis(limits.stream_after_ms);
+    let mut buf: Vec<u8> = Vec::new();
+    // A client that disconnects while the response is held drops this future:
+    // the guard then stops the guest and records the request (499).
+    let guard = CancelGuard { out: out.clone(), finished: Some(finished) };
+    let held = loop {
+        let done = out.done.load(SeqCst);
+        buf.extend_from_slice(&out.take());
+        if done {
+            break Held::Finished;
+        }
+        if buf.len() >= HOLD_BYTES || Instant::now() >= stream_at {
+            if let Some(end) = cgi::find_head_end(&buf) {
+                break Held::Streaming(end);
+            }
+            if buf.len() > MAX_HEAD_BYTES {
+                break Held::NoHead;
+            }
+        }
+        out.changed().await;
+    };
+    let Some(finished) = guard.disarm() else { return text(500, "internal error\n") };
+
     /// Waits for the guest to finish (its writes already fail), then records it.
     async fn record_when_done(out: Arc<Output>, status: u16, complete: bool, finished: impl FnOnce(u16, bool)) {
         while !out.done.load(SeqCst) {
@@ -1121,7 +1191,9 @@ async fn handle(
         Held::Finished => {
             let failure = match out.outcome.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
                 Some((Outcome::Timeout, _)) => Some((504, "handler timed out")),
-                Some((Outcome::Trap(_) | Outcome::Failed(_), _)) | None => Some((500, "handler failed")),
+                Some((Outcome::Trap(_) | Outcome::Failed(_) | Outcome::ClientGone, _)) | None => {
+                    Some((500, "handler failed"))
+                }
                 Some((Outcome::Exited(_), _)) => None,
             };
             if let Some((status, why)) = failure {
@@ -1145,11 +1217,16 @@ async fn handle(
             return text(500, "handler wrote malformed headers\n");
         }
     };
-    let head = match cgi::parse_head(&buf[..head_len]) {
+    let parsed = if head_len > MAX_HEAD_BYTES {
+        Err(format!("a header block of {head_len} bytes (at most {MAX_HEAD_BYTES})"))
+    } else {
+        cgi::parse_head(&buf[..head_len]).and_then(|head| Ok((response_headers(&head, id, &route_name)?, head)))
+    };
+    let (headers, head) = match parsed {
         Ok(h) => h,
         Err(e) => {
             out.gone.store(true, SeqCst);
-            log!("error id={id} route={route_name}: malformed handler output: {e}");
+            log!("error id={id} route={route_name}: malformed handler output: {}", log_text(e.as_bytes()));
             if out.done.load(SeqCst) {
                 finished(500, true);
             } else {
@@ -1189,18 +1266,26 @@ async fn handle(
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status_code;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// The handler's headers as the response's, without those the host owns
+/// (logged); a name or value HTTP cannot carry (a CR, a NUL, a control
+/// character) is an error, so the response is a 500 rather than silently
+/// missing a header.
+fn response_headers(head: &cgi::CgiHead, id: u64, route: &str) -> Result<hyper::HeaderMap, String> {
+    let mut map = hyper::HeaderMap::new();
     for (k, v) in &head.headers {
         if !cgi::handler_may_set(k) {
-            log!("warn id={id} route={route_name}: dropped the handler's `{k}` header (the host owns the framing)");
+            log!("warn id={id} route={route}: dropped the handler's `{k}` header (the host owns the framing)");
             continue;
         }
-        if let (Ok(name), Ok(value)) =
-            (hyper::header::HeaderName::from_bytes(k.as_bytes()), hyper::header::HeaderValue::from_str(v))
-        {
-            resp.headers_mut().append(name, value);
-        }
+        let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("header name `{k}`"))?;
+        let value = hyper::header::HeaderValue::from_str(v).map_err(|_| format!("the value of header `{k}`"))?;
+        map.try_append(name, value).map_err(|_| "too many headers".to_string())?;
     }
-    resp
+    Ok(map)
 }
 
 /// The connection's socket, with a bound on how long a write may wait for the
@@ -1280,6 +1365,30 @@ fn stamps(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
     paths.iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
 }
 
+/// Descriptors kept for everything but client connections (modules, preopened
+/// directories, files guests open, the log).
+const RESERVED_FDS: u64 = 256;
+
+/// How many connections the server may hold: `max_connections`, within the
+/// process's descriptor limit. The soft limit is raised to the hard one first;
+/// beyond what remains, accepting would fail with EMFILE (clients would hang
+/// in the backlog) where a refusal gets them a 503.
+fn connection_limit(max_connections: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+        limit = getrlimit(Resource::Nofile);
+    }
+    let Some(fds) = limit.current else { return max_connections };
+    let room = fds.saturating_sub(RESERVED_FDS).max(16) as usize;
+    if room < max_connections {
+        log!("warn: max_connections {max_connections} is over what {fds} descriptors allow: {room}");
+    }
+    max_connections.min(room)
+}
+
 /// Time for a client to send a request head, and for writes before a route's
 /// own `drain_timeout_ms` applies.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1332,7 +1441,7 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
         next_id: AtomicU64::new(1),
         buffered: Arc::new(Budget { used: AtomicU64::new(0), cap: config.max_buffered_mb.saturating_mul(1 << 20) }),
     });
-    let connections = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let connections = Arc::new(Semaphore::new(connection_limit(config.max_connections).min(Semaphore::MAX_PERMITS)));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(512)
@@ -1383,10 +1492,23 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
                 });
                 let graceful = hyper_util::server::graceful::GracefulShutdown::new();
                 let mut stop_rx = stop_rx;
+                let mut accept_errors = 0u32;
                 loop {
                     tokio::select! {
                         accepted = listener.accept() => {
-                            let Ok((stream, remote)) = accepted else { continue };
+                            let (stream, remote) = match accepted {
+                                Ok(a) => a,
+                                Err(e) => {
+                                    // Out of descriptors (EMFILE) or similar: back off
+                                    // instead of spinning on a listener that stays ready.
+                                    if accept_errors == 0 {
+                                        log!("error: accept failed: {e} (backing off)");
+                                    }
+                                    accept_errors = (accept_errors + 1) % 200;
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                    continue;
+                                }
+                            };
                             let _ = stream.set_nodelay(true);
                             let Ok(slot) = connections.clone().try_acquire_owned() else {
                                 state.metrics.refused_connections.fetch_add(1, Relaxed);

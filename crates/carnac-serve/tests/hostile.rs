@@ -179,6 +179,9 @@ fn a_failure_after_the_headers_is_not_a_success() {
     }
     let r = get(srv.addr, "/held/late-timeout");
     assert_eq!(r.status, 504, "{}", r.text());
+    // The deadline also ends a guest asleep in poll_oneoff after its headers.
+    let r = get(srv.addr, "/held/late-sleep");
+    assert_eq!(r.status, 504, "{}", r.text());
 
     // A response already streaming when the handler fails ends abnormally: the
     // client gets the first part, then the connection closes without the final
@@ -405,5 +408,65 @@ fn health_says_whether_guests_can_run() {
         assert_eq!(h.join().unwrap(), 504);
     }
     assert_eq!(get(a, "/health").status, 200);
+    srv.stop();
+}
+
+#[test]
+fn handler_headers_are_validated_whatever_their_shape() {
+    let srv = serve("headers", "", ONE_ROUTE);
+    // 40,000 distinct names overflowed the response's header map (a panic in
+    // the connection, logged as a 200); a 200 KB block written at once passed
+    // the 64 KiB limit that one written in pieces met; a CR inside a value made
+    // the header vanish silently. Each is a 500 now.
+    for path in ["/many-headers?40000", "/big-head", "/cr-value"] {
+        let r = get(srv.addr, path);
+        assert_eq!((r.status, r.text().as_str()), (500, "handler wrote malformed headers\n"), "{path}");
+    }
+    // Within the limits, headers go through.
+    let r = get(srv.addr, "/many-headers?50");
+    assert_eq!((r.status, r.header("x-h49")), (200, Some("v")));
+    // A request header spelled with `_` cannot pose as another one.
+    let r = try_request(
+        srv.addr,
+        "GET /env HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: good\r\nX_Forwarded_For: evil\r\nConnection: close\r\n\r\n",
+        b"",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(r.text().lines().any(|l| l == "HTTP_X_FORWARDED_FOR=good"), "{}", r.text());
+    assert!(!r.text().contains("evil"), "{}", r.text());
+    srv.stop();
+}
+
+#[test]
+fn a_guest_whose_client_left_is_stopped() {
+    // One guest thread and no spares: while a guest holds it, nothing else runs.
+    let srv = serve(
+        "client-gone",
+        "workers = 1\nspare_workers = 0\n",
+        "[[route]]\npath = \"/...\"\nmodule = \"{h}\"\ntimeout_ms = 30000\n",
+    );
+    let a = srv.addr;
+    // A streaming guest that ignores failed writes, and a guest asleep before
+    // its headers (its response still held): each client leaves early.
+    for path in ["/write-forever", "/sleepy"] {
+        let mut s = connect(a, Duration::from_secs(10));
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        if path == "/write-forever" {
+            let mut first = [0u8; 1024];
+            s.read_exact(&mut first).unwrap();
+        } else {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        drop(s);
+        // The guest is stopped, so the one thread is free again at once (its
+        // deadline is 30 s away).
+        let t = Instant::now();
+        let r =
+            try_request(a, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(8))
+                .unwrap_or_else(|e| panic!("after leaving {path}: {e}"));
+        assert_eq!(r.status, 200);
+        assert!(t.elapsed() < Duration::from_secs(5), "after leaving {path}: {:?}", t.elapsed());
+    }
     srv.stop();
 }

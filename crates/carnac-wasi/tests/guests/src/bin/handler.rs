@@ -122,6 +122,36 @@ fn main() {
             }
             write!(out, "Content-Type: text/plain\n\nspun\n").unwrap();
         }
+        "many-headers" => {
+            // More distinct header names than a response can hold.
+            let n: usize = std::env::var("QUERY_STRING").ok().and_then(|q| q.parse().ok()).unwrap_or(40_000);
+            let mut head = String::new();
+            for i in 0..n {
+                head.push_str(&format!("X-H{i}: v\n"));
+            }
+            head.push('\n');
+            out.write_all(head.as_bytes()).unwrap();
+        }
+        "big-head" => {
+            // A 200 KB header block in one write.
+            let head = format!("X-Big: {}\n\nbody", "b".repeat(200_000));
+            out.write_all(head.as_bytes()).unwrap();
+        }
+        "cr-value" => write!(out, "Location: /x\rSet-Cookie: evil=1\n\n").unwrap(),
+        "write-forever" => {
+            // Ignores failed writes: only being stopped ends it.
+            write!(out, "Content-Type: text/plain\n\n").unwrap();
+            let block = [b'w'; 4096];
+            loop {
+                let _ = out.write_all(&block);
+                let _ = out.flush();
+            }
+        }
+        "late-sleep" => {
+            write!(out, "Content-Type: text/plain\n\npartial body").unwrap();
+            out.flush().unwrap();
+            std::thread::sleep(Duration::from_secs(100 * 86400));
+        }
         "exit" => std::process::exit(3),
         _ => write!(out, "Status: 404\nContent-Type: text/plain\n\nno such handler {path}\n").unwrap(),
     }
