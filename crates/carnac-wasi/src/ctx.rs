@@ -91,6 +91,36 @@ impl WasiCtx {
         WasiCtxBuilder::default()
     }
 
+    /// Takes back the stream given as stdin (the guest then reads end of
+    /// file), e.g. to reuse a reader after the call. `None` once taken, or if
+    /// the guest renumbered or closed descriptor 0.
+    pub fn take_stdin(&mut self) -> Option<Stream> {
+        self.take_stream(0)
+    }
+
+    /// Takes back the stream given as stdout (the guest's later writes are
+    /// discarded), e.g. to flush or inspect a writer after the call.
+    pub fn take_stdout(&mut self) -> Option<Stream> {
+        self.take_stream(1)
+    }
+
+    /// Takes back the stream given as stderr, like [`WasiCtx::take_stdout`].
+    pub fn take_stderr(&mut self) -> Option<Stream> {
+        self.take_stream(2)
+    }
+
+    fn take_stream(&mut self, fd: usize) -> Option<Stream> {
+        let desc = self.fds.get_mut(fd)?.as_mut()?;
+        let slot = match &mut desc.kind {
+            Kind::Stdin(s) | Kind::Stdout(s) | Kind::Stderr(s) => s,
+            _ => return None,
+        };
+        match std::mem::replace(slot, Stream::Null) {
+            Stream::Null => None,
+            s => Some(s),
+        }
+    }
+
     pub(crate) fn get(&self, fd: u32) -> Result<&Desc, Errno> {
         self.fds.get(fd as usize).and_then(Option::as_ref).ok_or(Errno::BADF)
     }
@@ -159,18 +189,22 @@ impl WasiCtxBuilder {
         self
     }
 
-    pub fn stdin(&mut self, s: Stream) -> &mut Self {
-        self.stdin = Some(s);
+    /// The guest's stdin: a [`Stream`], or a [`crate::pipe::MemoryInputPipe`].
+    pub fn stdin(&mut self, s: impl Into<Stream>) -> &mut Self {
+        self.stdin = Some(s.into());
         self
     }
 
-    pub fn stdout(&mut self, s: Stream) -> &mut Self {
-        self.stdout = Some(s);
+    /// The guest's stdout: a [`Stream`], or a [`crate::pipe::MemoryOutputPipe`]
+    /// whose contents the embedder reads back after the call.
+    pub fn stdout(&mut self, s: impl Into<Stream>) -> &mut Self {
+        self.stdout = Some(s.into());
         self
     }
 
-    pub fn stderr(&mut self, s: Stream) -> &mut Self {
-        self.stderr = Some(s);
+    /// The guest's stderr, like [`WasiCtxBuilder::stdout`].
+    pub fn stderr(&mut self, s: impl Into<Stream>) -> &mut Self {
+        self.stderr = Some(s.into());
         self
     }
 

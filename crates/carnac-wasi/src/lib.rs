@@ -9,7 +9,8 @@
 //! resolved relative to a directory handle the guest holds, never by joining
 //! strings on the host, so `..`, absolute paths and symlinks cannot lead out of
 //! a preopened directory. Every pointer and length from the guest is checked;
-//! a bad one is `EFAULT`, never a host panic.
+//! a bad one traps the guest (as in Wasmtime), never a host panic. Standard
+//! streams can be the host's, any reader or writer, or in-memory [`pipe`]s.
 //!
 //! ```no_run
 //! use carnac::{Engine, Linker, Module, Store};
@@ -35,6 +36,7 @@
 
 mod ctx;
 mod memory;
+pub mod pipe;
 mod preview1;
 pub mod types;
 

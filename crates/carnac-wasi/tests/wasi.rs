@@ -286,3 +286,36 @@ fn poll_oneoff_reports_ready_input_before_the_clock() {
     let o = run("guest", &["poll"], b"input", None);
     assert_eq!(o.stdout, "poll errno 0 events 1 first 2 type 1 fast true\n", "{}", o.stderr);
 }
+
+#[test]
+fn memory_pipes_feed_stdin_and_collect_stdout_and_stderr() {
+    use carnac_wasi::pipe::{MemoryInputPipe, MemoryOutputPipe};
+    let module = Module::from_file(&Engine::default(), guests::guest("guest")).unwrap();
+    let engine = module.engine().clone();
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    let run = |args: &[&str], stdin: &str, capacity: usize| {
+        let (stdout, stderr) = (MemoryOutputPipe::new(capacity), MemoryOutputPipe::new(capacity));
+        let ctx = WasiCtx::builder()
+            .args(args.iter().copied())
+            .stdin(MemoryInputPipe::new(stdin))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let mut store = Store::new(&engine, ctx);
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let result = instance.get_typed_func::<(), ()>(&store, "_start").unwrap().call(&mut store, ());
+        // The streams can be taken back from the context after the call.
+        assert!(store.data_mut().take_stdout().is_some());
+        assert!(store.data_mut().take_stdout().is_none());
+        (result, stdout.contents(), String::from_utf8(stderr.contents()).unwrap())
+    };
+    let (result, out, err) = run(&["guest", "stdio"], "hello pipes", 1 << 20);
+    assert!(result.is_ok(), "{err}");
+    assert_eq!(out, b"HELLO PIPES");
+    assert_eq!(err, "read 11 bytes\n");
+    // A pipe holds at most its capacity: the guest's write past it fails.
+    let (result, out, _) = run(&["guest", "big", "100000"], "", 1000);
+    assert!(result.is_err());
+    assert_eq!(out.len(), 1000);
+}
