@@ -194,7 +194,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         store.set_fuel(fuel)?;
     }
     if let Some(bytes) = max_memory {
-        store.limiter(StoreLimits::new().memory_size(bytes));
+        store.set_limiter(StoreLimits::new().memory_size(bytes));
     }
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |ctx| ctx)?;

@@ -848,7 +848,9 @@ fn run_guest(
     let _deadline = DeadlineGuard::new(deadline, interrupt);
     // Tables are capped too (a module may declare millions of elements); 1M
     // entries (8 MiB) is far beyond what compiled programs use.
-    store.limiter(StoreLimits::new().memory_size((route.cfg.limits.memory_mb as usize) << 20).table_elements(1 << 20));
+    store.set_limiter(
+        StoreLimits::new().memory_size((route.cfg.limits.memory_mb as usize) << 20).table_elements(1 << 20),
+    );
     if let Some(f) = route.cfg.limits.fuel {
         let _ = store.set_fuel(f);
     }

@@ -376,7 +376,7 @@ fn limiter_caps_memory_and_table_growth() {
     .unwrap();
     let mut store = Store::new(&engine, ());
     // One budget for the memory and the table: 4 pages plus 10 elements of 8 bytes.
-    store.limiter(StoreLimits::new().memory_size(4 * WASM_PAGE + 80).table_elements(10));
+    store.set_limiter(StoreLimits::new().memory_size(4 * WASM_PAGE + 80).table_elements(10));
     let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
     assert_eq!(grow.call(&mut store, 3).unwrap(), 1);
@@ -405,7 +405,7 @@ fn one_budget_covers_memories_and_tables() {
     // Tables alone past the budget: an instantiation error, not 1.6 GB.
     let module = Module::new(&engine, twenty_big_tables()).unwrap();
     let mut store = Store::new(&engine, ());
-    store.limiter(limits());
+    store.set_limiter(limits());
     let err = Linker::new(&engine).instantiate(&mut store, &module).unwrap_err();
     assert!(matches!(err, Error::Limit(_)), "{err}");
     assert!(err.to_string().contains("table of 10000000 elements"), "{err}");
@@ -414,7 +414,7 @@ fn one_budget_covers_memories_and_tables() {
     let both = |pages: u32, elems: u32| {
         let wat = format!("(module (memory {pages}) (table {elems} funcref))");
         let mut store = Store::new(&engine, ());
-        store.limiter(limits());
+        store.set_limiter(limits());
         Linker::new(&engine).instantiate(&mut store, &Module::new(&engine, wat).unwrap()).map(|_| ())
     };
     both(512, 0).unwrap(); // 32 MiB
@@ -434,7 +434,7 @@ fn one_budget_covers_memories_and_tables() {
     )
     .unwrap();
     let mut store = Store::new(&engine, ());
-    store.limiter(limits());
+    store.set_limiter(limits());
     let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
     let tgrow = instance.get_typed_func::<i32, i32>(&store, "tgrow").unwrap();
@@ -842,4 +842,102 @@ fn lazily_translated_functions_are_shared_safely_across_threads() {
     });
     let expected: i64 = (0..200).map(|i| 3 * (i % 13 + 1) + i).sum();
     assert!(sums.iter().all(|s| *s == expected), "{sums:?} vs {expected}");
+}
+
+/// A limiter that lives in the store's data, records what it allowed and traps
+/// with its own error past a cap.
+struct Recording {
+    peak: usize,
+    cap: usize,
+    refusals: u32,
+}
+
+#[derive(Debug)]
+struct OverBudget(usize);
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes is over the tenant's budget", self.0)
+    }
+}
+impl std::error::Error for OverBudget {}
+
+impl carnac::ResourceLimiter for Recording {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool, Trap> {
+        if desired > self.cap {
+            return Err(Trap::host_error(OverBudget(desired)));
+        }
+        if desired > 3 * WASM_PAGE {
+            self.refusals += 1;
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+    fn table_growing(&mut self, _current: u64, _desired: u64, _max: Option<u64>) -> Result<bool, Trap> {
+        Ok(true)
+    }
+}
+
+struct Tenant {
+    limits: Recording,
+}
+
+#[test]
+fn a_limiter_in_the_store_data_is_consulted_and_can_trap() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (memory 1)
+            (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, Tenant { limits: Recording { peak: 0, cap: 8 * WASM_PAGE, refusals: 0 } });
+    store.limiter(|t| &mut t.limits);
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let grow = instance.get_typed_func::<i32, i32>(&store, "grow").unwrap();
+    assert_eq!(grow.call(&mut store, 1).unwrap(), 1);
+    assert_eq!(grow.call(&mut store, 1).unwrap(), 2);
+    // Refused: memory.grow answers -1, and the limiter counted it.
+    assert_eq!(grow.call(&mut store, 2).unwrap(), -1);
+    // The limiter's own error stops the guest, and the embedder gets it back.
+    let err = grow.call(&mut store, 100).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.downcast_host::<OverBudget>().map(|e| e.0), Some(103 * WASM_PAGE));
+    let limits = &store.data().limits;
+    assert_eq!((limits.peak, limits.refusals), (3 * WASM_PAGE, 1));
+    // At instantiation, the limiter's trap is the error.
+    let big = Module::new(&engine, "(module (memory 20))").unwrap();
+    let err = Linker::new(&engine).instantiate(&mut store, &big).unwrap_err();
+    assert!(err.as_trap().and_then(|t| t.downcast_host::<OverBudget>()).is_some(), "{err}");
+}
+
+#[test]
+fn store_limits_cap_instances_memories_and_tables() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, "(module (memory 1) (table 1 funcref))").unwrap();
+    let mut store = Store::new(&engine, ());
+    store.set_limiter(StoreLimits::new().instances(2).memories(3).tables(2));
+    let linker = Linker::new(&engine);
+    linker.instantiate(&mut store, &module).unwrap();
+    linker.instantiate(&mut store, &module).unwrap();
+    let err = linker.instantiate(&mut store, &module).unwrap_err();
+    assert!(err.to_string().contains("2 instances"), "{err}");
+    // Two memories in the instances; the host may add one more.
+    let one_page = MemoryType { limits: Limits { min: 1, max: None } };
+    Memory::new(&mut store, one_page).unwrap();
+    let err = Memory::new(&mut store, one_page).unwrap_err();
+    assert!(err.to_string().contains("3 memories"), "{err}");
+    let table = TableType { element: ValType::FuncRef, limits: Limits { min: 1, max: None } };
+    let err = Table::new(&mut store, table, Val::FuncRef(None)).unwrap_err();
+    assert!(err.to_string().contains("2 tables"), "{err}");
+}
+
+#[test]
+fn growing_past_a_memory_maximum_says_so() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let memory = Memory::new(&mut store, MemoryType { limits: Limits { min: 1, max: Some(2) } }).unwrap();
+    assert_eq!(memory.grow(&mut store, 1).unwrap(), 1);
+    let err = memory.grow(&mut store, 1).unwrap_err();
+    assert_eq!(err.to_string(), "cannot grow a memory of 2 pages by 1 page: beyond its maximum of 2 pages");
 }

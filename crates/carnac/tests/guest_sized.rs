@@ -43,7 +43,7 @@ fn hostile_modules_do_not_size_host_allocations() {
     // Memory::grow with a delta no memory can take fails, whatever the limiter.
     let module = Module::new(&engine, r#"(module (memory (export "m") 1))"#).unwrap();
     let mut store = Store::new(&engine, ());
-    store.limiter(StoreLimits::new().memory_size(1 << 20));
+    store.set_limiter(StoreLimits::new().memory_size(1 << 20));
     let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
     let memory = instance.get_memory(&store, "m").unwrap();
     assert!(memory.grow(&mut store, u64::MAX).is_err());

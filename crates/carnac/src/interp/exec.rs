@@ -428,7 +428,14 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
             Instr::MemoryGrow { dst, delta } => {
                 let m = store.inner.instances[instance as usize].memories[0];
-                let r = store.inner.grow_memory(m, u32_!(delta) as u64);
+                let (inner, limiter) = store.inner_and_limiter();
+                let r = match inner.grow_memory(limiter, m, u32_!(delta) as u64) {
+                    Ok(r) => r,
+                    Err(mut t) => {
+                        t.set_backtrace(backtrace(&frames, module, ip));
+                        return Err(t);
+                    }
+                };
                 w32!(dst, r.map_or(u32::MAX, |old| old as u32));
                 refresh_mem!();
             }
@@ -475,7 +482,14 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::TableGrow { table, base: b } => {
                 let t = store.inner.instances[instance as usize].tables[table as usize];
                 let (init, delta) = (rd!(b), u32_!(b + 1) as u64);
-                let r = store.inner.grow_table(t, delta, init);
+                let (inner, limiter) = store.inner_and_limiter();
+                let r = match inner.grow_table(limiter, t, delta, init) {
+                    Ok(r) => r,
+                    Err(mut t) => {
+                        t.set_backtrace(backtrace(&frames, module, ip));
+                        return Err(t);
+                    }
+                };
                 w32!(b, r.map_or(u32::MAX, |old| old as u32));
             }
             Instr::TableFill { table, base: b } => {

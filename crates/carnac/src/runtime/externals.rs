@@ -41,8 +41,8 @@ handle!(Global);
 impl Memory {
     /// Creates a memory owned by the host.
     pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> Result<Memory, Error> {
-        let s = &mut store.as_context_mut().inner;
-        let index = s.new_memory(ty)?;
+        let (s, limiter) = store.as_context_mut().inner_and_limiter();
+        let index = s.new_memory(limiter, ty)?;
         Ok(Memory { store: s.id, index })
     }
 
@@ -120,11 +120,24 @@ impl Memory {
         }
     }
 
-    /// Grows by `delta` pages and returns the previous size in pages.
+    /// Grows by `delta` pages and returns the previous size in pages. Fails
+    /// past the memory's own maximum or when the store's limiter refuses (or
+    /// with the limiter's trap).
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64) -> Result<u64, Error> {
-        let s = &mut store.as_context_mut().inner;
+        let (s, limiter) = store.as_context_mut().inner_and_limiter();
         let i = self.checked(s.id)?;
-        s.grow_memory(i as u32, delta).ok_or_else(|| Error::Limit(format!("failed to grow memory by {delta} pages")))
+        let (size, max) = (s.memories[i].size_pages(), s.memories[i].max_pages());
+        if size.checked_add(delta).is_none_or(|n| n > max) {
+            return Err(Error::usage(format!(
+                "cannot grow a memory of {} by {}: beyond its maximum of {}",
+                super::store::pages(size),
+                super::store::pages(delta),
+                super::store::pages(max)
+            )));
+        }
+        s.grow_memory(limiter, i as u32, delta)?.ok_or_else(|| {
+            Error::Limit(format!("the store's limiter refused to grow a memory by {}", super::store::pages(delta)))
+        })
     }
 }
 
@@ -135,7 +148,8 @@ impl Table {
             return Err(Error::usage("table initial value has the wrong type"));
         }
         let raw = init.to_raw(s.id)? as u64; // a reference: one slot
-        let index = s.new_table(ty, raw)?;
+        let (s, limiter) = store.as_context_mut().inner_and_limiter();
+        let index = s.new_table(limiter, ty, raw)?;
         Ok(Table { store: s.id, index })
     }
 
@@ -176,7 +190,9 @@ impl Table {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
         let raw = init.to_raw(s.id)? as u64;
-        s.grow_table(i as u32, delta, raw).ok_or_else(|| Error::Limit(format!("failed to grow table by {delta}")))
+        let (s, limiter) = store.as_context_mut().inner_and_limiter();
+        s.grow_table(limiter, i as u32, delta, raw)?
+            .ok_or_else(|| Error::Limit(format!("failed to grow a table by {delta} elements")))
     }
 }
 

@@ -156,7 +156,11 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     if imports.len() != info.imports.len() {
         return Err(Error::usage(format!("module needs {} imports, {} were given", info.imports.len(), imports.len())));
     }
-    let s = &mut store.inner;
+    let (s, mut limiter) = store.inner_and_limiter();
+    let most = limiter.as_deref().map_or(crate::runtime::store::DEFAULT_INSTANCE_LIMIT, |l| l.instances());
+    if s.instances.len() >= most {
+        return Err(Error::Limit(format!("the store already holds {most} instances, its limit")));
+    }
     let mut funcs = Vec::with_capacity(info.funcs.len());
     let mut tables = Vec::with_capacity(info.tables.len());
     let mut memories = Vec::with_capacity(info.memories.len());
@@ -183,11 +187,11 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         globals.push(s.globals.len() as u32 - 1);
     }
     for ty in info.memories.iter().skip(info.num_imported_memories as usize) {
-        memories.push(s.new_memory(*ty)?);
+        memories.push(s.new_memory(limiter.as_deref_mut(), *ty)?);
     }
     for (i, ty) in info.tables.iter().enumerate().skip(info.num_imported_tables as usize) {
         let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
-        tables.push(s.new_table(*ty, init as u64)?);
+        tables.push(s.new_table(limiter.as_deref_mut(), *ty, init as u64)?);
     }
     let elems: Vec<Box<[u64]>> = info
         .elems

@@ -13,6 +13,7 @@ use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::memory::WASM_PAGE;
+use crate::runtime::trap::Trap;
 use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -92,29 +93,57 @@ pub(crate) struct InstanceEntity {
 /// counts against [`ResourceLimiter::store_growing`].
 pub(crate) const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<u64>();
 
+/// The most instances, memories and tables a store holds unless its limiter
+/// says otherwise (Wasmtime's default too).
+pub const DEFAULT_INSTANCE_LIMIT: usize = 10_000;
+pub const DEFAULT_MEMORY_LIMIT: usize = 10_000;
+pub const DEFAULT_TABLE_LIMIT: usize = 10_000;
+
 /// Decides whether memories and tables may grow (their creation counts as growing
-/// from zero). Installed with [`Store::limiter`].
+/// from zero), and how many instances, memories and tables a store may hold.
+/// Installed with [`Store::limiter`] (living in the store's data, as in
+/// Wasmtime) or [`Store::set_limiter`] (owned by the store).
+///
+/// A hook answers `Ok(false)` to refuse (a guest's `memory.grow` then returns
+/// -1, instantiation fails with [`Error::Limit`]) or `Err(trap)` to stop the
+/// guest with its own error (instantiation then fails with that trap).
 pub trait ResourceLimiter: Send {
     /// A memory wants to grow from `current` to `desired` bytes.
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> bool;
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> Result<bool, Trap>;
     /// A table wants to grow from `current` to `desired` elements.
-    fn table_growing(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> bool;
+    fn table_growing(&mut self, current: u64, desired: u64, maximum: Option<u64>) -> Result<bool, Trap>;
     /// All the store's memories and tables together want to grow from `current`
     /// to `desired` bytes (a table element counts 8 bytes); asked after
     /// `memory_growing` or `table_growing` allowed the one that grows. The
     /// default allows it.
-    fn store_growing(&mut self, current: usize, desired: usize) -> bool {
+    fn store_growing(&mut self, current: usize, desired: usize) -> Result<bool, Trap> {
         let _ = (current, desired);
-        true
+        Ok(true)
+    }
+    /// The most instances the store may hold.
+    fn instances(&self) -> usize {
+        DEFAULT_INSTANCE_LIMIT
+    }
+    /// The most memories the store may hold (its instances' and the host's).
+    fn memories(&self) -> usize {
+        DEFAULT_MEMORY_LIMIT
+    }
+    /// The most tables the store may hold.
+    fn tables(&self) -> usize {
+        DEFAULT_TABLE_LIMIT
     }
 }
 
 /// Simple caps, in the spirit of Wasmtime's `StoreLimits`: one budget of bytes
-/// for all the store's memories and tables, and a cap on any one table's length.
+/// for all the store's memories and tables, a cap on any one table's length,
+/// and on the number of instances, memories and tables.
 #[derive(Debug, Clone, Default)]
 pub struct StoreLimits {
     pub memory_size: Option<usize>,
     pub table_elements: Option<u64>,
+    pub instances: Option<usize>,
+    pub memories: Option<usize>,
+    pub tables: Option<usize>,
 }
 
 impl StoreLimits {
@@ -132,18 +161,48 @@ impl StoreLimits {
         self.table_elements = Some(n);
         self
     }
+    /// Maximum instances in the store.
+    pub fn instances(mut self, n: usize) -> Self {
+        self.instances = Some(n);
+        self
+    }
+    /// Maximum memories in the store.
+    pub fn memories(mut self, n: usize) -> Self {
+        self.memories = Some(n);
+        self
+    }
+    /// Maximum tables in the store.
+    pub fn tables(mut self, n: usize) -> Self {
+        self.tables = Some(n);
+        self
+    }
 }
 
 impl ResourceLimiter for StoreLimits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> bool {
-        self.memory_size.is_none_or(|m| desired <= m)
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> Result<bool, Trap> {
+        Ok(self.memory_size.is_none_or(|m| desired <= m))
     }
-    fn table_growing(&mut self, _current: u64, desired: u64, _max: Option<u64>) -> bool {
-        self.table_elements.is_none_or(|m| desired <= m)
+    fn table_growing(&mut self, _current: u64, desired: u64, _max: Option<u64>) -> Result<bool, Trap> {
+        Ok(self.table_elements.is_none_or(|m| desired <= m))
     }
-    fn store_growing(&mut self, _current: usize, desired: usize) -> bool {
-        self.memory_size.is_none_or(|m| desired <= m)
+    fn store_growing(&mut self, _current: usize, desired: usize) -> Result<bool, Trap> {
+        Ok(self.memory_size.is_none_or(|m| desired <= m))
     }
+    fn instances(&self) -> usize {
+        self.instances.unwrap_or(DEFAULT_INSTANCE_LIMIT)
+    }
+    fn memories(&self) -> usize {
+        self.memories.unwrap_or(DEFAULT_MEMORY_LIMIT)
+    }
+    fn tables(&self) -> usize {
+        self.tables.unwrap_or(DEFAULT_TABLE_LIMIT)
+    }
+}
+
+/// Where a store's limiter lives.
+enum Limiter<T> {
+    Owned(Box<dyn ResourceLimiter>),
+    InData(Box<dyn (FnMut(&mut T) -> &mut dyn ResourceLimiter) + Send>),
 }
 
 pub(crate) struct StoreInner {
@@ -157,7 +216,6 @@ pub(crate) struct StoreInner {
     pub globals: Vec<GlobalEntity>,
     pub instances: Vec<InstanceEntity>,
     pub externs: Vec<Box<dyn Any + Send + Sync>>,
-    pub limiter: Option<Box<dyn ResourceLimiter>>,
     /// Bytes held by the store's memories (their lengths) and tables (elements
     /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
     pub committed: usize,
@@ -208,20 +266,33 @@ impl StoreInner {
     /// Asks the limiter whether one memory or table may grow (`own`, its own
     /// check) and, if so, whether the store may hold `bytes` more in all. Nothing
     /// is counted here: the caller adds to `committed` once the growth happened.
-    fn may_grow(&mut self, own: impl FnOnce(&mut dyn ResourceLimiter) -> bool, bytes: usize) -> bool {
-        let Some(limiter) = self.limiter.as_deref_mut() else { return true };
-        let Some(desired) = self.committed.checked_add(bytes) else { return false };
-        own(limiter) && limiter.store_growing(self.committed, desired)
+    fn may_grow(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        own: impl FnOnce(&mut dyn ResourceLimiter) -> Result<bool, Trap>,
+        bytes: usize,
+    ) -> Result<bool, Trap> {
+        let Some(limiter) = limiter else { return Ok(true) };
+        let Some(desired) = self.committed.checked_add(bytes) else { return Ok(false) };
+        Ok(own(limiter)? && limiter.store_growing(self.committed, desired)?)
     }
 
     /// Allocates a memory of type `ty`, asking the limiter for its initial size.
-    pub fn new_memory(&mut self, ty: MemoryType) -> Result<u32, Error> {
+    pub fn new_memory(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        ty: MemoryType,
+    ) -> Result<u32, Error> {
+        let most = limiter.as_deref().map_or(DEFAULT_MEMORY_LIMIT, |l| l.memories());
+        if self.memories.len() >= most {
+            return Err(Error::Limit(format!("the store already holds {most} memories, its limit")));
+        }
         let bytes = (ty.limits.min as usize).saturating_mul(WASM_PAGE);
         let max = ty.limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
-        if !self.may_grow(|l| l.memory_growing(0, bytes, max), bytes) {
+        if !self.may_grow(limiter, |l| l.memory_growing(0, bytes, max), bytes)? {
             return Err(Error::Limit(format!(
-                "memory of {} pages ({bytes} bytes) is over the store's limits",
-                ty.limits.min
+                "memory of {} ({bytes} bytes) is over the store's limits",
+                pages(ty.limits.min)
             )));
         }
         let tracked = self.engine.config().track_memory_writes;
@@ -232,14 +303,23 @@ impl StoreInner {
 
     /// Allocates a table of type `ty` filled with the raw reference `init`,
     /// asking the limiter for its initial size.
-    pub fn new_table(&mut self, ty: TableType, init: u64) -> Result<u32, Error> {
+    pub fn new_table(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        ty: TableType,
+        init: u64,
+    ) -> Result<u32, Error> {
+        let most = limiter.as_deref().map_or(DEFAULT_TABLE_LIMIT, |l| l.tables());
+        if self.tables.len() >= most {
+            return Err(Error::Limit(format!("the store already holds {most} tables, its limit")));
+        }
         let n = ty.limits.min;
         let too_big = || Error::Limit(format!("table of {n} elements"));
         if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
             return Err(too_big());
         }
         let bytes = n as usize * TABLE_ELEMENT_BYTES;
-        if !self.may_grow(|l| l.table_growing(0, n, ty.limits.max), bytes) {
+        if !self.may_grow(limiter, |l| l.table_growing(0, n, ty.limits.max), bytes)? {
             return Err(Error::Limit(format!("table of {n} elements ({bytes} bytes) is over the store's limits")));
         }
         let elems = table_elements(n as usize, init).ok_or_else(too_big)?;
@@ -248,42 +328,66 @@ impl StoreInner {
         Ok(self.tables.len() as u32 - 1)
     }
 
-    /// Grows memory `mem` by `delta` pages, asking the limiter; returns the old size.
-    pub fn grow_memory(&mut self, mem: u32, delta: u64) -> Option<u64> {
+    /// Grows memory `mem` by `delta` pages, asking the limiter; returns the old
+    /// size, `None` if it may not grow, or the limiter's trap.
+    pub fn grow_memory(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        mem: u32,
+        delta: u64,
+    ) -> Result<Option<u64>, Trap> {
         let m = &self.memories[mem as usize];
         if delta == 0 {
-            return Some(m.size_pages());
+            return Ok(Some(m.size_pages()));
         }
         // Past the memory's own maximum it fails whatever the limiter says.
-        let new = m.size_pages().checked_add(delta).filter(|&n| n <= m.max_pages())?;
+        let Some(new) = m.size_pages().checked_add(delta).filter(|&n| n <= m.max_pages()) else { return Ok(None) };
         let (current, desired) = (m.len(), new as usize * WASM_PAGE);
         let max = m.ty.limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
-        if !self.may_grow(|l| l.memory_growing(current, desired, max), desired - current) {
-            return None;
+        if !self.may_grow(limiter, |l| l.memory_growing(current, desired, max), desired - current)? {
+            return Ok(None);
         }
-        let old = self.memories[mem as usize].grow(delta)?;
+        let Some(old) = self.memories[mem as usize].grow(delta) else { return Ok(None) };
         self.committed += desired - current;
-        Some(old)
+        Ok(Some(old))
     }
 
-    /// Grows table `table` by `delta` elements filled with `init`; returns the old size.
-    pub fn grow_table(&mut self, table: u32, delta: u64, init: u64) -> Option<u64> {
+    /// Grows table `table` by `delta` elements filled with `init`; returns the
+    /// old size, `None` if it may not grow, or the limiter's trap.
+    pub fn grow_table(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        table: u32,
+        delta: u64,
+        init: u64,
+    ) -> Result<Option<u64>, Trap> {
         let t = &self.tables[table as usize];
         let old = t.elems.len() as u64;
-        let new = old.checked_add(delta)?;
+        let Some(new) = old.checked_add(delta) else { return Ok(None) };
         let ty_max = t.ty.limits.max;
         if new > ty_max.unwrap_or(u32::MAX as u64).min(u32::MAX as u64) {
-            return None;
+            return Ok(None);
         }
         let bytes = delta as usize * TABLE_ELEMENT_BYTES;
-        if delta > 0 && !self.may_grow(|l| l.table_growing(old, new, ty_max), bytes) {
-            return None;
+        if delta > 0 && !self.may_grow(limiter, |l| l.table_growing(old, new, ty_max), bytes)? {
+            return Ok(None);
         }
         let t = &mut self.tables[table as usize];
-        t.elems.try_reserve(delta as usize).ok()?;
+        if t.elems.try_reserve(delta as usize).is_err() {
+            return Ok(None);
+        }
         t.elems.resize(new as usize, init);
         self.committed += bytes;
-        Some(old)
+        Ok(Some(old))
+    }
+}
+
+/// "1 page", "2 pages".
+pub(crate) fn pages(n: u64) -> String {
+    if n == 1 {
+        "1 page".to_string()
+    } else {
+        format!("{n} pages")
     }
 }
 
@@ -314,6 +418,7 @@ fn table_elements(n: usize, init: u64) -> Option<Vec<u64>> {
 pub struct Store<T> {
     pub(crate) inner: StoreInner,
     pub(crate) hosts: Vec<HostFunc<T>>,
+    limiter: Option<Limiter<T>>,
     data: T,
 }
 
@@ -330,7 +435,6 @@ impl<T> Store<T> {
                 globals: Vec::new(),
                 instances: Vec::new(),
                 externs: Vec::new(),
-                limiter: None,
                 committed: 0,
                 fuel: 0,
                 reentry: 0,
@@ -339,6 +443,7 @@ impl<T> Store<T> {
                 interrupt: Arc::new(AtomicBool::new(false)),
             },
             hosts: Vec::new(),
+            limiter: None,
             data,
         }
     }
@@ -363,10 +468,29 @@ impl<T> Store<T> {
         self.data
     }
 
-    /// Installs a limiter consulted whenever a memory or table grows (including
-    /// the initial allocation at instantiation).
-    pub fn limiter(&mut self, limiter: impl ResourceLimiter + 'static) {
-        self.inner.limiter = Some(Box::new(limiter));
+    /// Installs a limiter that lives in the store's data, as Wasmtime's
+    /// `Store::limiter` does: `store.limiter(|data| &mut data.limits)`. It is
+    /// consulted whenever a memory or table is created or grows and when an
+    /// instance is created, and the embedder can inspect it afterwards (e.g. a
+    /// limiter that records the peak it allowed).
+    pub fn limiter(&mut self, limiter: impl (FnMut(&mut T) -> &mut dyn ResourceLimiter) + Send + 'static) {
+        self.limiter = Some(Limiter::InData(Box::new(limiter)));
+    }
+
+    /// Installs a limiter the store owns (for a limiter that needs no access
+    /// afterwards, e.g. [`StoreLimits`]).
+    pub fn set_limiter(&mut self, limiter: impl ResourceLimiter + 'static) {
+        self.limiter = Some(Limiter::Owned(Box::new(limiter)));
+    }
+
+    /// The store's state and its limiter, borrowed apart.
+    pub(crate) fn inner_and_limiter(&mut self) -> (&mut StoreInner, Option<&mut (dyn ResourceLimiter + '_)>) {
+        let limiter: Option<&mut (dyn ResourceLimiter + '_)> = match &mut self.limiter {
+            None => None,
+            Some(Limiter::Owned(l)) => Some(&mut **l),
+            Some(Limiter::InData(f)) => Some(f(&mut self.data)),
+        };
+        (&mut self.inner, limiter)
     }
 
     /// A handle that interrupts this store's guests from another thread.
