@@ -14,6 +14,7 @@ pub struct Config {
     pub(crate) interruptible: bool,
     pub(crate) max_call_depth: usize,
     pub(crate) max_stack_slots: usize,
+    pub(crate) max_wasm_stack: usize,
     pub(crate) parallel_compilation: bool,
     pub(crate) lazy_translation: bool,
     pub(crate) lazy_validation: bool,
@@ -30,6 +31,7 @@ impl Default for Config {
             interruptible: false,
             max_call_depth: 100_000,
             max_stack_slots: 1 << 20,
+            max_wasm_stack: 512 << 10,
             parallel_compilation: false,
             lazy_translation: true,
             lazy_validation: false,
@@ -76,6 +78,19 @@ impl Config {
     /// Maximum depth of nested guest calls before [`crate::TrapKind::StackExhausted`].
     pub fn max_call_depth(&mut self, depth: usize) -> &mut Self {
         self.max_call_depth = depth.max(1);
+        self
+    }
+
+    /// Host stack, in bytes, that nested host→wasm re-entries may use (a host
+    /// function calling back into wasm, which calls a host function, ...),
+    /// measured from the outermost call; past it a call traps with
+    /// [`crate::TrapKind::StackExhausted`] instead of overflowing the host
+    /// stack. Guest-to-guest calls use none (their frames live on the
+    /// interpreter's own stack, see [`Config::max_call_depth`]). Default 512 KiB,
+    /// as Wasmtime's `max_wasm_stack`; an unoptimised build uses a few KiB per
+    /// level, so deep re-entry wants more, on a thread with the stack for it.
+    pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Self {
+        self.max_wasm_stack = bytes.max(16 << 10);
         self
     }
 

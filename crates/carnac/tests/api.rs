@@ -941,3 +941,104 @@ fn growing_past_a_memory_maximum_says_so() {
     let err = memory.grow(&mut store, 1).unwrap_err();
     assert_eq!(err.to_string(), "cannot grow a memory of 2 pages by 1 page: beyond its maximum of 2 pages");
 }
+
+#[test]
+fn unknown_imports_can_be_defined_as_traps() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "env" "missing" (func $missing (param i32)))
+            (func (export "fine") (result i32) (i32.const 7))
+            (func (export "uses") (call $missing (i32.const 1))))"#,
+    )
+    .unwrap();
+    let mut linker: Linker<()> = Linker::new(&engine);
+    assert!(matches!(linker.instantiate(&mut Store::new(&engine, ()), &module), Err(Error::UnknownImport { .. })));
+    linker.define_unknown_imports_as_traps(&module).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    assert_eq!(instance.get_typed_func::<(), i32>(&store, "fine").unwrap().call(&mut store, ()).unwrap(), 7);
+    let err = instance.get_typed_func::<(), ()>(&store, "uses").unwrap().call(&mut store, ()).unwrap_err();
+    assert!(err.to_string().contains("the unknown import `env::missing` was called"), "{err}");
+}
+
+#[test]
+fn linker_module_links_reactors_once_and_commands_per_call() {
+    let engine = Engine::default();
+    // A reactor: instantiated once, `_initialize` run, its state shared by calls.
+    let reactor = Module::new(
+        &engine,
+        r#"(module (global $n (mut i32) (i32.const 0))
+            (func (export "_initialize") (global.set $n (i32.const 100)))
+            (func (export "next") (result i32)
+                (global.set $n (i32.add (global.get $n) (i32.const 1))) (global.get $n)))"#,
+    )
+    .unwrap();
+    // A command: each call gets a fresh instance, so its state starts over.
+    let command = Module::new(
+        &engine,
+        r#"(module (global $n (mut i32) (i32.const 0))
+            (func (export "_start"))
+            (func (export "next") (result i32)
+                (global.set $n (i32.add (global.get $n) (i32.const 1))) (global.get $n)))"#,
+    )
+    .unwrap();
+    let user = Module::new(
+        &engine,
+        r#"(module (import "r" "next" (func $r (result i32))) (import "c" "next" (func $c (result i32)))
+            (func (export "go") (result i32)
+                (drop (call $r)) (drop (call $c)) (drop (call $c))
+                (i32.add (i32.mul (call $r) (i32.const 1000)) (call $c))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut linker = Linker::new(&engine);
+    linker.module(&mut store, "r", &reactor).unwrap();
+    linker.module(&mut store, "c", &command).unwrap();
+    let instance = linker.instantiate(&mut store, &user).unwrap();
+    let go = instance.get_typed_func::<(), i32>(&store, "go").unwrap();
+    // r: 101 then 102; c: always 1.
+    assert_eq!(go.call(&mut store, ()).unwrap(), 102_001);
+}
+
+#[test]
+fn nested_reentry_depth_follows_max_wasm_stack() {
+    // wasm -> host -> wasm -> host ... `levels` deep, on a thread with room.
+    fn nest(engine: &Engine, levels: i32) -> Result<i32, Error> {
+        let module = Module::new(
+            engine,
+            r#"(module (import "host" "down" (func $down (param i32) (result i32)))
+                (func (export "f") (param i32) (result i32)
+                    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+                        (else (i32.add (call $down (i32.sub (local.get 0) (i32.const 1))) (i32.const 1))))))"#,
+        )?;
+        let mut linker: Linker<()> = Linker::new(engine);
+        linker.func_new(
+            "host",
+            "down",
+            FuncType::new([ValType::I32], [ValType::I32]),
+            |mut caller, params, results| {
+                let f = caller.get_export("f").and_then(Extern::into_func).unwrap();
+                f.call(&mut caller, params, results).map_err(|e| match e {
+                    Error::Trap(t) => t,
+                    e => Trap::host(e.to_string()),
+                })
+            },
+        )?;
+        let mut store = Store::new(engine, ());
+        let instance = linker.instantiate(&mut store, &module)?;
+        instance.get_typed_func::<i32, i32>(&store, "f")?.call(&mut store, levels)
+    }
+    let run = |stack: usize, levels: i32| {
+        let mut config = Config::new();
+        config.max_wasm_stack(stack);
+        let engine = Engine::new(&config);
+        std::thread::Builder::new().stack_size(64 << 20).spawn(move || nest(&engine, levels)).unwrap().join().unwrap()
+    };
+    // 300 levels need more than the default's 512 KiB in an unoptimised build.
+    let deep = run(32 << 20, 300);
+    assert_eq!(deep.unwrap(), 300);
+    let err = run(64 << 10, 300).unwrap_err();
+    assert_eq!(err.as_trap().map(|t| t.kind()), Some(TrapKind::StackExhausted), "{err}");
+}

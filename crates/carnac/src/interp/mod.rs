@@ -22,11 +22,6 @@ use crate::runtime::func::Caller;
 use crate::runtime::store::{FuncKind, Store};
 use crate::runtime::trap::{Trap, TrapKind};
 
-/// How much host stack nested host→wasm re-entries may use, measured from the
-/// outermost entry. Guest-to-guest calls use no host stack; only re-entry from
-/// host functions does, so this bounds the host stack whatever the frame sizes.
-const MAX_REENTRY_STACK: usize = 512 * 1024;
-
 /// An address inside the current host stack frame.
 #[inline(always)]
 fn stack_pointer() -> usize {
@@ -49,7 +44,9 @@ pub(crate) fn call<T>(store: &mut Store<T>, func: u32, slots: &mut [u64]) -> Res
             let sp = stack_pointer();
             if store.inner.reentry == 0 {
                 store.inner.stack_base = sp;
-            } else if store.inner.stack_base.abs_diff(sp) > MAX_REENTRY_STACK {
+            } else if store.inner.stack_base.abs_diff(sp) > store.inner.engine.config().max_wasm_stack {
+                // Nested host→wasm re-entries used `Config::max_wasm_stack` of
+                // host stack (guest-to-guest calls use none).
                 return Err(Trap::new(TrapKind::StackExhausted));
             }
             let mut stack = std::mem::take(&mut store.inner.stack);

@@ -122,6 +122,68 @@ impl<T: 'static> Linker<T> {
         Ok(self)
     }
 
+    /// Defines every function import of `module` that this linker does not
+    /// define yet as a function that traps when called (its message names the
+    /// import), as Wasmtime's `define_unknown_imports_as_traps`: a module that
+    /// imports more than the host offers still instantiates, and fails only if
+    /// it really calls what is missing. Other kinds of imports are left alone.
+    pub fn define_unknown_imports_as_traps(&mut self, module: &Module) -> Result<&mut Self, Error> {
+        for import in module.imports() {
+            let crate::types::ExternType::Func(ty) = import.ty else { continue };
+            if self.defs.contains_key(&(import.module.clone(), import.name.clone())) {
+                continue;
+            }
+            let message = format!("the unknown import `{}::{}` was called", import.module, import.name);
+            let trap = move |_: Caller<'_, T>, _: &[Val], _: &mut [Val]| Err(Trap::host(message.clone()));
+            self.insert(&import.module, &import.name, Definition::Host(HostFunc::from_dynamic(ty, trap)))?;
+        }
+        Ok(self)
+    }
+
+    /// Defines the exports of `module` under the name `name`, as Wasmtime's
+    /// `Linker::module` does:
+    /// - a *command* (a module exporting `_start`) gets a fresh instance per
+    ///   call: each exported function, when called, instantiates `module` in
+    ///   the caller's store (its imports resolved by this linker now) and calls
+    ///   that export of the new instance;
+    /// - a *reactor* (anything else) is instantiated once, in `store`; its
+    ///   `_initialize` export, if any, is called; then its exports are defined.
+    ///
+    /// Only a command's functions are defined (a fresh instance has nothing
+    /// else worth sharing).
+    pub fn module(
+        &mut self,
+        mut store: impl AsContextMut<Data = T>,
+        name: &str,
+        module: &Module,
+    ) -> Result<&mut Self, Error> {
+        if module.get_export("_start").is_some() {
+            let pre = std::sync::Arc::new(self.instantiate_pre(module)?);
+            for export in module.exports() {
+                let crate::types::ExternType::Func(ty) = export.ty else { continue };
+                let (pre, export_name) = (pre.clone(), export.name.clone());
+                let call = move |mut caller: Caller<'_, T>, params: &[Val], results: &mut [Val]| {
+                    let as_trap = |e: Error| match e {
+                        Error::Trap(t) => t,
+                        e => Trap::host(e.to_string()),
+                    };
+                    let instance = pre.instantiate(&mut caller).map_err(as_trap)?;
+                    let func = instance
+                        .get_func(&caller, &export_name)
+                        .ok_or_else(|| Trap::host(format!("no exported function `{export_name}`")))?;
+                    func.call(&mut caller, params, results).map_err(as_trap)
+                };
+                self.insert(name, &export.name, Definition::Host(HostFunc::from_dynamic(ty, call)))?;
+            }
+            return Ok(self);
+        }
+        let instance = self.instantiate(store.as_context_mut(), module)?;
+        if let Some(init) = instance.get_func(store.as_context_mut(), "_initialize") {
+            init.call(store.as_context_mut(), &[], &mut [])?;
+        }
+        self.instance(store, name, instance)
+    }
+
     /// Looks up a definition, placing a host function in `store` if needed.
     pub fn get(&self, mut store: impl AsContextMut<Data = T>, module: &str, name: &str) -> Option<Extern> {
         let def = self.defs.get(&(module.to_string(), name.to_string()))?;
