@@ -15,6 +15,7 @@ pub struct Config {
     pub(crate) max_call_depth: usize,
     pub(crate) max_stack_slots: usize,
     pub(crate) max_wasm_stack: usize,
+    pub(crate) wasm_backtrace_max_frames: usize,
     pub(crate) parallel_compilation: bool,
     pub(crate) lazy_translation: bool,
     pub(crate) lazy_validation: bool,
@@ -32,6 +33,7 @@ impl Default for Config {
             max_call_depth: 100_000,
             max_stack_slots: 1 << 20,
             max_wasm_stack: 512 << 10,
+            wasm_backtrace_max_frames: 256,
             parallel_compilation: false,
             lazy_translation: true,
             lazy_validation: false,
@@ -91,6 +93,25 @@ impl Config {
     /// level, so deep re-entry wants more, on a thread with the stack for it.
     pub fn max_wasm_stack(&mut self, bytes: usize) -> &mut Self {
         self.max_wasm_stack = bytes.max(16 << 10);
+        self
+    }
+
+    /// Whether traps capture a wasm backtrace (on by default, as in Wasmtime).
+    /// Off, [`crate::Trap::backtrace`] is empty and a trap costs no lookups.
+    pub fn wasm_backtrace(&mut self, enable: bool) -> &mut Self {
+        if !enable {
+            self.wasm_backtrace_max_frames = 0;
+        } else if self.wasm_backtrace_max_frames == 0 {
+            self.wasm_backtrace_max_frames = 256;
+        }
+        self
+    }
+
+    /// The most frames a trap's backtrace keeps (default 256): a deeper one (a
+    /// runaway recursion has 100,000) keeps its innermost and outermost halves,
+    /// and [`crate::Trap::frames_elided`] counts the rest. 0 turns capture off.
+    pub fn wasm_backtrace_max_frames(&mut self, frames: usize) -> &mut Self {
+        self.wasm_backtrace_max_frames = frames;
         self
     }
 

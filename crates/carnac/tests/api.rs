@@ -83,10 +83,12 @@ fn backtraces_name_every_frame_of_calls_made_inside_the_interpreter() {
         trap.backtrace().iter().map(|f| (f.func_index, f.func_name.as_deref().unwrap().to_string())).collect();
     let expected = [(0, "leaf"), (1, "mid"), (2, "rec"), (2, "rec"), (2, "rec"), (2, "rec")];
     assert_eq!(frames, expected.map(|(i, n)| (i, n.to_string())));
-    // Deep recursion: one frame per call, every one named.
+    // Deep recursion: one frame per call, every one kept named; past
+    // `Config::wasm_backtrace_max_frames` (256) the middle is left out and counted.
     let err = run.call(&mut store, 5000).unwrap_err();
     let trap = err.as_trap().expect("a trap");
-    assert_eq!(trap.backtrace().len(), 5003);
+    assert_eq!((trap.backtrace().len(), trap.frames_elided(), trap.elided_at()), (256, 5003 - 256, 128));
+    assert_eq!(trap.backtrace()[..2].iter().map(|f| f.func_index).collect::<Vec<_>>(), [0, 1]);
     assert!(trap.backtrace()[2..].iter().all(|f| f.func_index == 2));
 }
 
@@ -165,7 +167,7 @@ fn a_stack_exhausted_by_mutual_recursion_in_a_large_module_names_every_frame() {
     wat += r#" (func $f (export "f") (param i32) (result i32) (call $g (i32.add (local.get 0) (i32.const 1))))
                (func $g (param i32) (result i32) (call $f (i32.add (local.get 0) (i32.const 1)))))"#;
     let mut config = Config::new();
-    config.max_call_depth(20_000);
+    config.max_call_depth(20_000).wasm_backtrace_max_frames(usize::MAX);
     let engine = Engine::new(&config);
     let module = Module::new(&engine, &wat).unwrap();
     let mut store = Store::new(&engine, ());
@@ -308,11 +310,13 @@ fn a_deep_backtrace_is_displayed_with_its_middle_elided() {
     let (mut store, instance) = instantiate(r#"(module (func $f (export "f") (call $f)))"#);
     let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
     let trap = err.as_trap().unwrap();
-    let depth = trap.backtrace().len();
-    assert!(depth > 10_000, "the API keeps every frame: {depth}");
+    // The trap keeps both ends of the 100,000 frames and counts the rest.
+    let depth = trap.backtrace().len() + trap.frames_elided();
+    assert!(depth > 10_000, "{depth}");
+    assert_eq!(trap.backtrace().len(), 256);
     let shown = trap.to_string();
     let lines: Vec<&str> = shown.lines().collect();
-    assert!(lines.len() < 80, "{} lines", lines.len());
+    assert!(lines.len() < 300, "{} lines", lines.len());
     assert_eq!(lines[0], "wasm trap: call stack exhausted");
     assert_eq!(lines[1], "wasm backtrace:");
     assert!(lines[2].starts_with("  0: "), "{}", lines[2]);
@@ -320,6 +324,16 @@ fn a_deep_backtrace_is_displayed_with_its_middle_elided() {
     let shown_frames = lines.len() - 3;
     assert_eq!(*elided, format!("  ... {} frames elided ...", depth - shown_frames));
     assert!(lines.last().unwrap().starts_with(&format!("  {}: ", depth - 1)), "{}", lines.last().unwrap());
+    // Capture can be turned off: no frames, one line.
+    let mut config = Config::new();
+    config.wasm_backtrace(false);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, r#"(module (func $f (export "f") (call $f)))"#).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
+    assert!(err.as_trap().unwrap().backtrace().is_empty());
+    assert_eq!(err.to_string(), "wasm trap: call stack exhausted");
     // A short backtrace is shown whole.
     let (mut store, instance) =
         instantiate(r#"(module (func $a (export "a") (call $b)) (func $b (call $c)) (func $c unreachable))"#);

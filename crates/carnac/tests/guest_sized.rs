@@ -31,9 +31,13 @@ fn hostile_modules_do_not_size_host_allocations() {
     // was 1.6 GB; a 1 MiB name took the process down).
     let name = "n".repeat(16 << 10);
     let wat = format!(r#"(module $m (func ${name} (export "f") (call ${name})))"#);
-    let module = Module::new(&engine, wat).unwrap();
-    let mut store = Store::new(&engine, ());
-    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    // Every frame kept (the default keeps 256 and counts the rest).
+    let mut config = Config::new();
+    config.wasm_backtrace_max_frames(usize::MAX);
+    let full = Engine::new(&config);
+    let module = Module::new(&full, wat).unwrap();
+    let mut store = Store::new(&full, ());
+    let instance = Linker::new(&full).instantiate(&mut store, &module).unwrap();
     let err = instance.get_func(&store, "f").unwrap().call(&mut store, &[], &mut []).unwrap_err();
     let trap = err.as_trap().unwrap();
     assert!(trap.backtrace().len() > 10_000);

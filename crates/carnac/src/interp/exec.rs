@@ -37,7 +37,7 @@ use crate::module::{CodeRanges, ModuleInner};
 use crate::runtime::func::Caller;
 use crate::runtime::memory::{mark_written_range, MemoryMut};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
-use crate::runtime::trap::{FrameInfo, Trap, TrapKind};
+use crate::runtime::trap::{Backtrace, FrameInfo, Trap, TrapKind};
 
 /// A suspended caller frame. Which function it is follows from `ip` (see
 /// [`ModuleInner::code_ranges`]): calls do not spend a store on it. A call made
@@ -73,7 +73,7 @@ fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const usize) {
 /// function translated since is missing): linear in the depth, whatever the
 /// recursion's shape or the module's size (a backtrace can hold
 /// `max_call_depth` frames; a hostile guest chooses both).
-fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) -> Vec<FrameInfo> {
+fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell, max: usize) -> Backtrace {
     // Per module in the backtrace: its ranges, and whether they were rebuilt here.
     let mut ranges: Vec<(*const ModuleInner, CodeRanges, bool)> = Vec::new();
     let find = |code: &[(std::ops::Range<usize>, u32)], at: usize| {
@@ -105,9 +105,33 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell) ->
             func_name: m.info.func_names.get(&func_index).cloned(),
         }
     };
-    let mut bt = vec![info(module, next)];
-    bt.extend(frames.iter().rev().map(|f| info(f.module, f.ip)));
-    bt
+    // Frames innermost first: the trapping one, then `frames` from the top.
+    let total = frames.len() + 1;
+    if max == 0 {
+        return Vec::new().into();
+    }
+    let frame_at =
+        |i: usize| if i == 0 { (module, next) } else { (frames[frames.len() - i].module, frames[frames.len() - i].ip) };
+    if total <= max {
+        return (0..total)
+            .map(|i| {
+                let (m, ip) = frame_at(i);
+                info(m, ip)
+            })
+            .collect::<Vec<_>>()
+            .into();
+    }
+    // Keep both ends; only the kept frames are looked up.
+    let inner = max.div_ceil(2);
+    let outer = max - inner;
+    let kept = (0..inner)
+        .chain(total - outer..total)
+        .map(|i| {
+            let (m, ip) = frame_at(i);
+            info(m, ip)
+        })
+        .collect();
+    Backtrace { frames: kept, elided_at: inner, elided: total - max }
 }
 
 /// The backtrace of a trap on entering defined function `def_index` of `module`,
@@ -158,6 +182,7 @@ pub(crate) fn run<T, const TRACK: bool>(
 ) -> Result<(), Trap> {
     let max_depth = store.inner.engine.config().max_call_depth;
     let max_slots = store.inner.engine.config().max_stack_slots;
+    let bt_max = store.inner.engine.config().wasm_backtrace_max_frames;
     let mut frames: Vec<Frame> = Vec::new();
     let mut instance = instance;
     let mut module = module;
@@ -166,7 +191,9 @@ pub(crate) fn run<T, const TRACK: bool>(
         Ok(f) => f,
         Err(kind) => {
             let mut t = Trap::new(kind);
-            t.set_backtrace(entry_backtrace(module, def_index));
+            if bt_max > 0 {
+                t.set_backtrace(entry_backtrace(module, def_index));
+            }
             return Err(t);
         }
     };
@@ -181,7 +208,7 @@ pub(crate) fn run<T, const TRACK: bool>(
     macro_rules! trap {
         ($kind:expr) => {{
             let mut t = Trap::new($kind);
-            t.set_backtrace(backtrace(&frames, module, ip));
+            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
             return Err(t);
         }};
     }
@@ -245,7 +272,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
                         if !t.has_backtrace() {
-                            t.set_backtrace(backtrace(&frames, module, ip));
+                            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
                         }
                         return Err(t);
                     }
@@ -432,7 +459,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let r = match inner.grow_memory(limiter, m, u32_!(delta) as u64) {
                     Ok(r) => r,
                     Err(mut t) => {
-                        t.set_backtrace(backtrace(&frames, module, ip));
+                        t.set_backtrace(backtrace(&frames, module, ip, bt_max));
                         return Err(t);
                     }
                 };
@@ -486,7 +513,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let r = match inner.grow_table(limiter, t, delta, init) {
                     Ok(r) => r,
                     Err(mut t) => {
-                        t.set_backtrace(backtrace(&frames, module, ip));
+                        t.set_backtrace(backtrace(&frames, module, ip, bt_max));
                         return Err(t);
                     }
                 };

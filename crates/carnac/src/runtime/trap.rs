@@ -79,7 +79,25 @@ struct TrapInner {
     kind: TrapKind,
     message: Option<String>,
     backtrace: Vec<FrameInfo>,
+    /// Frames left out of `backtrace` (see [`crate::Config::wasm_backtrace_max_frames`]):
+    /// that many, between `backtrace[..at]` and `backtrace[at..]`.
+    elided: usize,
+    elided_at: usize,
     host: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// A captured backtrace: the frames kept, innermost first, and where frames
+/// were left out (how many, before which kept frame).
+pub(crate) struct Backtrace {
+    pub frames: Vec<FrameInfo>,
+    pub elided_at: usize,
+    pub elided: usize,
+}
+
+impl From<Vec<FrameInfo>> for Backtrace {
+    fn from(frames: Vec<FrameInfo>) -> Backtrace {
+        Backtrace { frames, elided_at: 0, elided: 0 }
+    }
 }
 
 /// A trap: execution of guest code stopped abnormally.
@@ -87,7 +105,7 @@ pub struct Trap(Box<TrapInner>);
 
 impl Trap {
     pub fn new(kind: TrapKind) -> Trap {
-        Trap(Box::new(TrapInner { kind, message: None, backtrace: Vec::new(), host: None }))
+        Trap(Box::new(TrapInner { kind, message: None, backtrace: Vec::new(), elided: 0, elided_at: 0, host: None }))
     }
 
     /// A trap raised by a host function with a message.
@@ -109,8 +127,23 @@ impl Trap {
         self.0.kind
     }
 
+    /// The wasm frames where the trap happened, innermost first. A backtrace
+    /// deeper than [`crate::Config::wasm_backtrace_max_frames`] keeps its two
+    /// ends: [`Trap::frames_elided`] says how many frames are left out, before
+    /// the frame at [`Trap::elided_at`]. Empty when
+    /// [`crate::Config::wasm_backtrace`] is off.
     pub fn backtrace(&self) -> &[FrameInfo] {
         &self.0.backtrace
+    }
+
+    /// How many frames the captured backtrace leaves out (0 if none).
+    pub fn frames_elided(&self) -> usize {
+        self.0.elided
+    }
+
+    /// Where the left-out frames were: before `backtrace()[elided_at()]`.
+    pub fn elided_at(&self) -> usize {
+        self.0.elided_at
     }
 
     /// The host error, when a host function raised this trap with [`Trap::host_error`].
@@ -122,8 +155,11 @@ impl Trap {
         !self.0.backtrace.is_empty()
     }
 
-    pub(crate) fn set_backtrace(&mut self, bt: Vec<FrameInfo>) {
-        self.0.backtrace = bt;
+    pub(crate) fn set_backtrace(&mut self, bt: impl Into<Backtrace>) {
+        let bt = bt.into();
+        self.0.backtrace = bt.frames;
+        self.0.elided = bt.elided;
+        self.0.elided_at = bt.elided_at;
     }
 
     /// The trap's message without the backtrace.
@@ -147,7 +183,18 @@ impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "wasm trap: {}", self.message())?;
         let bt = &self.0.backtrace;
-        if !bt.is_empty() {
+        if !bt.is_empty() && self.0.elided > 0 {
+            // Captured with its middle left out: show what was kept, with the
+            // frames' real depths.
+            write!(f, "\nwasm backtrace:")?;
+            for (i, frame) in bt.iter().enumerate() {
+                if i == self.0.elided_at {
+                    write!(f, "\n  ... {} frames elided ...", self.0.elided)?;
+                }
+                let depth = if i < self.0.elided_at { i } else { i + self.0.elided };
+                write!(f, "\n  {depth}: {frame}")?;
+            }
+        } else if !bt.is_empty() {
             write!(f, "\nwasm backtrace:")?;
             // Eliding fewer frames than the line that says so would save nothing.
             let elided = bt.len().saturating_sub(2 * SHOWN_AT_EACH_END);
