@@ -39,7 +39,7 @@ pub use engine::{Config, Engine};
 pub use error::Error;
 pub use module::Module;
 pub use runtime::externals::{Extern, Global, Memory, Table};
-pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
+pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};

@@ -311,13 +311,53 @@ pub trait WasmResults: Sized {
     fn load(slots: &[u64]) -> Self;
 }
 
-/// What a host closure may return: results, or `Result<results, Trap>`.
-pub trait HostReturn {
+/// What a host function may return: its results (a [`WasmTy`] value, or a tuple
+/// of them, `()` for none), or a `Result` of those whose error converts into a
+/// [`Trap`]: `Result<R, Trap>`, `Result<R, carnac::Error>` (so `?` on a nested
+/// call through the [`Caller`] works) and `anyhow::Result<R>` (so `?` works on
+/// any error). An `Err` traps the guest; the caller gets the error back inside the
+/// trap ([`Trap::downcast_host`], [`crate::Error::downcast_ref`]). The same as
+/// Wasmtime's `WasmRet`.
+///
+/// ```
+/// # use carnac::{Engine, Error, Linker, Module, Store, Trap};
+/// let engine = Engine::default();
+/// let mut linker = Linker::<()>::new(&engine);
+/// linker.func_wrap("host", "plain", |x: i32| x + 1)?;
+/// linker.func_wrap("host", "trap", |x: i32| -> Result<i32, Trap> {
+///     if x < 0 { Err(Trap::host("negative")) } else { Ok(x) }
+/// })?;
+/// linker.func_wrap("host", "parse", |x: i32| -> anyhow::Result<i32> {
+///     Ok(format!("{x}").parse::<i32>()?)
+/// })?;
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// Anything else does not compile, and the error names this trait:
+///
+/// ```compile_fail
+/// # use carnac::{Engine, Linker};
+/// let mut linker = Linker::<()>::new(&Engine::default());
+/// linker.func_wrap("host", "f", |x: i32| -> Result<i32, String> { Ok(x) });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a host function",
+    label = "returned by this host function",
+    note = "a host function returns a WebAssembly value type (`i32`, `u32`, `i64`, `u64`, `f32`, `f64`, \
+            `u128` for v128, `Option<Func>`, `Option<ExternRef>`), a tuple of them (`()` for none), \
+            or a `Result` of those whose error converts into `carnac::Trap` (`Trap`, `carnac::Error`, \
+            `anyhow::Error`): see the trait `carnac::WasmRet`"
+)]
+pub trait WasmRet {
+    /// The result types.
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
+    /// Writes the results to `slots`, or returns the trap.
+    #[doc(hidden)]
     fn store(self, slots: &mut [u64]) -> Result<(), Trap>;
 }
 
-impl<R: WasmResults + WasmParams> HostReturn for R {
+impl<R: WasmResults + WasmParams> WasmRet for R {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
@@ -327,12 +367,12 @@ impl<R: WasmResults + WasmParams> HostReturn for R {
     }
 }
 
-impl<R: WasmResults + WasmParams> HostReturn for Result<R, Trap> {
+impl<R: WasmResults + WasmParams, E: Into<Trap>> WasmRet for Result<R, E> {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
     fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
-        WasmParams::store(self?, slots);
+        WasmParams::store(self.map_err(Into::into)?, slots);
         Ok(())
     }
 }
@@ -367,7 +407,16 @@ const fn slot_offsets<const N: usize>(sizes: [usize; N]) -> [usize; N] {
     out
 }
 
-/// A Rust closure usable as a host function.
+/// A Rust closure usable as a host function: `Fn(A1, A2, ...) -> R` or
+/// `Fn(Caller<'_, T>, A1, A2, ...) -> R`, where each `A` is a [`WasmTy`] and `R`
+/// is a [`WasmRet`] (up to 10 parameters). The same as Wasmtime's `IntoFunc`.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be a host function",
+    label = "not a host function",
+    note = "a host function is `Fn(A1, A2, ...) -> R` or `Fn(Caller<'_, T>, A1, A2, ...) -> R`, `Send + Sync + 'static`, \
+            with up to 10 parameters of WebAssembly value types (see `carnac::WasmTy`)",
+    note = "`R` is a value type, a tuple of them, `Result<R, Trap>` or `anyhow::Result<R>`: see `carnac::WasmRet`"
+)]
 pub trait IntoFunc<T, Params, Results> {
     #[doc(hidden)]
     fn into_host_func(self) -> HostFunc<T>;
@@ -393,7 +442,7 @@ macro_rules! tuples {
                 ($(<$a as WasmTy>::load(&slots[at[$i]..]),)*)
             }
         }
-        impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
+        impl<T, F, $($a: WasmTy,)* R: WasmRet> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
         where
             F: Fn(Caller<'_, T>, $($a),*) -> R + Send + Sync + 'static,
         {
@@ -408,7 +457,7 @@ macro_rules! tuples {
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }
         }
-        impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, ($($a,)*), R> for F
+        impl<T, F, $($a: WasmTy,)* R: WasmRet> IntoFunc<T, ($($a,)*), R> for F
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
         {

@@ -79,13 +79,20 @@ struct TrapInner {
     kind: TrapKind,
     message: Option<String>,
     backtrace: Vec<FrameInfo>,
-    host: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The host's error, for traps raised by host functions with one.
+    host: Option<anyhow::Error>,
 }
 
 /// A trap: execution of guest code stopped abnormally.
+///
+/// Calls return a trap inside [`crate::Error::Trap`]; get it back with
+/// [`crate::Error::as_trap`] or [`crate::Error::downcast_ref::<Trap>()`](crate::Error::downcast_ref).
+/// When a host function failed, the trap keeps the host's error:
+/// [`Trap::downcast_host`] (or [`crate::Error::downcast_ref`]) returns it as its own type.
 pub struct Trap(Box<TrapInner>);
 
 impl Trap {
+    /// A trap of the given kind, with the kind's standard message and no backtrace yet.
     pub fn new(kind: TrapKind) -> Trap {
         Trap(Box::new(TrapInner { kind, message: None, backtrace: Vec::new(), host: None }))
     }
@@ -97,25 +104,35 @@ impl Trap {
         t
     }
 
-    /// A trap raised by a host function carrying an error value the embedder can downcast.
+    /// A trap raised by a host function carrying an error value the embedder can
+    /// downcast afterwards ([`Trap::downcast_host`]).
     pub fn host_error(error: impl std::error::Error + Send + Sync + 'static) -> Trap {
         let mut t = Trap::new(TrapKind::HostError);
         t.0.message = Some(error.to_string());
-        t.0.host = Some(Box::new(error));
+        t.0.host = Some(anyhow::Error::new(error));
         t
     }
 
+    /// Why execution stopped.
     pub fn kind(&self) -> TrapKind {
         self.0.kind
     }
 
+    /// The wasm frames active when the trap happened, innermost first.
     pub fn backtrace(&self) -> &[FrameInfo] {
         &self.0.backtrace
     }
 
-    /// The host error, when a host function raised this trap with [`Trap::host_error`].
-    pub fn downcast_host<E: std::error::Error + 'static>(&self) -> Option<&E> {
+    /// The host error, when a host function raised this trap with one: by
+    /// [`Trap::host_error`], or by returning an `Err` holding an error of type `E`
+    /// (an [`anyhow::Error`] is searched through its context layers too).
+    pub fn downcast_host<E: fmt::Display + fmt::Debug + Send + Sync + 'static>(&self) -> Option<&E> {
         self.0.host.as_ref()?.downcast_ref::<E>()
+    }
+
+    /// The host error as an [`anyhow::Error`], when a host function raised this trap with one.
+    pub fn host_error_ref(&self) -> Option<&anyhow::Error> {
+        self.0.host.as_ref()
     }
 
     pub(crate) fn has_backtrace(&self) -> bool {
@@ -135,6 +152,42 @@ impl Trap {
 impl From<TrapKind> for Trap {
     fn from(kind: TrapKind) -> Trap {
         Trap::new(kind)
+    }
+}
+
+/// What a host function's `?` does with an error of a nested call (a wasm
+/// function called through the [`crate::Caller`]): a trap comes back as itself
+/// (its kind and backtrace kept, so running out of fuel stays
+/// [`TrapKind::OutOfFuel`]); any other error becomes a [`TrapKind::HostError`]
+/// trap that carries it ([`Trap::downcast_host::<carnac::Error>()`](Trap::downcast_host)).
+impl From<crate::Error> for Trap {
+    fn from(error: crate::Error) -> Trap {
+        match error {
+            crate::Error::Trap(t) => t,
+            other => Trap::host_error(other),
+        }
+    }
+}
+
+/// What a host function returning `anyhow::Result` does with its error: a
+/// [`Trap`] or [`crate::Error`] inside comes back as itself (as with
+/// `From<carnac::Error>`); any other error becomes a [`TrapKind::HostError`]
+/// trap whose message is the error with its context (`{:#}`) and which keeps
+/// it for [`Trap::downcast_host`].
+impl From<anyhow::Error> for Trap {
+    fn from(error: anyhow::Error) -> Trap {
+        let error = match error.downcast::<Trap>() {
+            Ok(t) => return t,
+            Err(e) => e,
+        };
+        let error = match error.downcast::<crate::Error>() {
+            Ok(e) => return Trap::from(e),
+            Err(e) => e,
+        };
+        let mut t = Trap::new(TrapKind::HostError);
+        t.0.message = Some(format!("{error:#}"));
+        t.0.host = Some(error);
+        t
     }
 }
 

@@ -1,0 +1,132 @@
+//! The embedding API a Wasmtime user reaches for: host functions that use `?`,
+//! a `Caller` wherever a store goes, typed references, type constructors, and
+//! error messages that say what went wrong.
+
+use carnac::*;
+
+/// A host function's own error type, to be found again after the call.
+#[derive(Debug, PartialEq)]
+struct QuotaExceeded(u32);
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "quota of {} exceeded", self.0)
+    }
+}
+impl std::error::Error for QuotaExceeded {}
+
+const CALLS_HOST: &str = r#"(module $m
+    (import "host" "f" (func $f (param i32) (result i32)))
+    (func $inner (param i32) (result i32) (call $f (local.get 0)))
+    (func (export "run") (param i32) (result i32) (call $inner (local.get 0))))"#;
+
+/// Runs `CALLS_HOST` with `f` as its import and returns what `run(arg)` returned.
+fn run_with<Params, Results>(f: impl IntoFunc<(), Params, Results>, arg: i32) -> Result<i32, Error> {
+    let engine = Engine::default();
+    let module = Module::new(&engine, CALLS_HOST)?;
+    let mut linker = Linker::new(&engine);
+    linker.func_wrap("host", "f", f)?;
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module)?;
+    instance.get_typed_func::<i32, i32>(&store, "run")?.call(&mut store, arg)
+}
+
+#[test]
+fn host_functions_return_values_traps_or_anyhow_results() {
+    assert_eq!(run_with(|x: i32| x * 2, 21).unwrap(), 42);
+    assert_eq!(run_with(|x: i32| -> Result<i32, Trap> { Ok(x + 1) }, 1).unwrap(), 2);
+    assert_eq!(run_with(|x: i32| -> anyhow::Result<i32> { Ok(x - 1) }, 1).unwrap(), 0);
+
+    // `?` on any error inside an `anyhow::Result` host function.
+    let parse = |x: i32| -> anyhow::Result<i32> { Ok(format!("{x}x").parse::<i32>()?) };
+    let err = run_with(parse, 7).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert_eq!(trap.message(), "invalid digit found in string");
+    assert!(err.downcast_ref::<std::num::ParseIntError>().is_some());
+    let frames: Vec<_> = trap.backtrace().iter().map(|f| f.to_string()).collect();
+    assert_eq!(frames, ["m!inner", "m!<wasm function 2>"]);
+}
+
+#[test]
+fn a_host_error_comes_back_as_its_own_type_through_context_and_anyhow() {
+    let f = |x: i32| -> anyhow::Result<i32> {
+        Err(anyhow::Error::new(QuotaExceeded(x as u32)).context("while charging the request"))
+    };
+    let err = run_with(f, 3).unwrap_err();
+    assert_eq!(err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(3)));
+    let trap = err.downcast_ref::<Trap>().expect("the trap itself");
+    assert_eq!(trap.message(), "while charging the request: quota of 3 exceeded");
+    assert_eq!(trap.downcast_host::<QuotaExceeded>(), Some(&QuotaExceeded(3)));
+
+    // The same error, raised as a `Result<_, Trap>`.
+    let err =
+        run_with(|x: i32| -> Result<i32, Trap> { Err(Trap::host_error(QuotaExceeded(x as u32))) }, 4).unwrap_err();
+    assert_eq!(err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(4)));
+
+    // `carnac::Error` goes into `anyhow::Error` with `?`, and comes back out.
+    fn embedder() -> anyhow::Result<i32> {
+        Ok(run_with(|_: i32| -> anyhow::Result<i32> { Err(QuotaExceeded(5).into()) }, 0)?)
+    }
+    let err: anyhow::Error = embedder().unwrap_err();
+    let carnac_err = err.downcast_ref::<Error>().expect("a carnac::Error");
+    assert_eq!(carnac_err.as_trap().unwrap().kind(), TrapKind::HostError);
+    assert_eq!(carnac_err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(5)));
+    fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
+    is_error::<Error>();
+    is_error::<Trap>();
+}
+
+#[test]
+fn a_trap_inside_an_anyhow_error_keeps_its_kind() {
+    let err = run_with(|_: i32| -> anyhow::Result<i32> { Err(Trap::new(TrapKind::Unreachable).into()) }, 0);
+    assert_eq!(err.unwrap_err().as_trap().unwrap().kind(), TrapKind::Unreachable);
+}
+
+#[test]
+fn a_nested_calls_error_propagates_with_question_mark() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "host" "twice" (func $twice (param i32) (result i32)))
+            (func (export "half") (param i32) (result i32)
+                (if (i32.eqz (local.get 0)) (then unreachable))
+                (i32.div_u (local.get 0) (i32.const 2)))
+            (func (export "run") (param i32) (result i32) (call $twice (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut linker = Linker::new(&engine);
+    // Calls the guest's `half` twice; its errors (`carnac::Error`) leave with `?`.
+    linker
+        .func_wrap("host", "twice", |mut caller: Caller<'_, ()>, x: i32| -> Result<i32, Trap> {
+            let half = caller.get_export("half").and_then(Extern::into_func).unwrap();
+            let half = half.typed::<i32, i32>(&caller)?;
+            let once = half.call(&mut caller, x)?;
+            Ok(half.call(&mut caller, once)?)
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let run = instance.get_typed_func::<i32, i32>(&store, "run").unwrap();
+    assert_eq!(run.call(&mut store, 8).unwrap(), 2);
+    // The nested call trapped: the outer call reports that trap, not a host error.
+    let err = run.call(&mut store, 1).unwrap_err();
+    assert_eq!(err.as_trap().unwrap().kind(), TrapKind::Unreachable);
+
+    // An API error of the nested call (here: a type mismatch) is a host error carrying it.
+    let mut linker = Linker::new(&engine);
+    linker
+        .func_wrap("host", "twice", |caller: Caller<'_, ()>, _: i32| -> anyhow::Result<i32> {
+            let half = caller.get_export("half").and_then(Extern::into_func).unwrap();
+            half.typed::<i64, i64>(&caller)?;
+            Ok(0)
+        })
+        .unwrap();
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let err = instance.get_typed_func::<i32, i32>(&store, "run").unwrap().call(&mut store, 1).unwrap_err();
+    let trap = err.as_trap().unwrap();
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert!(matches!(trap.downcast_host::<Error>(), Some(Error::Usage(_))), "{trap:?}");
+    assert!(trap.message().starts_with("type mismatch"), "{}", trap.message());
+}
