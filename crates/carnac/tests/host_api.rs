@@ -130,3 +130,75 @@ fn a_nested_calls_error_propagates_with_question_mark() {
     assert!(matches!(trap.downcast_host::<Error>(), Some(Error::Usage(_))), "{trap:?}");
     assert!(trap.message().starts_with("type mismatch"), "{}", trap.message());
 }
+
+#[test]
+fn a_caller_goes_wherever_a_store_does() {
+    let mut config = Config::default();
+    config.consume_fuel(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "host" "visit" (func $visit (param i32 i32)))
+            (memory (export "memory") 1)
+            (global (export "counter") (mut i32) (i32.const 5))
+            (table (export "table") 2 funcref)
+            (func $seven (export "seven") (result i32) (i32.const 7))
+            (elem (i32.const 1) func $seven)
+            (data (i32.const 8) "abc")
+            (func (export "run") (call $visit (i32.const 8) (i32.const 3))))"#,
+    )
+    .unwrap();
+    let mut linker = Linker::new(&engine);
+    linker
+        .func_wrap("host", "visit", |mut caller: Caller<'_, Vec<String>>, ptr: i32, len: i32| -> anyhow::Result<()> {
+            let export = |caller: &Caller<'_, Vec<String>>, name: &str| caller.get_export(name).unwrap();
+            let memory = export(&caller, "memory").into_memory().unwrap();
+            let (bytes, seen) = memory.data_and_store_mut(&mut caller);
+            seen.push(String::from_utf8(bytes[ptr as usize..][..len as usize].to_vec())?);
+            memory.write(&mut caller, 0, b"xy")?;
+            let (mut tracked, _) = memory.data_and_store_tracked(&mut caller);
+            tracked.get_mut(2..3).unwrap()[0] = b'z';
+            assert_eq!(&memory.data(&caller)[..3], b"xyz");
+            assert_eq!((memory.size(&caller), memory.data_size(&caller)), (1, WASM_PAGE));
+
+            let counter = export(&caller, "counter").into_global().unwrap();
+            let n = counter.get(&caller).i32().unwrap();
+            counter.set(&mut caller, Val::I32(n + 1))?;
+
+            let table = export(&caller, "table").into_table().unwrap();
+            let Some(Val::FuncRef(Some(seven))) = table.get(&caller, 1) else { panic!("table[1] is $seven") };
+            let mut out = [Val::I32(0)];
+            seven.call(&mut caller, &[], &mut out)?;
+            let typed = seven.typed::<(), i32>(&caller)?;
+            let again = typed.call(&mut caller, ())?;
+            caller.data_mut().push(format!("{} {again}", out[0]));
+
+            // Fuel, as on a store: the host charges 100 for its own work.
+            let fuel = caller.get_fuel()?;
+            caller.set_fuel(fuel - 100)?;
+            Ok(())
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, Vec::new());
+    store.set_fuel(10_000).unwrap();
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    instance.get_typed_func::<(), ()>(&store, "run").unwrap().call(&mut store, ()).unwrap();
+    assert_eq!(store.data(), &["abc", "7 7"]);
+    assert_eq!(instance.get_global(&store, "counter").unwrap().get(&store).i32(), Some(6));
+    let used = 10_000 - store.get_fuel().unwrap();
+    assert!((100..200).contains(&used), "used {used}");
+}
+
+#[test]
+fn a_caller_without_fuel_metering_says_so() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let f = Func::wrap(&mut store, |mut caller: Caller<'_, ()>| -> Result<(), Trap> {
+        let err = caller.get_fuel().unwrap_err();
+        assert!(err.to_string().contains("fuel is not enabled"), "{err}");
+        assert!(caller.set_fuel(1).is_err());
+        Ok(())
+    });
+    f.call(&mut store, &[], &mut []).unwrap();
+}

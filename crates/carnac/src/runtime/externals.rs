@@ -2,7 +2,7 @@
 //! importable things. Each handle is a store index checked against the store id.
 
 use crate::error::Error;
-use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity, Store};
+use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity};
 use crate::runtime::values::Val;
 use crate::types::*;
 use crate::Func;
@@ -71,8 +71,36 @@ impl Memory {
     }
 
     /// The memory's contents and the store's data at once (for host functions that
-    /// read guest memory while updating their own state).
-    pub fn data_and_store_mut<'a, T: 'a>(&self, store: &'a mut Store<T>) -> (&'a mut [u8], &'a mut T) {
+    /// read guest memory while updating their own state). `store` is a store or a
+    /// [`Caller`](crate::Caller): `memory.data_and_store_mut(&mut caller)`.
+    ///
+    /// ```
+    /// # use carnac::{Caller, Engine, Extern, Linker, Module, Store};
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::<u64>::new(&engine);
+    /// linker.func_wrap("host", "sum", |mut caller: Caller<'_, u64>, ptr: u32, len: u32| {
+    ///     let memory = caller.get_export("memory").and_then(Extern::into_memory).unwrap();
+    ///     let (bytes, total) = memory.data_and_store_mut(&mut caller);
+    ///     *total += bytes[ptr as usize..][..len as usize].iter().map(|b| *b as u64).sum::<u64>();
+    /// })?;
+    /// let module = Module::new(&engine, r#"(module (import "host" "sum" (func $sum (param i32 i32)))
+    ///     (memory (export "memory") 1) (data (i32.const 0) "")
+    ///     (func (export "run") (call $sum (i32.const 0) (i32.const 3))))"#)?;
+    /// let mut store = Store::new(&engine, 0);
+    /// let instance = linker.instantiate(&mut store, &module)?;
+    /// instance.get_typed_func::<(), ()>(&store, "run")?.call(&mut store, ())?;
+    /// assert_eq!(*store.data(), 6);
+    /// # Ok::<(), carnac::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
+    pub fn data_and_store_mut<'a, T: 'a, S: AsContextMut<Data = T> + 'a>(
+        &self,
+        store: &'a mut S,
+    ) -> (&'a mut [u8], &'a mut T) {
+        let store = store.as_context_mut();
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
         (inner.memories[i].data_mut(), data)
@@ -81,7 +109,15 @@ impl Memory {
     /// Like [`Memory::data_and_store_mut`], but the memory comes as a
     /// [`MemoryMut`](crate::MemoryMut), which records the ranges handed out for
     /// writing (what keeps resetting a pooled memory cheap).
-    pub fn data_and_store_tracked<'a, T: 'a>(&self, store: &'a mut Store<T>) -> (crate::MemoryMut<'a>, &'a mut T) {
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
+    pub fn data_and_store_tracked<'a, T: 'a, S: AsContextMut<Data = T> + 'a>(
+        &self,
+        store: &'a mut S,
+    ) -> (crate::MemoryMut<'a>, &'a mut T) {
+        let store = store.as_context_mut();
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
         (inner.memories[i].tracked(), data)

@@ -215,17 +215,21 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
 }
 
 /// What a host function sees of its caller: the store (and its data) and the
-/// calling instance's exports.
+/// calling instance's exports. It is an [`AsContextMut`], so it goes wherever a
+/// `&mut Store` does: [`Memory::data_and_store_mut(&mut caller)`](crate::Memory::data_and_store_mut),
+/// [`Func::call(&mut caller, ...)`](Func::call), [`Global::get(&caller)`](crate::Global::get), ...
 pub struct Caller<'a, T> {
     pub(crate) store: &'a mut Store<T>,
     pub(crate) instance: Option<u32>,
 }
 
 impl<'a, T> Caller<'a, T> {
+    /// The store's data.
     pub fn data(&self) -> &T {
         self.store.data()
     }
 
+    /// The store's data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         self.store.data_mut()
     }
@@ -234,6 +238,22 @@ impl<'a, T> Caller<'a, T> {
     pub fn get_export(&self, name: &str) -> Option<Extern> {
         let inst = self.instance?;
         crate::runtime::instance::instance_export(&self.store.inner, inst, name)
+    }
+
+    /// The engine of the store.
+    pub fn engine(&self) -> &crate::Engine {
+        self.store.engine()
+    }
+
+    /// The store's remaining fuel, as [`Store::get_fuel`]. Errors when the engine does not meter fuel.
+    pub fn get_fuel(&self) -> Result<u64, Error> {
+        self.store.get_fuel()
+    }
+
+    /// Sets the store's remaining fuel, as [`Store::set_fuel`]: a host function can
+    /// charge for its own work, or refill. Errors when the engine does not meter fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<(), Error> {
+        self.store.set_fuel(fuel)
     }
 }
 
