@@ -89,7 +89,7 @@ impl Memory {
     /// let mut store = Store::new(&engine, 0);
     /// let instance = linker.instantiate(&mut store, &module)?;
     /// instance.get_typed_func::<(), ()>(&store, "run")?.call(&mut store, ())?;
-    /// assert_eq!(*store.data(), 6);
+    /// assert_eq!(*store.data(), 97 + 98 + 99);
     /// # Ok::<(), carnac::Error>(())
     /// ```
     ///
