@@ -84,7 +84,7 @@ impl Memory {
     ///     *total += bytes[ptr as usize..][..len as usize].iter().map(|b| *b as u64).sum::<u64>();
     /// })?;
     /// let module = Module::new(&engine, r#"(module (import "host" "sum" (func $sum (param i32 i32)))
-    ///     (memory (export "memory") 1) (data (i32.const 0) "")
+    ///     (memory (export "memory") 1) (data (i32.const 0) "abc")
     ///     (func (export "run") (call $sum (i32.const 0) (i32.const 3))))"#)?;
     /// let mut store = Store::new(&engine, 0);
     /// let instance = linker.instantiate(&mut store, &module)?;
