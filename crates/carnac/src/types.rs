@@ -133,7 +133,9 @@ impl fmt::Display for FuncType {
 /// Size bounds of a table or memory, in elements or 64 KiB pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// The initial (declared) or current size.
     pub min: u64,
+    /// The most it may grow to, if bounded.
     pub max: Option<u64>,
 }
 
@@ -151,27 +153,109 @@ impl Limits {
     }
 }
 
+/// The type of a table: its element type and its size bounds in elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableType {
+    /// `FuncRef` or `ExternRef`.
     pub element: ValType,
+    /// Size bounds, in elements.
     pub limits: Limits,
 }
 
+impl TableType {
+    /// A table of `element` references (`ValType::FuncRef` or `ValType::ExternRef`)
+    /// with `min` elements, growable up to `max`; as Wasmtime's `TableType::new`.
+    pub fn new(element: ValType, min: u32, max: Option<u32>) -> TableType {
+        TableType { element, limits: Limits { min: min as u64, max: max.map(u64::from) } }
+    }
+
+    /// The element type.
+    pub fn element(&self) -> ValType {
+        self.element
+    }
+
+    /// The minimum size in elements (of a live table, as [`crate::Table::ty`]
+    /// reports it: its current size).
+    pub fn minimum(&self) -> u64 {
+        self.limits.min
+    }
+
+    /// The maximum size in elements, if bounded.
+    pub fn maximum(&self) -> Option<u64> {
+        self.limits.max
+    }
+}
+
+/// The type of a linear memory: its size bounds in 64 KiB pages
+/// ([`crate::WASM_PAGE`] bytes each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryType {
+    /// Size bounds, in pages.
     pub limits: Limits,
 }
 
+impl MemoryType {
+    /// A memory of `min` pages, growable up to `max` pages (64 KiB each); as
+    /// Wasmtime's `MemoryType::new`.
+    pub fn new(min: u32, max: Option<u32>) -> MemoryType {
+        MemoryType { limits: Limits { min: min as u64, max: max.map(u64::from) } }
+    }
+
+    /// The minimum size in pages (of a live memory, as [`crate::Memory::ty`]
+    /// reports it: its current size).
+    pub fn minimum(&self) -> u64 {
+        self.limits.min
+    }
+
+    /// The maximum size in pages, if bounded.
+    pub fn maximum(&self) -> Option<u64> {
+        self.limits.max
+    }
+}
+
+/// Whether a global can be set after its creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutability {
+    /// Immutable (the text format's plain `i32`).
     Const,
+    /// Mutable (the text format's `(mut i32)`).
     Var,
 }
 
+/// The type of a global: its value type and mutability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlobalType {
+    /// The type of its value.
     pub content: ValType,
+    /// Whether it can be set.
     pub mutability: Mutability,
+}
+
+impl GlobalType {
+    /// A global holding a `content` value; as Wasmtime's `GlobalType::new`.
+    pub fn new(content: ValType, mutability: Mutability) -> GlobalType {
+        GlobalType { content, mutability }
+    }
+
+    /// The type of its value.
+    pub fn content(&self) -> ValType {
+        self.content
+    }
+
+    /// Whether it can be set.
+    pub fn mutability(&self) -> Mutability {
+        self.mutability
+    }
+}
+
+/// The text format's notation: `i32` or `(mut i32)`.
+impl fmt::Display for GlobalType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mutability {
+            Mutability::Const => write!(f, "{}", self.content),
+            Mutability::Var => write!(f, "(mut {})", self.content),
+        }
+    }
 }
 
 /// The type of an importable or exportable entity.

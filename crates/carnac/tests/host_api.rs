@@ -202,3 +202,112 @@ fn a_caller_without_fuel_metering_says_so() {
     });
     f.call(&mut store, &[], &mut []).unwrap();
 }
+
+#[test]
+fn typed_calls_and_host_functions_pass_references() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (import "host" "pick" (func $pick (param externref externref i32) (result externref)))
+            (import "host" "callee" (func $callee (param funcref) (result funcref)))
+            (table $t (export "table") 1 funcref)
+            (func $answer (export "answer") (result i32) (i32.const 42))
+            (elem declare func $answer)
+            (func (export "pick") (param externref externref i32) (result externref)
+                (call $pick (local.get 0) (local.get 1) (local.get 2)))
+            (func (export "identity") (param funcref) (result funcref) (local.get 0))
+            (func (export "answer_ref") (result funcref) (call $callee (ref.func $answer)))
+            (func (export "call_ref") (param funcref) (result i32)
+                (table.set $t (i32.const 0) (local.get 0))
+                (call_indirect (result i32) (i32.const 0))))"#,
+    )
+    .unwrap();
+    let mut linker = Linker::new(&engine);
+    linker
+        .func_wrap(
+            "host",
+            "pick",
+            |a: Option<ExternRef>, b: Option<ExternRef>, second: i32| {
+                if second != 0 {
+                    b
+                } else {
+                    a
+                }
+            },
+        )
+        .unwrap();
+    linker.func_wrap("host", "callee", |f: Option<Func>| -> Result<Option<Func>, Trap> { Ok(f) }).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+
+    let a = ExternRef::new(&mut store, "a");
+    let b = ExternRef::new(&mut store, 2u64);
+    let pick =
+        instance.get_typed_func::<(Option<ExternRef>, Option<ExternRef>, i32), Option<ExternRef>>(&store, "pick");
+    let pick = pick.unwrap();
+    let got = pick.call(&mut store, (Some(a), Some(b), 1)).unwrap().unwrap();
+    assert_eq!(got.data(&store).unwrap().downcast_ref::<u64>(), Some(&2));
+    assert_eq!(pick.call(&mut store, (Some(a), None, 0)).unwrap(), Some(a));
+    assert_eq!(pick.call(&mut store, (Some(a), None, 1)).unwrap(), None);
+
+    let answer = instance.get_func(&store, "answer").unwrap();
+    let identity = instance.get_typed_func::<Option<Func>, Option<Func>>(&store, "identity").unwrap();
+    assert_eq!(identity.call(&mut store, Some(answer)).unwrap(), Some(answer));
+    assert_eq!(identity.call(&mut store, None).unwrap(), None);
+    let answer_ref = instance.get_typed_func::<(), Option<Func>>(&store, "answer_ref").unwrap();
+    let f = answer_ref.call(&mut store, ()).unwrap().expect("a function");
+    assert_eq!(f.typed::<(), i32>(&store).unwrap().call(&mut store, ()).unwrap(), 42);
+    // A host function as a funcref, called indirectly by the guest.
+    let host = Func::wrap(&mut store, || 7);
+    let call_ref = instance.get_typed_func::<Option<Func>, i32>(&store, "call_ref").unwrap();
+    assert_eq!(call_ref.call(&mut store, Some(host)).unwrap(), 7);
+    assert_eq!(call_ref.call(&mut store, None).unwrap_err().as_trap().unwrap().kind(), TrapKind::IndirectCallToNull);
+
+    // A reference of another store is an error, not a reference to something else.
+    let mut other = Store::new(&engine, ());
+    let foreign = ExternRef::new(&mut other, "elsewhere");
+    let err = pick.call(&mut store, (Some(foreign), None, 0)).unwrap_err();
+    assert!(err.to_string().contains("belongs to a different store"), "{err}");
+    let foreign_func = Func::wrap(&mut other, || 0);
+    assert!(identity.call(&mut store, Some(foreign_func)).is_err());
+}
+
+#[test]
+fn a_host_function_returning_another_stores_reference_traps() {
+    let engine = Engine::default();
+    let mut other = Store::new(&engine, ());
+    let foreign = ExternRef::new(&mut other, ());
+    let mut store = Store::new(&engine, ());
+    let f = Func::wrap(&mut store, move || Some(foreign));
+    let err = f.typed::<(), Option<ExternRef>>(&store).unwrap().call(&mut store, ()).unwrap_err();
+    let trap = err.as_trap().expect("a trap");
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert!(trap.message().contains("belongs to a different store"), "{}", trap.message());
+}
+
+#[test]
+fn types_have_constructors() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let mem = Memory::new(&mut store, MemoryType::new(1, Some(3))).unwrap();
+    assert_eq!(mem.ty(&store), MemoryType::new(1, Some(3)));
+    assert_eq!((mem.ty(&store).minimum(), mem.ty(&store).maximum()), (1, Some(3)));
+    assert_eq!(mem.grow(&mut store, 1).unwrap(), 1);
+    // `size` is in pages, `data_size` in bytes.
+    assert_eq!(mem.size(&store), 2);
+    assert_eq!(mem.data_size(&store), 2 * WASM_PAGE);
+    assert_eq!(mem.data(&store).len(), mem.data_size(&store));
+
+    let table = Table::new(&mut store, TableType::new(ValType::FuncRef, 2, None), Val::FuncRef(None)).unwrap();
+    let ty = table.ty(&store);
+    assert_eq!((ty.element(), ty.minimum(), ty.maximum()), (ValType::FuncRef, 2, None));
+
+    let global = Global::new(&mut store, GlobalType::new(ValType::I64, Mutability::Var), Val::I64(1)).unwrap();
+    global.set(&mut store, Val::I64(2)).unwrap();
+    assert_eq!(global.get(&store).i64(), Some(2));
+    assert_eq!(global.ty(&store).to_string(), "(mut i64)");
+    let constant = Global::new(&mut store, GlobalType::new(ValType::I32, Mutability::Const), Val::I32(1)).unwrap();
+    assert_eq!(constant.ty(&store).mutability(), Mutability::Const);
+    assert!(constant.set(&mut store, Val::I32(2)).is_err());
+}

@@ -123,11 +123,23 @@ impl Memory {
         (inner.memories[i].tracked(), data)
     }
 
+    /// The current size in 64 KiB pages (what the guest's `memory.size` returns);
+    /// [`Memory::data_size`] is the same in bytes. As Wasmtime's `Memory::size`.
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
     pub fn size(&self, store: impl AsContext) -> u64 {
         let s = &store.as_context().inner;
         s.memories[self.index_in(s.id)].size_pages()
     }
 
+    /// The current size in bytes: [`Memory::size`] times [`crate::WASM_PAGE`], the
+    /// length of [`Memory::data`]. As Wasmtime's `Memory::data_size`.
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
     pub fn data_size(&self, store: impl AsContext) -> usize {
         let s = &store.as_context().inner;
         s.memories[self.index_in(s.id)].len()

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, Store};
 use crate::runtime::trap::Trap;
-use crate::runtime::values::{read_slots, write_slots, Val};
+use crate::runtime::values::{read_slots, write_slots, ExternRef, Val};
 use crate::runtime::Extern;
 use crate::types::{FuncType, ValType};
 
@@ -208,9 +208,10 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
             heap = vec![0u64; n];
             &mut heap
         };
-        params.store(slots);
+        let id = store.inner.id;
+        params.store(slots, id)?;
         crate::interp::call(store, self.func.index, slots)?;
-        Ok(R::load(slots))
+        Ok(R::load(slots, id))
     }
 }
 
@@ -269,14 +270,26 @@ impl<T> AsContextMut for Caller<'_, T> {
     }
 }
 
-/// A Rust type that is a WebAssembly value type. Values take one 64-bit slot
-/// (two for `u128`, the v128 type), read from and written to the front of a slice.
+/// A Rust type that is a WebAssembly value type: `i32`/`u32` (i32), `i64`/`u64`
+/// (i64), `f32`, `f64`, `u128` (v128, lane 0 in the low bits), `Option<Func>`
+/// (funcref) and `Option<ExternRef>` (externref), `None` being the null reference.
+/// These are the parameter and result types of [`TypedFunc`] and of host
+/// functions made with [`Func::wrap`] or [`crate::Linker::func_wrap`], as in Wasmtime.
+///
+/// Values take one 64-bit slot (two for `u128`); a reference is checked to
+/// belong to the store it is passed to.
 pub trait WasmTy: Sized {
+    /// The WebAssembly type.
     const TY: ValType;
     /// Slots a value takes.
+    #[doc(hidden)]
     const SLOTS: usize = 1;
-    fn load(slots: &[u64]) -> Self;
-    fn store(self, slots: &mut [u64]);
+    /// Reads a value from the front of `slots`, references made in store `store_id`.
+    #[doc(hidden)]
+    fn load(slots: &[u64], store_id: u64) -> Self;
+    /// Writes the value to the front of `slots`; a reference must belong to store `store_id`.
+    #[doc(hidden)]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error>;
 }
 
 macro_rules! wasm_ty {
@@ -284,14 +297,15 @@ macro_rules! wasm_ty {
         impl WasmTy for $t {
             const TY: ValType = ValType::$vt;
             #[inline]
-            fn load(slots: &[u64]) -> Self {
+            fn load(slots: &[u64], _: u64) -> Self {
                 let $r = slots[0];
                 $from
             }
             #[inline]
-            fn store(self, slots: &mut [u64]) {
+            fn store(self, slots: &mut [u64], _: u64) -> Result<(), Error> {
                 let $v = self;
                 slots[0] = $into;
+                Ok(())
             }
         }
     };
@@ -301,13 +315,14 @@ impl WasmTy for u128 {
     const TY: ValType = ValType::V128;
     const SLOTS: usize = 2;
     #[inline]
-    fn load(slots: &[u64]) -> Self {
+    fn load(slots: &[u64], _: u64) -> Self {
         slots[0] as u128 | (slots[1] as u128) << 64
     }
     #[inline]
-    fn store(self, slots: &mut [u64]) {
+    fn store(self, slots: &mut [u64], _: u64) -> Result<(), Error> {
         slots[0] = self as u64;
         slots[1] = (self >> 64) as u64;
+        Ok(())
     }
 }
 wasm_ty!(i32, I32, |r| r as u32 as i32, |v| v as u32 as u64);
@@ -317,18 +332,59 @@ wasm_ty!(u64, I64, |r| r, |v| v);
 wasm_ty!(f32, F32, |r| f32::from_bits(r as u32), |v| v.to_bits() as u64);
 wasm_ty!(f64, F64, |r| f64::from_bits(r), |v| v.to_bits());
 
+/// A nullable function reference (funcref), as in Wasmtime.
+impl WasmTy for Option<Func> {
+    const TY: ValType = ValType::FuncRef;
+    #[inline]
+    fn load(slots: &[u64], store_id: u64) -> Self {
+        // A raw reference is the store index plus one; 0 is null.
+        (slots[0] != 0).then(|| Func { store: store_id, index: (slots[0] - 1) as u32 })
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+        slots[0] = Val::FuncRef(self).to_raw(store_id)? as u64;
+        Ok(())
+    }
+}
+
+/// A nullable extern reference (externref), as in Wasmtime.
+impl WasmTy for Option<ExternRef> {
+    const TY: ValType = ValType::ExternRef;
+    #[inline]
+    fn load(slots: &[u64], store_id: u64) -> Self {
+        (slots[0] != 0).then(|| ExternRef { store: store_id, index: (slots[0] - 1) as u32 })
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+        slots[0] = Val::ExternRef(self).to_raw(store_id)? as u64;
+        Ok(())
+    }
+}
+
 /// Parameters of a typed call: a value type or a tuple of them.
 pub trait WasmParams {
+    /// Slots the values take.
+    #[doc(hidden)]
     const COUNT: usize;
+    /// The value types.
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    fn store(self, slots: &mut [u64]);
+    /// Writes the values to `slots`; references must belong to store `store_id`.
+    #[doc(hidden)]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error>;
 }
 
 /// Results of a typed call: a value type or a tuple of them.
 pub trait WasmResults: Sized {
+    /// Slots the values take.
+    #[doc(hidden)]
     const COUNT: usize;
+    /// The value types.
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    fn load(slots: &[u64]) -> Self;
+    /// Reads the values from `slots`, references made in store `store_id`.
+    #[doc(hidden)]
+    fn load(slots: &[u64], store_id: u64) -> Self;
 }
 
 /// What a host function may return: its results (a [`WasmTy`] value, or a tuple
@@ -372,18 +428,17 @@ pub trait WasmRet {
     /// The result types.
     #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    /// Writes the results to `slots`, or returns the trap.
+    /// Writes the results to `slots` (references must belong to store `store_id`), or returns the trap.
     #[doc(hidden)]
-    fn store(self, slots: &mut [u64]) -> Result<(), Trap>;
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap>;
 }
 
 impl<R: WasmResults + WasmParams> WasmRet for R {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
-    fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
-        WasmParams::store(self, slots);
-        Ok(())
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap> {
+        Ok(WasmParams::store(self, slots, store_id)?)
     }
 }
 
@@ -391,9 +446,8 @@ impl<R: WasmResults + WasmParams, E: Into<Trap>> WasmRet for Result<R, E> {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
-    fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
-        WasmParams::store(self.map_err(Into::into)?, slots);
-        Ok(())
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap> {
+        Ok(WasmParams::store(self.map_err(Into::into)?, slots, store_id)?)
     }
 }
 
@@ -402,8 +456,8 @@ impl<A: WasmTy> WasmParams for A {
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
-    fn store(self, slots: &mut [u64]) {
-        WasmTy::store(self, slots)
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+        WasmTy::store(self, slots, store_id)
     }
 }
 impl<A: WasmTy> WasmResults for A {
@@ -411,8 +465,8 @@ impl<A: WasmTy> WasmResults for A {
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
-    fn load(slots: &[u64]) -> Self {
-        WasmTy::load(slots)
+    fn load(slots: &[u64], store_id: u64) -> Self {
+        WasmTy::load(slots, store_id)
     }
 }
 
@@ -448,18 +502,19 @@ macro_rules! tuples {
             const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables)]
-            fn store(self, slots: &mut [u64]) {
+            fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
                 let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                $(WasmTy::store(self.$i, &mut slots[at[$i]..]);)*
+                $(WasmTy::store(self.$i, &mut slots[at[$i]..], store_id)?;)*
+                Ok(())
             }
         }
         impl<$($a: WasmTy),*> WasmResults for ($($a,)*) {
             const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables, clippy::unused_unit)]
-            fn load(slots: &[u64]) -> Self {
+            fn load(slots: &[u64], store_id: u64) -> Self {
                 let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                ($(<$a as WasmTy>::load(&slots[at[$i]..]),)*)
+                ($(<$a as WasmTy>::load(&slots[at[$i]..], store_id),)*)
             }
         }
         impl<T, F, $($a: WasmTy,)* R: WasmRet> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
@@ -471,8 +526,9 @@ macro_rules! tuples {
                 #[allow(unused_variables)]
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
                     let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                    let r = (self)(caller, $(<$a as WasmTy>::load(&slots[at[$i]..])),*);
-                    r.store(slots)
+                    let id = caller.store.inner.id;
+                    let r = (self)(caller, $(<$a as WasmTy>::load(&slots[at[$i]..], id)),*);
+                    r.store(slots, id)
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }
@@ -484,10 +540,11 @@ macro_rules! tuples {
             fn into_host_func(self) -> HostFunc<T> {
                 let ty = FuncType::new(vec![$($a::TY),*], R::types());
                 #[allow(unused_variables)]
-                let func = move |_caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
+                let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
                     let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                    let r = (self)($(<$a as WasmTy>::load(&slots[at[$i]..])),*);
-                    r.store(slots)
+                    let id = caller.store.inner.id;
+                    let r = (self)($(<$a as WasmTy>::load(&slots[at[$i]..], id)),*);
+                    r.store(slots, id)
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }

@@ -7,7 +7,13 @@ use crate::runtime::store::{AsContext, AsContextMut};
 use crate::types::ValType;
 use crate::Func;
 
-/// A reference to a host value, owned by a store.
+/// A reference to a host value, owned by a store (the `externref` of WebAssembly;
+/// pass it as `Option<ExternRef>` to typed calls and host functions, or in
+/// [`Val::ExternRef`]).
+///
+/// The value lives as long as its store: dropping every reference does not free
+/// it (unlike Wasmtime's reference-counted `ExternRef`), so a store that keeps
+/// making references for a long-lived instance grows until it is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExternRef {
     pub(crate) store: u64,
@@ -22,7 +28,8 @@ impl ExternRef {
         ExternRef { store: s.id, index: s.externs.len() as u32 - 1 }
     }
 
-    /// The host value, or `None` if the reference belongs to another store.
+    /// The host value (downcast it with `downcast_ref`), or `None` if the
+    /// reference belongs to a different store.
     pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> Option<&'a (dyn std::any::Any + Send + Sync)> {
         let s = &store.as_context().inner;
         if s.id != self.store {
@@ -165,13 +172,13 @@ impl Val {
             Val::FuncRef(None) | Val::ExternRef(None) => 0,
             Val::FuncRef(Some(f)) => {
                 if f.store != store_id {
-                    return Err(Error::usage("function reference used with the wrong store"));
+                    return Err(Error::usage("function reference belongs to a different store"));
                 }
                 f.index as u128 + 1
             }
             Val::ExternRef(Some(r)) => {
                 if r.store != store_id {
-                    return Err(Error::usage("extern reference used with the wrong store"));
+                    return Err(Error::usage("extern reference belongs to a different store"));
                 }
                 r.index as u128 + 1
             }
