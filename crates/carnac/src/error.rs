@@ -57,7 +57,8 @@ pub enum Error {
     /// Execution trapped.
     #[error(transparent)]
     Trap(#[from] Trap),
-    /// A misuse of the API: wrong argument types or counts, objects from another store, and the like.
+    /// A misuse of the API: wrong argument types or counts, objects from a
+    /// different store, growing a memory or table beyond its maximum, and the like.
     #[error("{0}")]
     Usage(String),
     /// A resource limit was hit outside of execution (e.g. instantiating a too-large memory).

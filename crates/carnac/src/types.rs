@@ -153,6 +153,15 @@ impl Limits {
     }
 }
 
+/// `n` with `unit` in the singular or plural, as messages say it: "1 page", "2 pages".
+pub(crate) fn count(n: u64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 /// The type of a table: its element type and its size bounds in elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableType {

@@ -311,3 +311,136 @@ fn types_have_constructors() {
     assert_eq!(constant.ty(&store).mutability(), Mutability::Const);
     assert!(constant.set(&mut store, Val::I32(2)).is_err());
 }
+
+/// Runs `f` and returns its panic message.
+fn panic_message(f: impl FnOnce()) -> String {
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+    err.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| err.downcast_ref::<String>().cloned()).unwrap()
+}
+
+#[test]
+fn handles_used_with_a_different_store_say_so() {
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module (func (export "go")) (memory (export "memory") 1) (table (export "table") 1 funcref))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    let mut other = Store::new(&engine, ());
+
+    // Methods returning a Result: an error that names the cause, not "no exported function".
+    let err = instance.get_typed_func::<(), ()>(&other, "go").unwrap_err();
+    assert_eq!(err.to_string(), "cannot get `go`: the instance belongs to a different store than the one given");
+    let go = instance.get_func(&store, "go").unwrap();
+    let err = go.call(&mut other, &[], &mut []).unwrap_err();
+    assert_eq!(err.to_string(), "function belongs to a different store than the one it was used with");
+    let err = go.typed::<(), ()>(&other).unwrap_err();
+    assert!(err.to_string().contains("different store"), "{err}");
+    let memory = instance.get_memory(&store, "memory").unwrap();
+    let err = memory.grow(&mut other, 1).unwrap_err();
+    assert_eq!(err.to_string(), "Memory belongs to a different store than the one it was used with");
+    assert!(memory.write(&mut other, 0, b"x").unwrap_err().to_string().contains("different store"));
+
+    // Accessors returning Option: a panic, as in Wasmtime, instead of a `None` that
+    // would say the export (or table element) does not exist.
+    let msg = panic_message(|| {
+        let _ = instance.get_func(&other, "go");
+    });
+    assert!(msg.contains("Instance belongs to a different store"), "{msg}");
+    let msg = panic_message(|| {
+        let _ = instance.exports(&other);
+    });
+    assert!(msg.contains("Instance belongs to a different store"), "{msg}");
+    let table = instance.get_table(&store, "table").unwrap();
+    let msg = panic_message(|| {
+        let _ = table.get(&other, 0);
+    });
+    assert!(msg.contains("Table belongs to a different store"), "{msg}");
+    let msg = panic_message(|| {
+        let _ = memory.size(&other);
+    });
+    assert!(msg.contains("Memory belongs to a different store"), "{msg}");
+
+    // An export that is not a function.
+    let err = instance.get_typed_func::<(), ()>(&store, "memory").unwrap_err();
+    assert_eq!(err.to_string(), "export `memory` is a memory, not a function");
+}
+
+#[test]
+fn import_mismatches_report_the_current_size() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    // Declared with 1 page, grown to 3: the message gives 3.
+    let memory = Memory::new(&mut store, MemoryType::new(1, Some(4))).unwrap();
+    memory.grow(&mut store, 2).unwrap();
+    let module = Module::new(&engine, r#"(module (import "env" "memory" (memory 2 3)))"#).unwrap();
+    let err = Instance::new(&mut store, &module, &[memory.into()]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "incompatible import type for `env::memory`: expected a memory of at least 2 pages and at most 3 pages, \
+         found a memory currently of 3 pages and at most 4 pages"
+    );
+    let small = Memory::new(&mut store, MemoryType::new(1, None)).unwrap();
+    let err = Instance::new(&mut store, &module, &[small.into()]).unwrap_err();
+    assert!(err.to_string().ends_with("found a memory currently of 1 page with no maximum"), "{err}");
+
+    let table = Table::new(&mut store, TableType::new(ValType::FuncRef, 1, None), Val::FuncRef(None)).unwrap();
+    let module = Module::new(&engine, r#"(module (import "env" "t" (table 2 funcref)))"#).unwrap();
+    let err = Instance::new(&mut store, &module, &[table.into()]).unwrap_err();
+    assert!(
+        err.to_string().ends_with(
+            "expected a funcref table of at least 2 elements, found a funcref table currently of 1 element with no maximum"
+        ),
+        "{err}"
+    );
+
+    let global = Global::new(&mut store, GlobalType::new(ValType::I32, Mutability::Const), Val::I32(0)).unwrap();
+    let module = Module::new(&engine, r#"(module (import "env" "g" (global (mut i32))))"#).unwrap();
+    let err = Instance::new(&mut store, &module, &[global.into()]).unwrap_err();
+    assert!(err.to_string().ends_with("expected a global (mut i32), found a global i32"), "{err}");
+    let module = Module::new(&engine, r#"(module (import "env" "f" (func (param i32))))"#).unwrap();
+    let err = Instance::new(&mut store, &module, &[global.into()]).unwrap_err();
+    assert!(err.to_string().ends_with("expected a function (func (param i32)), found a global i32"), "{err}");
+}
+
+#[test]
+fn growing_past_a_maximum_says_which_maximum() {
+    let engine = Engine::default();
+    let mut store = Store::new(&engine, ());
+    let memory = Memory::new(&mut store, MemoryType::new(1, Some(2))).unwrap();
+    let err = memory.grow(&mut store, 2).unwrap_err();
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+    assert_eq!(err.to_string(), "memory of 1 page cannot grow by 2 pages: beyond its maximum of 2 pages");
+    assert_eq!(memory.grow(&mut store, 1).unwrap(), 1);
+    let err = memory.grow(&mut store, 1).unwrap_err();
+    assert_eq!(err.to_string(), "memory of 2 pages cannot grow by 1 page: beyond its maximum of 2 pages");
+
+    let unbounded = Memory::new(&mut store, MemoryType::new(0, None)).unwrap();
+    let err = unbounded.grow(&mut store, 70_000).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "memory of 0 pages cannot grow by 70000 pages: beyond the 65536 pages a 32-bit memory can address"
+    );
+
+    // The store's own limits are a resource limit, and say so.
+    store.limiter(StoreLimits::new().memory_size(2 * WASM_PAGE)); // the store holds 2 pages already
+    let limited = Memory::new(&mut store, MemoryType::new(0, None)).unwrap();
+    let err = limited.grow(&mut store, 1).unwrap_err();
+    assert!(matches!(err, Error::Limit(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "resource limit exceeded: memory of 0 pages cannot grow by 1 page: the store's limits refuse it, \
+         or the host cannot commit the memory"
+    );
+    let err = Memory::new(&mut store, MemoryType::new(1, None)).unwrap_err();
+    assert_eq!(err.to_string(), "resource limit exceeded: memory of 1 page (65536 bytes) is over the store's limits");
+
+    let mut fresh = Store::new(&engine, ());
+    let table = Table::new(&mut fresh, TableType::new(ValType::FuncRef, 1, Some(1)), Val::FuncRef(None)).unwrap();
+    let err = table.grow(&mut fresh, 1, Val::FuncRef(None)).unwrap_err();
+    assert_eq!(err.to_string(), "table of 1 element cannot grow by 1 element: beyond its maximum of 1 element");
+    let err = table.grow(&mut fresh, 0, Val::I32(0)).unwrap_err();
+    assert_eq!(err.to_string(), "table element has type funcref, not i32");
+}

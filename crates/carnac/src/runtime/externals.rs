@@ -20,14 +20,17 @@ macro_rules! handle {
             fn index_in(&self, store_id: u64) -> usize {
                 assert_eq!(
                     self.store, store_id,
-                    concat!(stringify!($name), " used with a store it does not belong to")
+                    concat!(stringify!($name), " belongs to a different store than the one it was used with")
                 );
                 self.index as usize
             }
 
             fn checked(&self, store_id: u64) -> Result<usize, Error> {
                 if self.store != store_id {
-                    return Err(Error::usage(concat!(stringify!($name), " used with a store it does not belong to")));
+                    return Err(Error::usage(concat!(
+                        stringify!($name),
+                        " belongs to a different store than the one it was used with"
+                    )));
                 }
                 Ok(self.index as usize)
             }
@@ -168,11 +171,27 @@ impl Memory {
         }
     }
 
-    /// Grows by `delta` pages and returns the previous size in pages.
+    /// Grows by `delta` pages and returns the previous size in pages. Errors
+    /// when the memory belongs to a different store, when it would grow beyond
+    /// its maximum ([`Error::Usage`]), and when the store's
+    /// [`ResourceLimiter`](crate::ResourceLimiter) refuses or the host cannot
+    /// commit the memory ([`Error::Limit`]).
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64) -> Result<u64, Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
-        s.grow_memory(i as u32, delta).ok_or_else(|| Error::Limit(format!("failed to grow memory by {delta} pages")))
+        let m = &s.memories[i];
+        let (cur, max) = (m.size_pages(), m.max_pages());
+        let grown =
+            |what: &str| format!("memory of {} cannot grow by {}: {what}", count(cur, "page"), count(delta, "page"));
+        if cur.checked_add(delta).is_none_or(|n| n > max) {
+            let max = match m.ty.limits.max {
+                Some(_) => format!("beyond its maximum of {}", count(max, "page")),
+                None => format!("beyond the {} a 32-bit memory can address", count(max, "page")),
+            };
+            return Err(Error::usage(grown(&max)));
+        }
+        s.grow_memory(i as u32, delta)
+            .ok_or_else(|| Error::Limit(grown("the store's limits refuse it, or the host cannot commit the memory")))
     }
 }
 
@@ -198,9 +217,15 @@ impl Table {
         s.tables[self.index_in(s.id)].elems.len() as u64
     }
 
+    /// The element at `index`, or `None` when out of bounds.
+    ///
+    /// # Panics
+    ///
+    /// When the table belongs to a different store (a `None` would wrongly say
+    /// the index is out of bounds).
     pub fn get(&self, store: impl AsContext, index: u64) -> Option<Val> {
         let s = &store.as_context().inner;
-        let t = &s.tables[self.checked(s.id).ok()?];
+        let t = &s.tables[self.index_in(s.id)];
         let raw = *t.elems.get(usize::try_from(index).ok()?)?;
         Some(Val::from_raw(raw as u128, t.ty.element, s.id))
     }
@@ -220,11 +245,31 @@ impl Table {
         Ok(())
     }
 
+    /// Grows by `delta` elements set to `init` and returns the previous size.
+    /// Errors when the table or `init` belongs to a different store, when
+    /// `init` has the wrong type or the table would grow beyond its maximum
+    /// ([`Error::Usage`]), and when the store's
+    /// [`ResourceLimiter`](crate::ResourceLimiter) refuses or the host cannot
+    /// allocate the elements ([`Error::Limit`]).
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Val) -> Result<u64, Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
+        let t = &s.tables[i];
+        if init.ty() != t.ty.element {
+            return Err(Error::usage(format!("table element has type {}, not {}", t.ty.element, init.ty())));
+        }
+        let cur = t.elems.len() as u64;
+        let grown = |what: &str| {
+            format!("table of {} cannot grow by {}: {what}", count(cur, "element"), count(delta, "element"))
+        };
+        let max = t.ty.limits.max.unwrap_or(u32::MAX as u64).min(u32::MAX as u64);
+        if cur.checked_add(delta).is_none_or(|n| n > max) {
+            return Err(Error::usage(grown(&format!("beyond its maximum of {}", count(max, "element")))));
+        }
         let raw = init.to_raw(s.id)? as u64;
-        s.grow_table(i as u32, delta, raw).ok_or_else(|| Error::Limit(format!("failed to grow table by {delta}")))
+        s.grow_table(i as u32, delta, raw).ok_or_else(|| {
+            Error::Limit(grown("the store's limits refuse it, or the host cannot allocate the elements"))
+        })
     }
 }
 

@@ -111,15 +111,19 @@ impl Func {
 
     pub(crate) fn check_store(&self, store_id: u64) -> Result<(), Error> {
         if self.store != store_id {
-            return Err(Error::usage("function used with a store it does not belong to"));
+            return Err(Error::usage("function belongs to a different store than the one it was used with"));
         }
         Ok(())
     }
 
-    /// This function's type. Panics when given another store.
+    /// This function's type.
+    ///
+    /// # Panics
+    ///
+    /// When the function belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> FuncType {
         let s = store.as_context();
-        assert_eq!(self.store, s.inner.id, "Func used with a store it does not belong to");
+        assert_eq!(self.store, s.inner.id, "Func belongs to a different store than the one it was used with");
         s.inner.func_ty(self.index).clone()
     }
 
@@ -190,6 +194,12 @@ impl<P, R> Clone for TypedFunc<P, R> {
     }
 }
 impl<P, R> Copy for TypedFunc<P, R> {}
+
+impl<P, R> std::fmt::Debug for TypedFunc<P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedFunc").field("func", &self.func).finish()
+    }
+}
 
 impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
     pub fn func(&self) -> Func {

@@ -173,7 +173,8 @@ impl LinearMemory {
         let min = ty.limits.min;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
         if min > max_pages {
-            return Err(format!("memory minimum of {min} pages exceeds the maximum"));
+            let (min, max) = (crate::types::count(min, "page"), crate::types::count(max_pages, "page"));
+            return Err(format!("memory minimum of {min} exceeds its maximum of {max}"));
         }
         let reserved = max_pages as usize * WASM_PAGE;
         let mut accessible = 0;
@@ -211,7 +212,7 @@ impl LinearMemory {
         };
         let mut mem = LinearMemory { base, reserved, len: 0, accessible, max_pages, untracked: !tracked, ty };
         if mem.grow(min).is_none() {
-            return Err(format!("cannot commit {min} pages of memory"));
+            return Err(format!("cannot commit {} of memory", crate::types::count(min, "page")));
         }
         Ok(mem)
     }

@@ -220,8 +220,8 @@ impl StoreInner {
         let max = ty.limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
         if !self.may_grow(|l| l.memory_growing(0, bytes, max), bytes) {
             return Err(Error::Limit(format!(
-                "memory of {} pages ({bytes} bytes) is over the store's limits",
-                ty.limits.min
+                "memory of {} ({bytes} bytes) is over the store's limits",
+                crate::types::count(ty.limits.min, "page")
             )));
         }
         let tracked = self.engine.config().track_memory_writes;
@@ -234,13 +234,14 @@ impl StoreInner {
     /// asking the limiter for its initial size.
     pub fn new_table(&mut self, ty: TableType, init: u64) -> Result<u32, Error> {
         let n = ty.limits.min;
-        let too_big = || Error::Limit(format!("table of {n} elements"));
+        let too_big = || Error::Limit(format!("table of {}", crate::types::count(n, "element")));
         if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
             return Err(too_big());
         }
         let bytes = n as usize * TABLE_ELEMENT_BYTES;
         if !self.may_grow(|l| l.table_growing(0, n, ty.limits.max), bytes) {
-            return Err(Error::Limit(format!("table of {n} elements ({bytes} bytes) is over the store's limits")));
+            let n = crate::types::count(n, "element");
+            return Err(Error::Limit(format!("table of {n} ({bytes} bytes) is over the store's limits")));
         }
         let elems = table_elements(n as usize, init).ok_or_else(too_big)?;
         self.tables.push(TableEntity { ty, elems });
