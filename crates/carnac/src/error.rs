@@ -41,7 +41,12 @@ use crate::runtime::trap::Trap;
 pub enum Error {
     /// The binary is malformed or fails validation.
     #[error("invalid module at offset {offset:#x}: {message}")]
-    Invalid { offset: u64, message: String },
+    Invalid {
+        /// Byte offset in the binary.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
     /// The text format could not be parsed.
     #[error("{0}")]
     Text(String),
@@ -50,10 +55,22 @@ pub enum Error {
     Io(String),
     /// Instantiation could not resolve an import.
     #[error("unknown import: `{module}::{name}` has not been defined")]
-    UnknownImport { module: String, name: String },
+    UnknownImport {
+        /// The import's module name.
+        module: String,
+        /// The import's name.
+        name: String,
+    },
     /// An import was found but its type does not match.
     #[error("incompatible import type for `{module}::{name}`: {reason}")]
-    IncompatibleImport { module: String, name: String, reason: String },
+    IncompatibleImport {
+        /// The import's module name.
+        module: String,
+        /// The import's name.
+        name: String,
+        /// What was expected and what was found.
+        reason: String,
+    },
     /// Execution trapped.
     #[error(transparent)]
     Trap(#[from] Trap),

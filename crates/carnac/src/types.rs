@@ -10,17 +10,24 @@ use std::sync::Arc;
 /// The type of a WebAssembly value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValType {
+    /// 32-bit integer.
     I32,
+    /// 64-bit integer.
     I64,
+    /// 32-bit IEEE 754 float.
     F32,
+    /// 64-bit IEEE 754 float.
     F64,
     /// 128-bit vector (fixed-width SIMD).
     V128,
+    /// A nullable function reference.
     FuncRef,
+    /// A nullable reference to a host value ([`crate::ExternRef`]).
     ExternRef,
 }
 
 impl ValType {
+    /// Whether this is a reference type.
     pub fn is_ref(self) -> bool {
         matches!(self, ValType::FuncRef | ValType::ExternRef)
     }
@@ -81,6 +88,7 @@ pub struct FuncType {
 }
 
 impl FuncType {
+    /// A function type taking `params` and returning `results`.
     pub fn new(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
         let mut v: Vec<ValType> = params.into_iter().collect();
         let num_params = v.len();
@@ -100,10 +108,12 @@ impl FuncType {
         self.result_slots as usize
     }
 
+    /// The parameter types.
     pub fn params(&self) -> &[ValType] {
         &self.params_results[..self.num_params]
     }
 
+    /// The result types.
     pub fn results(&self) -> &[ValType] {
         &self.params_results[self.num_params..]
     }
@@ -270,13 +280,18 @@ impl fmt::Display for GlobalType {
 /// The type of an importable or exportable entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExternType {
+    /// A function.
     Func(FuncType),
+    /// A table.
     Table(TableType),
+    /// A linear memory.
     Memory(MemoryType),
+    /// A global.
     Global(GlobalType),
 }
 
 impl ExternType {
+    /// `function`, `table`, `memory` or `global`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             ExternType::Func(_) => "function",
@@ -290,14 +305,19 @@ impl ExternType {
 /// An import declared by a module.
 #[derive(Debug, Clone)]
 pub struct ImportType {
+    /// The module name it is imported from.
     pub module: String,
+    /// The import's name within that module.
     pub name: String,
+    /// The type it must have.
     pub ty: ExternType,
 }
 
 /// An export declared by a module.
 #[derive(Debug, Clone)]
 pub struct ExportType {
+    /// The export's name.
     pub name: String,
+    /// The type of what is exported.
     pub ty: ExternType,
 }

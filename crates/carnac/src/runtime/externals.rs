@@ -8,7 +8,8 @@ use crate::types::*;
 use crate::Func;
 
 macro_rules! handle {
-    ($name:ident) => {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $name {
             pub(crate) store: u64,
@@ -37,9 +38,9 @@ macro_rules! handle {
         }
     };
 }
-handle!(Memory);
-handle!(Table);
-handle!(Global);
+handle!(Memory, "A linear memory in a store: a handle, valid with that store only.");
+handle!(Table, "A table of references in a store: a handle, valid with that store only.");
+handle!(Global, "A global in a store: a handle, valid with that store only.");
 
 impl Memory {
     /// Creates a memory owned by the host.
@@ -49,6 +50,11 @@ impl Memory {
         Ok(Memory { store: s.id, index })
     }
 
+    /// The memory's type, its minimum being its current size in pages.
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
         let s = &store.as_context().inner;
         let m = &s.memories[self.index_in(s.id)];
@@ -196,6 +202,9 @@ impl Memory {
 }
 
 impl Table {
+    /// Creates a table owned by the host, its elements set to `init` (a reference of the
+    /// table's element type). Errors when `init` has the wrong type or belongs to a
+    /// different store, or when the store's limits refuse the table.
     pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table, Error> {
         let s = &mut store.as_context_mut().inner;
         if init.ty() != ty.element {
@@ -206,12 +215,22 @@ impl Table {
         Ok(Table { store: s.id, index })
     }
 
+    /// The table's type, its minimum being its current size in elements.
+    ///
+    /// # Panics
+    ///
+    /// When the table belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> TableType {
         let s = &store.as_context().inner;
         let t = &s.tables[self.index_in(s.id)];
         TableType { element: t.ty.element, limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
     }
 
+    /// The current size in elements.
+    ///
+    /// # Panics
+    ///
+    /// When the table belongs to a different store.
     pub fn size(&self, store: impl AsContext) -> u64 {
         let s = &store.as_context().inner;
         s.tables[self.index_in(s.id)].elems.len() as u64
@@ -230,6 +249,8 @@ impl Table {
         Some(Val::from_raw(raw as u128, t.ty.element, s.id))
     }
 
+    /// Sets the element at `index`. Errors when out of bounds, when `val` has the
+    /// wrong type, or when the table or `val` belongs to a different store.
     pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
@@ -274,6 +295,8 @@ impl Table {
 }
 
 impl Global {
+    /// Creates a global owned by the host, holding `val`. Errors when `val` has the
+    /// wrong type or belongs to a different store.
     pub fn new(mut store: impl AsContextMut, ty: GlobalType, val: Val) -> Result<Global, Error> {
         let s = &mut store.as_context_mut().inner;
         if val.ty() != ty.content {
@@ -284,17 +307,29 @@ impl Global {
         Ok(Global { store: s.id, index: s.globals.len() as u32 - 1 })
     }
 
+    /// The global's type.
+    ///
+    /// # Panics
+    ///
+    /// When the global belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> GlobalType {
         let s = &store.as_context().inner;
         s.globals[self.index_in(s.id)].ty
     }
 
+    /// The global's value.
+    ///
+    /// # Panics
+    ///
+    /// When the global belongs to a different store.
     pub fn get(&self, store: impl AsContext) -> Val {
         let s = &store.as_context().inner;
         let g = &s.globals[self.index_in(s.id)];
         Val::from_raw(g.value, g.ty.content, s.id)
     }
 
+    /// Sets the global's value. Errors when it is immutable, when `val` has the
+    /// wrong type, or when the global or `val` belongs to a different store.
     pub fn set(&self, mut store: impl AsContextMut, val: Val) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
@@ -314,13 +349,18 @@ impl Global {
 /// Anything a module can import or export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extern {
+    /// A function.
     Func(Func),
+    /// A table.
     Table(Table),
+    /// A linear memory.
     Memory(Memory),
+    /// A global.
     Global(Global),
 }
 
 impl Extern {
+    /// The function, if this is one.
     pub fn into_func(self) -> Option<Func> {
         if let Extern::Func(f) = self {
             Some(f)
@@ -328,6 +368,7 @@ impl Extern {
             None
         }
     }
+    /// The memory, if this is one.
     pub fn into_memory(self) -> Option<Memory> {
         if let Extern::Memory(m) = self {
             Some(m)
@@ -335,6 +376,7 @@ impl Extern {
             None
         }
     }
+    /// The table, if this is one.
     pub fn into_table(self) -> Option<Table> {
         if let Extern::Table(t) = self {
             Some(t)
@@ -342,6 +384,7 @@ impl Extern {
             None
         }
     }
+    /// The global, if this is one.
     pub fn into_global(self) -> Option<Global> {
         if let Extern::Global(g) = self {
             Some(g)
@@ -359,6 +402,11 @@ impl Extern {
         }
     }
 
+    /// Its type (a memory's or table's at its current size).
+    ///
+    /// # Panics
+    ///
+    /// When it belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> ExternType {
         match self {
             Extern::Func(f) => ExternType::Func(f.ty(&store)),

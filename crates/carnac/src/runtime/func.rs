@@ -202,10 +202,13 @@ impl<P, R> std::fmt::Debug for TypedFunc<P, R> {
 }
 
 impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
+    /// The untyped function.
     pub fn func(&self) -> Func {
         self.func
     }
 
+    /// Calls the function. Errors when it traps, or when the function or a
+    /// reference among `params` belongs to a different store.
     pub fn call<T>(&self, mut store: impl AsContextMut<Data = T>, params: P) -> Result<R, Error> {
         let store = store.as_context_mut();
         self.func.check_store(store.inner.id)?;

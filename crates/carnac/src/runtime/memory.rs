@@ -24,6 +24,7 @@
 
 use crate::types::MemoryType;
 
+/// Bytes in a WebAssembly page, the unit of memory sizes ([`crate::Memory::size`]).
 pub const WASM_PAGE: usize = 65536;
 /// 32-bit memories address at most 2^16 pages.
 pub const MAX_PAGES: u64 = 65536;
@@ -96,6 +97,7 @@ impl<'a> MemoryMut<'a> {
         self.len
     }
 
+    /// Whether the memory has no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

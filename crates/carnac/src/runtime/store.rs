@@ -113,11 +113,14 @@ pub trait ResourceLimiter: Send {
 /// for all the store's memories and tables, and a cap on any one table's length.
 #[derive(Debug, Clone, Default)]
 pub struct StoreLimits {
+    /// Maximum bytes of all memories and tables together (see [`StoreLimits::memory_size`]).
     pub memory_size: Option<usize>,
+    /// Maximum elements of any one table.
     pub table_elements: Option<u64>,
 }
 
 impl StoreLimits {
+    /// No limits.
     pub fn new() -> Self {
         Self::default()
     }
@@ -319,6 +322,7 @@ pub struct Store<T> {
 }
 
 impl<T> Store<T> {
+    /// An empty store of `engine`, holding the embedder's `data`.
     pub fn new(engine: &Engine, data: T) -> Store<T> {
         Store {
             inner: StoreInner {
@@ -344,14 +348,17 @@ impl<T> Store<T> {
         }
     }
 
+    /// The store's engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
 
+    /// The embedder's data.
     pub fn data(&self) -> &T {
         &self.data
     }
 
+    /// The embedder's data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.data
     }
@@ -360,6 +367,7 @@ impl<T> Store<T> {
         (&mut self.inner, &mut self.data)
     }
 
+    /// Drops the store, returning the embedder's data.
     pub fn into_data(self) -> T {
         self.data
     }
@@ -401,12 +409,15 @@ impl<T> std::fmt::Debug for Store<T> {
 
 /// Anything that gives shared access to a store: `Store<T>`, `&Store<T>`, `&mut Store<T>`, `Caller<T>`.
 pub trait AsContext {
+    /// The type of the store's embedder data.
     type Data;
+    /// The store.
     fn as_context(&self) -> &Store<Self::Data>;
 }
 
 /// Anything that gives exclusive access to a store.
 pub trait AsContextMut: AsContext {
+    /// The store, mutably.
     fn as_context_mut(&mut self) -> &mut Store<Self::Data>;
 }
 

@@ -10,17 +10,23 @@ use std::sync::Arc;
 pub enum TrapKind {
     /// The `unreachable` instruction was executed.
     Unreachable,
+    /// A memory access out of the memory's bounds.
     MemoryOutOfBounds,
+    /// A table access out of the table's bounds.
     TableOutOfBounds,
     /// `call_indirect` found a null entry.
     IndirectCallToNull,
     /// `call_indirect` found a function of another type.
     BadSignature,
+    /// An integer overflow (`i32.div_s` of the minimum by -1, or a float-to-integer conversion out of range).
     IntegerOverflow,
+    /// An integer division or remainder by zero.
     IntegerDivisionByZero,
+    /// A float-to-integer conversion of NaN.
     BadConversionToInteger,
     /// Guest calls nested deeper than the configured limit, or the value stack is full.
     StackExhausted,
+    /// The store's fuel ran out (see [`crate::Config::consume_fuel`]).
     OutOfFuel,
     /// Execution was interrupted from outside (deadline or explicit interrupt).
     Interrupted,
@@ -57,8 +63,11 @@ impl TrapKind {
 /// function with a long name holds that name once.
 #[derive(Debug, Clone)]
 pub struct FrameInfo {
+    /// The module's name (from its name section), if it has one.
     pub module_name: Option<Arc<str>>,
+    /// The function's index in its module.
     pub func_index: u32,
+    /// The function's name (from the name section), if it has one.
     pub func_name: Option<Arc<str>>,
 }
 

@@ -42,7 +42,9 @@ impl ExternRef {
 /// A WebAssembly value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Val {
+    /// A 32-bit integer.
     I32(i32),
+    /// A 64-bit integer.
     I64(i64),
     /// The bits of an f32 (kept as bits so NaN payloads survive).
     F32(u32),
@@ -50,11 +52,14 @@ pub enum Val {
     F64(u64),
     /// A 128-bit vector (lane 0 in the least significant bits, as in memory).
     V128(u128),
+    /// A function reference (`None` is null).
     FuncRef(Option<Func>),
+    /// An extern reference (`None` is null).
     ExternRef(Option<ExternRef>),
 }
 
 impl Val {
+    /// The value's type.
     pub fn ty(&self) -> ValType {
         match self {
             Val::I32(_) => ValType::I32,
@@ -80,6 +85,7 @@ impl Val {
         }
     }
 
+    /// The value, if it is an `i32`.
     pub fn i32(&self) -> Option<i32> {
         if let Val::I32(v) = self {
             Some(*v)
@@ -87,6 +93,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is an `i64`.
     pub fn i64(&self) -> Option<i64> {
         if let Val::I64(v) = self {
             Some(*v)
@@ -94,6 +101,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is an `f32`.
     pub fn f32(&self) -> Option<f32> {
         if let Val::F32(v) = self {
             Some(f32::from_bits(*v))
@@ -101,6 +109,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is an `f64`.
     pub fn f64(&self) -> Option<f64> {
         if let Val::F64(v) = self {
             Some(f64::from_bits(*v))
@@ -108,6 +117,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is a `v128`.
     pub fn v128(&self) -> Option<u128> {
         if let Val::V128(v) = self {
             Some(*v)
