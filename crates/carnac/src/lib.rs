@@ -27,6 +27,49 @@
 //!
 //! Guest failures are values: a [`Trap`] with a [`TrapKind`] and a wasm backtrace.
 //! Nothing a guest does can panic the host or overflow its stack.
+//!
+//! Host functions take and return [`WasmTy`] values (numbers, `Option<Func>`,
+//! `Option<ExternRef>`) and may fail: they return `Result<R, Trap>` or
+//! `anyhow::Result<R>` ([`WasmRet`]), so `?` works on any error, including a
+//! nested call's through the [`Caller`], which goes wherever a store does. The
+//! host's error comes back to the embedder inside the trap:
+//!
+//! ```
+//! use carnac::{Caller, Engine, Extern, Linker, Module, Store};
+//!
+//! #[derive(Debug)]
+//! struct TooLong(usize);
+//! impl std::fmt::Display for TooLong {
+//!     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+//!         write!(f, "a name of {} bytes is too long", self.0)
+//!     }
+//! }
+//! impl std::error::Error for TooLong {}
+//!
+//! let engine = Engine::default();
+//! let mut linker = Linker::<Vec<String>>::new(&engine);
+//! linker.func_wrap("host", "greet", |mut caller: Caller<'_, Vec<String>>, ptr: u32, len: u32| -> anyhow::Result<()> {
+//!     let memory = caller.get_export("memory").and_then(Extern::into_memory).unwrap();
+//!     let (bytes, greeted) = memory.data_and_store_mut(&mut caller);
+//!     let name = bytes.get(ptr as usize..).and_then(|b| b.get(..len as usize)).ok_or(TooLong(len as usize))?;
+//!     greeted.push(std::str::from_utf8(name)?.to_string());
+//!     Ok(())
+//! })?;
+//! let module = Module::new(&engine, r#"(module
+//!     (import "host" "greet" (func $greet (param i32 i32)))
+//!     (memory (export "memory") 1)
+//!     (data (i32.const 0) "Ada")
+//!     (func (export "run") (param i32) (call $greet (i32.const 0) (local.get 0))))"#)?;
+//! let mut store = Store::new(&engine, Vec::new());
+//! let instance = linker.instantiate(&mut store, &module)?;
+//! let run = instance.get_typed_func::<u32, ()>(&store, "run")?;
+//! run.call(&mut store, 3)?;
+//! assert_eq!(store.data(), &["Ada"]);
+//! let err = run.call(&mut store, 100_000).unwrap_err();
+//! assert_eq!(err.downcast_ref::<TooLong>().unwrap().0, 100_000);
+//! assert_eq!(err.as_trap().unwrap().backtrace().len(), 1);
+//! # Ok::<(), carnac::Error>(())
+//! ```
 
 mod engine;
 mod error;
@@ -39,7 +82,7 @@ pub use engine::{Config, Engine};
 pub use error::Error;
 pub use module::Module;
 pub use runtime::externals::{Extern, Global, Memory, Table};
-pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmTy};
+pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};

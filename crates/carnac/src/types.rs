@@ -10,17 +10,24 @@ use std::sync::Arc;
 /// The type of a WebAssembly value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ValType {
+    /// 32-bit integer.
     I32,
+    /// 64-bit integer.
     I64,
+    /// 32-bit IEEE 754 float.
     F32,
+    /// 64-bit IEEE 754 float.
     F64,
     /// 128-bit vector (fixed-width SIMD).
     V128,
+    /// A nullable function reference.
     FuncRef,
+    /// A nullable reference to a host value ([`crate::ExternRef`]).
     ExternRef,
 }
 
 impl ValType {
+    /// Whether this is a reference type.
     pub fn is_ref(self) -> bool {
         matches!(self, ValType::FuncRef | ValType::ExternRef)
     }
@@ -81,6 +88,7 @@ pub struct FuncType {
 }
 
 impl FuncType {
+    /// A function type taking `params` and returning `results`.
     pub fn new(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
         let mut v: Vec<ValType> = params.into_iter().collect();
         let num_params = v.len();
@@ -100,10 +108,12 @@ impl FuncType {
         self.result_slots as usize
     }
 
+    /// The parameter types.
     pub fn params(&self) -> &[ValType] {
         &self.params_results[..self.num_params]
     }
 
+    /// The result types.
     pub fn results(&self) -> &[ValType] {
         &self.params_results[self.num_params..]
     }
@@ -133,7 +143,9 @@ impl fmt::Display for FuncType {
 /// Size bounds of a table or memory, in elements or 64 KiB pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// The initial (declared) or current size.
     pub min: u64,
+    /// The most it may grow to, if bounded.
     pub max: Option<u64>,
 }
 
@@ -151,39 +163,135 @@ impl Limits {
     }
 }
 
+/// `n` with `unit` in the singular or plural, as messages say it: "1 page", "2 pages".
+pub(crate) fn count(n: u64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
+/// The type of a table: its element type and its size bounds in elements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableType {
+    /// `FuncRef` or `ExternRef`.
     pub element: ValType,
+    /// Size bounds, in elements.
     pub limits: Limits,
 }
 
+impl TableType {
+    /// A table of `element` references (`ValType::FuncRef` or `ValType::ExternRef`)
+    /// with `min` elements, growable up to `max`; as Wasmtime's `TableType::new`.
+    pub fn new(element: ValType, min: u32, max: Option<u32>) -> TableType {
+        TableType { element, limits: Limits { min: min as u64, max: max.map(u64::from) } }
+    }
+
+    /// The element type.
+    pub fn element(&self) -> ValType {
+        self.element
+    }
+
+    /// The minimum size in elements (of a live table, as [`crate::Table::ty`]
+    /// reports it: its current size).
+    pub fn minimum(&self) -> u64 {
+        self.limits.min
+    }
+
+    /// The maximum size in elements, if bounded.
+    pub fn maximum(&self) -> Option<u64> {
+        self.limits.max
+    }
+}
+
+/// The type of a linear memory: its size bounds in 64 KiB pages
+/// ([`crate::WASM_PAGE`] bytes each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryType {
+    /// Size bounds, in pages.
     pub limits: Limits,
 }
 
+impl MemoryType {
+    /// A memory of `min` pages, growable up to `max` pages (64 KiB each); as
+    /// Wasmtime's `MemoryType::new`.
+    pub fn new(min: u32, max: Option<u32>) -> MemoryType {
+        MemoryType { limits: Limits { min: min as u64, max: max.map(u64::from) } }
+    }
+
+    /// The minimum size in pages (of a live memory, as [`crate::Memory::ty`]
+    /// reports it: its current size).
+    pub fn minimum(&self) -> u64 {
+        self.limits.min
+    }
+
+    /// The maximum size in pages, if bounded.
+    pub fn maximum(&self) -> Option<u64> {
+        self.limits.max
+    }
+}
+
+/// Whether a global can be set after its creation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutability {
+    /// Immutable (the text format's plain `i32`).
     Const,
+    /// Mutable (the text format's `(mut i32)`).
     Var,
 }
 
+/// The type of a global: its value type and mutability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GlobalType {
+    /// The type of its value.
     pub content: ValType,
+    /// Whether it can be set.
     pub mutability: Mutability,
+}
+
+impl GlobalType {
+    /// A global holding a `content` value; as Wasmtime's `GlobalType::new`.
+    pub fn new(content: ValType, mutability: Mutability) -> GlobalType {
+        GlobalType { content, mutability }
+    }
+
+    /// The type of its value.
+    pub fn content(&self) -> ValType {
+        self.content
+    }
+
+    /// Whether it can be set.
+    pub fn mutability(&self) -> Mutability {
+        self.mutability
+    }
+}
+
+/// The text format's notation: `i32` or `(mut i32)`.
+impl fmt::Display for GlobalType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mutability {
+            Mutability::Const => write!(f, "{}", self.content),
+            Mutability::Var => write!(f, "(mut {})", self.content),
+        }
+    }
 }
 
 /// The type of an importable or exportable entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExternType {
+    /// A function.
     Func(FuncType),
+    /// A table.
     Table(TableType),
+    /// A linear memory.
     Memory(MemoryType),
+    /// A global.
     Global(GlobalType),
 }
 
 impl ExternType {
+    /// `function`, `table`, `memory` or `global`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             ExternType::Func(_) => "function",
@@ -197,14 +305,19 @@ impl ExternType {
 /// An import declared by a module.
 #[derive(Debug, Clone)]
 pub struct ImportType {
+    /// The module name it is imported from.
     pub module: String,
+    /// The import's name within that module.
     pub name: String,
+    /// The type it must have.
     pub ty: ExternType,
 }
 
 /// An export declared by a module.
 #[derive(Debug, Clone)]
 pub struct ExportType {
+    /// The export's name.
     pub name: String,
+    /// The type of what is exported.
     pub ty: ExternType,
 }

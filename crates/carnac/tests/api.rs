@@ -953,7 +953,7 @@ fn growing_past_a_memory_maximum_says_so() {
     let memory = Memory::new(&mut store, MemoryType { limits: Limits { min: 1, max: Some(2) } }).unwrap();
     assert_eq!(memory.grow(&mut store, 1).unwrap(), 1);
     let err = memory.grow(&mut store, 1).unwrap_err();
-    assert_eq!(err.to_string(), "cannot grow a memory of 2 pages by 1 page: beyond its maximum of 2 pages");
+    assert_eq!(err.to_string(), "memory of 2 pages cannot grow by 1 page: beyond its maximum of 2 pages");
 }
 
 #[test]

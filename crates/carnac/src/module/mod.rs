@@ -277,6 +277,7 @@ impl Module {
         })
     }
 
+    /// The engine the module was compiled for.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
@@ -286,6 +287,7 @@ impl Module {
         self.inner.info.name.as_deref()
     }
 
+    /// The module's imports, in the order `Instance::new` takes them.
     pub fn imports(&self) -> impl ExactSizeIterator<Item = ImportType> + '_ {
         let info = &self.inner.info;
         info.imports.iter().map(move |(m, n, idx)| ImportType {
@@ -295,6 +297,7 @@ impl Module {
         })
     }
 
+    /// The module's exports, in their declared order.
     pub fn exports(&self) -> impl ExactSizeIterator<Item = ExportType> + '_ {
         let info = &self.inner.info;
         info.exports.iter().map(move |(n, idx)| ExportType { name: n.clone(), ty: info.entity_type(*idx) })

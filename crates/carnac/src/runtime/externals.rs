@@ -2,13 +2,14 @@
 //! importable things. Each handle is a store index checked against the store id.
 
 use crate::error::Error;
-use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity, Store};
+use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity};
 use crate::runtime::values::Val;
 use crate::types::*;
 use crate::Func;
 
 macro_rules! handle {
-    ($name:ident) => {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $name {
             pub(crate) store: u64,
@@ -20,23 +21,26 @@ macro_rules! handle {
             fn index_in(&self, store_id: u64) -> usize {
                 assert_eq!(
                     self.store, store_id,
-                    concat!(stringify!($name), " used with a store it does not belong to")
+                    concat!(stringify!($name), " belongs to a different store than the one it was used with")
                 );
                 self.index as usize
             }
 
             fn checked(&self, store_id: u64) -> Result<usize, Error> {
                 if self.store != store_id {
-                    return Err(Error::usage(concat!(stringify!($name), " used with a store it does not belong to")));
+                    return Err(Error::usage(concat!(
+                        stringify!($name),
+                        " belongs to a different store than the one it was used with"
+                    )));
                 }
                 Ok(self.index as usize)
             }
         }
     };
 }
-handle!(Memory);
-handle!(Table);
-handle!(Global);
+handle!(Memory, "A linear memory in a store: a handle, valid with that store only.");
+handle!(Table, "A table of references in a store: a handle, valid with that store only.");
+handle!(Global, "A global in a store: a handle, valid with that store only.");
 
 impl Memory {
     /// Creates a memory owned by the host.
@@ -46,6 +50,11 @@ impl Memory {
         Ok(Memory { store: s.id, index })
     }
 
+    /// The memory's type, its minimum being its current size in pages.
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
         let s = &store.as_context().inner;
         let m = &s.memories[self.index_in(s.id)];
@@ -71,8 +80,36 @@ impl Memory {
     }
 
     /// The memory's contents and the store's data at once (for host functions that
-    /// read guest memory while updating their own state).
-    pub fn data_and_store_mut<'a, T: 'a>(&self, store: &'a mut Store<T>) -> (&'a mut [u8], &'a mut T) {
+    /// read guest memory while updating their own state). `store` is a store or a
+    /// [`Caller`](crate::Caller): `memory.data_and_store_mut(&mut caller)`.
+    ///
+    /// ```
+    /// # use carnac::{Caller, Engine, Extern, Linker, Module, Store};
+    /// let engine = Engine::default();
+    /// let mut linker = Linker::<u64>::new(&engine);
+    /// linker.func_wrap("host", "sum", |mut caller: Caller<'_, u64>, ptr: u32, len: u32| {
+    ///     let memory = caller.get_export("memory").and_then(Extern::into_memory).unwrap();
+    ///     let (bytes, total) = memory.data_and_store_mut(&mut caller);
+    ///     *total += bytes[ptr as usize..][..len as usize].iter().map(|b| *b as u64).sum::<u64>();
+    /// })?;
+    /// let module = Module::new(&engine, r#"(module (import "host" "sum" (func $sum (param i32 i32)))
+    ///     (memory (export "memory") 1) (data (i32.const 0) "abc")
+    ///     (func (export "run") (call $sum (i32.const 0) (i32.const 3))))"#)?;
+    /// let mut store = Store::new(&engine, 0);
+    /// let instance = linker.instantiate(&mut store, &module)?;
+    /// instance.get_typed_func::<(), ()>(&store, "run")?.call(&mut store, ())?;
+    /// assert_eq!(*store.data(), 97 + 98 + 99);
+    /// # Ok::<(), carnac::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
+    pub fn data_and_store_mut<'a, T: 'a, S: AsContextMut<Data = T> + 'a>(
+        &self,
+        store: &'a mut S,
+    ) -> (&'a mut [u8], &'a mut T) {
+        let store = store.as_context_mut();
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
         (inner.memories[i].data_mut(), data)
@@ -81,17 +118,37 @@ impl Memory {
     /// Like [`Memory::data_and_store_mut`], but the memory comes as a
     /// [`MemoryMut`](crate::MemoryMut), which records the ranges handed out for
     /// writing (what keeps resetting a pooled memory cheap).
-    pub fn data_and_store_tracked<'a, T: 'a>(&self, store: &'a mut Store<T>) -> (crate::MemoryMut<'a>, &'a mut T) {
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
+    pub fn data_and_store_tracked<'a, T: 'a, S: AsContextMut<Data = T> + 'a>(
+        &self,
+        store: &'a mut S,
+    ) -> (crate::MemoryMut<'a>, &'a mut T) {
+        let store = store.as_context_mut();
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
         (inner.memories[i].tracked(), data)
     }
 
+    /// The current size in 64 KiB pages (what the guest's `memory.size` returns);
+    /// [`Memory::data_size`] is the same in bytes. As Wasmtime's `Memory::size`.
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
     pub fn size(&self, store: impl AsContext) -> u64 {
         let s = &store.as_context().inner;
         s.memories[self.index_in(s.id)].size_pages()
     }
 
+    /// The current size in bytes: [`Memory::size`] times [`crate::WASM_PAGE`], the
+    /// length of [`Memory::data`]. As Wasmtime's `Memory::data_size`.
+    ///
+    /// # Panics
+    ///
+    /// When the memory belongs to a different store.
     pub fn data_size(&self, store: impl AsContext) -> usize {
         let s = &store.as_context().inner;
         s.memories[self.index_in(s.id)].len()
@@ -120,28 +177,34 @@ impl Memory {
         }
     }
 
-    /// Grows by `delta` pages and returns the previous size in pages. Fails
-    /// past the memory's own maximum or when the store's limiter refuses (or
-    /// with the limiter's trap).
+    /// Grows by `delta` pages and returns the previous size in pages. Errors
+    /// when the memory belongs to a different store, when it would grow beyond
+    /// its maximum ([`Error::Usage`]), and when the store's
+    /// [`ResourceLimiter`](crate::ResourceLimiter) refuses or the host cannot
+    /// commit the memory ([`Error::Limit`]).
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64) -> Result<u64, Error> {
         let (s, limiter) = store.as_context_mut().inner_and_limiter();
         let i = self.checked(s.id)?;
-        let (size, max) = (s.memories[i].size_pages(), s.memories[i].max_pages());
-        if size.checked_add(delta).is_none_or(|n| n > max) {
-            return Err(Error::usage(format!(
-                "cannot grow a memory of {} by {}: beyond its maximum of {}",
-                super::store::pages(size),
-                super::store::pages(delta),
-                super::store::pages(max)
-            )));
+        let m = &s.memories[i];
+        let (cur, max) = (m.size_pages(), m.max_pages());
+        let grown =
+            |what: &str| format!("memory of {} cannot grow by {}: {what}", count(cur, "page"), count(delta, "page"));
+        if cur.checked_add(delta).is_none_or(|n| n > max) {
+            let max = match m.ty.limits.max {
+                Some(_) => format!("beyond its maximum of {}", count(max, "page")),
+                None => format!("beyond the {} a 32-bit memory can address", count(max, "page")),
+            };
+            return Err(Error::usage(grown(&max)));
         }
-        s.grow_memory(limiter, i as u32, delta)?.ok_or_else(|| {
-            Error::Limit(format!("the store's limiter refused to grow a memory by {}", super::store::pages(delta)))
-        })
+        s.grow_memory(limiter, i as u32, delta)?
+            .ok_or_else(|| Error::Limit(grown("the store's limits refuse it, or the host cannot commit the memory")))
     }
 }
 
 impl Table {
+    /// Creates a table owned by the host, its elements set to `init` (a reference of the
+    /// table's element type). Errors when `init` has the wrong type or belongs to a
+    /// different store, or when the store's limits refuse the table.
     pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table, Error> {
         let s = &mut store.as_context_mut().inner;
         if init.ty() != ty.element {
@@ -153,24 +216,42 @@ impl Table {
         Ok(Table { store: s.id, index })
     }
 
+    /// The table's type, its minimum being its current size in elements.
+    ///
+    /// # Panics
+    ///
+    /// When the table belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> TableType {
         let s = &store.as_context().inner;
         let t = &s.tables[self.index_in(s.id)];
         TableType { element: t.ty.element, limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
     }
 
+    /// The current size in elements.
+    ///
+    /// # Panics
+    ///
+    /// When the table belongs to a different store.
     pub fn size(&self, store: impl AsContext) -> u64 {
         let s = &store.as_context().inner;
         s.tables[self.index_in(s.id)].elems.len() as u64
     }
 
+    /// The element at `index`, or `None` when out of bounds.
+    ///
+    /// # Panics
+    ///
+    /// When the table belongs to a different store (a `None` would wrongly say
+    /// the index is out of bounds).
     pub fn get(&self, store: impl AsContext, index: u64) -> Option<Val> {
         let s = &store.as_context().inner;
-        let t = &s.tables[self.checked(s.id).ok()?];
+        let t = &s.tables[self.index_in(s.id)];
         let raw = *t.elems.get(usize::try_from(index).ok()?)?;
         Some(Val::from_raw(raw as u128, t.ty.element, s.id))
     }
 
+    /// Sets the element at `index`. Errors when out of bounds, when `val` has the
+    /// wrong type, or when the table or `val` belongs to a different store.
     pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
@@ -186,17 +267,38 @@ impl Table {
         Ok(())
     }
 
+    /// Grows by `delta` elements set to `init` and returns the previous size.
+    /// Errors when the table or `init` belongs to a different store, when
+    /// `init` has the wrong type or the table would grow beyond its maximum
+    /// ([`Error::Usage`]), and when the store's
+    /// [`ResourceLimiter`](crate::ResourceLimiter) refuses or the host cannot
+    /// allocate the elements ([`Error::Limit`]).
     pub fn grow(&self, mut store: impl AsContextMut, delta: u64, init: Val) -> Result<u64, Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
+        let t = &s.tables[i];
+        if init.ty() != t.ty.element {
+            return Err(Error::usage(format!("table element has type {}, not {}", t.ty.element, init.ty())));
+        }
+        let cur = t.elems.len() as u64;
+        let grown = |what: &str| {
+            format!("table of {} cannot grow by {}: {what}", count(cur, "element"), count(delta, "element"))
+        };
+        let max = t.ty.limits.max.unwrap_or(u32::MAX as u64).min(u32::MAX as u64);
+        if cur.checked_add(delta).is_none_or(|n| n > max) {
+            return Err(Error::usage(grown(&format!("beyond its maximum of {}", count(max, "element")))));
+        }
         let raw = init.to_raw(s.id)? as u64;
         let (s, limiter) = store.as_context_mut().inner_and_limiter();
-        s.grow_table(limiter, i as u32, delta, raw)?
-            .ok_or_else(|| Error::Limit(format!("failed to grow a table by {delta} elements")))
+        s.grow_table(limiter, i as u32, delta, raw)?.ok_or_else(|| {
+            Error::Limit(grown("the store's limits refuse it, or the host cannot allocate the elements"))
+        })
     }
 }
 
 impl Global {
+    /// Creates a global owned by the host, holding `val`. Errors when `val` has the
+    /// wrong type or belongs to a different store.
     pub fn new(mut store: impl AsContextMut, ty: GlobalType, val: Val) -> Result<Global, Error> {
         let s = &mut store.as_context_mut().inner;
         if val.ty() != ty.content {
@@ -207,17 +309,29 @@ impl Global {
         Ok(Global { store: s.id, index: s.globals.len() as u32 - 1 })
     }
 
+    /// The global's type.
+    ///
+    /// # Panics
+    ///
+    /// When the global belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> GlobalType {
         let s = &store.as_context().inner;
         s.globals[self.index_in(s.id)].ty
     }
 
+    /// The global's value.
+    ///
+    /// # Panics
+    ///
+    /// When the global belongs to a different store.
     pub fn get(&self, store: impl AsContext) -> Val {
         let s = &store.as_context().inner;
         let g = &s.globals[self.index_in(s.id)];
         Val::from_raw(g.value, g.ty.content, s.id)
     }
 
+    /// Sets the global's value. Errors when it is immutable, when `val` has the
+    /// wrong type, or when the global or `val` belongs to a different store.
     pub fn set(&self, mut store: impl AsContextMut, val: Val) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
@@ -237,13 +351,18 @@ impl Global {
 /// Anything a module can import or export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Extern {
+    /// A function.
     Func(Func),
+    /// A table.
     Table(Table),
+    /// A linear memory.
     Memory(Memory),
+    /// A global.
     Global(Global),
 }
 
 impl Extern {
+    /// The function, if this is one.
     pub fn into_func(self) -> Option<Func> {
         if let Extern::Func(f) = self {
             Some(f)
@@ -251,6 +370,7 @@ impl Extern {
             None
         }
     }
+    /// The memory, if this is one.
     pub fn into_memory(self) -> Option<Memory> {
         if let Extern::Memory(m) = self {
             Some(m)
@@ -258,6 +378,7 @@ impl Extern {
             None
         }
     }
+    /// The table, if this is one.
     pub fn into_table(self) -> Option<Table> {
         if let Extern::Table(t) = self {
             Some(t)
@@ -265,6 +386,7 @@ impl Extern {
             None
         }
     }
+    /// The global, if this is one.
     pub fn into_global(self) -> Option<Global> {
         if let Extern::Global(g) = self {
             Some(g)
@@ -282,6 +404,11 @@ impl Extern {
         }
     }
 
+    /// Its type (a memory's or table's at its current size).
+    ///
+    /// # Panics
+    ///
+    /// When it belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> ExternType {
         match self {
             Extern::Func(f) => ExternType::Func(f.ty(&store)),

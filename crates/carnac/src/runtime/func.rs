@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, Store};
 use crate::runtime::trap::Trap;
-use crate::runtime::values::{read_slots, write_slots, Val};
+use crate::runtime::values::{read_slots, write_slots, ExternRef, Val};
 use crate::runtime::Extern;
 use crate::types::{FuncType, ValType};
 
@@ -111,15 +111,19 @@ impl Func {
 
     pub(crate) fn check_store(&self, store_id: u64) -> Result<(), Error> {
         if self.store != store_id {
-            return Err(Error::usage("function used with a store it does not belong to"));
+            return Err(Error::usage("function belongs to a different store than the one it was used with"));
         }
         Ok(())
     }
 
-    /// This function's type. Panics when given another store.
+    /// This function's type.
+    ///
+    /// # Panics
+    ///
+    /// When the function belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> FuncType {
         let s = store.as_context();
-        assert_eq!(self.store, s.inner.id, "Func used with a store it does not belong to");
+        assert_eq!(self.store, s.inner.id, "Func belongs to a different store than the one it was used with");
         s.inner.func_ty(self.index).clone()
     }
 
@@ -191,11 +195,20 @@ impl<P, R> Clone for TypedFunc<P, R> {
 }
 impl<P, R> Copy for TypedFunc<P, R> {}
 
+impl<P, R> std::fmt::Debug for TypedFunc<P, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedFunc").field("func", &self.func).finish()
+    }
+}
+
 impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
+    /// The untyped function.
     pub fn func(&self) -> Func {
         self.func
     }
 
+    /// Calls the function. Errors when it traps, or when the function or a
+    /// reference among `params` belongs to a different store.
     pub fn call<T>(&self, mut store: impl AsContextMut<Data = T>, params: P) -> Result<R, Error> {
         let store = store.as_context_mut();
         self.func.check_store(store.inner.id)?;
@@ -208,24 +221,29 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
             heap = vec![0u64; n];
             &mut heap
         };
-        params.store(slots);
+        let id = store.inner.id;
+        params.store(slots, id)?;
         crate::interp::call(store, self.func.index, slots)?;
-        Ok(R::load(slots))
+        Ok(R::load(slots, id))
     }
 }
 
 /// What a host function sees of its caller: the store (and its data) and the
-/// calling instance's exports.
+/// calling instance's exports. It is an [`AsContextMut`], so it goes wherever a
+/// `&mut Store` does: [`Memory::data_and_store_mut(&mut caller)`](crate::Memory::data_and_store_mut),
+/// [`Func::call(&mut caller, ...)`](Func::call), [`Global::get(&caller)`](crate::Global::get), ...
 pub struct Caller<'a, T> {
     pub(crate) store: &'a mut Store<T>,
     pub(crate) instance: Option<u32>,
 }
 
 impl<'a, T> Caller<'a, T> {
+    /// The store's data.
     pub fn data(&self) -> &T {
         self.store.data()
     }
 
+    /// The store's data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         self.store.data_mut()
     }
@@ -234,6 +252,22 @@ impl<'a, T> Caller<'a, T> {
     pub fn get_export(&self, name: &str) -> Option<Extern> {
         let inst = self.instance?;
         crate::runtime::instance::instance_export(&self.store.inner, inst, name)
+    }
+
+    /// The engine of the store.
+    pub fn engine(&self) -> &crate::Engine {
+        self.store.engine()
+    }
+
+    /// The store's remaining fuel, as [`Store::get_fuel`]. Errors when the engine does not meter fuel.
+    pub fn get_fuel(&self) -> Result<u64, Error> {
+        self.store.get_fuel()
+    }
+
+    /// Sets the store's remaining fuel, as [`Store::set_fuel`]: a host function can
+    /// charge for its own work, or refill. Errors when the engine does not meter fuel.
+    pub fn set_fuel(&mut self, fuel: u64) -> Result<(), Error> {
+        self.store.set_fuel(fuel)
     }
 }
 
@@ -249,14 +283,26 @@ impl<T> AsContextMut for Caller<'_, T> {
     }
 }
 
-/// A Rust type that is a WebAssembly value type. Values take one 64-bit slot
-/// (two for `u128`, the v128 type), read from and written to the front of a slice.
+/// A Rust type that is a WebAssembly value type: `i32`/`u32` (i32), `i64`/`u64`
+/// (i64), `f32`, `f64`, `u128` (v128, lane 0 in the low bits), `Option<Func>`
+/// (funcref) and `Option<ExternRef>` (externref), `None` being the null reference.
+/// These are the parameter and result types of [`TypedFunc`] and of host
+/// functions made with [`Func::wrap`] or [`crate::Linker::func_wrap`], as in Wasmtime.
+///
+/// Values take one 64-bit slot (two for `u128`); a reference is checked to
+/// belong to the store it is passed to.
 pub trait WasmTy: Sized {
+    /// The WebAssembly type.
     const TY: ValType;
     /// Slots a value takes.
+    #[doc(hidden)]
     const SLOTS: usize = 1;
-    fn load(slots: &[u64]) -> Self;
-    fn store(self, slots: &mut [u64]);
+    /// Reads a value from the front of `slots`, references made in store `store_id`.
+    #[doc(hidden)]
+    fn load(slots: &[u64], store_id: u64) -> Self;
+    /// Writes the value to the front of `slots`; a reference must belong to store `store_id`.
+    #[doc(hidden)]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error>;
 }
 
 macro_rules! wasm_ty {
@@ -264,14 +310,15 @@ macro_rules! wasm_ty {
         impl WasmTy for $t {
             const TY: ValType = ValType::$vt;
             #[inline]
-            fn load(slots: &[u64]) -> Self {
+            fn load(slots: &[u64], _: u64) -> Self {
                 let $r = slots[0];
                 $from
             }
             #[inline]
-            fn store(self, slots: &mut [u64]) {
+            fn store(self, slots: &mut [u64], _: u64) -> Result<(), Error> {
                 let $v = self;
                 slots[0] = $into;
+                Ok(())
             }
         }
     };
@@ -281,13 +328,14 @@ impl WasmTy for u128 {
     const TY: ValType = ValType::V128;
     const SLOTS: usize = 2;
     #[inline]
-    fn load(slots: &[u64]) -> Self {
+    fn load(slots: &[u64], _: u64) -> Self {
         slots[0] as u128 | (slots[1] as u128) << 64
     }
     #[inline]
-    fn store(self, slots: &mut [u64]) {
+    fn store(self, slots: &mut [u64], _: u64) -> Result<(), Error> {
         slots[0] = self as u64;
         slots[1] = (self >> 64) as u64;
+        Ok(())
     }
 }
 wasm_ty!(i32, I32, |r| r as u32 as i32, |v| v as u32 as u64);
@@ -297,43 +345,122 @@ wasm_ty!(u64, I64, |r| r, |v| v);
 wasm_ty!(f32, F32, |r| f32::from_bits(r as u32), |v| v.to_bits() as u64);
 wasm_ty!(f64, F64, |r| f64::from_bits(r), |v| v.to_bits());
 
+/// A nullable function reference (funcref), as in Wasmtime.
+impl WasmTy for Option<Func> {
+    const TY: ValType = ValType::FuncRef;
+    #[inline]
+    fn load(slots: &[u64], store_id: u64) -> Self {
+        // A raw reference is the store index plus one; 0 is null.
+        (slots[0] != 0).then(|| Func { store: store_id, index: (slots[0] - 1) as u32 })
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+        slots[0] = Val::FuncRef(self).to_raw(store_id)? as u64;
+        Ok(())
+    }
+}
+
+/// A nullable extern reference (externref), as in Wasmtime.
+impl WasmTy for Option<ExternRef> {
+    const TY: ValType = ValType::ExternRef;
+    #[inline]
+    fn load(slots: &[u64], store_id: u64) -> Self {
+        (slots[0] != 0).then(|| ExternRef { store: store_id, index: (slots[0] - 1) as u32 })
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+        slots[0] = Val::ExternRef(self).to_raw(store_id)? as u64;
+        Ok(())
+    }
+}
+
 /// Parameters of a typed call: a value type or a tuple of them.
 pub trait WasmParams {
+    /// Slots the values take.
+    #[doc(hidden)]
     const COUNT: usize;
+    /// The value types.
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    fn store(self, slots: &mut [u64]);
+    /// Writes the values to `slots`; references must belong to store `store_id`.
+    #[doc(hidden)]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error>;
 }
 
 /// Results of a typed call: a value type or a tuple of them.
 pub trait WasmResults: Sized {
+    /// Slots the values take.
+    #[doc(hidden)]
     const COUNT: usize;
+    /// The value types.
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    fn load(slots: &[u64]) -> Self;
+    /// Reads the values from `slots`, references made in store `store_id`.
+    #[doc(hidden)]
+    fn load(slots: &[u64], store_id: u64) -> Self;
 }
 
-/// What a host closure may return: results, or `Result<results, Trap>`.
-pub trait HostReturn {
+/// What a host function may return: its results (a [`WasmTy`] value, or a tuple
+/// of them, `()` for none), or a `Result` of those whose error converts into a
+/// [`Trap`]: `Result<R, Trap>`, `Result<R, carnac::Error>` (so `?` on a nested
+/// call through the [`Caller`] works) and `anyhow::Result<R>` (so `?` works on
+/// any error). An `Err` traps the guest; the caller gets the error back inside the
+/// trap ([`Trap::downcast_host`], [`crate::Error::downcast_ref`]). The same as
+/// Wasmtime's `WasmRet`.
+///
+/// ```
+/// # use carnac::{Engine, Error, Linker, Module, Store, Trap};
+/// let engine = Engine::default();
+/// let mut linker = Linker::<()>::new(&engine);
+/// linker.func_wrap("host", "plain", |x: i32| x + 1)?;
+/// linker.func_wrap("host", "trap", |x: i32| -> Result<i32, Trap> {
+///     if x < 0 { Err(Trap::host("negative")) } else { Ok(x) }
+/// })?;
+/// linker.func_wrap("host", "parse", |x: i32| -> anyhow::Result<i32> {
+///     Ok(format!("{x}").parse::<i32>()?)
+/// })?;
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// Anything else does not compile, and the error names this trait:
+///
+/// ```compile_fail
+/// # use carnac::{Engine, Linker};
+/// let mut linker = Linker::<()>::new(&Engine::default());
+/// linker.func_wrap("host", "f", |x: i32| -> Result<i32, String> { Ok(x) });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned by a host function",
+    label = "returned by this host function",
+    note = "a host function returns a WebAssembly value type (`i32`, `u32`, `i64`, `u64`, `f32`, `f64`, \
+            `u128` for v128, `Option<Func>`, `Option<ExternRef>`), a tuple of them (`()` for none), \
+            or a `Result` of those whose error converts into `carnac::Trap` (`Trap`, `carnac::Error`, \
+            `anyhow::Error`): see the trait `carnac::WasmRet`"
+)]
+pub trait WasmRet {
+    /// The result types.
+    #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    fn store(self, slots: &mut [u64]) -> Result<(), Trap>;
+    /// Writes the results to `slots` (references must belong to store `store_id`), or returns the trap.
+    #[doc(hidden)]
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap>;
 }
 
-impl<R: WasmResults + WasmParams> HostReturn for R {
+impl<R: WasmResults + WasmParams> WasmRet for R {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
-    fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
-        WasmParams::store(self, slots);
-        Ok(())
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap> {
+        Ok(WasmParams::store(self, slots, store_id)?)
     }
 }
 
-impl<R: WasmResults + WasmParams> HostReturn for Result<R, Trap> {
+impl<R: WasmResults + WasmParams, E: Into<Trap>> WasmRet for Result<R, E> {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
-    fn store(self, slots: &mut [u64]) -> Result<(), Trap> {
-        WasmParams::store(self?, slots);
-        Ok(())
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap> {
+        Ok(WasmParams::store(self.map_err(Into::into)?, slots, store_id)?)
     }
 }
 
@@ -342,8 +469,8 @@ impl<A: WasmTy> WasmParams for A {
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
-    fn store(self, slots: &mut [u64]) {
-        WasmTy::store(self, slots)
+    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+        WasmTy::store(self, slots, store_id)
     }
 }
 impl<A: WasmTy> WasmResults for A {
@@ -351,8 +478,8 @@ impl<A: WasmTy> WasmResults for A {
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
-    fn load(slots: &[u64]) -> Self {
-        WasmTy::load(slots)
+    fn load(slots: &[u64], store_id: u64) -> Self {
+        WasmTy::load(slots, store_id)
     }
 }
 
@@ -367,7 +494,16 @@ const fn slot_offsets<const N: usize>(sizes: [usize; N]) -> [usize; N] {
     out
 }
 
-/// A Rust closure usable as a host function.
+/// A Rust closure usable as a host function: `Fn(A1, A2, ...) -> R` or
+/// `Fn(Caller<'_, T>, A1, A2, ...) -> R`, where each `A` is a [`WasmTy`] and `R`
+/// is a [`WasmRet`] (up to 10 parameters). The same as Wasmtime's `IntoFunc`.
+#[diagnostic::on_unimplemented(
+    message = "this closure cannot be a host function",
+    label = "not a host function",
+    note = "a host function is `Fn(A1, A2, ...) -> R` or `Fn(Caller<'_, T>, A1, A2, ...) -> R`, `Send + Sync + 'static`, \
+            with up to 10 parameters of WebAssembly value types (see `carnac::WasmTy`)",
+    note = "`R` is a value type, a tuple of them, `Result<R, Trap>` or `anyhow::Result<R>`: see `carnac::WasmRet`"
+)]
 pub trait IntoFunc<T, Params, Results> {
     #[doc(hidden)]
     fn into_host_func(self) -> HostFunc<T>;
@@ -379,21 +515,22 @@ macro_rules! tuples {
             const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables)]
-            fn store(self, slots: &mut [u64]) {
+            fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
                 let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                $(WasmTy::store(self.$i, &mut slots[at[$i]..]);)*
+                $(WasmTy::store(self.$i, &mut slots[at[$i]..], store_id)?;)*
+                Ok(())
             }
         }
         impl<$($a: WasmTy),*> WasmResults for ($($a,)*) {
             const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables, clippy::unused_unit)]
-            fn load(slots: &[u64]) -> Self {
+            fn load(slots: &[u64], store_id: u64) -> Self {
                 let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                ($(<$a as WasmTy>::load(&slots[at[$i]..]),)*)
+                ($(<$a as WasmTy>::load(&slots[at[$i]..], store_id),)*)
             }
         }
-        impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
+        impl<T, F, $($a: WasmTy,)* R: WasmRet> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
         where
             F: Fn(Caller<'_, T>, $($a),*) -> R + Send + Sync + 'static,
         {
@@ -402,23 +539,25 @@ macro_rules! tuples {
                 #[allow(unused_variables)]
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
                     let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                    let r = (self)(caller, $(<$a as WasmTy>::load(&slots[at[$i]..])),*);
-                    r.store(slots)
+                    let id = caller.store.inner.id;
+                    let r = (self)(caller, $(<$a as WasmTy>::load(&slots[at[$i]..], id)),*);
+                    r.store(slots, id)
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }
         }
-        impl<T, F, $($a: WasmTy,)* R: HostReturn> IntoFunc<T, ($($a,)*), R> for F
+        impl<T, F, $($a: WasmTy,)* R: WasmRet> IntoFunc<T, ($($a,)*), R> for F
         where
             F: Fn($($a),*) -> R + Send + Sync + 'static,
         {
             fn into_host_func(self) -> HostFunc<T> {
                 let ty = FuncType::new(vec![$($a::TY),*], R::types());
                 #[allow(unused_variables)]
-                let func = move |_caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
+                let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
                     let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                    let r = (self)($(<$a as WasmTy>::load(&slots[at[$i]..])),*);
-                    r.store(slots)
+                    let id = caller.store.inner.id;
+                    let r = (self)($(<$a as WasmTy>::load(&slots[at[$i]..], id)),*);
+                    r.store(slots, id)
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }

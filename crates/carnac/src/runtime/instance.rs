@@ -12,9 +12,9 @@ use crate::runtime::store::{
     AsContext, AsContextMut, FuncEntity, FuncKind, GlobalEntity, InstanceEntity, Store, StoreInner,
 };
 use crate::runtime::trap::{Trap, TrapKind};
-use crate::types::ExternType;
+use crate::types::{count, ExternType};
 
-/// An instantiated module in a store.
+/// An instantiated module in a store: its exports are reached by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Instance {
     pub(crate) store: u64,
@@ -47,46 +47,99 @@ impl Instance {
         instantiate(store.as_context_mut(), module, imports)
     }
 
+    /// Panics unless `store` is the instance's store: a handle of one store
+    /// used with another is a bug in the embedder, reported as Wasmtime does.
+    fn check_store(&self, store_id: u64) {
+        assert_eq!(self.store, store_id, "Instance belongs to a different store than the one it was used with");
+    }
+
+    /// The export called `name`, or `None` when the instance has no such export.
+    /// As Wasmtime's `Instance::get_export`.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store (a `None` would wrongly
+    /// say the export does not exist).
     pub fn get_export(&self, store: impl AsContext, name: &str) -> Option<Extern> {
         let s = &store.as_context().inner;
-        if s.id != self.store {
-            return None;
-        }
+        self.check_store(s.id);
         instance_export(s, self.index, name)
     }
 
     /// All exports, in the module's order.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
     pub fn exports(&self, store: impl AsContext) -> Vec<(String, Extern)> {
         let s = &store.as_context().inner;
-        if s.id != self.store {
-            return Vec::new();
-        }
+        self.check_store(s.id);
         let entity = &s.instances[self.index as usize];
         entity.module.info.exports.iter().map(|(n, idx)| (n.clone(), entity_extern(s, entity, *idx))).collect()
     }
 
+    /// The exported function called `name`, or `None` when there is no such
+    /// export or it is not a function.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
     pub fn get_func(&self, store: impl AsContext, name: &str) -> Option<Func> {
         self.get_export(store, name)?.into_func()
     }
 
+    /// The exported memory called `name`, or `None` when there is no such
+    /// export or it is not a memory.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
     pub fn get_memory(&self, store: impl AsContext, name: &str) -> Option<Memory> {
         self.get_export(store, name)?.into_memory()
     }
 
+    /// The exported table called `name`, or `None` when there is no such
+    /// export or it is not a table.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
     pub fn get_table(&self, store: impl AsContext, name: &str) -> Option<Table> {
         self.get_export(store, name)?.into_table()
     }
 
+    /// The exported global called `name`, or `None` when there is no such
+    /// export or it is not a global.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
     pub fn get_global(&self, store: impl AsContext, name: &str) -> Option<Global> {
         self.get_export(store, name)?.into_global()
     }
 
+    /// The exported function called `name`, typed ([`Func::typed`]). Errors
+    /// when the instance belongs to a different store, when there is no such
+    /// function, or when its type is not `P -> R`.
     pub fn get_typed_func<P: WasmParams, R: WasmResults>(
         &self,
         store: impl AsContext,
         name: &str,
     ) -> Result<TypedFunc<P, R>, Error> {
-        let f = self.get_func(&store, name).ok_or_else(|| Error::usage(format!("no exported function `{name}`")))?;
+        let s = &store.as_context().inner;
+        if s.id != self.store {
+            return Err(Error::usage(format!(
+                "cannot get `{name}`: the instance belongs to a different store than the one given"
+            )));
+        }
+        let f = match instance_export(s, self.index, name) {
+            Some(Extern::Func(f)) => f,
+            Some(other) => {
+                let kind = other.ty(&store).kind_name();
+                return Err(Error::usage(format!("export `{name}` is a {kind}, not a function")));
+            }
+            None => return Err(Error::usage(format!("no exported function `{name}`"))),
+        };
         f.typed(&store)
     }
 }
@@ -99,7 +152,7 @@ fn check_import(
 ) -> Result<(), Error> {
     let incompatible = |reason: String| Error::IncompatibleImport { module: m.clone(), name: n.clone(), reason };
     if ext.store_id() != s.id {
-        return Err(incompatible("the definition belongs to another store".into()));
+        return Err(incompatible("the definition belongs to a different store".into()));
     }
     // Functions compare by engine-wide type id: no type is built or cloned.
     if let (EntityIndex::Func(i), Extern::Func(f)) = (idx, ext) {
@@ -125,16 +178,40 @@ fn check_import(
         _ => false,
     };
     if ok {
-        Ok(())
-    } else {
-        let have = match ext {
-            Extern::Func(f) => ExternType::Func(s.func_ty(f.index).clone()),
-            Extern::Table(t) => ExternType::Table(s.tables[t.index as usize].ty),
-            Extern::Memory(mem) => ExternType::Memory(s.memories[mem.index as usize].ty),
-            Extern::Global(g) => ExternType::Global(s.globals[g.index as usize].ty),
-        };
-        Err(incompatible(format!("expected {want:?}, found {have:?}")))
+        return Ok(());
     }
+    // What the module wants (declared limits: a minimum, perhaps a maximum),
+    // against what it was given (a live memory or table: its current size).
+    let at_most =
+        |max: Option<u64>, unit: &str| max.map_or(String::new(), |m| format!(" and at most {}", count(m, unit)));
+    let now = |cur: u64, max: Option<u64>, unit: &str| match max {
+        Some(m) => format!("currently of {} and at most {}", count(cur, unit), count(m, unit)),
+        None => format!("currently of {} with no maximum", count(cur, unit)),
+    };
+    let want = match &want {
+        ExternType::Func(ft) => format!("a function {ft}"),
+        ExternType::Table(tt) => {
+            let (min, max) = (tt.limits.min, tt.limits.max);
+            format!("a {} table of at least {}{}", tt.element, count(min, "element"), at_most(max, "element"))
+        }
+        ExternType::Memory(mt) => {
+            format!("a memory of at least {}{}", count(mt.limits.min, "page"), at_most(mt.limits.max, "page"))
+        }
+        ExternType::Global(gt) => format!("a global {gt}"),
+    };
+    let have = match ext {
+        Extern::Func(f) => format!("a function {}", s.func_ty(f.index)),
+        Extern::Table(t) => {
+            let t = &s.tables[t.index as usize];
+            format!("a {} table {}", t.ty.element, now(t.elems.len() as u64, t.ty.limits.max, "element"))
+        }
+        Extern::Memory(mem) => {
+            let mem = &s.memories[mem.index as usize];
+            format!("a memory {}", now(mem.size_pages(), mem.ty.limits.max, "page"))
+        }
+        Extern::Global(g) => format!("a global {}", s.globals[g.index as usize].ty),
+    };
+    Err(incompatible(format!("expected {want}, found {have}")))
 }
 
 /// Evaluates a constant expression given the instance's global and function index maps.

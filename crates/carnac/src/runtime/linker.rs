@@ -56,10 +56,12 @@ impl<T> std::fmt::Debug for Linker<T> {
 }
 
 impl<T: 'static> Linker<T> {
+    /// An empty linker for modules of `engine`.
     pub fn new(engine: &Engine) -> Linker<T> {
         Linker { engine: engine.clone(), defs: HashMap::new(), allow_shadowing: false }
     }
 
+    /// The linker's engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -213,6 +215,7 @@ impl<T: 'static> Linker<T> {
         Ok(InstancePre { module: module.clone(), defs, hosts })
     }
 
+    /// Instantiates `module` in `store`, its imports resolved by name.
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>, module: &Module) -> Result<Instance, Error> {
         self.instantiate_pre(module)?.instantiate(store.as_context_mut())
     }
@@ -233,10 +236,12 @@ impl<T> Clone for InstancePre<T> {
 }
 
 impl<T: 'static> InstancePre<T> {
+    /// The module this instantiates.
     pub fn module(&self) -> &Module {
         &self.module
     }
 
+    /// Instantiates the module in `store` (host functions are placed in it).
     pub fn instantiate(&self, mut store: impl AsContextMut<Data = T>) -> Result<Instance, Error> {
         let store = store.as_context_mut();
         store.hosts.reserve(self.hosts);

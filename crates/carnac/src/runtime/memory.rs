@@ -24,6 +24,7 @@
 
 use crate::types::MemoryType;
 
+/// Bytes in a WebAssembly page, the unit of memory sizes ([`crate::Memory::size`]).
 pub const WASM_PAGE: usize = 65536;
 /// 32-bit memories address at most 2^16 pages.
 pub const MAX_PAGES: u64 = 65536;
@@ -96,6 +97,7 @@ impl<'a> MemoryMut<'a> {
         self.len
     }
 
+    /// Whether the memory has no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -173,7 +175,8 @@ impl LinearMemory {
         let min = ty.limits.min;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
         if min > max_pages {
-            return Err(format!("memory minimum of {min} pages exceeds the maximum"));
+            let (min, max) = (crate::types::count(min, "page"), crate::types::count(max_pages, "page"));
+            return Err(format!("memory minimum of {min} exceeds its maximum of {max}"));
         }
         let reserved = max_pages as usize * WASM_PAGE;
         let mut accessible = 0;
@@ -211,7 +214,7 @@ impl LinearMemory {
         };
         let mut mem = LinearMemory { base, reserved, len: 0, accessible, max_pages, untracked: !tracked, ty };
         if mem.grow(min).is_none() {
-            return Err(format!("cannot commit {min} pages of memory"));
+            return Err(format!("cannot commit {} of memory", crate::types::count(min, "page")));
         }
         Ok(mem)
     }

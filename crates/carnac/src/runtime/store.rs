@@ -139,7 +139,9 @@ pub trait ResourceLimiter: Send {
 /// and on the number of instances, memories and tables.
 #[derive(Debug, Clone, Default)]
 pub struct StoreLimits {
+    /// Maximum bytes of all memories and tables together (see [`StoreLimits::memory_size`]).
     pub memory_size: Option<usize>,
+    /// Maximum elements of any one table.
     pub table_elements: Option<u64>,
     pub instances: Option<usize>,
     pub memories: Option<usize>,
@@ -147,6 +149,7 @@ pub struct StoreLimits {
 }
 
 impl StoreLimits {
+    /// No limits.
     pub fn new() -> Self {
         Self::default()
     }
@@ -292,7 +295,7 @@ impl StoreInner {
         if !self.may_grow(limiter, |l| l.memory_growing(0, bytes, max), bytes)? {
             return Err(Error::Limit(format!(
                 "memory of {} ({bytes} bytes) is over the store's limits",
-                pages(ty.limits.min)
+                crate::types::count(ty.limits.min, "page")
             )));
         }
         let tracked = self.engine.config().track_memory_writes;
@@ -314,13 +317,14 @@ impl StoreInner {
             return Err(Error::Limit(format!("the store already holds {most} tables, its limit")));
         }
         let n = ty.limits.min;
-        let too_big = || Error::Limit(format!("table of {n} elements"));
+        let too_big = || Error::Limit(format!("table of {}", crate::types::count(n, "element")));
         if n > u32::MAX as u64 || ty.limits.max.is_some_and(|m| m < n) {
             return Err(too_big());
         }
         let bytes = n as usize * TABLE_ELEMENT_BYTES;
         if !self.may_grow(limiter, |l| l.table_growing(0, n, ty.limits.max), bytes)? {
-            return Err(Error::Limit(format!("table of {n} elements ({bytes} bytes) is over the store's limits")));
+            let n = crate::types::count(n, "element");
+            return Err(Error::Limit(format!("table of {n} ({bytes} bytes) is over the store's limits")));
         }
         let elems = table_elements(n as usize, init).ok_or_else(too_big)?;
         self.tables.push(TableEntity { ty, elems });
@@ -382,15 +386,6 @@ impl StoreInner {
     }
 }
 
-/// "1 page", "2 pages".
-pub(crate) fn pages(n: u64) -> String {
-    if n == 1 {
-        "1 page".to_string()
-    } else {
-        format!("{n} pages")
-    }
-}
-
 /// `n` table elements set to `init`, or `None` when the host cannot allocate
 /// them. Null elements (0) come from zeroed allocation, so the pages of a large
 /// table are committed only as elements are written: a module declaring many
@@ -423,6 +418,7 @@ pub struct Store<T> {
 }
 
 impl<T> Store<T> {
+    /// An empty store of `engine`, holding the embedder's `data`.
     pub fn new(engine: &Engine, data: T) -> Store<T> {
         Store {
             inner: StoreInner {
@@ -448,14 +444,17 @@ impl<T> Store<T> {
         }
     }
 
+    /// The store's engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
 
+    /// The embedder's data.
     pub fn data(&self) -> &T {
         &self.data
     }
 
+    /// The embedder's data, mutably.
     pub fn data_mut(&mut self) -> &mut T {
         &mut self.data
     }
@@ -464,6 +463,7 @@ impl<T> Store<T> {
         (&mut self.inner, &mut self.data)
     }
 
+    /// Drops the store, returning the embedder's data.
     pub fn into_data(self) -> T {
         self.data
     }
@@ -524,12 +524,15 @@ impl<T> std::fmt::Debug for Store<T> {
 
 /// Anything that gives shared access to a store: `Store<T>`, `&Store<T>`, `&mut Store<T>`, `Caller<T>`.
 pub trait AsContext {
+    /// The type of the store's embedder data.
     type Data;
+    /// The store.
     fn as_context(&self) -> &Store<Self::Data>;
 }
 
 /// Anything that gives exclusive access to a store.
 pub trait AsContextMut: AsContext {
+    /// The store, mutably.
     fn as_context_mut(&mut self) -> &mut Store<Self::Data>;
 }
 

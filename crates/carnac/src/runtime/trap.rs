@@ -10,17 +10,23 @@ use std::sync::Arc;
 pub enum TrapKind {
     /// The `unreachable` instruction was executed.
     Unreachable,
+    /// A memory access out of the memory's bounds.
     MemoryOutOfBounds,
+    /// A table access out of the table's bounds.
     TableOutOfBounds,
     /// `call_indirect` found a null entry.
     IndirectCallToNull,
     /// `call_indirect` found a function of another type.
     BadSignature,
+    /// An integer overflow (`i32.div_s` of the minimum by -1, or a float-to-integer conversion out of range).
     IntegerOverflow,
+    /// An integer division or remainder by zero.
     IntegerDivisionByZero,
+    /// A float-to-integer conversion of NaN.
     BadConversionToInteger,
     /// Guest calls nested deeper than the configured limit, or the value stack is full.
     StackExhausted,
+    /// The store's fuel ran out (see [`crate::Config::consume_fuel`]).
     OutOfFuel,
     /// Execution was interrupted from outside (deadline or explicit interrupt).
     Interrupted,
@@ -57,8 +63,11 @@ impl TrapKind {
 /// function with a long name holds that name once.
 #[derive(Debug, Clone)]
 pub struct FrameInfo {
+    /// The module's name (from its name section), if it has one.
     pub module_name: Option<Arc<str>>,
+    /// The function's index in its module.
     pub func_index: u32,
+    /// The function's name (from the name section), if it has one.
     pub func_name: Option<Arc<str>>,
 }
 
@@ -83,7 +92,8 @@ struct TrapInner {
     /// that many, between `backtrace[..at]` and `backtrace[at..]`.
     elided: usize,
     elided_at: usize,
-    host: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The host's error, for traps raised by host functions with one.
+    host: Option<anyhow::Error>,
 }
 
 /// A captured backtrace: the frames kept, innermost first, and where frames
@@ -101,9 +111,15 @@ impl From<Vec<FrameInfo>> for Backtrace {
 }
 
 /// A trap: execution of guest code stopped abnormally.
+///
+/// Calls return a trap inside [`crate::Error::Trap`]; get it back with
+/// [`crate::Error::as_trap`] or [`crate::Error::downcast_ref::<Trap>()`](crate::Error::downcast_ref).
+/// When a host function failed, the trap keeps the host's error:
+/// [`Trap::downcast_host`] (or [`crate::Error::downcast_ref`]) returns it as its own type.
 pub struct Trap(Box<TrapInner>);
 
 impl Trap {
+    /// A trap of the given kind, with the kind's standard message and no backtrace yet.
     pub fn new(kind: TrapKind) -> Trap {
         Trap(Box::new(TrapInner { kind, message: None, backtrace: Vec::new(), elided: 0, elided_at: 0, host: None }))
     }
@@ -115,14 +131,16 @@ impl Trap {
         t
     }
 
-    /// A trap raised by a host function carrying an error value the embedder can downcast.
+    /// A trap raised by a host function carrying an error value the embedder can
+    /// downcast afterwards ([`Trap::downcast_host`]).
     pub fn host_error(error: impl std::error::Error + Send + Sync + 'static) -> Trap {
         let mut t = Trap::new(TrapKind::HostError);
         t.0.message = Some(error.to_string());
-        t.0.host = Some(Box::new(error));
+        t.0.host = Some(anyhow::Error::new(error));
         t
     }
 
+    /// Why execution stopped.
     pub fn kind(&self) -> TrapKind {
         self.0.kind
     }
@@ -146,9 +164,16 @@ impl Trap {
         self.0.elided_at
     }
 
-    /// The host error, when a host function raised this trap with [`Trap::host_error`].
-    pub fn downcast_host<E: std::error::Error + 'static>(&self) -> Option<&E> {
+    /// The host error, when a host function raised this trap with one: by
+    /// [`Trap::host_error`], or by returning an `Err` holding an error of type `E`
+    /// (an [`anyhow::Error`] is searched through its context layers too).
+    pub fn downcast_host<E: fmt::Display + fmt::Debug + Send + Sync + 'static>(&self) -> Option<&E> {
         self.0.host.as_ref()?.downcast_ref::<E>()
+    }
+
+    /// The host error as an [`anyhow::Error`], when a host function raised this trap with one.
+    pub fn host_error_ref(&self) -> Option<&anyhow::Error> {
+        self.0.host.as_ref()
     }
 
     pub(crate) fn has_backtrace(&self) -> bool {
@@ -171,6 +196,42 @@ impl Trap {
 impl From<TrapKind> for Trap {
     fn from(kind: TrapKind) -> Trap {
         Trap::new(kind)
+    }
+}
+
+/// What a host function's `?` does with an error of a nested call (a wasm
+/// function called through the [`crate::Caller`]): a trap comes back as itself
+/// (its kind and backtrace kept, so running out of fuel stays
+/// [`TrapKind::OutOfFuel`]); any other error becomes a [`TrapKind::HostError`]
+/// trap that carries it ([`Trap::downcast_host::<carnac::Error>()`](Trap::downcast_host)).
+impl From<crate::Error> for Trap {
+    fn from(error: crate::Error) -> Trap {
+        match error {
+            crate::Error::Trap(t) => t,
+            other => Trap::host_error(other),
+        }
+    }
+}
+
+/// What a host function returning `anyhow::Result` does with its error: a
+/// [`Trap`] or [`crate::Error`] inside comes back as itself (as with
+/// `From<carnac::Error>`); any other error becomes a [`TrapKind::HostError`]
+/// trap whose message is the error with its context (`{:#}`) and which keeps
+/// it for [`Trap::downcast_host`].
+impl From<anyhow::Error> for Trap {
+    fn from(error: anyhow::Error) -> Trap {
+        let error = match error.downcast::<Trap>() {
+            Ok(t) => return t,
+            Err(e) => e,
+        };
+        let error = match error.downcast::<crate::Error>() {
+            Ok(e) => return Trap::from(e),
+            Err(e) => e,
+        };
+        let mut t = Trap::new(TrapKind::HostError);
+        t.0.message = Some(format!("{error:#}"));
+        t.0.host = Some(error);
+        t
     }
 }
 

@@ -7,7 +7,13 @@ use crate::runtime::store::{AsContext, AsContextMut};
 use crate::types::ValType;
 use crate::Func;
 
-/// A reference to a host value, owned by a store.
+/// A reference to a host value, owned by a store (the `externref` of WebAssembly;
+/// pass it as `Option<ExternRef>` to typed calls and host functions, or in
+/// [`Val::ExternRef`]).
+///
+/// The value lives as long as its store: dropping every reference does not free
+/// it (unlike Wasmtime's reference-counted `ExternRef`), so a store that keeps
+/// making references for a long-lived instance grows until it is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExternRef {
     pub(crate) store: u64,
@@ -22,7 +28,8 @@ impl ExternRef {
         ExternRef { store: s.id, index: s.externs.len() as u32 - 1 }
     }
 
-    /// The host value, or `None` if the reference belongs to another store.
+    /// The host value (downcast it with `downcast_ref`), or `None` if the
+    /// reference belongs to a different store.
     pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> Option<&'a (dyn std::any::Any + Send + Sync)> {
         let s = &store.as_context().inner;
         if s.id != self.store {
@@ -35,7 +42,9 @@ impl ExternRef {
 /// A WebAssembly value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Val {
+    /// A 32-bit integer.
     I32(i32),
+    /// A 64-bit integer.
     I64(i64),
     /// The bits of an f32 (kept as bits so NaN payloads survive).
     F32(u32),
@@ -43,11 +52,14 @@ pub enum Val {
     F64(u64),
     /// A 128-bit vector (lane 0 in the least significant bits, as in memory).
     V128(u128),
+    /// A function reference (`None` is null).
     FuncRef(Option<Func>),
+    /// An extern reference (`None` is null).
     ExternRef(Option<ExternRef>),
 }
 
 impl Val {
+    /// The value's type.
     pub fn ty(&self) -> ValType {
         match self {
             Val::I32(_) => ValType::I32,
@@ -73,6 +85,7 @@ impl Val {
         }
     }
 
+    /// The value, if it is an `i32`.
     pub fn i32(&self) -> Option<i32> {
         if let Val::I32(v) = self {
             Some(*v)
@@ -80,6 +93,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is an `i64`.
     pub fn i64(&self) -> Option<i64> {
         if let Val::I64(v) = self {
             Some(*v)
@@ -87,6 +101,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is an `f32`.
     pub fn f32(&self) -> Option<f32> {
         if let Val::F32(v) = self {
             Some(f32::from_bits(*v))
@@ -94,6 +109,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is an `f64`.
     pub fn f64(&self) -> Option<f64> {
         if let Val::F64(v) = self {
             Some(f64::from_bits(*v))
@@ -101,6 +117,7 @@ impl Val {
             None
         }
     }
+    /// The value, if it is a `v128`.
     pub fn v128(&self) -> Option<u128> {
         if let Val::V128(v) = self {
             Some(*v)
@@ -165,13 +182,13 @@ impl Val {
             Val::FuncRef(None) | Val::ExternRef(None) => 0,
             Val::FuncRef(Some(f)) => {
                 if f.store != store_id {
-                    return Err(Error::usage("function reference used with the wrong store"));
+                    return Err(Error::usage("function reference belongs to a different store"));
                 }
                 f.index as u128 + 1
             }
             Val::ExternRef(Some(r)) => {
                 if r.store != store_id {
-                    return Err(Error::usage("extern reference used with the wrong store"));
+                    return Err(Error::usage("extern reference belongs to a different store"));
                 }
                 r.index as u128 + 1
             }
