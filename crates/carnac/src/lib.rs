@@ -43,7 +43,9 @@ pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResul
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};
-pub use runtime::store::{AsContext, AsContextMut, InterruptHandle, ResourceLimiter, Store, StoreLimits};
+pub use runtime::store::{
+    AsContext, AsContextMut, InterruptHandle, InterruptProbe, ResourceLimiter, Store, StoreLimits, UpdateDeadline,
+};
 pub use runtime::trap::{FrameInfo, Trap, TrapKind};
 pub use runtime::values::{ExternRef, Val};
 pub use types::*;
