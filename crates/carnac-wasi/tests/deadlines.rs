@@ -145,3 +145,25 @@ fn deadline_callback_that_grants_time_makes_the_wait_return_eintr() {
     assert_eq!(wait.call(&mut store, ()).unwrap(), 27);
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
+
+#[test]
+#[allow(deprecated)]
+fn set_interrupt_still_works() {
+    // The old wiring (a handle given to the WasiCtx) keeps working, also for
+    // another store's handle, as before.
+    let mut config = Config::new();
+    config.interruptible(true);
+    let (engine, mut store, instance) = setup(&config, |e| Module::new(e, SLEEPER).unwrap());
+    let other = Store::new(&engine, ());
+    let handle = other.interrupt_handle().unwrap();
+    store.data_mut().set_interrupt(handle.clone());
+    let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        handle.interrupt();
+    });
+    let t = Instant::now();
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    timer.join().unwrap();
+}
