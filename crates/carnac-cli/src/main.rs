@@ -188,8 +188,6 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
     let mut store = Store::new(&engine, wasi.build());
-    let interrupt = store.interrupt_handle();
-    store.data_mut().set_interrupt(interrupt);
     if let Some(fuel) = args.fuel {
         store.set_fuel(fuel)?;
     }
@@ -199,7 +197,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
     if let Some(t) = timeout {
-        let handle = store.interrupt_handle();
+        let handle = store.interrupt_handle()?;
         std::thread::spawn(move || {
             std::thread::sleep(t);
             handle.interrupt();

@@ -842,8 +842,12 @@ fn run_guest(
     out: &Output,
 ) -> (Outcome, Duration, Store<WasiCtx>) {
     let mut store = Store::new(&route.engine, ctx);
-    let interrupt = store.interrupt_handle();
-    store.data_mut().set_interrupt(interrupt.clone());
+    // Route engines are interruptible (see `RouteTable::build`); WASI waits see the
+    // interrupt through the store.
+    let interrupt = match store.interrupt_handle() {
+        Ok(h) => h,
+        Err(e) => return (Outcome::Failed(e.to_string()), Duration::ZERO, store),
+    };
     out.set_interrupt(interrupt.clone());
     let _deadline = DeadlineGuard::new(deadline, interrupt);
     // Tables are capped too (a module may declare millions of elements); 1M

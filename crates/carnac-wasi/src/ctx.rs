@@ -71,19 +71,50 @@ pub struct WasiCtx {
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<String>,
     pub(crate) fds: Vec<Option<Desc>>,
+    /// A handle given with the deprecated [`WasiCtx::set_interrupt`].
     pub(crate) interrupt: Option<carnac::InterruptHandle>,
+    /// The store's interrupt probe, taken at the first call (a `WasiCtx` serves one store).
+    pub(crate) probe: Option<carnac::InterruptProbe>,
+}
+
+/// What ends a wait inside a WASI call: the store's interrupt or epoch deadline.
+#[derive(Clone)]
+pub(crate) struct Stop {
+    probe: Option<carnac::InterruptProbe>,
+    legacy: Option<carnac::InterruptHandle>,
+}
+
+impl Stop {
+    pub(crate) fn now(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.is_interrupted())
+            || self.legacy.as_ref().is_some_and(|h| h.is_interrupted())
+    }
 }
 
 impl WasiCtx {
-    /// Lets waits inside WASI calls (`poll_oneoff`, reads of inherited stdin and
-    /// of blocking sockets, `sock_accept`) end when the store is interrupted, e.g.
-    /// by a deadline: give it `store.interrupt_handle()`. A call that ends after
-    /// the interrupt traps with `TrapKind::Interrupted`, as a guest in a loop does.
+    /// Formerly needed for waits inside WASI calls to end when the store is
+    /// interrupted. They now do by themselves: every wait (`poll_oneoff`, reads
+    /// of inherited stdin and of blocking sockets, `sock_accept`) looks at the
+    /// store's interrupt flag and epoch deadline through
+    /// [`carnac::Caller::interrupt_probe`], and a call whose wait they cut short
+    /// ends as the guest would at a loop header
+    /// ([`carnac::Caller::check_interrupt`]: the `Interrupted` trap, or the
+    /// epoch deadline callback's decision; when the callback grants more time
+    /// the call returns `EINTR`, as a wait cut short by a signal does). A handle
+    /// given here is still honoured (it may be another store's).
+    #[deprecated(note = "WASI waits see the store's interrupt and epoch deadline without it")]
     pub fn set_interrupt(&mut self, handle: carnac::InterruptHandle) {
         self.interrupt = Some(handle);
     }
 
-    pub(crate) fn interrupted(&self) -> bool {
+    /// What ends waits in this call, if anything can.
+    pub(crate) fn stop(&self) -> Option<Stop> {
+        (self.probe.is_some() || self.interrupt.is_some())
+            .then(|| Stop { probe: self.probe.clone(), legacy: self.interrupt.clone() })
+    }
+
+    /// Whether the deprecated [`WasiCtx::set_interrupt`] handle was interrupted.
+    pub(crate) fn legacy_interrupted(&self) -> bool {
         self.interrupt.as_ref().is_some_and(|h| h.is_interrupted())
     }
 
@@ -249,6 +280,12 @@ impl WasiCtxBuilder {
         for listener in self.sockets.drain(..) {
             fds.push(Some(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) }));
         }
-        WasiCtx { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env), fds, interrupt: None }
+        WasiCtx {
+            args: std::mem::take(&mut self.args),
+            env: std::mem::take(&mut self.env),
+            fds,
+            interrupt: None,
+            probe: None,
+        }
     }
 }

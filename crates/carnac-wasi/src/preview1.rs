@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt, SystemTimeSpec};
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
-use carnac::{AsContextMut, Caller, Error, Extern, InterruptHandle, Linker, Trap, TrapKind};
+use carnac::{AsContextMut, Caller, Error, Extern, Linker, Trap, TrapKind};
 
-use crate::ctx::{Desc, Kind, Stream, WasiCtx};
+use crate::ctx::{Desc, Kind, Stop, Stream, WasiCtx};
 use crate::memory::{GuestMemory, MAX_RW};
 use crate::types::*;
 use crate::I32Exit;
@@ -262,8 +262,8 @@ const SLICE: Duration = Duration::from_millis(10);
 /// every [`SLICE`]: an interrupted store (a deadline) ends the wait with `EINTR`,
 /// and the call with the interrupt trap. Without a handle nothing can interrupt
 /// the wait, so the read itself blocks.
-fn wait_readable(interrupt: Option<&InterruptHandle>, fd: std::os::fd::BorrowedFd<'_>) -> R {
-    let Some(interrupt) = interrupt else { return Ok(()) };
+fn wait_readable(stop: Option<&Stop>, fd: std::os::fd::BorrowedFd<'_>) -> R {
+    let Some(stop) = stop else { return Ok(()) };
     let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: SLICE.as_nanos() as _ };
     loop {
         let mut pfd = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
@@ -272,13 +272,13 @@ fn wait_readable(interrupt: Option<&InterruptHandle>, fd: std::os::fd::BorrowedF
             Ok(_) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        if interrupt.is_interrupted() {
+        if stop.now() {
             return Err(Errno::INTR);
         }
     }
 }
 
-fn read_stream(stream: &mut Stream, interrupt: Option<&InterruptHandle>, buf: &mut [u8]) -> Result<usize, Errno> {
+fn read_stream(stream: &mut Stream, interrupt: Option<&Stop>, buf: &mut [u8]) -> Result<usize, Errno> {
     match stream {
         Stream::Inherit => {
             // Straight from descriptor 0, past std's buffer: what that buffer
@@ -333,6 +333,12 @@ pub fn add_to_linker<T: 'static>(
                 MODULE,
                 stringify!($name),
                 move |mut caller: Caller<'_, T>, $($arg: $ty),*| -> Result<i32, Trap> {
+                    // Waits in the call look at the store's interrupt and epoch
+                    // deadline through its probe (one per store: taken once).
+                    if get(caller.data_mut()).probe.is_none() {
+                        let probe = caller.interrupt_probe();
+                        get(caller.data_mut()).probe = probe;
+                    }
                     let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
                         return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory")));
                     };
@@ -343,12 +349,13 @@ pub fn add_to_linker<T: 'static>(
                     let mut $mem = GuestMemory(bytes);
                     #[allow(clippy::redundant_closure_call)]
                     let result: R = (|| $body)();
-                    // A call that ends after the store was interrupted (a wait the
-                    // deadline cut short) stops the guest with the same trap as a
-                    // guest interrupted in a loop, instead of returning to it.
-                    if $ctx.interrupted() {
+                    // A call that ends after the store was interrupted or reached its
+                    // epoch deadline (a wait they cut short) does what the guest's
+                    // next loop header would: trap, or run the deadline callback.
+                    if $ctx.legacy_interrupted() {
                         return Err(Trap::new(TrapKind::Interrupted));
                     }
+                    caller.check_interrupt()?;
                     match result {
                         Ok(()) => Ok(0),
                         Err(Errno::FAULT) => Err(Trap::host(concat!(
@@ -570,7 +577,7 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
-        let interrupt = ctx.interrupt.clone();
+        let interrupt = ctx.stop();
         let d = ctx.get_mut(fd as u32)?;
         let wait = if d.fdflags & FDFLAGS_NONBLOCK == 0 { interrupt.as_ref() } else { None };
         let n = match &mut d.kind {
@@ -807,7 +814,7 @@ pub fn add_to_linker<T: 'static>(
             return Err(Errno::INVAL);
         }
         if d.fdflags & FDFLAGS_NONBLOCK == 0 {
-            wait_readable(ctx.interrupt.as_ref(), l.as_fd())?;
+            wait_readable(ctx.stop().as_ref(), l.as_fd())?;
         }
         let (stream, _) = l.accept()?;
         stream.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
@@ -820,7 +827,7 @@ pub fn add_to_linker<T: 'static>(
         let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
         let flags = ri_flags as u16;
         let mut r: &std::net::TcpStream = t;
-        let wait = || wait_readable(if d.fdflags & FDFLAGS_NONBLOCK == 0 { ctx.interrupt.as_ref() } else { None }, t.as_fd());
+        let wait = || wait_readable(if d.fdflags & FDFLAGS_NONBLOCK == 0 { ctx.stop() } else { None }.as_ref(), t.as_fd());
         wait()?;
         let n = if flags & RIFLAGS_RECV_PEEK != 0 {
             mem.read_into(&iovs, true, |b, _| Ok(t.peek(b)?))?
@@ -970,8 +977,10 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
             _ => return Err(Errno::INVAL),
         }
     }
-    // Wait in short slices, so that an interrupted store (a deadline) ends the
-    // wait promptly, and the call with the interrupt trap.
+    // Wait in short slices, so that an interrupted store (or one past its epoch
+    // deadline) ends the wait promptly, and the call with the interrupt trap.
+    let stop = ctx.stop();
+    let stopped = || stop.as_ref().is_some_and(Stop::now);
     loop {
         let left = timeout.map(|(d, _)| d.saturating_duration_since(Instant::now()));
         let slice = if !ready.is_empty() { Duration::ZERO } else { left.map_or(SLICE, |l| l.min(SLICE)) };
@@ -998,12 +1007,12 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
             std::thread::sleep(slice);
         }
         let expired = left.is_some_and(|l| l <= slice);
-        if !ready.is_empty() || expired || ctx.interrupted() {
+        if !ready.is_empty() || expired || stopped() {
             break;
         }
     }
     if ready.is_empty() {
-        if ctx.interrupted() {
+        if stopped() {
             return Err(Errno::INTR);
         }
         // The earliest clock fired.

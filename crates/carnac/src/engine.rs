@@ -2,6 +2,7 @@
 //! engine-wide registry that gives structurally equal function types one id.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::types::FuncType;
@@ -12,6 +13,7 @@ pub struct Config {
     pub(crate) features: wasmparser::WasmFeatures,
     pub(crate) consume_fuel: bool,
     pub(crate) interruptible: bool,
+    pub(crate) epoch_interruption: bool,
     pub(crate) max_call_depth: usize,
     pub(crate) max_stack_slots: usize,
     pub(crate) max_wasm_stack: usize,
@@ -30,6 +32,7 @@ impl Default for Config {
             features: F::WASM2,
             consume_fuel: false,
             interruptible: false,
+            epoch_interruption: false,
             max_call_depth: 100_000,
             max_stack_slots: 1 << 20,
             max_wasm_stack: 512 << 10,
@@ -71,9 +74,27 @@ impl Config {
     /// [`crate::Store::interrupt_handle`] (e.g. for a wall-clock timeout): a flag is
     /// checked at every function entry and loop header, so even a guest stuck in a
     /// loop stops promptly with [`crate::TrapKind::Interrupted`]. Costs one load and
-    /// branch per loop iteration and call; nothing when off.
+    /// branch per loop iteration and call; nothing when off (and then
+    /// `Store::interrupt_handle` is an error).
     pub fn interruptible(&mut self, enable: bool) -> &mut Self {
         self.interruptible = enable;
+        self
+    }
+
+    /// Epoch-based interruption, as Wasmtime's `Config::epoch_interruption`: every
+    /// function entry and loop header compares the engine's epoch
+    /// ([`Engine::increment_epoch`]) with the store's deadline
+    /// ([`crate::Store::set_epoch_deadline`]); a store past its deadline runs its
+    /// deadline callback ([`crate::Store::epoch_deadline_callback`]), by default
+    /// trapping with [`crate::TrapKind::Interrupted`]. One ticker thread can so
+    /// bound the run time of every store of an engine. Costs two loads and a
+    /// compare per loop iteration and call; nothing when off (the default).
+    ///
+    /// The same check also sees the store's interrupt flag, so with this on
+    /// [`crate::Store::interrupt_handle`] works whether or not
+    /// [`Config::interruptible`] is set.
+    pub fn epoch_interruption(&mut self, enable: bool) -> &mut Self {
+        self.epoch_interruption = enable;
         self
     }
 
@@ -206,6 +227,8 @@ impl Config {
 struct EngineInner {
     config: Config,
     types: Mutex<HashMap<FuncType, u32>>,
+    /// The epoch ([`Engine::increment_epoch`]), shared with the stores that check it.
+    epoch: Arc<AtomicU64>,
 }
 
 /// Configuration and shared caches; cheap to clone, safe to share across threads.
@@ -228,7 +251,29 @@ impl Default for Engine {
 
 impl Engine {
     pub fn new(config: &Config) -> Engine {
-        Engine { inner: Arc::new(EngineInner { config: config.clone(), types: Mutex::new(HashMap::new()) }) }
+        Engine {
+            inner: Arc::new(EngineInner {
+                config: config.clone(),
+                types: Mutex::new(HashMap::new()),
+                epoch: Arc::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
+    /// Advances the engine's epoch by one tick, as Wasmtime's
+    /// `Engine::increment_epoch`. Cheap (one atomic add) and callable from any
+    /// thread, typically a ticker thread shared by all the engine's stores: with
+    /// [`Config::epoch_interruption`], each store's guests reach their deadline
+    /// ([`crate::Store::set_epoch_deadline`]) once the epoch does, at their next
+    /// function entry or loop header, and WASI waits end then too (see
+    /// [`crate::Caller::is_interrupted`]). Without epoch interruption it has no effect.
+    pub fn increment_epoch(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The engine's epoch counter, for the stores that compare against it.
+    pub(crate) fn epoch(&self) -> &Arc<AtomicU64> {
+        &self.inner.epoch
     }
 
     pub fn config(&self) -> &Config {

@@ -70,6 +70,60 @@
 //! assert_eq!(err.as_trap().unwrap().backtrace().len(), 1);
 //! # Ok::<(), carnac::Error>(())
 //! ```
+//!
+//! ## Deadlines
+//!
+//! As in Wasmtime, one thread ticking the engine's epoch bounds the run time of
+//! every store: with [`Config::epoch_interruption`], a store's guests stop at
+//! their deadline ([`Store::set_epoch_deadline`], in ticks of
+//! [`Engine::increment_epoch`]) with [`TrapKind::Interrupted`], or ask the
+//! store's [`Store::epoch_deadline_callback`] for more time. The store stays
+//! usable: set a new deadline and call again. WASI waits end at the deadline too.
+//!
+//! ```
+//! use carnac::{Config, Engine, Linker, Module, Store, TrapKind, UpdateDeadline};
+//!
+//! let mut config = Config::new();
+//! config.epoch_interruption(true);
+//! let engine = Engine::new(&config);
+//! let module = Module::new(&engine, r#"(module
+//!     (func (export "spin") (loop $l (br $l)))
+//!     (func (export "answer") (result i32) i32.const 42))"#)?;
+//! let mut store = Store::new(&engine, 0u32);
+//! let instance = Linker::new(&engine).instantiate(&mut store, &module)?;
+//!
+//! // A ticker for all the engine's stores: one tick every 10 ms.
+//! let ticker = engine.clone();
+//! std::thread::spawn(move || loop {
+//!     std::thread::sleep(std::time::Duration::from_millis(10));
+//!     ticker.increment_epoch();
+//! });
+//!
+//! // Stop after about 50 ms, granting 3 extensions of 10 ms first.
+//! store.epoch_deadline_callback(|store| {
+//!     *store.data_mut() += 1;
+//!     if *store.data() <= 3 {
+//!         Ok(UpdateDeadline::Continue(1))
+//!     } else {
+//!         Err(carnac::Trap::new(TrapKind::Interrupted).into())
+//!     }
+//! });
+//! store.set_epoch_deadline(2);
+//! let spin = instance.get_typed_func::<(), ()>(&store, "spin")?;
+//! let err = spin.call(&mut store, ()).unwrap_err();
+//! assert_eq!(err.as_trap().unwrap().kind(), TrapKind::Interrupted);
+//! assert_eq!(*store.data(), 4);
+//!
+//! // The store runs again under a new deadline.
+//! store.set_epoch_deadline(100);
+//! let answer = instance.get_typed_func::<(), i32>(&store, "answer")?;
+//! assert_eq!(answer.call(&mut store, ())?, 42);
+//! # Ok::<(), carnac::Error>(())
+//! ```
+//!
+//! [`Config::interruptible`] with [`Store::interrupt_handle`] is the per-store
+//! alternative (`interrupt()` from any thread); an interrupt stays until
+//! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
 
 mod engine;
 mod error;
@@ -86,7 +140,9 @@ pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResul
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};
-pub use runtime::store::{AsContext, AsContextMut, InterruptHandle, ResourceLimiter, Store, StoreLimits};
+pub use runtime::store::{
+    AsContext, AsContextMut, InterruptHandle, InterruptProbe, ResourceLimiter, Store, StoreLimits, UpdateDeadline,
+};
 pub use runtime::trap::{FrameInfo, Trap, TrapKind};
 pub use runtime::values::{ExternRef, Val};
 pub use types::*;

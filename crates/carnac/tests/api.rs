@@ -689,7 +689,7 @@ fn interrupt_stops_an_infinite_loop() {
     let module = Module::new(&engine, r#"(module (func (export "spin") (loop $l (br $l))))"#).unwrap();
     let mut store = Store::new(&engine, ());
     let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
-    let handle = store.interrupt_handle();
+    let handle = store.interrupt_handle().unwrap();
     let timer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(50));
         handle.interrupt();

@@ -4,7 +4,7 @@
 //!
 //! A `harness = false` test, so its report is always shown: one line per file
 //! and a summary line `spec wasm-v2: N passed, M failed, K skipped`, for the
-//! default configuration and again with fuel metering and interrupt checks on
+//! default configuration and again with fuel metering, interrupt and epoch checks on
 //! (`spec wasm-v2+fuel: ...`), then the 59 files of the fixed-width SIMD
 //! proposal (`spec simd: ...`, also `simd+fuel`). Exits non-zero when anything
 //! failed. `SPEC_FILTER=name` runs only the files whose name contains it.
@@ -45,8 +45,9 @@ type R<T> = Result<T, String>;
 impl Runner {
     fn new(fuel: bool) -> Runner {
         let mut config = Config::new();
-        // The fuel run also turns on interrupt checks: both instrument loops and calls.
-        config.consume_fuel(fuel).interruptible(fuel);
+        // The fuel run also turns on interrupt and epoch checks (`CheckEpoch`, no
+        // deadline set): they instrument loops and calls too.
+        config.consume_fuel(fuel).interruptible(fuel).epoch_interruption(fuel);
         // Functions are translated on first call by default; the instrumented
         // run translates every function up front instead, so the translator
         // also sees the bodies no assertion calls.

@@ -108,8 +108,14 @@ macro_rules! define_instrs_with_imm {
             Unreachable,
             /// Charge `amount` units of fuel (emitted only when fuel metering is on).
             ConsumeFuel { amount: u32 },
-            /// Trap if the store was interrupted (emitted only when the engine is interruptible).
+            /// Trap if the store was interrupted (emitted only when the engine is
+            /// interruptible, without epoch interruption).
             CheckInterrupt,
+            /// Leave the run when the engine's epoch reached the store's check word
+            /// (its epoch deadline, or 0 when interrupted): `exec` traps or runs the
+            /// deadline callback and resumes after it (emitted only with epoch
+            /// interruption, instead of `CheckInterrupt`).
+            CheckEpoch,
             /// Zero slots `start..start + count`: the declared locals that may be read
             /// before they are written (see `assign`). A function's first instruction;
             /// functions without such locals start after it ([`CompiledFunc::entry`]).

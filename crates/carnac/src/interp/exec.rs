@@ -39,6 +39,10 @@ use crate::runtime::memory::{mark_written_range, MemoryMut};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{Backtrace, FrameInfo, Trap, TrapKind};
 
+/// The epoch `CheckEpoch` reads in a store without one (only an interrupt,
+/// which sets the check word to 0, stops it then).
+static NO_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A suspended caller frame. Which function it is follows from `ip` (see
 /// [`ModuleInner::code_ranges`]): calls do not spend a store on it. A call made
 /// by a handler writes only `ip` and `base`; `exec` writes `module` and
@@ -363,7 +367,9 @@ pub(crate) fn run<T, const TRACK: bool>(
             inst_globals: store.inner.instances[instance as usize].globals.as_ptr(),
             globals: store.inner.globals.as_mut_ptr(),
             fuel: &mut store.inner.fuel,
-            interrupt: &*store.inner.interrupt,
+            interrupt: &store.inner.signals.interrupted,
+            epoch: store.inner.signals.epoch.as_deref().unwrap_or(&NO_EPOCH),
+            check: &store.inner.signals.check,
             trap: TrapKind::Unreachable,
             trap_at: ptr::null(),
         };
@@ -391,6 +397,19 @@ pub(crate) fn run<T, const TRACK: bool>(
                 // The instruction after the one that trapped, as for traps here.
                 // SAFETY: a trapping instruction is never a function's last (`Return`).
                 ip = unsafe { cx.trap_at.add(1) };
+                // SAFETY: `trap_at` is the instruction that ended the run.
+                if unsafe { (*cx.trap_at).instr } == Instr::CheckEpoch {
+                    // Interrupted, or at the epoch deadline: the callback may let
+                    // the guest go on after the check (no value is in the
+                    // accumulator there: a check is never an accumulator's consumer).
+                    if let Err(mut t) = store.deadline_reached() {
+                        t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                        return Err(t);
+                    }
+                    // The callback had the store: it may have grown memories.
+                    refresh_mem!();
+                    continue;
+                }
                 trap!(kind)
             }
         }

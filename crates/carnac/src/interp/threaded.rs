@@ -53,7 +53,7 @@
 //! the `CallCx` pointers staying valid and unaliased for the run.
 
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use super::code::{Cell, CompiledFunc, Instr};
 use super::exec::Frame;
@@ -113,6 +113,10 @@ pub(crate) struct CallCx {
     /// The store's remaining fuel and its interrupt flag.
     pub fuel: *mut u64,
     pub interrupt: *const AtomicBool,
+    /// The engine's epoch and the store's check word (its epoch deadline, or 0
+    /// when interrupted): `CheckEpoch` leaves the run once `epoch >= check`.
+    pub epoch: *const AtomicU64,
+    pub check: *const AtomicU64,
     /// Set by a handler that traps, before it ends the run, with the trapping
     /// instruction (which tells the function, for the backtrace).
     pub trap: TrapKind,
@@ -927,6 +931,13 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
     },
     CheckInterrupt {} => {
         if unsafe { (*(*cx).interrupt).load(Ordering::Relaxed) } {
+            trap!(TrapKind::Interrupted);
+        }
+    },
+    // Not necessarily a trap: `exec` sees that this instruction stopped the run,
+    // and runs the deadline callback, which may let the guest go on.
+    CheckEpoch {} => {
+        if unsafe { (*(*cx).epoch).load(Ordering::Relaxed) >= (*(*cx).check).load(Ordering::Relaxed) } {
             trap!(TrapKind::Interrupted);
         }
     },

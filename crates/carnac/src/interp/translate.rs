@@ -94,7 +94,8 @@ pub(crate) struct Translator {
     fuel: bool,
     /// Whether the engine tracks memory writes (which handler set the code uses).
     track: bool,
-    interruptible: bool,
+    /// The interrupt check emitted at function entries and loop headers, if any.
+    check: Option<Instr>,
     /// Slots taken by parameters and locals (the operand stack starts here).
     locals: u32,
     /// Slot and width of every local (parameters first).
@@ -441,7 +442,13 @@ impl Translator {
         Translator {
             fuel: config.consume_fuel,
             track: config.track_memory_writes,
-            interruptible: config.interruptible,
+            check: if config.epoch_interruption {
+                Some(Instr::CheckEpoch)
+            } else if config.interruptible {
+                Some(Instr::CheckInterrupt)
+            } else {
+                None
+            },
             locals: 0,
             local_slots: Vec::new(),
             ref_locals: Vec::new(),
@@ -511,8 +518,8 @@ impl Translator {
         self.emit(Instr::ZeroLocals { start: 0, count: 0 });
         self.label = self.code.len();
         self.new_fuel_block();
-        if self.interruptible {
-            self.emit(Instr::CheckInterrupt);
+        if let Some(check) = self.check {
+            self.emit(check);
         }
         let results_wide = wide_flags(ty.results());
         self.ctrl.push(Ctrl {
@@ -1597,8 +1604,8 @@ impl Translator {
                 let start = self.pc();
                 if is_loop {
                     self.set_label();
-                    if self.interruptible {
-                        self.emit(Instr::CheckInterrupt);
+                    if let Some(check) = self.check {
+                        self.emit(check);
                     }
                 }
                 let height = self.stack.len() - params as usize;

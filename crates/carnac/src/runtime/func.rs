@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, Store};
+use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, InterruptProbe, Store};
 use crate::runtime::trap::Trap;
 use crate::runtime::values::{read_slots, write_slots, ExternRef, Val};
 use crate::runtime::Extern;
@@ -268,6 +268,41 @@ impl<'a, T> Caller<'a, T> {
     /// charge for its own work, or refill. Errors when the engine does not meter fuel.
     pub fn set_fuel(&mut self, fuel: u64) -> Result<(), Error> {
         self.store.set_fuel(fuel)
+    }
+
+    /// Whether the store was interrupted ([`crate::InterruptHandle`]) or the
+    /// engine's epoch has reached the store's deadline
+    /// ([`Store::set_epoch_deadline`]): a host function that waits looks at this
+    /// (or at an [`InterruptProbe`] taken before the wait) and ends its wait,
+    /// then calls [`Caller::check_interrupt`]. Always false on engines with
+    /// neither interrupts nor epochs.
+    pub fn is_interrupted(&self) -> bool {
+        self.store.inner.signals.should_stop()
+    }
+
+    /// A probe of [`Caller::is_interrupted`] that does not borrow the store, for
+    /// waits that run while the host function holds the store's data; `None`
+    /// when nothing can stop the store (the engine has neither
+    /// [`crate::Config::interruptible`] nor [`crate::Config::epoch_interruption`]),
+    /// so a wait may simply block.
+    pub fn interrupt_probe(&self) -> Option<InterruptProbe> {
+        let config = self.store.inner.engine.config();
+        (config.interruptible || config.epoch_interruption)
+            .then(|| InterruptProbe::new(self.store.inner.signals.clone()))
+    }
+
+    /// Does what the guest's next function entry or loop header would: an error
+    /// (the `Interrupted` trap) when the store was interrupted; when the epoch
+    /// deadline was reached, runs the store's deadline callback
+    /// ([`Store::epoch_deadline_callback`]), returning its error (by default the
+    /// `Interrupted` trap) or, when it grants more ticks, `Ok`. For host
+    /// functions that waited: returning the error ends the guest's call as an
+    /// interrupt in guest code would.
+    pub fn check_interrupt(&mut self) -> Result<(), Trap> {
+        if !self.store.inner.signals.should_stop() {
+            return Ok(());
+        }
+        self.store.deadline_reached()
     }
 }
 

@@ -13,7 +13,7 @@ use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::memory::WASM_PAGE;
-use crate::runtime::trap::Trap;
+use crate::runtime::trap::{Trap, TrapKind};
 use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
@@ -230,29 +230,149 @@ pub(crate) struct StoreInner {
     pub stack_base: usize,
     /// The interpreter's value stack, kept between calls to avoid reallocating.
     pub stack: Vec<u64>,
-    /// Set from any thread to stop running guests (see `Config::interruptible`).
-    pub interrupt: Arc<AtomicBool>,
+    /// The interrupt flag and epoch deadline, shared with interrupt handles and
+    /// probes on other threads (see [`Signals`]).
+    pub signals: Arc<Signals>,
 }
 
-/// Stops the guests running in one store, from any thread. Requires
-/// [`crate::Config::interruptible`]; the guest traps with `TrapKind::Interrupted`.
-#[derive(Debug, Clone)]
+/// Where a store's guests learn that they must stop: the interrupt flag
+/// ([`InterruptHandle`]) and the epoch deadline ([`Store::set_epoch_deadline`]).
+///
+/// The interpreter's checks read one word each: `CheckInterrupt` (with
+/// [`crate::Config::interruptible`] alone) the flag, `CheckEpoch` (with
+/// [`crate::Config::epoch_interruption`]) the engine's epoch against `check`.
+/// `check` is the deadline, or 0 while the flag is set, so one compare sees
+/// both; the slow path ([`Store::deadline_reached`]) tells which it was.
+/// Invariant, kept with `SeqCst` by every writer: once the flag is set, `check`
+/// ends up 0 (a writer that stores a deadline looks at the flag afterwards).
+pub(crate) struct Signals {
+    pub interrupted: AtomicBool,
+    /// What `CheckEpoch` compares the epoch against: `deadline`, or 0 when interrupted.
+    pub check: AtomicU64,
+    /// The store's epoch deadline (`u64::MAX`: none).
+    pub deadline: AtomicU64,
+    /// The engine's epoch, when the engine has epoch interruption on.
+    pub epoch: Option<Arc<AtomicU64>>,
+}
+
+impl Signals {
+    fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.check.store(0, Ordering::SeqCst);
+    }
+
+    /// Clears the flag; `check` goes back to the deadline (unless a new interrupt came).
+    fn reset(&self) {
+        self.interrupted.store(false, Ordering::SeqCst);
+        // Only an interrupt's 0 is replaced: a deadline set meanwhile stays.
+        let _ =
+            self.check.compare_exchange(0, self.deadline.load(Ordering::SeqCst), Ordering::SeqCst, Ordering::SeqCst);
+        if self.interrupted.load(Ordering::SeqCst) {
+            self.check.store(0, Ordering::SeqCst);
+        }
+    }
+
+    fn set_deadline(&self, deadline: u64) {
+        self.deadline.store(deadline, Ordering::SeqCst);
+        self.check.store(deadline, Ordering::SeqCst);
+        if self.interrupted.load(Ordering::SeqCst) {
+            self.check.store(0, Ordering::SeqCst);
+        }
+    }
+
+    fn epoch_now(&self) -> Option<u64> {
+        self.epoch.as_ref().map(|e| e.load(Ordering::Relaxed))
+    }
+
+    /// Interrupted, or past the epoch deadline.
+    pub fn should_stop(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+            || self.epoch_now().is_some_and(|now| now >= self.check.load(Ordering::Relaxed))
+    }
+}
+
+/// Stops the guests running in one store, from any thread (Wasmtime's
+/// equivalent is an epoch deadline; this is the per-store flag). Obtained from
+/// [`Store::interrupt_handle`], which requires [`crate::Config::interruptible`]
+/// or [`crate::Config::epoch_interruption`]; the guest traps with
+/// `TrapKind::Interrupted` at its next function entry or loop header, and WASI
+/// waits end too.
+///
+/// An interrupt stays pending until it is cleared, with
+/// [`InterruptHandle::reset`] or [`Store::clear_interrupt`]: a call started after
+/// `interrupt()` traps at once (so a timeout that fires between two calls is not
+/// lost), and the store runs normally again once cleared.
+#[derive(Clone)]
 pub struct InterruptHandle {
-    flag: Arc<AtomicBool>,
+    signals: Arc<Signals>,
+}
+
+impl std::fmt::Debug for InterruptHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterruptHandle").field("interrupted", &self.is_interrupted()).finish()
+    }
 }
 
 impl InterruptHandle {
-    /// Interrupts the store's running (and any later) guest calls.
+    /// Interrupts the store's running (and any later) guest calls, until
+    /// [`InterruptHandle::reset`].
     pub fn interrupt(&self) {
-        self.flag.store(true, Ordering::Relaxed);
+        self.signals.interrupt();
     }
 
-    /// Whether [`InterruptHandle::interrupt`] was called: host functions that
-    /// wait (sleeps, polls) check it so that they end promptly too.
+    /// Whether [`InterruptHandle::interrupt`] was called (and not reset since).
     pub fn is_interrupted(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
+        self.signals.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// Clears the interrupt, so that the store's next calls run normally (a call
+    /// still running when this is called may or may not have seen the interrupt).
+    /// The same as [`Store::clear_interrupt`], from any thread.
+    pub fn reset(&self) {
+        self.signals.reset();
     }
 }
+
+/// A view of whether a store's guests should stop: it was interrupted
+/// ([`InterruptHandle`]) or its epoch deadline has passed. For host functions
+/// that wait (sleeps, polls, blocking reads) while they borrow the store's data:
+/// they take a probe from [`crate::Caller::interrupt_probe`] first and look at it
+/// between slices of their wait. Cheap to clone, `Send` and `Sync`.
+#[derive(Clone)]
+pub struct InterruptProbe {
+    signals: Arc<Signals>,
+}
+
+impl std::fmt::Debug for InterruptProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterruptProbe").field("interrupted", &self.is_interrupted()).finish()
+    }
+}
+
+impl InterruptProbe {
+    pub(crate) fn new(signals: Arc<Signals>) -> InterruptProbe {
+        InterruptProbe { signals }
+    }
+
+    /// Whether the store was interrupted or the engine's epoch has reached the
+    /// store's deadline: a waiting host function should end its wait and return
+    /// (then [`crate::Caller::check_interrupt`] says whether the call ends).
+    pub fn is_interrupted(&self) -> bool {
+        self.signals.should_stop()
+    }
+}
+
+/// What a store's epoch deadline callback ([`Store::epoch_deadline_callback`])
+/// decides when the deadline is reached, as Wasmtime's `UpdateDeadline`
+/// (returning an error instead ends the call with that error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateDeadline {
+    /// Keep running, with a new deadline this many ticks after the current epoch.
+    Continue(u64),
+}
+
+/// A store's epoch deadline callback.
+pub(crate) type DeadlineCallback<T> = Box<dyn FnMut(&mut Store<T>) -> Result<UpdateDeadline, Error> + Send + Sync>;
 
 impl StoreInner {
     /// The type of store function `func`.
@@ -414,6 +534,8 @@ pub struct Store<T> {
     pub(crate) inner: StoreInner,
     pub(crate) hosts: Vec<HostFunc<T>>,
     limiter: Option<Limiter<T>>,
+    /// Runs when the epoch deadline is reached (`None`: trap).
+    epoch_callback: Option<DeadlineCallback<T>>,
     data: T,
 }
 
@@ -436,10 +558,16 @@ impl<T> Store<T> {
                 reentry: 0,
                 stack_base: 0,
                 stack: take_pooled_stack(),
-                interrupt: Arc::new(AtomicBool::new(false)),
+                signals: Arc::new(Signals {
+                    interrupted: AtomicBool::new(false),
+                    check: AtomicU64::new(u64::MAX),
+                    deadline: AtomicU64::new(u64::MAX),
+                    epoch: engine.config().epoch_interruption.then(|| engine.epoch().clone()),
+                }),
             },
             hosts: Vec::new(),
             limiter: None,
+            epoch_callback: None,
             data,
         }
     }
@@ -493,9 +621,89 @@ impl<T> Store<T> {
         (&mut self.inner, limiter)
     }
 
-    /// A handle that interrupts this store's guests from another thread.
-    pub fn interrupt_handle(&self) -> InterruptHandle {
-        InterruptHandle { flag: self.inner.interrupt.clone() }
+    /// A handle that interrupts this store's guests from another thread. An
+    /// error when the engine cannot interrupt guests: it needs
+    /// [`crate::Config::interruptible`] or [`crate::Config::epoch_interruption`]
+    /// (without them guest code has no checks, and an interrupt would do nothing).
+    pub fn interrupt_handle(&self) -> Result<InterruptHandle, Error> {
+        let config = self.inner.engine.config();
+        if !config.interruptible && !config.epoch_interruption {
+            return Err(Error::usage(
+                "interrupts are not enabled in this engine's Config (Config::interruptible or epoch_interruption)",
+            ));
+        }
+        Ok(InterruptHandle { signals: self.inner.signals.clone() })
+    }
+
+    /// Clears an interrupt ([`InterruptHandle::interrupt`]), so that the store
+    /// runs guests normally again; does nothing when it was not interrupted.
+    /// Interrupts stay until cleared: a store is never cleared implicitly.
+    pub fn clear_interrupt(&mut self) {
+        self.inner.signals.reset();
+    }
+
+    /// Sets the epoch deadline to `ticks_beyond_current` ticks after the engine's
+    /// current epoch, as Wasmtime's `Store::set_epoch_deadline`: once
+    /// [`Engine::increment_epoch`] has been called that many times, the store's
+    /// guests run the deadline callback (by default they trap with
+    /// [`TrapKind::Interrupted`]) at their next function entry or loop header.
+    /// A deadline that was reached stays reached: set a new one before calling
+    /// into the store again. Until one is set a store has no deadline (unlike
+    /// Wasmtime, whose stores start with a deadline already reached). Has no
+    /// effect unless the engine has [`crate::Config::epoch_interruption`].
+    pub fn set_epoch_deadline(&mut self, ticks_beyond_current: u64) {
+        if let Some(now) = self.inner.signals.epoch_now() {
+            self.inner.signals.set_deadline(now.saturating_add(ticks_beyond_current));
+        }
+    }
+
+    /// Calls `callback` when the epoch deadline is reached, as Wasmtime's
+    /// `Store::epoch_deadline_callback`: it gets the store (its data, its
+    /// functions) and returns [`UpdateDeadline::Continue`]`(ticks)` to keep the
+    /// guest running with a new deadline that many ticks after the current
+    /// epoch, or an error, which ends the guest call: the caller gets it back as
+    /// the call's error (an [`Error::Trap`] as it is; any other error as a
+    /// `HostError` trap whose [`Trap::downcast_host`] gives back the
+    /// [`Error`]). Replaces any earlier callback or [`Store::epoch_deadline_trap`].
+    pub fn epoch_deadline_callback(
+        &mut self,
+        callback: impl FnMut(&mut Store<T>) -> Result<UpdateDeadline, Error> + Send + Sync + 'static,
+    ) {
+        self.epoch_callback = Some(Box::new(callback));
+    }
+
+    /// Restores the default behaviour at the epoch deadline, as Wasmtime's
+    /// `Store::epoch_deadline_trap`: the guest traps with [`TrapKind::Interrupted`].
+    pub fn epoch_deadline_trap(&mut self) {
+        self.epoch_callback = None;
+    }
+
+    /// The slow path of the interpreter's epoch check (and of
+    /// [`crate::Caller::check_interrupt`]): the store was interrupted (trap), or
+    /// the epoch reached the deadline (run the callback), or neither any more.
+    pub(crate) fn deadline_reached(&mut self) -> Result<(), Trap> {
+        let signals = self.inner.signals.clone();
+        if signals.interrupted.load(Ordering::SeqCst) {
+            return Err(Trap::new(TrapKind::Interrupted));
+        }
+        let Some(now) = signals.epoch_now() else { return Ok(()) };
+        if now < signals.deadline.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(mut callback) = self.epoch_callback.take() else { return Err(Trap::new(TrapKind::Interrupted)) };
+        let result = callback(self);
+        // Unless the callback installed another one.
+        if self.epoch_callback.is_none() {
+            self.epoch_callback = Some(callback);
+        }
+        match result {
+            Ok(UpdateDeadline::Continue(ticks)) => {
+                self.set_epoch_deadline(ticks);
+                Ok(())
+            }
+            Err(Error::Trap(t)) => Err(t),
+            Err(e) => Err(Trap::host_error(e)),
+        }
     }
 
     /// Sets the remaining fuel. Errors when the engine does not meter fuel.

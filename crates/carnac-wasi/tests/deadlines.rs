@@ -1,0 +1,169 @@
+//! WASI waits end at the store's interrupt or epoch deadline by themselves
+//! (no `WasiCtx::set_interrupt`): a guest asleep in `poll_oneoff` for 60 s is
+//! stopped by a ticker thread's epochs or by an interrupt handle.
+
+mod guests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use carnac::{Config, Engine, Error, Linker, Module, Store, TrapKind, UpdateDeadline};
+use carnac_wasi::WasiCtx;
+
+/// `wait` sleeps 60 s in one `poll_oneoff` on the monotonic clock and returns its errno.
+const SLEEPER: &str = r#"(module
+    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "wait") (result i32)
+        (i64.store (i32.const 0) (i64.const 7))            ;; userdata
+        (i32.store8 (i32.const 8) (i32.const 0))            ;; clock subscription
+        (i32.store (i32.const 16) (i32.const 1))            ;; monotonic
+        (i64.store (i32.const 24) (i64.const 60000000000))  ;; 60 s, relative
+        (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))))"#;
+
+/// Increments the engine's epoch every millisecond until dropped.
+struct Ticker(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Ticker {
+    fn start(engine: &Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, e) = (stop.clone(), engine.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+                e.increment_epoch();
+            }
+        });
+        Ticker(stop, Some(thread))
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        self.1.take().unwrap().join().unwrap();
+    }
+}
+
+fn setup(config: &Config, module: impl FnOnce(&Engine) -> Module) -> (Engine, Store<WasiCtx>, carnac::Instance) {
+    let engine = Engine::new(config);
+    let module = module(&engine);
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    let mut store = Store::new(&engine, WasiCtx::builder().build());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    (engine, store, instance)
+}
+
+fn epochs() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
+}
+
+fn trap_kind(r: Result<impl std::fmt::Debug, Error>) -> TrapKind {
+    match r {
+        Err(Error::Trap(t)) => t.kind(),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+#[test]
+fn epoch_deadline_ends_a_60s_poll_oneoff() {
+    let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
+    let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
+    let _ticker = Ticker::start(&engine);
+    store.set_epoch_deadline(50);
+    let t = Instant::now();
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+}
+
+#[test]
+fn epoch_deadline_ends_a_rust_guest_sleeping_60s() {
+    let engine = Engine::new(&epochs());
+    let module = Module::from_file(&engine, guests::guest("guest")).unwrap();
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    // `guest sleep 60000` sleeps 60 s (std::thread::sleep: one poll_oneoff).
+    let mut b = WasiCtx::builder();
+    b.arg("guest").args(["sleep", "60000"]);
+    let mut store = Store::new(&engine, b.build());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let start = instance.get_typed_func::<(), ()>(&store, "_start").unwrap();
+    let _ticker = Ticker::start(&engine);
+    store.set_epoch_deadline(50);
+    let t = Instant::now();
+    assert_eq!(trap_kind(start.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() < Duration::from_secs(10), "the sleep lasted {:?}", t.elapsed());
+}
+
+#[test]
+fn interrupt_ends_a_60s_poll_oneoff_without_set_interrupt() {
+    let mut config = Config::new();
+    config.interruptible(true);
+    let (_engine, mut store, instance) = setup(&config, |e| Module::new(e, SLEEPER).unwrap());
+    let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
+    let handle = store.interrupt_handle().unwrap();
+    let h = handle.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        h.interrupt();
+    });
+    let t = Instant::now();
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    timer.join().unwrap();
+    // Cleared, the store sleeps again (and is interrupted again).
+    store.clear_interrupt();
+    let h = handle.clone();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        h.interrupt();
+    });
+    let t = Instant::now();
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() >= Duration::from_millis(40), "cleared, the store waited {:?}", t.elapsed());
+    timer.join().unwrap();
+}
+
+#[test]
+fn deadline_callback_that_grants_time_makes_the_wait_return_eintr() {
+    let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
+    let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c = calls.clone();
+    store.epoch_deadline_callback(move |_| {
+        c.fetch_add(1, Ordering::Relaxed);
+        Ok(UpdateDeadline::Continue(1_000_000))
+    });
+    let _ticker = Ticker::start(&engine);
+    store.set_epoch_deadline(50);
+    // The wait ends at the deadline; the callback lets the guest go on, and
+    // the call returns EINTR (27), as a wait cut short by a signal does.
+    assert_eq!(wait.call(&mut store, ()).unwrap(), 27);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+#[allow(deprecated)]
+fn set_interrupt_still_works() {
+    // The old wiring (a handle given to the WasiCtx) keeps working, also for
+    // another store's handle, as before.
+    let mut config = Config::new();
+    config.interruptible(true);
+    let (engine, mut store, instance) = setup(&config, |e| Module::new(e, SLEEPER).unwrap());
+    let other = Store::new(&engine, ());
+    let handle = other.interrupt_handle().unwrap();
+    store.data_mut().set_interrupt(handle.clone());
+    let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
+    let timer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        handle.interrupt();
+    });
+    let t = Instant::now();
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    timer.join().unwrap();
+}
