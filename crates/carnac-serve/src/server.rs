@@ -812,7 +812,8 @@ impl Drop for LogWriter {
 enum Outcome {
     Exited(i32),
     Timeout,
-    /// Stopped because nobody was waiting for its answer any more.
+    /// Stopped because nobody was waiting for its answer any more (its client
+    /// left, or its output was already refused as malformed).
     ClientGone,
     Trap(String),
     Failed(String),
@@ -824,7 +825,7 @@ impl Outcome {
             Outcome::Exited(0) => "ok".into(),
             Outcome::Exited(c) => format!("exit:{c}"),
             Outcome::Timeout => "timeout".into(),
-            Outcome::ClientGone => "client-gone".into(),
+            Outcome::ClientGone => "abandoned".into(),
             Outcome::Trap(_) => "trap".into(),
             Outcome::Failed(_) => "error".into(),
         }
@@ -1217,7 +1218,7 @@ async fn handle(
         }
         Held::Streaming(end) => end,
         Held::NoHead => {
-            out.gone.store(true, SeqCst);
+            out.abandon();
             log!("error id={id} route={route_name}: no header block in the handler's first {MAX_HEAD_BYTES} bytes");
             tokio::spawn(record_when_done(out, 500, true, finished));
             return text(500, "handler wrote malformed headers\n");
@@ -1231,7 +1232,7 @@ async fn handle(
     let (headers, head) = match parsed {
         Ok(h) => h,
         Err(e) => {
-            out.gone.store(true, SeqCst);
+            out.abandon();
             log!("error id={id} route={route_name}: malformed handler output: {}", log_text(e.as_bytes()));
             if out.done.load(SeqCst) {
                 finished(500, true);
