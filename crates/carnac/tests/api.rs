@@ -1056,3 +1056,26 @@ fn nested_reentry_depth_follows_max_wasm_stack() {
     let err = run(64 << 10, 300).unwrap_err();
     assert_eq!(err.as_trap().map(|t| t.kind()), Some(TrapKind::StackExhausted), "{err}");
 }
+
+#[test]
+fn backtrace_frames_carry_their_offsets_in_the_module() {
+    let wat = r#"(module $m
+        (func $inner (result i32) (i32.const 7) (unreachable))
+        (func (export "outer") (result i32) (i32.const 99) (drop) (call $inner)))"#;
+    let bytes = wat::parse_str(wat).unwrap();
+    let find = |pattern: &[u8]| bytes.windows(pattern.len()).position(|w| w == pattern).unwrap();
+    // `i32.const 7; unreachable` and `i32.const 99; drop; call 0`.
+    let unreachable_at = find(&[0x41, 0x07, 0x00]) + 2;
+    let call_at = find(&[0x41, 0xe3, 0x00, 0x1a, 0x10, 0x00]) + 4;
+    let engine = Engine::default();
+    let module = Module::new(&engine, &bytes).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let err = instance.get_typed_func::<(), i32>(&store, "outer").unwrap().call(&mut store, ()).unwrap_err();
+    let trap = err.as_trap().unwrap();
+    let offsets: Vec<_> = trap.backtrace().iter().map(|f| f.module_offset).collect();
+    assert_eq!(offsets, [Some(unreachable_at), Some(call_at)]);
+    // Shown as Wasmtime shows them.
+    let shown = err.to_string();
+    assert!(shown.contains(&format!("  0: {unreachable_at:#x} - m!inner")), "{shown}");
+}

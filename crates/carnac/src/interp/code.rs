@@ -56,6 +56,9 @@ impl std::fmt::Debug for Cell {
 #[derive(Debug)]
 pub(crate) struct CompiledFunc {
     pub code: Box<[Cell]>,
+    /// The module offset of the wasm operator each cell came from (empty if
+    /// unknown): where a backtrace frame points.
+    pub offsets: Box<[u32]>,
     /// Total slots the frame needs: params + locals + maximum operand-stack height.
     pub frame_size: u32,
     /// Where execution starts: 0, at the function's `ZeroLocals`, or 1 when no

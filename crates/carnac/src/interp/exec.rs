@@ -103,10 +103,17 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell, ma
         }
         debug_assert!(found.is_some(), "no function holds a frame's instruction");
         let func_index = found.unwrap_or(u32::MAX);
+        // The instruction's wasm offset, from the function's offset table.
+        let module_offset = func_index.checked_sub(m.info.num_imported_funcs).and_then(|def| {
+            let code = m.func_code(def).ok()?;
+            let i = at.checked_sub(code.code.as_ptr() as usize)? / std::mem::size_of::<Cell>();
+            code.offsets.get(i).map(|&o| o as usize)
+        });
         FrameInfo {
             module_name: m.info.name.clone(),
             func_index,
             func_name: m.info.func_names.get(&func_index).cloned(),
+            module_offset,
         }
     };
     // Frames innermost first: the trapping one, then `frames` from the top.
@@ -148,6 +155,7 @@ fn entry_backtrace(module: *const ModuleInner, def_index: u32) -> Vec<FrameInfo>
         module_name: m.info.name.clone(),
         func_index,
         func_name: m.info.func_names.get(&func_index).cloned(),
+        module_offset: None,
     }]
 }
 

@@ -108,6 +108,11 @@ pub(crate) struct Translator {
     /// Highest slot (exclusive) any operand-stack entry used.
     max_slot: u32,
     code: Vec<Instr>,
+    /// The wasm offset (in the module's bytes) of the operator each instruction
+    /// of `code` came from, for backtraces; kept in step with `code`.
+    offsets: Vec<u32>,
+    /// The offset of the operator being translated.
+    op_offset: u32,
     ctrl: Vec<Ctrl>,
     dead: bool,
     /// No instruction before this index may be rewritten (a branch may land here).
@@ -456,6 +461,8 @@ impl Translator {
             stack: Vec::new(),
             max_slot: 0,
             code: Vec::new(),
+            offsets: Vec::new(),
+            op_offset: 0,
             ctrl: Vec::new(),
             dead: false,
             label: 0,
@@ -507,6 +514,7 @@ impl Translator {
         self.stack.clear();
         self.ctrl.clear();
         self.code.clear();
+        self.offsets.clear();
         self.max_slot = next;
         self.dead = false;
         self.label = 0;
@@ -559,9 +567,14 @@ impl Translator {
         }
         let (start, count) = self.zeroed_slots(num_param_locals);
         self.code[0] = Instr::ZeroLocals { start, count };
+        debug_assert_eq!(self.offsets.len(), self.code.len(), "an instruction without its offset");
+        // Without one offset per instruction (a bug), backtraces show none.
+        let offsets =
+            if self.offsets.len() == self.code.len() { self.offsets.as_slice().into() } else { Box::default() };
         Ok(CompiledFunc {
             entry: (count == 0) as u32,
             code: self.code.iter().enumerate().map(|(i, &instr)| self.cell(i, instr, packed)).collect(),
+            offsets,
             frame_size,
         })
     }
@@ -592,13 +605,19 @@ impl Translator {
         let is_target = branch_targets(&mut self.code);
         let mut map = Vec::with_capacity(n + 1);
         let mut out = Vec::with_capacity(n);
+        let mut offsets = Vec::with_capacity(n);
         let mut i = 0;
         while i < n {
             map.push(out.len() as u32);
+            offsets.push(self.offsets.get(i).copied().unwrap_or(0));
             let merged =
                 if i + 1 < n && !is_target[i + 1] { merge_pair(&self.code[i], &self.code[i + 1]) } else { None };
             match merged {
                 Some(m) => {
+                    // A merged call keeps the call's offset (where its frame is).
+                    if matches!(self.code[i + 1], Instr::CallInternal { .. }) {
+                        *offsets.last_mut().unwrap_or(&mut 0) = self.offsets.get(i + 1).copied().unwrap_or(0);
+                    }
                     map.push(out.len() as u32);
                     out.push(m);
                     i += 2;
@@ -625,6 +644,7 @@ impl Translator {
             kept
         });
         self.code = out;
+        self.offsets = offsets;
     }
 
     /// A loop tested at the top (`t: if exit-condition goto e; body; goto t`,
@@ -875,7 +895,7 @@ impl Translator {
             Some(Instr::I32SubImm { lhs, imm, .. }) => (lhs, imm.wrapping_neg()),
             _ => return false,
         };
-        self.code.pop();
+        self.pop_instr();
         self.stack.pop();
         let dst = self.push_temp();
         self.emit(if wide { Instr::I64LoadAddImm { dst, src, k } } else { Instr::I32LoadAddImm { dst, src, k } });
@@ -916,7 +936,7 @@ impl Translator {
             self.stack.truncate(n - 2);
             return true;
         }
-        self.code.pop();
+        self.pop_instr();
         self.stack.truncate(n - 2);
         let addrs = from | to << 16;
         self.emit(if wide {
@@ -957,12 +977,12 @@ impl Translator {
             let mut last_mut = last;
             if last_mut.result_slot_mut().is_some_and(|d| *d == temp) {
                 if last.to_branch(false, 0).is_some() {
-                    self.code.pop();
+                    self.pop_instr();
                     self.stack.pop();
                     return Cond::Compare(last);
                 }
                 if let Instr::I32Eqz { src, .. } = last {
-                    self.code.pop();
+                    self.pop_instr();
                     self.stack.pop();
                     return Cond::Slot { slot: src, inverted: true };
                 }
@@ -1005,7 +1025,7 @@ impl Translator {
         if [dst, src, other].iter().any(|s| *s > 0xffff) || i16::try_from(imm).is_err() {
             return branch;
         }
-        self.code.pop();
+        self.pop_instr();
         let (ds, ki) = (dst | src << 16, other | (imm as u16 as u32) << 16);
         match branch {
             Instr::BrI32Ne { .. } => Instr::BrI32AddImmNe { ds, ki, target },
@@ -1024,7 +1044,7 @@ impl Translator {
             return branch;
         }
         if let Some(fused) = self.code.last().and_then(|step| fuse_step_constant_test(step, &branch)) {
-            self.code.pop();
+            self.pop_instr();
             return fused;
         }
         // `x = y + k` then `x < n` (a loop's step and exit test, `<` or `>=`).
@@ -1035,7 +1055,7 @@ impl Translator {
         {
             if let Some(&Instr::I32AddImm { dst, lhs: src, imm }) = self.code.last() {
                 if dst == lhs && [dst, src, rhs].iter().all(|s| *s <= 0xffff) && i16::try_from(imm).is_ok() {
-                    self.code.pop();
+                    self.pop_instr();
                     let (ds, ki) = (dst | src << 16, rhs | (imm as u16 as u32) << 16);
                     return match branch {
                         Instr::BrI32LtU { .. } => Instr::BrI32AddImmLtU { ds, ki, target },
@@ -1053,7 +1073,7 @@ impl Translator {
         if dst != lhs || [a, b, dst, rhs].iter().any(|s| *s > 0xffff) {
             return branch;
         }
-        self.code.pop();
+        self.pop_instr();
         let (ab, dr) = (a | b << 16, dst | rhs << 16);
         match branch {
             Instr::BrI32GeU { .. } => Instr::BrI32AddGeU { ab, dr, target },
@@ -1171,8 +1191,15 @@ impl Translator {
 
     fn emit(&mut self, instr: Instr) -> usize {
         self.code.push(instr);
+        self.offsets.push(self.op_offset);
         self.link_acc();
         self.code.len() - 1
+    }
+
+    /// Removes the last instruction (a fusion replaces it), and its offset.
+    fn pop_instr(&mut self) -> Option<Instr> {
+        self.offsets.pop();
+        self.code.pop()
     }
 
     /// If the instruction just emitted reads, as an operand, the temp that the
@@ -1576,6 +1603,7 @@ impl Translator {
     // ---- operators ----
 
     fn op(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Result<(), Error> {
+        self.op_offset = offset as u32;
         if self.dead {
             self.dead_op(op);
             return Ok(());
@@ -1943,7 +1971,7 @@ impl Translator {
             return false;
         }
         let Ok(offset) = u32::try_from(memarg.offset) else { return false };
-        self.code.pop();
+        self.pop_instr();
         self.stack.pop();
         let dst = self.push_temp();
         let bi = lhs | rhs << 16;
@@ -2048,7 +2076,7 @@ impl Translator {
             Source::Slot(s) => s,
             Source::Const(_) => return false,
         };
-        self.code.pop();
+        self.pop_instr();
         self.stack.truncate(n - 2);
         let dst = self.push_temp();
         let ab = a | b << 16;

@@ -69,6 +69,10 @@ pub struct FrameInfo {
     pub func_index: u32,
     /// The function's name (from the name section), if it has one.
     pub func_name: Option<Arc<str>>,
+    /// Where in the module's bytes the frame's current instruction is (the
+    /// operator that trapped, or the call a frame is in), as Wasmtime's
+    /// `FrameInfo::module_offset`; `None` when unknown.
+    pub module_offset: Option<usize>,
 }
 
 impl fmt::Display for FrameInfo {
@@ -240,6 +244,15 @@ impl From<anyhow::Error> for Trap {
 /// line, as Wasmtime does. [`Trap::backtrace`] keeps every frame.
 const SHOWN_AT_EACH_END: usize = 32;
 
+/// One line of a displayed backtrace, as Wasmtime shows it: depth, the
+/// instruction's offset in the module, the function.
+fn write_frame(f: &mut fmt::Formatter<'_>, depth: usize, frame: &FrameInfo) -> fmt::Result {
+    match frame.module_offset {
+        Some(offset) => write!(f, "\n  {depth}: {offset:#x} - {frame}"),
+        None => write!(f, "\n  {depth}: {frame}"),
+    }
+}
+
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "wasm trap: {}", self.message())?;
@@ -253,7 +266,7 @@ impl fmt::Display for Trap {
                     write!(f, "\n  ... {} frames elided ...", self.0.elided)?;
                 }
                 let depth = if i < self.0.elided_at { i } else { i + self.0.elided };
-                write!(f, "\n  {depth}: {frame}")?;
+                write_frame(f, depth, frame)?;
             }
         } else if !bt.is_empty() {
             write!(f, "\nwasm backtrace:")?;
@@ -264,13 +277,13 @@ impl fmt::Display for Trap {
                 _ => (SHOWN_AT_EACH_END, bt.len() - SHOWN_AT_EACH_END),
             };
             for (i, frame) in bt.iter().enumerate().take(head) {
-                write!(f, "\n  {i}: {frame}")?;
+                write_frame(f, i, frame)?;
             }
             if head < tail {
                 write!(f, "\n  ... {elided} frames elided ...")?;
             }
             for (i, frame) in bt.iter().enumerate().skip(tail) {
-                write!(f, "\n  {i}: {frame}")?;
+                write_frame(f, i, frame)?;
             }
         }
         Ok(())
