@@ -1075,6 +1075,8 @@ fn backtrace_frames_carry_their_offsets_in_the_module() {
     let trap = err.as_trap().unwrap();
     let offsets: Vec<_> = trap.backtrace().iter().map(|f| f.module_offset).collect();
     assert_eq!(offsets, [Some(unreachable_at), Some(call_at)]);
+    // Within its function: `$inner`'s body is `00` (no locals), `41 07`, `00`.
+    assert_eq!(trap.backtrace()[0].func_offset, Some(3));
     // Shown as Wasmtime shows them.
     let shown = err.to_string();
     assert!(shown.contains(&format!("  0: {unreachable_at:#x} - m!inner")), "{shown}");

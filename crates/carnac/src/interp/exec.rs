@@ -104,16 +104,19 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell, ma
         debug_assert!(found.is_some(), "no function holds a frame's instruction");
         let func_index = found.unwrap_or(u32::MAX);
         // The instruction's wasm offset, from the function's offset table.
-        let module_offset = func_index.checked_sub(m.info.num_imported_funcs).and_then(|def| {
+        let def = func_index.checked_sub(m.info.num_imported_funcs);
+        let module_offset = def.and_then(|def| {
             let code = m.func_code(def).ok()?;
             let i = at.checked_sub(code.code.as_ptr() as usize)? / std::mem::size_of::<Cell>();
             code.offsets.get(i).map(|&o| o as usize)
         });
+        let func_offset = module_offset.zip(def.and_then(|d| m.body_start(d))).and_then(|(o, b)| o.checked_sub(b));
         FrameInfo {
             module_name: m.info.name.clone(),
             func_index,
             func_name: m.info.func_names.get(&func_index).cloned(),
             module_offset,
+            func_offset,
         }
     };
     // Frames innermost first: the trapping one, then `frames` from the top.
@@ -156,6 +159,7 @@ fn entry_backtrace(module: *const ModuleInner, def_index: u32) -> Vec<FrameInfo>
         func_index,
         func_name: m.info.func_names.get(&func_index).cloned(),
         module_offset: None,
+        func_offset: None,
     }]
 }
 

@@ -155,6 +155,11 @@ impl ModuleInner {
         self.func_code_slow(def_index)
     }
 
+    /// Where defined function `def_index`'s body starts in the module's bytes.
+    pub(crate) fn body_start(&self, def_index: u32) -> Option<usize> {
+        self.code.get(def_index as usize).map(|f| f.body.start)
+    }
+
     /// Where each translated defined function's code lies (its address range)
     /// and its function index (imports first), sorted by address: how a
     /// backtrace names the functions of its frames, which keep only their

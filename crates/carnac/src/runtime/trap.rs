@@ -73,6 +73,9 @@ pub struct FrameInfo {
     /// operator that trapped, or the call a frame is in), as Wasmtime's
     /// `FrameInfo::module_offset`; `None` when unknown.
     pub module_offset: Option<usize>,
+    /// The same place as an offset from the start of the function's body (its
+    /// local declarations), as Wasmtime's `FrameInfo::func_offset`.
+    pub func_offset: Option<usize>,
 }
 
 impl fmt::Display for FrameInfo {
