@@ -106,22 +106,14 @@ fn interrupt_ends_a_60s_poll_oneoff_without_set_interrupt() {
     let (_engine, mut store, instance) = setup(&config, |e| Module::new(e, SLEEPER).unwrap());
     let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
     let handle = store.interrupt_handle().unwrap();
-    let h = handle.clone();
-    let timer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        h.interrupt();
-    });
+    let timer = interrupt_after(handle.clone(), 50);
     let t = Instant::now();
     assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
     assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
     timer.join().unwrap();
     // Cleared, the store sleeps again (and is interrupted again).
     store.clear_interrupt();
-    let h = handle.clone();
-    let timer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        h.interrupt();
-    });
+    let timer = interrupt_after(handle.clone(), 50);
     let t = Instant::now();
     assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
     assert!(t.elapsed() >= Duration::from_millis(40), "cleared, the store waited {:?}", t.elapsed());
@@ -158,12 +150,17 @@ fn set_interrupt_still_works() {
     let handle = other.interrupt_handle().unwrap();
     store.data_mut().set_interrupt(handle.clone());
     let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
-    let timer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
-        handle.interrupt();
-    });
+    let timer = interrupt_after(handle, 50);
     let t = Instant::now();
     assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
     assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
     timer.join().unwrap();
+}
+
+/// Interrupts through `handle` after `ms` milliseconds, on a thread of its own.
+fn interrupt_after(handle: carnac::InterruptHandle, ms: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(ms));
+        handle.interrupt();
+    })
 }

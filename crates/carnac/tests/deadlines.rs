@@ -166,11 +166,7 @@ fn interrupted_store_runs_again_once_cleared() {
     let spin = instance.get_typed_func::<(), ()>(&store, "spin").unwrap();
     let answer = instance.get_typed_func::<(), i32>(&store, "answer").unwrap();
     let handle = store.interrupt_handle().unwrap();
-    let h = handle.clone();
-    let timer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        h.interrupt();
-    });
+    let timer = interrupt_after(handle.clone(), 20);
     assert_eq!(kind(&spin.call(&mut store, ()).unwrap_err()), TrapKind::Interrupted);
     timer.join().unwrap();
     // The interrupt is pending until cleared: a later call traps at once
@@ -194,11 +190,7 @@ fn interrupt_with_epochs_on_and_clearing_keeps_the_deadline() {
     let spin = instance.get_typed_func::<(), ()>(&store, "spin").unwrap();
     let count = instance.get_typed_func::<i32, i32>(&store, "count").unwrap();
     let handle = store.interrupt_handle().unwrap();
-    let h = handle.clone();
-    let timer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(20));
-        h.interrupt();
-    });
+    let timer = interrupt_after(handle.clone(), 20);
     assert_eq!(kind(&spin.call(&mut store, ()).unwrap_err()), TrapKind::Interrupted);
     timer.join().unwrap();
     // A deadline set while interrupted does not hide the interrupt.
@@ -280,4 +272,12 @@ fn host_functions_see_the_interrupt_and_the_deadline() {
     let mut store = Store::new(&plain, ());
     let i = linker.instantiate(&mut store, &m).unwrap();
     i.get_typed_func::<(), ()>(&store, "run").unwrap().call(&mut store, ()).unwrap();
+}
+
+/// Interrupts through `handle` after `ms` milliseconds, on a thread of its own.
+fn interrupt_after(handle: carnac::InterruptHandle, ms: u64) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(ms));
+        handle.interrupt();
+    })
 }
