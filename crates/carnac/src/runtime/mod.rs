@@ -10,5 +10,6 @@ pub(crate) mod memory;
 pub(crate) mod store;
 pub(crate) mod trap;
 pub(crate) mod values;
+pub(crate) mod vmctx;
 
 pub use externals::Extern;
