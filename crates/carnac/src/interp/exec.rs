@@ -38,10 +38,7 @@ use crate::runtime::func::Caller;
 use crate::runtime::memory::{mark_written_range, MemoryMut};
 use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{Backtrace, FrameInfo, Trap, TrapKind};
-
-/// The epoch `CheckEpoch` reads in a store without one (only an interrupt,
-/// which sets the check word to 0, stops it then).
-static NO_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+use crate::runtime::vmctx::global_cells;
 
 /// A suspended caller frame. Which function it is follows from `ip` (see
 /// [`ModuleInner::code_ranges`]): calls do not spend a store on it. A call made
@@ -376,11 +373,14 @@ pub(crate) fn run<T, const TRACK: bool>(
             table0,
             table0_len,
             funcs: store.inner.funcs.as_ptr(),
-            inst_globals: store.inner.instances[instance as usize].globals.as_ptr(),
-            globals: store.inner.globals.as_mut_ptr(),
-            fuel: &mut store.inner.fuel,
+            // SAFETY: the instance's own block, laid out by its module's offsets.
+            globals: unsafe {
+                let inst = &store.inner.instances[instance as usize];
+                global_cells(inst.vmctx.as_ptr(), &inst.module.vm_offsets)
+            },
+            fuel: &mut store.inner.store_ctx.fuel,
             interrupt: &store.inner.signals.interrupted,
-            epoch: store.inner.signals.epoch.as_deref().unwrap_or(&NO_EPOCH),
+            epoch: store.inner.store_ctx.epoch,
             check: &store.inner.signals.check,
             trap: TrapKind::Unreachable,
             trap_at: ptr::null(),

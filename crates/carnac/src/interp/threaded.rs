@@ -60,7 +60,7 @@ use super::exec::Frame;
 use super::ops;
 use crate::module::ModuleInner;
 use crate::runtime::memory::{mark_written_range, CHUNK_MAP_OFFSET, CHUNK_SHIFT};
-use crate::runtime::store::{FuncEntity, FuncKind, GlobalEntity};
+use crate::runtime::store::{FuncEntity, FuncKind};
 use crate::runtime::trap::TrapKind;
 
 /// A handler: runs the instruction at `ip` and those after it, until one that
@@ -107,9 +107,9 @@ pub(crate) struct CallCx {
     pub table0: *const u64,
     pub table0_len: usize,
     pub funcs: *const FuncEntity,
-    /// The current instance's global indices, and the store's globals.
-    pub inst_globals: *const u32,
-    pub globals: *mut GlobalEntity,
+    /// The current instance's global value cells, by global index (its context
+    /// block's array, `runtime::vmctx`).
+    pub globals: *const *mut u128,
     /// The store's remaining fuel and its interrupt flag.
     pub fuel: *mut u64,
     pub interrupt: *const AtomicBool,
@@ -942,40 +942,40 @@ handlers! { $ (ip, fp, mem_base, mem_len, acc, chunk_map, cx)
         }
     },
     // SAFETY (globals): validation keeps `global` below the instance's global
-    // count, and its entries index the store's globals, which cannot be added
-    // to while a run is going on (`CallCx`); only mutable globals are set.
+    // count, and the context block holds a cell for each, owned by the store
+    // and never moved; only mutable globals are set.
     [1] GlobalGet { dst, global } => {
-        let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
+        let v = unsafe { **(*cx).globals.add(global as usize) };
         wr!(dst, v as u64)
     },
     [2] GlobalSet { src, global } => {
-        let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
-        g.value = rd!(src) as u128
+        let g = unsafe { &mut **(*cx).globals.add(global as usize) };
+        *g = rd!(src) as u128
     },
     [1] GlobalGetAddImm { dst, global, k } => {
-        let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
+        let v = unsafe { **(*cx).globals.add(global as usize) };
         w32!(dst, (v as u32).wrapping_add(k as u32))
     },
     GlobalAddImm { dst, global, k } => {
-        let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
-        let v = (g.value as u32).wrapping_add(k as u32);
-        g.value = v as u128;
+        let g = unsafe { &mut **(*cx).globals.add(global as usize) };
+        let v = (*g as u32).wrapping_add(k as u32);
+        *g = v as u128;
         w32!(dst, v)
     },
     GlobalSetAddImm { ds, global, k } => {
-        let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
+        let g = unsafe { &mut **(*cx).globals.add(global as usize) };
         let v = u32_!(ds >> 16).wrapping_add(k as u32);
-        g.value = v as u128;
+        *g = v as u128;
         w32!((ds & 0xffff), v)
     },
     GlobalGet2 { dst, global } => {
-        let v = unsafe { (*(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize)).value };
+        let v = unsafe { **(*cx).globals.add(global as usize) };
         wr!(dst, v as u64);
         wr!(dst + 1, (v >> 64) as u64)
     },
     GlobalSet2 { src, global } => {
-        let g = unsafe { &mut *(*cx).globals.add(*(*cx).inst_globals.add(global as usize) as usize) };
-        g.value = rd!(src) as u128 | (rd!(src + 1) as u128) << 64
+        let g = unsafe { &mut **(*cx).globals.add(global as usize) };
+        *g = rd!(src) as u128 | (rd!(src + 1) as u128) << 64
     },
     [1, 2] Copy { dst, src } => wr!(dst, rd!(src)),
     CopyPair { first, second } => {

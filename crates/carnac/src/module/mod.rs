@@ -107,6 +107,8 @@ impl ModuleInfo {
 pub(crate) struct ModuleInner {
     pub engine: Engine,
     pub info: ModuleInfo,
+    /// The layout of this module's instance context blocks.
+    pub vm_offsets: crate::runtime::vmctx::VMOffsets,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
     /// For each defined function, its code once translated (valid), else null:
@@ -143,6 +145,13 @@ pub(crate) struct FuncCode {
 }
 
 impl ModuleInner {
+    /// Native code of defined function `def_index` with the wasm calling
+    /// convention (see `VMFuncRef::wasm_call`), or null when it runs interpreted.
+    pub fn wasm_call(&self, def_index: u32) -> *const u8 {
+        let _ = def_index;
+        std::ptr::null()
+    }
+
     /// The code of defined function `def_index`, translating it first if needed.
     /// Translation of a validated body fails only for limits of the interpreter
     /// (a frame too large), which become a trap.
@@ -272,6 +281,7 @@ impl Module {
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
+                vm_offsets: crate::runtime::vmctx::VMOffsets::new(&info),
                 info,
                 code,
                 ready,

@@ -305,7 +305,8 @@ impl Global {
             return Err(Error::usage("global initial value has the wrong type"));
         }
         let value = val.to_raw(s.id)?;
-        s.globals.push(GlobalEntity { ty, value });
+        let cell = s.new_global_cells(std::iter::once(value));
+        s.globals.push(GlobalEntity { ty, cell });
         Ok(Global { store: s.id, index: s.globals.len() as u32 - 1 })
     }
 
@@ -327,7 +328,7 @@ impl Global {
     pub fn get(&self, store: impl AsContext) -> Val {
         let s = &store.as_context().inner;
         let g = &s.globals[self.index_in(s.id)];
-        Val::from_raw(g.value, g.ty.content, s.id)
+        Val::from_raw(g.get(), g.ty.content, s.id)
     }
 
     /// Sets the global's value. Errors when it is immutable, when `val` has the
@@ -343,7 +344,7 @@ impl Global {
             return Err(Error::usage("global value has the wrong type"));
         }
         let raw = val.to_raw(s.id)?;
-        s.globals[i].value = raw;
+        s.globals[i].set(raw);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, InterruptProbe, Store};
 use crate::runtime::trap::Trap;
 use crate::runtime::values::{read_slots, write_slots, ExternRef, Val};
+use crate::runtime::vmctx::VMFuncRef;
 use crate::runtime::Extern;
 use crate::types::{FuncType, ValType};
 
@@ -43,8 +44,9 @@ impl<T> HostFunc<T> {
         };
         let slots = self.ty.param_slots().max(self.ty.result_slots()) as u32;
         store.inner.host_types.push(self.ty.clone());
-        store.inner.funcs.push(FuncEntity { type_id, kind: FuncKind::Host { index, slots } });
-        Func { store: store.inner.id, index: store.inner.funcs.len() as u32 - 1 }
+        let func_ref = VMFuncRef { type_id, ..VMFuncRef::NULL };
+        let index = store.inner.push_func(FuncEntity { type_id, kind: FuncKind::Host { index, slots } }, func_ref);
+        Func { store: store.inner.id, index }
     }
 
     pub(crate) fn from_dynamic<F>(ty: FuncType, f: F) -> HostFunc<T>

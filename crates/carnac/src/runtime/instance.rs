@@ -12,6 +12,7 @@ use crate::runtime::store::{
     AsContext, AsContextMut, FuncEntity, FuncKind, GlobalEntity, InstanceEntity, Store, StoreInner,
 };
 use crate::runtime::trap::{Trap, TrapKind};
+use crate::runtime::vmctx::{header, Builtins, VMContextBlock, VMFuncRef, VMStoreContext, VMTableDef};
 use crate::types::{count, ExternType};
 
 /// An instantiated module in a store: its exports are reached by name.
@@ -220,7 +221,7 @@ fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32]
         ConstExpr::Bits(b) => b,
         ConstExpr::RefNull => 0,
         ConstExpr::RefFunc(f) => inst_funcs[f as usize] as u128 + 1,
-        ConstExpr::GlobalGet(g) => globals[inst_globals[g as usize] as usize].value,
+        ConstExpr::GlobalGet(g) => globals[inst_globals[g as usize] as usize].get(),
     }
 }
 
@@ -252,16 +253,28 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         }
     }
     let instance = s.instances.len() as u32;
+    let offsets = &m.vm_offsets;
+    let mut vmctx = VMContextBlock::new(offsets);
     let first = s.funcs.len() as u32;
-    s.funcs.extend((0..m.code.len() as u32).map(|def_index| {
+    s.funcs.reserve(m.code.len());
+    s.func_refs.reserve(m.code.len());
+    for def_index in 0..m.code.len() as u32 {
         let type_index = info.funcs[(info.num_imported_funcs + def_index) as usize];
-        FuncEntity { type_id: info.type_ids[type_index as usize], kind: FuncKind::Wasm { instance, def_index } }
-    }));
+        let type_id = info.type_ids[type_index as usize];
+        let func_ref = VMFuncRef { wasm_call: m.wasm_call(def_index), vmctx: vmctx.as_ptr(), type_id, store_index: 0 };
+        s.push_func(FuncEntity { type_id, kind: FuncKind::Wasm { instance, def_index } }, func_ref);
+    }
     funcs.extend(first..s.funcs.len() as u32);
+    let defined_globals = info.globals.len() - info.num_imported_globals as usize;
+    let mut cell = s.new_global_cells((0..defined_globals).map(|_| 0));
     for (i, ty) in info.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
         let value = eval_const(&s.globals, &globals, &funcs, info.global_inits[i - info.num_imported_globals as usize]);
-        s.globals.push(GlobalEntity { ty: *ty, value });
+        let g = GlobalEntity { ty: *ty, cell };
+        g.set(value);
+        s.globals.push(g);
         globals.push(s.globals.len() as u32 - 1);
+        // SAFETY: `cell` walks the `defined_globals` cells just allocated (one past the last at most).
+        cell = unsafe { cell.add(1) };
     }
     for ty in info.memories.iter().skip(info.num_imported_memories as usize) {
         memories.push(s.new_memory(limiter.as_deref_mut(), *ty)?);
@@ -275,12 +288,31 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         .iter()
         .map(|seg| seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e) as u64).collect())
         .collect();
+    let funcs: Box<[u32]> = funcs.into();
+    vmctx.write(header::STORE as u32, &mut *s.store_ctx as *mut VMStoreContext);
+    vmctx.write(header::BUILTINS as u32, builtins());
+    vmctx.write(header::TYPE_IDS as u32, info.type_ids.as_ptr());
+    vmctx.write(header::FUNC_INDICES as u32, funcs.as_ptr());
+    vmctx.write(header::INSTANCE as u32, instance);
+    for (i, &f) in funcs[..info.num_imported_funcs as usize].iter().enumerate() {
+        vmctx.write(offsets.imported_func(i as u32), s.func_refs[f as usize]);
+    }
+    for (i, &mem) in memories.iter().enumerate() {
+        vmctx.write(offsets.memory(i as u32), s.memories[mem as usize].def_ptr());
+    }
+    for (i, &t) in tables.iter().enumerate() {
+        vmctx.write(offsets.table(i as u32), &mut *s.tables[t as usize].def as *mut VMTableDef);
+    }
+    for (i, &g) in globals.iter().enumerate() {
+        vmctx.write(offsets.global(i as u32), s.globals[g as usize].cell);
+    }
     s.instances.push(InstanceEntity {
         module: m.clone(),
-        funcs: funcs.into(),
+        funcs,
         tables: tables.into(),
         memories: memories.into(),
         globals: globals.into(),
+        vmctx,
         elems,
         data_dropped: vec![false; info.datas.len()],
     });
@@ -321,4 +353,10 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         crate::interp::call(store, f, &mut slots)?;
     }
     Ok(handle)
+}
+
+/// The builtins table compiled code calls through.
+fn builtins() -> *const Builtins {
+    // Set once the compiled tier's builtins exist.
+    std::ptr::null()
 }

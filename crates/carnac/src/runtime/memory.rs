@@ -22,6 +22,7 @@
 //! with `Config::track_memory_writes` (memories of other engines start
 //! untracked): it costs store-heavy guest code a few percent.
 
+use crate::runtime::vmctx::VMMemoryDef;
 use crate::types::MemoryType;
 
 /// Bytes in a WebAssembly page, the unit of memory sizes ([`crate::Memory::size`]).
@@ -147,9 +148,11 @@ fn take_pooled(reserved: usize) -> Option<(*mut u8, usize)> {
 }
 
 pub(crate) struct LinearMemory {
-    base: *mut u8,
+    /// Base and length, boxed so that compiled code and the interpreter can
+    /// hold a pointer to them (`VMContext`'s memory entries) that stays valid
+    /// however the store's vector of memories moves.
+    def: Box<VMMemoryDef>,
     reserved: usize,
-    len: usize,
     /// Bytes from `base` that are mapped read-write (≥ `len`). A region reused
     /// from the pool keeps its earlier size read-write (its pages released, so
     /// they read as zero): the interpreter bounds-checks every access against
@@ -212,7 +215,8 @@ impl LinearMemory {
             // SAFETY: CHUNK_MAP_OFFSET < CHUNK_MAP_OFFSET + reserved, the region's size.
             unsafe { (p as *mut u8).add(CHUNK_MAP_OFFSET) }
         };
-        let mut mem = LinearMemory { base, reserved, len: 0, accessible, max_pages, untracked: !tracked, ty };
+        let def = Box::new(VMMemoryDef { base, len: 0 });
+        let mut mem = LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, ty };
         if mem.grow(min).is_none() {
             return Err(format!("cannot commit {} of memory", crate::types::count(min, "page")));
         }
@@ -225,20 +229,25 @@ impl LinearMemory {
     }
 
     pub fn size_pages(&self) -> u64 {
-        (self.len / WASM_PAGE) as u64
+        (self.def.len / WASM_PAGE) as u64
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.def.len
     }
 
     /// Where the length is kept, for the interpreter to re-read after calls.
     pub(crate) fn len_ptr(&self) -> *const usize {
-        &self.len
+        &self.def.len
+    }
+
+    /// The memory's definition (base and length) at its stable address.
+    pub(crate) fn def_ptr(&mut self) -> *mut VMMemoryDef {
+        &mut *self.def
     }
 
     pub fn base(&self) -> *mut u8 {
-        self.base
+        self.def.base
     }
 
     /// Grows by `delta` pages; returns the old size in pages, or `None` if the
@@ -259,7 +268,7 @@ impl LinearMemory {
             // `new` (new_len <= reserved, checked through max_pages above).
             let rc = unsafe {
                 libc::mprotect(
-                    self.base.add(self.accessible) as *mut libc::c_void,
+                    self.def.base.add(self.accessible) as *mut libc::c_void,
                     new_len - self.accessible,
                     libc::PROT_READ | libc::PROT_WRITE,
                 )
@@ -269,14 +278,14 @@ impl LinearMemory {
             }
             self.accessible = new_len;
         }
-        self.len = new_len;
+        self.def.len = new_len;
         Some(old)
     }
 
     pub fn data(&self) -> &[u8] {
         // SAFETY: [base, base+len) is mapped read-write (or len is 0 with a dangling,
         // well-aligned base), and stays so for as long as `self` lives.
-        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+        unsafe { std::slice::from_raw_parts(self.def.base, self.def.len) }
     }
 
     /// The whole memory as a plain slice: what is written through it cannot be
@@ -285,12 +294,12 @@ impl LinearMemory {
     pub fn data_mut(&mut self) -> &mut [u8] {
         self.untracked = true;
         // SAFETY: as in `data`, and `&mut self` guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.base, self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.def.base, self.def.len) }
     }
 
     /// A view that marks what it hands out for writing.
     pub fn tracked(&mut self) -> MemoryMut<'_> {
-        MemoryMut { base: self.base, len: self.len, _memory: std::marker::PhantomData }
+        MemoryMut { base: self.def.base, len: self.def.len, _memory: std::marker::PhantomData }
     }
 
     /// Copies `bytes` to `offset`; `false` (nothing written) when out of bounds.
@@ -315,14 +324,14 @@ impl LinearMemory {
         // SAFETY: the map lies CHUNK_MAP_OFFSET bytes below the base of every mapped
         // memory (reserved > 0, checked by the callers), read-write, with one byte per
         // chunk of up to 4 GiB; `accessible` is at most the reservation.
-        unsafe { std::slice::from_raw_parts_mut(self.base.sub(CHUNK_MAP_OFFSET), self.accessible >> CHUNK_SHIFT) }
+        unsafe { std::slice::from_raw_parts_mut(self.def.base.sub(CHUNK_MAP_OFFSET), self.accessible >> CHUNK_SHIFT) }
     }
 
     /// Zeroes the chunks the map marks as written (and the few bytes a store at a
     /// chunk's end may have spilled into the next), then clears the map. Returns
     /// `false`, having done nothing, when they are too many to keep resident.
     fn zero_written_chunks(&mut self) -> bool {
-        let base = self.base;
+        let base = self.def.base;
         let map = self.chunk_map();
         let written: usize =
             map.chunks(8).filter(|w| w.iter().any(|b| *b != 0)).map(|w| w.iter().filter(|b| **b != 0).count()).sum();
@@ -355,7 +364,7 @@ impl LinearMemory {
     /// map marks (and their spill) must still be zero.
     #[cfg(debug_assertions)]
     fn check_unmarked_chunks_are_zero(&mut self) {
-        let base = self.base;
+        let base = self.def.base;
         let map = self.chunk_map().to_vec();
         for (i, marked) in map.iter().enumerate() {
             let spill = if i > 0 && map[i - 1] != 0 { SPILL } else { 0 };
@@ -378,7 +387,7 @@ impl LinearMemory {
         let mut resident = vec![0u8; pages];
         // SAFETY: [base, base+accessible) is mapped (read-write) and page-aligned;
         // `resident` has one byte per page, as mincore requires.
-        let rc = unsafe { libc::mincore(self.base as *mut libc::c_void, self.accessible, resident.as_mut_ptr()) };
+        let rc = unsafe { libc::mincore(self.def.base as *mut libc::c_void, self.accessible, resident.as_mut_ptr()) };
         if rc != 0 || resident.iter().filter(|r| **r & 1 != 0).count() * page > KEEP_RESIDENT_MAX {
             return false;
         }
@@ -386,7 +395,7 @@ impl LinearMemory {
             if r & 1 != 0 {
                 let len = page.min(self.accessible - i * page);
                 // SAFETY: page i lies inside the read-write part (checked by the bound above).
-                unsafe { std::ptr::write_bytes(self.base.add(i * page), 0, len) };
+                unsafe { std::ptr::write_bytes(self.def.base.add(i * page), 0, len) };
             }
         }
         true
@@ -398,7 +407,7 @@ impl LinearMemory {
         // in `new`; nothing refers to it after the memory is dropped (the store owns
         // all memories). MADV_DONTNEED on a private anonymous mapping drops the
         // pages, so every byte reads as zero when the region is used again.
-        unsafe { libc::madvise(self.base as *mut libc::c_void, self.accessible, libc::MADV_DONTNEED) == 0 }
+        unsafe { libc::madvise(self.def.base as *mut libc::c_void, self.accessible, libc::MADV_DONTNEED) == 0 }
     }
 }
 
@@ -420,14 +429,14 @@ impl Drop for LinearMemory {
         if reset {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < POOL_MAX {
-                pool.push((self.reserved, self.base as usize, self.accessible));
+                pool.push((self.reserved, self.def.base as usize, self.accessible));
                 return;
             }
         }
         // SAFETY: unmaps exactly the region mapped in `new` (the map below the base
         // and the reservation), which nothing uses any more.
         unsafe {
-            libc::munmap(self.base.sub(CHUNK_MAP_OFFSET) as *mut libc::c_void, CHUNK_MAP_OFFSET + self.reserved);
+            libc::munmap(self.def.base.sub(CHUNK_MAP_OFFSET) as *mut libc::c_void, CHUNK_MAP_OFFSET + self.reserved);
         }
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod memory;
 pub(crate) mod store;
 pub(crate) mod trap;
 pub(crate) mod values;
+#[allow(dead_code)] // Offsets and builtins the compiled tier (in progress) reads.
 pub(crate) mod vmctx;
 
 pub use externals::Extern;

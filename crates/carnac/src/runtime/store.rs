@@ -14,9 +14,14 @@ use crate::runtime::func::HostFunc;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::memory::WASM_PAGE;
 use crate::runtime::trap::{Trap, TrapKind};
+use crate::runtime::vmctx::{VMContextBlock, VMFuncRef, VMStoreContext, VMTableDef};
 use crate::types::{FuncType, GlobalType, MemoryType, TableType};
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The epoch that stores of engines without epoch interruption read (only an
+/// interrupt, which sets the check word to 0, stops them then).
+pub(crate) static NO_EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// Interpreter value stacks of dropped stores, reused by new ones: a fresh
 /// store per request then neither allocates nor grows (and zero-fills) its
@@ -69,12 +74,47 @@ pub(crate) struct TableEntity {
     pub ty: TableType,
     /// Raw references: 0 is null, otherwise a store index plus one.
     pub elems: Vec<u64>,
+    /// `elems`' address and length as compiled code reads them, at a stable
+    /// address; [`TableEntity::sync`] after anything that changes `elems`' length.
+    pub def: Box<VMTableDef>,
 }
 
+impl TableEntity {
+    pub fn new(ty: TableType, mut elems: Vec<u64>) -> TableEntity {
+        let def = Box::new(VMTableDef { base: elems.as_mut_ptr(), len: elems.len() });
+        TableEntity { ty, elems, def }
+    }
+
+    /// Brings `def` up to date with `elems` (after it grew).
+    pub fn sync(&mut self) {
+        self.def.base = self.elems.as_mut_ptr();
+        self.def.len = self.elems.len();
+    }
+}
+
+/// A global: its type and where its value lives. The cell belongs to the store
+/// (`StoreInner::global_cells`) and never moves, so instances' context blocks
+/// point at it: an imported global is the exporter's own cell.
 pub(crate) struct GlobalEntity {
     pub ty: GlobalType,
     /// Raw bits (see `Val::to_raw`); only a v128 uses the high half.
-    pub value: u128,
+    pub cell: *mut u128,
+}
+
+// SAFETY: `cell` points into a `global_cells` allocation of the same store,
+// which only the store's owner (one thread at a time) reads or writes.
+unsafe impl Send for GlobalEntity {}
+unsafe impl Sync for GlobalEntity {}
+
+impl GlobalEntity {
+    pub fn get(&self) -> u128 {
+        // SAFETY: see `cell`: a live, aligned cell of this store.
+        unsafe { *self.cell }
+    }
+    pub fn set(&self, value: u128) {
+        // SAFETY: as in `get`; no reference to the cell is held anywhere.
+        unsafe { *self.cell = value }
+    }
 }
 
 pub(crate) struct InstanceEntity {
@@ -83,6 +123,8 @@ pub(crate) struct InstanceEntity {
     pub tables: Box<[u32]>,
     pub memories: Box<[u32]>,
     pub globals: Box<[u32]>,
+    /// The instance's context block, which both tiers read (`runtime::vmctx`).
+    pub vmctx: VMContextBlock,
     /// Element segments as raw references; emptied by `elem.drop` (and after active init).
     pub elems: Vec<Box<[u64]>>,
     /// Whether each data segment has been dropped.
@@ -217,13 +259,19 @@ pub(crate) struct StoreInner {
     pub memories: Vec<LinearMemory>,
     pub tables: Vec<TableEntity>,
     pub globals: Vec<GlobalEntity>,
+    /// Where global values live: one allocation per instance (its defined
+    /// globals) or host global; never moved or freed before the store.
+    pub global_cells: Vec<Box<[std::cell::UnsafeCell<u128>]>>,
     pub instances: Vec<InstanceEntity>,
+    /// Each store function's reference as compiled code sees it (same index as `funcs`).
+    pub func_refs: Vec<VMFuncRef>,
+    /// Per-store state compiled code and the interpreter read: fuel, stack
+    /// limit, interrupt words, the address of `func_refs`.
+    pub store_ctx: Box<VMStoreContext>,
     pub externs: Vec<Box<dyn Any + Send + Sync>>,
     /// Bytes held by the store's memories (their lengths) and tables (elements
     /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
     pub committed: usize,
-    /// Remaining fuel, when the engine meters fuel.
-    pub fuel: u64,
     /// Nesting of host→wasm re-entries, bounded to keep the host stack safe.
     pub reentry: u32,
     /// Host stack address at the outermost wasm entry (see `interp::call`).
@@ -375,6 +423,22 @@ pub enum UpdateDeadline {
 pub(crate) type DeadlineCallback<T> = Box<dyn FnMut(&mut Store<T>) -> Result<UpdateDeadline, Error> + Send + Sync>;
 
 impl StoreInner {
+    /// Adds a function to the store; returns its index.
+    pub fn push_func(&mut self, entity: FuncEntity, func_ref: VMFuncRef) -> u32 {
+        self.funcs.push(entity);
+        self.func_refs.push(VMFuncRef { store_index: self.funcs.len() as u32 - 1, ..func_ref });
+        self.store_ctx.func_refs = self.func_refs.as_ptr();
+        self.funcs.len() as u32 - 1
+    }
+
+    /// New global cells holding `values`; returns the first (the others follow it).
+    pub fn new_global_cells(&mut self, values: impl ExactSizeIterator<Item = u128>) -> *mut u128 {
+        let cells: Box<[std::cell::UnsafeCell<u128>]> = values.map(std::cell::UnsafeCell::new).collect();
+        let first = cells.as_ptr() as *mut u128;
+        self.global_cells.push(cells);
+        first
+    }
+
     /// The type of store function `func`.
     pub fn func_ty(&self, func: u32) -> &FuncType {
         match &self.funcs[func as usize].kind {
@@ -447,7 +511,7 @@ impl StoreInner {
             return Err(Error::Limit(format!("table of {n} ({bytes} bytes) is over the store's limits")));
         }
         let elems = table_elements(n as usize, init).ok_or_else(too_big)?;
-        self.tables.push(TableEntity { ty, elems });
+        self.tables.push(TableEntity::new(ty, elems));
         self.committed += bytes;
         Ok(self.tables.len() as u32 - 1)
     }
@@ -501,6 +565,7 @@ impl StoreInner {
             return Ok(None);
         }
         t.elems.resize(new as usize, init);
+        t.sync();
         self.committed += bytes;
         Ok(Some(old))
     }
@@ -542,7 +607,7 @@ pub struct Store<T> {
 impl<T> Store<T> {
     /// An empty store of `engine`, holding the embedder's `data`.
     pub fn new(engine: &Engine, data: T) -> Store<T> {
-        Store {
+        let mut store = Store {
             inner: StoreInner {
                 id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
                 engine: engine.clone(),
@@ -551,10 +616,19 @@ impl<T> Store<T> {
                 memories: Vec::new(),
                 tables: Vec::new(),
                 globals: Vec::new(),
+                global_cells: Vec::new(),
                 instances: Vec::new(),
+                func_refs: Vec::new(),
+                store_ctx: Box::new(VMStoreContext {
+                    stack_limit: 0,
+                    fuel: 0,
+                    func_refs: std::ptr::null(),
+                    interrupted: std::ptr::null(),
+                    epoch: std::ptr::null(),
+                    epoch_check: std::ptr::null(),
+                }),
                 externs: Vec::new(),
                 committed: 0,
-                fuel: 0,
                 reentry: 0,
                 stack_base: 0,
                 stack: take_pooled_stack(),
@@ -569,7 +643,12 @@ impl<T> Store<T> {
             limiter: None,
             epoch_callback: None,
             data,
-        }
+        };
+        let inner = &mut store.inner;
+        inner.store_ctx.interrupted = &inner.signals.interrupted;
+        inner.store_ctx.epoch_check = &inner.signals.check;
+        inner.store_ctx.epoch = inner.signals.epoch.as_deref().unwrap_or(&NO_EPOCH);
+        store
     }
 
     /// The store's engine.
@@ -711,7 +790,7 @@ impl<T> Store<T> {
         if !self.inner.engine.config().consume_fuel {
             return Err(crate::Error::usage("fuel is not enabled in this engine's Config"));
         }
-        self.inner.fuel = fuel;
+        self.inner.store_ctx.fuel = fuel;
         Ok(())
     }
 
@@ -720,7 +799,7 @@ impl<T> Store<T> {
         if !self.inner.engine.config().consume_fuel {
             return Err(crate::Error::usage("fuel is not enabled in this engine's Config"));
         }
-        Ok(self.inner.fuel)
+        Ok(self.inner.store_ctx.fuel)
     }
 }
 

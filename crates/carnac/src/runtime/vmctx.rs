@@ -70,8 +70,12 @@ pub(crate) struct VMFuncRef {
 }
 
 impl VMFuncRef {
-    pub const NULL: VMFuncRef =
-        VMFuncRef { wasm_call: std::ptr::null(), vmctx: std::ptr::null_mut(), type_id: u32::MAX, store_index: u32::MAX };
+    pub const NULL: VMFuncRef = VMFuncRef {
+        wasm_call: std::ptr::null(),
+        vmctx: std::ptr::null_mut(),
+        type_id: u32::MAX,
+        store_index: u32::MAX,
+    };
 }
 
 /// Per-store state that compiled code reads on hot paths; boxed in the store.
@@ -238,4 +242,68 @@ pub(crate) mod field {
     pub const MEMORY_LEN: i32 = std::mem::offset_of!(VMMemoryDef, len) as i32;
     pub const TABLE_BASE: i32 = std::mem::offset_of!(VMTableDef, base) as i32;
     pub const TABLE_LEN: i32 = std::mem::offset_of!(VMTableDef, len) as i32;
+}
+
+/// An instance's context block: an owned, zeroed, 16-byte-aligned allocation of
+/// [`VMOffsets::size`] bytes that never moves. Filled once by instantiation
+/// (only the store pointer is rewritten after that, see `Store`); read by both tiers.
+pub(crate) struct VMContextBlock {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+// SAFETY: the block is plain data owned by one instance of one store; like the
+// rest of the store, it is only touched by the thread that holds the store.
+unsafe impl Send for VMContextBlock {}
+unsafe impl Sync for VMContextBlock {}
+
+impl VMContextBlock {
+    pub fn new(offsets: &VMOffsets) -> VMContextBlock {
+        let layout = std::alloc::Layout::from_size_align(offsets.size() as usize, 16).expect("context block layout");
+        // SAFETY: the layout's size is at least the header's (non-zero).
+        let p = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = std::ptr::NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        VMContextBlock { ptr, layout }
+    }
+
+    pub fn as_ptr(&self) -> *mut VMContext {
+        self.ptr.as_ptr() as *mut VMContext
+    }
+
+    /// Writes `value` at byte `offset` of the block.
+    ///
+    /// # Panics
+    /// When the value does not fit inside the block at `offset` (a layout bug).
+    pub fn write<V: Copy>(&mut self, offset: u32, value: V) {
+        let end = offset as usize + std::mem::size_of::<V>();
+        assert!(end <= self.layout.size() && offset as usize % std::mem::align_of::<V>() == 0);
+        // SAFETY: in bounds and aligned (checked above) in an allocation we own.
+        unsafe { (self.ptr.as_ptr().add(offset as usize) as *mut V).write(value) }
+    }
+
+    /// Reads the value at byte `offset` of the block.
+    pub fn read<V: Copy>(&self, offset: u32) -> V {
+        let end = offset as usize + std::mem::size_of::<V>();
+        assert!(end <= self.layout.size() && offset as usize % std::mem::align_of::<V>() == 0);
+        // SAFETY: as in `write`; every field of the block is plain data, and
+        // zeroed memory is a valid value of each type stored here.
+        unsafe { (self.ptr.as_ptr().add(offset as usize) as *const V).read() }
+    }
+}
+
+impl Drop for VMContextBlock {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed only here.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// The global value cells of the instance whose context block is `vmctx`,
+/// indexed by global index (what the interpreter's global instructions read).
+///
+/// # Safety
+/// `vmctx` is a live context block laid out by `offsets`.
+pub(crate) unsafe fn global_cells(vmctx: *mut VMContext, offsets: &VMOffsets) -> *const *mut u128 {
+    // SAFETY: the caller's guarantee; the globals array lies inside the block.
+    unsafe { (vmctx as *const u8).add(offsets.global(0) as usize) as *const *mut u128 }
 }
