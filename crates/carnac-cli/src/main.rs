@@ -69,6 +69,10 @@ struct RunArgs {
     /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`.
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
+    /// Code generation options: `-C tier=interp|cranelift` (the tier that runs
+    /// the module; default `interp`).
+    #[arg(short = 'C', value_name = "OPT=VAL,...")]
+    codegen_opts: Vec<String>,
     /// The module to run.
     module: PathBuf,
     /// Arguments for the program (or for the invoked function).
@@ -149,6 +153,15 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
             }
         }
     }
+    let mut tier = carnac::Strategy::Interpreter;
+    for opts in std::mem::take(&mut args.codegen_opts) {
+        for opt in opts.split(',') {
+            match opt.split_once('=') {
+                Some(("tier", v)) => tier = v.parse().map_err(Error::Usage)?,
+                _ => return Err(Error::Usage(format!("unsupported -C option `{opt}`"))),
+            }
+        }
+    }
     let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
     let max_memory = args.max_memory.as_deref().map(parse_size).transpose()?;
 
@@ -184,7 +197,11 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     }
 
     let mut config = Config::new();
-    config.consume_fuel(args.fuel.is_some()).interruptible(timeout.is_some()).lazy_validation(args.lazy_validation);
+    config
+        .consume_fuel(args.fuel.is_some())
+        .interruptible(timeout.is_some())
+        .lazy_validation(args.lazy_validation)
+        .strategy(tier);
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
     let mut store = Store::new(&engine, wasi.build());

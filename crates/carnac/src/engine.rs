@@ -22,6 +22,32 @@ pub struct Config {
     pub(crate) lazy_translation: bool,
     pub(crate) lazy_validation: bool,
     pub(crate) track_memory_writes: bool,
+    pub(crate) strategy: Strategy,
+    pub(crate) signals_based_traps: bool,
+    pub(crate) memory_guard_size: u64,
+}
+
+/// How a module's functions run: the tier that executes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Carnac's interpreter: no compilation, instant start (the default).
+    Interpreter,
+    /// Native code compiled with Cranelift when the module is compiled: slower
+    /// to start, several times faster to run.
+    Cranelift,
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    /// `interp` (or `interpreter`) and `cranelift`, the spellings of `-C tier=`.
+    fn from_str(s: &str) -> Result<Strategy, String> {
+        match s {
+            "interp" | "interpreter" => Ok(Strategy::Interpreter),
+            "cranelift" => Ok(Strategy::Cranelift),
+            _ => Err(format!("unknown tier `{s}` (expected `interp` or `cranelift`)")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -41,6 +67,9 @@ impl Default for Config {
             lazy_translation: true,
             lazy_validation: false,
             track_memory_writes: false,
+            strategy: Strategy::Interpreter,
+            signals_based_traps: cfg!(target_pointer_width = "64"),
+            memory_guard_size: 32 << 20,
         }
     }
 }
@@ -67,6 +96,40 @@ impl Config {
     /// default; `carnac serve` turns it on.
     pub fn track_memory_writes(&mut self, enable: bool) -> &mut Self {
         self.track_memory_writes = enable;
+        self
+    }
+
+    /// The tier that runs modules compiled by this engine (default
+    /// [`Strategy::Interpreter`]), as Wasmtime's `Config::strategy`. With
+    /// [`Strategy::Cranelift`] and an engine built without the `cranelift`
+    /// feature, [`Engine::new`] still succeeds and compiling a module fails
+    /// with an error that says so.
+    pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Whether compiled code may rely on signal handlers to catch out-of-bounds
+    /// memory accesses (on by default on 64-bit hosts), as Wasmtime's
+    /// `Config::signals_based_traps`. On, each 32-bit memory of compiled code
+    /// reserves its whole 4 GiB index space plus a guard region of
+    /// [`Config::memory_guard_size`] bytes of *address space* (not memory), and
+    /// most loads and stores need no bounds check: an access past the memory's
+    /// length faults, and the fault becomes a `MemoryOutOfBounds` trap. Off,
+    /// every access is checked explicitly: for hosts that cannot reserve that
+    /// much address space (many instances, 32-bit hosts). The interpreter always
+    /// checks explicitly.
+    pub fn signals_based_traps(&mut self, enable: bool) -> &mut Self {
+        self.signals_based_traps = enable;
+        self
+    }
+
+    /// Bytes of inaccessible address space after each memory of compiled code
+    /// with [`Config::signals_based_traps`] (default 32 MiB, as Wasmtime's
+    /// `memory_guard_size`): accesses whose static offset fits in it need no
+    /// explicit bounds check.
+    pub fn memory_guard_size(&mut self, bytes: u64) -> &mut Self {
+        self.memory_guard_size = bytes.min(1 << 32);
         self
     }
 
@@ -229,6 +292,9 @@ struct EngineInner {
     types: Mutex<HashMap<FuncType, u32>>,
     /// The epoch ([`Engine::increment_epoch`]), shared with the stores that check it.
     epoch: Arc<AtomicU64>,
+    /// The compiled tier's target, built on first use.
+    #[cfg(feature = "cranelift")]
+    isa: std::sync::OnceLock<Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>>,
 }
 
 /// Configuration and shared caches; cheap to clone, safe to share across threads.
@@ -256,6 +322,8 @@ impl Engine {
                 config: config.clone(),
                 types: Mutex::new(HashMap::new()),
                 epoch: Arc::new(AtomicU64::new(0)),
+                #[cfg(feature = "cranelift")]
+                isa: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -274,6 +342,15 @@ impl Engine {
     /// The engine's epoch counter, for the stores that compare against it.
     pub(crate) fn epoch(&self) -> &Arc<AtomicU64> {
         &self.inner.epoch
+    }
+
+    /// The compiled tier's target ISA, built by `make` on first use.
+    #[cfg(feature = "cranelift")]
+    pub(crate) fn isa(
+        &self,
+        make: impl FnOnce() -> Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>,
+    ) -> Result<&cranelift_codegen::isa::OwnedTargetIsa, crate::Error> {
+        self.inner.isa.get_or_init(make).as_ref().map_err(|e| crate::Error::Compile(e.to_string()))
     }
 
     pub fn config(&self) -> &Config {

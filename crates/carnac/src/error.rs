@@ -81,6 +81,9 @@ pub enum Error {
     /// A resource limit was hit outside of execution (e.g. instantiating a too-large memory).
     #[error("resource limit exceeded: {0}")]
     Limit(String),
+    /// The compiled tier could not compile a valid module (or is not built in).
+    #[error("compilation failed: {0}")]
+    Compile(String),
 }
 
 impl Error {

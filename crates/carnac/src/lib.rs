@@ -125,6 +125,8 @@
 //! alternative (`interrupt()` from any thread); an interrupt stays until
 //! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
 
+#[cfg(feature = "cranelift")]
+mod compile;
 mod engine;
 mod error;
 mod interp;
@@ -132,7 +134,7 @@ mod module;
 mod runtime;
 mod types;
 
-pub use engine::{Config, Engine};
+pub use engine::{Config, Engine, Strategy};
 pub use error::Error;
 pub use module::Module;
 pub use runtime::externals::{Extern, Global, Memory, Table};

@@ -271,11 +271,28 @@ pub(crate) fn run<T, const TRACK: bool>(
             let new_base = base + $base as usize;
             let entity = &store.inner.funcs[fidx];
             match &entity.kind {
-                FuncKind::Wasm { instance: callee_instance, def_index } => {
+                FuncKind::Wasm { instance: callee_instance, def_index }
+                    if !store.inner.instances[*callee_instance as usize].module.is_compiled() =>
+                {
                     let callee_instance = *callee_instance;
                     let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
                     let def_index = *def_index;
                     enter!(callee_module, callee_instance, def_index, new_base);
+                    refresh_mem!();
+                }
+                // Another tier's code: through the common entry, like a host function.
+                FuncKind::Wasm { .. } => {
+                    let ty = store.inner.func_ty(fidx as u32);
+                    let n = ty.param_slots().max(ty.result_slots());
+                    tri!(ensure_stack(stack, new_base + n, max_slots));
+                    let slots = &mut stack[new_base..new_base + n];
+                    if let Err(mut t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
+                        if !t.has_backtrace() {
+                            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                        }
+                        return Err(t);
+                    }
+                    fp = unsafe { stack.as_mut_ptr().add(base) };
                     refresh_mem!();
                 }
                 FuncKind::Host { index, slots } => {
@@ -515,9 +532,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                     }
                 }
             }
-            Instr::DataDrop { segment } => {
-                store.inner.instances[instance as usize].data_dropped[segment as usize] = true;
-            }
+            Instr::DataDrop { segment } => store.inner.data_drop(instance, segment),
             Instr::TableGet { dst, table, index } => {
                 let t = store.inner.instances[instance as usize].tables[table as usize];
                 let Some(&v) = store.inner.tables[t as usize].elems.get(u32_!(index) as usize) else {
@@ -551,50 +566,18 @@ pub(crate) fn run<T, const TRACK: bool>(
                 w32!(b, r.map_or(u32::MAX, |old| old as u32));
             }
             Instr::TableFill { table, base: b } => {
-                let t = store.inner.instances[instance as usize].tables[table as usize];
                 let (i, val, n) = (u32_!(b) as usize, rd!(b + 1), u32_!(b + 2) as usize);
-                let elems = &mut store.inner.tables[t as usize].elems;
-                if i + n > elems.len() {
-                    trap!(TrapKind::TableOutOfBounds);
-                }
-                elems[i..i + n].fill(val);
+                tri!(store.inner.table_fill(instance, table, i, val, n));
             }
             Instr::TableCopy { dst_table, src_table, base: b } => {
-                let inst = &store.inner.instances[instance as usize];
-                let (td, ts) = (inst.tables[dst_table as usize], inst.tables[src_table as usize]);
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
-                let tables = &mut store.inner.tables;
-                if d + n > tables[td as usize].elems.len() || s + n > tables[ts as usize].elems.len() {
-                    trap!(TrapKind::TableOutOfBounds);
-                }
-                if td == ts {
-                    tables[td as usize].elems.copy_within(s..s + n, d);
-                } else {
-                    let (src, dst) = if ts < td {
-                        let (a, b) = tables.split_at_mut(td as usize);
-                        (&a[ts as usize], &mut b[0])
-                    } else {
-                        let (a, b) = tables.split_at_mut(ts as usize);
-                        (&b[0], &mut a[td as usize])
-                    };
-                    dst.elems[d..d + n].copy_from_slice(&src.elems[s..s + n]);
-                }
+                tri!(store.inner.table_copy(instance, dst_table, src_table, d, s, n));
             }
             Instr::TableInit { table, segment, base: b } => {
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
-                let inner = &mut store.inner;
-                let inst = &inner.instances[instance as usize];
-                let t = inst.tables[table as usize];
-                let seg = &inst.elems[segment as usize];
-                let elems = &mut inner.tables[t as usize].elems;
-                if s + n > seg.len() || d + n > elems.len() {
-                    trap!(TrapKind::TableOutOfBounds);
-                }
-                elems[d..d + n].copy_from_slice(&seg[s..s + n]);
+                tri!(store.inner.table_init(instance, table, segment, d, s, n));
             }
-            Instr::ElemDrop { segment } => {
-                store.inner.instances[instance as usize].elems[segment as usize] = Box::new([]);
-            }
+            Instr::ElemDrop { segment } => store.inner.elem_drop(instance, segment),
             Instr::RefFunc { dst, func } => {
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);

@@ -109,6 +109,9 @@ pub(crate) struct ModuleInner {
     pub info: ModuleInfo,
     /// The layout of this module's instance context blocks.
     pub vm_offsets: crate::runtime::vmctx::VMOffsets,
+    /// Machine code for every defined function, when the engine's strategy compiles.
+    #[cfg(feature = "cranelift")]
+    pub compiled: Option<crate::compile::module::CompiledModule>,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
     /// For each defined function, its code once translated (valid), else null:
@@ -148,8 +151,20 @@ impl ModuleInner {
     /// Native code of defined function `def_index` with the wasm calling
     /// convention (see `VMFuncRef::wasm_call`), or null when it runs interpreted.
     pub fn wasm_call(&self, def_index: u32) -> *const u8 {
+        #[cfg(feature = "cranelift")]
+        if let Some(c) = &self.compiled {
+            return c.wasm_call(def_index);
+        }
         let _ = def_index;
         std::ptr::null()
+    }
+
+    /// Whether the module's functions run as compiled code.
+    pub fn is_compiled(&self) -> bool {
+        #[cfg(feature = "cranelift")]
+        return self.compiled.is_some();
+        #[cfg(not(feature = "cranelift"))]
+        false
     }
 
     /// The code of defined function `def_index`, translating it first if needed.
@@ -274,14 +289,29 @@ impl Module {
     /// Compiles a module from the binary format only.
     pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
         let (info, code, resources) = decode(engine, bytes)?;
+        let bytes_in = bytes;
         let bytes: Arc<[u8]> = if engine.config().lazy_translation { bytes.into() } else { Arc::new([]) };
         let resources = resources.filter(|_| engine.config().lazy_validation);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
+        #[cfg(feature = "cranelift")]
+        let compiled = match engine.config().strategy {
+            crate::Strategy::Cranelift => {
+                let bodies: Vec<std::ops::Range<usize>> = code.iter().map(|f| f.body.clone()).collect();
+                Some(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, &bodies)?)
+            }
+            crate::Strategy::Interpreter => None,
+        };
+        #[cfg(not(feature = "cranelift"))]
+        if engine.config().strategy == crate::Strategy::Cranelift {
+            return Err(Error::Compile("this build of Carnac has no compiled tier (feature `cranelift`)".into()));
+        }
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
                 vm_offsets: crate::runtime::vmctx::VMOffsets::new(&info),
+                #[cfg(feature = "cranelift")]
+                compiled,
                 info,
                 code,
                 ready,

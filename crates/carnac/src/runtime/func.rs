@@ -159,7 +159,7 @@ impl Func {
             }
             at += write_slots(p.to_raw(store.inner.id)?, *t, &mut slots[at..]);
         }
-        crate::interp::call(store, self.index, &mut slots)?;
+        crate::runtime::call::call_func(store, self.index, &mut slots, None)?;
         let id = store.inner.id;
         let mut at = 0;
         for (i, t) in ty.results().iter().enumerate() {
@@ -225,7 +225,7 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
         };
         let id = store.inner.id;
         params.store(slots, id)?;
-        crate::interp::call(store, self.func.index, slots)?;
+        crate::runtime::call::call_func(store, self.func.index, slots, None)?;
         Ok(R::load(slots, id))
     }
 }

@@ -350,7 +350,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     let handle = Instance { store: s.id, index: instance };
     if let Some(f) = start {
         let mut slots = [];
-        crate::interp::call(store, f, &mut slots)?;
+        crate::runtime::call::call_func(store, f, &mut slots, None)?;
     }
     Ok(handle)
 }

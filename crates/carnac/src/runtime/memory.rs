@@ -174,14 +174,23 @@ unsafe impl Sync for LinearMemory {}
 impl LinearMemory {
     /// A memory of type `ty`; `tracked` when every write to it will mark the
     /// written-chunk map (see the module docs), otherwise its reset asks the kernel.
-    pub fn new(ty: MemoryType, tracked: bool) -> Result<LinearMemory, String> {
+    ///
+    /// `guard`: for compiled code that relies on faults instead of bounds checks
+    /// (`Config::signals_based_traps`), reserve the whole 4 GiB index space plus
+    /// this many bytes, and keep everything past the length inaccessible, so
+    /// that any 32-bit address plus a static offset below `guard` either lies
+    /// inside the memory or faults.
+    pub fn new(ty: MemoryType, tracked: bool, guard: Option<u64>) -> Result<LinearMemory, String> {
         let min = ty.limits.min;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
         if min > max_pages {
             let (min, max) = (crate::types::count(min, "page"), crate::types::count(max_pages, "page"));
             return Err(format!("memory minimum of {min} exceeds its maximum of {max}"));
         }
-        let reserved = max_pages as usize * WASM_PAGE;
+        let reserved = match guard {
+            Some(guard) => (MAX_PAGES as usize * WASM_PAGE).saturating_add(guard as usize).next_multiple_of(WASM_PAGE),
+            None => max_pages as usize * WASM_PAGE,
+        };
         let mut accessible = 0;
         let base = if reserved == 0 {
             std::ptr::NonNull::<u8>::dangling().as_ptr()
@@ -217,10 +226,32 @@ impl LinearMemory {
         };
         let def = Box::new(VMMemoryDef { base, len: 0 });
         let mut mem = LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, ty };
+        if guard.is_some() {
+            // A reused region may have more read-write bytes than this memory's
+            // length: take them back, so accesses past the length fault.
+            mem.protect_from(min as usize * WASM_PAGE)?;
+        }
         if mem.grow(min).is_none() {
             return Err(format!("cannot commit {} of memory", crate::types::count(min, "page")));
         }
         Ok(mem)
+    }
+
+    /// Makes the bytes from `len` up to what is read-write inaccessible again.
+    fn protect_from(&mut self, len: usize) -> Result<(), String> {
+        if self.accessible <= len {
+            return Ok(());
+        }
+        // SAFETY: [base+len, base+accessible) is inside the region reserved in `new`
+        // and holds no live data (a pooled region is zeroed, and `len` is the new length).
+        let rc = unsafe {
+            libc::mprotect(self.def.base.add(len) as *mut libc::c_void, self.accessible - len, libc::PROT_NONE)
+        };
+        if rc != 0 {
+            return Err("cannot protect a reused memory region".into());
+        }
+        self.accessible = len;
+        Ok(())
     }
 
     /// The most pages the memory may have: its type's maximum, within the index space.
@@ -450,7 +481,7 @@ mod tests {
     fn large_dirty_regions_are_released_and_come_back_zeroed() {
         let ty = MemoryType { limits: Limits { min: 32, max: Some(32) } };
         for _ in 0..3 {
-            let mut m = LinearMemory::new(ty, true).unwrap();
+            let mut m = LinearMemory::new(ty, true, None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0));
             m.data_mut().fill(0x5A); // 2 MiB resident: over the keep-resident bound
         }
@@ -460,7 +491,7 @@ mod tests {
     fn tracked_writes_are_reset_without_asking_the_kernel() {
         let ty = MemoryType { limits: Limits { min: 3, max: Some(3) } };
         for round in 0..4u8 {
-            let mut m = LinearMemory::new(ty, true).unwrap();
+            let mut m = LinearMemory::new(ty, true, None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             assert!(m.chunk_map().iter().all(|b| *b == 0), "round {round}: chunk map not cleared");
             // A host write, a data-segment-style write across chunks, and a store at
@@ -486,7 +517,7 @@ mod tests {
     #[should_panic(expected = "without being marked")]
     fn an_unmarked_write_is_caught_in_debug_builds() {
         let ty = MemoryType { limits: Limits { min: 1, max: Some(1) } };
-        let m = LinearMemory::new(ty, true).unwrap();
+        let m = LinearMemory::new(ty, true, None).unwrap();
         // SAFETY: byte 5000 is inside the 1-page memory.
         unsafe { *m.base().add(5000) = 7 };
         drop(m);
@@ -496,7 +527,7 @@ mod tests {
     fn reused_regions_come_back_zeroed_and_bounded() {
         let ty = MemoryType { limits: Limits { min: 2, max: Some(3) } };
         for round in 0..4 {
-            let mut m = LinearMemory::new(ty, true).unwrap();
+            let mut m = LinearMemory::new(ty, true, None).unwrap();
             assert_eq!(m.len(), 2 * WASM_PAGE);
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             m.data_mut().fill(0xAB);

@@ -2,6 +2,8 @@
 //! (memories, tables, globals, functions, instances), traps, values, limits,
 //! and linking. Nothing here decodes wasm or executes instructions.
 
+pub(crate) mod bulk;
+pub(crate) mod call;
 pub(crate) mod externals;
 pub(crate) mod func;
 pub(crate) mod instance;

@@ -482,8 +482,13 @@ impl StoreInner {
                 crate::types::count(ty.limits.min, "page")
             )));
         }
-        let tracked = self.engine.config().track_memory_writes;
-        self.memories.push(LinearMemory::new(ty, tracked).map_err(Error::Limit)?);
+        let config = self.engine.config();
+        let compiled = config.strategy == crate::Strategy::Cranelift;
+        // Compiled code does not mark the written-chunk map: its memories are reset
+        // by asking the kernel what is resident instead.
+        let tracked = config.track_memory_writes && !compiled;
+        let guard = (compiled && config.signals_based_traps).then_some(config.memory_guard_size);
+        self.memories.push(LinearMemory::new(ty, tracked, guard).map_err(Error::Limit)?);
         self.committed += bytes;
         Ok(self.memories.len() as u32 - 1)
     }

@@ -1,0 +1,208 @@
+//! The runtime functions compiled code calls ([`BUILTINS`], declared in
+//! `runtime::vmctx::Builtins`): growth, bulk memory and table operations,
+//! calls to host and interpreted functions, deadlines and fuel.
+//!
+//! Each one finds its store through the innermost activation (`super::call`),
+//! works in the calling instance's own index spaces, and never unwinds: a trap
+//! is recorded in the activation and reported by a nonzero status (or a
+//! negative size for the grow builtins), which the compiled code turns into a
+//! `TRAP_PENDING` trap. A panic in a host function is caught here and resumed
+//! in the host once the wasm frames are gone (a panic must not cross
+//! `extern "C"`). The bounds rules are the interpreter's (`runtime::bulk`).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::call::{instance_of, with_activation, Activation};
+use crate::runtime::trap::{Trap, TrapKind};
+use crate::runtime::vmctx::{Builtins, Status, VMContext};
+
+/// The table every context block points at.
+pub(crate) static BUILTINS: Builtins = Builtins {
+    memory_grow,
+    memory_fill,
+    memory_copy,
+    memory_init,
+    data_drop,
+    table_grow,
+    table_fill,
+    table_copy,
+    table_init,
+    elem_drop,
+    call_store_func,
+    deadline,
+    out_of_fuel,
+};
+
+/// Runs `f` on the activation's store; a trap is recorded and becomes status 1.
+fn with_store(f: impl FnOnce(&mut Activation) -> Result<(), Trap>) -> Status {
+    with_activation(|act| match catch_unwind(AssertUnwindSafe(|| f(act))) {
+        Ok(Ok(())) => 0,
+        Ok(Err(trap)) => {
+            act.pending = Some(trap);
+            1
+        }
+        Err(payload) => {
+            act.panic = Some(payload);
+            act.pending = Some(Trap::new(TrapKind::HostError));
+            1
+        }
+    })
+}
+
+/// The store's inner state, from the activation.
+///
+/// # Safety
+/// Called from a builtin running for the activation's store.
+unsafe fn inner(act: &mut Activation) -> &mut crate::runtime::store::StoreInner {
+    // SAFETY: the activation's store is the one running this call, not in use elsewhere.
+    unsafe { &mut *(act.vtable.inner)(act.store) }
+}
+
+unsafe extern "C" fn memory_grow(vmctx: *mut VMContext, memory: u32, delta: u32) -> i64 {
+    let mut result = -1;
+    // SAFETY (all builtins): compiled code passes its own live context block.
+    let instance = unsafe { instance_of(vmctx) };
+    let status = with_store(|act| {
+        // SAFETY: see `inner`.
+        let s = unsafe { inner(act) };
+        let m = s.instances[instance as usize].memories[memory as usize];
+        // SAFETY: see `StoreVTable`.
+        result = match unsafe { (act.vtable.memory_grow)(act.store, m, delta as u64) }? {
+            Some(old) => old as i64,
+            None => -1,
+        };
+        Ok(())
+    });
+    if status != 0 {
+        -2
+    } else {
+        result
+    }
+}
+
+unsafe extern "C" fn memory_fill(vmctx: *mut VMContext, memory: u32, dst: u32, val: u32, len: u32) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        s.memory_fill(instance, memory, dst as usize, val as u8, len as usize).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn memory_copy(
+    vmctx: *mut VMContext,
+    dst_memory: u32,
+    dst: u32,
+    src_memory: u32,
+    src: u32,
+    len: u32,
+) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        s.memory_copy(instance, dst_memory, src_memory, dst as usize, src as usize, len as usize).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn memory_init(
+    vmctx: *mut VMContext,
+    memory: u32,
+    data: u32,
+    dst: u32,
+    src: u32,
+    len: u32,
+) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        s.memory_init(instance, memory, data, dst as usize, src as usize, len as usize).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn data_drop(vmctx: *mut VMContext, data: u32) {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        unsafe { inner(act) }.data_drop(instance, data);
+        Ok(())
+    });
+}
+
+unsafe extern "C" fn table_grow(vmctx: *mut VMContext, table: u32, init: u64, delta: u32) -> i64 {
+    let mut result = -1;
+    let instance = unsafe { instance_of(vmctx) };
+    let status = with_store(|act| {
+        let s = unsafe { inner(act) };
+        let t = s.instances[instance as usize].tables[table as usize];
+        result = match unsafe { (act.vtable.table_grow)(act.store, t, delta as u64, init) }? {
+            Some(old) => old as i64,
+            None => -1,
+        };
+        Ok(())
+    });
+    if status != 0 {
+        -2
+    } else {
+        result
+    }
+}
+
+unsafe extern "C" fn table_fill(vmctx: *mut VMContext, table: u32, dst: u32, val: u64, len: u32) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        s.table_fill(instance, table, dst as usize, val, len as usize).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn table_copy(
+    vmctx: *mut VMContext,
+    dst_table: u32,
+    dst: u32,
+    src_table: u32,
+    src: u32,
+    len: u32,
+) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        s.table_copy(instance, dst_table, src_table, dst as usize, src as usize, len as usize).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn table_init(vmctx: *mut VMContext, table: u32, elem: u32, dst: u32, src: u32, len: u32) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        s.table_init(instance, table, elem, dst as usize, src as usize, len as usize).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn elem_drop(vmctx: *mut VMContext, elem: u32) {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        unsafe { inner(act) }.elem_drop(instance, elem);
+        Ok(())
+    });
+}
+
+unsafe extern "C" fn call_store_func(vmctx: *mut VMContext, store_index: u32, slots: *mut u64) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        let ty = s.func_ty(store_index);
+        let n = ty.param_slots().max(ty.result_slots());
+        // SAFETY: compiled code passes a buffer of at least this many slots
+        // (sized from the same function type, which the call was checked against).
+        let slots = unsafe { std::slice::from_raw_parts_mut(slots, n) };
+        // SAFETY: see `StoreVTable`.
+        unsafe { (act.vtable.call)(act.store, store_index, slots, instance) }
+    })
+}
+
+unsafe extern "C" fn deadline(_vmctx: *mut VMContext) -> Status {
+    // SAFETY: see `StoreVTable`.
+    with_store(|act| unsafe { (act.vtable.deadline)(act.store) })
+}
+
+unsafe extern "C" fn out_of_fuel(_vmctx: *mut VMContext) -> Status {
+    with_store(|_| Err(Trap::new(TrapKind::OutOfFuel)))
+}

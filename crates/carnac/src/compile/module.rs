@@ -1,0 +1,276 @@
+//! A module's compiled code: every defined function translated to machine code,
+//! laid out in one executable region with the host-to-wasm trampolines, linked,
+//! and registered so that its traps and frames can be found by pc.
+//!
+//! Why one region per module: direct calls between the module's functions are
+//! plain pc-relative `call`s, patched here (relocations) before the region is
+//! made executable; nothing is writable and executable at once (W^X). The
+//! region lives as long as the module (`ModuleInner` owns this), and every
+//! instance holds the module, so code never goes away under a running call.
+//!
+//! Functions compile in parallel, one Cranelift context per thread.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use cranelift_codegen::binemit::Reloc;
+use cranelift_codegen::isa::OwnedTargetIsa;
+
+use super::code_memory::CodeMemory;
+use super::trampolines::compile_array_to_wasm_trampoline;
+use super::translate::{compile_function, CodegenSettings, CompiledCode};
+use super::traps::registry::{self, CodeInfo, CodeRegistration, TrapTable};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::module::ModuleInfo;
+use crate::runtime::vmctx::VMContext;
+
+/// The host-to-wasm entry of one function: `(wasm_call, vmctx, slots)`, with
+/// the raw parameters in `slots` on entry and the raw results on return.
+pub(crate) type ArrayCall = unsafe extern "C" fn(wasm_call: *const u8, vmctx: *mut VMContext, slots: *mut u64);
+
+/// What the signal handler and backtraces need to know about the region: where
+/// each function is, where its traps are, and which wasm offset each
+/// instruction came from. Immutable once published.
+struct RegionInfo {
+    /// The region's first address.
+    base: usize,
+    /// Each defined function's code, as offsets into the region (sorted).
+    funcs: Vec<Range<u32>>,
+    traps: TrapTable,
+    /// (code offset where a run of instructions starts, wasm offset), sorted.
+    srclocs: Vec<(u32, u32)>,
+}
+
+impl CodeInfo for RegionInfo {
+    fn trap_at(&self, pc: usize) -> Option<u8> {
+        self.traps.lookup(pc)
+    }
+
+    fn is_wasm_function(&self, pc: usize) -> bool {
+        self.func_at(pc).is_some()
+    }
+}
+
+impl RegionInfo {
+    /// The defined function whose code holds `pc`.
+    fn func_at(&self, pc: usize) -> Option<u32> {
+        let off = u32::try_from(pc.checked_sub(self.base)?).ok()?;
+        let k = self.funcs.partition_point(|r| r.start <= off).checked_sub(1)?;
+        self.funcs[k].contains(&off).then_some(k as u32)
+    }
+
+    /// The wasm offset of the instruction at `pc`.
+    fn wasm_offset_at(&self, pc: usize) -> Option<u32> {
+        let off = u32::try_from(pc.checked_sub(self.base)?).ok()?;
+        let k = self.srclocs.partition_point(|&(start, _)| start <= off).checked_sub(1)?;
+        Some(self.srclocs[k].1).filter(|&w| w != u32::MAX)
+    }
+}
+
+/// A module's machine code (see the module docs).
+pub(crate) struct CompiledModule {
+    code: CodeMemory,
+    info: Arc<RegionInfo>,
+    /// Region offset of each defined function's array-call trampoline.
+    array_calls: Vec<u32>,
+    _registration: CodeRegistration,
+}
+
+impl std::fmt::Debug for CompiledModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledModule").field("bytes", &self.code.len()).finish()
+    }
+}
+
+/// The code generation settings an engine's configuration asks for.
+pub(crate) fn settings(engine: &Engine) -> CodegenSettings {
+    let c = engine.config();
+    CodegenSettings {
+        bounds: if c.signals_based_traps {
+            super::translate::BoundsChecks::Guard { guard_bytes: c.memory_guard_size }
+        } else {
+            super::translate::BoundsChecks::Explicit
+        },
+        interrupt: if c.epoch_interruption || c.interruptible {
+            // The epoch check also sees the interrupt flag (its check word drops to 0).
+            super::translate::Interrupt::Epoch
+        } else {
+            super::translate::Interrupt::None
+        },
+        fuel: c.consume_fuel,
+    }
+}
+
+/// The engine's target ISA, built once per engine.
+pub(crate) fn isa(engine: &Engine) -> Result<&OwnedTargetIsa, Error> {
+    engine.isa(|| super::translate::isa(&settings(engine)).map_err(|e| Error::Compile(e.to_string())))
+}
+
+impl CompiledModule {
+    /// Compiles every defined function of a validated module (`bodies`: each
+    /// function's body range in `bytes`).
+    pub fn new(engine: &Engine, info: &ModuleInfo, bytes: &[u8], bodies: &[Range<usize>]) -> Result<Self, Error> {
+        let isa = isa(engine)?;
+        let settings = settings(engine);
+        let compile_one = |def: usize| -> Result<CompiledCode, Error> {
+            let range = bodies[def].clone();
+            let reader = wasmparser::BinaryReader::new(&bytes[range.clone()], range.start);
+            let body = wasmparser::FunctionBody::new(reader);
+            compile_function(&***isa, info, &settings, def as u32, body).map_err(|e| {
+                let index = info.num_imported_funcs as usize + def;
+                Error::Compile(format!("function {index}: {e}"))
+            })
+        };
+        let funcs = parallel_map(bodies.len(), engine.config().parallel_compilation, compile_one)?;
+
+        // Trampolines, one per distinct function type.
+        let mut tramp_of_type: std::collections::HashMap<u32, usize> = Default::default();
+        let mut trampolines: Vec<CompiledCode> = Vec::new();
+        let mut tramp_index = Vec::with_capacity(bodies.len());
+        for def in 0..bodies.len() {
+            let ty = info.funcs[info.num_imported_funcs as usize + def];
+            let k = match tramp_of_type.get(&ty) {
+                Some(&k) => k,
+                None => {
+                    let t = compile_array_to_wasm_trampoline(&***isa, &info.types[ty as usize])
+                        .map_err(|e| Error::Compile(format!("trampoline: {e}")))?;
+                    trampolines.push(t);
+                    tramp_of_type.insert(ty, trampolines.len() - 1);
+                    trampolines.len() - 1
+                }
+            };
+            tramp_index.push(k);
+        }
+
+        // Layout: functions, then trampolines, each at its alignment.
+        let mut len = 0usize;
+        let mut place = |c: &CompiledCode| {
+            let align = (c.alignment as usize).max(16);
+            let start = len.next_multiple_of(align);
+            len = start + c.bytes.len();
+            start
+        };
+        let func_starts: Vec<usize> = funcs.iter().map(&mut place).collect();
+        let tramp_starts: Vec<usize> = trampolines.iter().map(&mut place).collect();
+        if len > u32::MAX as usize {
+            return Err(Error::Compile("the module's code exceeds 4 GiB".into()));
+        }
+        let mut image = CodeMemory::new(len).map_err(|e| Error::Compile(e.to_string()))?;
+        let base = image.base();
+        for (c, &start) in funcs.iter().chain(&trampolines).zip(func_starts.iter().chain(&tramp_starts)) {
+            image[start..start + c.bytes.len()].copy_from_slice(&c.bytes);
+        }
+        for (c, &start) in funcs.iter().zip(&func_starts) {
+            for r in &c.relocs {
+                let at = start + r.offset as usize;
+                let target = base as i64 + func_starts[r.target as usize] as i64 + r.addend;
+                apply_reloc(&mut image[..], at, base + at, r.kind, target)?;
+            }
+        }
+        let code = image.publish().map_err(|e| Error::Compile(e.to_string()))?;
+
+        let mut traps = Vec::new();
+        let mut srclocs = Vec::new();
+        for (c, &start) in funcs.iter().zip(&func_starts) {
+            traps.extend(c.traps.iter().map(|&(off, code)| (start as u32 + off, super::trap_codes::to_u8(code))));
+            let mut last_end = None;
+            for &(s, e, w) in &c.srclocs {
+                if last_end.is_some_and(|le| le < s) {
+                    // A gap with no source location.
+                    srclocs.push((start as u32 + last_end.unwrap_or(0), u32::MAX));
+                }
+                srclocs.push((start as u32 + s, w));
+                last_end = Some(e);
+            }
+            if let Some(e) = last_end {
+                srclocs.push((start as u32 + e, u32::MAX));
+            }
+        }
+        srclocs.sort_by_key(|&(s, _)| s);
+        let region = Arc::new(RegionInfo {
+            base: code.base(),
+            funcs: funcs.iter().zip(&func_starts).map(|(c, &s)| s as u32..(s + c.bytes.len()) as u32).collect(),
+            traps: TrapTable::new(code.base(), traps),
+            srclocs,
+        });
+        let registration = registry::register(code.range(), region.clone());
+        let array_calls = tramp_index.iter().map(|&k| tramp_starts[k] as u32).collect();
+        Ok(CompiledModule { code, info: region, array_calls, _registration: registration })
+    }
+
+    /// Native code of defined function `def` (see `VMFuncRef::wasm_call`).
+    pub fn wasm_call(&self, def: u32) -> *const u8 {
+        self.code.ptr_at(self.info.funcs[def as usize].start as usize)
+    }
+
+    /// The host-to-wasm entry of defined function `def`.
+    pub fn array_call(&self, def: u32) -> ArrayCall {
+        let p = self.code.ptr_at(self.array_calls[def as usize] as usize);
+        // SAFETY: the trampoline at this offset was compiled with exactly this
+        // signature (the platform's C convention, `compile_array_to_wasm_trampoline`)
+        // and lives, executable, as long as `self`.
+        unsafe { std::mem::transmute::<*const u8, ArrayCall>(p) }
+    }
+
+    /// The defined function and wasm offset of the instruction at `pc`, if `pc`
+    /// is in one of this module's functions.
+    pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
+        let def = self.info.func_at(pc)?;
+        Some((def, self.info.wasm_offset_at(pc)))
+    }
+}
+
+/// Patches one relocation at image offset `at` (running address `pc`) to point at `target`.
+fn apply_reloc(image: &mut [u8], at: usize, pc: usize, kind: Reloc, target: i64) -> Result<(), Error> {
+    let bad = || Error::Compile(format!("relocation {kind:?} out of range"));
+    match kind {
+        Reloc::X86CallPCRel4 | Reloc::X86PCRel4 => {
+            let delta = i32::try_from(target - pc as i64).map_err(|_| bad())?;
+            image[at..at + 4].copy_from_slice(&delta.to_le_bytes());
+        }
+        Reloc::Abs8 => image[at..at + 8].copy_from_slice(&(target as u64).to_le_bytes()),
+        Reloc::Arm64Call => {
+            let delta = (target - pc as i64) >> 2;
+            if !(-(1 << 25)..(1 << 25)).contains(&delta) {
+                return Err(bad());
+            }
+            let insn = u32::from_le_bytes(image[at..at + 4].try_into().expect("4 bytes"));
+            let insn = (insn & !0x03ff_ffff) | (delta as u32 & 0x03ff_ffff);
+            image[at..at + 4].copy_from_slice(&insn.to_le_bytes());
+        }
+        other => return Err(Error::Compile(format!("unsupported relocation {other:?}"))),
+    }
+    Ok(())
+}
+
+/// `f(0..n)` in order, on every core when `parallel` (and there is enough work).
+fn parallel_map<R: Send>(
+    n: usize,
+    parallel: bool,
+    f: impl Fn(usize) -> Result<R, Error> + Sync,
+) -> Result<Vec<R>, Error> {
+    let threads =
+        if parallel && n >= 16 { std::thread::available_parallelism().map_or(1, |t| t.get()).min(n) } else { 1 };
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<R, Error>>> = (0..n).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut Option<Result<R, Error>>>> =
+        results.iter_mut().map(std::sync::Mutex::new).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let r = f(i);
+                **slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    drop(slots);
+    results.into_iter().map(|r| r.expect("every index computed")).collect()
+}

@@ -1,0 +1,56 @@
+//! The one entry through which the host (and every tier, for calls it cannot
+//! make itself) calls a store function: it picks what runs it (a host
+//! function, the interpreter, or compiled code) and guards the host stack.
+//! `runtime/` knows the tiers only through this function.
+
+use crate::runtime::func::Caller;
+use crate::runtime::store::{FuncKind, Store};
+use crate::runtime::trap::{Trap, TrapKind};
+
+/// An address inside the current host stack frame.
+#[inline(always)]
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Calls store function `func` with `slots` holding the raw arguments on entry
+/// and the raw results on return (`slots.len()` covers both). `caller` is the
+/// calling instance, for host functions that look at its exports.
+pub(crate) fn call_func<T>(
+    store: &mut Store<T>,
+    func: u32,
+    slots: &mut [u64],
+    caller: Option<u32>,
+) -> Result<(), Trap> {
+    match store.inner.funcs[func as usize].kind {
+        FuncKind::Host { index, .. } => {
+            let host = store.hosts[index as usize].func.clone();
+            host(Caller { store, instance: caller }, slots)
+        }
+        FuncKind::Wasm { instance, def_index } => {
+            let sp = stack_pointer();
+            let max = store.inner.engine.config().max_wasm_stack;
+            if store.inner.reentry == 0 {
+                store.inner.stack_base = sp;
+                // Compiled prologues trap below this (the stack grows down).
+                store.inner.store_ctx.stack_limit = sp.saturating_sub(max);
+            } else if store.inner.stack_base.abs_diff(sp) > max {
+                // Nested host→wasm re-entries used `Config::max_wasm_stack` of host stack.
+                return Err(Trap::new(TrapKind::StackExhausted));
+            }
+            store.inner.reentry += 1;
+            let result = run(store, instance, def_index, slots);
+            store.inner.reentry -= 1;
+            result
+        }
+    }
+}
+
+fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
+    #[cfg(feature = "cranelift")]
+    if store.inner.instances[instance as usize].module.compiled.is_some() {
+        return crate::compile::call::call(store, instance, def_index, slots);
+    }
+    crate::interp::call(store, instance, def_index, slots)
+}
