@@ -6,8 +6,11 @@
 //! and a summary line `spec wasm-v2: N passed, M failed, K skipped`, for the
 //! default configuration and again with fuel metering, interrupt and epoch checks on
 //! (`spec wasm-v2+fuel: ...`), then the 59 files of the fixed-width SIMD
-//! proposal (`spec simd: ...`, also `simd+fuel`). Exits non-zero when anything
-//! failed. `SPEC_FILTER=name` runs only the files whose name contains it.
+//! proposal (`spec simd: ...`, also `simd+fuel`), all in the interpreter; then
+//! the same under the compiled tier (`spec wasm-v2 (cranelift): ...`,
+//! `wasm-v2+fuel (cranelift)`, `simd (cranelift)`). Exits non-zero when anything
+//! failed. `SPEC_FILTER=name` runs only the files whose name contains it;
+//! `SPEC_TIER=interp` or `cranelift` only one tier.
 
 use std::collections::HashMap;
 
@@ -43,8 +46,9 @@ struct Runner {
 type R<T> = Result<T, String>;
 
 impl Runner {
-    fn new(fuel: bool) -> Runner {
+    fn new(fuel: bool, tier: Strategy) -> Runner {
         let mut config = Config::new();
+        config.strategy(tier);
         // The fuel run also turns on interrupt and epoch checks (`CheckEpoch`, no
         // deadline set): they instrument loops and calls too.
         config.consume_fuel(fuel).interruptible(fuel).epoch_interruption(fuel);
@@ -318,7 +322,7 @@ const SKIPPED_FILES: &[(&str, &str)] = &[(
      implement yet; the file only checks the text syntax of lane instructions naming a memory",
 )];
 
-fn run_file(name: &str, text: &str, fuel: bool) -> Counts {
+fn run_file(name: &str, text: &str, fuel: bool, tier: Strategy) -> Counts {
     let mut counts = Counts::default();
     // The suite deliberately uses bidirectional-override characters in names.
     let mut lexer = wast::lexer::Lexer::new(text);
@@ -344,7 +348,7 @@ fn run_file(name: &str, text: &str, fuel: bool) -> Counts {
         counts.skipped += wast.directives.len();
         return counts;
     }
-    let mut runner = Runner::new(fuel);
+    let mut runner = Runner::new(fuel, tier);
     let mut shown = 0;
     for d in wast.directives {
         let (line, _) = d.span().linecol_in(text);
@@ -363,14 +367,14 @@ fn run_file(name: &str, text: &str, fuel: bool) -> Counts {
     counts
 }
 
-fn run_suite(label: &str, files: Vec<(String, &'static str)>, fuel: bool) -> Counts {
+fn run_suite(label: &str, files: Vec<(String, &'static str)>, fuel: bool, tier: Strategy) -> Counts {
     let filter = std::env::var("SPEC_FILTER").ok();
     let mut total = Counts::default();
     for (name, text) in files {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let c = run_file(&name, text, fuel);
+        let c = run_file(&name, text, fuel, tier);
         println!("spec {label}/{name}: {} passed, {} failed, {} skipped", c.passed, c.failed, c.skipped);
         total += c;
     }
@@ -394,13 +398,25 @@ fn simd_files() -> Vec<(String, &'static str)> {
 }
 
 fn main() {
-    let plain = run_suite("wasm-v2", wasm_v2_files(), false);
-    // The same suite with fuel metering and interrupt checks on (an unlimited
-    // budget, never interrupted): the instrumentation must not change any result.
-    let fuel = run_suite("wasm-v2+fuel", wasm_v2_files(), true);
-    let simd = run_suite("simd", simd_files(), false);
-    let simd_fuel = run_suite("simd+fuel", simd_files(), true);
-    if plain.failed + fuel.failed + simd.failed + simd_fuel.failed > 0 {
+    use Strategy::{Cranelift, Interpreter};
+    // `SPEC_TIER=interp` or `cranelift` runs one tier only.
+    let tier = std::env::var("SPEC_TIER").ok();
+    let runs = |t: &str| tier.as_deref().is_none_or(|x| x == t);
+    let mut failed = 0;
+    if runs("interp") {
+        failed += run_suite("wasm-v2", wasm_v2_files(), false, Interpreter).failed;
+        // The same suite with fuel metering and interrupt checks on (an unlimited
+        // budget, never interrupted): the instrumentation must not change any result.
+        failed += run_suite("wasm-v2+fuel", wasm_v2_files(), true, Interpreter).failed;
+        failed += run_suite("simd", simd_files(), false, Interpreter).failed;
+        failed += run_suite("simd+fuel", simd_files(), true, Interpreter).failed;
+    }
+    if cfg!(feature = "cranelift") && runs("cranelift") {
+        failed += run_suite("wasm-v2 (cranelift)", wasm_v2_files(), false, Cranelift).failed;
+        failed += run_suite("wasm-v2+fuel (cranelift)", wasm_v2_files(), true, Cranelift).failed;
+        failed += run_suite("simd (cranelift)", simd_files(), false, Cranelift).failed;
+    }
+    if failed > 0 {
         eprintln!("spec suite failed");
         std::process::exit(1);
     }
