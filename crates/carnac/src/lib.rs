@@ -125,6 +125,8 @@
 //! alternative (`interrupt()` from any thread); an interrupt stays until
 //! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
 
+#[cfg(feature = "cranelift")]
+pub(crate) mod compile;
 mod engine;
 mod error;
 mod interp;
