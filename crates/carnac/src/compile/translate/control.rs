@@ -1,0 +1,505 @@
+//! Control flow: blocks, loops, ifs, branches, returns and calls.
+//!
+//! Each wasm block, loop and if is a control frame; its results (a loop's
+//! parameters, for branches to it) become parameters of the CLIF block that
+//! follows it (its header), so values flow along branches as block arguments.
+//! After an unconditional branch the rest of the frame is unreachable: nothing
+//! is translated until its `end` (or the `else`), and the code after the frame
+//! is translated only when something branches to it.
+//!
+//! Calls: a defined function is called directly (the runtime links the call);
+//! an imported function, or a `call_indirect` target, through its function
+//! reference: its native code when it has some, else the `call_store_func`
+//! builtin with the values in slots (host and interpreted functions).
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    self, types, Block, BlockArg, ExtFuncData, ExternalName, FuncRef, InstBuilder, JumpTableData, SigRef,
+    UserExternalName, Value,
+};
+use wasmparser::Operator;
+
+use super::vm::Builtin;
+use super::{clif_type, wasm_signature, Lazy, Translator};
+use crate::compile::trampolines::{load_raw, raw_offsets, store_raw};
+use crate::compile::trap_codes::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, TABLE_OUT_OF_BOUNDS, UNREACHABLE};
+use crate::runtime::vmctx::{field, header, store_offsets};
+use crate::types::{FuncType, ValType};
+
+#[derive(Debug)]
+pub(super) enum FrameKind {
+    /// The function body; `next` is its return block.
+    Function,
+    Block,
+    Loop {
+        header: Block,
+    },
+    If {
+        /// Where the condition goes when false: the else arm, or a jump to
+        /// `next` with the parameters when there is none.
+        else_block: Block,
+        /// The if's parameters, for the else arm.
+        params: Vec<Value>,
+        else_seen: bool,
+    },
+    /// A block, loop or if inside unreachable code: only its `end` matters.
+    Dead,
+}
+
+#[derive(Debug)]
+pub(super) struct Frame {
+    pub kind: FrameKind,
+    /// The code after the frame, with the frame's results as parameters.
+    next: Block,
+    num_params: usize,
+    num_results: usize,
+    /// The operand stack's height below the frame's parameters.
+    height: usize,
+    /// Whether anything jumps to `next`.
+    exit_reached: bool,
+}
+
+impl Frame {
+    /// Where a branch to this frame goes, and how many values it carries.
+    fn branch_target(&self) -> (Block, usize) {
+        match self.kind {
+            FrameKind::Loop { header } => (header, self.num_params),
+            _ => (self.next, self.num_results),
+        }
+    }
+}
+
+impl Translator<'_, '_> {
+    /// A new block with parameters of the given wasm types.
+    fn block_with_params(&mut self, types: &[ValType]) -> Block {
+        let block = self.b.create_block();
+        for &t in types {
+            self.b.append_block_param(block, clif_type(t));
+        }
+        block
+    }
+
+    /// `values`, canonicalised, as block arguments.
+    fn block_args(&mut self, values: &[Value]) -> Vec<BlockArg> {
+        values.iter().map(|&v| BlockArg::Value(self.canonical(v))).collect()
+    }
+
+    fn jump(&mut self, block: Block, values: &[Value]) {
+        let args = self.block_args(values);
+        self.b.ins().jump(block, &args);
+    }
+
+    /// Switches to `block` and pushes its parameters as operands.
+    fn enter_with_params(&mut self, block: Block) {
+        self.b.switch_to_block(block);
+        let params: Vec<Value> = self.b.block_params(block).to_vec();
+        for v in params {
+            self.push(v);
+        }
+    }
+
+    pub(super) fn push_function_frame(&mut self) {
+        let results = self.results;
+        let next = self.block_with_params(results);
+        self.control.push(Frame {
+            kind: FrameKind::Function,
+            next,
+            num_params: 0,
+            num_results: results.len(),
+            height: 0,
+            exit_reached: false,
+        });
+    }
+
+    fn frame_index(&self, relative_depth: u32) -> usize {
+        self.control.len() - 1 - relative_depth as usize
+    }
+
+    /// Operators of the control part; false if `op` belongs to another part.
+    pub(super) fn control_operator(&mut self, op: &Operator<'_>) -> Result<bool, String> {
+        match *op {
+            Operator::Nop => {}
+            Operator::Unreachable => {
+                self.b.ins().trap(UNREACHABLE);
+                self.reachable = false;
+            }
+            Operator::Block { blockty } => {
+                let (params, results) = self.block_type(blockty);
+                self.materialize_all();
+                let next = self.block_with_params(&results);
+                let height = self.stack.len() - params.len();
+                self.control.push(Frame {
+                    kind: FrameKind::Block,
+                    next,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    height,
+                    exit_reached: false,
+                });
+            }
+            Operator::Loop { blockty } => {
+                let (params, results) = self.block_type(blockty);
+                self.materialize_all();
+                let header = self.block_with_params(&params);
+                let next = self.block_with_params(&results);
+                let args = self.popn(params.len());
+                self.jump(header, &args);
+                let height = self.stack.len();
+                self.control.push(Frame {
+                    kind: FrameKind::Loop { header },
+                    next,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    height,
+                    exit_reached: false,
+                });
+                self.enter_with_params(header);
+                self.start_fuel_block();
+                self.interrupt_check();
+            }
+            Operator::If { blockty } => {
+                let (params, results) = self.block_type(blockty);
+                let cond = self.pop();
+                self.materialize_all();
+                let then_block = self.b.create_block();
+                let else_block = self.b.create_block();
+                let next = self.block_with_params(&results);
+                self.b.ins().brif(cond, then_block, &[], else_block, &[]);
+                self.b.seal_block(then_block);
+                self.b.seal_block(else_block);
+                self.b.switch_to_block(then_block);
+                let height = self.stack.len() - params.len();
+                let params_values = self.peekn(params.len()).to_vec();
+                self.control.push(Frame {
+                    kind: FrameKind::If { else_block, params: params_values, else_seen: false },
+                    next,
+                    num_params: params.len(),
+                    num_results: results.len(),
+                    height,
+                    exit_reached: false,
+                });
+                self.start_fuel_block();
+            }
+            Operator::Else => self.else_(),
+            Operator::End => self.end(),
+            Operator::Br { relative_depth } => {
+                let i = self.frame_index(relative_depth);
+                let (target, arity) = self.control[i].branch_target();
+                self.control[i].exit_reached = true;
+                let args = self.peekn(arity).to_vec();
+                self.jump(target, &args);
+                self.reachable = false;
+            }
+            Operator::BrIf { relative_depth } => {
+                let cond = self.pop();
+                let i = self.frame_index(relative_depth);
+                let (target, arity) = self.control[i].branch_target();
+                self.control[i].exit_reached = true;
+                let moves = self.branch_needs_moves(i, arity);
+                let args = self.peekn(arity).to_vec();
+                let args = self.block_args(&args);
+                let fall = self.b.create_block();
+                self.b.ins().brif(cond, target, &args, fall, &[]);
+                self.b.seal_block(fall);
+                self.b.switch_to_block(fall);
+                if moves {
+                    self.start_fuel_block();
+                }
+            }
+            Operator::BrTable { ref targets } => {
+                let index = self.pop();
+                let mut depths = Vec::with_capacity(targets.len() as usize + 1);
+                for t in targets.targets() {
+                    depths.push(t.map_err(|e| e.to_string())?);
+                }
+                let default = targets.default();
+                // Every target takes the same number of values (validation).
+                let arity = self.control[self.frame_index(default)].branch_target().1;
+                let mut edge_blocks: Vec<(u32, Block)> = Vec::new();
+                let mut call_for = |t: &mut Self, depth: u32| {
+                    let i = t.frame_index(depth);
+                    t.control[i].exit_reached = true;
+                    let block = if arity == 0 {
+                        t.control[i].branch_target().0
+                    } else if let Some(&(_, b)) = edge_blocks.iter().find(|(d, _)| *d == depth) {
+                        b
+                    } else {
+                        // A branch table passes no arguments: each target
+                        // with values gets a block that jumps on with them.
+                        let b = t.b.create_block();
+                        edge_blocks.push((depth, b));
+                        b
+                    };
+                    t.b.func.dfg.block_call(block, &[])
+                };
+                let calls: Vec<_> = depths.iter().map(|&d| call_for(self, d)).collect();
+                let default_call = call_for(self, default);
+                let table = self.b.create_jump_table(JumpTableData::new(default_call, &calls));
+                self.b.ins().br_table(index, table);
+                let args = self.peekn(arity).to_vec();
+                for (depth, block) in edge_blocks {
+                    self.b.switch_to_block(block);
+                    self.b.seal_block(block);
+                    let target = self.control[self.frame_index(depth)].branch_target().0;
+                    self.jump(target, &args);
+                }
+                self.reachable = false;
+            }
+            Operator::Return => {
+                let values = self.peekn(self.results.len()).to_vec();
+                let values = self.canonical_all(&values);
+                self.b.ins().return_(&values);
+                self.reachable = false;
+            }
+            Operator::Call { function_index } => {
+                let ty = self.info.func_type(function_index);
+                let args = self.popn(ty.params().len());
+                let results = if function_index >= self.info.num_imported_funcs {
+                    self.call_defined(function_index - self.info.num_imported_funcs, ty, &args)
+                } else {
+                    let at = self.offsets.imported_func(function_index);
+                    let func_ref = self.b.ins().iadd_imm_u(self.vmctx, at as i64);
+                    self.call_func_ref(func_ref, ty, &args, true)
+                };
+                for v in results {
+                    self.push(v);
+                }
+            }
+            Operator::CallIndirect { type_index, table_index } => {
+                let index = self.pop();
+                let ty = &self.info.types[type_index as usize];
+                let args = self.popn(ty.params().len());
+                let func_ref = self.indirect_func_ref(table_index, type_index, index);
+                let results = self.call_func_ref(func_ref, ty, &args, false);
+                for v in results {
+                    self.push(v);
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn else_(&mut self) {
+        let frame = self.control.last_mut().expect("validated: else inside an if");
+        let FrameKind::If { else_block, ref params, ref mut else_seen } = frame.kind else {
+            // In unreachable code, an `else` of a dead `if` changes nothing.
+            return;
+        };
+        *else_seen = true;
+        let params = params.clone();
+        let (next, n, height) = (frame.next, frame.num_results, frame.height);
+        if self.reachable {
+            frame.exit_reached = true;
+            let results = self.peekn(n).to_vec();
+            self.jump(next, &results);
+        }
+        self.truncate(height);
+        self.b.switch_to_block(else_block);
+        for v in params {
+            self.push(v);
+        }
+        self.reachable = true;
+        self.start_fuel_block();
+    }
+
+    fn end(&mut self) {
+        let frame = self.control.pop().expect("validated: end matches a frame");
+        let mut exit_reached = frame.exit_reached;
+        if let FrameKind::Dead = frame.kind {
+            return;
+        }
+        if self.reachable {
+            exit_reached = true;
+            let results = self.peekn(frame.num_results).to_vec();
+            if let FrameKind::Function = frame.kind {
+                let values = self.canonical_all(&results);
+                self.b.ins().return_(&values);
+                exit_reached = frame.exit_reached;
+            } else {
+                self.jump(frame.next, &results);
+            }
+        }
+        match &frame.kind {
+            FrameKind::If { else_block, params, else_seen: false } => {
+                // No else arm: the parameters are the results.
+                self.b.switch_to_block(*else_block);
+                self.jump(frame.next, params);
+                exit_reached = true;
+            }
+            FrameKind::Loop { header } => self.b.seal_block(*header),
+            _ => {}
+        }
+        self.truncate(frame.height);
+        if !exit_reached {
+            self.reachable = false;
+            return;
+        }
+        self.b.seal_block(frame.next);
+        self.enter_with_params(frame.next);
+        self.reachable = true;
+        if let FrameKind::Function = frame.kind {
+            let values: Vec<Value> = self.popn(frame.num_results);
+            self.b.ins().return_(&values);
+            self.reachable = false;
+        } else {
+            self.start_fuel_block();
+        }
+    }
+
+    /// Unreachable code: follows only the block structure.
+    pub(super) fn unreachable_operator(&mut self, op: &Operator<'_>) {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                let height = self.stack.len();
+                let next = Block::from_u32(0);
+                self.control.push(Frame {
+                    kind: FrameKind::Dead,
+                    next,
+                    num_params: 0,
+                    num_results: 0,
+                    height,
+                    exit_reached: false,
+                });
+            }
+            Operator::Else => self.else_(),
+            Operator::End => self.end(),
+            _ => {}
+        }
+    }
+
+    // ---- what the interpreter does with operands, for fuel ----
+
+    /// The interpreter writes every pending local and constant to its slot
+    /// at the start of a block, loop or if.
+    fn materialize_all(&mut self) {
+        self.lazy.fill(Lazy::No);
+    }
+
+    /// Before a local changes, the interpreter writes the operands still
+    /// reading it to their own slots.
+    pub(super) fn materialize_local(&mut self, local: u32) {
+        for l in &mut self.lazy {
+            if *l == Lazy::Local(local) {
+                *l = Lazy::No;
+            }
+        }
+    }
+
+    /// Whether the interpreter copies operands for a branch to frame `i`
+    /// carrying `arity` values: unless they are already in the target's slots
+    /// (right above its base, written there), which `br_if` then takes without
+    /// a new fuel block. An approximation of the interpreter's slot
+    /// assignment (`branch_moves`); fuel only.
+    fn branch_needs_moves(&self, i: usize, arity: usize) -> bool {
+        if !self.settings.fuel || arity == 0 {
+            return false;
+        }
+        let frame = &self.control[i];
+        let base = match frame.kind {
+            FrameKind::Function => 0,
+            _ => frame.height,
+        };
+        let len = self.stack.len();
+        let in_place = len - arity == base && self.lazy[len - arity..].iter().all(|l| *l == Lazy::No);
+        !in_place
+    }
+
+    // ---- calls ----
+
+    fn wasm_sig(&mut self, ty: &FuncType) -> SigRef {
+        let sig = wasm_signature(ty, self.ptr);
+        self.b.import_signature(sig)
+    }
+
+    /// A direct call to defined function `def_index` (linked by the runtime).
+    fn call_defined(&mut self, def_index: u32, ty: &FuncType, args: &[Value]) -> Vec<Value> {
+        let callee = self.defined_func_ref(def_index, ty);
+        let mut call_args = Vec::with_capacity(args.len() + 1);
+        call_args.push(self.vmctx);
+        call_args.extend(self.canonical_all(args));
+        let call = self.b.ins().call(callee, &call_args);
+        self.b.inst_results(call).to_vec()
+    }
+
+    fn defined_func_ref(&mut self, def_index: u32, ty: &FuncType) -> FuncRef {
+        let signature = self.wasm_sig(ty);
+        let name = self.b.func.declare_imported_user_function(UserExternalName::new(0, def_index));
+        self.b.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature,
+            colocated: true,
+            patchable: false,
+        })
+    }
+
+    /// The function reference `call_indirect` calls: element `index` of table
+    /// `table`, checked against the table's length, null and the expected type.
+    fn indirect_func_ref(&mut self, table: u32, type_index: u32, index: Value) -> Value {
+        let def = self.vmctx_ptr(self.offsets.table(table));
+        let mutable = self.mutable();
+        let len = self.load_ptr(def, field::TABLE_LEN, mutable);
+        let index = self.b.ins().uextend(types::I64, index);
+        let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+        self.b.ins().trapnz(oob, TABLE_OUT_OF_BOUNDS);
+        let base = self.load_ptr(def, field::TABLE_BASE, mutable);
+        let at = self.b.ins().ishl_imm_u(index, 3);
+        let addr = self.b.ins().iadd(base, at);
+        let flags = ir::MemFlagsData::trusted().with_alias_region(Some(self.vm.regions.table));
+        let raw = self.b.ins().load(types::I64, flags, addr, 0);
+        self.b.ins().trapz(raw, INDIRECT_CALL_TO_NULL);
+        let store = self.store_ctx();
+        let func_refs = self.load_ptr(store, store_offsets::FUNC_REFS, mutable);
+        let i = self.b.ins().iadd_imm_s(raw, -1);
+        let at = self.b.ins().imul_imm_u(i, field::FUNC_REF_SIZE as i64);
+        let func_ref = self.b.ins().iadd(func_refs, at);
+        let type_id = self.b.ins().load(types::I32, mutable, func_ref, field::FUNC_REF_TYPE_ID);
+        let type_ids = self.vmctx_ptr(header::TYPE_IDS as u32);
+        let readonly = self.readonly();
+        let expected = self.b.ins().load(types::I32, readonly, type_ids, (type_index * 4) as i32);
+        let bad = self.b.ins().icmp(IntCC::NotEqual, type_id, expected);
+        self.b.ins().trapnz(bad, BAD_SIGNATURE);
+        func_ref
+    }
+
+    /// Calls the function behind a `VMFuncRef` (at `func_ref`): its native
+    /// code if it has some, else through `call_store_func`. `fixed`: the
+    /// reference cannot change while the instance lives (an import's).
+    fn call_func_ref(&mut self, func_ref: Value, ty: &FuncType, args: &[Value], fixed: bool) -> Vec<Value> {
+        let flags = if fixed { self.readonly() } else { self.mutable() };
+        let wasm_call = self.load_ptr(func_ref, field::FUNC_REF_WASM_CALL, flags);
+        let native = self.b.create_block();
+        let through_store = self.b.create_block();
+        let join = self.block_with_params(ty.results());
+        self.b.set_cold_block(through_store);
+        self.b.ins().brif(wasm_call, native, &[], through_store, &[]);
+        let args = self.canonical_all(args);
+
+        self.b.switch_to_block(native);
+        self.b.seal_block(native);
+        let callee_vmctx = self.load_ptr(func_ref, field::FUNC_REF_VMCTX, flags);
+        let sig = self.wasm_sig(ty);
+        let mut call_args = Vec::with_capacity(args.len() + 1);
+        call_args.push(callee_vmctx);
+        call_args.extend_from_slice(&args);
+        let call = self.b.ins().call_indirect(sig, wasm_call, &call_args);
+        let results = self.b.inst_results(call).to_vec();
+        self.jump(join, &results);
+
+        self.b.switch_to_block(through_store);
+        self.b.seal_block(through_store);
+        let store_index = self.b.ins().load(types::I32, flags, func_ref, field::FUNC_REF_STORE_INDEX);
+        let slots = self.call_slots(ty.param_slots().max(ty.result_slots()));
+        for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
+            store_raw(self.b, t, v, slots, at);
+        }
+        self.call_builtin_checked(Builtin::CallStoreFunc, &[store_index, slots]);
+        let results: Vec<Value> =
+            ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
+        self.jump(join, &results);
+
+        self.b.seal_block(join);
+        self.b.switch_to_block(join);
+        self.b.block_params(join).to_vec()
+    }
+}

@@ -1,0 +1,354 @@
+//! The instance's storage: linear memories, globals, tables and references.
+//!
+//! Memories are reached through their `VMMemoryDef` (a pointer in the context
+//! block): the base never changes, so its load is `readonly` and Cranelift
+//! loads it once; the length changes only in calls (`memory.grow`, host
+//! functions), and is reloaded after them. Bounds are checked per
+//! [`BoundsChecks`]: explicitly (the access's end against the length, in 64
+//! bits, so nothing wraps), or not at all when the memory's guard region
+//! covers the access's static offset, the access itself then carrying the
+//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler.
+//!
+//! Globals are cells (`*mut u128`) the context block points to; tables are
+//! `VMTableDef`s of raw `u64` elements (store index + 1, 0 for null). Bulk
+//! operations and growth go through the runtime's builtins.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{self, types, InstBuilder, MemFlagsData, TrapCode, Value};
+use wasmparser::{MemArg, Operator};
+
+use super::vm::Builtin;
+use super::{BoundsChecks, Lazy, Translator};
+use crate::compile::trap_codes::TABLE_OUT_OF_BOUNDS;
+use crate::runtime::vmctx::{field, header};
+use crate::types::{Mutability, ValType};
+
+/// A linear-memory access, once its address is known.
+pub(super) struct Access {
+    pub flags: MemFlagsData,
+    pub addr: Value,
+    pub offset: i32,
+}
+
+impl Translator<'_, '_> {
+    /// Operators of this part; false if `op` belongs to another part.
+    pub(super) fn memory_operator(&mut self, op: &Operator<'_>) -> Result<bool, String> {
+        use types::{F32, F64, I32, I64};
+        match *op {
+            Operator::LocalGet { local_index } => {
+                let v = self.b.use_var(self.locals[local_index as usize].0);
+                self.push_lazy(v, Lazy::Local(local_index));
+            }
+            Operator::LocalSet { local_index } => {
+                self.materialize_local(local_index);
+                let v = self.pop();
+                let v = self.canonical(v);
+                self.b.def_var(self.locals[local_index as usize].0, v);
+            }
+            Operator::LocalTee { local_index } => {
+                self.materialize_local(local_index);
+                let v = self.pop();
+                let v = self.canonical(v);
+                self.b.def_var(self.locals[local_index as usize].0, v);
+                self.push(v);
+            }
+            Operator::GlobalGet { global_index } => {
+                let v = self.global_get(global_index);
+                self.push(v);
+            }
+            Operator::GlobalSet { global_index } => {
+                let v = self.pop();
+                self.global_set(global_index, v);
+            }
+            Operator::Drop => {
+                self.pop();
+            }
+            Operator::Select | Operator::TypedSelect { .. } => {
+                let (a, b, cond) = self.pop3();
+                let (a, b) = (self.canonical(a), self.canonical(b));
+                let v = self.b.ins().select(cond, a, b);
+                self.push(v);
+            }
+
+            Operator::I32Load { memarg } => self.load(&memarg, ir::Opcode::Load, I32)?,
+            Operator::I64Load { memarg } => self.load(&memarg, ir::Opcode::Load, I64)?,
+            Operator::F32Load { memarg } => self.load(&memarg, ir::Opcode::Load, F32)?,
+            Operator::F64Load { memarg } => self.load(&memarg, ir::Opcode::Load, F64)?,
+            Operator::I32Load8S { memarg } => self.load(&memarg, ir::Opcode::Sload8, I32)?,
+            Operator::I32Load8U { memarg } => self.load(&memarg, ir::Opcode::Uload8, I32)?,
+            Operator::I32Load16S { memarg } => self.load(&memarg, ir::Opcode::Sload16, I32)?,
+            Operator::I32Load16U { memarg } => self.load(&memarg, ir::Opcode::Uload16, I32)?,
+            Operator::I64Load8S { memarg } => self.load(&memarg, ir::Opcode::Sload8, I64)?,
+            Operator::I64Load8U { memarg } => self.load(&memarg, ir::Opcode::Uload8, I64)?,
+            Operator::I64Load16S { memarg } => self.load(&memarg, ir::Opcode::Sload16, I64)?,
+            Operator::I64Load16U { memarg } => self.load(&memarg, ir::Opcode::Uload16, I64)?,
+            Operator::I64Load32S { memarg } => self.load(&memarg, ir::Opcode::Sload32, I64)?,
+            Operator::I64Load32U { memarg } => self.load(&memarg, ir::Opcode::Uload32, I64)?,
+            Operator::I32Store { memarg }
+            | Operator::I64Store { memarg }
+            | Operator::F32Store { memarg }
+            | Operator::F64Store { memarg } => self.store(&memarg, ir::Opcode::Store)?,
+            Operator::I32Store8 { memarg } | Operator::I64Store8 { memarg } => {
+                self.store(&memarg, ir::Opcode::Istore8)?
+            }
+            Operator::I32Store16 { memarg } | Operator::I64Store16 { memarg } => {
+                self.store(&memarg, ir::Opcode::Istore16)?
+            }
+            Operator::I64Store32 { memarg } => self.store(&memarg, ir::Opcode::Istore32)?,
+
+            Operator::MemorySize { mem } => {
+                let len = self.memory_len(mem);
+                let pages = self.b.ins().ushr_imm_u(len, 16);
+                let pages = self.b.ins().ireduce(I32, pages);
+                self.push(pages);
+            }
+            Operator::MemoryGrow { mem } => {
+                let delta = self.pop();
+                let mem = self.iconst(I32, mem as i64);
+                let old = self.call_builtin_grow(Builtin::MemoryGrow, &[mem, delta]);
+                self.push(old);
+            }
+            Operator::MemoryFill { mem } => {
+                let (dst, val, len) = self.pop3();
+                let mem = self.iconst(I32, mem as i64);
+                self.call_builtin_checked(Builtin::MemoryFill, &[mem, dst, val, len]);
+            }
+            Operator::MemoryCopy { dst_mem, src_mem } => {
+                let (dst, src, len) = self.pop3();
+                let dst_mem = self.iconst(I32, dst_mem as i64);
+                let src_mem = self.iconst(I32, src_mem as i64);
+                self.call_builtin_checked(Builtin::MemoryCopy, &[dst_mem, dst, src_mem, src, len]);
+            }
+            Operator::MemoryInit { data_index, mem } => {
+                let (dst, src, len) = self.pop3();
+                let mem = self.iconst(I32, mem as i64);
+                let data = self.iconst(I32, data_index as i64);
+                self.call_builtin_checked(Builtin::MemoryInit, &[mem, data, dst, src, len]);
+            }
+            Operator::DataDrop { data_index } => {
+                let data = self.iconst(I32, data_index as i64);
+                self.call_builtin(Builtin::DataDrop, &[data]);
+            }
+
+            Operator::TableGet { table } => {
+                let index = self.pop();
+                let addr = self.table_element(table, index);
+                let flags = self.table_flags();
+                let v = self.b.ins().load(I64, flags, addr, 0);
+                self.push(v);
+            }
+            Operator::TableSet { table } => {
+                let (index, v) = self.pop2();
+                let addr = self.table_element(table, index);
+                let flags = self.table_flags();
+                self.b.ins().store(flags, v, addr, 0);
+            }
+            Operator::TableSize { table } => {
+                let def = self.vmctx_ptr(self.offsets.table(table));
+                let mutable = self.mutable();
+                let len = self.load_ptr(def, field::TABLE_LEN, mutable);
+                let len = self.b.ins().ireduce(I32, len);
+                self.push(len);
+            }
+            Operator::TableGrow { table } => {
+                let (init, delta) = self.pop2();
+                let table = self.iconst(I32, table as i64);
+                let old = self.call_builtin_grow(Builtin::TableGrow, &[table, init, delta]);
+                self.push(old);
+            }
+            Operator::TableFill { table } => {
+                let (dst, val, len) = self.pop3();
+                let table = self.iconst(I32, table as i64);
+                self.call_builtin_checked(Builtin::TableFill, &[table, dst, val, len]);
+            }
+            Operator::TableCopy { dst_table, src_table } => {
+                let (dst, src, len) = self.pop3();
+                let dst_table = self.iconst(I32, dst_table as i64);
+                let src_table = self.iconst(I32, src_table as i64);
+                self.call_builtin_checked(Builtin::TableCopy, &[dst_table, dst, src_table, src, len]);
+            }
+            Operator::TableInit { elem_index, table } => {
+                let (dst, src, len) = self.pop3();
+                let table = self.iconst(I32, table as i64);
+                let elem = self.iconst(I32, elem_index as i64);
+                self.call_builtin_checked(Builtin::TableInit, &[table, elem, dst, src, len]);
+            }
+            Operator::ElemDrop { elem_index } => {
+                let elem = self.iconst(I32, elem_index as i64);
+                self.call_builtin(Builtin::ElemDrop, &[elem]);
+            }
+
+            Operator::RefNull { .. } => {
+                let v = self.iconst(I64, 0);
+                self.push_lazy(v, Lazy::Const);
+            }
+            Operator::RefIsNull => {
+                let v = self.pop();
+                let is_null = self.b.ins().icmp_imm_u(IntCC::Equal, v, 0);
+                let is_null = self.b.ins().uextend(I32, is_null);
+                self.push(is_null);
+            }
+            Operator::RefFunc { function_index } => {
+                let indices = self.vmctx_ptr(header::FUNC_INDICES as u32);
+                let flags = self.readonly();
+                let index = self.b.ins().uload32(flags, indices, (function_index * 4) as i32);
+                let raw = self.b.ins().iadd_imm_u(index, 1);
+                self.push(raw);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    // ---- linear memory ----
+
+    /// The memory's `*mut VMMemoryDef`.
+    fn memory_def(&mut self, mem: u32) -> Value {
+        self.vmctx_ptr(self.offsets.memory(mem))
+    }
+
+    /// The memory's current length in bytes (reloaded after calls).
+    pub(super) fn memory_len(&mut self, mem: u32) -> Value {
+        let def = self.memory_def(mem);
+        let flags = self.mutable();
+        self.load_ptr(def, field::MEMORY_LEN, flags)
+    }
+
+    /// Checks an access of `size` bytes at the address on top of the stack
+    /// (popped) plus `memarg.offset`, and returns where it goes.
+    pub(super) fn memory_access(&mut self, memarg: &MemArg, size: u64) -> Result<Access, String> {
+        let index = self.pop();
+        let wasmparser::MemArgTarget::Memory(mem) = memarg.target else {
+            return Err("a memory access to a GC array".into());
+        };
+        let offset = memarg.offset;
+        let index = self.b.ins().uextend(types::I64, index);
+        let heap =
+            MemFlagsData::new().with_endianness(ir::Endianness::Little).with_alias_region(Some(self.vm.regions.heap));
+        let guarded = match self.settings.bounds {
+            BoundsChecks::Guard { guard_bytes } => offset.checked_add(size).is_some_and(|end| end <= guard_bytes),
+            BoundsChecks::Explicit => false,
+        };
+        let flags = if guarded {
+            heap.with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+        } else {
+            // `offset` is below 2^32 (a 32-bit memory), so this cannot wrap.
+            let end = self.b.ins().iadd_imm_u(index, (offset + size) as i64);
+            let len = self.memory_len(mem);
+            let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, len);
+            self.b.ins().trapnz(oob, TrapCode::HEAP_OUT_OF_BOUNDS);
+            heap.with_notrap()
+        };
+        let def = self.memory_def(mem);
+        let readonly = self.readonly();
+        let base = self.load_ptr(def, field::MEMORY_BASE, readonly);
+        let mut addr = self.b.ins().iadd(base, index);
+        let offset = match i32::try_from(offset) {
+            Ok(offset) => offset,
+            Err(_) => {
+                addr = self.b.ins().iadd_imm_u(addr, offset as i64);
+                0
+            }
+        };
+        Ok(Access { flags, addr, offset })
+    }
+
+    fn load(&mut self, memarg: &MemArg, opcode: ir::Opcode, ty: ir::Type) -> Result<(), String> {
+        use ir::Opcode as O;
+        let size = match opcode {
+            O::Sload8 | O::Uload8 => 1,
+            O::Sload16 | O::Uload16 => 2,
+            O::Sload32 | O::Uload32 => 4,
+            _ => ty.bytes() as u64,
+        };
+        let Access { flags, addr, offset } = self.memory_access(memarg, size)?;
+        let ins = self.b.ins();
+        let v = match opcode {
+            O::Load => ins.load(ty, flags, addr, offset),
+            O::Sload8 => ins.sload8(ty, flags, addr, offset),
+            O::Uload8 => ins.uload8(ty, flags, addr, offset),
+            O::Sload16 => ins.sload16(ty, flags, addr, offset),
+            O::Uload16 => ins.uload16(ty, flags, addr, offset),
+            O::Sload32 => ins.sload32(flags, addr, offset),
+            O::Uload32 => ins.uload32(flags, addr, offset),
+            _ => unreachable!("a load opcode"),
+        };
+        self.push(v);
+        Ok(())
+    }
+
+    fn store(&mut self, memarg: &MemArg, opcode: ir::Opcode) -> Result<(), String> {
+        use ir::Opcode as O;
+        let v = self.pop();
+        let v = self.canonical(v);
+        let size = match opcode {
+            O::Istore8 => 1,
+            O::Istore16 => 2,
+            O::Istore32 => 4,
+            _ => self.b.func.dfg.value_type(v).bytes() as u64,
+        };
+        let Access { flags, addr, offset } = self.memory_access(memarg, size)?;
+        let ins = self.b.ins();
+        match opcode {
+            O::Store => ins.store(flags, v, addr, offset),
+            O::Istore8 => ins.istore8(flags, v, addr, offset),
+            O::Istore16 => ins.istore16(flags, v, addr, offset),
+            O::Istore32 => ins.istore32(flags, v, addr, offset),
+            _ => unreachable!("a store opcode"),
+        };
+        Ok(())
+    }
+
+    // ---- globals ----
+
+    fn global_flags(&self, global: u32) -> MemFlagsData {
+        let flags = MemFlagsData::trusted().with_alias_region(Some(self.vm.regions.global));
+        match self.info.globals[global as usize].mutability {
+            // An immutable global's cell never changes once the instance is initialised.
+            Mutability::Const => flags.with_readonly().with_can_move(),
+            Mutability::Var => flags,
+        }
+    }
+
+    fn global_get(&mut self, global: u32) -> Value {
+        let cell = self.vmctx_ptr(self.offsets.global(global));
+        let flags = self.global_flags(global);
+        let ty = super::clif_type(self.info.globals[global as usize].content);
+        self.b.ins().load(ty, flags, cell, 0)
+    }
+
+    /// Writes a global's cell as the runtime keeps it: i32 and f32 bits
+    /// zero-extended to 64 bits, v128 all 16 bytes.
+    fn global_set(&mut self, global: u32, v: Value) {
+        let cell = self.vmctx_ptr(self.offsets.global(global));
+        let flags = self.global_flags(global);
+        let v = match self.info.globals[global as usize].content {
+            ValType::I32 => self.b.ins().uextend(types::I64, v),
+            ValType::F32 => {
+                let bits = self.b.ins().bitcast(types::I32, MemFlagsData::new(), v);
+                self.b.ins().uextend(types::I64, bits)
+            }
+            _ => self.canonical(v),
+        };
+        self.b.ins().store(flags, v, cell, 0);
+    }
+
+    // ---- tables ----
+
+    fn table_flags(&self) -> MemFlagsData {
+        MemFlagsData::trusted().with_alias_region(Some(self.vm.regions.table))
+    }
+
+    /// The address of element `index` of `table`, checked against its length.
+    fn table_element(&mut self, table: u32, index: Value) -> Value {
+        let def = self.vmctx_ptr(self.offsets.table(table));
+        let mutable = self.mutable();
+        let len = self.load_ptr(def, field::TABLE_LEN, mutable);
+        let index = self.b.ins().uextend(types::I64, index);
+        let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
+        self.b.ins().trapnz(oob, TABLE_OUT_OF_BOUNDS);
+        let base = self.load_ptr(def, field::TABLE_BASE, mutable);
+        let at = self.b.ins().ishl_imm_u(index, 3);
+        self.b.ins().iadd(base, at)
+    }
+}

