@@ -178,19 +178,14 @@ fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>) -> Trap {
     };
     let max = store.inner.engine.config().wasm_backtrace_max_frames;
     if max > 0 && !trap.has_backtrace() {
-        trap.set_backtrace(backtrace(&store.inner, u.pc, u.fp, max));
+        trap.set_backtrace(backtrace(&store.inner, &u.backtrace, max));
     }
     trap
 }
 
-/// The wasm frames from the trapping `pc` (frame pointer `fp`) outwards, up to
-/// the entry from the host.
-fn backtrace(s: &StoreInner, pc: usize, fp: usize, max: usize) -> Backtrace {
-    let mut pcs = Vec::new();
-    // SAFETY: `pc`/`fp` are the trapping wasm frame's, recorded by the signal
-    // handler; the frames they chain to are still on this thread's stack (the
-    // unwind only jumped over them, their memory is intact until reused).
-    unsafe { traps::walk_wasm_frames(pc, fp, |pc| pcs.push(pc)) };
+/// The wasm frames of a trap, from the pcs the unwinder walked (the trapping
+/// pc, then each caller's return address), as the interpreter reports them.
+fn backtrace(s: &StoreInner, pcs: &[usize], max: usize) -> Backtrace {
     let mut modules: Vec<&std::sync::Arc<crate::module::ModuleInner>> = Vec::new();
     for inst in &s.instances {
         if inst.module.compiled.is_some() && !modules.iter().any(|m| std::sync::Arc::ptr_eq(m, &inst.module)) {

@@ -16,10 +16,10 @@ use std::sync::Arc;
 use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::isa::OwnedTargetIsa;
 
-use super::code_memory::CodeMemory;
+use super::code_memory::{CodeMemory, WritableCode};
 use super::trampolines::compile_array_to_wasm_trampoline;
 use super::translate::{compile_function, CodegenSettings, CompiledCode};
-use super::traps::registry::{self, CodeInfo, CodeRegistration, TrapTable};
+use super::traps::{self, CodeInfo, CodeRegistration, TrapTable};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::module::ModuleInfo;
@@ -115,9 +115,9 @@ impl CompiledModule {
         let settings = settings(engine);
         let compile_one = |def: usize| -> Result<CompiledCode, Error> {
             let range = bodies[def].clone();
-            let reader = wasmparser::BinaryReader::new(&bytes[range.clone()], range.start);
+            let reader = wasmparser::BinaryReader::new(&bytes[range.clone()], range.start as u64);
             let body = wasmparser::FunctionBody::new(reader);
-            compile_function(&***isa, info, &settings, def as u32, body).map_err(|e| {
+            compile_function(&**isa, info, &settings, def as u32, body).map_err(|e| {
                 let index = info.num_imported_funcs as usize + def;
                 Error::Compile(format!("function {index}: {e}"))
             })
@@ -133,7 +133,7 @@ impl CompiledModule {
             let k = match tramp_of_type.get(&ty) {
                 Some(&k) => k,
                 None => {
-                    let t = compile_array_to_wasm_trampoline(&***isa, &info.types[ty as usize])
+                    let t = compile_array_to_wasm_trampoline(&**isa, &info.types[ty as usize])
                         .map_err(|e| Error::Compile(format!("trampoline: {e}")))?;
                     trampolines.push(t);
                     tramp_of_type.insert(ty, trampolines.len() - 1);
@@ -156,7 +156,7 @@ impl CompiledModule {
         if len > u32::MAX as usize {
             return Err(Error::Compile("the module's code exceeds 4 GiB".into()));
         }
-        let mut image = CodeMemory::new(len).map_err(|e| Error::Compile(e.to_string()))?;
+        let mut image = WritableCode::new(len).map_err(|e| Error::Compile(e.to_string()))?;
         let base = image.base();
         for (c, &start) in funcs.iter().chain(&trampolines).zip(func_starts.iter().chain(&tramp_starts)) {
             image[start..start + c.bytes.len()].copy_from_slice(&c.bytes);
@@ -164,7 +164,7 @@ impl CompiledModule {
         for (c, &start) in funcs.iter().zip(&func_starts) {
             for r in &c.relocs {
                 let at = start + r.offset as usize;
-                let target = base as i64 + func_starts[r.target as usize] as i64 + r.addend;
+                let target = base as i64 + func_starts[r.def_index as usize] as i64 + r.addend;
                 apply_reloc(&mut image[..], at, base + at, r.kind, target)?;
             }
         }
@@ -194,7 +194,7 @@ impl CompiledModule {
             traps: TrapTable::new(code.base(), traps),
             srclocs,
         });
-        let registration = registry::register(code.range(), region.clone());
+        let registration = traps::register(code.range(), region.clone());
         let array_calls = tramp_index.iter().map(|&k| tramp_starts[k] as u32).collect();
         Ok(CompiledModule { code, info: region, array_calls, _registration: registration })
     }

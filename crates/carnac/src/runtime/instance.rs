@@ -355,8 +355,10 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     Ok(handle)
 }
 
-/// The builtins table compiled code calls through.
+/// The builtins table compiled code calls through (null without the compiled tier).
 fn builtins() -> *const Builtins {
-    // Set once the compiled tier's builtins exist.
+    #[cfg(feature = "cranelift")]
+    return &crate::compile::BUILTINS;
+    #[cfg(not(feature = "cranelift"))]
     std::ptr::null()
 }
