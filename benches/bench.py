@@ -13,7 +13,7 @@ Results must agree across runtimes, so a fast wrong answer never counts.
 
 `--suite simd` runs programs/rust/src/bin/simd.rs built with `+simd128` on Carnac,
 wasmi and Wasmtime (the peers with SIMD), beside the same source built without
-SIMD on Carnac (`carnac-scalar`). `--baseline` adds another Carnac binary
+SIMD on Carnac (`carnac-scalar`). `carnac-clif` is Carnac's compiled tier (`-C tier=cranelift`). `--baseline` adds another Carnac binary
 (`carnac-base`, e.g. built from an older commit) to every table, to show a
 change's effect in the same sitting.
 
@@ -70,6 +70,7 @@ def wasi_runtimes(peers):
     w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     rts = {"carnac": lambda w, w3m, n: [carnac, "run", w, str(n)]}
+    rts["carnac-clif"] = lambda w, w3m, n: [carnac, "run", "-C", "tier=cranelift", w, str(n)]
     if BASELINE:
         rts["carnac-base"] = lambda w, w3m, n: [BASELINE, "run", w, str(n)]
     cands = {
@@ -90,6 +91,7 @@ def runtimes(peers):
     w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     rts = {"carnac": lambda w, n: [carnac, "run", "--invoke", "run", w, str(n)]}
+    rts["carnac-clif"] = lambda w, n: [carnac, "run", "-C", "tier=cranelift", "--invoke", "run", w, str(n)]
     if BASELINE:
         rts["carnac-base"] = lambda w, n: [BASELINE, "run", "--invoke", "run", w, str(n)]
     cands = {

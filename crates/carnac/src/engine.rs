@@ -101,8 +101,9 @@ impl Config {
 
     /// The tier that runs modules compiled by this engine (default
     /// [`Strategy::Interpreter`]), as Wasmtime's `Config::strategy`. With
-    /// [`Strategy::Cranelift`] and an engine built without the `cranelift`
-    /// feature, [`Engine::new`] still succeeds and compiling a module fails
+    /// [`Strategy::Cranelift`] in a build without the compiled tier (the
+    /// `cranelift` feature off, or a host other than Linux on x86_64 or
+    /// aarch64), [`Engine::new`] still succeeds and compiling a module fails
     /// with an error that says so.
     pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
         self.strategy = strategy;
@@ -293,7 +294,7 @@ struct EngineInner {
     /// The epoch ([`Engine::increment_epoch`]), shared with the stores that check it.
     epoch: Arc<AtomicU64>,
     /// The compiled tier's target, built on first use.
-    #[cfg(feature = "cranelift")]
+    #[cfg(carnac_compiled)]
     isa: std::sync::OnceLock<Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>>,
 }
 
@@ -322,7 +323,7 @@ impl Engine {
                 config: config.clone(),
                 types: Mutex::new(HashMap::new()),
                 epoch: Arc::new(AtomicU64::new(0)),
-                #[cfg(feature = "cranelift")]
+                #[cfg(carnac_compiled)]
                 isa: std::sync::OnceLock::new(),
             }),
         }
@@ -345,7 +346,7 @@ impl Engine {
     }
 
     /// The compiled tier's target ISA, built by `make` on first use.
-    #[cfg(feature = "cranelift")]
+    #[cfg(carnac_compiled)]
     pub(crate) fn isa(
         &self,
         make: impl FnOnce() -> Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>,

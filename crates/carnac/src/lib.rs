@@ -125,7 +125,7 @@
 //! alternative (`interrupt()` from any thread); an interrupt stays until
 //! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
 
-#[cfg(feature = "cranelift")]
+#[cfg(carnac_compiled)]
 mod compile;
 mod engine;
 mod error;

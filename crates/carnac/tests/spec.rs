@@ -411,7 +411,7 @@ fn main() {
         failed += run_suite("simd", simd_files(), false, Interpreter).failed;
         failed += run_suite("simd+fuel", simd_files(), true, Interpreter).failed;
     }
-    if cfg!(feature = "cranelift") && runs("cranelift") {
+    if cfg!(carnac_compiled) && runs("cranelift") {
         failed += run_suite("wasm-v2 (cranelift)", wasm_v2_files(), false, Cranelift).failed;
         failed += run_suite("wasm-v2+fuel (cranelift)", wasm_v2_files(), true, Cranelift).failed;
         failed += run_suite("simd (cranelift)", simd_files(), false, Cranelift).failed;

@@ -27,13 +27,16 @@ use crate::runtime::store::{Store, StoreInner};
 use crate::runtime::trap::{Backtrace, FrameInfo, Trap, TrapKind};
 use crate::runtime::vmctx::{header, VMContext};
 
+/// What growing a memory or table gives: the old size, `None` when refused, or a trap.
+type Grown = Result<Option<u64>, Trap>;
+
 /// The generic store operations builtins need, for one `Store<T>`.
 pub(crate) struct StoreVTable {
     pub inner: unsafe fn(*mut u8) -> *mut StoreInner,
     /// Calls a store function (host or wasm, any tier) for `caller_instance`.
     pub call: unsafe fn(*mut u8, u32, &mut [u64], u32) -> Result<(), Trap>,
-    pub memory_grow: unsafe fn(*mut u8, u32, u64) -> Result<Option<u64>, Trap>,
-    pub table_grow: unsafe fn(*mut u8, u32, u64, u64) -> Result<Option<u64>, Trap>,
+    pub memory_grow: unsafe fn(*mut u8, u32, u64) -> Grown,
+    pub table_grow: unsafe fn(*mut u8, u32, u64, u64) -> Grown,
     pub deadline: unsafe fn(*mut u8) -> Result<(), Trap>,
 }
 
@@ -62,14 +65,14 @@ unsafe fn call_of<T>(s: *mut u8, func: u32, slots: &mut [u64], caller: u32) -> R
     crate::runtime::call::call_func(store, func, slots, Some(caller))
 }
 
-unsafe fn memory_grow_of<T>(s: *mut u8, memory: u32, delta: u64) -> Result<Option<u64>, Trap> {
+unsafe fn memory_grow_of<T>(s: *mut u8, memory: u32, delta: u64) -> Grown {
     // SAFETY: see `inner_of`.
     let store = unsafe { &mut *(s as *mut Store<T>) };
     let (inner, limiter) = store.inner_and_limiter();
     inner.grow_memory(limiter, memory, delta)
 }
 
-unsafe fn table_grow_of<T>(s: *mut u8, table: u32, delta: u64, init: u64) -> Result<Option<u64>, Trap> {
+unsafe fn table_grow_of<T>(s: *mut u8, table: u32, delta: u64, init: u64) -> Grown {
     // SAFETY: see `inner_of`.
     let store = unsafe { &mut *(s as *mut Store<T>) };
     let (inner, limiter) = store.inner_and_limiter();

@@ -110,7 +110,7 @@ pub(crate) struct ModuleInner {
     /// The layout of this module's instance context blocks.
     pub vm_offsets: crate::runtime::vmctx::VMOffsets,
     /// Machine code for every defined function, when the engine's strategy compiles.
-    #[cfg(feature = "cranelift")]
+    #[cfg(carnac_compiled)]
     pub compiled: Option<crate::compile::module::CompiledModule>,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
@@ -151,7 +151,7 @@ impl ModuleInner {
     /// Native code of defined function `def_index` with the wasm calling
     /// convention (see `VMFuncRef::wasm_call`), or null when it runs interpreted.
     pub fn wasm_call(&self, def_index: u32) -> *const u8 {
-        #[cfg(feature = "cranelift")]
+        #[cfg(carnac_compiled)]
         if let Some(c) = &self.compiled {
             return c.wasm_call(def_index);
         }
@@ -161,9 +161,9 @@ impl ModuleInner {
 
     /// Whether the module's functions run as compiled code.
     pub fn is_compiled(&self) -> bool {
-        #[cfg(feature = "cranelift")]
+        #[cfg(carnac_compiled)]
         return self.compiled.is_some();
-        #[cfg(not(feature = "cranelift"))]
+        #[cfg(not(carnac_compiled))]
         false
     }
 
@@ -289,12 +289,13 @@ impl Module {
     /// Compiles a module from the binary format only.
     pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
         let (info, code, resources) = decode(engine, bytes)?;
+        #[cfg(carnac_compiled)]
         let bytes_in = bytes;
         let bytes: Arc<[u8]> = if engine.config().lazy_translation { bytes.into() } else { Arc::new([]) };
         let resources = resources.filter(|_| engine.config().lazy_validation);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
-        #[cfg(feature = "cranelift")]
+        #[cfg(carnac_compiled)]
         let compiled = match engine.config().strategy {
             crate::Strategy::Cranelift => {
                 let bodies: Vec<std::ops::Range<usize>> = code.iter().map(|f| f.body.clone()).collect();
@@ -302,15 +303,15 @@ impl Module {
             }
             crate::Strategy::Interpreter => None,
         };
-        #[cfg(not(feature = "cranelift"))]
+        #[cfg(not(carnac_compiled))]
         if engine.config().strategy == crate::Strategy::Cranelift {
-            return Err(Error::Compile("this build of Carnac has no compiled tier (feature `cranelift`)".into()));
+            return Err(Error::Compile("this build of Carnac has no compiled tier (it needs the `cranelift` feature, on Linux x86_64 or aarch64)".into()));
         }
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
                 vm_offsets: crate::runtime::vmctx::VMOffsets::new(&info),
-                #[cfg(feature = "cranelift")]
+                #[cfg(carnac_compiled)]
                 compiled,
                 info,
                 code,

@@ -48,7 +48,7 @@ pub(crate) fn call_func<T>(
 }
 
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
-    #[cfg(feature = "cranelift")]
+    #[cfg(carnac_compiled)]
     if store.inner.instances[instance as usize].module.compiled.is_some() {
         return crate::compile::call::call(store, instance, def_index, slots);
     }

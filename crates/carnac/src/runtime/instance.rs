@@ -357,8 +357,8 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
 
 /// The builtins table compiled code calls through (null without the compiled tier).
 fn builtins() -> *const Builtins {
-    #[cfg(feature = "cranelift")]
+    #[cfg(carnac_compiled)]
     return &crate::compile::BUILTINS;
-    #[cfg(not(feature = "cranelift"))]
+    #[cfg(not(carnac_compiled))]
     std::ptr::null()
 }

@@ -276,7 +276,7 @@ impl VMContextBlock {
     /// When the value does not fit inside the block at `offset` (a layout bug).
     pub fn write<V: Copy>(&mut self, offset: u32, value: V) {
         let end = offset as usize + std::mem::size_of::<V>();
-        assert!(end <= self.layout.size() && offset as usize % std::mem::align_of::<V>() == 0);
+        assert!(end <= self.layout.size() && (offset as usize).is_multiple_of(std::mem::align_of::<V>()));
         // SAFETY: in bounds and aligned (checked above) in an allocation we own.
         unsafe { (self.ptr.as_ptr().add(offset as usize) as *mut V).write(value) }
     }
@@ -284,7 +284,7 @@ impl VMContextBlock {
     /// Reads the value at byte `offset` of the block.
     pub fn read<V: Copy>(&self, offset: u32) -> V {
         let end = offset as usize + std::mem::size_of::<V>();
-        assert!(end <= self.layout.size() && offset as usize % std::mem::align_of::<V>() == 0);
+        assert!(end <= self.layout.size() && (offset as usize).is_multiple_of(std::mem::align_of::<V>()));
         // SAFETY: as in `write`; every field of the block is plain data, and
         // zeroed memory is a valid value of each type stored here.
         unsafe { (self.ptr.as_ptr().add(offset as usize) as *const V).read() }
