@@ -277,19 +277,27 @@ mod tests {
         let base = FAR + 0x100_0000;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let _fixed = register(base..base + 0x10, info("wasm", base, vec![(0, 42)]));
+        let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let readers: Vec<_> = (0..2)
             .map(|_| {
-                let stop = stop.clone();
+                let (stop, started) = (stop.clone(), started.clone());
                 std::thread::spawn(move || {
                     let mut n = 0u64;
                     while !stop.load(SeqCst) {
                         assert_eq!(trap_code_at(base), Some(42));
+                        if n == 0 {
+                            started.fetch_add(1, SeqCst);
+                        }
                         n += 1;
                     }
                     n
                 })
             })
             .collect();
+        // On a loaded machine the readers may start late: race only once both read.
+        while started.load(SeqCst) < 2 {
+            std::thread::yield_now();
+        }
         for i in 0..2000 {
             let at = base + 0x1000 * (1 + i % 16);
             let r = register(at..at + 0x10, info("wasm", at, vec![(1, 5)]));
