@@ -253,7 +253,7 @@ impl Translator<'_, '_> {
         Ok(Access { flags, addr, offset })
     }
 
-    fn load(&mut self, memarg: &MemArg, opcode: ir::Opcode, ty: ir::Type) -> Result<(), String> {
+    pub(super) fn load(&mut self, memarg: &MemArg, opcode: ir::Opcode, ty: ir::Type) -> Result<(), String> {
         use ir::Opcode as O;
         let size = match opcode {
             O::Sload8 | O::Uload8 => 1,
@@ -277,7 +277,7 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
-    fn store(&mut self, memarg: &MemArg, opcode: ir::Opcode) -> Result<(), String> {
+    pub(super) fn store(&mut self, memarg: &MemArg, opcode: ir::Opcode) -> Result<(), String> {
         use ir::Opcode as O;
         let v = self.pop();
         let v = self.canonical(v);

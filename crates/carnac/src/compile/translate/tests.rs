@@ -163,7 +163,6 @@ fn compiles_every_wasm_v2_function() {
 }
 
 #[test]
-#[ignore = "the SIMD operators come next"]
 fn compiles_every_simd_function() {
     compile_suite(true);
 }
@@ -349,11 +348,12 @@ mod run {
         f.call(&mut store, args, &mut results).unwrap();
         let raw = results
             .iter()
-            .map(|v| match *v {
-                crate::Val::I32(x) => x as u32 as u64,
-                crate::Val::I64(x) => x as u64,
-                crate::Val::F32(x) => x as u64,
-                crate::Val::F64(x) => x,
+            .flat_map(|v| match *v {
+                crate::Val::I32(x) => vec![x as u32 as u64],
+                crate::Val::I64(x) => vec![x as u64],
+                crate::Val::F32(x) => vec![x as u64],
+                crate::Val::F64(x) => vec![x],
+                crate::Val::V128(x) => vec![x as u64, (x >> 64) as u64],
                 _ => unimplemented!(),
             })
             .collect();
@@ -409,29 +409,55 @@ mod run {
                 (br_table $a $b $c (local.get $i)))
                 (return (i32.const 10)))
                 (return (i32.const 20)))
-            (select (i32.const 30) (i32.const 40) (local.get $i))))"#;
+            (select (i32.const 30) (i32.const 40) (local.get $i)))
+        (func (export "simd") (param $a v128) (param $b v128) (result v128)
+            (v128.store offset=16 (i32.const 0) (local.get $a))
+            (v128.store32_lane 3 (i32.const 40) (local.get $b))
+            (i16x8.q15mulr_sat_s
+                (i8x16.shuffle 0 17 2 19 4 21 6 23 8 25 10 27 12 29 14 31
+                    (local.get $a) (v128.load offset=16 (i32.const 0)))
+                (i32x4.add (i32x4.dot_i16x8_s (local.get $a) (local.get $b))
+                    (v128.load32_splat (i32.const 40)))))
+        (func (export "simd_f") (param $a v128) (result v128)
+            (f32x4.pmin (f32x4.nearest (local.get $a))
+                (f32x4.convert_i32x4_u (i32x4.trunc_sat_f32x4_u (local.get $a)))))
+        (func (export "simd_i") (param $a v128) (result i32)
+            (i32.add (i8x16.bitmask (local.get $a))
+                (i32.add (v128.any_true (local.get $a)) (i16x8.extract_lane_s 3 (local.get $a))))))"#;
 
     #[test]
     fn executes_leaf_functions_as_the_interpreter_does_and_charges_the_same_fuel() {
         use crate::Val;
-        let cases: &[(&str, Val, u64)] = &[
-            ("sum", Val::I32(100), 100),
-            ("collatz", Val::I64(27), 27),
-            ("first_big", Val::I32(5), 5),
-            ("memory", Val::I32(50), 50),
-            ("floats", Val::F64(2.5f64.to_bits()), 2.5f64.to_bits()),
-            ("select_table", Val::I32(0), 0),
-            ("select_table", Val::I32(1), 1),
-            ("select_table", Val::I32(2), 2),
-            ("select_table", Val::I32(7), 7),
+        let v = |x: u128| (Val::V128(x), vec![x as u64, (x >> 64) as u64]);
+        let s = |x: i64| (Val::I64(x), vec![x as u64]);
+        let w = |x: i32| (Val::I32(x), vec![x as u32 as u64]);
+        let f32x4 = |l: [f32; 4]| v(l.iter().rev().fold(0u128, |acc, x| (acc << 32) | x.to_bits() as u128));
+        // Each argument as the interpreter takes it and as raw slots.
+        type Arg = (Val, Vec<u64>);
+        let cases: Vec<(&str, Vec<Arg>)> = vec![
+            ("sum", vec![w(100)]),
+            ("collatz", vec![s(27)]),
+            ("first_big", vec![w(5)]),
+            ("memory", vec![w(50)]),
+            ("floats", vec![(Val::F64(2.5f64.to_bits()), vec![2.5f64.to_bits()])]),
+            ("select_table", vec![w(0)]),
+            ("select_table", vec![w(1)]),
+            ("select_table", vec![w(2)]),
+            ("select_table", vec![w(7)]),
+            ("simd", vec![v(0x8000_7fff_1234_5678_9abc_def0_0102_0304), v(0xffff_0001_8000_7fff_0002_fffe_4000_c000)]),
+            ("simd_f", vec![f32x4([2.5, -1.5, 3e9, f32::NAN])]),
+            ("simd_i", vec![v(0x80ff_0000_0000_0000_0000_8123_0000_0001)]),
+            ("simd_i", vec![v(0)]),
         ];
-        for &(name, ref arg, raw) in cases {
-            let (expected, fuel_left) = run_interpreted(PROGRAMS, name, std::slice::from_ref(arg), 1_000_000);
+        for (name, args) in cases {
+            let (vals, raw): (Vec<Val>, Vec<Vec<u64>>) = args.into_iter().unzip();
+            let raw = raw.concat();
+            let (expected, fuel_left) = run_interpreted(PROGRAMS, name, &vals, 1_000_000);
             for settings in all_settings() {
-                let (results, left) = run_compiled(PROGRAMS, name, &[raw], settings, 1_000_000);
-                assert_eq!(results, expected, "{name}({raw}) under {settings:?}");
+                let (results, left) = run_compiled(PROGRAMS, name, &raw, settings, 1_000_000);
+                assert_eq!(results, expected, "{name}({raw:x?}) under {settings:?}");
                 if settings.fuel {
-                    assert_eq!(1_000_000 - left, 1_000_000 - fuel_left, "fuel of {name}({raw}) under {settings:?}");
+                    assert_eq!(1_000_000 - left, 1_000_000 - fuel_left, "fuel of {name}({raw:x?}) under {settings:?}");
                 } else {
                     assert_eq!(left, 1_000_000);
                 }
