@@ -50,7 +50,8 @@ impl Translator<'_, '_> {
                 let v = self.pop();
                 let v = self.canonical(v);
                 self.b.def_var(self.locals[local_index as usize].0, v);
-                self.push(v);
+                // The interpreter reads the local for the value it leaves.
+                self.push_lazy(v, Lazy::Local(local_index));
             }
             Operator::GlobalGet { global_index } => {
                 let v = self.global_get(global_index);
