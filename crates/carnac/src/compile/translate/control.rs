@@ -395,11 +395,7 @@ impl Translator<'_, '_> {
         if !self.settings.fuel || arity == 0 {
             return false;
         }
-        let frame = &self.control[i];
-        let base = match frame.kind {
-            FrameKind::Function => 0,
-            _ => frame.height,
-        };
+        let base = self.control[i].height;
         let len = self.stack.len();
         let in_place = len - arity == base && self.lazy[len - arity..].iter().all(|l| *l == Lazy::No);
         !in_place

@@ -167,8 +167,55 @@ fn compiles_every_simd_function() {
     compile_suite(true);
 }
 
+#[test]
+fn reports_relocations_traps_and_wasm_offsets() {
+    let bytes = wat::parse_str(
+        r#"(module
+            (import "m" "f" (func $imp (param i32) (result i32)))
+            (func $g (param i32) (result i32) local.get 0)
+            (func (param i32) (result i32)
+                local.get 0
+                call $g
+                call $imp
+                unreachable))"#,
+    )
+    .unwrap();
+    let engine = crate::Engine::default();
+    let module = crate::Module::from_binary(&engine, &bytes).unwrap();
+    let body = wasmparser::Parser::new(0)
+        .parse_all(&bytes)
+        .filter_map(|p| match p {
+            Ok(wasmparser::Payload::CodeSectionEntry(body)) => Some(body),
+            _ => None,
+        })
+        .nth(1)
+        .unwrap();
+    let mut ops = body.get_operators_reader().unwrap();
+    let unreachable_at = std::iter::from_fn(|| (!ops.eof()).then(|| ops.read_with_offset().unwrap()))
+        .find(|(op, _)| matches!(op, wasmparser::Operator::Unreachable))
+        .unwrap()
+        .1 as u32;
+    let settings = CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::None, fuel: false };
+    let isa = build_isa(&settings, true).unwrap();
+    let code = compile_function(&*isa, &module.inner.info, &settings, 1, body).unwrap();
+
+    assert_eq!(code.relocs.len(), 1, "{:?}", code.relocs);
+    assert_eq!(code.relocs[0].def_index, 0);
+    let codes: Vec<_> = code.traps.iter().map(|t| t.1).collect();
+    use crate::compile::trap_codes::{TRAP_PENDING, UNREACHABLE};
+    for expected in [UNREACHABLE, TRAP_PENDING, ir::TrapCode::STACK_OVERFLOW] {
+        assert!(codes.contains(&expected), "{expected} in {codes:?}");
+    }
+    let (trap_at, _) = *code.traps.iter().find(|t| t.1 == UNREACHABLE).unwrap();
+    let (_, _, wasm_at) = *code.srclocs.iter().find(|(start, end, _)| (*start..*end).contains(&trap_at)).unwrap();
+    assert_eq!(wasm_at, unreachable_at);
+    assert!(code.srclocs.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert!(code.alignment >= 1 && code.bytes.len() > 16);
+}
+
 // ---- running compiled code by hand ----
 
+#[cfg(unix)]
 mod run {
     use std::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -504,6 +551,7 @@ mod run {
 /// Calls the interpreter traps on are not run compiled (there is no signal
 /// handler here).
 #[test]
+#[cfg(unix)]
 fn spec_leaf_functions_run_as_in_the_interpreter() {
     use crate::Val;
     let isa_settings = [
