@@ -404,8 +404,12 @@ impl Translator<'_, '_> {
     // ---- calls ----
 
     fn wasm_sig(&mut self, ty: &FuncType) -> SigRef {
-        let sig = wasm_signature(ty, self.ptr);
-        self.b.import_signature(sig)
+        if let Some(&sig) = self.signatures.get(ty) {
+            return sig;
+        }
+        let sig = self.b.import_signature(wasm_signature(ty, self.ptr));
+        self.signatures.insert(ty.clone(), sig);
+        sig
     }
 
     /// A direct call to defined function `def_index` (linked by the runtime).
@@ -419,14 +423,19 @@ impl Translator<'_, '_> {
     }
 
     fn defined_func_ref(&mut self, def_index: u32, ty: &FuncType) -> FuncRef {
+        if let Some(&callee) = self.callees.get(&def_index) {
+            return callee;
+        }
         let signature = self.wasm_sig(ty);
         let name = self.b.func.declare_imported_user_function(UserExternalName::new(0, def_index));
-        self.b.import_function(ExtFuncData {
+        let callee = self.b.import_function(ExtFuncData {
             name: ExternalName::user(name),
             signature,
             colocated: true,
             patchable: false,
-        })
+        });
+        self.callees.insert(def_index, callee);
+        callee
     }
 
     /// The function reference `call_indirect` calls: element `index` of table

@@ -301,6 +301,9 @@ pub(super) struct Translator<'a, 'b> {
     params: &'a [ValType],
     results: &'a [ValType],
     vm: vm::VmState,
+    /// Signatures and callees imported into the function, for reuse.
+    signatures: std::collections::HashMap<FuncType, ir::SigRef>,
+    callees: std::collections::HashMap<u32, ir::FuncRef>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -328,6 +331,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             params: ty.params(),
             results: ty.results(),
             vm,
+            signatures: Default::default(),
+            callees: Default::default(),
         }
     }
 
