@@ -395,11 +395,7 @@ impl Translator<'_, '_> {
         if !self.settings.fuel || arity == 0 {
             return false;
         }
-        let frame = &self.control[i];
-        let base = match frame.kind {
-            FrameKind::Function => 0,
-            _ => frame.height,
-        };
+        let base = self.control[i].height;
         let len = self.stack.len();
         let in_place = len - arity == base && self.lazy[len - arity..].iter().all(|l| *l == Lazy::No);
         !in_place
@@ -408,8 +404,12 @@ impl Translator<'_, '_> {
     // ---- calls ----
 
     fn wasm_sig(&mut self, ty: &FuncType) -> SigRef {
-        let sig = wasm_signature(ty, self.ptr);
-        self.b.import_signature(sig)
+        if let Some(&sig) = self.signatures.get(ty) {
+            return sig;
+        }
+        let sig = self.b.import_signature(wasm_signature(ty, self.ptr));
+        self.signatures.insert(ty.clone(), sig);
+        sig
     }
 
     /// A direct call to defined function `def_index` (linked by the runtime).
@@ -423,14 +423,19 @@ impl Translator<'_, '_> {
     }
 
     fn defined_func_ref(&mut self, def_index: u32, ty: &FuncType) -> FuncRef {
+        if let Some(&callee) = self.callees.get(&def_index) {
+            return callee;
+        }
         let signature = self.wasm_sig(ty);
         let name = self.b.func.declare_imported_user_function(UserExternalName::new(0, def_index));
-        self.b.import_function(ExtFuncData {
+        let callee = self.b.import_function(ExtFuncData {
             name: ExternalName::user(name),
             signature,
             colocated: true,
             patchable: false,
-        })
+        });
+        self.callees.insert(def_index, callee);
+        callee
     }
 
     /// The function reference `call_indirect` calls: element `index` of table

@@ -50,7 +50,8 @@ impl Translator<'_, '_> {
                 let v = self.pop();
                 let v = self.canonical(v);
                 self.b.def_var(self.locals[local_index as usize].0, v);
-                self.push(v);
+                // The interpreter reads the local for the value it leaves.
+                self.push_lazy(v, Lazy::Local(local_index));
             }
             Operator::GlobalGet { global_index } => {
                 let v = self.global_get(global_index);
@@ -253,7 +254,7 @@ impl Translator<'_, '_> {
         Ok(Access { flags, addr, offset })
     }
 
-    fn load(&mut self, memarg: &MemArg, opcode: ir::Opcode, ty: ir::Type) -> Result<(), String> {
+    pub(super) fn load(&mut self, memarg: &MemArg, opcode: ir::Opcode, ty: ir::Type) -> Result<(), String> {
         use ir::Opcode as O;
         let size = match opcode {
             O::Sload8 | O::Uload8 => 1,
@@ -277,7 +278,7 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
-    fn store(&mut self, memarg: &MemArg, opcode: ir::Opcode) -> Result<(), String> {
+    pub(super) fn store(&mut self, memarg: &MemArg, opcode: ir::Opcode) -> Result<(), String> {
         use ir::Opcode as O;
         let v = self.pop();
         let v = self.canonical(v);

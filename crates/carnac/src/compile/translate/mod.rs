@@ -111,6 +111,10 @@ pub(super) fn build_isa(_settings: &CodegenSettings, verify: bool) -> Result<Own
     if isa.pointer_type() != types::I64 {
         return Err("the compiled tier needs a 64-bit host".into());
     }
+    if isa.name() == "x64" && !isa.has_x86_pshufb_lowering() {
+        // `i8x16.swizzle` and `i8x16.shuffle` would otherwise need libcalls.
+        return Err("the compiled tier needs SSSE3 on x86-64".into());
+    }
     if !isa.has_round() {
         // Without it Cranelift lowers `ceil` & co. to libcalls, which the code
         // memory does not link.
@@ -297,6 +301,9 @@ pub(super) struct Translator<'a, 'b> {
     params: &'a [ValType],
     results: &'a [ValType],
     vm: vm::VmState,
+    /// Signatures and callees imported into the function, for reuse.
+    signatures: std::collections::HashMap<FuncType, ir::SigRef>,
+    callees: std::collections::HashMap<u32, ir::FuncRef>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -324,6 +331,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             params: ty.params(),
             results: ty.results(),
             vm,
+            signatures: Default::default(),
+            callees: Default::default(),
         }
     }
 

@@ -163,13 +163,59 @@ fn compiles_every_wasm_v2_function() {
 }
 
 #[test]
-#[ignore = "the SIMD operators come next"]
 fn compiles_every_simd_function() {
     compile_suite(true);
 }
 
+#[test]
+fn reports_relocations_traps_and_wasm_offsets() {
+    let bytes = wat::parse_str(
+        r#"(module
+            (import "m" "f" (func $imp (param i32) (result i32)))
+            (func $g (param i32) (result i32) local.get 0)
+            (func (param i32) (result i32)
+                local.get 0
+                call $g
+                call $imp
+                unreachable))"#,
+    )
+    .unwrap();
+    let engine = crate::Engine::default();
+    let module = crate::Module::from_binary(&engine, &bytes).unwrap();
+    let body = wasmparser::Parser::new(0)
+        .parse_all(&bytes)
+        .filter_map(|p| match p {
+            Ok(wasmparser::Payload::CodeSectionEntry(body)) => Some(body),
+            _ => None,
+        })
+        .nth(1)
+        .unwrap();
+    let mut ops = body.get_operators_reader().unwrap();
+    let unreachable_at = std::iter::from_fn(|| (!ops.eof()).then(|| ops.read_with_offset().unwrap()))
+        .find(|(op, _)| matches!(op, wasmparser::Operator::Unreachable))
+        .unwrap()
+        .1 as u32;
+    let settings = CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::None, fuel: false };
+    let isa = build_isa(&settings, true).unwrap();
+    let code = compile_function(&*isa, &module.inner.info, &settings, 1, body).unwrap();
+
+    assert_eq!(code.relocs.len(), 1, "{:?}", code.relocs);
+    assert_eq!(code.relocs[0].def_index, 0);
+    let codes: Vec<_> = code.traps.iter().map(|t| t.1).collect();
+    use crate::compile::trap_codes::{TRAP_PENDING, UNREACHABLE};
+    for expected in [UNREACHABLE, TRAP_PENDING, ir::TrapCode::STACK_OVERFLOW] {
+        assert!(codes.contains(&expected), "{expected} in {codes:?}");
+    }
+    let (trap_at, _) = *code.traps.iter().find(|t| t.1 == UNREACHABLE).unwrap();
+    let (_, _, wasm_at) = *code.srclocs.iter().find(|(start, end, _)| (*start..*end).contains(&trap_at)).unwrap();
+    assert_eq!(wasm_at, unreachable_at);
+    assert!(code.srclocs.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert!(code.alignment >= 1 && code.bytes.len() > 16);
+}
+
 // ---- running compiled code by hand ----
 
+#[cfg(unix)]
 mod run {
     use std::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -259,22 +305,35 @@ mod run {
         }
     }
 
-    /// Runs export `name` of `wat` (a function that calls nothing and uses no
-    /// table; memories and globals are fine) compiled, with `fuel`: its raw
-    /// results and the fuel left.
+    /// Runs export `name` of `wat` compiled (see [`run_compiled_bytes`]).
     fn run_compiled(wat: &str, name: &str, args: &[u64], settings: CodegenSettings, fuel: u64) -> (Vec<u64>, u64) {
-        let engine = crate::Engine::default();
-        let module = crate::Module::new(&engine, wat).unwrap();
-        let info = &module.inner.info;
         let bytes = wat::parse_str(wat).unwrap();
+        let engine = crate::Engine::default();
+        let module = crate::Module::new(&engine, &bytes).unwrap();
         let Some(crate::module::EntityIndex::Func(index)) =
-            info.exports.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
+            module.inner.info.exports.iter().find(|(n, _)| n == name).map(|(_, i)| *i)
         else {
             panic!("no function {name}")
         };
+        run_compiled_bytes(&bytes, &module, index, args, settings, fuel)
+    }
+
+    /// Runs function `index` of a module compiled, with `fuel`: its raw
+    /// results and the fuel left. The function must call nothing and use no
+    /// table or bulk memory operation; memories (with their active data
+    /// segments) and globals are set up as instantiation would.
+    pub(super) fn run_compiled_bytes(
+        bytes: &[u8],
+        module: &crate::Module,
+        index: u32,
+        args: &[u64],
+        settings: CodegenSettings,
+        fuel: u64,
+    ) -> (Vec<u64>, u64) {
+        let info = &module.inner.info;
         let def_index = index - info.num_imported_funcs;
         let body = wasmparser::Parser::new(0)
-            .parse_all(&bytes)
+            .parse_all(bytes)
             .filter_map(|p| match p {
                 Ok(wasmparser::Payload::CodeSectionEntry(body)) => Some(body),
                 _ => None,
@@ -301,6 +360,12 @@ mod run {
         let builtins = BUILTINS;
         let mut memories: Vec<Vec<u8>> =
             info.memories.iter().map(|m| vec![0u8; (m.limits.min as usize) << 16]).collect();
+        for d in &info.datas {
+            if let crate::module::DataMode::Active { memory, offset: crate::module::ConstExpr::Bits(at) } = d.mode {
+                let at = at as u32 as usize;
+                memories[memory as usize][at..at + d.bytes.len()].copy_from_slice(&d.bytes);
+            }
+        }
         let mut defs: Vec<VMMemoryDef> =
             memories.iter_mut().map(|m| VMMemoryDef { base: m.as_mut_ptr(), len: m.len() }).collect();
         let mut cells: Vec<u128> = info
@@ -337,27 +402,39 @@ mod run {
     /// The same export run by the interpreter with fuel: its results (i32s
     /// zero-extended, as raw slots) and the fuel left.
     fn run_interpreted(wat: &str, name: &str, args: &[crate::Val], fuel: u64) -> (Vec<u64>, u64) {
+        try_run_interpreted(wat.as_bytes(), name, args, fuel).unwrap()
+    }
+
+    /// [`run_interpreted`], `None` when instantiation or the call fails.
+    pub(super) fn try_run_interpreted(
+        bytes: &[u8],
+        name: &str,
+        args: &[crate::Val],
+        fuel: u64,
+    ) -> Option<(Vec<u64>, u64)> {
         let mut config = crate::Config::new();
         config.consume_fuel(true);
         let engine = crate::Engine::new(&config);
-        let module = crate::Module::new(&engine, wat).unwrap();
+        let module = crate::Module::new(&engine, bytes).ok()?;
         let mut store = crate::Store::new(&engine, ());
         store.set_fuel(fuel).unwrap();
-        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
-        let f = instance.get_func(&store, name).unwrap();
+        let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).ok()?;
+        let f = instance.get_func(&store, name)?;
         let mut results = vec![crate::Val::I32(0); f.ty(&store).results().len()];
-        f.call(&mut store, args, &mut results).unwrap();
+        f.call(&mut store, args, &mut results).ok()?;
         let raw = results
             .iter()
-            .map(|v| match *v {
-                crate::Val::I32(x) => x as u32 as u64,
-                crate::Val::I64(x) => x as u64,
-                crate::Val::F32(x) => x as u64,
-                crate::Val::F64(x) => x,
-                _ => unimplemented!(),
+            .flat_map(|v| match *v {
+                crate::Val::I32(x) => vec![x as u32 as u64],
+                crate::Val::I64(x) => vec![x as u64],
+                crate::Val::F32(x) => vec![x as u64],
+                crate::Val::F64(x) => vec![x],
+                crate::Val::V128(x) => vec![x as u64, (x >> 64) as u64],
+                crate::Val::FuncRef(None) | crate::Val::ExternRef(None) => vec![0],
+                _ => vec![u64::MAX],
             })
             .collect();
-        (raw, store.get_fuel().unwrap())
+        Some((raw, store.get_fuel().unwrap()))
     }
 
     const PROGRAMS: &str = r#"(module
@@ -409,33 +486,243 @@ mod run {
                 (br_table $a $b $c (local.get $i)))
                 (return (i32.const 10)))
                 (return (i32.const 20)))
-            (select (i32.const 30) (i32.const 40) (local.get $i))))"#;
+            (select (i32.const 30) (i32.const 40) (local.get $i)))
+        (func (export "simd") (param $a v128) (param $b v128) (result v128)
+            (v128.store offset=16 (i32.const 0) (local.get $a))
+            (v128.store32_lane 3 (i32.const 40) (local.get $b))
+            (i16x8.q15mulr_sat_s
+                (i8x16.shuffle 0 17 2 19 4 21 6 23 8 25 10 27 12 29 14 31
+                    (local.get $a) (v128.load offset=16 (i32.const 0)))
+                (i32x4.add (i32x4.dot_i16x8_s (local.get $a) (local.get $b))
+                    (v128.load32_splat (i32.const 40)))))
+        (func (export "simd_f") (param $a v128) (result v128)
+            (f32x4.pmin (f32x4.nearest (local.get $a))
+                (f32x4.convert_i32x4_u (i32x4.trunc_sat_f32x4_u (local.get $a)))))
+        (func (export "simd_i") (param $a v128) (result i32)
+            (i32.add (i8x16.bitmask (local.get $a))
+                (i32.add (v128.any_true (local.get $a)) (i16x8.extract_lane_s 3 (local.get $a))))))"#;
 
     #[test]
     fn executes_leaf_functions_as_the_interpreter_does_and_charges_the_same_fuel() {
         use crate::Val;
-        let cases: &[(&str, Val, u64)] = &[
-            ("sum", Val::I32(100), 100),
-            ("collatz", Val::I64(27), 27),
-            ("first_big", Val::I32(5), 5),
-            ("memory", Val::I32(50), 50),
-            ("floats", Val::F64(2.5f64.to_bits()), 2.5f64.to_bits()),
-            ("select_table", Val::I32(0), 0),
-            ("select_table", Val::I32(1), 1),
-            ("select_table", Val::I32(2), 2),
-            ("select_table", Val::I32(7), 7),
+        let v = |x: u128| (Val::V128(x), vec![x as u64, (x >> 64) as u64]);
+        let s = |x: i64| (Val::I64(x), vec![x as u64]);
+        let w = |x: i32| (Val::I32(x), vec![x as u32 as u64]);
+        let f32x4 = |l: [f32; 4]| v(l.iter().rev().fold(0u128, |acc, x| (acc << 32) | x.to_bits() as u128));
+        // Each argument as the interpreter takes it and as raw slots.
+        type Arg = (Val, Vec<u64>);
+        let cases: Vec<(&str, Vec<Arg>)> = vec![
+            ("sum", vec![w(100)]),
+            ("collatz", vec![s(27)]),
+            ("first_big", vec![w(5)]),
+            ("memory", vec![w(50)]),
+            ("floats", vec![(Val::F64(2.5f64.to_bits()), vec![2.5f64.to_bits()])]),
+            ("select_table", vec![w(0)]),
+            ("select_table", vec![w(1)]),
+            ("select_table", vec![w(2)]),
+            ("select_table", vec![w(7)]),
+            ("simd", vec![v(0x8000_7fff_1234_5678_9abc_def0_0102_0304), v(0xffff_0001_8000_7fff_0002_fffe_4000_c000)]),
+            ("simd_f", vec![f32x4([2.5, -1.5, 3e9, f32::NAN])]),
+            ("simd_i", vec![v(0x80ff_0000_0000_0000_0000_8123_0000_0001)]),
+            ("simd_i", vec![v(0)]),
         ];
-        for &(name, ref arg, raw) in cases {
-            let (expected, fuel_left) = run_interpreted(PROGRAMS, name, std::slice::from_ref(arg), 1_000_000);
+        for (name, args) in cases {
+            let (vals, raw): (Vec<Val>, Vec<Vec<u64>>) = args.into_iter().unzip();
+            let raw = raw.concat();
+            let (expected, fuel_left) = run_interpreted(PROGRAMS, name, &vals, 1_000_000);
             for settings in all_settings() {
-                let (results, left) = run_compiled(PROGRAMS, name, &[raw], settings, 1_000_000);
-                assert_eq!(results, expected, "{name}({raw}) under {settings:?}");
+                let (results, left) = run_compiled(PROGRAMS, name, &raw, settings, 1_000_000);
+                assert_eq!(results, expected, "{name}({raw:x?}) under {settings:?}");
                 if settings.fuel {
-                    assert_eq!(1_000_000 - left, 1_000_000 - fuel_left, "fuel of {name}({raw}) under {settings:?}");
+                    assert_eq!(1_000_000 - left, 1_000_000 - fuel_left, "fuel of {name}({raw:x?}) under {settings:?}");
                 } else {
                     assert_eq!(left, 1_000_000);
                 }
             }
         }
     }
+}
+
+/// The leaf functions of the spec suite (exports that call nothing and use no
+/// table, growth or bulk operation, in modules without imports or start),
+/// run compiled and interpreted with the same arguments (all zeros, all
+/// threes): the same results (NaNs aside) and, with fuel, the same fuel used
+/// (the check on `vm`'s fuel blocks matching the interpreter's).
+/// Calls the interpreter traps on are not run compiled (there is no signal
+/// handler here).
+#[test]
+#[cfg(unix)]
+fn spec_leaf_functions_run_as_in_the_interpreter() {
+    use crate::Val;
+    let isa_settings = [
+        CodegenSettings {
+            bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 },
+            interrupt: Interrupt::None,
+            fuel: true,
+        },
+        CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::Epoch, fuel: true },
+        CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::Flag, fuel: false },
+    ];
+    let (mut ran, mut calls, mut fuel_mismatches, mut result_mismatches) = (0, 0, Vec::new(), Vec::new());
+    for simd in [false, true] {
+        for (name, text) in suite(simd) {
+            for bytes in modules_of(&name, text) {
+                let engine = crate::Engine::default();
+                let Ok(module) = crate::Module::from_binary(&engine, &bytes) else { continue };
+                let info = &module.inner.info;
+                let simple_consts = info
+                    .global_inits
+                    .iter()
+                    .all(|g| matches!(g, crate::module::ConstExpr::Bits(_) | crate::module::ConstExpr::RefNull))
+                    && info.datas.iter().all(|d| match d.mode {
+                        crate::module::DataMode::Active { offset, .. } => {
+                            matches!(offset, crate::module::ConstExpr::Bits(_))
+                        }
+                        crate::module::DataMode::Passive => true,
+                    });
+                if !info.imports.is_empty() || info.start.is_some() || !simple_consts {
+                    continue;
+                }
+                let bodies: Vec<_> = wasmparser::Parser::new(0)
+                    .parse_all(&bytes)
+                    .filter_map(|p| match p {
+                        Ok(wasmparser::Payload::CodeSectionEntry(body)) => Some(body),
+                        _ => None,
+                    })
+                    .collect();
+                for (export, index) in &info.exports {
+                    let crate::module::EntityIndex::Func(index) = *index else { continue };
+                    if !is_leaf(&bodies[index as usize]) {
+                        continue;
+                    }
+                    let ty = info.func_type(index);
+                    // Debug builds (slow) try only zeros, under one of the settings (rotating).
+                    for k in if cfg!(debug_assertions) { &[0u64][..] } else { &[0, 3] } {
+                        let k = *k;
+                        let vals: Vec<Val> = ty
+                            .params()
+                            .iter()
+                            .map(|t| match t {
+                                ValType::I32 => Val::I32(k as i32),
+                                ValType::I64 => Val::I64(k as i64),
+                                ValType::F32 => Val::F32((k as f32).to_bits()),
+                                ValType::F64 => Val::F64((k as f64).to_bits()),
+                                ValType::V128 => Val::V128(k as u128 * 0x0001_0001_0001_0001_0001_0001_0001_0001),
+                                ValType::FuncRef => Val::FuncRef(None),
+                                ValType::ExternRef => Val::ExternRef(None),
+                            })
+                            .collect();
+                        let raw: Vec<u64> = vals
+                            .iter()
+                            .flat_map(|v| match *v {
+                                Val::I32(x) => vec![x as u32 as u64],
+                                Val::I64(x) => vec![x as u64],
+                                Val::F32(x) => vec![x as u64],
+                                Val::F64(x) => vec![x],
+                                Val::V128(x) => vec![x as u64, (x >> 64) as u64],
+                                _ => vec![0],
+                            })
+                            .collect();
+                        let Some((expected, left)) = run::try_run_interpreted(&bytes, export, &vals, 1_000_000) else {
+                            continue;
+                        };
+                        calls += 1;
+                        for (i, &settings) in isa_settings.iter().enumerate() {
+                            if cfg!(debug_assertions) && i != calls % isa_settings.len() {
+                                continue;
+                            }
+                            ran += 1;
+                            let (results, fuel) =
+                                run::run_compiled_bytes(&bytes, &module, index, &raw, settings, 1_000_000);
+                            if !same_results(ty.results(), &results, &expected) {
+                                result_mismatches.push(format!(
+                                    "{name} {export}({raw:x?}): {results:x?}, interpreter {expected:x?}"
+                                ));
+                            }
+                            if settings.fuel && fuel != left {
+                                fuel_mismatches.push(format!(
+                                    "{name} {export}({raw:x?}): used {}, interpreter {}",
+                                    1_000_000 - fuel,
+                                    1_000_000 - left
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "leaf functions: {calls} calls, {ran} compiled runs, {} result mismatches, {} fuel mismatches",
+        result_mismatches.len(),
+        fuel_mismatches.len()
+    );
+    for m in result_mismatches.iter().chain(&fuel_mismatches).take(30) {
+        println!("  {m}");
+    }
+    assert!(result_mismatches.is_empty() && fuel_mismatches.is_empty());
+}
+
+/// A body that calls nothing and uses no table, growth or bulk operation.
+fn is_leaf(body: &wasmparser::FunctionBody<'_>) -> bool {
+    use wasmparser::Operator as O;
+    let Ok(mut reader) = body.get_operators_reader() else { return false };
+    while !reader.eof() {
+        match reader.read() {
+            Ok(
+                O::Call { .. }
+                | O::CallIndirect { .. }
+                | O::ReturnCall { .. }
+                | O::ReturnCallIndirect { .. }
+                | O::TableGet { .. }
+                | O::TableSet { .. }
+                | O::TableSize { .. }
+                | O::TableGrow { .. }
+                | O::TableFill { .. }
+                | O::TableCopy { .. }
+                | O::TableInit { .. }
+                | O::ElemDrop { .. }
+                | O::MemoryGrow { .. }
+                | O::MemoryFill { .. }
+                | O::MemoryCopy { .. }
+                | O::MemoryInit { .. }
+                | O::DataDrop { .. }
+                | O::RefFunc { .. },
+            )
+            | Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+    true
+}
+
+/// Results equal as raw slots, a NaN matching any NaN (wasm leaves NaN bits open).
+fn same_results(types: &[ValType], a: &[u64], b: &[u64]) -> bool {
+    if a == b {
+        return true;
+    }
+    let mut at = 0;
+    for t in types {
+        let n = t.slots();
+        let (x, y) = (&a[at..at + n], &b[at..at + n]);
+        let same = x == y
+            || match t {
+                ValType::F32 => f32::from_bits(x[0] as u32).is_nan() && f32::from_bits(y[0] as u32).is_nan(),
+                ValType::F64 => f64::from_bits(x[0]).is_nan() && f64::from_bits(y[0]).is_nan(),
+                // Lanes of any shape may hold NaNs: accept when every differing 32-bit lane is a NaN on both sides.
+                ValType::V128 => (0..4).all(|i| {
+                    let lane = |s: &[u64]| (s[i / 2] >> (32 * (i % 2))) as u32;
+                    let (p, q) = (lane(x), lane(y));
+                    p == q
+                        || (f32::from_bits(p).is_nan() && f32::from_bits(q).is_nan())
+                        || (f64::from_bits(x[i / 2]).is_nan() && f64::from_bits(y[i / 2]).is_nan())
+                }),
+                _ => false,
+            };
+        if !same {
+            return false;
+        }
+        at += n;
+    }
+    true
 }
