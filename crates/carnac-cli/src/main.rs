@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a WebAssembly module (binary `.wasm` or text `.wat`), with WASI preview1.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve HTTP: each request runs a fresh instance of a WASI handler (CGI, WAGI-compatible).
     Serve(ServeArgs),
 }
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(code) => ExitCode::from(code),
             Err(Error::Trap(trap)) => match trap.downcast_host::<I32Exit>() {
                 Some(exit) => ExitCode::from(exit.0 as u8),

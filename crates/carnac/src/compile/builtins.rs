@@ -204,5 +204,9 @@ unsafe extern "C" fn deadline(_vmctx: *mut VMContext) -> Status {
 }
 
 unsafe extern "C" fn out_of_fuel(_vmctx: *mut VMContext) -> Status {
-    with_store(|_| Err(Trap::new(TrapKind::OutOfFuel)))
+    with_store(|act| {
+        // As the interpreter: what is left is less than the block costs, and spent.
+        unsafe { inner(act) }.store_ctx.fuel = 0;
+        Err(Trap::new(TrapKind::OutOfFuel))
+    })
 }
