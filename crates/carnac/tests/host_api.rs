@@ -163,11 +163,11 @@ fn a_caller_goes_wherever_a_store_does() {
             assert_eq!((memory.size(&caller), memory.data_size(&caller)), (1, WASM_PAGE));
 
             let counter = export(&caller, "counter").into_global().unwrap();
-            let n = counter.get(&caller).i32().unwrap();
+            let n = counter.get(&mut caller).i32().unwrap();
             counter.set(&mut caller, Val::I32(n + 1))?;
 
             let table = export(&caller, "table").into_table().unwrap();
-            let Some(Val::FuncRef(Some(seven))) = table.get(&caller, 1) else { panic!("table[1] is $seven") };
+            let Some(Val::FuncRef(Some(seven))) = table.get(&mut caller, 1) else { panic!("table[1] is $seven") };
             let mut out = [Val::I32(0)];
             seven.call(&mut caller, &[], &mut out)?;
             let typed = seven.typed::<(), i32>(&caller)?;
@@ -185,7 +185,7 @@ fn a_caller_goes_wherever_a_store_does() {
     let instance = linker.instantiate(&mut store, &module).unwrap();
     instance.get_typed_func::<(), ()>(&store, "run").unwrap().call(&mut store, ()).unwrap();
     assert_eq!(store.data(), &["abc", "7 7"]);
-    assert_eq!(instance.get_global(&store, "counter").unwrap().get(&store).i32(), Some(6));
+    assert_eq!(instance.get_global(&store, "counter").unwrap().get(&mut store).i32(), Some(6));
     let used = 10_000 - store.get_fuel().unwrap();
     assert!((100..200).contains(&used), "used {used}");
 }
@@ -241,13 +241,13 @@ fn typed_calls_and_host_functions_pass_references() {
     let mut store = Store::new(&engine, ());
     let instance = linker.instantiate(&mut store, &module).unwrap();
 
-    let a = ExternRef::new(&mut store, "a");
-    let b = ExternRef::new(&mut store, 2u64);
+    let a = ExternRef::new(&mut store, "a").unwrap();
+    let b = ExternRef::new(&mut store, 2u64).unwrap();
     let pick =
         instance.get_typed_func::<(Option<ExternRef>, Option<ExternRef>, i32), Option<ExternRef>>(&store, "pick");
     let pick = pick.unwrap();
     let got = pick.call(&mut store, (Some(a), Some(b), 1)).unwrap().unwrap();
-    assert_eq!(got.data(&store).unwrap().downcast_ref::<u64>(), Some(&2));
+    assert_eq!(got.data(&store).unwrap().unwrap().downcast_ref::<u64>(), Some(&2));
     assert_eq!(pick.call(&mut store, (Some(a), None, 0)).unwrap(), Some(a));
     assert_eq!(pick.call(&mut store, (Some(a), None, 1)).unwrap(), None);
 
@@ -266,7 +266,7 @@ fn typed_calls_and_host_functions_pass_references() {
 
     // A reference of another store is an error, not a reference to something else.
     let mut other = Store::new(&engine, ());
-    let foreign = ExternRef::new(&mut other, "elsewhere");
+    let foreign = ExternRef::new(&mut other, "elsewhere").unwrap();
     let err = pick.call(&mut store, (Some(foreign), None, 0)).unwrap_err();
     assert!(err.to_string().contains("belongs to a different store"), "{err}");
     let foreign_func = Func::wrap(&mut other, || 0);
@@ -277,7 +277,7 @@ fn typed_calls_and_host_functions_pass_references() {
 fn a_host_function_returning_another_stores_reference_traps() {
     let engine = Engine::default();
     let mut other = Store::new(&engine, ());
-    let foreign = ExternRef::new(&mut other, ());
+    let foreign = ExternRef::new(&mut other, ()).unwrap();
     let mut store = Store::new(&engine, ());
     let f = Func::wrap(&mut store, move || Some(foreign));
     let err = f.typed::<(), Option<ExternRef>>(&store).unwrap().call(&mut store, ()).unwrap_err();
@@ -305,7 +305,7 @@ fn types_have_constructors() {
 
     let global = Global::new(&mut store, GlobalType::new(ValType::I64, Mutability::Var), Val::I64(1)).unwrap();
     global.set(&mut store, Val::I64(2)).unwrap();
-    assert_eq!(global.get(&store).i64(), Some(2));
+    assert_eq!(global.get(&mut store).i64(), Some(2));
     assert_eq!(global.ty(&store).to_string(), "(mut i64)");
     let constant = Global::new(&mut store, GlobalType::new(ValType::I32, Mutability::Const), Val::I32(1)).unwrap();
     assert_eq!(constant.ty(&store).mutability(), Mutability::Const);
@@ -355,7 +355,7 @@ fn handles_used_with_a_different_store_say_so() {
     assert!(msg.contains("Instance belongs to a different store"), "{msg}");
     let table = instance.get_table(&store, "table").unwrap();
     let msg = panic_message(|| {
-        let _ = table.get(&other, 0);
+        let _ = table.get(&mut other, 0);
     });
     assert!(msg.contains("Table belongs to a different store"), "{msg}");
     let msg = panic_message(|| {

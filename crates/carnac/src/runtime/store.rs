@@ -3,7 +3,6 @@
 //! [`crate::Func`] are indices into one store, tagged with its id so that using a
 //! handle with the wrong store is an error, never undefined behaviour.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
+use crate::runtime::gc::ExternHeap;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::memory::WASM_PAGE;
 use crate::runtime::trap::{Trap, TrapKind};
@@ -268,7 +268,8 @@ pub(crate) struct StoreInner {
     /// Per-store state compiled code and the interpreter read: fuel, stack
     /// limit, interrupt words, the address of `func_refs`.
     pub store_ctx: Box<VMStoreContext>,
-    pub externs: Vec<Box<dyn Any + Send + Sync>>,
+    /// Extern references' host values, and their roots (see `runtime::gc`).
+    pub externs: ExternHeap,
     /// Bytes held by the store's memories (their lengths) and tables (elements
     /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
     pub committed: usize,
@@ -282,6 +283,11 @@ pub(crate) struct StoreInner {
     /// probes on other threads (see [`Signals`]).
     pub signals: Arc<Signals>,
 }
+
+/// What the hidden methods of [`crate::WasmTy`] get to turn references into
+/// raw bits and back: the store, opaque outside the crate.
+#[doc(hidden)]
+pub struct StoreOpaque<'a>(pub(crate) &'a mut StoreInner);
 
 /// Where a store's guests learn that they must stop: the interrupt flag
 /// ([`InterruptHandle`]) and the epoch deadline ([`Store::set_epoch_deadline`]).
@@ -627,7 +633,7 @@ impl<T> Store<T> {
                     epoch: std::ptr::null(),
                     epoch_check: std::ptr::null(),
                 }),
-                externs: Vec::new(),
+                externs: ExternHeap::default(),
                 committed: 0,
                 reentry: 0,
                 stack_base: 0,
@@ -783,6 +789,16 @@ impl<T> Store<T> {
             Err(Error::Trap(t)) => Err(t),
             Err(e) => Err(Trap::host_error(e)),
         }
+    }
+
+    /// Frees the store's extern references that nothing refers to any more
+    /// (see [`crate::ExternRef`] and [`crate::RootScope`]), as Wasmtime's
+    /// `Store::gc`. The store also collects by itself when its references have
+    /// doubled since the last collection. Does nothing while wasm is running in
+    /// the store (from a host function): the guest's frames may hold
+    /// references, and the collector cannot see them.
+    pub fn gc(&mut self) {
+        self.inner.collect_externs();
     }
 
     /// Sets the remaining fuel. Errors when the engine does not meter fuel.
