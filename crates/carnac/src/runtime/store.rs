@@ -419,10 +419,21 @@ impl InterruptProbe {
 /// What a store's epoch deadline callback ([`Store::epoch_deadline_callback`])
 /// decides when the deadline is reached, as Wasmtime's `UpdateDeadline`
 /// (returning an error instead ends the call with that error).
+///
+/// Wasmtime's `Yield(ticks)` and `YieldCustom` are left out: they suspend the
+/// guest to let an async executor run other tasks, which needs calls that are
+/// futures (Wasmtime's `call_async` on a fiber stack); Carnac's calls are
+/// synchronous, and in a synchronous call Wasmtime answers `Yield` with a
+/// trap. An embedder that shares threads between stores bounds each call with
+/// `Continue` and returns to its own scheduler between calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UpdateDeadline {
     /// Keep running, with a new deadline this many ticks after the current epoch.
     Continue(u64),
+    /// Stop the guest with [`TrapKind::Interrupted`], leaving the deadline as it
+    /// is (the same as returning that trap as the callback's error).
+    Interrupt,
 }
 
 /// A store's epoch deadline callback.
@@ -746,10 +757,12 @@ impl<T> Store<T> {
     /// `Store::epoch_deadline_callback`: it gets the store (its data, its
     /// functions) and returns [`UpdateDeadline::Continue`]`(ticks)` to keep the
     /// guest running with a new deadline that many ticks after the current
-    /// epoch, or an error, which ends the guest call: the caller gets it back as
-    /// the call's error (an [`Error::Trap`] as it is; any other error as a
-    /// `HostError` trap whose [`Trap::downcast_host`] gives back the
-    /// [`Error`]). Replaces any earlier callback or [`Store::epoch_deadline_trap`].
+    /// epoch (a guest waiting in WASI, e.g. asleep, goes on waiting),
+    /// [`UpdateDeadline::Interrupt`] to trap, or an error, which ends the guest
+    /// call: the caller gets it back as the call's error (an [`Error::Trap`] as
+    /// it is; any other error as a `HostError` trap whose
+    /// [`Trap::downcast_host`] gives back the [`Error`]). Replaces any earlier
+    /// callback or [`Store::epoch_deadline_trap`].
     pub fn epoch_deadline_callback(
         &mut self,
         callback: impl FnMut(&mut Store<T>) -> Result<UpdateDeadline, Error> + Send + Sync + 'static,
@@ -786,6 +799,7 @@ impl<T> Store<T> {
                 self.set_epoch_deadline(ticks);
                 Ok(())
             }
+            Ok(UpdateDeadline::Interrupt) => Err(Trap::new(TrapKind::Interrupted)),
             Err(Error::Trap(t)) => Err(t),
             Err(e) => Err(Trap::host_error(e)),
         }
