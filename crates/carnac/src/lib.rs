@@ -78,7 +78,8 @@
 //! their deadline ([`Store::set_epoch_deadline`], in ticks of
 //! [`Engine::increment_epoch`]) with [`TrapKind::Interrupted`], or ask the
 //! store's [`Store::epoch_deadline_callback`] for more time. The store stays
-//! usable: set a new deadline and call again. WASI waits end at the deadline too.
+//! usable: set a new deadline and call again. WASI waits (sleeps, polls) end at
+//! the deadline too, or go on to their own end when the callback grants ticks.
 //!
 //! ```
 //! use carnac::{Config, Engine, Linker, Module, Store, TrapKind, UpdateDeadline};
