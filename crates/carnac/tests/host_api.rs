@@ -72,9 +72,93 @@ fn a_host_error_comes_back_as_its_own_type_through_context_and_anyhow() {
     let carnac_err = err.downcast_ref::<Error>().expect("a carnac::Error");
     assert_eq!(carnac_err.as_trap().unwrap().kind(), TrapKind::HostError);
     assert_eq!(carnac_err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(5)));
+    // The trap is in there as itself too, as Wasmtime's is.
+    let trap = err.downcast_ref::<Trap>().expect("the trap");
+    assert_eq!(trap.downcast_host::<QuotaExceeded>(), Some(&QuotaExceeded(5)));
     fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
-    is_error::<Error>();
     is_error::<Trap>();
+}
+
+#[test]
+fn errors_the_api_returns_downcast_to_trap_after_question_mark_into_anyhow() {
+    // A host function fails with its own error; a second host function calls
+    // into wasm again through its `Caller` and passes that call's error on
+    // with `?`; the embedder's `?` turns the outer call's error into an
+    // `anyhow::Error`.
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module $m
+            (import "host" "charge" (func $charge (param i32)))
+            (import "host" "nested" (func $nested (param i32)))
+            (func $bill (export "bill") (param i32) (call $charge (local.get 0)))
+            (func $crash (export "crash") unreachable)
+            (func (export "run") (param i32) (call $nested (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut linker = Linker::new(&engine);
+    linker
+        .func_wrap("host", "charge", |n: i32| -> anyhow::Result<()> {
+            Err(anyhow::Error::new(QuotaExceeded(n as u32)).context("while charging"))
+        })
+        .unwrap();
+    linker
+        .func_wrap("host", "nested", |mut caller: Caller<'_, ()>, n: i32| -> anyhow::Result<()> {
+            let name = if n < 0 { "crash" } else { "bill" };
+            let f = caller.get_export(name).and_then(Extern::into_func).unwrap();
+            if n < 0 {
+                f.typed::<(), ()>(&caller)?.call(&mut caller, ())?;
+            } else {
+                f.typed::<i32, ()>(&caller)?.call(&mut caller, n)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let run = instance.get_typed_func::<i32, ()>(&store, "run").unwrap();
+    let mut embedder = |n: i32| -> anyhow::Result<()> {
+        run.call(&mut store, n)?;
+        Ok(())
+    };
+
+    let err = embedder(9).unwrap_err();
+    let trap = err.downcast_ref::<Trap>().expect("downcast_ref::<Trap>() on the anyhow::Error");
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert_eq!(trap.downcast_host::<QuotaExceeded>(), Some(&QuotaExceeded(9)));
+    assert_eq!(trap.message(), "while charging: quota of 9 exceeded");
+    // The backtrace of the nested call, where the host error happened.
+    let frames: Vec<_> = trap.backtrace().iter().map(|f| f.to_string()).collect();
+    assert_eq!(frames, ["m!bill"]);
+    // The `carnac::Error` is found as well, as before.
+    let carnac_err = err.downcast_ref::<Error>().expect("downcast_ref::<carnac::Error>()");
+    assert_eq!(carnac_err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(9)));
+    assert_eq!(carnac_err.as_trap().unwrap().backtrace().len(), 1);
+    // Displayed: the trap with its backtrace, then its message as the cause.
+    let shown = format!("{err:?}");
+    assert!(shown.starts_with("wasm trap: while charging: quota of 9 exceeded\nwasm backtrace:"), "{shown}");
+    assert_eq!(shown.matches("wasm backtrace:").count(), 1, "{shown}");
+    assert!(shown.contains("Caused by:\n    wasm trap: while charging: quota of 9 exceeded"), "{shown}");
+    assert_eq!(err.root_cause().to_string(), "wasm trap: while charging: quota of 9 exceeded");
+
+    // A guest trap through the nested call: its own kind, as a Trap.
+    let err = embedder(-1).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>().unwrap().kind(), TrapKind::Unreachable);
+    assert_eq!(err.downcast_ref::<Error>().unwrap().as_trap().unwrap().kind(), TrapKind::Unreachable);
+    // Taken out of the anyhow::Error and returned again, a trap shows its backtrace again.
+    let again = Trap::from(err);
+    assert!(again.to_string().contains("wasm backtrace:"), "{again}");
+
+    // Errors that are not traps: a carnac::Error, and no Trap.
+    let err = anyhow::Error::from(Module::new(&engine, "(module (func (result i32)))").unwrap_err());
+    assert!(matches!(err.downcast_ref::<Error>(), Some(Error::Invalid { .. })), "{err:?}");
+    assert!(err.downcast_ref::<Trap>().is_none());
+    // `?` into a boxed std error works too, message intact.
+    let boxed = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Module::new(&engine, "(module (func (result i32)))")?;
+        Ok(())
+    };
+    assert!(boxed().unwrap_err().to_string().starts_with("invalid module at offset"));
 }
 
 #[test]

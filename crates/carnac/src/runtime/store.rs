@@ -800,8 +800,7 @@ impl<T> Store<T> {
                 Ok(())
             }
             Ok(UpdateDeadline::Interrupt) => Err(Trap::new(TrapKind::Interrupted)),
-            Err(Error::Trap(t)) => Err(t),
-            Err(e) => Err(Trap::host_error(e)),
+            Err(e) => Err(Trap::from(e)),
         }
     }
 
