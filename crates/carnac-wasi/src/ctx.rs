@@ -75,6 +75,10 @@ pub struct WasiCtx {
     pub(crate) interrupt: Option<carnac::InterruptHandle>,
     /// The store's interrupt probe, taken at the first call (a `WasiCtx` serves one store).
     pub(crate) probe: Option<carnac::InterruptProbe>,
+    /// When the current call's `poll_oneoff` wait began, kept while the wait
+    /// is resumed after the deadline callback granted more time (cleared at
+    /// the start of every call).
+    pub(crate) wait_start: Option<std::time::Instant>,
 }
 
 /// What ends a wait inside a WASI call: the store's interrupt or epoch deadline.
@@ -100,8 +104,9 @@ impl WasiCtx {
     /// ends as the guest would at a loop header
     /// ([`carnac::Caller::check_interrupt`]: the `Interrupted` trap, or the
     /// epoch deadline callback's decision; when the callback grants more time
-    /// the call returns `EINTR`, as a wait cut short by a signal does). A handle
-    /// given here is still honoured (it may be another store's).
+    /// the wait goes on until its own end, the callback running again at each
+    /// new deadline). A handle given here is still honoured (it may be another
+    /// store's).
     #[deprecated(note = "WASI waits see the store's interrupt and epoch deadline without it")]
     pub fn set_interrupt(&mut self, handle: carnac::InterruptHandle) {
         self.interrupt = Some(handle);
@@ -286,6 +291,7 @@ impl WasiCtxBuilder {
             fds,
             interrupt: None,
             probe: None,
+            wait_start: None,
         }
     }
 }

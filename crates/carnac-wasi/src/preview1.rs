@@ -259,9 +259,9 @@ const SLICE: Duration = Duration::from_millis(10);
 
 /// Waits until `fd` can be read without blocking (data, end of stream or an
 /// error, which the read then reports), looking at the store's interrupt flag
-/// every [`SLICE`]: an interrupted store (a deadline) ends the wait with `EINTR`,
-/// and the call with the interrupt trap. Without a handle nothing can interrupt
-/// the wait, so the read itself blocks.
+/// every [`SLICE`]: an interrupted store (a deadline) ends the wait with `EINTR`;
+/// the call then traps, or waits again if the deadline callback grants more
+/// time. Without a handle nothing can interrupt the wait, so the read itself blocks.
 fn wait_readable(stop: Option<&Stop>, fd: std::os::fd::BorrowedFd<'_>) -> R {
     let Some(stop) = stop else { return Ok(()) };
     let ts = rustix::time::Timespec { tv_sec: 0, tv_nsec: SLICE.as_nanos() as _ };
@@ -335,36 +335,49 @@ pub fn add_to_linker<T: 'static>(
                 move |mut caller: Caller<'_, T>, $($arg: $ty),*| -> Result<i32, Trap> {
                     // Waits in the call look at the store's interrupt and epoch
                     // deadline through its probe (one per store: taken once).
-                    if get(caller.data_mut()).probe.is_none() {
+                    let wasi = get(caller.data_mut());
+                    wasi.wait_start = None;
+                    if wasi.probe.is_none() {
                         let probe = caller.interrupt_probe();
                         get(caller.data_mut()).probe = probe;
                     }
                     let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
                         return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory")));
                     };
-                    let (bytes, data) = memory.data_and_store_tracked(caller.as_context_mut());
-                    #[allow(unused_variables)]
-                    let $ctx: &mut WasiCtx = get(data);
-                    #[allow(unused_mut, unused_variables)]
-                    let mut $mem = GuestMemory(bytes);
-                    #[allow(clippy::redundant_closure_call)]
-                    let result: R = (|| $body)();
-                    // A call that ends after the store was interrupted or reached its
-                    // epoch deadline (a wait they cut short) does what the guest's
-                    // next loop header would: trap, or run the deadline callback.
-                    if $ctx.legacy_interrupted() {
-                        return Err(Trap::new(TrapKind::Interrupted));
-                    }
-                    caller.check_interrupt()?;
-                    match result {
-                        Ok(()) => Ok(0),
-                        Err(Errno::FAULT) => Err(Trap::host(concat!(
-                            "wasi_snapshot_preview1::", stringify!($name), ": pointer or length out of bounds"
-                        ))),
-                        Err(Errno::INVALID_VALUE) => Err(Trap::host(concat!(
-                            "wasi_snapshot_preview1::", stringify!($name), ": invalid enum or flags value"
-                        ))),
-                        Err(e) => Ok(e.0 as i32),
+                    loop {
+                        let (bytes, data) = memory.data_and_store_tracked(caller.as_context_mut());
+                        #[allow(unused_variables)]
+                        let $ctx: &mut WasiCtx = get(data);
+                        #[allow(unused_mut, unused_variables)]
+                        let mut $mem = GuestMemory(bytes);
+                        #[allow(clippy::redundant_closure_call)]
+                        let result: R = (|| $body)();
+                        // A call that ends after the store was interrupted or reached its
+                        // epoch deadline (a wait they cut short) does what the guest's
+                        // next loop header would: trap, or run the deadline callback.
+                        if $ctx.legacy_interrupted() {
+                            return Err(Trap::new(TrapKind::Interrupted));
+                        }
+                        // `EINTR` with the store stopped: a wait cut short before the
+                        // call did anything (every wait comes before its effect).
+                        let cut_short = result == Err(Errno::INTR) && $ctx.stop().is_some_and(|s| s.now());
+                        caller.check_interrupt()?;
+                        if cut_short {
+                            // The deadline callback granted more time (or the
+                            // interrupt was cleared): the wait goes on, to its own
+                            // end (`poll_oneoff` keeps its start in `wait_start`).
+                            continue;
+                        }
+                        return match result {
+                            Ok(()) => Ok(0),
+                            Err(Errno::FAULT) => Err(Trap::host(concat!(
+                                "wasi_snapshot_preview1::", stringify!($name), ": pointer or length out of bounds"
+                            ))),
+                            Err(Errno::INVALID_VALUE) => Err(Trap::host(concat!(
+                                "wasi_snapshot_preview1::", stringify!($name), ": invalid enum or flags value"
+                            ))),
+                            Err(e) => Ok(e.0 as i32),
+                        };
                     }
                 },
             )?;
@@ -836,8 +849,10 @@ pub fn add_to_linker<T: 'static>(
             mem.read_into(&iovs, false, |b, _| {
                 let mut got = 0;
                 while got < b.len() {
-                    if got > 0 {
-                        wait()?;
+                    // Cut short after some bytes, the call returns those (as
+                    // POSIX `recv` interrupted by a signal does).
+                    if got > 0 && wait().is_err() {
+                        break;
                     }
                     match r.read(&mut b[got..])? {
                         0 => break,
@@ -912,13 +927,19 @@ const MAX_SUBSCRIPTIONS: u32 = 1 << 16;
 /// whole call `INVAL`; a read subscription on anything but stdin, a file or a
 /// socket (a write one: stdout, stderr, a file or a socket), or on a closed
 /// descriptor, makes it `BADF`.
-fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32, nsubs: u32, nevents: u32) -> R {
+///
+/// A wait that the store's deadline cut short and its callback let go on is
+/// called again: relative timeouts still count from the first call's start
+/// (`WasiCtx::wait_start`), so the guest sleeps as long as it asked.
+fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output: u32, nsubs: u32, nevents: u32) -> R {
     if nsubs == 0 || nsubs > MAX_SUBSCRIPTIONS {
         return Err(Errno::INVAL);
     }
     mem.slice(input, nsubs.checked_mul(48).ok_or(Errno::FAULT)?)?;
     mem.slice(output, nsubs.checked_mul(32).ok_or(Errno::FAULT)?)?;
     let now_mono = Instant::now();
+    let start = *ctx.wait_start.get_or_insert(now_mono);
+    let ctx = &*ctx;
     let mut ready: Vec<Event> = Vec::new();
     let mut timeout: Option<(Instant, u64)> = None;
     // Host descriptors (stdin, sockets) whose readiness needs poll(2).
@@ -936,19 +957,19 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &WasiCtx, input: u32, output: u32
                     CLOCK_REALTIME | CLOCK_MONOTONIC => clock_id(id)?,
                     _ => return Err(Errno::INVAL),
                 };
-                let delay = if flags & SUBCLOCKFLAGS_ABSTIME != 0 {
+                let (from, delay) = if flags & SUBCLOCKFLAGS_ABSTIME != 0 {
                     let now = match id {
                         CLOCK_REALTIME => {
                             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
                         }
                         _ => ns(rustix::time::clock_gettime(clock)),
                     };
-                    t.saturating_sub(now)
+                    (now_mono, t.saturating_sub(now))
                 } else {
-                    t
+                    (start, t)
                 };
                 // A deadline too far to represent is simply never reached.
-                let Some(deadline) = now_mono.checked_add(Duration::from_nanos(delay)) else { continue };
+                let Some(deadline) = from.checked_add(Duration::from_nanos(delay)) else { continue };
                 if timeout.is_none_or(|(d, _)| deadline < d) {
                     timeout = Some((deadline, userdata));
                 }

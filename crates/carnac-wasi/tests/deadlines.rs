@@ -11,15 +11,18 @@ use std::time::{Duration, Instant};
 use carnac::{Config, Engine, Error, Linker, Module, Store, TrapKind, UpdateDeadline};
 use carnac_wasi::WasiCtx;
 
-/// `wait` sleeps 60 s in one `poll_oneoff` on the monotonic clock and returns its errno.
+/// `wait` sleeps 60 s in one `poll_oneoff` on the monotonic clock and returns
+/// its errno; `nap` sleeps the given nanoseconds the same way (its event at 64,
+/// the number of events at 128).
 const SLEEPER: &str = r#"(module
     (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
     (memory (export "memory") 1)
-    (func (export "wait") (result i32)
+    (func (export "wait") (result i32) (call $nap (i64.const 60000000000)))
+    (func $nap (export "nap") (param $ns i64) (result i32)
         (i64.store (i32.const 0) (i64.const 7))            ;; userdata
         (i32.store8 (i32.const 8) (i32.const 0))            ;; clock subscription
         (i32.store (i32.const 16) (i32.const 1))            ;; monotonic
-        (i64.store (i32.const 24) (i64.const 60000000000))  ;; 60 s, relative
+        (i64.store (i32.const 24) (local.get $ns))          ;; relative
         (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))))"#;
 
 /// Increments the engine's epoch every millisecond until dropped.
@@ -121,21 +124,72 @@ fn interrupt_ends_a_60s_poll_oneoff_without_set_interrupt() {
 }
 
 #[test]
-fn deadline_callback_that_grants_time_makes_the_wait_return_eintr() {
+fn deadline_callback_that_grants_time_lets_the_wait_sleep_to_its_end() {
+    let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
+    let nap = instance.get_typed_func::<i64, i32>(&store, "nap").unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c = calls.clone();
+    store.epoch_deadline_callback(move |_| {
+        c.fetch_add(1, Ordering::Relaxed);
+        Ok(UpdateDeadline::Continue(10))
+    });
+    let _ticker = Ticker::start(&engine);
+    store.set_epoch_deadline(10);
+    // A 300 ms sleep with a deadline every 10 ticks (~10 ms): each deadline
+    // runs the callback, which grants more time, and the sleep goes on, to
+    // its own end (not EINTR at the first deadline).
+    let t = Instant::now();
+    assert_eq!(nap.call(&mut store, 300_000_000).unwrap(), 0);
+    let slept = t.elapsed();
+    assert!(slept >= Duration::from_millis(300), "the sleep ended after {slept:?}");
+    assert!(slept < Duration::from_secs(10), "the sleep lasted {slept:?}");
+    // The clock fired: one event, with the subscription's userdata.
+    let memory = instance.get_memory(&store, "memory").unwrap();
+    let data = memory.data(&store);
+    assert_eq!(u32::from_le_bytes(data[128..132].try_into().unwrap()), 1);
+    assert_eq!(u64::from_le_bytes(data[64..72].try_into().unwrap()), 7);
+    assert_eq!(u16::from_le_bytes(data[72..74].try_into().unwrap()), 0, "the event's errno");
+    assert!(calls.load(Ordering::Relaxed) >= 2, "the callback ran {} times", calls.load(Ordering::Relaxed));
+}
+
+#[test]
+fn deadline_callback_is_asked_again_at_each_deadline_of_a_wait_and_may_end_it() {
     let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
     let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
     let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let c = calls.clone();
     store.epoch_deadline_callback(move |_| {
-        c.fetch_add(1, Ordering::Relaxed);
-        Ok(UpdateDeadline::Continue(1_000_000))
+        let n = c.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(if n < 4 { UpdateDeadline::Continue(5) } else { UpdateDeadline::Interrupt })
     });
     let _ticker = Ticker::start(&engine);
-    store.set_epoch_deadline(50);
-    // The wait ends at the deadline; the callback lets the guest go on, and
-    // the call returns EINTR (27), as a wait cut short by a signal does.
-    assert_eq!(wait.call(&mut store, ()).unwrap(), 27);
-    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    store.set_epoch_deadline(5);
+    let t = Instant::now();
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
+    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    assert_eq!(calls.load(Ordering::Relaxed), 4, "three extensions, then the interrupt");
+}
+
+#[test]
+fn deadline_callback_that_grants_time_lets_a_rust_guest_sleep() {
+    let engine = Engine::new(&epochs());
+    let module = Module::from_file(&engine, guests::guest("guest")).unwrap();
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    let out = carnac_wasi::pipe::MemoryOutputPipe::new(1 << 10);
+    let mut b = WasiCtx::builder();
+    b.arg("guest").args(["sleep", "300"]).stdout(out.clone());
+    let mut store = Store::new(&engine, b.build());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let start = instance.get_typed_func::<(), ()>(&store, "_start").unwrap();
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(10)));
+    let _ticker = Ticker::start(&engine);
+    store.set_epoch_deadline(10);
+    start.call(&mut store, ()).unwrap();
+    // The guest measured its own sleep: all 300 ms of it.
+    let said = String::from_utf8(out.contents()).unwrap();
+    let ms: u64 = said.trim().strip_prefix("slept ").and_then(|s| s.strip_suffix(" ms")).unwrap().parse().unwrap();
+    assert!(ms >= 300, "{said}");
 }
 
 #[test]

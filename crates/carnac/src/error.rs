@@ -1,17 +1,19 @@
 //! The library's error type. Every failure is a value; nothing here panics.
 
+use std::fmt;
+
 use crate::runtime::trap::Trap;
 
 /// Every error the API returns: a module that does not load, an import that
 /// does not link, a misuse of the API, a limit hit, or a [`Trap`] of the guest.
 ///
-/// It is a `std::error::Error + Send + Sync + 'static`, so `?` turns it into an
-/// [`anyhow::Error`]; from there, `downcast_ref::<carnac::Error>()` gives it back,
-/// and [`Error::as_trap`] or [`Error::downcast_ref`] the trap or a host function's
-/// own error:
+/// `?` turns it into an [`anyhow::Error`] in which, as in Wasmtime, a trap is
+/// found with `downcast_ref::<Trap>()`; `downcast_ref::<carnac::Error>()`
+/// finds the `carnac::Error` itself, whose [`Error::as_trap`] and
+/// [`Error::downcast_ref`] give the trap or a host function's own error:
 ///
 /// ```
-/// # use carnac::{Engine, Error, Func, Instance, Module, Store, Trap};
+/// # use carnac::{Engine, Error, Func, Instance, Module, Store, Trap, TrapKind};
 /// #[derive(Debug)]
 /// struct Refused;
 /// impl std::fmt::Display for Refused {
@@ -31,16 +33,24 @@ use crate::runtime::trap::Trap;
 /// }
 ///
 /// let err = run().unwrap_err();
+/// let trap: &Trap = err.downcast_ref::<Trap>().unwrap();
+/// assert_eq!(trap.kind(), TrapKind::HostError);
+/// assert!(trap.downcast_host::<Refused>().is_some());
 /// let carnac_err = err.downcast_ref::<Error>().unwrap();
-/// let trap: &Trap = carnac_err.as_trap().unwrap();
-/// assert_eq!(trap.message(), "refused");
+/// assert_eq!(carnac_err.as_trap().unwrap().message(), "refused");
 /// assert!(carnac_err.downcast_ref::<Refused>().is_some());
-/// assert!(carnac_err.downcast_ref::<Trap>().is_some());
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// For that, it is not itself a [`std::error::Error`] (anyhow converts those
+/// by a blanket rule that keeps only the outer type); it converts into
+/// `anyhow::Error` and `Box<dyn std::error::Error (+ Send + Sync)>`, and
+/// anyhow's `.context()` applies after the conversion:
+/// `result.map_err(anyhow::Error::from).context("...")`. In the `anyhow::Error`
+/// a trap is two layers, the `carnac::Error` (displayed with the backtrace)
+/// over the `Trap` (its message only: `Caused by: wasm trap: ...`).
+#[derive(Debug)]
 pub enum Error {
     /// The binary is malformed or fails validation.
-    #[error("invalid module at offset {offset:#x}: {message}")]
     Invalid {
         /// Byte offset in the binary.
         offset: u64,
@@ -48,13 +58,10 @@ pub enum Error {
         message: String,
     },
     /// The text format could not be parsed.
-    #[error("{0}")]
     Text(String),
     /// A file could not be read.
-    #[error("{0}")]
     Io(String),
     /// Instantiation could not resolve an import.
-    #[error("unknown import: `{module}::{name}` has not been defined")]
     UnknownImport {
         /// The import's module name.
         module: String,
@@ -62,7 +69,6 @@ pub enum Error {
         name: String,
     },
     /// An import was found but its type does not match.
-    #[error("incompatible import type for `{module}::{name}`: {reason}")]
     IncompatibleImport {
         /// The import's module name.
         module: String,
@@ -72,18 +78,65 @@ pub enum Error {
         reason: String,
     },
     /// Execution trapped.
-    #[error(transparent)]
-    Trap(#[from] Trap),
+    Trap(Trap),
     /// A misuse of the API: wrong argument types or counts, objects from a
     /// different store, growing a memory or table beyond its maximum, and the like.
-    #[error("{0}")]
     Usage(String),
     /// A resource limit was hit outside of execution (e.g. instantiating a too-large memory).
-    #[error("resource limit exceeded: {0}")]
     Limit(String),
     /// The compiled tier could not compile a valid module (or is not built in).
-    #[error("compilation failed: {0}")]
     Compile(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid { offset, message } => write!(f, "invalid module at offset {offset:#x}: {message}"),
+            Error::Text(m) | Error::Io(m) | Error::Usage(m) => f.write_str(m),
+            Error::UnknownImport { module, name } => {
+                write!(f, "unknown import: `{module}::{name}` has not been defined")
+            }
+            Error::IncompatibleImport { module, name, reason } => {
+                write!(f, "incompatible import type for `{module}::{name}`: {reason}")
+            }
+            Error::Trap(t) => fmt::Display::fmt(t, f),
+            Error::Limit(m) => write!(f, "resource limit exceeded: {m}"),
+            Error::Compile(m) => write!(f, "compilation failed: {m}"),
+        }
+    }
+}
+
+impl From<Trap> for Error {
+    fn from(trap: Trap) -> Error {
+        Error::Trap(trap)
+    }
+}
+
+/// What `?` does in a function returning `anyhow::Result`: a trap becomes the
+/// `carnac::Error` as context over the [`Trap`] (both found by `downcast_ref`,
+/// as Wasmtime's trap is), any other error the `carnac::Error` alone.
+impl From<Error> for anyhow::Error {
+    fn from(error: Error) -> anyhow::Error {
+        match error {
+            Error::Trap(trap) => anyhow::Error::new(trap.message_only()).context(Error::Trap(trap)),
+            other => anyhow::Error::msg(other),
+        }
+    }
+}
+
+/// `?` in a function returning `Result<_, Box<dyn std::error::Error + Send + Sync>>`
+/// (through [`anyhow::Error`]).
+impl From<Error> for Box<dyn std::error::Error + Send + Sync + 'static> {
+    fn from(error: Error) -> Self {
+        anyhow::Error::from(error).into()
+    }
+}
+
+/// `?` in a function returning `Result<_, Box<dyn std::error::Error>>` (through [`anyhow::Error`]).
+impl From<Error> for Box<dyn std::error::Error + 'static> {
+    fn from(error: Error) -> Self {
+        anyhow::Error::from(error).into()
+    }
 }
 
 impl Error {

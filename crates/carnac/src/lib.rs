@@ -78,7 +78,8 @@
 //! their deadline ([`Store::set_epoch_deadline`], in ticks of
 //! [`Engine::increment_epoch`]) with [`TrapKind::Interrupted`], or ask the
 //! store's [`Store::epoch_deadline_callback`] for more time. The store stays
-//! usable: set a new deadline and call again. WASI waits end at the deadline too.
+//! usable: set a new deadline and call again. WASI waits (sleeps, polls) end at
+//! the deadline too, or go on to their own end when the callback grants ticks.
 //!
 //! ```
 //! use carnac::{Config, Engine, Linker, Module, Store, TrapKind, UpdateDeadline};
@@ -139,6 +140,7 @@ pub use error::Error;
 pub use module::Module;
 pub use runtime::externals::{Extern, Global, Memory, Table};
 pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
+pub use runtime::gc::{OwnedRooted, RootScope, Rooted};
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};

@@ -511,16 +511,16 @@ fn globals_tables_and_externrefs() {
     );
     let g = instance.get_global(&store, "g").unwrap();
     instance.get_func(&store, "bump").unwrap().call(&mut store, &[], &mut []).unwrap();
-    assert_eq!(g.get(&store), Val::I32(6));
+    assert_eq!(g.get(&mut store), Val::I32(6));
     g.set(&mut store, Val::I32(40)).unwrap();
     assert!(g.set(&mut store, Val::I64(1)).is_err());
     let t = instance.get_table(&store, "t").unwrap();
-    let r = ExternRef::new(&mut store, "payload".to_string());
+    let r = ExternRef::new(&mut store, "payload".to_string()).unwrap();
     t.set(&mut store, 1, Val::ExternRef(Some(r))).unwrap();
     let mut out = [Val::I32(0)];
     instance.get_func(&store, "get").unwrap().call(&mut store, &[Val::I32(1)], &mut out).unwrap();
     let Val::ExternRef(Some(back)) = out[0] else { panic!("expected an externref, got {:?}", out[0]) };
-    let data = back.data(&store).unwrap().downcast_ref::<String>().unwrap();
+    let data = back.data(&store).unwrap().unwrap().downcast_ref::<String>().unwrap();
     assert_eq!(data, "payload");
 }
 
@@ -738,7 +738,7 @@ fn v128_values_cross_the_api() {
     f.call(&mut store, &[Val::V128(v)], &mut out).unwrap();
     assert_eq!(out, [Val::V128(v.rotate_left(8) ^ 7), Val::I32(5)]);
     let g = instance.get_global(&store, "g").unwrap();
-    assert_eq!(g.get(&store), Val::V128(lanes([1, 2, 3, 4])));
+    assert_eq!(g.get(&mut store), Val::V128(lanes([1, 2, 3, 4])));
     let bump = instance.get_typed_func::<(), u128>(&store, "bump").unwrap();
     assert_eq!(bump.call(&mut store, ()).unwrap(), lanes([2, 2, 4, 4]));
     g.set(&mut store, Val::V128(u128::MAX)).unwrap();

@@ -120,6 +120,24 @@ fn deadline_callback_grants_ticks_until_the_loop_ends() {
     assert_eq!(*store.data(), 99);
 }
 
+#[test]
+fn deadline_callback_may_answer_interrupt() {
+    let (_engine, mut store, instance) = setup(&epochs(), 0u32);
+    store.epoch_deadline_callback(|store| {
+        *store.data_mut() += 1;
+        Ok(if *store.data() < 5 { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
+    });
+    store.set_epoch_deadline(1);
+    let count = instance.get_typed_func::<i32, i32>(&store, "count").unwrap();
+    let err = count.call(&mut store, 100).unwrap_err();
+    assert_eq!(kind(&err), TrapKind::Interrupted);
+    assert_eq!(*store.data(), 5, "four extensions, then the interrupt");
+    // The store runs again under a new deadline.
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(1000);
+    assert_eq!(count.call(&mut store, 10).unwrap(), 10);
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("budget exhausted after {0} extensions")]
 struct Budget(u32);

@@ -72,9 +72,93 @@ fn a_host_error_comes_back_as_its_own_type_through_context_and_anyhow() {
     let carnac_err = err.downcast_ref::<Error>().expect("a carnac::Error");
     assert_eq!(carnac_err.as_trap().unwrap().kind(), TrapKind::HostError);
     assert_eq!(carnac_err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(5)));
+    // The trap is in there as itself too, as Wasmtime's is.
+    let trap = err.downcast_ref::<Trap>().expect("the trap");
+    assert_eq!(trap.downcast_host::<QuotaExceeded>(), Some(&QuotaExceeded(5)));
     fn is_error<E: std::error::Error + Send + Sync + 'static>() {}
-    is_error::<Error>();
     is_error::<Trap>();
+}
+
+#[test]
+fn errors_the_api_returns_downcast_to_trap_after_question_mark_into_anyhow() {
+    // A host function fails with its own error; a second host function calls
+    // into wasm again through its `Caller` and passes that call's error on
+    // with `?`; the embedder's `?` turns the outer call's error into an
+    // `anyhow::Error`.
+    let engine = Engine::default();
+    let module = Module::new(
+        &engine,
+        r#"(module $m
+            (import "host" "charge" (func $charge (param i32)))
+            (import "host" "nested" (func $nested (param i32)))
+            (func $bill (export "bill") (param i32) (call $charge (local.get 0)))
+            (func $crash (export "crash") unreachable)
+            (func (export "run") (param i32) (call $nested (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut linker = Linker::new(&engine);
+    linker
+        .func_wrap("host", "charge", |n: i32| -> anyhow::Result<()> {
+            Err(anyhow::Error::new(QuotaExceeded(n as u32)).context("while charging"))
+        })
+        .unwrap();
+    linker
+        .func_wrap("host", "nested", |mut caller: Caller<'_, ()>, n: i32| -> anyhow::Result<()> {
+            let name = if n < 0 { "crash" } else { "bill" };
+            let f = caller.get_export(name).and_then(Extern::into_func).unwrap();
+            if n < 0 {
+                f.typed::<(), ()>(&caller)?.call(&mut caller, ())?;
+            } else {
+                f.typed::<i32, ()>(&caller)?.call(&mut caller, n)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let run = instance.get_typed_func::<i32, ()>(&store, "run").unwrap();
+    let mut embedder = |n: i32| -> anyhow::Result<()> {
+        run.call(&mut store, n)?;
+        Ok(())
+    };
+
+    let err = embedder(9).unwrap_err();
+    let trap = err.downcast_ref::<Trap>().expect("downcast_ref::<Trap>() on the anyhow::Error");
+    assert_eq!(trap.kind(), TrapKind::HostError);
+    assert_eq!(trap.downcast_host::<QuotaExceeded>(), Some(&QuotaExceeded(9)));
+    assert_eq!(trap.message(), "while charging: quota of 9 exceeded");
+    // The backtrace of the nested call, where the host error happened.
+    let frames: Vec<_> = trap.backtrace().iter().map(|f| f.to_string()).collect();
+    assert_eq!(frames, ["m!bill"]);
+    // The `carnac::Error` is found as well, as before.
+    let carnac_err = err.downcast_ref::<Error>().expect("downcast_ref::<carnac::Error>()");
+    assert_eq!(carnac_err.downcast_ref::<QuotaExceeded>(), Some(&QuotaExceeded(9)));
+    assert_eq!(carnac_err.as_trap().unwrap().backtrace().len(), 1);
+    // Displayed: the trap with its backtrace, then its message as the cause.
+    let shown = format!("{err:?}");
+    assert!(shown.starts_with("wasm trap: while charging: quota of 9 exceeded\nwasm backtrace:"), "{shown}");
+    assert_eq!(shown.matches("wasm backtrace:").count(), 1, "{shown}");
+    assert!(shown.contains("Caused by:\n    wasm trap: while charging: quota of 9 exceeded"), "{shown}");
+    assert_eq!(err.root_cause().to_string(), "wasm trap: while charging: quota of 9 exceeded");
+
+    // A guest trap through the nested call: its own kind, as a Trap.
+    let err = embedder(-1).unwrap_err();
+    assert_eq!(err.downcast_ref::<Trap>().unwrap().kind(), TrapKind::Unreachable);
+    assert_eq!(err.downcast_ref::<Error>().unwrap().as_trap().unwrap().kind(), TrapKind::Unreachable);
+    // Taken out of the anyhow::Error and returned again, a trap shows its backtrace again.
+    let again = Trap::from(err);
+    assert!(again.to_string().contains("wasm backtrace:"), "{again}");
+
+    // Errors that are not traps: a carnac::Error, and no Trap.
+    let err = anyhow::Error::from(Module::new(&engine, "(module (func (result i32)))").unwrap_err());
+    assert!(matches!(err.downcast_ref::<Error>(), Some(Error::Invalid { .. })), "{err:?}");
+    assert!(err.downcast_ref::<Trap>().is_none());
+    // `?` into a boxed std error works too, message intact.
+    let boxed = || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Module::new(&engine, "(module (func (result i32)))")?;
+        Ok(())
+    };
+    assert!(boxed().unwrap_err().to_string().starts_with("invalid module at offset"));
 }
 
 #[test]
@@ -163,11 +247,11 @@ fn a_caller_goes_wherever_a_store_does() {
             assert_eq!((memory.size(&caller), memory.data_size(&caller)), (1, WASM_PAGE));
 
             let counter = export(&caller, "counter").into_global().unwrap();
-            let n = counter.get(&caller).i32().unwrap();
+            let n = counter.get(&mut caller).i32().unwrap();
             counter.set(&mut caller, Val::I32(n + 1))?;
 
             let table = export(&caller, "table").into_table().unwrap();
-            let Some(Val::FuncRef(Some(seven))) = table.get(&caller, 1) else { panic!("table[1] is $seven") };
+            let Some(Val::FuncRef(Some(seven))) = table.get(&mut caller, 1) else { panic!("table[1] is $seven") };
             let mut out = [Val::I32(0)];
             seven.call(&mut caller, &[], &mut out)?;
             let typed = seven.typed::<(), i32>(&caller)?;
@@ -185,7 +269,7 @@ fn a_caller_goes_wherever_a_store_does() {
     let instance = linker.instantiate(&mut store, &module).unwrap();
     instance.get_typed_func::<(), ()>(&store, "run").unwrap().call(&mut store, ()).unwrap();
     assert_eq!(store.data(), &["abc", "7 7"]);
-    assert_eq!(instance.get_global(&store, "counter").unwrap().get(&store).i32(), Some(6));
+    assert_eq!(instance.get_global(&store, "counter").unwrap().get(&mut store).i32(), Some(6));
     let used = 10_000 - store.get_fuel().unwrap();
     assert!((100..200).contains(&used), "used {used}");
 }
@@ -241,13 +325,13 @@ fn typed_calls_and_host_functions_pass_references() {
     let mut store = Store::new(&engine, ());
     let instance = linker.instantiate(&mut store, &module).unwrap();
 
-    let a = ExternRef::new(&mut store, "a");
-    let b = ExternRef::new(&mut store, 2u64);
+    let a = ExternRef::new(&mut store, "a").unwrap();
+    let b = ExternRef::new(&mut store, 2u64).unwrap();
     let pick =
         instance.get_typed_func::<(Option<ExternRef>, Option<ExternRef>, i32), Option<ExternRef>>(&store, "pick");
     let pick = pick.unwrap();
     let got = pick.call(&mut store, (Some(a), Some(b), 1)).unwrap().unwrap();
-    assert_eq!(got.data(&store).unwrap().downcast_ref::<u64>(), Some(&2));
+    assert_eq!(got.data(&store).unwrap().unwrap().downcast_ref::<u64>(), Some(&2));
     assert_eq!(pick.call(&mut store, (Some(a), None, 0)).unwrap(), Some(a));
     assert_eq!(pick.call(&mut store, (Some(a), None, 1)).unwrap(), None);
 
@@ -266,7 +350,7 @@ fn typed_calls_and_host_functions_pass_references() {
 
     // A reference of another store is an error, not a reference to something else.
     let mut other = Store::new(&engine, ());
-    let foreign = ExternRef::new(&mut other, "elsewhere");
+    let foreign = ExternRef::new(&mut other, "elsewhere").unwrap();
     let err = pick.call(&mut store, (Some(foreign), None, 0)).unwrap_err();
     assert!(err.to_string().contains("belongs to a different store"), "{err}");
     let foreign_func = Func::wrap(&mut other, || 0);
@@ -277,7 +361,7 @@ fn typed_calls_and_host_functions_pass_references() {
 fn a_host_function_returning_another_stores_reference_traps() {
     let engine = Engine::default();
     let mut other = Store::new(&engine, ());
-    let foreign = ExternRef::new(&mut other, ());
+    let foreign = ExternRef::new(&mut other, ()).unwrap();
     let mut store = Store::new(&engine, ());
     let f = Func::wrap(&mut store, move || Some(foreign));
     let err = f.typed::<(), Option<ExternRef>>(&store).unwrap().call(&mut store, ()).unwrap_err();
@@ -305,7 +389,7 @@ fn types_have_constructors() {
 
     let global = Global::new(&mut store, GlobalType::new(ValType::I64, Mutability::Var), Val::I64(1)).unwrap();
     global.set(&mut store, Val::I64(2)).unwrap();
-    assert_eq!(global.get(&store).i64(), Some(2));
+    assert_eq!(global.get(&mut store).i64(), Some(2));
     assert_eq!(global.ty(&store).to_string(), "(mut i64)");
     let constant = Global::new(&mut store, GlobalType::new(ValType::I32, Mutability::Const), Val::I32(1)).unwrap();
     assert_eq!(constant.ty(&store).mutability(), Mutability::Const);
@@ -355,7 +439,7 @@ fn handles_used_with_a_different_store_say_so() {
     assert!(msg.contains("Instance belongs to a different store"), "{msg}");
     let table = instance.get_table(&store, "table").unwrap();
     let msg = panic_message(|| {
-        let _ = table.get(&other, 0);
+        let _ = table.get(&mut other, 0);
     });
     assert!(msg.contains("Table belongs to a different store"), "{msg}");
     let msg = panic_message(|| {

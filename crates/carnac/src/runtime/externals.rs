@@ -210,7 +210,7 @@ impl Table {
         if init.ty() != ty.element {
             return Err(Error::usage("table initial value has the wrong type"));
         }
-        let raw = init.to_raw(s.id)? as u64; // a reference: one slot
+        let raw = init.to_raw(s)? as u64; // a reference: one slot
         let (s, limiter) = store.as_context_mut().inner_and_limiter();
         let index = s.new_table(limiter, ty, raw)?;
         Ok(Table { store: s.id, index })
@@ -239,15 +239,18 @@ impl Table {
 
     /// The element at `index`, or `None` when out of bounds.
     ///
+    /// An extern reference read is rooted in the store's current scope (see
+    /// [`crate::RootScope`]), hence the `&mut` store, as in Wasmtime.
+    ///
     /// # Panics
     ///
     /// When the table belongs to a different store (a `None` would wrongly say
     /// the index is out of bounds).
-    pub fn get(&self, store: impl AsContext, index: u64) -> Option<Val> {
-        let s = &store.as_context().inner;
+    pub fn get(&self, mut store: impl AsContextMut, index: u64) -> Option<Val> {
+        let s = &mut store.as_context_mut().inner;
         let t = &s.tables[self.index_in(s.id)];
-        let raw = *t.elems.get(usize::try_from(index).ok()?)?;
-        Some(Val::from_raw(raw as u128, t.ty.element, s.id))
+        let (raw, element) = (*t.elems.get(usize::try_from(index).ok()?)?, t.ty.element);
+        Some(Val::from_raw(raw as u128, element, s))
     }
 
     /// Sets the element at `index`. Errors when out of bounds, when `val` has the
@@ -258,7 +261,7 @@ impl Table {
         if val.ty() != s.tables[i].ty.element {
             return Err(Error::usage("table element has the wrong type"));
         }
-        let raw = val.to_raw(s.id)? as u64;
+        let raw = val.to_raw(s)? as u64;
         let slot = usize::try_from(index)
             .ok()
             .and_then(|x| s.tables[i].elems.get_mut(x))
@@ -288,7 +291,7 @@ impl Table {
         if cur.checked_add(delta).is_none_or(|n| n > max) {
             return Err(Error::usage(grown(&format!("beyond its maximum of {}", count(max, "element")))));
         }
-        let raw = init.to_raw(s.id)? as u64;
+        let raw = init.to_raw(s)? as u64;
         let (s, limiter) = store.as_context_mut().inner_and_limiter();
         s.grow_table(limiter, i as u32, delta, raw)?.ok_or_else(|| {
             Error::Limit(grown("the store's limits refuse it, or the host cannot allocate the elements"))
@@ -304,7 +307,7 @@ impl Global {
         if val.ty() != ty.content {
             return Err(Error::usage("global initial value has the wrong type"));
         }
-        let value = val.to_raw(s.id)?;
+        let value = val.to_raw(s)?;
         let cell = s.new_global_cells(std::iter::once(value));
         s.globals.push(GlobalEntity { ty, cell });
         Ok(Global { store: s.id, index: s.globals.len() as u32 - 1 })
@@ -322,13 +325,17 @@ impl Global {
 
     /// The global's value.
     ///
+    /// An extern reference read is rooted in the store's current scope (see
+    /// [`crate::RootScope`]), hence the `&mut` store, as in Wasmtime.
+    ///
     /// # Panics
     ///
     /// When the global belongs to a different store.
-    pub fn get(&self, store: impl AsContext) -> Val {
-        let s = &store.as_context().inner;
+    pub fn get(&self, mut store: impl AsContextMut) -> Val {
+        let s = &mut store.as_context_mut().inner;
         let g = &s.globals[self.index_in(s.id)];
-        Val::from_raw(g.get(), g.ty.content, s.id)
+        let (value, content) = (g.get(), g.ty.content);
+        Val::from_raw(value, content, s)
     }
 
     /// Sets the global's value. Errors when it is immutable, when `val` has the
@@ -343,7 +350,7 @@ impl Global {
         if val.ty() != g.ty.content {
             return Err(Error::usage("global value has the wrong type"));
         }
-        let raw = val.to_raw(s.id)?;
+        let raw = val.to_raw(s)?;
         s.globals[i].set(raw);
         Ok(())
     }

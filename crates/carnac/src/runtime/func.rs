@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, InterruptProbe, Store};
+use crate::runtime::store::{AsContext, AsContextMut, FuncEntity, FuncKind, InterruptProbe, Store, StoreOpaque};
 use crate::runtime::trap::Trap;
 use crate::runtime::values::{read_slots, write_slots, ExternRef, Val};
 use crate::runtime::vmctx::VMFuncRef;
@@ -55,31 +55,37 @@ impl<T> HostFunc<T> {
     {
         let ty2 = ty.clone();
         let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
-            let id = caller.store.inner.id;
+            // Every host call is a root scope: the references it receives or
+            // makes are unrooted when it returns (its results are raw by then).
+            let Caller { store, instance } = caller;
+            let scope = store.inner.externs.enter_scope();
             let mut at = 0;
             let params: Vec<Val> = ty2
                 .params()
                 .iter()
                 .map(|t| {
-                    let v = Val::from_raw(read_slots(&slots[at..], *t), *t, id);
+                    let v = Val::from_raw(read_slots(&slots[at..], *t), *t, &mut store.inner);
                     at += t.slots();
                     v
                 })
                 .collect();
             let mut results: Vec<Val> = ty2.results().iter().map(|t| Val::default_for(*t)).collect();
-            f(caller, &params, &mut results)?;
-            let mut at = 0;
-            for (val, want) in results.iter().zip(ty2.results()) {
-                if val.ty() != *want {
-                    return Err(Trap::host(format!(
-                        "host function returned a {} where its type says {want}",
-                        val.ty()
-                    )));
+            let outcome = f(Caller { store: &mut *store, instance }, &params, &mut results).and_then(|()| {
+                let mut at = 0;
+                for (val, want) in results.iter().zip(ty2.results()) {
+                    if val.ty() != *want {
+                        return Err(Trap::host(format!(
+                            "host function returned a {} where its type says {want}",
+                            val.ty()
+                        )));
+                    }
+                    let raw = val.to_raw(&store.inner).map_err(|e| Trap::host(e.to_string()))?;
+                    at += write_slots(raw, *want, &mut slots[at..]);
                 }
-                let raw = val.to_raw(id).map_err(|e| Trap::host(e.to_string()))?;
-                at += write_slots(raw, *want, &mut slots[at..]);
-            }
-            Ok(())
+                Ok(())
+            });
+            store.inner.externs.exit_scope(scope);
+            outcome
         };
         HostFunc { ty, func: Arc::new(func), type_id: None }
     }
@@ -139,6 +145,7 @@ impl Func {
     ) -> Result<(), Error> {
         let store = store.as_context_mut();
         self.check_store(store.inner.id)?;
+        store.inner.collect_externs_if_pending();
         let ty = store.inner.func_ty(self.index).clone();
         if params.len() != ty.params().len() {
             return Err(Error::usage(format!("expected {} arguments, got {}", ty.params().len(), params.len())));
@@ -157,13 +164,12 @@ impl Func {
             if p.ty() != *t {
                 return Err(Error::usage(format!("argument {i} has type {}, expected {t}", p.ty())));
             }
-            at += write_slots(p.to_raw(store.inner.id)?, *t, &mut slots[at..]);
+            at += write_slots(p.to_raw(&store.inner)?, *t, &mut slots[at..]);
         }
         crate::runtime::call::call_func(store, self.index, &mut slots, None)?;
-        let id = store.inner.id;
         let mut at = 0;
         for (i, t) in ty.results().iter().enumerate() {
-            results[i] = Val::from_raw(read_slots(&slots[at..], *t), *t, id);
+            results[i] = Val::from_raw(read_slots(&slots[at..], *t), *t, &mut store.inner);
             at += t.slots();
         }
         Ok(())
@@ -214,6 +220,7 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
     pub fn call<T>(&self, mut store: impl AsContextMut<Data = T>, params: P) -> Result<R, Error> {
         let store = store.as_context_mut();
         self.func.check_store(store.inner.id)?;
+        store.inner.collect_externs_if_pending();
         let mut slots = [0u64; 16];
         let n = P::COUNT.max(R::COUNT);
         let mut heap;
@@ -223,10 +230,9 @@ impl<P: WasmParams, R: WasmResults> TypedFunc<P, R> {
             heap = vec![0u64; n];
             &mut heap
         };
-        let id = store.inner.id;
-        params.store(slots, id)?;
+        params.store(slots, &mut StoreOpaque(&mut store.inner))?;
         crate::runtime::call::call_func(store, self.func.index, slots, None)?;
-        Ok(R::load(slots, id))
+        Ok(R::load(slots, &mut StoreOpaque(&mut store.inner)))
     }
 }
 
@@ -334,12 +340,13 @@ pub trait WasmTy: Sized {
     /// Slots a value takes.
     #[doc(hidden)]
     const SLOTS: usize = 1;
-    /// Reads a value from the front of `slots`, references made in store `store_id`.
+    /// Reads a value from the front of `slots`, references made in store `cx`
+    /// (an extern reference is rooted in its current scope).
     #[doc(hidden)]
-    fn load(slots: &[u64], store_id: u64) -> Self;
-    /// Writes the value to the front of `slots`; a reference must belong to store `store_id`.
+    fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self;
+    /// Writes the value to the front of `slots`; a reference must belong to store `cx`.
     #[doc(hidden)]
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error>;
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error>;
 }
 
 macro_rules! wasm_ty {
@@ -347,12 +354,12 @@ macro_rules! wasm_ty {
         impl WasmTy for $t {
             const TY: ValType = ValType::$vt;
             #[inline]
-            fn load(slots: &[u64], _: u64) -> Self {
+            fn load(slots: &[u64], _: &mut StoreOpaque<'_>) -> Self {
                 let $r = slots[0];
                 $from
             }
             #[inline]
-            fn store(self, slots: &mut [u64], _: u64) -> Result<(), Error> {
+            fn store(self, slots: &mut [u64], _: &mut StoreOpaque<'_>) -> Result<(), Error> {
                 let $v = self;
                 slots[0] = $into;
                 Ok(())
@@ -365,11 +372,11 @@ impl WasmTy for u128 {
     const TY: ValType = ValType::V128;
     const SLOTS: usize = 2;
     #[inline]
-    fn load(slots: &[u64], _: u64) -> Self {
+    fn load(slots: &[u64], _: &mut StoreOpaque<'_>) -> Self {
         slots[0] as u128 | (slots[1] as u128) << 64
     }
     #[inline]
-    fn store(self, slots: &mut [u64], _: u64) -> Result<(), Error> {
+    fn store(self, slots: &mut [u64], _: &mut StoreOpaque<'_>) -> Result<(), Error> {
         slots[0] = self as u64;
         slots[1] = (self >> 64) as u64;
         Ok(())
@@ -386,13 +393,13 @@ wasm_ty!(f64, F64, |r| f64::from_bits(r), |v| v.to_bits());
 impl WasmTy for Option<Func> {
     const TY: ValType = ValType::FuncRef;
     #[inline]
-    fn load(slots: &[u64], store_id: u64) -> Self {
+    fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self {
         // A raw reference is the store index plus one; 0 is null.
-        (slots[0] != 0).then(|| Func { store: store_id, index: (slots[0] - 1) as u32 })
+        (slots[0] != 0).then(|| Func { store: cx.0.id, index: (slots[0] - 1) as u32 })
     }
     #[inline]
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
-        slots[0] = Val::FuncRef(self).to_raw(store_id)? as u64;
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error> {
+        slots[0] = Val::FuncRef(self).to_raw(cx.0)? as u64;
         Ok(())
     }
 }
@@ -401,12 +408,12 @@ impl WasmTy for Option<Func> {
 impl WasmTy for Option<ExternRef> {
     const TY: ValType = ValType::ExternRef;
     #[inline]
-    fn load(slots: &[u64], store_id: u64) -> Self {
-        (slots[0] != 0).then(|| ExternRef { store: store_id, index: (slots[0] - 1) as u32 })
+    fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self {
+        ExternRef::from_raw(slots[0], cx.0)
     }
     #[inline]
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
-        slots[0] = Val::ExternRef(self).to_raw(store_id)? as u64;
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error> {
+        slots[0] = Val::ExternRef(self).to_raw(cx.0)? as u64;
         Ok(())
     }
 }
@@ -419,9 +426,9 @@ pub trait WasmParams {
     /// The value types.
     #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    /// Writes the values to `slots`; references must belong to store `store_id`.
+    /// Writes the values to `slots`; references must belong to store `cx`.
     #[doc(hidden)]
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error>;
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error>;
 }
 
 /// Results of a typed call: a value type or a tuple of them.
@@ -432,9 +439,9 @@ pub trait WasmResults: Sized {
     /// The value types.
     #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    /// Reads the values from `slots`, references made in store `store_id`.
+    /// Reads the values from `slots`, references made in store `cx`.
     #[doc(hidden)]
-    fn load(slots: &[u64], store_id: u64) -> Self;
+    fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self;
 }
 
 /// What a host function may return: its results (a [`WasmTy`] value, or a tuple
@@ -478,17 +485,17 @@ pub trait WasmRet {
     /// The result types.
     #[doc(hidden)]
     fn types() -> Vec<ValType>;
-    /// Writes the results to `slots` (references must belong to store `store_id`), or returns the trap.
+    /// Writes the results to `slots` (references must belong to store `cx`), or returns the trap.
     #[doc(hidden)]
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap>;
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Trap>;
 }
 
 impl<R: WasmResults + WasmParams> WasmRet for R {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap> {
-        Ok(WasmParams::store(self, slots, store_id)?)
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Trap> {
+        Ok(WasmParams::store(self, slots, cx)?)
     }
 }
 
@@ -496,8 +503,8 @@ impl<R: WasmResults + WasmParams, E: Into<Trap>> WasmRet for Result<R, E> {
     fn types() -> Vec<ValType> {
         <R as WasmResults>::types()
     }
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Trap> {
-        Ok(WasmParams::store(self.map_err(Into::into)?, slots, store_id)?)
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Trap> {
+        Ok(WasmParams::store(self.map_err(Into::into)?, slots, cx)?)
     }
 }
 
@@ -506,8 +513,8 @@ impl<A: WasmTy> WasmParams for A {
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
-    fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
-        WasmTy::store(self, slots, store_id)
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error> {
+        WasmTy::store(self, slots, cx)
     }
 }
 impl<A: WasmTy> WasmResults for A {
@@ -515,8 +522,8 @@ impl<A: WasmTy> WasmResults for A {
     fn types() -> Vec<ValType> {
         vec![A::TY]
     }
-    fn load(slots: &[u64], store_id: u64) -> Self {
-        WasmTy::load(slots, store_id)
+    fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self {
+        WasmTy::load(slots, cx)
     }
 }
 
@@ -552,9 +559,9 @@ macro_rules! tuples {
             const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables)]
-            fn store(self, slots: &mut [u64], store_id: u64) -> Result<(), Error> {
+            fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error> {
                 let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                $(WasmTy::store(self.$i, &mut slots[at[$i]..], store_id)?;)*
+                $(WasmTy::store(self.$i, &mut slots[at[$i]..], cx)?;)*
                 Ok(())
             }
         }
@@ -562,9 +569,9 @@ macro_rules! tuples {
             const COUNT: usize = 0 $(+ $a::SLOTS)*;
             fn types() -> Vec<ValType> { vec![$($a::TY),*] }
             #[allow(unused_variables, clippy::unused_unit)]
-            fn load(slots: &[u64], store_id: u64) -> Self {
+            fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self {
                 let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                ($(<$a as WasmTy>::load(&slots[at[$i]..], store_id),)*)
+                ($(<$a as WasmTy>::load(&slots[at[$i]..], cx),)*)
             }
         }
         impl<T, F, $($a: WasmTy,)* R: WasmRet> IntoFunc<T, (Caller<'_, T>, $($a,)*), R> for F
@@ -575,10 +582,14 @@ macro_rules! tuples {
                 let ty = FuncType::new(vec![$($a::TY),*], R::types());
                 #[allow(unused_variables)]
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
-                    let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                    let id = caller.store.inner.id;
-                    let r = (self)(caller, $(<$a as WasmTy>::load(&slots[at[$i]..], id)),*);
-                    r.store(slots, id)
+                    // A root scope for the call (see `HostFunc::from_dynamic`).
+                    let Caller { store, instance } = caller;
+                    let scope = store.inner.externs.enter_scope();
+                    let args = <($($a,)*) as WasmResults>::load(slots, &mut StoreOpaque(&mut store.inner));
+                    let r = (self)(Caller { store: &mut *store, instance }, $(args.$i),*);
+                    let outcome = r.store(slots, &mut StoreOpaque(&mut store.inner));
+                    store.inner.externs.exit_scope(scope);
+                    outcome
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }
@@ -591,10 +602,14 @@ macro_rules! tuples {
                 let ty = FuncType::new(vec![$($a::TY),*], R::types());
                 #[allow(unused_variables)]
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
-                    let at: [usize; $n] = slot_offsets([$($a::SLOTS),*]);
-                    let id = caller.store.inner.id;
-                    let r = (self)($(<$a as WasmTy>::load(&slots[at[$i]..], id)),*);
-                    r.store(slots, id)
+                    // A root scope for the call (see `HostFunc::from_dynamic`).
+                    let store = caller.store;
+                    let scope = store.inner.externs.enter_scope();
+                    let args = <($($a,)*) as WasmResults>::load(slots, &mut StoreOpaque(&mut store.inner));
+                    let r = (self)($(args.$i),*);
+                    let outcome = r.store(slots, &mut StoreOpaque(&mut store.inner));
+                    store.inner.externs.exit_scope(scope);
+                    outcome
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
             }

@@ -1,11 +1,13 @@
 //! The runtime data model shared by every tier: the store and what it owns
-//! (memories, tables, globals, functions, instances), traps, values, limits,
+//! (memories, tables, globals, functions, instances, extern references and
+//! their collection), traps, values, limits,
 //! and linking. Nothing here decodes wasm or executes instructions.
 
 pub(crate) mod bulk;
 pub(crate) mod call;
 pub(crate) mod externals;
 pub(crate) mod func;
+pub(crate) mod gc;
 pub(crate) mod instance;
 pub(crate) mod linker;
 pub(crate) mod memory;

@@ -3,7 +3,6 @@
 //! [`crate::Func`] are indices into one store, tagged with its id so that using a
 //! handle with the wrong store is an error, never undefined behaviour.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
+use crate::runtime::gc::ExternHeap;
 use crate::runtime::memory::LinearMemory;
 use crate::runtime::memory::WASM_PAGE;
 use crate::runtime::trap::{Trap, TrapKind};
@@ -268,7 +268,8 @@ pub(crate) struct StoreInner {
     /// Per-store state compiled code and the interpreter read: fuel, stack
     /// limit, interrupt words, the address of `func_refs`.
     pub store_ctx: Box<VMStoreContext>,
-    pub externs: Vec<Box<dyn Any + Send + Sync>>,
+    /// Extern references' host values, and their roots (see `runtime::gc`).
+    pub externs: ExternHeap,
     /// Bytes held by the store's memories (their lengths) and tables (elements
     /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
     pub committed: usize,
@@ -282,6 +283,11 @@ pub(crate) struct StoreInner {
     /// probes on other threads (see [`Signals`]).
     pub signals: Arc<Signals>,
 }
+
+/// What the hidden methods of [`crate::WasmTy`] get to turn references into
+/// raw bits and back: the store, opaque outside the crate.
+#[doc(hidden)]
+pub struct StoreOpaque<'a>(pub(crate) &'a mut StoreInner);
 
 /// Where a store's guests learn that they must stop: the interrupt flag
 /// ([`InterruptHandle`]) and the epoch deadline ([`Store::set_epoch_deadline`]).
@@ -413,10 +419,21 @@ impl InterruptProbe {
 /// What a store's epoch deadline callback ([`Store::epoch_deadline_callback`])
 /// decides when the deadline is reached, as Wasmtime's `UpdateDeadline`
 /// (returning an error instead ends the call with that error).
+///
+/// Wasmtime's `Yield(ticks)` and `YieldCustom` are left out: they suspend the
+/// guest to let an async executor run other tasks, which needs calls that are
+/// futures (Wasmtime's `call_async` on a fiber stack); Carnac's calls are
+/// synchronous, and in a synchronous call Wasmtime answers `Yield` with a
+/// trap. An embedder that shares threads between stores bounds each call with
+/// `Continue` and returns to its own scheduler between calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UpdateDeadline {
     /// Keep running, with a new deadline this many ticks after the current epoch.
     Continue(u64),
+    /// Stop the guest with [`TrapKind::Interrupted`], leaving the deadline as it
+    /// is (the same as returning that trap as the callback's error).
+    Interrupt,
 }
 
 /// A store's epoch deadline callback.
@@ -632,7 +649,7 @@ impl<T> Store<T> {
                     epoch: std::ptr::null(),
                     epoch_check: std::ptr::null(),
                 }),
-                externs: Vec::new(),
+                externs: ExternHeap::default(),
                 committed: 0,
                 reentry: 0,
                 stack_base: 0,
@@ -745,10 +762,12 @@ impl<T> Store<T> {
     /// `Store::epoch_deadline_callback`: it gets the store (its data, its
     /// functions) and returns [`UpdateDeadline::Continue`]`(ticks)` to keep the
     /// guest running with a new deadline that many ticks after the current
-    /// epoch, or an error, which ends the guest call: the caller gets it back as
-    /// the call's error (an [`Error::Trap`] as it is; any other error as a
-    /// `HostError` trap whose [`Trap::downcast_host`] gives back the
-    /// [`Error`]). Replaces any earlier callback or [`Store::epoch_deadline_trap`].
+    /// epoch (a guest waiting in WASI, e.g. asleep, goes on waiting),
+    /// [`UpdateDeadline::Interrupt`] to trap, or an error, which ends the guest
+    /// call: the caller gets it back as the call's error (an [`Error::Trap`] as
+    /// it is; any other error as a `HostError` trap whose
+    /// [`Trap::downcast_host`] gives back the [`Error`]). Replaces any earlier
+    /// callback or [`Store::epoch_deadline_trap`].
     pub fn epoch_deadline_callback(
         &mut self,
         callback: impl FnMut(&mut Store<T>) -> Result<UpdateDeadline, Error> + Send + Sync + 'static,
@@ -785,9 +804,19 @@ impl<T> Store<T> {
                 self.set_epoch_deadline(ticks);
                 Ok(())
             }
-            Err(Error::Trap(t)) => Err(t),
-            Err(e) => Err(Trap::host_error(e)),
+            Ok(UpdateDeadline::Interrupt) => Err(Trap::new(TrapKind::Interrupted)),
+            Err(e) => Err(Trap::from(e)),
         }
+    }
+
+    /// Frees the store's extern references that nothing refers to any more
+    /// (see [`crate::ExternRef`] and [`crate::RootScope`]), as Wasmtime's
+    /// `Store::gc`. The store also collects by itself when its references have
+    /// doubled since the last collection. Does nothing while wasm is running in
+    /// the store (from a host function): the guest's frames may hold
+    /// references, and the collector cannot see them.
+    pub fn gc(&mut self) {
+        self.inner.collect_externs();
     }
 
     /// Sets the remaining fuel. Errors when the engine does not meter fuel.

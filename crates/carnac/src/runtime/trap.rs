@@ -91,6 +91,7 @@ impl fmt::Display for FrameInfo {
     }
 }
 
+#[derive(Clone)]
 struct TrapInner {
     kind: TrapKind,
     message: Option<String>,
@@ -99,8 +100,9 @@ struct TrapInner {
     /// that many, between `backtrace[..at]` and `backtrace[at..]`.
     elided: usize,
     elided_at: usize,
-    /// The host's error, for traps raised by host functions with one.
-    host: Option<anyhow::Error>,
+    /// The host's error, for traps raised by host functions with one (shared
+    /// by the trap's clones).
+    host: Option<Arc<anyhow::Error>>,
 }
 
 /// A captured backtrace: the frames kept, innermost first, and where frames
@@ -120,21 +122,45 @@ impl From<Vec<FrameInfo>> for Backtrace {
 /// A trap: execution of guest code stopped abnormally.
 ///
 /// Calls return a trap inside [`crate::Error::Trap`]; get it back with
-/// [`crate::Error::as_trap`] or [`crate::Error::downcast_ref::<Trap>()`](crate::Error::downcast_ref).
+/// [`crate::Error::as_trap`] or [`crate::Error::downcast_ref::<Trap>()`](crate::Error::downcast_ref),
+/// and from an [`anyhow::Error`] the call's error became with
+/// `downcast_ref::<Trap>()`, as in Wasmtime (see [`crate::Error`]).
 /// When a host function failed, the trap keeps the host's error:
 /// [`Trap::downcast_host`] (or [`crate::Error::downcast_ref`]) returns it as its own type.
-pub struct Trap(Box<TrapInner>);
+///
+/// Cloning is cheap: clones share the message, backtrace and host error.
+#[derive(Clone)]
+pub struct Trap(Arc<TrapInner>, Shown);
+
+/// How a trap displays itself: whole (message and backtrace), or, as the
+/// innermost layer of an [`anyhow::Error`] whose outer layer (the
+/// [`crate::Error`]) shows the backtrace already, its message alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Whole,
+    MessageOnly,
+}
 
 impl Trap {
     /// A trap of the given kind, with the kind's standard message and no backtrace yet.
     pub fn new(kind: TrapKind) -> Trap {
-        Trap(Box::new(TrapInner { kind, message: None, backtrace: Vec::new(), elided: 0, elided_at: 0, host: None }))
+        let inner = TrapInner { kind, message: None, backtrace: Vec::new(), elided: 0, elided_at: 0, host: None };
+        Trap(Arc::new(inner), Shown::Whole)
+    }
+
+    fn inner_mut(&mut self) -> &mut TrapInner {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// This trap, displayed without its backtrace (see [`Shown`]).
+    pub(crate) fn message_only(&self) -> Trap {
+        Trap(self.0.clone(), Shown::MessageOnly)
     }
 
     /// A trap raised by a host function with a message.
     pub fn host(message: impl Into<String>) -> Trap {
         let mut t = Trap::new(TrapKind::HostError);
-        t.0.message = Some(message.into());
+        t.inner_mut().message = Some(message.into());
         t
     }
 
@@ -142,8 +168,8 @@ impl Trap {
     /// downcast afterwards ([`Trap::downcast_host`]).
     pub fn host_error(error: impl std::error::Error + Send + Sync + 'static) -> Trap {
         let mut t = Trap::new(TrapKind::HostError);
-        t.0.message = Some(error.to_string());
-        t.0.host = Some(anyhow::Error::new(error));
+        t.inner_mut().message = Some(error.to_string());
+        t.inner_mut().host = Some(Arc::new(anyhow::Error::new(error)));
         t
     }
 
@@ -175,12 +201,12 @@ impl Trap {
     /// [`Trap::host_error`], or by returning an `Err` holding an error of type `E`
     /// (an [`anyhow::Error`] is searched through its context layers too).
     pub fn downcast_host<E: fmt::Display + fmt::Debug + Send + Sync + 'static>(&self) -> Option<&E> {
-        self.0.host.as_ref()?.downcast_ref::<E>()
+        self.0.host.as_deref()?.downcast_ref::<E>()
     }
 
     /// The host error as an [`anyhow::Error`], when a host function raised this trap with one.
     pub fn host_error_ref(&self) -> Option<&anyhow::Error> {
-        self.0.host.as_ref()
+        self.0.host.as_deref()
     }
 
     pub(crate) fn has_backtrace(&self) -> bool {
@@ -189,9 +215,10 @@ impl Trap {
 
     pub(crate) fn set_backtrace(&mut self, bt: impl Into<Backtrace>) {
         let bt = bt.into();
-        self.0.backtrace = bt.frames;
-        self.0.elided = bt.elided;
-        self.0.elided_at = bt.elided_at;
+        let inner = self.inner_mut();
+        inner.backtrace = bt.frames;
+        inner.elided = bt.elided;
+        inner.elided_at = bt.elided_at;
     }
 
     /// The trap's message without the backtrace.
@@ -215,7 +242,12 @@ impl From<crate::Error> for Trap {
     fn from(error: crate::Error) -> Trap {
         match error {
             crate::Error::Trap(t) => t,
-            other => Trap::host_error(other),
+            other => {
+                let mut t = Trap::new(TrapKind::HostError);
+                t.inner_mut().message = Some(other.to_string());
+                t.inner_mut().host = Some(Arc::new(anyhow::Error::from(other)));
+                t
+            }
         }
     }
 }
@@ -228,7 +260,8 @@ impl From<crate::Error> for Trap {
 impl From<anyhow::Error> for Trap {
     fn from(error: anyhow::Error) -> Trap {
         let error = match error.downcast::<Trap>() {
-            Ok(t) => return t,
+            // Whole again (it may be the inner layer of a converted `carnac::Error`).
+            Ok(t) => return Trap(t.0, Shown::Whole),
             Err(e) => e,
         };
         let error = match error.downcast::<crate::Error>() {
@@ -236,8 +269,8 @@ impl From<anyhow::Error> for Trap {
             Err(e) => e,
         };
         let mut t = Trap::new(TrapKind::HostError);
-        t.0.message = Some(format!("{error:#}"));
-        t.0.host = Some(error);
+        t.inner_mut().message = Some(format!("{error:#}"));
+        t.inner_mut().host = Some(Arc::new(error));
         t
     }
 }
@@ -257,8 +290,14 @@ fn write_frame(f: &mut fmt::Formatter<'_>, depth: usize, frame: &FrameInfo) -> f
 }
 
 impl fmt::Display for Trap {
+    /// `wasm trap: MESSAGE` and the backtrace, one frame a line; only the first
+    /// line for the trap inside an `anyhow::Error` made from a [`crate::Error`]
+    /// (whose own display, above it, has the backtrace).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "wasm trap: {}", self.message())?;
+        if self.1 == Shown::MessageOnly {
+            return Ok(());
+        }
         let bt = &self.0.backtrace;
         if !bt.is_empty() && self.0.elided > 0 {
             // Captured with its middle left out: show what was kept, with the

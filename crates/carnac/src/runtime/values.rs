@@ -1,42 +1,33 @@
 //! Values at the API boundary ([`Val`]) and the raw 64-bit slot encoding the
 //! interpreter uses internally: i32 zero-extended, floats as their bits, references
-//! as a store index plus one (0 is null).
+//! as a store index plus one (0 is null; an extern reference also carries its
+//! slot's generation in the high 32 bits, see `runtime::gc`).
 
 use crate::error::Error;
-use crate::runtime::store::{AsContext, AsContextMut};
+use crate::runtime::gc;
+use crate::runtime::store::StoreInner;
 use crate::types::ValType;
 use crate::Func;
 
 /// A reference to a host value, owned by a store (the `externref` of WebAssembly;
 /// pass it as `Option<ExternRef>` to typed calls and host functions, or in
-/// [`Val::ExternRef`]).
+/// [`Val::ExternRef`]). Made by [`ExternRef::new`]; read with [`ExternRef::data`].
 ///
-/// The value lives as long as its store: dropping every reference does not free
-/// it (unlike Wasmtime's reference-counted `ExternRef`), so a store that keeps
-/// making references for a long-lived instance grows until it is dropped.
+/// The value is freed once nothing refers to it: not wasm (a table, a global),
+/// and no root on the host side. A handle is a root for the scope it was made
+/// in (a [`crate::RootScope`], the host function call it was made or received
+/// in, or else the store's life), the role of Wasmtime's `Rooted<ExternRef>`;
+/// [`ExternRef::to_owned_rooted`] makes a root that lasts until dropped.
+/// Collection happens when the store's references have doubled since the last
+/// one, or on [`crate::Store::gc`], only while no wasm runs in the store. A
+/// handle whose value was freed is an error wherever it is used, never another
+/// value. Two handles are equal when they name the same value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExternRef {
     pub(crate) store: u64,
     pub(crate) index: u32,
-}
-
-impl ExternRef {
-    /// Stores `value` in the store and returns a reference to it.
-    pub fn new(mut store: impl AsContextMut, value: impl std::any::Any + Send + Sync) -> ExternRef {
-        let s = &mut store.as_context_mut().inner;
-        s.externs.push(Box::new(value));
-        ExternRef { store: s.id, index: s.externs.len() as u32 - 1 }
-    }
-
-    /// The host value (downcast it with `downcast_ref`), or `None` if the
-    /// reference belongs to a different store.
-    pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> Option<&'a (dyn std::any::Any + Send + Sync)> {
-        let s = &store.as_context().inner;
-        if s.id != self.store {
-            return None;
-        }
-        s.externs.get(self.index as usize).map(|b| &**b)
-    }
+    /// The generation of the slot `index` when the value was placed there.
+    pub(crate) gen: u32,
 }
 
 /// A WebAssembly value.
@@ -171,8 +162,9 @@ impl Val {
     }
 
     /// Encodes into raw bits (one slot, or two for a v128), checking that
-    /// references belong to store `store_id`.
-    pub(crate) fn to_raw(self, store_id: u64) -> Result<u128, Error> {
+    /// references belong to store `s` (and extern references are still live).
+    pub(crate) fn to_raw(self, s: &StoreInner) -> Result<u128, Error> {
+        let store_id = s.id;
         Ok(match self {
             Val::I32(v) => v as u32 as u128,
             Val::I64(v) => v as u64 as u128,
@@ -187,15 +179,16 @@ impl Val {
                 f.index as u128 + 1
             }
             Val::ExternRef(Some(r)) => {
-                if r.store != store_id {
-                    return Err(Error::usage("extern reference belongs to a different store"));
-                }
-                r.index as u128 + 1
+                r.check(s)?;
+                gc::encode(r.index, r.gen) as u128
             }
         })
     }
 
-    pub(crate) fn from_raw(raw: u128, ty: ValType, store_id: u64) -> Val {
+    /// Decodes raw bits of type `ty` made in store `s`; an extern reference is
+    /// rooted in the store's current scope.
+    pub(crate) fn from_raw(raw: u128, ty: ValType, s: &mut StoreInner) -> Val {
+        let store_id = s.id;
         let raw64 = raw as u64;
         match ty {
             ValType::I32 => Val::I32(raw as u32 as i32),
@@ -204,10 +197,19 @@ impl Val {
             ValType::F64 => Val::F64(raw64),
             ValType::V128 => Val::V128(raw),
             ValType::FuncRef => Val::FuncRef((raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 })),
-            ValType::ExternRef => {
-                Val::ExternRef((raw64 != 0).then(|| ExternRef { store: store_id, index: (raw64 - 1) as u32 }))
-            }
+            ValType::ExternRef => Val::ExternRef(ExternRef::from_raw(raw64, s)),
         }
+    }
+}
+
+impl ExternRef {
+    /// The reference in raw bits `raw` (`None` for null) made in store `s`,
+    /// rooted in its current scope.
+    #[inline]
+    pub(crate) fn from_raw(raw: u64, s: &mut StoreInner) -> Option<ExternRef> {
+        let (index, gen) = gc::decode(raw)?;
+        s.externs.root(index, gen);
+        Some(ExternRef { store: s.id, index, gen })
     }
 }
 
