@@ -18,7 +18,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 
 use super::code_memory::{CodeMemory, WritableCode};
 use super::trampolines::compile_array_to_wasm_trampoline;
-use super::translate::{compile_function, CodegenSettings, CompiledCode};
+use super::translate::{CodegenSettings, CompiledCode, FuncCompiler};
 use super::traps::{self, CodeInfo, CodeRegistration, TrapTable};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -113,16 +113,16 @@ impl CompiledModule {
     pub fn new(engine: &Engine, info: &ModuleInfo, bytes: &[u8], bodies: &[Range<usize>]) -> Result<Self, Error> {
         let isa = isa(engine)?;
         let settings = settings(engine);
-        let compile_one = |def: usize| -> Result<CompiledCode, Error> {
+        let compile_one = |compiler: &mut FuncCompiler, def: usize| -> Result<CompiledCode, Error> {
             let range = bodies[def].clone();
             let reader = wasmparser::BinaryReader::new(&bytes[range.clone()], range.start as u64);
             let body = wasmparser::FunctionBody::new(reader);
-            compile_function(&**isa, info, &settings, def as u32, body).map_err(|e| {
+            compiler.compile_function(&**isa, info, &settings, def as u32, body).map_err(|e| {
                 let index = info.num_imported_funcs as usize + def;
                 Error::Compile(format!("function {index}: {e}"))
             })
         };
-        let funcs = parallel_map(bodies.len(), engine.config().parallel_compilation, compile_one)?;
+        let funcs = parallel_map(bodies, FuncCompiler::new, compile_one)?;
 
         // Trampolines, one per distinct function type.
         let mut tramp_of_type: std::collections::HashMap<u32, usize> = Default::default();
@@ -244,33 +244,54 @@ fn apply_reloc(image: &mut [u8], at: usize, pc: usize, kind: Reloc, target: i64)
     Ok(())
 }
 
-/// `f(0..n)` in order, on every core when `parallel` (and there is enough work).
-fn parallel_map<R: Send>(
-    n: usize,
-    parallel: bool,
-    f: impl Fn(usize) -> Result<R, Error> + Sync,
+/// `f(state, i)` for every function `i` of `bodies`, results in order. Unlike
+/// the interpreter's translation (`Config::parallel_compilation`), Cranelift's
+/// work per function is large enough that spreading it over every core always
+/// pays once there are a few functions: threads take the next function from a
+/// shared counter (largest bodies are not scheduled first: simple, and good
+/// enough while a module's functions are many), each with its own `state`
+/// (Cranelift's contexts, reused from one function to the next).
+fn parallel_map<S, R: Send>(
+    bodies: &[Range<usize>],
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize) -> Result<R, Error> + Sync,
 ) -> Result<Vec<R>, Error> {
-    let threads =
-        if parallel && n >= 16 { std::thread::available_parallelism().map_or(1, |t| t.get()).min(n) } else { 1 };
+    let n = bodies.len();
+    let threads = if n >= 8 { std::thread::available_parallelism().map_or(1, |t| t.get()).min(n) } else { 1 };
     if threads <= 1 {
-        return (0..n).map(f).collect();
+        let mut state = init();
+        return (0..n).map(|i| f(&mut state, i)).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<R, Error>>> = (0..n).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut Option<Result<R, Error>>>> =
-        results.iter_mut().map(std::sync::Mutex::new).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<R, Error>>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    break;
+            s.spawn(|| {
+                let mut state = init();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = f(&mut state, i);
+                    let failed = r.is_err();
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                    if failed {
+                        // Stop handing out work: the module fails anyway.
+                        next.store(n, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
-                let r = f(i);
-                **slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             });
         }
     });
-    drop(slots);
-    results.into_iter().map(|r| r.expect("every index computed")).collect()
+    let mut out = Vec::with_capacity(n);
+    for r in results {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(r) => out.push(r?),
+            // Only after another function failed (its error comes first, in order).
+            None => return Err(Error::Compile("compilation stopped after an error".into())),
+        }
+    }
+    Ok(out)
 }
