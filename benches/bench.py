@@ -78,6 +78,10 @@ def wasi_runtimes(peers):
         "wasm3": (py, lambda w, w3m, n: [py, w3, w3m, str(n)]),
         "iwasm-fast": (os.path.join(b, "iwasm-fast"), lambda w, w3m, n: [os.path.join(b, "iwasm-fast"), w3m, str(n)]),
         "wasmtime": (os.path.join(b, "wasmtime"), lambda w, w3m, n: [os.path.join(b, "wasmtime"), "run", w, str(n)]),
+        # Wasmtime caches compiled code between runs (on by default); Carnac's
+        # compiled tier compiles every time, as Wasmtime does without its cache.
+        "wasmtime-nocache": (os.path.join(b, "wasmtime"),
+                             lambda w, w3m, n: [os.path.join(b, "wasmtime"), "run", "-C", "cache=n", w, str(n)]),
     }
     for name, (exe, cmd) in cands.items():
         if os.path.exists(exe) and (name != "wasm3" or os.path.exists(w3)):
@@ -99,6 +103,8 @@ def runtimes(peers):
         "wasm3": (py, lambda w, n: [py, w3, "--invoke", "run", w, str(n)]),
         "iwasm-fast": (os.path.join(b, "iwasm-fast"), lambda w, n: [os.path.join(b, "iwasm-fast"), "-f", "run", w, str(n)]),
         "wasmtime": (os.path.join(b, "wasmtime"), lambda w, n: [os.path.join(b, "wasmtime"), "run", "--invoke", "run", w, str(n)]),
+        "wasmtime-nocache": (os.path.join(b, "wasmtime"),
+                             lambda w, n: [os.path.join(b, "wasmtime"), "run", "-C", "cache=n", "--invoke", "run", w, str(n)]),
     }
     for name, (exe, cmd) in cands.items():
         if os.path.exists(exe) and (name != "wasm3" or os.path.exists(w3)):
