@@ -283,6 +283,18 @@ pub(crate) struct StoreInner {
     pub signals: Arc<Signals>,
 }
 
+// SAFETY: the raw pointers in a store's state (its context block and function
+// references, memory and table definitions, global cells, the store context's
+// pointers to the interrupt words) point into allocations the store owns, into
+// `Arc`-shared atomics (`Signals`, the engine's epoch) or into modules' code and
+// data kept alive by the instances' `Arc`s: nothing tied to a thread. They are
+// written only through `&mut Store` (or by guest code running under one), so
+// moving a store to another thread, or sharing `&Store` (which only reads), is
+// as sound as for the plain data they stand for. Without this, `Store<T>` would
+// not be `Send` (as Wasmtime's is when `T` is), since raw pointers are neither.
+unsafe impl Send for StoreInner {}
+unsafe impl Sync for StoreInner {}
+
 /// Where a store's guests learn that they must stop: the interrupt flag
 /// ([`InterruptHandle`]) and the epoch deadline ([`Store::set_epoch_deadline`]).
 ///
