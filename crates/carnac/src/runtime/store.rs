@@ -787,12 +787,14 @@ impl<T> Store<T> {
             return Ok(());
         }
         let Some(mut callback) = self.epoch_callback.take() else { return Err(Trap::new(TrapKind::Interrupted)) };
-        let result = callback(self);
+        // A panicking callback stays installed too: the panic goes on to the
+        // caller, and the store keeps what its embedder configured.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(self)));
         // Unless the callback installed another one.
         if self.epoch_callback.is_none() {
             self.epoch_callback = Some(callback);
         }
-        match result {
+        match result.unwrap_or_else(|payload| std::panic::resume_unwind(payload)) {
             Ok(UpdateDeadline::Continue(ticks)) => {
                 self.set_epoch_deadline(ticks);
                 Ok(())
