@@ -250,9 +250,19 @@ fn the_command_line_tier_overrides_the_file() {
         assert_eq!(tier_in_use(srv.addr), "cranelift");
         srv.stop();
     }
-    // Without either, the interpreter.
+    // Without either, the interpreter; a changed `tier` applies on reload.
     let srv = start(Source::ConfigFile(config(&dir, "")), "127.0.0.1:0").unwrap();
     assert_eq!(tier_in_use(srv.addr), "interp");
+    if TIERS.contains(&"cranelift") {
+        std::thread::sleep(Duration::from_millis(1100));
+        config_on(&dir, "", Some("cranelift"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tier_in_use(srv.addr) != "cranelift" {
+            assert!(Instant::now() < deadline, "the tier change was not picked up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(get(srv.addr, "/hello").text(), "hello from wasm\n");
+    }
     srv.stop();
 }
 
