@@ -33,6 +33,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Code generation options: `-C tier=interp|cranelift` (the tier that runs
+    /// the handlers; overrides the configuration's `tier`).
+    #[arg(short = 'C', value_name = "OPT=VAL,...")]
+    codegen_opts: Vec<String>,
     /// A `carnac.toml` configuration, or a module to serve on every path.
     target: PathBuf,
 }
@@ -84,13 +88,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
+            let tier = match codegen_tier(&args.codegen_opts) {
+                Ok(tier) => tier,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let is_config = args.target.extension().is_some_and(|e| e == "toml");
             let source = if is_config {
                 carnac_serve::Source::ConfigFile(args.target)
             } else {
                 carnac_serve::Source::Module(args.target)
             };
-            match carnac_serve::serve_until_signal(source, &args.listen) {
+            let overrides = carnac_serve::Overrides { tier };
+            match carnac_serve::serve_until_signal(source, &args.listen, overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("Error: {e}");
@@ -113,6 +125,20 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The tier that `-C OPT=VAL,...` options ask for (`None`: not given).
+fn codegen_tier(codegen_opts: &[String]) -> Result<Option<carnac::Strategy>, Error> {
+    let mut tier = None;
+    for opts in codegen_opts {
+        for opt in opts.split(',') {
+            match opt.split_once('=') {
+                Some(("tier", v)) => tier = Some(v.parse().map_err(Error::Usage)?),
+                _ => return Err(Error::Usage(format!("unsupported -C option `{opt}`"))),
+            }
+        }
+    }
+    Ok(tier)
 }
 
 fn parse_size(s: &str) -> Result<usize, Error> {
@@ -153,15 +179,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
             }
         }
     }
-    let mut tier = carnac::Strategy::Interpreter;
-    for opts in std::mem::take(&mut args.codegen_opts) {
-        for opt in opts.split(',') {
-            match opt.split_once('=') {
-                Some(("tier", v)) => tier = v.parse().map_err(Error::Usage)?,
-                _ => return Err(Error::Usage(format!("unsupported -C option `{opt}`"))),
-            }
-        }
-    }
+    let tier = codegen_tier(&args.codegen_opts)?.unwrap_or(carnac::Strategy::Interpreter);
     let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
     let max_memory = args.max_memory.as_deref().map(parse_size).transpose()?;
 

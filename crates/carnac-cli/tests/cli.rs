@@ -15,46 +15,87 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The `-C tier=` values the tests that run guests cover: the compiled tier
+/// where it is built (Linux on x86_64 and aarch64, see crates/carnac/build.rs).
+const TIERS: &[&str] = if cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))) {
+    &["interp", "cranelift"]
+} else {
+    &["interp"]
+};
+
+/// `carnac run -C tier=TIER ARGS...`
+fn run_on(tier: &str, args: &[&str]) -> Output {
+    let tier = format!("tier={tier}");
+    carnac(&[&["run", "-C", tier.as_str()], args].concat())
+}
+
 #[test]
 fn invoke_prints_results() {
-    let out = carnac(&["run", "--invoke", "fib", "examples/fib.wat", "20"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "6765\n");
-    let out = carnac(&["run", "--invoke", "sum", "examples/fib.wat", "10"]);
-    assert_eq!(text(&out.stdout), "45\n");
-    // Negative arguments are values, not flags.
-    let out = carnac(&["run", "--invoke", "divide", "examples/fib.wat", "-9", "2"]);
-    assert_eq!(text(&out.stdout), "-4\n");
+    for tier in TIERS {
+        let out = run_on(tier, &["--invoke", "fib", "examples/fib.wat", "20"]);
+        assert!(out.status.success(), "{tier}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "6765\n", "{tier}");
+        let out = run_on(tier, &["--invoke", "sum", "examples/fib.wat", "10"]);
+        assert_eq!(text(&out.stdout), "45\n", "{tier}");
+        // Negative arguments are values, not flags.
+        let out = run_on(tier, &["--invoke", "divide", "examples/fib.wat", "-9", "2"]);
+        assert_eq!(text(&out.stdout), "-4\n", "{tier}");
+    }
+    // The default tier is the interpreter, and `-C` options may be comma-separated.
+    let out = carnac(&["run", "-C", "tier=cranelift,tier=interp", "--invoke", "fib", "examples/fib.wat", "20"]);
+    assert_eq!(text(&out.stdout), "6765\n", "{}", text(&out.stderr));
 }
 
 #[test]
 fn invoke_takes_and_prints_v128() {
-    let out = carnac(&["run", "--invoke", "reverse", "examples/simd.wat", "0x8f0e0d0c0b0a09080706050403020100"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "0x000102030405060708090a0b0c0d0e8f\n32768\n");
-    let out = carnac(&["run", "--invoke", "dot", "examples/simd.wat", "0x00040003000200010004000300020001"]);
-    assert_eq!(text(&out.stdout), "60\n");
-    let out = carnac(&["run", "--invoke", "dot", "examples/simd.wat", "0x1g"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not a valid v128"), "{}", text(&out.stderr));
+    for tier in TIERS {
+        let out = run_on(tier, &["--invoke", "reverse", "examples/simd.wat", "0x8f0e0d0c0b0a09080706050403020100"]);
+        assert!(out.status.success(), "{tier}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "0x000102030405060708090a0b0c0d0e8f\n32768\n", "{tier}");
+        let out = run_on(tier, &["--invoke", "dot", "examples/simd.wat", "0x00040003000200010004000300020001"]);
+        assert_eq!(text(&out.stdout), "60\n", "{tier}");
+        let out = run_on(tier, &["--invoke", "dot", "examples/simd.wat", "0x1g"]);
+        assert_eq!(out.status.code(), Some(1), "{tier}");
+        assert!(text(&out.stderr).contains("not a valid v128"), "{tier}: {}", text(&out.stderr));
+    }
 }
 
 #[test]
 fn trap_prints_message_and_backtrace() {
-    let out = carnac(&["run", "--invoke", "divide", "examples/fib.wat", "1", "0"]);
-    assert_eq!(out.status.code(), Some(134));
-    let err = text(&out.stderr);
-    assert!(err.contains("integer divide by zero"), "{err}");
-    assert!(err.contains("wasm backtrace:"), "{err}");
+    for tier in TIERS {
+        let out = run_on(tier, &["--invoke", "divide", "examples/fib.wat", "1", "0"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        assert_eq!(
+            text(&out.stderr),
+            "Error: wasm trap: integer divide by zero\nwasm backtrace:\n  0: 0x81 - <wasm function 2>\n",
+            "{tier}"
+        );
+        // A trap under calls: one line per frame, innermost first, named from the name section.
+        let out = run_on(tier, &["--fuel", "1000", "--invoke", "fib", "examples/fib.wat", "25"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        let err = text(&out.stderr);
+        let frames: Vec<&str> = err.lines().skip_while(|l| *l != "wasm backtrace:").skip(1).collect();
+        assert!(frames.len() > 10, "{tier}: {err}");
+        for (i, frame) in frames.iter().enumerate() {
+            assert!(frame.starts_with(&format!("  {i}: 0x")) && frame.ends_with(" - fib"), "{tier}: {err}");
+        }
+    }
 }
 
 #[test]
 fn fuel_limits_execution() {
-    let out = carnac(&["run", "--fuel", "1000", "--invoke", "fib", "examples/fib.wat", "25"]);
-    assert_eq!(out.status.code(), Some(134));
-    assert!(text(&out.stderr).contains("all fuel consumed"), "{}", text(&out.stderr));
-    let out = carnac(&["run", "--fuel", "100000000", "--invoke", "fib", "examples/fib.wat", "15"]);
-    assert_eq!(text(&out.stdout), "610\n");
+    let mut depths = Vec::new();
+    for tier in TIERS {
+        let out = run_on(tier, &["--fuel", "1000", "--invoke", "fib", "examples/fib.wat", "25"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("Error: wasm trap: all fuel consumed\n"), "{tier}: {err}");
+        // Both tiers charge the same fuel, so they stop at the same call.
+        depths.push(err.lines().filter(|l| l.ends_with(" - fib")).count());
+        let out = run_on(tier, &["--fuel", "100000000", "--invoke", "fib", "examples/fib.wat", "15"]);
+        assert_eq!(text(&out.stdout), "610\n", "{tier}");
+    }
+    assert!(depths.windows(2).all(|w| w[0] == w[1]), "fuel ran out at different depths: {depths:?}");
 }
 
 #[test]
@@ -71,6 +112,10 @@ fn bad_input_is_a_one_line_error() {
         vec!["run", "--invoke", "nope", "examples/fib.wat"],
         vec!["run", "--invoke", "fib", "examples/fib.wat"],
         vec!["run", "--invoke", "fib", "examples/fib.wat", "x"],
+        vec!["run", "-C", "tier=bogus", "--invoke", "fib", "examples/fib.wat", "1"],
+        vec!["run", "-C", "opt-level=2", "--invoke", "fib", "examples/fib.wat", "1"],
+        vec!["serve", "-C", "tier=bogus", "examples/hello-handler.wat", "--listen", "127.0.0.1:0"],
+        vec!["serve", "-C", "tier", "examples/hello-handler.wat", "--listen", "127.0.0.1:0"],
     ] {
         let out = carnac(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");
@@ -79,6 +124,10 @@ fn bad_input_is_a_one_line_error() {
         assert!(err.starts_with("Error: "), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    let out = carnac(&["run", "-C", "tier=bogus", "--invoke", "fib", "examples/fib.wat", "1"]);
+    assert_eq!(text(&out.stderr), "Error: unknown tier `bogus` (expected `interp` or `cranelift`)\n");
+    let out = carnac(&["serve", "-C", "tier=bogus", "examples/hello-handler.wat", "--listen", "127.0.0.1:0"]);
+    assert_eq!(text(&out.stderr), "Error: unknown tier `bogus` (expected `interp` or `cranelift`)\n");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -92,62 +141,77 @@ fn guest() -> String {
 #[test]
 fn wasi_program_gets_dirs_env_args_and_exit_code() {
     let g = guest();
-    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-wasi-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
-    let dir = format!("{}::/data", root.display());
-    let out = carnac(&["run", "--dir", &dir, &g, "files", "/data"]);
-    assert_eq!(text(&out.stdout), "files ok\n", "{}", text(&out.stderr));
-    // Wasmtime's spelling of a preopen that keeps its host name works too.
-    let same = root.display().to_string();
-    let out = carnac(&["run", "--dir", &same, &g, "dirs", &same]);
-    assert_eq!(text(&out.stdout), "dirs ok\n", "{}", text(&out.stderr));
-    std::env::set_var("CARNAC_TEST_PASSTHROUGH", "from-host");
-    let out =
-        carnac(&["run", "--env", "A=1", "--env", "CARNAC_TEST_PASSTHROUGH", "--env", "NOT_SET_ANYWHERE", &g, "env"]);
-    assert_eq!(text(&out.stdout), "A=1\nCARNAC_TEST_PASSTHROUGH=from-host\n");
-    // argv[0] is the module's file name, without the host's directories (as Wasmtime).
-    let out = carnac(&["run", &g, "args", "x", "-y", "--z"]);
-    assert_eq!(text(&out.stdout), "guest.wasm\nargs\nx\n-y\n--z\n");
-    let out = carnac(&["run", &g, "exit", "3"]);
-    assert_eq!(out.status.code(), Some(3));
-    let out = carnac(&["run", &g, "panic"]);
-    assert_eq!(out.status.code(), Some(134));
-    assert!(text(&out.stderr).contains("wasm trap: unreachable"), "{}", text(&out.stderr));
-    std::fs::remove_dir_all(&root).ok();
+    for tier in TIERS {
+        let root =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-wasi-{tier}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = format!("{}::/data", root.display());
+        let out = run_on(tier, &["--dir", &dir, &g, "files", "/data"]);
+        assert_eq!(text(&out.stdout), "files ok\n", "{tier}: {}", text(&out.stderr));
+        // Wasmtime's spelling of a preopen that keeps its host name works too.
+        let same = root.display().to_string();
+        let out = run_on(tier, &["--dir", &same, &g, "dirs", &same]);
+        assert_eq!(text(&out.stdout), "dirs ok\n", "{tier}: {}", text(&out.stderr));
+        std::env::set_var("CARNAC_TEST_PASSTHROUGH", "from-host");
+        let out =
+            run_on(tier, &["--env", "A=1", "--env", "CARNAC_TEST_PASSTHROUGH", "--env", "NOT_SET_ANYWHERE", &g, "env"]);
+        assert_eq!(text(&out.stdout), "A=1\nCARNAC_TEST_PASSTHROUGH=from-host\n", "{tier}");
+        // argv[0] is the module's file name, without the host's directories (as Wasmtime).
+        let out = run_on(tier, &[&g, "args", "x", "-y", "--z"]);
+        assert_eq!(text(&out.stdout), "guest.wasm\nargs\nx\n-y\n--z\n", "{tier}");
+        let out = run_on(tier, &[&g, "exit", "3"]);
+        assert_eq!(out.status.code(), Some(3), "{tier}");
+        // A Rust panic in the guest: its message on stderr, then the trap and its backtrace.
+        let out = run_on(tier, &[&g, "panic"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        let err = text(&out.stderr);
+        assert!(err.contains("the guest panicked on purpose"), "{tier}: {err}");
+        assert!(err.contains("Error: wasm trap: unreachable\nwasm backtrace:\n  0: 0x"), "{tier}: {err}");
+        assert!(err.lines().any(|l| l.ends_with(".wasm!guest::main")), "{tier}: {err}");
+        std::fs::remove_dir_all(&root).ok();
+    }
 }
 
 #[test]
 fn timeout_interrupts_a_guest_stuck_in_a_loop() {
     let g = guest();
-    let t = std::time::Instant::now();
-    let out = carnac(&["run", "--timeout", "300ms", &g, "loop"]);
-    assert_eq!(out.status.code(), Some(134));
-    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
-    assert!(t.elapsed() < std::time::Duration::from_secs(20));
-    let out = carnac(&["run", "-W", "timeout=200ms", &g, "loop"]);
-    assert_eq!(out.status.code(), Some(134));
-    // A guest asleep in poll_oneoff (here for 100 days) is woken by the deadline too.
-    let t = std::time::Instant::now();
-    let out = carnac(&["run", "--timeout", "300ms", &g, "sleep", "8640000000"]);
-    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
-    assert!(t.elapsed() < std::time::Duration::from_secs(10));
+    for tier in TIERS {
+        let t = std::time::Instant::now();
+        let out = run_on(tier, &["--timeout", "300ms", &g, "loop"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        assert!(text(&out.stderr).starts_with("Error: wasm trap: interrupted\n"), "{tier}: {}", text(&out.stderr));
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{tier}");
+        let out = run_on(tier, &["-W", "timeout=200ms", &g, "loop"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        // A guest asleep in poll_oneoff (here for 100 days) is woken by the deadline too.
+        let t = std::time::Instant::now();
+        let out = run_on(tier, &["--timeout", "300ms", &g, "sleep", "8640000000"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("interrupted"), "{tier}: {}", text(&out.stderr));
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "{tier}");
+    }
 }
 
 #[test]
 fn memory_cap_and_fuel_stop_a_guest() {
     let g = guest();
-    let out = carnac(&["run", "--max-memory", "32M", &g, "grow"]);
-    assert_ne!(out.status.code(), Some(0));
-    assert!(
-        text(&out.stderr).contains("memory allocation") || text(&out.stderr).contains("wasm trap"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = carnac(&["run", "--fuel", "100000", &g, "loop"]);
-    assert_eq!(out.status.code(), Some(134));
-    assert!(text(&out.stderr).contains("all fuel consumed"), "{}", text(&out.stderr));
+    for tier in TIERS {
+        let out = run_on(tier, &["--max-memory", "32M", &g, "grow"]);
+        assert_ne!(out.status.code(), Some(0), "{tier}");
+        assert!(
+            text(&out.stderr).contains("memory allocation") || text(&out.stderr).contains("wasm trap"),
+            "{tier}: {}",
+            text(&out.stderr)
+        );
+        let out = run_on(tier, &["--fuel", "100000", &g, "loop"]);
+        assert_eq!(out.status.code(), Some(134), "{tier}");
+        assert!(
+            text(&out.stderr).starts_with("Error: wasm trap: all fuel consumed\n"),
+            "{tier}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -223,9 +287,15 @@ fn tcplisten_grants_a_socket() {
 
 #[test]
 fn serve_answers_logs_and_drains_on_sigint() {
+    for tier in TIERS {
+        serve_answers_logs_and_drains_on_sigint_on(tier);
+    }
+}
+
+fn serve_answers_logs_and_drains_on_sigint_on(tier: &str) {
     use std::io::{BufRead, BufReader, Read, Write};
     let mut child = Command::new(env!("CARGO_BIN_EXE_carnac"))
-        .args(["serve", "examples/hello-handler.wat", "--listen", "127.0.0.1:0"])
+        .args(["serve", "-C", &format!("tier={tier}"), "examples/hello-handler.wat", "--listen", "127.0.0.1:0"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -238,8 +308,8 @@ fn serve_answers_logs_and_drains_on_sigint() {
     conn.write_all(b"GET /hello?x=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.contains("Hello from a fresh Carnac instance!"), "{response}");
+    assert!(response.starts_with("HTTP/1.1 200"), "{tier}: {response}");
+    assert!(response.contains("Hello from a fresh Carnac instance!"), "{tier}: {response}");
     // SIGINT: the server drains, writes out its buffered log and exits cleanly.
     // SAFETY: sends a signal to our own child process, which has not been waited for yet.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
@@ -252,16 +322,16 @@ fn serve_answers_logs_and_drains_on_sigint() {
     assert!(rest.contains("shutting down"), "{rest}");
 }
 
-/// Runs `carnac run --timeout 200ms` on `wat` with a stdin pipe that is never
-/// written nor closed; returns the output, or fails if it runs past 20 s.
-fn run_with_silent_stdin(name: &str, wat: &str) -> (Output, std::time::Duration) {
+/// Runs `carnac run -C tier=TIER --timeout 200ms` on `wat` with a stdin pipe
+/// that is never written nor closed; returns the output, or fails if it runs past 20 s.
+fn run_with_silent_stdin(tier: &str, name: &str, wat: &str) -> (Output, std::time::Duration) {
     let dir = std::env::temp_dir().join(format!("carnac-cli-timeout-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
     std::fs::write(&path, wat).unwrap();
     let t = std::time::Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_carnac"))
-        .args(["run", "--timeout", "200ms", path.to_str().unwrap()])
+        .args(["run", "-C", &format!("tier={tier}"), "--timeout", "200ms", path.to_str().unwrap()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -282,8 +352,15 @@ fn run_with_silent_stdin(name: &str, wat: &str) -> (Output, std::time::Duration)
 
 #[test]
 fn timeout_interrupts_a_read_of_stdin_and_a_poll() {
+    for tier in TIERS {
+        timeout_interrupts_a_read_of_stdin_and_a_poll_on(tier);
+    }
+}
+
+fn timeout_interrupts_a_read_of_stdin_and_a_poll_on(tier: &str) {
     // A read of inherited stdin that no data will ever satisfy.
     let (out, elapsed) = run_with_silent_stdin(
+        tier,
         "read.wat",
         r#"(module
             (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
@@ -299,6 +376,7 @@ fn timeout_interrupts_a_read_of_stdin_and_a_poll() {
     // A 60 s monotonic clock subscription, after which the guest just returns:
     // the deadline ends it with the timeout, not with exit status 0.
     let (out, elapsed) = run_with_silent_stdin(
+        tier,
         "poll.wat",
         r#"(module
             (import "wasi_snapshot_preview1" "poll_oneoff" (func $p (param i32 i32 i32 i32) (result i32)))
@@ -336,10 +414,12 @@ fn max_memory_covers_tables() {
             (func (export "tgrow") (param i32) (result i32) (table.grow (ref.null func) (local.get 0))))"#,
     )
     .unwrap();
-    let out = carnac(&["run", "--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "10000000"]);
-    assert_eq!(text(&out.stdout), "-1\n", "{}", text(&out.stderr));
-    let out = carnac(&["run", "--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "1000000"]);
-    assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
+    for tier in TIERS {
+        let out = run_on(tier, &["--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "10000000"]);
+        assert_eq!(text(&out.stdout), "-1\n", "{tier}: {}", text(&out.stderr));
+        let out = run_on(tier, &["--max-memory", "64M", "--invoke", "tgrow", wat.to_str().unwrap(), "1000000"]);
+        assert_eq!(text(&out.stdout), "0\n", "{tier}: {}", text(&out.stderr));
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -14,7 +14,9 @@
 //!
 //! Where Carnac deliberately differs from Wasmtime, [`DIFFERENCES`] says so,
 //! with Carnac's answer and the reason. It prints one `FAIL` line per case that
-//! differs and `wasi conformance: N passed, M failed` (a case is one call).
+//! differs and `wasi conformance: N passed, M failed` (a case is one call), then
+//! the same for the compiled tier (`carnac run -C tier=cranelift`), as
+//! `wasi conformance (cranelift): N passed, M failed`.
 
 #[path = "../../carnac-wasi/tests/guests.rs"]
 mod guests;
@@ -71,12 +73,14 @@ fn fixture(root: &Path) -> PathBuf {
     sandbox
 }
 
-/// Runs the guest under `runtime` (`carnac` or `wasmtime`, same flags) with
-/// `args`; returns its stdout and whether it exited successfully.
-fn run_guest(runtime: &Path, sandbox: &Path, args: &[&str]) -> (String, bool, String) {
+/// Runs the guest under `runtime` (`carnac` or `wasmtime`, same flags, then
+/// `flags` of the runtime's own) with `args`; returns its stdout, whether it
+/// exited successfully, and its stderr.
+fn run_guest(runtime: &Path, flags: &[&str], sandbox: &Path, args: &[&str]) -> (String, bool, String) {
     let wasm = guests::guest("conformance");
     let out = Command::new(runtime)
         .arg("run")
+        .args(flags)
         .arg("--dir")
         .arg(format!("{}::/sandbox", sandbox.display()))
         .args(["--env", "CONF_A=1", "--env", "CONF_B=x=y"])
@@ -94,18 +98,18 @@ fn run_guest(runtime: &Path, sandbox: &Path, args: &[&str]) -> (String, bool, St
 
 /// The whole run: the main program, then each call that Wasmtime answers with
 /// a trap in a process of its own (its result is then `trap`).
-fn run(runtime: &Path, sandbox: &Path) -> String {
-    let (mut text, ok, err) = run_guest(runtime, sandbox, &["a1", "two words"]);
+fn run(runtime: &Path, flags: &[&str], sandbox: &Path) -> String {
+    let (mut text, ok, err) = run_guest(runtime, flags, sandbox, &["a1", "two words"]);
     assert!(
         ok && text.contains("\ncases: "),
         "{} failed\nstdout tail:\n{}\nstderr:\n{err}",
         runtime.display(),
         text.lines().rev().take(5).collect::<Vec<_>>().join("\n"),
     );
-    let (count, _, _) = run_guest(runtime, sandbox, &["solo"]);
+    let (count, _, _) = run_guest(runtime, flags, sandbox, &["solo"]);
     let count: usize = count.trim().strip_prefix("solo cases: ").and_then(|n| n.parse().ok()).expect("solo case count");
     for i in 0..count {
-        let (line, ok, _) = run_guest(runtime, sandbox, &["solo", &i.to_string()]);
+        let (line, ok, _) = run_guest(runtime, flags, sandbox, &["solo", &i.to_string()]);
         match line.strip_suffix(": ") {
             Some(name) if !ok => text.push_str(&format!("{name}: trap\n")),
             _ => text.push_str(&line),
@@ -136,24 +140,46 @@ fn main() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wasi-conformance-{}", std::process::id()));
     if let Ok(wasmtime) = std::env::var("CARNAC_CONFORMANCE_RECORD") {
         let sandbox = fixture(&root);
-        let text = run(Path::new(&wasmtime), &sandbox);
+        let text = run(Path::new(&wasmtime), &[], &sandbox);
         std::fs::create_dir_all(expected_file.parent().unwrap()).unwrap();
         std::fs::write(&expected_file, &text).unwrap();
         eprintln!("recorded {} cases from {wasmtime} into {}", cases(&text).len(), expected_file.display());
     }
     let expected = std::fs::read_to_string(&expected_file).expect("the recorded expected output");
-    let sandbox = fixture(&root);
-    let actual = run(Path::new(env!("CARGO_BIN_EXE_carnac")), &sandbox);
+    let expected = cases(&expected);
+    for (c, _, _) in DIFFERENCES {
+        assert!(expected.iter().any(|(e, _)| e == c), "DIFFERENCES names `{c}`, which is not a recorded case");
+    }
+    let mut failed = 0;
+    // Both tiers give the same answers (the compiled one where it is built:
+    // Linux on x86_64 and aarch64, see crates/carnac/build.rs).
+    let compiled = cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")));
+    for (label, flags) in [("wasi conformance", &[][..]), ("wasi conformance (cranelift)", &["-C", "tier=cranelift"])] {
+        if !compiled && !flags.is_empty() {
+            println!("{label}: not run, this host has no compiled tier");
+            continue;
+        }
+        failed += conformance(&root, label, flags, &expected);
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(failed, 0, "{failed} WASI cases differ from Wasmtime (see FAIL lines above)");
+}
+
+/// Runs the guest with `carnac run FLAGS` on a fresh fixture under `root` and
+/// compares its answers with `expected`; prints `LABEL: N passed, M failed`
+/// and returns M.
+fn conformance(root: &Path, label: &str, flags: &[&str], expected: &[(String, String)]) -> usize {
+    let sandbox = fixture(root);
+    let actual = run(Path::new(env!("CARGO_BIN_EXE_carnac")), flags, &sandbox);
     assert!(
         std::fs::read_to_string(root.join("outside")).unwrap() == "outside the sandbox\n",
-        "the guest changed a file outside its sandbox"
+        "{label}: the guest changed a file outside its sandbox"
     );
 
-    let expected = cases(&expected);
     let actual: BTreeMap<String, String> = cases(&actual).into_iter().collect();
     let differences: BTreeMap<&str, (&str, &str)> = DIFFERENCES.iter().map(|(c, r, why)| (*c, (*r, *why))).collect();
     let (mut passed, mut failed) = (0, 0);
-    for (case, want) in &expected {
+    for (case, want) in expected {
         let (want, note) = match differences.get(case.as_str()) {
             Some((carnac, why)) => {
                 (carnac.to_string(), format!(" (differs from Wasmtime's `{want}` on purpose: {why})"))
@@ -164,15 +190,14 @@ fn main() {
             Some(got) if *got == want => passed += 1,
             got => {
                 failed += 1;
-                println!("FAIL {case}: expected `{want}`{note}, got `{}`", got.map_or("<missing>", |g| g.as_str()));
+                println!(
+                    "FAIL ({label}) {case}: expected `{want}`{note}, got `{}`",
+                    got.map_or("<missing>", |g| g.as_str())
+                );
             }
         }
     }
-    for case in differences.keys() {
-        assert!(expected.iter().any(|(c, _)| c == case), "DIFFERENCES names `{case}`, which is not a recorded case");
-    }
-    println!("wasi conformance: {passed} passed, {failed} failed");
-    let _ = std::fs::remove_dir_all(&root);
-    assert_eq!(failed, 0, "{failed} WASI cases differ from Wasmtime (see FAIL lines above)");
-    assert!(passed >= 400, "only {passed} cases");
+    println!("{label}: {passed} passed, {failed} failed");
+    assert!(passed >= 400, "{label}: only {passed} cases");
+    failed
 }

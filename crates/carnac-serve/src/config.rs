@@ -7,6 +7,7 @@
 //! spare_workers = 16                  # extra threads so every route can start a guest
 //! max_connections = 1024              # open connections; more are answered 503
 //! max_buffered_mb = 512               # request bodies + unsent output held in memory
+//! tier = "cranelift"                  # "interp" (default) or "cranelift"; -C tier= overrides
 //!
 //! [[route]]
 //! path = "/hello"                     # exact match
@@ -31,12 +32,23 @@
 //!
 //! The server-wide settings (`workers`, `spare_workers`, `max_connections`,
 //! `max_buffered_mb`) are read when the server starts; routes and their limits
-//! are reloaded when the file changes.
+//! are reloaded when the file changes, and so is `tier`: the tier that runs
+//! every route's handlers (`interp`, the interpreter, starts a module at once;
+//! `cranelift` compiles it to native code when it is loaded, which takes longer
+//! and then runs compute several times faster). Requests and their limits
+//! behave the same under both.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use carnac::Strategy;
+use serde::{Deserialize, Deserializer};
+
+/// `tier = "interp" | "cranelift"`, spelled as `-C tier=`.
+fn tier<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Strategy>, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map(Some).map_err(serde::de::Error::custom)
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +68,10 @@ pub struct ServeConfig {
     /// a request body beyond it is refused with 503, output beyond it is cut.
     #[serde(default = "ServeConfig::default_max_buffered_mb")]
     pub max_buffered_mb: u64,
+    /// The tier that runs the handlers: `"interp"` or `"cranelift"` (default:
+    /// the interpreter). `carnac serve -C tier=` overrides it.
+    #[serde(default, deserialize_with = "tier")]
+    pub tier: Option<Strategy>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
 }
@@ -174,6 +190,7 @@ impl Default for ServeConfig {
             spare_workers: Self::default_spare_workers(),
             max_connections: Self::default_max_connections(),
             max_buffered_mb: Self::default_max_buffered_mb(),
+            tier: None,
             routes: Vec::new(),
         }
     }

@@ -101,3 +101,16 @@ impl Metrics {
         out
     }
 }
+
+/// `carnac_tier_info{tier="..."} 1`: the tier that runs the handlers now
+/// (`interp` or `cranelift`, as `tier =` spells it; it changes on reload).
+pub fn tier_info(tier: carnac::Strategy) -> String {
+    let name = match tier {
+        carnac::Strategy::Cranelift => "cranelift",
+        _ => "interp",
+    };
+    format!(
+        "# HELP carnac_tier_info The tier that runs the handlers.\n# TYPE carnac_tier_info gauge\n\
+         carnac_tier_info{{tier=\"{name}\"}} 1\n"
+    )
+}

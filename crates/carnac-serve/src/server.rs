@@ -17,7 +17,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use carnac::{Config, Engine, Error, InstancePre, InterruptHandle, Linker, Module, Store, StoreLimits, TrapKind};
+use carnac::{
+    Config, Engine, Error, InstancePre, InterruptHandle, Linker, Module, Store, StoreLimits, Strategy, TrapKind,
+};
 use carnac_wasi::{I32Exit, Stream, WasiCtx};
 
 use crate::log::log;
@@ -40,11 +42,16 @@ pub enum Source {
 }
 
 impl Source {
-    fn load(&self) -> Result<ServeConfig, String> {
-        match self {
-            Source::ConfigFile(p) => ServeConfig::from_file(p),
-            Source::Module(m) => Ok(ServeConfig::single(m.clone())),
+    /// The configuration, with the command line's `overrides` over it.
+    fn load(&self, overrides: &Overrides) -> Result<ServeConfig, String> {
+        let mut config = match self {
+            Source::ConfigFile(p) => ServeConfig::from_file(p)?,
+            Source::Module(m) => ServeConfig::single(m.clone()),
+        };
+        if let Some(tier) = overrides.tier {
+            config.tier = Some(tier);
         }
+        Ok(config)
     }
 
     /// Files whose change triggers a reload.
@@ -56,6 +63,30 @@ impl Source {
         v
     }
 }
+
+/// Settings given on the command line (`carnac serve -C tier=...`) that take
+/// precedence over the configuration file's, on every reload too.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The tier that runs every route's handlers, whatever `tier` the file sets.
+    pub tier: Option<Strategy>,
+}
+
+/// Host stack that compiled handlers may use (`Config::max_wasm_stack`):
+/// Carnac's default, set here so that [`GUEST_THREAD_STACK`] follows it.
+const GUEST_WASM_STACK: usize = 512 << 10;
+
+/// The stack of each guest thread. Compiled code (`tier = "cranelift"`) runs
+/// on the calling thread's stack: its prologues trap with `StackExhausted`
+/// once a request has used `GUEST_WASM_STACK` below where the guest was
+/// entered, so the thread needs that much plus room for what runs above the
+/// entry (the worker loop, instantiation) and below the limit (WASI host
+/// functions called from the deepest wasm frame, the trap landing). Set
+/// explicitly rather than left to the platform default (or `RUST_MIN_STACK`),
+/// which could be smaller than the limit: a deep recursion would then overflow
+/// the host stack (a crash of the whole server) instead of trapping. The
+/// interpreter keeps guest frames on a stack of its own and needs none of it.
+const GUEST_THREAD_STACK: usize = GUEST_WASM_STACK + (1 << 20);
 
 struct Route {
     cfg: RouteConfig,
@@ -71,10 +102,13 @@ struct Route {
 
 struct RouteTable {
     routes: Vec<Arc<Route>>,
+    /// The tier that runs every route's handlers.
+    tier: Strategy,
 }
 
 impl RouteTable {
     fn build(config: &ServeConfig) -> Result<RouteTable, String> {
+        let tier = config.tier.unwrap_or(Strategy::Interpreter);
         let mut engines: HashMap<bool, Engine> = HashMap::new();
         let mut modules: HashMap<(PathBuf, bool), Module> = HashMap::new();
         let mut routes = Vec::new();
@@ -85,8 +119,13 @@ impl RouteTable {
                 .or_insert_with(|| {
                     let mut c = Config::new();
                     // A fresh instance per request: track memory writes so that each
-                    // store's memory is reset without a system call.
-                    c.interruptible(true).consume_fuel(fuel).track_memory_writes(true);
+                    // store's memory is reset without a system call (the interpreter's;
+                    // compiled code's memories are reset by the runtime its own way).
+                    c.interruptible(true)
+                        .consume_fuel(fuel)
+                        .track_memory_writes(true)
+                        .strategy(tier)
+                        .max_wasm_stack(GUEST_WASM_STACK);
                     Engine::new(&c)
                 })
                 .clone();
@@ -121,7 +160,7 @@ impl RouteTable {
                 pre,
             }));
         }
-        Ok(RouteTable { routes })
+        Ok(RouteTable { routes, tier })
     }
 
     /// The route for `path`: an exact match, else the longest matching prefix.
@@ -230,7 +269,10 @@ impl GuestPool {
             q.threads
         };
         let p = self.clone();
-        let spawned = std::thread::Builder::new().name(format!("carnac-guest-{n}")).spawn(move || p.work());
+        let spawned = std::thread::Builder::new()
+            .name(format!("carnac-guest-{n}"))
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn(move || p.work());
         if let Err(e) = spawned {
             self.queue.lock().unwrap_or_else(|e| e.into_inner()).threads -= 1;
             return Err(format!("cannot start a guest thread: {e}"));
@@ -389,6 +431,7 @@ impl std::io::Read for BodyReader {
 struct State {
     guests: Arc<GuestPool>,
     source: Source,
+    overrides: Overrides,
     routes: RwLock<Arc<RouteTable>>,
     metrics: Metrics,
     next_id: AtomicU64,
@@ -995,7 +1038,12 @@ async fn handle(
                 Some(why) => text(503, format!("{why}\n")),
             }
         }
-        "/metrics" => return text(200, state.metrics.render()),
+        "/metrics" => {
+            let tier = state.routes.read().unwrap_or_else(|e| e.into_inner()).tier;
+            let mut body = state.metrics.render();
+            body.push_str(&crate::metrics::tier_info(tier));
+            return text(200, body);
+        }
         _ => {}
     }
     let log = |route: &str, status: u16, bytes: u64, inst: Option<Duration>, outcome: &str| {
@@ -1433,7 +1481,12 @@ impl Drop for Running {
 /// Loads the routes, binds `listen` and serves on a thread of its own until
 /// [`Running::stop`]. Errors (bad config, module, address) come back here.
 pub fn start(source: Source, listen: &str) -> Result<Running, String> {
-    let config = source.load()?;
+    start_with(source, listen, Overrides::default())
+}
+
+/// [`start`], with command-line settings over the configuration's.
+pub fn start_with(source: Source, listen: &str, overrides: Overrides) -> Result<Running, String> {
+    let config = source.load(&overrides)?;
     let table = RouteTable::build(&config)?;
     let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -1443,6 +1496,7 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
     let state = Arc::new(State {
         guests: GuestPool::start(config.workers.unwrap_or(cores), config.spare_workers)?,
         source,
+        overrides,
         routes: RwLock::new(Arc::new(table)),
         metrics: Metrics::default(),
         next_id: AtomicU64::new(1),
@@ -1480,7 +1534,7 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
                         }
                         let st = reload_state.clone();
                         let result = tokio::task::spawn_blocking(move || {
-                            let config = st.source.load()?;
+                            let config = st.source.load(&st.overrides)?;
                             RouteTable::build(&config).map(|t| (t, config))
                         })
                         .await
@@ -1562,9 +1616,9 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
 }
 
 /// Serves until SIGINT or SIGTERM, then drains requests in flight.
-pub fn serve_until_signal(source: Source, listen: &str) -> Result<(), String> {
+pub fn serve_until_signal(source: Source, listen: &str, overrides: Overrides) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let running = start(source, listen)?;
+    let running = start_with(source, listen, overrides)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     // The handlers are in place before the address is announced: a signal sent as
     // soon as a supervisor (or a test) reads it must drain, not kill, the server.

@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 use carnac_serve::{start, Running, Source};
 use client::{connect, read_reply, try_request, Reply};
 
+/// The tiers (`tier =` values) the tests of failing guests run under: the
+/// compiled tier where it is built (Linux on x86_64 and aarch64).
+const TIERS: &[&str] = if cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))) {
+    &["interp", "cranelift"]
+} else {
+    &["interp"]
+};
+
 fn get(addr: SocketAddr, path: &str) -> Reply {
     let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     try_request(addr, &head, b"", Duration::from_secs(20)).unwrap_or_else(|e| panic!("GET {path}: {e}"))
@@ -92,18 +100,24 @@ fn handlers_cannot_forge_the_http_framing() {
 
 #[test]
 fn a_failure_after_the_headers_is_not_a_success() {
-    let srv = serve("late", "", HELD_ROUTE);
+    for tier in TIERS {
+        a_failure_after_the_headers_is_not_a_success_on(tier);
+    }
+}
+
+fn a_failure_after_the_headers_is_not_a_success_on(tier: &str) {
+    let srv = serve(&format!("late-{tier}"), &format!("tier = \"{tier}\""), HELD_ROUTE);
     // Held responses: the status waits for the handler's end.
     for path in ["/late-trap", "/held/late-trap"] {
         let r = get(srv.addr, path);
-        assert_eq!(r.status, 500, "{}", r.text());
+        assert_eq!(r.status, 500, "{tier} {path}: {}", r.text());
         assert!(!r.text().contains("partial body"));
     }
     let r = get(srv.addr, "/held/late-timeout");
-    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.status, 504, "{tier}: {}", r.text());
     // The deadline also ends a guest asleep in poll_oneoff after its headers.
     let r = get(srv.addr, "/held/late-sleep");
-    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.status, 504, "{tier}: {}", r.text());
 
     // A response already streaming when the handler fails ends abnormally: the
     // client gets the first part, then the connection closes without the final
@@ -113,9 +127,9 @@ fn a_failure_after_the_headers_is_not_a_success() {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let raw = String::from_utf8_lossy(&raw);
-    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    assert!(raw.contains("first"), "{raw}");
-    assert!(!raw.ends_with("0\r\n\r\n"), "a failed response ended like a complete one:\n{raw}");
+    assert!(raw.starts_with("HTTP/1.1 200"), "{tier}: {raw}");
+    assert!(raw.contains("first"), "{tier}: {raw}");
+    assert!(!raw.ends_with("0\r\n\r\n"), "{tier}: a failed response ended like a complete one:\n{raw}");
     let mut r = BufReader::new(raw.as_bytes());
     assert!(read_reply(&mut r).is_err(), "the client parsed a complete response");
     srv.stop();
@@ -364,10 +378,16 @@ fn handler_headers_are_validated_whatever_their_shape() {
 
 #[test]
 fn a_guest_whose_client_left_is_stopped() {
+    for tier in TIERS {
+        a_guest_whose_client_left_is_stopped_on(tier);
+    }
+}
+
+fn a_guest_whose_client_left_is_stopped_on(tier: &str) {
     // One guest thread and no spares: while a guest holds it, nothing else runs.
     let srv = serve(
-        "client-gone",
-        "workers = 1\nspare_workers = 0\n",
+        &format!("client-gone-{tier}"),
+        &format!("workers = 1\nspare_workers = 0\ntier = \"{tier}\"\n"),
         "[[route]]\npath = \"/...\"\nmodule = \"{h}\"\ntimeout_ms = 30000\n",
     );
     let a = srv.addr;
@@ -389,8 +409,8 @@ fn a_guest_whose_client_left_is_stopped() {
         let r =
             try_request(a, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"", Duration::from_secs(8))
                 .unwrap_or_else(|e| panic!("after leaving {path}: {e}"));
-        assert_eq!(r.status, 200);
-        assert!(t.elapsed() < Duration::from_secs(5), "after leaving {path}: {:?}", t.elapsed());
+        assert_eq!(r.status, 200, "{tier}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{tier}: after leaving {path}: {:?}", t.elapsed());
     }
     srv.stop();
 }

@@ -10,8 +10,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use carnac_serve::{start, Running, Source};
+use carnac_serve::{start, start_with, Overrides, Running, Source};
 use client::{try_request, Reply};
+
+/// The tiers (`tier =` values) the handler tests run under: the compiled tier
+/// where it is built (Linux on x86_64 and aarch64, see crates/carnac/build.rs).
+const TIERS: &[&str] = if cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))) {
+    &["interp", "cranelift"]
+} else {
+    &["interp"]
+};
 
 fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Reply {
     let head = format!(
@@ -34,12 +42,18 @@ fn workdir(name: &str) -> PathBuf {
 
 /// Writes a config serving the handler on several routes with different limits.
 fn config(dir: &Path, extra_env: &str) -> PathBuf {
+    config_on(dir, extra_env, None)
+}
+
+/// [`config`], with `tier = "TIER"` when given.
+fn config_on(dir: &Path, extra_env: &str, tier: Option<&str>) -> PathBuf {
     let handler = guests::guest("handler");
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/file.txt"), "static content\n").unwrap();
     let h = handler.display();
+    let tier = tier.map_or(String::new(), |t| format!("tier = \"{t}\"\n"));
     let text = format!(
-        r#"
+        r#"{tier}
 [[route]]
 path = "/..."
 module = "{h}"
@@ -77,10 +91,32 @@ fn server(name: &str) -> (Running, PathBuf) {
     (start(Source::ConfigFile(cfg), "127.0.0.1:0").unwrap(), dir)
 }
 
+/// A server whose carnac.toml says `tier = "TIER"`.
+fn server_on(name: &str, tier: &str) -> (Running, PathBuf) {
+    let dir = workdir(&format!("{name}-{tier}"));
+    let cfg = config_on(&dir, "", Some(tier));
+    (start(Source::ConfigFile(cfg), "127.0.0.1:0").unwrap(), dir)
+}
+
+/// The tier `/metrics` says runs the handlers.
+fn tier_in_use(a: SocketAddr) -> String {
+    let metrics = get(a, "/metrics").text();
+    let line = metrics.lines().find(|l| l.starts_with("carnac_tier_info{")).unwrap_or_else(|| panic!("{metrics}"));
+    let tier = line.strip_prefix("carnac_tier_info{tier=\"").and_then(|l| l.strip_suffix("\"} 1"));
+    tier.unwrap_or_else(|| panic!("{line}")).to_string()
+}
+
 #[test]
 fn handlers_follow_the_cgi_contract() {
-    let (srv, _dir) = server("contract");
+    for tier in TIERS {
+        handlers_follow_the_cgi_contract_on(tier);
+    }
+}
+
+fn handlers_follow_the_cgi_contract_on(tier: &str) {
+    let (srv, _dir) = server_on("contract", tier);
     let a = srv.addr;
+    assert_eq!(tier_in_use(a), tier);
     let r = get(a, "/hello");
     assert_eq!((r.status, r.text().as_str()), (200, "hello from wasm\n"));
     assert_eq!(r.header("content-type"), Some("text/plain"));
@@ -128,18 +164,30 @@ fn handlers_follow_the_cgi_contract() {
 
 #[test]
 fn failures_become_statuses_and_the_server_keeps_serving() {
-    let (srv, _dir) = server("failures");
+    for tier in TIERS {
+        failures_become_statuses_and_the_server_keeps_serving_on(tier);
+    }
+}
+
+fn failures_become_statuses_and_the_server_keeps_serving_on(tier: &str) {
+    let (srv, _dir) = server_on("failures", tier);
     let a = srv.addr;
     let t = Instant::now();
-    assert_eq!(get(a, "/loop").status, 504);
+    assert_eq!(get(a, "/loop").status, 504, "{tier}");
     assert!(t.elapsed() < Duration::from_secs(10));
     // A guest asleep in a host call is stopped by its deadline as well.
     let t = Instant::now();
-    assert_eq!(get(a, "/sleepy").status, 504);
+    assert_eq!(get(a, "/sleepy").status, 504, "{tier}");
     assert!(t.elapsed() < Duration::from_secs(10));
-    assert_eq!(get(a, "/bomb").status, 500);
-    assert_eq!(get(a, "/trap").status, 500);
-    assert_eq!(get(a, "/bad").status, 500);
+    assert_eq!(get(a, "/bomb").status, 500, "{tier}");
+    assert_eq!(get(a, "/trap").status, 500, "{tier}");
+    assert_eq!(get(a, "/bad").status, 500, "{tier}");
+    // Unbounded recursion ends in a trap on the guest thread, not in a host
+    // stack overflow that would take the server down (compiled code runs on
+    // that thread's own stack).
+    for _ in 0..2 {
+        assert_eq!(get(a, "/recurse").status, 500, "{tier}");
+    }
     assert_eq!(request(a, "POST", "/echo", &[b'z'; 4096]).status, 413);
     let r = get(a, "/big");
     assert_eq!(r.status, 200);
@@ -148,12 +196,72 @@ fn failures_become_statuses_and_the_server_keeps_serving() {
     let metrics = get(a, "/metrics").text();
     for want in [
         "carnac_timeouts_total 2",
-        "carnac_traps_total",
+        "carnac_traps_total 4",
         "status=\"504\"",
         "status=\"413\"",
         "carnac_instantiate_seconds_count",
     ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
+    }
+    srv.stop();
+}
+
+#[test]
+fn every_request_gets_a_fresh_instance() {
+    for tier in TIERS {
+        let (srv, _dir) = server_on("fresh", tier);
+        let a = srv.addr;
+        // The handler counts its calls in a static, overwrites initialised
+        // data and dirties a page it grows: none of it may reach the next
+        // request, whether it runs on a recycled memory or a concurrent one.
+        let first = get(a, "/isolation").text();
+        assert!(first.starts_with("hits=0 data=pristine grown-page-zero=true pages="), "{tier}: {first}");
+        for _ in 0..5 {
+            assert_eq!(get(a, "/isolation").text(), first, "{tier}");
+        }
+        let handles: Vec<_> = (0..8).map(|_| std::thread::spawn(move || get(a, "/api/isolation").text())).collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), first, "{tier}");
+        }
+        srv.stop();
+    }
+}
+
+#[test]
+fn the_command_line_tier_overrides_the_file() {
+    let dir = workdir("override");
+    let cfg = config_on(&dir, "", Some("interp"));
+    let srv = start(Source::ConfigFile(cfg.clone()), "127.0.0.1:0").unwrap();
+    assert_eq!(tier_in_use(srv.addr), "interp");
+    srv.stop();
+    if TIERS.contains(&"cranelift") {
+        let overrides = Overrides { tier: Some(carnac::Strategy::Cranelift) };
+        let srv = start_with(Source::ConfigFile(cfg.clone()), "127.0.0.1:0", overrides).unwrap();
+        assert_eq!(tier_in_use(srv.addr), "cranelift");
+        assert_eq!(get(srv.addr, "/hello").text(), "hello from wasm\n");
+        // A reload keeps the command line's tier over the file's.
+        std::thread::sleep(Duration::from_millis(1100));
+        config_on(&dir, ", VERSION = \"2\"", Some("interp"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !get(srv.addr, "/env").text().contains("VERSION=2") {
+            assert!(Instant::now() < deadline, "config change was not picked up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(tier_in_use(srv.addr), "cranelift");
+        srv.stop();
+    }
+    // Without either, the interpreter; a changed `tier` applies on reload.
+    let srv = start(Source::ConfigFile(config(&dir, "")), "127.0.0.1:0").unwrap();
+    assert_eq!(tier_in_use(srv.addr), "interp");
+    if TIERS.contains(&"cranelift") {
+        std::thread::sleep(Duration::from_millis(1100));
+        config_on(&dir, "", Some("cranelift"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tier_in_use(srv.addr) != "cranelift" {
+            assert!(Instant::now() < deadline, "the tier change was not picked up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(get(srv.addr, "/hello").text(), "hello from wasm\n");
     }
     srv.stop();
 }
@@ -221,6 +329,9 @@ fn bad_configs_are_errors() {
     assert!(start(Source::ConfigFile(dir.join("b.toml")), "127.0.0.1:0").is_err());
     std::fs::write(dir.join("c.toml"), "listen = 5\n").unwrap();
     assert!(start(Source::ConfigFile(dir.join("c.toml")), "127.0.0.1:0").is_err());
+    std::fs::write(dir.join("d.toml"), "tier = \"jit\"\n[[route]]\npath = \"/\"\nmodule = \"x.wasm\"\n").unwrap();
+    let err = start(Source::ConfigFile(dir.join("d.toml")), "127.0.0.1:0").err().unwrap();
+    assert!(err.contains("unknown tier `jit` (expected `interp` or `cranelift`)"), "{err}");
     assert!(start(Source::Module(dir.join("none.wasm")), "127.0.0.1:0").is_err());
 }
 

@@ -1,6 +1,7 @@
 //! WASI waits end at the store's interrupt or epoch deadline by themselves
 //! (no `WasiCtx::set_interrupt`): a guest asleep in `poll_oneoff` for 60 s is
-//! stopped by a ticker thread's epochs or by an interrupt handle.
+//! stopped by a ticker thread's epochs or by an interrupt handle. Every test
+//! runs under each tier ([`TIERS`]).
 
 mod guests;
 
@@ -8,8 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use carnac::{Config, Engine, Error, Linker, Module, Store, TrapKind, UpdateDeadline};
+use carnac::{Config, Engine, Error, Linker, Module, Store, Strategy, TrapKind, UpdateDeadline};
 use carnac_wasi::WasiCtx;
+
+/// The tiers every test runs under: the compiled tier where it is built
+/// (Linux on x86_64 and aarch64, see crates/carnac/build.rs).
+const TIERS: &[Strategy] = if cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))) {
+    &[Strategy::Interpreter, Strategy::Cranelift]
+} else {
+    &[Strategy::Interpreter]
+};
 
 /// `wait` sleeps 60 s in one `poll_oneoff` on the monotonic clock and returns
 /// its errno; `nap` sleeps the given nanoseconds the same way (its event at 64,
@@ -59,9 +68,15 @@ fn setup(config: &Config, module: impl FnOnce(&Engine) -> Module) -> (Engine, St
     (engine, store, instance)
 }
 
-fn epochs() -> Config {
+fn epochs(tier: Strategy) -> Config {
     let mut config = Config::new();
-    config.epoch_interruption(true);
+    config.epoch_interruption(true).strategy(tier);
+    config
+}
+
+fn interruptible(tier: Strategy) -> Config {
+    let mut config = Config::new();
+    config.interruptible(true).strategy(tier);
     config
 }
 
@@ -74,18 +89,26 @@ fn trap_kind(r: Result<impl std::fmt::Debug, Error>) -> TrapKind {
 
 #[test]
 fn epoch_deadline_ends_a_60s_poll_oneoff() {
-    let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
-    let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
-    let _ticker = Ticker::start(&engine);
-    store.set_epoch_deadline(50);
-    let t = Instant::now();
-    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
-    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    for &tier in TIERS {
+        let (engine, mut store, instance) = setup(&epochs(tier), |e| Module::new(e, SLEEPER).unwrap());
+        let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
+        let _ticker = Ticker::start(&engine);
+        store.set_epoch_deadline(50);
+        let t = Instant::now();
+        assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted, "{tier:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{tier:?}: the wait lasted {:?}", t.elapsed());
+    }
 }
 
 #[test]
 fn epoch_deadline_ends_a_rust_guest_sleeping_60s() {
-    let engine = Engine::new(&epochs());
+    for &tier in TIERS {
+        epoch_deadline_ends_a_rust_guest_sleeping_60s_on(tier);
+    }
+}
+
+fn epoch_deadline_ends_a_rust_guest_sleeping_60s_on(tier: Strategy) {
+    let engine = Engine::new(&epochs(tier));
     let module = Module::from_file(&engine, guests::guest("guest")).unwrap();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
@@ -98,34 +121,44 @@ fn epoch_deadline_ends_a_rust_guest_sleeping_60s() {
     let _ticker = Ticker::start(&engine);
     store.set_epoch_deadline(50);
     let t = Instant::now();
-    assert_eq!(trap_kind(start.call(&mut store, ())), TrapKind::Interrupted);
-    assert!(t.elapsed() < Duration::from_secs(10), "the sleep lasted {:?}", t.elapsed());
+    assert_eq!(trap_kind(start.call(&mut store, ())), TrapKind::Interrupted, "{tier:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{tier:?}: the sleep lasted {:?}", t.elapsed());
 }
 
 #[test]
 fn interrupt_ends_a_60s_poll_oneoff_without_set_interrupt() {
-    let mut config = Config::new();
-    config.interruptible(true);
-    let (_engine, mut store, instance) = setup(&config, |e| Module::new(e, SLEEPER).unwrap());
+    for &tier in TIERS {
+        interrupt_ends_a_60s_poll_oneoff_without_set_interrupt_on(tier);
+    }
+}
+
+fn interrupt_ends_a_60s_poll_oneoff_without_set_interrupt_on(tier: Strategy) {
+    let (_engine, mut store, instance) = setup(&interruptible(tier), |e| Module::new(e, SLEEPER).unwrap());
     let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
     let handle = store.interrupt_handle().unwrap();
     let timer = interrupt_after(handle.clone(), 50);
     let t = Instant::now();
-    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
-    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted, "{tier:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{tier:?}: the wait lasted {:?}", t.elapsed());
     timer.join().unwrap();
     // Cleared, the store sleeps again (and is interrupted again).
     store.clear_interrupt();
     let timer = interrupt_after(handle.clone(), 50);
     let t = Instant::now();
-    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
-    assert!(t.elapsed() >= Duration::from_millis(40), "cleared, the store waited {:?}", t.elapsed());
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted, "{tier:?}");
+    assert!(t.elapsed() >= Duration::from_millis(40), "{tier:?}: cleared, the store waited {:?}", t.elapsed());
     timer.join().unwrap();
 }
 
 #[test]
 fn deadline_callback_that_grants_time_lets_the_wait_sleep_to_its_end() {
-    let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
+    for &tier in TIERS {
+        deadline_callback_that_grants_time_lets_the_wait_sleep_to_its_end_on(tier);
+    }
+}
+
+fn deadline_callback_that_grants_time_lets_the_wait_sleep_to_its_end_on(tier: Strategy) {
+    let (engine, mut store, instance) = setup(&epochs(tier), |e| Module::new(e, SLEEPER).unwrap());
     let nap = instance.get_typed_func::<i64, i32>(&store, "nap").unwrap();
     let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let c = calls.clone();
@@ -141,7 +174,7 @@ fn deadline_callback_that_grants_time_lets_the_wait_sleep_to_its_end() {
     let t = Instant::now();
     assert_eq!(nap.call(&mut store, 300_000_000).unwrap(), 0);
     let slept = t.elapsed();
-    assert!(slept >= Duration::from_millis(300), "the sleep ended after {slept:?}");
+    assert!(slept >= Duration::from_millis(300), "{tier:?}: the sleep ended after {slept:?}");
     assert!(slept < Duration::from_secs(10), "the sleep lasted {slept:?}");
     // The clock fired: one event, with the subscription's userdata.
     let memory = instance.get_memory(&store, "memory").unwrap();
@@ -154,7 +187,13 @@ fn deadline_callback_that_grants_time_lets_the_wait_sleep_to_its_end() {
 
 #[test]
 fn deadline_callback_is_asked_again_at_each_deadline_of_a_wait_and_may_end_it() {
-    let (engine, mut store, instance) = setup(&epochs(), |e| Module::new(e, SLEEPER).unwrap());
+    for &tier in TIERS {
+        deadline_callback_is_asked_again_at_each_deadline_of_a_wait_and_may_end_it_on(tier);
+    }
+}
+
+fn deadline_callback_is_asked_again_at_each_deadline_of_a_wait_and_may_end_it_on(tier: Strategy) {
+    let (engine, mut store, instance) = setup(&epochs(tier), |e| Module::new(e, SLEEPER).unwrap());
     let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
     let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let c = calls.clone();
@@ -172,7 +211,13 @@ fn deadline_callback_is_asked_again_at_each_deadline_of_a_wait_and_may_end_it() 
 
 #[test]
 fn deadline_callback_that_grants_time_lets_a_rust_guest_sleep() {
-    let engine = Engine::new(&epochs());
+    for &tier in TIERS {
+        deadline_callback_that_grants_time_lets_a_rust_guest_sleep_on(tier);
+    }
+}
+
+fn deadline_callback_that_grants_time_lets_a_rust_guest_sleep_on(tier: Strategy) {
+    let engine = Engine::new(&epochs(tier));
     let module = Module::from_file(&engine, guests::guest("guest")).unwrap();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
@@ -193,22 +238,55 @@ fn deadline_callback_that_grants_time_lets_a_rust_guest_sleep() {
 }
 
 #[test]
-#[allow(deprecated)]
 fn set_interrupt_still_works() {
+    for &tier in TIERS {
+        set_interrupt_still_works_on(tier);
+    }
+}
+
+#[allow(deprecated)]
+fn set_interrupt_still_works_on(tier: Strategy) {
     // The old wiring (a handle given to the WasiCtx) keeps working, also for
     // another store's handle, as before.
-    let mut config = Config::new();
-    config.interruptible(true);
-    let (engine, mut store, instance) = setup(&config, |e| Module::new(e, SLEEPER).unwrap());
+    let (engine, mut store, instance) = setup(&interruptible(tier), |e| Module::new(e, SLEEPER).unwrap());
     let other = Store::new(&engine, ());
     let handle = other.interrupt_handle().unwrap();
     store.data_mut().set_interrupt(handle.clone());
     let wait = instance.get_typed_func::<(), i32>(&store, "wait").unwrap();
     let timer = interrupt_after(handle, 50);
     let t = Instant::now();
-    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted);
-    assert!(t.elapsed() < Duration::from_secs(10), "the wait lasted {:?}", t.elapsed());
+    assert_eq!(trap_kind(wait.call(&mut store, ())), TrapKind::Interrupted, "{tier:?}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{tier:?}: the wait lasted {:?}", t.elapsed());
     timer.join().unwrap();
+}
+
+#[test]
+fn deadline_callback_grants_a_computing_guest_time_then_stops_it() {
+    for &tier in TIERS {
+        // `guest loop` spins forever in Rust code: only the epoch checks at its
+        // loop headers (and calls) stop it.
+        let engine = Engine::new(&epochs(tier));
+        let module = Module::from_file(&engine, guests::guest("guest")).unwrap();
+        let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+        carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+        let mut b = WasiCtx::builder();
+        b.arg("guest").args(["loop"]);
+        let mut store = Store::new(&engine, b.build());
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let start = instance.get_typed_func::<(), ()>(&store, "_start").unwrap();
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let c = calls.clone();
+        store.epoch_deadline_callback(move |_| match c.fetch_add(1, Ordering::Relaxed) {
+            0..=2 => Ok(UpdateDeadline::Continue(5)),
+            _ => Err(carnac::Trap::new(TrapKind::Interrupted).into()),
+        });
+        let _ticker = Ticker::start(&engine);
+        store.set_epoch_deadline(5);
+        let t = Instant::now();
+        assert_eq!(trap_kind(start.call(&mut store, ())), TrapKind::Interrupted, "{tier:?}");
+        assert_eq!(calls.load(Ordering::Relaxed), 4, "{tier:?}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{tier:?}: the loop ran {:?}", t.elapsed());
+    }
 }
 
 /// Interrupts through `handle` after `ms` milliseconds, on a thread of its own.

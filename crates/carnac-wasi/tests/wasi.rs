@@ -1,15 +1,39 @@
 //! WASI preview1 end to end: Rust programs compiled for wasm32-wasip1 (our own
 //! sources in tests/guests) run on Carnac through the library API, with their
-//! standard streams captured.
+//! standard streams captured, under each tier ([`TIERS`]).
 
 mod guests;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use carnac::{Config, Engine, Error, Linker, Module, Store, TrapKind};
+use carnac::{Config, Engine, Error, Linker, Module, Store, Strategy, TrapKind};
 use carnac_wasi::{I32Exit, Stream, WasiCtx};
+
+/// The tiers every guest program runs under: the compiled tier where it is
+/// built (Linux on x86_64 and aarch64, see crates/carnac/build.rs).
+const TIERS: &[Strategy] = if cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))) {
+    &[Strategy::Interpreter, Strategy::Cranelift]
+} else {
+    &[Strategy::Interpreter]
+};
+
+/// Guest `program` compiled once per test binary for `tier`, with fuel
+/// metering when `fuel` (its engine is the module's).
+fn module(program: &str, tier: Strategy, fuel: bool) -> Module {
+    type Cache = Mutex<HashMap<(String, Strategy, bool), Arc<OnceLock<Module>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cell =
+        CACHE.get_or_init(Default::default).lock().unwrap().entry((program.into(), tier, fuel)).or_default().clone();
+    cell.get_or_init(|| {
+        let mut config = Config::new();
+        config.strategy(tier).consume_fuel(fuel);
+        Module::from_file(&Engine::new(&config), guests::guest(program)).unwrap()
+    })
+    .clone()
+}
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -38,20 +62,15 @@ struct Outcome {
     stderr: String,
 }
 
-fn run_with(program: &str, args: &[&str], stdin: &[u8], dir: Option<&Path>, config: &Config) -> Outcome {
-    run_full(program, args, stdin, dir, None, config)
-}
-
 fn run_full(
+    module: &Module,
     program: &str,
     args: &[&str],
     stdin: &[u8],
     dir: Option<&Path>,
     socket: Option<std::net::TcpListener>,
-    config: &Config,
 ) -> Outcome {
-    let engine = Engine::new(config);
-    let module = Module::from_file(&engine, guests::guest(program)).unwrap();
+    let engine = module.engine().clone();
     let (out, err) = (Capture::default(), Capture::default());
     let mut b = WasiCtx::builder();
     b.arg(program)
@@ -72,7 +91,7 @@ fn run_full(
     }
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
-    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let instance = linker.instantiate(&mut store, module).unwrap();
     let start = instance.get_typed_func::<(), ()>(&store, "_start").unwrap();
     let (code, trap) = match start.call(&mut store, ()) {
         Ok(()) => (Some(0), None),
@@ -85,12 +104,14 @@ fn run_full(
     Outcome { code, trap, stdout: out.text(), stderr: err.text() }
 }
 
-fn run(program: &str, args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Outcome {
-    run_with(program, args, stdin, dir, &Config::new())
+/// Runs guest `program` under `tier`.
+fn run(tier: Strategy, program: &str, args: &[&str], stdin: &[u8], dir: Option<&Path>) -> Outcome {
+    run_full(&module(program, tier, false), program, args, stdin, dir, None)
 }
 
-fn sandbox(name: &str) -> std::path::PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wasi-{name}-{}", std::process::id()));
+/// A fresh directory `sandbox` (the guest's) beside a `secret.txt`, for one tier's run.
+fn sandbox(name: &str, tier: Strategy) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("wasi-{name}-{tier:?}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("sandbox")).unwrap();
     std::fs::write(root.join("secret.txt"), "TOP SECRET").unwrap();
@@ -99,114 +120,143 @@ fn sandbox(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn stdio_reads_stdin_to_eof_and_writes() {
-    let o = run("guest", &["stdio"], b"hello, wasi\nsecond line\n", None);
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
-    assert_eq!(o.stdout, "HELLO, WASI\nSECOND LINE\n");
-    assert_eq!(o.stderr, "read 24 bytes\n");
+    for &tier in TIERS {
+        let o = run(tier, "guest", &["stdio"], b"hello, wasi\nsecond line\n", None);
+        assert_eq!(o.code, Some(0), "{tier:?}: {}", o.stderr);
+        assert_eq!(o.stdout, "HELLO, WASI\nSECOND LINE\n", "{tier:?}");
+        assert_eq!(o.stderr, "read 24 bytes\n", "{tier:?}");
+    }
 }
 
 #[test]
 fn large_writes_arrive_whole() {
-    let o = run("guest", &["big", "3000000"], b"", None);
-    assert_eq!(o.code, Some(0));
-    assert_eq!(o.stdout.len(), 3_000_000);
-    assert!(o.stdout.bytes().all(|b| b == b'x'));
+    for &tier in TIERS {
+        let o = run(tier, "guest", &["big", "3000000"], b"", None);
+        assert_eq!(o.code, Some(0), "{tier:?}");
+        assert_eq!(o.stdout.len(), 3_000_000, "{tier:?}");
+        assert!(o.stdout.bytes().all(|b| b == b'x'), "{tier:?}");
+    }
 }
 
 #[test]
 fn args_and_env_are_exactly_what_was_granted() {
-    let o = run("guest", &["args", "one", "two words", "--flag"], b"", None);
-    assert_eq!(o.stdout, "guest\nargs\none\ntwo words\n--flag\n");
-    let o = run("guest", &["env"], b"", None);
-    assert_eq!(o.stdout, "GREETING=hello\n");
+    for &tier in TIERS {
+        let o = run(tier, "guest", &["args", "one", "two words", "--flag"], b"", None);
+        assert_eq!(o.stdout, "guest\nargs\none\ntwo words\n--flag\n", "{tier:?}");
+        let o = run(tier, "guest", &["env"], b"", None);
+        assert_eq!(o.stdout, "GREETING=hello\n", "{tier:?}");
+    }
 }
 
 #[test]
 fn exit_codes_and_panics() {
-    assert_eq!(run("guest", &["exit", "0"], b"", None).code, Some(0));
-    assert_eq!(run("guest", &["exit", "42"], b"", None).code, Some(42));
-    let o = run("guest", &["panic"], b"", None);
-    assert_eq!(o.trap, Some(TrapKind::Unreachable));
-    assert!(o.stderr.contains("the guest panicked on purpose"), "{}", o.stderr);
+    for &tier in TIERS {
+        assert_eq!(run(tier, "guest", &["exit", "0"], b"", None).code, Some(0), "{tier:?}");
+        assert_eq!(run(tier, "guest", &["exit", "42"], b"", None).code, Some(42), "{tier:?}");
+        let o = run(tier, "guest", &["panic"], b"", None);
+        assert_eq!(o.trap, Some(TrapKind::Unreachable), "{tier:?}");
+        assert!(o.stderr.contains("the guest panicked on purpose"), "{tier:?}: {}", o.stderr);
+    }
 }
 
 #[test]
 fn clocks_random_and_sleep() {
-    assert_eq!(run("guest", &["clocks"], b"", None).stdout, "realtime ok, monotonic ok (4999950000)\n");
-    assert_eq!(run("guest", &["random"], b"", None).stdout, "random ok\n");
-    let t = std::time::Instant::now();
-    let o = run("guest", &["sleep", "60"], b"", None);
-    assert!(t.elapsed().as_millis() >= 60);
-    assert!(o.stdout.starts_with("slept "), "{}", o.stdout);
-    let ms: u64 = o.stdout.trim().trim_start_matches("slept ").trim_end_matches(" ms").parse().unwrap();
-    assert!(ms >= 60, "{ms}");
+    for &tier in TIERS {
+        let o = run(tier, "guest", &["clocks"], b"", None);
+        assert_eq!(o.stdout, "realtime ok, monotonic ok (4999950000)\n", "{tier:?}");
+        assert_eq!(run(tier, "guest", &["random"], b"", None).stdout, "random ok\n", "{tier:?}");
+        let t = std::time::Instant::now();
+        let o = run(tier, "guest", &["sleep", "60"], b"", None);
+        assert!(t.elapsed().as_millis() >= 60, "{tier:?}");
+        assert!(o.stdout.starts_with("slept "), "{tier:?}: {}", o.stdout);
+        let ms: u64 = o.stdout.trim().trim_start_matches("slept ").trim_end_matches(" ms").parse().unwrap();
+        assert!(ms >= 60, "{tier:?}: {ms}");
+    }
 }
 
 #[test]
 fn files_in_a_preopened_directory() {
-    let root = sandbox("files");
-    let o = run("guest", &["files", "/sb"], b"", Some(&root.join("sandbox")));
-    assert_eq!((o.code, o.stdout.as_str()), (Some(0), "files ok\n"), "{}", o.stderr);
-    assert_eq!(std::fs::read_dir(root.join("sandbox")).unwrap().count(), 0);
+    for &tier in TIERS {
+        let root = sandbox("files", tier);
+        let o = run(tier, "guest", &["files", "/sb"], b"", Some(&root.join("sandbox")));
+        assert_eq!((o.code, o.stdout.as_str()), (Some(0), "files ok\n"), "{tier:?}: {}", o.stderr);
+        assert_eq!(std::fs::read_dir(root.join("sandbox")).unwrap().count(), 0, "{tier:?}");
+    }
 }
 
 #[test]
 fn directories_and_readdir() {
-    let root = sandbox("dirs");
-    let o = run("guest", &["dirs", "/sb"], b"", Some(&root.join("sandbox")));
-    assert_eq!((o.code, o.stdout.as_str()), (Some(0), "dirs ok\n"), "{}", o.stderr);
-    assert_eq!(std::fs::read_dir(root.join("sandbox/many")).unwrap().count(), 300);
+    for &tier in TIERS {
+        let root = sandbox("dirs", tier);
+        let o = run(tier, "guest", &["dirs", "/sb"], b"", Some(&root.join("sandbox")));
+        assert_eq!((o.code, o.stdout.as_str()), (Some(0), "dirs ok\n"), "{tier:?}: {}", o.stderr);
+        assert_eq!(std::fs::read_dir(root.join("sandbox/many")).unwrap().count(), 300, "{tier:?}");
+    }
 }
 
 #[test]
 fn symlinks_and_hard_links_inside_the_sandbox() {
-    let root = sandbox("links");
-    let o = run("guest", &["symlinks", "/sb"], b"", Some(&root.join("sandbox")));
-    assert_eq!((o.code, o.stdout.as_str()), (Some(0), "symlinks ok\n"), "{}", o.stderr);
+    for &tier in TIERS {
+        let root = sandbox("links", tier);
+        let o = run(tier, "guest", &["symlinks", "/sb"], b"", Some(&root.join("sandbox")));
+        assert_eq!((o.code, o.stdout.as_str()), (Some(0), "symlinks ok\n"), "{tier:?}: {}", o.stderr);
+    }
 }
 
 #[test]
 fn no_escape_from_a_preopen() {
-    let root = sandbox("escape");
-    let o = run("guest", &["escape", "/sb"], b"", Some(&root.join("sandbox")));
-    assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let lines: Vec<&str> = o.stdout.lines().collect();
-    assert_eq!(lines.len(), 12, "{}", o.stdout);
-    for line in &lines {
-        assert!(line.contains(": denied"), "escape route open: {line}");
+    for &tier in TIERS {
+        let root = sandbox("escape", tier);
+        let o = run(tier, "guest", &["escape", "/sb"], b"", Some(&root.join("sandbox")));
+        assert_eq!(o.code, Some(0), "{tier:?}: {}", o.stderr);
+        let lines: Vec<&str> = o.stdout.lines().collect();
+        assert_eq!(lines.len(), 12, "{tier:?}: {}", o.stdout);
+        for line in &lines {
+            assert!(line.contains(": denied"), "{tier:?}: escape route open: {line}");
+        }
+        // Nothing outside the sandbox was read, changed or created.
+        assert_eq!(std::fs::read_to_string(root.join("secret.txt")).unwrap(), "TOP SECRET");
+        let mut outside: Vec<String> =
+            std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        outside.sort();
+        assert_eq!(outside, ["sandbox", "secret.txt"], "{tier:?}");
+        // Without any preopen, there is no file system at all.
+        let o = run(tier, "guest", &["escape", "/sb"], b"", None);
+        assert!(o.stdout.lines().all(|l| l.contains(": denied")), "{tier:?}: {}", o.stdout);
     }
-    // Nothing outside the sandbox was read, changed or created.
-    assert_eq!(std::fs::read_to_string(root.join("secret.txt")).unwrap(), "TOP SECRET");
-    let mut outside: Vec<String> =
-        std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    outside.sort();
-    assert_eq!(outside, ["sandbox", "secret.txt"]);
-    // Without any preopen, there is no file system at all.
-    let o = run("guest", &["escape", "/sb"], b"", None);
-    assert!(o.stdout.lines().all(|l| l.contains(": denied")), "{}", o.stdout);
 }
 
 #[test]
 fn bad_descriptors_are_ebadf() {
-    let o = run("guest", &["badptr"], b"", None);
-    assert_eq!(o.stdout, "badf 8\nraise 58\n");
+    for &tier in TIERS {
+        let o = run(tier, "guest", &["badptr"], b"", None);
+        assert_eq!(o.stdout, "badf 8\nraise 58\n", "{tier:?}");
+    }
 }
 
 #[test]
 fn rights_follow_the_open_mode_and_do_not_change() {
-    let root = sandbox("rights");
-    let o = run("guest", &["rights", "/sb"], b"", Some(&root.join("sandbox")));
-    assert_eq!(o.stdout, "write-on-readonly 8 set-rights 58 read-after 0\n", "{}", o.stderr);
+    for &tier in TIERS {
+        let root = sandbox("rights", tier);
+        let o = run(tier, "guest", &["rights", "/sb"], b"", Some(&root.join("sandbox")));
+        assert_eq!(o.stdout, "write-on-readonly 8 set-rights 58 read-after 0\n", "{tier:?}: {}", o.stderr);
+    }
 }
 
 #[test]
 fn a_read_only_preopen_refuses_every_change() {
-    let root = sandbox("read-only");
+    for &tier in TIERS {
+        a_read_only_preopen_refuses_every_change_on(tier);
+    }
+}
+
+fn a_read_only_preopen_refuses_every_change_on(tier: Strategy) {
+    let root = sandbox("read-only", tier);
     let dir = root.join("sandbox");
     std::fs::write(dir.join("r.txt"), "abc").unwrap();
     std::fs::create_dir_all(dir.join("d")).unwrap();
     let before = std::fs::metadata(dir.join("r.txt")).unwrap().modified().unwrap();
-    let module = Module::from_file(&Engine::default(), guests::guest("guest")).unwrap();
+    let module = module("guest", tier, false);
     let engine = module.engine().clone();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
@@ -224,7 +274,8 @@ fn a_read_only_preopen_refuses_every_change() {
     assert_eq!(
         text,
         "read abc | create 63, write 63, truncate 63, mkdir 63, rmdir 63, unlink 63, rename 63, symlink 63, \
-         link 63, set-times 63\n"
+         link 63, set-times 63\n",
+        "{tier:?}"
     );
     let mut names: Vec<String> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
@@ -248,20 +299,29 @@ impl std::io::Write for SharedBuf {
 }
 
 #[test]
-fn realistic_program_runs_and_agrees_with_itself_under_fuel() {
-    let root = sandbox("realistic");
-    let dir = root.join("sandbox");
-    let plain = run("realistic", &["/sb", "50000"], b"", Some(&dir));
-    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
-    assert!(plain.stdout.starts_with("words=50000 distinct="), "{}", plain.stdout);
-    let mut config = Config::new();
-    config.consume_fuel(true);
-    let fueled = run_with("realistic", &["/sb", "50000"], b"", Some(&dir), &config);
-    assert_eq!(fueled.stdout, plain.stdout);
+fn realistic_program_runs_and_agrees_with_itself_under_fuel_and_across_tiers() {
+    let mut outputs = Vec::new();
+    for &tier in TIERS {
+        let root = sandbox("realistic", tier);
+        let dir = root.join("sandbox");
+        let plain = run(tier, "realistic", &["/sb", "50000"], b"", Some(&dir));
+        assert_eq!(plain.code, Some(0), "{tier:?}: {}", plain.stderr);
+        assert!(plain.stdout.starts_with("words=50000 distinct="), "{tier:?}: {}", plain.stdout);
+        let fueled = run_full(&module("realistic", tier, true), "realistic", &["/sb", "50000"], b"", Some(&dir), None);
+        assert_eq!(fueled.stdout, plain.stdout, "{tier:?}");
+        outputs.push(plain.stdout);
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "the tiers disagree: {outputs:?}");
 }
 
 #[test]
 fn preopened_socket_accepts_receives_and_sends() {
+    for &tier in TIERS {
+        preopened_socket_accepts_receives_and_sends_on(tier);
+    }
+}
+
+fn preopened_socket_accepts_receives_and_sends_on(tier: Strategy) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let client = std::thread::spawn(move || {
@@ -273,24 +333,32 @@ fn preopened_socket_accepts_receives_and_sends() {
         reply
     });
     // No preopened directory, so the socket is descriptor 3.
-    let o = run_full("guest", &["serve", "3"], b"", None, Some(listener), &Config::new());
-    assert_eq!(o.stdout, "served ping over wasi\n", "{}", o.stderr);
-    assert_eq!(client.join().unwrap(), "PING OVER WASI\n");
+    let o = run_full(&module("guest", tier, false), "guest", &["serve", "3"], b"", None, Some(listener));
+    assert_eq!(o.stdout, "served ping over wasi\n", "{tier:?}: {}", o.stderr);
+    assert_eq!(client.join().unwrap(), "PING OVER WASI\n", "{tier:?}");
     // Socket calls on a non-socket are ENOTSOCK, not a crash.
-    let o = run("guest", &["badptr"], b"", None);
-    assert!(o.stdout.contains("badf 8"));
+    let o = run(tier, "guest", &["badptr"], b"", None);
+    assert!(o.stdout.contains("badf 8"), "{tier:?}");
 }
 
 #[test]
 fn poll_oneoff_reports_ready_input_before_the_clock() {
-    let o = run("guest", &["poll"], b"input", None);
-    assert_eq!(o.stdout, "poll errno 0 events 1 first 2 type 1 fast true\n", "{}", o.stderr);
+    for &tier in TIERS {
+        let o = run(tier, "guest", &["poll"], b"input", None);
+        assert_eq!(o.stdout, "poll errno 0 events 1 first 2 type 1 fast true\n", "{tier:?}: {}", o.stderr);
+    }
 }
 
 #[test]
 fn memory_pipes_feed_stdin_and_collect_stdout_and_stderr() {
+    for &tier in TIERS {
+        memory_pipes_feed_stdin_and_collect_stdout_and_stderr_on(tier);
+    }
+}
+
+fn memory_pipes_feed_stdin_and_collect_stdout_and_stderr_on(tier: Strategy) {
     use carnac_wasi::pipe::{MemoryInputPipe, MemoryOutputPipe};
-    let module = Module::from_file(&Engine::default(), guests::guest("guest")).unwrap();
+    let module = module("guest", tier, false);
     let engine = module.engine().clone();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
@@ -311,11 +379,11 @@ fn memory_pipes_feed_stdin_and_collect_stdout_and_stderr() {
         (result, stdout.contents(), String::from_utf8(stderr.contents()).unwrap())
     };
     let (result, out, err) = run(&["guest", "stdio"], "hello pipes", 1 << 20);
-    assert!(result.is_ok(), "{err}");
-    assert_eq!(out, b"HELLO PIPES");
-    assert_eq!(err, "read 11 bytes\n");
+    assert!(result.is_ok(), "{tier:?}: {err}");
+    assert_eq!(out, b"HELLO PIPES", "{tier:?}");
+    assert_eq!(err, "read 11 bytes\n", "{tier:?}");
     // A pipe holds at most its capacity: the guest's write past it fails.
     let (result, out, _) = run(&["guest", "big", "100000"], "", 1000);
-    assert!(result.is_err());
-    assert_eq!(out.len(), 1000);
+    assert!(result.is_err(), "{tier:?}");
+    assert_eq!(out.len(), 1000, "{tier:?}");
 }

@@ -1081,3 +1081,22 @@ fn backtrace_frames_carry_their_offsets_in_the_module() {
     let shown = err.to_string();
     assert!(shown.contains(&format!("  0: {unreachable_at:#x} - m!inner")), "{shown}");
 }
+
+#[test]
+fn stores_and_what_they_hand_out_go_to_other_threads() {
+    fn send<S: Send>() {}
+    send::<Store<()>>();
+    send::<Store<Vec<u8>>>();
+    send::<Engine>();
+    send::<Module>();
+    send::<InstancePre<()>>();
+    send::<InterruptHandle>();
+    // And it runs there: instantiated on one thread, called on another.
+    let engine = Engine::default();
+    let module = Module::new(&engine, r#"(module (func (export "f") (result i32) (i32.const 7)))"#).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let f = instance.get_typed_func::<(), i32>(&store, "f").unwrap();
+    let got = std::thread::spawn(move || f.call(&mut store, ()).unwrap()).join().unwrap();
+    assert_eq!(got, 7);
+}

@@ -40,9 +40,15 @@ pub(crate) fn call_func<T>(
                 return Err(Trap::new(TrapKind::StackExhausted));
             }
             store.inner.reentry += 1;
-            let result = run(store, instance, def_index, slots);
+            // A host function's panic unwinds through here (both tiers carry it
+            // out to the caller): the count must come down all the same, or the
+            // store would take its next outermost call for a nested one, keep a
+            // stack limit measured on a stack it may no longer run on (another
+            // thread's), and refuse to run there with `StackExhausted`.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(store, instance, def_index, slots)));
             store.inner.reentry -= 1;
-            result
+            result.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
         }
     }
 }

@@ -289,6 +289,18 @@ pub(crate) struct StoreInner {
 #[doc(hidden)]
 pub struct StoreOpaque<'a>(pub(crate) &'a mut StoreInner);
 
+// SAFETY: the raw pointers in a store's state (its context block and function
+// references, memory and table definitions, global cells, the store context's
+// pointers to the interrupt words) point into allocations the store owns, into
+// `Arc`-shared atomics (`Signals`, the engine's epoch) or into modules' code and
+// data kept alive by the instances' `Arc`s: nothing tied to a thread. They are
+// written only through `&mut Store` (or by guest code running under one), so
+// moving a store to another thread, or sharing `&Store` (which only reads), is
+// as sound as for the plain data they stand for. Without this, `Store<T>` would
+// not be `Send` (as Wasmtime's is when `T` is), since raw pointers are neither.
+unsafe impl Send for StoreInner {}
+unsafe impl Sync for StoreInner {}
+
 /// Where a store's guests learn that they must stop: the interrupt flag
 /// ([`InterruptHandle`]) and the epoch deadline ([`Store::set_epoch_deadline`]).
 ///
@@ -794,12 +806,14 @@ impl<T> Store<T> {
             return Ok(());
         }
         let Some(mut callback) = self.epoch_callback.take() else { return Err(Trap::new(TrapKind::Interrupted)) };
-        let result = callback(self);
+        // A panicking callback stays installed too: the panic goes on to the
+        // caller, and the store keeps what its embedder configured.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(self)));
         // Unless the callback installed another one.
         if self.epoch_callback.is_none() {
             self.epoch_callback = Some(callback);
         }
-        match result {
+        match result.unwrap_or_else(|payload| std::panic::resume_unwind(payload)) {
             Ok(UpdateDeadline::Continue(ticks)) => {
                 self.set_epoch_deadline(ticks);
                 Ok(())

@@ -1,7 +1,17 @@
 //! An HTTP handler for `carnac serve` (CGI over WASI, WAGI-style): behaviour by path.
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+/// Recurses until the runtime stops it (a stack-exhaustion trap).
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 8]);
+    if std::hint::black_box(n) == u64::MAX {
+        return frame[0];
+    }
+    recurse(n + 1) + frame[7]
+}
 
 fn main() {
     let path = std::env::var("PATH_INFO").unwrap_or_default();
@@ -77,6 +87,25 @@ fn main() {
             panic!("handler failure");
         }
         "bad" => write!(out, "this is not a header\n\nbody\n").unwrap(),
+        "isolation" => {
+            // What this request changes, the next one must not see (a fresh
+            // instance each): a counter, initialised data, a grown page.
+            static HITS: AtomicU32 = AtomicU32::new(0);
+            static mut DATA: [u8; 8] = *b"pristine";
+            let hits = HITS.fetch_add(1, Ordering::SeqCst);
+            // SAFETY: one thread; volatile, so the data segment is really read and written.
+            let data = unsafe { (&raw mut DATA).read_volatile() };
+            unsafe { (&raw mut DATA).write_volatile(*b"modified") };
+            let pages = core::arch::wasm32::memory_grow::<0>(1);
+            let page = (pages * 65536) as *mut u8;
+            // SAFETY: the page just grown, which nothing else uses.
+            let zero = (0..65536).all(|i| unsafe { page.add(i).read_volatile() } == 0);
+            unsafe { std::ptr::write_bytes(page, 0xAB, 65536) };
+            let data = String::from_utf8_lossy(&data);
+            write!(out, "Content-Type: text/plain\n\nhits={hits} data={data} grown-page-zero={zero} pages={pages}\n")
+                .unwrap();
+        }
+        "recurse" => write!(out, "Content-Type: text/plain\n\ndepth {}\n", recurse(0)).unwrap(),
         // Hostile handlers (crates/carnac-serve/tests/hostile.rs).
         "forge" => {
             // A zero length, then a whole forged response for the client's next request.
