@@ -4,7 +4,7 @@
 Each interpreter handler ends by jumping to the next instruction's handler, and
 callgrind records those jumps as calls, so a callgrind profile of a release
 build holds the exact count of every (instruction, next instruction) pair. The
-top pairs are the candidates for one fused instruction (see interp/translate.rs).
+top pairs are the candidates for one fused instruction (see interp/translate/fuse.rs).
 
     valgrind --tool=callgrind --callgrind-out-file=cg.out \\
         target/release/carnac run target/bench-programs/wasm32-wasip1/release/json.wasm 2000
@@ -35,7 +35,7 @@ def pairs(path):
         # A build with `-C symbol-mangling-version=v0` names each handler's
         # accumulator form (`I32Add::<false, 3>`): kept as `I32Add[3]`.
         s = re.sub(r"::<(?:false|true), (\d)>", r"[\1]", s)
-        return re.sub(r"carnac::interp::threaded::|'\d+|(?:::)?<.*?>", "", s)
+        return re.sub(r"carnac::interp::threaded::(?:calls::)?|'\d+|(?:::)?<.*?>", "", s)
 
     counts = collections.Counter()
     fn = cfn = None

@@ -1,0 +1,578 @@
+//! Lowering: one wasm operator at a time into interpreter instructions
+//! (`op`), with the numeric, load/store and SIMD operators generated from the
+//! instruction lists of `code` (`for_each_numeric!`, `for_each_simd!`). The
+//! fused forms are tried first (`fuse`); anything else becomes the plain
+//! instruction.
+//!
+//! Must not touch: code already emitted, except through the fusions,
+//! `replace_last` and `retarget_last`.
+
+use wasmparser::Operator;
+
+use super::fuse::fuse_producer_into_imm;
+use super::{err, Ctrl, CtrlKind, Entry, Operand, Source, Translator};
+use crate::error::Error;
+use crate::interp::code::{for_each_numeric, for_each_simd, Instr, SimdOp, Slot};
+use crate::module::{invalid, ModuleInfo};
+use crate::types::ValType;
+
+macro_rules! translate_numeric {
+    (
+        unary { $($un:ident),* $(,)? }
+        binary { $($bin:ident),* $(,)? }
+        load { $($load:ident),* $(,)? }
+        store { $($store:ident),* $(,)? }
+    ) => {
+        impl Translator {
+            /// Translates a numeric, load or store operator; false for any other operator.
+            fn numeric(&mut self, op: &Operator<'_>) -> bool {
+                match op {
+                    $( Operator::$un => {
+                        let src = self.pop();
+                        let dst = self.push_temp();
+                        self.emit(Instr::$un { dst, src });
+                    } )*
+                    $( Operator::$bin => {
+                        self.binary(Instr::$bin { dst: 0, lhs: 0, rhs: 0 }, |dst, lhs, rhs| {
+                            Instr::$bin { dst, lhs, rhs }
+                        });
+                    } )*
+                    $( Operator::$load { memarg } => {
+                        let addr = self.pop();
+                        let dst = self.push_temp();
+                        self.emit(Instr::$load { dst, addr, offset: memarg.offset as u32 });
+                    } )*
+                    $( Operator::$store { memarg } => {
+                        let value = self.pop();
+                        let addr = self.pop();
+                        self.emit(Instr::$store { addr, value, offset: memarg.offset as u32 });
+                    } )*
+                    _ => return false,
+                }
+                true
+            }
+        }
+    };
+}
+for_each_numeric!(translate_numeric);
+
+macro_rules! translate_simd {
+    (
+        load { $($load:ident),* $(,)? }
+        store { $($store:ident),* $(,)? }
+        load_lane { $($ll:ident),* $(,)? }
+        store_lane { $($sl:ident),* $(,)? }
+        extract { $($ex:ident),* $(,)? }
+        replace { $($rp:ident),* $(,)? }
+        splat { $($sp:ident),* $(,)? }
+        unary { $($un:ident),* $(,)? }
+        test { $($te:ident),* $(,)? }
+        binary { $($bin:ident),* $(,)? }
+        shift { $($sh:ident),* $(,)? }
+        ternary { $($tern:ident),* $(,)? }
+    ) => {
+        impl Translator {
+            /// Translates a SIMD operator (see `for_each_simd` for the operand
+            /// conventions); false for any other operator.
+            fn simd(&mut self, op: &Operator<'_>) -> bool {
+                let simd = |op, lane, a, b, c| (op, lane, a, b, c);
+                let instr = match *op {
+                    $( Operator::$load { memarg } => {
+                        let addr = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$load, 0, dst, addr, memarg.offset as u32)
+                    } )*
+                    $( Operator::$store { memarg } => {
+                        let v = self.pop();
+                        let addr = self.pop();
+                        simd(SimdOp::$store, 0, addr, v, memarg.offset as u32)
+                    } )*
+                    $( Operator::$ll { memarg, lane } => {
+                        // The lane is loaded into v's own temp, which then moves
+                        // down to the result position (where the address was).
+                        let top = self.stack.len() - 1;
+                        self.materialize_at(top);
+                        let v = self.pop();
+                        let addr = self.pop();
+                        self.emit_simd(simd(SimdOp::$ll, lane, v, addr, memarg.offset as u32));
+                        let dst = self.push_temp_wide();
+                        self.emit_move(Source::Slot(v), dst, true);
+                        return true;
+                    } )*
+                    $( Operator::$sl { memarg, lane } => {
+                        let v = self.pop();
+                        let addr = self.pop();
+                        simd(SimdOp::$sl, lane, addr, v, memarg.offset as u32)
+                    } )*
+                    $( Operator::$ex { lane } => {
+                        let v = self.pop();
+                        let dst = self.push_temp();
+                        simd(SimdOp::$ex, lane, dst, v, 0)
+                    } )*
+                    $( Operator::$rp { lane } => {
+                        // In place, in v's own temp.
+                        let below = self.stack.len() - 2;
+                        self.materialize_at(below);
+                        let x = self.pop();
+                        self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$rp, lane, dst, x, 0)
+                    } )*
+                    $( Operator::$sp => {
+                        let x = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$sp, 0, dst, x, 0)
+                    } )*
+                    $( Operator::$un => {
+                        let v = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$un, 0, dst, v, 0)
+                    } )*
+                    $( Operator::$te => {
+                        let v = self.pop();
+                        let dst = self.push_temp();
+                        simd(SimdOp::$te, 0, dst, v, 0)
+                    } )*
+                    $( Operator::$bin => {
+                        let rhs = self.pop();
+                        let lhs = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$bin, 0, dst, lhs, rhs)
+                    } )*
+                    $( Operator::$sh => {
+                        let count = self.pop();
+                        let v = self.pop();
+                        let dst = self.push_temp_wide();
+                        simd(SimdOp::$sh, 0, dst, v, count)
+                    } )*
+                    Operator::V128Bitselect => {
+                        let mask = self.pop();
+                        let v2 = self.pop();
+                        let pos = self.stack.len() - 1;
+                        self.materialize_at(pos);
+                        simd(SimdOp::V128Bitselect, 0, self.slot_of(pos), v2, mask)
+                    }
+                    Operator::I8x16Shuffle { lanes } => {
+                        self.v128_const(u128::from_le_bytes(lanes));
+                        let mask = self.pop();
+                        let v2 = self.pop();
+                        let pos = self.stack.len() - 1;
+                        self.materialize_at(pos);
+                        simd(SimdOp::I8x16Shuffle, 0, self.slot_of(pos), v2, mask)
+                    }
+                    Operator::V128Const { value } => {
+                        self.v128_const(value.i128() as u128);
+                        return true;
+                    }
+                    _ => return false,
+                };
+                self.emit_simd(instr);
+                true
+            }
+        }
+    };
+}
+for_each_simd!(translate_simd);
+
+impl Translator {
+    /// A binary operator, in its immediate form when the right operand is a
+    /// constant that fits.
+    fn binary(&mut self, base: Instr, make: fn(Slot, Slot, Slot) -> Instr) {
+        if self.float_const_operand(&base) {
+            return;
+        }
+        let top = self.stack.len() - 1;
+        if let Operand::Const(v) = self.stack[top].op {
+            let imm = if Instr::imm_is_64(&base) { i32::try_from(v as i64).ok() } else { Some(v as u32 as i32) };
+            if let Some(imm) = imm.filter(|i| Instr::with_imm(&base, 0, 0, *i).is_some()) {
+                let producer = self.producer_of(top - 1);
+                self.stack.pop();
+                let lhs = self.pop();
+                let dst = self.push_temp();
+                let instr = Instr::with_imm(&base, dst, lhs, imm).expect("checked above");
+                if let Some(fused) = producer.and_then(|p| fuse_producer_into_imm(p, instr)) {
+                    self.replace_last(fused);
+                } else if !self.merge_add_imm(instr) {
+                    self.emit(instr);
+                }
+                return;
+            }
+        }
+        if self.fuse_producer_into_binary(&base) {
+            return;
+        }
+        let rhs = self.pop();
+        let lhs = self.pop();
+        let dst = self.push_temp();
+        self.emit(make(dst, lhs, rhs));
+    }
+
+    pub(super) fn op(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Result<(), Error> {
+        self.op_offset = offset as u32;
+        if self.dead {
+            self.dead_op(op);
+            return Ok(());
+        }
+        self.charge();
+        if self.constant_memory_access(op)
+            || self.fused_multiply_add(op)
+            || self.indexed_load(op)
+            || self.displaced_load(op)
+            || self.copying_store(op)
+            || self.numeric(op)
+        {
+            return Ok(());
+        }
+        match *op {
+            Operator::Nop => {}
+            Operator::Unreachable => {
+                self.emit(Instr::Unreachable);
+                self.dead = true;
+            }
+            Operator::Block { blockty } | Operator::Loop { blockty } => {
+                let (params, results, params_wide, results_wide) = Self::block_sig(info, blockty);
+                self.materialize_all();
+                let is_loop = matches!(op, Operator::Loop { .. });
+                // A loop's branch target is its header, including the header's fuel charge.
+                let start = self.pc();
+                if is_loop {
+                    self.set_label();
+                    if let Some(check) = self.check {
+                        self.emit(check);
+                    }
+                }
+                let height = self.stack.len() - params as usize;
+                self.ctrl.push(Ctrl {
+                    kind: if is_loop { CtrlKind::Loop } else { CtrlKind::Block },
+                    height,
+                    base_slot: self.slot_at(height),
+                    params,
+                    results,
+                    params_wide,
+                    results_wide,
+                    start,
+                    fixups: Vec::new(),
+                    else_fixup: None,
+                    dead_entry: false,
+                });
+            }
+            Operator::If { blockty } => {
+                let (params, results, params_wide, results_wide) = Self::block_sig(info, blockty);
+                let cond = self.pop_cond();
+                self.materialize_all();
+                let at = self.emit_cond_branch(cond, true, 0);
+                self.new_fuel_block();
+                let height = self.stack.len() - params as usize;
+                self.ctrl.push(Ctrl {
+                    kind: CtrlKind::If,
+                    height,
+                    base_slot: self.slot_at(height),
+                    params,
+                    results,
+                    params_wide,
+                    results_wide,
+                    start: 0,
+                    fixups: Vec::new(),
+                    else_fixup: Some(at),
+                    dead_entry: false,
+                });
+            }
+            Operator::Else => self.else_(),
+            Operator::End => self.end(),
+            Operator::Br { relative_depth } => {
+                let c = self.ctrl_index(relative_depth);
+                if c == 0 {
+                    // A branch to the function body's end is a return.
+                    self.emit_return(self.ctrl[0].results as usize);
+                } else {
+                    self.emit_branch_moves(c);
+                    self.emit_jump(c);
+                }
+                self.dead = true;
+            }
+            Operator::BrIf { relative_depth } => {
+                let cond = self.pop_cond();
+                let c = self.ctrl_index(relative_depth);
+                if self.branch_moves(c).next().is_none() {
+                    if self.ctrl[c].kind == CtrlKind::Loop {
+                        let target = self.ctrl[c].start;
+                        self.emit_cond_branch(cond, false, target);
+                    } else {
+                        let at = self.emit_cond_branch(cond, false, 0);
+                        self.ctrl[c].fixups.push(at);
+                    }
+                } else {
+                    let skip = self.emit_cond_branch(cond, true, 0);
+                    self.emit_branch_moves(c);
+                    self.emit_jump(c);
+                    let here = self.pc();
+                    self.patch(skip, here);
+                    self.set_label();
+                }
+            }
+            Operator::BrTable { ref targets } => {
+                let index = self.pop();
+                let mut depths = Vec::new();
+                for t in targets.targets() {
+                    depths.push(t.map_err(invalid)?);
+                }
+                depths.push(targets.default());
+                let len = depths.len() as u32 - 1;
+                self.emit(Instr::BrTable { index, len });
+                let first = self.code.len();
+                for _ in 0..depths.len() {
+                    self.emit(Instr::Br { target: 0 });
+                }
+                let mut stubs: Vec<(u32, u32)> = Vec::new();
+                for (i, depth) in depths.into_iter().enumerate() {
+                    let at = first + i;
+                    let c = self.ctrl_index(depth);
+                    if self.branch_moves(c).next().is_none() {
+                        if self.ctrl[c].kind == CtrlKind::Loop {
+                            let start = self.ctrl[c].start;
+                            self.patch(at, start);
+                        } else {
+                            self.ctrl[c].fixups.push(at);
+                        }
+                    } else if let Some(&(_, pc)) = stubs.iter().find(|(d, _)| *d == depth) {
+                        self.patch(at, pc);
+                    } else {
+                        let pc = self.pc();
+                        self.patch(at, pc);
+                        stubs.push((depth, pc));
+                        self.emit_branch_moves(c);
+                        self.emit_jump(c);
+                    }
+                }
+                self.dead = true;
+            }
+            Operator::Return => {
+                let n = self.ctrl[0].results as usize;
+                self.emit_return(n);
+                self.dead = true;
+            }
+            Operator::Call { function_index } => {
+                let ty = info.func_type(function_index);
+                let np = ty.params().len();
+                self.materialize_top(np);
+                let base = self.slot_at(self.stack.len() - np);
+                self.stack.truncate(self.stack.len() - np);
+                if function_index >= info.num_imported_funcs {
+                    let def_index = function_index - info.num_imported_funcs;
+                    self.emit(Instr::CallInternal { def_index, base });
+                } else {
+                    self.emit(Instr::Call { func: function_index, base });
+                }
+                for &r in ty.results() {
+                    self.push_temp_of(r);
+                }
+            }
+            Operator::CallIndirect { type_index, table_index } => {
+                let ty = &info.types[type_index as usize];
+                let np = ty.params().len();
+                self.materialize_top(np + 1);
+                let base = self.slot_at(self.stack.len() - np - 1);
+                self.stack.truncate(self.stack.len() - np - 1);
+                self.emit(Instr::CallIndirect { type_index, table: table_index, base });
+                for &r in ty.results() {
+                    self.push_temp_of(r);
+                }
+            }
+            Operator::Drop => {
+                self.stack.pop();
+            }
+            Operator::Select | Operator::TypedSelect { .. } if self.select_packed() => {}
+            Operator::Select | Operator::TypedSelect { .. } => {
+                let cond = self.pop();
+                let src = self.pop();
+                let pos = self.stack.len() - 1;
+                self.materialize_at(pos);
+                let dst = self.slot_of(pos);
+                if self.stack[pos].wide {
+                    self.emit(Instr::SelectTo2 { dst, cond, src });
+                } else {
+                    self.emit(Instr::SelectTo { dst, cond, src });
+                }
+            }
+            Operator::LocalGet { local_index } => self.push(Operand::Local(local_index)),
+            Operator::LocalSet { local_index } => self.local_set(local_index),
+            Operator::LocalTee { local_index } => {
+                self.local_set(local_index);
+                self.push(Operand::Local(local_index));
+            }
+            Operator::GlobalGet { global_index } => {
+                if info.globals[global_index as usize].content == ValType::V128 {
+                    let dst = self.push_temp_wide();
+                    self.emit(Instr::GlobalGet2 { dst, global: global_index });
+                } else {
+                    let dst = self.push_temp();
+                    self.emit(Instr::GlobalGet { dst, global: global_index });
+                }
+            }
+            Operator::GlobalSet { global_index } => {
+                let src = self.pop();
+                if self.fuse_into_global_set(src, global_index) {
+                    return Ok(());
+                }
+                if info.globals[global_index as usize].content == ValType::V128 {
+                    self.emit(Instr::GlobalSet2 { src, global: global_index });
+                } else {
+                    self.emit(Instr::GlobalSet { src, global: global_index });
+                }
+            }
+            Operator::I32Const { value } => self.constant(value as u32 as u64),
+            Operator::I64Const { value } => self.constant(value as u64),
+            Operator::F32Const { value } => self.constant(value.bits() as u64),
+            Operator::F64Const { value } => self.constant(value.bits()),
+            // Free: i32 readers only look at the low 32 bits, floats are kept as bits.
+            Operator::I32WrapI64
+            | Operator::I32ReinterpretF32
+            | Operator::F32ReinterpretI32
+            | Operator::I64ReinterpretF64
+            | Operator::F64ReinterpretI64 => {}
+            Operator::MemorySize { .. } => {
+                let dst = self.push_temp();
+                self.emit(Instr::MemorySize { dst });
+            }
+            Operator::MemoryGrow { .. } => {
+                let delta = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::MemoryGrow { dst, delta });
+            }
+            Operator::MemoryFill { .. } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryFill { base });
+            }
+            Operator::MemoryCopy { .. } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryCopy { base });
+            }
+            Operator::MemoryInit { data_index, .. } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryInit { segment: data_index, base });
+            }
+            Operator::DataDrop { data_index } => {
+                self.emit(Instr::DataDrop { segment: data_index });
+            }
+            Operator::TableGet { table } => {
+                let index = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::TableGet { dst, table, index });
+            }
+            Operator::TableSet { table } => {
+                let value = self.pop();
+                let index = self.pop();
+                self.emit(Instr::TableSet { table, index, value });
+            }
+            Operator::TableSize { table } => {
+                let dst = self.push_temp();
+                self.emit(Instr::TableSize { dst, table });
+            }
+            Operator::TableGrow { table } => {
+                let base = self.take_consecutive(2);
+                self.push_temp();
+                self.emit(Instr::TableGrow { table, base });
+            }
+            Operator::TableFill { table } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::TableFill { table, base });
+            }
+            Operator::TableCopy { dst_table, src_table } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::TableCopy { dst_table, src_table, base });
+            }
+            Operator::TableInit { elem_index, table } => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::TableInit { table, segment: elem_index, base });
+            }
+            Operator::ElemDrop { elem_index } => {
+                self.emit(Instr::ElemDrop { segment: elem_index });
+            }
+            Operator::RefNull { .. } => self.constant(0),
+            Operator::RefIsNull => {
+                let src = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::I64Eqz { dst, src });
+            }
+            Operator::RefFunc { function_index } => {
+                let dst = self.push_temp();
+                self.emit(Instr::RefFunc { dst, func: function_index });
+            }
+            // SIMD last: scalar operators never pay for its match.
+            ref other if self.simd(other) => {}
+            ref other => {
+                return Err(err(offset, format!("unsupported operator {}", crate::module::operator_text(other))));
+            }
+        }
+        Ok(())
+    }
+
+    /// `select` as one instruction when both operands are (or become, for
+    /// constants) narrow values in slots below 2^16; false to use the general form.
+    fn select_packed(&mut self) -> bool {
+        let len = self.stack.len();
+        // The slot each operand will be read from (constants are written to their own).
+        let slot_for = |t: &Self, pos: usize| match t.stack[pos].op {
+            Operand::Local(l) => t.local_slot(l),
+            _ => t.stack[pos].slot,
+        };
+        if self.stack[len - 2].wide || slot_for(self, len - 3) >= 1 << 16 || slot_for(self, len - 2) >= 1 << 16 {
+            return false;
+        }
+        let cond = self.pop();
+        // One constant operand that fits an i32 (sign-extended) is carried along.
+        let narrow = |v: Option<u64>| v.and_then(|v| i32::try_from(v as i64).ok());
+        let (ka, kb) = (narrow(self.const_at(1)), narrow(self.const_at(0)));
+        if cond <= 0xffff && ka.is_some() != kb.is_some() {
+            let (k, other_is_b) = match (ka, kb) {
+                (Some(k), None) => (k, true),
+                (None, Some(k)) => (k, false),
+                _ => unreachable!("exactly one"),
+            };
+            let n = self.stack.len();
+            let other = if other_is_b { n - 1 } else { n - 2 };
+            if let Source::Slot(o) = self.source(other) {
+                self.stack.truncate(n - 2);
+                let dst = self.push_temp();
+                let packed = cond | o << 16;
+                self.emit(if other_is_b {
+                    Instr::SelectKA { dst, cb: packed, k }
+                } else {
+                    Instr::SelectKB { dst, ca: packed, k }
+                });
+                return true;
+            }
+        }
+        let b = self.pop();
+        let a = self.pop();
+        let dst = self.push_temp();
+        self.emit(Instr::Select { dst, cond, ab: a | b << 16 });
+        true
+    }
+
+    fn local_set(&mut self, local: u32) {
+        let pos = self.stack.len() - 1;
+        let Entry { op: operand, wide, slot: temp } = self.stack[pos];
+        let local_slot = self.local_slot(local);
+        if operand == Operand::Local(local) {
+            self.stack.pop();
+            return;
+        }
+        if let Operand::Const(value) = operand {
+            self.stack.pop();
+            self.materialize_local(local);
+            self.emit(Instr::Const { dst: local_slot, value });
+            return;
+        }
+        let src = self.pop();
+        let pending = self.stack.iter().any(|e| e.op == Operand::Local(local));
+        if !pending && operand == Operand::Temp && self.code.len() > self.label && self.retarget_last(temp, local_slot)
+        {
+            return;
+        }
+        if pending {
+            self.materialize_local(local);
+        }
+        self.emit_move(Source::Slot(src), local_slot, wide);
+    }
+}
