@@ -298,7 +298,10 @@ impl Module {
     pub fn from_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-        Self::new(engine, bytes)
+        Self::new(engine, bytes).map_err(|e| match e {
+            Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// Compiles a module from the binary format only. With
