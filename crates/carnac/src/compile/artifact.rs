@@ -57,8 +57,6 @@
 //! Wasmtime's `.cwasm` (whose `Module::deserialize` is `unsafe` for this
 //! reason). The checks protect against damage and mismatch, not malice.
 
-use std::ops::Range;
-
 use super::module::{isa, settings, CodeLayout, CompiledModule};
 use super::translate::{BoundsChecks, Interrupt};
 use crate::engine::Engine;
@@ -322,16 +320,11 @@ pub(crate) fn parse<'a>(engine: &Engine, bytes: &'a [u8]) -> Result<Parsed<'a>, 
     let parsed = (|| -> Result<Parsed<'a>, String> {
         let wasm = r.bytes_u64()?;
         let image = r.bytes_u64()?;
-        let n = r.count(8)?;
-        let funcs = (0..n).map(|_| Ok(r.u32()?..r.u32()?)).collect::<Result<Vec<Range<u32>>, String>>()?;
-        let n = r.count(4)?;
-        let array_calls = (0..n).map(|_| r.u32()).collect::<Result<_, _>>()?;
-        let n = r.count(5)?;
-        let traps = (0..n).map(|_| Ok((r.u32()?, r.u8()?))).collect::<Result<_, String>>()?;
-        let n = r.count(8)?;
-        let srclocs = (0..n).map(|_| Ok((r.u32()?, r.u32()?))).collect::<Result<_, String>>()?;
-        let n = r.count(8)?;
-        let abs_relocs = (0..n).map(|_| Ok((r.u32()?, r.u32()?))).collect::<Result<_, String>>()?;
+        let funcs = r.array(|b: &[u8; 8]| le32(b)..le32(&b[4..]))?;
+        let array_calls = r.array(|b: &[u8; 4]| le32(b))?;
+        let traps = r.array(|b: &[u8; 5]| (le32(b), b[4]))?;
+        let srclocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        let abs_relocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
         if r.pos != body.len() {
             return Err(format!("{} unexpected bytes before the checksum", body.len() - r.pos));
         }
@@ -376,14 +369,16 @@ fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
     if let Some(a) = layout.array_calls.iter().find(|&&a| a >= len) {
         return Err(format!("trampoline at {a:#x} outside {len} bytes of code"));
     }
+    // Both sorted: one walk finds each trap site's function.
     let mut prev = None;
+    let mut funcs = layout.funcs.iter().peekable();
     for &(at, code) in &layout.traps {
         if prev.is_some_and(|p| p >= at) {
             return Err(format!("trap site {at:#x} out of order"));
         }
         prev = Some(at);
-        let k = layout.funcs.partition_point(|f| f.start <= at);
-        if k == 0 || !layout.funcs[k - 1].contains(&at) {
+        while funcs.next_if(|f| f.end <= at).is_some() {}
+        if !funcs.peek().is_some_and(|f| f.contains(&at)) {
             return Err(format!("trap site {at:#x} outside every function"));
         }
         let known = super::trap_codes::from_u8(code)
@@ -416,6 +411,11 @@ pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> Result<String, Error> {
     Header::for_engine(engine)?.write(&mut h);
     let (a, b) = (xxh64(&h, 0) ^ xxh64(wasm, 0), xxh64(&h, 1) ^ xxh64(wasm, 0x9e37_79b9).rotate_left(17));
     Ok(format!("{a:016x}{b:016x}"))
+}
+
+/// The little-endian u32 at the start of `b` (at least 4 bytes).
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
 }
 
 fn put_u32(w: &mut Vec<u8>, v: u32) {
@@ -468,6 +468,14 @@ impl<'a> Reader<'a> {
     fn bytes_u64(&mut self) -> Result<&'a [u8], String> {
         let n = usize::try_from(self.u64()?).map_err(|_| "a length beyond the address space".to_string())?;
         self.take(n)
+    }
+
+    /// A u32 count, then that many items of `N` bytes each, read by `item`
+    /// (in one pass over one checked slice: the large tables load at memory speed).
+    fn array<const N: usize, T>(&mut self, item: impl Fn(&[u8; N]) -> T) -> Result<Vec<T>, String> {
+        let n = self.count(N)?;
+        let bytes = self.take(n * N)?;
+        Ok(bytes.chunks_exact(N).map(|c| item(c.try_into().expect("N bytes"))).collect())
     }
 
     /// A count of items of at least `min_size` bytes each, checked against the

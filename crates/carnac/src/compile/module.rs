@@ -9,6 +9,11 @@
 //! instance holds the module, so code never goes away under a running call.
 //!
 //! Functions compile in parallel, one Cranelift context per thread.
+//!
+//! Two halves: `compile` produces a position-independent image plus its
+//! [`CodeLayout`]; [`CompiledModule::publish`] maps, patches, publishes and
+//! registers them. Loading an artifact (`super::artifact`) is the second half
+//! alone, so compiled and loaded code go through the same steps.
 
 use std::ops::Range;
 use std::sync::Arc;
