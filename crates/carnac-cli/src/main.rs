@@ -26,6 +26,24 @@ enum Command {
     Run(Box<RunArgs>),
     /// Serve HTTP: each request runs a fresh instance of a WASI handler (CGI, WAGI-compatible).
     Serve(ServeArgs),
+    /// Compile a module to native code ahead of time: a `.cwasm` artifact that `carnac run` loads without compiling.
+    Compile(CompileArgs),
+}
+
+#[derive(clap::Args)]
+struct CompileArgs {
+    /// Where to write the artifact (default: the module's name with `.cwasm`).
+    #[arg(short = 'o', long = "output", value_name = "OUT.cwasm")]
+    output: Option<PathBuf>,
+    /// Settings the code depends on, as `carnac run` will be given them:
+    /// `-W fuel=N` (compile with fuel metering), `-W timeout=DURATION` (with interruption checks).
+    #[arg(short = 'W', value_name = "OPT=VAL,...")]
+    wasm_opts: Vec<String>,
+    /// `-C tier=cranelift` (the default: the only tier with machine code).
+    #[arg(short = 'C', value_name = "OPT=VAL,...")]
+    codegen_opts: Vec<String>,
+    /// The module to compile (binary `.wasm` or text `.wat`).
+    module: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -74,7 +92,8 @@ struct RunArgs {
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
     /// Code generation options: `-C tier=interp|cranelift` (the tier that runs
-    /// the module; default `interp`).
+    /// the module; default `interp`, `cranelift` for a `.cwasm` artifact),
+    /// `-C cache=y|n` (the compiled-code cache, on by default for `cranelift`).
     #[arg(short = 'C', value_name = "OPT=VAL,...")]
     codegen_opts: Vec<String>,
     /// The module to run.
@@ -110,6 +129,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Compile(args) => match compile(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => match run(*args) {
             Ok(code) => ExitCode::from(code),
             Err(Error::Trap(trap)) => match trap.downcast_host::<I32Exit>() {
@@ -128,17 +154,27 @@ fn main() -> ExitCode {
 }
 
 /// The tier that `-C OPT=VAL,...` options ask for (`None`: not given).
-fn codegen_tier(codegen_opts: &[String]) -> Result<Option<carnac::Strategy>, Error> {
-    let mut tier = None;
+/// `-C OPT=VAL,...`: the tier and whether to cache compiled code, when given.
+fn codegen_opts(codegen_opts: &[String]) -> Result<(Option<carnac::Strategy>, Option<bool>), Error> {
+    let (mut tier, mut cache) = (None, None);
     for opts in codegen_opts {
         for opt in opts.split(',') {
             match opt.split_once('=') {
                 Some(("tier", v)) => tier = Some(v.parse().map_err(Error::Usage)?),
+                Some(("cache", v)) => cache = Some(parse_flag("cache", v)?),
                 _ => return Err(Error::Usage(format!("unsupported -C option `{opt}`"))),
             }
         }
     }
-    Ok(tier)
+    Ok((tier, cache))
+}
+
+/// The tier `-C` asks `serve` for (the code cache is not an option there yet).
+fn codegen_tier(opts: &[String]) -> Result<Option<carnac::Strategy>, Error> {
+    match codegen_opts(opts)? {
+        (_, Some(_)) => Err(Error::Usage("-C cache is not supported by `carnac serve` yet".into())),
+        (tier, None) => Ok(tier),
+    }
 }
 
 fn parse_size(s: &str) -> Result<usize, Error> {
@@ -166,6 +202,54 @@ fn parse_duration(s: &str) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
 
+fn parse_flag(opt: &str, v: &str) -> Result<bool, Error> {
+    match v {
+        "y" | "yes" | "true" | "on" => Ok(true),
+        "n" | "no" | "false" | "off" => Ok(false),
+        _ => Err(Error::Usage(format!("invalid -C {opt}=`{v}` (expected y or n)"))),
+    }
+}
+
+/// `carnac compile`: the module compiled with Cranelift, serialized.
+fn compile(args: CompileArgs) -> Result<(), Error> {
+    let mut config = Config::new();
+    config.strategy(carnac::Strategy::Cranelift);
+    for opt in args.wasm_opts.iter().flat_map(|o| o.split(',')) {
+        match opt.split_once('=') {
+            Some(("fuel", v)) => {
+                v.parse::<u64>().map_err(|_| Error::Usage(format!("invalid fuel `{v}`")))?;
+                config.consume_fuel(true);
+            }
+            Some(("timeout", v)) => {
+                parse_duration(v)?;
+                config.interruptible(true);
+            }
+            Some(("max-memory-size", v)) => drop(parse_size(v)?),
+            _ => return Err(Error::Usage(format!("unsupported -W option `{opt}`"))),
+        }
+    }
+    for opt in args.codegen_opts.iter().flat_map(|o| o.split(',')) {
+        match opt.split_once('=') {
+            Some(("tier", "cranelift")) => {}
+            Some(("tier", v)) => {
+                return Err(Error::Usage(format!("cannot compile for tier `{v}`: only `cranelift` has machine code")))
+            }
+            _ => return Err(Error::Usage(format!("unsupported -C option `{opt}`"))),
+        }
+    }
+    let output = args.output.unwrap_or_else(|| args.module.with_extension("cwasm"));
+    let module = Module::from_file(&Engine::new(&config), &args.module)?;
+    let bytes = module.serialize()?;
+    std::fs::write(&output, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
+}
+
+/// Whether the file starts like a compiled artifact (unreadable: no; reading reports it later).
+fn is_artifact_file(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && Module::is_artifact(&head)
+}
+
 fn run(mut args: RunArgs) -> Result<u8, Error> {
     for opts in std::mem::take(&mut args.wasm_opts) {
         for opt in opts.split(',') {
@@ -179,7 +263,14 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
             }
         }
     }
-    let tier = codegen_tier(&args.codegen_opts)?.unwrap_or(carnac::Strategy::Interpreter);
+    let (tier, cache) = codegen_opts(&args.codegen_opts)?;
+    let cache = cache.unwrap_or(true);
+    // An artifact holds compiled code: it runs in the compiled tier unless told otherwise.
+    let tier = tier.unwrap_or(if is_artifact_file(&args.module) {
+        carnac::Strategy::Cranelift
+    } else {
+        carnac::Strategy::Interpreter
+    });
     let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
     let max_memory = args.max_memory.as_deref().map(parse_size).transpose()?;
 
@@ -219,9 +310,14 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         .consume_fuel(args.fuel.is_some())
         .interruptible(timeout.is_some())
         .lazy_validation(args.lazy_validation)
-        .strategy(tier);
+        .strategy(tier)
+        .cache(cache && tier == carnac::Strategy::Cranelift);
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
+    if std::env::var_os("CARNAC_CACHE_LOG").is_some() {
+        let s = engine.cache_stats();
+        eprintln!("carnac cache: {} hit, {} miss, {} stored, {} corrupt", s.hits, s.misses, s.stores, s.corrupt);
+    }
     let mut store = Store::new(&engine, wasi.build());
     if let Some(fuel) = args.fuel {
         store.set_fuel(fuel)?;

@@ -6,6 +6,8 @@ use std::process::{Command, Output};
 fn carnac(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_carnac"))
         .args(args)
+        // `-C tier=cranelift` caches compiled code: never in the user's cache.
+        .env("CARNAC_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/carnac-cache"))
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
         .expect("run carnac")

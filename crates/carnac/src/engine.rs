@@ -25,7 +25,20 @@ pub struct Config {
     pub(crate) strategy: Strategy,
     pub(crate) signals_based_traps: bool,
     pub(crate) memory_guard_size: u64,
+    pub(crate) cache: CacheConfig,
 }
+
+/// Where compiled code is cached, if anywhere (see [`Config::cache`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CacheConfig {
+    pub(crate) enabled: bool,
+    /// `None`: the default directory (see [`Config::cache`]).
+    pub(crate) dir: Option<std::path::PathBuf>,
+    pub(crate) max_bytes: u64,
+}
+
+/// The code cache's default size bound: 512 MiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 512 << 20;
 
 /// How a module's functions run: the tier that executes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +83,7 @@ impl Default for Config {
             strategy: Strategy::Interpreter,
             signals_based_traps: cfg!(target_pointer_width = "64"),
             memory_guard_size: 32 << 20,
+            cache: CacheConfig { enabled: false, dir: None, max_bytes: DEFAULT_CACHE_MAX_BYTES },
         }
     }
 }
@@ -131,6 +145,45 @@ impl Config {
     /// explicit bounds check.
     pub fn memory_guard_size(&mut self, bytes: u64) -> &mut Self {
         self.memory_guard_size = bytes.min(1 << 32);
+        self
+    }
+
+    /// Cache compiled code on disk (off by default; `carnac run` turns it on
+    /// for `-C tier=cranelift` unless given `-C cache=n`), as Wasmtime's cache:
+    /// compiling a module with [`Strategy::Cranelift`] first looks for an
+    /// artifact of the same bytes compiled by this build of Carnac with the
+    /// same code-changing settings, and loads it instead of compiling (see
+    /// [`crate::Module::deserialize`]); after compiling, it stores one. The
+    /// directory is [`Config::cache_dir`]'s, else `$CARNAC_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/carnac`, else `$HOME/.cache/carnac`. Entries are
+    /// written to a temporary file and renamed into place (concurrent
+    /// processes are safe); one that fails to load (damaged, truncated) is
+    /// ignored and rewritten; the directory is kept under
+    /// [`Config::cache_max_bytes`] by deleting the least recently used entries.
+    /// The cache is best effort: when it cannot be read or written, modules
+    /// compile as without it. The interpreter tier never uses it.
+    ///
+    /// The cache directory holds machine code that is run without checks
+    /// beyond those of `Module::deserialize`: it must be writable by its
+    /// user only.
+    pub fn cache(&mut self, enable: bool) -> &mut Self {
+        self.cache.enabled = enable;
+        self
+    }
+
+    /// Cache compiled code in `dir` (and turn the cache on), or, with `None`,
+    /// go back to the default directory (see [`Config::cache`]).
+    pub fn cache_dir(&mut self, dir: Option<std::path::PathBuf>) -> &mut Self {
+        self.cache.enabled |= dir.is_some();
+        self.cache.dir = dir;
+        self
+    }
+
+    /// The code cache's size bound in bytes (default [`DEFAULT_CACHE_MAX_BYTES`]):
+    /// after storing an entry, the least recently used entries (by modification
+    /// time, which a hit refreshes) are deleted until the total is under it.
+    pub fn cache_max_bytes(&mut self, bytes: u64) -> &mut Self {
+        self.cache.max_bytes = bytes;
         self
     }
 
@@ -293,6 +346,8 @@ struct EngineInner {
     types: Mutex<HashMap<FuncType, u32>>,
     /// The epoch ([`Engine::increment_epoch`]), shared with the stores that check it.
     epoch: Arc<AtomicU64>,
+    /// What the code cache did for this engine's modules.
+    cache_stats: CacheCounters,
     /// The compiled tier's target, built on first use.
     #[cfg(carnac_compiled)]
     isa: std::sync::OnceLock<Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>>,
@@ -323,6 +378,7 @@ impl Engine {
                 config: config.clone(),
                 types: Mutex::new(HashMap::new()),
                 epoch: Arc::new(AtomicU64::new(0)),
+                cache_stats: CacheCounters::default(),
                 #[cfg(carnac_compiled)]
                 isa: std::sync::OnceLock::new(),
             }),
@@ -354,6 +410,19 @@ impl Engine {
         self.inner.isa.get_or_init(make).as_ref().map_err(|e| crate::Error::Compile(e.to_string()))
     }
 
+    /// What the code cache ([`Config::cache`]) did for modules compiled by
+    /// this engine so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        let c = &self.inner.cache_stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        CacheStats { hits: get(&c.hits), misses: get(&c.misses), stores: get(&c.stores), corrupt: get(&c.corrupt) }
+    }
+
+    #[cfg_attr(not(carnac_compiled), allow(dead_code))]
+    pub(crate) fn cache_counters(&self) -> &CacheCounters {
+        &self.inner.cache_stats
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -367,5 +436,34 @@ impl Engine {
 
     pub fn same(a: &Engine, b: &Engine) -> bool {
         Arc::ptr_eq(&a.inner, &b.inner)
+    }
+}
+
+/// What the code cache did for an engine's modules ([`Engine::cache_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Modules loaded from the cache instead of compiled.
+    pub hits: u64,
+    /// Modules compiled because the cache had no (usable) entry.
+    pub misses: u64,
+    /// Entries written.
+    pub stores: u64,
+    /// Entries found but unusable (damaged, truncated, or for other bytes), and so rewritten.
+    pub corrupt: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct CacheCounters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) stores: AtomicU64,
+    pub(crate) corrupt: AtomicU64,
+}
+
+impl CacheCounters {
+    #[cfg_attr(not(carnac_compiled), allow(dead_code))]
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }

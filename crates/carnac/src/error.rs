@@ -86,13 +86,17 @@ pub enum Error {
     Limit(String),
     /// The compiled tier could not compile a valid module (or is not built in).
     Compile(String),
+    /// A compiled artifact (`.cwasm`, a code cache entry) is damaged, or was
+    /// made for another Carnac, host or configuration: the message, one line,
+    /// says which.
+    Artifact(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Invalid { offset, message } => write!(f, "invalid module at offset {offset:#x}: {message}"),
-            Error::Text(m) | Error::Io(m) | Error::Usage(m) => f.write_str(m),
+            Error::Text(m) | Error::Io(m) | Error::Usage(m) | Error::Artifact(m) => f.write_str(m),
             Error::UnknownImport { module, name } => {
                 write!(f, "unknown import: `{module}::{name}` has not been defined")
             }

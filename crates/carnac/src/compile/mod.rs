@@ -8,8 +8,12 @@
 //! compiled code trap (a guard-page fault, a `trap` instruction, a bad
 //! division) and unwind back to the host call that entered it; [`call`] is that
 //! crossing, and [`builtins`] the runtime functions compiled code calls.
+//! [`artifact`] writes a module's code to a file and loads it back without
+//! compiling (`.cwasm`); [`cache`] keeps such files on disk, keyed by module.
 
+pub(crate) mod artifact;
 pub(crate) mod builtins;
+pub(crate) mod cache;
 pub(crate) mod call;
 pub(crate) mod code_memory;
 pub(crate) mod module;

@@ -9,6 +9,11 @@
 //! instance holds the module, so code never goes away under a running call.
 //!
 //! Functions compile in parallel, one Cranelift context per thread.
+//!
+//! Two halves: `compile` produces a position-independent image plus its
+//! [`CodeLayout`]; [`CompiledModule::publish`] maps, patches, publishes and
+//! registers them. Loading an artifact (`super::artifact`) is the second half
+//! alone, so compiled and loaded code go through the same steps.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -74,6 +79,8 @@ pub(crate) struct CompiledModule {
     info: Arc<RegionInfo>,
     /// Region offset of each defined function's array-call trampoline.
     array_calls: Vec<u32>,
+    /// `CodeLayout::abs_relocs`, kept to serialize the code position-independent.
+    abs_relocs: Vec<(u32, u32)>,
     _registration: CodeRegistration,
 }
 
@@ -107,96 +114,71 @@ pub(crate) fn isa(engine: &Engine) -> Result<&OwnedTargetIsa, Error> {
     engine.isa(|| super::translate::isa(&settings(engine)).map_err(|e| Error::Compile(e.to_string())))
 }
 
+/// Everything about a module's code besides its bytes, every position an offset
+/// into the code: what laying out compiled functions produces, what an
+/// artifact stores ([`super::artifact`]), and what [`CompiledModule::publish`]
+/// turns into running code. The code bytes that go with it are
+/// position-independent except at `abs_relocs`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct CodeLayout {
+    /// Each defined function's code (sorted, disjoint).
+    pub funcs: Vec<Range<u32>>,
+    /// Each defined function's array-call trampoline.
+    pub array_calls: Vec<u32>,
+    /// Trap sites in the functions: (offset, trap code byte, see `trap_codes::to_u8`), sorted.
+    pub traps: Vec<(u32, u8)>,
+    /// (offset where a run of instructions starts, wasm offset or `u32::MAX`), sorted.
+    pub srclocs: Vec<(u32, u32)>,
+    /// 8-byte absolute addresses to patch when the code is placed: (at, target),
+    /// both offsets; the patched value is the code's base plus `target`. Cranelift
+    /// emits none for the calls the translator makes today (they are pc-relative).
+    pub abs_relocs: Vec<(u32, u32)>,
+}
+
 impl CompiledModule {
     /// Compiles every defined function of a validated module (`bodies`: each
-    /// function's body range in `bytes`).
+    /// function's body range in `bytes`), lays the code out and publishes it.
     pub fn new(engine: &Engine, info: &ModuleInfo, bytes: &[u8], bodies: &[Range<usize>]) -> Result<Self, Error> {
-        let isa = isa(engine)?;
-        let settings = settings(engine);
-        let compile_one = |compiler: &mut FuncCompiler, def: usize| -> Result<CompiledCode, Error> {
-            let range = bodies[def].clone();
-            let reader = wasmparser::BinaryReader::new(&bytes[range.clone()], range.start as u64);
-            let body = wasmparser::FunctionBody::new(reader);
-            compiler.compile_function(&**isa, info, &settings, def as u32, body).map_err(|e| {
-                let index = info.num_imported_funcs as usize + def;
-                Error::Compile(format!("function {index}: {e}"))
-            })
-        };
-        let funcs = parallel_map(bodies, FuncCompiler::new, compile_one)?;
+        let (image, layout) = compile(engine, info, bytes, bodies)?;
+        Self::publish(&image, layout)
+    }
 
-        // Trampolines, one per distinct function type.
-        let mut tramp_of_type: std::collections::HashMap<u32, usize> = Default::default();
-        let mut trampolines: Vec<CompiledCode> = Vec::new();
-        let mut tramp_index = Vec::with_capacity(bodies.len());
-        for def in 0..bodies.len() {
-            let ty = info.funcs[info.num_imported_funcs as usize + def];
-            let k = match tramp_of_type.get(&ty) {
-                Some(&k) => k,
-                None => {
-                    let t = compile_array_to_wasm_trampoline(&**isa, &info.types[ty as usize])
-                        .map_err(|e| Error::Compile(format!("trampoline: {e}")))?;
-                    trampolines.push(t);
-                    tramp_of_type.insert(ty, trampolines.len() - 1);
-                    trampolines.len() - 1
-                }
-            };
-            tramp_index.push(k);
+    /// Copies `image` into new executable memory, patches its absolute
+    /// relocations, publishes it W^X and registers it with the trap handler:
+    /// the half of loading code shared by compiling and deserializing. The
+    /// layout must be consistent with the image (offsets inside it, functions
+    /// sorted and disjoint): compiled layouts are by construction, artifacts'
+    /// are checked before they get here.
+    pub fn publish(image: &[u8], layout: CodeLayout) -> Result<Self, Error> {
+        let CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs } = layout;
+        let mut writable = WritableCode::from_image(image).map_err(|e| Error::Compile(e.to_string()))?;
+        let base = writable.base();
+        for &(at, target) in &abs_relocs {
+            let (at, target) = (at as usize, target as usize);
+            writable[at..at + 8].copy_from_slice(&((base + target) as u64).to_le_bytes());
         }
-
-        // Layout: functions, then trampolines, each at its alignment.
-        let mut len = 0usize;
-        let mut place = |c: &CompiledCode| {
-            let align = (c.alignment as usize).max(16);
-            let start = len.next_multiple_of(align);
-            len = start + c.bytes.len();
-            start
-        };
-        let func_starts: Vec<usize> = funcs.iter().map(&mut place).collect();
-        let tramp_starts: Vec<usize> = trampolines.iter().map(&mut place).collect();
-        if len > u32::MAX as usize {
-            return Err(Error::Compile("the module's code exceeds 4 GiB".into()));
-        }
-        let mut image = WritableCode::new(len).map_err(|e| Error::Compile(e.to_string()))?;
-        let base = image.base();
-        for (c, &start) in funcs.iter().chain(&trampolines).zip(func_starts.iter().chain(&tramp_starts)) {
-            image[start..start + c.bytes.len()].copy_from_slice(&c.bytes);
-        }
-        for (c, &start) in funcs.iter().zip(&func_starts) {
-            for r in &c.relocs {
-                let at = start + r.offset as usize;
-                let target = base as i64 + func_starts[r.def_index as usize] as i64 + r.addend;
-                apply_reloc(&mut image[..], at, base + at, r.kind, target)?;
-            }
-        }
-        let code = image.publish().map_err(|e| Error::Compile(e.to_string()))?;
-
-        let mut traps = Vec::new();
-        let mut srclocs = Vec::new();
-        for (c, &start) in funcs.iter().zip(&func_starts) {
-            traps.extend(c.traps.iter().map(|&(off, code)| (start as u32 + off, super::trap_codes::to_u8(code))));
-            let mut last_end = None;
-            for &(s, e, w) in &c.srclocs {
-                if last_end.is_some_and(|le| le < s) {
-                    // A gap with no source location.
-                    srclocs.push((start as u32 + last_end.unwrap_or(0), u32::MAX));
-                }
-                srclocs.push((start as u32 + s, w));
-                last_end = Some(e);
-            }
-            if let Some(e) = last_end {
-                srclocs.push((start as u32 + e, u32::MAX));
-            }
-        }
-        srclocs.sort_by_key(|&(s, _)| s);
-        let region = Arc::new(RegionInfo {
-            base: code.base(),
-            funcs: funcs.iter().zip(&func_starts).map(|(c, &s)| s as u32..(s + c.bytes.len()) as u32).collect(),
-            traps: TrapTable::new(code.base(), traps),
-            srclocs,
-        });
+        let code = writable.publish().map_err(|e| Error::Compile(e.to_string()))?;
+        let region =
+            Arc::new(RegionInfo { base: code.base(), funcs, traps: TrapTable::new(code.base(), traps), srclocs });
         let registration = traps::register(code.range(), region.clone());
-        let array_calls = tramp_index.iter().map(|&k| tramp_starts[k] as u32).collect();
-        Ok(CompiledModule { code, info: region, array_calls, _registration: registration })
+        Ok(CompiledModule { code, info: region, array_calls, abs_relocs, _registration: registration })
+    }
+
+    /// The code as an artifact stores it: position-independent (absolute
+    /// relocations zeroed), with its layout.
+    pub fn image_and_layout(&self) -> (Vec<u8>, CodeLayout) {
+        let mut image = self.code.as_slice().to_vec();
+        for &(at, _) in &self.abs_relocs {
+            image[at as usize..at as usize + 8].fill(0);
+        }
+        let layout = CodeLayout {
+            funcs: self.info.funcs.clone(),
+            array_calls: self.array_calls.clone(),
+            traps: self.info.traps.sites().to_vec(),
+            srclocs: self.info.srclocs.clone(),
+            abs_relocs: self.abs_relocs.clone(),
+        };
+        (image, layout)
     }
 
     /// Native code of defined function `def` (see `VMFuncRef::wasm_call`).
@@ -221,6 +203,104 @@ impl CompiledModule {
     }
 }
 
+/// Compiles every defined function and its trampoline and lays them out in
+/// one image, linked (pc-relative, so the image runs at any address but for
+/// `CodeLayout::abs_relocs`).
+fn compile(
+    engine: &Engine,
+    info: &ModuleInfo,
+    bytes: &[u8],
+    bodies: &[Range<usize>],
+) -> Result<(Vec<u8>, CodeLayout), Error> {
+    let isa = isa(engine)?;
+    let settings = settings(engine);
+    let compile_one = |compiler: &mut FuncCompiler, def: usize| -> Result<CompiledCode, Error> {
+        let range = bodies[def].clone();
+        let reader = wasmparser::BinaryReader::new(&bytes[range.clone()], range.start as u64);
+        let body = wasmparser::FunctionBody::new(reader);
+        compiler.compile_function(&**isa, info, &settings, def as u32, body).map_err(|e| {
+            let index = info.num_imported_funcs as usize + def;
+            Error::Compile(format!("function {index}: {e}"))
+        })
+    };
+    let funcs = parallel_map(bodies, FuncCompiler::new, compile_one)?;
+
+    // Trampolines, one per distinct function type.
+    let mut tramp_of_type: std::collections::HashMap<u32, usize> = Default::default();
+    let mut trampolines: Vec<CompiledCode> = Vec::new();
+    let mut tramp_index = Vec::with_capacity(bodies.len());
+    for def in 0..bodies.len() {
+        let ty = info.funcs[info.num_imported_funcs as usize + def];
+        let k = match tramp_of_type.get(&ty) {
+            Some(&k) => k,
+            None => {
+                let t = compile_array_to_wasm_trampoline(&**isa, &info.types[ty as usize])
+                    .map_err(|e| Error::Compile(format!("trampoline: {e}")))?;
+                trampolines.push(t);
+                tramp_of_type.insert(ty, trampolines.len() - 1);
+                trampolines.len() - 1
+            }
+        };
+        tramp_index.push(k);
+    }
+
+    // Layout: functions, then trampolines, each at its alignment.
+    let mut len = 0usize;
+    let mut place = |c: &CompiledCode| {
+        let align = (c.alignment as usize).max(16);
+        let start = len.next_multiple_of(align);
+        len = start + c.bytes.len();
+        start
+    };
+    let func_starts: Vec<usize> = funcs.iter().map(&mut place).collect();
+    let tramp_starts: Vec<usize> = trampolines.iter().map(&mut place).collect();
+    if len > u32::MAX as usize {
+        return Err(Error::Compile("the module's code exceeds 4 GiB".into()));
+    }
+    // Linked at base 0: a pc-relative displacement is the same wherever the
+    // image lands; an absolute address is patched when it is placed.
+    let mut image = vec![0u8; len];
+    let mut abs_relocs = Vec::new();
+    for (c, &start) in funcs.iter().chain(&trampolines).zip(func_starts.iter().chain(&tramp_starts)) {
+        image[start..start + c.bytes.len()].copy_from_slice(&c.bytes);
+    }
+    for (c, &start) in funcs.iter().zip(&func_starts) {
+        for r in &c.relocs {
+            let at = start + r.offset as usize;
+            let target = func_starts[r.def_index as usize] as i64 + r.addend;
+            if r.kind == Reloc::Abs8 {
+                let target = u32::try_from(target).ok().filter(|&t| (t as usize) < len.max(1));
+                let target = target.ok_or_else(|| Error::Compile("relocation Abs8 out of range".into()))?;
+                abs_relocs.push((at as u32, target));
+            } else {
+                apply_reloc(&mut image, at, at, r.kind, target)?;
+            }
+        }
+    }
+    let mut traps = Vec::new();
+    let mut srclocs = Vec::new();
+    for (c, &start) in funcs.iter().zip(&func_starts) {
+        traps.extend(c.traps.iter().map(|&(off, code)| (start as u32 + off, super::trap_codes::to_u8(code))));
+        let mut last_end = None;
+        for &(s, e, w) in &c.srclocs {
+            if last_end.is_some_and(|le| le < s) {
+                // A gap with no source location.
+                srclocs.push((start as u32 + last_end.unwrap_or(0), u32::MAX));
+            }
+            srclocs.push((start as u32 + s, w));
+            last_end = Some(e);
+        }
+        if let Some(e) = last_end {
+            srclocs.push((start as u32 + e, u32::MAX));
+        }
+    }
+    srclocs.sort_by_key(|&(s, _)| s);
+    let funcs = funcs.iter().zip(&func_starts).map(|(c, &s)| s as u32..(s + c.bytes.len()) as u32).collect();
+    let array_calls = tramp_index.iter().map(|&k| tramp_starts[k] as u32).collect();
+    traps.sort_unstable_by_key(|&(offset, _)| offset);
+    Ok((image, CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs }))
+}
+
 /// Patches one relocation at image offset `at` (running address `pc`) to point at `target`.
 fn apply_reloc(image: &mut [u8], at: usize, pc: usize, kind: Reloc, target: i64) -> Result<(), Error> {
     let bad = || Error::Compile(format!("relocation {kind:?} out of range"));
@@ -229,7 +309,6 @@ fn apply_reloc(image: &mut [u8], at: usize, pc: usize, kind: Reloc, target: i64)
             let delta = i32::try_from(target - pc as i64).map_err(|_| bad())?;
             image[at..at + 4].copy_from_slice(&delta.to_le_bytes());
         }
-        Reloc::Abs8 => image[at..at + 8].copy_from_slice(&(target as u64).to_le_bytes()),
         Reloc::Arm64Call => {
             let delta = (target - pc as i64) >> 2;
             if !(-(1 << 25)..(1 << 25)).contains(&delta) {

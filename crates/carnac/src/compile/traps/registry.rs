@@ -60,6 +60,11 @@ impl TrapTable {
         TrapTable { base, sites: sites.into_boxed_slice() }
     }
 
+    /// The trap sites, (offset, code), sorted by offset.
+    pub(crate) fn sites(&self) -> &[(u32, u8)] {
+        &self.sites
+    }
+
     /// The trap code at absolute address `pc`, if it is a trap site.
     pub(crate) fn lookup(&self, pc: usize) -> Option<u8> {
         let offset = u32::try_from(pc.checked_sub(self.base)?).ok()?;

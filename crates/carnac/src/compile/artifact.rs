@@ -1,0 +1,646 @@
+//! Compiled modules as files (`.cwasm`): [`serialize`] writes a module's
+//! machine code with everything needed to run it again, [`deserialize`] loads
+//! it back without running the compiler (`carnac compile`, the code cache).
+//!
+//! Why: compiling a large module with Cranelift takes seconds; loading its
+//! code takes a copy and an `mprotect`. An artifact stores what compiling
+//! produced (the code image, linked position-independent, and its
+//! [`CodeLayout`]: function ranges, trampolines, trap sites, source locations)
+//! and the module's original wasm bytes, from which the loader rebuilds the
+//! [`crate::module::ModuleInfo`] (types, imports, exports, data, names) by
+//! decoding them again: one decoder for both paths, so an artifact can never
+//! describe a module differently from its wasm. Decoding parses and validates
+//! every section but not the function bodies (those were validated when the
+//! module was compiled, and the code compiled from them is trusted anyway, see
+//! below); it costs a small fraction of compiling (see `Module::deserialize`).
+//!
+//! ## Format (version [`FORMAT_VERSION`], little-endian)
+//!
+//! ```text
+//! magic "\0cwasm\r\n" | u32 format version
+//! header: str Carnac version+build | str target triple
+//!         u32 n, n x (str name, str value)          Cranelift shared settings
+//!         u32 n, n x (str name, u8 is_bool, str value)   ISA settings (CPU features)
+//!         u8 strategy | u8 bounds, u64 guard bytes | u8 interrupt | u8 fuel | u64 wasm features
+//! body:   bytes wasm | bytes code
+//!         u32 n, n x (u32 start, u32 end)           function ranges
+//!         u32 n, n x u32                            array-call trampoline offsets
+//!         u32 n, n x (u32 offset, u8 code)          trap sites
+//!         u32 n, n x (u32 offset, u32 wasm offset)  source locations
+//!         u32 n, n x (u32 at, u32 target)           absolute relocations
+//! u64 checksum: XXH64 of every byte before it
+//! ```
+//! (`str` and `bytes` are a u32 or u64 length, then the bytes.)
+//!
+//! ## What loading checks, and what that does and does not make safe
+//!
+//! Everything read from the file is checked before it is used: the magic, the
+//! format version, the checksum, that the artifact was made by this exact
+//! build of Carnac (version plus a hash of its sources), for this target,
+//! with the Cranelift settings and the code-changing [`crate::Config`]
+//! settings of this engine, and with no CPU feature this host lacks (each
+//! mismatch refused with a one-line error naming what differs); every length
+//! and count against the bytes that remain (nothing is allocated from an
+//! unchecked count); function ranges sorted, non-empty, disjoint and inside
+//! the code, one per defined function of the decoded wasm; trampolines,
+//! trap sites (inside functions, with known trap codes), source locations and
+//! relocations inside the code. So a *damaged* or *mismatched* artifact (a
+//! truncated download, a flipped bit, a file from another version or CPU) is
+//! an error, never a crash, and the loader itself never reads out of bounds.
+//!
+//! None of that makes an *untrusted* artifact safe to run. The checksum is
+//! not a signature: anyone can write a file with valid lengths, offsets and
+//! checksum whose "machine code" does anything at all, and it will be mapped
+//! executable and run with the host's privileges. No check can tell compiled
+//! wasm from arbitrary code. **Artifacts are trusted code**: load only those
+//! you (or your build pipeline, or your own cache directory) produced, as with
+//! Wasmtime's `.cwasm` (whose `Module::deserialize` is `unsafe` for this
+//! reason). The checks protect against damage and mismatch, not malice.
+
+use super::module::{isa, settings, CodeLayout, CompiledModule};
+use super::translate::{BoundsChecks, Interrupt};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::Strategy;
+
+/// The first bytes of every artifact: not `\0asm`, and not text either.
+pub(crate) const MAGIC: [u8; 8] = crate::module::ARTIFACT_MAGIC;
+
+/// Bumped whenever the layout above changes.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// This build of Carnac: its version and a hash of its sources and lock file
+/// (see `build.rs`), so that code from a modified build with the same version
+/// number is not taken for its own.
+pub(crate) const CARNAC_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (build ", env!("CARNAC_BUILD_ID"), ")");
+
+/// The settings an artifact's code depends on, as the header records them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    carnac: String,
+    triple: String,
+    /// Cranelift's shared settings (except the verifier, which changes no code).
+    shared: Vec<(String, String)>,
+    /// The ISA's settings: (name, whether it is a boolean, value).
+    isa: Vec<(String, bool, String)>,
+    strategy: u8,
+    /// 0 explicit, 1 guard pages.
+    bounds: u8,
+    guard_bytes: u64,
+    /// 0 none, 1 flag, 2 epoch.
+    interrupt: u8,
+    fuel: bool,
+    features: u64,
+}
+
+impl Header {
+    /// What this engine would write (and so what it accepts).
+    pub(crate) fn for_engine(engine: &Engine) -> Result<Header, Error> {
+        let isa = isa(engine)?;
+        let s = settings(engine);
+        let (bounds, guard_bytes) = match s.bounds {
+            BoundsChecks::Explicit => (0, 0),
+            BoundsChecks::Guard { guard_bytes } => (1, guard_bytes),
+        };
+        Ok(Header {
+            carnac: CARNAC_VERSION.to_string(),
+            triple: isa.triple().to_string(),
+            shared: (isa.flags().iter())
+                .filter(|v| v.name != "enable_verifier")
+                .map(|v| (v.name.to_string(), v.value_string()))
+                .collect(),
+            isa: (isa.isa_flags().iter())
+                .map(|v| (v.name.to_string(), v.as_bool().is_some(), v.value_string()))
+                .collect(),
+            strategy: match engine.config().strategy {
+                Strategy::Interpreter => 0,
+                Strategy::Cranelift => 1,
+            },
+            bounds,
+            guard_bytes,
+            interrupt: match s.interrupt {
+                Interrupt::None => 0,
+                Interrupt::Flag => 1,
+                Interrupt::Epoch => 2,
+            },
+            fuel: s.fuel,
+            features: engine.config().wasm_features().bits(),
+        })
+    }
+
+    fn write(&self, w: &mut Vec<u8>) {
+        put_str(w, &self.carnac);
+        put_str(w, &self.triple);
+        put_u32(w, self.shared.len() as u32);
+        for (name, value) in &self.shared {
+            put_str(w, name);
+            put_str(w, value);
+        }
+        put_u32(w, self.isa.len() as u32);
+        for (name, is_bool, value) in &self.isa {
+            put_str(w, name);
+            w.push(*is_bool as u8);
+            put_str(w, value);
+        }
+        w.extend([self.strategy, self.bounds]);
+        w.extend(self.guard_bytes.to_le_bytes());
+        w.extend([self.interrupt, self.fuel as u8]);
+        w.extend(self.features.to_le_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Header, String> {
+        let carnac = r.str()?;
+        let triple = r.str()?;
+        let n = r.count(8)?;
+        let shared = (0..n).map(|_| Ok((r.str()?, r.str()?))).collect::<Result<_, String>>()?;
+        let n = r.count(9)?;
+        let isa = (0..n).map(|_| Ok((r.str()?, r.u8()? != 0, r.str()?))).collect::<Result<_, String>>()?;
+        Ok(Header {
+            carnac,
+            triple,
+            shared,
+            isa,
+            strategy: r.u8()?,
+            bounds: r.u8()?,
+            guard_bytes: r.u64()?,
+            interrupt: r.u8()?,
+            fuel: r.u8()? != 0,
+            features: r.u64()?,
+        })
+    }
+
+    /// `Ok` if code described by `self` (an artifact's header) runs on an engine
+    /// described by `host`; else what differs, as one line.
+    fn compatible_with(&self, host: &Header) -> Result<(), String> {
+        if self.carnac != host.carnac {
+            return Err(format!("it was compiled by Carnac {}, this is Carnac {}", self.carnac, host.carnac));
+        }
+        if self.triple != host.triple {
+            return Err(format!("it was compiled for {}, this host is {}", self.triple, host.triple));
+        }
+        let tier = |s: u8| if s == 1 { "cranelift" } else { "interp" };
+        if self.strategy != host.strategy {
+            return Err(format!(
+                "it holds code for tier {}, this engine's tier is {}",
+                tier(self.strategy),
+                tier(host.strategy)
+            ));
+        }
+        if (self.bounds, self.guard_bytes) != (host.bounds, host.guard_bytes) {
+            let bounds = |b: u8, g: u64| match b {
+                0 => "explicit bounds checks".to_string(),
+                _ => format!("guard-page bounds checks with a {g}-byte guard"),
+            };
+            return Err(format!(
+                "it was compiled with {}, this engine uses {}",
+                bounds(self.bounds, self.guard_bytes),
+                bounds(host.bounds, host.guard_bytes)
+            ));
+        }
+        if self.fuel != host.fuel {
+            let fuel = |f: bool| if f { "with fuel metering" } else { "without fuel metering" };
+            return Err(format!("it was compiled {}, this engine runs {}", fuel(self.fuel), fuel(host.fuel)));
+        }
+        if self.interrupt != host.interrupt {
+            let int = |i: u8| if i == 0 { "without interruption checks" } else { "with interruption checks" };
+            return Err(format!("it was compiled {}, this engine runs {}", int(self.interrupt), int(host.interrupt)));
+        }
+        if self.features != host.features {
+            return Err(format!(
+                "it was compiled with wasm features {:#x}, this engine enables {:#x}",
+                self.features, host.features
+            ));
+        }
+        for (name, value) in &self.shared {
+            match host.shared.iter().find(|(n, _)| n == name) {
+                Some((_, v)) if v == value => {}
+                Some((_, v)) => {
+                    return Err(format!(
+                        "it was compiled with Cranelift setting {name}={value}, this engine {name}={v}"
+                    ))
+                }
+                None => return Err(format!("it was compiled with Cranelift setting {name}, unknown here")),
+            }
+        }
+        if self.shared.len() != host.shared.len() {
+            return Err("it was compiled with a different set of Cranelift settings".into());
+        }
+        for (name, is_bool, value) in &self.isa {
+            match host.isa.iter().find(|(n, _, _)| n == name) {
+                // A CPU feature the code may use must be present; one it does not use may be.
+                Some((_, true, _)) if *is_bool && value == "false" => {}
+                Some((_, _, v)) if v == value => {}
+                Some((_, true, _)) if *is_bool => {
+                    return Err(format!("it needs CPU feature {name}, which this host lacks"));
+                }
+                Some((_, _, v)) => {
+                    return Err(format!("it was compiled with {name}={value}, this host has {name}={v}"))
+                }
+                None => return Err(format!("it was compiled with ISA setting {name}, unknown here")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A module compiled with Cranelift as artifact bytes.
+pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> Result<Vec<u8>, Error> {
+    let header = Header::for_engine(engine)?;
+    let (image, layout) = code.image_and_layout();
+    let mut w = Vec::with_capacity(wasm.len() + image.len() + 64 * layout.funcs.len() + 4096);
+    w.extend(MAGIC);
+    put_u32(&mut w, FORMAT_VERSION);
+    header.write(&mut w);
+    put_bytes(&mut w, wasm);
+    put_bytes(&mut w, &image);
+    put_u32(&mut w, layout.funcs.len() as u32);
+    for r in &layout.funcs {
+        put_u32(&mut w, r.start);
+        put_u32(&mut w, r.end);
+    }
+    put_u32(&mut w, layout.array_calls.len() as u32);
+    for &a in &layout.array_calls {
+        put_u32(&mut w, a);
+    }
+    put_u32(&mut w, layout.traps.len() as u32);
+    for &(at, code) in &layout.traps {
+        put_u32(&mut w, at);
+        w.push(code);
+    }
+    put_u32(&mut w, layout.srclocs.len() as u32);
+    for &(at, wasm_offset) in &layout.srclocs {
+        put_u32(&mut w, at);
+        put_u32(&mut w, wasm_offset);
+    }
+    put_u32(&mut w, layout.abs_relocs.len() as u32);
+    for &(at, target) in &layout.abs_relocs {
+        put_u32(&mut w, at);
+        put_u32(&mut w, target);
+    }
+    let sum = xxh64(&w, 0);
+    w.extend(sum.to_le_bytes());
+    Ok(w)
+}
+
+/// An artifact's parts, checked against the file and this engine but not yet
+/// against the decoded module (see [`Parsed::check_layout`]).
+pub(crate) struct Parsed<'a> {
+    pub wasm: &'a [u8],
+    pub image: &'a [u8],
+    pub layout: CodeLayout,
+}
+
+/// Reads and checks an artifact (see the module docs for what is checked).
+pub(crate) fn parse<'a>(engine: &Engine, bytes: &'a [u8]) -> Result<Parsed<'a>, Error> {
+    let damaged = |m: String| Error::Artifact(format!("damaged artifact: {m}"));
+    if !bytes.starts_with(&MAGIC) {
+        let what = if bytes.starts_with(b"\0asm") { "a wasm module, not an artifact" } else { "not an artifact" };
+        return Err(Error::Artifact(format!("not a Carnac artifact (bad magic: {what})")));
+    }
+    let mut r = Reader { bytes, pos: MAGIC.len() };
+    let version = r.u32().map_err(damaged)?;
+    if version != FORMAT_VERSION {
+        return Err(Error::Artifact(format!(
+            "incompatible artifact: format version {version}, this Carnac reads version {FORMAT_VERSION}"
+        )));
+    }
+    let Some(body_len) = bytes.len().checked_sub(8).filter(|&n| n >= r.pos) else {
+        return Err(damaged("truncated (no checksum)".into()));
+    };
+    let (body, sum) = bytes.split_at(body_len);
+    let sum = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
+    if xxh64(body, 0) != sum {
+        return Err(damaged("checksum mismatch (the file is corrupt or truncated)".into()));
+    }
+    let mut r = Reader { bytes: body, pos: r.pos };
+    let header = Header::read(&mut r).map_err(damaged)?;
+    header
+        .compatible_with(&Header::for_engine(engine)?)
+        .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
+    let parsed = (|| -> Result<Parsed<'a>, String> {
+        let wasm = r.bytes_u64()?;
+        let image = r.bytes_u64()?;
+        let funcs = r.array(|b: &[u8; 8]| le32(b)..le32(&b[4..]))?;
+        let array_calls = r.array(|b: &[u8; 4]| le32(b))?;
+        let traps = r.array(|b: &[u8; 5]| (le32(b), b[4]))?;
+        let srclocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        let abs_relocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        if r.pos != body.len() {
+            return Err(format!("{} unexpected bytes before the checksum", body.len() - r.pos));
+        }
+        let layout = CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs };
+        check_layout(&layout, image.len())?;
+        Ok(Parsed { wasm, image, layout })
+    })()
+    .map_err(damaged)?;
+    Ok(parsed)
+}
+
+impl Parsed<'_> {
+    /// Checks that the code has one function per defined function of the
+    /// decoded module.
+    pub(crate) fn check_layout(&self, defined_funcs: usize) -> Result<(), Error> {
+        if self.layout.funcs.len() != defined_funcs {
+            return Err(Error::Artifact(format!(
+                "damaged artifact: code for {} functions, the module defines {defined_funcs}",
+                self.layout.funcs.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Checks every offset of `layout` against a code image of `len` bytes.
+fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
+    if len > u32::MAX as usize {
+        return Err("code larger than 4 GiB".into());
+    }
+    let len = len as u32;
+    let mut prev_end = 0;
+    for (i, f) in layout.funcs.iter().enumerate() {
+        if f.start >= f.end || f.end > len || f.start < prev_end {
+            return Err(format!("function {i}'s code {f:?} is empty, out of order or outside {len} bytes of code"));
+        }
+        prev_end = f.end;
+    }
+    if layout.array_calls.len() != layout.funcs.len() {
+        return Err("not one trampoline per function".into());
+    }
+    if let Some(a) = layout.array_calls.iter().find(|&&a| a >= len) {
+        return Err(format!("trampoline at {a:#x} outside {len} bytes of code"));
+    }
+    // Both sorted: one walk finds each trap site's function.
+    let mut prev = None;
+    let mut funcs = layout.funcs.iter().peekable();
+    for &(at, code) in &layout.traps {
+        if prev.is_some_and(|p| p >= at) {
+            return Err(format!("trap site {at:#x} out of order"));
+        }
+        prev = Some(at);
+        while funcs.next_if(|f| f.end <= at).is_some() {}
+        if !funcs.peek().is_some_and(|f| f.contains(&at)) {
+            return Err(format!("trap site {at:#x} outside every function"));
+        }
+        let known = super::trap_codes::from_u8(code)
+            .is_some_and(|c| super::trap_codes::trap_kind(c).is_some() || c == super::trap_codes::TRAP_PENDING);
+        if !known {
+            return Err(format!("unknown trap code {code} at {at:#x}"));
+        }
+    }
+    let mut prev = 0;
+    for &(at, _) in &layout.srclocs {
+        if at < prev || at > len {
+            return Err(format!("source location at {at:#x} out of order or outside the code"));
+        }
+        prev = at;
+    }
+    for &(at, target) in &layout.abs_relocs {
+        if at.checked_add(8).is_none_or(|end| end > len) || target >= len {
+            return Err(format!("relocation at {at:#x} to {target:#x} outside the code"));
+        }
+    }
+    Ok(())
+}
+
+/// The cache key of `wasm` compiled by `engine`: everything the artifact's
+/// code depends on (this build, the target, the settings; the header) and the
+/// module's bytes, hashed to 128 bits, as 32 hex digits.
+pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> Result<String, Error> {
+    let mut h = Vec::with_capacity(1024);
+    put_u32(&mut h, FORMAT_VERSION);
+    Header::for_engine(engine)?.write(&mut h);
+    let (a, b) = (xxh64(&h, 0) ^ xxh64(wasm, 0), xxh64(&h, 1) ^ xxh64(wasm, 0x9e37_79b9).rotate_left(17));
+    Ok(format!("{a:016x}{b:016x}"))
+}
+
+/// The little-endian u32 at the start of `b` (at least 4 bytes).
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
+fn put_u32(w: &mut Vec<u8>, v: u32) {
+    w.extend(v.to_le_bytes());
+}
+
+fn put_str(w: &mut Vec<u8>, s: &str) {
+    put_u32(w, s.len() as u32);
+    w.extend(s.as_bytes());
+}
+
+fn put_bytes(w: &mut Vec<u8>, b: &[u8]) {
+    w.extend((b.len() as u64).to_le_bytes());
+    w.extend(b);
+}
+
+/// Bounds-checked reads; every failure says where.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| format!("truncated: {n} bytes wanted at offset {:#x}", self.pos))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    fn str(&mut self) -> Result<String, String> {
+        let n = self.u32()? as usize;
+        let b = self.take(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| format!("a string at {:#x} is not UTF-8", self.pos - n))
+    }
+
+    fn bytes_u64(&mut self) -> Result<&'a [u8], String> {
+        let n = usize::try_from(self.u64()?).map_err(|_| "a length beyond the address space".to_string())?;
+        self.take(n)
+    }
+
+    /// A u32 count, then that many items of `N` bytes each, read by `item`
+    /// (in one pass over one checked slice: the large tables load at memory speed).
+    fn array<const N: usize, T>(&mut self, item: impl Fn(&[u8; N]) -> T) -> Result<Vec<T>, String> {
+        let n = self.count(N)?;
+        let bytes = self.take(n * N)?;
+        Ok(bytes.chunks_exact(N).map(|c| item(c.try_into().expect("N bytes"))).collect())
+    }
+
+    /// A count of items of at least `min_size` bytes each, checked against the
+    /// bytes that remain (so a damaged count cannot make us allocate much).
+    fn count(&mut self, min_size: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_size) > self.bytes.len() - self.pos {
+            return Err(format!("a count of {n} at {:#x} exceeds the file", self.pos - 4));
+        }
+        Ok(n)
+    }
+}
+
+/// XXH64 (Yann Collet's xxHash, 64-bit), the checksum and cache-key hash: fast
+/// (8 bytes per step in four independent lanes, several GB/s) and well
+/// distributed; small enough to keep here rather than add a dependency.
+pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
+    const P1: u64 = 0x9E37_79B1_85EB_CA87;
+    const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+    const P3: u64 = 0x1656_67B1_9E37_79F9;
+    const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+    const P5: u64 = 0x27D4_EB2F_1656_67C5;
+    fn round(acc: u64, input: u64) -> u64 {
+        acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
+    }
+    fn merge(acc: u64, v: u64) -> u64 {
+        (acc ^ round(0, v)).wrapping_mul(P1).wrapping_add(P4)
+    }
+    let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    let mut rest = data;
+    let mut h = if data.len() >= 32 {
+        let mut v = [seed.wrapping_add(P1).wrapping_add(P2), seed.wrapping_add(P2), seed, seed.wrapping_sub(P1)];
+        let mut stripes = rest.chunks_exact(32);
+        for s in &mut stripes {
+            for (lane, v) in v.iter_mut().enumerate() {
+                *v = round(*v, word(&s[lane * 8..]));
+            }
+        }
+        rest = stripes.remainder();
+        let h = v[0].rotate_left(1).wrapping_add(v[1].rotate_left(7)).wrapping_add(v[2].rotate_left(12));
+        v.iter().fold(h.wrapping_add(v[3].rotate_left(18)), |h, &v| merge(h, v))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(data.len() as u64);
+    while rest.len() >= 8 {
+        h = (h ^ round(0, word(rest))).rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+        rest = &rest[8..];
+    }
+    if rest.len() >= 4 {
+        let k = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as u64;
+        h = (h ^ k.wrapping_mul(P1)).rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
+        rest = &rest[4..];
+    }
+    for &b in rest {
+        h = (h ^ (b as u64).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Module};
+
+    fn engine() -> Engine {
+        Engine::new(Config::new().strategy(Strategy::Cranelift))
+    }
+
+    #[test]
+    fn a_missing_cpu_feature_or_another_target_is_refused() {
+        let host = Header::for_engine(&engine()).unwrap();
+        assert_eq!(host.compatible_with(&host), Ok(()));
+        // Code that does not use a feature the host has is fine.
+        let mut fewer = host.clone();
+        if let Some(f) = fewer.isa.iter_mut().find(|(_, is_bool, v)| *is_bool && v == "true") {
+            f.2 = "false".into();
+            assert_eq!(fewer.compatible_with(&host), Ok(()));
+            assert!(host.compatible_with(&fewer).unwrap_err().contains("which this host lacks"));
+        }
+        let mut other = host.clone();
+        other.triple = "riscv64gc-unknown-linux-gnu".into();
+        let m = other.compatible_with(&host).unwrap_err();
+        assert!(m.contains("compiled for riscv64gc") && !m.contains('\n'), "{m}");
+        let mut other = host.clone();
+        other.carnac = "0.0.1 (build 0)".into();
+        assert!(other.compatible_with(&host).unwrap_err().contains("compiled by Carnac 0.0.1"));
+        let mut other = host.clone();
+        other.shared[0].1 = "something else".into();
+        assert!(other.compatible_with(&host).unwrap_err().contains("Cranelift setting"));
+    }
+
+    #[test]
+    fn layouts_pointing_outside_the_code_are_refused() {
+        let good = CodeLayout {
+            funcs: vec![0..16, 16..40],
+            array_calls: vec![48, 48],
+            traps: vec![(4, super::super::trap_codes::to_u8(super::super::trap_codes::UNREACHABLE))],
+            srclocs: vec![(0, 1), (40, u32::MAX)],
+            abs_relocs: vec![],
+        };
+        assert_eq!(check_layout(&good, 64), Ok(()));
+        let bad = |f: &dyn Fn(&mut CodeLayout)| {
+            let mut l = good.clone();
+            f(&mut l);
+            check_layout(&l, 64).unwrap_err()
+        };
+        bad(&|l| l.funcs[1] = 16..65);
+        bad(&|l| l.funcs[1] = 8..20);
+        bad(&|l| l.funcs[1] = 20..20);
+        bad(&|l| l.funcs.swap(0, 1));
+        bad(&|l| l.array_calls[1] = 64);
+        bad(&|l| l.array_calls.pop().map(drop).unwrap_or(()));
+        bad(&|l| l.traps[0].0 = 44);
+        bad(&|l| l.traps[0].1 = 200);
+        bad(&|l| l.traps.push((2, l.traps[0].1)));
+        bad(&|l| l.srclocs[1].0 = 65);
+        bad(&|l| l.abs_relocs.push((60, 0)));
+        bad(&|l| l.abs_relocs.push((0, 64)));
+        assert!(check_layout(&good, 32).is_err());
+    }
+
+    /// Rewrites the checksum after damaging an artifact, as a crafted file would.
+    fn reseal(bytes: &mut [u8]) {
+        let n = bytes.len() - 8;
+        let sum = xxh64(&bytes[..n], 0);
+        bytes[n..].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    #[test]
+    fn damage_behind_a_valid_checksum_is_still_an_error_or_harmless() {
+        let engine = engine();
+        let wat = r#"(module (memory 1) (data (i32.const 0) "x")
+            (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0)))
+            (func (export "g") (result i32) (call 0 (i32.const 1))))"#;
+        let bytes = Module::new(&engine, wat).unwrap().serialize().unwrap();
+        // Past the header, every byte set to 0xff in turn (lengths and counts
+        // become huge, offsets point outside): parsing and loading must return,
+        // never panic or allocate wildly. The code is never run.
+        let body_start = {
+            let mut r = Reader { bytes: &bytes, pos: MAGIC.len() + 4 };
+            Header::read(&mut r).unwrap();
+            r.pos
+        };
+        let mut errors = 0;
+        for at in body_start..bytes.len() - 8 {
+            let mut damaged = bytes.clone();
+            damaged[at] = 0xff;
+            reseal(&mut damaged);
+            errors += Module::deserialize(&engine, &damaged).is_err() as usize;
+        }
+        assert!(errors > 0);
+    }
+
+    #[test]
+    fn xxh64_matches_the_reference() {
+        // Reference values from xxHash's `xxhsum -H64` / its sanity tests.
+        assert_eq!(xxh64(b"", 0), 0xEF46_DB37_51D8_E999);
+        assert_eq!(xxh64(b"a", 0), 0xD24E_C4F1_A98C_6E5B);
+        assert_eq!(xxh64(b"abc", 0), 0x44BC_2CF5_AD77_0999);
+        // Longer than one 32-byte stripe, with 8-, 4- and 1-byte tails.
+        assert_eq!(xxh64(b"The quick brown fox jumps over the lazy dog", 0), 0x0B24_2D36_1FDA_71BC);
+    }
+}
