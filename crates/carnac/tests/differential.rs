@@ -51,7 +51,9 @@
 //! `CARNAC_DIFF_SEEDS=A..B` seeds `A..B` (one seed: `CARNAC_DIFF_SEEDS=1234..1235`). The test prints
 //! `differential: N modules, M calls compared, K mismatches, S skipped (reasons)`. On a mismatch it
 //! prints the seed, variant, call, arguments and both outcomes, writes the module to
-//! `/tmp/carnac-diff-<seed>.wasm` and fails.
+//! `/tmp/carnac-diff-<seed>.wasm` and fails. `CARNAC_DIFF_FILE=path.wasm` runs one module file instead
+//! (with the arguments of the first seed of `CARNAC_DIFF_SEEDS`), which makes a predicate for
+//! `wasm-tools shrink`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -840,13 +842,15 @@ fn run_seeds() {
     let mut stats = Stats::default();
     let start = std::time::Instant::now();
     if let Ok(path) = std::env::var("CARNAC_DIFF_FILE") {
-        // One module from a file (e.g. one `wasm-tools shrink` is reducing), with seed 0's arguments,
-        // in the plain variant if it has the termination counter, else in the fuel variant.
+        // One module from a file (e.g. one `wasm-tools shrink` is reducing), with the arguments of the
+        // first seed of `CARNAC_DIFF_SEEDS` (default 0), in the plain variant if it has the termination
+        // counter, else in the fuel variant.
+        let seed = std::env::var_os("CARNAC_DIFF_SEEDS").map_or(0, |_| seed_range().start);
         let bytes = std::fs::read(&path).unwrap();
         let plain = Module::new(&engines.plain[0], &bytes).is_ok_and(|m| m.get_export(FUEL_EXPORT).is_some());
         let variant = if plain { Variant::Plain } else { Variant::Fuel };
         for signals in [true, false] {
-            let subject = Subject { label: &path, path: None, seed: 0, variant, signals, bytes: &bytes };
+            let subject = Subject { label: &path, path: None, seed, variant, signals, bytes: &bytes };
             engines.run(&subject, &mut stats);
         }
         stats.modules += 1;
@@ -878,12 +882,13 @@ fn tiers_agree_on_generated_modules() {
 /// Modules that once made the tiers disagree, each run like a generated module: every variant, both
 /// bounds-check modes, every export called (with seed 0's arguments; what they test does not depend on
 /// them).
-const REGRESSIONS: &[(&str, &str)] = &[(
-    // A v128 argument of a lane type other than the canonical one (here i16x8) to an imported function
-    // or through `call_indirect`: the compiled tier bitcast it after the branch that ends the block,
-    // which Cranelift rejected (a panic in release builds, where its verifier is off).
-    "v128 argument to a function reference",
-    r#"(module
+const REGRESSIONS: &[(&str, &str)] = &[
+    (
+        // A v128 argument of a lane type other than the canonical one (here i16x8) to an imported function
+        // or through `call_indirect`: the compiled tier bitcast it after the branch that ends the block,
+        // which Cranelift rejected (a panic in release builds, where its verifier is off).
+        "v128 argument to a function reference",
+        r#"(module
         (type $t (func (param v128) (result v128)))
         (import "host" "f" (func $f (type $t)))
         (table 1 funcref)
@@ -892,7 +897,8 @@ const REGRESSIONS: &[(&str, &str)] = &[(
             (call $f (i16x8.extadd_pairwise_i8x16_u (v128.const i32x4 1 2 3 4))))
         (func (export "indirect") (result v128)
             (call_indirect (type $t) (i16x8.extadd_pairwise_i8x16_u (v128.const i32x4 1 2 3 4)) (i32.const 0))))"#,
-)];
+    ),
+];
 
 #[test]
 fn tiers_agree_on_regressions() {
