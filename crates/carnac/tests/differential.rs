@@ -898,6 +898,26 @@ const REGRESSIONS: &[(&str, &str)] = &[
         (func (export "indirect") (result v128)
             (call_indirect (type $t) (i16x8.extadd_pairwise_i8x16_u (v128.const i32x4 1 2 3 4)) (i32.const 0))))"#,
     ),
+    (
+        // The interpreter executes nothing for a wrap or a reinterpretation, so a constant (or local)
+        // stays one through it and a `br_if` carrying it needs moves, which start a new fuel block; the
+        // compiled tier took the result for a value in place and charged the rest of the block up front.
+        "br_if carrying a reinterpreted constant",
+        r#"(module
+        (global $g (mut i64) (i64.const 0))
+        (func (export "reinterpret") (param i32)
+            (block
+                (block (result f64)
+                    (br_if 0 (f64.reinterpret_i64 (i64.const 1)) (i32.eqz (i32.const 0)))
+                    (drop)
+                    (f64.const 0))
+                (global.set $g (i64.reinterpret_f64))))
+        (func (export "wrap") (param i64) (result i32)
+            (block (result i32)
+                (br_if 0 (i32.wrap_i64 (local.get 0)) (i32.const 1))
+                (drop)
+                (i32.const 0))))"#,
+    ),
 ];
 
 #[test]
