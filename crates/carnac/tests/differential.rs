@@ -984,6 +984,21 @@ const REGRESSIONS: &[(&str, &str)] = &[
                 (drop)
                 (i32.const 0))))"#,
     ),
+    (
+        // With epoch interruption, a check at the entry of a function the interpreter had entered
+        // within its run of handlers resumed (after the deadline callback let the guest go on) with
+        // the caller's frame pointer: the callee read and wrote the caller's slots.
+        "epoch check at a callee's entry",
+        r#"(module
+        (func $add1 (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+        (func (export "call") (result i32) (local i32 i32)
+            (local.set 0 (i32.const 1000))
+            (local.set 1 (i32.const 2000))
+            ;; The first call translates $add1 (and is made outside the run of handlers); the
+            ;; second, with a value below its arguments, has its frame at another place.
+            (drop (call $add1 (i32.const 0)))
+            (i32.add (i32.add (local.get 0) (local.get 1)) (call $add1 (i32.const 41)))))"#,
+    ),
 ];
 
 #[test]
