@@ -299,3 +299,42 @@ fn interrupt_after(handle: carnac::InterruptHandle, ms: u64) -> std::thread::Joi
         handle.interrupt();
     })
 }
+
+#[test]
+fn deadline_callback_at_a_callee_entry_resumes_in_the_callee_frame() {
+    // The deadline stays reached (the epoch never passes it): every function entry and loop header
+    // runs the callback, which lets the guest go on. The interpreter once resumed after a check at the
+    // entry of a callee it had entered without leaving its run of handlers with the caller's frame
+    // pointer: the callee read the caller's locals as its own and wrote over them.
+    let engine = Engine::new(&epochs());
+    let module = Module::new(
+        &engine,
+        r#"(module
+            (func $add1 (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+            (func $deep (param i32) (result i32)
+                (if (result i32) (i32.eqz (local.get 0))
+                    (then (i32.const 0))
+                    (else (i32.add (call $deep (i32.sub (local.get 0) (i32.const 1))) (i32.const 2)))))
+            (func (export "call") (result i32) (local i32 i32)
+                (local.set 0 (i32.const 1000))
+                (local.set 1 (i32.const 2000))
+                ;; The first call translates $add1 (and is made outside the run of handlers); the
+            ;; second, with a value below its arguments, has its frame at another place.
+                (drop (call $add1 (i32.const 0)))
+                (i32.add (i32.add (local.get 0) (local.get 1)) (call $add1 (i32.const 41))))
+            (func (export "deep") (param i32) (result i32) (call $deep (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, 0u32);
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    store.set_epoch_deadline(0);
+    store.epoch_deadline_callback(|store| {
+        *store.data_mut() += 1;
+        Ok(UpdateDeadline::Continue(0))
+    });
+    let call = instance.get_typed_func::<(), i32>(&store, "call").unwrap();
+    assert_eq!(call.call(&mut store, ()).unwrap(), 3042);
+    assert_eq!(*store.data(), 3, "a check at each function entry");
+    let deep = instance.get_typed_func::<i32, i32>(&store, "deep").unwrap();
+    assert_eq!(deep.call(&mut store, 1000).unwrap(), 2000);
+}

@@ -419,7 +419,13 @@ pub(crate) fn run<T, const TRACK: bool>(
         // capacity, every frame below it written (in full, just above).
         unsafe { frames.set_len(cx.frames_top.offset_from(frames.as_ptr()) as usize) };
         // Calls and returns inside the run moved to another frame (of the same instance).
-        (fp, base, module) = (cx.fp, cx.base, cx.module);
+        // The frame pointer is derived from `base`: a run that ends in a trap leaves `cx.fp` at
+        // the frame of its last exit, not of the function that trapped, and the trap of an epoch
+        // check resumes there when the deadline callback lets the guest go on.
+        (base, module) = (cx.base, cx.module);
+        // SAFETY: `base` is the current frame's start, inside the stack (the run entered it).
+        fp = unsafe { stack.as_mut_ptr().add(base) };
+        debug_assert!(matches!(outcome, Outcome::Trap(_)) || fp == cx.fp);
         match outcome {
             Outcome::Exit(at) => ip = at,
             Outcome::Trap(kind) => {

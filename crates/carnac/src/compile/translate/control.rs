@@ -472,13 +472,14 @@ impl Translator<'_, '_> {
     /// reference cannot change while the instance lives (an import's).
     fn call_func_ref(&mut self, func_ref: Value, ty: &FuncType, args: &[Value], fixed: bool) -> Vec<Value> {
         let flags = if fixed { self.readonly() } else { self.mutable() };
+        // Before the branch: canonicalising may emit instructions (bitcasts).
+        let args = self.canonical_all(args);
         let wasm_call = self.load_ptr(func_ref, field::FUNC_REF_WASM_CALL, flags);
         let native = self.b.create_block();
         let through_store = self.b.create_block();
         let join = self.block_with_params(ty.results());
         self.b.set_cold_block(through_store);
         self.b.ins().brif(wasm_call, native, &[], through_store, &[]);
-        let args = self.canonical_all(args);
 
         self.b.switch_to_block(native);
         self.b.seal_block(native);

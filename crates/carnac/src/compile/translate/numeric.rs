@@ -94,7 +94,7 @@ impl Translator<'_, '_> {
             Operator::F32Max | Operator::F64Max => self.binary(|b, x, y| b.ins().fmax(x, y)),
             Operator::F32Copysign | Operator::F64Copysign => self.binary(|b, x, y| b.ins().fcopysign(x, y)),
 
-            Operator::I32WrapI64 => self.unary(|b, x| b.ins().ireduce(I32, x)),
+            Operator::I32WrapI64 => self.free_unary(|b, x| b.ins().ireduce(I32, x)),
             Operator::I64ExtendI32S => self.unary(|b, x| b.ins().sextend(I64, x)),
             Operator::I64ExtendI32U => self.unary(|b, x| b.ins().uextend(I64, x)),
             Operator::I32Extend8S => self.sign_extend(I8, I32),
@@ -125,10 +125,10 @@ impl Translator<'_, '_> {
             Operator::F64ConvertI32U | Operator::F64ConvertI64U => self.unary(|b, x| b.ins().fcvt_from_uint(F64, x)),
             Operator::F32DemoteF64 => self.unary(|b, x| b.ins().fdemote(F32, x)),
             Operator::F64PromoteF32 => self.unary(|b, x| b.ins().fpromote(F64, x)),
-            Operator::I32ReinterpretF32 => self.unary(|b, x| b.ins().bitcast(I32, MemFlagsData::new(), x)),
-            Operator::I64ReinterpretF64 => self.unary(|b, x| b.ins().bitcast(I64, MemFlagsData::new(), x)),
-            Operator::F32ReinterpretI32 => self.unary(|b, x| b.ins().bitcast(F32, MemFlagsData::new(), x)),
-            Operator::F64ReinterpretI64 => self.unary(|b, x| b.ins().bitcast(F64, MemFlagsData::new(), x)),
+            Operator::I32ReinterpretF32 => self.free_unary(|b, x| b.ins().bitcast(I32, MemFlagsData::new(), x)),
+            Operator::I64ReinterpretF64 => self.free_unary(|b, x| b.ins().bitcast(I64, MemFlagsData::new(), x)),
+            Operator::F32ReinterpretI32 => self.free_unary(|b, x| b.ins().bitcast(F32, MemFlagsData::new(), x)),
+            Operator::F64ReinterpretI64 => self.free_unary(|b, x| b.ins().bitcast(F64, MemFlagsData::new(), x)),
             _ => return false,
         }
         true
@@ -138,6 +138,15 @@ impl Translator<'_, '_> {
         let x = self.pop();
         let v = f(self.b, x);
         self.push(v);
+    }
+
+    /// An operator the interpreter executes nothing for (a wrap or a reinterpretation: the operand
+    /// stays where it is, a local, a constant or a slot), so the result is held as the operand was.
+    fn free_unary(&mut self, f: impl FnOnce(&mut cranelift_frontend::FunctionBuilder<'_>, Value) -> Value) {
+        let lazy = *self.lazy.last().expect("validated: operand stack underflow");
+        let x = self.pop();
+        let v = f(self.b, x);
+        self.push_lazy(v, lazy);
     }
 
     fn binary(&mut self, f: impl FnOnce(&mut cranelift_frontend::FunctionBuilder<'_>, Value, Value) -> Value) {
