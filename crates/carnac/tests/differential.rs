@@ -455,7 +455,9 @@ fn canon(store: impl AsContext<Data = Host>, v: &Val) -> V {
             V::Func(f.map(|f| store.as_context().data().func_index.get(&f).copied().unwrap_or(u32::MAX)))
         }
         Val::ExternRef(e) => {
-            V::Extern(e.map(|e| e.data(&store).and_then(|d| d.downcast_ref::<u64>()).copied().unwrap_or(u64::MAX)))
+            V::Extern(e.map(|e| {
+                e.data(&store).ok().flatten().and_then(|d| d.downcast_ref::<u64>()).copied().unwrap_or(u64::MAX)
+            }))
         }
     }
 }
@@ -586,7 +588,7 @@ impl Side {
             .map(|a| match *a {
                 Arg::Val(v) => v,
                 Arg::Func(i) => Val::FuncRef(Some(self.funcs[i].1)),
-                Arg::Extern(t) => Val::ExternRef(Some(ExternRef::new(&mut self.store, t))),
+                Arg::Extern(t) => Val::ExternRef(Some(ExternRef::new(&mut self.store, t).expect("externref"))),
             })
             .collect();
         let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
@@ -600,7 +602,7 @@ impl Side {
 }
 
 /// The first difference between the two sides' observable state, if any.
-fn state_difference(a: &Side, b: &Side) -> Option<String> {
+fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
     let (la, lb) = (&a.store.data().log, &b.store.data().log);
     if la != lb {
         return Some(format!("host calls differ:\n    interp:    {la:?}\n    cranelift: {lb:?}"));
@@ -615,7 +617,8 @@ fn state_difference(a: &Side, b: &Side) -> Option<String> {
     for ((name, ea), (_, eb)) in a.externs.iter().zip(&b.externs) {
         match (ea, eb) {
             (Extern::Global(ga), Extern::Global(gb)) => {
-                let (va, vb) = (canon(&a.store, &ga.get(&a.store)), canon(&b.store, &gb.get(&b.store)));
+                let (ra, rb) = (ga.get(&mut a.store), gb.get(&mut b.store));
+                let (va, vb) = (canon(&a.store, &ra), canon(&b.store, &rb));
                 if va != vb {
                     return Some(format!("global {name:?}: interp {va:?}, cranelift {vb:?}"));
                 }
@@ -641,8 +644,10 @@ fn state_difference(a: &Side, b: &Side) -> Option<String> {
                     return Some(format!("table {name:?}: interp size {sa}, cranelift size {sb}"));
                 }
                 for i in 0..sa {
-                    let va = canon(&a.store, &ta.get(&a.store, i).unwrap());
-                    let vb = canon(&b.store, &tb.get(&b.store, i).unwrap());
+                    let ra = ta.get(&mut a.store, i).unwrap();
+                    let va = canon(&a.store, &ra);
+                    let rb = tb.get(&mut b.store, i).unwrap();
+                    let vb = canon(&b.store, &rb);
                     if va != vb {
                         return Some(format!("table {name:?}[{i}]: interp {va:?}, cranelift {vb:?}"));
                     }
@@ -825,7 +830,7 @@ fn run_pair(s: &Subject<'_>, engines: [&Engine; 2], stats: &mut Stats, history: 
     if a.fuel() != b.fuel() {
         return Some("remaining fuel differs".into());
     }
-    if let Some(d) = state_difference(&a, &b) {
+    if let Some(d) = state_difference(&mut a, &mut b) {
         return Some(d);
     }
     if oa != Outcome::Ok(Vec::new()) || a.funcs.is_empty() {
@@ -876,7 +881,7 @@ fn run_pair(s: &Subject<'_>, engines: [&Engine; 2], stats: &mut Stats, history: 
         if a.fuel() != b.fuel() {
             return Some("remaining fuel differs".into());
         }
-        if let Some(d) = state_difference(&a, &b) {
+        if let Some(d) = state_difference(&mut a, &mut b) {
             return Some(d);
         }
     }
