@@ -5,13 +5,14 @@
 //! bytes fed to `arbitrary` are a pure function of the seed, so a seed is a reproduction). Each module
 //! is instantiated once per tier, in separate stores of separate engines that differ only in
 //! [`Strategy`], with the same stand-in imports (host functions whose results are a hash of their
-//! arguments and which sometimes fail, globals with seed-derived values, fresh memories and tables).
+//! arguments, which sometimes fail and sometimes call an exported function back, globals with
+//! seed-derived values, fresh memories and tables).
 //! Then exported functions are called in a seed-derived sequence with the same arguments on both sides
 //! (interesting values: 0, ±1, extremes, page boundaries, NaNs with payloads, subnormals, random
 //! bits; references null, an exported function, or a host `externref`), so that state carries over
 //! from call to call. After instantiation and after every call we compare:
 //! - the outcome: the results, or the trap's [`TrapKind`];
-//! - the arguments every host function was called with, in order;
+//! - the arguments every host function was called with, in order, and the results of its calls back;
 //! - every exported (and imported) global's value, memory's size and full contents, and table's size
 //!   and elements (a `funcref` cannot be compared across stores by identity, so it is compared as the
 //!   index of the exported function it is, null, or "some function that is not exported");
@@ -440,7 +441,14 @@ struct Host {
     deadline_limit: u64,
     /// The index of each exported function (for references).
     func_index: HashMap<Func, u32>,
+    /// The exported functions, which host functions call back (once instantiated).
+    funcs: Vec<Func>,
+    /// How deep host functions have called back into the guest.
+    depth: u32,
 }
+
+/// A log entry's import index for the results of a call back into the guest.
+const CALLBACK: usize = 1 << 31;
 
 fn canon(store: impl AsContext<Data = Host>, v: &Val) -> V {
     match *v {
@@ -491,6 +499,26 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
                     return Err(Trap::host("stand-in import failed"));
                 }
                 let mut r = Rng::new(h);
+                // Now and then, a call back into the guest (compiled code through the host and back),
+                // whose results feed this function's.
+                let (depth, funcs) = (caller.data().depth, caller.data().funcs.len() as u64);
+                if depth < 2 && funcs > 0 && r.below(4) == 0 {
+                    let f = caller.data().funcs[r.below(funcs) as usize];
+                    let ty = f.ty(&caller);
+                    let args: Vec<Val> = ty.params().iter().map(|t| number(&mut r, *t)).collect();
+                    let mut res: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+                    caller.data_mut().depth += 1;
+                    let called = f.call(&mut caller, &args, &mut res);
+                    caller.data_mut().depth -= 1;
+                    match called {
+                        Ok(()) => {}
+                        Err(Error::Trap(t)) => return Err(t),
+                        Err(e) => return Err(Trap::host(e.to_string())),
+                    }
+                    let res: Vec<V> = res.iter().map(|v| canon(&caller, v)).collect();
+                    r = Rng::new(res.iter().fold(r.next(), hash));
+                    caller.data_mut().log.push((CALLBACK | index, res));
+                }
                 for (o, t) in out.iter_mut().zip(&results) {
                     *o = number(&mut r, *t);
                 }
@@ -568,6 +596,7 @@ impl Side {
                     if let Extern::Func(f) = ext {
                         let index = self.funcs.len() as u32;
                         self.store.data_mut().func_index.entry(*f).or_insert(index);
+                        self.store.data_mut().funcs.push(*f);
                         self.funcs.push((name.clone(), *f));
                     }
                 }
