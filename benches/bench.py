@@ -251,6 +251,13 @@ def main():
         built = os.path.join(tdir, "wasm32-wasip1", "release")
         progs = {k: v for k, v in WASI_PROGRAMS.items() if not only or k in only}
         rts = wasi_runtimes(args.peers)
+        # The same sources built for this machine: the native baseline.
+        native = subprocess.run(["cargo", "build", "--release", "-q"] + [a for p in progs for a in ("--bin", p)]
+                                + ["--manifest-path", os.path.join(HERE, "programs", "rust", "Cargo.toml"),
+                                   "--target-dir", tdir])
+        if native.returncode == 0:
+            ndir = os.path.join(tdir, "release")
+            rts["native"] = lambda w, w3m, n: [os.path.join(ndir, os.path.basename(w)[:-5]), str(n)]
         w3 = {}
         for p in progs:
             w = os.path.join(built, p + ".wasm")

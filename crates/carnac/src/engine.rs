@@ -49,6 +49,15 @@ pub enum Strategy {
     /// Native code compiled with Cranelift when the module is compiled: slower
     /// to start, several times faster to run.
     Cranelift,
+    /// Automatic tiering (the default in builds with the compiled tier): every
+    /// function starts in the interpreter at once; once the module runs hot
+    /// (function entries and loop iterations counted per function), it is
+    /// compiled on a background thread, the next calls take the compiled code,
+    /// and a long-running loop moves into compiled code at its header
+    /// (on-stack replacement). Code already in the code cache is used from
+    /// the first call. On a host with one core nothing compiles in the
+    /// background: everything stays interpreted.
+    Auto,
 }
 
 impl std::str::FromStr for Strategy {
@@ -58,7 +67,8 @@ impl std::str::FromStr for Strategy {
         match s {
             "interp" | "interpreter" => Ok(Strategy::Interpreter),
             "cranelift" => Ok(Strategy::Cranelift),
-            _ => Err(format!("unknown tier `{s}` (expected `interp` or `cranelift`)")),
+            "auto" => Ok(Strategy::Auto),
+            _ => Err(format!("unknown tier `{s}` (expected `auto`, `interp` or `cranelift`)")),
         }
     }
 }
@@ -80,7 +90,7 @@ impl Default for Config {
             lazy_translation: true,
             lazy_validation: false,
             track_memory_writes: false,
-            strategy: Strategy::Interpreter,
+            strategy: if cfg!(carnac_compiled) { Strategy::Auto } else { Strategy::Interpreter },
             signals_based_traps: cfg!(target_pointer_width = "64"),
             memory_guard_size: 32 << 20,
             cache: CacheConfig { enabled: false, dir: None, max_bytes: DEFAULT_CACHE_MAX_BYTES },
@@ -114,7 +124,8 @@ impl Config {
     }
 
     /// The tier that runs modules compiled by this engine (default
-    /// [`Strategy::Interpreter`]), as Wasmtime's `Config::strategy`. With
+    /// [`Strategy::Auto`], or [`Strategy::Interpreter`] in a build without the
+    /// compiled tier), as Wasmtime's `Config::strategy`. With
     /// [`Strategy::Cranelift`] in a build without the compiled tier (the
     /// `cranelift` feature off, or a host other than Linux on x86_64 or
     /// aarch64), [`Engine::new`] still succeeds and compiling a module fails
@@ -348,6 +359,7 @@ struct EngineInner {
     epoch: Arc<AtomicU64>,
     /// What the code cache did for this engine's modules.
     cache_stats: CacheCounters,
+    tier_stats: TierCounters,
     /// The compiled tier's target, built on first use.
     #[cfg(carnac_compiled)]
     isa: std::sync::OnceLock<Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>>,
@@ -379,6 +391,7 @@ impl Engine {
                 types: Mutex::new(HashMap::new()),
                 epoch: Arc::new(AtomicU64::new(0)),
                 cache_stats: CacheCounters::default(),
+                tier_stats: TierCounters::default(),
                 #[cfg(carnac_compiled)]
                 isa: std::sync::OnceLock::new(),
             }),
@@ -423,6 +436,22 @@ impl Engine {
         &self.inner.cache_stats
     }
 
+    /// What automatic tiering ([`Strategy::Auto`]) did for this engine's modules so far.
+    pub fn tier_stats(&self) -> TierStats {
+        let c = &self.inner.tier_stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TierStats {
+            modules_compiled: get(&c.modules_compiled),
+            loop_entries_compiled: get(&c.loop_entries_compiled),
+            loops_entered: get(&c.loops_entered),
+        }
+    }
+
+    #[cfg_attr(not(carnac_compiled), allow(dead_code))]
+    pub(crate) fn tier_counters(&self) -> &TierCounters {
+        &self.inner.tier_stats
+    }
+
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -451,6 +480,25 @@ pub struct CacheStats {
     pub stores: u64,
     /// Entries found but unusable (damaged, truncated, or for other bytes), and so rewritten.
     pub corrupt: u64,
+}
+
+/// What automatic tiering did for an engine's modules ([`Engine::tier_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TierStats {
+    /// Modules compiled in the background after running hot.
+    pub modules_compiled: u64,
+    /// On-stack-replacement entries compiled (one per hot loop).
+    pub loop_entries_compiled: u64,
+    /// Times a running interpreted function continued in compiled code at a loop header.
+    pub loops_entered: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct TierCounters {
+    pub(crate) modules_compiled: AtomicU64,
+    pub(crate) loop_entries_compiled: AtomicU64,
+    pub(crate) loops_entered: AtomicU64,
 }
 
 #[derive(Default)]

@@ -135,7 +135,7 @@ mod module;
 mod runtime;
 mod types;
 
-pub use engine::{CacheStats, Config, Engine, Strategy, DEFAULT_CACHE_MAX_BYTES};
+pub use engine::{CacheStats, Config, Engine, Strategy, TierStats, DEFAULT_CACHE_MAX_BYTES};
 pub use error::Error;
 pub use module::Module;
 pub use runtime::externals::{Extern, Global, Memory, Table};

@@ -21,7 +21,8 @@
 //! header: str Carnac version+build | str target triple
 //!         u32 n, n x (str name, str value)          Cranelift shared settings
 //!         u32 n, n x (str name, u8 is_bool, str value)   ISA settings (CPU features)
-//!         u8 strategy | u8 bounds, u64 guard bytes | u8 interrupt | u8 fuel | u64 wasm features
+//!         u8 strategy | u8 bounds, u64 guard bytes | u8 interrupt | u8 fuel | u8 tracked writes
+//!         | u64 wasm features
 //! body:   bytes wasm | bytes code
 //!         u32 n, n x (u32 start, u32 end)           function ranges
 //!         u32 n, n x u32                            array-call trampoline offsets
@@ -67,7 +68,7 @@ use crate::Strategy;
 pub(crate) const MAGIC: [u8; 8] = crate::module::ARTIFACT_MAGIC;
 
 /// Bumped whenever the layout above changes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// This build of Carnac: its version and a hash of its sources and lock file
 /// (see `build.rs`), so that code from a modified build with the same version
@@ -90,6 +91,8 @@ pub(crate) struct Header {
     /// 0 none, 1 flag, 2 epoch.
     interrupt: u8,
     fuel: bool,
+    /// Stores mark the written-chunk map (`Config::track_memory_writes`).
+    track_writes: bool,
     features: u64,
 }
 
@@ -112,9 +115,10 @@ impl Header {
             isa: (isa.isa_flags().iter())
                 .map(|v| (v.name.to_string(), v.as_bool().is_some(), v.value_string()))
                 .collect(),
+            // Automatic tiering compiles the same code as the compiled tier.
             strategy: match engine.config().strategy {
                 Strategy::Interpreter => 0,
-                Strategy::Cranelift => 1,
+                Strategy::Cranelift | Strategy::Auto => 1,
             },
             bounds,
             guard_bytes,
@@ -124,6 +128,7 @@ impl Header {
                 Interrupt::Epoch => 2,
             },
             fuel: s.fuel,
+            track_writes: s.track_writes,
             features: engine.config().wasm_features().bits(),
         })
     }
@@ -144,7 +149,7 @@ impl Header {
         }
         w.extend([self.strategy, self.bounds]);
         w.extend(self.guard_bytes.to_le_bytes());
-        w.extend([self.interrupt, self.fuel as u8]);
+        w.extend([self.interrupt, self.fuel as u8, self.track_writes as u8]);
         w.extend(self.features.to_le_bytes());
     }
 
@@ -165,6 +170,7 @@ impl Header {
             guard_bytes: r.u64()?,
             interrupt: r.u8()?,
             fuel: r.u8()? != 0,
+            track_writes: r.u8()? != 0,
             features: r.u64()?,
         })
     }
@@ -200,6 +206,10 @@ impl Header {
         if self.fuel != host.fuel {
             let fuel = |f: bool| if f { "with fuel metering" } else { "without fuel metering" };
             return Err(format!("it was compiled {}, this engine runs {}", fuel(self.fuel), fuel(host.fuel)));
+        }
+        if self.track_writes != host.track_writes {
+            let t = |t: bool| if t { "with memory write tracking" } else { "without memory write tracking" };
+            return Err(format!("it was compiled {}, this engine runs {}", t(self.track_writes), t(host.track_writes)));
         }
         if self.interrupt != host.interrupt {
             let int = |i: u8| if i == 0 { "without interruption checks" } else { "with interruption checks" };

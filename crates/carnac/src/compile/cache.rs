@@ -65,28 +65,50 @@ pub(crate) fn get_or_compile<M>(
     compile: impl FnOnce() -> Result<M, Error>,
     serialize: impl FnOnce(&M) -> Result<Vec<u8>, Error>,
 ) -> Result<M, Error> {
+    if let Some(module) = get(engine, dir, wasm, load) {
+        return Ok(module);
+    }
+    let module = compile()?;
+    if let Ok(bytes) = serialize(&module) {
+        put(engine, dir, wasm, &bytes);
+    }
+    Ok(module)
+}
+
+/// `wasm`'s entry, loaded with `load` (see [`get_or_compile`]), if the cache
+/// has a good one; a miss or a damaged entry is counted.
+pub(crate) fn get<M>(
+    engine: &Engine,
+    dir: &Path,
+    wasm: &[u8],
+    load: impl FnOnce(&[u8]) -> Result<M, Error>,
+) -> Option<M> {
     let counters = engine.cache_counters();
-    let Ok(key) = super::artifact::cache_key(engine, wasm) else { return compile() };
+    let key = super::artifact::cache_key(engine, wasm).ok()?;
     let path = dir.join(format!("{key}.cwasm"));
     if let Ok(bytes) = std::fs::read(&path) {
         match load(&bytes) {
             Ok(module) => {
                 CacheCounters::bump(&counters.hits);
                 touch(&path);
-                return Ok(module);
+                return Some(module);
             }
             Err(_) => CacheCounters::bump(&counters.corrupt),
         }
     }
     CacheCounters::bump(&counters.misses);
-    let module = compile()?;
-    if let Ok(bytes) = serialize(&module) {
-        if store(dir, &path, &bytes).is_ok() {
-            CacheCounters::bump(&counters.stores);
-            evict(dir, engine.config().cache.max_bytes, &path);
-        }
+    None
+}
+
+/// Stores `artifact` as `wasm`'s entry (best effort), then keeps the
+/// directory under its size bound.
+pub(crate) fn put(engine: &Engine, dir: &Path, wasm: &[u8], artifact: &[u8]) {
+    let Ok(key) = super::artifact::cache_key(engine, wasm) else { return };
+    let path = dir.join(format!("{key}.cwasm"));
+    if store(dir, &path, artifact).is_ok() {
+        CacheCounters::bump(&engine.cache_counters().stores);
+        evict(dir, engine.config().cache.max_bytes, &path);
     }
-    Ok(module)
 }
 
 /// Marks an entry as just used (eviction goes by modification time).

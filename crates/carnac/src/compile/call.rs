@@ -142,15 +142,41 @@ unsafe extern "C" fn enter(arg: *mut u8) {
 /// holding the raw arguments on entry and the raw results on return. The
 /// caller (`runtime::call`) has set the stack limit and counted the re-entry.
 pub(crate) fn call<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
+    let module = store.inner.instances[instance as usize].module.clone();
+    let compiled = module.compiled.get().expect("called a compiled function of a module without code");
+    let (array_call, wasm_call) = (compiled.array_call(def_index), compiled.wasm_call(def_index));
+    // SAFETY: the function's own code and trampoline, which `module` keeps alive.
+    unsafe { call_code(store, instance, array_call, wasm_call, slots) }
+}
+
+/// Runs an on-stack-replacement entry of a function of `instance`'s module:
+/// `slots[0]` holds the interpreter frame's address on entry (its locals are
+/// read once, at the start), the function's raw results on return.
+pub(crate) fn call_osr<T>(
+    store: &mut Store<T>,
+    instance: u32,
+    osr: &super::module::OsrCode,
+    slots: &mut [u64],
+) -> Result<(), Trap> {
+    // SAFETY: the entry's code and trampoline, which the caller's `Arc` keeps alive.
+    unsafe { call_code(store, instance, osr.array_call(), osr.wasm_call(), slots) }
+}
+
+/// Calls `wasm_call` through its trampoline `array_call` with `instance`'s
+/// context block.
+///
+/// # Safety
+/// `array_call` is the trampoline compiled for `wasm_call`'s signature, both
+/// alive for the call; `slots` is long enough for the parameters and results.
+unsafe fn call_code<T>(
+    store: &mut Store<T>,
+    instance: u32,
+    array_call: super::module::ArrayCall,
+    wasm_call: *const u8,
+    slots: &mut [u64],
+) -> Result<(), Trap> {
     let inst = &store.inner.instances[instance as usize];
-    let module = inst.module.clone();
-    let compiled = module.compiled.as_ref().expect("called a compiled function of a module without code");
-    let mut args = EntryArgs {
-        array_call: compiled.array_call(def_index),
-        wasm_call: compiled.wasm_call(def_index),
-        vmctx: inst.vmctx.as_ptr(),
-        slots: slots.as_mut_ptr(),
-    };
+    let mut args = EntryArgs { array_call, wasm_call, vmctx: inst.vmctx.as_ptr(), slots: slots.as_mut_ptr() };
     let mut act = Activation {
         store: store as *mut Store<T> as *mut u8,
         vtable: &VTableOf::<T>::VTABLE,
@@ -191,7 +217,7 @@ fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>) -> Trap {
 fn backtrace(s: &StoreInner, pcs: &[usize], max: usize) -> Backtrace {
     let mut modules: Vec<&std::sync::Arc<crate::module::ModuleInner>> = Vec::new();
     for inst in &s.instances {
-        if inst.module.compiled.is_some() && !modules.iter().any(|m| std::sync::Arc::ptr_eq(m, &inst.module)) {
+        if inst.module.has_compiled_code() && !modules.iter().any(|m| std::sync::Arc::ptr_eq(m, &inst.module)) {
             modules.push(&inst.module);
         }
     }
@@ -199,7 +225,7 @@ fn backtrace(s: &StoreInner, pcs: &[usize], max: usize) -> Backtrace {
         // Return addresses point after the call: look up the call itself.
         let at = if i == 0 { pc } else { pc - 1 };
         modules.iter().find_map(|m| {
-            let (def, offset) = m.compiled.as_ref()?.frame_at(at)?;
+            let (def, offset) = m.frame_at(at)?;
             let func_index = m.info.num_imported_funcs + def;
             let module_offset = offset.map(|o| o as usize);
             let func_offset = module_offset.zip(m.body_start(def)).and_then(|(o, b)| o.checked_sub(b));

@@ -17,6 +17,7 @@ pub(crate) mod cache;
 pub(crate) mod call;
 pub(crate) mod code_memory;
 pub(crate) mod module;
+pub(crate) mod tier;
 pub(crate) mod trampolines;
 pub(crate) mod translate;
 pub(crate) mod trap_codes;

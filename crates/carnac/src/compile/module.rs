@@ -106,6 +106,7 @@ pub(crate) fn settings(engine: &Engine) -> CodegenSettings {
             super::translate::Interrupt::None
         },
         fuel: c.consume_fuel,
+        track_writes: c.track_memory_writes,
     }
 }
 
@@ -139,7 +140,18 @@ impl CompiledModule {
     /// Compiles every defined function of a validated module (`bodies`: each
     /// function's body range in `bytes`), lays the code out and publishes it.
     pub fn new(engine: &Engine, info: &ModuleInfo, bytes: &[u8], bodies: &[Range<usize>]) -> Result<Self, Error> {
-        let (image, layout) = compile(engine, info, bytes, bodies)?;
+        Self::new_on(engine, info, bytes, bodies, available_threads())
+    }
+
+    /// [`CompiledModule::new`] on at most `threads` threads.
+    pub fn new_on(
+        engine: &Engine,
+        info: &ModuleInfo,
+        bytes: &[u8],
+        bodies: &[Range<usize>],
+        threads: usize,
+    ) -> Result<Self, Error> {
+        let (image, layout) = compile(engine, info, bytes, bodies, threads)?;
         Self::publish(&image, layout)
     }
 
@@ -211,6 +223,7 @@ fn compile(
     info: &ModuleInfo,
     bytes: &[u8],
     bodies: &[Range<usize>],
+    threads: usize,
 ) -> Result<(Vec<u8>, CodeLayout), Error> {
     let isa = isa(engine)?;
     let settings = settings(engine);
@@ -223,7 +236,7 @@ fn compile(
             Error::Compile(format!("function {index}: {e}"))
         })
     };
-    let funcs = parallel_map(bodies, FuncCompiler::new, compile_one)?;
+    let funcs = parallel_map(bodies, threads, FuncCompiler::new, compile_one)?;
 
     // Trampolines, one per distinct function type.
     let mut tramp_of_type: std::collections::HashMap<u32, usize> = Default::default();
@@ -280,25 +293,121 @@ fn compile(
     let mut traps = Vec::new();
     let mut srclocs = Vec::new();
     for (c, &start) in funcs.iter().zip(&func_starts) {
-        traps.extend(c.traps.iter().map(|&(off, code)| (start as u32 + off, super::trap_codes::to_u8(code))));
-        let mut last_end = None;
-        for &(s, e, w) in &c.srclocs {
-            if last_end.is_some_and(|le| le < s) {
-                // A gap with no source location.
-                srclocs.push((start as u32 + last_end.unwrap_or(0), u32::MAX));
-            }
-            srclocs.push((start as u32 + s, w));
-            last_end = Some(e);
-        }
-        if let Some(e) = last_end {
-            srclocs.push((start as u32 + e, u32::MAX));
-        }
+        place_traps_and_srclocs(c, start as u32, &mut traps, &mut srclocs);
     }
     srclocs.sort_by_key(|&(s, _)| s);
     let funcs = funcs.iter().zip(&func_starts).map(|(c, &s)| s as u32..(s + c.bytes.len()) as u32).collect();
     let array_calls = tramp_index.iter().map(|&k| tramp_starts[k] as u32).collect();
     traps.sort_unstable_by_key(|&(offset, _)| offset);
     Ok((image, CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs }))
+}
+
+/// Adds a function's trap sites and source locations, placed at `start`.
+fn place_traps_and_srclocs(c: &CompiledCode, start: u32, traps: &mut Vec<(u32, u8)>, srclocs: &mut Vec<(u32, u32)>) {
+    traps.extend(c.traps.iter().map(|&(off, code)| (start + off, super::trap_codes::to_u8(code))));
+    let mut last_end = None;
+    for &(s, e, w) in &c.srclocs {
+        if last_end.is_some_and(|le| le < s) {
+            // A gap with no source location.
+            srclocs.push((start + last_end.unwrap_or(0), u32::MAX));
+        }
+        srclocs.push((start + s, w));
+        last_end = Some(e);
+    }
+    if let Some(e) = last_end {
+        srclocs.push((start + e, u32::MAX));
+    }
+}
+
+/// An on-stack-replacement entry of one function (see
+/// `FuncCompiler::compile_osr`): its code and its array-call trampoline in a
+/// small region of their own, registered with the trap handler like a
+/// module's. Its calls to the module's functions are absolute addresses into
+/// the module's code, which the entry's owner (the module) keeps alive.
+pub(crate) struct OsrCode {
+    code: CodeMemory,
+    info: Arc<RegionInfo>,
+    /// The defined function it is an entry of.
+    def: u32,
+    array_call: u32,
+    _registration: CodeRegistration,
+}
+
+impl OsrCode {
+    /// Compiles the entry of defined function `def` at the loop at wasm
+    /// offset `loop_offset`, linked to `module`'s code.
+    pub fn new(
+        engine: &Engine,
+        info: &ModuleInfo,
+        bytes: &[u8],
+        body: Range<usize>,
+        def: u32,
+        loop_offset: u32,
+        module: &CompiledModule,
+    ) -> Result<OsrCode, Error> {
+        let isa = isa(engine)?;
+        let settings = settings(engine);
+        let reader = wasmparser::BinaryReader::new(&bytes[body.clone()], body.start as u64);
+        let body = wasmparser::FunctionBody::new(reader);
+        let c =
+            FuncCompiler::new().compile_osr(&**isa, info, &settings, def, body, loop_offset).map_err(Error::Compile)?;
+        // The trampoline of a function taking the frame pointer (an i64 on
+        // 64-bit hosts, the only ones with the compiled tier).
+        let ty = info.func_type(info.num_imported_funcs + def);
+        let entry_ty = crate::types::FuncType::new([crate::types::ValType::I64], ty.results().iter().copied());
+        let tramp = compile_array_to_wasm_trampoline(&**isa, &entry_ty)
+            .map_err(|e| Error::Compile(format!("trampoline: {e}")))?;
+        let tramp_start = c.bytes.len().next_multiple_of((tramp.alignment as usize).max(16));
+        let mut image = vec![0u8; tramp_start + tramp.bytes.len()];
+        image[..c.bytes.len()].copy_from_slice(&c.bytes);
+        image[tramp_start..].copy_from_slice(&tramp.bytes);
+        for r in &c.relocs {
+            if r.kind != Reloc::Abs8 || r.def_index as usize >= module.info.funcs.len() {
+                return Err(Error::Compile(format!("unexpected relocation {:?} in an entry", r.kind)));
+            }
+            let target = (module.wasm_call(r.def_index) as i64).wrapping_add(r.addend);
+            let at = r.offset as usize;
+            image[at..at + 8].copy_from_slice(&target.to_le_bytes());
+        }
+        let (mut traps, mut srclocs) = (Vec::new(), Vec::new());
+        place_traps_and_srclocs(&c, 0, &mut traps, &mut srclocs);
+        traps.sort_unstable_by_key(|&(offset, _)| offset);
+        srclocs.sort_by_key(|&(s, _)| s);
+        let writable = WritableCode::from_image(&image).map_err(|e| Error::Compile(e.to_string()))?;
+        let code = writable.publish().map_err(|e| Error::Compile(e.to_string()))?;
+        let region = Arc::new(RegionInfo {
+            base: code.base(),
+            funcs: vec![0..c.bytes.len() as u32],
+            traps: TrapTable::new(code.base(), traps),
+            srclocs,
+        });
+        let registration = traps::register(code.range(), region.clone());
+        Ok(OsrCode { code, info: region, def, array_call: tramp_start as u32, _registration: registration })
+    }
+
+    /// The entry's code (`(vmctx, frame) -> results`, the wasm convention).
+    pub fn wasm_call(&self) -> *const u8 {
+        self.code.ptr_at(0)
+    }
+
+    /// The host-to-entry trampoline: `slots[0]` the frame pointer on entry, the results on return.
+    pub fn array_call(&self) -> ArrayCall {
+        let p = self.code.ptr_at(self.array_call as usize);
+        // SAFETY: the trampoline at this offset was compiled with exactly this
+        // signature (the platform's C convention) and lives as long as `self`.
+        unsafe { std::mem::transmute::<*const u8, ArrayCall>(p) }
+    }
+
+    /// As [`CompiledModule::frame_at`], for the entry's code.
+    pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
+        self.info.func_at(pc)?;
+        Some((self.def, self.info.wasm_offset_at(pc)))
+    }
+}
+
+/// The threads compiling may use: every core.
+pub(crate) fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |t| t.get())
 }
 
 /// Patches one relocation at image offset `at` (running address `pc`) to point at `target`.
@@ -332,11 +441,12 @@ fn apply_reloc(image: &mut [u8], at: usize, pc: usize, kind: Reloc, target: i64)
 /// (Cranelift's contexts, reused from one function to the next).
 fn parallel_map<S, R: Send>(
     bodies: &[Range<usize>],
+    threads: usize,
     init: impl Fn() -> S + Sync,
     f: impl Fn(&mut S, usize) -> Result<R, Error> + Sync,
 ) -> Result<Vec<R>, Error> {
     let n = bodies.len();
-    let threads = if n >= 8 { std::thread::available_parallelism().map_or(1, |t| t.get()).min(n) } else { 1 };
+    let threads = if n >= 8 { threads.clamp(1, n) } else { 1 };
     if threads <= 1 {
         let mut state = init();
         return (0..n).map(|i| f(&mut state, i)).collect();

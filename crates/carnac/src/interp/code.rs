@@ -119,6 +119,14 @@ macro_rules! define_instrs_with_imm {
             /// deadline callback and resumes after it (emitted only with epoch
             /// interruption, instead of `CheckInterrupt`).
             CheckEpoch,
+            /// Automatic tiering (emitted only with `Strategy::Auto`, at a
+            /// function's entry and at the headers of loops with an empty
+            /// operand stack): counts down defined function `def_index`'s
+            /// hotness counter and, when it runs out, leaves the run for `exec`,
+            /// which may queue the module for compiling or, at a loop (`offset`
+            /// its wasm offset; `u32::MAX` at the entry), continue the function
+            /// in compiled code (see `compile::tier`).
+            OsrPoint { def_index: u32, offset: u32 },
             /// Zero slots `start..start + count`: the declared locals that may be read
             /// before they are written (see `assign`). A function's first instruction;
             /// functions without such locals start after it ([`CompiledFunc::entry`]).

@@ -464,11 +464,57 @@ pub(crate) fn run<T, const TRACK: bool>(
                 do_return!();
             }
             Instr::CallInternal { def_index, base: b } => {
-                enter!(module, instance, def_index, base + b as usize);
+                // SAFETY: see the module docs (code pointers).
+                if unsafe { (*module).is_compiled() } {
+                    // Tiered up: the callee runs compiled.
+                    let m = unsafe { &*module };
+                    let fidx = store.inner.instances[instance as usize].funcs
+                        [(m.info.num_imported_funcs + def_index) as usize];
+                    call_store_func!(fidx, b);
+                } else {
+                    enter!(module, instance, def_index, base + b as usize);
+                }
             }
             Instr::CallInternalCopy { def_index, base: b, copy } => {
                 wr!(copy & 0xffff, rd!(copy >> 16));
-                enter!(module, instance, def_index, base + b as usize);
+                // SAFETY: as for `CallInternal`.
+                if unsafe { (*module).is_compiled() } {
+                    let m = unsafe { &*module };
+                    let fidx = store.inner.instances[instance as usize].funcs
+                        [(m.info.num_imported_funcs + def_index) as usize];
+                    call_store_func!(fidx, b);
+                } else {
+                    enter!(module, instance, def_index, base + b as usize);
+                }
+            }
+            Instr::OsrPoint { def_index, offset } => {
+                #[cfg(carnac_compiled)]
+                {
+                    let m = store.inner.instances[instance as usize].module.clone();
+                    if let Some(osr) = crate::compile::tier::hot(&m, def_index, offset) {
+                        // The rest of the function runs compiled, from this loop's
+                        // header with the frame's locals; its results are this frame's.
+                        let ty = m.info.func_type(m.info.num_imported_funcs + def_index);
+                        let nr = ty.result_slots();
+                        let mut slots = vec![0u64; nr.max(1)];
+                        slots[0] = fp as u64;
+                        if let Err(mut t) = crate::runtime::call::call_osr(store, instance, &osr, &mut slots) {
+                            if !t.has_backtrace() {
+                                t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                            }
+                            return Err(t);
+                        }
+                        fp = unsafe { stack.as_mut_ptr().add(base) };
+                        for (i, v) in slots[..nr].iter().enumerate() {
+                            wr!(i, *v);
+                        }
+                        // Host code it called may have created memories (moving them).
+                        mem_len_ptr = mem_of(&store.inner, instance).2;
+                        do_return!();
+                    }
+                }
+                #[cfg(not(carnac_compiled))]
+                let _ = (def_index, offset);
             }
             Instr::Call { func, base: b } => {
                 let fidx = store.inner.instances[instance as usize].funcs[func as usize];

@@ -109,9 +109,19 @@ pub(crate) struct ModuleInner {
     pub info: ModuleInfo,
     /// The layout of this module's instance context blocks.
     pub vm_offsets: crate::runtime::vmctx::VMOffsets,
-    /// Machine code for every defined function, when the engine's strategy compiles.
+    /// Machine code for every defined function: set when the module is
+    /// compiled with `Strategy::Cranelift` or loaded from an artifact, and
+    /// later, once, by the background compiler with `Strategy::Auto`.
     #[cfg(carnac_compiled)]
-    pub compiled: Option<crate::compile::module::CompiledModule>,
+    pub compiled: std::sync::OnceLock<crate::compile::module::CompiledModule>,
+    /// With `Strategy::Auto`: what tiering up needs (compile requests,
+    /// on-stack-replacement entries).
+    #[cfg(carnac_compiled)]
+    pub tier: Option<crate::compile::tier::TierState>,
+    /// With `Strategy::Auto`, per defined function: how many more entries and
+    /// loop iterations the interpreter runs before its `OsrPoint` asks to tier
+    /// up (decremented there; see `compile::tier`). Empty otherwise.
+    pub hot: Box<[std::sync::atomic::AtomicI32]>,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
     /// For each defined function, its code once translated (valid), else null:
@@ -152,17 +162,18 @@ impl ModuleInner {
     /// convention (see `VMFuncRef::wasm_call`), or null when it runs interpreted.
     pub fn wasm_call(&self, def_index: u32) -> *const u8 {
         #[cfg(carnac_compiled)]
-        if let Some(c) = &self.compiled {
+        if let Some(c) = self.compiled.get() {
             return c.wasm_call(def_index);
         }
         let _ = def_index;
         std::ptr::null()
     }
 
-    /// Whether the module's functions run as compiled code.
+    /// Whether the module's functions run as compiled code (with tiering: from now on).
+    #[inline]
     pub fn is_compiled(&self) -> bool {
         #[cfg(carnac_compiled)]
-        return self.compiled.is_some();
+        return self.compiled.get().is_some();
         #[cfg(not(carnac_compiled))]
         false
     }
@@ -208,6 +219,38 @@ impl ModuleInner {
         ranges
     }
 
+    /// Once compiled code is published (tiering up): empties the ready list, so
+    /// that the interpreter's calls leave its fast path and `exec` sends them
+    /// to the compiled code.
+    #[cfg(carnac_compiled)]
+    pub(crate) fn retire_interpreter_calls(&self) {
+        for r in self.ready.iter() {
+            r.store(std::ptr::null_mut(), Ordering::Release);
+        }
+    }
+
+    /// Each defined function's body range in the module's bytes, and the bytes.
+    #[cfg(carnac_compiled)]
+    pub(crate) fn bodies(&self) -> (Vec<std::ops::Range<usize>>, &[u8]) {
+        (self.code.iter().map(|f| f.body.clone()).collect(), &self.bytes)
+    }
+
+    /// The defined function and wasm offset of compiled code at `pc`, if it is
+    /// this module's (its code or an on-stack-replacement entry).
+    #[cfg(carnac_compiled)]
+    pub(crate) fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
+        if let Some(f) = self.compiled.get().and_then(|c| c.frame_at(pc)) {
+            return Some(f);
+        }
+        self.tier.as_ref()?.frame_at(pc)
+    }
+
+    /// Whether any of the module's code is compiled (for backtraces).
+    #[cfg(carnac_compiled)]
+    pub(crate) fn has_compiled_code(&self) -> bool {
+        self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.has_osr_code())
+    }
+
     /// The ready list itself (one entry per defined function), for the
     /// interpreter's calls, which index it with a validated callee index.
     pub(crate) fn ready_list(&self) -> *const AtomicPtr<CompiledFunc> {
@@ -221,6 +264,10 @@ impl ModuleInner {
         let compiled = f.compiled.get_or_init(|| self.translate_lazily(def_index));
         if let Ok(code) = compiled {
             self.ready[def_index as usize].store(code as *const CompiledFunc as *mut CompiledFunc, Ordering::Release);
+            if self.is_compiled() {
+                // Tiered up meanwhile: calls go to the compiled code (see `retire_interpreter_calls`).
+                self.ready[def_index as usize].store(std::ptr::null_mut(), Ordering::Release);
+            }
         }
         compiled.as_ref().map_err(|e| match e {
             Error::Invalid { .. } => crate::TrapKind::InvalidFunction,
@@ -309,6 +356,18 @@ impl Module {
     /// comes from the code cache when it has it (and goes there when not).
     pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
         #[cfg(carnac_compiled)]
+        if engine.config().strategy == crate::Strategy::Auto {
+            // Cached code runs from the first call; without it, the module
+            // starts interpreted and the background compiler stores its code.
+            if let Some(dir) = crate::compile::cache::dir(engine) {
+                if let Some(m) =
+                    crate::compile::cache::get(engine, &dir, bytes, |e| Self::from_artifact(engine, e, Some(bytes)))
+                {
+                    return Ok(m);
+                }
+            }
+        }
+        #[cfg(carnac_compiled)]
         if engine.config().strategy == crate::Strategy::Cranelift {
             if let Some(dir) = crate::compile::cache::dir(engine) {
                 return crate::compile::cache::get_or_compile(
@@ -337,10 +396,15 @@ impl Module {
     /// with [`crate::Strategy::Cranelift`] have machine code to serialize.
     pub fn serialize(&self) -> Result<Vec<u8>, Error> {
         #[cfg(carnac_compiled)]
-        if let Some(code) = &self.inner.compiled {
+        if self.inner.tier.is_some() && self.inner.compiled.get().is_none() {
+            // Tiering, not compiled yet: compile now (on this thread).
+            crate::compile::tier::compile_now(&self.inner)?;
+        }
+        #[cfg(carnac_compiled)]
+        if let Some(code) = self.inner.compiled.get() {
             return crate::compile::artifact::serialize(&self.inner.engine, &self.inner.bytes, code);
         }
-        Err(Error::Usage("only a module compiled with Strategy::Cranelift can be serialized".into()))
+        Err(Error::Usage("only a module compiled with Strategy::Cranelift or Auto can be serialized".into()))
     }
 
     /// Loads a module from a compiled artifact ([`Module::serialize`], `carnac
@@ -406,23 +470,35 @@ impl Module {
         let bytes_in = bytes;
         let keep_bytes = engine.config().lazy_translation
             || !validate_bodies
-            || engine.config().strategy == crate::Strategy::Cranelift;
+            || engine.config().strategy != crate::Strategy::Interpreter;
         let bytes: Arc<[u8]> = if keep_bytes { bytes.into() } else { Arc::new([]) };
         let resources = resources.filter(|_| engine.config().lazy_validation || !validate_bodies);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
         #[cfg(carnac_compiled)]
-        let compiled = match (engine.config().strategy, precompiled) {
+        let compiled = std::sync::OnceLock::new();
+        #[cfg(carnac_compiled)]
+        let tiered = precompiled.is_none() && engine.config().strategy == crate::Strategy::Auto;
+        #[cfg(carnac_compiled)]
+        match (engine.config().strategy, precompiled) {
             (_, Some(p)) => {
                 p.check_layout(code.len())?;
-                Some(crate::compile::module::CompiledModule::publish(p.image, p.layout)?)
+                let _ = compiled.set(crate::compile::module::CompiledModule::publish(p.image, p.layout)?);
             }
             (crate::Strategy::Cranelift, None) => {
                 let bodies: Vec<std::ops::Range<usize>> = code.iter().map(|f| f.body.clone()).collect();
-                Some(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, &bodies)?)
+                let _ = compiled.set(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, &bodies)?);
             }
-            (crate::Strategy::Interpreter, None) => None,
+            _ => {}
+        }
+        #[cfg(carnac_compiled)]
+        let hot: Box<[std::sync::atomic::AtomicI32]> = if tiered {
+            code.iter().map(|_| std::sync::atomic::AtomicI32::new(crate::compile::tier::HOT)).collect()
+        } else {
+            Box::default()
         };
+        #[cfg(not(carnac_compiled))]
+        let hot: Box<[std::sync::atomic::AtomicI32]> = Box::default();
         #[cfg(not(carnac_compiled))]
         if engine.config().strategy == crate::Strategy::Cranelift || precompiled.is_some() {
             return Err(Error::Compile("this build of Carnac has no compiled tier (it needs the `cranelift` feature, on Linux x86_64 or aarch64)".into()));
@@ -433,6 +509,9 @@ impl Module {
                 vm_offsets: crate::runtime::vmctx::VMOffsets::new(&info),
                 #[cfg(carnac_compiled)]
                 compiled,
+                #[cfg(carnac_compiled)]
+                tier: tiered.then(crate::compile::tier::TierState::default),
+                hot,
                 info,
                 code,
                 ready,
@@ -441,6 +520,14 @@ impl Module {
                 code_ranges: Default::default(),
             }),
         })
+    }
+
+    /// Whether the module's functions now run as machine code: compiled with
+    /// [`crate::Strategy::Cranelift`], loaded from an artifact or the code
+    /// cache, or tiered up by [`crate::Strategy::Auto`] (which happens in the
+    /// background, so this may turn true at any time).
+    pub fn is_compiled(&self) -> bool {
+        self.inner.is_compiled()
     }
 
     /// The engine the module was compiled for.

@@ -28,34 +28,50 @@ pub(crate) fn call_func<T>(
             let host = store.hosts[index as usize].func.clone();
             host(Caller { store, instance: caller }, slots)
         }
-        FuncKind::Wasm { instance, def_index } => {
-            let sp = stack_pointer();
-            let max = store.inner.engine.config().max_wasm_stack;
-            if store.inner.reentry == 0 {
-                store.inner.stack_base = sp;
-                // Compiled prologues trap below this (the stack grows down).
-                store.inner.store_ctx.stack_limit = sp.saturating_sub(max);
-            } else if store.inner.stack_base.abs_diff(sp) > max {
-                // Nested host→wasm re-entries used `Config::max_wasm_stack` of host stack.
-                return Err(Trap::new(TrapKind::StackExhausted));
-            }
-            store.inner.reentry += 1;
-            // A host function's panic unwinds through here (both tiers carry it
-            // out to the caller): the count must come down all the same, or the
-            // store would take its next outermost call for a nested one, keep a
-            // stack limit measured on a stack it may no longer run on (another
-            // thread's), and refuse to run there with `StackExhausted`.
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(store, instance, def_index, slots)));
-            store.inner.reentry -= 1;
-            result.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-        }
+        FuncKind::Wasm { instance, def_index } => enter_wasm(store, |store| run(store, instance, def_index, slots)),
     }
+}
+
+/// Runs wasm code (`f`) for the host or for another tier: guards the host
+/// stack and counts the re-entry.
+fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(), Trap>) -> Result<(), Trap> {
+    let sp = stack_pointer();
+    let max = store.inner.engine.config().max_wasm_stack;
+    if store.inner.reentry == 0 {
+        store.inner.stack_base = sp;
+        // Compiled prologues trap below this (the stack grows down).
+        store.inner.store_ctx.stack_limit = sp.saturating_sub(max);
+    } else if store.inner.stack_base.abs_diff(sp) > max {
+        // Nested host→wasm re-entries used `Config::max_wasm_stack` of host stack.
+        return Err(Trap::new(TrapKind::StackExhausted));
+    }
+    store.inner.reentry += 1;
+    // A host function's panic unwinds through here (both tiers carry it
+    // out to the caller): the count must come down all the same, or the
+    // store would take its next outermost call for a nested one, keep a
+    // stack limit measured on a stack it may no longer run on (another
+    // thread's), and refuse to run there with `StackExhausted`.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)));
+    store.inner.reentry -= 1;
+    result.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+}
+
+/// Continues a function of `instance` that the interpreter is running in an
+/// on-stack-replacement entry of its current loop (see `compile::tier`):
+/// `slots[0]` the interpreter frame's address, the function's results on return.
+#[cfg(carnac_compiled)]
+pub(crate) fn call_osr<T>(
+    store: &mut Store<T>,
+    instance: u32,
+    osr: &crate::compile::module::OsrCode,
+    slots: &mut [u64],
+) -> Result<(), Trap> {
+    enter_wasm(store, |store| crate::compile::call::call_osr(store, instance, osr, slots))
 }
 
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
     #[cfg(carnac_compiled)]
-    if store.inner.instances[instance as usize].module.compiled.is_some() {
+    if store.inner.instances[instance as usize].module.is_compiled() {
         return crate::compile::call::call(store, instance, def_index, slots);
     }
     crate::interp::call(store, instance, def_index, slots)

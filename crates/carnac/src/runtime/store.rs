@@ -512,10 +512,11 @@ impl StoreInner {
             )));
         }
         let config = self.engine.config();
-        let compiled = config.strategy == crate::Strategy::Cranelift;
-        // Compiled code does not mark the written-chunk map: its memories are reset
-        // by asking the kernel what is resident instead.
-        let tracked = config.track_memory_writes && !compiled;
+        // Memories that compiled code may access (now or, tiering, later) have
+        // its guard region. Compiled stores mark the written-chunk map as the
+        // interpreter's do.
+        let compiled = config.strategy != crate::Strategy::Interpreter;
+        let tracked = config.track_memory_writes;
         let guard = (compiled && config.signals_based_traps).then_some(config.memory_guard_size);
         self.memories.push(LinearMemory::new(ty, tracked, guard).map_err(Error::Limit)?);
         self.committed += bytes;

@@ -144,6 +144,15 @@ impl Translator<'_, '_> {
                 let next = self.block_with_params(&results);
                 let args = self.popn(params.len());
                 self.jump(header, &args);
+                if let Some((Some(link), at)) = self.osr {
+                    if at == self.op_offset && params.is_empty() && self.stack.is_empty() {
+                        // The on-stack-replacement entry arrives here, its locals loaded.
+                        self.b.switch_to_block(link);
+                        self.b.seal_block(link);
+                        self.b.ins().jump(header, &[]);
+                        self.osr = None;
+                    }
+                }
                 let height = self.stack.len();
                 self.control.push(Frame {
                     kind: FrameKind::Loop { header },
@@ -431,7 +440,8 @@ impl Translator<'_, '_> {
         let callee = self.b.import_function(ExtFuncData {
             name: ExternalName::user(name),
             signature,
-            colocated: true,
+            // An on-stack-replacement entry is placed apart from the module's code.
+            colocated: !self.osr_entry,
             patchable: false,
         });
         self.callees.insert(def_index, callee);

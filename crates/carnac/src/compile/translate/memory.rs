@@ -28,6 +28,11 @@ pub(super) struct Access {
     pub flags: MemFlagsData,
     pub addr: Value,
     pub offset: i32,
+    /// The memory's base and the access's first byte as an offset from it
+    /// (for [`Translator::mark_written`]).
+    pub base: Value,
+    pub index: Value,
+    pub static_offset: u64,
 }
 
 impl Translator<'_, '_> {
@@ -251,7 +256,26 @@ impl Translator<'_, '_> {
                 0
             }
         };
-        Ok(Access { flags, addr, offset })
+        Ok(Access { flags, addr, offset, base, index, static_offset: memarg.offset })
+    }
+
+    /// After a store through `access` (which did not trap, so its first byte
+    /// lies inside the memory): marks the byte's chunk in the memory's
+    /// written-chunk map, one byte store `CHUNK_MAP_OFFSET` below the base, as
+    /// the interpreter's stores do (a store of up to 16 bytes may cross into the
+    /// next chunk: resets zero that spill too). Nothing without
+    /// `track_writes`.
+    pub(super) fn mark_written(&mut self, access: &Access) {
+        use crate::runtime::memory::{CHUNK_MAP_OFFSET, CHUNK_SHIFT};
+        if !self.settings.track_writes {
+            return;
+        }
+        let at = self.b.ins().iadd_imm_u(access.index, access.static_offset as i64);
+        let chunk = self.b.ins().ushr_imm_u(at, CHUNK_SHIFT as i64);
+        let map = self.b.ins().iadd_imm_s(access.base, -(CHUNK_MAP_OFFSET as i64));
+        let byte = self.b.ins().iadd(map, chunk);
+        let one = self.b.ins().iconst(types::I8, 1);
+        self.b.ins().store(MemFlagsData::trusted(), one, byte, 0);
     }
 
     pub(super) fn load(&mut self, memarg: &MemArg, opcode: ir::Opcode, ty: ir::Type) -> Result<(), String> {
@@ -262,7 +286,7 @@ impl Translator<'_, '_> {
             O::Sload32 | O::Uload32 => 4,
             _ => ty.bytes() as u64,
         };
-        let Access { flags, addr, offset } = self.memory_access(memarg, size)?;
+        let Access { flags, addr, offset, .. } = self.memory_access(memarg, size)?;
         let ins = self.b.ins();
         let v = match opcode {
             O::Load => ins.load(ty, flags, addr, offset),
@@ -288,7 +312,8 @@ impl Translator<'_, '_> {
             O::Istore32 => 4,
             _ => self.b.func.dfg.value_type(v).bytes() as u64,
         };
-        let Access { flags, addr, offset } = self.memory_access(memarg, size)?;
+        let access = self.memory_access(memarg, size)?;
+        let Access { flags, addr, offset, .. } = access;
         let ins = self.b.ins();
         match opcode {
             O::Store => ins.store(flags, v, addr, offset),
@@ -297,6 +322,7 @@ impl Translator<'_, '_> {
             O::Istore32 => ins.istore32(flags, v, addr, offset),
             _ => unreachable!("a store opcode"),
         };
+        self.mark_written(&access);
         Ok(())
     }
 

@@ -84,6 +84,9 @@ pub(crate) struct CodegenSettings {
     pub interrupt: Interrupt,
     /// Charge fuel as the interpreter does (see `vm`).
     pub fuel: bool,
+    /// Mark every store in the memory's written-chunk map, as the interpreter
+    /// does with `Config::track_memory_writes` (see `runtime::memory`).
+    pub track_writes: bool,
 }
 
 /// The native ISA with the flags compiled code relies on: frame pointers kept
@@ -171,6 +174,16 @@ pub(crate) fn wasm_signature(ty: &FuncType, pointer_type: Type) -> Signature {
     sig
 }
 
+/// The signature of an on-stack-replacement entry of a function of type `ty`
+/// (see [`FuncCompiler::compile_osr`]): `(vmctx, frame: *const u64) -> results`.
+pub(crate) fn osr_signature(ty: &FuncType, pointer_type: Type) -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params.push(AbiParam::special(pointer_type, ArgumentPurpose::VMContext));
+    sig.params.push(AbiParam::new(pointer_type));
+    sig.returns.extend(ty.results().iter().map(|&t| AbiParam::new(clif_type(t))));
+    sig
+}
+
 /// Reusable compilation contexts (one per compiling thread).
 pub(crate) struct FuncCompiler {
     ctx: Context,
@@ -191,14 +204,52 @@ impl FuncCompiler {
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
     ) -> Result<CompiledCode, String> {
+        self.compile(isa, info, settings, def_index, body, None)
+    }
+
+    /// Compiles an on-stack-replacement entry of defined function `def_index`:
+    /// a function of signature [`osr_signature`] that takes the interpreter's
+    /// frame (its locals, one 8-byte slot each, two for a v128, as
+    /// `interp::translate` lays them out), starts at the header of the loop at
+    /// wasm offset `loop_offset` and runs the rest of the body. The loop must
+    /// take no parameters and have an empty operand stack around it (what the
+    /// interpreter's `OsrPoint` promises). Its calls to defined functions are
+    /// absolute (`Reloc::Abs8`): the entry lives apart from the module's code.
+    pub(crate) fn compile_osr(
+        &mut self,
+        isa: &dyn TargetIsa,
+        info: &ModuleInfo,
+        settings: &CodegenSettings,
+        def_index: u32,
+        body: wasmparser::FunctionBody<'_>,
+        loop_offset: u32,
+    ) -> Result<CompiledCode, String> {
+        self.compile(isa, info, settings, def_index, body, Some(loop_offset))
+    }
+
+    fn compile(
+        &mut self,
+        isa: &dyn TargetIsa,
+        info: &ModuleInfo,
+        settings: &CodegenSettings,
+        def_index: u32,
+        body: wasmparser::FunctionBody<'_>,
+        osr: Option<u32>,
+    ) -> Result<CompiledCode, String> {
         self.ctx.clear();
         let func_index = info.num_imported_funcs + def_index;
         let ty = info.func_type(func_index);
         let ptr = isa.pointer_type();
-        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, def_index), wasm_signature(ty, ptr));
+        let signature = match osr {
+            None => wasm_signature(ty, ptr),
+            Some(_) => osr_signature(ty, ptr),
+        };
+        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, def_index), signature);
         set_stack_limit(&mut self.ctx.func, ptr);
         let mut builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
         let mut t = Translator::new(isa, info, settings, &mut builder, ty);
+        t.osr = osr.map(|at| (None, at));
+        t.osr_entry = osr.is_some();
         if let Err(e) = t.translate_body(&body) {
             // The builder's context is left mid-function: start the next one afresh.
             self.builder_ctx = FunctionBuilderContext::new();
@@ -304,6 +355,14 @@ pub(super) struct Translator<'a, 'b> {
     /// Signatures and callees imported into the function, for reuse.
     signatures: std::collections::HashMap<FuncType, ir::SigRef>,
     callees: std::collections::HashMap<u32, ir::FuncRef>,
+    /// For an on-stack-replacement entry: the block the entry jumps through
+    /// (made once the frame is loaded) and the wasm offset of the loop it
+    /// must reach; `None` once linked to the loop's header.
+    osr: Option<(Option<ir::Block>, u32)>,
+    /// Whether this is an on-stack-replacement entry (calls are absolute).
+    osr_entry: bool,
+    /// The wasm offset of the operator being translated.
+    op_offset: u32,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -333,6 +392,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             vm,
             signatures: Default::default(),
             callees: Default::default(),
+            osr: None,
+            osr_entry: false,
+            op_offset: 0,
         }
     }
 
@@ -344,20 +406,46 @@ impl<'a, 'b> Translator<'a, 'b> {
         let params: Vec<Value> = self.b.block_params(entry).to_vec();
         self.vmctx = params[0];
 
-        // Locals: the parameters, then the declared ones, zero-initialised.
-        for (i, &ty) in self.params.iter().enumerate() {
-            let var = self.b.declare_var(clif_type(ty));
-            self.b.def_var(var, params[i + 1]);
-            self.locals.push((var, ty));
-        }
+        let osr = self.osr.is_some();
+        let mut local_types: Vec<ValType> = self.params.to_vec();
         let mut locals = body.get_locals_reader().map_err(|e| e.to_string())?;
         for _ in 0..locals.get_count() {
             let (count, ty) = locals.read().map_err(|e| e.to_string())?;
             let ty = ValType::from_wasmparser(ty)?;
-            for _ in 0..count {
+            // The validator bounds the number of locals (50,000).
+            local_types.extend(std::iter::repeat_n(ty, count as usize));
+        }
+        if osr {
+            // Every local from the interpreter's frame, then on to the loop
+            // (through a block linked once the loop's header exists).
+            let frame = params[1];
+            let flags = MemFlagsData::trusted().with_endianness(ir::Endianness::Little);
+            let mut slot = 0i32;
+            for &ty in &local_types {
                 let var = self.b.declare_var(clif_type(ty));
+                let v = self.b.ins().load(clif_type(ty), flags, frame, slot * 8);
+                self.b.def_var(var, v);
+                self.locals.push((var, ty));
+                slot += 1 + (ty == ValType::V128) as i32;
+            }
+            let link = self.b.create_block();
+            self.b.ins().jump(link, &[]);
+            self.osr = self.osr.map(|(_, at)| (Some(link), at));
+            // The function's own start follows, unreachable: it is translated
+            // only to give the loop its enclosing frames (Cranelift drops it).
+            let start = self.b.create_block();
+            self.b.switch_to_block(start);
+            self.b.seal_block(start);
+            for &(var, ty) in &self.locals.clone() {
                 let zero = self.zero(ty);
                 self.b.def_var(var, zero);
+            }
+        } else {
+            // Locals: the parameters, then the declared ones, zero-initialised.
+            for (i, &ty) in local_types.iter().enumerate() {
+                let var = self.b.declare_var(clif_type(ty));
+                let v = if i < self.params.len() { params[i + 1] } else { self.zero(ty) };
+                self.b.def_var(var, v);
                 self.locals.push((var, ty));
             }
         }
@@ -370,10 +458,14 @@ impl<'a, 'b> Translator<'a, 'b> {
         while !reader.eof() {
             let (op, offset) = reader.read_with_offset().map_err(|e| e.to_string())?;
             self.b.set_srcloc(SourceLoc::new(offset as u32));
+            self.op_offset = offset as u32;
             self.operator(&op).map_err(|e| format!("{e} (at offset {offset:#x})"))?;
         }
         reader.finish().map_err(|e| e.to_string())?;
         self.close_fuel_block();
+        if let Some((_, at)) = self.osr {
+            return Err(format!("no reachable loop without parameters at offset {at:#x} to enter"));
+        }
         Ok(())
     }
 

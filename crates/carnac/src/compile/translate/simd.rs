@@ -475,7 +475,7 @@ impl Translator<'_, '_> {
         memarg: &wasmparser::MemArg,
         f: fn(&mut FunctionBuilder<'_>, cranelift_codegen::ir::MemFlagsData, Value, i32) -> Value,
     ) -> Result<(), String> {
-        let Access { flags, addr, offset } = self.memory_access(memarg, 8)?;
+        let Access { flags, addr, offset, .. } = self.memory_access(memarg, 8)?;
         let v = f(self.b, flags, addr, offset);
         self.push(v);
         Ok(())
@@ -484,7 +484,7 @@ impl Translator<'_, '_> {
     /// `v128.loadN_splat`: one lane's worth of bytes, in every lane of `ty`.
     fn load_splat(&mut self, memarg: &wasmparser::MemArg, ty: Type) -> Result<(), String> {
         let lane = ty.lane_type();
-        let Access { flags, addr, offset } = self.memory_access(memarg, lane.bytes() as u64)?;
+        let Access { flags, addr, offset, .. } = self.memory_access(memarg, lane.bytes() as u64)?;
         let x = self.b.ins().load(lane, flags, addr, offset);
         let v = self.b.ins().splat(ty, x);
         self.push(v);
@@ -494,7 +494,7 @@ impl Translator<'_, '_> {
     /// `v128.loadN_zero`: one lane's worth of bytes into lane 0, zeros elsewhere.
     fn load_zero(&mut self, memarg: &wasmparser::MemArg, ty: Type) -> Result<(), String> {
         let lane = ty.lane_type();
-        let Access { flags, addr, offset } = self.memory_access(memarg, lane.bytes() as u64)?;
+        let Access { flags, addr, offset, .. } = self.memory_access(memarg, lane.bytes() as u64)?;
         let x = self.b.ins().load(lane, flags, addr, offset);
         let v = self.b.ins().scalar_to_vector(ty, x);
         self.push(v);
@@ -505,7 +505,7 @@ impl Translator<'_, '_> {
     fn load_lane(&mut self, memarg: &wasmparser::MemArg, ty: Type, lane: u8) -> Result<(), String> {
         let x = self.pop_as(ty);
         let lane_ty = ty.lane_type();
-        let Access { flags, addr, offset } = self.memory_access(memarg, lane_ty.bytes() as u64)?;
+        let Access { flags, addr, offset, .. } = self.memory_access(memarg, lane_ty.bytes() as u64)?;
         let scalar = self.b.ins().load(lane_ty, flags, addr, offset);
         let v = self.b.ins().insertlane(x, scalar, lane);
         self.push(v);
@@ -516,8 +516,9 @@ impl Translator<'_, '_> {
     fn store_lane(&mut self, memarg: &wasmparser::MemArg, ty: Type, lane: u8) -> Result<(), String> {
         let x = self.pop_as(ty);
         let scalar = self.b.ins().extractlane(x, lane);
-        let Access { flags, addr, offset } = self.memory_access(memarg, ty.lane_type().bytes() as u64)?;
-        self.b.ins().store(flags, scalar, addr, offset);
+        let access = self.memory_access(memarg, ty.lane_type().bytes() as u64)?;
+        self.b.ins().store(access.flags, scalar, access.addr, access.offset);
+        self.mark_written(&access);
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ fn all_settings() -> Vec<CodegenSettings> {
     for bounds in [BoundsChecks::Guard { guard_bytes: 2 << 30 }, BoundsChecks::Explicit] {
         for interrupt in [Interrupt::None, Interrupt::Flag, Interrupt::Epoch] {
             for fuel in [false, true] {
-                all.push(CodegenSettings { bounds, interrupt, fuel });
+                all.push(CodegenSettings { bounds, interrupt, fuel, track_writes: false });
             }
         }
     }
@@ -195,7 +195,12 @@ fn reports_relocations_traps_and_wasm_offsets() {
         .find(|(op, _)| matches!(op, wasmparser::Operator::Unreachable))
         .unwrap()
         .1 as u32;
-    let settings = CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::None, fuel: false };
+    let settings = CodegenSettings {
+        bounds: BoundsChecks::Explicit,
+        interrupt: Interrupt::None,
+        fuel: false,
+        track_writes: false,
+    };
     let isa = build_isa(&settings, true).unwrap();
     let code = compile_function(&*isa, &module.inner.info, &settings, 1, body).unwrap();
 
@@ -559,9 +564,20 @@ fn spec_leaf_functions_run_as_in_the_interpreter() {
             bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 },
             interrupt: Interrupt::None,
             fuel: true,
+            track_writes: false,
         },
-        CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::Epoch, fuel: true },
-        CodegenSettings { bounds: BoundsChecks::Explicit, interrupt: Interrupt::Flag, fuel: false },
+        CodegenSettings {
+            bounds: BoundsChecks::Explicit,
+            interrupt: Interrupt::Epoch,
+            fuel: true,
+            track_writes: false,
+        },
+        CodegenSettings {
+            bounds: BoundsChecks::Explicit,
+            interrupt: Interrupt::Flag,
+            fuel: false,
+            track_writes: false,
+        },
     ];
     let (mut ran, mut calls, mut fuel_mismatches, mut result_mismatches) = (0, 0, Vec::new(), Vec::new());
     for simd in [false, true] {

@@ -241,3 +241,31 @@ pub(super) unsafe fn ReturnSlot<const TRACK: bool>(
         return_within::<TRACK>(ip, fp, mem_base, mem_len, acc, cx)
     }
 }
+
+/// `OsrPoint`: counts down the function's hotness counter (see
+/// `compile::tier`); when it runs out, ends the run there for `exec`.
+#[allow(non_snake_case)]
+pub(super) unsafe fn OsrPoint<const TRACK: bool>(
+    ip: *const Cell,
+    fp: *mut u64,
+    mem_base: *mut u8,
+    mem_len: usize,
+    acc: u64,
+    cx: *mut CallCx,
+) -> usize {
+    // SAFETY: `handler_for` gives this handler to this variant only; `cx` and
+    // the module it points to are valid for the whole run. The counter list is
+    // empty unless the module tiers, and then has one per defined function.
+    unsafe {
+        let Instr::OsrPoint { def_index, .. } = (*ip).instr else { std::hint::unreachable_unchecked() };
+        let hot = &(*(*cx).module).hot;
+        if let Some(counter) = hot.get(def_index as usize) {
+            let n = counter.load(Ordering::Relaxed).wrapping_sub(1);
+            if n <= 0 {
+                return exit(ip, fp, mem_base, mem_len, acc, cx);
+            }
+            counter.store(n, Ordering::Relaxed);
+        }
+        next::<TRACK>(ip.add(1), fp, mem_base, mem_len, acc, cx)
+    }
+}

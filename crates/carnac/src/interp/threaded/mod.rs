@@ -81,7 +81,7 @@ use crate::runtime::trap::TrapKind;
 
 // What the expanded handlers and tables name (they are expanded here).
 use acc::{acc_bit, packed_bit, AccField};
-use calls::{CallIndirect, CallInternal, CallInternalCopy, Return, ReturnSlot};
+use calls::{CallIndirect, CallInternal, CallInternalCopy, OsrPoint, Return, ReturnSlot};
 use control::{control_handlers, count_step, loop_step};
 use fused::fused_handlers;
 use macros::{collect_handlers, handlers};
@@ -291,7 +291,7 @@ pub(super) unsafe fn run<const TRACK: bool>(
 }
 
 collect_handlers! { $ [control_handlers variables_handlers numeric_handlers fused_handlers memory_handlers]
-    special { CallInternal { def_index, base }, CallInternalCopy { def_index, base, copy }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src } }
+    special { CallInternal { def_index, base }, CallInternalCopy { def_index, base, copy }, CallIndirect { type_index, table, base }, Return {}, ReturnSlot { src }, OsrPoint { def_index, offset } }
 }
 
 #[cfg(test)]

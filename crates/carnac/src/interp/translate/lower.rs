@@ -240,6 +240,12 @@ impl Translator {
                     if let Some(check) = self.check {
                         self.emit(check);
                     }
+                    // On-stack replacement enters only loops whose state is the
+                    // locals alone, and not with fuel (the entry would charge
+                    // the header's block again).
+                    if self.tiering && !self.fuel && params == 0 && self.stack.is_empty() {
+                        self.emit(Instr::OsrPoint { def_index: self.def_index, offset: self.op_offset });
+                    }
                 }
                 let height = self.stack.len() - params as usize;
                 self.ctrl.push(Ctrl {

@@ -110,6 +110,9 @@ pub(crate) struct Translator {
     track: bool,
     /// The interrupt check emitted at function entries and loop headers, if any.
     check: Option<Instr>,
+    /// Emit `OsrPoint`s (`Strategy::Auto`), and the function they count for.
+    tiering: bool,
+    def_index: u32,
     /// Slots taken by parameters and locals (the operand stack starts here).
     locals: u32,
     /// Slot and width of every local (parameters first).
@@ -180,6 +183,8 @@ impl Translator {
             } else {
                 None
             },
+            tiering: cfg!(carnac_compiled) && config.strategy == crate::Strategy::Auto,
+            def_index: 0,
             locals: 0,
             local_slots: Vec::new(),
             ref_locals: Vec::new(),
@@ -254,6 +259,10 @@ impl Translator {
         self.new_fuel_block();
         if let Some(check) = self.check {
             self.emit(check);
+        }
+        self.def_index = func_index - info.num_imported_funcs;
+        if self.tiering {
+            self.emit(Instr::OsrPoint { def_index: self.def_index, offset: u32::MAX });
         }
         let results_wide = wide_flags(ty.results());
         self.ctrl.push(Ctrl {
