@@ -51,8 +51,8 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
-    /// Code generation options: `-C tier=interp|cranelift` (the tier that runs
-    /// the handlers; overrides the configuration's `tier`).
+    /// Code generation options: `-C tier=auto|interp|cranelift` (the tier that
+    /// runs the handlers; overrides the configuration's `tier`).
     #[arg(short = 'C', value_name = "OPT=VAL,...")]
     codegen_opts: Vec<String>,
     /// A `carnac.toml` configuration, or a module to serve on every path.
@@ -91,9 +91,10 @@ struct RunArgs {
     /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`.
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
-    /// Code generation options: `-C tier=interp|cranelift` (the tier that runs
-    /// the module; default `interp`, `cranelift` for a `.cwasm` artifact),
-    /// `-C cache=y|n` (the compiled-code cache, on by default for `cranelift`).
+    /// Code generation options: `-C tier=auto|interp|cranelift` (the tier that
+    /// runs the module; default `auto`: interpreted at once, hot code compiled in
+    /// the background; `cranelift` for a `.cwasm` artifact), `-C cache=y|n` (the
+    /// compiled-code cache, on by default for `auto` and `cranelift`).
     #[arg(short = 'C', value_name = "OPT=VAL,...")]
     codegen_opts: Vec<String>,
     /// The module to run.
@@ -266,11 +267,9 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     let (tier, cache) = codegen_opts(&args.codegen_opts)?;
     let cache = cache.unwrap_or(true);
     // An artifact holds compiled code: it runs in the compiled tier unless told otherwise.
-    let tier = tier.unwrap_or(if is_artifact_file(&args.module) {
-        carnac::Strategy::Cranelift
-    } else {
-        carnac::Strategy::Interpreter
-    });
+    // Otherwise the library's default: automatic tiering where the compiled
+    // tier is built, the interpreter elsewhere.
+    let tier = tier.or_else(|| is_artifact_file(&args.module).then_some(carnac::Strategy::Cranelift));
     let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
     let max_memory = args.max_memory.as_deref().map(parse_size).transpose()?;
 
@@ -306,12 +305,14 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     }
 
     let mut config = Config::new();
+    if let Some(tier) = tier {
+        config.strategy(tier);
+    }
     config
         .consume_fuel(args.fuel.is_some())
         .interruptible(timeout.is_some())
         .lazy_validation(args.lazy_validation)
-        .strategy(tier)
-        .cache(cache && tier == carnac::Strategy::Cranelift);
+        .cache(cache && tier != Some(carnac::Strategy::Interpreter));
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, &args.module)?;
     if std::env::var_os("CARNAC_CACHE_LOG").is_some() {

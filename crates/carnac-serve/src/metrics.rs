@@ -103,10 +103,11 @@ impl Metrics {
 }
 
 /// `carnac_tier_info{tier="..."} 1`: the tier that runs the handlers now
-/// (`interp` or `cranelift`, as `tier =` spells it; it changes on reload).
+/// (`interp`, `cranelift` or `auto`, as `tier =` spells it; it changes on reload).
 pub fn tier_info(tier: carnac::Strategy) -> String {
     let name = match tier {
         carnac::Strategy::Cranelift => "cranelift",
+        carnac::Strategy::Auto => "auto",
         _ => "interp",
     };
     format!(

@@ -121,11 +121,14 @@ impl RouteTable {
                     // A fresh instance per request: track memory writes so that each
                     // store's memory is reset without a system call (the interpreter's;
                     // compiled code's memories are reset by the runtime its own way).
-                    c.interruptible(true)
-                        .consume_fuel(fuel)
-                        .track_memory_writes(true)
-                        .strategy(tier)
-                        .max_wasm_stack(GUEST_WASM_STACK);
+                    c.interruptible(true).consume_fuel(fuel).track_memory_writes(true).max_wasm_stack(GUEST_WASM_STACK);
+                    match tier {
+                        // The host loads every route's module before it serves it, off
+                        // the request path: `auto` compiles it there (or loads its code
+                        // from the code cache), so that no request runs interpreted.
+                        Strategy::Auto => c.strategy(Strategy::Cranelift).cache(true),
+                        tier => c.strategy(tier),
+                    };
                     Engine::new(&c)
                 })
                 .clone();

@@ -116,8 +116,20 @@ fn round_trip_runs_the_same_with_the_same_traps_and_backtraces() {
 
 #[test]
 fn interpreted_modules_do_not_serialize() {
-    let module = Module::new(&Engine::default(), WAT).unwrap();
+    let module = Module::new(&Engine::new(Config::new().strategy(Strategy::Interpreter)), WAT).unwrap();
     assert!(matches!(module.serialize(), Err(Error::Usage(_))));
+}
+
+/// A module of the default tier (automatic tiering) compiles when asked to
+/// serialize, and its artifact loads into a compiled engine too.
+#[test]
+fn tiering_modules_serialize_by_compiling() {
+    let module = Module::new(&Engine::default(), WAT).unwrap();
+    let bytes = module.serialize().unwrap();
+    assert!(module.is_compiled());
+    let loaded = Module::deserialize(&Engine::new(Config::new().strategy(Strategy::Cranelift)), &bytes).unwrap();
+    assert!(loaded.is_compiled());
+    assert_eq!(observe(&loaded), observe(&module));
 }
 
 /// The one-line error of loading `bytes` into an engine with `config`.

@@ -377,7 +377,7 @@ impl OsrCode {
         let code = writable.publish().map_err(|e| Error::Compile(e.to_string()))?;
         let region = Arc::new(RegionInfo {
             base: code.base(),
-            funcs: vec![0..c.bytes.len() as u32],
+            funcs: std::iter::once(0..c.bytes.len() as u32).collect(),
             traps: TrapTable::new(code.base(), traps),
             srclocs,
         });

@@ -303,7 +303,7 @@ mod tests {
             (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
             (func (export "conv") (param f64) (result i32) (i32.trunc_f64_s (local.get 0)))
             (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))"#;
-        let engine = Engine::default();
+        let engine = Engine::new(crate::Config::new().strategy(crate::Strategy::Interpreter));
         let module = Module::new(&engine, wat).unwrap();
         let mut store = Store::new(&engine, ());
         let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
@@ -337,7 +337,7 @@ mod tests {
             (func $other_type (param i64) (result i64) (local.get 0))
             (func (export "via") (param i32 i32) (result i32)
                 (call_indirect (type $t) (local.get 1) (local.get 0))))"#;
-        let engine = Engine::default();
+        let engine = Engine::new(crate::Config::new().strategy(crate::Strategy::Interpreter));
         let module = Module::new(&engine, wat).unwrap();
         let mut store = Store::new(&engine, ());
         let mut linker = Linker::new(&engine);

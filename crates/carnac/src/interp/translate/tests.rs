@@ -7,14 +7,36 @@ fn code(wat: &str) -> Vec<Instr> {
 }
 
 /// The code of defined function `index`.
+/// The interpreter alone (the default, `Strategy::Auto`, adds `OsrPoint`s).
+fn interp_engine() -> Engine {
+    Engine::new(crate::Config::new().strategy(crate::Strategy::Interpreter))
+}
+
+#[test]
+#[cfg(carnac_compiled)]
+fn tiering_counts_at_function_entries_and_loop_headers_with_an_empty_stack() {
+    let wat = r#"(module (func (param i32) (result i32)
+        (loop $a (br_if $a (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+        (i32.const 7)
+        (loop $b (param i32) (result i32) (br_if $b (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))"#;
+    let m = Module::new(&Engine::new(crate::Config::new().strategy(crate::Strategy::Auto)), wat).unwrap();
+    let code = m.inner.func_code(0).unwrap().instrs();
+    let points: Vec<u32> =
+        code.iter().filter_map(|i| if let Instr::OsrPoint { offset, .. } = i { Some(*offset) } else { None }).collect();
+    // The entry, and loop $a; not $b, which has a parameter on the stack.
+    assert_eq!(points.len(), 2, "{code:?}");
+    assert_eq!(points[0], u32::MAX);
+    assert!(code_of(wat, 0).iter().all(|i| !matches!(i, Instr::OsrPoint { .. })));
+}
+
 fn code_of(wat: &str, index: u32) -> Vec<Instr> {
-    let m = Module::new(&Engine::default(), wat).unwrap();
+    let m = Module::new(&interp_engine(), wat).unwrap();
     m.inner.func_code(index).unwrap().instrs()
 }
 
 /// A store and an instance of `wat`, to call its exports.
 fn instantiate(wat: &str) -> (crate::Store<()>, crate::Instance) {
-    let engine = Engine::default();
+    let engine = interp_engine();
     let module = Module::new(&engine, wat).unwrap();
     let mut store = crate::Store::new(&engine, ());
     let instance = crate::Linker::new(&engine).instantiate(&mut store, &module).unwrap();
@@ -26,7 +48,7 @@ fn instantiate(wat: &str) -> (crate::Store<()>, crate::Instance) {
 fn dump() {
     // DUMP_WAT=path (text or binary): prints every function's code.
     let path = std::env::var("DUMP_WAT").unwrap();
-    let m = Module::new(&Engine::default(), std::fs::read(path).unwrap()).unwrap();
+    let m = Module::new(&interp_engine(), std::fs::read(path).unwrap()).unwrap();
     for f in 0..m.inner.code.len() {
         let func = m.inner.func_code(f as u32).unwrap();
         println!("func {f}: frame {} entry {}", func.frame_size, func.entry);
@@ -568,7 +590,7 @@ fn a_packed_result_goes_through_the_accumulator() {
 #[test]
 fn packed_halves_are_marked_only_in_small_frames() {
     use threaded::ACC;
-    let mut t = super::Translator::new(&crate::engine::Config::default());
+    let mut t = super::Translator::new(crate::engine::Config::default().strategy(crate::Strategy::Interpreter));
     let pair = [Instr::I32Mul { dst: ACC | 6, lhs: 0, rhs: 1 }, Instr::I32AddShrU { dst: 7, ab: 2 | 6 << 16, k: 1 }];
     t.code = vec![pair[0], pair[1], Instr::Return];
     t.check_acc(true);
@@ -591,7 +613,7 @@ fn packed_halves_are_marked_only_in_small_frames() {
 #[test]
 fn unpaired_accumulator_marks_are_undone() {
     use threaded::ACC;
-    let mut t = super::Translator::new(&crate::engine::Config::default());
+    let mut t = super::Translator::new(crate::engine::Config::default().strategy(crate::Strategy::Interpreter));
     let kept = [Instr::I32Mul { dst: ACC | 5, lhs: 0, rhs: 1 }, Instr::I32Sub { dst: 6, lhs: ACC | 5, rhs: 2 }];
     t.code = vec![Instr::ZeroLocals { start: 0, count: 0 }, kept[0], kept[1], Instr::Return];
     t.check_acc(true);
