@@ -127,9 +127,9 @@ fn bad_input_is_a_one_line_error() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
     let out = carnac(&["run", "-C", "tier=bogus", "--invoke", "fib", "examples/fib.wat", "1"]);
-    assert_eq!(text(&out.stderr), "Error: unknown tier `bogus` (expected `interp` or `cranelift`)\n");
+    assert_eq!(text(&out.stderr), "Error: unknown tier `bogus` (expected `auto`, `interp` or `cranelift`)\n");
     let out = carnac(&["serve", "-C", "tier=bogus", "examples/hello-handler.wat", "--listen", "127.0.0.1:0"]);
-    assert_eq!(text(&out.stderr), "Error: unknown tier `bogus` (expected `interp` or `cranelift`)\n");
+    assert_eq!(text(&out.stderr), "Error: unknown tier `bogus` (expected `auto`, `interp` or `cranelift`)\n");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -149,9 +149,14 @@ fn cranelift_runs_cache_their_code() {
     assert_eq!(run(&["-C", "cache=n"]), "carnac cache: 0 hit, 0 miss, 0 stored, 0 corrupt");
     assert!(entries(&cache).is_empty());
     // The interpreter does not cache.
-    let out = carnac(&cache, &["run", "--invoke", "fib", "examples/fib.wat", "20"]);
+    let out = carnac(&cache, &["run", "-C", "tier=interp", "--invoke", "fib", "examples/fib.wat", "20"]);
     assert_eq!(cache_log(&out), "carnac cache: 0 hit, 0 miss, 0 stored, 0 corrupt");
     assert!(entries(&cache).is_empty());
+    // The default tier (auto) runs cached code from the first call.
+    assert_eq!(run(&[]), "carnac cache: 0 hit, 1 miss, 1 stored, 0 corrupt");
+    let out = carnac(&cache, &["run", "--invoke", "fib", "examples/fib.wat", "20"]);
+    assert_eq!(text(&out.stdout), "6765\n");
+    assert_eq!(cache_log(&out), "carnac cache: 1 hit, 0 miss, 0 stored, 0 corrupt");
     let out = carnac(&cache, &["run", "-C", "cache=maybe", "examples/fib.wat"]);
     assert_eq!(out.status.code(), Some(1));
 }

@@ -331,7 +331,7 @@ fn bad_configs_are_errors() {
     assert!(start(Source::ConfigFile(dir.join("c.toml")), "127.0.0.1:0").is_err());
     std::fs::write(dir.join("d.toml"), "tier = \"jit\"\n[[route]]\npath = \"/\"\nmodule = \"x.wasm\"\n").unwrap();
     let err = start(Source::ConfigFile(dir.join("d.toml")), "127.0.0.1:0").err().unwrap();
-    assert!(err.contains("unknown tier `jit` (expected `interp` or `cranelift`)"), "{err}");
+    assert!(err.contains("unknown tier `jit` (expected `auto`, `interp` or `cranelift`)"), "{err}");
     assert!(start(Source::Module(dir.join("none.wasm")), "127.0.0.1:0").is_err());
 }
 

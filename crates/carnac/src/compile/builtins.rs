@@ -193,6 +193,10 @@ unsafe extern "C" fn call_store_func(vmctx: *mut VMContext, store_index: u32, sl
         // SAFETY: compiled code passes a buffer of at least this many slots
         // (sized from the same function type, which the call was checked against).
         let slots = unsafe { std::slice::from_raw_parts_mut(slots, n) };
+        // A trap from wasm code of another tier or module goes on through
+        // these compiled frames: they belong to its backtrace (as the
+        // interpreter's frames do; a host function's trap starts afresh).
+        act.callee_is_wasm = matches!(s.funcs[store_index as usize].kind, crate::runtime::store::FuncKind::Wasm { .. });
         // SAFETY: see `StoreVTable`.
         unsafe { (act.vtable.call)(act.store, store_index, slots, instance) }
     })

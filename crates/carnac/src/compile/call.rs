@@ -93,6 +93,9 @@ pub(crate) struct Activation {
     pub pending: Option<Trap>,
     /// A host function's panic, resumed once back in the host.
     pub panic: Option<Box<dyn Any + Send>>,
+    /// Whether the last store function compiled code called was wasm (whose
+    /// trap's backtrace these frames extend) rather than a host function.
+    pub callee_is_wasm: bool,
     prev: *mut Activation,
 }
 
@@ -182,6 +185,7 @@ unsafe fn call_code<T>(
         vtable: &VTableOf::<T>::VTABLE,
         pending: None,
         panic: None,
+        callee_is_wasm: false,
         prev: CURRENT.with(|c| c.get()),
     };
     CURRENT.with(|c| c.set(&mut act));
@@ -193,11 +197,11 @@ unsafe fn call_code<T>(
     if let Some(payload) = act.panic.take() {
         std::panic::resume_unwind(payload);
     }
-    result.map_err(|u| trap_of(store, u, act.pending.take()))
+    result.map_err(|u| trap_of(store, u, act.pending.take(), act.callee_is_wasm))
 }
 
 /// The trap an unwind stands for, with its backtrace.
-fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>) -> Trap {
+fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>, from_wasm: bool) -> Trap {
     let kind = super::trap_codes::from_u8(u.trap_code).and_then(super::trap_codes::trap_kind);
     let mut trap = match (kind, pending) {
         (Some(kind), _) => Trap::new(kind),
@@ -208,6 +212,9 @@ fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>) -> Trap {
     let max = store.inner.engine.config().wasm_backtrace_max_frames;
     if max > 0 && !trap.has_backtrace() {
         trap.set_backtrace(backtrace(&store.inner, &u.backtrace, max));
+    } else if max > 0 && from_wasm {
+        // A trap from another tier that these compiled frames called: they are its callers.
+        trap.extend_backtrace(backtrace(&store.inner, &u.backtrace, max), max);
     }
     trap
 }

@@ -289,6 +289,9 @@ pub(crate) fn run<T, const TRACK: bool>(
                     if let Err(mut t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
                         if !t.has_backtrace() {
                             t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                        } else if bt_max > 0 {
+                            // The other tier's frames, then this run's.
+                            t.extend_backtrace(backtrace(&frames, module, ip, bt_max), bt_max);
                         }
                         return Err(t);
                     }
@@ -501,6 +504,9 @@ pub(crate) fn run<T, const TRACK: bool>(
                         if let Err(mut t) = crate::runtime::call::call_osr(store, instance, &osr, &mut slots) {
                             if !t.has_backtrace() {
                                 t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                            } else if let (Some((last, callers)), true) = (frames.split_last(), bt_max > 0) {
+                                // The compiled code's frames (this function's included), then its callers'.
+                                t.extend_backtrace(backtrace(callers, last.module, last.ip, bt_max), bt_max);
                             }
                             return Err(t);
                         }

@@ -213,6 +213,28 @@ impl Trap {
         !self.0.backtrace.is_empty()
     }
 
+    /// Adds `outer`, the frames of the callers (of another tier) the trap
+    /// unwound through, after the frames already captured, keeping at most
+    /// `max` in all (both ends kept, as when capturing).
+    pub(crate) fn extend_backtrace(&mut self, outer: Backtrace, max: usize) {
+        let inner = self.inner_mut();
+        let total = inner.backtrace.len() + inner.elided + outer.frames.len() + outer.elided;
+        let mut frames = std::mem::take(&mut inner.backtrace);
+        frames.extend(outer.frames);
+        if total <= max && frames.len() == total {
+            inner.backtrace = frames;
+            return;
+        }
+        let keep = max.min(frames.len());
+        let head = keep.div_ceil(2);
+        let tail = keep - head;
+        let mut kept: Vec<FrameInfo> = frames[..head].to_vec();
+        kept.extend_from_slice(&frames[frames.len() - tail..]);
+        inner.backtrace = kept;
+        inner.elided = total - keep;
+        inner.elided_at = head;
+    }
+
     pub(crate) fn set_backtrace(&mut self, bt: impl Into<Backtrace>) {
         let bt = bt.into();
         let inner = self.inner_mut();
