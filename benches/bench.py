@@ -13,7 +13,9 @@ Results must agree across runtimes, so a fast wrong answer never counts.
 
 `--suite simd` runs programs/rust/src/bin/simd.rs built with `+simd128` on Carnac,
 wasmi and Wasmtime (the peers with SIMD), beside the same source built without
-SIMD on Carnac (`carnac-scalar`). `carnac-clif` is Carnac's compiled tier (`-C tier=cranelift`). `--baseline` adds another Carnac binary
+SIMD on Carnac (`carnac-scalar`). `carnac` is Carnac's interpreter (`-C tier=interp`), `carnac-clif` its compiled tier
+(`-C tier=cranelift`), `carnac-auto` the default (automatic tiering, code cache on) and `carnac-auto-nc` the default
+without the code cache (every run starts interpreted and tiers up). `--baseline` adds another Carnac binary
 (`carnac-base`, e.g. built from an older commit) to every table, to show a
 change's effect in the same sitting.
 
@@ -69,8 +71,10 @@ def wasi_runtimes(peers):
     py = os.path.join(peers, "venv", "bin", "python")
     w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
-    rts = {"carnac": lambda w, w3m, n: [carnac, "run", w, str(n)]}
+    rts = {"carnac": lambda w, w3m, n: [carnac, "run", "-C", "tier=interp", w, str(n)]}
     rts["carnac-clif"] = lambda w, w3m, n: [carnac, "run", "-C", "tier=cranelift", w, str(n)]
+    rts["carnac-auto"] = lambda w, w3m, n: [carnac, "run", w, str(n)]
+    rts["carnac-auto-nc"] = lambda w, w3m, n: [carnac, "run", "-C", "cache=n", w, str(n)]
     if BASELINE:
         rts["carnac-base"] = lambda w, w3m, n: [BASELINE, "run", w, str(n)]
     cands = {
@@ -94,8 +98,10 @@ def runtimes(peers):
     py = os.path.join(peers, "venv", "bin", "python")
     w3 = os.path.join(ROOT, "..", "shared", "peers", "wasm3-run.py")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
-    rts = {"carnac": lambda w, n: [carnac, "run", "--invoke", "run", w, str(n)]}
+    rts = {"carnac": lambda w, n: [carnac, "run", "-C", "tier=interp", "--invoke", "run", w, str(n)]}
     rts["carnac-clif"] = lambda w, n: [carnac, "run", "-C", "tier=cranelift", "--invoke", "run", w, str(n)]
+    rts["carnac-auto"] = lambda w, n: [carnac, "run", "--invoke", "run", w, str(n)]
+    rts["carnac-auto-nc"] = lambda w, n: [carnac, "run", "-C", "cache=n", "--invoke", "run", w, str(n)]
     if BASELINE:
         rts["carnac-base"] = lambda w, n: [BASELINE, "run", "--invoke", "run", w, str(n)]
     cands = {
@@ -206,10 +212,14 @@ def startup_suite(args, out_dir):
     hello = os.path.join(tdir, "wasm32-wasip1", "release", "hello.wasm")
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     wasmi = os.path.join(b, "wasmi")
+    def cmd(*opts):
+        return lambda p: ([carnac, "run", *opts, "--invoke", "run", big, "5"] if p == "1MiB"
+                          else [carnac, "run", *opts, hello])
     rts = {
-        "carnac": lambda p: [carnac, "run", "--invoke", "run", big, "5"] if p == "1MiB" else [carnac, "run", hello],
-        "carnac-lazyval": lambda p: ([carnac, "run", "--lazy-validation", "--invoke", "run", big, "5"]
-                                     if p == "1MiB" else [carnac, "run", "--lazy-validation", hello]),
+        "carnac": cmd("-C", "tier=interp"),
+        "carnac-lazyval": cmd("-C", "tier=interp", "--lazy-validation"),
+        "carnac-auto": cmd(),
+        "carnac-auto-nc": cmd("-C", "cache=n"),
     }
     if BASELINE:
         rts["carnac-base"] = lambda p: [BASELINE, "run", "--invoke", "run", big, "5"] if p == "1MiB" else [BASELINE, "run", hello]
@@ -281,7 +291,7 @@ def main():
             builds[flavour] = os.path.join(tdir, "wasm32-wasip1", "release", "simd.wasm")
         b = os.path.join(args.peers, "bin")
         carnac = os.path.join(ROOT, "target", "release", "carnac")
-        rts = {"carnac": lambda w, n: [carnac, "run", w, str(n)]}
+        rts = {"carnac": lambda w, n: [carnac, "run", "-C", "tier=interp", w, str(n)]}
         if BASELINE:
             rts["carnac-base"] = lambda w, n: [BASELINE, "run", w, str(n)]
         rts["carnac-scalar"] = lambda w, n: [carnac, "run", builds["scalar"], str(n)]

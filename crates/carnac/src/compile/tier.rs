@@ -134,7 +134,19 @@ pub(crate) fn compile_now(module: &ModuleInner) -> Result<(), Error> {
 fn publish(module: &ModuleInner, code: CompiledModule) {
     if module.compiled.set(code).is_ok() {
         module.retire_interpreter_calls();
+        GENERATION.fetch_add(1, Ordering::Release);
     }
+}
+
+/// Counts modules tiered up in this process: a store whose function
+/// references were made at an older generation refreshes them
+/// (`StoreInner::refresh_func_refs`).
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The current tier-up generation.
+#[inline]
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
 }
 
 /// Threads the background compiler may use: all cores but one (for the guest).

@@ -28,7 +28,11 @@ pub(crate) fn call_func<T>(
             let host = store.hosts[index as usize].func.clone();
             host(Caller { store, instance: caller }, slots)
         }
-        FuncKind::Wasm { instance, def_index } => enter_wasm(store, |store| run(store, instance, def_index, slots)),
+        FuncKind::Wasm { instance, def_index } => {
+            #[cfg(carnac_compiled)]
+            store.inner.refresh_func_refs();
+            enter_wasm(store, |store| run(store, instance, def_index, slots))
+        }
     }
 }
 
@@ -66,6 +70,7 @@ pub(crate) fn call_osr<T>(
     osr: &crate::compile::module::OsrCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
+    store.inner.refresh_func_refs();
     enter_wasm(store, |store| crate::compile::call::call_osr(store, instance, osr, slots))
 }
 

@@ -265,6 +265,9 @@ pub(crate) struct StoreInner {
     pub instances: Vec<InstanceEntity>,
     /// Each store function's reference as compiled code sees it (same index as `funcs`).
     pub func_refs: Vec<VMFuncRef>,
+    /// The tier-up generation `func_refs` reflect (see [`StoreInner::refresh_func_refs`]).
+    #[cfg(carnac_compiled)]
+    pub tier_generation: u64,
     /// Per-store state compiled code and the interpreter read: fuel, stack
     /// limit, interrupt words, the address of `func_refs`.
     pub store_ctx: Box<VMStoreContext>,
@@ -452,6 +455,40 @@ pub enum UpdateDeadline {
 pub(crate) type DeadlineCallback<T> = Box<dyn FnMut(&mut Store<T>) -> Result<UpdateDeadline, Error> + Send + Sync>;
 
 impl StoreInner {
+    /// After automatic tiering compiled a module (the global tier-up
+    /// generation moved on): gives the references of that module's functions
+    /// in this store their compiled code, and refreshes the imported-function
+    /// references in every context block, so that compiled callers reach them
+    /// directly instead of through the runtime. Cheap to call: one load when
+    /// nothing changed.
+    #[cfg(carnac_compiled)]
+    #[inline]
+    pub(crate) fn refresh_func_refs(&mut self) {
+        let generation = crate::compile::tier::generation();
+        if generation != self.tier_generation {
+            self.tier_generation = generation;
+            self.refresh_func_refs_slow();
+        }
+    }
+
+    #[cfg(carnac_compiled)]
+    #[cold]
+    fn refresh_func_refs_slow(&mut self) {
+        for (f, r) in self.funcs.iter().zip(self.func_refs.iter_mut()) {
+            if let FuncKind::Wasm { instance, def_index } = f.kind {
+                if r.wasm_call.is_null() {
+                    r.wasm_call = self.instances[instance as usize].module.wasm_call(def_index);
+                }
+            }
+        }
+        for inst in &mut self.instances {
+            let offsets = &inst.module.vm_offsets;
+            for (i, &f) in inst.funcs[..inst.module.info.num_imported_funcs as usize].iter().enumerate() {
+                inst.vmctx.write(offsets.imported_func(i as u32), self.func_refs[f as usize]);
+            }
+        }
+    }
+
     /// Adds a function to the store; returns its index.
     pub fn push_func(&mut self, entity: FuncEntity, func_ref: VMFuncRef) -> u32 {
         self.funcs.push(entity);
@@ -654,6 +691,8 @@ impl<T> Store<T> {
                 global_cells: Vec::new(),
                 instances: Vec::new(),
                 func_refs: Vec::new(),
+                #[cfg(carnac_compiled)]
+                tier_generation: crate::compile::tier::generation(),
                 store_ctx: Box::new(VMStoreContext {
                     stack_limit: 0,
                     fuel: 0,
