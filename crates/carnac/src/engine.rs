@@ -226,7 +226,13 @@ impl Config {
         self
     }
 
-    /// Maximum depth of nested guest calls before [`crate::TrapKind::StackExhausted`].
+    /// Maximum depth of nested guest calls in the interpreter before
+    /// [`crate::TrapKind::StackExhausted`]. Compiled code (the compiled tier,
+    /// and functions that tiered up under [`Strategy::Auto`]) is bounded by
+    /// the host stack it may use instead ([`Config::max_wasm_stack`]), as in
+    /// Wasmtime: with automatic tiering, how deep a recursion may go depends
+    /// on which of its functions tiered up. Pick [`Strategy::Interpreter`] for
+    /// an exact depth.
     pub fn max_call_depth(&mut self, depth: usize) -> &mut Self {
         self.max_call_depth = depth.max(1);
         self
@@ -441,6 +447,7 @@ impl Engine {
         let c = &self.inner.tier_stats;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         TierStats {
+            functions_compiled: get(&c.functions_compiled),
             modules_compiled: get(&c.modules_compiled),
             loop_entries_compiled: get(&c.loop_entries_compiled),
             loops_entered: get(&c.loops_entered),
@@ -486,7 +493,9 @@ pub struct CacheStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TierStats {
-    /// Modules compiled in the background after running hot.
+    /// Hot functions compiled, each on its own, in the background.
+    pub functions_compiled: u64,
+    /// Whole modules compiled in the background (for the code cache) after running hot.
     pub modules_compiled: u64,
     /// On-stack-replacement entries compiled (one per hot loop).
     pub loop_entries_compiled: u64,
@@ -496,6 +505,7 @@ pub struct TierStats {
 
 #[derive(Default)]
 pub(crate) struct TierCounters {
+    pub(crate) functions_compiled: AtomicU64,
     pub(crate) modules_compiled: AtomicU64,
     pub(crate) loop_entries_compiled: AtomicU64,
     pub(crate) loops_entered: AtomicU64,

@@ -167,7 +167,8 @@ fn a_stack_exhausted_by_mutual_recursion_in_a_large_module_names_every_frame() {
     wat += r#" (func $f (export "f") (param i32) (result i32) (call $g (i32.add (local.get 0) (i32.const 1))))
                (func $g (param i32) (result i32) (call $f (i32.add (local.get 0) (i32.const 1)))))"#;
     let mut config = Config::new();
-    config.max_call_depth(20_000).wasm_backtrace_max_frames(usize::MAX);
+    // The interpreter's exact depth (compiled code is bounded by stack bytes).
+    config.strategy(Strategy::Interpreter).max_call_depth(20_000).wasm_backtrace_max_frames(usize::MAX);
     let engine = Engine::new(&config);
     let module = Module::new(&engine, &wat).unwrap();
     let mut store = Store::new(&engine, ());
@@ -287,7 +288,8 @@ fn deep_recursion_is_a_trap_not_a_crash() {
                 (then (i32.const 0))
                 (else (i32.add (i32.const 1) (call $down (i32.sub (local.get 0) (i32.const 1))))))))"#;
     let mut config = Config::new();
-    config.max_call_depth(1000);
+    // The interpreter's exact depth (compiled code is bounded by stack bytes).
+    config.strategy(Strategy::Interpreter).max_call_depth(1000);
     let engine = Engine::new(&config);
     let module = Module::new(&engine, wat).unwrap();
     let mut store = Store::new(&engine, ());

@@ -85,21 +85,60 @@ fn a_function_gives_the_same_results_before_and_after_it_is_compiled() {
         assert!(!module.is_compiled(), "a one-core host compiles nothing in the background");
         return;
     }
-    // The calls above made the module hot: it compiles in the background.
+    // The calls above made `mix` hot: it compiles alone, in the background.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !module.is_compiled() {
-        assert!(Instant::now() < deadline, "the module never tiered up");
+    while engine.tier_stats().functions_compiled == 0 {
+        assert!(Instant::now() < deadline, "the function never tiered up");
         f.call(&mut store, 7).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(engine.tier_stats().modules_compiled, 1);
+    // Without the code cache, only hot functions compile.
+    assert!(!module.is_compiled());
     let after: Vec<i64> = (0..3000).map(|x| f.call(&mut store, x).unwrap()).collect();
     assert_eq!(before, after);
-    // A new instance of the tiered module starts compiled.
+    // A new instance runs `run` interpreted, calling the compiled `mix`.
     let mut store2 = Store::new(&engine, ());
     let instance2 = Instance::new(&mut store2, &module, &[]).unwrap();
     let run = instance2.get_typed_func::<i32, i64>(&mut store2, "run").unwrap();
     assert_eq!(run.call(&mut store2, 10_000).unwrap(), expected_run(10_000));
+}
+
+/// With the code cache on, the whole module compiles once hot functions have,
+/// goes to the cache, and the next engine loads it compiled from the start.
+#[test]
+fn with_the_cache_the_whole_module_follows_and_is_reused() {
+    if !tiers_up() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("carnac-tiering-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::new();
+    config.strategy(Strategy::Auto).cache_dir(Some(dir.clone()));
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, PROGRAM).unwrap();
+    assert!(!module.is_compiled());
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    let f = instance.get_typed_func::<i32, i64>(&mut store, "mix").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !module.is_compiled() {
+        assert!(Instant::now() < deadline, "the module never compiled");
+        assert_eq!(f.call(&mut store, 5).unwrap(), mix(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(f.call(&mut store, 9).unwrap(), mix(9));
+    let stats = engine.tier_stats();
+    assert!(stats.functions_compiled >= 1 && stats.modules_compiled == 1, "{stats:?}");
+    assert_eq!(engine.cache_stats().stores, 1);
+    let engine2 = Engine::new(&config);
+    let module2 = Module::new(&engine2, PROGRAM).unwrap();
+    assert!(module2.is_compiled(), "cached code is used from the first call");
+    assert_eq!(engine2.cache_stats().hits, 1);
+    let mut store2 = Store::new(&engine2, ());
+    let instance2 = Instance::new(&mut store2, &module2, &[]).unwrap();
+    let run = instance2.get_typed_func::<i32, i64>(&mut store2, "run").unwrap();
+    assert_eq!(run.call(&mut store2, 1000).unwrap(), expected_run(1000));
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -127,7 +166,7 @@ fn a_long_loop_moves_into_compiled_code_at_its_header() {
     }
     if tiers_up() {
         let stats = engine.tier_stats();
-        assert!(stats.loop_entries_compiled >= 1 && stats.modules_compiled == 1, "{stats:?}");
+        assert!(stats.loop_entries_compiled >= 1 && stats.functions_compiled >= 1, "{stats:?}");
     }
 }
 

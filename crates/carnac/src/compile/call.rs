@@ -152,17 +152,19 @@ pub(crate) fn call<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots
     unsafe { call_code(store, instance, array_call, wasm_call, slots) }
 }
 
-/// Runs an on-stack-replacement entry of a function of `instance`'s module:
-/// `slots[0]` holds the interpreter frame's address on entry (its locals are
-/// read once, at the start), the function's raw results on return.
-pub(crate) fn call_osr<T>(
+/// Runs standalone code of a function of `instance`'s module (see
+/// `compile::tier`): the function itself, with its arguments in `slots`, or
+/// an on-stack-replacement entry, with `slots[0]` holding the interpreter
+/// frame's address (its locals are read once, at the start); the function's
+/// raw results on return.
+pub(crate) fn call_standalone<T>(
     store: &mut Store<T>,
     instance: u32,
-    osr: &super::module::OsrCode,
+    code: &super::module::StandaloneCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
-    // SAFETY: the entry's code and trampoline, which the caller's `Arc` keeps alive.
-    unsafe { call_code(store, instance, osr.array_call(), osr.wasm_call(), slots) }
+    // SAFETY: the code and its trampoline, which the caller's `Arc` keeps alive.
+    unsafe { call_code(store, instance, code.array_call(), code.wasm_call(), slots) }
 }
 
 /// Calls `wasm_call` through its trampoline `array_call` with `instance`'s

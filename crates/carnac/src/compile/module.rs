@@ -319,56 +319,63 @@ fn place_traps_and_srclocs(c: &CompiledCode, start: u32, traps: &mut Vec<(u32, u
     }
 }
 
-/// An on-stack-replacement entry of one function (see
-/// `FuncCompiler::compile_osr`): its code and its array-call trampoline in a
-/// small region of their own, registered with the trap handler like a
-/// module's. Its calls to the module's functions are absolute addresses into
-/// the module's code, which the entry's owner (the module) keeps alive.
-pub(crate) struct OsrCode {
+/// One function's code compiled apart from the rest of its module, by
+/// automatic tiering (`super::tier`): the function itself
+/// (`FuncCompiler::compile_standalone`) or an on-stack-replacement entry of
+/// one of its loops (`FuncCompiler::compile_osr`), with its array-call
+/// trampoline, in a small region of its own registered with the trap handler
+/// like a module's. Its calls to the module's functions go through the
+/// store's function references, so it needs no linking.
+pub(crate) struct StandaloneCode {
     code: CodeMemory,
     info: Arc<RegionInfo>,
-    /// The defined function it is an entry of.
+    /// The defined function it is (an entry of).
     def: u32,
     array_call: u32,
     _registration: CodeRegistration,
 }
 
-impl OsrCode {
-    /// Compiles the entry of defined function `def` at the loop at wasm
-    /// offset `loop_offset`, linked to `module`'s code.
+impl StandaloneCode {
+    /// Compiles defined function `def` (`body`: its range in `bytes`), or
+    /// with `osr`, its entry at the loop at that wasm offset.
     pub fn new(
         engine: &Engine,
         info: &ModuleInfo,
         bytes: &[u8],
         body: Range<usize>,
         def: u32,
-        loop_offset: u32,
-        module: &CompiledModule,
-    ) -> Result<OsrCode, Error> {
+        osr: Option<u32>,
+    ) -> Result<StandaloneCode, Error> {
         let isa = isa(engine)?;
         let settings = settings(engine);
         let reader = wasmparser::BinaryReader::new(&bytes[body.clone()], body.start as u64);
         let body = wasmparser::FunctionBody::new(reader);
-        let c =
-            FuncCompiler::new().compile_osr(&**isa, info, &settings, def, body, loop_offset).map_err(Error::Compile)?;
-        // The trampoline of a function taking the frame pointer (an i64 on
-        // 64-bit hosts, the only ones with the compiled tier).
+        let mut compiler = FuncCompiler::new();
+        let c = match osr {
+            None => compiler.compile_standalone(&**isa, info, &settings, def, body),
+            Some(at) => compiler.compile_osr(&**isa, info, &settings, def, body, at),
+        }
+        .map_err(Error::Compile)?;
+        if let Some(r) = c.relocs.first() {
+            return Err(Error::Compile(format!("unexpected relocation {:?} in standalone code", r.kind)));
+        }
         let ty = info.func_type(info.num_imported_funcs + def);
-        let entry_ty = crate::types::FuncType::new([crate::types::ValType::I64], ty.results().iter().copied());
-        let tramp = compile_array_to_wasm_trampoline(&**isa, &entry_ty)
+        // An entry takes the interpreter frame's address (an i64 on the 64-bit
+        // hosts that have the compiled tier).
+        let entry_ty;
+        let tramp_ty = match osr {
+            None => ty,
+            Some(_) => {
+                entry_ty = crate::types::FuncType::new([crate::types::ValType::I64], ty.results().iter().copied());
+                &entry_ty
+            }
+        };
+        let tramp = compile_array_to_wasm_trampoline(&**isa, tramp_ty)
             .map_err(|e| Error::Compile(format!("trampoline: {e}")))?;
         let tramp_start = c.bytes.len().next_multiple_of((tramp.alignment as usize).max(16));
         let mut image = vec![0u8; tramp_start + tramp.bytes.len()];
         image[..c.bytes.len()].copy_from_slice(&c.bytes);
         image[tramp_start..].copy_from_slice(&tramp.bytes);
-        for r in &c.relocs {
-            if r.kind != Reloc::Abs8 || r.def_index as usize >= module.info.funcs.len() {
-                return Err(Error::Compile(format!("unexpected relocation {:?} in an entry", r.kind)));
-            }
-            let target = (module.wasm_call(r.def_index) as i64).wrapping_add(r.addend);
-            let at = r.offset as usize;
-            image[at..at + 8].copy_from_slice(&target.to_le_bytes());
-        }
         let (mut traps, mut srclocs) = (Vec::new(), Vec::new());
         place_traps_and_srclocs(&c, 0, &mut traps, &mut srclocs);
         traps.sort_unstable_by_key(|&(offset, _)| offset);
@@ -382,15 +389,15 @@ impl OsrCode {
             srclocs,
         });
         let registration = traps::register(code.range(), region.clone());
-        Ok(OsrCode { code, info: region, def, array_call: tramp_start as u32, _registration: registration })
+        Ok(StandaloneCode { code, info: region, def, array_call: tramp_start as u32, _registration: registration })
     }
 
-    /// The entry's code (`(vmctx, frame) -> results`, the wasm convention).
+    /// The code (the wasm calling convention; an entry takes `(vmctx, frame)`).
     pub fn wasm_call(&self) -> *const u8 {
         self.code.ptr_at(0)
     }
 
-    /// The host-to-entry trampoline: `slots[0]` the frame pointer on entry, the results on return.
+    /// The host-to-wasm trampoline (for an entry, `slots[0]` is the frame's address).
     pub fn array_call(&self) -> ArrayCall {
         let p = self.code.ptr_at(self.array_call as usize);
         // SAFETY: the trampoline at this offset was compiled with exactly this
@@ -398,7 +405,7 @@ impl OsrCode {
         unsafe { std::mem::transmute::<*const u8, ArrayCall>(p) }
     }
 
-    /// As [`CompiledModule::frame_at`], for the entry's code.
+    /// As [`CompiledModule::frame_at`], for this code.
     pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
         self.info.func_at(pc)?;
         Some((self.def, self.info.wasm_offset_at(pc)))

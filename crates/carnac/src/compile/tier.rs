@@ -12,15 +12,23 @@
 //!   stack, decrements its function's counter in `ModuleInner::hot`; when it
 //!   runs out, `exec` calls [`hot`] (one call per [`HOT`] counts, so the
 //!   counting costs a load, a subtract and a store per entry or iteration).
-//! - **Compiling.** The first time, the whole module is queued for the
-//!   background compiler: one thread per process, compiling one job at a time
-//!   with every core but one (and nothing on a one-core host, where compiling
-//!   would only take time from the guest). Its code is published into
-//!   `ModuleInner::compiled` and stored in the code cache when that is on.
+//! - **Compiling.** A hot function is queued for the background compiler
+//!   (one thread per process, one job at a time; none on a one-core host,
+//!   where compiling would only take time from the guest) and compiled alone
+//!   ([`StandaloneCode`]): its calls to other defined functions go through
+//!   the store's function references, so each reaches compiled code if its
+//!   callee has some and the interpreter otherwise. Only hot code is compiled,
+//!   so a large module tiers up as fast as a small one. With the code cache on,
+//!   the whole module is compiled too once the compiler is idle (with every
+//!   core but one), published into `ModuleInner::compiled` (direct calls
+//!   between its functions) and stored in the cache, so the next run has all
+//!   of it from the first call.
 //! - **Switching.** From then on calls from the host and from other
-//!   instances enter compiled code (`runtime::call`); the interpreter's own
-//!   calls leave its fast path (the ready list is emptied) and `exec` sends
-//!   them to compiled code too. Frames already running stay interpreted until
+//!   instances enter the compiled function (`runtime::call`); the
+//!   interpreter's own calls leave its fast path (the function's entry in the
+//!   ready list is emptied) and `exec` sends them to compiled code too; stores
+//!   refresh their function references (`StoreInner::refresh_func_refs`) so
+//!   compiled callers call it directly. Frames already running stay interpreted until
 //!   they return, except at loop headers:
 //! - **On-stack replacement.** A function that stays in a hot loop (a
 //!   `main` that never returns) asks, at its loop's `OsrPoint`, for an entry
@@ -36,9 +44,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
-use super::module::{CompiledModule, OsrCode};
+use super::module::{CompiledModule, StandaloneCode};
+use crate::engine::CacheCounters;
 use crate::error::Error;
 use crate::module::ModuleInner;
 
@@ -51,35 +60,53 @@ pub(crate) const HOT: i32 = 1000;
 pub(crate) const ENTRY: u32 = u32::MAX;
 
 /// A module's tiering state.
-#[derive(Default)]
 pub(crate) struct TierState {
-    /// Whether the module was queued for compiling (once).
-    requested: AtomicBool,
+    /// Each defined function's standalone code, once compiled.
+    funcs: Box<[OnceLock<Arc<StandaloneCode>>]>,
+    /// Whether each defined function was queued for compiling (once).
+    queued: Box<[AtomicBool]>,
+    /// Whether the whole module was queued for compiling (once).
+    module_queued: AtomicBool,
     /// On-stack-replacement entries by (defined function, loop offset).
     osr: Mutex<HashMap<(u32, u32), Osr>>,
+    /// Every standalone region, for finding the function at a pc.
+    regions: Mutex<Vec<Arc<StandaloneCode>>>,
 }
 
 enum Osr {
     Pending,
-    Ready(Arc<OsrCode>),
+    Ready(Arc<StandaloneCode>),
     /// It could not be compiled: the loop stays interpreted.
     Failed,
 }
 
 impl TierState {
-    /// The function and wasm offset of `pc` if it is in an on-stack-replacement entry.
-    pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
-        let osr = self.osr.lock().unwrap_or_else(|e| e.into_inner());
-        osr.values().find_map(|o| match o {
-            Osr::Ready(code) => code.frame_at(pc),
-            _ => None,
-        })
+    /// The state of a module with `num_defined` defined functions.
+    pub fn new(num_defined: usize) -> TierState {
+        TierState {
+            funcs: (0..num_defined).map(|_| OnceLock::new()).collect(),
+            queued: (0..num_defined).map(|_| AtomicBool::new(false)).collect(),
+            module_queued: AtomicBool::new(false),
+            osr: Mutex::new(HashMap::new()),
+            regions: Mutex::new(Vec::new()),
+        }
     }
 
-    /// Whether any on-stack-replacement entry is compiled.
-    pub fn has_osr_code(&self) -> bool {
-        let osr = self.osr.lock().unwrap_or_else(|e| e.into_inner());
-        osr.values().any(|o| matches!(o, Osr::Ready(_)))
+    /// Defined function `def`'s standalone code, if it tiered up.
+    #[inline]
+    pub fn func(&self, def: u32) -> Option<&Arc<StandaloneCode>> {
+        self.funcs.get(def as usize)?.get()
+    }
+
+    /// The function and wasm offset of `pc` if it is in standalone code.
+    pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
+        let regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        regions.iter().find_map(|r| r.frame_at(pc))
+    }
+
+    /// Whether any standalone code was compiled.
+    pub fn has_code(&self) -> bool {
+        !self.regions.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 }
 
@@ -87,7 +114,7 @@ impl TierState {
 /// its `OsrPoint` at `offset` ([`ENTRY`] or a loop's offset): queues what
 /// should compile, resets the counter, and returns the on-stack-replacement
 /// entry for that loop when one is ready to jump into.
-pub(crate) fn hot(module: &Arc<ModuleInner>, def: u32, offset: u32) -> Option<Arc<OsrCode>> {
+pub(crate) fn hot(module: &Arc<ModuleInner>, def: u32, offset: u32) -> Option<Arc<StandaloneCode>> {
     let tier = module.tier.as_ref()?;
     let counter = module.hot.get(def as usize)?;
     counter.store(HOT, Ordering::Relaxed);
@@ -96,16 +123,21 @@ pub(crate) fn hot(module: &Arc<ModuleInner>, def: u32, offset: u32) -> Option<Ar
         counter.store(i32::MAX, Ordering::Relaxed);
         return None;
     }
-    if !tier.requested.swap(true, Ordering::AcqRel) {
-        enqueue(Job::Module(Arc::downgrade(module)));
+    let compiled = module.func_is_compiled(def);
+    if !compiled && !tier.queued[def as usize].swap(true, Ordering::AcqRel) {
+        enqueue(Job::Func(Arc::downgrade(module), def));
     }
     if offset == ENTRY {
+        if compiled {
+            // Its calls go to the compiled code now: nothing more to count here.
+            counter.store(i32::MAX, Ordering::Relaxed);
+        }
         return None;
     }
     let mut osr = tier.osr.lock().unwrap_or_else(|e| e.into_inner());
     match osr.get(&(def, offset)) {
         Some(Osr::Ready(code)) => {
-            crate::engine::CacheCounters::bump(&module.engine.tier_counters().loops_entered);
+            CacheCounters::bump(&module.engine.tier_counters().loops_entered);
             return Some(code.clone());
         }
         Some(Osr::Pending) => {}
@@ -126,19 +158,19 @@ pub(crate) fn compile_now(module: &ModuleInner) -> Result<(), Error> {
     }
     let (bodies, bytes) = module.bodies();
     let code = CompiledModule::new(&module.engine, &module.info, bytes, &bodies)?;
-    publish(module, code);
+    publish_module(module, code);
     Ok(())
 }
 
-/// Publishes compiled code for the module, then sends the interpreter's calls to it.
-fn publish(module: &ModuleInner, code: CompiledModule) {
+/// Publishes the whole module's code, then sends the interpreter's calls to it.
+fn publish_module(module: &ModuleInner, code: CompiledModule) {
     if module.compiled.set(code).is_ok() {
         module.retire_interpreter_calls();
         GENERATION.fetch_add(1, Ordering::Release);
     }
 }
 
-/// Counts modules tiered up in this process: a store whose function
+/// Counts code published by tiering in this process: a store whose function
 /// references were made at an older generation refreshes them
 /// (`StoreInner::refresh_func_refs`).
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -151,26 +183,36 @@ pub(crate) fn generation() -> u64 {
 
 /// Threads the background compiler may use: all cores but one (for the guest).
 fn background_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| super::module::available_threads().saturating_sub(1))
 }
 
 enum Job {
-    Module(Weak<ModuleInner>),
+    /// One hot function.
+    Func(Weak<ModuleInner>, u32),
+    /// An on-stack-replacement entry: (function, loop offset).
     Osr(Weak<ModuleInner>, u32, u32),
+    /// The whole module, for the code cache (when nothing hotter waits).
+    Module(Weak<ModuleInner>),
 }
 
 struct Queue {
-    jobs: VecDeque<Job>,
+    /// Hot functions and loops, first come first served.
+    urgent: VecDeque<Job>,
+    /// Whole modules, compiled when `urgent` is empty.
+    idle: VecDeque<Job>,
     worker: bool,
 }
 
-static QUEUE: Mutex<Queue> = Mutex::new(Queue { jobs: VecDeque::new(), worker: false });
+static QUEUE: Mutex<Queue> = Mutex::new(Queue { urgent: VecDeque::new(), idle: VecDeque::new(), worker: false });
 static WORK: Condvar = Condvar::new();
 
 fn enqueue(job: Job) {
     let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
-    q.jobs.push_back(job);
+    match job {
+        Job::Module(_) => q.idle.push_back(job),
+        _ => q.urgent.push_back(job),
+    }
     if !q.worker {
         let spawned =
             std::thread::Builder::new().name("carnac-tier-up".into()).stack_size(8 << 20).spawn(background_compiler);
@@ -180,14 +222,14 @@ fn enqueue(job: Job) {
     WORK.notify_one();
 }
 
-/// The background compiler: runs jobs in order, forever (a detached thread;
-/// it holds no module alive between jobs).
+/// The background compiler: runs jobs, hot ones first, forever (a detached
+/// thread; it holds no module alive between jobs).
 fn background_compiler() {
     loop {
         let job = {
             let mut q = QUEUE.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                if let Some(job) = q.jobs.pop_front() {
+                if let Some(job) = q.urgent.pop_front().or_else(|| q.idle.pop_front()) {
                     break job;
                 }
                 q = WORK.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -200,13 +242,61 @@ fn background_compiler() {
 
 fn run(job: Job) {
     match job {
+        Job::Func(module, def) => {
+            let Some(module) = module.upgrade() else { return };
+            let Some(tier) = module.tier.as_ref() else { return };
+            if module.func_is_compiled(def) {
+                return;
+            }
+            let (bodies, bytes) = module.bodies();
+            // On failure (a function the compiler cannot take) it stays interpreted.
+            let Ok(code) =
+                StandaloneCode::new(&module.engine, &module.info, bytes, bodies[def as usize].clone(), def, None)
+            else {
+                return;
+            };
+            let code = Arc::new(code);
+            tier.regions.lock().unwrap_or_else(|e| e.into_inner()).push(code.clone());
+            if tier.funcs[def as usize].set(code).is_ok() {
+                module.retire_interpreter_call(def);
+                GENERATION.fetch_add(1, Ordering::Release);
+                CacheCounters::bump(&module.engine.tier_counters().functions_compiled);
+            }
+            // With the code cache on, the whole module follows when the
+            // compiler is idle, so that the next run has all of it at once.
+            if super::cache::dir(&module.engine).is_some() && !tier.module_queued.swap(true, Ordering::AcqRel) {
+                enqueue(Job::Module(Arc::downgrade(&module)));
+            }
+        }
+        Job::Osr(module, def, offset) => {
+            let Some(module) = module.upgrade() else { return };
+            let Some(tier) = module.tier.as_ref() else { return };
+            let (bodies, bytes) = module.bodies();
+            let result = StandaloneCode::new(
+                &module.engine,
+                &module.info,
+                bytes,
+                bodies[def as usize].clone(),
+                def,
+                Some(offset),
+            );
+            let state = match result {
+                Ok(code) => {
+                    CacheCounters::bump(&module.engine.tier_counters().loop_entries_compiled);
+                    let code = Arc::new(code);
+                    tier.regions.lock().unwrap_or_else(|e| e.into_inner()).push(code.clone());
+                    Osr::Ready(code)
+                }
+                Err(_) => Osr::Failed,
+            };
+            tier.osr.lock().unwrap_or_else(|e| e.into_inner()).insert((def, offset), state);
+        }
         Job::Module(module) => {
             let Some(module) = module.upgrade() else { return };
             if module.compiled.get().is_some() {
                 return;
             }
             let (bodies, bytes) = module.bodies();
-            // On failure (a module the compiler cannot take) the module stays interpreted.
             let Ok(code) = CompiledModule::new_on(&module.engine, &module.info, bytes, &bodies, background_threads())
             else {
                 return;
@@ -216,28 +306,8 @@ fn run(job: Job) {
                     super::cache::put(&module.engine, &dir, bytes, &artifact);
                 }
             }
-            publish(&module, code);
-            crate::engine::CacheCounters::bump(&module.engine.tier_counters().modules_compiled);
-        }
-        Job::Osr(module, def, offset) => {
-            let Some(module) = module.upgrade() else { return };
-            let Some(tier) = module.tier.as_ref() else { return };
-            // The module's job came first (it was queued first).
-            let result = match module.compiled.get() {
-                Some(code) => {
-                    let (bodies, bytes) = module.bodies();
-                    OsrCode::new(&module.engine, &module.info, bytes, bodies[def as usize].clone(), def, offset, code)
-                }
-                None => Err(Error::Compile("the module did not compile".into())),
-            };
-            let state = match result {
-                Ok(code) => {
-                    crate::engine::CacheCounters::bump(&module.engine.tier_counters().loop_entries_compiled);
-                    Osr::Ready(Arc::new(code))
-                }
-                Err(_) => Osr::Failed,
-            };
-            tier.osr.lock().unwrap_or_else(|e| e.into_inner()).insert((def, offset), state);
+            publish_module(&module, code);
+            CacheCounters::bump(&module.engine.tier_counters().modules_compiled);
         }
     }
 }

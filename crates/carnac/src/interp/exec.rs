@@ -272,7 +272,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             let entity = &store.inner.funcs[fidx];
             match &entity.kind {
                 FuncKind::Wasm { instance: callee_instance, def_index }
-                    if !store.inner.instances[*callee_instance as usize].module.is_compiled() =>
+                    if !store.inner.instances[*callee_instance as usize].module.func_is_compiled(*def_index) =>
                 {
                     let callee_instance = *callee_instance;
                     let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
@@ -468,7 +468,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             }
             Instr::CallInternal { def_index, base: b } => {
                 // SAFETY: see the module docs (code pointers).
-                if unsafe { (*module).is_compiled() } {
+                if unsafe { (*module).func_is_compiled(def_index) } {
                     // Tiered up: the callee runs compiled.
                     let m = unsafe { &*module };
                     let fidx = store.inner.instances[instance as usize].funcs
@@ -481,7 +481,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::CallInternalCopy { def_index, base: b, copy } => {
                 wr!(copy & 0xffff, rd!(copy >> 16));
                 // SAFETY: as for `CallInternal`.
-                if unsafe { (*module).is_compiled() } {
+                if unsafe { (*module).func_is_compiled(def_index) } {
                     let m = unsafe { &*module };
                     let fidx = store.inner.instances[instance as usize].funcs
                         [(m.info.num_imported_funcs + def_index) as usize];

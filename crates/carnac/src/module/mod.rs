@@ -165,8 +165,25 @@ impl ModuleInner {
         if let Some(c) = self.compiled.get() {
             return c.wasm_call(def_index);
         }
+        #[cfg(carnac_compiled)]
+        if let Some(code) = self.tier.as_ref().and_then(|t| t.func(def_index)) {
+            return code.wasm_call();
+        }
         let _ = def_index;
         std::ptr::null()
+    }
+
+    /// Whether defined function `def_index` runs as machine code now (the whole
+    /// module compiled, or the function tiered up alone).
+    #[inline]
+    pub fn func_is_compiled(&self, def_index: u32) -> bool {
+        #[cfg(carnac_compiled)]
+        return self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.func(def_index).is_some());
+        #[cfg(not(carnac_compiled))]
+        {
+            let _ = def_index;
+            false
+        }
     }
 
     /// Whether the module's functions run as compiled code (with tiering: from now on).
@@ -229,6 +246,12 @@ impl ModuleInner {
         }
     }
 
+    /// [`ModuleInner::retire_interpreter_calls`] for one defined function.
+    #[cfg(carnac_compiled)]
+    pub(crate) fn retire_interpreter_call(&self, def_index: u32) {
+        self.ready[def_index as usize].store(std::ptr::null_mut(), Ordering::Release);
+    }
+
     /// Each defined function's body range in the module's bytes, and the bytes.
     #[cfg(carnac_compiled)]
     pub(crate) fn bodies(&self) -> (Vec<std::ops::Range<usize>>, &[u8]) {
@@ -248,7 +271,7 @@ impl ModuleInner {
     /// Whether any of the module's code is compiled (for backtraces).
     #[cfg(carnac_compiled)]
     pub(crate) fn has_compiled_code(&self) -> bool {
-        self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.has_osr_code())
+        self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.has_code())
     }
 
     /// The ready list itself (one entry per defined function), for the
@@ -264,7 +287,7 @@ impl ModuleInner {
         let compiled = f.compiled.get_or_init(|| self.translate_lazily(def_index));
         if let Ok(code) = compiled {
             self.ready[def_index as usize].store(code as *const CompiledFunc as *mut CompiledFunc, Ordering::Release);
-            if self.is_compiled() {
+            if self.func_is_compiled(def_index) {
                 // Tiered up meanwhile: calls go to the compiled code (see `retire_interpreter_calls`).
                 self.ready[def_index as usize].store(std::ptr::null_mut(), Ordering::Release);
             }
@@ -510,7 +533,7 @@ impl Module {
                 #[cfg(carnac_compiled)]
                 compiled,
                 #[cfg(carnac_compiled)]
-                tier: tiered.then(crate::compile::tier::TierState::default),
+                tier: tiered.then(|| crate::compile::tier::TierState::new(code.len())),
                 hot,
                 info,
                 code,

@@ -67,17 +67,24 @@ fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(
 pub(crate) fn call_osr<T>(
     store: &mut Store<T>,
     instance: u32,
-    osr: &crate::compile::module::OsrCode,
+    osr: &crate::compile::module::StandaloneCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
     store.inner.refresh_func_refs();
-    enter_wasm(store, |store| crate::compile::call::call_osr(store, instance, osr, slots))
+    enter_wasm(store, |store| crate::compile::call::call_standalone(store, instance, osr, slots))
 }
 
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
     #[cfg(carnac_compiled)]
-    if store.inner.instances[instance as usize].module.is_compiled() {
-        return crate::compile::call::call(store, instance, def_index, slots);
+    {
+        let module = &store.inner.instances[instance as usize].module;
+        if module.is_compiled() {
+            return crate::compile::call::call(store, instance, def_index, slots);
+        }
+        // Tiered up alone (see `compile::tier`).
+        if let Some(code) = module.tier.as_ref().and_then(|t| t.func(def_index)).cloned() {
+            return crate::compile::call::call_standalone(store, instance, &code, slots);
+        }
     }
     crate::interp::call(store, instance, def_index, slots)
 }

@@ -421,8 +421,24 @@ impl Translator<'_, '_> {
         sig
     }
 
-    /// A direct call to defined function `def_index` (linked by the runtime).
+    /// A direct call to defined function `def_index` (linked by the runtime),
+    /// or, in standalone code, a call through its function reference.
     fn call_defined(&mut self, def_index: u32, ty: &FuncType, args: &[Value]) -> Vec<Value> {
+        if self.standalone {
+            // The callee's store index (this instance's `func_indices`), then its
+            // reference in the store's array, which may move: loaded each time.
+            let indices = self.vmctx_ptr(header::FUNC_INDICES as u32);
+            let readonly = self.readonly();
+            let at = ((self.info.num_imported_funcs + def_index) * 4) as i32;
+            let store_index = self.b.ins().load(types::I32, readonly, indices, at);
+            let store = self.store_ctx();
+            let mutable = self.mutable();
+            let func_refs = self.load_ptr(store, store_offsets::FUNC_REFS, mutable);
+            let i = self.b.ins().uextend(types::I64, store_index);
+            let at = self.b.ins().imul_imm_u(i, field::FUNC_REF_SIZE as i64);
+            let func_ref = self.b.ins().iadd(func_refs, at);
+            return self.call_func_ref(func_ref, ty, args, false);
+        }
         let callee = self.defined_func_ref(def_index, ty);
         let mut call_args = Vec::with_capacity(args.len() + 1);
         call_args.push(self.vmctx);
@@ -440,8 +456,7 @@ impl Translator<'_, '_> {
         let callee = self.b.import_function(ExtFuncData {
             name: ExternalName::user(name),
             signature,
-            // An on-stack-replacement entry is placed apart from the module's code.
-            colocated: !self.osr_entry,
+            colocated: true,
             patchable: false,
         });
         self.callees.insert(def_index, callee);

@@ -204,7 +204,23 @@ impl FuncCompiler {
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
     ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, None)
+        self.compile(isa, info, settings, def_index, body, None, false)
+    }
+
+    /// Compiles defined function `def_index` to stand apart from the rest of
+    /// the module's code (automatic tiering compiles hot functions one by
+    /// one): its calls to defined functions go through the store's function
+    /// references, as calls to imports do, so they reach each callee's code
+    /// if it has some by then and the interpreter otherwise.
+    pub(crate) fn compile_standalone(
+        &mut self,
+        isa: &dyn TargetIsa,
+        info: &ModuleInfo,
+        settings: &CodegenSettings,
+        def_index: u32,
+        body: wasmparser::FunctionBody<'_>,
+    ) -> Result<CompiledCode, String> {
+        self.compile(isa, info, settings, def_index, body, None, true)
     }
 
     /// Compiles an on-stack-replacement entry of defined function `def_index`:
@@ -213,8 +229,8 @@ impl FuncCompiler {
     /// `interp::translate` lays them out), starts at the header of the loop at
     /// wasm offset `loop_offset` and runs the rest of the body. The loop must
     /// take no parameters and have an empty operand stack around it (what the
-    /// interpreter's `OsrPoint` promises). Its calls to defined functions are
-    /// absolute (`Reloc::Abs8`): the entry lives apart from the module's code.
+    /// interpreter's `OsrPoint` promises). It stands apart from the module's
+    /// code, as [`FuncCompiler::compile_standalone`]'s functions do.
     pub(crate) fn compile_osr(
         &mut self,
         isa: &dyn TargetIsa,
@@ -224,9 +240,10 @@ impl FuncCompiler {
         body: wasmparser::FunctionBody<'_>,
         loop_offset: u32,
     ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, Some(loop_offset))
+        self.compile(isa, info, settings, def_index, body, Some(loop_offset), true)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn compile(
         &mut self,
         isa: &dyn TargetIsa,
@@ -235,6 +252,7 @@ impl FuncCompiler {
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
         osr: Option<u32>,
+        standalone: bool,
     ) -> Result<CompiledCode, String> {
         self.ctx.clear();
         let func_index = info.num_imported_funcs + def_index;
@@ -249,7 +267,7 @@ impl FuncCompiler {
         let mut builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
         let mut t = Translator::new(isa, info, settings, &mut builder, ty);
         t.osr = osr.map(|at| (None, at));
-        t.osr_entry = osr.is_some();
+        t.standalone = standalone;
         if let Err(e) = t.translate_body(&body) {
             // The builder's context is left mid-function: start the next one afresh.
             self.builder_ctx = FunctionBuilderContext::new();
@@ -359,8 +377,9 @@ pub(super) struct Translator<'a, 'b> {
     /// (made once the frame is loaded) and the wasm offset of the loop it
     /// must reach; `None` once linked to the loop's header.
     osr: Option<(Option<ir::Block>, u32)>,
-    /// Whether this is an on-stack-replacement entry (calls are absolute).
-    osr_entry: bool,
+    /// Whether the code stands apart from the module's (calls to defined
+    /// functions go through the store's function references).
+    standalone: bool,
     /// The wasm offset of the operator being translated.
     op_offset: u32,
 }
@@ -393,7 +412,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             signatures: Default::default(),
             callees: Default::default(),
             osr: None,
-            osr_entry: false,
+            standalone: false,
             op_offset: 0,
         }
     }
