@@ -73,6 +73,7 @@ def wasi_runtimes(peers):
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     rts = {"carnac": lambda w, w3m, n: [carnac, "run", "-C", "tier=interp", w, str(n)]}
     rts["carnac-clif"] = lambda w, w3m, n: [carnac, "run", "-C", "tier=cranelift", w, str(n)]
+    rts["carnac-clif-nc"] = lambda w, w3m, n: [carnac, "run", "-C", "tier=cranelift", "-C", "cache=n", w, str(n)]
     rts["carnac-auto"] = lambda w, w3m, n: [carnac, "run", w, str(n)]
     rts["carnac-auto-nc"] = lambda w, w3m, n: [carnac, "run", "-C", "cache=n", w, str(n)]
     if BASELINE:
@@ -100,6 +101,7 @@ def runtimes(peers):
     carnac = os.path.join(ROOT, "target", "release", "carnac")
     rts = {"carnac": lambda w, n: [carnac, "run", "-C", "tier=interp", "--invoke", "run", w, str(n)]}
     rts["carnac-clif"] = lambda w, n: [carnac, "run", "-C", "tier=cranelift", "--invoke", "run", w, str(n)]
+    rts["carnac-clif-nc"] = lambda w, n: [carnac, "run", "-C", "tier=cranelift", "-C", "cache=n", "--invoke", "run", w, str(n)]
     rts["carnac-auto"] = lambda w, n: [carnac, "run", "--invoke", "run", w, str(n)]
     rts["carnac-auto-nc"] = lambda w, n: [carnac, "run", "-C", "cache=n", "--invoke", "run", w, str(n)]
     if BASELINE:

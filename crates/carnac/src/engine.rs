@@ -50,13 +50,14 @@ pub enum Strategy {
     /// to start, several times faster to run.
     Cranelift,
     /// Automatic tiering (the default in builds with the compiled tier): every
-    /// function starts in the interpreter at once; once the module runs hot
-    /// (function entries and loop iterations counted per function), it is
-    /// compiled on a background thread, the next calls take the compiled code,
-    /// and a long-running loop moves into compiled code at its header
-    /// (on-stack replacement). Code already in the code cache is used from
-    /// the first call. On a host with one core nothing compiles in the
-    /// background: everything stays interpreted.
+    /// function starts in the interpreter at once; a function that runs hot
+    /// (entries and loop iterations counted) is compiled alone on a background
+    /// thread, its next calls take the compiled code, and a long-running loop
+    /// moves into compiled code at its header (on-stack replacement). Code
+    /// already in the code cache ([`Config::cache`]) is used from the first
+    /// call; with the cache on, the whole module is compiled once the compiler
+    /// is idle and stored there. On a host with one core nothing compiles in
+    /// the background: everything stays interpreted.
     Auto,
 }
 
