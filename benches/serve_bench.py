@@ -132,7 +132,8 @@ def main():
         sys.exit("needs wrk (Debian: apt-get install wrk)")
     handler = build()
     carnac = os.path.join(ROOT, "target/release/carnac")
-    servers = {"carnac": ([carnac, "serve", handler], "/hello")}
+    servers = {"carnac": ([carnac, "serve", handler], "/hello"),
+               "carnac-clif": ([carnac, "serve", "-C", "tier=cranelift", handler], "/hello")}
     if args.baseline:
         servers["carnac-base"] = ([os.path.abspath(args.baseline), "serve", handler], "/hello")
     servers["native"] = ([os.path.join(ROOT, "target/release/examples/native_hello")], "/")

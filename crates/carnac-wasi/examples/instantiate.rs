@@ -1,7 +1,9 @@
 //! Measures per-request instantiation: a fresh store, WASI context and instance
 //! from an `InstancePre`, optionally running `_start` (stdout discarded).
 //!
-//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi] [--no-track]
+//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi] [--no-track] [--tier=T]
+//!
+//! `--tier=interp|cranelift|auto` (default `interp`, as `carnac serve`).
 use std::time::Instant;
 
 use carnac::{Config, Engine, Linker, Module, Store};
@@ -41,6 +43,8 @@ fn main() {
     // untracked (dropping a store then asks the kernel which pages to reset).
     let mut config = Config::new();
     config.interruptible(true).track_memory_writes(!args.iter().any(|a| a == "--no-track"));
+    let tier = args.iter().find_map(|a| a.strip_prefix("--tier=")).unwrap_or("interp");
+    config.strategy(tier.parse().unwrap());
     let engine = Engine::new(&config);
     let module = Module::from_file(&engine, path).unwrap();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
