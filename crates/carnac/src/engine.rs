@@ -23,6 +23,10 @@ pub struct Config {
     pub(crate) lazy_validation: bool,
     pub(crate) track_memory_writes: bool,
     pub(crate) strategy: Strategy,
+    /// Automatic tiering: counts before a function tiers up, and whether it
+    /// compiles on the calling thread (tests).
+    pub(crate) tier_up_threshold: u32,
+    pub(crate) tier_up_synchronously: bool,
     pub(crate) signals_based_traps: bool,
     pub(crate) memory_guard_size: u64,
     pub(crate) cache: CacheConfig,
@@ -92,6 +96,8 @@ impl Default for Config {
             lazy_validation: false,
             track_memory_writes: false,
             strategy: if cfg!(carnac_compiled) { Strategy::Auto } else { Strategy::Interpreter },
+            tier_up_threshold: 1000,
+            tier_up_synchronously: false,
             signals_based_traps: cfg!(target_pointer_width = "64"),
             memory_guard_size: 32 << 20,
             cache: CacheConfig { enabled: false, dir: None, max_bytes: DEFAULT_CACHE_MAX_BYTES },
@@ -133,6 +139,23 @@ impl Config {
     /// with an error that says so.
     pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// With [`Strategy::Auto`]: how many entries plus loop iterations make a
+    /// function hot enough to compile (default 1,000; at least 1).
+    pub fn tier_up_threshold(&mut self, counts: u32) -> &mut Self {
+        self.tier_up_threshold = counts.clamp(1, i32::MAX as u32);
+        self
+    }
+
+    /// With [`Strategy::Auto`]: compile hot code on the thread that found it
+    /// hot, at once, instead of on the background compiler (so that when code
+    /// switches tiers is deterministic: for tests, not for production, where
+    /// it stalls the guest for the compile).
+    #[doc(hidden)]
+    pub fn tier_up_synchronously(&mut self, enable: bool) -> &mut Self {
+        self.tier_up_synchronously = enable;
         self
     }
 

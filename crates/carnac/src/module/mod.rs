@@ -516,7 +516,8 @@ impl Module {
         }
         #[cfg(carnac_compiled)]
         let hot: Box<[std::sync::atomic::AtomicI32]> = if tiered {
-            code.iter().map(|_| std::sync::atomic::AtomicI32::new(crate::compile::tier::HOT)).collect()
+            let hot = engine.config().tier_up_threshold as i32;
+            code.iter().map(|_| std::sync::atomic::AtomicI32::new(hot)).collect()
         } else {
             Box::default()
         };
