@@ -23,7 +23,7 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 
 use super::code_memory::{CodeMemory, WritableCode};
 use super::trampolines::compile_array_to_wasm_trampoline;
-use super::translate::{CodegenSettings, CompiledCode, FuncCompiler};
+use super::translate::{CodegenSettings, CompiledCode, FuncCompiler, Placement};
 use super::traps::{self, CodeInfo, CodeRegistration, TrapTable};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -321,8 +321,8 @@ fn place_traps_and_srclocs(c: &CompiledCode, start: u32, traps: &mut Vec<(u32, u
 
 /// One function's code compiled apart from the rest of its module, by
 /// automatic tiering (`super::tier`): the function itself
-/// (`FuncCompiler::compile_standalone`) or an on-stack-replacement entry of
-/// one of its loops (`FuncCompiler::compile_osr`), with its array-call
+/// (`Placement::Standalone`) or an on-stack-replacement entry of one of its
+/// loops (`Placement::OsrEntry`), with its array-call
 /// trampoline, in a small region of its own registered with the trap handler
 /// like a module's. Its calls to the module's functions go through the
 /// store's function references, so it needs no linking.
@@ -351,11 +351,8 @@ impl StandaloneCode {
         let reader = wasmparser::BinaryReader::new(&bytes[body.clone()], body.start as u64);
         let body = wasmparser::FunctionBody::new(reader);
         let mut compiler = FuncCompiler::new();
-        let c = match osr {
-            None => compiler.compile_standalone(&**isa, info, &settings, def, body),
-            Some(at) => compiler.compile_osr(&**isa, info, &settings, def, body, at),
-        }
-        .map_err(Error::Compile)?;
+        let placement = osr.map_or(Placement::Standalone, Placement::OsrEntry);
+        let c = compiler.compile(&**isa, info, &settings, def, body, placement).map_err(Error::Compile)?;
         if let Some(r) = c.relocs.first() {
             return Err(Error::Compile(format!("unexpected relocation {:?} in standalone code", r.kind)));
         }

@@ -35,7 +35,7 @@
 //!   `main` that never returns) asks, at its loop's `OsrPoint`, for an entry
 //!   compiled for that loop: a variant of the function that takes the
 //!   interpreter's frame (its locals), starts at the loop's header and runs
-//!   the rest of the body (`FuncCompiler::compile_osr`). The interpreter jumps
+//!   the rest of the body (`translate::Placement::OsrEntry`). The interpreter jumps
 //!   into it when it is ready and returns its results as the function's own.
 //!   Loops inside a block that carries operands on the stack, and every loop
 //!   when fuel is metered, have no `OsrPoint`: they wait for the next call.

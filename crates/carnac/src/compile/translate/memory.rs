@@ -367,7 +367,7 @@ impl Translator<'_, '_> {
     }
 
     /// The address of element `index` of `table`, checked against its length.
-    fn table_element(&mut self, table: u32, index: Value) -> Value {
+    pub(super) fn table_element(&mut self, table: u32, index: Value) -> Value {
         let def = self.vmctx_ptr(self.offsets.table(table));
         let mutable = self.mutable();
         let len = self.load_ptr(def, field::TABLE_LEN, mutable);

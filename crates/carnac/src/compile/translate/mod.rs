@@ -175,13 +175,34 @@ pub(crate) fn wasm_signature(ty: &FuncType, pointer_type: Type) -> Signature {
 }
 
 /// The signature of an on-stack-replacement entry of a function of type `ty`
-/// (see [`FuncCompiler::compile_osr`]): `(vmctx, frame: *const u64) -> results`.
+/// (see [`Placement::OsrEntry`]): `(vmctx, frame: *const u64) -> results`.
 pub(crate) fn osr_signature(ty: &FuncType, pointer_type: Type) -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::special(pointer_type, ArgumentPurpose::VMContext));
     sig.params.push(AbiParam::new(pointer_type));
     sig.returns.extend(ty.results().iter().map(|&t| AbiParam::new(clif_type(t))));
     sig
+}
+
+/// Where compiled code will live, which decides how it calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// With the rest of the module's code: calls to defined functions are
+    /// direct, pc-relative, linked when the module is laid out.
+    InModule,
+    /// Apart from the module's code (automatic tiering compiles hot
+    /// functions one by one): calls to defined functions go through the
+    /// store's function references, as calls to imports do, so they reach
+    /// each callee's code if it has some by then and the interpreter
+    /// otherwise. Needs no linking.
+    Standalone,
+    /// An on-stack-replacement entry, standalone: a function of signature
+    /// [`osr_signature`] that takes the interpreter's frame (its locals, one
+    /// 8-byte slot each, two for a v128, as `interp::translate` lays them
+    /// out), starts at the header of the loop at this wasm offset and runs the
+    /// rest of the body. The loop must take no parameters and have an empty
+    /// operand stack around it (what the interpreter's `OsrPoint` promises).
+    OsrEntry(u32),
 }
 
 /// Reusable compilation contexts (one per compiling thread).
@@ -204,56 +225,25 @@ impl FuncCompiler {
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
     ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, None, false)
+        self.compile(isa, info, settings, def_index, body, Placement::InModule)
     }
 
-    /// Compiles defined function `def_index` to stand apart from the rest of
-    /// the module's code (automatic tiering compiles hot functions one by
-    /// one): its calls to defined functions go through the store's function
-    /// references, as calls to imports do, so they reach each callee's code
-    /// if it has some by then and the interpreter otherwise.
-    pub(crate) fn compile_standalone(
+    /// Compiles defined function `def_index` of a validated module, placed
+    /// as `placement` says.
+    pub(crate) fn compile(
         &mut self,
         isa: &dyn TargetIsa,
         info: &ModuleInfo,
         settings: &CodegenSettings,
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
+        placement: Placement,
     ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, None, true)
-    }
-
-    /// Compiles an on-stack-replacement entry of defined function `def_index`:
-    /// a function of signature [`osr_signature`] that takes the interpreter's
-    /// frame (its locals, one 8-byte slot each, two for a v128, as
-    /// `interp::translate` lays them out), starts at the header of the loop at
-    /// wasm offset `loop_offset` and runs the rest of the body. The loop must
-    /// take no parameters and have an empty operand stack around it (what the
-    /// interpreter's `OsrPoint` promises). It stands apart from the module's
-    /// code, as [`FuncCompiler::compile_standalone`]'s functions do.
-    pub(crate) fn compile_osr(
-        &mut self,
-        isa: &dyn TargetIsa,
-        info: &ModuleInfo,
-        settings: &CodegenSettings,
-        def_index: u32,
-        body: wasmparser::FunctionBody<'_>,
-        loop_offset: u32,
-    ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, Some(loop_offset), true)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn compile(
-        &mut self,
-        isa: &dyn TargetIsa,
-        info: &ModuleInfo,
-        settings: &CodegenSettings,
-        def_index: u32,
-        body: wasmparser::FunctionBody<'_>,
-        osr: Option<u32>,
-        standalone: bool,
-    ) -> Result<CompiledCode, String> {
+        let (osr, standalone) = match placement {
+            Placement::InModule => (None, false),
+            Placement::Standalone => (None, true),
+            Placement::OsrEntry(at) => (Some(at), true),
+        };
         self.ctx.clear();
         let func_index = info.num_imported_funcs + def_index;
         let ty = info.func_type(func_index);
