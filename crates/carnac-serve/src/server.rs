@@ -108,7 +108,7 @@ struct RouteTable {
 
 impl RouteTable {
     fn build(config: &ServeConfig) -> Result<RouteTable, String> {
-        let tier = config.tier.unwrap_or(Strategy::Interpreter);
+        let tier = config.tier.unwrap_or(Strategy::Auto);
         let mut engines: HashMap<bool, Engine> = HashMap::new();
         let mut modules: HashMap<(PathBuf, bool), Module> = HashMap::new();
         let mut routes = Vec::new();
@@ -126,7 +126,8 @@ impl RouteTable {
                         // The host loads every route's module before it serves it, off
                         // the request path: `auto` compiles it there (or loads its code
                         // from the code cache), so that no request runs interpreted.
-                        Strategy::Auto => c.strategy(Strategy::Cranelift).cache(true),
+                        Strategy::Auto if carnac::has_compiled_tier() => c.strategy(Strategy::Cranelift).cache(true),
+                        Strategy::Auto => c.strategy(Strategy::Interpreter),
                         tier => c.strategy(tier),
                     };
                     Engine::new(&c)
