@@ -391,9 +391,7 @@ fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
         if !funcs.peek().is_some_and(|f| f.contains(&at)) {
             return Err(format!("trap site {at:#x} outside every function"));
         }
-        let known = super::trap_codes::from_u8(code)
-            .is_some_and(|c| super::trap_codes::trap_kind(c).is_some() || c == super::trap_codes::TRAP_PENDING);
-        if !known {
+        if !super::trap_codes::is_known(code) {
             return Err(format!("unknown trap code {code} at {at:#x}"));
         }
     }
@@ -587,7 +585,7 @@ mod tests {
         let good = CodeLayout {
             funcs: vec![0..16, 16..40],
             array_calls: vec![48, 48],
-            traps: vec![(4, super::super::trap_codes::to_u8(super::super::trap_codes::UNREACHABLE))],
+            traps: vec![(4, super::super::trap_codes::UNREACHABLE)],
             srclocs: vec![(0, 1), (40, u32::MAX)],
             abs_relocs: vec![],
         };

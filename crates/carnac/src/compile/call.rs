@@ -202,7 +202,7 @@ unsafe fn call_code<T>(
 
 /// The trap an unwind stands for, with its backtrace.
 fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>, from_wasm: bool) -> Trap {
-    let kind = super::trap_codes::from_u8(u.trap_code).and_then(super::trap_codes::trap_kind);
+    let kind = super::trap_codes::trap_kind(u.trap_code);
     let mut trap = match (kind, pending) {
         (Some(kind), _) => Trap::new(kind),
         (None, Some(t)) => t,

@@ -126,7 +126,7 @@ pub(crate) struct CodeLayout {
     pub funcs: Vec<Range<u32>>,
     /// Each defined function's array-call trampoline.
     pub array_calls: Vec<u32>,
-    /// Trap sites in the functions: (offset, trap code byte, see `trap_codes::to_u8`), sorted.
+    /// Trap sites in the functions: (offset, trap code byte, see `super::trap_codes`), sorted.
     pub traps: Vec<(u32, u8)>,
     /// (offset where a run of instructions starts, wasm offset or `u32::MAX`), sorted.
     pub srclocs: Vec<(u32, u32)>,
@@ -304,7 +304,7 @@ fn compile(
 
 /// Adds a function's trap sites and source locations, placed at `start`.
 fn place_traps_and_srclocs(c: &CompiledCode, start: u32, traps: &mut Vec<(u32, u8)>, srclocs: &mut Vec<(u32, u32)>) {
-    traps.extend(c.traps.iter().map(|&(off, code)| (start + off, super::trap_codes::to_u8(code))));
+    traps.extend(c.traps.iter().map(|&(off, code)| (start + off, super::trap_codes::clif::to_u8(code))));
     let mut last_end = None;
     for &(s, e, w) in &c.srclocs {
         if last_end.is_some_and(|le| le < s) {
