@@ -49,15 +49,33 @@ pub enum Strategy {
     /// Native code compiled with Cranelift when the module is compiled: slower
     /// to start, several times faster to run.
     Cranelift,
-    /// Automatic tiering (the default in builds with the compiled tier): every
+    /// Automatic tiering (the default in builds with the compiler): every
     /// function starts in the interpreter at once; once the module runs hot
     /// (function entries and loop iterations counted per function), it is
     /// compiled on a background thread, the next calls take the compiled code,
     /// and a long-running loop moves into compiled code at its header
     /// (on-stack replacement). Code already in the code cache is used from
     /// the first call. On a host with one core nothing compiles in the
-    /// background: everything stays interpreted.
+    /// background: everything stays interpreted, as it does in a build without
+    /// the compiler (which still runs artifacts: see [`Strategy::is_available`]).
     Auto,
+}
+
+impl Strategy {
+    /// Whether this build of Carnac can compile WebAssembly for the strategy:
+    /// always for [`Strategy::Interpreter`] and [`Strategy::Auto`] (which
+    /// interprets everything without a compiler), and for
+    /// [`Strategy::Cranelift`] only in a build with the compiler (the
+    /// `cranelift` feature, on Linux x86_64 or aarch64). A build with the
+    /// `loader` feature alone says `false` for `Cranelift` but runs the
+    /// artifacts a full build compiles ([`crate::Module::deserialize`], `carnac
+    /// run X.cwasm`), with either `Cranelift` or `Auto`.
+    pub fn is_available(self) -> bool {
+        match self {
+            Strategy::Interpreter | Strategy::Auto => true,
+            Strategy::Cranelift => cfg!(carnac_compiled),
+        }
+    }
 }
 
 impl std::str::FromStr for Strategy {
@@ -125,11 +143,12 @@ impl Config {
 
     /// The tier that runs modules compiled by this engine (default
     /// [`Strategy::Auto`], or [`Strategy::Interpreter`] in a build without the
-    /// compiled tier), as Wasmtime's `Config::strategy`. With
-    /// [`Strategy::Cranelift`] in a build without the compiled tier (the
+    /// compiler), as Wasmtime's `Config::strategy`. With
+    /// [`Strategy::Cranelift`] in a build without the compiler (the
     /// `cranelift` feature off, or a host other than Linux on x86_64 or
     /// aarch64), [`Engine::new`] still succeeds and compiling a module fails
-    /// with an error that says so.
+    /// with an error that says so; with the `loader` feature, loading an
+    /// artifact ([`crate::Module::deserialize`]) works.
     pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
         self.strategy = strategy;
         self

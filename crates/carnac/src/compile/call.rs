@@ -155,10 +155,11 @@ pub(crate) fn call<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots
 /// Runs an on-stack-replacement entry of a function of `instance`'s module:
 /// `slots[0]` holds the interpreter frame's address on entry (its locals are
 /// read once, at the start), the function's raw results on return.
+#[cfg(carnac_compiled)]
 pub(crate) fn call_osr<T>(
     store: &mut Store<T>,
     instance: u32,
-    osr: &super::module::OsrCode,
+    osr: &super::compiler::OsrCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
     // SAFETY: the entry's code and trampoline, which the caller's `Arc` keeps alive.

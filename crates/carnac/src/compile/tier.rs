@@ -38,7 +38,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 
-use super::module::{CompiledModule, OsrCode};
+use super::compiler::OsrCode;
+use super::module::CompiledModule;
 use crate::error::Error;
 use crate::module::ModuleInner;
 
@@ -152,7 +153,7 @@ pub(crate) fn generation() -> u64 {
 /// Threads the background compiler may use: all cores but one (for the guest).
 fn background_threads() -> usize {
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| super::module::available_threads().saturating_sub(1))
+    *THREADS.get_or_init(|| super::compiler::available_threads().saturating_sub(1))
 }
 
 enum Job {

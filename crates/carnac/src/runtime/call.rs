@@ -67,7 +67,7 @@ fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(
 pub(crate) fn call_osr<T>(
     store: &mut Store<T>,
     instance: u32,
-    osr: &crate::compile::module::OsrCode,
+    osr: &crate::compile::compiler::OsrCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
     store.inner.refresh_func_refs();
@@ -75,7 +75,7 @@ pub(crate) fn call_osr<T>(
 }
 
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     if store.inner.instances[instance as usize].module.is_compiled() {
         return crate::compile::call::call(store, instance, def_index, slots);
     }
