@@ -213,6 +213,13 @@ fn parse_flag(opt: &str, v: &str) -> Result<bool, Error> {
 
 /// `carnac compile`: the module compiled with Cranelift, serialized.
 fn compile(args: CompileArgs) -> Result<(), Error> {
+    if !carnac::Strategy::Cranelift.is_available() {
+        return Err(Error::Usage(
+            "this carnac has no compiler (built without the `cranelift` feature): it runs .cwasm artifacts \
+             compiled by a full build, but cannot make them"
+                .into(),
+        ));
+    }
     let mut config = Config::new();
     config.strategy(carnac::Strategy::Cranelift);
     for opt in args.wasm_opts.iter().flat_map(|o| o.split(',')) {

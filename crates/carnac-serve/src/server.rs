@@ -126,8 +126,10 @@ impl RouteTable {
                         // The host loads every route's module before it serves it, off
                         // the request path: `auto` compiles it there (or loads its code
                         // from the code cache), so that no request runs interpreted.
-                        Strategy::Auto if carnac::has_compiled_tier() => c.strategy(Strategy::Cranelift).cache(true),
-                        Strategy::Auto => c.strategy(Strategy::Interpreter),
+                        // A build without the compiler interprets (and runs artifacts).
+                        Strategy::Auto if Strategy::Cranelift.is_available() => {
+                            c.strategy(Strategy::Cranelift).cache(true)
+                        }
                         tier => c.strategy(tier),
                     };
                     Engine::new(&c)

@@ -61,8 +61,27 @@ pub enum Strategy {
     /// already in the code cache ([`Config::cache`]) is used from the first
     /// call; with the cache on, the whole module is compiled once the compiler
     /// is idle and stored there. On a host with one core nothing compiles in
-    /// the background: everything stays interpreted.
+    /// the background: everything stays interpreted, as it does in a build
+    /// without the compiler (which still runs artifacts: see
+    /// [`Strategy::is_available`]).
     Auto,
+}
+
+impl Strategy {
+    /// Whether this build of Carnac can compile WebAssembly for the strategy:
+    /// always for [`Strategy::Interpreter`] and [`Strategy::Auto`] (which
+    /// interprets everything without a compiler), and for
+    /// [`Strategy::Cranelift`] only in a build with the compiler (the
+    /// `cranelift` feature, on Linux x86_64 or aarch64). A build with the
+    /// `loader` feature alone says `false` for `Cranelift` but runs the
+    /// artifacts a full build compiles ([`crate::Module::deserialize`], `carnac
+    /// run X.cwasm`), with either `Cranelift` or `Auto`.
+    pub fn is_available(self) -> bool {
+        match self {
+            Strategy::Interpreter | Strategy::Auto => true,
+            Strategy::Cranelift => cfg!(carnac_compiled),
+        }
+    }
 }
 
 impl std::str::FromStr for Strategy {
@@ -132,11 +151,12 @@ impl Config {
 
     /// The tier that runs modules compiled by this engine (default
     /// [`Strategy::Auto`], or [`Strategy::Interpreter`] in a build without the
-    /// compiled tier), as Wasmtime's `Config::strategy`. With
-    /// [`Strategy::Cranelift`] in a build without the compiled tier (the
+    /// compiler), as Wasmtime's `Config::strategy`. With
+    /// [`Strategy::Cranelift`] in a build without the compiler (the
     /// `cranelift` feature off, or a host other than Linux on x86_64 or
     /// aarch64), [`Engine::new`] still succeeds and compiling a module fails
-    /// with an error that says so.
+    /// with an error that says so; with the `loader` feature, loading an
+    /// artifact ([`crate::Module::deserialize`]) works.
     pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
         self.strategy = strategy;
         self

@@ -126,7 +126,7 @@
 //! alternative (`interrupt()` from any thread); an interrupt stays until
 //! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
 
-#[cfg(carnac_compiled)]
+#[cfg(carnac_native_code)]
 mod compile;
 mod engine;
 mod error;
@@ -136,13 +136,6 @@ mod runtime;
 mod types;
 
 pub use engine::{CacheStats, Config, Engine, Strategy, TierStats, DEFAULT_CACHE_MAX_BYTES};
-
-/// Whether this build of Carnac has the compiled tier (the `cranelift`
-/// feature, on Linux x86_64 or aarch64): without it, [`Strategy::Cranelift`]
-/// fails to compile modules and the default strategy is the interpreter.
-pub fn has_compiled_tier() -> bool {
-    cfg!(carnac_compiled)
-}
 pub use error::Error;
 pub use module::Module;
 pub use runtime::externals::{Extern, Global, Memory, Table};

@@ -73,6 +73,9 @@
 //! (with the arguments of the first seed of `CARNAC_DIFF_SEEDS`), which makes a predicate for
 //! `wasm-tools shrink`.
 
+// Both tiers (cfg set by build.rs: the `cranelift` feature, on Linux x86_64 or aarch64).
+#![cfg(carnac_compiled)]
+
 use std::collections::HashMap;
 use std::fmt;
 

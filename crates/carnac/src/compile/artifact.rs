@@ -40,7 +40,9 @@
 //! build of Carnac (version plus a hash of its sources), for this target,
 //! with the Cranelift settings and the code-changing [`crate::Config`]
 //! settings of this engine, and with no CPU feature this host lacks (each
-//! mismatch refused with a one-line error naming what differs); every length
+//! mismatch refused with a one-line error naming what differs; a build without
+//! Cranelift, the `loader` feature, checks the same header against its own
+//! description of the host, see `super::target`); every length
 //! and count against the bytes that remain (nothing is allocated from an
 //! unchecked count); function ranges sorted, non-empty, disjoint and inside
 //! the code, one per defined function of the decoded wasm; trampolines,
@@ -58,8 +60,8 @@
 //! Wasmtime's `.cwasm` (whose `Module::deserialize` is `unsafe` for this
 //! reason). The checks protect against damage and mismatch, not malice.
 
-use super::module::{isa, settings, CodeLayout, CompiledModule};
-use super::translate::{BoundsChecks, Interrupt};
+use super::module::{CodeLayout, CompiledModule};
+use super::target::{settings, BoundsChecks, Interrupt};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::Strategy;
@@ -97,9 +99,10 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// What this engine would write (and so what it accepts).
+    /// What this engine would write (and so what it accepts; in a build
+    /// without Cranelift, what runs on this host, see `super::target`).
     pub(crate) fn for_engine(engine: &Engine) -> Result<Header, Error> {
-        let isa = isa(engine)?;
+        let target = super::target::for_engine(engine)?;
         let s = settings(engine);
         let (bounds, guard_bytes) = match s.bounds {
             BoundsChecks::Explicit => (0, 0),
@@ -107,14 +110,9 @@ impl Header {
         };
         Ok(Header {
             carnac: CARNAC_VERSION.to_string(),
-            triple: isa.triple().to_string(),
-            shared: (isa.flags().iter())
-                .filter(|v| v.name != "enable_verifier")
-                .map(|v| (v.name.to_string(), v.value_string()))
-                .collect(),
-            isa: (isa.isa_flags().iter())
-                .map(|v| (v.name.to_string(), v.as_bool().is_some(), v.value_string()))
-                .collect(),
+            triple: target.triple,
+            shared: target.shared,
+            isa: target.isa,
             // Automatic tiering compiles the same code as the compiled tier.
             strategy: match engine.config().strategy {
                 Strategy::Interpreter => 0,
@@ -391,9 +389,7 @@ fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
         if !funcs.peek().is_some_and(|f| f.contains(&at)) {
             return Err(format!("trap site {at:#x} outside every function"));
         }
-        let known = super::trap_codes::from_u8(code)
-            .is_some_and(|c| super::trap_codes::trap_kind(c).is_some() || c == super::trap_codes::TRAP_PENDING);
-        if !known {
+        if !super::trap_codes::is_known(code) {
             return Err(format!("unknown trap code {code} at {at:#x}"));
         }
     }
@@ -415,6 +411,7 @@ fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
 /// The cache key of `wasm` compiled by `engine`: everything the artifact's
 /// code depends on (this build, the target, the settings; the header) and the
 /// module's bytes, hashed to 128 bits, as 32 hex digits.
+#[cfg(carnac_compiled)]
 pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> Result<String, Error> {
     let mut h = Vec::with_capacity(1024);
     put_u32(&mut h, FORMAT_VERSION);
@@ -553,7 +550,7 @@ pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Module};
+    use crate::Config;
 
     fn engine() -> Engine {
         Engine::new(Config::new().strategy(Strategy::Cranelift))
@@ -587,7 +584,7 @@ mod tests {
         let good = CodeLayout {
             funcs: vec![0..16, 16..40],
             array_calls: vec![48, 48],
-            traps: vec![(4, super::super::trap_codes::to_u8(super::super::trap_codes::UNREACHABLE))],
+            traps: vec![(4, super::super::trap_codes::UNREACHABLE)],
             srclocs: vec![(0, 1), (40, u32::MAX)],
             abs_relocs: vec![],
         };
@@ -613,19 +610,21 @@ mod tests {
     }
 
     /// Rewrites the checksum after damaging an artifact, as a crafted file would.
+    #[cfg(carnac_compiled)]
     fn reseal(bytes: &mut [u8]) {
         let n = bytes.len() - 8;
         let sum = xxh64(&bytes[..n], 0);
         bytes[n..].copy_from_slice(&sum.to_le_bytes());
     }
 
+    #[cfg(carnac_compiled)]
     #[test]
     fn damage_behind_a_valid_checksum_is_still_an_error_or_harmless() {
         let engine = engine();
         let wat = r#"(module (memory 1) (data (i32.const 0) "x")
             (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0)))
             (func (export "g") (result i32) (call 0 (i32.const 1))))"#;
-        let bytes = Module::new(&engine, wat).unwrap().serialize().unwrap();
+        let bytes = crate::Module::new(&engine, wat).unwrap().serialize().unwrap();
         // Past the header, every byte set to 0xff in turn (lengths and counts
         // become huge, offsets point outside): parsing and loading must return,
         // never panic or allocate wildly. The code is never run.
@@ -639,7 +638,7 @@ mod tests {
             let mut damaged = bytes.clone();
             damaged[at] = 0xff;
             reseal(&mut damaged);
-            errors += Module::deserialize(&engine, &damaged).is_err() as usize;
+            errors += crate::Module::deserialize(&engine, &damaged).is_err() as usize;
         }
         assert!(errors > 0);
     }

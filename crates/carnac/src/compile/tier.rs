@@ -47,7 +47,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
-use super::module::{CompiledModule, StandaloneCode};
+use super::compiler::StandaloneCode;
+use super::module::CompiledModule;
 use crate::engine::CacheCounters;
 use crate::error::Error;
 use crate::module::ModuleInner;
@@ -202,7 +203,7 @@ pub(crate) fn generation() -> u64 {
 /// Threads the background compiler may use: all cores but one (for the guest).
 fn background_threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| super::module::available_threads().saturating_sub(1))
+    *THREADS.get_or_init(|| super::compiler::available_threads().saturating_sub(1))
 }
 
 enum Job {

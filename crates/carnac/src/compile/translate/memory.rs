@@ -19,7 +19,7 @@ use wasmparser::{MemArg, Operator};
 
 use super::vm::Builtin;
 use super::{BoundsChecks, Lazy, Translator};
-use crate::compile::trap_codes::TABLE_OUT_OF_BOUNDS;
+use crate::compile::trap_codes::clif::TABLE_OUT_OF_BOUNDS;
 use crate::runtime::vmctx::{field, header};
 use crate::types::{Mutability, ValType};
 

@@ -12,7 +12,8 @@
 //! and no code at all for operators the validator proved unreachable.
 //!
 //! What each part owns:
-//! - this file: the settings ([`CodegenSettings`]), the ISA ([`isa`]), the
+//! - this file: the ISA ([`isa`]) for the settings ([`CodegenSettings`],
+//!   defined with what else the code depends on in `super::target`), the
 //!   result ([`CompiledCode`]), the function's frame (signature, locals, stack
 //!   limit) and the operator loop, which hands each operator to the parts below;
 //! - `control`: blocks, loops, ifs, branches, returns and calls;
@@ -53,41 +54,7 @@ use crate::types::{FuncType, ValType};
 
 use control::Frame;
 
-/// How compiled loads and stores stay inside their memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The integration picks the mode from `Config`; tests use both.
-pub(crate) enum BoundsChecks {
-    /// Every access compares its end with the memory's current length.
-    Explicit,
-    /// Memories are reserved with 4 GiB plus `guard_bytes` of address space
-    /// (inaccessible beyond the memory's length): an access whose static offset
-    /// plus size fits in the guard needs no check, and one that falls outside
-    /// faults and is mapped to `MemoryOutOfBounds` by the signal handler.
-    Guard { guard_bytes: u64 },
-}
-
-/// Which interruption check compiled code makes at function entries and loop headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The integration picks the mode from `Config`; tests use all.
-pub(crate) enum Interrupt {
-    None,
-    /// The store's interrupt flag (`Config::interruptible`).
-    Flag,
-    /// The engine's epoch against the store's deadline (`Config::epoch_interruption`).
-    Epoch,
-}
-
-/// The settings that change the code a function compiles to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CodegenSettings {
-    pub bounds: BoundsChecks,
-    pub interrupt: Interrupt,
-    /// Charge fuel as the interpreter does (see `vm`).
-    pub fuel: bool,
-    /// Mark every store in the memory's written-chunk map, as the interpreter
-    /// does with `Config::track_memory_writes` (see `runtime::memory`).
-    pub track_writes: bool,
-}
+pub(crate) use super::target::{BoundsChecks, CodegenSettings, Interrupt};
 
 /// The native ISA with the flags compiled code relies on: frame pointers kept
 /// (backtraces walk them), no stack probes (each prologue checks the store's
