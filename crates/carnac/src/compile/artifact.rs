@@ -1,11 +1,14 @@
 //! Compiled modules as files (`.cwasm`): [`serialize`] writes a module's
-//! machine code with everything needed to run it again, [`deserialize`] loads
-//! it back without running the compiler (`carnac compile`, the code cache).
+//! machine code with everything needed to run it again, [`parse`] checks it
+//! for loading without running the compiler (`carnac compile`, the code cache).
 //!
 //! Why: compiling a large module with Cranelift takes seconds; loading its
-//! code takes a copy and an `mprotect`. An artifact stores what compiling
+//! code takes a checksum and an `mprotect`: the file is mapped, its code
+//! made executable where it lies (at a page-aligned offset), its tables and
+//! wasm used where they lie (`CompiledModule::from_artifact`,
+//! `code_memory::ArtifactImage`). An artifact stores what compiling
 //! produced (the code image, linked position-independent, and its
-//! [`CodeLayout`]: function ranges, trampolines, trap sites, source locations)
+//! [`CodeLayout`](super::module::CodeLayout): function ranges, trampolines, trap sites, source locations)
 //! and the module's original wasm bytes, from which the loader rebuilds the
 //! [`crate::module::ModuleInfo`] (types, imports, exports, data, names) by
 //! decoding them again: one decoder for both paths, so an artifact can never
@@ -23,15 +26,18 @@
 //!         u32 n, n x (str name, u8 is_bool, str value)   ISA settings (CPU features)
 //!         u8 strategy | u8 bounds, u64 guard bytes | u8 interrupt | u8 fuel | u8 tracked writes
 //!         | u64 wasm features
-//! body:   bytes wasm | bytes code
+//! body:   bytes wasm
 //!         u32 n, n x (u32 start, u32 end)           function ranges
 //!         u32 n, n x u32                            array-call trampoline offsets
 //!         u32 n, n x (u32 offset, u8 code)          trap sites
 //!         u32 n, n x (u32 offset, u32 wasm offset)  source locations
 //!         u32 n, n x (u32 at, u32 target)           absolute relocations
+//!         u64 code offset | u64 code length | zeros up to the code offset | code
 //! u64 checksum: XXH64 of every byte before it
 //! ```
-//! (`str` and `bytes` are a u32 or u64 length, then the bytes.)
+//! (`str` and `bytes` are a u32 or u64 length, then the bytes.) The code
+//! offset is the first multiple of [`CODE_ALIGN`] after the two lengths, and
+//! the code runs to the checksum.
 //!
 //! ## What loading checks, and what that does and does not make safe
 //!
@@ -44,10 +50,13 @@
 //! and count against the bytes that remain (nothing is allocated from an
 //! unchecked count); function ranges sorted, non-empty, disjoint and inside
 //! the code, one per defined function of the decoded wasm; trampolines,
-//! trap sites (inside functions, with known trap codes), source locations and
-//! relocations inside the code. So a *damaged* or *mismatched* artifact (a
-//! truncated download, a flipped bit, a file from another version or CPU) is
-//! an error, never a crash, and the loader itself never reads out of bounds.
+//! trap sites (sorted, inside functions, with known trap codes) and
+//! relocations inside the code; the code at its aligned offset. Source
+//! locations (sorted, inside the code), which only backtraces read, are
+//! checked when a backtrace first needs them (without them, if damaged).
+//! So a *damaged* or *mismatched* artifact (a truncated download, a flipped
+//! bit, a file from another version or CPU) is an error, never a crash, and
+//! the loader itself never reads out of bounds.
 //!
 //! None of that makes an *untrusted* artifact safe to run. The checksum is
 //! not a signature: anyone can write a file with valid lengths, offsets and
@@ -58,7 +67,10 @@
 //! Wasmtime's `.cwasm` (whose `Module::deserialize` is `unsafe` for this
 //! reason). The checks protect against damage and mismatch, not malice.
 
-use super::module::{isa, settings, CodeLayout, CompiledModule};
+use std::ops::Range;
+
+use super::module::{isa, settings, CompiledModule};
+use super::traps::TRAP_RECORD;
 use super::translate::{BoundsChecks, Interrupt};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -68,7 +80,16 @@ use crate::Strategy;
 pub(crate) const MAGIC: [u8; 8] = crate::module::ARTIFACT_MAGIC;
 
 /// Bumped whenever the layout above changes.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
+
+/// The code's alignment in the file: a multiple of the page size of every
+/// host we run on but those with 64 KiB pages (x86_64: 4 KiB; aarch64: 4, 16
+/// or 64 KiB), so that the code can be mapped from the file where it lies.
+/// Loading copies the code instead where it is not page-aligned.
+pub(crate) const CODE_ALIGN: usize = 16 << 10;
+
+/// The size of a source location's record: u32 code offset, u32 wasm offset.
+pub(crate) const SRCLOC_RECORD: usize = 8;
 
 /// This build of Carnac: its version and a hash of its sources and lock file
 /// (see `build.rs`), so that code from a modified build with the same version
@@ -257,12 +278,11 @@ impl Header {
 pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> Result<Vec<u8>, Error> {
     let header = Header::for_engine(engine)?;
     let (image, layout) = code.image_and_layout();
-    let mut w = Vec::with_capacity(wasm.len() + image.len() + 64 * layout.funcs.len() + 4096);
+    let mut w = Vec::with_capacity(wasm.len() + image.len() + 64 * layout.funcs.len() + 2 * CODE_ALIGN);
     w.extend(MAGIC);
     put_u32(&mut w, FORMAT_VERSION);
     header.write(&mut w);
     put_bytes(&mut w, wasm);
-    put_bytes(&mut w, &image);
     put_u32(&mut w, layout.funcs.len() as u32);
     for r in &layout.funcs {
         put_u32(&mut w, r.start);
@@ -287,21 +307,41 @@ pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> 
         put_u32(&mut w, at);
         put_u32(&mut w, target);
     }
+    let code_offset = (w.len() + 16).next_multiple_of(CODE_ALIGN);
+    w.extend((code_offset as u64).to_le_bytes());
+    w.extend((image.len() as u64).to_le_bytes());
+    w.resize(code_offset, 0);
+    w.extend(&image);
     let sum = xxh64(&w, 0);
     w.extend(sum.to_le_bytes());
     Ok(w)
 }
 
 /// An artifact's parts, checked against the file and this engine but not yet
-/// against the decoded module (see [`Parsed::check_layout`]).
-pub(crate) struct Parsed<'a> {
-    pub wasm: &'a [u8],
-    pub image: &'a [u8],
-    pub layout: CodeLayout,
+/// against the decoded module (its number of functions, `Module::build`):
+/// positions in the artifact's bytes, and the small tables read out.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// The module's wasm.
+    pub wasm: Range<usize>,
+    /// The code image (position-independent but for `abs_relocs`), at a
+    /// multiple of [`CODE_ALIGN`].
+    pub code: Range<usize>,
+    /// `CodeLayout::funcs`, checked.
+    pub funcs: Vec<Range<u32>>,
+    /// `CodeLayout::array_calls`, checked.
+    pub array_calls: Vec<u32>,
+    /// `CodeLayout::traps` as [`TRAP_RECORD`]-byte records (`TrapTable`'s), checked.
+    pub traps: Range<usize>,
+    /// `CodeLayout::srclocs` as [`SRCLOC_RECORD`]-byte records, not checked
+    /// yet: only backtraces read them, and check them first ([`srclocs_valid`]).
+    pub srclocs: Range<usize>,
+    /// `CodeLayout::abs_relocs`, checked.
+    pub abs_relocs: Vec<(u32, u32)>,
 }
 
 /// Reads and checks an artifact (see the module docs for what is checked).
-pub(crate) fn parse<'a>(engine: &Engine, bytes: &'a [u8]) -> Result<Parsed<'a>, Error> {
+pub(crate) fn parse(engine: &Engine, bytes: &[u8]) -> Result<Parsed, Error> {
     let damaged = |m: String| Error::Artifact(format!("damaged artifact: {m}"));
     if !bytes.starts_with(&MAGIC) {
         let what = if bytes.starts_with(b"\0asm") { "a wasm module, not an artifact" } else { "not an artifact" };
@@ -327,62 +367,66 @@ pub(crate) fn parse<'a>(engine: &Engine, bytes: &'a [u8]) -> Result<Parsed<'a>, 
     header
         .compatible_with(&Header::for_engine(engine)?)
         .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
-    let parsed = (|| -> Result<Parsed<'a>, String> {
+    let parsed = (|| -> Result<Parsed, String> {
         let wasm = r.bytes_u64()?;
-        let image = r.bytes_u64()?;
         let funcs = r.array(|b: &[u8; 8]| le32(b)..le32(&b[4..]))?;
         let array_calls = r.array(|b: &[u8; 4]| le32(b))?;
-        let traps = r.array(|b: &[u8; 5]| (le32(b), b[4]))?;
-        let srclocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        let traps = r.records(TRAP_RECORD)?;
+        let srclocs = r.records(SRCLOC_RECORD)?;
         let abs_relocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        let code_offset = r.u64()?;
+        let code_len = r.u64()?;
+        if code_offset % CODE_ALIGN as u64 != 0 {
+            return Err(format!("code at offset {code_offset:#x}, not a multiple of {} KiB", CODE_ALIGN >> 10));
+        }
+        let expected = r.pos.next_multiple_of(CODE_ALIGN);
+        if code_offset != expected as u64 {
+            return Err(format!("code at offset {code_offset:#x}, expected at {expected:#x}"));
+        }
+        r.take(expected - r.pos)?;
+        let code = r.bytes_of(code_len)?;
         if r.pos != body.len() {
             return Err(format!("{} unexpected bytes before the checksum", body.len() - r.pos));
         }
-        let layout = CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs };
-        check_layout(&layout, image.len())?;
-        Ok(Parsed { wasm, image, layout })
+        check_layout(&funcs, &array_calls, &body[traps.clone()], &abs_relocs, code.len())?;
+        Ok(Parsed { wasm, code, funcs, array_calls, traps, srclocs, abs_relocs })
     })()
     .map_err(damaged)?;
     Ok(parsed)
 }
 
-impl Parsed<'_> {
-    /// Checks that the code has one function per defined function of the
-    /// decoded module.
-    pub(crate) fn check_layout(&self, defined_funcs: usize) -> Result<(), Error> {
-        if self.layout.funcs.len() != defined_funcs {
-            return Err(Error::Artifact(format!(
-                "damaged artifact: code for {} functions, the module defines {defined_funcs}",
-                self.layout.funcs.len()
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Checks every offset of `layout` against a code image of `len` bytes.
-fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
+/// Checks every offset of a layout (its trap sites as [`TRAP_RECORD`]-byte
+/// records) against a code image of `len` bytes; source locations are
+/// checked apart ([`srclocs_valid`]).
+fn check_layout(
+    funcs: &[Range<u32>],
+    array_calls: &[u32],
+    traps: &[u8],
+    abs_relocs: &[(u32, u32)],
+    len: usize,
+) -> Result<(), String> {
     if len > u32::MAX as usize {
         return Err("code larger than 4 GiB".into());
     }
     let len = len as u32;
     let mut prev_end = 0;
-    for (i, f) in layout.funcs.iter().enumerate() {
+    for (i, f) in funcs.iter().enumerate() {
         if f.start >= f.end || f.end > len || f.start < prev_end {
             return Err(format!("function {i}'s code {f:?} is empty, out of order or outside {len} bytes of code"));
         }
         prev_end = f.end;
     }
-    if layout.array_calls.len() != layout.funcs.len() {
+    if array_calls.len() != funcs.len() {
         return Err("not one trampoline per function".into());
     }
-    if let Some(a) = layout.array_calls.iter().find(|&&a| a >= len) {
+    if let Some(a) = array_calls.iter().find(|&&a| a >= len) {
         return Err(format!("trampoline at {a:#x} outside {len} bytes of code"));
     }
     // Both sorted: one walk finds each trap site's function.
     let mut prev = None;
-    let mut funcs = layout.funcs.iter().peekable();
-    for &(at, code) in &layout.traps {
+    let mut funcs = funcs.iter().peekable();
+    for r in traps.chunks_exact(TRAP_RECORD) {
+        let (at, code) = (le32(r), r[4]);
         if prev.is_some_and(|p| p >= at) {
             return Err(format!("trap site {at:#x} out of order"));
         }
@@ -391,25 +435,38 @@ fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
         if !funcs.peek().is_some_and(|f| f.contains(&at)) {
             return Err(format!("trap site {at:#x} outside every function"));
         }
-        let known = super::trap_codes::from_u8(code)
-            .is_some_and(|c| super::trap_codes::trap_kind(c).is_some() || c == super::trap_codes::TRAP_PENDING);
-        if !known {
+        if !known_trap_code(code) {
             return Err(format!("unknown trap code {code} at {at:#x}"));
         }
     }
-    let mut prev = 0;
-    for &(at, _) in &layout.srclocs {
-        if at < prev || at > len {
-            return Err(format!("source location at {at:#x} out of order or outside the code"));
-        }
-        prev = at;
-    }
-    for &(at, target) in &layout.abs_relocs {
+    for &(at, target) in abs_relocs {
         if at.checked_add(8).is_none_or(|end| end > len) || target >= len {
             return Err(format!("relocation at {at:#x} to {target:#x} outside the code"));
         }
     }
     Ok(())
+}
+
+/// Whether `code` is a trap code compiled code may carry.
+fn known_trap_code(code: u8) -> bool {
+    super::trap_codes::from_u8(code)
+        .is_some_and(|c| super::trap_codes::trap_kind(c).is_some() || c == super::trap_codes::TRAP_PENDING)
+}
+
+/// Whether `records` are source locations ([`SRCLOC_RECORD`] bytes each: u32
+/// code offset, u32 wasm offset) sorted by code offset, inside `len` bytes of
+/// code: what reading them (a binary search) needs.
+pub(crate) fn srclocs_valid(records: &[u8], len: usize) -> bool {
+    if records.len() % SRCLOC_RECORD != 0 {
+        return false;
+    }
+    let (mut prev, mut ok) = (0, true);
+    for r in records.chunks_exact(SRCLOC_RECORD) {
+        let at = le32(r) as usize;
+        ok &= prev <= at && at <= len;
+        prev = at;
+    }
+    ok
 }
 
 /// The cache key of `wasm` compiled by `engine`: everything the artifact's
@@ -475,9 +532,24 @@ impl<'a> Reader<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| format!("a string at {:#x} is not UTF-8", self.pos - n))
     }
 
-    fn bytes_u64(&mut self) -> Result<&'a [u8], String> {
-        let n = usize::try_from(self.u64()?).map_err(|_| "a length beyond the address space".to_string())?;
-        self.take(n)
+    /// A u64 length, then that many bytes: where they are.
+    fn bytes_u64(&mut self) -> Result<Range<usize>, String> {
+        let n = self.u64()?;
+        self.bytes_of(n)
+    }
+
+    /// The next `n` bytes: where they are.
+    fn bytes_of(&mut self, n: u64) -> Result<Range<usize>, String> {
+        let n = usize::try_from(n).map_err(|_| "a length beyond the address space".to_string())?;
+        let start = self.pos;
+        self.take(n)?;
+        Ok(start..self.pos)
+    }
+
+    /// A u32 count, then that many records of `size` bytes: where they are.
+    fn records(&mut self, size: usize) -> Result<Range<usize>, String> {
+        let n = self.count(size)?;
+        self.bytes_of((n * size) as u64)
     }
 
     /// A u32 count, then that many items of `N` bytes each, read by `item`
@@ -552,6 +624,7 @@ pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::module::CodeLayout;
     use super::*;
     use crate::{Config, Module};
 
@@ -591,11 +664,18 @@ mod tests {
             srclocs: vec![(0, 1), (40, u32::MAX)],
             abs_relocs: vec![],
         };
-        assert_eq!(check_layout(&good, 64), Ok(()));
+        // As the artifact stores them: trap sites and source locations as records.
+        let check = |l: &CodeLayout, len: usize| {
+            let traps: Vec<u8> = l.traps.iter().flat_map(|&(at, c)| at.to_le_bytes().into_iter().chain([c])).collect();
+            let srclocs: Vec<u8> = l.srclocs.iter().flat_map(|&(at, w)| [at.to_le_bytes(), w.to_le_bytes()]).flatten().collect();
+            check_layout(&l.funcs, &l.array_calls, &traps, &l.abs_relocs, len)?;
+            if srclocs_valid(&srclocs, len) { Ok(()) } else { Err("bad source locations".to_string()) }
+        };
+        assert_eq!(check(&good, 64), Ok(()));
         let bad = |f: &dyn Fn(&mut CodeLayout)| {
             let mut l = good.clone();
             f(&mut l);
-            check_layout(&l, 64).unwrap_err()
+            check(&l, 64).unwrap_err()
         };
         bad(&|l| l.funcs[1] = 16..65);
         bad(&|l| l.funcs[1] = 8..20);
@@ -607,9 +687,11 @@ mod tests {
         bad(&|l| l.traps[0].1 = 200);
         bad(&|l| l.traps.push((2, l.traps[0].1)));
         bad(&|l| l.srclocs[1].0 = 65);
+        bad(&|l| l.srclocs.swap(0, 1));
         bad(&|l| l.abs_relocs.push((60, 0)));
         bad(&|l| l.abs_relocs.push((0, 64)));
-        assert!(check_layout(&good, 32).is_err());
+        assert!(check(&good, 32).is_err());
+        assert!(!srclocs_valid(&[0; 7], 64), "not whole records");
     }
 
     /// Rewrites the checksum after damaging an artifact, as a crafted file would.

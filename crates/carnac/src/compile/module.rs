@@ -21,13 +21,14 @@ use std::sync::Arc;
 use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::isa::OwnedTargetIsa;
 
-use super::code_memory::{CodeMemory, WritableCode};
+use super::artifact::{self, Parsed};
+use super::code_memory::{ArtifactImage, CodeMemory, WritableCode};
 use super::trampolines::compile_array_to_wasm_trampoline;
 use super::translate::{CodegenSettings, CompiledCode, FuncCompiler};
 use super::traps::{self, CodeInfo, CodeRegistration, TrapTable};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::module::ModuleInfo;
+use crate::module::{ModuleInfo, SharedBytes};
 use crate::runtime::vmctx::VMContext;
 
 /// The host-to-wasm entry of one function: `(wasm_call, vmctx, slots)`, with
@@ -43,8 +44,63 @@ struct RegionInfo {
     /// Each defined function's code, as offsets into the region (sorted).
     funcs: Vec<Range<u32>>,
     traps: TrapTable,
-    /// (code offset where a run of instructions starts, wasm offset), sorted.
-    srclocs: Vec<(u32, u32)>,
+    srclocs: SrcLocs,
+}
+
+/// (code offset where a run of instructions starts, wasm offset or
+/// `u32::MAX`), sorted by code offset, as records of
+/// [`artifact::SRCLOC_RECORD`] bytes: as an artifact stores them, so that a
+/// loaded artifact's (often the largest of its tables) are used where they
+/// lie. Only backtraces read them: an artifact's are checked on first use,
+/// not at load, and if damaged, frames go without wasm offsets.
+struct SrcLocs {
+    records: SharedBytes,
+    /// Bytes of code they describe.
+    code_len: usize,
+    valid: std::sync::OnceLock<bool>,
+}
+
+impl SrcLocs {
+    fn new(srclocs: &[(u32, u32)], code_len: usize) -> SrcLocs {
+        let records: Vec<u8> =
+            srclocs.iter().flat_map(|&(at, wasm)| [at.to_le_bytes(), wasm.to_le_bytes()]).flatten().collect();
+        SrcLocs { records: records.into(), code_len, valid: true.into() }
+    }
+
+    fn from_artifact(records: SharedBytes, code_len: usize) -> SrcLocs {
+        SrcLocs { records, code_len, valid: std::sync::OnceLock::new() }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.records.chunks_exact(artifact::SRCLOC_RECORD).map(|r| (le32(r), le32(&r[4..])))
+    }
+
+    /// The wasm offset of the run of instructions holding code offset `off`.
+    fn at(&self, off: u32) -> Option<u32> {
+        if !*self.valid.get_or_init(|| artifact::srclocs_valid(&self.records, self.code_len)) {
+            return None;
+        }
+        let records: &[u8] = &self.records;
+        let n = records.len() / artifact::SRCLOC_RECORD;
+        let start = |k: usize| le32(&records[k * artifact::SRCLOC_RECORD..]);
+        // The last run starting at or before `off`.
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if start(mid) <= off {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let k = lo.checked_sub(1)?;
+        Some(le32(&records[k * artifact::SRCLOC_RECORD + 4..])).filter(|&w| w != u32::MAX)
+    }
+}
+
+/// The little-endian u32 at the start of `b`.
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 impl CodeInfo for RegionInfo {
@@ -68,8 +124,7 @@ impl RegionInfo {
     /// The wasm offset of the instruction at `pc`.
     fn wasm_offset_at(&self, pc: usize) -> Option<u32> {
         let off = u32::try_from(pc.checked_sub(self.base)?).ok()?;
-        let k = self.srclocs.partition_point(|&(start, _)| start <= off).checked_sub(1)?;
-        Some(self.srclocs[k].1).filter(|&w| w != u32::MAX)
+        self.srclocs.at(off)
     }
 }
 
@@ -163,17 +218,37 @@ impl CompiledModule {
     /// are checked before they get here.
     pub fn publish(image: &[u8], layout: CodeLayout) -> Result<Self, Error> {
         let CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs } = layout;
-        let mut writable = WritableCode::from_image(image).map_err(|e| Error::Compile(e.to_string()))?;
-        let base = writable.base();
-        for &(at, target) in &abs_relocs {
-            let (at, target) = (at as usize, target as usize);
-            writable[at..at + 8].copy_from_slice(&((base + target) as u64).to_le_bytes());
-        }
-        let code = writable.publish().map_err(|e| Error::Compile(e.to_string()))?;
-        let region =
-            Arc::new(RegionInfo { base: code.base(), funcs, traps: TrapTable::new(code.base(), traps), srclocs });
+        let code = copy_and_publish(image, &abs_relocs)?;
+        let srclocs = SrcLocs::new(&srclocs, code.len());
+        let region = Arc::new(RegionInfo { base: code.base(), funcs, traps: TrapTable::new(code.base(), traps), srclocs });
         let registration = traps::register(code.range(), region.clone());
         Ok(CompiledModule { code, info: region, array_calls, abs_relocs, _registration: registration })
+    }
+
+    /// Publishes the code of an artifact (its bytes in `image`, checked by
+    /// `artifact::parse` into `parsed`): runs it where it lies in the image
+    /// (mapped from its file), patched if it has absolute relocations, or
+    /// where that is impossible (a `noexec` file system, pages larger than the
+    /// code's alignment) from a copy; its trap sites and source locations are
+    /// read where they lie too. Returns the image's bytes, which the module
+    /// keeps (its wasm is there).
+    pub fn from_artifact(mut image: ArtifactImage, parsed: Parsed) -> Result<(Self, SharedBytes), Error> {
+        let Parsed { code: range, funcs, array_calls, traps, srclocs, abs_relocs, .. } = parsed;
+        let patch = |code: &mut [u8], base: usize| patch_abs_relocs(code, base, &abs_relocs);
+        let patch: Option<&dyn Fn(&mut [u8], usize)> = if abs_relocs.is_empty() { None } else { Some(&patch) };
+        let in_place = image.make_executable(range.clone(), patch).is_ok();
+        let image = Arc::new(image);
+        let bytes = SharedBytes::new(image.clone(), 0..image.bytes().len());
+        let code = if in_place {
+            CodeMemory::in_image(image)
+        } else {
+            copy_and_publish(&image.bytes()[range.clone()], &abs_relocs)?
+        };
+        let srclocs = SrcLocs::from_artifact(bytes.slice(srclocs), code.len());
+        let traps = TrapTable::from_records(code.base(), bytes.slice(traps));
+        let region = Arc::new(RegionInfo { base: code.base(), funcs, traps, srclocs });
+        let registration = traps::register(code.range(), region.clone());
+        Ok((CompiledModule { code, info: region, array_calls, abs_relocs, _registration: registration }, bytes))
     }
 
     /// The code as an artifact stores it: position-independent (absolute
@@ -186,11 +261,16 @@ impl CompiledModule {
         let layout = CodeLayout {
             funcs: self.info.funcs.clone(),
             array_calls: self.array_calls.clone(),
-            traps: self.info.traps.sites().to_vec(),
-            srclocs: self.info.srclocs.clone(),
+            traps: self.info.traps.sites().collect(),
+            srclocs: self.info.srclocs.iter().collect(),
             abs_relocs: self.abs_relocs.clone(),
         };
         (image, layout)
+    }
+
+    /// How many defined functions the code has.
+    pub fn defined_funcs(&self) -> usize {
+        self.info.funcs.len()
     }
 
     /// Native code of defined function `def` (see `VMFuncRef::wasm_call`).
@@ -212,6 +292,24 @@ impl CompiledModule {
     pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
         let def = self.info.func_at(pc)?;
         Some((def, self.info.wasm_offset_at(pc)))
+    }
+}
+
+/// Copies `image` into new executable memory, patches its absolute relocations
+/// and publishes it.
+fn copy_and_publish(image: &[u8], abs_relocs: &[(u32, u32)]) -> Result<CodeMemory, Error> {
+    let mut writable = WritableCode::from_image(image).map_err(|e| Error::Compile(e.to_string()))?;
+    let base = writable.base();
+    patch_abs_relocs(&mut writable, base, abs_relocs);
+    writable.publish().map_err(|e| Error::Compile(e.to_string()))
+}
+
+/// Writes each absolute relocation's address into `code`, which runs at `base`
+/// (`CodeLayout::abs_relocs`; checked to lie inside the code).
+fn patch_abs_relocs(code: &mut [u8], base: usize, abs_relocs: &[(u32, u32)]) {
+    for &(at, target) in abs_relocs {
+        let (at, target) = (at as usize, target as usize);
+        code[at..at + 8].copy_from_slice(&((base + target) as u64).to_le_bytes());
     }
 }
 
@@ -380,13 +478,12 @@ impl StandaloneCode {
         place_traps_and_srclocs(&c, 0, &mut traps, &mut srclocs);
         traps.sort_unstable_by_key(|&(offset, _)| offset);
         srclocs.sort_by_key(|&(s, _)| s);
-        let writable = WritableCode::from_image(&image).map_err(|e| Error::Compile(e.to_string()))?;
-        let code = writable.publish().map_err(|e| Error::Compile(e.to_string()))?;
+        let code = copy_and_publish(&image, &[])?;
         let region = Arc::new(RegionInfo {
             base: code.base(),
             funcs: std::iter::once(0..c.bytes.len() as u32).collect(),
             traps: TrapTable::new(code.base(), traps),
-            srclocs,
+            srclocs: SrcLocs::new(&srclocs, code.len()),
         });
         let registration = traps::register(code.range(), region.clone());
         Ok(StandaloneCode { code, info: region, def, array_call: tramp_start as u32, _registration: registration })

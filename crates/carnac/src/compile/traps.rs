@@ -54,7 +54,7 @@ mod signals;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use registry::{register, CodeInfo, CodeRegistration, TrapTable};
+pub(crate) use registry::{register, CodeInfo, CodeRegistration, TrapTable, TRAP_RECORD};
 pub(crate) use signals::install as init_traps;
 
 use std::any::Any;

@@ -18,6 +18,9 @@ use crate::error::Error;
 use crate::interp::{self, CompiledFunc};
 use crate::types::*;
 
+mod shared_bytes;
+pub(crate) use shared_bytes::SharedBytes;
+
 /// A constant expression of WebAssembly 2.0 (a single constant instruction).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ConstExpr {
@@ -128,8 +131,10 @@ pub(crate) struct ModuleInner {
     /// what the interpreter's call handler reads (one load, no `OnceLock` or
     /// `Result` to look through). Points into `code`, which never moves.
     ready: Box<[AtomicPtr<CompiledFunc>]>,
-    /// The module's bytes, kept for translating function bodies on first call.
-    bytes: Arc<[u8]>,
+    /// The module's bytes, kept for translating function bodies on first call
+    /// (and compiling them, serializing the module); for a module loaded from
+    /// an artifact, where they lie in it.
+    bytes: SharedBytes,
     /// With lazy validation: what validating a body on first call needs.
     resources: Option<wasmparser::ValidatorResources>,
     /// `code_ranges`, kept between traps (a trapping request pays for a sort
@@ -328,12 +333,20 @@ impl ModuleInner {
 /// The first bytes of a compiled artifact (see `compile::artifact`).
 pub(crate) const ARTIFACT_MAGIC: [u8; 8] = *b"\0cwasm\r\n";
 
-/// An artifact's code, checked, for [`Module::build`].
+/// An artifact's code, published, for [`Module::build`]: the code and the
+/// module's wasm bytes where they lie in the artifact.
 #[cfg(carnac_compiled)]
-type Precompiled<'a> = crate::compile::artifact::Parsed<'a>;
+type Precompiled = (crate::compile::module::CompiledModule, SharedBytes);
 /// Never present without the compiled tier.
 #[cfg(not(carnac_compiled))]
-type Precompiled<'a> = std::marker::PhantomData<&'a ()>;
+type Precompiled = std::convert::Infallible;
+
+/// An artifact to load: bytes to check, then copy, or a mapped file.
+#[cfg(carnac_compiled)]
+enum ArtifactSource<'a> {
+    Bytes(&'a [u8]),
+    Image(crate::compile::code_memory::ArtifactImage),
+}
 
 /// A compiled WebAssembly module: validated, translated, immutable and cheap to clone.
 #[derive(Clone)]
@@ -366,8 +379,22 @@ impl Module {
     /// Reads and compiles a module file (binary or text), or loads a compiled
     /// artifact (recognised by its header; see [`Module::deserialize`]).
     pub fn from_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
+        use std::io::Read;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        let cannot_read = |e: std::io::Error| Error::Io(format!("cannot read {}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+        #[cfg(carnac_compiled)]
+        if file.metadata().is_ok_and(|m| m.is_file()) {
+            // An artifact is mapped, not read (see `Module::deserialize_file`).
+            use std::io::Seek;
+            let mut head = [0u8; ARTIFACT_MAGIC.len()];
+            if file.read_exact(&mut head).is_ok() && Self::is_artifact(&head) {
+                return Self::deserialize_open_file(engine, &file, path);
+            }
+            file.rewind().map_err(cannot_read)?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(cannot_read)?;
         Self::new(engine, bytes).map_err(|e| match e {
             Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
             other => other,
@@ -383,9 +410,7 @@ impl Module {
             // Cached code runs from the first call; without it, the module
             // starts interpreted and the background compiler stores its code.
             if let Some(dir) = crate::compile::cache::dir(engine) {
-                if let Some(m) =
-                    crate::compile::cache::get(engine, &dir, bytes, |e| Self::from_artifact(engine, e, Some(bytes)))
-                {
+                if let Some(m) = crate::compile::cache::get(engine, &dir, bytes, |e| Self::load_entry(engine, e, bytes)) {
                     return Ok(m);
                 }
             }
@@ -397,7 +422,7 @@ impl Module {
                     engine,
                     &dir,
                     bytes,
-                    |entry| Self::from_artifact(engine, entry, Some(bytes)),
+                    |entry| Self::load_entry(engine, entry, bytes),
                     || Self::build(engine, bytes, None),
                     Module::serialize,
                 );
@@ -425,7 +450,7 @@ impl Module {
         }
         #[cfg(carnac_compiled)]
         if let Some(code) = self.inner.compiled.get() {
-            return crate::compile::artifact::serialize(&self.inner.engine, &self.inner.bytes, code);
+            return crate::compile::artifact::serialize(&self.inner.engine, &self.inner.bytes[..], code);
         }
         Err(Error::Usage("only a module compiled with Strategy::Cranelift or Auto can be serialized".into()))
     }
@@ -455,7 +480,7 @@ impl Module {
     /// safe in Rust's sense for honest inputs; it is not a sandbox boundary.
     pub fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
         #[cfg(carnac_compiled)]
-        return Self::from_artifact(engine, bytes, None);
+        return Self::from_artifact(engine, ArtifactSource::Bytes(bytes), None);
         #[cfg(not(carnac_compiled))]
         {
             let _ = (engine, bytes);
@@ -463,38 +488,87 @@ impl Module {
         }
     }
 
-    /// [`Module::deserialize`] of a file's contents; errors name the file.
+    /// [`Module::deserialize`] of a file; errors name the file.
+    ///
+    /// The file is mapped into memory, not read, and its code runs where it
+    /// lies (mapped executable, as a shared library's is; copied instead
+    /// where the file system forbids that): the file must not be modified or
+    /// truncated in place while the module lives (replace it by renaming a new
+    /// file over it, as `carnac compile` and the code cache do).
     pub fn deserialize_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-        Self::deserialize(engine, &bytes).map_err(|e| match e {
-            Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
-            other => other,
-        })
+        let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        Self::deserialize_open_file(engine, &file, path)
+    }
+
+    /// [`Module::deserialize_file`] of `file`, open at `path`.
+    fn deserialize_open_file(engine: &Engine, file: &std::fs::File, path: &std::path::Path) -> Result<Module, Error> {
+        #[cfg(carnac_compiled)]
+        {
+            let image = crate::compile::code_memory::ArtifactImage::map_file(file)
+                .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+            Self::from_artifact(engine, ArtifactSource::Image(image), None).map_err(|e| match e {
+                Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
+                other => other,
+            })
+        }
+        #[cfg(not(carnac_compiled))]
+        {
+            let _ = (file, path);
+            Self::deserialize(engine, &[])
+        }
+    }
+
+    /// Loads a code cache entry, which must hold `wasm`.
+    #[cfg(carnac_compiled)]
+    fn load_entry(engine: &Engine, entry: &std::fs::File, wasm: &[u8]) -> Result<Module, Error> {
+        let image = crate::compile::code_memory::ArtifactImage::map_file(entry)
+            .map_err(|e| Error::Io(format!("cannot read a cache entry: {e}")))?;
+        Self::from_artifact(engine, ArtifactSource::Image(image), Some(wasm))
     }
 
     /// Loads an artifact, which must hold `expect_wasm` if given (a cache entry).
     #[cfg(carnac_compiled)]
-    fn from_artifact(engine: &Engine, artifact: &[u8], expect_wasm: Option<&[u8]>) -> Result<Module, Error> {
-        let parsed = crate::compile::artifact::parse(engine, artifact)?;
-        if expect_wasm.is_some_and(|w| w != parsed.wasm) {
+    fn from_artifact(engine: &Engine, source: ArtifactSource<'_>, expect_wasm: Option<&[u8]>) -> Result<Module, Error> {
+        use crate::compile::{artifact, code_memory::ArtifactImage, module::CompiledModule};
+        // Bytes are checked before they are copied: a damaged artifact costs no copy.
+        let (image, parsed) = match source {
+            ArtifactSource::Bytes(bytes) => {
+                let parsed = artifact::parse(engine, bytes)?;
+                let image =
+                    ArtifactImage::copy_of(bytes).map_err(|e| Error::Compile(format!("cannot load the artifact: {e}")))?;
+                (image, parsed)
+            }
+            ArtifactSource::Image(image) => {
+                let parsed = artifact::parse(engine, image.bytes())?;
+                (image, parsed)
+            }
+        };
+        let wasm = parsed.wasm.clone();
+        if expect_wasm.is_some_and(|w| w != &image.bytes()[wasm.clone()]) {
             return Err(Error::Artifact("the artifact holds another module".into()));
         }
-        Self::build(engine, parsed.wasm, Some(parsed))
+        let (compiled, bytes) = CompiledModule::from_artifact(image, parsed)?;
+        let bytes = bytes.slice(wasm);
+        Self::build(engine, &bytes.clone(), Some((compiled, bytes)))
     }
 
     /// Decodes and validates `bytes` and compiles them for the engine's tier, or,
     /// given a checked artifact of them, takes its code instead (and skips
     /// validating the function bodies: see [`Module::deserialize`]).
-    fn build(engine: &Engine, bytes: &[u8], precompiled: Option<Precompiled<'_>>) -> Result<Module, Error> {
+    fn build(engine: &Engine, bytes: &[u8], precompiled: Option<Precompiled>) -> Result<Module, Error> {
         let validate_bodies = precompiled.is_none();
         let (info, code, resources) = decode(engine, bytes, validate_bodies)?;
         #[cfg(carnac_compiled)]
         let bytes_in = bytes;
-        let keep_bytes = engine.config().lazy_translation
-            || !validate_bodies
-            || engine.config().strategy != crate::Strategy::Interpreter;
-        let bytes: Arc<[u8]> = if keep_bytes { bytes.into() } else { Arc::new([]) };
+        let keep_bytes = engine.config().lazy_translation || engine.config().strategy != crate::Strategy::Interpreter;
+        #[cfg(carnac_compiled)]
+        let (precompiled, bytes) = match precompiled {
+            Some((code, shared)) => (Some(code), shared),
+            None => (None, if keep_bytes { bytes.into() } else { SharedBytes::default() }),
+        };
+        #[cfg(not(carnac_compiled))]
+        let bytes = if keep_bytes { SharedBytes::from(bytes) } else { SharedBytes::default() };
         let resources = resources.filter(|_| engine.config().lazy_validation || !validate_bodies);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
@@ -505,8 +579,14 @@ impl Module {
         #[cfg(carnac_compiled)]
         match (engine.config().strategy, precompiled) {
             (_, Some(p)) => {
-                p.check_layout(code.len())?;
-                let _ = compiled.set(crate::compile::module::CompiledModule::publish(p.image, p.layout)?);
+                if p.defined_funcs() != code.len() {
+                    return Err(Error::Artifact(format!(
+                        "damaged artifact: code for {} functions, the module defines {}",
+                        p.defined_funcs(),
+                        code.len()
+                    )));
+                }
+                let _ = compiled.set(p);
             }
             (crate::Strategy::Cranelift, None) => {
                 let bodies: Vec<std::ops::Range<usize>> = code.iter().map(|f| f.body.clone()).collect();
