@@ -89,7 +89,39 @@ pub(crate) struct ModuleInfo {
     pub elems: Vec<ElemSegment>,
     pub datas: Vec<DataSegment>,
     /// Shared with every backtrace frame that names the function (see `FrameInfo`).
-    pub func_names: HashMap<u32, Arc<str>>,
+    pub func_names: FuncNames,
+}
+
+/// The function names of the name section, decoded on first use: only
+/// backtraces need them, and a module with thousands of functions would
+/// otherwise allocate thousands of strings when it loads.
+#[derive(Debug, Default)]
+pub(crate) struct FuncNames {
+    /// Each name section's contents, and where they start in the module.
+    sections: Vec<(Box<[u8]>, u64)>,
+    map: std::sync::OnceLock<HashMap<u32, Arc<str>>>,
+}
+
+impl FuncNames {
+    /// Function `index`'s name, if the name section gives one.
+    pub fn get(&self, index: u32) -> Option<Arc<str>> {
+        let map = self.map.get_or_init(|| {
+            let mut map = HashMap::new();
+            for (section, offset) in &self.sections {
+                let names = wasmparser::NameSectionReader::new(wasmparser::BinaryReader::new(section, *offset));
+                // The name section is advisory: a malformed one is ignored, as the spec allows.
+                for name in names.into_iter().flatten() {
+                    if let Name::Function(names) = name {
+                        for n in names.into_iter().flatten() {
+                            map.insert(n.index, Arc::from(n.name));
+                        }
+                    }
+                }
+            }
+            map
+        });
+        map.get(&index).cloned()
+    }
 }
 
 impl ModuleInfo {
@@ -846,6 +878,29 @@ fn translate_chunk(
 
 type Decoded = (ModuleInfo, Vec<FuncCode>, Option<wasmparser::ValidatorResources>);
 
+/// The ranges of the `count` function bodies of the code section whose entries
+/// are the `size` bytes at `start` of `bytes` (each a u32 length, then the body).
+fn delimit_bodies(bytes: &[u8], start: usize, size: usize, count: u32) -> Result<Vec<std::ops::Range<usize>>, Error> {
+    let entries = start.checked_add(size).and_then(|end| bytes.get(start..end));
+    let entries = entries.ok_or_else(|| unsupported(start as u64, "unexpected end of the code section".into()))?;
+    // Every entry takes at least a byte: the count cannot make us allocate much.
+    if count as usize > size {
+        return Err(unsupported(start as u64, format!("{count} function bodies in {size} bytes")));
+    }
+    let mut reader = wasmparser::BinaryReader::new(entries, start as u64);
+    let mut bodies = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = reader.read_var_u32().map_err(invalid)? as usize;
+        let at = reader.original_position() as usize;
+        reader.read_bytes(len).map_err(invalid)?;
+        bodies.push(at..at + len);
+    }
+    if !reader.eof() {
+        return Err(unsupported(reader.original_position(), "section size mismatch: unexpected data at the end".into()));
+    }
+    Ok(bodies)
+}
+
 /// Decodes and validates a module; with `validate_bodies` false, function
 /// bodies are only delimited (for a module whose code comes from an artifact).
 fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decoded, Error> {
@@ -861,8 +916,16 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
     // section is complete (in parallel when it is large).
     let mut pending: Vec<PendingFunc<'_>> = Vec::new();
     let mut resources = None;
-    for payload in parser.parse_all(bytes) {
-        let payload = payload.map_err(invalid)?;
+    let mut data = bytes;
+    loop {
+        let payload = match parser.parse(data, true).map_err(invalid)? {
+            wasmparser::Chunk::Parsed { consumed, payload } => {
+                data = &data[consumed..];
+                payload
+            }
+            // Only without `eof`.
+            wasmparser::Chunk::NeedMoreData(_) => unreachable!("the parser has all the bytes"),
+        };
         if !pending.is_empty() && !matches!(payload, Payload::CodeSectionEntry(_)) {
             translate_all(engine, &info, std::mem::take(&mut pending), &mut code, validate_bodies)?;
         }
@@ -1000,6 +1063,23 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                     info.datas.push(DataSegment { mode, bytes: d.data.into() });
                 }
             }
+            Payload::CodeSectionStart { count, size, .. } if !validate_bodies => {
+                // Code from an artifact: the bodies are only delimited, here
+                // rather than entry by entry through the parser and validator
+                // (thousands of functions), and the section skipped.
+                let start = bytes.len() - data.len();
+                let bodies = delimit_bodies(bytes, start, size as usize, count)?;
+                if let Some(first) = bodies.first() {
+                    // What validating a body on first call needs (see `translate_lazily`).
+                    let body = &bytes[first.clone()];
+                    let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(body, first.start as u64));
+                    resources = Some(validator.code_section_entry(&body).map_err(invalid)?.resources);
+                }
+                code.extend(bodies.into_iter().map(|body| FuncCode { compiled: Default::default(), body }));
+                parser.skip_section();
+                data = &data[size as usize..];
+            }
+            Payload::End(_) => break,
             Payload::CodeSectionEntry(body) => {
                 let ValidPayload::Func(to_validate, _) = valid else {
                     return Err(unsupported(body.range().start, "code entry not validated".into()));
@@ -1012,16 +1092,12 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 if let KnownCustom::Name(names) = reader.as_known() {
                     // The name section is advisory: a malformed one is ignored, as the spec allows.
                     for name in names.into_iter().flatten() {
-                        match name {
-                            Name::Module { name, .. } => info.name = Some(Arc::from(name)),
-                            Name::Function(map) => {
-                                for n in map.into_iter().flatten() {
-                                    info.func_names.insert(n.index, Arc::from(n.name));
-                                }
-                            }
-                            _ => {}
+                        if let Name::Module { name, .. } = name {
+                            info.name = Some(Arc::from(name));
                         }
                     }
+                    // Function names on first use.
+                    info.func_names.sections.push((reader.data().into(), reader.data_offset() as u64));
                 }
             }
             _ => {}
