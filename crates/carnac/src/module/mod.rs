@@ -159,6 +159,8 @@ pub(crate) struct ModuleInner {
     pub hot: Box<[std::sync::atomic::AtomicI32]>,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
+    /// Where each defined function's body is in `bytes`.
+    bodies: Bodies,
     /// For each defined function, its code once translated (valid), else null:
     /// what the interpreter's call handler reads (one load, no `OnceLock` or
     /// `Result` to look through). Points into `code`, which never moves.
@@ -188,10 +190,33 @@ fn ready_ptr(f: &FuncCode) -> *mut CompiledFunc {
 /// A defined function's interpreter code: translated when the module is
 /// compiled, or on the function's first call (see [`crate::Config::lazy_translation`]).
 /// Either way the body was validated when the module was compiled.
+#[derive(Default)]
 pub(crate) struct FuncCode {
     compiled: std::sync::OnceLock<Result<CompiledFunc, Error>>,
-    /// Where the body is in the module's bytes.
-    body: std::ops::Range<usize>,
+}
+
+/// Where each defined function's body is in the module's bytes: found when
+/// the module is decoded, or, for a module loaded from an artifact (whose
+/// code section is not parsed: its code is compiled already), on first use
+/// (a backtrace's function offsets), sparing the load a read of every body's
+/// first bytes.
+#[derive(Default)]
+pub(crate) struct Bodies {
+    /// The code section's entries (after their count) in the module's bytes,
+    /// and their count, to delimit on first use.
+    entries: std::ops::Range<usize>,
+    count: u32,
+    /// Each body's range; empty if the entries could not be delimited.
+    ranges: std::sync::OnceLock<Box<[std::ops::Range<usize>]>>,
+}
+
+impl Bodies {
+    /// Each defined function's body in `bytes` (the module's), delimited now if need be.
+    fn ranges(&self, bytes: &[u8]) -> &[std::ops::Range<usize>] {
+        self.ranges.get_or_init(|| {
+            delimit_bodies(bytes, self.entries.clone(), self.count).unwrap_or_default().into()
+        })
+    }
 }
 
 impl ModuleInner {
@@ -246,7 +271,7 @@ impl ModuleInner {
 
     /// Where defined function `def_index`'s body starts in the module's bytes.
     pub(crate) fn body_start(&self, def_index: u32) -> Option<usize> {
-        self.code.get(def_index as usize).map(|f| f.body.start)
+        self.bodies.ranges(&self.bytes).get(def_index as usize).map(|r| r.start)
     }
 
     /// Where each translated defined function's code lies (its address range)
@@ -292,7 +317,7 @@ impl ModuleInner {
     /// Each defined function's body range in the module's bytes, and the bytes.
     #[cfg(carnac_compiled)]
     pub(crate) fn bodies(&self) -> (Vec<std::ops::Range<usize>>, &[u8]) {
-        (self.code.iter().map(|f| f.body.clone()).collect(), &self.bytes)
+        (self.bodies.ranges(&self.bytes).to_vec(), &self.bytes)
     }
 
     /// The defined function and wasm offset of compiled code at `pc`, if it is
@@ -337,7 +362,8 @@ impl ModuleInner {
 
     #[cold]
     fn translate_lazily(&self, def_index: u32) -> Result<CompiledFunc, Error> {
-        let range = self.code[def_index as usize].body.clone();
+        let range = self.bodies.ranges(&self.bytes).get(def_index as usize).cloned();
+        let range = range.ok_or_else(|| unsupported(0, format!("no body for function {def_index}")))?;
         let reader = wasmparser::BinaryReader::new_features(
             &self.bytes[range.clone()],
             range.start as u64,
@@ -590,7 +616,7 @@ impl Module {
     /// validating the function bodies: see [`Module::deserialize`]).
     fn build(engine: &Engine, bytes: &[u8], precompiled: Option<Precompiled>) -> Result<Module, Error> {
         let validate_bodies = precompiled.is_none();
-        let (info, code, resources) = decode(engine, bytes, validate_bodies)?;
+        let (info, code, bodies, resources) = decode(engine, bytes, validate_bodies)?;
         #[cfg(carnac_compiled)]
         let bytes_in = bytes;
         let keep_bytes = engine.config().lazy_translation || engine.config().strategy != crate::Strategy::Interpreter;
@@ -621,8 +647,8 @@ impl Module {
                 let _ = compiled.set(p);
             }
             (crate::Strategy::Cranelift, None) => {
-                let bodies: Vec<std::ops::Range<usize>> = code.iter().map(|f| f.body.clone()).collect();
-                let _ = compiled.set(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, &bodies)?);
+                let bodies = bodies.ranges(bytes_in);
+                let _ = compiled.set(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, bodies)?);
             }
             _ => {}
         }
@@ -649,6 +675,7 @@ impl Module {
                 hot,
                 info,
                 code,
+                bodies,
                 ready,
                 bytes,
                 resources,
@@ -782,7 +809,6 @@ fn translate_all(
     info: &ModuleInfo,
     pending: Vec<PendingFunc<'_>>,
     code: &mut Vec<FuncCode>,
-    validate: bool,
 ) -> Result<(), Error> {
     let config = engine.config();
     let total: usize = pending
@@ -798,7 +824,7 @@ fn translate_all(
         1
     };
     if threads <= 1 {
-        code.extend(translate_chunk(engine, info, pending, validate)?);
+        code.extend(translate_chunk(engine, info, pending)?);
         return Ok(());
     }
     let mut chunks: Vec<Vec<PendingFunc<'_>>> = Vec::with_capacity(threads);
@@ -824,7 +850,7 @@ fn translate_all(
         chunks.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect();
     let run = |i: usize| {
         let chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
-        translate_chunk(engine, info, chunk, validate)
+        translate_chunk(engine, info, chunk)
     };
     let results: Vec<Result<Vec<FuncCode>, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> =
@@ -848,19 +874,12 @@ fn translate_chunk(
     engine: &Engine,
     info: &ModuleInfo,
     chunk: Vec<PendingFunc<'_>>,
-    validate: bool,
 ) -> Result<Vec<FuncCode>, Error> {
     let lazy = engine.config().lazy_translation;
     let mut translator = interp::Translator::new(engine.config());
     let mut allocs = wasmparser::FuncValidatorAllocations::default();
     let mut out = Vec::with_capacity(chunk.len());
     for p in chunk {
-        let range = p.body.range();
-        if !validate {
-            // Code from an artifact: the body is only delimited (validated when it was compiled).
-            out.push(FuncCode { compiled: Default::default(), body: range.start as usize..range.end as usize });
-            continue;
-        }
         let mut fv = p.to_validate.into_validator(allocs);
         let compiled = std::sync::OnceLock::new();
         if engine.config().lazy_validation {
@@ -870,24 +889,30 @@ fn translate_chunk(
         } else {
             let _ = compiled.set(Ok(translator.translate(info, p.index, &p.body, Some(&mut fv))?));
         }
-        out.push(FuncCode { compiled, body: range.start as usize..range.end as usize });
+        out.push(FuncCode { compiled });
         allocs = fv.into_allocations();
     }
     Ok(out)
 }
 
-type Decoded = (ModuleInfo, Vec<FuncCode>, Option<wasmparser::ValidatorResources>);
+type Decoded = (ModuleInfo, Vec<FuncCode>, Bodies, Option<wasmparser::ValidatorResources>);
 
-/// The ranges of the `count` function bodies of the code section whose entries
-/// are the `size` bytes at `start` of `bytes` (each a u32 length, then the body).
-fn delimit_bodies(bytes: &[u8], start: usize, size: usize, count: u32) -> Result<Vec<std::ops::Range<usize>>, Error> {
-    let entries = start.checked_add(size).and_then(|end| bytes.get(start..end));
-    let entries = entries.ok_or_else(|| unsupported(start as u64, "unexpected end of the code section".into()))?;
+/// The ranges of the first `count` function bodies of the code section whose
+/// entries (each a u32 length, then the body) are `entries` of `bytes`, and
+/// where the next entry starts.
+fn read_bodies(
+    bytes: &[u8],
+    entries: std::ops::Range<usize>,
+    count: u32,
+) -> Result<(Vec<std::ops::Range<usize>>, usize), Error> {
+    let start = entries.start;
+    let section = bytes.get(entries.clone());
+    let section = section.ok_or_else(|| unsupported(start as u64, "unexpected end of the code section".into()))?;
     // Every entry takes at least a byte: the count cannot make us allocate much.
-    if count as usize > size {
-        return Err(unsupported(start as u64, format!("{count} function bodies in {size} bytes")));
+    if count as usize > section.len() {
+        return Err(unsupported(start as u64, format!("{count} function bodies in {} bytes", section.len())));
     }
-    let mut reader = wasmparser::BinaryReader::new(entries, start as u64);
+    let mut reader = wasmparser::BinaryReader::new(section, start as u64);
     let mut bodies = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let len = reader.read_var_u32().map_err(invalid)? as usize;
@@ -895,8 +920,19 @@ fn delimit_bodies(bytes: &[u8], start: usize, size: usize, count: u32) -> Result
         reader.read_bytes(len).map_err(invalid)?;
         bodies.push(at..at + len);
     }
-    if !reader.eof() {
-        return Err(unsupported(reader.original_position(), "section size mismatch: unexpected data at the end".into()));
+    Ok((bodies, reader.original_position() as usize))
+}
+
+/// The ranges of all `count` function bodies of the code section whose
+/// entries are `entries` of `bytes`, which they must fill.
+fn delimit_bodies(
+    bytes: &[u8],
+    entries: std::ops::Range<usize>,
+    count: u32,
+) -> Result<Vec<std::ops::Range<usize>>, Error> {
+    let (bodies, end) = read_bodies(bytes, entries.clone(), count)?;
+    if end != entries.end {
+        return Err(unsupported(end as u64, "section size mismatch: unexpected data at the end".into()));
     }
     Ok(bodies)
 }
@@ -916,6 +952,8 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
     // section is complete (in parallel when it is large).
     let mut pending: Vec<PendingFunc<'_>> = Vec::new();
     let mut resources = None;
+    let mut bodies = Bodies::default();
+    let mut body_ranges = Vec::new();
     let mut data = bytes;
     loop {
         let payload = match parser.parse(data, true).map_err(invalid)? {
@@ -927,7 +965,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
             wasmparser::Chunk::NeedMoreData(_) => unreachable!("the parser has all the bytes"),
         };
         if !pending.is_empty() && !matches!(payload, Payload::CodeSectionEntry(_)) {
-            translate_all(engine, &info, std::mem::take(&mut pending), &mut code, validate_bodies)?;
+            translate_all(engine, &info, std::mem::take(&mut pending), &mut code)?;
         }
         let valid = validator.payload(&payload).map_err(invalid)?;
         match payload {
@@ -982,6 +1020,8 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 }
             }
             Payload::FunctionSection(reader) => {
+                // The validator has read every entry (and bounds the count).
+                info.funcs.reserve(reader.count() as usize);
                 for t in reader {
                     info.funcs.push(t.map_err(invalid)?);
                 }
@@ -1064,23 +1104,30 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 }
             }
             Payload::CodeSectionStart { count, size, .. } if !validate_bodies => {
-                // Code from an artifact: the bodies are only delimited, here
-                // rather than entry by entry through the parser and validator
-                // (thousands of functions), and the section skipped.
+                // Code from an artifact (compiled already): the section is
+                // skipped, not parsed entry by entry through the parser and
+                // validator (thousands of functions), its bodies delimited on
+                // first use (`Bodies`).
                 let start = bytes.len() - data.len();
-                let bodies = delimit_bodies(bytes, start, size as usize, count)?;
-                if let Some(first) = bodies.first() {
-                    // What validating a body on first call needs (see `translate_lazily`).
-                    let body = &bytes[first.clone()];
-                    let body = wasmparser::FunctionBody::new(wasmparser::BinaryReader::new(body, first.start as u64));
+                let entries = start..start.checked_add(size as usize).filter(|&end| end <= bytes.len()).ok_or_else(
+                    || unsupported(start as u64, "unexpected end of the code section".into()),
+                )?;
+                if let Some(first) = read_bodies(bytes, entries.clone(), count.min(1))?.0.pop() {
+                    // What validating a body on first call needs (see `translate_lazily`):
+                    // the first body stands for them all.
+                    let body = wasmparser::BinaryReader::new(&bytes[first.clone()], first.start as u64);
+                    let body = wasmparser::FunctionBody::new(body);
                     resources = Some(validator.code_section_entry(&body).map_err(invalid)?.resources);
                 }
-                code.extend(bodies.into_iter().map(|body| FuncCode { compiled: Default::default(), body }));
+                code.extend((0..count).map(|_| FuncCode::default()));
+                bodies = Bodies { entries, count, ranges: Default::default() };
                 parser.skip_section();
                 data = &data[size as usize..];
             }
             Payload::End(_) => break,
             Payload::CodeSectionEntry(body) => {
+                let r = body.range();
+                body_ranges.push(r.start as usize..r.end as usize);
                 let ValidPayload::Func(to_validate, _) = valid else {
                     return Err(unsupported(body.range().start, "code entry not validated".into()));
                 };
@@ -1103,5 +1150,8 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
             _ => {}
         }
     }
-    Ok((info, code, resources))
+    if validate_bodies {
+        bodies.ranges = std::sync::OnceLock::from(body_ranges.into_boxed_slice());
+    }
+    Ok((info, code, bodies, resources))
 }
