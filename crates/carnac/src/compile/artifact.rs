@@ -422,22 +422,8 @@ fn check_layout(
     if let Some(a) = array_calls.iter().find(|&&a| a >= len) {
         return Err(format!("trampoline at {a:#x} outside {len} bytes of code"));
     }
-    // Both sorted: one walk finds each trap site's function.
-    let mut prev = None;
-    let mut funcs = funcs.iter().peekable();
-    for r in traps.chunks_exact(TRAP_RECORD) {
-        let (at, code) = (le32(r), r[4]);
-        if prev.is_some_and(|p| p >= at) {
-            return Err(format!("trap site {at:#x} out of order"));
-        }
-        prev = Some(at);
-        while funcs.next_if(|f| f.end <= at).is_some() {}
-        if !funcs.peek().is_some_and(|f| f.contains(&at)) {
-            return Err(format!("trap site {at:#x} outside every function"));
-        }
-        if !known_trap_code(code) {
-            return Err(format!("unknown trap code {code} at {at:#x}"));
-        }
+    if !trap_sites_valid(traps, funcs) {
+        return Err(trap_site_error(traps, funcs));
     }
     for &(at, target) in abs_relocs {
         if at.checked_add(8).is_none_or(|end| end > len) || target >= len {
@@ -445,6 +431,54 @@ fn check_layout(
         }
     }
     Ok(())
+}
+
+/// Whether trap sites (records) are sorted, each inside one of `funcs`
+/// (sorted), with a known trap code ([`trap_site_error`] says what is wrong):
+/// a pass without branches, then one that only compares each site with the
+/// end of its function (there are tens of thousands of sites in a large
+/// module).
+fn trap_sites_valid(traps: &[u8], funcs: &[Range<u32>]) -> bool {
+    let mut known = [false; 256];
+    for (code, known) in known.iter_mut().enumerate() {
+        *known = known_trap_code(code as u8);
+    }
+    let (mut ok, mut next) = (traps.len() % TRAP_RECORD == 0, 0u64);
+    for r in traps.chunks_exact(TRAP_RECORD) {
+        let at = le32(r) as u64;
+        ok &= (at >= next) & known[r[4] as usize];
+        next = at + 1;
+    }
+    // Sorted: each function's sites follow those of the functions before it,
+    // and none may come before its start (between functions).
+    let mut sites = traps.chunks_exact(TRAP_RECORD).map(le32).peekable();
+    for f in funcs {
+        ok &= sites.peek().is_none_or(|&at| at >= f.start);
+        while sites.next_if(|&at| at < f.end).is_some() {}
+    }
+    ok && sites.next().is_none()
+}
+
+/// What is wrong with trap sites that are not [`trap_sites_valid`].
+#[cold]
+fn trap_site_error(traps: &[u8], funcs: &[Range<u32>]) -> String {
+    let mut prev = None;
+    let mut funcs = funcs.iter().peekable();
+    for r in traps.chunks_exact(TRAP_RECORD) {
+        let (at, code) = (le32(r), r[4]);
+        if prev.is_some_and(|p| p >= at) {
+            return format!("trap site {at:#x} out of order");
+        }
+        prev = Some(at);
+        while funcs.next_if(|f| f.end <= at).is_some() {}
+        if !funcs.peek().is_some_and(|f| f.contains(&at)) {
+            return format!("trap site {at:#x} outside every function");
+        }
+        if !known_trap_code(code) {
+            return format!("unknown trap code {code} at {at:#x}");
+        }
+    }
+    "trap sites not whole records".into()
 }
 
 /// Whether `code` is a trap code compiled code may carry.
