@@ -274,14 +274,23 @@ impl Header {
     }
 }
 
+/// The header of `engine`'s artifacts, encoded (built once per engine).
+fn host_header(engine: &Engine) -> Result<&[u8], Error> {
+    engine.artifact_header(|| {
+        let mut h = Vec::with_capacity(2048);
+        Header::for_engine(engine)?.write(&mut h);
+        Ok(h)
+    })
+}
+
 /// A module compiled with Cranelift as artifact bytes.
 pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> Result<Vec<u8>, Error> {
-    let header = Header::for_engine(engine)?;
+    let header = host_header(engine)?;
     let (image, layout) = code.image_and_layout();
     let mut w = Vec::with_capacity(wasm.len() + image.len() + 64 * layout.funcs.len() + 2 * CODE_ALIGN);
     w.extend(MAGIC);
     put_u32(&mut w, FORMAT_VERSION);
-    header.write(&mut w);
+    w.extend(header);
     put_bytes(&mut w, wasm);
     put_u32(&mut w, layout.funcs.len() as u32);
     for r in &layout.funcs {
@@ -363,10 +372,16 @@ pub(crate) fn parse(engine: &Engine, bytes: &[u8]) -> Result<Parsed, Error> {
         return Err(damaged("checksum mismatch (the file is corrupt or truncated)".into()));
     }
     let mut r = Reader { bytes: body, pos: r.pos };
-    let header = Header::read(&mut r).map_err(damaged)?;
-    header
-        .compatible_with(&Header::for_engine(engine)?)
-        .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
+    // Usually the header is exactly what this engine writes: no need to decode it.
+    let host = host_header(engine)?;
+    if body[r.pos..].starts_with(host) {
+        r.pos += host.len();
+    } else {
+        let header = Header::read(&mut r).map_err(damaged)?;
+        header
+            .compatible_with(&Header::for_engine(engine)?)
+            .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
+    }
     let parsed = (|| -> Result<Parsed, String> {
         let wasm = r.bytes_u64()?;
         let funcs = r.array(|b: &[u8; 8]| le32(b)..le32(&b[4..]))?;
@@ -509,7 +524,7 @@ pub(crate) fn srclocs_valid(records: &[u8], len: usize) -> bool {
 pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> Result<String, Error> {
     let mut h = Vec::with_capacity(1024);
     put_u32(&mut h, FORMAT_VERSION);
-    Header::for_engine(engine)?.write(&mut h);
+    h.extend(host_header(engine)?);
     let (a, b) = (xxh64(&h, 0) ^ xxh64(wasm, 0), xxh64(&h, 1) ^ xxh64(wasm, 0x9e37_79b9).rotate_left(17));
     Ok(format!("{a:016x}{b:016x}"))
 }
