@@ -894,6 +894,76 @@ mod tests {
         bytes[n..].copy_from_slice(&sum.to_le_bytes());
     }
 
+    /// Where an artifact's source locations are, and its code offset field.
+    fn positions(bytes: &[u8]) -> (Range<usize>, usize) {
+        let mut r = Reader { bytes: &bytes[..bytes.len() - 8], pos: MAGIC.len() + 4 };
+        Header::read(&mut r).unwrap();
+        r.bytes_u64().unwrap();
+        r.array(|_: &[u8; 8]| ()).unwrap();
+        r.array(|_: &[u8; 4]| ()).unwrap();
+        r.records(TRAP_RECORD).unwrap();
+        let srclocs = r.records(SRCLOC_RECORD).unwrap();
+        r.array(|_: &[u8; 8]| ()).unwrap();
+        (srclocs, r.pos)
+    }
+
+    const DIVIDE: &str = r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
+
+    #[test]
+    fn the_code_must_lie_at_its_aligned_offset() {
+        let engine = engine();
+        let bytes = Module::new(&engine, DIVIDE).unwrap().serialize().unwrap();
+        let (_, field) = positions(&bytes);
+        let offset = u64::from_le_bytes(bytes[field..field + 8].try_into().unwrap());
+        let len = u64::from_le_bytes(bytes[field + 8..field + 16].try_into().unwrap());
+        assert_eq!(offset, (field as u64 + 16).next_multiple_of(CODE_ALIGN as u64));
+        assert_eq!(offset + len, bytes.len() as u64 - 8, "the code runs to the checksum");
+        let dir = std::env::temp_dir().join(format!("carnac-artifact-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("moved.cwasm");
+        for (moved, expect) in [
+            (offset + 1, "not a multiple of 16 KiB"),
+            (offset - 8, "not a multiple of 16 KiB"),
+            (offset + CODE_ALIGN as u64, "expected at"),
+            (0, "expected at"),
+        ] {
+            let mut damaged = bytes.clone();
+            damaged[field..field + 8].copy_from_slice(&moved.to_le_bytes());
+            reseal(&mut damaged);
+            std::fs::write(&path, &damaged).unwrap();
+            for err in [Module::deserialize(&engine, &damaged), Module::deserialize_file(&engine, &path)] {
+                let m = err.unwrap_err().to_string();
+                assert!(m.contains("damaged artifact") && m.contains(expect) && !m.contains('\n'), "{m}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn damaged_source_locations_cost_backtraces_their_offsets_only() {
+        let engine = engine();
+        let bytes = Module::new(&engine, DIVIDE).unwrap().serialize().unwrap();
+        let trap_offset = |bytes: &[u8]| {
+            let module = Module::deserialize(&engine, bytes).unwrap();
+            let mut store = crate::Store::new(&engine, ());
+            let instance = crate::Instance::new(&mut store, &module, &[]).unwrap();
+            let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
+            assert_eq!(f.call(&mut store, 7).unwrap(), 1);
+            let err = f.call(&mut store, 0).unwrap_err();
+            let frame = &err.as_trap().unwrap().backtrace()[0];
+            (frame.module_offset, frame.func_offset)
+        };
+        let (module_offset, func_offset) = trap_offset(&bytes);
+        assert!(module_offset.is_some() && func_offset.is_some());
+        let (srclocs, _) = positions(&bytes);
+        assert!(srclocs.len() >= 2 * SRCLOC_RECORD);
+        // The first run moved past the code: out of order and outside it.
+        let mut damaged = bytes.clone();
+        damaged[srclocs.start..srclocs.start + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut damaged);
+        assert_eq!(trap_offset(&damaged), (None, None));
+    }
+
     #[test]
     fn damage_behind_a_valid_checksum_is_still_an_error_or_harmless() {
         let engine = engine();

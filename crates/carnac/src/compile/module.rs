@@ -588,3 +588,41 @@ fn parallel_map<S, R: Send>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Module, Strategy};
+
+    /// An artifact's code that cannot run where it lies (not on a page
+    /// boundary, as on hosts with pages over 16 KiB) is copied, and runs from
+    /// the copy, its tables still read where they lie.
+    #[test]
+    fn code_that_cannot_run_in_place_is_copied() {
+        let engine = Engine::new(Config::new().strategy(Strategy::Cranelift));
+        let wat = r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
+        let bytes = Module::new(&engine, wat).unwrap().serialize().unwrap();
+        let parsed = artifact::parse(&engine, &bytes).unwrap();
+        let code = parsed.code.clone();
+        // The same artifact one byte further into its image.
+        let shifted = [&[0u8][..], &bytes].concat();
+        let shift = |r: Range<usize>| r.start + 1..r.end + 1;
+        let parsed = Parsed {
+            wasm: shift(parsed.wasm),
+            code: shift(parsed.code),
+            traps: shift(parsed.traps),
+            srclocs: shift(parsed.srclocs),
+            ..parsed
+        };
+        let image = ArtifactImage::copy_of(&shifted).unwrap();
+        let image_at = image.bytes().as_ptr() as usize..image.bytes().as_ptr() as usize + shifted.len();
+        let (compiled, _) = CompiledModule::from_artifact(image, parsed).unwrap();
+        assert!(!image_at.contains(&compiled.code.base()), "a copy");
+        assert_eq!(compiled.code.as_slice(), &bytes[code]);
+        // The division's trap site, its function and wasm offset.
+        let (site, _) = compiled.info.traps.sites().next().unwrap();
+        let (def, offset) = compiled.frame_at(compiled.code.base() + site as usize).unwrap();
+        assert_eq!(def, 0);
+        assert!(offset.is_some(), "source locations read in the image");
+    }
+}
