@@ -13,7 +13,10 @@
 //! Two halves: `compile` produces a position-independent image plus its
 //! [`CodeLayout`]; [`CompiledModule::publish`] maps, patches, publishes and
 //! registers them. Loading an artifact (`super::artifact`) is the second half
-//! alone, so compiled and loaded code go through the same steps.
+//! alone, in place: [`CompiledModule::from_artifact`] makes the code
+//! executable where it lies in the (mapped) artifact, patched the same way,
+//! and reads its trap sites and source locations there, in the layout's
+//! encoding.
 
 use std::ops::Range;
 use std::sync::Arc;
