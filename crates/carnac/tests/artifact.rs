@@ -97,7 +97,10 @@ fn round_trip_runs_the_same_with_the_same_traps_and_backtraces() {
     let loaded = Module::deserialize(&engine, &bytes).unwrap();
     let expected = observe(&module);
     assert_eq!(observe(&loaded), expected);
-    assert!(expected.iter().any(|l| l.contains("IntegerDivisionByZero: demo!inner <- demo!outer at [(Some(")), "{expected:#?}");
+    assert!(
+        expected.iter().any(|l| l.contains("IntegerDivisionByZero: demo!inner <- demo!outer at [(Some(")),
+        "{expected:#?}"
+    );
     assert!(expected.iter().any(|l| l.contains("Unreachable")), "{expected:#?}");
     assert!(expected.iter().any(|l| l == "fib(Some(20)) = Some(6765)"), "{expected:#?}");
     assert_eq!(loaded.name(), Some("demo"));
@@ -148,7 +151,8 @@ fn files_are_mapped_not_read_and_damaged_files_are_refused() {
     // Truncated, lengthened, empty or missing files: one line naming the file.
     let refused = |contents: &[u8], expect: &str| {
         std::fs::write(&path, contents).unwrap();
-        for err in [Module::deserialize_file(&engine, &path), Module::from_file(&engine, &path)].map(Result::unwrap_err) {
+        for err in [Module::deserialize_file(&engine, &path), Module::from_file(&engine, &path)].map(Result::unwrap_err)
+        {
             let m = err.to_string();
             assert!(m.contains(&*path.to_string_lossy()) && m.contains(expect) && !m.contains('\n'), "{m}");
         }

@@ -70,8 +70,8 @@
 use std::ops::Range;
 
 use super::module::{isa, settings, CompiledModule};
-use super::traps::TRAP_RECORD;
 use super::translate::{BoundsChecks, Interrupt};
+use super::traps::TRAP_RECORD;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::Strategy;
@@ -458,7 +458,7 @@ fn trap_sites_valid(traps: &[u8], funcs: &[Range<u32>]) -> bool {
     for (code, known) in known.iter_mut().enumerate() {
         *known = known_trap_code(code as u8);
     }
-    let (mut ok, mut next) = (traps.len() % TRAP_RECORD == 0, 0u64);
+    let (mut ok, mut next) = (traps.len().is_multiple_of(TRAP_RECORD), 0u64);
     for r in traps.chunks_exact(TRAP_RECORD) {
         let at = le32(r) as u64;
         ok &= (at >= next) & known[r[4] as usize];
@@ -506,7 +506,7 @@ fn known_trap_code(code: u8) -> bool {
 /// code offset, u32 wasm offset) sorted by code offset, inside `len` bytes of
 /// code: what reading them (a binary search) needs.
 pub(crate) fn srclocs_valid(records: &[u8], len: usize) -> bool {
-    if records.len() % SRCLOC_RECORD != 0 {
+    if !records.len().is_multiple_of(SRCLOC_RECORD) {
         return false;
     }
     let (mut prev, mut ok) = (0, true);
@@ -860,9 +860,14 @@ mod tests {
         // As the artifact stores them: trap sites and source locations as records.
         let check = |l: &CodeLayout, len: usize| {
             let traps: Vec<u8> = l.traps.iter().flat_map(|&(at, c)| at.to_le_bytes().into_iter().chain([c])).collect();
-            let srclocs: Vec<u8> = l.srclocs.iter().flat_map(|&(at, w)| [at.to_le_bytes(), w.to_le_bytes()]).flatten().collect();
+            let srclocs: Vec<u8> =
+                l.srclocs.iter().flat_map(|&(at, w)| [at.to_le_bytes(), w.to_le_bytes()]).flatten().collect();
             check_layout(&l.funcs, &l.array_calls, &traps, &l.abs_relocs, len)?;
-            if srclocs_valid(&srclocs, len) { Ok(()) } else { Err("bad source locations".to_string()) }
+            if srclocs_valid(&srclocs, len) {
+                Ok(())
+            } else {
+                Err("bad source locations".to_string())
+            }
         };
         assert_eq!(check(&good, 64), Ok(()));
         let bad = |f: &dyn Fn(&mut CodeLayout)| {
@@ -907,7 +912,8 @@ mod tests {
         (srclocs, r.pos)
     }
 
-    const DIVIDE: &str = r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
+    const DIVIDE: &str =
+        r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
 
     #[test]
     fn the_code_must_lie_at_its_aligned_offset() {

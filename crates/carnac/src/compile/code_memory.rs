@@ -110,7 +110,7 @@ impl Mapping {
     /// hold `len` bytes.
     fn protect(&self, start: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
         let len = Self::round(len)?;
-        assert!(start % page_size() == 0 && start + len <= self.mapped, "protecting outside the mapping");
+        assert!(start.is_multiple_of(page_size()) && start + len <= self.mapped, "protecting outside the mapping");
         // SAFETY: whole pages inside the mapping, which only `self` owns; callers
         // hold no reference into pages they make unreadable or not writable.
         let rc = unsafe { libc::mprotect(self.ptr.as_ptr().add(start).cast(), len, prot) };
@@ -327,12 +327,8 @@ impl ArtifactImage {
     /// the code instead. The pages up to the next page boundary after the code
     /// become executable along with it (the artifact's bytes after its code
     /// are data, never written).
-    pub(crate) fn make_executable(
-        &mut self,
-        range: Range<usize>,
-        patch: Option<&dyn Fn(&mut [u8], usize)>,
-    ) -> io::Result<()> {
-        if range.start % page_size() != 0 || range.start > range.end || range.end > self.len {
+    pub(crate) fn make_executable(&mut self, range: Range<usize>, patch: Option<Patch<'_>>) -> io::Result<()> {
+        if !range.start.is_multiple_of(page_size()) || range.start > range.end || range.end > self.len {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!("code at {range:#x?} does not start on a page of this host"),
@@ -360,6 +356,10 @@ impl ArtifactImage {
         Ok(())
     }
 }
+
+/// What patches code before it is made executable: `patch(code, address
+/// where it runs)` (see [`ArtifactImage::make_executable`]).
+pub(crate) type Patch<'a> = &'a dyn Fn(&mut [u8], usize);
 
 impl AsRef<[u8]> for ArtifactImage {
     fn as_ref(&self) -> &[u8] {
@@ -548,7 +548,7 @@ mod tests {
 
     /// Makes `range` of `image` executable, or `None` if this file system
     /// forbids executing files (`noexec`): loading then copies the code.
-    fn executable(image: &mut ArtifactImage, range: Range<usize>, patch: Option<&dyn Fn(&mut [u8], usize)>) -> bool {
+    fn executable(image: &mut ArtifactImage, range: Range<usize>, patch: Option<Patch<'_>>) -> bool {
         match image.make_executable(range, patch) {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => false,

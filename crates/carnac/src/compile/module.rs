@@ -25,7 +25,7 @@ use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::isa::OwnedTargetIsa;
 
 use super::artifact::{self, Parsed};
-use super::code_memory::{ArtifactImage, CodeMemory, WritableCode};
+use super::code_memory::{ArtifactImage, CodeMemory, Patch, WritableCode};
 use super::trampolines::compile_array_to_wasm_trampoline;
 use super::translate::{CodegenSettings, CompiledCode, FuncCompiler};
 use super::traps::{self, CodeInfo, CodeRegistration, TrapTable};
@@ -223,7 +223,8 @@ impl CompiledModule {
         let CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs } = layout;
         let code = copy_and_publish(image, &abs_relocs)?;
         let srclocs = SrcLocs::new(&srclocs, code.len());
-        let region = Arc::new(RegionInfo { base: code.base(), funcs, traps: TrapTable::new(code.base(), traps), srclocs });
+        let region =
+            Arc::new(RegionInfo { base: code.base(), funcs, traps: TrapTable::new(code.base(), traps), srclocs });
         let registration = traps::register(code.range(), region.clone());
         Ok(CompiledModule { code, info: region, array_calls, abs_relocs, _registration: registration })
     }
@@ -238,7 +239,7 @@ impl CompiledModule {
     pub fn from_artifact(mut image: ArtifactImage, parsed: Parsed) -> Result<(Self, SharedBytes), Error> {
         let Parsed { code: range, funcs, array_calls, traps, srclocs, abs_relocs, .. } = parsed;
         let patch = |code: &mut [u8], base: usize| patch_abs_relocs(code, base, &abs_relocs);
-        let patch: Option<&dyn Fn(&mut [u8], usize)> = if abs_relocs.is_empty() { None } else { Some(&patch) };
+        let patch: Option<Patch<'_>> = if abs_relocs.is_empty() { None } else { Some(&patch) };
         let in_place = image.make_executable(range.clone(), patch).is_ok();
         let image = Arc::new(image);
         let bytes = SharedBytes::new(image.clone(), 0..image.bytes().len());

@@ -213,9 +213,7 @@ pub(crate) struct Bodies {
 impl Bodies {
     /// Each defined function's body in `bytes` (the module's), delimited now if need be.
     fn ranges(&self, bytes: &[u8]) -> &[std::ops::Range<usize>] {
-        self.ranges.get_or_init(|| {
-            delimit_bodies(bytes, self.entries.clone(), self.count).unwrap_or_default().into()
-        })
+        self.ranges.get_or_init(|| delimit_bodies(bytes, self.entries.clone(), self.count).unwrap_or_default().into())
     }
 }
 
@@ -468,7 +466,8 @@ impl Module {
             // Cached code runs from the first call; without it, the module
             // starts interpreted and the background compiler stores its code.
             if let Some(dir) = crate::compile::cache::dir(engine) {
-                if let Some(m) = crate::compile::cache::get(engine, &dir, bytes, |e| Self::load_entry(engine, e, bytes)) {
+                if let Some(m) = crate::compile::cache::get(engine, &dir, bytes, |e| Self::load_entry(engine, e, bytes))
+                {
                     return Ok(m);
                 }
             }
@@ -601,8 +600,8 @@ impl Module {
         let (image, parsed) = match source {
             ArtifactSource::Bytes(bytes) => {
                 let parsed = artifact::parse(engine, bytes)?;
-                let image =
-                    ArtifactImage::copy_of(bytes).map_err(|e| Error::Compile(format!("cannot load the artifact: {e}")))?;
+                let image = ArtifactImage::copy_of(bytes)
+                    .map_err(|e| Error::Compile(format!("cannot load the artifact: {e}")))?;
                 (image, parsed)
             }
             ArtifactSource::Image(image) => {
@@ -878,11 +877,7 @@ fn translate_all(
     Ok(())
 }
 
-fn translate_chunk(
-    engine: &Engine,
-    info: &ModuleInfo,
-    chunk: Vec<PendingFunc<'_>>,
-) -> Result<Vec<FuncCode>, Error> {
+fn translate_chunk(engine: &Engine, info: &ModuleInfo, chunk: Vec<PendingFunc<'_>>) -> Result<Vec<FuncCode>, Error> {
     let lazy = engine.config().lazy_translation;
     let mut translator = interp::Translator::new(engine.config());
     let mut allocs = wasmparser::FuncValidatorAllocations::default();
@@ -1117,9 +1112,11 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 // validator (thousands of functions), its bodies delimited on
                 // first use (`Bodies`).
                 let start = bytes.len() - data.len();
-                let entries = start..start.checked_add(size as usize).filter(|&end| end <= bytes.len()).ok_or_else(
-                    || unsupported(start as u64, "unexpected end of the code section".into()),
-                )?;
+                let entries = start
+                    ..start
+                        .checked_add(size as usize)
+                        .filter(|&end| end <= bytes.len())
+                        .ok_or_else(|| unsupported(start as u64, "unexpected end of the code section".into()))?;
                 if let Some(first) = read_bodies(bytes, entries.clone(), count.min(1))?.0.pop() {
                     // What validating a body on first call needs (see `translate_lazily`):
                     // the first body stands for them all.
@@ -1152,7 +1149,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                         }
                     }
                     // Function names on first use.
-                    info.func_names.sections.push((reader.data().into(), reader.data_offset() as u64));
+                    info.func_names.sections.push((reader.data().into(), reader.data_offset()));
                 }
             }
             _ => {}

@@ -77,7 +77,7 @@ impl TrapTable {
     /// A table for code at `base` from records as [`TrapTable`] keeps them,
     /// which the caller has checked are sorted by offset (and whole).
     pub(crate) fn from_records(base: usize, records: SharedBytes) -> TrapTable {
-        debug_assert!(records.len() % TRAP_RECORD == 0);
+        debug_assert!(records.len().is_multiple_of(TRAP_RECORD));
         TrapTable { base, sites: records }
     }
 
