@@ -48,9 +48,9 @@ struct CompileArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
+    /// Address to listen on (default: the configuration's `listen`, else 127.0.0.1:8080).
+    #[arg(long)]
+    listen: Option<String>,
     /// Code generation options: `-C tier=auto|interp|cranelift` (the tier that
     /// runs the handlers; overrides the configuration's `tier`).
     #[arg(short = 'C', value_name = "OPT=VAL,...")]
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
                 carnac_serve::Source::Module(args.target)
             };
             let overrides = carnac_serve::Overrides { tier };
-            match carnac_serve::serve_until_signal(source, &args.listen, overrides) {
+            match carnac_serve::serve_until_signal(source, args.listen.as_deref(), overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("Error: {e}");
@@ -213,6 +213,13 @@ fn parse_flag(opt: &str, v: &str) -> Result<bool, Error> {
 
 /// `carnac compile`: the module compiled with Cranelift, serialized.
 fn compile(args: CompileArgs) -> Result<(), Error> {
+    if !carnac::Strategy::Cranelift.is_available() {
+        return Err(Error::Usage(
+            "this carnac has no compiler (built without the `cranelift` feature): it runs .cwasm artifacts \
+             compiled by a full build, but cannot make them"
+                .into(),
+        ));
+    }
     let mut config = Config::new();
     config.strategy(carnac::Strategy::Cranelift);
     for opt in args.wasm_opts.iter().flat_map(|o| o.split(',')) {

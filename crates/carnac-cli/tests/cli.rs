@@ -324,6 +324,45 @@ fn serve_answers_logs_and_drains_on_sigint_on(tier: &str) {
     assert!(rest.contains("shutting down"), "{rest}");
 }
 
+/// `listen =` in carnac.toml is where `carnac serve` listens unless `--listen` says otherwise.
+#[test]
+fn serve_listens_where_the_configuration_says() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("carnac-cli-listen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    // A free port, released just before the server binds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("carnac.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:{port}\"\n[[route]]\npath = \"/...\"\nmodule = \"{root}/examples/hello-handler.wat\"\n"),
+    )
+    .unwrap();
+    for (extra, expected) in [(None, format!("127.0.0.1:{port}")), (Some("127.0.0.1:0"), String::new())] {
+        let mut args = vec!["serve".to_string(), config.to_str().unwrap().to_string()];
+        if let Some(l) = extra {
+            args.extend(["--listen".to_string(), l.to_string()]);
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_carnac"))
+            .args(&args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start carnac serve");
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        let addr = first.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+        if extra.is_none() {
+            assert_eq!(addr, expected, "the configuration's address");
+        } else {
+            assert_ne!(addr, format!("127.0.0.1:{port}"), "--listen overrides the configuration");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Runs `carnac run -C tier=TIER --timeout 200ms` on `wat` with a stdin pipe
 /// that is never written nor closed; returns the output, or fails if it runs past 20 s.
 fn run_with_silent_stdin(tier: &str, name: &str, wat: &str) -> (Output, std::time::Duration) {

@@ -7,7 +7,7 @@
 //! spare_workers = 16                  # extra threads so every route can start a guest
 //! max_connections = 1024              # open connections; more are answered 503
 //! max_buffered_mb = 512               # request bodies + unsent output held in memory
-//! tier = "cranelift"                  # "interp" (default), "cranelift" or "auto"; -C tier= overrides
+//! tier = "auto"                       # "auto" (default), "interp" or "cranelift"; -C tier= overrides
 //!
 //! [[route]]
 //! path = "/hello"                     # exact match
@@ -68,9 +68,11 @@ pub struct ServeConfig {
     /// a request body beyond it is refused with 503, output beyond it is cut.
     #[serde(default = "ServeConfig::default_max_buffered_mb")]
     pub max_buffered_mb: u64,
-    /// The tier that runs the handlers: `"interp"`, `"cranelift"` or `"auto"`
-    /// (each module compiled, or loaded from the code cache, when it loads;
-    /// default: the interpreter). `carnac serve -C tier=` overrides it.
+    /// The tier that runs the handlers: `"auto"` (the default: each module
+    /// compiled, or loaded from the code cache, when it loads, off the request
+    /// path; the interpreter in a build without the compiled tier), `"interp"`
+    /// or `"cranelift"` (compiled at load, no cache). `carnac serve -C tier=`
+    /// overrides it.
     #[serde(default, deserialize_with = "tier")]
     pub tier: Option<Strategy>,
     #[serde(default, rename = "route")]

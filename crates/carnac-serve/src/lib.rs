@@ -14,4 +14,4 @@ mod metrics;
 mod server;
 
 pub use config::{Limits, RouteConfig, ServeConfig};
-pub use server::{serve_until_signal, start, start_with, Overrides, Running, Source};
+pub use server::{serve_until_signal, start, start_with, Overrides, Running, Source, DEFAULT_LISTEN};

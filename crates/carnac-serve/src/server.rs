@@ -108,7 +108,7 @@ struct RouteTable {
 
 impl RouteTable {
     fn build(config: &ServeConfig) -> Result<RouteTable, String> {
-        let tier = config.tier.unwrap_or(Strategy::Interpreter);
+        let tier = config.tier.unwrap_or(Strategy::Auto);
         let mut engines: HashMap<bool, Engine> = HashMap::new();
         let mut modules: HashMap<(PathBuf, bool), Module> = HashMap::new();
         let mut routes = Vec::new();
@@ -126,7 +126,10 @@ impl RouteTable {
                         // The host loads every route's module before it serves it, off
                         // the request path: `auto` compiles it there (or loads its code
                         // from the code cache), so that no request runs interpreted.
-                        Strategy::Auto => c.strategy(Strategy::Cranelift).cache(true),
+                        // A build without the compiler interprets (and runs artifacts).
+                        Strategy::Auto if Strategy::Cranelift.is_available() => {
+                            c.strategy(Strategy::Cranelift).cache(true)
+                        }
                         tier => c.strategy(tier),
                     };
                     Engine::new(&c)
@@ -1488,6 +1491,9 @@ pub fn start(source: Source, listen: &str) -> Result<Running, String> {
 }
 
 /// [`start`], with command-line settings over the configuration's.
+/// Where `carnac serve` listens when neither `--listen` nor the configuration says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 pub fn start_with(source: Source, listen: &str, overrides: Overrides) -> Result<Running, String> {
     let config = source.load(&overrides)?;
     let table = RouteTable::build(&config)?;
@@ -1619,9 +1625,15 @@ pub fn start_with(source: Source, listen: &str, overrides: Overrides) -> Result<
 }
 
 /// Serves until SIGINT or SIGTERM, then drains requests in flight.
-pub fn serve_until_signal(source: Source, listen: &str, overrides: Overrides) -> Result<(), String> {
+/// `listen`: the address to listen on; `None` takes the configuration's
+/// `listen`, else [`DEFAULT_LISTEN`].
+pub fn serve_until_signal(source: Source, listen: Option<&str>, overrides: Overrides) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let running = start_with(source, listen, overrides)?;
+    let listen = match listen {
+        Some(l) => l.to_string(),
+        None => source.load(&overrides)?.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+    };
+    let running = start_with(source, &listen, overrides)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     // The handlers are in place before the address is announced: a signal sent as
     // soon as a supervisor (or a test) reads it must drain, not kill, the server.

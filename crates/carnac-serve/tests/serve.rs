@@ -250,9 +250,9 @@ fn the_command_line_tier_overrides_the_file() {
         assert_eq!(tier_in_use(srv.addr), "cranelift");
         srv.stop();
     }
-    // Without either, the interpreter; a changed `tier` applies on reload.
+    // Without either, automatic tiering (modules compiled at load); a changed `tier` applies on reload.
     let srv = start(Source::ConfigFile(config(&dir, "")), "127.0.0.1:0").unwrap();
-    assert_eq!(tier_in_use(srv.addr), "interp");
+    assert_eq!(tier_in_use(srv.addr), "auto");
     if TIERS.contains(&"cranelift") {
         std::thread::sleep(Duration::from_millis(1100));
         config_on(&dir, "", Some("cranelift"));

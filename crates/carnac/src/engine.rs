@@ -23,6 +23,10 @@ pub struct Config {
     pub(crate) lazy_validation: bool,
     pub(crate) track_memory_writes: bool,
     pub(crate) strategy: Strategy,
+    /// Automatic tiering: counts before a function tiers up, and whether it
+    /// compiles on the calling thread (tests).
+    pub(crate) tier_up_threshold: u32,
+    pub(crate) tier_up_synchronously: bool,
     pub(crate) signals_based_traps: bool,
     pub(crate) memory_guard_size: u64,
     pub(crate) cache: CacheConfig,
@@ -57,8 +61,27 @@ pub enum Strategy {
     /// already in the code cache ([`Config::cache`]) is used from the first
     /// call; with the cache on, the whole module is compiled once the compiler
     /// is idle and stored there. On a host with one core nothing compiles in
-    /// the background: everything stays interpreted.
+    /// the background: everything stays interpreted, as it does in a build
+    /// without the compiler (which still runs artifacts: see
+    /// [`Strategy::is_available`]).
     Auto,
+}
+
+impl Strategy {
+    /// Whether this build of Carnac can compile WebAssembly for the strategy:
+    /// always for [`Strategy::Interpreter`] and [`Strategy::Auto`] (which
+    /// interprets everything without a compiler), and for
+    /// [`Strategy::Cranelift`] only in a build with the compiler (the
+    /// `cranelift` feature, on Linux x86_64 or aarch64). A build with the
+    /// `loader` feature alone says `false` for `Cranelift` but runs the
+    /// artifacts a full build compiles ([`crate::Module::deserialize`], `carnac
+    /// run X.cwasm`), with either `Cranelift` or `Auto`.
+    pub fn is_available(self) -> bool {
+        match self {
+            Strategy::Interpreter | Strategy::Auto => true,
+            Strategy::Cranelift => cfg!(carnac_compiled),
+        }
+    }
 }
 
 impl std::str::FromStr for Strategy {
@@ -92,6 +115,8 @@ impl Default for Config {
             lazy_validation: false,
             track_memory_writes: false,
             strategy: if cfg!(carnac_compiled) { Strategy::Auto } else { Strategy::Interpreter },
+            tier_up_threshold: 1000,
+            tier_up_synchronously: false,
             signals_based_traps: cfg!(target_pointer_width = "64"),
             memory_guard_size: 32 << 20,
             cache: CacheConfig { enabled: false, dir: None, max_bytes: DEFAULT_CACHE_MAX_BYTES },
@@ -126,13 +151,31 @@ impl Config {
 
     /// The tier that runs modules compiled by this engine (default
     /// [`Strategy::Auto`], or [`Strategy::Interpreter`] in a build without the
-    /// compiled tier), as Wasmtime's `Config::strategy`. With
-    /// [`Strategy::Cranelift`] in a build without the compiled tier (the
+    /// compiler), as Wasmtime's `Config::strategy`. With
+    /// [`Strategy::Cranelift`] in a build without the compiler (the
     /// `cranelift` feature off, or a host other than Linux on x86_64 or
     /// aarch64), [`Engine::new`] still succeeds and compiling a module fails
-    /// with an error that says so.
+    /// with an error that says so; with the `loader` feature, loading an
+    /// artifact ([`crate::Module::deserialize`]) works.
     pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// With [`Strategy::Auto`]: how many entries plus loop iterations make a
+    /// function hot enough to compile (default 1,000; at least 1).
+    pub fn tier_up_threshold(&mut self, counts: u32) -> &mut Self {
+        self.tier_up_threshold = counts.clamp(1, i32::MAX as u32);
+        self
+    }
+
+    /// With [`Strategy::Auto`]: compile hot code on the thread that found it
+    /// hot, at once, instead of on the background compiler (so that when code
+    /// switches tiers is deterministic: for tests, not for production, where
+    /// it stalls the guest for the compile).
+    #[doc(hidden)]
+    pub fn tier_up_synchronously(&mut self, enable: bool) -> &mut Self {
+        self.tier_up_synchronously = enable;
         self
     }
 
@@ -372,7 +415,7 @@ struct EngineInner {
     isa: std::sync::OnceLock<Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>>,
     /// The header of the artifacts this engine writes and loads, encoded
     /// (`compile::artifact`), built on first use.
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     artifact_header: std::sync::OnceLock<Vec<u8>>,
 }
 
@@ -405,7 +448,7 @@ impl Engine {
                 tier_stats: TierCounters::default(),
                 #[cfg(carnac_compiled)]
                 isa: std::sync::OnceLock::new(),
-                #[cfg(carnac_compiled)]
+                #[cfg(carnac_native_code)]
                 artifact_header: std::sync::OnceLock::new(),
             }),
         }
@@ -437,7 +480,7 @@ impl Engine {
     }
 
     /// The encoded header of this engine's artifacts, built by `make` on first use.
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     pub(crate) fn artifact_header(
         &self,
         make: impl FnOnce() -> Result<Vec<u8>, crate::Error>,

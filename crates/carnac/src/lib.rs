@@ -126,7 +126,7 @@
 //! alternative (`interrupt()` from any thread); an interrupt stays until
 //! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
 
-#[cfg(carnac_compiled)]
+#[cfg(carnac_native_code)]
 mod compile;
 mod engine;
 mod error;

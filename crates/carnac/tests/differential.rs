@@ -73,6 +73,9 @@
 //! (with the arguments of the first seed of `CARNAC_DIFF_SEEDS`), which makes a predicate for
 //! `wasm-tools shrink`.
 
+// Both tiers (cfg set by build.rs: the `cranelift` feature, on Linux x86_64 or aarch64).
+#![cfg(carnac_compiled)]
+
 use std::collections::HashMap;
 use std::fmt;
 
@@ -783,7 +786,7 @@ struct Engines(HashMap<(Strategy, bool, bool, u8), Engine>);
 impl Engines {
     fn new() -> Engines {
         let mut engines = HashMap::new();
-        for strategy in [Strategy::Interpreter, Strategy::Cranelift] {
+        for strategy in [Strategy::Interpreter, Strategy::Cranelift, Strategy::Auto] {
             for fuel in [false, true] {
                 for signals in [false, true] {
                     for checks in [Checks::None, Checks::Flag, Checks::Epoch] {
@@ -795,7 +798,12 @@ impl Engines {
                             .interruptible(checks == Checks::Flag)
                             .epoch_interruption(checks == Checks::Epoch)
                             .max_call_depth(CALL_DEPTH)
-                            .max_wasm_stack(WASM_STACK);
+                            .max_wasm_stack(WASM_STACK)
+                            // Automatic tiering at once and on this thread: functions
+                            // compile on their second entry, loops move into compiled
+                            // code on their second iteration, deterministically.
+                            .tier_up_threshold(2)
+                            .tier_up_synchronously(true);
                         engines.insert((strategy, fuel, signals, checks as u8), Engine::new(&config));
                     }
                 }
@@ -816,11 +824,16 @@ impl Engines {
     fn compare(&self, subject: &Subject<'_>, stats: &mut Stats) -> Option<(Vec<String>, String)> {
         let fuel = subject.variant == Variant::Fuel;
         let engine = |strategy| &self.0[&(strategy, fuel, subject.signals, subject.checks as u8)];
-        let pair = [engine(Strategy::Interpreter), engine(Strategy::Cranelift)];
+        // Every third seed compares the interpreter with automatic tiering
+        // (code switching tiers mid-call, loops entered from the interpreter)
+        // instead of with the compiled tier.
+        let other = if subject.seed % 3 == 1 { Strategy::Auto } else { Strategy::Cranelift };
+        let pair = [engine(Strategy::Interpreter), engine(other)];
         let mut history = Vec::new();
         let run = std::panic::AssertUnwindSafe(|| run_pair(subject, pair, stats, &mut history));
         let what = std::panic::catch_unwind(run).unwrap_or_else(|_| Some("panicked (see above)".into()))?;
-        Some((history, what))
+        // The messages call the second side `cranelift`; say which it was.
+        Some((history, format!("{what} (second side: {other:?})")))
     }
 }
 
@@ -1000,6 +1013,17 @@ fn run_seeds() {
         }
     }
     print_summary(&stats, start);
+    let tiered = engines.0.iter().filter(|((strategy, ..), _)| *strategy == Strategy::Auto).fold(
+        (0, 0, 0),
+        |(f, l, e), (_, engine)| {
+            let t = engine.tier_stats();
+            (f + t.functions_compiled, l + t.loop_entries_compiled, e + t.loops_entered)
+        },
+    );
+    println!(
+        "differential: automatic tiering compiled {} functions and {} loop entries, and entered loops {} times",
+        tiered.0, tiered.1, tiered.2
+    );
     assert_eq!(stats.mismatches, 0, "the tiers disagree (see above)");
 }
 

@@ -46,7 +46,9 @@
 //! build of Carnac (version plus a hash of its sources), for this target,
 //! with the Cranelift settings and the code-changing [`crate::Config`]
 //! settings of this engine, and with no CPU feature this host lacks (each
-//! mismatch refused with a one-line error naming what differs); every length
+//! mismatch refused with a one-line error naming what differs; a build without
+//! Cranelift, the `loader` feature, checks the same header against its own
+//! description of the host, see `super::target`); every length
 //! and count against the bytes that remain (nothing is allocated from an
 //! unchecked count); function ranges sorted, non-empty, disjoint and inside
 //! the code, one per defined function of the decoded wasm; trampolines,
@@ -69,8 +71,8 @@
 
 use std::ops::Range;
 
-use super::module::{isa, settings, CompiledModule};
-use super::translate::{BoundsChecks, Interrupt};
+use super::module::CompiledModule;
+use super::target::{settings, BoundsChecks, Interrupt};
 use super::traps::TRAP_RECORD;
 use crate::engine::Engine;
 use crate::error::Error;
@@ -118,9 +120,10 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// What this engine would write (and so what it accepts).
+    /// What this engine would write (and so what it accepts; in a build
+    /// without Cranelift, what runs on this host, see `super::target`).
     pub(crate) fn for_engine(engine: &Engine) -> Result<Header, Error> {
-        let isa = isa(engine)?;
+        let target = super::target::for_engine(engine)?;
         let s = settings(engine);
         let (bounds, guard_bytes) = match s.bounds {
             BoundsChecks::Explicit => (0, 0),
@@ -128,14 +131,9 @@ impl Header {
         };
         Ok(Header {
             carnac: CARNAC_VERSION.to_string(),
-            triple: isa.triple().to_string(),
-            shared: (isa.flags().iter())
-                .filter(|v| v.name != "enable_verifier")
-                .map(|v| (v.name.to_string(), v.value_string()))
-                .collect(),
-            isa: (isa.isa_flags().iter())
-                .map(|v| (v.name.to_string(), v.as_bool().is_some(), v.value_string()))
-                .collect(),
+            triple: target.triple,
+            shared: target.shared,
+            isa: target.isa,
             // Automatic tiering compiles the same code as the compiled tier.
             strategy: match engine.config().strategy {
                 Strategy::Interpreter => 0,
@@ -498,8 +496,7 @@ fn trap_site_error(traps: &[u8], funcs: &[Range<u32>]) -> String {
 
 /// Whether `code` is a trap code compiled code may carry.
 fn known_trap_code(code: u8) -> bool {
-    super::trap_codes::from_u8(code)
-        .is_some_and(|c| super::trap_codes::trap_kind(c).is_some() || c == super::trap_codes::TRAP_PENDING)
+    super::trap_codes::is_known(code)
 }
 
 /// Whether `records` are source locations ([`SRCLOC_RECORD`] bytes each: u32
@@ -521,6 +518,7 @@ pub(crate) fn srclocs_valid(records: &[u8], len: usize) -> bool {
 /// The cache key of `wasm` compiled by `engine`: everything the artifact's
 /// code depends on (this build, the target, the settings; the header) and the
 /// module's bytes, hashed to 128 bits, as 32 hex digits.
+#[cfg(carnac_compiled)]
 pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> Result<String, Error> {
     let mut h = Vec::with_capacity(1024);
     put_u32(&mut h, FORMAT_VERSION);
@@ -623,6 +621,7 @@ impl<'a> Reader<'a> {
 /// XXH64 (Yann Collet's xxHash, 64-bit), the cache-key hash: fast
 /// (8 bytes per step in four independent lanes, several GB/s) and well
 /// distributed; small enough to keep here rather than add a dependency.
+#[cfg(any(carnac_compiled, test))]
 pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
     const P1: u64 = 0x9E37_79B1_85EB_CA87;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
@@ -819,7 +818,7 @@ const XXH3_SECRET: [u8; 192] = [
 mod tests {
     use super::super::module::CodeLayout;
     use super::*;
-    use crate::{Config, Module};
+    use crate::Config;
 
     fn engine() -> Engine {
         Engine::new(Config::new().strategy(Strategy::Cranelift))
@@ -853,7 +852,7 @@ mod tests {
         let good = CodeLayout {
             funcs: vec![0..16, 16..40],
             array_calls: vec![48, 48],
-            traps: vec![(4, super::super::trap_codes::to_u8(super::super::trap_codes::UNREACHABLE))],
+            traps: vec![(4, super::super::trap_codes::UNREACHABLE)],
             srclocs: vec![(0, 1), (40, u32::MAX)],
             abs_relocs: vec![],
         };
@@ -893,6 +892,7 @@ mod tests {
     }
 
     /// Rewrites the checksum after damaging an artifact, as a crafted file would.
+    #[cfg(carnac_compiled)]
     fn reseal(bytes: &mut [u8]) {
         let n = bytes.len() - 8;
         let sum = xxh3_64(&bytes[..n]);
@@ -900,6 +900,7 @@ mod tests {
     }
 
     /// Where an artifact's source locations are, and its code offset field.
+    #[cfg(carnac_compiled)]
     fn positions(bytes: &[u8]) -> (Range<usize>, usize) {
         let mut r = Reader { bytes: &bytes[..bytes.len() - 8], pos: MAGIC.len() + 4 };
         Header::read(&mut r).unwrap();
@@ -912,11 +913,14 @@ mod tests {
         (srclocs, r.pos)
     }
 
+    #[cfg(carnac_compiled)]
     const DIVIDE: &str =
         r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
 
+    #[cfg(carnac_compiled)]
     #[test]
     fn the_code_must_lie_at_its_aligned_offset() {
+        use crate::Module;
         let engine = engine();
         let bytes = Module::new(&engine, DIVIDE).unwrap().serialize().unwrap();
         let (_, field) = positions(&bytes);
@@ -945,8 +949,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[cfg(carnac_compiled)]
     #[test]
     fn damaged_source_locations_cost_backtraces_their_offsets_only() {
+        use crate::Module;
         let engine = engine();
         let bytes = Module::new(&engine, DIVIDE).unwrap().serialize().unwrap();
         let trap_offset = |bytes: &[u8]| {
@@ -970,13 +976,14 @@ mod tests {
         assert_eq!(trap_offset(&damaged), (None, None));
     }
 
+    #[cfg(carnac_compiled)]
     #[test]
     fn damage_behind_a_valid_checksum_is_still_an_error_or_harmless() {
         let engine = engine();
         let wat = r#"(module (memory 1) (data (i32.const 0) "x")
             (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0)))
             (func (export "g") (result i32) (call 0 (i32.const 1))))"#;
-        let bytes = Module::new(&engine, wat).unwrap().serialize().unwrap();
+        let bytes = crate::Module::new(&engine, wat).unwrap().serialize().unwrap();
         // Past the header, every byte set to 0xff in turn (lengths and counts
         // become huge, offsets point outside): parsing and loading must return,
         // never panic or allocate wildly. The code is never run.
@@ -990,7 +997,7 @@ mod tests {
             let mut damaged = bytes.clone();
             damaged[at] = 0xff;
             reseal(&mut damaged);
-            errors += Module::deserialize(&engine, &damaged).is_err() as usize;
+            errors += crate::Module::deserialize(&engine, &damaged).is_err() as usize;
         }
         assert!(errors > 0);
     }

@@ -157,10 +157,11 @@ pub(crate) fn call<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots
 /// an on-stack-replacement entry, with `slots[0]` holding the interpreter
 /// frame's address (its locals are read once, at the start); the function's
 /// raw results on return.
+#[cfg(carnac_compiled)]
 pub(crate) fn call_standalone<T>(
     store: &mut Store<T>,
     instance: u32,
-    code: &super::module::StandaloneCode,
+    code: &super::compiler::StandaloneCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
     // SAFETY: the code and its trampoline, which the caller's `Arc` keeps alive.
@@ -204,7 +205,7 @@ unsafe fn call_code<T>(
 
 /// The trap an unwind stands for, with its backtrace.
 fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>, from_wasm: bool) -> Trap {
-    let kind = super::trap_codes::from_u8(u.trap_code).and_then(super::trap_codes::trap_kind);
+    let kind = super::trap_codes::trap_kind(u.trap_code);
     let mut trap = match (kind, pending) {
         (Some(kind), _) => Trap::new(kind),
         (None, Some(t)) => t,

@@ -10,8 +10,9 @@
 //! - **Counting.** The interpreter's `OsrPoint` instruction, at each
 //!   function's entry and at the header of each loop with an empty operand
 //!   stack, decrements its function's counter in `ModuleInner::hot`; when it
-//!   runs out, `exec` calls [`hot`] (one call per [`HOT`] counts, so the
-//!   counting costs a load, a subtract and a store per entry or iteration).
+//!   runs out, `exec` calls [`hot`] (once per `Config::tier_up_threshold`
+//!   counts, 1,000 by default, so counting costs a load, a subtract and a
+//!   store per entry or iteration).
 //! - **Compiling.** A hot function is queued for the background compiler
 //!   (one thread per process, one job at a time; none on a one-core host,
 //!   where compiling would only take time from the guest) and compiled alone
@@ -34,7 +35,7 @@
 //!   `main` that never returns) asks, at its loop's `OsrPoint`, for an entry
 //!   compiled for that loop: a variant of the function that takes the
 //!   interpreter's frame (its locals), starts at the loop's header and runs
-//!   the rest of the body (`FuncCompiler::compile_osr`). The interpreter jumps
+//!   the rest of the body (`translate::Placement::OsrEntry`). The interpreter jumps
 //!   into it when it is ready and returns its results as the function's own.
 //!   Loops inside a block that carries operands on the stack, and every loop
 //!   when fuel is metered, have no `OsrPoint`: they wait for the next call.
@@ -46,14 +47,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
-use super::module::{CompiledModule, StandaloneCode};
+use super::compiler::StandaloneCode;
+use super::module::CompiledModule;
 use crate::engine::CacheCounters;
 use crate::error::Error;
 use crate::module::ModuleInner;
-
-/// Counts (function entries plus loop iterations, per function) between two
-/// looks at whether a function should tier up.
-pub(crate) const HOT: i32 = 1000;
 
 /// The `offset` of the `OsrPoint` at a function's entry (a loop's is the
 /// loop's wasm offset).
@@ -117,15 +115,17 @@ impl TierState {
 pub(crate) fn hot(module: &Arc<ModuleInner>, def: u32, offset: u32) -> Option<Arc<StandaloneCode>> {
     let tier = module.tier.as_ref()?;
     let counter = module.hot.get(def as usize)?;
-    counter.store(HOT, Ordering::Relaxed);
-    if background_threads() == 0 {
+    let config = module.engine.config();
+    counter.store(config.tier_up_threshold as i32, Ordering::Relaxed);
+    let sync = config.tier_up_synchronously;
+    if background_threads() == 0 && !sync {
         // Nothing compiles on this host: stop counting.
         counter.store(i32::MAX, Ordering::Relaxed);
         return None;
     }
     let compiled = module.func_is_compiled(def);
     if !compiled && !tier.queued[def as usize].swap(true, Ordering::AcqRel) {
-        enqueue(Job::Func(Arc::downgrade(module), def));
+        submit(Job::Func(Arc::downgrade(module), def), sync);
     }
     if offset == ENTRY {
         if compiled {
@@ -144,10 +144,29 @@ pub(crate) fn hot(module: &Arc<ModuleInner>, def: u32, offset: u32) -> Option<Ar
         Some(Osr::Failed) => counter.store(i32::MAX, Ordering::Relaxed),
         None => {
             osr.insert((def, offset), Osr::Pending);
+            if sync {
+                drop(osr);
+                run(Job::Osr(Arc::downgrade(module), def, offset));
+                let osr = tier.osr.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(Osr::Ready(code)) = osr.get(&(def, offset)) {
+                    CacheCounters::bump(&module.engine.tier_counters().loops_entered);
+                    return Some(code.clone());
+                }
+                return None;
+            }
             enqueue(Job::Osr(Arc::downgrade(module), def, offset));
         }
     }
     None
+}
+
+/// Runs `job` now on this thread (`sync`) or queues it for the background compiler.
+fn submit(job: Job, sync: bool) {
+    if sync {
+        run(job);
+    } else {
+        enqueue(job);
+    }
 }
 
 /// Compiles the module on this thread, if it has no code yet (for
@@ -184,7 +203,7 @@ pub(crate) fn generation() -> u64 {
 /// Threads the background compiler may use: all cores but one (for the guest).
 fn background_threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| super::module::available_threads().saturating_sub(1))
+    *THREADS.get_or_init(|| super::compiler::available_threads().saturating_sub(1))
 }
 
 enum Job {
@@ -265,7 +284,7 @@ fn run(job: Job) {
             // With the code cache on, the whole module follows when the
             // compiler is idle, so that the next run has all of it at once.
             if super::cache::dir(&module.engine).is_some() && !tier.module_queued.swap(true, Ordering::AcqRel) {
-                enqueue(Job::Module(Arc::downgrade(&module)));
+                submit(Job::Module(Arc::downgrade(&module)), module.engine.config().tier_up_synchronously);
             }
         }
         Job::Osr(module, def, offset) => {

@@ -45,13 +45,14 @@
 //!
 //! Supported: Linux on x86_64 and aarch64.
 
-// Used by the translator and the runtime integration, which land separately.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+// Parts are used only by the translator's code and this module's tests,
+// which builds without the compiler (the `loader` feature) do not have.
+#![cfg_attr(not(all(test, carnac_compiled)), allow(dead_code, unused_imports))]
 
 mod jmp;
 mod registry;
 mod signals;
-#[cfg(test)]
+#[cfg(all(test, carnac_compiled))]
 mod tests;
 
 pub(crate) use registry::{register, CodeInfo, CodeRegistration, TrapTable, TRAP_RECORD};

@@ -315,6 +315,22 @@ pub(crate) fn run<T, const TRACK: bool>(
             }
         }};
     }
+    /// A call to defined function `$def` of the current module: entered here,
+    /// or, once it tiered up, run compiled.
+    macro_rules! call_internal {
+        ($def:expr, $b:expr) => {{
+            let (def_index, b) = ($def, $b);
+            // SAFETY: see the module docs (code pointers).
+            let m = unsafe { &*module };
+            if m.func_is_compiled(def_index) {
+                let fidx =
+                    store.inner.instances[instance as usize].funcs[(m.info.num_imported_funcs + def_index) as usize];
+                call_store_func!(fidx, b);
+            } else {
+                enter!(module, instance, def_index, base + b as usize);
+            }
+        }};
+    }
     macro_rules! enter {
         ($module:expr, $instance:expr, $def:expr, $new_base:expr) => {{
             if frames.len() >= max_depth {
@@ -466,29 +482,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                 wr!(0, rd!(src));
                 do_return!();
             }
-            Instr::CallInternal { def_index, base: b } => {
-                // SAFETY: see the module docs (code pointers).
-                if unsafe { (*module).func_is_compiled(def_index) } {
-                    // Tiered up: the callee runs compiled.
-                    let m = unsafe { &*module };
-                    let fidx = store.inner.instances[instance as usize].funcs
-                        [(m.info.num_imported_funcs + def_index) as usize];
-                    call_store_func!(fidx, b);
-                } else {
-                    enter!(module, instance, def_index, base + b as usize);
-                }
-            }
+            Instr::CallInternal { def_index, base: b } => call_internal!(def_index, b),
             Instr::CallInternalCopy { def_index, base: b, copy } => {
                 wr!(copy & 0xffff, rd!(copy >> 16));
-                // SAFETY: as for `CallInternal`.
-                if unsafe { (*module).func_is_compiled(def_index) } {
-                    let m = unsafe { &*module };
-                    let fidx = store.inner.instances[instance as usize].funcs
-                        [(m.info.num_imported_funcs + def_index) as usize];
-                    call_store_func!(fidx, b);
-                } else {
-                    enter!(module, instance, def_index, base + b as usize);
-                }
+                call_internal!(def_index, b);
             }
             Instr::OsrPoint { def_index, offset } => {
                 #[cfg(carnac_compiled)]

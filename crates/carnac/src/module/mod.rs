@@ -147,7 +147,7 @@ pub(crate) struct ModuleInner {
     /// Machine code for every defined function: set when the module is
     /// compiled with `Strategy::Cranelift` or loaded from an artifact, and
     /// later, once, by the background compiler with `Strategy::Auto`.
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     pub compiled: std::sync::OnceLock<crate::compile::module::CompiledModule>,
     /// With `Strategy::Auto`: what tiering up needs (compile requests,
     /// on-stack-replacement entries).
@@ -221,7 +221,7 @@ impl ModuleInner {
     /// Native code of defined function `def_index` with the wasm calling
     /// convention (see `VMFuncRef::wasm_call`), or null when it runs interpreted.
     pub fn wasm_call(&self, def_index: u32) -> *const u8 {
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         if let Some(c) = self.compiled.get() {
             return c.wasm_call(def_index);
         }
@@ -249,9 +249,9 @@ impl ModuleInner {
     /// Whether the module's functions run as compiled code (with tiering: from now on).
     #[inline]
     pub fn is_compiled(&self) -> bool {
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         return self.compiled.get().is_some();
-        #[cfg(not(carnac_compiled))]
+        #[cfg(not(carnac_native_code))]
         false
     }
 
@@ -320,18 +320,25 @@ impl ModuleInner {
 
     /// The defined function and wasm offset of compiled code at `pc`, if it is
     /// this module's (its code or an on-stack-replacement entry).
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     pub(crate) fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
         if let Some(f) = self.compiled.get().and_then(|c| c.frame_at(pc)) {
             return Some(f);
         }
-        self.tier.as_ref()?.frame_at(pc)
+        #[cfg(carnac_compiled)]
+        return self.tier.as_ref()?.frame_at(pc);
+        #[cfg(not(carnac_compiled))]
+        None
     }
 
     /// Whether any of the module's code is compiled (for backtraces).
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     pub(crate) fn has_compiled_code(&self) -> bool {
-        self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.has_code())
+        #[cfg(carnac_compiled)]
+        if self.tier.as_ref().is_some_and(|t| t.has_code()) {
+            return true;
+        }
+        self.compiled.get().is_some()
     }
 
     /// The ready list itself (one entry per defined function), for the
@@ -389,16 +396,29 @@ impl ModuleInner {
 /// The first bytes of a compiled artifact (see `compile::artifact`).
 pub(crate) const ARTIFACT_MAGIC: [u8; 8] = *b"\0cwasm\r\n";
 
+/// Why a build without the compiled tier refuses compiled code.
+#[cfg(not(carnac_native_code))]
+const NO_COMPILED_TIER: &str =
+    "this build of Carnac has no compiled tier (it needs the `cranelift` feature, or `loader` to run artifacts, on Linux x86_64 or aarch64)";
+
+/// Why a build without the compiler refuses to compile to native code.
+#[cfg(not(carnac_compiled))]
+const NO_COMPILER: &str = if cfg!(carnac_native_code) {
+    "this build of Carnac has no compiler (built with the `loader` feature, without `cranelift`): it interprets wasm and runs artifacts compiled by a full build (`carnac compile`)"
+} else {
+    "this build of Carnac has no compiled tier (it needs the `cranelift` feature, on Linux x86_64 or aarch64)"
+};
+
 /// An artifact's code, published, for [`Module::build`]: the code and the
 /// module's wasm bytes where they lie in the artifact.
-#[cfg(carnac_compiled)]
+#[cfg(carnac_native_code)]
 type Precompiled = (crate::compile::module::CompiledModule, SharedBytes);
 /// Never present without the compiled tier.
-#[cfg(not(carnac_compiled))]
+#[cfg(not(carnac_native_code))]
 type Precompiled = std::convert::Infallible;
 
 /// An artifact to load: bytes to check, then copy, or a mapped file.
-#[cfg(carnac_compiled)]
+#[cfg(carnac_native_code)]
 enum ArtifactSource<'a> {
     Bytes(&'a [u8]),
     Image(crate::compile::code_memory::ArtifactImage),
@@ -439,7 +459,7 @@ impl Module {
         let path = path.as_ref();
         let cannot_read = |e: std::io::Error| Error::Io(format!("cannot read {}: {e}", path.display()));
         let mut file = std::fs::File::open(path).map_err(cannot_read)?;
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         if file.metadata().is_ok_and(|m| m.is_file()) {
             // An artifact is mapped, not read (see `Module::deserialize_file`).
             use std::io::Seek;
@@ -498,14 +518,15 @@ impl Module {
     /// The module as a compiled artifact (a `.cwasm` file's contents): its
     /// machine code, what running it needs, and its wasm bytes, for
     /// [`Module::deserialize`] to load without compiling. Only modules compiled
-    /// with [`crate::Strategy::Cranelift`] have machine code to serialize.
+    /// with [`crate::Strategy::Cranelift`] (or loaded from an artifact) have
+    /// machine code to serialize.
     pub fn serialize(&self) -> Result<Vec<u8>, Error> {
         #[cfg(carnac_compiled)]
         if self.inner.tier.is_some() && self.inner.compiled.get().is_none() {
             // Tiering, not compiled yet: compile now (on this thread).
             crate::compile::tier::compile_now(&self.inner)?;
         }
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         if let Some(code) = self.inner.compiled.get() {
             return crate::compile::artifact::serialize(&self.inner.engine, &self.inner.bytes[..], code);
         }
@@ -543,12 +564,12 @@ impl Module {
     /// whose origin you trust as you would a native library). This function is
     /// safe in Rust's sense for honest inputs; it is not a sandbox boundary.
     pub fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         return Self::from_artifact(engine, ArtifactSource::Bytes(bytes), None);
-        #[cfg(not(carnac_compiled))]
+        #[cfg(not(carnac_native_code))]
         {
             let _ = (engine, bytes);
-            Err(Error::Compile("this build of Carnac has no compiled tier to load artifacts with".into()))
+            Err(Error::Compile(NO_COMPILED_TIER.into()))
         }
     }
 
@@ -568,7 +589,7 @@ impl Module {
 
     /// [`Module::deserialize_file`] of `file`, open at `path`.
     fn deserialize_open_file(engine: &Engine, file: &std::fs::File, path: &std::path::Path) -> Result<Module, Error> {
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         {
             let image = crate::compile::code_memory::ArtifactImage::map_file(file)
                 .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
@@ -577,7 +598,7 @@ impl Module {
                 other => other,
             })
         }
-        #[cfg(not(carnac_compiled))]
+        #[cfg(not(carnac_native_code))]
         {
             let _ = (file, path);
             Self::deserialize(engine, &[])
@@ -593,7 +614,7 @@ impl Module {
     }
 
     /// Loads an artifact, which must hold `expect_wasm` if given (a cache entry).
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     fn from_artifact(engine: &Engine, source: ArtifactSource<'_>, expect_wasm: Option<&[u8]>) -> Result<Module, Error> {
         use crate::compile::{artifact, code_memory::ArtifactImage, module::CompiledModule};
         // Bytes are checked before they are copied: a damaged artifact costs no copy.
@@ -627,22 +648,22 @@ impl Module {
         #[cfg(carnac_compiled)]
         let bytes_in = bytes;
         let keep_bytes = engine.config().lazy_translation || engine.config().strategy != crate::Strategy::Interpreter;
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         let (precompiled, bytes) = match precompiled {
             Some((code, shared)) => (Some(code), shared),
             None => (None, if keep_bytes { bytes.into() } else { SharedBytes::default() }),
         };
-        #[cfg(not(carnac_compiled))]
+        #[cfg(not(carnac_native_code))]
         let bytes = if keep_bytes { SharedBytes::from(bytes) } else { SharedBytes::default() };
         let resources = resources.filter(|_| engine.config().lazy_validation || !validate_bodies);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
-        #[cfg(carnac_compiled)]
+        #[cfg(carnac_native_code)]
         let compiled = std::sync::OnceLock::new();
         #[cfg(carnac_compiled)]
         let tiered = precompiled.is_none() && engine.config().strategy == crate::Strategy::Auto;
-        #[cfg(carnac_compiled)]
         match (engine.config().strategy, precompiled) {
+            #[cfg(carnac_native_code)]
             (_, Some(p)) => {
                 if p.defined_funcs() != code.len() {
                     return Err(Error::Artifact(format!(
@@ -653,29 +674,32 @@ impl Module {
                 }
                 let _ = compiled.set(p);
             }
+            #[cfg(not(carnac_native_code))]
+            (_, Some(_)) => return Err(Error::Compile(NO_COMPILED_TIER.into())),
+            #[cfg(carnac_compiled)]
             (crate::Strategy::Cranelift, None) => {
                 let bodies = bodies.ranges(bytes_in);
                 let _ = compiled.set(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, bodies)?);
             }
+            #[cfg(not(carnac_compiled))]
+            (crate::Strategy::Cranelift, None) => return Err(Error::Compile(NO_COMPILER.into())),
+            // Without the compiler, `Auto` interprets.
             _ => {}
         }
         #[cfg(carnac_compiled)]
         let hot: Box<[std::sync::atomic::AtomicI32]> = if tiered {
-            code.iter().map(|_| std::sync::atomic::AtomicI32::new(crate::compile::tier::HOT)).collect()
+            let hot = engine.config().tier_up_threshold as i32;
+            code.iter().map(|_| std::sync::atomic::AtomicI32::new(hot)).collect()
         } else {
             Box::default()
         };
         #[cfg(not(carnac_compiled))]
         let hot: Box<[std::sync::atomic::AtomicI32]> = Box::default();
-        #[cfg(not(carnac_compiled))]
-        if engine.config().strategy == crate::Strategy::Cranelift || precompiled.is_some() {
-            return Err(Error::Compile("this build of Carnac has no compiled tier (it needs the `cranelift` feature, on Linux x86_64 or aarch64)".into()));
-        }
         Ok(Module {
             inner: Arc::new(ModuleInner {
                 engine: engine.clone(),
                 vm_offsets: crate::runtime::vmctx::VMOffsets::new(&info),
-                #[cfg(carnac_compiled)]
+                #[cfg(carnac_native_code)]
                 compiled,
                 #[cfg(carnac_compiled)]
                 tier: tiered.then(|| crate::compile::tier::TierState::new(code.len())),

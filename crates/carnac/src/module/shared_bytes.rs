@@ -19,6 +19,7 @@ impl SharedBytes {
     ///
     /// # Panics
     /// If `range` is not inside them.
+    #[cfg(any(carnac_native_code, test))]
     pub(crate) fn new(owner: Arc<dyn AsRef<[u8]> + Send + Sync>, range: Range<usize>) -> SharedBytes {
         assert!(
             range.start <= range.end && range.end <= (*owner).as_ref().len(),
@@ -32,6 +33,7 @@ impl SharedBytes {
     ///
     /// # Panics
     /// If `range` is not inside them.
+    #[cfg(any(carnac_native_code, test))]
     pub(crate) fn slice(&self, range: Range<usize>) -> SharedBytes {
         assert!(range.start <= range.end && range.end <= self.range.len(), "{range:?} outside {} bytes", self.len());
         SharedBytes { owner: self.owner.clone(), range: self.range.start + range.start..self.range.start + range.end }

@@ -90,7 +90,7 @@ impl StoreInner {
     }
 
     // The interpreter runs its own, which mark the chunk map only when tracking.
-    #[cfg_attr(not(carnac_compiled), allow(dead_code))]
+    #[cfg_attr(not(carnac_native_code), allow(dead_code))]
     /// `memory.init`: `n` bytes from `s` of data segment `segment` to `d` of the
     /// instance's memory `memory` (marked written).
     pub fn memory_init(
@@ -119,7 +119,7 @@ impl StoreInner {
     }
 
     // The interpreter runs its own, which mark the chunk map only when tracking.
-    #[cfg_attr(not(carnac_compiled), allow(dead_code))]
+    #[cfg_attr(not(carnac_native_code), allow(dead_code))]
     /// `memory.fill`: bytes `[d, d + n)` of memory `memory` set to `val`.
     pub fn memory_fill(&mut self, instance: u32, memory: u32, d: usize, val: u8, n: usize) -> Result<(), TrapKind> {
         let m = self.instances[instance as usize].memories[memory as usize];
@@ -136,7 +136,7 @@ impl StoreInner {
     }
 
     // The interpreter runs its own, which mark the chunk map only when tracking.
-    #[cfg_attr(not(carnac_compiled), allow(dead_code))]
+    #[cfg_attr(not(carnac_native_code), allow(dead_code))]
     /// `memory.copy`: `n` bytes from `s` of memory `src_memory` to `d` of `dst_memory`.
     pub fn memory_copy(
         &mut self,

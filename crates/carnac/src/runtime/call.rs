@@ -67,7 +67,7 @@ fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(
 pub(crate) fn call_osr<T>(
     store: &mut Store<T>,
     instance: u32,
-    osr: &crate::compile::module::StandaloneCode,
+    osr: &crate::compile::compiler::StandaloneCode,
     slots: &mut [u64],
 ) -> Result<(), Trap> {
     store.inner.refresh_func_refs();
@@ -75,13 +75,14 @@ pub(crate) fn call_osr<T>(
 }
 
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     {
         let module = &store.inner.instances[instance as usize].module;
         if module.is_compiled() {
             return crate::compile::call::call(store, instance, def_index, slots);
         }
         // Tiered up alone (see `compile::tier`).
+        #[cfg(carnac_compiled)]
         if let Some(code) = module.tier.as_ref().and_then(|t| t.func(def_index)).cloned() {
             return crate::compile::call::call_standalone(store, instance, &code, slots);
         }

@@ -357,8 +357,8 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
 
 /// The builtins table compiled code calls through (null without the compiled tier).
 fn builtins() -> *const Builtins {
-    #[cfg(carnac_compiled)]
+    #[cfg(carnac_native_code)]
     return &crate::compile::BUILTINS;
-    #[cfg(not(carnac_compiled))]
+    #[cfg(not(carnac_native_code))]
     std::ptr::null()
 }

@@ -22,7 +22,7 @@ use wasmparser::Operator;
 use super::vm::Builtin;
 use super::{clif_type, wasm_signature, Lazy, Translator};
 use crate::compile::trampolines::{load_raw, raw_offsets, store_raw};
-use crate::compile::trap_codes::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, TABLE_OUT_OF_BOUNDS, UNREACHABLE};
+use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, UNREACHABLE};
 use crate::runtime::vmctx::{field, header, store_offsets};
 use crate::types::{FuncType, ValType};
 
@@ -431,12 +431,8 @@ impl Translator<'_, '_> {
             let readonly = self.readonly();
             let at = ((self.info.num_imported_funcs + def_index) * 4) as i32;
             let store_index = self.b.ins().load(types::I32, readonly, indices, at);
-            let store = self.store_ctx();
-            let mutable = self.mutable();
-            let func_refs = self.load_ptr(store, store_offsets::FUNC_REFS, mutable);
             let i = self.b.ins().uextend(types::I64, store_index);
-            let at = self.b.ins().imul_imm_u(i, field::FUNC_REF_SIZE as i64);
-            let func_ref = self.b.ins().iadd(func_refs, at);
+            let func_ref = self.store_func_ref(i);
             return self.call_func_ref(func_ref, ty, args, false);
         }
         let callee = self.defined_func_ref(def_index, ty);
@@ -463,26 +459,26 @@ impl Translator<'_, '_> {
         callee
     }
 
+    /// The address of the store's reference to function `store_index` (an
+    /// i64): its array may move, so its address is loaded each time.
+    fn store_func_ref(&mut self, store_index: Value) -> Value {
+        let store = self.store_ctx();
+        let mutable = self.mutable();
+        let func_refs = self.load_ptr(store, store_offsets::FUNC_REFS, mutable);
+        let at = self.b.ins().imul_imm_u(store_index, field::FUNC_REF_SIZE as i64);
+        self.b.ins().iadd(func_refs, at)
+    }
+
     /// The function reference `call_indirect` calls: element `index` of table
     /// `table`, checked against the table's length, null and the expected type.
     fn indirect_func_ref(&mut self, table: u32, type_index: u32, index: Value) -> Value {
-        let def = self.vmctx_ptr(self.offsets.table(table));
-        let mutable = self.mutable();
-        let len = self.load_ptr(def, field::TABLE_LEN, mutable);
-        let index = self.b.ins().uextend(types::I64, index);
-        let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, index, len);
-        self.b.ins().trapnz(oob, TABLE_OUT_OF_BOUNDS);
-        let base = self.load_ptr(def, field::TABLE_BASE, mutable);
-        let at = self.b.ins().ishl_imm_u(index, 3);
-        let addr = self.b.ins().iadd(base, at);
+        let addr = self.table_element(table, index);
         let flags = ir::MemFlagsData::trusted().with_alias_region(Some(self.vm.regions.table));
         let raw = self.b.ins().load(types::I64, flags, addr, 0);
         self.b.ins().trapz(raw, INDIRECT_CALL_TO_NULL);
-        let store = self.store_ctx();
-        let func_refs = self.load_ptr(store, store_offsets::FUNC_REFS, mutable);
         let i = self.b.ins().iadd_imm_s(raw, -1);
-        let at = self.b.ins().imul_imm_u(i, field::FUNC_REF_SIZE as i64);
-        let func_ref = self.b.ins().iadd(func_refs, at);
+        let func_ref = self.store_func_ref(i);
+        let mutable = self.mutable();
         let type_id = self.b.ins().load(types::I32, mutable, func_ref, field::FUNC_REF_TYPE_ID);
         let type_ids = self.vmctx_ptr(header::TYPE_IDS as u32);
         let readonly = self.readonly();

@@ -19,7 +19,7 @@ use wasmparser::{MemArg, Operator};
 
 use super::vm::Builtin;
 use super::{BoundsChecks, Lazy, Translator};
-use crate::compile::trap_codes::TABLE_OUT_OF_BOUNDS;
+use crate::compile::trap_codes::clif::TABLE_OUT_OF_BOUNDS;
 use crate::runtime::vmctx::{field, header};
 use crate::types::{Mutability, ValType};
 
@@ -367,7 +367,7 @@ impl Translator<'_, '_> {
     }
 
     /// The address of element `index` of `table`, checked against its length.
-    fn table_element(&mut self, table: u32, index: Value) -> Value {
+    pub(super) fn table_element(&mut self, table: u32, index: Value) -> Value {
         let def = self.vmctx_ptr(self.offsets.table(table));
         let mutable = self.mutable();
         let len = self.load_ptr(def, field::TABLE_LEN, mutable);

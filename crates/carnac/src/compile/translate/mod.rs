@@ -12,7 +12,8 @@
 //! and no code at all for operators the validator proved unreachable.
 //!
 //! What each part owns:
-//! - this file: the settings ([`CodegenSettings`]), the ISA ([`isa`]), the
+//! - this file: the ISA ([`isa`]) for the settings ([`CodegenSettings`],
+//!   defined with what else the code depends on in `super::target`), the
 //!   result ([`CompiledCode`]), the function's frame (signature, locals, stack
 //!   limit) and the operator loop, which hands each operator to the parts below;
 //! - `control`: blocks, loops, ifs, branches, returns and calls;
@@ -53,41 +54,7 @@ use crate::types::{FuncType, ValType};
 
 use control::Frame;
 
-/// How compiled loads and stores stay inside their memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The integration picks the mode from `Config`; tests use both.
-pub(crate) enum BoundsChecks {
-    /// Every access compares its end with the memory's current length.
-    Explicit,
-    /// Memories are reserved with 4 GiB plus `guard_bytes` of address space
-    /// (inaccessible beyond the memory's length): an access whose static offset
-    /// plus size fits in the guard needs no check, and one that falls outside
-    /// faults and is mapped to `MemoryOutOfBounds` by the signal handler.
-    Guard { guard_bytes: u64 },
-}
-
-/// Which interruption check compiled code makes at function entries and loop headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The integration picks the mode from `Config`; tests use all.
-pub(crate) enum Interrupt {
-    None,
-    /// The store's interrupt flag (`Config::interruptible`).
-    Flag,
-    /// The engine's epoch against the store's deadline (`Config::epoch_interruption`).
-    Epoch,
-}
-
-/// The settings that change the code a function compiles to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CodegenSettings {
-    pub bounds: BoundsChecks,
-    pub interrupt: Interrupt,
-    /// Charge fuel as the interpreter does (see `vm`).
-    pub fuel: bool,
-    /// Mark every store in the memory's written-chunk map, as the interpreter
-    /// does with `Config::track_memory_writes` (see `runtime::memory`).
-    pub track_writes: bool,
-}
+pub(crate) use super::target::{BoundsChecks, CodegenSettings, Interrupt};
 
 /// The native ISA with the flags compiled code relies on: frame pointers kept
 /// (backtraces walk them), no stack probes (each prologue checks the store's
@@ -175,13 +142,34 @@ pub(crate) fn wasm_signature(ty: &FuncType, pointer_type: Type) -> Signature {
 }
 
 /// The signature of an on-stack-replacement entry of a function of type `ty`
-/// (see [`FuncCompiler::compile_osr`]): `(vmctx, frame: *const u64) -> results`.
+/// (see [`Placement::OsrEntry`]): `(vmctx, frame: *const u64) -> results`.
 pub(crate) fn osr_signature(ty: &FuncType, pointer_type: Type) -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::special(pointer_type, ArgumentPurpose::VMContext));
     sig.params.push(AbiParam::new(pointer_type));
     sig.returns.extend(ty.results().iter().map(|&t| AbiParam::new(clif_type(t))));
     sig
+}
+
+/// Where compiled code will live, which decides how it calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// With the rest of the module's code: calls to defined functions are
+    /// direct, pc-relative, linked when the module is laid out.
+    InModule,
+    /// Apart from the module's code (automatic tiering compiles hot
+    /// functions one by one): calls to defined functions go through the
+    /// store's function references, as calls to imports do, so they reach
+    /// each callee's code if it has some by then and the interpreter
+    /// otherwise. Needs no linking.
+    Standalone,
+    /// An on-stack-replacement entry, standalone: a function of signature
+    /// [`osr_signature`] that takes the interpreter's frame (its locals, one
+    /// 8-byte slot each, two for a v128, as `interp::translate` lays them
+    /// out), starts at the header of the loop at this wasm offset and runs the
+    /// rest of the body. The loop must take no parameters and have an empty
+    /// operand stack around it (what the interpreter's `OsrPoint` promises).
+    OsrEntry(u32),
 }
 
 /// Reusable compilation contexts (one per compiling thread).
@@ -204,56 +192,25 @@ impl FuncCompiler {
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
     ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, None, false)
+        self.compile(isa, info, settings, def_index, body, Placement::InModule)
     }
 
-    /// Compiles defined function `def_index` to stand apart from the rest of
-    /// the module's code (automatic tiering compiles hot functions one by
-    /// one): its calls to defined functions go through the store's function
-    /// references, as calls to imports do, so they reach each callee's code
-    /// if it has some by then and the interpreter otherwise.
-    pub(crate) fn compile_standalone(
+    /// Compiles defined function `def_index` of a validated module, placed
+    /// as `placement` says.
+    pub(crate) fn compile(
         &mut self,
         isa: &dyn TargetIsa,
         info: &ModuleInfo,
         settings: &CodegenSettings,
         def_index: u32,
         body: wasmparser::FunctionBody<'_>,
+        placement: Placement,
     ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, None, true)
-    }
-
-    /// Compiles an on-stack-replacement entry of defined function `def_index`:
-    /// a function of signature [`osr_signature`] that takes the interpreter's
-    /// frame (its locals, one 8-byte slot each, two for a v128, as
-    /// `interp::translate` lays them out), starts at the header of the loop at
-    /// wasm offset `loop_offset` and runs the rest of the body. The loop must
-    /// take no parameters and have an empty operand stack around it (what the
-    /// interpreter's `OsrPoint` promises). It stands apart from the module's
-    /// code, as [`FuncCompiler::compile_standalone`]'s functions do.
-    pub(crate) fn compile_osr(
-        &mut self,
-        isa: &dyn TargetIsa,
-        info: &ModuleInfo,
-        settings: &CodegenSettings,
-        def_index: u32,
-        body: wasmparser::FunctionBody<'_>,
-        loop_offset: u32,
-    ) -> Result<CompiledCode, String> {
-        self.compile(isa, info, settings, def_index, body, Some(loop_offset), true)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn compile(
-        &mut self,
-        isa: &dyn TargetIsa,
-        info: &ModuleInfo,
-        settings: &CodegenSettings,
-        def_index: u32,
-        body: wasmparser::FunctionBody<'_>,
-        osr: Option<u32>,
-        standalone: bool,
-    ) -> Result<CompiledCode, String> {
+        let (osr, standalone) = match placement {
+            Placement::InModule => (None, false),
+            Placement::Standalone => (None, true),
+            Placement::OsrEntry(at) => (Some(at), true),
+        };
         self.ctx.clear();
         let func_index = info.num_imported_funcs + def_index;
         let ty = info.func_type(func_index);

@@ -207,7 +207,7 @@ fn reports_relocations_traps_and_wasm_offsets() {
     assert_eq!(code.relocs.len(), 1, "{:?}", code.relocs);
     assert_eq!(code.relocs[0].def_index, 0);
     let codes: Vec<_> = code.traps.iter().map(|t| t.1).collect();
-    use crate::compile::trap_codes::{TRAP_PENDING, UNREACHABLE};
+    use crate::compile::trap_codes::clif::{TRAP_PENDING, UNREACHABLE};
     for expected in [UNREACHABLE, TRAP_PENDING, ir::TrapCode::STACK_OVERFLOW] {
         assert!(codes.contains(&expected), "{expected} in {codes:?}");
     }

@@ -29,7 +29,7 @@ use cranelift_codegen::ir::{
 };
 
 use super::Translator;
-use crate::compile::trap_codes::TRAP_PENDING;
+use crate::compile::trap_codes::clif::TRAP_PENDING;
 use crate::runtime::vmctx::{header, store_offsets, Builtins};
 
 /// The runtime functions of [`Builtins`], by field.

@@ -171,7 +171,7 @@ mod context {
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
 compile_error!(
-    "the compiled tier's trap handling supports Linux on x86_64 and aarch64; build carnac without the `cranelift` feature"
+    "the compiled tier's trap handling supports Linux on x86_64 and aarch64; build carnac without the `cranelift` and `loader` features"
 );
 
 unsafe extern "C" fn handler(signum: libc::c_int, info: *mut libc::siginfo_t, cx: *mut libc::c_void) {

@@ -237,14 +237,15 @@ impl Translator {
                 let start = self.pc();
                 if is_loop {
                     self.set_label();
-                    if let Some(check) = self.check {
-                        self.emit(check);
-                    }
                     // On-stack replacement enters only loops whose state is the
                     // locals alone, and not with fuel (the entry would charge
-                    // the header's block again).
+                    // the header's block again). Before the interruption check:
+                    // the compiled header makes that iteration's check.
                     if self.tiering && !self.fuel && params == 0 && self.stack.is_empty() {
                         self.emit(Instr::OsrPoint { def_index: self.def_index, offset: self.op_offset });
+                    }
+                    if let Some(check) = self.check {
+                        self.emit(check);
                     }
                 }
                 let height = self.stack.len() - params as usize;
