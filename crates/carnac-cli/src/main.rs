@@ -248,7 +248,21 @@ fn compile(args: CompileArgs) -> Result<(), Error> {
     let output = args.output.unwrap_or_else(|| args.module.with_extension("cwasm"));
     let module = Module::from_file(&Engine::new(&config), &args.module)?;
     let bytes = module.serialize()?;
-    std::fs::write(&output, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
+    write_replacing(&output, &bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
+}
+
+/// Writes `bytes` to a new file next to `path`, then renames it over `path`:
+/// a process running an artifact maps its file, and must not see it change
+/// under it (renaming leaves the old file intact until it is unmapped).
+fn write_replacing(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(name);
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Whether the file starts like a compiled artifact (unreadable: no; reading reports it later).

@@ -78,6 +78,17 @@ fn compile_then_run_the_artifact() {
     let out = carnac(&cache, &["run", "--fuel", "1000", "--invoke", "fib", fuel.to_str().unwrap(), "30"]);
     assert_eq!(out.status.code(), Some(134));
     assert!(errors(&out).contains("fuel"), "{}", errors(&out));
+
+    // Compiling over an artifact replaces it whole (a new file renamed over
+    // it: running processes map it), leaving nothing else behind.
+    let out = carnac(&cache, &["compile", "examples/hello-handler.wat", "-o", cwasm.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = carnac(&cache, &["run", cwasm.to_str().unwrap()]);
+    assert!(text(&out.stdout).ends_with("Hello from a fresh Carnac instance!\n"));
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["fib.cwasm", "fuel.cwasm", "hello.cwasm"]);
 }
 
 #[test]

@@ -413,6 +413,10 @@ struct EngineInner {
     /// The compiled tier's target, built on first use.
     #[cfg(carnac_compiled)]
     isa: std::sync::OnceLock<Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>>,
+    /// The header of the artifacts this engine writes and loads, encoded
+    /// (`compile::artifact`), built on first use.
+    #[cfg(carnac_native_code)]
+    artifact_header: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// Configuration and shared caches; cheap to clone, safe to share across threads.
@@ -444,6 +448,8 @@ impl Engine {
                 tier_stats: TierCounters::default(),
                 #[cfg(carnac_compiled)]
                 isa: std::sync::OnceLock::new(),
+                #[cfg(carnac_native_code)]
+                artifact_header: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -471,6 +477,19 @@ impl Engine {
         make: impl FnOnce() -> Result<cranelift_codegen::isa::OwnedTargetIsa, crate::Error>,
     ) -> Result<&cranelift_codegen::isa::OwnedTargetIsa, crate::Error> {
         self.inner.isa.get_or_init(make).as_ref().map_err(|e| crate::Error::Compile(e.to_string()))
+    }
+
+    /// The encoded header of this engine's artifacts, built by `make` on first use.
+    #[cfg(carnac_native_code)]
+    pub(crate) fn artifact_header(
+        &self,
+        make: impl FnOnce() -> Result<Vec<u8>, crate::Error>,
+    ) -> Result<&[u8], crate::Error> {
+        if let Some(h) = self.inner.artifact_header.get() {
+            return Ok(h);
+        }
+        let h = make()?;
+        Ok(self.inner.artifact_header.get_or_init(|| h))
     }
 
     /// What the code cache ([`Config::cache`]) did for modules compiled by

@@ -1,11 +1,14 @@
 //! Compiled modules as files (`.cwasm`): [`serialize`] writes a module's
-//! machine code with everything needed to run it again, [`deserialize`] loads
-//! it back without running the compiler (`carnac compile`, the code cache).
+//! machine code with everything needed to run it again, [`parse`] checks it
+//! for loading without running the compiler (`carnac compile`, the code cache).
 //!
 //! Why: compiling a large module with Cranelift takes seconds; loading its
-//! code takes a copy and an `mprotect`. An artifact stores what compiling
+//! code takes a checksum and an `mprotect`: the file is mapped, its code
+//! made executable where it lies (at a page-aligned offset), its tables and
+//! wasm used where they lie (`CompiledModule::from_artifact`,
+//! `code_memory::ArtifactImage`). An artifact stores what compiling
 //! produced (the code image, linked position-independent, and its
-//! [`CodeLayout`]: function ranges, trampolines, trap sites, source locations)
+//! [`CodeLayout`](super::module::CodeLayout): function ranges, trampolines, trap sites, source locations)
 //! and the module's original wasm bytes, from which the loader rebuilds the
 //! [`crate::module::ModuleInfo`] (types, imports, exports, data, names) by
 //! decoding them again: one decoder for both paths, so an artifact can never
@@ -23,15 +26,18 @@
 //!         u32 n, n x (str name, u8 is_bool, str value)   ISA settings (CPU features)
 //!         u8 strategy | u8 bounds, u64 guard bytes | u8 interrupt | u8 fuel | u8 tracked writes
 //!         | u64 wasm features
-//! body:   bytes wasm | bytes code
+//! body:   bytes wasm
 //!         u32 n, n x (u32 start, u32 end)           function ranges
 //!         u32 n, n x u32                            array-call trampoline offsets
 //!         u32 n, n x (u32 offset, u8 code)          trap sites
 //!         u32 n, n x (u32 offset, u32 wasm offset)  source locations
 //!         u32 n, n x (u32 at, u32 target)           absolute relocations
-//! u64 checksum: XXH64 of every byte before it
+//!         u64 code offset | u64 code length | zeros up to the code offset | code
+//! u64 checksum: XXH3 (64-bit) of every byte before it
 //! ```
-//! (`str` and `bytes` are a u32 or u64 length, then the bytes.)
+//! (`str` and `bytes` are a u32 or u64 length, then the bytes.) The code
+//! offset is the first multiple of [`CODE_ALIGN`] after the two lengths, and
+//! the code runs to the checksum.
 //!
 //! ## What loading checks, and what that does and does not make safe
 //!
@@ -46,10 +52,13 @@
 //! and count against the bytes that remain (nothing is allocated from an
 //! unchecked count); function ranges sorted, non-empty, disjoint and inside
 //! the code, one per defined function of the decoded wasm; trampolines,
-//! trap sites (inside functions, with known trap codes), source locations and
-//! relocations inside the code. So a *damaged* or *mismatched* artifact (a
-//! truncated download, a flipped bit, a file from another version or CPU) is
-//! an error, never a crash, and the loader itself never reads out of bounds.
+//! trap sites (sorted, inside functions, with known trap codes) and
+//! relocations inside the code; the code at its aligned offset. Source
+//! locations (sorted, inside the code), which only backtraces read, are
+//! checked when a backtrace first needs them (without them, if damaged).
+//! So a *damaged* or *mismatched* artifact (a truncated download, a flipped
+//! bit, a file from another version or CPU) is an error, never a crash, and
+//! the loader itself never reads out of bounds.
 //!
 //! None of that makes an *untrusted* artifact safe to run. The checksum is
 //! not a signature: anyone can write a file with valid lengths, offsets and
@@ -60,8 +69,11 @@
 //! Wasmtime's `.cwasm` (whose `Module::deserialize` is `unsafe` for this
 //! reason). The checks protect against damage and mismatch, not malice.
 
-use super::module::{CodeLayout, CompiledModule};
+use std::ops::Range;
+
+use super::module::CompiledModule;
 use super::target::{settings, BoundsChecks, Interrupt};
+use super::traps::TRAP_RECORD;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::Strategy;
@@ -70,7 +82,16 @@ use crate::Strategy;
 pub(crate) const MAGIC: [u8; 8] = crate::module::ARTIFACT_MAGIC;
 
 /// Bumped whenever the layout above changes.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
+
+/// The code's alignment in the file: a multiple of the page size of every
+/// host we run on but those with 64 KiB pages (x86_64: 4 KiB; aarch64: 4, 16
+/// or 64 KiB), so that the code can be mapped from the file where it lies.
+/// Loading copies the code instead where it is not page-aligned.
+pub(crate) const CODE_ALIGN: usize = 16 << 10;
+
+/// The size of a source location's record: u32 code offset, u32 wasm offset.
+pub(crate) const SRCLOC_RECORD: usize = 8;
 
 /// This build of Carnac: its version and a hash of its sources and lock file
 /// (see `build.rs`), so that code from a modified build with the same version
@@ -251,16 +272,24 @@ impl Header {
     }
 }
 
+/// The header of `engine`'s artifacts, encoded (built once per engine).
+fn host_header(engine: &Engine) -> Result<&[u8], Error> {
+    engine.artifact_header(|| {
+        let mut h = Vec::with_capacity(2048);
+        Header::for_engine(engine)?.write(&mut h);
+        Ok(h)
+    })
+}
+
 /// A module compiled with Cranelift as artifact bytes.
 pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> Result<Vec<u8>, Error> {
-    let header = Header::for_engine(engine)?;
+    let header = host_header(engine)?;
     let (image, layout) = code.image_and_layout();
-    let mut w = Vec::with_capacity(wasm.len() + image.len() + 64 * layout.funcs.len() + 4096);
+    let mut w = Vec::with_capacity(wasm.len() + image.len() + 64 * layout.funcs.len() + 2 * CODE_ALIGN);
     w.extend(MAGIC);
     put_u32(&mut w, FORMAT_VERSION);
-    header.write(&mut w);
+    w.extend(header);
     put_bytes(&mut w, wasm);
-    put_bytes(&mut w, &image);
     put_u32(&mut w, layout.funcs.len() as u32);
     for r in &layout.funcs {
         put_u32(&mut w, r.start);
@@ -285,21 +314,41 @@ pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> 
         put_u32(&mut w, at);
         put_u32(&mut w, target);
     }
-    let sum = xxh64(&w, 0);
+    let code_offset = (w.len() + 16).next_multiple_of(CODE_ALIGN);
+    w.extend((code_offset as u64).to_le_bytes());
+    w.extend((image.len() as u64).to_le_bytes());
+    w.resize(code_offset, 0);
+    w.extend(&image);
+    let sum = xxh3_64(&w);
     w.extend(sum.to_le_bytes());
     Ok(w)
 }
 
 /// An artifact's parts, checked against the file and this engine but not yet
-/// against the decoded module (see [`Parsed::check_layout`]).
-pub(crate) struct Parsed<'a> {
-    pub wasm: &'a [u8],
-    pub image: &'a [u8],
-    pub layout: CodeLayout,
+/// against the decoded module (its number of functions, `Module::build`):
+/// positions in the artifact's bytes, and the small tables read out.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// The module's wasm.
+    pub wasm: Range<usize>,
+    /// The code image (position-independent but for `abs_relocs`), at a
+    /// multiple of [`CODE_ALIGN`].
+    pub code: Range<usize>,
+    /// `CodeLayout::funcs`, checked.
+    pub funcs: Vec<Range<u32>>,
+    /// `CodeLayout::array_calls`, checked.
+    pub array_calls: Vec<u32>,
+    /// `CodeLayout::traps` as [`TRAP_RECORD`]-byte records (`TrapTable`'s), checked.
+    pub traps: Range<usize>,
+    /// `CodeLayout::srclocs` as [`SRCLOC_RECORD`]-byte records, not checked
+    /// yet: only backtraces read them, and check them first ([`srclocs_valid`]).
+    pub srclocs: Range<usize>,
+    /// `CodeLayout::abs_relocs`, checked.
+    pub abs_relocs: Vec<(u32, u32)>,
 }
 
 /// Reads and checks an artifact (see the module docs for what is checked).
-pub(crate) fn parse<'a>(engine: &Engine, bytes: &'a [u8]) -> Result<Parsed<'a>, Error> {
+pub(crate) fn parse(engine: &Engine, bytes: &[u8]) -> Result<Parsed, Error> {
     let damaged = |m: String| Error::Artifact(format!("damaged artifact: {m}"));
     if !bytes.starts_with(&MAGIC) {
         let what = if bytes.starts_with(b"\0asm") { "a wasm module, not an artifact" } else { "not an artifact" };
@@ -317,95 +366,153 @@ pub(crate) fn parse<'a>(engine: &Engine, bytes: &'a [u8]) -> Result<Parsed<'a>, 
     };
     let (body, sum) = bytes.split_at(body_len);
     let sum = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
-    if xxh64(body, 0) != sum {
+    if xxh3_64(body) != sum {
         return Err(damaged("checksum mismatch (the file is corrupt or truncated)".into()));
     }
     let mut r = Reader { bytes: body, pos: r.pos };
-    let header = Header::read(&mut r).map_err(damaged)?;
-    header
-        .compatible_with(&Header::for_engine(engine)?)
-        .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
-    let parsed = (|| -> Result<Parsed<'a>, String> {
+    // Usually the header is exactly what this engine writes: no need to decode it.
+    let host = host_header(engine)?;
+    if body[r.pos..].starts_with(host) {
+        r.pos += host.len();
+    } else {
+        let header = Header::read(&mut r).map_err(damaged)?;
+        header
+            .compatible_with(&Header::for_engine(engine)?)
+            .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
+    }
+    let parsed = (|| -> Result<Parsed, String> {
         let wasm = r.bytes_u64()?;
-        let image = r.bytes_u64()?;
         let funcs = r.array(|b: &[u8; 8]| le32(b)..le32(&b[4..]))?;
         let array_calls = r.array(|b: &[u8; 4]| le32(b))?;
-        let traps = r.array(|b: &[u8; 5]| (le32(b), b[4]))?;
-        let srclocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        let traps = r.records(TRAP_RECORD)?;
+        let srclocs = r.records(SRCLOC_RECORD)?;
         let abs_relocs = r.array(|b: &[u8; 8]| (le32(b), le32(&b[4..])))?;
+        let code_offset = r.u64()?;
+        let code_len = r.u64()?;
+        if code_offset % CODE_ALIGN as u64 != 0 {
+            return Err(format!("code at offset {code_offset:#x}, not a multiple of {} KiB", CODE_ALIGN >> 10));
+        }
+        let expected = r.pos.next_multiple_of(CODE_ALIGN);
+        if code_offset != expected as u64 {
+            return Err(format!("code at offset {code_offset:#x}, expected at {expected:#x}"));
+        }
+        r.take(expected - r.pos)?;
+        let code = r.bytes_of(code_len)?;
         if r.pos != body.len() {
             return Err(format!("{} unexpected bytes before the checksum", body.len() - r.pos));
         }
-        let layout = CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs };
-        check_layout(&layout, image.len())?;
-        Ok(Parsed { wasm, image, layout })
+        check_layout(&funcs, &array_calls, &body[traps.clone()], &abs_relocs, code.len())?;
+        Ok(Parsed { wasm, code, funcs, array_calls, traps, srclocs, abs_relocs })
     })()
     .map_err(damaged)?;
     Ok(parsed)
 }
 
-impl Parsed<'_> {
-    /// Checks that the code has one function per defined function of the
-    /// decoded module.
-    pub(crate) fn check_layout(&self, defined_funcs: usize) -> Result<(), Error> {
-        if self.layout.funcs.len() != defined_funcs {
-            return Err(Error::Artifact(format!(
-                "damaged artifact: code for {} functions, the module defines {defined_funcs}",
-                self.layout.funcs.len()
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Checks every offset of `layout` against a code image of `len` bytes.
-fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
+/// Checks every offset of a layout (its trap sites as [`TRAP_RECORD`]-byte
+/// records) against a code image of `len` bytes; source locations are
+/// checked apart ([`srclocs_valid`]).
+fn check_layout(
+    funcs: &[Range<u32>],
+    array_calls: &[u32],
+    traps: &[u8],
+    abs_relocs: &[(u32, u32)],
+    len: usize,
+) -> Result<(), String> {
     if len > u32::MAX as usize {
         return Err("code larger than 4 GiB".into());
     }
     let len = len as u32;
     let mut prev_end = 0;
-    for (i, f) in layout.funcs.iter().enumerate() {
+    for (i, f) in funcs.iter().enumerate() {
         if f.start >= f.end || f.end > len || f.start < prev_end {
             return Err(format!("function {i}'s code {f:?} is empty, out of order or outside {len} bytes of code"));
         }
         prev_end = f.end;
     }
-    if layout.array_calls.len() != layout.funcs.len() {
+    if array_calls.len() != funcs.len() {
         return Err("not one trampoline per function".into());
     }
-    if let Some(a) = layout.array_calls.iter().find(|&&a| a >= len) {
+    if let Some(a) = array_calls.iter().find(|&&a| a >= len) {
         return Err(format!("trampoline at {a:#x} outside {len} bytes of code"));
     }
-    // Both sorted: one walk finds each trap site's function.
-    let mut prev = None;
-    let mut funcs = layout.funcs.iter().peekable();
-    for &(at, code) in &layout.traps {
-        if prev.is_some_and(|p| p >= at) {
-            return Err(format!("trap site {at:#x} out of order"));
-        }
-        prev = Some(at);
-        while funcs.next_if(|f| f.end <= at).is_some() {}
-        if !funcs.peek().is_some_and(|f| f.contains(&at)) {
-            return Err(format!("trap site {at:#x} outside every function"));
-        }
-        if !super::trap_codes::is_known(code) {
-            return Err(format!("unknown trap code {code} at {at:#x}"));
-        }
+    if !trap_sites_valid(traps, funcs) {
+        return Err(trap_site_error(traps, funcs));
     }
-    let mut prev = 0;
-    for &(at, _) in &layout.srclocs {
-        if at < prev || at > len {
-            return Err(format!("source location at {at:#x} out of order or outside the code"));
-        }
-        prev = at;
-    }
-    for &(at, target) in &layout.abs_relocs {
+    for &(at, target) in abs_relocs {
         if at.checked_add(8).is_none_or(|end| end > len) || target >= len {
             return Err(format!("relocation at {at:#x} to {target:#x} outside the code"));
         }
     }
     Ok(())
+}
+
+/// Whether trap sites (records) are sorted, each inside one of `funcs`
+/// (sorted), with a known trap code ([`trap_site_error`] says what is wrong):
+/// a pass without branches, then one that only compares each site with the
+/// end of its function (there are tens of thousands of sites in a large
+/// module).
+fn trap_sites_valid(traps: &[u8], funcs: &[Range<u32>]) -> bool {
+    let mut known = [false; 256];
+    for (code, known) in known.iter_mut().enumerate() {
+        *known = known_trap_code(code as u8);
+    }
+    let (mut ok, mut next) = (traps.len().is_multiple_of(TRAP_RECORD), 0u64);
+    for r in traps.chunks_exact(TRAP_RECORD) {
+        let at = le32(r) as u64;
+        ok &= (at >= next) & known[r[4] as usize];
+        next = at + 1;
+    }
+    // Sorted: each function's sites follow those of the functions before it,
+    // and none may come before its start (between functions).
+    let mut sites = traps.chunks_exact(TRAP_RECORD).map(le32).peekable();
+    for f in funcs {
+        ok &= sites.peek().is_none_or(|&at| at >= f.start);
+        while sites.next_if(|&at| at < f.end).is_some() {}
+    }
+    ok && sites.next().is_none()
+}
+
+/// What is wrong with trap sites that are not [`trap_sites_valid`].
+#[cold]
+fn trap_site_error(traps: &[u8], funcs: &[Range<u32>]) -> String {
+    let mut prev = None;
+    let mut funcs = funcs.iter().peekable();
+    for r in traps.chunks_exact(TRAP_RECORD) {
+        let (at, code) = (le32(r), r[4]);
+        if prev.is_some_and(|p| p >= at) {
+            return format!("trap site {at:#x} out of order");
+        }
+        prev = Some(at);
+        while funcs.next_if(|f| f.end <= at).is_some() {}
+        if !funcs.peek().is_some_and(|f| f.contains(&at)) {
+            return format!("trap site {at:#x} outside every function");
+        }
+        if !known_trap_code(code) {
+            return format!("unknown trap code {code} at {at:#x}");
+        }
+    }
+    "trap sites not whole records".into()
+}
+
+/// Whether `code` is a trap code compiled code may carry.
+fn known_trap_code(code: u8) -> bool {
+    super::trap_codes::is_known(code)
+}
+
+/// Whether `records` are source locations ([`SRCLOC_RECORD`] bytes each: u32
+/// code offset, u32 wasm offset) sorted by code offset, inside `len` bytes of
+/// code: what reading them (a binary search) needs.
+pub(crate) fn srclocs_valid(records: &[u8], len: usize) -> bool {
+    if !records.len().is_multiple_of(SRCLOC_RECORD) {
+        return false;
+    }
+    let (mut prev, mut ok) = (0, true);
+    for r in records.chunks_exact(SRCLOC_RECORD) {
+        let at = le32(r) as usize;
+        ok &= prev <= at && at <= len;
+        prev = at;
+    }
+    ok
 }
 
 /// The cache key of `wasm` compiled by `engine`: everything the artifact's
@@ -415,7 +522,7 @@ fn check_layout(layout: &CodeLayout, len: usize) -> Result<(), String> {
 pub(crate) fn cache_key(engine: &Engine, wasm: &[u8]) -> Result<String, Error> {
     let mut h = Vec::with_capacity(1024);
     put_u32(&mut h, FORMAT_VERSION);
-    Header::for_engine(engine)?.write(&mut h);
+    h.extend(host_header(engine)?);
     let (a, b) = (xxh64(&h, 0) ^ xxh64(wasm, 0), xxh64(&h, 1) ^ xxh64(wasm, 0x9e37_79b9).rotate_left(17));
     Ok(format!("{a:016x}{b:016x}"))
 }
@@ -472,9 +579,24 @@ impl<'a> Reader<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| format!("a string at {:#x} is not UTF-8", self.pos - n))
     }
 
-    fn bytes_u64(&mut self) -> Result<&'a [u8], String> {
-        let n = usize::try_from(self.u64()?).map_err(|_| "a length beyond the address space".to_string())?;
-        self.take(n)
+    /// A u64 length, then that many bytes: where they are.
+    fn bytes_u64(&mut self) -> Result<Range<usize>, String> {
+        let n = self.u64()?;
+        self.bytes_of(n)
+    }
+
+    /// The next `n` bytes: where they are.
+    fn bytes_of(&mut self, n: u64) -> Result<Range<usize>, String> {
+        let n = usize::try_from(n).map_err(|_| "a length beyond the address space".to_string())?;
+        let start = self.pos;
+        self.take(n)?;
+        Ok(start..self.pos)
+    }
+
+    /// A u32 count, then that many records of `size` bytes: where they are.
+    fn records(&mut self, size: usize) -> Result<Range<usize>, String> {
+        let n = self.count(size)?;
+        self.bytes_of((n * size) as u64)
     }
 
     /// A u32 count, then that many items of `N` bytes each, read by `item`
@@ -496,9 +618,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// XXH64 (Yann Collet's xxHash, 64-bit), the checksum and cache-key hash: fast
+/// XXH64 (Yann Collet's xxHash, 64-bit), the cache-key hash: fast
 /// (8 bytes per step in four independent lanes, several GB/s) and well
 /// distributed; small enough to keep here rather than add a dependency.
+#[cfg(any(carnac_compiled, test))]
 pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
     const P1: u64 = 0x9E37_79B1_85EB_CA87;
     const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
@@ -547,8 +670,153 @@ pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
     h ^ (h >> 32)
 }
 
+/// XXH3 (xxHash's 64-bit XXH3, default secret, seed 0), the checksum: checking
+/// it reads every byte of an artifact, so it is the largest cost of loading
+/// one after the reading itself; XXH3 takes about three quarters of XXH64's
+/// time (its 64-byte stripes vectorize: SSE2 on every x86_64), and detects
+/// damage as well.
+pub(crate) fn xxh3_64(data: &[u8]) -> u64 {
+    const P64_1: u64 = 0x9E37_79B1_85EB_CA87;
+    let len = data.len();
+    let n = len as u64;
+    let r64 = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let r32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes")) as u64;
+    let s64 = |at: usize| r64(&XXH3_SECRET, at);
+    let mix16 = |at: usize, secret: usize| fold64(r64(data, at) ^ s64(secret), r64(data, at + 8) ^ s64(secret + 8));
+    match len {
+        0 => xxh64_avalanche(s64(56) ^ s64(64)),
+        1..=3 => {
+            let c = (data[0] as u64) << 16 | (data[len >> 1] as u64) << 24 | data[len - 1] as u64 | n << 8;
+            xxh64_avalanche(c ^ (r32(&XXH3_SECRET, 0) ^ r32(&XXH3_SECRET, 4)))
+        }
+        4..=8 => {
+            const MX2: u64 = 0x9FB2_1C65_1E98_DF25;
+            let mut h = (r32(data, len - 4) | r32(data, 0) << 32) ^ (s64(8) ^ s64(16));
+            h ^= h.rotate_left(49) ^ h.rotate_left(24);
+            h = h.wrapping_mul(MX2);
+            h ^= (h >> 35).wrapping_add(n);
+            h = h.wrapping_mul(MX2);
+            h ^ (h >> 28)
+        }
+        9..=16 => {
+            let lo = r64(data, 0) ^ (s64(24) ^ s64(32));
+            let hi = r64(data, len - 8) ^ (s64(40) ^ s64(48));
+            xxh3_avalanche(n.wrapping_add(lo.swap_bytes()).wrapping_add(hi).wrapping_add(fold64(lo, hi)))
+        }
+        17..=128 => {
+            // 16 bytes from each end, then 16 more from each end per 32 bytes beyond 32.
+            let mut h = n.wrapping_mul(P64_1);
+            for i in 0..=(len - 1) / 32 {
+                h = h.wrapping_add(mix16(16 * i, 32 * i)).wrapping_add(mix16(len - 16 * (i + 1), 32 * i + 16));
+            }
+            xxh3_avalanche(h)
+        }
+        129..=240 => {
+            let mut h = n.wrapping_mul(P64_1);
+            for i in 0..8 {
+                h = h.wrapping_add(mix16(16 * i, 16 * i));
+            }
+            h = xxh3_avalanche(h);
+            for i in 8..len / 16 {
+                h = h.wrapping_add(mix16(16 * i, 16 * (i - 8) + 3));
+            }
+            xxh3_avalanche(h.wrapping_add(mix16(len - 16, 136 - 17)))
+        }
+        _ => xxh3_long(data),
+    }
+}
+
+/// XXH3 of more than 240 bytes: eight accumulators over 64-byte stripes, the
+/// secret advancing 8 bytes per stripe, scrambled after every 16 stripes.
+fn xxh3_long(data: &[u8]) -> u64 {
+    const P32_1: u64 = 0x9E37_79B1;
+    const BLOCK: usize = 64 * 16;
+    let s64 = |at: usize| u64::from_le_bytes(XXH3_SECRET[at..at + 8].try_into().expect("8 bytes"));
+    let len = data.len();
+    let mut acc = [
+        0xC2B2_AE3D,
+        0x9E37_79B1_85EB_CA87,
+        0xC2B2_AE3D_27D4_EB4F,
+        0x1656_67B1_9E37_79F9,
+        0x85EB_CA77_C2B2_AE63,
+        0x85EB_CA77,
+        0x27D4_EB2F_1656_67C5,
+        P32_1,
+    ];
+    let blocks = (len - 1) / BLOCK;
+    for block in data[..blocks * BLOCK].chunks_exact(BLOCK) {
+        for (i, stripe) in block.chunks_exact(64).enumerate() {
+            xxh3_stripe(&mut acc, stripe, 8 * i);
+        }
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = (*a ^ (*a >> 47) ^ s64(128 + 8 * i)).wrapping_mul(P32_1);
+        }
+    }
+    let rest = &data[blocks * BLOCK..];
+    for (i, stripe) in rest[..(rest.len() - 1) / 64 * 64].chunks_exact(64).enumerate() {
+        xxh3_stripe(&mut acc, stripe, 8 * i);
+    }
+    // The last 64 bytes, overlapping the stripes before unless the length is a multiple of 64.
+    xxh3_stripe(&mut acc, &data[len - 64..], 192 - 64 - 7);
+    let mut h = (len as u64).wrapping_mul(0x9E37_79B1_85EB_CA87);
+    for i in 0..4 {
+        h = h.wrapping_add(fold64(acc[2 * i] ^ s64(11 + 16 * i), acc[2 * i + 1] ^ s64(11 + 16 * i + 8)));
+    }
+    xxh3_avalanche(h)
+}
+
+/// Accumulates a 64-byte stripe with the secret from `secret` on.
+#[inline(always)]
+fn xxh3_stripe(acc: &mut [u64; 8], stripe: &[u8], secret: usize) {
+    let word = |b: &[u8], i: usize| u64::from_le_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+    let key = &XXH3_SECRET[secret..secret + 64];
+    for i in 0..8 {
+        let v = word(stripe, i);
+        let k = v ^ word(key, i);
+        acc[i ^ 1] = acc[i ^ 1].wrapping_add(v);
+        acc[i] = acc[i].wrapping_add((k & 0xffff_ffff).wrapping_mul(k >> 32));
+    }
+}
+
+/// The 128-bit product of `a` and `b`, its halves xored.
+fn fold64(a: u64, b: u64) -> u64 {
+    let p = a as u128 * b as u128;
+    p as u64 ^ (p >> 64) as u64
+}
+
+fn xxh3_avalanche(mut h: u64) -> u64 {
+    h ^= h >> 37;
+    h = h.wrapping_mul(0x1656_6791_9E37_79F9);
+    h ^ (h >> 32)
+}
+
+fn xxh64_avalanche(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    h ^= h >> 29;
+    h = h.wrapping_mul(0x1656_67B1_9E37_79F9);
+    h ^ (h >> 32)
+}
+
+/// XXH3's default secret (`kSecret`), a constant of the algorithm.
+const XXH3_SECRET: [u8; 192] = [
+    0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c, //
+    0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f, //
+    0xcb, 0x79, 0xe6, 0x4e, 0xcc, 0xc0, 0xe5, 0x78, 0x82, 0x5a, 0xd0, 0x7d, 0xcc, 0xff, 0x72, 0x21, //
+    0xb8, 0x08, 0x46, 0x74, 0xf7, 0x43, 0x24, 0x8e, 0xe0, 0x35, 0x90, 0xe6, 0x81, 0x3a, 0x26, 0x4c, //
+    0x3c, 0x28, 0x52, 0xbb, 0x91, 0xc3, 0x00, 0xcb, 0x88, 0xd0, 0x65, 0x8b, 0x1b, 0x53, 0x2e, 0xa3, //
+    0x71, 0x64, 0x48, 0x97, 0xa2, 0x0d, 0xf9, 0x4e, 0x38, 0x19, 0xef, 0x46, 0xa9, 0xde, 0xac, 0xd8, //
+    0xa8, 0xfa, 0x76, 0x3f, 0xe3, 0x9c, 0x34, 0x3f, 0xf9, 0xdc, 0xbb, 0xc7, 0xc7, 0x0b, 0x4f, 0x1d, //
+    0x8a, 0x51, 0xe0, 0x4b, 0xcd, 0xb4, 0x59, 0x31, 0xc8, 0x9f, 0x7e, 0xc9, 0xd9, 0x78, 0x73, 0x64, //
+    0xea, 0xc5, 0xac, 0x83, 0x34, 0xd3, 0xeb, 0xc3, 0xc5, 0x81, 0xa0, 0xff, 0xfa, 0x13, 0x63, 0xeb, //
+    0x17, 0x0d, 0xdd, 0x51, 0xb7, 0xf0, 0xda, 0x49, 0xd3, 0x16, 0x55, 0x26, 0x29, 0xd4, 0x68, 0x9e, //
+    0x2b, 0x16, 0xbe, 0x58, 0x7d, 0x47, 0xa1, 0xfc, 0x8f, 0xf8, 0xb8, 0xd1, 0x7a, 0xd0, 0x31, 0xce, //
+    0x45, 0xcb, 0x3a, 0x8f, 0x95, 0x16, 0x04, 0x28, 0xaf, 0xd7, 0xfb, 0xca, 0xbb, 0x4b, 0x40, 0x7e, //
+];
+
 #[cfg(test)]
 mod tests {
+    use super::super::module::CodeLayout;
     use super::*;
     use crate::Config;
 
@@ -588,11 +856,23 @@ mod tests {
             srclocs: vec![(0, 1), (40, u32::MAX)],
             abs_relocs: vec![],
         };
-        assert_eq!(check_layout(&good, 64), Ok(()));
+        // As the artifact stores them: trap sites and source locations as records.
+        let check = |l: &CodeLayout, len: usize| {
+            let traps: Vec<u8> = l.traps.iter().flat_map(|&(at, c)| at.to_le_bytes().into_iter().chain([c])).collect();
+            let srclocs: Vec<u8> =
+                l.srclocs.iter().flat_map(|&(at, w)| [at.to_le_bytes(), w.to_le_bytes()]).flatten().collect();
+            check_layout(&l.funcs, &l.array_calls, &traps, &l.abs_relocs, len)?;
+            if srclocs_valid(&srclocs, len) {
+                Ok(())
+            } else {
+                Err("bad source locations".to_string())
+            }
+        };
+        assert_eq!(check(&good, 64), Ok(()));
         let bad = |f: &dyn Fn(&mut CodeLayout)| {
             let mut l = good.clone();
             f(&mut l);
-            check_layout(&l, 64).unwrap_err()
+            check(&l, 64).unwrap_err()
         };
         bad(&|l| l.funcs[1] = 16..65);
         bad(&|l| l.funcs[1] = 8..20);
@@ -604,17 +884,96 @@ mod tests {
         bad(&|l| l.traps[0].1 = 200);
         bad(&|l| l.traps.push((2, l.traps[0].1)));
         bad(&|l| l.srclocs[1].0 = 65);
+        bad(&|l| l.srclocs.swap(0, 1));
         bad(&|l| l.abs_relocs.push((60, 0)));
         bad(&|l| l.abs_relocs.push((0, 64)));
-        assert!(check_layout(&good, 32).is_err());
+        assert!(check(&good, 32).is_err());
+        assert!(!srclocs_valid(&[0; 7], 64), "not whole records");
     }
 
     /// Rewrites the checksum after damaging an artifact, as a crafted file would.
     #[cfg(carnac_compiled)]
     fn reseal(bytes: &mut [u8]) {
         let n = bytes.len() - 8;
-        let sum = xxh64(&bytes[..n], 0);
+        let sum = xxh3_64(&bytes[..n]);
         bytes[n..].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    /// Where an artifact's source locations are, and its code offset field.
+    #[cfg(carnac_compiled)]
+    fn positions(bytes: &[u8]) -> (Range<usize>, usize) {
+        let mut r = Reader { bytes: &bytes[..bytes.len() - 8], pos: MAGIC.len() + 4 };
+        Header::read(&mut r).unwrap();
+        r.bytes_u64().unwrap();
+        r.array(|_: &[u8; 8]| ()).unwrap();
+        r.array(|_: &[u8; 4]| ()).unwrap();
+        r.records(TRAP_RECORD).unwrap();
+        let srclocs = r.records(SRCLOC_RECORD).unwrap();
+        r.array(|_: &[u8; 8]| ()).unwrap();
+        (srclocs, r.pos)
+    }
+
+    #[cfg(carnac_compiled)]
+    const DIVIDE: &str =
+        r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
+
+    #[cfg(carnac_compiled)]
+    #[test]
+    fn the_code_must_lie_at_its_aligned_offset() {
+        use crate::Module;
+        let engine = engine();
+        let bytes = Module::new(&engine, DIVIDE).unwrap().serialize().unwrap();
+        let (_, field) = positions(&bytes);
+        let offset = u64::from_le_bytes(bytes[field..field + 8].try_into().unwrap());
+        let len = u64::from_le_bytes(bytes[field + 8..field + 16].try_into().unwrap());
+        assert_eq!(offset, (field as u64 + 16).next_multiple_of(CODE_ALIGN as u64));
+        assert_eq!(offset + len, bytes.len() as u64 - 8, "the code runs to the checksum");
+        let dir = std::env::temp_dir().join(format!("carnac-artifact-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("moved.cwasm");
+        for (moved, expect) in [
+            (offset + 1, "not a multiple of 16 KiB"),
+            (offset - 8, "not a multiple of 16 KiB"),
+            (offset + CODE_ALIGN as u64, "expected at"),
+            (0, "expected at"),
+        ] {
+            let mut damaged = bytes.clone();
+            damaged[field..field + 8].copy_from_slice(&moved.to_le_bytes());
+            reseal(&mut damaged);
+            std::fs::write(&path, &damaged).unwrap();
+            for err in [Module::deserialize(&engine, &damaged), Module::deserialize_file(&engine, &path)] {
+                let m = err.unwrap_err().to_string();
+                assert!(m.contains("damaged artifact") && m.contains(expect) && !m.contains('\n'), "{m}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(carnac_compiled)]
+    #[test]
+    fn damaged_source_locations_cost_backtraces_their_offsets_only() {
+        use crate::Module;
+        let engine = engine();
+        let bytes = Module::new(&engine, DIVIDE).unwrap().serialize().unwrap();
+        let trap_offset = |bytes: &[u8]| {
+            let module = Module::deserialize(&engine, bytes).unwrap();
+            let mut store = crate::Store::new(&engine, ());
+            let instance = crate::Instance::new(&mut store, &module, &[]).unwrap();
+            let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
+            assert_eq!(f.call(&mut store, 7).unwrap(), 1);
+            let err = f.call(&mut store, 0).unwrap_err();
+            let frame = &err.as_trap().unwrap().backtrace()[0];
+            (frame.module_offset, frame.func_offset)
+        };
+        let (module_offset, func_offset) = trap_offset(&bytes);
+        assert!(module_offset.is_some() && func_offset.is_some());
+        let (srclocs, _) = positions(&bytes);
+        assert!(srclocs.len() >= 2 * SRCLOC_RECORD);
+        // The first run moved past the code: out of order and outside it.
+        let mut damaged = bytes.clone();
+        damaged[srclocs.start..srclocs.start + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut damaged);
+        assert_eq!(trap_offset(&damaged), (None, None));
     }
 
     #[cfg(carnac_compiled)]
@@ -651,5 +1010,34 @@ mod tests {
         assert_eq!(xxh64(b"abc", 0), 0x44BC_2CF5_AD77_0999);
         // Longer than one 32-byte stripe, with 8-, 4- and 1-byte tails.
         assert_eq!(xxh64(b"The quick brown fox jumps over the lazy dog", 0), 0x0B24_2D36_1FDA_71BC);
+    }
+
+    #[test]
+    fn xxh3_matches_the_reference() {
+        // xxHash's sanity test buffer and its XXH3_64bits values (`xsum_sanity_check.c`,
+        // seed 0): every length class, and the long input's block and stripe ends.
+        let mut buf = vec![0u8; 2367];
+        let mut gen: u64 = 2_654_435_761;
+        for b in &mut buf {
+            *b = (gen >> 56) as u8;
+            gen = gen.wrapping_mul(11_400_714_785_074_694_797);
+        }
+        for (len, expected) in [
+            (0, 0x2D06_8005_38D3_94C2),
+            (1, 0xC44B_DFF4_074E_ECDB),
+            (6, 0x27B5_6A84_CD2D_7325),
+            (12, 0xA713_DAF0_DFBB_77E7),
+            (24, 0xA3FE_70BF_9D35_10EB),
+            (48, 0x397D_A259_ECBA_1F11),
+            (80, 0xBCDE_FBBB_2C47_C90A),
+            (195, 0xCD94_217E_E362_EC3A),
+            (403, 0xCDEB_804D_65C6_DEA4),
+            (512, 0x617E_4959_9013_CB6B),
+            (2048, 0xDD59_E2C3_A5F0_38E0),
+            (2240, 0x6E73_A905_39CF_2948),
+            (2367, 0xCB37_AEB9_E5D3_61ED),
+        ] {
+            assert_eq!(xxh3_64(&buf[..len]), expected, "{len} bytes");
+        }
     }
 }

@@ -54,14 +54,15 @@ pub(crate) fn dir(engine: &Engine) -> Option<PathBuf> {
 }
 
 /// Loads `wasm`'s compiled code from the cache, or compiles it with `compile`
-/// and stores the result. `load` turns an entry's bytes into the module (it
-/// must fail unless the entry's wasm is `wasm`); `serialize` turns the
-/// compiled module into an entry.
+/// and stores the result. `load` turns an entry (its open file, which it maps:
+/// entries are only ever replaced by renaming, never modified in place) into
+/// the module (it must fail unless the entry's wasm is `wasm`); `serialize`
+/// turns the compiled module into an entry.
 pub(crate) fn get_or_compile<M>(
     engine: &Engine,
     dir: &Path,
     wasm: &[u8],
-    load: impl FnOnce(&[u8]) -> Result<M, Error>,
+    load: impl FnOnce(&std::fs::File) -> Result<M, Error>,
     compile: impl FnOnce() -> Result<M, Error>,
     serialize: impl FnOnce(&M) -> Result<Vec<u8>, Error>,
 ) -> Result<M, Error> {
@@ -81,13 +82,13 @@ pub(crate) fn get<M>(
     engine: &Engine,
     dir: &Path,
     wasm: &[u8],
-    load: impl FnOnce(&[u8]) -> Result<M, Error>,
+    load: impl FnOnce(&std::fs::File) -> Result<M, Error>,
 ) -> Option<M> {
     let counters = engine.cache_counters();
     let key = super::artifact::cache_key(engine, wasm).ok()?;
     let path = dir.join(format!("{key}.cwasm"));
-    if let Ok(bytes) = std::fs::read(&path) {
-        match load(&bytes) {
+    if let Ok(file) = std::fs::File::open(&path) {
+        match load(&file) {
             Ok(module) => {
                 CacheCounters::bump(&counters.hits);
                 touch(&path);

@@ -242,7 +242,7 @@ fn backtrace(s: &StoreInner, pcs: &[usize], max: usize) -> Backtrace {
             Some(FrameInfo {
                 module_name: m.info.name.clone(),
                 func_index,
-                func_name: m.info.func_names.get(&func_index).cloned(),
+                func_name: m.info.func_names.get(func_index),
                 module_offset,
                 func_offset,
             })

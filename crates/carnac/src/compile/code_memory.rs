@@ -37,7 +37,7 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
-/// An anonymous private mapping, unmapped on drop.
+/// A private mapping (anonymous, or of a file), unmapped on drop.
 struct Mapping {
     ptr: NonNull<u8>,
     /// Bytes mapped: the requested length rounded up to whole pages (at least one).
@@ -45,11 +45,16 @@ struct Mapping {
 }
 
 impl Mapping {
+    /// `len` bytes of zeroed read-write anonymous memory; with `populate`, its
+    /// pages allocated at once (cheaper than a fault per page when every page
+    /// is written next).
     fn new(len: usize) -> io::Result<Mapping> {
-        let page = page_size();
-        let mapped = len.max(1).checked_next_multiple_of(page).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::OutOfMemory, format!("{len} bytes of code do not fit the address space"))
-        })?;
+        Self::anonymous(len, false)
+    }
+
+    fn anonymous(len: usize, populate: bool) -> io::Result<Mapping> {
+        let mapped = Self::round(len)?;
+        let populate = if populate { libc::MAP_POPULATE } else { 0 };
         // SAFETY: a new anonymous private mapping at an address of the kernel's
         // choosing: it aliases nothing. The result is checked below.
         let p = unsafe {
@@ -57,7 +62,7 @@ impl Mapping {
                 std::ptr::null_mut(),
                 mapped,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate,
                 -1,
                 0,
             )
@@ -69,11 +74,57 @@ impl Mapping {
         let ptr = NonNull::new(p.cast::<u8>()).expect("mmap returned a null mapping");
         Ok(Mapping { ptr, mapped })
     }
+
+    /// The first `len` bytes of `file` (`len` > 0), private (our writes, if
+    /// any, are never written back) and read-only, every page mapped at once.
+    fn file(file: &std::fs::File, len: usize) -> io::Result<Mapping> {
+        use std::os::fd::AsRawFd;
+        let mapped = Self::round(len)?;
+        // SAFETY: a new private mapping of an open file at an address of the
+        // kernel's choosing: it aliases nothing of ours. The result is checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).expect("mmap returned a null mapping");
+        Ok(Mapping { ptr, mapped })
+    }
+
+    /// `len` rounded up to whole pages (at least one).
+    fn round(len: usize) -> io::Result<usize> {
+        len.max(1).checked_next_multiple_of(page_size()).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::OutOfMemory, format!("{len} bytes do not fit the address space"))
+        })
+    }
+
+    /// Sets the protection of the whole pages from `start` (page-aligned) that
+    /// hold `len` bytes.
+    fn protect(&self, start: usize, len: usize, prot: libc::c_int) -> io::Result<()> {
+        let len = Self::round(len)?;
+        assert!(start.is_multiple_of(page_size()) && start + len <= self.mapped, "protecting outside the mapping");
+        // SAFETY: whole pages inside the mapping, which only `self` owns; callers
+        // hold no reference into pages they make unreadable or not writable.
+        let rc = unsafe { libc::mprotect(self.ptr.as_ptr().add(start).cast(), len, prot) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: exactly the region mapped in `Mapping::new`, which only this value owns.
+        // SAFETY: exactly the region mapped by `Mapping::anonymous` or `Mapping::file`,
+        // which only this value owns.
         // Nothing can fail that matters here: the range is valid by construction.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.mapped) };
     }
@@ -87,10 +138,19 @@ pub(crate) struct WritableCode {
     len: usize,
 }
 
-/// Published code memory: read+execute, never writable again. Unmapped on drop.
+/// Published code memory: read+execute, never writable again. Unmapped on drop
+/// (its own mapping, or the artifact image it lies in once nothing else holds it).
 pub(crate) struct CodeMemory {
-    map: Mapping,
+    _owner: CodeOwner,
+    /// The first byte of code, in the owner's mapping.
+    ptr: NonNull<u8>,
     len: usize,
+}
+
+/// What keeps a [`CodeMemory`]'s pages mapped.
+enum CodeOwner {
+    Own(#[allow(dead_code)] Mapping),
+    Image(#[allow(dead_code)] std::sync::Arc<ArtifactImage>),
 }
 
 // SAFETY: both own their mapping exclusively (no other value points into it), so
@@ -107,7 +167,18 @@ unsafe impl Sync for CodeMemory {}
 impl CodeMemory {
     /// The address of the first byte of code.
     pub(crate) fn base(&self) -> usize {
-        self.map.ptr.as_ptr() as usize
+        self.ptr.as_ptr() as usize
+    }
+
+    /// The code of `image` made executable by [`ArtifactImage::make_executable`].
+    ///
+    /// # Panics
+    /// If no code of `image` was made executable.
+    pub(crate) fn in_image(image: std::sync::Arc<ArtifactImage>) -> CodeMemory {
+        let code = image.exec.clone().expect("no code of the artifact was made executable");
+        // SAFETY: `code` lies in the image's mapping (checked by `make_executable`).
+        let ptr = unsafe { NonNull::new_unchecked(image.map.ptr.as_ptr().add(code.start)) };
+        CodeMemory { _owner: CodeOwner::Image(image), ptr, len: code.len() }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -121,9 +192,9 @@ impl CodeMemory {
 
     /// The code's bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
-        // SAFETY: [ptr, ptr+len) lies in the mapping (len <= mapped), readable
+        // SAFETY: [ptr, ptr+len) lies in the owner's mapping, readable
         // (read+execute) and never written again, for as long as `self` lives.
-        unsafe { std::slice::from_raw_parts(self.map.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     /// A pointer to the code at `offset`, to be cast to a function pointer.
@@ -132,8 +203,8 @@ impl CodeMemory {
     /// If `offset` is not inside the code.
     pub(crate) fn ptr_at(&self, offset: usize) -> *const u8 {
         assert!(offset < self.len, "code offset {offset} outside {} bytes of code", self.len);
-        // SAFETY: offset < len <= mapped: in bounds of the mapping.
-        unsafe { self.map.ptr.as_ptr().add(offset) }
+        // SAFETY: offset < len: in bounds of the code, inside the owner's mapping.
+        unsafe { self.ptr.as_ptr().add(offset) }
     }
 }
 
@@ -169,7 +240,7 @@ impl WritableCode {
         }
         // SAFETY: [ptr, ptr+len) is mapped readable; the caches are only cleaned and invalidated.
         unsafe { icache::make_coherent(map.ptr.as_ptr() as usize, len) };
-        Ok(CodeMemory { map, len })
+        Ok(CodeMemory { ptr: map.ptr, _owner: CodeOwner::Own(map), len })
     }
 }
 
@@ -185,6 +256,114 @@ impl std::ops::DerefMut for WritableCode {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes this the only access.
         unsafe { std::slice::from_raw_parts_mut(self.map.ptr.as_ptr(), self.len) }
+    }
+}
+
+/// A whole compiled artifact (`super::artifact`) in memory of its own, so that
+/// its code can run where it lies instead of being copied: a private
+/// read-only mapping of its file ([`ArtifactImage::map_file`]), or a copy of
+/// its bytes, made read-only ([`ArtifactImage::copy_of`]). Either starts on a
+/// page boundary, so code at a page-aligned offset of the artifact starts on
+/// a page of its own, which [`ArtifactImage::make_executable`] makes
+/// read+execute (and [`CodeMemory::in_image`] then runs). Nothing in it is
+/// ever writable and executable at once, and after `make_executable` nothing
+/// in it is writable at all.
+///
+/// A mapped file must not be modified or truncated in place while mapped:
+/// its pages are the file's (page cache) pages until written, so changes
+/// would show through, and reading past a truncated end raises SIGBUS.
+/// Replace such files by renaming a new file over them instead (as `carnac
+/// compile` and the code cache do), which leaves a mapped file intact.
+pub(crate) struct ArtifactImage {
+    map: Mapping,
+    len: usize,
+    /// The range made executable, if any.
+    exec: Option<Range<usize>>,
+}
+
+// SAFETY: the image owns its mapping exclusively; it is written only through
+// `&mut self` (`make_executable`), so shared references only read.
+unsafe impl Send for ArtifactImage {}
+// SAFETY: see above.
+unsafe impl Sync for ArtifactImage {}
+
+impl ArtifactImage {
+    /// Maps the whole of `file` (read-only, private, every page at once).
+    pub(crate) fn map_file(file: &std::fs::File) -> io::Result<ArtifactImage> {
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "the file does not fit the address space"))?;
+        if len == 0 {
+            // mmap refuses empty mappings.
+            return Self::copy_of(&[]);
+        }
+        Ok(ArtifactImage { map: Mapping::file(file, len)?, len, exec: None })
+    }
+
+    /// A copy of `bytes`, read-only.
+    pub(crate) fn copy_of(bytes: &[u8]) -> io::Result<ArtifactImage> {
+        let map = Mapping::anonymous(bytes.len(), true)?;
+        // SAFETY: the new mapping is read-write, at least `bytes.len()` long, and
+        // no other reference into it exists yet.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.ptr.as_ptr(), bytes.len()) };
+        map.protect(0, map.mapped, libc::PROT_READ)?;
+        Ok(ArtifactImage { map, len: bytes.len(), exec: None })
+    }
+
+    /// The artifact's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: [ptr, ptr+len) lies in the mapping and stays readable (read-only,
+        // or read+execute once `make_executable` ran, which needs `&mut self`).
+        unsafe { std::slice::from_raw_parts(self.map.ptr.as_ptr(), self.len) }
+    }
+
+    /// Makes `range` of the artifact (its code) read+execute, first applying
+    /// `patch(code, address where it runs)` if given (relocations: the pages
+    /// are made writable for it, private copies of the file's, then read+execute,
+    /// never both at once), and makes the instruction cache coherent with it.
+    ///
+    /// Fails if `range` does not start on a page boundary of this host (an
+    /// artifact aligns its code for pages up to 16 KiB) or the system refuses
+    /// (a file on a `noexec` mount, a security policy): the caller then copies
+    /// the code instead. The pages up to the next page boundary after the code
+    /// become executable along with it (the artifact's bytes after its code
+    /// are data, never written).
+    pub(crate) fn make_executable(&mut self, range: Range<usize>, patch: Option<Patch<'_>>) -> io::Result<()> {
+        if !range.start.is_multiple_of(page_size()) || range.start > range.end || range.end > self.len {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("code at {range:#x?} does not start on a page of this host"),
+            ));
+        }
+        if self.exec.is_some() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the artifact's code is already executable"));
+        }
+        let base = self.map.ptr.as_ptr() as usize + range.start;
+        if range.is_empty() {
+            self.exec = Some(range);
+            return Ok(());
+        }
+        if let Some(patch) = patch {
+            self.map.protect(range.start, range.len(), libc::PROT_READ | libc::PROT_WRITE)?;
+            // SAFETY: the range lies in the mapping (checked above), now writable, and
+            // `&mut self` makes this the only reference into it.
+            let code = unsafe { std::slice::from_raw_parts_mut(base as *mut u8, range.len()) };
+            patch(code, base);
+        }
+        self.map.protect(range.start, range.len(), libc::PROT_READ | libc::PROT_EXEC)?;
+        // SAFETY: the range is mapped readable; the caches are only cleaned and invalidated.
+        unsafe { icache::make_coherent(base, range.len()) };
+        self.exec = Some(range);
+        Ok(())
+    }
+}
+
+/// What patches code before it is made executable: `patch(code, address
+/// where it runs)` (see [`ArtifactImage::make_executable`]).
+pub(crate) type Patch<'a> = &'a dyn Fn(&mut [u8], usize);
+
+impl AsRef<[u8]> for ArtifactImage {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
     }
 }
 
@@ -334,5 +513,134 @@ mod tests {
     fn impossible_sizes_are_errors() {
         assert!(WritableCode::new(usize::MAX).is_err());
         assert!(WritableCode::new(usize::MAX / 2).is_err());
+    }
+
+    /// Code returning its own address plus the 8-byte value at `RETURN_SELF_IMM`:
+    /// `movabs rax, imm64; ret` or `ldr x0, #8; ret; .quad imm64`.
+    fn return_imm() -> &'static [u8] {
+        if cfg!(target_arch = "x86_64") {
+            &[0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0xc3]
+        } else if cfg!(target_arch = "aarch64") {
+            &[0x40, 0x00, 0x00, 0x58, 0xc0, 0x03, 0x5f, 0xd6, 0, 0, 0, 0, 0, 0, 0, 0]
+        } else {
+            unimplemented!("no test code for this architecture")
+        }
+    }
+
+    /// Where `return_imm`'s immediate is.
+    const RETURN_IMM_AT: usize = if cfg!(target_arch = "x86_64") { 2 } else { 8 };
+
+    /// `bytes` written to a new file (removed on drop), and the file open.
+    struct TempFile(std::path::PathBuf);
+    impl TempFile {
+        fn new(name: &str, bytes: &[u8]) -> (TempFile, std::fs::File) {
+            let path = std::env::temp_dir().join(format!("carnac-code-memory-{name}-{}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            (TempFile(path), file)
+        }
+    }
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Makes `range` of `image` executable, or `None` if this file system
+    /// forbids executing files (`noexec`): loading then copies the code.
+    fn executable(image: &mut ArtifactImage, range: Range<usize>, patch: Option<Patch<'_>>) -> bool {
+        match image.make_executable(range, patch) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => false,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn artifact_code_runs_where_its_file_is_mapped() {
+        let page = page_size();
+        // A page of data, then the code on a page of its own, then more data.
+        let mut bytes = vec![0xaa; page];
+        bytes.extend(return_42());
+        bytes.extend([0xbb; 100]);
+        let code = page..page + return_42().len();
+        let (tmp, file) = TempFile::new("run", &bytes);
+        let mut image = ArtifactImage::map_file(&file).unwrap();
+        drop(file);
+        assert_eq!(image.bytes(), &bytes[..]);
+        let base = image.bytes().as_ptr() as usize;
+        assert_eq!(protection(base), "r--p");
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(maps.lines().any(|l| l.starts_with(&format!("{base:x}-")) && l.ends_with(&*tmp.0.to_string_lossy())));
+        // Code not at a page boundary is refused (loading copies it instead).
+        assert_eq!(image.make_executable(1..code.end, None).unwrap_err().kind(), io::ErrorKind::Unsupported);
+        assert_eq!(protection(base + page), "r--p");
+        if !executable(&mut image, code.clone(), None) {
+            return;
+        }
+        assert!(image.make_executable(code.clone(), None).is_err(), "only once");
+        assert_eq!(protection(base), "r--p", "the data stays data");
+        assert_eq!(protection(base + page), "r-xp");
+        assert_eq!(image.bytes(), &bytes[..], "the code is still readable");
+        let image = std::sync::Arc::new(image);
+        let code = CodeMemory::in_image(image.clone());
+        assert_eq!((code.base(), code.len()), (base + page, return_42().len()));
+        // SAFETY: the bytes are a complete function returning 42 in the C ABI.
+        let f: extern "C" fn() -> u32 = unsafe { std::mem::transmute(code.ptr_at(0)) };
+        assert_eq!(f(), 42);
+        drop(image);
+        assert_eq!(f(), 42, "the code keeps the image mapped");
+        drop(code);
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(!maps.lines().any(|l| l.starts_with(&format!("{base:x}-"))), "unmapped with its last user");
+    }
+
+    #[test]
+    fn artifact_code_is_patched_in_a_private_copy_never_writable_and_executable() {
+        let page = page_size();
+        let mut bytes = vec![0; page];
+        bytes.extend(return_imm());
+        let (_tmp, file) = TempFile::new("patch", &bytes);
+        let mut image = ArtifactImage::map_file(&file).unwrap();
+        let base = image.bytes().as_ptr() as usize;
+        let patched = std::cell::Cell::new(None);
+        let patch = |code: &mut [u8], at: usize| {
+            // Writable, not executable, while patched.
+            patched.set(Some(protection(at)));
+            code[RETURN_IMM_AT..RETURN_IMM_AT + 8].copy_from_slice(&(at as u64 + 0x1234).to_le_bytes());
+        };
+        if !executable(&mut image, page..bytes.len(), Some(&patch)) {
+            return;
+        }
+        assert_eq!(patched.take().as_deref(), Some("rw-p"));
+        assert_eq!(protection(base + page), "r-xp");
+        let code = CodeMemory::in_image(std::sync::Arc::new(image));
+        // SAFETY: the bytes are a complete function returning a u64 in the C ABI.
+        let f: extern "C" fn() -> u64 = unsafe { std::mem::transmute(code.ptr_at(0)) };
+        assert_eq!(f(), code.base() as u64 + 0x1234);
+        let mut on_disk = Vec::new();
+        std::io::Read::read_to_end(&mut &file, &mut on_disk).unwrap();
+        assert_eq!(on_disk, bytes, "the file is never written");
+    }
+
+    #[test]
+    fn artifact_copies_are_read_only_and_run_too() {
+        let page = page_size();
+        let mut bytes = vec![7; 2 * page];
+        bytes.extend(return_42());
+        let mut image = ArtifactImage::copy_of(&bytes).unwrap();
+        assert_eq!(image.bytes(), &bytes[..]);
+        let base = image.bytes().as_ptr() as usize;
+        assert_eq!(protection(base), "r--p");
+        image.make_executable(2 * page..bytes.len(), None).unwrap();
+        assert_eq!(protection(base + 2 * page), "r-xp");
+        let code = CodeMemory::in_image(std::sync::Arc::new(image));
+        // SAFETY: the bytes are a complete function returning 42 in the C ABI.
+        let f: extern "C" fn() -> u32 = unsafe { std::mem::transmute(code.ptr_at(0)) };
+        assert_eq!(f(), 42);
+        // Empty files and artifacts map too (as nothing).
+        let (_tmp, file) = TempFile::new("empty", &[]);
+        assert!(ArtifactImage::map_file(&file).unwrap().bytes().is_empty());
+        assert!(ArtifactImage::copy_of(&[]).unwrap().bytes().is_empty());
     }
 }

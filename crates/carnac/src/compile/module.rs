@@ -10,17 +10,23 @@
 //!
 //! Two halves: compiling (`super::compiler`, only in builds with Cranelift)
 //! produces a position-independent image plus its [`CodeLayout`];
-//! [`CompiledModule::publish`], here, maps, patches, publishes and registers
-//! them. Loading an artifact (`super::artifact`) is the second half alone, so
-//! compiled and loaded code go through the same steps, and a build without
-//! the compiler (the `loader` feature) has this half only.
+//! `CompiledModule::publish`, here, maps, patches, publishes and registers
+//! them. Loading an artifact (`super::artifact`) is the second half alone, in
+//! place: [`CompiledModule::from_artifact`] makes the code executable where
+//! it lies in the (mapped) artifact, patched the same way, and reads its trap
+//! sites and source locations there, in the layout's encoding. A build
+//! without the compiler (the `loader` feature) has this half only. Both
+//! register their code through [`Region`], as does tiering's standalone code
+//! (`super::compiler::StandaloneCode`).
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::code_memory::{CodeMemory, WritableCode};
+use super::artifact::{self, Parsed};
+use super::code_memory::{ArtifactImage, CodeMemory, Patch, WritableCode};
 use super::traps::{self, CodeInfo, CodeRegistration, TrapTable};
 use crate::error::Error;
+use crate::module::SharedBytes;
 use crate::runtime::vmctx::VMContext;
 
 /// The host-to-wasm entry of one function: `(wasm_call, vmctx, slots)`, with
@@ -36,8 +42,64 @@ pub(super) struct RegionInfo {
     /// Each defined function's code, as offsets into the region (sorted).
     funcs: Vec<Range<u32>>,
     traps: TrapTable,
-    /// (code offset where a run of instructions starts, wasm offset), sorted.
-    srclocs: Vec<(u32, u32)>,
+    srclocs: SrcLocs,
+}
+
+/// (code offset where a run of instructions starts, wasm offset or
+/// `u32::MAX`), sorted by code offset, as records of
+/// [`artifact::SRCLOC_RECORD`] bytes: as an artifact stores them, so that a
+/// loaded artifact's (often the largest of its tables) are used where they
+/// lie. Only backtraces read them: an artifact's are checked on first use,
+/// not at load, and if damaged, frames go without wasm offsets.
+struct SrcLocs {
+    records: SharedBytes,
+    /// Bytes of code they describe.
+    code_len: usize,
+    valid: std::sync::OnceLock<bool>,
+}
+
+impl SrcLocs {
+    #[cfg(carnac_compiled)]
+    fn new(srclocs: &[(u32, u32)], code_len: usize) -> SrcLocs {
+        let records: Vec<u8> =
+            srclocs.iter().flat_map(|&(at, wasm)| [at.to_le_bytes(), wasm.to_le_bytes()]).flatten().collect();
+        SrcLocs { records: records.into(), code_len, valid: true.into() }
+    }
+
+    fn from_artifact(records: SharedBytes, code_len: usize) -> SrcLocs {
+        SrcLocs { records, code_len, valid: std::sync::OnceLock::new() }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.records.chunks_exact(artifact::SRCLOC_RECORD).map(|r| (le32(r), le32(&r[4..])))
+    }
+
+    /// The wasm offset of the run of instructions holding code offset `off`.
+    fn at(&self, off: u32) -> Option<u32> {
+        if !*self.valid.get_or_init(|| artifact::srclocs_valid(&self.records, self.code_len)) {
+            return None;
+        }
+        let records: &[u8] = &self.records;
+        let n = records.len() / artifact::SRCLOC_RECORD;
+        let start = |k: usize| le32(&records[k * artifact::SRCLOC_RECORD..]);
+        // The last run starting at or before `off`.
+        let (mut lo, mut hi) = (0, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if start(mid) <= off {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let k = lo.checked_sub(1)?;
+        Some(le32(&records[k * artifact::SRCLOC_RECORD + 4..])).filter(|&w| w != u32::MAX)
+    }
+}
+
+/// The little-endian u32 at the start of `b`.
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 impl CodeInfo for RegionInfo {
@@ -61,8 +123,7 @@ impl RegionInfo {
     /// The wasm offset of the instruction at `pc`.
     pub(super) fn wasm_offset_at(&self, pc: usize) -> Option<u32> {
         let off = u32::try_from(pc.checked_sub(self.base)?).ok()?;
-        let k = self.srclocs.partition_point(|&(start, _)| start <= off).checked_sub(1)?;
-        Some(self.srclocs[k].1).filter(|&w| w != u32::MAX)
+        self.srclocs.at(off)
     }
 }
 
@@ -77,6 +138,7 @@ pub(super) struct Region {
 impl Region {
     /// Publishes `code` (linked for its address) with where its functions, trap
     /// sites and source locations are (offsets; see [`CodeLayout`]).
+    #[cfg(carnac_compiled)]
     pub fn publish(
         code: WritableCode,
         funcs: Vec<Range<u32>>,
@@ -84,10 +146,16 @@ impl Region {
         srclocs: Vec<(u32, u32)>,
     ) -> Result<Region, Error> {
         let code = code.publish().map_err(|e| Error::Compile(e.to_string()))?;
-        let info =
-            Arc::new(RegionInfo { base: code.base(), funcs, traps: TrapTable::new(code.base(), traps), srclocs });
+        let srclocs = SrcLocs::new(&srclocs, code.len());
+        let traps = TrapTable::new(code.base(), traps);
+        Ok(Region::register(code, funcs, traps, srclocs))
+    }
+
+    /// Registers published `code` with the trap handler.
+    fn register(code: CodeMemory, funcs: Vec<Range<u32>>, traps: TrapTable, srclocs: SrcLocs) -> Region {
+        let info = Arc::new(RegionInfo { base: code.base(), funcs, traps, srclocs });
         let registration = traps::register(code.range(), info.clone());
-        Ok(Region { code, info, _registration: registration })
+        Region { code, info, _registration: registration }
     }
 }
 
@@ -108,7 +176,7 @@ impl std::fmt::Debug for CompiledModule {
 
 /// Everything about a module's code besides its bytes, every position an offset
 /// into the code: what laying out compiled functions produces, what an
-/// artifact stores ([`super::artifact`]), and what [`CompiledModule::publish`]
+/// artifact stores ([`super::artifact`]), and what `CompiledModule::publish`
 /// turns into running code. The code bytes that go with it are
 /// position-independent except at `abs_relocs`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -130,20 +198,44 @@ pub(crate) struct CodeLayout {
 impl CompiledModule {
     /// Copies `image` into new executable memory, patches its absolute
     /// relocations, publishes it W^X and registers it with the trap handler:
-    /// the half of loading code shared by compiling and deserializing. The
-    /// layout must be consistent with the image (offsets inside it, functions
-    /// sorted and disjoint): compiled layouts are by construction, artifacts'
-    /// are checked before they get here.
+    /// what compiling ends with (an artifact's code runs in place instead,
+    /// [`CompiledModule::from_artifact`], copied the same way only where it
+    /// cannot). The layout must be consistent with the image (offsets inside
+    /// it, functions sorted and disjoint), as compiled layouts are by
+    /// construction.
+    #[cfg(carnac_compiled)]
     pub fn publish(image: &[u8], layout: CodeLayout) -> Result<Self, Error> {
         let CodeLayout { funcs, array_calls, traps, srclocs, abs_relocs } = layout;
         let mut writable = WritableCode::from_image(image).map_err(|e| Error::Compile(e.to_string()))?;
         let base = writable.base();
-        for &(at, target) in &abs_relocs {
-            let (at, target) = (at as usize, target as usize);
-            writable[at..at + 8].copy_from_slice(&((base + target) as u64).to_le_bytes());
-        }
+        patch_abs_relocs(&mut writable, base, &abs_relocs);
         let region = Region::publish(writable, funcs, traps, srclocs)?;
         Ok(CompiledModule { region, array_calls, abs_relocs })
+    }
+
+    /// Publishes the code of an artifact (its bytes in `image`, checked by
+    /// `artifact::parse` into `parsed`): runs it where it lies in the image
+    /// (mapped from its file), patched if it has absolute relocations, or
+    /// where that is impossible (a `noexec` file system, pages larger than the
+    /// code's alignment) from a copy; its trap sites and source locations are
+    /// read where they lie too. Returns the image's bytes, which the module
+    /// keeps (its wasm is there).
+    pub fn from_artifact(mut image: ArtifactImage, parsed: Parsed) -> Result<(Self, SharedBytes), Error> {
+        let Parsed { code: range, funcs, array_calls, traps, srclocs, abs_relocs, .. } = parsed;
+        let patch = |code: &mut [u8], base: usize| patch_abs_relocs(code, base, &abs_relocs);
+        let patch: Option<Patch<'_>> = if abs_relocs.is_empty() { None } else { Some(&patch) };
+        let in_place = image.make_executable(range.clone(), patch).is_ok();
+        let image = Arc::new(image);
+        let bytes = SharedBytes::new(image.clone(), 0..image.bytes().len());
+        let code = if in_place {
+            CodeMemory::in_image(image)
+        } else {
+            copy_and_publish(&image.bytes()[range.clone()], &abs_relocs)?
+        };
+        let srclocs = SrcLocs::from_artifact(bytes.slice(srclocs), code.len());
+        let traps = TrapTable::from_records(code.base(), bytes.slice(traps));
+        let region = Region::register(code, funcs, traps, srclocs);
+        Ok((CompiledModule { region, array_calls, abs_relocs }, bytes))
     }
 
     /// The code as an artifact stores it: position-independent (absolute
@@ -156,11 +248,16 @@ impl CompiledModule {
         let layout = CodeLayout {
             funcs: self.region.info.funcs.clone(),
             array_calls: self.array_calls.clone(),
-            traps: self.region.info.traps.sites().to_vec(),
-            srclocs: self.region.info.srclocs.clone(),
+            traps: self.region.info.traps.sites().collect(),
+            srclocs: self.region.info.srclocs.iter().collect(),
             abs_relocs: self.abs_relocs.clone(),
         };
         (image, layout)
+    }
+
+    /// How many defined functions the code has.
+    pub fn defined_funcs(&self) -> usize {
+        self.region.info.funcs.len()
     }
 
     /// Native code of defined function `def` (see `VMFuncRef::wasm_call`).
@@ -182,5 +279,61 @@ impl CompiledModule {
     pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
         let def = self.region.info.func_at(pc)?;
         Some((def, self.region.info.wasm_offset_at(pc)))
+    }
+}
+
+/// Copies `image` into new executable memory, patches its absolute relocations
+/// and publishes it.
+fn copy_and_publish(image: &[u8], abs_relocs: &[(u32, u32)]) -> Result<CodeMemory, Error> {
+    let mut writable = WritableCode::from_image(image).map_err(|e| Error::Compile(e.to_string()))?;
+    let base = writable.base();
+    patch_abs_relocs(&mut writable, base, abs_relocs);
+    writable.publish().map_err(|e| Error::Compile(e.to_string()))
+}
+
+/// Writes each absolute relocation's address into `code`, which runs at `base`
+/// (`CodeLayout::abs_relocs`; checked to lie inside the code).
+fn patch_abs_relocs(code: &mut [u8], base: usize, abs_relocs: &[(u32, u32)]) {
+    for &(at, target) in abs_relocs {
+        let (at, target) = (at as usize, target as usize);
+        code[at..at + 8].copy_from_slice(&((base + target) as u64).to_le_bytes());
+    }
+}
+
+#[cfg(all(test, carnac_compiled))]
+mod tests {
+    use super::*;
+    use crate::{Config, Engine, Module, Strategy};
+
+    /// An artifact's code that cannot run where it lies (not on a page
+    /// boundary, as on hosts with pages over 16 KiB) is copied, and runs from
+    /// the copy, its tables still read where they lie.
+    #[test]
+    fn code_that_cannot_run_in_place_is_copied() {
+        let engine = Engine::new(Config::new().strategy(Strategy::Cranelift));
+        let wat = r#"(module (func (export "f") (param i32) (result i32) (i32.div_u (i32.const 7) (local.get 0))))"#;
+        let bytes = Module::new(&engine, wat).unwrap().serialize().unwrap();
+        let parsed = artifact::parse(&engine, &bytes).unwrap();
+        let code = parsed.code.clone();
+        // The same artifact one byte further into its image.
+        let shifted = [&[0u8][..], &bytes].concat();
+        let shift = |r: Range<usize>| r.start + 1..r.end + 1;
+        let parsed = Parsed {
+            wasm: shift(parsed.wasm),
+            code: shift(parsed.code),
+            traps: shift(parsed.traps),
+            srclocs: shift(parsed.srclocs),
+            ..parsed
+        };
+        let image = ArtifactImage::copy_of(&shifted).unwrap();
+        let image_at = image.bytes().as_ptr() as usize..image.bytes().as_ptr() as usize + shifted.len();
+        let (compiled, _) = CompiledModule::from_artifact(image, parsed).unwrap();
+        assert!(!image_at.contains(&compiled.region.code.base()), "a copy");
+        assert_eq!(compiled.region.code.as_slice(), &bytes[code]);
+        // The division's trap site, its function and wasm offset.
+        let (site, _) = compiled.region.info.traps.sites().next().unwrap();
+        let (def, offset) = compiled.frame_at(compiled.region.code.base() + site as usize).unwrap();
+        assert_eq!(def, 0);
+        assert!(offset.is_some(), "source locations read in the image");
     }
 }

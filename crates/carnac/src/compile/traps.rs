@@ -55,7 +55,7 @@ mod signals;
 #[cfg(all(test, carnac_compiled))]
 mod tests;
 
-pub(crate) use registry::{register, CodeInfo, CodeRegistration, TrapTable};
+pub(crate) use registry::{register, CodeInfo, CodeRegistration, TrapTable, TRAP_RECORD};
 pub(crate) use signals::install as init_traps;
 
 use std::any::Any;

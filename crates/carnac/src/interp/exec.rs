@@ -111,7 +111,7 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell, ma
         FrameInfo {
             module_name: m.info.name.clone(),
             func_index,
-            func_name: m.info.func_names.get(&func_index).cloned(),
+            func_name: m.info.func_names.get(func_index),
             module_offset,
             func_offset,
         }
@@ -154,7 +154,7 @@ fn entry_backtrace(module: *const ModuleInner, def_index: u32) -> Vec<FrameInfo>
     vec![FrameInfo {
         module_name: m.info.name.clone(),
         func_index,
-        func_name: m.info.func_names.get(&func_index).cloned(),
+        func_name: m.info.func_names.get(func_index),
         module_offset: None,
         func_offset: None,
     }]

@@ -18,6 +18,9 @@ use crate::error::Error;
 use crate::interp::{self, CompiledFunc};
 use crate::types::*;
 
+mod shared_bytes;
+pub(crate) use shared_bytes::SharedBytes;
+
 /// A constant expression of WebAssembly 2.0 (a single constant instruction).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ConstExpr {
@@ -86,7 +89,39 @@ pub(crate) struct ModuleInfo {
     pub elems: Vec<ElemSegment>,
     pub datas: Vec<DataSegment>,
     /// Shared with every backtrace frame that names the function (see `FrameInfo`).
-    pub func_names: HashMap<u32, Arc<str>>,
+    pub func_names: FuncNames,
+}
+
+/// The function names of the name section, decoded on first use: only
+/// backtraces need them, and a module with thousands of functions would
+/// otherwise allocate thousands of strings when it loads.
+#[derive(Debug, Default)]
+pub(crate) struct FuncNames {
+    /// Each name section's contents, and where they start in the module.
+    sections: Vec<(Box<[u8]>, u64)>,
+    map: std::sync::OnceLock<HashMap<u32, Arc<str>>>,
+}
+
+impl FuncNames {
+    /// Function `index`'s name, if the name section gives one.
+    pub fn get(&self, index: u32) -> Option<Arc<str>> {
+        let map = self.map.get_or_init(|| {
+            let mut map = HashMap::new();
+            for (section, offset) in &self.sections {
+                let names = wasmparser::NameSectionReader::new(wasmparser::BinaryReader::new(section, *offset));
+                // The name section is advisory: a malformed one is ignored, as the spec allows.
+                for name in names.into_iter().flatten() {
+                    if let Name::Function(names) = name {
+                        for n in names.into_iter().flatten() {
+                            map.insert(n.index, Arc::from(n.name));
+                        }
+                    }
+                }
+            }
+            map
+        });
+        map.get(&index).cloned()
+    }
 }
 
 impl ModuleInfo {
@@ -124,12 +159,16 @@ pub(crate) struct ModuleInner {
     pub hot: Box<[std::sync::atomic::AtomicI32]>,
     /// Interpreter code for each defined (non-imported) function.
     pub code: Box<[FuncCode]>,
+    /// Where each defined function's body is in `bytes`.
+    bodies: Bodies,
     /// For each defined function, its code once translated (valid), else null:
     /// what the interpreter's call handler reads (one load, no `OnceLock` or
     /// `Result` to look through). Points into `code`, which never moves.
     ready: Box<[AtomicPtr<CompiledFunc>]>,
-    /// The module's bytes, kept for translating function bodies on first call.
-    bytes: Arc<[u8]>,
+    /// The module's bytes, kept for translating function bodies on first call
+    /// (and compiling them, serializing the module); for a module loaded from
+    /// an artifact, where they lie in it.
+    bytes: SharedBytes,
     /// With lazy validation: what validating a body on first call needs.
     resources: Option<wasmparser::ValidatorResources>,
     /// `code_ranges`, kept between traps (a trapping request pays for a sort
@@ -151,10 +190,31 @@ fn ready_ptr(f: &FuncCode) -> *mut CompiledFunc {
 /// A defined function's interpreter code: translated when the module is
 /// compiled, or on the function's first call (see [`crate::Config::lazy_translation`]).
 /// Either way the body was validated when the module was compiled.
+#[derive(Default)]
 pub(crate) struct FuncCode {
     compiled: std::sync::OnceLock<Result<CompiledFunc, Error>>,
-    /// Where the body is in the module's bytes.
-    body: std::ops::Range<usize>,
+}
+
+/// Where each defined function's body is in the module's bytes: found when
+/// the module is decoded, or, for a module loaded from an artifact (whose
+/// code section is not parsed: its code is compiled already), on first use
+/// (a backtrace's function offsets), sparing the load a read of every body's
+/// first bytes.
+#[derive(Default)]
+pub(crate) struct Bodies {
+    /// The code section's entries (after their count) in the module's bytes,
+    /// and their count, to delimit on first use.
+    entries: std::ops::Range<usize>,
+    count: u32,
+    /// Each body's range; empty if the entries could not be delimited.
+    ranges: std::sync::OnceLock<Box<[std::ops::Range<usize>]>>,
+}
+
+impl Bodies {
+    /// Each defined function's body in `bytes` (the module's), delimited now if need be.
+    fn ranges(&self, bytes: &[u8]) -> &[std::ops::Range<usize>] {
+        self.ranges.get_or_init(|| delimit_bodies(bytes, self.entries.clone(), self.count).unwrap_or_default().into())
+    }
 }
 
 impl ModuleInner {
@@ -209,7 +269,7 @@ impl ModuleInner {
 
     /// Where defined function `def_index`'s body starts in the module's bytes.
     pub(crate) fn body_start(&self, def_index: u32) -> Option<usize> {
-        self.code.get(def_index as usize).map(|f| f.body.start)
+        self.bodies.ranges(&self.bytes).get(def_index as usize).map(|r| r.start)
     }
 
     /// Where each translated defined function's code lies (its address range)
@@ -255,7 +315,7 @@ impl ModuleInner {
     /// Each defined function's body range in the module's bytes, and the bytes.
     #[cfg(carnac_compiled)]
     pub(crate) fn bodies(&self) -> (Vec<std::ops::Range<usize>>, &[u8]) {
-        (self.code.iter().map(|f| f.body.clone()).collect(), &self.bytes)
+        (self.bodies.ranges(&self.bytes).to_vec(), &self.bytes)
     }
 
     /// The defined function and wasm offset of compiled code at `pc`, if it is
@@ -307,7 +367,8 @@ impl ModuleInner {
 
     #[cold]
     fn translate_lazily(&self, def_index: u32) -> Result<CompiledFunc, Error> {
-        let range = self.code[def_index as usize].body.clone();
+        let range = self.bodies.ranges(&self.bytes).get(def_index as usize).cloned();
+        let range = range.ok_or_else(|| unsupported(0, format!("no body for function {def_index}")))?;
         let reader = wasmparser::BinaryReader::new_features(
             &self.bytes[range.clone()],
             range.start as u64,
@@ -348,12 +409,20 @@ const NO_COMPILER: &str = if cfg!(carnac_native_code) {
     "this build of Carnac has no compiled tier (it needs the `cranelift` feature, on Linux x86_64 or aarch64)"
 };
 
-/// An artifact's code, checked, for [`Module::build`].
+/// An artifact's code, published, for [`Module::build`]: the code and the
+/// module's wasm bytes where they lie in the artifact.
 #[cfg(carnac_native_code)]
-type Precompiled<'a> = crate::compile::artifact::Parsed<'a>;
+type Precompiled = (crate::compile::module::CompiledModule, SharedBytes);
 /// Never present without the compiled tier.
 #[cfg(not(carnac_native_code))]
-type Precompiled<'a> = std::marker::PhantomData<&'a ()>;
+type Precompiled = std::convert::Infallible;
+
+/// An artifact to load: bytes to check, then copy, or a mapped file.
+#[cfg(carnac_native_code)]
+enum ArtifactSource<'a> {
+    Bytes(&'a [u8]),
+    Image(crate::compile::code_memory::ArtifactImage),
+}
 
 /// A compiled WebAssembly module: validated, translated, immutable and cheap to clone.
 #[derive(Clone)]
@@ -384,10 +453,24 @@ impl Module {
     }
 
     /// Reads and compiles a module file (binary or text), or loads a compiled
-    /// artifact (recognised by its header; see [`Module::deserialize`]).
+    /// artifact (recognised by its header; mapped, see [`Module::deserialize_file`]).
     pub fn from_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
+        use std::io::Read;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        let cannot_read = |e: std::io::Error| Error::Io(format!("cannot read {}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+        #[cfg(carnac_native_code)]
+        if file.metadata().is_ok_and(|m| m.is_file()) {
+            // An artifact is mapped, not read (see `Module::deserialize_file`).
+            use std::io::Seek;
+            let mut head = [0u8; ARTIFACT_MAGIC.len()];
+            if file.read_exact(&mut head).is_ok() && Self::is_artifact(&head) {
+                return Self::deserialize_open_file(engine, &file, path);
+            }
+            file.rewind().map_err(cannot_read)?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(cannot_read)?;
         Self::new(engine, bytes).map_err(|e| match e {
             Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
             other => other,
@@ -403,8 +486,7 @@ impl Module {
             // Cached code runs from the first call; without it, the module
             // starts interpreted and the background compiler stores its code.
             if let Some(dir) = crate::compile::cache::dir(engine) {
-                if let Some(m) =
-                    crate::compile::cache::get(engine, &dir, bytes, |e| Self::from_artifact(engine, e, Some(bytes)))
+                if let Some(m) = crate::compile::cache::get(engine, &dir, bytes, |e| Self::load_entry(engine, e, bytes))
                 {
                     return Ok(m);
                 }
@@ -417,7 +499,7 @@ impl Module {
                     engine,
                     &dir,
                     bytes,
-                    |entry| Self::from_artifact(engine, entry, Some(bytes)),
+                    |entry| Self::load_entry(engine, entry, bytes),
                     || Self::build(engine, bytes, None),
                     Module::serialize,
                 );
@@ -446,7 +528,7 @@ impl Module {
         }
         #[cfg(carnac_native_code)]
         if let Some(code) = self.inner.compiled.get() {
-            return crate::compile::artifact::serialize(&self.inner.engine, &self.inner.bytes, code);
+            return crate::compile::artifact::serialize(&self.inner.engine, &self.inner.bytes[..], code);
         }
         Err(Error::Usage("only a module compiled with Strategy::Cranelift or Auto can be serialized".into()))
     }
@@ -462,11 +544,18 @@ impl Module {
     /// differs, never a crash. The module's wasm, stored in the artifact, is
     /// decoded again to rebuild what instantiation needs: every section is
     /// parsed and validated except the function bodies, which were validated
-    /// when the artifact was compiled. Measured on a 1 MiB module (4,800
-    /// functions; `examples/load_artifact.rs`): loading its 4.7 MB artifact
-    /// takes about 2.2-2.6 ms (reading, checksumming and copying the code
-    /// dominate), where decoding and validating every body would take 4.7 ms
-    /// and compiling 1.1 s.
+    /// when the artifact was compiled (their code section is not even parsed).
+    ///
+    /// This copies `bytes` once (after checking them) into memory of the
+    /// module's own; [`Module::deserialize_file`] maps the file instead and
+    /// runs its code where it lies. Measured on a 1 MiB module (4,800
+    /// functions; `examples/load_artifact.rs`, on a 2-core x86_64 VM): loading
+    /// its 4.7 MB artifact with `deserialize_file` takes about 0.43-0.45 ms
+    /// (half of it the checksum, which reads every byte; then checking the
+    /// 43,600 trap sites and decoding the wasm's sections), and instantiating
+    /// it 0.04 ms more; `deserialize` of the same bytes in memory about 1.3
+    /// ms (allocating and filling the copy). Decoding and validating every
+    /// body would take 4.5 ms, and compiling the module about a second.
     ///
     /// **Artifacts are trusted code.** The checks protect against damage and
     /// mismatch, not malice: the checksum is not a signature, and a crafted
@@ -476,7 +565,7 @@ impl Module {
     /// safe in Rust's sense for honest inputs; it is not a sandbox boundary.
     pub fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
         #[cfg(carnac_native_code)]
-        return Self::from_artifact(engine, bytes, None);
+        return Self::from_artifact(engine, ArtifactSource::Bytes(bytes), None);
         #[cfg(not(carnac_native_code))]
         {
             let _ = (engine, bytes);
@@ -484,38 +573,88 @@ impl Module {
         }
     }
 
-    /// [`Module::deserialize`] of a file's contents; errors name the file.
+    /// [`Module::deserialize`] of a file; errors name the file.
+    ///
+    /// The file is mapped into memory, not read: its code runs where it lies
+    /// (mapped executable, as a shared library's is; copied instead where that
+    /// is impossible: a `noexec` file system, pages over 16 KiB), and its wasm
+    /// and tables are used where they lie. So the file must not be modified or
+    /// truncated in place while the module lives: replace it by renaming a new
+    /// file over it, as `carnac compile` and the code cache do.
     pub fn deserialize_file(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<Module, Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
-        Self::deserialize(engine, &bytes).map_err(|e| match e {
-            Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
-            other => other,
-        })
+        let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+        Self::deserialize_open_file(engine, &file, path)
+    }
+
+    /// [`Module::deserialize_file`] of `file`, open at `path`.
+    fn deserialize_open_file(engine: &Engine, file: &std::fs::File, path: &std::path::Path) -> Result<Module, Error> {
+        #[cfg(carnac_native_code)]
+        {
+            let image = crate::compile::code_memory::ArtifactImage::map_file(file)
+                .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+            Self::from_artifact(engine, ArtifactSource::Image(image), None).map_err(|e| match e {
+                Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
+                other => other,
+            })
+        }
+        #[cfg(not(carnac_native_code))]
+        {
+            let _ = (file, path);
+            Self::deserialize(engine, &[])
+        }
+    }
+
+    /// Loads a code cache entry, which must hold `wasm`.
+    #[cfg(carnac_compiled)]
+    fn load_entry(engine: &Engine, entry: &std::fs::File, wasm: &[u8]) -> Result<Module, Error> {
+        let image = crate::compile::code_memory::ArtifactImage::map_file(entry)
+            .map_err(|e| Error::Io(format!("cannot read a cache entry: {e}")))?;
+        Self::from_artifact(engine, ArtifactSource::Image(image), Some(wasm))
     }
 
     /// Loads an artifact, which must hold `expect_wasm` if given (a cache entry).
     #[cfg(carnac_native_code)]
-    fn from_artifact(engine: &Engine, artifact: &[u8], expect_wasm: Option<&[u8]>) -> Result<Module, Error> {
-        let parsed = crate::compile::artifact::parse(engine, artifact)?;
-        if expect_wasm.is_some_and(|w| w != parsed.wasm) {
+    fn from_artifact(engine: &Engine, source: ArtifactSource<'_>, expect_wasm: Option<&[u8]>) -> Result<Module, Error> {
+        use crate::compile::{artifact, code_memory::ArtifactImage, module::CompiledModule};
+        // Bytes are checked before they are copied: a damaged artifact costs no copy.
+        let (image, parsed) = match source {
+            ArtifactSource::Bytes(bytes) => {
+                let parsed = artifact::parse(engine, bytes)?;
+                let image = ArtifactImage::copy_of(bytes)
+                    .map_err(|e| Error::Compile(format!("cannot load the artifact: {e}")))?;
+                (image, parsed)
+            }
+            ArtifactSource::Image(image) => {
+                let parsed = artifact::parse(engine, image.bytes())?;
+                (image, parsed)
+            }
+        };
+        let wasm = parsed.wasm.clone();
+        if expect_wasm.is_some_and(|w| w != &image.bytes()[wasm.clone()]) {
             return Err(Error::Artifact("the artifact holds another module".into()));
         }
-        Self::build(engine, parsed.wasm, Some(parsed))
+        let (compiled, bytes) = CompiledModule::from_artifact(image, parsed)?;
+        let bytes = bytes.slice(wasm);
+        Self::build(engine, &bytes.clone(), Some((compiled, bytes)))
     }
 
     /// Decodes and validates `bytes` and compiles them for the engine's tier, or,
     /// given a checked artifact of them, takes its code instead (and skips
     /// validating the function bodies: see [`Module::deserialize`]).
-    fn build(engine: &Engine, bytes: &[u8], precompiled: Option<Precompiled<'_>>) -> Result<Module, Error> {
+    fn build(engine: &Engine, bytes: &[u8], precompiled: Option<Precompiled>) -> Result<Module, Error> {
         let validate_bodies = precompiled.is_none();
-        let (info, code, resources) = decode(engine, bytes, validate_bodies)?;
+        let (info, code, bodies, resources) = decode(engine, bytes, validate_bodies)?;
         #[cfg(carnac_compiled)]
         let bytes_in = bytes;
-        let keep_bytes = engine.config().lazy_translation
-            || !validate_bodies
-            || engine.config().strategy != crate::Strategy::Interpreter;
-        let bytes: Arc<[u8]> = if keep_bytes { bytes.into() } else { Arc::new([]) };
+        let keep_bytes = engine.config().lazy_translation || engine.config().strategy != crate::Strategy::Interpreter;
+        #[cfg(carnac_native_code)]
+        let (precompiled, bytes) = match precompiled {
+            Some((code, shared)) => (Some(code), shared),
+            None => (None, if keep_bytes { bytes.into() } else { SharedBytes::default() }),
+        };
+        #[cfg(not(carnac_native_code))]
+        let bytes = if keep_bytes { SharedBytes::from(bytes) } else { SharedBytes::default() };
         let resources = resources.filter(|_| engine.config().lazy_validation || !validate_bodies);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
@@ -526,15 +665,21 @@ impl Module {
         match (engine.config().strategy, precompiled) {
             #[cfg(carnac_native_code)]
             (_, Some(p)) => {
-                p.check_layout(code.len())?;
-                let _ = compiled.set(crate::compile::module::CompiledModule::publish(p.image, p.layout)?);
+                if p.defined_funcs() != code.len() {
+                    return Err(Error::Artifact(format!(
+                        "damaged artifact: code for {} functions, the module defines {}",
+                        p.defined_funcs(),
+                        code.len()
+                    )));
+                }
+                let _ = compiled.set(p);
             }
             #[cfg(not(carnac_native_code))]
             (_, Some(_)) => return Err(Error::Compile(NO_COMPILED_TIER.into())),
             #[cfg(carnac_compiled)]
             (crate::Strategy::Cranelift, None) => {
-                let bodies: Vec<std::ops::Range<usize>> = code.iter().map(|f| f.body.clone()).collect();
-                let _ = compiled.set(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, &bodies)?);
+                let bodies = bodies.ranges(bytes_in);
+                let _ = compiled.set(crate::compile::module::CompiledModule::new(engine, &info, bytes_in, bodies)?);
             }
             #[cfg(not(carnac_compiled))]
             (crate::Strategy::Cranelift, None) => return Err(Error::Compile(NO_COMPILER.into())),
@@ -561,6 +706,7 @@ impl Module {
                 hot,
                 info,
                 code,
+                bodies,
                 ready,
                 bytes,
                 resources,
@@ -694,7 +840,6 @@ fn translate_all(
     info: &ModuleInfo,
     pending: Vec<PendingFunc<'_>>,
     code: &mut Vec<FuncCode>,
-    validate: bool,
 ) -> Result<(), Error> {
     let config = engine.config();
     let total: usize = pending
@@ -710,7 +855,7 @@ fn translate_all(
         1
     };
     if threads <= 1 {
-        code.extend(translate_chunk(engine, info, pending, validate)?);
+        code.extend(translate_chunk(engine, info, pending)?);
         return Ok(());
     }
     let mut chunks: Vec<Vec<PendingFunc<'_>>> = Vec::with_capacity(threads);
@@ -736,7 +881,7 @@ fn translate_all(
         chunks.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect();
     let run = |i: usize| {
         let chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
-        translate_chunk(engine, info, chunk, validate)
+        translate_chunk(engine, info, chunk)
     };
     let results: Vec<Result<Vec<FuncCode>, Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> =
@@ -756,23 +901,12 @@ fn translate_all(
     Ok(())
 }
 
-fn translate_chunk(
-    engine: &Engine,
-    info: &ModuleInfo,
-    chunk: Vec<PendingFunc<'_>>,
-    validate: bool,
-) -> Result<Vec<FuncCode>, Error> {
+fn translate_chunk(engine: &Engine, info: &ModuleInfo, chunk: Vec<PendingFunc<'_>>) -> Result<Vec<FuncCode>, Error> {
     let lazy = engine.config().lazy_translation;
     let mut translator = interp::Translator::new(engine.config());
     let mut allocs = wasmparser::FuncValidatorAllocations::default();
     let mut out = Vec::with_capacity(chunk.len());
     for p in chunk {
-        let range = p.body.range();
-        if !validate {
-            // Code from an artifact: the body is only delimited (validated when it was compiled).
-            out.push(FuncCode { compiled: Default::default(), body: range.start as usize..range.end as usize });
-            continue;
-        }
         let mut fv = p.to_validate.into_validator(allocs);
         let compiled = std::sync::OnceLock::new();
         if engine.config().lazy_validation {
@@ -782,13 +916,53 @@ fn translate_chunk(
         } else {
             let _ = compiled.set(Ok(translator.translate(info, p.index, &p.body, Some(&mut fv))?));
         }
-        out.push(FuncCode { compiled, body: range.start as usize..range.end as usize });
+        out.push(FuncCode { compiled });
         allocs = fv.into_allocations();
     }
     Ok(out)
 }
 
-type Decoded = (ModuleInfo, Vec<FuncCode>, Option<wasmparser::ValidatorResources>);
+type Decoded = (ModuleInfo, Vec<FuncCode>, Bodies, Option<wasmparser::ValidatorResources>);
+
+/// The ranges of the first `count` function bodies of the code section whose
+/// entries (each a u32 length, then the body) are `entries` of `bytes`, and
+/// where the next entry starts.
+fn read_bodies(
+    bytes: &[u8],
+    entries: std::ops::Range<usize>,
+    count: u32,
+) -> Result<(Vec<std::ops::Range<usize>>, usize), Error> {
+    let start = entries.start;
+    let section = bytes.get(entries.clone());
+    let section = section.ok_or_else(|| unsupported(start as u64, "unexpected end of the code section".into()))?;
+    // Every entry takes at least a byte: the count cannot make us allocate much.
+    if count as usize > section.len() {
+        return Err(unsupported(start as u64, format!("{count} function bodies in {} bytes", section.len())));
+    }
+    let mut reader = wasmparser::BinaryReader::new(section, start as u64);
+    let mut bodies = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = reader.read_var_u32().map_err(invalid)? as usize;
+        let at = reader.original_position() as usize;
+        reader.read_bytes(len).map_err(invalid)?;
+        bodies.push(at..at + len);
+    }
+    Ok((bodies, reader.original_position() as usize))
+}
+
+/// The ranges of all `count` function bodies of the code section whose
+/// entries are `entries` of `bytes`, which they must fill.
+fn delimit_bodies(
+    bytes: &[u8],
+    entries: std::ops::Range<usize>,
+    count: u32,
+) -> Result<Vec<std::ops::Range<usize>>, Error> {
+    let (bodies, end) = read_bodies(bytes, entries.clone(), count)?;
+    if end != entries.end {
+        return Err(unsupported(end as u64, "section size mismatch: unexpected data at the end".into()));
+    }
+    Ok(bodies)
+}
 
 /// Decodes and validates a module; with `validate_bodies` false, function
 /// bodies are only delimited (for a module whose code comes from an artifact).
@@ -805,10 +979,20 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
     // section is complete (in parallel when it is large).
     let mut pending: Vec<PendingFunc<'_>> = Vec::new();
     let mut resources = None;
-    for payload in parser.parse_all(bytes) {
-        let payload = payload.map_err(invalid)?;
+    let mut bodies = Bodies::default();
+    let mut body_ranges = Vec::new();
+    let mut data = bytes;
+    loop {
+        let payload = match parser.parse(data, true).map_err(invalid)? {
+            wasmparser::Chunk::Parsed { consumed, payload } => {
+                data = &data[consumed..];
+                payload
+            }
+            // Only without `eof`.
+            wasmparser::Chunk::NeedMoreData(_) => unreachable!("the parser has all the bytes"),
+        };
         if !pending.is_empty() && !matches!(payload, Payload::CodeSectionEntry(_)) {
-            translate_all(engine, &info, std::mem::take(&mut pending), &mut code, validate_bodies)?;
+            translate_all(engine, &info, std::mem::take(&mut pending), &mut code)?;
         }
         let valid = validator.payload(&payload).map_err(invalid)?;
         match payload {
@@ -863,6 +1047,8 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 }
             }
             Payload::FunctionSection(reader) => {
+                // The validator has read every entry (and bounds the count).
+                info.funcs.reserve(reader.count() as usize);
                 for t in reader {
                     info.funcs.push(t.map_err(invalid)?);
                 }
@@ -944,7 +1130,33 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                     info.datas.push(DataSegment { mode, bytes: d.data.into() });
                 }
             }
+            Payload::CodeSectionStart { count, size, .. } if !validate_bodies => {
+                // Code from an artifact (compiled already): the section is
+                // skipped, not parsed entry by entry through the parser and
+                // validator (thousands of functions), its bodies delimited on
+                // first use (`Bodies`).
+                let start = bytes.len() - data.len();
+                let entries = start
+                    ..start
+                        .checked_add(size as usize)
+                        .filter(|&end| end <= bytes.len())
+                        .ok_or_else(|| unsupported(start as u64, "unexpected end of the code section".into()))?;
+                if let Some(first) = read_bodies(bytes, entries.clone(), count.min(1))?.0.pop() {
+                    // What validating a body on first call needs (see `translate_lazily`):
+                    // the first body stands for them all.
+                    let body = wasmparser::BinaryReader::new(&bytes[first.clone()], first.start as u64);
+                    let body = wasmparser::FunctionBody::new(body);
+                    resources = Some(validator.code_section_entry(&body).map_err(invalid)?.resources);
+                }
+                code.extend((0..count).map(|_| FuncCode::default()));
+                bodies = Bodies { entries, count, ranges: Default::default() };
+                parser.skip_section();
+                data = &data[size as usize..];
+            }
+            Payload::End(_) => break,
             Payload::CodeSectionEntry(body) => {
+                let r = body.range();
+                body_ranges.push(r.start as usize..r.end as usize);
                 let ValidPayload::Func(to_validate, _) = valid else {
                     return Err(unsupported(body.range().start, "code entry not validated".into()));
                 };
@@ -956,20 +1168,19 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 if let KnownCustom::Name(names) = reader.as_known() {
                     // The name section is advisory: a malformed one is ignored, as the spec allows.
                     for name in names.into_iter().flatten() {
-                        match name {
-                            Name::Module { name, .. } => info.name = Some(Arc::from(name)),
-                            Name::Function(map) => {
-                                for n in map.into_iter().flatten() {
-                                    info.func_names.insert(n.index, Arc::from(n.name));
-                                }
-                            }
-                            _ => {}
+                        if let Name::Module { name, .. } = name {
+                            info.name = Some(Arc::from(name));
                         }
                     }
+                    // Function names on first use.
+                    info.func_names.sections.push((reader.data().into(), reader.data_offset()));
                 }
             }
             _ => {}
         }
     }
-    Ok((info, code, resources))
+    if validate_bodies {
+        bodies.ranges = std::sync::OnceLock::from(body_ranges.into_boxed_slice());
+    }
+    Ok((info, code, bodies, resources))
 }

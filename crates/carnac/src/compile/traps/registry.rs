@@ -32,6 +32,8 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
+use crate::module::SharedBytes;
+
 /// What the trap machinery needs to know about one registered range of code.
 ///
 /// Called from a signal handler: implementations must be async-signal-safe (no
@@ -47,29 +49,60 @@ pub(crate) trait CodeInfo: Send + Sync {
 
 /// A ready-made trap table: the trap sites of a code range, sorted by offset,
 /// found by binary search (allocation-free, so usable from [`CodeInfo::trap_at`]).
+///
+/// The sites are kept as an artifact stores them (`super::super::artifact`):
+/// 5-byte records, a little-endian u32 offset then the trap code, so that a
+/// loaded artifact's table is used where it lies, not copied.
 pub(crate) struct TrapTable {
     base: usize,
-    /// (offset from `base`, trap code), sorted by offset.
-    sites: Box<[(u32, u8)]>,
+    /// Records (offset from `base`, trap code), sorted by offset.
+    sites: SharedBytes,
 }
+
+/// The size of one trap site's record.
+pub(crate) const TRAP_RECORD: usize = 5;
 
 impl TrapTable {
     /// A table for code at `base` from `(offset, code)` pairs in any order.
     pub(crate) fn new(base: usize, mut sites: Vec<(u32, u8)>) -> TrapTable {
         sites.sort_unstable_by_key(|&(offset, _)| offset);
-        TrapTable { base, sites: sites.into_boxed_slice() }
+        let mut records = Vec::with_capacity(sites.len() * TRAP_RECORD);
+        for (offset, code) in sites {
+            records.extend(offset.to_le_bytes());
+            records.push(code);
+        }
+        TrapTable { base, sites: records.into() }
+    }
+
+    /// A table for code at `base` from records as [`TrapTable`] keeps them,
+    /// which the caller has checked are sorted by offset (and whole).
+    pub(crate) fn from_records(base: usize, records: SharedBytes) -> TrapTable {
+        debug_assert!(records.len().is_multiple_of(TRAP_RECORD));
+        TrapTable { base, sites: records }
     }
 
     /// The trap sites, (offset, code), sorted by offset.
-    pub(crate) fn sites(&self) -> &[(u32, u8)] {
-        &self.sites
+    pub(crate) fn sites(&self) -> impl ExactSizeIterator<Item = (u32, u8)> + '_ {
+        self.sites.chunks_exact(TRAP_RECORD).map(|r| (u32::from_le_bytes([r[0], r[1], r[2], r[3]]), r[4]))
     }
 
     /// The trap code at absolute address `pc`, if it is a trap site.
     pub(crate) fn lookup(&self, pc: usize) -> Option<u8> {
         let offset = u32::try_from(pc.checked_sub(self.base)?).ok()?;
-        let i = self.sites.binary_search_by_key(&offset, |&(o, _)| o).ok()?;
-        Some(self.sites[i].1)
+        let sites: &[u8] = &self.sites;
+        // Binary search over the records; `get` keeps it panic-free for the signal handler.
+        let (mut lo, mut hi) = (0, sites.len() / TRAP_RECORD);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = sites.get(mid * TRAP_RECORD..mid * TRAP_RECORD + TRAP_RECORD)?;
+            let at = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+            match at.cmp(&offset) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(r[4]),
+            }
+        }
+        None
     }
 }
 
