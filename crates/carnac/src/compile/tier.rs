@@ -67,7 +67,9 @@ pub(crate) struct TierState {
     module_queued: AtomicBool,
     /// On-stack-replacement entries by (defined function, loop offset).
     osr: Mutex<HashMap<(u32, u32), Osr>>,
-    /// Every standalone region, for finding the function at a pc.
+    /// Every standalone region, sorted by address, for finding the function
+    /// at a pc (a backtrace looks up each of its frames: a binary search, not
+    /// a scan of every hot function).
     regions: Mutex<Vec<Arc<StandaloneCode>>>,
 }
 
@@ -99,7 +101,15 @@ impl TierState {
     /// The function and wasm offset of `pc` if it is in standalone code.
     pub fn frame_at(&self, pc: usize) -> Option<(u32, Option<u32>)> {
         let regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
-        regions.iter().find_map(|r| r.frame_at(pc))
+        let k = regions.partition_point(|r| r.wasm_call() as usize <= pc).checked_sub(1)?;
+        regions[k].frame_at(pc)
+    }
+
+    /// Records a standalone region (kept sorted by address).
+    fn add_region(&self, code: &Arc<StandaloneCode>) {
+        let mut regions = self.regions.lock().unwrap_or_else(|e| e.into_inner());
+        let at = regions.partition_point(|r| r.wasm_call() < code.wasm_call());
+        regions.insert(at, code.clone());
     }
 
     /// Whether any standalone code was compiled.
@@ -275,7 +285,7 @@ fn run(job: Job) {
                 return;
             };
             let code = Arc::new(code);
-            tier.regions.lock().unwrap_or_else(|e| e.into_inner()).push(code.clone());
+            tier.add_region(&code);
             if tier.funcs[def as usize].set(code).is_ok() {
                 module.retire_interpreter_call(def);
                 GENERATION.fetch_add(1, Ordering::Release);
@@ -303,7 +313,7 @@ fn run(job: Job) {
                 Ok(code) => {
                     CacheCounters::bump(&module.engine.tier_counters().loop_entries_compiled);
                     let code = Arc::new(code);
-                    tier.regions.lock().unwrap_or_else(|e| e.into_inner()).push(code.clone());
+                    tier.add_region(&code);
                     Osr::Ready(code)
                 }
                 Err(_) => Osr::Failed,
