@@ -28,6 +28,34 @@ enum Command {
     Serve(ServeArgs),
     /// Compile a module to native code ahead of time: a `.cwasm` artifact that `carnac run` loads without compiling.
     Compile(CompileArgs),
+    /// Pre-initialise a module (as Wizer does): run its init export once, with
+    /// WASI, and write a module that starts in the state it left.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(clap::Args)]
+#[command(trailing_var_arg = true)]
+struct SnapshotArgs {
+    /// Where to write the pre-initialised module.
+    #[arg(short = 'o', long = "output", value_name = "OUT.wasm")]
+    output: PathBuf,
+    /// The export that initialises the module (it is removed from the output).
+    #[arg(long, value_name = "NAME", default_value = "wizer.initialize")]
+    init_func: String,
+    /// Grant a host directory to the init function: `HOST` or `HOST::GUEST`.
+    #[arg(long, value_name = "HOST[::GUEST]")]
+    dir: Vec<String>,
+    /// Set an environment variable for the init function: `NAME=VALUE`, or `NAME`.
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+    /// Code generation options, as for `carnac run`: `-C tier=auto|interp|cranelift`.
+    #[arg(short = 'C', value_name = "OPT=VAL,...")]
+    codegen_opts: Vec<String>,
+    /// The module to pre-initialise (binary `.wasm` or text `.wat`).
+    module: PathBuf,
+    /// Arguments the init function sees (argv[1..]).
+    #[arg(allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -130,6 +158,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Snapshot(args) => match snapshot(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Compile(args) => match compile(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -272,6 +307,80 @@ fn is_artifact_file(path: &std::path::Path) -> bool {
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && Module::is_artifact(&head)
 }
 
+/// WASI as `carnac run` gives it: the host's stdio, argv (the module's file name,
+/// then `args`), `--env` variables and `--dir` preopens.
+fn wasi_builder(
+    module: &std::path::Path,
+    args: &[String],
+    env: &[String],
+    dirs: &[String],
+) -> Result<carnac_wasi::WasiCtxBuilder, Error> {
+    let mut wasi = WasiCtx::builder();
+    wasi.inherit_stdio();
+    // argv[0] is the module's file name without its directory, as Wasmtime
+    // passes it: the guest learns nothing of the host's paths.
+    let program =
+        module.file_name().map_or_else(|| module.display().to_string(), |n| n.to_string_lossy().into_owned());
+    wasi.arg(program);
+    wasi.args(args.iter().cloned());
+    for e in env {
+        match e.split_once('=') {
+            Some((k, v)) => wasi.env(k, v),
+            None => match std::env::var(e) {
+                Ok(v) => wasi.env(e, &v),
+                Err(_) => &mut wasi,
+            },
+        };
+    }
+    for d in dirs {
+        let (host, guest) = d.split_once("::").unwrap_or((d, d));
+        if host.is_empty() || guest.is_empty() {
+            return Err(Error::Usage(format!("invalid --dir `{d}`: expected HOST or HOST::GUEST")));
+        }
+        wasi.preopened_dir(host, guest).map_err(|e| Error::Usage(format!("--dir {d}: {e}")))?;
+    }
+
+    Ok(wasi)
+}
+
+/// `carnac snapshot`: instantiates the module with WASI, calls its init export
+/// once, and writes the state it leaves as a new module.
+fn snapshot(args: SnapshotArgs) -> Result<(), Error> {
+    let (tier, cache) = codegen_opts(&args.codegen_opts)?;
+    let mut config = Config::new();
+    if let Some(tier) = tier {
+        config.strategy(tier);
+    }
+    config.cache(cache.unwrap_or(true) && tier != Some(carnac::Strategy::Interpreter));
+    let engine = Engine::new(&config);
+    let module = Module::from_file(&engine, &args.module)?;
+    let mut wasi = wasi_builder(&args.module, &args.args, &args.env, &args.dir)?;
+    let mut store = Store::new(&engine, wasi.build());
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
+    let instance = linker.instantiate(&mut store, &module)?;
+    let name = &args.init_func;
+    let init = instance.get_func(&store, name).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: module exports no function `{name}` to initialise it (name another with --init-func)",
+            args.module.display()
+        ))
+    })?;
+    match init.call(&mut store, &[], &mut []) {
+        Ok(()) => {}
+        Err(Error::Trap(trap)) => {
+            return Err(match trap.downcast_host::<I32Exit>() {
+                Some(exit) => Error::Usage(format!("`{name}` exited with status {} instead of returning", exit.0)),
+                None => Error::Usage(format!("`{name}` trapped: {trap}")),
+            })
+        }
+        Err(e) => return Err(e),
+    }
+    let bytes = instance.snapshot(&store)?.to_wasm(&[name.as_str()])?;
+    write_replacing(&args.output, &bytes)
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", args.output.display())))
+}
+
 fn run(mut args: RunArgs) -> Result<u8, Error> {
     for opts in std::mem::take(&mut args.wasm_opts) {
         for opt in opts.split(',') {
@@ -294,31 +403,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     let timeout = args.timeout.as_deref().map(parse_duration).transpose()?;
     let max_memory = args.max_memory.as_deref().map(parse_size).transpose()?;
 
-    let mut wasi = WasiCtx::builder();
-    wasi.inherit_stdio();
-    // argv[0] is the module's file name without its directory, as Wasmtime
-    // passes it: the guest learns nothing of the host's paths.
-    let program =
-        args.module.file_name().map_or_else(|| args.module.display().to_string(), |n| n.to_string_lossy().into_owned());
-    wasi.arg(program);
-    wasi.args(args.args.iter().cloned());
-    for e in &args.env {
-        match e.split_once('=') {
-            Some((k, v)) => wasi.env(k, v),
-            None => match std::env::var(e) {
-                Ok(v) => wasi.env(e, &v),
-                Err(_) => &mut wasi,
-            },
-        };
-    }
-    for d in &args.dir {
-        let (host, guest) = d.split_once("::").unwrap_or((d, d));
-        if host.is_empty() || guest.is_empty() {
-            return Err(Error::Usage(format!("invalid --dir `{d}`: expected HOST or HOST::GUEST")));
-        }
-        wasi.preopened_dir(host, guest).map_err(|e| Error::Usage(format!("--dir {d}: {e}")))?;
-    }
-
+    let mut wasi = wasi_builder(&args.module, &args.args, &args.env, &args.dir)?;
     for addr in &args.tcplisten {
         let listener =
             std::net::TcpListener::bind(addr).map_err(|e| Error::Usage(format!("--tcplisten {addr}: {e}")))?;

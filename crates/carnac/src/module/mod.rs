@@ -174,6 +174,9 @@ pub(crate) struct ModuleInner {
     /// `code_ranges`, kept between traps (a trapping request pays for a sort
     /// of the module's functions only the first time).
     code_ranges: std::sync::Mutex<CodeRanges>,
+    /// Per defined memory, the copy-on-write image its data segments make
+    /// (`runtime::snapshot::module_images`), laid out on first instantiation.
+    pub memory_images: std::sync::OnceLock<Box<[Option<Arc<crate::runtime::memory::MemoryImage>>]>>,
 }
 
 /// Each translated function's code address range and function index, sorted.
@@ -231,6 +234,11 @@ impl ModuleInner {
         }
         let _ = def_index;
         std::ptr::null()
+    }
+
+    /// The module's binary (WebAssembly, also for a module loaded from an artifact).
+    pub fn wasm_bytes(&self) -> &[u8] {
+        &self.bytes[..]
     }
 
     /// Whether defined function `def_index` runs as machine code now (the whole
@@ -428,6 +436,9 @@ enum ArtifactSource<'a> {
 #[derive(Clone)]
 pub struct Module {
     pub(crate) inner: Arc<ModuleInner>,
+    /// For a module made by [`crate::Instance::snapshot`]: the state its
+    /// instances start in, instead of running the module's initialisation.
+    pub(crate) warm: Option<Arc<crate::runtime::snapshot::WarmState>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -521,6 +532,11 @@ impl Module {
     /// with [`crate::Strategy::Cranelift`] (or loaded from an artifact) have
     /// machine code to serialize.
     pub fn serialize(&self) -> Result<Vec<u8>, Error> {
+        if self.warm.is_some() {
+            return Err(Error::Usage(
+                "a snapshot's module cannot be serialized: write it as a module with Snapshot::to_wasm".into(),
+            ));
+        }
         #[cfg(carnac_compiled)]
         if self.inner.tier.is_some() && self.inner.compiled.get().is_none() {
             // Tiering, not compiled yet: compile now (on this thread).
@@ -711,7 +727,9 @@ impl Module {
                 bytes,
                 resources,
                 code_ranges: Default::default(),
+                memory_images: Default::default(),
             }),
+            warm: None,
         })
     }
 

@@ -46,7 +46,7 @@ impl Memory {
     /// Creates a memory owned by the host.
     pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> Result<Memory, Error> {
         let (s, limiter) = store.as_context_mut().inner_and_limiter();
-        let index = s.new_memory(limiter, ty)?;
+        let index = s.new_memory(limiter, ty, None)?;
         Ok(Memory { store: s.id, index })
     }
 

@@ -267,8 +267,17 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     funcs.extend(first..s.funcs.len() as u32);
     let defined_globals = info.globals.len() - info.num_imported_globals as usize;
     let mut cell = s.new_global_cells((0..defined_globals).map(|_| 0));
+    let warm = module.warm.as_deref();
+    // A function reference captured in a snapshot (module function index + 1)
+    // as this instance's raw reference (store index + 1).
+    let warm_ref = |funcs: &[u32], raw: u64| if raw == 0 { 0 } else { funcs[raw as usize - 1] as u64 + 1 };
     for (i, ty) in info.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
-        let value = eval_const(&s.globals, &globals, &funcs, info.global_inits[i - info.num_imported_globals as usize]);
+        let defined = i - info.num_imported_globals as usize;
+        let value = match warm {
+            Some(w) if ty.content == crate::types::ValType::FuncRef => warm_ref(&funcs, w.globals[defined] as u64) as u128,
+            Some(w) => w.globals[defined],
+            None => eval_const(&s.globals, &globals, &funcs, info.global_inits[defined]),
+        };
         let g = GlobalEntity { ty: *ty, cell };
         g.set(value);
         s.globals.push(g);
@@ -276,17 +285,43 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         // SAFETY: `cell` walks the `defined_globals` cells just allocated (one past the last at most).
         cell = unsafe { cell.add(1) };
     }
-    for ty in info.memories.iter().skip(info.num_imported_memories as usize) {
-        memories.push(s.new_memory(limiter.as_deref_mut(), *ty)?);
+    // Memories start as their images where they have one (a snapshot's, or the
+    // one the module's data segments make): mapped copy-on-write, not copied.
+    let images = match warm {
+        Some(_) => &[][..],
+        None => crate::runtime::snapshot::module_images(m),
+    };
+    for (j, ty) in info.memories.iter().skip(info.num_imported_memories as usize).enumerate() {
+        let (ty, image) = match warm {
+            Some(w) => (w.memories[j].0, w.memories[j].1.as_ref()),
+            None => (*ty, images.get(j).and_then(Option::as_ref)),
+        };
+        memories.push(s.new_memory(limiter.as_deref_mut(), ty, image)?);
     }
     for (i, ty) in info.tables.iter().enumerate().skip(info.num_imported_tables as usize) {
-        let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
-        tables.push(s.new_table(limiter.as_deref_mut(), *ty, init as u64)?);
+        match warm {
+            Some(w) => {
+                let (ty, elems) = &w.tables[i - info.num_imported_tables as usize];
+                let t = s.new_table(limiter.as_deref_mut(), *ty, 0)?;
+                for (dst, raw) in s.tables[t as usize].elems.iter_mut().zip(elems.iter()) {
+                    *dst = warm_ref(&funcs, *raw as u64);
+                }
+                tables.push(t);
+            }
+            None => {
+                let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
+                tables.push(s.new_table(limiter.as_deref_mut(), *ty, init as u64)?);
+            }
+        }
     }
     let elems: Vec<Box<[u64]>> = info
         .elems
         .iter()
-        .map(|seg| seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e) as u64).collect())
+        .enumerate()
+        .map(|(i, seg)| match warm {
+            Some(w) if w.elem_dropped[i] => Box::default(),
+            _ => seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e) as u64).collect(),
+        })
         .collect();
     let funcs: Box<[u32]> = funcs.into();
     vmctx.write(header::STORE as u32, &mut *s.store_ctx as *mut VMStoreContext);
@@ -314,9 +349,17 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         globals: globals.into(),
         vmctx,
         elems,
-        data_dropped: vec![false; info.datas.len()],
+        data_dropped: match warm {
+            Some(w) => w.data_dropped.to_vec(),
+            None => vec![false; info.datas.len()],
+        },
     });
     let inst = &mut s.instances[instance as usize];
+    if warm.is_some() {
+        // A snapshot's instance starts in the captured state: its segments and
+        // start function already ran.
+        return Ok(Instance { store: s.id, index: instance });
+    }
 
     // Active element segments, then active data segments, in order; the first
     // out-of-bounds one traps (what earlier ones wrote stays written).
@@ -338,6 +381,12 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     }
     for (i, seg) in info.datas.iter().enumerate() {
         if let DataMode::Active { memory, offset } = &seg.mode {
+            let defined = (*memory as usize).checked_sub(info.num_imported_memories as usize);
+            if defined.and_then(|j| images.get(j)).is_some_and(Option::is_some) {
+                // Its bytes are in the memory's image, mapped already.
+                inst.data_dropped[i] = true;
+                continue;
+            }
             let mem = inst.memories[*memory as usize];
             let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
             if !s.memories[mem as usize].write(off, &seg.bytes) {

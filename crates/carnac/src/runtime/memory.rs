@@ -21,6 +21,18 @@
 //! store with one shift and one byte store. Marking is only done by engines
 //! with `Config::track_memory_writes` (memories of other engines start
 //! untracked): it costs store-heavy guest code a few percent.
+//!
+//! **Copy-on-write images.** A memory may start from a [`MemoryImage`]: its
+//! initial contents (a module's data segments, or a snapshot of a warmed
+//! instance) laid out once in a memory file and mapped *private* over the
+//! region, so that an instance with megabytes of initialised heap costs one
+//! `mmap`, not a copy, and pages the guest never writes stay shared between all
+//! its instances. A pooled region keeps its image mapped: its reset restores
+//! the written chunks from the image (or, past the keep-resident bound, drops
+//! its private pages, which then read as the image again), and the next
+//! memory with the same image takes that region with no system call at all.
+
+use std::sync::Arc;
 
 use crate::runtime::vmctx::VMMemoryDef;
 use crate::types::MemoryType;
@@ -34,8 +46,17 @@ pub const MAX_PAGES: u64 = 65536;
 /// region here (its pages released and made inaccessible again) instead of
 /// unmapping it, so the next instantiation skips `mmap` and page-table setup.
 /// This is what makes a fresh instance per request cheap in the function host.
-/// Entries: (reserved size, base address, bytes left read-write).
-static POOL: std::sync::Mutex<Vec<(usize, usize, usize)>> = std::sync::Mutex::new(Vec::new());
+static POOL: std::sync::Mutex<Vec<PooledRegion>> = std::sync::Mutex::new(Vec::new());
+
+/// A reserved region waiting in [`POOL`], reset to zeros (or to its image).
+struct PooledRegion {
+    reserved: usize,
+    base: usize,
+    /// Bytes from `base` left read-write.
+    accessible: usize,
+    /// The image still mapped over part of it, if any.
+    image: Option<Arc<MemoryImage>>,
+}
 /// The most regions the pool keeps.
 const POOL_MAX: usize = 128;
 /// A region whose resident pages add up to at most this is reset by zeroing
@@ -140,11 +161,152 @@ fn host_page_size() -> usize {
     })
 }
 
-fn take_pooled(reserved: usize) -> Option<(*mut u8, usize)> {
+/// A pooled region of `reserved` bytes: one that already holds `image` if there
+/// is one (nothing to map), else one with no image, else any.
+fn take_pooled(reserved: usize, image: Option<&Arc<MemoryImage>>) -> Option<PooledRegion> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let i = pool.iter().rposition(|(size, _, _)| *size == reserved)?;
-    let (_, base, accessible) = pool.swap_remove(i);
-    Some((base as *mut u8, accessible))
+    let same_image = |r: &PooledRegion| match (&r.image, image) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    let i = pool
+        .iter()
+        .rposition(|r| r.reserved == reserved && same_image(r))
+        .or_else(|| pool.iter().rposition(|r| r.reserved == reserved && r.image.is_none()))
+        .or_else(|| pool.iter().rposition(|r| r.reserved == reserved))?;
+    Some(pool.swap_remove(i))
+}
+
+/// A memory's initial contents, laid out once in an anonymous memory file (see
+/// the module docs): `len` bytes (whole host pages) that belong at byte `offset`
+/// (host-page aligned) of the memory; every byte outside them starts as zero.
+/// Cheap to share: instances map it, they never copy it.
+pub(crate) struct MemoryImage {
+    fd: std::os::fd::OwnedFd,
+    offset: usize,
+    len: usize,
+    /// The file mapped shared and read-only: what resets copy written chunks back from.
+    source: *const u8,
+}
+
+// SAFETY: `source` is a read-only mapping owned by this value and unmapped only
+// when it is dropped; nothing ever writes through it, so any thread may read it.
+unsafe impl Send for MemoryImage {}
+unsafe impl Sync for MemoryImage {}
+
+impl std::fmt::Debug for MemoryImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryImage").field("offset", &self.offset).field("len", &self.len).finish()
+    }
+}
+
+impl MemoryImage {
+    /// The image of a memory whose only non-zero bytes are `parts` (offset, bytes),
+    /// written in order (a later part overwrites an earlier one). `None` when there
+    /// is nothing to map (all parts empty), or when the system gives no memory file
+    /// (the caller then copies the bytes instead).
+    pub fn new<'a>(parts: impl Iterator<Item = (usize, &'a [u8])> + Clone) -> Option<MemoryImage> {
+        let page = host_page_size();
+        let nonempty = parts.clone().filter(|(_, b)| !b.is_empty());
+        let start = nonempty.clone().map(|(o, _)| o).min()? / page * page;
+        let end = nonempty.map(|(o, b)| o + b.len()).max()?.next_multiple_of(page);
+        let len = end - start;
+        let fd = memory_file(len)?;
+        for (offset, bytes) in parts {
+            let mut done = 0;
+            while done < bytes.len() {
+                let rest = &bytes[done..];
+                // SAFETY: writes from a live slice to a file descriptor this function owns.
+                let n = unsafe {
+                    libc::pwrite(
+                        std::os::fd::AsRawFd::as_raw_fd(&fd),
+                        rest.as_ptr() as *const libc::c_void,
+                        rest.len(),
+                        (offset - start + done) as libc::off_t,
+                    )
+                };
+                if n <= 0 {
+                    return None;
+                }
+                done += n as usize;
+            }
+        }
+        // SAFETY: maps the whole file (just sized to `len`), shared and read-only;
+        // the result is checked below and unmapped in `Drop`.
+        let source = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                0,
+            )
+        };
+        if source == libc::MAP_FAILED {
+            return None;
+        }
+        Some(MemoryImage { fd, offset: start, len, source: source as *const u8 })
+    }
+
+    /// Where the image ends in the memory: the memory must be at least this long.
+    pub fn end(&self) -> usize {
+        self.offset + self.len
+    }
+
+    /// Where the image starts in the memory (host-page aligned).
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The image's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `source` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.source, self.len) }
+    }
+
+    /// What bytes `[start, start + out.len())` of a memory holding this image
+    /// start as: copies them into `out` (zeros outside the image).
+    fn initial_bytes(&self, start: usize, out: &mut [u8]) {
+        out.fill(0);
+        let (lo, hi) = (start.max(self.offset), (start + out.len()).min(self.end()));
+        if lo < hi {
+            out[lo - start..hi - start].copy_from_slice(&self.bytes()[lo - self.offset..hi - self.offset]);
+        }
+    }
+}
+
+impl Drop for MemoryImage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.source as *mut libc::c_void, self.len) };
+    }
+}
+
+/// An anonymous memory file of `len` bytes (zeros), or `None` where there is none.
+fn memory_file(len: usize) -> Option<std::os::fd::OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::FromRawFd;
+        // SAFETY: the name is a NUL-terminated string; the result is checked.
+        let fd = unsafe { libc::memfd_create(c"carnac-memory-image".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sizes the file this function owns.
+        if unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&fd), len as libc::off_t) } != 0 {
+            return None;
+        }
+        Some(fd)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = len;
+        None
+    }
 }
 
 pub(crate) struct LinearMemory {
@@ -163,6 +325,9 @@ pub(crate) struct LinearMemory {
     /// Set once code took the whole memory as a plain `&mut [u8]`: the written-chunk
     /// map is then incomplete, and the reset asks the kernel what is resident.
     untracked: bool,
+    /// The image mapped copy-on-write over part of the region, which the memory
+    /// started as (and which its reset restores).
+    image: Option<Arc<MemoryImage>>,
     pub(crate) ty: MemoryType,
 }
 
@@ -180,7 +345,15 @@ impl LinearMemory {
     /// this many bytes, and keep everything past the length inaccessible, so
     /// that any 32-bit address plus a static offset below `guard` either lies
     /// inside the memory or faults.
-    pub fn new(ty: MemoryType, tracked: bool, guard: Option<u64>) -> Result<LinearMemory, String> {
+    ///
+    /// `image`: the memory starts as this image instead of zeros (mapped, not
+    /// copied); it must lie within the memory's minimum size.
+    pub fn new(
+        ty: MemoryType,
+        tracked: bool,
+        guard: Option<u64>,
+        image: Option<&Arc<MemoryImage>>,
+    ) -> Result<LinearMemory, String> {
         let min = ty.limits.min;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
         if min > max_pages {
@@ -191,12 +364,17 @@ impl LinearMemory {
             Some(guard) => (MAX_PAGES as usize * WASM_PAGE).saturating_add(guard as usize).next_multiple_of(WASM_PAGE),
             None => max_pages as usize * WASM_PAGE,
         };
+        if image.is_some_and(|i| i.end() as u64 > min * WASM_PAGE as u64) {
+            return Err("a memory image is larger than the memory's minimum size".into());
+        }
         let mut accessible = 0;
+        let mut mapped = None;
         let base = if reserved == 0 {
             std::ptr::NonNull::<u8>::dangling().as_ptr()
-        } else if let Some((base, acc)) = take_pooled(reserved) {
-            accessible = acc;
-            base
+        } else if let Some(region) = take_pooled(reserved, image) {
+            accessible = region.accessible;
+            mapped = region.image;
+            region.base as *mut u8
         } else {
             // SAFETY: an anonymous private mapping with no access rights; it touches no
             // existing memory. The result is checked for failure below.
@@ -225,7 +403,15 @@ impl LinearMemory {
             unsafe { (p as *mut u8).add(CHUNK_MAP_OFFSET) }
         };
         let def = Box::new(VMMemoryDef { base, len: 0 });
-        let mut mem = LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, ty };
+        let mut mem = LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, image: mapped, ty };
+        let same_image = match (&mem.image, image) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same_image {
+            mem.unmap_image()?;
+        }
         if guard.is_some() {
             // A reused region may have more read-write bytes than this memory's
             // length: take them back, so accesses past the length fault.
@@ -234,7 +420,58 @@ impl LinearMemory {
         if mem.grow(min).is_none() {
             return Err(format!("cannot commit {} of memory", crate::types::count(min, "page")));
         }
+        if let (Some(image), false) = (image, same_image) {
+            mem.map_image(image)?;
+        }
         Ok(mem)
+    }
+
+    /// Maps `image` copy-on-write over its place in the memory (which is zero,
+    /// read-write and at least `image.end()` long).
+    fn map_image(&mut self, image: &Arc<MemoryImage>) -> Result<(), String> {
+        debug_assert!(self.image.is_none() && image.end() <= self.def.len);
+        // SAFETY: [base+offset, base+end) lies inside the memory's read-write part
+        // (checked in `new`) and holds only zeros that nothing refers to; MAP_FIXED
+        // replaces exactly those pages with a private mapping of the image file.
+        let p = unsafe {
+            libc::mmap(
+                self.def.base.add(image.offset) as *mut libc::c_void,
+                image.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                std::os::fd::AsRawFd::as_raw_fd(&image.fd),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err("cannot map a memory image".into());
+        }
+        self.image = Some(image.clone());
+        Ok(())
+    }
+
+    /// Replaces the image mapped in a (reset) region by zeros again.
+    fn unmap_image(&mut self) -> Result<(), String> {
+        let Some(image) = self.image.take() else { return Ok(()) };
+        // SAFETY: the image lies inside the region's read-write part (it was mapped
+        // within the length of a memory, and a pooled region keeps at least that
+        // read-write); MAP_FIXED replaces exactly its pages with fresh zero pages.
+        let p = unsafe {
+            libc::mmap(
+                self.def.base.add(image.offset) as *mut libc::c_void,
+                image.len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            // The image is still there: keep it, so the reset restores it.
+            self.image = Some(image);
+            return Err("cannot unmap a memory image".into());
+        }
+        Ok(())
     }
 
     /// Makes the bytes from `len` up to what is read-write inaccessible again.
@@ -358,11 +595,24 @@ impl LinearMemory {
         unsafe { std::slice::from_raw_parts_mut(self.def.base.sub(CHUNK_MAP_OFFSET), self.accessible >> CHUNK_SHIFT) }
     }
 
-    /// Zeroes the chunks the map marks as written (and the few bytes a store at a
-    /// chunk's end may have spilled into the next), then clears the map. Returns
-    /// `false`, having done nothing, when they are too many to keep resident.
-    fn zero_written_chunks(&mut self) -> bool {
+    /// Resets bytes `[start, start + n)` (inside the read-write part) to what the
+    /// memory started as: the image's bytes where it has them, zeros elsewhere.
+    fn reset_range(&mut self, start: usize, n: usize) {
         let base = self.def.base;
+        // SAFETY: the callers pass ranges inside the read-write part, which nothing
+        // else refers to while the memory is being reset.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(base.add(start), n) };
+        match &self.image {
+            Some(image) => image.initial_bytes(start, bytes),
+            None => bytes.fill(0),
+        }
+    }
+
+    /// Resets the chunks the map marks as written (and the few bytes a store at a
+    /// chunk's end may have spilled into the next) to their initial contents, then
+    /// clears the map. Returns `false`, having done nothing, when they are too many
+    /// to keep resident.
+    fn zero_written_chunks(&mut self) -> bool {
         let map = self.chunk_map();
         let written: usize =
             map.chunks(8).filter(|w| w.iter().any(|b| *b != 0)).map(|w| w.iter().filter(|b| **b != 0).count()).sum();
@@ -372,6 +622,7 @@ impl LinearMemory {
         let chunks = map.len();
         let mut i = 0;
         while i < chunks {
+            let map = self.chunk_map();
             // Skip eight clean chunks at a time.
             if i + 8 <= chunks && map[i..i + 8].iter().all(|b| *b == 0) {
                 i += 8;
@@ -379,11 +630,12 @@ impl LinearMemory {
             }
             if map[i] != 0 {
                 map[i] = 0;
-                // SAFETY: chunk i lies inside the read-write part (i < accessible / CHUNK).
-                unsafe { std::ptr::write_bytes(base.add(i * CHUNK), 0, CHUNK) };
-                if i + 1 < chunks && map[i + 1] == 0 {
-                    // SAFETY: chunk i + 1 exists (checked), so its first bytes are inside too.
-                    unsafe { std::ptr::write_bytes(base.add((i + 1) * CHUNK), 0, SPILL) };
+                let spill = i + 1 < chunks && map[i + 1] == 0;
+                // Chunk i lies inside the read-write part (i < accessible / CHUNK), and
+                // so do the first bytes of chunk i + 1 when it exists.
+                self.reset_range(i * CHUNK, CHUNK);
+                if spill {
+                    self.reset_range((i + 1) * CHUNK, SPILL);
                 }
             }
             i += 1;
@@ -392,17 +644,23 @@ impl LinearMemory {
     }
 
     /// Debug builds check the tracking itself: every byte outside the chunks the
-    /// map marks (and their spill) must still be zero.
+    /// map marks (and their spill) must still be as the memory started.
     #[cfg(debug_assertions)]
     fn check_unmarked_chunks_are_zero(&mut self) {
         let base = self.def.base;
         let map = self.chunk_map().to_vec();
+        let mut expected = vec![0u8; CHUNK];
         for (i, marked) in map.iter().enumerate() {
             let spill = if i > 0 && map[i - 1] != 0 { SPILL } else { 0 };
             if *marked == 0 {
                 // SAFETY: chunk i lies inside the read-write part.
                 let chunk = unsafe { std::slice::from_raw_parts(base.add(i * CHUNK + spill), CHUNK - spill) };
-                assert!(chunk.iter().all(|b| *b == 0), "memory chunk {i} was written without being marked");
+                let expected = &mut expected[..CHUNK - spill];
+                match &self.image {
+                    Some(image) => image.initial_bytes(i * CHUNK + spill, expected),
+                    None => expected.fill(0),
+                }
+                assert!(chunk == expected, "memory chunk {i} was written without being marked");
             }
         }
     }
@@ -410,6 +668,10 @@ impl LinearMemory {
     /// Zeroes the resident pages of the read-write part in place, if they are
     /// few enough (pages that are not resident already read as zero).
     fn zero_resident_pages(&mut self) -> bool {
+        if self.image.is_some() {
+            // Pages of the image read as resident: they must be dropped, not zeroed.
+            return false;
+        }
         let page = host_page_size();
         let pages = self.accessible.div_ceil(page);
         if pages > (64 << 20) / page {
@@ -432,12 +694,15 @@ impl LinearMemory {
         true
     }
 
-    /// Releases the pages of the read-write part: they read as zero afterwards.
+    /// Releases the pages of the read-write part: they read as zero afterwards
+    /// (or as the image, where one is mapped).
     fn release_pages(&mut self) -> bool {
         // SAFETY: [base, base+accessible) is the read-write part of the region mapped
         // in `new`; nothing refers to it after the memory is dropped (the store owns
         // all memories). MADV_DONTNEED on a private anonymous mapping drops the
-        // pages, so every byte reads as zero when the region is used again.
+        // pages, so every byte reads as zero when the region is used again; on the
+        // private file mapping of an image it drops the private copies, and the
+        // pages read as the image again.
         unsafe { libc::madvise(self.def.base as *mut libc::c_void, self.accessible, libc::MADV_DONTNEED) == 0 }
     }
 }
@@ -460,7 +725,12 @@ impl Drop for LinearMemory {
         if reset {
             let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
             if pool.len() < POOL_MAX {
-                pool.push((self.reserved, self.def.base as usize, self.accessible));
+                pool.push(PooledRegion {
+                    reserved: self.reserved,
+                    base: self.def.base as usize,
+                    accessible: self.accessible,
+                    image: self.image.take(),
+                });
                 return;
             }
         }
@@ -481,7 +751,7 @@ mod tests {
     fn large_dirty_regions_are_released_and_come_back_zeroed() {
         let ty = MemoryType { limits: Limits { min: 32, max: Some(32) } };
         for _ in 0..3 {
-            let mut m = LinearMemory::new(ty, true, None).unwrap();
+            let mut m = LinearMemory::new(ty, true, None, None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0));
             m.data_mut().fill(0x5A); // 2 MiB resident: over the keep-resident bound
         }
@@ -491,7 +761,7 @@ mod tests {
     fn tracked_writes_are_reset_without_asking_the_kernel() {
         let ty = MemoryType { limits: Limits { min: 3, max: Some(3) } };
         for round in 0..4u8 {
-            let mut m = LinearMemory::new(ty, true, None).unwrap();
+            let mut m = LinearMemory::new(ty, true, None, None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             assert!(m.chunk_map().iter().all(|b| *b == 0), "round {round}: chunk map not cleared");
             // A host write, a data-segment-style write across chunks, and a store at
@@ -517,7 +787,7 @@ mod tests {
     #[should_panic(expected = "without being marked")]
     fn an_unmarked_write_is_caught_in_debug_builds() {
         let ty = MemoryType { limits: Limits { min: 1, max: Some(1) } };
-        let m = LinearMemory::new(ty, true, None).unwrap();
+        let m = LinearMemory::new(ty, true, None, None).unwrap();
         // SAFETY: byte 5000 is inside the 1-page memory.
         unsafe { *m.base().add(5000) = 7 };
         drop(m);
@@ -527,7 +797,7 @@ mod tests {
     fn reused_regions_come_back_zeroed_and_bounded() {
         let ty = MemoryType { limits: Limits { min: 2, max: Some(3) } };
         for round in 0..4 {
-            let mut m = LinearMemory::new(ty, true, None).unwrap();
+            let mut m = LinearMemory::new(ty, true, None, None).unwrap();
             assert_eq!(m.len(), 2 * WASM_PAGE);
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             m.data_mut().fill(0xAB);

@@ -1,7 +1,7 @@
 //! The runtime data model shared by every tier: the store and what it owns
 //! (memories, tables, globals, functions, instances, extern references and
 //! their collection), traps, values, limits,
-//! and linking. Nothing here decodes wasm or executes instructions.
+//! linking, and snapshots of instances. Nothing here decodes wasm or executes instructions.
 
 pub(crate) mod bulk;
 pub(crate) mod call;
@@ -11,6 +11,7 @@ pub(crate) mod gc;
 pub(crate) mod instance;
 pub(crate) mod linker;
 pub(crate) mod memory;
+pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod trap;
 pub(crate) mod values;

@@ -535,6 +535,7 @@ impl StoreInner {
         &mut self,
         limiter: Option<&mut (dyn ResourceLimiter + '_)>,
         ty: MemoryType,
+        image: Option<&std::sync::Arc<crate::runtime::memory::MemoryImage>>,
     ) -> Result<u32, Error> {
         let most = limiter.as_deref().map_or(DEFAULT_MEMORY_LIMIT, |l| l.memories());
         if self.memories.len() >= most {
@@ -555,7 +556,7 @@ impl StoreInner {
         let compiled = config.strategy != crate::Strategy::Interpreter;
         let tracked = config.track_memory_writes;
         let guard = (compiled && config.signals_based_traps).then_some(config.memory_guard_size);
-        self.memories.push(LinearMemory::new(ty, tracked, guard).map_err(Error::Limit)?);
+        self.memories.push(LinearMemory::new(ty, tracked, guard, image).map_err(Error::Limit)?);
         self.committed += bytes;
         Ok(self.memories.len() as u32 - 1)
     }
