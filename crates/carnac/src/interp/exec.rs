@@ -574,7 +574,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let m = unsafe { &*module };
                 let inst = &store.inner.instances[instance as usize];
                 let bytes: &[u8] =
-                    if inst.data_dropped[segment as usize] { &[] } else { &m.info.datas[segment as usize].bytes };
+                    if inst.data_dropped[segment as usize] { &[] } else { m.data_bytes(segment as usize) };
                 if s + n > bytes.len() || d + n > mem_len {
                     trap!(TrapKind::MemoryOutOfBounds);
                 }

@@ -53,7 +53,9 @@ pub(crate) enum DataMode {
 #[derive(Debug, Clone)]
 pub(crate) struct DataSegment {
     pub mode: DataMode,
-    pub bytes: Box<[u8]>,
+    /// Where its bytes are in the module's binary ([`ModuleInner::data_bytes`]):
+    /// they are not copied out of it.
+    pub range: std::ops::Range<usize>,
 }
 
 /// An index into one of a module's index spaces.
@@ -239,6 +241,12 @@ impl ModuleInner {
     /// The module's binary (WebAssembly, also for a module loaded from an artifact).
     pub fn wasm_bytes(&self) -> &[u8] {
         &self.bytes[..]
+    }
+
+    /// Data segment `index`'s bytes.
+    #[inline]
+    pub fn data_bytes(&self, index: usize) -> &[u8] {
+        &self.bytes[self.info.datas[index].range.clone()]
     }
 
     /// Whether defined function `def_index` runs as machine code now (the whole
@@ -482,7 +490,14 @@ impl Module {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(cannot_read)?;
-        Self::new(engine, bytes).map_err(|e| match e {
+        let module = if bytes.starts_with(b"\0asm") {
+            // The module keeps the bytes read (no second copy of a large binary).
+            let owned = SharedBytes::from(bytes);
+            Self::from_binary_owned(engine, &owned.clone(), Some(owned))
+        } else {
+            Self::new(engine, bytes)
+        };
+        module.map_err(|e| match e {
             Error::Artifact(m) => Error::Artifact(format!("{}: {m}", path.display())),
             other => other,
         })
@@ -492,6 +507,11 @@ impl Module {
     /// [`crate::Strategy::Cranelift`] and [`crate::Config::cache`], the code
     /// comes from the code cache when it has it (and goes there when not).
     pub fn from_binary(engine: &Engine, bytes: &[u8]) -> Result<Module, Error> {
+        Self::from_binary_owned(engine, bytes, None)
+    }
+
+    /// [`Module::from_binary`], keeping `owned` (the same bytes, shared) if given.
+    fn from_binary_owned(engine: &Engine, bytes: &[u8], owned: Option<SharedBytes>) -> Result<Module, Error> {
         #[cfg(carnac_compiled)]
         if engine.config().strategy == crate::Strategy::Auto {
             // Cached code runs from the first call; without it, the module
@@ -511,12 +531,12 @@ impl Module {
                     &dir,
                     bytes,
                     |entry| Self::load_entry(engine, entry, bytes),
-                    || Self::build(engine, bytes, None),
+                    || Self::build(engine, bytes, None, owned),
                     Module::serialize,
                 );
             }
         }
-        Self::build(engine, bytes, None)
+        Self::build(engine, bytes, None, owned)
     }
 
     /// Whether `bytes` start like a compiled artifact (`carnac compile`,
@@ -652,25 +672,33 @@ impl Module {
         }
         let (compiled, bytes) = CompiledModule::from_artifact(image, parsed)?;
         let bytes = bytes.slice(wasm);
-        Self::build(engine, &bytes.clone(), Some((compiled, bytes)))
+        Self::build(engine, &bytes.clone(), Some((compiled, bytes)), None)
     }
 
     /// Decodes and validates `bytes` and compiles them for the engine's tier, or,
     /// given a checked artifact of them, takes its code instead (and skips
     /// validating the function bodies: see [`Module::deserialize`]).
-    fn build(engine: &Engine, bytes: &[u8], precompiled: Option<Precompiled>) -> Result<Module, Error> {
+    ///
+    /// The module keeps its binary (data segments, lazy translation, the
+    /// compiler and snapshots read it): `owned` when the caller has it shared
+    /// already (no copy), else a copy of `bytes`.
+    fn build(
+        engine: &Engine,
+        bytes: &[u8],
+        precompiled: Option<Precompiled>,
+        owned: Option<SharedBytes>,
+    ) -> Result<Module, Error> {
         let validate_bodies = precompiled.is_none();
         let (info, code, bodies, resources) = decode(engine, bytes, validate_bodies)?;
         #[cfg(carnac_compiled)]
         let bytes_in = bytes;
-        let keep_bytes = engine.config().lazy_translation || engine.config().strategy != crate::Strategy::Interpreter;
         #[cfg(carnac_native_code)]
         let (precompiled, bytes) = match precompiled {
             Some((code, shared)) => (Some(code), shared),
-            None => (None, if keep_bytes { bytes.into() } else { SharedBytes::default() }),
+            None => (None, owned.unwrap_or_else(|| bytes.into())),
         };
         #[cfg(not(carnac_native_code))]
-        let bytes = if keep_bytes { SharedBytes::from(bytes) } else { SharedBytes::default() };
+        let bytes = owned.unwrap_or_else(|| SharedBytes::from(bytes));
         let resources = resources.filter(|_| engine.config().lazy_validation || !validate_bodies);
         let code: Box<[FuncCode]> = code.into();
         let ready = code.iter().map(|f| AtomicPtr::new(ready_ptr(f))).collect();
@@ -1145,7 +1173,8 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                             DataMode::Active { memory: memory_index, offset: const_expr(&offset_expr)? }
                         }
                     };
-                    info.datas.push(DataSegment { mode, bytes: d.data.into() });
+                    let start = d.data.as_ptr() as usize - bytes.as_ptr() as usize;
+                    info.datas.push(DataSegment { mode, range: start..start + d.data.len() });
                 }
             }
             Payload::CodeSectionStart { count, size, .. } if !validate_bodies => {

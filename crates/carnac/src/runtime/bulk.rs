@@ -104,7 +104,7 @@ impl StoreInner {
     ) -> Result<(), TrapKind> {
         let inst = &self.instances[instance as usize];
         let bytes: &[u8] =
-            if inst.data_dropped[segment as usize] { &[] } else { &inst.module.info.datas[segment as usize].bytes };
+            if inst.data_dropped[segment as usize] { &[] } else { inst.module.data_bytes(segment as usize) };
         let mem = &self.memories[inst.memories[memory as usize] as usize];
         if !fits(s, n, bytes.len()) || !fits(d, n, mem.len()) {
             return Err(TrapKind::MemoryOutOfBounds);

@@ -389,7 +389,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
             }
             let mem = inst.memories[*memory as usize];
             let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
-            if !s.memories[mem as usize].write(off, &seg.bytes) {
+            if !s.memories[mem as usize].write(off, m.data_bytes(i)) {
                 return Err(Trap::new(TrapKind::MemoryOutOfBounds).into());
             }
             inst.data_dropped[i] = true;

@@ -42,17 +42,18 @@ pub(crate) fn module_images(m: &ModuleInner) -> &[Option<Arc<MemoryImage>>] {
             .map(|mem| {
                 let limit = info.memories[mem].limits.min as usize * WASM_PAGE;
                 let mut parts = Vec::new();
-                for seg in &info.datas {
+                for (i, seg) in info.datas.iter().enumerate() {
                     if let DataMode::Active { memory, offset } = &seg.mode {
                         if *memory as usize != mem {
                             continue;
                         }
                         let ConstExpr::Bits(off) = offset else { return None };
                         let off = *off as u32 as usize;
-                        if off + seg.bytes.len() > limit {
+                        let bytes = m.data_bytes(i);
+                        if off + bytes.len() > limit {
                             return None;
                         }
-                        parts.push((off, &seg.bytes[..]));
+                        parts.push((off, bytes));
                     }
                 }
                 let bytes: usize = parts.iter().map(|(_, b)| b.len()).sum();
@@ -365,7 +366,7 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
         let mut section = wasm_encoder::DataSection::new();
         for (i, seg) in info.datas.iter().enumerate() {
             match seg.mode {
-                DataMode::Passive if !warm.data_dropped[i] => section.passive(seg.bytes.iter().copied()),
+                DataMode::Passive if !warm.data_dropped[i] => section.passive(m.data_bytes(i).iter().copied()),
                 _ => section.passive([]),
             };
         }
