@@ -319,8 +319,7 @@ fn wasi_builder(
     wasi.inherit_stdio();
     // argv[0] is the module's file name without its directory, as Wasmtime
     // passes it: the guest learns nothing of the host's paths.
-    let program =
-        module.file_name().map_or_else(|| module.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let program = module.file_name().map_or_else(|| module.display().to_string(), |n| n.to_string_lossy().into_owned());
     wasi.arg(program);
     wasi.args(args.iter().cloned());
     for e in env {
@@ -377,8 +376,7 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Error> {
         Err(e) => return Err(e),
     }
     let bytes = instance.snapshot(&store)?.to_wasm(&[name.as_str()])?;
-    write_replacing(&args.output, &bytes)
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", args.output.display())))
+    write_replacing(&args.output, &bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", args.output.display())))
 }
 
 fn run(mut args: RunArgs) -> Result<u8, Error> {

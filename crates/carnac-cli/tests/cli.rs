@@ -530,3 +530,47 @@ fn serve_out_of_descriptors_refuses_connections_instead_of_spinning() {
     assert!(served.starts_with("HTTP/1.1 200"), "{served:?}\n{rest}");
     assert!(status.success(), "{status:?}\n{rest}");
 }
+
+#[test]
+fn snapshot_pre_initialises_a_module() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-snapshot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let snap = dir.join("preinit.snap.wasm");
+    let snap = snap.to_str().unwrap();
+    let expected = "state checksum: 4233007175\ngreeting: hello\n";
+    for tier in TIERS {
+        let tier_opt = format!("tier={tier}");
+        let out = run_on(tier, &["--env", "GREETING=hello", "examples/preinit.wat"]);
+        assert_eq!(text(&out.stdout), expected, "{tier}: {}", text(&out.stderr));
+        // The init export runs with the flags of `run`; the snapshot remembers what it saw.
+        let out = carnac(&["snapshot", "-C", &tier_opt, "--env", "GREETING=hello", "examples/preinit.wat", "-o", snap]);
+        assert!(out.status.success(), "{tier}: {}", text(&out.stderr));
+        let out = run_on(tier, &[snap]);
+        assert_eq!(text(&out.stdout), expected, "{tier}: {}", text(&out.stderr));
+        let out = run_on(tier, &["--env", "GREETING=changed", snap]);
+        assert_eq!(text(&out.stdout), expected, "{tier}: the greeting was read at snapshot time");
+        // The init export is gone.
+        let out = run_on(tier, &["--invoke", "wizer.initialize", snap]);
+        assert_eq!(out.status.code(), Some(1), "{tier}");
+        assert!(text(&out.stderr).contains("no exported function `wizer.initialize`"), "{tier}");
+    }
+    // Refused with a one-line error, and no file written.
+    let bad = dir.join("bad.wasm");
+    let bad = bad.to_str().unwrap();
+    let out = carnac(&["snapshot", "examples/fib.wat", "-o", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Error: examples/fib.wat: module exports no function `wizer.initialize` to initialise it (name another with --init-func)\n"
+    );
+    let out = carnac(&["snapshot", "--init-func", "divide", "examples/fib.wat", "-o", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("Error: "), "{}", text(&out.stderr));
+    let trapping = dir.join("trap.wat");
+    std::fs::write(&trapping, r#"(module (memory 1) (func (export "wizer.initialize") unreachable))"#).unwrap();
+    let out = carnac(&["snapshot", trapping.to_str().unwrap(), "-o", bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("Error: `wizer.initialize` trapped: "), "{}", text(&out.stderr));
+    assert!(!std::path::Path::new(bad).exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

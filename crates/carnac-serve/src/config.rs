@@ -18,6 +18,7 @@
 //! module = "api.wasm"
 //! env = { GREETING = "hi" }
 //! dirs = [{ host = "static", guest = "/static" }]   # always read-only
+//! init = "wizer.initialize"          # run once at load; requests start from the state it leaves
 //! timeout_ms = 2000
 //! memory_mb = 64
 //! fuel = 100000000
@@ -37,6 +38,16 @@
 //! `cranelift` compiles it to native code when it is loaded, which takes longer
 //! and then runs compute several times faster). Requests and their limits
 //! behave the same under both.
+//!
+//! `init` pre-initialises a route: its handler's start-up (loading a standard
+//! library, parsing configuration, building tables) runs once, when the route
+//! loads, instead of in every request. The export runs with the route's `env`
+//! and `dirs` and its limits (`timeout_ms`, `memory_mb`, `fuel`), without
+//! request variables or stdin; its output goes to the server's log. Each
+//! request then gets a fresh instance of the state it left: memories mapped
+//! copy-on-write from one image, so instantiating costs microseconds however
+//! large the state, and no request sees another's writes. (A module written by
+//! `carnac snapshot` does the same from a file, without the run at load.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +106,12 @@ pub struct RouteConfig {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub dirs: Vec<DirConfig>,
+    /// An export that initialises the module: run once when the route loads
+    /// (with the route's `env` and `dirs`, no request), after which every
+    /// request starts from the state it left (a snapshot, mapped
+    /// copy-on-write), not from the module's initial state.
+    #[serde(default)]
+    pub init: Option<String>,
     #[serde(flatten)]
     pub limits: Limits,
 }
@@ -239,6 +256,7 @@ impl ServeConfig {
                 module,
                 env: BTreeMap::new(),
                 dirs: Vec::new(),
+                init: None,
                 limits: Limits::default(),
             }],
             ..ServeConfig::default()

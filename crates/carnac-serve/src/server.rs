@@ -148,14 +148,19 @@ impl RouteTable {
             if module.get_export("_start").is_none() {
                 return Err(format!("route {}: {} exports no `_start`", cfg.path, cfg.module.display()));
             }
-            let mut linker: Linker<WasiCtx> = Linker::new(&engine);
-            carnac_wasi::add_to_linker(&mut linker, |c| c).map_err(|e| e.to_string())?;
-            let pre = linker.instantiate_pre(&module).map_err(|e| format!("route {}: {e}", cfg.path))?;
             for d in &cfg.dirs {
                 if !d.host.is_dir() {
                     return Err(format!("route {}: {} is not a directory", cfg.path, d.host.display()));
                 }
             }
+            let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+            carnac_wasi::add_to_linker(&mut linker, |c| c).map_err(|e| e.to_string())?;
+            let module = match &cfg.init {
+                Some(name) => pre_initialize(&engine, &linker, &module, cfg, name)
+                    .map_err(|e| format!("route {}: init `{name}`: {e}", cfg.path))?,
+                None => module,
+            };
+            let pre = linker.instantiate_pre(&module).map_err(|e| format!("route {}: {e}", cfg.path))?;
             routes.push(Arc::new(Route {
                 prefix: cfg.path.strip_suffix("/...").map(str::to_string),
                 slots: Arc::new(Semaphore::new(cfg.limits.concurrency)),
@@ -183,6 +188,90 @@ impl RouteTable {
                 hit.then(|| (r.clone(), p.to_string()))
             })
             .max_by_key(|(_, p)| p.len())
+    }
+}
+
+/// Runs a route's `init` export once, under the route's environment, directories
+/// and limits, and returns the module of the state it leaves (see the
+/// configuration's docs): each request's instance starts from that snapshot.
+fn pre_initialize(
+    engine: &Engine,
+    linker: &Linker<WasiCtx>,
+    module: &Module,
+    cfg: &RouteConfig,
+    name: &str,
+) -> Result<Module, String> {
+    let t = Instant::now();
+    let mut b = WasiCtx::builder();
+    b.arg(cfg.module.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+    b.env_entries(cfg.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let route = cfg.path.clone();
+    b.stdout(Stream::Writer(Box::new(InitLog { route: route.clone(), line: Vec::new() })))
+        .stderr(Stream::Writer(Box::new(InitLog { route, line: Vec::new() })));
+    for d in &cfg.dirs {
+        b.preopened_dir_with(&d.host, &d.guest, true).map_err(|e| e.to_string())?;
+    }
+    let mut store = Store::new(engine, b.build());
+    store.set_limiter(StoreLimits::new().memory_size((cfg.limits.memory_mb as usize) << 20).table_elements(1 << 20));
+    if let Some(f) = cfg.limits.fuel {
+        store.set_fuel(f).map_err(|e| e.to_string())?;
+    }
+    let interrupt = store.interrupt_handle().map_err(|e| e.to_string())?;
+    let _deadline = DeadlineGuard::new(Instant::now() + Duration::from_millis(cfg.limits.timeout_ms), interrupt);
+    let instance = linker.instantiate(&mut store, module).map_err(|e| e.to_string())?;
+    let init = instance.get_func(&store, name).ok_or("the module exports no such function")?;
+    match init.call(&mut store, &[], &mut []) {
+        Ok(()) => {}
+        Err(Error::Trap(t)) if t.kind() == TrapKind::Interrupted => {
+            return Err(format!("did not finish within the route's timeout_ms ({})", cfg.limits.timeout_ms))
+        }
+        Err(Error::Trap(t)) => match t.downcast_host::<I32Exit>() {
+            Some(e) => return Err(format!("exited with status {} instead of returning", e.0)),
+            None => return Err(format!("wasm trap: {}", t.message())),
+        },
+        Err(e) => return Err(e.to_string()),
+    }
+    let snapshot = instance.snapshot(&store).map_err(|e| e.to_string())?;
+    log!("init route={} export={name} ms={:.3}", cfg.path, t.elapsed().as_secs_f64() * 1000.0);
+    Ok(snapshot.module().clone())
+}
+
+/// Where a route's init function writes: the server's log, line by line.
+struct InitLog {
+    route: String,
+    line: Vec<u8>,
+}
+
+impl InitLog {
+    fn emit(&mut self) {
+        if !self.line.is_empty() {
+            log!("init-output route={}: {}", self.route, String::from_utf8_lossy(&self.line));
+            self.line.clear();
+        }
+    }
+}
+
+impl std::io::Write for InitLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            if b == b'\n' {
+                self.emit();
+            } else if self.line.len() < 4096 {
+                self.line.push(b);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    /// Lines are logged whole: a partial one waits for its end (or the init's).
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for InitLog {
+    fn drop(&mut self) {
+        self.emit();
     }
 }
 

@@ -356,3 +356,58 @@ fn output_streams_while_the_guest_runs() {
     assert!(t.elapsed() >= Duration::from_millis(600));
     srv.stop();
 }
+
+#[test]
+fn a_pre_initialised_route_starts_every_request_from_the_warm_state() {
+    for tier in TIERS {
+        let dir = workdir(&format!("init-{tier}"));
+        let handler = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/handlers/warm.wat");
+        let text = format!(
+            r#"tier = "{tier}"
+[[route]]
+path = "/warm"
+module = "{handler}"
+init = "init"
+env = {{ A = "1", B = "2" }}
+
+[[route]]
+path = "/cold"
+module = "{handler}"
+env = {{ A = "1", B = "2" }}
+"#
+        );
+        std::fs::write(dir.join("carnac.toml"), text).unwrap();
+        let srv = start(Source::ConfigFile(dir.join("carnac.toml")), "127.0.0.1:0").unwrap();
+        let a = srv.addr;
+        // Initialised at load, with the route's environment (two variables and no
+        // CGI ones); each request sees none of the previous one's writes.
+        let warm = get(a, "/warm").text();
+        // Its answer: "ready-at-start=READY HITS ENV_COUNT SUM".
+        assert!(warm.starts_with("ready-at-start=1 0 2 "), "{tier}: {warm}");
+        for _ in 0..5 {
+            assert_eq!(get(a, "/warm").text(), warm, "{tier}");
+        }
+        let handles: Vec<_> = (0..8).map(|_| std::thread::spawn(move || get(a, "/warm").text())).collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), warm, "{tier}");
+        }
+        // The same handler without `init` builds the same state in the request.
+        let cold = get(a, "/cold").text();
+        let sum = |s: &str| s.split(' ').nth(3).map(str::to_string);
+        assert!(cold.starts_with("ready-at-start=0 0 "), "{tier}: {cold}");
+        assert_eq!(sum(&cold), sum(&warm), "{tier}");
+        srv.stop();
+    }
+}
+
+#[test]
+fn a_failing_init_is_a_load_error() {
+    let dir = workdir("init-bad");
+    let handler = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/handlers/warm.wat");
+    for (init, expected) in [("nope", "exports no such function"), ("_start", "route /x: init `_start`")] {
+        let text = format!("[[route]]\npath = \"/x\"\nmodule = \"{handler}\"\ninit = \"{init}\"\nfuel = 1000\n");
+        std::fs::write(dir.join("carnac.toml"), text).unwrap();
+        let err = start(Source::ConfigFile(dir.join("carnac.toml")), "127.0.0.1:0").err().unwrap();
+        assert!(err.contains(expected), "{err}");
+    }
+}

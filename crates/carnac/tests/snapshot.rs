@@ -196,11 +196,7 @@ fn what_cannot_be_captured_is_refused() {
     assert_eq!(warm.get_typed_func::<(), i32>(&fresh, "call").unwrap().call(&mut fresh, ()).unwrap(), 5);
 
     // A host reference in a global.
-    let module = Module::new(
-        &engine,
-        r#"(module (global (export "g") (mut externref) (ref.null extern)))"#,
-    )
-    .unwrap();
+    let module = Module::new(&engine, r#"(module (global (export "g") (mut externref) (ref.null extern)))"#).unwrap();
     let mut store = Store::new(&engine, ());
     let inst = linker.instantiate(&mut store, &module).unwrap();
     let host = ExternRef::new(&mut store, 5u32).unwrap();

@@ -274,7 +274,9 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     for (i, ty) in info.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
         let defined = i - info.num_imported_globals as usize;
         let value = match warm {
-            Some(w) if ty.content == crate::types::ValType::FuncRef => warm_ref(&funcs, w.globals[defined] as u64) as u128,
+            Some(w) if ty.content == crate::types::ValType::FuncRef => {
+                warm_ref(&funcs, w.globals[defined] as u64) as u128
+            }
             Some(w) => w.globals[defined],
             None => eval_const(&s.globals, &globals, &funcs, info.global_inits[defined]),
         };

@@ -186,9 +186,7 @@ fn capture(s: &StoreInner, index: u32) -> Result<Snapshot, Error> {
         let global = &s.globals[g as usize];
         let raw = global.get();
         globals.push(match global.ty.content {
-            t @ (ValType::FuncRef | ValType::ExternRef) => {
-                func_ref(raw as u64, t, &|| format!("global {i}"))? as u128
-            }
+            t @ (ValType::FuncRef | ValType::ExternRef) => func_ref(raw as u64, t, &|| format!("global {i}"))? as u128,
             _ => raw,
         });
     }
@@ -346,7 +344,8 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
             )));
         }
     }
-    if let Some(i) = warm.elem_dropped.iter().zip(&info.elems).position(|(d, s)| *d && matches!(s.mode, ElemMode::Passive))
+    if let Some(i) =
+        warm.elem_dropped.iter().zip(&info.elems).position(|(d, s)| *d && matches!(s.mode, ElemMode::Passive))
     {
         return Err(refuse(format!("passive element segment {i} was dropped")));
     }
@@ -380,7 +379,8 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
     let mut out = Vec::with_capacity(bytes.len() + new_segments.iter().map(|s| s.2.len() + 8).sum::<usize>());
     out.extend_from_slice(&bytes[..8]);
     let section = |out: &mut Vec<u8>, id: u8, data: &[u8]| RawSection { id, data }.append_to(out);
-    let invalid = |e: wasmparser::BinaryReaderError| Error::Invalid { offset: e.offset() as u64, message: e.message().into() };
+    let invalid =
+        |e: wasmparser::BinaryReaderError| Error::Invalid { offset: e.offset() as u64, message: e.message().into() };
     let mut wrote_data = false;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
@@ -463,7 +463,11 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
     let mut features = wasmparser::WasmFeatures::all();
     features.remove(wasmparser::WasmFeatures::COMPONENT_MODEL);
     wasmparser::Validator::new_with_features(features).validate_all(&out).map_err(|e| {
-        refuse(format!("the written module does not validate ({} at offset {:#x}): a bug in Carnac", e.message(), e.offset()))
+        refuse(format!(
+            "the written module does not validate ({} at offset {:#x}): a bug in Carnac",
+            e.message(),
+            e.offset()
+        ))
     })?;
     Ok(out)
 }
