@@ -1,9 +1,11 @@
 //! Measures per-request instantiation: a fresh store, WASI context and instance
 //! from an `InstancePre`, optionally running `_start` (stdout discarded).
 //!
-//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi] [--no-track] [--tier=T]
+//!     cargo run --release -p carnac-wasi --example instantiate -- MODULE [N] [--run] [--cgi] [--no-track] [--tier=T] [--init=NAME]
 //!
 //! `--tier=interp|cranelift|auto` (default `interp`, as `carnac serve`).
+//! `--init=NAME`: call export NAME once, then instantiate from the instance's
+//! snapshot (what a route with `init = "NAME"` does).
 use std::time::Instant;
 
 use carnac::{Config, Engine, Linker, Module, Store};
@@ -46,9 +48,15 @@ fn main() {
     let tier = args.iter().find_map(|a| a.strip_prefix("--tier=")).unwrap_or("interp");
     config.strategy(tier.parse().unwrap());
     let engine = Engine::new(&config);
-    let module = Module::from_file(&engine, path).unwrap();
+    let mut module = Module::from_file(&engine, path).unwrap();
     let mut linker: Linker<WasiCtx> = Linker::new(&engine);
     carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    if let Some(init) = args.iter().find_map(|a| a.strip_prefix("--init=")) {
+        let mut store = Store::new(&engine, WasiCtx::builder().build());
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        instance.get_typed_func::<(), ()>(&store, init).unwrap().call(&mut store, ()).unwrap();
+        module = instance.snapshot(&store).unwrap().module().clone();
+    }
     let pre = linker.instantiate_pre(&module).unwrap();
     let mut best = f64::MAX;
     for _round in 0..5 {

@@ -26,7 +26,7 @@
 //!         u32 n, n x (str name, u8 is_bool, str value)   ISA settings (CPU features)
 //!         u8 strategy | u8 bounds, u64 guard bytes | u8 interrupt | u8 fuel | u8 tracked writes
 //!         | u64 wasm features
-//! body:   bytes wasm
+//! body:   u64 wasm length | zeros up to a multiple of 4 KiB (`WASM_ALIGN`) | wasm
 //!         u32 n, n x (u32 start, u32 end)           function ranges
 //!         u32 n, n x u32                            array-call trampoline offsets
 //!         u32 n, n x (u32 offset, u8 code)          trap sites
@@ -82,7 +82,12 @@ use crate::Strategy;
 pub(crate) const MAGIC: [u8; 8] = crate::module::ARTIFACT_MAGIC;
 
 /// Bumped whenever the layout above changes.
-pub(crate) const FORMAT_VERSION: u32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 4;
+
+/// The wasm's alignment in the file: data segments that a module lays out
+/// page-aligned in its binary (as `carnac snapshot` writes them) lie on page
+/// boundaries of the file too, so that memories map them straight from it.
+pub(crate) const WASM_ALIGN: usize = 4 << 10;
 
 /// The code's alignment in the file: a multiple of the page size of every
 /// host we run on but those with 64 KiB pages (x86_64: 4 KiB; aarch64: 4, 16
@@ -289,7 +294,9 @@ pub(crate) fn serialize(engine: &Engine, wasm: &[u8], code: &CompiledModule) -> 
     w.extend(MAGIC);
     put_u32(&mut w, FORMAT_VERSION);
     w.extend(header);
-    put_bytes(&mut w, wasm);
+    w.extend((wasm.len() as u64).to_le_bytes());
+    w.resize(w.len().next_multiple_of(WASM_ALIGN), 0);
+    w.extend(wasm);
     put_u32(&mut w, layout.funcs.len() as u32);
     for r in &layout.funcs {
         put_u32(&mut w, r.start);
@@ -381,7 +388,7 @@ pub(crate) fn parse(engine: &Engine, bytes: &[u8]) -> Result<Parsed, Error> {
             .map_err(|m| Error::Artifact(format!("incompatible artifact: {m}")))?;
     }
     let parsed = (|| -> Result<Parsed, String> {
-        let wasm = r.bytes_u64()?;
+        let wasm = r.wasm()?;
         let funcs = r.array(|b: &[u8; 8]| le32(b)..le32(&b[4..]))?;
         let array_calls = r.array(|b: &[u8; 4]| le32(b))?;
         let traps = r.records(TRAP_RECORD)?;
@@ -541,11 +548,6 @@ fn put_str(w: &mut Vec<u8>, s: &str) {
     w.extend(s.as_bytes());
 }
 
-fn put_bytes(w: &mut Vec<u8>, b: &[u8]) {
-    w.extend((b.len() as u64).to_le_bytes());
-    w.extend(b);
-}
-
 /// Bounds-checked reads; every failure says where.
 struct Reader<'a> {
     bytes: &'a [u8],
@@ -580,8 +582,10 @@ impl<'a> Reader<'a> {
     }
 
     /// A u64 length, then that many bytes: where they are.
-    fn bytes_u64(&mut self) -> Result<Range<usize>, String> {
+    /// The wasm: its length, zeros up to the next multiple of [`WASM_ALIGN`], its bytes.
+    fn wasm(&mut self) -> Result<Range<usize>, String> {
         let n = self.u64()?;
+        self.take(self.pos.next_multiple_of(WASM_ALIGN) - self.pos)?;
         self.bytes_of(n)
     }
 
@@ -904,7 +908,7 @@ mod tests {
     fn positions(bytes: &[u8]) -> (Range<usize>, usize) {
         let mut r = Reader { bytes: &bytes[..bytes.len() - 8], pos: MAGIC.len() + 4 };
         Header::read(&mut r).unwrap();
-        r.bytes_u64().unwrap();
+        r.wasm().unwrap();
         r.array(|_: &[u8; 8]| ()).unwrap();
         r.array(|_: &[u8; 4]| ()).unwrap();
         r.records(TRAP_RECORD).unwrap();

@@ -279,6 +279,9 @@ pub(crate) struct ArtifactImage {
     len: usize,
     /// The range made executable, if any.
     exec: Option<Range<usize>>,
+    /// The file mapped, when there is one: memories map their data from it too
+    /// (`MemoryImage::in_file`).
+    file: Option<std::sync::Arc<std::fs::File>>,
 }
 
 // SAFETY: the image owns its mapping exclusively; it is written only through
@@ -296,7 +299,8 @@ impl ArtifactImage {
             // mmap refuses empty mappings.
             return Self::copy_of(&[]);
         }
-        Ok(ArtifactImage { map: Mapping::file(file, len)?, len, exec: None })
+        let map = Mapping::file(file, len)?;
+        Ok(ArtifactImage { map, len, exec: None, file: file.try_clone().ok().map(std::sync::Arc::new) })
     }
 
     /// A copy of `bytes`, read-only.
@@ -306,7 +310,12 @@ impl ArtifactImage {
         // no other reference into it exists yet.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.ptr.as_ptr(), bytes.len()) };
         map.protect(0, map.mapped, libc::PROT_READ)?;
-        Ok(ArtifactImage { map, len: bytes.len(), exec: None })
+        Ok(ArtifactImage { map, len: bytes.len(), exec: None, file: None })
+    }
+
+    /// The file the artifact is mapped from (its byte 0 at `bytes()`'s start), if any.
+    pub(crate) fn file(&self) -> Option<&std::sync::Arc<std::fs::File>> {
+        self.file.as_ref()
     }
 
     /// The artifact's bytes.

@@ -166,6 +166,9 @@ pub(crate) struct CompiledModule {
     array_calls: Vec<u32>,
     /// `CodeLayout::abs_relocs`, kept to serialize the code position-independent.
     abs_relocs: Vec<(u32, u32)>,
+    /// For a module loaded from an artifact file: the file, and the address its
+    /// byte 0 is mapped at (the module's wasm lies in it).
+    mapped_file: Option<(Arc<std::fs::File>, usize)>,
 }
 
 impl std::fmt::Debug for CompiledModule {
@@ -210,7 +213,7 @@ impl CompiledModule {
         let base = writable.base();
         patch_abs_relocs(&mut writable, base, &abs_relocs);
         let region = Region::publish(writable, funcs, traps, srclocs)?;
-        Ok(CompiledModule { region, array_calls, abs_relocs })
+        Ok(CompiledModule { region, array_calls, abs_relocs, mapped_file: None })
     }
 
     /// Publishes the code of an artifact (its bytes in `image`, checked by
@@ -225,6 +228,7 @@ impl CompiledModule {
         let patch = |code: &mut [u8], base: usize| patch_abs_relocs(code, base, &abs_relocs);
         let patch: Option<Patch<'_>> = if abs_relocs.is_empty() { None } else { Some(&patch) };
         let in_place = image.make_executable(range.clone(), patch).is_ok();
+        let mapped_file = image.file().map(|f| (f.clone(), image.bytes().as_ptr() as usize));
         let image = Arc::new(image);
         let bytes = SharedBytes::new(image.clone(), 0..image.bytes().len());
         let code = if in_place {
@@ -235,7 +239,12 @@ impl CompiledModule {
         let srclocs = SrcLocs::from_artifact(bytes.slice(srclocs), code.len());
         let traps = TrapTable::from_records(code.base(), bytes.slice(traps));
         let region = Region::register(code, funcs, traps, srclocs);
-        Ok((CompiledModule { region, array_calls, abs_relocs }, bytes))
+        Ok((CompiledModule { region, array_calls, abs_relocs, mapped_file }, bytes))
+    }
+
+    /// The artifact file the module was loaded from, and where its byte 0 is mapped.
+    pub fn mapped_file(&self) -> Option<(&std::fs::File, usize)> {
+        self.mapped_file.as_ref().map(|(f, base)| (&**f, *base))
     }
 
     /// The code as an artifact stores it: position-independent (absolute

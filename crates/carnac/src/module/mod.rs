@@ -243,6 +243,11 @@ impl ModuleInner {
         &self.bytes[..]
     }
 
+    /// The module's binary, shared.
+    pub fn shared_bytes(&self) -> &SharedBytes {
+        &self.bytes
+    }
+
     /// Data segment `index`'s bytes.
     #[inline]
     pub fn data_bytes(&self, index: usize) -> &[u8] {

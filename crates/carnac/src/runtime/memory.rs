@@ -178,34 +178,49 @@ fn take_pooled(reserved: usize, image: Option<&Arc<MemoryImage>>) -> Option<Pool
     Some(pool.swap_remove(i))
 }
 
-/// A memory's initial contents, laid out once in an anonymous memory file (see
-/// the module docs): `len` bytes (whole host pages) that belong at byte `offset`
-/// (host-page aligned) of the memory; every byte outside them starts as zero.
-/// Cheap to share: instances map it, they never copy it.
+/// A memory's initial contents (see the module docs), as parts: runs of whole
+/// host pages, each at a page-aligned offset of the memory, mapped from a file
+/// (an anonymous memory file written once, or the compiled artifact the module
+/// was loaded from, where its data lies page-aligned); every byte outside the
+/// parts starts as zero. Cheap to share: instances map it, they never copy it.
 pub(crate) struct MemoryImage {
     fd: std::os::fd::OwnedFd,
+    /// Sorted by offset, disjoint.
+    parts: Vec<ImagePart>,
+    /// A memory file's own read-only mapping (address, length), unmapped on drop.
+    own_map: Option<(usize, usize)>,
+    /// What keeps the parts' `source` bytes mapped when they are not `own_map`'s.
+    _source_owner: Option<crate::module::SharedBytes>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ImagePart {
+    /// Where the part starts in the memory, and its length (whole pages).
     offset: usize,
     len: usize,
-    /// The file mapped shared and read-only: what resets copy written chunks back from.
+    /// Where it starts in the file.
+    file_offset: u64,
+    /// Its bytes, readable: what resets copy written chunks back from.
     source: *const u8,
 }
 
-// SAFETY: `source` is a read-only mapping owned by this value and unmapped only
-// when it is dropped; nothing ever writes through it, so any thread may read it.
+// SAFETY: the parts' `source` bytes are read-only mappings kept alive by the
+// image (`own_map`, `_source_owner`); nothing writes through them, so any thread
+// may read them.
 unsafe impl Send for MemoryImage {}
 unsafe impl Sync for MemoryImage {}
 
 impl std::fmt::Debug for MemoryImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryImage").field("offset", &self.offset).field("len", &self.len).finish()
+        f.debug_struct("MemoryImage").field("parts", &self.parts.len()).field("end", &self.end()).finish()
     }
 }
 
 impl MemoryImage {
     /// The image of a memory whose only non-zero bytes are `parts` (offset, bytes),
-    /// written in order (a later part overwrites an earlier one). `None` when there
-    /// is nothing to map (all parts empty), or when the system gives no memory file
-    /// (the caller then copies the bytes instead).
+    /// written in order (a later part overwrites an earlier one), laid out in a
+    /// new memory file. `None` when there is nothing to map (all parts empty), or
+    /// when the system gives no memory file (the caller then copies the bytes).
     pub fn new<'a>(parts: impl Iterator<Item = (usize, &'a [u8])> + Clone) -> Option<MemoryImage> {
         let page = host_page_size();
         let nonempty = parts.clone().filter(|(_, b)| !b.is_empty());
@@ -247,40 +262,81 @@ impl MemoryImage {
         if source == libc::MAP_FAILED {
             return None;
         }
-        Some(MemoryImage { fd, offset: start, len, source: source as *const u8 })
+        let part = ImagePart { offset: start, len, file_offset: 0, source: source as *const u8 };
+        Some(MemoryImage { fd, parts: vec![part], own_map: Some((source as usize, len)), _source_owner: None })
+    }
+
+    /// The image whose parts lie in `file` already: each (offset in the memory,
+    /// bytes) is a run of whole host pages inside `bytes` (which `file` holds from
+    /// file offset 0 at address `file_base`), at a page-aligned place in it. The
+    /// memory maps them straight from the file, which must never change while
+    /// mapped (a compiled artifact: trusted, written once). `None` where a part is
+    /// not aligned so, or the parts overlap: the caller lays out a memory file.
+    pub fn in_file<'a>(
+        file: &std::fs::File,
+        file_base: usize,
+        bytes: &crate::module::SharedBytes,
+        parts: impl Iterator<Item = (usize, &'a [u8])>,
+    ) -> Option<MemoryImage> {
+        let page = host_page_size();
+        let mut out: Vec<ImagePart> = Vec::new();
+        for (offset, b) in parts.filter(|(_, b)| !b.is_empty()) {
+            let at = (b.as_ptr() as usize).checked_sub(file_base)?;
+            if offset % page != 0 || b.len() % page != 0 || at % page != 0 {
+                return None;
+            }
+            out.push(ImagePart { offset, len: b.len(), file_offset: at as u64, source: b.as_ptr() });
+        }
+        out.sort_by_key(|p| p.offset);
+        if out.is_empty() || out.windows(2).any(|w| w[0].offset + w[0].len > w[1].offset) {
+            return None;
+        }
+        let fd = std::os::fd::OwnedFd::from(file.try_clone().ok()?);
+        Some(MemoryImage { fd, parts: out, own_map: None, _source_owner: Some(bytes.clone()) })
     }
 
     /// Where the image ends in the memory: the memory must be at least this long.
     pub fn end(&self) -> usize {
-        self.offset + self.len
+        self.parts.last().map_or(0, |p| p.offset + p.len)
     }
 
-    /// Where the image starts in the memory (host-page aligned).
-    pub fn offset(&self) -> usize {
-        self.offset
+    /// Where the image starts in the memory (its first part).
+    fn start(&self) -> usize {
+        self.parts.first().map_or(0, |p| p.offset)
     }
 
-    /// The image's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `source` maps `len` readable bytes for as long as `self` lives.
-        unsafe { std::slice::from_raw_parts(self.source, self.len) }
+    /// The parts: (offset in the memory, bytes), in order.
+    pub fn parts(&self) -> impl Iterator<Item = (usize, &[u8])> {
+        // SAFETY: each part's `source` maps `len` readable bytes for as long as
+        // `self` lives (see the fields).
+        self.parts.iter().map(|p| (p.offset, unsafe { std::slice::from_raw_parts(p.source, p.len) }))
     }
 
     /// What bytes `[start, start + out.len())` of a memory holding this image
     /// start as: copies them into `out` (zeros outside the image).
     fn initial_bytes(&self, start: usize, out: &mut [u8]) {
         out.fill(0);
-        let (lo, hi) = (start.max(self.offset), (start + out.len()).min(self.end()));
-        if lo < hi {
-            out[lo - start..hi - start].copy_from_slice(&self.bytes()[lo - self.offset..hi - self.offset]);
+        let end = start + out.len();
+        // The first part that ends after `start`.
+        let first = self.parts.partition_point(|p| p.offset + p.len <= start);
+        for (offset, bytes) in self.parts().skip(first) {
+            if offset >= end {
+                break;
+            }
+            let (lo, hi) = (start.max(offset), end.min(offset + bytes.len()));
+            if lo < hi {
+                out[lo - start..hi - start].copy_from_slice(&bytes[lo - offset..hi - offset]);
+            }
         }
     }
 }
 
 impl Drop for MemoryImage {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives `self`.
-        unsafe { libc::munmap(self.source as *mut libc::c_void, self.len) };
+        if let Some((addr, len)) = self.own_map {
+            // SAFETY: unmaps exactly the mapping made in `new`; no slice of it outlives `self`.
+            unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+        }
     }
 }
 
@@ -430,21 +486,26 @@ impl LinearMemory {
     /// read-write and at least `image.end()` long).
     fn map_image(&mut self, image: &Arc<MemoryImage>) -> Result<(), String> {
         debug_assert!(self.image.is_none() && image.end() <= self.def.len);
-        // SAFETY: [base+offset, base+end) lies inside the memory's read-write part
-        // (checked in `new`) and holds only zeros that nothing refers to; MAP_FIXED
-        // replaces exactly those pages with a private mapping of the image file.
-        let p = unsafe {
-            libc::mmap(
-                self.def.base.add(image.offset) as *mut libc::c_void,
-                image.len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_FIXED,
-                std::os::fd::AsRawFd::as_raw_fd(&image.fd),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err("cannot map a memory image".into());
+        for part in &image.parts {
+            // SAFETY: the part lies inside the memory's read-write part (checked in
+            // `new`) and holds only zeros that nothing refers to; MAP_FIXED replaces
+            // exactly those pages with a private mapping of the image's file.
+            let p = unsafe {
+                libc::mmap(
+                    self.def.base.add(part.offset) as *mut libc::c_void,
+                    part.len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_FIXED,
+                    std::os::fd::AsRawFd::as_raw_fd(&image.fd),
+                    part.file_offset as libc::off_t,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                // What was mapped is replaced by zeros again when the region is reset.
+                self.image = Some(image.clone());
+                let _ = self.unmap_image();
+                return Err("cannot map a memory image".into());
+            }
         }
         self.image = Some(image.clone());
         Ok(())
@@ -453,13 +514,15 @@ impl LinearMemory {
     /// Replaces the image mapped in a (reset) region by zeros again.
     fn unmap_image(&mut self) -> Result<(), String> {
         let Some(image) = self.image.take() else { return Ok(()) };
+        let (start, end) = (image.start(), image.end());
         // SAFETY: the image lies inside the region's read-write part (it was mapped
         // within the length of a memory, and a pooled region keeps at least that
-        // read-write); MAP_FIXED replaces exactly its pages with fresh zero pages.
+        // read-write); MAP_FIXED replaces exactly its pages (and the zero pages
+        // between its parts) with fresh zero pages.
         let p = unsafe {
             libc::mmap(
-                self.def.base.add(image.offset) as *mut libc::c_void,
-                image.len,
+                self.def.base.add(start) as *mut libc::c_void,
+                end - start,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
                 -1,

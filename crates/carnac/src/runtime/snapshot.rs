@@ -60,6 +60,15 @@ pub(crate) fn module_images(m: &ModuleInner) -> &[Option<Arc<MemoryImage>>] {
                 if bytes < MODULE_IMAGE_MIN_BYTES {
                     return None;
                 }
+                // Straight from the artifact the module was loaded from, where its
+                // segments lie page-aligned (as `carnac snapshot` writes them);
+                // else laid out once in a memory file.
+                #[cfg(carnac_native_code)]
+                if let Some((file, base)) = m.compiled.get().and_then(|c| c.mapped_file()) {
+                    if let Some(image) = MemoryImage::in_file(file, base, m.shared_bytes(), parts.iter().copied()) {
+                        return Some(Arc::new(image));
+                    }
+                }
                 MemoryImage::new(parts.iter().copied()).map(Arc::new)
             })
             .collect()
@@ -264,17 +273,28 @@ fn initial_table(m: &ModuleInner, warm: &WarmState, table: usize) -> Option<Vec<
     Some(elems)
 }
 
-/// Splits a memory image into data segments: runs of non-zero bytes, merged
-/// across short gaps of zeros (each segment costs a few bytes of header), with
-/// gaps widened until there are few enough segments for any validator.
+/// The page granularity of the data segments a snapshot writes: large ones
+/// start and end on these boundaries of the memory, and their bytes on these
+/// boundaries of the file, so that a compiled artifact of the module maps them
+/// into memories without copying (`MemoryImage::in_file`).
+const IMAGE_PAGE: usize = 4096;
+
+/// Splits a memory image into data segments. A large image: runs of whole pages
+/// holding non-zero bytes (zero pages left out), merged across short gaps until
+/// there are few enough segments for any validator. A small one: runs of
+/// non-zero bytes, merged across short gaps of zeros.
 fn image_segments(offset: usize, bytes: &[u8]) -> Vec<(usize, &[u8])> {
     const MAX_SEGMENTS: usize = 10_000;
-    let mut gap = 32;
+    let paged = offset % IMAGE_PAGE == 0 && bytes.len() % IMAGE_PAGE == 0 && bytes.len() >= MODULE_IMAGE_MIN_BYTES;
+    let (unit, units) = if paged { (IMAGE_PAGE, bytes.len() / IMAGE_PAGE) } else { (1, bytes.len()) };
+    let unit_nonzero = |i: usize| bytes[i * unit..(i + 1) * unit].iter().any(|b| *b != 0);
+    let nonzero: Vec<bool> = (0..units).map(unit_nonzero).collect();
+    let mut gap = if paged { 1 } else { 32 };
     loop {
         let mut segments = Vec::new();
         let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == 0 {
+        while i < units {
+            if !nonzero[i] {
                 i += 1;
                 continue;
             }
@@ -282,22 +302,77 @@ fn image_segments(offset: usize, bytes: &[u8]) -> Vec<(usize, &[u8])> {
             let mut end = i + 1;
             let mut zeros = 0;
             i += 1;
-            while i < bytes.len() && zeros < gap {
-                if bytes[i] == 0 {
-                    zeros += 1;
-                } else {
+            while i < units && zeros < gap {
+                if nonzero[i] {
                     zeros = 0;
                     end = i + 1;
+                } else {
+                    zeros += 1;
                 }
                 i += 1;
             }
-            segments.push((offset + start, &bytes[start..end]));
+            segments.push((offset + start * unit, &bytes[start * unit..end * unit]));
         }
         if segments.len() <= MAX_SEGMENTS {
             return segments;
         }
         gap *= 4;
     }
+}
+
+/// `n` as a five-byte LEB128 (a valid, non-minimal encoding): lengths and counts
+/// whose size must be known before their value is.
+fn leb_u32_5(n: u32) -> [u8; 5] {
+    let b = |shift: u32| ((n >> shift) & 0x7f) as u8;
+    [b(0) | 0x80, b(7) | 0x80, b(14) | 0x80, b(21) | 0x80, b(28)]
+}
+
+/// Appends the data section: `original` as passive segments (in place of the
+/// original segments), then `new` as active ones, each whole-page segment's
+/// bytes at a multiple of [`IMAGE_PAGE`] in the output (an empty-ish passive
+/// segment pads before it). Returns the number of segments written.
+fn write_data_section(out: &mut Vec<u8>, original: &[&[u8]], new: &[(u32, usize, &[u8])]) -> u32 {
+    use wasm_encoder::Encode;
+    out.push(11);
+    let size_at = out.len();
+    out.extend(leb_u32_5(0));
+    let count_at = out.len();
+    out.extend(leb_u32_5(0));
+    let mut count = 0u32;
+    for bytes in original {
+        out.push(0x01);
+        bytes.len().encode(out);
+        out.extend_from_slice(bytes);
+        count += 1;
+    }
+    for &(mem, off, bytes) in new {
+        let mut header = Vec::with_capacity(16);
+        if mem == 0 {
+            header.push(0x00);
+        } else {
+            header.push(0x02);
+            mem.encode(&mut header);
+        }
+        wasm_encoder::ConstExpr::i32_const(off as i32).encode(&mut header);
+        header.extend(leb_u32_5(bytes.len() as u32));
+        if off % IMAGE_PAGE == 0 && bytes.len() % IMAGE_PAGE == 0 {
+            // A passive segment of `k` zeros (1 + 5 bytes of header) moves the bytes
+            // to the next page boundary.
+            let misalign = (out.len() + 6 + header.len()) % IMAGE_PAGE;
+            let k = (IMAGE_PAGE - misalign) % IMAGE_PAGE;
+            out.push(0x01);
+            out.extend(leb_u32_5(k as u32));
+            out.resize(out.len() + k, 0);
+            count += 1;
+        }
+        out.extend(header);
+        out.extend_from_slice(bytes);
+        count += 1;
+    }
+    let size = (out.len() - count_at) as u32;
+    out[size_at..size_at + 5].copy_from_slice(&leb_u32_5(size));
+    out[count_at..count_at + 5].copy_from_slice(&leb_u32_5(count));
+    count
 }
 
 fn encoder_val_type(t: wasmparser::ValType) -> Result<wasm_encoder::ValType, Error> {
@@ -355,33 +430,28 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
     let mut new_segments: Vec<(u32, usize, &[u8])> = Vec::new();
     for (mem, (_, image)) in warm.memories.iter().enumerate() {
         if let Some(image) = image {
-            for (off, bytes) in image_segments(image.offset(), image.bytes()) {
-                new_segments.push((mem as u32, off, bytes));
+            for (offset, bytes) in image.parts() {
+                for (off, bytes) in image_segments(offset, bytes) {
+                    new_segments.push((mem as u32, off, bytes));
+                }
             }
         }
     }
-    let data_count = (info.datas.len() + new_segments.len()) as u32;
-    let data_section = {
-        let mut section = wasm_encoder::DataSection::new();
-        for (i, seg) in info.datas.iter().enumerate() {
-            match seg.mode {
-                DataMode::Passive if !warm.data_dropped[i] => section.passive(m.data_bytes(i).iter().copied()),
-                _ => section.passive([]),
-            };
-        }
-        for (mem, off, bytes) in &new_segments {
-            section.active(*mem, &wasm_encoder::ConstExpr::i32_const(*off as i32), bytes.iter().copied());
-        }
-        section
-    };
-
+    let original_datas: Vec<&[u8]> = (0..info.datas.len())
+        .map(|i| match info.datas[i].mode {
+            DataMode::Passive if !warm.data_dropped[i] => m.data_bytes(i),
+            _ => &[][..],
+        })
+        .collect();
     let bytes = &m.wasm_bytes()[..];
-    let mut out = Vec::with_capacity(bytes.len() + new_segments.iter().map(|s| s.2.len() + 8).sum::<usize>());
+    let extra: usize = new_segments.iter().map(|s| s.2.len() + 2 * IMAGE_PAGE).sum();
+    let mut out = Vec::with_capacity(bytes.len() + extra);
     out.extend_from_slice(&bytes[..8]);
     let section = |out: &mut Vec<u8>, id: u8, data: &[u8]| RawSection { id, data }.append_to(out);
     let invalid =
         |e: wasmparser::BinaryReaderError| Error::Invalid { offset: e.offset() as u64, message: e.message().into() };
     let mut wrote_data = false;
+    let (mut data_count, mut data_count_at) = (original_datas.len() as u32, None);
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(invalid)?;
         use wasmparser::Payload as P;
@@ -434,10 +504,13 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
             // The start function ran before the snapshot: its effects are in it.
             P::StartSection { .. } => {}
             P::DataCountSection { .. } => {
-                wasm_encoder::DataCountSection { count: data_count }.append_to(&mut out);
+                // The count, known once the data section is laid out: five bytes kept.
+                out.extend([12, 5]);
+                data_count_at = Some(out.len());
+                out.extend(leb_u32_5(0));
             }
             P::DataSection(_) => {
-                data_section.append_to(&mut out);
+                data_count = write_data_section(&mut out, &original_datas, &new_segments);
                 wrote_data = true;
             }
             P::CodeSectionStart { .. } => {
@@ -446,7 +519,7 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
                 if !info.datas.is_empty() || new_segments.is_empty() {
                     continue;
                 }
-                data_section.append_to(&mut out);
+                data_count = write_data_section(&mut out, &original_datas, &new_segments);
                 wrote_data = true;
             }
             P::End(_) => {}
@@ -458,7 +531,10 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
         }
     }
     if !wrote_data && !new_segments.is_empty() {
-        data_section.append_to(&mut out);
+        data_count = write_data_section(&mut out, &original_datas, &new_segments);
+    }
+    if let Some(at) = data_count_at {
+        out[at..at + 5].copy_from_slice(&leb_u32_5(data_count));
     }
     let mut features = wasmparser::WasmFeatures::all();
     features.remove(wasmparser::WasmFeatures::COMPONENT_MODEL);
