@@ -736,7 +736,7 @@ mod tests {
     #[test]
     fn out_of_bounds_store_writes_nothing() {
         let ty = crate::types::MemoryType { limits: crate::types::Limits { min: 1, max: Some(1) } };
-        let mut memory = crate::runtime::memory::LinearMemory::new(ty, true, None).unwrap();
+        let mut memory = crate::runtime::memory::LinearMemory::new(ty, true, None, None).unwrap();
         let mut mem = memory.tracked();
         let end = WASM_PAGE as u64;
         assert_eq!(write(&mut mem, end - 10, 0, &[1; 16]), Err(TrapKind::MemoryOutOfBounds));

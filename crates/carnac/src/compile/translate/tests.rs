@@ -368,7 +368,8 @@ mod run {
         for d in &info.datas {
             if let crate::module::DataMode::Active { memory, offset: crate::module::ConstExpr::Bits(at) } = d.mode {
                 let at = at as u32 as usize;
-                memories[memory as usize][at..at + d.bytes.len()].copy_from_slice(&d.bytes);
+                let data = &bytes[d.range.clone()];
+                memories[memory as usize][at..at + data.len()].copy_from_slice(data);
             }
         }
         let mut defs: Vec<VMMemoryDef> =
