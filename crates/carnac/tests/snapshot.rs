@@ -250,3 +250,31 @@ fn data_segments_mapped_as_images_come_back_intact_in_every_instance() {
         }
     }
 }
+
+/// A snapshot written as a module and compiled to an artifact: its memory image
+/// is mapped straight from the artifact file (its data segments lie
+/// page-aligned there), and comes back intact in every instance.
+#[test]
+fn a_snapshot_compiled_ahead_maps_its_memory_from_the_artifact() {
+    if !Strategy::Cranelift.is_available() {
+        return;
+    }
+    let engine = Engine::new(Config::new().strategy(Strategy::Cranelift));
+    let wasm = warmed(&engine).to_wasm(&["init"]).unwrap();
+    let artifact = Module::new(&engine, &wasm).unwrap().serialize().unwrap();
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("snap-{}.cwasm", std::process::id()));
+    std::fs::write(&path, &artifact).unwrap();
+    let module = Module::deserialize_file(&engine, &path).unwrap();
+    let linker = Linker::new(&engine);
+    for round in 0..4 {
+        let mut s = Store::new(&engine, ());
+        let inst = linker.instantiate(&mut s, &module).unwrap();
+        assert_warm(&mut s, &inst);
+        let len = [100, 5000, 1 << 20, 64][round];
+        if len > 262_144 {
+            assert_eq!(call::<i32, i32>(&mut s, &inst, "grow", 16), 4);
+        }
+        call::<(i32, i32, i32), ()>(&mut s, &inst, "fill", (0, 0x77, len));
+    }
+    std::fs::remove_file(&path).ok();
+}

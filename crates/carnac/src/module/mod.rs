@@ -244,6 +244,7 @@ impl ModuleInner {
     }
 
     /// The module's binary, shared.
+    #[cfg(carnac_native_code)]
     pub fn shared_bytes(&self) -> &SharedBytes {
         &self.bytes
     }

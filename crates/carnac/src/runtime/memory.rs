@@ -272,6 +272,7 @@ impl MemoryImage {
     /// memory maps them straight from the file, which must never change while
     /// mapped (a compiled artifact: trusted, written once). `None` where a part is
     /// not aligned so, or the parts overlap: the caller lays out a memory file.
+    #[cfg(carnac_native_code)]
     pub fn in_file<'a>(
         file: &std::fs::File,
         file_base: usize,

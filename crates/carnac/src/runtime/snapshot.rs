@@ -285,7 +285,9 @@ const IMAGE_PAGE: usize = 4096;
 /// non-zero bytes, merged across short gaps of zeros.
 fn image_segments(offset: usize, bytes: &[u8]) -> Vec<(usize, &[u8])> {
     const MAX_SEGMENTS: usize = 10_000;
-    let paged = offset % IMAGE_PAGE == 0 && bytes.len() % IMAGE_PAGE == 0 && bytes.len() >= MODULE_IMAGE_MIN_BYTES;
+    let paged = offset.is_multiple_of(IMAGE_PAGE)
+        && bytes.len().is_multiple_of(IMAGE_PAGE)
+        && bytes.len() >= MODULE_IMAGE_MIN_BYTES;
     let (unit, units) = if paged { (IMAGE_PAGE, bytes.len() / IMAGE_PAGE) } else { (1, bytes.len()) };
     let unit_nonzero = |i: usize| bytes[i * unit..(i + 1) * unit].iter().any(|b| *b != 0);
     let nonzero: Vec<bool> = (0..units).map(unit_nonzero).collect();
@@ -355,7 +357,7 @@ fn write_data_section(out: &mut Vec<u8>, original: &[&[u8]], new: &[(u32, usize,
         }
         wasm_encoder::ConstExpr::i32_const(off as i32).encode(&mut header);
         header.extend(leb_u32_5(bytes.len() as u32));
-        if off % IMAGE_PAGE == 0 && bytes.len() % IMAGE_PAGE == 0 {
+        if off.is_multiple_of(IMAGE_PAGE) && bytes.len().is_multiple_of(IMAGE_PAGE) {
             // A passive segment of `k` zeros (1 + 5 bytes of header) moves the bytes
             // to the next page boundary.
             let misalign = (out.len() + 6 + header.len()) % IMAGE_PAGE;
@@ -443,13 +445,12 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
             _ => &[][..],
         })
         .collect();
-    let bytes = &m.wasm_bytes()[..];
+    let bytes = m.wasm_bytes();
     let extra: usize = new_segments.iter().map(|s| s.2.len() + 2 * IMAGE_PAGE).sum();
     let mut out = Vec::with_capacity(bytes.len() + extra);
     out.extend_from_slice(&bytes[..8]);
     let section = |out: &mut Vec<u8>, id: u8, data: &[u8]| RawSection { id, data }.append_to(out);
-    let invalid =
-        |e: wasmparser::BinaryReaderError| Error::Invalid { offset: e.offset() as u64, message: e.message().into() };
+    let invalid = |e: wasmparser::BinaryReaderError| Error::Invalid { offset: e.offset(), message: e.message().into() };
     let mut wrote_data = false;
     let (mut data_count, mut data_count_at) = (original_datas.len() as u32, None);
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
