@@ -6,12 +6,14 @@
    `wasmtime wizer`), each as wasm and compiled ahead of time (`carnac
    compile`; `wasmtime compile`). Median wall time of whole processes.
 2. In one process: instantiate + drop of the warm state (the `instantiate`
-   example of carnac-wasi with `--init`), interpreter and compiled tier.
+   example of carnac-wasi with `--init`), interpreter and compiled tier; with
+   `--wasmtime-crate`, Wasmtime's pooling allocator with copy-on-write images
+   on its wizer output (benches/wasmtime-instantiate, built here: ~10 minutes).
 3. `carnac serve`: requests per second of the hello handler
    (examples/hello-handler.wat) and of examples/warm-handler.wat (a ~50-90 ms
    start-up) on a route with `init = "init"`, with `wrk`.
 
-    python3 benches/snapshot_bench.py [--runs 11] [--duration 5]
+    python3 benches/snapshot_bench.py [--runs 11] [--duration 5] [--wasmtime-crate]
 
 Peers come from ../shared/peers/install.sh (wasmtime on PATH, or
 /tmp/carnac-peers/bin); rows for a missing peer are skipped, with a note.
@@ -65,6 +67,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--wasmtime-crate", action="store_true")
     args = ap.parse_args()
     run(["cargo", "build", "--release", "-q", "-p", "carnac-cli"], cwd=ROOT)
     run(["cargo", "build", "--release", "-q", "-p", "carnac-wasi", "--example", "instantiate"], cwd=ROOT)
@@ -113,6 +116,11 @@ def main():
     for tier in ["interp", "cranelift"]:
         out = run([INSTANTIATE, wat, "20000", f"--tier={tier}", "--init=wizer.initialize"], env=env).stdout.decode()
         print(f"carnac {tier:10} {out.strip()}")
+    if args.wasmtime_crate and wasmtime:
+        manifest = os.path.join(HERE, "wasmtime-instantiate", "Cargo.toml")
+        run(["cargo", "build", "--release", "-q", "--manifest-path", manifest])
+        exe = os.path.join(HERE, "wasmtime-instantiate", "target", "release", "wasmtime-instantiate")
+        print(run([exe, f("wizer.wasm"), "20000"]).stdout.decode().strip())
 
     print("\n== carnac serve: requests/s, hello handler vs a pre-initialised route (wrk -t2 -c32)")
     cfg = f("carnac.toml")
