@@ -20,7 +20,7 @@ use crate::object::{view, wasm_extern_t, wasm_instance_t, wasm_module_t, wasm_tr
 use crate::store::{wasm_config_t, wasm_engine_t, wasm_store_t, StoreData};
 use crate::trap::trap_of;
 use crate::vec::{bytes_vec, wasm_byte_vec_t, wasm_name_t, CVec};
-use crate::{from_raw, guard, into_raw, opt_mut, opt_ref};
+use crate::{from_raw, guard, guard_with, into_raw, opt_mut, opt_ref};
 
 /// An error: a message.
 pub struct carnac_error_t {
@@ -190,28 +190,34 @@ unsafe fn with_store<R>(
 /// Sets the store's fuel (an error unless the engine consumes fuel).
 #[no_mangle]
 pub unsafe extern "C" fn carnac_store_set_fuel(s: *mut wasm_store_t, fuel: u64) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: `s` is null or valid.
-        result(unsafe { with_store(s, Err("null store".into()), |s| s.set_fuel(fuel).map_err(|e| e.to_string())) })
-    })
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: `s` is null or valid.
+            result(unsafe { with_store(s, Err("null store".into()), |s| s.set_fuel(fuel).map_err(|e| e.to_string())) })
+        },
+    )
 }
 
 /// Writes the store's remaining fuel to `out` (an error unless the engine consumes fuel).
 #[no_mangle]
 pub unsafe extern "C" fn carnac_store_get_fuel(s: *const wasm_store_t, out: *mut u64) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: `s` is null or valid.
-        match unsafe { with_store(s, Err("null store".into()), |s| s.get_fuel().map_err(|e| e.to_string())) } {
-            Ok(f) => {
-                // SAFETY: `out` is null or a place for a `u64`.
-                if let Some(out) = unsafe { opt_mut(out) } {
-                    *out = f;
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: `s` is null or valid.
+            match unsafe { with_store(s, Err("null store".into()), |s| s.get_fuel().map_err(|e| e.to_string())) } {
+                Ok(f) => {
+                    // SAFETY: `out` is null or a place for a `u64`.
+                    if let Some(out) = unsafe { opt_mut(out) } {
+                        *out = f;
+                    }
+                    std::ptr::null_mut()
                 }
-                std::ptr::null_mut()
+                Err(m) => error(m),
             }
-            Err(m) => error(m),
-        }
-    })
+        },
+    )
 }
 
 /// The store's epoch deadline, in ticks beyond the engine's current epoch.
@@ -308,45 +314,51 @@ pub unsafe extern "C" fn carnac_module_new(
     len: usize,
     out: *mut *mut wasm_module_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: `engine` is null or valid; `out` null or a place for a pointer.
-        let (Some(engine), Some(out)) = (unsafe { opt_ref(engine) }, unsafe { opt_mut(out) }) else {
-            return error("carnac_module_new: null engine or output");
-        };
-        if bytes.is_null() && len > 0 {
-            return error("carnac_module_new: null bytes");
-        }
-        // SAFETY: `bytes` points to `len` bytes (or `len` is 0).
-        let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(bytes, len) } };
-        match Module::new(&engine.engine, bytes) {
-            Ok(m) => {
-                *out = Object::new(None, Item::Module(m)).into_ptr();
-                std::ptr::null_mut()
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: `engine` is null or valid; `out` null or a place for a pointer.
+            let (Some(engine), Some(out)) = (unsafe { opt_ref(engine) }, unsafe { opt_mut(out) }) else {
+                return error("carnac_module_new: null engine or output");
+            };
+            if bytes.is_null() && len > 0 {
+                return error("carnac_module_new: null bytes");
             }
-            Err(e) => error(e.to_string()),
-        }
-    })
+            // SAFETY: `bytes` points to `len` bytes (or `len` is 0).
+            let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(bytes, len) } };
+            match Module::new(&engine.engine, bytes) {
+                Ok(m) => {
+                    *out = Object::new(None, Item::Module(m)).into_ptr();
+                    std::ptr::null_mut()
+                }
+                Err(e) => error(e.to_string()),
+            }
+        },
+    )
 }
 
 /// Converts WebAssembly text to a binary module in `out` (owned by the caller).
 #[no_mangle]
 pub unsafe extern "C" fn carnac_wat2wasm(wat: *const u8, len: usize, out: *mut wasm_byte_vec_t) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        if out.is_null() || (wat.is_null() && len > 0) {
-            return error("carnac_wat2wasm: null argument");
-        }
-        // SAFETY: `wat` points to `len` bytes (or `len` is 0).
-        let text = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(wat, len) } };
-        let Ok(text) = std::str::from_utf8(text) else { return error("carnac_wat2wasm: the text is not UTF-8") };
-        match wat::parse_str(text) {
-            Ok(bin) => {
-                // SAFETY: `out` is a place for a vector.
-                unsafe { out.write(CVec::from_vec(bin)) };
-                std::ptr::null_mut()
+    guard_with(
+        || error("panic"),
+        || {
+            if out.is_null() || (wat.is_null() && len > 0) {
+                return error("carnac_wat2wasm: null argument");
             }
-            Err(e) => error(e.to_string()),
-        }
-    })
+            // SAFETY: `wat` points to `len` bytes (or `len` is 0).
+            let text = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(wat, len) } };
+            let Ok(text) = std::str::from_utf8(text) else { return error("carnac_wat2wasm: the text is not UTF-8") };
+            match wat::parse_str(text) {
+                Ok(bin) => {
+                    // SAFETY: `out` is a place for a vector.
+                    unsafe { out.write(CVec::from_vec(bin)) };
+                    std::ptr::null_mut()
+                }
+                Err(e) => error(e.to_string()),
+            }
+        },
+    )
 }
 
 /// The module as a compiled artifact in `out` (owned by the caller), or why not.
@@ -355,21 +367,24 @@ pub unsafe extern "C" fn carnac_module_serialize(
     module: *const wasm_module_t,
     out: *mut wasm_byte_vec_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: `module` is null or valid.
-        let Some(m) = (unsafe { module_of(module) }) else { return error("carnac_module_serialize: null module") };
-        if out.is_null() {
-            return error("carnac_module_serialize: null output");
-        }
-        match m.serialize() {
-            Ok(bytes) => {
-                // SAFETY: `out` is a place for a vector.
-                unsafe { out.write(CVec::from_vec(bytes)) };
-                std::ptr::null_mut()
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: `module` is null or valid.
+            let Some(m) = (unsafe { module_of(module) }) else { return error("carnac_module_serialize: null module") };
+            if out.is_null() {
+                return error("carnac_module_serialize: null output");
             }
-            Err(e) => error(e.to_string()),
-        }
-    })
+            match m.serialize() {
+                Ok(bytes) => {
+                    // SAFETY: `out` is a place for a vector.
+                    unsafe { out.write(CVec::from_vec(bytes)) };
+                    std::ptr::null_mut()
+                }
+                Err(e) => error(e.to_string()),
+            }
+        },
+    )
 }
 
 /// Loads a compiled artifact into `out` (owned by the caller), or says why
@@ -380,22 +395,25 @@ pub unsafe extern "C" fn carnac_module_deserialize(
     bytes: *const wasm_byte_vec_t,
     out: *mut *mut wasm_module_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: all are null or valid.
-        let (Some(engine), Some(bytes), Some(out)) =
-            (unsafe { opt_ref(engine) }, unsafe { opt_ref(bytes) }, unsafe { opt_mut(out) })
-        else {
-            return error("carnac_module_deserialize: null argument");
-        };
-        // SAFETY: a valid vector holds `size` bytes.
-        match Module::deserialize(&engine.engine, unsafe { bytes.as_slice() }) {
-            Ok(m) => {
-                *out = Object::new(None, Item::Module(m)).into_ptr();
-                std::ptr::null_mut()
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: all are null or valid.
+            let (Some(engine), Some(bytes), Some(out)) =
+                (unsafe { opt_ref(engine) }, unsafe { opt_ref(bytes) }, unsafe { opt_mut(out) })
+            else {
+                return error("carnac_module_deserialize: null argument");
+            };
+            // SAFETY: a valid vector holds `size` bytes.
+            match Module::deserialize(&engine.engine, unsafe { bytes.as_slice() }) {
+                Ok(m) => {
+                    *out = Object::new(None, Item::Module(m)).into_ptr();
+                    std::ptr::null_mut()
+                }
+                Err(e) => error(e.to_string()),
             }
-            Err(e) => error(e.to_string()),
-        }
-    })
+        },
+    )
 }
 
 // Instances and traps.
@@ -684,19 +702,24 @@ pub unsafe extern "C" fn carnac_store_set_wasi(
     s: *mut wasm_store_t,
     config: *mut carnac_wasi_config_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: `config` is null or owned by us now (`own`).
-        let Some(config) = (unsafe { from_raw(config) }) else { return error("carnac_store_set_wasi: null config") };
-        // SAFETY: `s` is null or valid.
-        let Some(store) = (unsafe { opt_ref(s) }) else { return error("carnac_store_set_wasi: null store") };
-        match build_wasi(*config) {
-            Ok(ctx) => {
-                store.store.with(|s| s.data_mut().wasi = ctx);
-                std::ptr::null_mut()
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: `config` is null or owned by us now (`own`).
+            let Some(config) = (unsafe { from_raw(config) }) else {
+                return error("carnac_store_set_wasi: null config");
+            };
+            // SAFETY: `s` is null or valid.
+            let Some(store) = (unsafe { opt_ref(s) }) else { return error("carnac_store_set_wasi: null store") };
+            match build_wasi(*config) {
+                Ok(ctx) => {
+                    store.store.with(|s| s.data_mut().wasi = ctx);
+                    std::ptr::null_mut()
+                }
+                Err(m) => error(m),
             }
-            Err(m) => error(m),
-        }
-    })
+        },
+    )
 }
 
 // The linker.
@@ -745,29 +768,37 @@ pub unsafe extern "C" fn carnac_linker_define(
     name: *const c_char,
     item: *const wasm_extern_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: all are null or valid.
-        let (Some(l), Some(m), Some(n), Some(o)) =
-            (unsafe { opt_mut(l) }, unsafe { str_arg(module) }, unsafe { str_arg(name) }, unsafe {
-                view(item, "extern")
-            })
-        else {
-            return error("carnac_linker_define: null argument (or a name not in UTF-8)");
-        };
-        let Some((e, _)) = extern_of(o) else { return error("carnac_linker_define: not an extern") };
-        result(l.linker.define(m, n, e).map(drop).map_err(|e| e.to_string()))
-    })
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: all are null or valid.
+            let (Some(l), Some(m), Some(n), Some(o)) =
+                (unsafe { opt_mut(l) }, unsafe { str_arg(module) }, unsafe { str_arg(name) }, unsafe {
+                    view(item, "extern")
+                })
+            else {
+                return error("carnac_linker_define: null argument (or a name not in UTF-8)");
+            };
+            let Some((e, _)) = extern_of(o) else { return error("carnac_linker_define: not an extern") };
+            result(l.linker.define(m, n, e).map(drop).map_err(|e| e.to_string()))
+        },
+    )
 }
 
 /// Defines WASI preview1 (`wasi_snapshot_preview1`), acting on the WASI
 /// context of the store each call runs in (`carnac_store_set_wasi`).
 #[no_mangle]
 pub unsafe extern "C" fn carnac_linker_define_wasi(l: *mut carnac_linker_t) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: `l` is null or valid.
-        let Some(l) = (unsafe { opt_mut(l) }) else { return error("carnac_linker_define_wasi: null linker") };
-        result(carnac_wasi::add_to_linker(&mut l.linker, |d: &mut StoreData| &mut d.wasi).map_err(|e| e.to_string()))
-    })
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: `l` is null or valid.
+            let Some(l) = (unsafe { opt_mut(l) }) else { return error("carnac_linker_define_wasi: null linker") };
+            result(
+                carnac_wasi::add_to_linker(&mut l.linker, |d: &mut StoreData| &mut d.wasi).map_err(|e| e.to_string()),
+            )
+        },
+    )
 }
 
 /// Defines every export of `instance` under the module name `name`.
@@ -777,16 +808,19 @@ pub unsafe extern "C" fn carnac_linker_define_instance(
     name: *const c_char,
     instance: *const wasm_instance_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: all are null or valid.
-        let (Some(l), Some(n), Some(o)) =
-            (unsafe { opt_mut(l) }, unsafe { str_arg(name) }, unsafe { view(instance, "instance") })
-        else {
-            return error("carnac_linker_define_instance: null argument");
-        };
-        let (Some(s), Item::Instance(i)) = (&o.store, &o.item) else { return error("not an instance") };
-        result(s.with(|st| l.linker.instance(st, n, *i).map(drop).map_err(|e| e.to_string())))
-    })
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: all are null or valid.
+            let (Some(l), Some(n), Some(o)) =
+                (unsafe { opt_mut(l) }, unsafe { str_arg(name) }, unsafe { view(instance, "instance") })
+            else {
+                return error("carnac_linker_define_instance: null argument");
+            };
+            let (Some(s), Item::Instance(i)) = (&o.store, &o.item) else { return error("not an instance") };
+            result(s.with(|st| l.linker.instance(st, n, *i).map(drop).map_err(|e| e.to_string())))
+        },
+    )
 }
 
 /// Instantiates `module` in `store`, resolving its imports by name. On
@@ -802,33 +836,36 @@ pub unsafe extern "C" fn carnac_linker_instantiate(
     instance_out: *mut *mut wasm_instance_t,
     trap_out: *mut *mut wasm_trap_t,
 ) -> *mut carnac_error_t {
-    guard(error("panic"), || {
-        // SAFETY: all are null or valid.
-        let (Some(l), Some(s), Some(m), Some(iout)) =
-            (unsafe { opt_ref(l) }, unsafe { opt_ref(store) }, unsafe { module_of(module) }, unsafe {
-                opt_mut(instance_out)
-            })
-        else {
-            return error("carnac_linker_instantiate: null argument");
-        };
-        *iout = std::ptr::null_mut();
-        // SAFETY: `trap_out` is null or a place for a pointer.
-        let tout = unsafe { opt_mut(trap_out) };
-        match s.store.with(|st| l.linker.instantiate(st, m)) {
-            Ok(i) => {
-                *iout = Object::new(Some(s.store.clone()), Item::Instance(i)).into_ptr();
-                std::ptr::null_mut()
-            }
-            Err(e) if e.as_trap().is_some() => match tout {
-                Some(t) => {
-                    *t = trap_ptr(error_trap(e));
+    guard_with(
+        || error("panic"),
+        || {
+            // SAFETY: all are null or valid.
+            let (Some(l), Some(s), Some(m), Some(iout)) =
+                (unsafe { opt_ref(l) }, unsafe { opt_ref(store) }, unsafe { module_of(module) }, unsafe {
+                    opt_mut(instance_out)
+                })
+            else {
+                return error("carnac_linker_instantiate: null argument");
+            };
+            *iout = std::ptr::null_mut();
+            // SAFETY: `trap_out` is null or a place for a pointer.
+            let tout = unsafe { opt_mut(trap_out) };
+            match s.store.with(|st| l.linker.instantiate(st, m)) {
+                Ok(i) => {
+                    *iout = Object::new(Some(s.store.clone()), Item::Instance(i)).into_ptr();
                     std::ptr::null_mut()
                 }
-                None => error(e.to_string()),
-            },
-            Err(e) => error(e.to_string()),
-        }
-    })
+                Err(e) if e.as_trap().is_some() => match tout {
+                    Some(t) => {
+                        *t = trap_ptr(error_trap(e));
+                        std::ptr::null_mut()
+                    }
+                    None => error(e.to_string()),
+                },
+                Err(e) => error(e.to_string()),
+            }
+        },
+    )
 }
 
 /// The definition of `module`.`name` for `store`, as a new extern owned by

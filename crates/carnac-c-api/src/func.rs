@@ -20,7 +20,7 @@ use crate::store::{wasm_store_t, StoreCell, StoreData, StoreRef};
 use crate::types::wasm_functype_t;
 use crate::val::{from_carnac, to_carnac, wasm_val_t};
 use crate::vec::{wasm_val_vec_t, CVec, Elem};
-use crate::{from_raw, guard, into_raw, opt_mut, opt_ref};
+use crate::{from_raw, guard, guard_with, into_raw, opt_mut, opt_ref};
 
 pub type wasm_func_callback_t = unsafe extern "C" fn(*const wasm_val_vec_t, *mut wasm_val_vec_t) -> *mut wasm_trap_t;
 pub type wasm_func_callback_with_env_t =
@@ -256,19 +256,22 @@ pub unsafe extern "C" fn wasm_func_call(
     args: *const wasm_val_vec_t,
     results: *mut wasm_val_vec_t,
 ) -> *mut wasm_trap_t {
-    guard(trap_ptr(Trap::host("a panic in Carnac's wasm_func_call")), || {
-        // SAFETY: `func` is null or valid.
-        let Some((f, store_ref)) = (unsafe { func_of(func) }) else {
-            return trap_ptr(Trap::host("wasm_func_call: the function is null or not a function"));
-        };
-        // SAFETY: `args` and `results` are null or valid vectors.
-        let args: &[wasm_val_t] = unsafe { opt_ref(args) }.map_or(&[], |a| unsafe { a.as_slice() });
-        let results = unsafe { opt_mut(results) };
-        match store_ref.with(|store| call(f, store_ref, store, args, results)) {
-            Ok(()) => std::ptr::null_mut(),
-            Err(t) => trap_ptr(t),
-        }
-    })
+    guard_with(
+        || trap_ptr(Trap::host("a panic in Carnac's wasm_func_call")),
+        || {
+            // SAFETY: `func` is null or valid.
+            let Some((f, store_ref)) = (unsafe { func_of(func) }) else {
+                return trap_ptr(Trap::host("wasm_func_call: the function is null or not a function"));
+            };
+            // SAFETY: `args` and `results` are null or valid vectors.
+            let args: &[wasm_val_t] = unsafe { opt_ref(args) }.map_or(&[], |a| unsafe { a.as_slice() });
+            let results = unsafe { opt_mut(results) };
+            match store_ref.with(|store| call(f, store_ref, store, args, results)) {
+                Ok(()) => std::ptr::null_mut(),
+                Err(t) => trap_ptr(t),
+            }
+        },
+    )
 }
 
 fn call(

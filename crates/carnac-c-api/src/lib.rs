@@ -47,6 +47,11 @@ pub(crate) fn guard<R>(default: R, f: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(default)
 }
 
+/// [`guard`] with a default made only when needed (an allocated object).
+pub(crate) fn guard_with<R>(default: impl FnOnce() -> R, f: impl FnOnce() -> R) -> R {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| default())
+}
+
 /// `&*p`, or `None` for a null pointer.
 ///
 /// # Safety
