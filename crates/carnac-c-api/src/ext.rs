@@ -689,7 +689,7 @@ fn build_wasi(c: carnac_wasi_config_t) -> Result<WasiCtx, String> {
         b.stderr(s);
     }
     for (host, guest) in &c.preopens {
-        b.preopened_dir(host, guest).map_err(|e| format!("cannot open directory {}: {e}", host.display()))?;
+        b.preopened_dir(host, guest).map_err(|e| e.to_string())?;
     }
     Ok(b.build())
 }
