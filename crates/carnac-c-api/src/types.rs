@@ -341,6 +341,7 @@ unsafe fn take_valtypes(v: *mut wasm_valtype_vec_t) -> Option<Vec<ValType>> {
     let mut ok = true;
     let tys: Vec<ValType> = elems
         .into_iter()
+        // SAFETY: the elements are owned value types (or null), now ours.
         .filter_map(|p| match unsafe { from_raw(p) } {
             Some(t) => Some(t.ty),
             None => {

@@ -141,7 +141,7 @@ pub unsafe extern "C" fn wasm_val_delete(v: *mut wasm_val_t) {
             // SAFETY: the value owns its reference; it is cleared so a second
             // delete does nothing.
             unsafe { v.drop_elem() };
-            if v.ref_ptr() != std::ptr::null_mut() {
+            if !v.ref_ptr().is_null() {
                 v.of.ref_ = std::ptr::null_mut();
             }
         }

@@ -32,8 +32,12 @@ fn lib_dir() -> PathBuf {
             cmd.args(["build", "-p", "carnac-c-api", "--lib", "--target-dir"]).arg(target_dir);
             match profile {
                 "debug" => {}
-                "release" => drop(cmd.arg("--release")),
-                other => drop(cmd.args(["--profile", other])),
+                "release" => {
+                    cmd.arg("--release");
+                }
+                other => {
+                    cmd.args(["--profile", other]);
+                }
             }
             let output = cmd.current_dir(crate_dir()).output().map_err(|e| format!("running cargo: {e}"))?;
             if !output.status.success() {
