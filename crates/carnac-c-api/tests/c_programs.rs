@@ -434,3 +434,30 @@ fn no_leaks_or_invalid_accesses_under_valgrind() {
         println!("{name}: clean under valgrind");
     }
 }
+
+/// The Python binding's own tests (`python/tests`, pytest), against the
+/// library built for these tests (`CARNAC_LIB`). Skipped, saying so, when
+/// python3 or pytest is missing (`.ci/run` installs pytest).
+#[test]
+fn python_binding_with_pytest() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    match Command::new(&python).args(["-m", "pytest", "--version"]).output() {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            println!("skipped: {python} -m pytest is not available (pip install pytest)");
+            return;
+        }
+    }
+    let dir = crate_dir().join("python");
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(&dir)
+        .env("CARNAC_LIB", lib_dir().join("libcarnac.so"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(output.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("8 passed"), "expected 8 passing Python tests:\n{stdout}");
+}
