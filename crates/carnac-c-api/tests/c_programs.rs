@@ -461,3 +461,63 @@ fn python_binding_with_pytest() {
     assert!(output.status.success(), "pytest failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("8 passed"), "expected 8 passing Python tests:\n{stdout}");
 }
+
+/// The fenced block of `lang` in README.md that contains `marker`.
+fn readme_block(lang: &str, marker: &str) -> String {
+    let readme = std::fs::read_to_string(crate_dir().join("../../README.md")).expect("README.md");
+    let fence = format!("```{lang}\n");
+    readme
+        .split(&fence)
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains(marker))
+        .unwrap_or_else(|| panic!("no {lang} block with {marker:?} in README.md"))
+        .to_string()
+}
+
+/// The README's C example compiles and prints what it says.
+#[test]
+fn readme_c_example() {
+    let out = out_dir("readme");
+    std::fs::create_dir_all(&out).unwrap();
+    let src = out.join("hello.c");
+    std::fs::write(&src, readme_block("c", "wasm_func_new(store, type, double_it)")).unwrap();
+    let lib = lib_dir();
+    let exe = out.join("hello");
+    let output = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(crate_dir().join("include"))
+        .arg(&src)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lcarnac")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("running cc");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(run(&exe, &[], &[]).0, "run(20) = 41\n");
+}
+
+/// The README's five-line Python example prints 5.
+#[test]
+fn readme_python_example() {
+    let code = readme_block("python", "import carnac");
+    let output = match Command::new("python3")
+        .arg("-c")
+        .arg(&code)
+        .current_dir(crate_dir().join("python"))
+        .env("CARNAC_LIB", lib_dir().join("libcarnac.so"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+    {
+        Ok(o) => o,
+        Err(_) => {
+            println!("skipped: python3 is not installed");
+            return;
+        }
+    };
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "5\n");
+}
