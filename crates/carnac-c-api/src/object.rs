@@ -33,13 +33,6 @@ pub enum Item {
     Foreign(Arc<()>),
 }
 
-impl Item {
-    /// Whether the item lives in a store (and the object holds that store).
-    pub fn store_bound(&self) -> bool {
-        matches!(self, Item::Func(_) | Item::Global(_) | Item::Table(_) | Item::Memory(_) | Item::Instance(_))
-    }
-}
-
 /// The embedder's host info and its finalizer.
 pub struct HostInfo {
     state: Mutex<(*mut c_void, Option<unsafe extern "C" fn(*mut c_void)>)>,
@@ -143,6 +136,10 @@ impl Object {
 pub struct ExternPayload {
     pub item: Item,
     pub host: Arc<HostInfo>,
+    /// The store of a store-bound item, weakly: a reference read back in
+    /// another store, or after its store went, still names the right store
+    /// (or none, and then every use of it fails cleanly).
+    pub store: Option<std::sync::Weak<crate::store::StoreCell>>,
 }
 
 /// The C names of the object type: one Rust type, distinct opaque C types.

@@ -95,7 +95,11 @@ pub unsafe fn to_carnac(v: &wasm_val_t, ty: ValType, store: &mut Store<StoreData
             ValType::ExternRef => match opt_ref(v.of.ref_) {
                 None => Val::ExternRef(None),
                 Some(o) => {
-                    let payload = ExternPayload { item: o.item.clone(), host: o.host.clone() };
+                    let payload = ExternPayload {
+                        item: o.item.clone(),
+                        host: o.host.clone(),
+                        store: o.store.as_ref().map(std::sync::Arc::downgrade),
+                    };
                     Val::ExternRef(Some(ExternRef::new(&mut *store, payload).map_err(|e| e.to_string())?))
                 }
             },
@@ -105,7 +109,7 @@ pub unsafe fn to_carnac(v: &wasm_val_t, ty: ValType, store: &mut Store<StoreData
 
 /// The C value of `v`, read in the store `store_ref` (borrowed as `store`);
 /// references become new objects owned by the caller.
-pub fn from_carnac(v: Val, store_ref: &StoreRef, store: &mut Store<StoreData>) -> Result<wasm_val_t, String> {
+pub fn from_carnac(v: Val, store_ref: &StoreRef, store: &Store<StoreData>) -> Result<wasm_val_t, String> {
     Ok(match v {
         Val::I32(i) => wasm_val_t { kind: crate::types::WASM_I32, of: wasm_val_union { i32: i } },
         Val::I64(i) => wasm_val_t { kind: crate::types::WASM_I64, of: wasm_val_union { i64: i } },
@@ -118,10 +122,10 @@ pub fn from_carnac(v: Val, store_ref: &StoreRef, store: &mut Store<StoreData>) -
         ),
         Val::ExternRef(None) => wasm_val_t::with_ref(WASM_EXTERNREF, std::ptr::null_mut()),
         Val::ExternRef(Some(r)) => {
-            let data = r.data(&*store).map_err(|e| e.to_string())?;
+            let data = r.data(store).map_err(|e| e.to_string())?;
             let obj = match data.and_then(|d| d.downcast_ref::<ExternPayload>()) {
                 Some(p) => Object {
-                    store: p.item.store_bound().then(|| store_ref.clone()),
+                    store: p.store.as_ref().and_then(std::sync::Weak::upgrade),
                     item: p.item.clone(),
                     host: p.host.clone(),
                 },

@@ -140,6 +140,8 @@ trap: negative input
 callback calls: 2
 hello from the host: 5
 hello(5) = 10
+hello from the host: 105
+outer(5) = 212
 finalized before store delete: 0
 finalized after store delete: 10
 ";
@@ -168,6 +170,8 @@ memory.grow(1) from wasm = -1
 memory.size = 3
 code 1: trap: out of bounds memory access
 host memory: pages 2, last byte of page 0 = 7, page 1 zeroed = 0
+limited store: memory.grow(1) = -1
+trap: resource limit exceeded: memory of 3 pages (196608 bytes) is over the store's limits
 ";
 
 const TABLES: &str = "\
@@ -193,6 +197,7 @@ code 8: trap: call stack exhausted
 code 9: trap: all fuel consumed
 fuel left: 0
 code 10: trap: interrupted
+epoch: code 10: trap: interrupted
 ";
 
 const REFUSED: &str = "\
@@ -201,6 +206,7 @@ error: invalid module at offset 0x4: unknown binary version:        0x2
 invalid: validate 0, new null
 error: invalid module at offset 0x18: type mismatch: expected i32 but nothing on stack
 text through wasm_module_new: null
+error: invalid module at offset 0xb: SIMD support is not enabled
 trap: module needs 2 imports, 0 were given
 trap: incompatible import type for `env::f`: expected a function (func (param i32)), found a function (func (result i32))
 trap: wasm_instance_new: import 0 is null or not an extern

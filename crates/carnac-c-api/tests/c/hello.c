@@ -13,6 +13,23 @@ static int finalized = 0;
 static void finalize(void* env) { finalized += *(int*)env; }
 
 static wasm_store_t* the_store;
+static wasm_func_t* the_run;  // the instance's "run", for the re-entrant callback
+static wasm_global_t* the_counter;
+
+// Calls back into wasm and reads a global of the same store, from inside a call.
+static wasm_trap_t* reenter(const wasm_val_vec_t* args, wasm_val_vec_t* results) {
+  wasm_val_t a[1] = {WASM_I32_VAL(args->data[0].of.i32 + 100)};
+  wasm_val_t r[1] = {WASM_INIT_VAL};
+  wasm_val_vec_t inner_args = WASM_ARRAY_VEC(a);
+  wasm_val_vec_t inner_results = WASM_ARRAY_VEC(r);
+  wasm_trap_t* trap = wasm_func_call(the_run, &inner_args, &inner_results);
+  if (trap) return trap;
+  wasm_val_t counter;
+  wasm_global_get(the_counter, &counter);
+  results->data[0].kind = WASM_I32;
+  results->data[0].of.i32 = r[0].of.i32 + counter.of.i32;
+  return NULL;
+}
 
 static wasm_trap_t* env_callback(void* env, const wasm_val_vec_t* args, wasm_val_vec_t* results) {
   int* counter = env;
@@ -39,10 +56,15 @@ int main(void) {
     "(module\n"
     "  (import \"host\" \"hello\" (func $hello (param i32) (result i32)))\n"
     "  (import \"host\" \"pair\" (func $pair (param i64) (result i64 f64)))\n"
+    "  (import \"host\" \"reenter\" (func $reenter (param i32) (result i32)))\n"
     "  (func (export \"run\") (param i32) (result i32)\n"
     "    (i32.add (call $hello (local.get 0)) (i32.const 1)))\n"
+    "  (global $calls (export \"calls\") (mut i32) (i32.const 0))\n"
     "  (func (export \"pair\") (param i64) (result i64 f64)\n"
-    "    (call $pair (local.get 0))))\n");
+    "    (call $pair (local.get 0)))\n"
+    "  (func (export \"outer\") (param i32) (result i32)\n"
+    "    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))\n"
+    "    (call $reenter (local.get 0))))\n");
 
   wasm_functype_t* hello_type = wasm_functype_new_1_1(wasm_valtype_new_i32(), wasm_valtype_new_i32());
   wasm_func_t* hello = wasm_func_new(store, hello_type, hello_callback);
@@ -62,7 +84,10 @@ int main(void) {
   CHECK(wasm_func_param_arity(pair) == 1 && wasm_func_result_arity(pair) == 2);
   wasm_functype_delete(pair_type);
 
-  wasm_extern_t* externs[2] = {wasm_func_as_extern(hello), wasm_func_as_extern(pair)};
+  wasm_functype_t* reenter_type = wasm_functype_new_1_1(wasm_valtype_new_i32(), wasm_valtype_new_i32());
+  wasm_func_t* reenter_func = wasm_func_new(store, reenter_type, reenter);
+  wasm_functype_delete(reenter_type);
+  wasm_extern_t* externs[3] = {wasm_func_as_extern(hello), wasm_func_as_extern(pair), wasm_func_as_extern(reenter_func)};
   wasm_extern_vec_t imports = WASM_ARRAY_VEC(externs);
   wasm_trap_t* trap = NULL;
   wasm_instance_t* instance = wasm_instance_new(store, module, &imports, &trap);
@@ -70,7 +95,7 @@ int main(void) {
 
   wasm_extern_vec_t exports;
   wasm_instance_exports(instance, &exports);
-  CHECK(exports.size == 2);
+  CHECK(exports.size == 4);
   wasm_func_t* run = export_func(&exports, 0);
 
   wasm_val_t arg_vals[1] = {WASM_I32_VAL(20)};
@@ -81,7 +106,7 @@ int main(void) {
   CHECK(trap == NULL);
   printf("run(20) = %d\n", res_vals[0].of.i32);
 
-  wasm_func_t* pair_export = export_func(&exports, 1);
+  wasm_func_t* pair_export = export_func(&exports, 2);
   wasm_val_t a2[1] = {WASM_I64_VAL(41)};
   wasm_val_t r2[2] = {WASM_INIT_VAL, WASM_INIT_VAL};
   wasm_val_vec_t args2 = WASM_ARRAY_VEC(a2);
@@ -105,11 +130,19 @@ int main(void) {
   CHECK(wasm_func_call(hello, &args3, &res3) == NULL);
   printf("hello(5) = %d\n", r3[0].of.i32);
 
+  // Re-entrance: wasm calls the host, which calls wasm again and reads a global.
+  the_run = run;
+  the_counter = wasm_extern_as_global(exports.data[1]);
+  CHECK(the_counter);
+  CHECK(wasm_func_call(export_func(&exports, 3), &args3, &res3) == NULL);
+  printf("outer(5) = %d\n", r3[0].of.i32);
+
   wasm_extern_vec_delete(&exports);
   wasm_instance_delete(instance);
   wasm_func_delete(hello);
   wasm_func_delete(pair);
   wasm_func_delete(unused);
+  wasm_func_delete(reenter_func);
   wasm_module_delete(module);
   printf("finalized before store delete: %d\n", finalized);
   wasm_store_delete(store);

@@ -80,6 +80,24 @@ int main(void) {
   CHECK(wasm_memory_new(store, bad_type) == NULL);
   wasm_memorytype_delete(bad_type);
 
+  // A store limited to 2 pages of memory: growing past them fails, and a
+  // module needing more does not instantiate.
+  wasm_store_t* limited = wasm_store_new(engine);
+  carnac_store_limiter(limited, 2 * 65536, -1, -1, -1, -1);
+  wasm_instance_t* small = wasm_instance_new(limited, module, NULL, NULL);
+  CHECK(small);
+  wasm_extern_t* small_grow = carnac_instance_get_export(small, "grow");
+  CHECK(call1(wasm_extern_as_func(small_grow), 1, &r) == NULL);
+  printf("limited store: memory.grow(1) = %d\n", r);
+  wasm_extern_delete(small_grow);
+  wasm_instance_delete(small);
+  wasm_module_t* big = compile_wat(limited, "(module (memory 3))");
+  wasm_trap_t* refused = NULL;
+  CHECK(wasm_instance_new(limited, big, NULL, &refused) == NULL);
+  print_trap(refused);
+  wasm_module_delete(big);
+  wasm_store_delete(limited);
+
   wasm_memory_delete(host_memory);
   wasm_extern_vec_delete(&exports);
   wasm_instance_delete(instance);

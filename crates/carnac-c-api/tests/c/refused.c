@@ -31,6 +31,19 @@ int main(void) {
   wasm_module_t* from_text = NULL;
   CHECK(carnac_module_new(engine, (const uint8_t*)text, strlen(text), &from_text) == NULL && from_text);
 
+  // A feature turned off: SIMD code is refused by an engine without it.
+  wasm_config_t* no_simd = wasm_config_new();
+  carnac_config_wasm_simd(no_simd, false);
+  wasm_engine_t* scalar = wasm_engine_new_with_config(no_simd);
+  const char* simd = "(module (func (result v128) (v128.const i64x2 1 2)))";
+  wasm_module_t* simd_module = NULL;
+  carnac_error_t* simd_err = carnac_module_new(scalar, (const uint8_t*)simd, strlen(simd), &simd_module);
+  CHECK(simd_err && !simd_module);
+  print_error(simd_err);
+  CHECK(carnac_module_new(engine, (const uint8_t*)simd, strlen(simd), &simd_module) == NULL && simd_module);
+  wasm_module_delete(simd_module);
+  wasm_engine_delete(scalar);
+
   // Failed links: a missing import, an import of the wrong type.
   wasm_module_t* importer = compile_wat(store,
     "(module (import \"env\" \"f\" (func (param i32))) (import \"env\" \"g\" (global i32)))");

@@ -100,6 +100,27 @@ int main(void) {
   CHECK(call1(nested, 0) == NULL);
   carnac_interrupt_handle_delete(handle);
 
+  // Epochs: a deadline one tick away, two ticks elapse, the loop stops.
+  wasm_config_t* epoch_config = wasm_config_new();
+  carnac_config_epoch_interruption(epoch_config, true);
+  wasm_engine_t* epoch_engine = wasm_engine_new_with_config(epoch_config);
+  wasm_store_t* epoch_store = wasm_store_new(epoch_engine);
+  wasm_module_t* epoch_module = compile_wat(epoch_store, WAT);
+  wasm_instance_t* epoch_instance = wasm_instance_new(epoch_store, epoch_module, NULL, NULL);
+  CHECK(epoch_instance);
+  wasm_extern_t* epoch_spin = carnac_instance_get_export(epoch_instance, "spin");
+  carnac_store_set_epoch_deadline(epoch_store, 1);
+  carnac_engine_increment_epoch(epoch_engine);
+  carnac_engine_increment_epoch(epoch_engine);
+  trap = call1(wasm_extern_as_func(epoch_spin), 0);
+  printf("epoch: code %d: ", carnac_trap_code(trap));
+  print_trap(trap);
+  wasm_extern_delete(epoch_spin);
+  wasm_instance_delete(epoch_instance);
+  wasm_module_delete(epoch_module);
+  wasm_store_delete(epoch_store);
+  wasm_engine_delete(epoch_engine);
+
   // An engine without fuel refuses fuel settings, with a reason.
   wasm_engine_t* plain = wasm_engine_new();
   wasm_store_t* plain_store = wasm_store_new(plain);
