@@ -263,6 +263,36 @@ trap: unreachable
 trap: unreachable
 ";
 
+const EVERYTHING: &str = "\
+extern views and types: ok
+type views and copies: ok
+frame offsets: in function yes, in module yes
+vec valtype: ok
+vec functype: ok
+vec globaltype: ok
+vec tabletype: ok
+vec memorytype: ok
+vec externtype: ok
+vec importtype: ok
+vec exporttype: ok
+vec frame: ok
+vec extern: ok
+vec byte: ok
+vec val: ok
+ref func: ok
+ref global: ok
+ref table: ok
+ref memory: ok
+ref extern: ok
+ref instance: ok
+ref module: ok
+ref trap: ok
+ref foreign: ok
+finalized before deleting the handles: 2
+finalized after deleting the handles: 4
+finalized at the end: 10
+";
+
 /// Every program and its exact output.
 const PROGRAMS: &[(&str, &str)] = &[
     ("hello", HELLO),
@@ -274,6 +304,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("threads", THREADS),
     ("wasi", WASI),
     ("reflect", REFLECT),
+    ("everything", EVERYTHING),
 ];
 
 #[test]
@@ -319,6 +350,11 @@ fn wasi_through_carnac_h() {
 #[test]
 fn reflection_serialisation_and_linking() {
     check("reflect", REFLECT);
+}
+
+#[test]
+fn every_function_family() {
+    check("everything", EVERYTHING);
 }
 
 /// The static library links and runs too.
