@@ -850,9 +850,11 @@ pub unsafe extern "C" fn carnac_linker_instantiate(
             *iout = std::ptr::null_mut();
             // SAFETY: `trap_out` is null or a place for a pointer.
             let tout = unsafe { opt_mut(trap_out) };
-            match s.store.with(|st| l.linker.instantiate(st, m)) {
+            // Our own references for the length of the call (see wasm_instance_new).
+            let (store, module) = (s.store.clone(), m.clone());
+            match store.with(|st| l.linker.instantiate(st, &module)) {
                 Ok(i) => {
-                    *iout = Object::new(Some(s.store.clone()), Item::Instance(i)).into_ptr();
+                    *iout = Object::new(Some(store.clone()), Item::Instance(i)).into_ptr();
                     std::ptr::null_mut()
                 }
                 Err(e) if e.as_trap().is_some() => match tout {

@@ -266,7 +266,11 @@ pub unsafe extern "C" fn wasm_func_call(
             // SAFETY: `args` and `results` are null or valid vectors.
             let args: &[wasm_val_t] = unsafe { opt_ref(args) }.map_or(&[], |a| unsafe { a.as_slice() });
             let results = unsafe { opt_mut(results) };
-            match store_ref.with(|store| call(f, store_ref, store, args, results)) {
+            // Our own reference to the store for the length of the call: a host
+            // callback may delete the function object (and every other handle to
+            // the store) while the call runs on it.
+            let store_ref = store_ref.clone();
+            match store_ref.with(|store| call(f, &store_ref, store, args, results)) {
                 Ok(()) => std::ptr::null_mut(),
                 Err(t) => trap_ptr(t),
             }

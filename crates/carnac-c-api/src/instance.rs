@@ -48,8 +48,11 @@ pub unsafe extern "C" fn wasm_instance_new(
                 None => return fail(Trap::host(format!("wasm_instance_new: import {i} is null or not an extern"))),
             }
         }
-        match store.store.with(|s| Instance::new(s, module, &externs)) {
-            Ok(i) => Object::new(Some(store.store.clone()), Item::Instance(i)).into_ptr(),
+        // Our own references for the length of the call: a start function's
+        // host callback may delete the store's and the module's handles.
+        let (store, module) = (store.store.clone(), module.clone());
+        match store.with(|s| Instance::new(s, &module, &externs)) {
+            Ok(i) => Object::new(Some(store.clone()), Item::Instance(i)).into_ptr(),
             Err(e) => fail(error_trap(e)),
         }
     })

@@ -144,6 +144,7 @@ hello from the host: 105
 outer(5) = 212
 finalized before store delete: 0
 finalized after store delete: 10
+go() after deleting every handle = 99
 ";
 
 const GLOBALS: &str = "\

@@ -48,6 +48,42 @@ static wasm_trap_t* env_callback(void* env, const wasm_val_vec_t* args, wasm_val
   return NULL;
 }
 
+// Deletes, from inside a call, every handle of the store the call runs in,
+// including the function being called: the call still completes.
+static wasm_store_t* victim_store;
+static wasm_func_t* victim_func;
+static wasm_instance_t* victim_instance;
+static wasm_module_t* victim_module;
+static wasm_trap_t* delete_everything(const wasm_val_vec_t* args, wasm_val_vec_t* results) {
+  (void)args;
+  (void)results;
+  wasm_func_delete(victim_func);
+  wasm_instance_delete(victim_instance);
+  wasm_module_delete(victim_module);
+  wasm_store_delete(victim_store);
+  return NULL;
+}
+
+static void delete_during_call(wasm_engine_t* engine) {
+  victim_store = wasm_store_new(engine);
+  victim_module = compile_wat(victim_store,
+    "(module (import \"host\" \"drop_all\" (func $drop_all))\n"
+    "  (func (export \"go\") (result i32) (call $drop_all) (i32.const 99)))");
+  wasm_functype_t* type = wasm_functype_new_0_0();
+  wasm_func_t* drop_all = wasm_func_new(victim_store, type, delete_everything);
+  wasm_functype_delete(type);
+  wasm_extern_t* imported[1] = {wasm_func_as_extern(drop_all)};
+  wasm_extern_vec_t imports = WASM_ARRAY_VEC(imported);
+  victim_instance = wasm_instance_new(victim_store, victim_module, &imports, NULL);
+  wasm_func_delete(drop_all);
+  CHECK(victim_instance);
+  victim_func = wasm_extern_as_func(carnac_instance_get_export(victim_instance, "go"));
+  wasm_val_t r[1] = {WASM_INIT_VAL};
+  wasm_val_vec_t none = WASM_EMPTY_VEC, results = WASM_ARRAY_VEC(r);
+  CHECK(wasm_func_call(victim_func, &none, &results) == NULL);
+  printf("go() after deleting every handle = %d\n", r[0].of.i32);
+}
+
 int main(void) {
   wasm_engine_t* engine = wasm_engine_new();
   wasm_store_t* store = wasm_store_new(engine);
@@ -147,6 +183,7 @@ int main(void) {
   printf("finalized before store delete: %d\n", finalized);
   wasm_store_delete(store);
   printf("finalized after store delete: %d\n", finalized);
+  delete_during_call(engine);
   wasm_engine_delete(engine);
   free(counter);
   return 0;
