@@ -240,6 +240,9 @@ exit status 7 (trap code 11)
 exit status 7 (trap code 11)
 file: hello from wasi
 second
+read through a preopened directory
+cat: errno 0
+cat without a preopen: errno 8
 error: cannot open directory /no/such/directory: No such file or directory (os error 2)
 error: unknown import: `env::missing` has not been defined
 ";

@@ -1,6 +1,8 @@
 // WASI through carnac.h: a linker with wasi_snapshot_preview1, arguments,
 // environment, stdin bytes, stdout inherited and redirected to a file, the
-// exit status of proc_exit, and a preopened directory that does not exist.
+// exit status of proc_exit, a preopened directory the guest reads a file
+// from, and one that does not exist.
+#include <sys/stat.h>
 #include "common.h"
 
 static const char* GUEST =
@@ -12,8 +14,11 @@ static const char* GUEST =
   "  (import \"wasi_snapshot_preview1\" \"environ_sizes_get\" (func $environ_sizes_get (param i32 i32) (result i32)))\n"
   "  (import \"wasi_snapshot_preview1\" \"environ_get\" (func $environ_get (param i32 i32) (result i32)))\n"
   "  (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $proc_exit (param i32)))\n"
+  "  (import \"wasi_snapshot_preview1\" \"path_open\"\n"
+  "    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))\n"
   "  (memory (export \"memory\") 1)\n"
   "  (data (i32.const 16) \"hello from wasi\\n\")\n"
+  "  (data (i32.const 48) \"greeting.txt\")\n"
   "  (func $write (param $ptr i32) (param $len i32)\n"
   "    (i32.store (i32.const 0) (local.get $ptr))\n"
   "    (i32.store (i32.const 4) (local.get $len))\n"
@@ -27,6 +32,17 @@ static const char* GUEST =
   "      (local.set $i (i32.add (local.get $i) (i32.const 1)))\n"
   "      (br $next)))\n"
   "    (call $write (local.get $ptr) (local.get $len)))\n"
+  ";; Prints the file greeting.txt of the first preopened directory (fd 3);\n"
+  ";; returns path_open's errno.\n"
+  "  (func (export \"cat\") (result i32) (local $errno i32)\n"
+  "    (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 12)\n"
+  "      (i32.const 0) (i64.const -1) (i64.const -1) (i32.const 0) (i32.const 12)))\n"
+  "    (if (local.get $errno) (then (return (local.get $errno))))\n"
+  "    (i32.store (i32.const 0) (i32.const 3000))\n"
+  "    (i32.store (i32.const 4) (i32.const 200))\n"
+  "    (drop (call $fd_read (i32.load (i32.const 12)) (i32.const 0) (i32.const 1) (i32.const 8)))\n"
+  "    (call $write (i32.const 3000) (i32.load (i32.const 8)))\n"
+  "    (i32.const 0))\n"
   "  (func (export \"_start\")\n"
   "    (call $write (i32.const 16) (i32.const 16))\n"
   "    (drop (call $args_sizes_get (i32.const 100) (i32.const 104)))\n"
@@ -113,6 +129,39 @@ int main(int argc, char** argv) {
   size_t n = fread(buf, 1, sizeof buf, f);
   fclose(f);
   printf("file: %.*s", (int)n, buf);
+
+  // A preopened directory: the guest reads a file in it.
+  char dir[4096], file[4200];
+  snprintf(dir, sizeof dir, "%s/data", argv[1]);
+  snprintf(file, sizeof file, "%s/greeting.txt", dir);
+  mkdir(dir, 0755);
+  FILE* g = fopen(file, "w");
+  CHECK(g);
+  fputs("read through a preopened directory\n", g);
+  fclose(g);
+  wasm_store_t* store3 = wasm_store_new(engine);
+  wasi = carnac_wasi_config_new();
+  CHECK(carnac_wasi_config_preopen_dir(wasi, dir, "/data"));
+  carnac_wasi_config_inherit_stdout(wasi);
+  CHECK(carnac_store_set_wasi(store3, wasi) == NULL);
+  wasm_instance_t* instance3 = instantiate(linker, store3, module);
+  wasm_extern_t* cat = carnac_instance_get_export(instance3, "cat");
+  wasm_val_t errno_val[1] = {WASM_INIT_VAL};
+  wasm_val_vec_t no_args = WASM_EMPTY_VEC, errno_vec = WASM_ARRAY_VEC(errno_val);
+  fflush(stdout);
+  CHECK(wasm_func_call(wasm_extern_as_func(cat), &no_args, &errno_vec) == NULL);
+  fflush(stdout);
+  printf("cat: errno %d\n", errno_val[0].of.i32);
+  // Without the preopen (the first store's context) there is no fd 3: EBADF (8).
+  wasm_instance_t* instance4 = instantiate(linker, store, module);
+  wasm_extern_t* cat4 = carnac_instance_get_export(instance4, "cat");
+  CHECK(wasm_func_call(wasm_extern_as_func(cat4), &no_args, &errno_vec) == NULL);
+  printf("cat without a preopen: errno %d\n", errno_val[0].of.i32);
+  wasm_extern_delete(cat4);
+  wasm_instance_delete(instance4);
+  wasm_extern_delete(cat);
+  wasm_instance_delete(instance3);
+  wasm_store_delete(store3);
 
   // A preopened directory that does not exist: refused with a reason.
   wasi = carnac_wasi_config_new();
