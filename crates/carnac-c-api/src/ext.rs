@@ -97,22 +97,24 @@ unsafe fn config(c: *mut wasm_config_t, f: impl FnOnce(&mut carnac_rt::Config)) 
 /// unknown value or a tier this build lacks.
 #[no_mangle]
 pub unsafe extern "C" fn carnac_config_strategy(c: *mut wasm_config_t, strategy: u8) -> bool {
-    let s = match strategy {
-        CARNAC_STRATEGY_AUTO => Strategy::Auto,
-        CARNAC_STRATEGY_INTERPRETER => Strategy::Interpreter,
-        CARNAC_STRATEGY_CRANELIFT => Strategy::Cranelift,
-        _ => return false,
-    };
-    if c.is_null() || !s.is_available() {
-        return false;
-    }
-    // SAFETY: `c` is valid (checked non-null; the caller's contract).
-    unsafe {
-        config(c, |c| {
-            c.strategy(s);
-        })
-    };
-    true
+    guard(false, || {
+        let s = match strategy {
+            CARNAC_STRATEGY_AUTO => Strategy::Auto,
+            CARNAC_STRATEGY_INTERPRETER => Strategy::Interpreter,
+            CARNAC_STRATEGY_CRANELIFT => Strategy::Cranelift,
+            _ => return false,
+        };
+        if c.is_null() || !s.is_available() {
+            return false;
+        }
+        // SAFETY: `c` is valid (checked non-null; the caller's contract).
+        unsafe {
+            config(c, |c| {
+                c.strategy(s);
+            })
+        };
+        true
+    })
 }
 
 macro_rules! bool_setting {

@@ -118,7 +118,7 @@ pub unsafe extern "C" fn wasm_frame_copy(frame: *const wasm_frame_t) -> *mut was
 /// Always null: Carnac's frames do not record their instance.
 #[no_mangle]
 pub extern "C" fn wasm_frame_instance(_frame: *const wasm_frame_t) -> *mut wasm_instance_t {
-    std::ptr::null_mut()
+    guard(std::ptr::null_mut(), std::ptr::null_mut)
 }
 
 /// The index of the frame's function in its module (0 for null).

@@ -515,12 +515,12 @@ macro_rules! as_externtype {
             #[no_mangle]
             pub extern "C" fn [<wasm_ $name _as_externtype>](t: *mut [<wasm_ $name _t>]) -> *mut wasm_externtype_t {
                 // A `repr(transparent)` wrapper: the same object (null stays null).
-                t as *mut wasm_externtype_t
+                guard(std::ptr::null_mut(), || t as *mut wasm_externtype_t)
             }
 
             #[no_mangle]
             pub extern "C" fn [<wasm_ $name _as_externtype_const>](t: *const [<wasm_ $name _t>]) -> *const wasm_externtype_t {
-                t as *const wasm_externtype_t
+                guard(std::ptr::null(), || t as *const wasm_externtype_t)
             }
 
             /// The same object seen as the specific type; null if it is another kind.
