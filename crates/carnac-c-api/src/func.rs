@@ -35,8 +35,9 @@ struct Env {
 impl Drop for Env {
     fn drop(&mut self) {
         if let Some(f) = self.finalizer {
-            // SAFETY: the embedder gave this finalizer for `env`; it runs once.
-            unsafe { f(self.env) }
+            // SAFETY: the embedder gave this finalizer for `env`; the
+            // environment is dropped once.
+            unsafe { crate::store::finalize(self.env, f) };
         }
     }
 }

@@ -9,7 +9,10 @@
 //! after a kind check, so the result of a conversion is borrowed from its
 //! argument, as the header says. `wasm_X_copy` makes a new handle to the same
 //! item sharing the host info; the host info's finalizer runs when the last
-//! handle sharing it is deleted (or when it is replaced).
+//! handle sharing it is deleted (or when it is replaced), or, if that
+//! happens while a store is in use (inside a call: a host callback deleting
+//! a handle, the store collecting an `externref`), as soon as the outermost
+//! call returns, so a finalizer may itself use the C API.
 
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
@@ -66,9 +69,9 @@ impl HostInfo {
 
 fn finalize((info, finalizer): (*mut c_void, Option<unsafe extern "C" fn(*mut c_void)>)) {
     if let Some(f) = finalizer {
-        // SAFETY: the embedder gave this finalizer for this host info; it
-        // runs once, when the last handle sharing the info goes.
-        unsafe { f(info) }
+        // SAFETY: the embedder gave this finalizer for this host info, whose
+        // state is taken out (replaced or dropped) exactly once.
+        unsafe { crate::store::finalize(info, f) };
     }
 }
 

@@ -12,7 +12,8 @@
 //! (calling another function, reading a global) go through the borrow the
 //! callback was given ([`StoreCell::active`]), never through a second one.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ffi::c_void;
 use std::sync::Arc;
 
 use carnac_rt::{Config, Engine, Store};
@@ -73,6 +74,7 @@ impl StoreCell {
     /// callback (which re-enters through [`StoreCell::enter_callback`]); the
     /// C API's functions each call it once.
     pub fn with<R>(&self, f: impl FnOnce(&mut Store<StoreData>) -> R) -> R {
+        let _borrowed = BorrowDepth::enter();
         let active = self.active.get();
         let store = if active.is_null() { self.store.get() } else { active };
         // SAFETY: the store is used by one thread at a time (see the `Send`
@@ -89,6 +91,61 @@ impl StoreCell {
     pub fn enter_callback(&self, store: *mut Store<StoreData>) -> ActiveGuard<'_> {
         let prev = self.active.replace(store);
         ActiveGuard { cell: self, prev }
+    }
+}
+
+/// A finalizer and its host info, waiting for the store borrows to end.
+type Finalizer = (*mut c_void, unsafe extern "C" fn(*mut c_void));
+
+thread_local! {
+    /// How many store borrows ([`StoreCell::with`]) are in progress on this thread.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// Finalizers whose host info went while a store was borrowed.
+    static PENDING: RefCell<Vec<Finalizer>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Counts a store borrow; when the last one on the thread ends, runs the
+/// finalizers deferred meanwhile.
+struct BorrowDepth;
+
+impl BorrowDepth {
+    fn enter() -> BorrowDepth {
+        DEPTH.with(|d| d.set(d.get() + 1));
+        BorrowDepth
+    }
+}
+
+impl Drop for BorrowDepth {
+    fn drop(&mut self) {
+        let depth = DEPTH.with(|d| {
+            d.set(d.get() - 1);
+            d.get()
+        });
+        if depth == 0 {
+            while let Some((info, f)) = PENDING.with(|p| p.borrow_mut().pop()) {
+                // SAFETY: the embedder gave this finalizer for this host info;
+                // it runs once, now that no store is borrowed.
+                unsafe { f(info) }
+            }
+        }
+    }
+}
+
+/// Runs an embedder's finalizer, or, while a store is borrowed on this
+/// thread (a call in progress: the host info's last handle was a value
+/// collected by the store, or deleted by a host callback), defers it until
+/// the borrow ends, so that a finalizer may use the C API (even on that
+/// store) without meeting a store in use.
+///
+/// # Safety
+///
+/// `f` is the finalizer the embedder gave for `info`, and this is its only call.
+pub unsafe fn finalize(info: *mut c_void, f: unsafe extern "C" fn(*mut c_void)) {
+    if DEPTH.with(|d| d.get()) > 0 {
+        PENDING.with(|p| p.borrow_mut().push((info, f)));
+    } else {
+        // SAFETY: the embedder gave this finalizer for this host info; it runs once.
+        unsafe { f(info) }
     }
 }
 

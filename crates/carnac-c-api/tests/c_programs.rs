@@ -141,6 +141,9 @@ callback calls: 2
 hello from the host: 5
 hello(5) = 10
 hello from the host: 105
+foreign released in the callback
+hello from the host: 1
+finalizer: run(1) = 3
 outer(5) = 212
 finalized before store delete: 0
 finalized after store delete: 10

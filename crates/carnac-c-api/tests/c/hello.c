@@ -16,7 +16,19 @@ static wasm_store_t* the_store;
 static wasm_func_t* the_run;  // the instance's "run", for the re-entrant callback
 static wasm_global_t* the_counter;
 
-// Calls back into wasm and reads a global of the same store, from inside a call.
+// A finalizer that uses the store: it runs once the call it was released in
+// has returned (never while the store is in use).
+static void call_run_finalizer(void* data) {
+  wasm_val_t a[1] = {WASM_I32_VAL(*(int*)data)};
+  wasm_val_t r[1] = {WASM_INIT_VAL};
+  wasm_val_vec_t args = WASM_ARRAY_VEC(a);
+  wasm_val_vec_t results = WASM_ARRAY_VEC(r);
+  CHECK(wasm_func_call(the_run, &args, &results) == NULL);
+  printf("finalizer: run(%d) = %d\n", a[0].of.i32, r[0].of.i32);
+}
+
+// Calls back into wasm and reads a global of the same store, from inside a
+// call; releases a foreign object whose finalizer calls wasm too.
 static wasm_trap_t* reenter(const wasm_val_vec_t* args, wasm_val_vec_t* results) {
   wasm_val_t a[1] = {WASM_I32_VAL(args->data[0].of.i32 + 100)};
   wasm_val_t r[1] = {WASM_INIT_VAL};
@@ -28,6 +40,11 @@ static wasm_trap_t* reenter(const wasm_val_vec_t* args, wasm_val_vec_t* results)
   wasm_global_get(the_counter, &counter);
   results->data[0].kind = WASM_I32;
   results->data[0].of.i32 = r[0].of.i32 + counter.of.i32;
+  static int one = 1;
+  wasm_foreign_t* foreign = wasm_foreign_new(the_store);
+  wasm_foreign_set_host_info_with_finalizer(foreign, &one, call_run_finalizer);
+  wasm_foreign_delete(foreign);
+  printf("foreign released in the callback\n");
   return NULL;
 }
 
