@@ -443,9 +443,7 @@ fn declared_functions(text: &str) -> Vec<String> {
                 continue;
             }
             "(" => {
-                if parens == 0
-                    && !matches!(statement.first(), Some(&("typedef" | "static" | "extern")))
-                {
+                if parens == 0 && !matches!(statement.first(), Some(&("typedef" | "static" | "extern"))) {
                     if let Some(name) = statement.last().filter(|n| n.starts_with("wasm_")) {
                         names.push(name.to_string());
                     }
