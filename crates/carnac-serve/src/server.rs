@@ -205,9 +205,10 @@ fn pre_initialize(
     let mut b = WasiCtx::builder();
     b.arg(cfg.module.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
     b.env_entries(cfg.env.iter().map(|(k, v)| format!("{k}={v}")));
-    let route = cfg.path.clone();
-    b.stdout(Stream::Writer(Box::new(InitLog { route: route.clone(), line: Vec::new() })))
-        .stderr(Stream::Writer(Box::new(InitLog { route, line: Vec::new() })));
+    // Its output goes to the server's log, line by line, as a request's stderr does.
+    let route: Arc<str> = Arc::from(cfg.path.as_str());
+    let log = |route: &Arc<str>| LogWriter { source: LogSource::Init(route.clone()), line: Vec::new(), logged: 0 };
+    b.stdout(Stream::Writer(Box::new(log(&route)))).stderr(Stream::Writer(Box::new(log(&route))));
     for d in &cfg.dirs {
         b.preopened_dir_with(&d.host, &d.guest, true).map_err(|e| e.to_string())?;
     }
@@ -234,45 +235,6 @@ fn pre_initialize(
     let snapshot = instance.snapshot(&store).map_err(|e| e.to_string())?;
     log!("init route={} export={name} ms={:.3}", cfg.path, t.elapsed().as_secs_f64() * 1000.0);
     Ok(snapshot.module().clone())
-}
-
-/// Where a route's init function writes: the server's log, line by line.
-struct InitLog {
-    route: String,
-    line: Vec<u8>,
-}
-
-impl InitLog {
-    fn emit(&mut self) {
-        if !self.line.is_empty() {
-            log!("init-output route={}: {}", self.route, String::from_utf8_lossy(&self.line));
-            self.line.clear();
-        }
-    }
-}
-
-impl std::io::Write for InitLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for &b in buf {
-            if b == b'\n' {
-                self.emit();
-            } else if self.line.len() < 4096 {
-                self.line.push(b);
-            }
-        }
-        Ok(buf.len())
-    }
-
-    /// Lines are logged whole: a partial one waits for its end (or the init's).
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for InitLog {
-    fn drop(&mut self) {
-        self.emit();
-    }
 }
 
 /// The threads that run guests, fed from one queue per route.
@@ -882,9 +844,26 @@ const MAX_LOG_BYTES: usize = 64 << 10;
 
 /// The guest's stderr: each line goes to the log, tagged with the request id.
 struct LogWriter {
-    id: u64,
+    source: LogSource,
     line: Vec<u8>,
     logged: usize,
+}
+
+/// Whose output a [`LogWriter`] logs.
+enum LogSource {
+    /// A request's guest (its stderr), by request id.
+    Request(u64),
+    /// A route's init function (`init = "..."`, its stdout and stderr), by route.
+    Init(Arc<str>),
+}
+
+impl std::fmt::Display for LogSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogSource::Request(id) => write!(f, "guest id={id}"),
+            LogSource::Init(route) => write!(f, "init-output route={route}"),
+        }
+    }
 }
 
 impl LogWriter {
@@ -892,9 +871,9 @@ impl LogWriter {
         if self.logged < MAX_LOG_BYTES {
             self.logged += self.line.len() + 1;
             let text = log_text(&self.line);
-            log!("guest id={} {text}", self.id);
+            log!("{} {text}", self.source);
             if self.logged >= MAX_LOG_BYTES {
-                log!("warn id={} the guest's further stderr is dropped (over {MAX_LOG_BYTES} bytes)", self.id);
+                log!("warn {}: further output is dropped (over {MAX_LOG_BYTES} bytes)", self.source);
             }
         }
         self.line.clear();
@@ -1224,7 +1203,7 @@ async fn handle(
             cap: limits.max_response_bytes,
             cut: false,
         })))
-        .stderr(Stream::Writer(Box::new(LogWriter { id, line: Vec::new(), logged: 0 })));
+        .stderr(Stream::Writer(Box::new(LogWriter { source: LogSource::Request(id), line: Vec::new(), logged: 0 })));
     for d in &route.cfg.dirs {
         if let Err(e) = b.preopened_dir_with(&d.host, &d.guest, true) {
             log!("error id={id} route={route_name}: {e}");

@@ -36,6 +36,18 @@ static inline wasm_module_t* compile_wat(wasm_store_t* store, const char* wat) {
   return module;
 }
 
+// Calls `f` (i32) -> i32 with `arg`; on success stores the result in `*out`
+// (when `out` is not NULL). Returns the trap, if any.
+static inline wasm_trap_t* call_i32(wasm_func_t* f, int32_t arg, int32_t* out) {
+  wasm_val_t a[1] = {WASM_I32_VAL(arg)};
+  wasm_val_t r[1] = {WASM_INIT_VAL};
+  wasm_val_vec_t args = WASM_ARRAY_VEC(a);
+  wasm_val_vec_t res = WASM_ARRAY_VEC(r);
+  wasm_trap_t* trap = wasm_func_call(f, &args, &res);
+  if (!trap && out) *out = r[0].of.i32;
+  return trap;
+}
+
 // Prints "trap: <message>" and deletes the trap.
 static inline void print_trap(wasm_trap_t* trap) {
   wasm_message_t msg;

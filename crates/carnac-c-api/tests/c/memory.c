@@ -2,16 +2,6 @@
 // wasm, refused growth past the maximum, out-of-bounds traps, a host memory.
 #include "common.h"
 
-static wasm_trap_t* call1(wasm_func_t* f, int32_t arg, int32_t* out) {
-  wasm_val_t a[1] = {WASM_I32_VAL(arg)};
-  wasm_val_t r[1] = {WASM_INIT_VAL};
-  wasm_val_vec_t args = WASM_ARRAY_VEC(a);
-  wasm_val_vec_t res = WASM_ARRAY_VEC(r);
-  wasm_trap_t* trap = wasm_func_call(f, &args, &res);
-  if (!trap) *out = r[0].of.i32;
-  return trap;
-}
-
 int main(void) {
   wasm_engine_t* engine = wasm_engine_new();
   wasm_store_t* store = wasm_store_new(engine);
@@ -44,23 +34,23 @@ int main(void) {
   printf("data[0x1000..0x1004] = %d %d %d %d\n", data[0x1000], data[0x1001], data[0x1002], data[0x1003]);
   data[0x2000] = 99;
   int32_t r;
-  CHECK(call1(load, 0x2000, &r) == NULL);
+  CHECK(call_i32(load, 0x2000, &r) == NULL);
   printf("load(0x2000) = %d\n", r);
-  CHECK(call1(store_fn, 0x2001, &r) == NULL);
+  CHECK(call_i32(store_fn, 0x2001, &r) == NULL);
   printf("data[0x2001] = %d\n", wasm_memory_data(memory)[0x2001]);
 
   CHECK(wasm_memory_grow(memory, 1));
   printf("after grow(1): pages %u, bytes %zu\n", wasm_memory_size(memory), wasm_memory_data_size(memory));
   CHECK(!wasm_memory_grow(memory, 1));
   printf("grow past max refused: pages %u\n", wasm_memory_size(memory));
-  CHECK(call1(grow, 1, &r) == NULL);
+  CHECK(call_i32(grow, 1, &r) == NULL);
   printf("memory.grow(1) from wasm = %d\n", r);
-  CHECK(call1(size, 0, &r) == NULL);
+  CHECK(call_i32(size, 0, &r) == NULL);
   printf("memory.size = %d\n", r);
 
   // The last byte is in bounds, the next one traps.
-  CHECK(call1(load, 3 * 65536 - 1, &r) == NULL);
-  wasm_trap_t* trap = call1(load, 3 * 65536, &r);
+  CHECK(call_i32(load, 3 * 65536 - 1, &r) == NULL);
+  wasm_trap_t* trap = call_i32(load, 3 * 65536, &r);
   CHECK(trap);
   printf("code %d: ", carnac_trap_code(trap));
   print_trap(trap);
@@ -87,7 +77,7 @@ int main(void) {
   wasm_instance_t* small = wasm_instance_new(limited, module, NULL, NULL);
   CHECK(small);
   wasm_extern_t* small_grow = carnac_instance_get_export(small, "grow");
-  CHECK(call1(wasm_extern_as_func(small_grow), 1, &r) == NULL);
+  CHECK(call_i32(wasm_extern_as_func(small_grow), 1, &r) == NULL);
   printf("limited store: memory.grow(1) = %d\n", r);
   wasm_extern_delete(small_grow);
   wasm_instance_delete(small);

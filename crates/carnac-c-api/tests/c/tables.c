@@ -9,16 +9,6 @@ static wasm_trap_t* seven(const wasm_val_vec_t* args, wasm_val_vec_t* results) {
   return NULL;
 }
 
-static wasm_trap_t* call_i32(wasm_func_t* f, int32_t arg, int32_t* out) {
-  wasm_val_t a[1] = {WASM_I32_VAL(arg)};
-  wasm_val_t r[1] = {WASM_INIT_VAL};
-  wasm_val_vec_t args = WASM_ARRAY_VEC(a);
-  wasm_val_vec_t res = WASM_ARRAY_VEC(r);
-  wasm_trap_t* trap = wasm_func_call(f, &args, &res);
-  if (!trap) *out = r[0].of.i32;
-  return trap;
-}
-
 int main(void) {
   wasm_engine_t* engine = wasm_engine_new();
   wasm_store_t* store = wasm_store_new(engine);

@@ -11,14 +11,6 @@ static const char* WAT =
   "  (func (export \"spin\") (param i32) (result i32) (loop $l (br $l)) (i32.const 0))\n"
   "  (func $rec (export \"recurse\") (param i32) (result i32) (call $rec (i32.add (local.get 0) (i32.const 1)))))\n";
 
-static wasm_trap_t* call1(wasm_func_t* f, int32_t arg) {
-  wasm_val_t a[1] = {WASM_I32_VAL(arg)};
-  wasm_val_t r[1] = {WASM_INIT_VAL};
-  wasm_val_vec_t args = WASM_ARRAY_VEC(a);
-  wasm_val_vec_t res = WASM_ARRAY_VEC(r);
-  return wasm_func_call(f, &args, &res);
-}
-
 int main(void) {
   wasm_config_t* config = wasm_config_new();
   CHECK(carnac_config_strategy(config, CARNAC_STRATEGY_INTERPRETER));
@@ -39,8 +31,8 @@ int main(void) {
   wasm_func_t* spin = export_func(&exports, 2);
   wasm_func_t* recurse = export_func(&exports, 3);
 
-  CHECK(call1(nested, 0) == NULL);
-  wasm_trap_t* trap = call1(nested, 1);
+  CHECK(call_i32(nested, 0, NULL) == NULL);
+  wasm_trap_t* trap = call_i32(nested, 1, NULL);
   CHECK(trap);
   wasm_frame_t* origin = wasm_trap_origin(trap);
   CHECK(origin);
@@ -59,7 +51,7 @@ int main(void) {
   printf("code %d: ", carnac_trap_code(trap));
   print_trap(trap);
 
-  trap = call1(div, 0);
+  trap = call_i32(div, 0, NULL);
   printf("code %d: ", carnac_trap_code(trap));
   print_trap(trap);
 
@@ -76,12 +68,12 @@ int main(void) {
   print_trap(trap);
 
   // Stack exhaustion.
-  trap = call1(recurse, 0);
+  trap = call_i32(recurse, 0, NULL);
   printf("code %d: ", carnac_trap_code(trap));
   print_trap(trap);
 
   // Fuel: the spinning loop runs until it is gone.
-  trap = call1(spin, 0);
+  trap = call_i32(spin, 0, NULL);
   printf("code %d: ", carnac_trap_code(trap));
   print_trap(trap);
   uint64_t fuel = 1;
@@ -93,11 +85,11 @@ int main(void) {
   carnac_interrupt_handle_t* handle = carnac_interrupt_handle_new(store);
   CHECK(handle);
   carnac_interrupt_handle_interrupt(handle);
-  trap = call1(spin, 0);
+  trap = call_i32(spin, 0, NULL);
   printf("code %d: ", carnac_trap_code(trap));
   print_trap(trap);
   carnac_store_clear_interrupt(store);
-  CHECK(call1(nested, 0) == NULL);
+  CHECK(call_i32(nested, 0, NULL) == NULL);
   carnac_interrupt_handle_delete(handle);
 
   // Epochs: a deadline one tick away, two ticks elapse, the loop stops.
@@ -112,7 +104,7 @@ int main(void) {
   carnac_store_set_epoch_deadline(epoch_store, 1);
   carnac_engine_increment_epoch(epoch_engine);
   carnac_engine_increment_epoch(epoch_engine);
-  trap = call1(wasm_extern_as_func(epoch_spin), 0);
+  trap = call_i32(wasm_extern_as_func(epoch_spin), 0, NULL);
   printf("epoch: code %d: ", carnac_trap_code(trap));
   print_trap(trap);
   wasm_extern_delete(epoch_spin);
