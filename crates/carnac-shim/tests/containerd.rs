@@ -12,7 +12,9 @@
 //! `native`). Everything it starts is stopped by PID, also when a check fails
 //! (the guards' `Drop`).
 
+#[path = "containerd/guests.rs"]
 mod guests;
+#[path = "containerd/oci.rs"]
 mod oci;
 
 use std::io::{BufRead, BufReader, Read, Write};
