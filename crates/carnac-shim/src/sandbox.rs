@@ -130,7 +130,9 @@ impl Launch {
             }
             Module::Bytes(bytes) => {
                 if serve_flag {
-                    bail!("CARNAC_SERVE needs the module as a file in the image (a Wasm OCI artifact has no file system)");
+                    bail!(
+                        "CARNAC_SERVE needs the module as a file in the image (a Wasm OCI artifact has no file system)"
+                    );
                 }
                 Ok(Launch::Run(guest::Program {
                     module: Module::Bytes(bytes),
@@ -167,7 +169,11 @@ fn env_var(env: &[String], name: &str) -> Option<String> {
 /// container's working directory), a bare name searched in the container's `PATH`.
 fn resolve(path: &Path, path_var: &str) -> Result<PathBuf> {
     if path.components().count() > 1 || path.is_absolute() {
-        return if path.is_file() { Ok(path.to_path_buf()) } else { bail!("{}: no such file in the image", path.display()) };
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            bail!("{}: no such file in the image", path.display())
+        };
     }
     path_var
         .split(':')

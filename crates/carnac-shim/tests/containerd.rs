@@ -41,9 +41,7 @@ fn unsupported() -> Option<String> {
 }
 
 fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
         || Path::new("/usr/sbin").join(tool).is_file()
 }
 
@@ -118,10 +116,14 @@ struct Containerd {
     namespace: String,
     snapshotter: String,
     daemon: Option<Child>,
+    /// `/run/containerd` did not exist before: the empty directories the shim
+    /// and `ctr` make there (`s`, `fifo`, `carnac`) are removed at the end.
+    made_run_dir: bool,
 }
 
 impl Containerd {
     fn start() -> Containerd {
+        let made_run_dir = !Path::new("/run/containerd").exists();
         let dir = PathBuf::from(format!("/tmp/carnac-shim-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
@@ -166,6 +168,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
             namespace: format!("carnac-test-{}", std::process::id()),
             snapshotter,
             daemon: Some(daemon),
+            made_run_dir,
         };
         let start = Instant::now();
         loop {
@@ -253,7 +256,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
 
     /// `ctr run --rm` in the foreground: status, stdout, stderr (60 s at most).
     fn run(&self, image: &str, id: &str, opts: &[&str], args: &[&str]) -> (Option<i32>, String, String) {
-        let mut child = Guard(self.run_cmd(image, id, opts, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
+        let mut child =
+            Guard(self.run_cmd(image, id, opts, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap());
         let mut out = child.0.stdout.take().unwrap();
         let mut err = child.0.stderr.take().unwrap();
         let reader = std::thread::spawn(move || {
@@ -377,6 +381,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(Path::new("/run/containerd/carnac").join(&self.namespace));
+        if self.made_run_dir {
+            // Only what is empty: another containerd may have started meanwhile.
+            for d in ["carnac", "fifo", "s", ""] {
+                let _ = std::fs::remove_dir(Path::new("/run/containerd").join(d));
+            }
+        }
     }
 }
 
@@ -538,7 +548,8 @@ fn containers_run_on_carnac_under_containerd() {
         &["/bomb.wasm"],
     );
     assert_eq!(code, Some(42), "stdout {out:?} stderr {err:?}");
-    let mib: u64 = out.trim().strip_prefix("refused after ").and_then(|s| s.strip_suffix(" MiB")).unwrap().parse().unwrap();
+    let mib: u64 =
+        out.trim().strip_prefix("refused after ").and_then(|s| s.strip_suffix(" MiB")).unwrap().parse().unwrap();
     assert!((16..64).contains(&mib), "grew {mib} MiB under a 64 MiB limit");
     eprintln!("ok: memory bomb refused after {mib} MiB under a 64 MiB cgroup limit (exit 42)");
     // Without it, the kernel's cgroup limit ends the process (OOM kill).

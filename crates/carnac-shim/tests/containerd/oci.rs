@@ -83,10 +83,12 @@ pub fn image(name: &str, config: serde_json::Value, files: &[File<'_>]) -> Vec<u
         "config": config,
         "rootfs": { "type": "layers", "diff_ids": [layer_digest] },
     });
-    layout(name, image_config, "application/vnd.oci.image.config.v1+json", &[(
-        "application/vnd.oci.image.layer.v1.tar",
-        layer,
-    )])
+    layout(
+        name,
+        image_config,
+        "application/vnd.oci.image.config.v1+json",
+        &[("application/vnd.oci.image.layer.v1.tar", layer)],
+    )
 }
 
 /// runwasi's Wasm OCI artifact: platform `wasm`/`wasip1`, the module as a
