@@ -467,8 +467,14 @@ fn containers_run_on_carnac_under_containerd() {
     eprintln!("containerd started in {:?} ({} snapshotter)", started.elapsed(), ctd.snapshotter);
 
     // One standard image: the guest programs and a data file in its root filesystem.
-    let (hello, echo, cat, spin, bomb) =
-        (wasm(guests::HELLO), wasm(guests::ECHO), wasm(guests::CAT), wasm(guests::SPIN), wasm(guests::BOMB));
+    let (hello, echo, cat, spin, bomb, trap) = (
+        wasm(guests::HELLO),
+        wasm(guests::ECHO),
+        wasm(guests::CAT),
+        wasm(guests::SPIN),
+        wasm(guests::BOMB),
+        wasm(guests::TRAP),
+    );
     let message = b"a file from the image's root filesystem\n";
     ctd.import(
         "programs.tar",
@@ -484,6 +490,8 @@ fn containers_run_on_carnac_under_containerd() {
                 oci::File { path: "cat.wasm", data: &cat, mode: 0o644 },
                 oci::File { path: "spin.wasm", data: &spin, mode: 0o644 },
                 oci::File { path: "bomb.wasm", data: &bomb, mode: 0o644 },
+                oci::File { path: "trap.wasm", data: &trap, mode: 0o644 },
+                oci::File { path: "not-wasm.txt", data: b"plain text", mode: 0o644 },
                 oci::File { path: "data/message.txt", data: message, mode: 0o644 },
             ],
         ),
@@ -499,6 +507,18 @@ fn containers_run_on_carnac_under_containerd() {
         assert_eq!(err, "a line on stderr\n", "tier {tier}");
     }
     eprintln!("ok: stdout, stderr and exit status 7 in the auto, interp and cranelift tiers");
+    // A trap: status 134 and the trap with its backtrace in the log.
+    let (code, out, trap_err) = ctd.run(image, "trap", &[], &["/trap.wasm"]);
+    assert_eq!(code, Some(134), "stdout {out:?} stderr {trap_err:?}");
+    assert!(trap_err.contains("unreachable"), "{trap_err}");
+    // An entrypoint that is no module: the container is refused at creation.
+    let (code, _, err) = ctd.run(image, "not-wasm", &[], &["/not-wasm.txt"]);
+    assert_ne!(code, Some(0), "a text file ran: {err}");
+    assert!(err.contains("can't handle"), "{err}");
+    eprintln!(
+        "ok: a trap exits 134, stderr: {:?}; a text entrypoint is refused",
+        trap_err.lines().next().unwrap_or("")
+    );
 
     // 2. Args and env: argv is the command, the environment the image's plus --env.
     let (code, out, err) =
@@ -562,9 +582,10 @@ fn containers_run_on_carnac_under_containerd() {
     assert_eq!((code, out.as_str()), (Some(7), "hello from carnac\n"));
     eprintln!("ok: without the cgroup mount the OOM killer ends the bomb (137); containerd still serves");
 
-    // 6. A `carnac serve` image: the function host answers HTTP.
-    let handler = wasm(guests::HANDLER);
-    let config = b"[[route]]\npath = \"/...\"\nmodule = \"handler.wasm\"\n";
+    // 6. A `carnac serve` image, the one `deploy/kubernetes/example/Dockerfile`
+    // builds: its carnac.toml as entrypoint, a handler beside it.
+    let config = include_bytes!("../../../deploy/kubernetes/example/carnac.toml");
+    let handler = include_bytes!("../../../examples/hello-handler.wat");
     ctd.import(
         "serve.tar",
         &oci::image(
@@ -572,7 +593,7 @@ fn containers_run_on_carnac_under_containerd() {
             json(serde_json::json!({ "Entrypoint": ["/app/carnac.toml"] })),
             &[
                 oci::File { path: "app/carnac.toml", data: config, mode: 0o644 },
-                oci::File { path: "app/handler.wasm", data: &handler, mode: 0o644 },
+                oci::File { path: "app/hello-handler.wat", data: handler, mode: 0o644 },
             ],
         ),
     );
@@ -598,7 +619,7 @@ fn containers_run_on_carnac_under_containerd() {
         }
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("\r\n\r\nhello from a carnac pod\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nHello from a fresh Carnac instance!\n"), "{response}");
     let metrics = http_get(&addr, "/metrics").unwrap();
     assert!(metrics.contains("carnac_tier_info"), "{metrics}");
     eprintln!("ok: the function host answered on {addr} in {:?}, /metrics served", start.elapsed());

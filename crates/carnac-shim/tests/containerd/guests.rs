@@ -147,13 +147,12 @@ pub const BOMB: &str = concat!(
       (br $grow))))"#
 );
 
-/// A CGI handler for the function host: a plain-text greeting with the path.
-pub const HANDLER: &str = concat!(
+/// Traps (`unreachable`) in a function called from `_start`.
+pub const TRAP: &str = concat!(
     "(module",
     prelude!(),
     r#"
   (memory (export "memory") 1)
-  (data (i32.const 1024) "Content-Type: text/plain\n\nhello from a carnac pod\n")
-  (func (export "_start")
-    (call $write (i32.const 1) (i32.const 1024) (i32.const 50))))"#
+  (func $fail (unreachable))
+  (func (export "_start") (call $fail)))"#
 );
