@@ -98,16 +98,7 @@ impl Launch {
         let module = match entry.source {
             Source::Oci(_) => Module::Bytes(entry.source.as_bytes()?.into_owned()),
             Source::File(path) if path.as_os_str().is_empty() => {
-                // No entrypoint: an image whose root holds a `carnac.toml` serves it.
-                let config = Path::new("/carnac.toml");
-                if config.is_file() {
-                    return Ok(Launch::Serve(guest::Host {
-                        source: carnac_serve::Source::ConfigFile(config.to_path_buf()),
-                        listen,
-                        tier,
-                    }));
-                }
-                bail!("the container has no entrypoint: give it a .wasm module (or a carnac.toml to serve)");
+                bail!("the container has no entrypoint: give it a .wasm module (or a carnac.toml to serve)")
             }
             Source::File(path) => Module::File(resolve(&path, &path_var)?),
         };

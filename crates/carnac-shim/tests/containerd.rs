@@ -128,7 +128,7 @@ impl Containerd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         // The shim on containerd's PATH under the name that maps to io.containerd.carnac.v1.
-        std::fs::copy(SHIM, dir.join("bin/containerd-shim-carnac-v1")).unwrap();
+        std::os::unix::fs::symlink(SHIM, dir.join("bin/containerd-shim-carnac-v1")).unwrap();
         let sock = dir.join("containerd.sock");
         let config = format!(
             r#"version = 2
