@@ -73,7 +73,8 @@ impl Program {
 
     fn run_inner(&self) -> Result<(), Error> {
         let mut config = Config::new();
-        if let Some(tier) = self.tier {
+        // A compiled artifact (`carnac compile`) runs in the compiled tier unless told otherwise, as in `carnac run`.
+        if let Some(tier) = self.tier.or_else(|| self.is_artifact().then_some(Strategy::Cranelift)) {
             config.strategy(tier);
         }
         // The container's file system is the image's: no code cache in it.
@@ -102,6 +103,21 @@ impl Program {
         let mut out = vec![carnac::Val::I32(0); results];
         func.call(&mut store, &[], &mut out)?;
         Ok(())
+    }
+}
+
+impl Program {
+    /// Whether the module is a `.cwasm` artifact rather than wasm (unreadable: no; loading says why).
+    fn is_artifact(&self) -> bool {
+        match &self.module {
+            Module::Bytes(bytes) => carnac::Module::is_artifact(bytes),
+            Module::File(path) => {
+                use std::io::Read;
+                let mut head = [0u8; 8];
+                std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+                    && carnac::Module::is_artifact(&head)
+            }
+        }
     }
 }
 

@@ -475,6 +475,12 @@ fn containers_run_on_carnac_under_containerd() {
         wasm(guests::BOMB),
         wasm(guests::TRAP),
     );
+    // The same program compiled ahead of time (`carnac compile`): a .cwasm runs compiled.
+    let hello_cwasm = {
+        let mut config = carnac::Config::new();
+        config.strategy(carnac::Strategy::Cranelift);
+        carnac::Module::new(&carnac::Engine::new(&config), &hello).unwrap().serialize().unwrap()
+    };
     let message = b"a file from the image's root filesystem\n";
     ctd.import(
         "programs.tar",
@@ -491,6 +497,7 @@ fn containers_run_on_carnac_under_containerd() {
                 oci::File { path: "spin.wasm", data: &spin, mode: 0o644 },
                 oci::File { path: "bomb.wasm", data: &bomb, mode: 0o644 },
                 oci::File { path: "trap.wasm", data: &trap, mode: 0o644 },
+                oci::File { path: "hello.cwasm", data: &hello_cwasm, mode: 0o644 },
                 oci::File { path: "not-wasm.txt", data: b"plain text", mode: 0o644 },
                 oci::File { path: "data/message.txt", data: message, mode: 0o644 },
             ],
@@ -507,6 +514,9 @@ fn containers_run_on_carnac_under_containerd() {
         assert_eq!(err, "a line on stderr\n", "tier {tier}");
     }
     eprintln!("ok: stdout, stderr and exit status 7 in the auto, interp and cranelift tiers");
+    let (code, out, err) = ctd.run(image, "hello-cwasm", &[], &["/hello.cwasm"]);
+    assert_eq!((code, out.as_str(), err.as_str()), (Some(7), "hello from carnac\n", "a line on stderr\n"));
+    eprintln!("ok: the program compiled ahead of time (.cwasm) runs the same");
     // A trap: status 134 and the trap with its backtrace in the log.
     let (code, out, trap_err) = ctd.run(image, "trap", &[], &["/trap.wasm"]);
     assert_eq!(code, Some(134), "stdout {out:?} stderr {trap_err:?}");
