@@ -455,6 +455,43 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Runs the serve image with `opts` (`--env ...`) and `args` (the command, if
+/// not the image's), waits for it to answer `/hello` on loopback, checks that
+/// `path` holds `want`, then stops it with SIGTERM: it drains and exits 0.
+fn serve_and_stop(ctd: &Containerd, id: &str, opts: &[&str], args: &[&str], path: &str, want: &str) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let listen = format!("CARNAC_LISTEN={addr}");
+    let mut all_opts = vec!["--net-host", "--env", &listen];
+    all_opts.extend_from_slice(opts);
+    let mut serve = Guard(
+        ctd.run_cmd("docker.io/carnac-test/serve:1", id, &all_opts, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    let response = loop {
+        match http_get(&addr, "/hello") {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(start.elapsed() < Duration::from_secs(30), "{id}: no HTTP answer on {addr} in 30 s: {e}");
+                assert!(serve.0.try_wait().unwrap().is_none(), "{id}: the container exited:\n{}", ctd.log_tail());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("\r\n\r\nHello from a fresh Carnac instance!\n"), "{response}");
+    let other = http_get(&addr, path).unwrap();
+    assert!(other.contains(want), "{id}: {path} lacks {want}: {other}");
+    eprintln!("ok: {id}: the function host answered on {addr} in {:?}, {path} served", start.elapsed());
+    ctd.ctr_ok(&["tasks", "kill", id]);
+    let status = wait_timeout(&mut serve.0, Duration::from_secs(30)).expect("the host did not stop on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{id}: the host drains and exits 0 on SIGTERM");
+    eprintln!("ok: {id}: SIGTERM drained the host (exit 0)");
+}
+
 #[test]
 fn containers_run_on_carnac_under_containerd() {
     if let Some(reason) = unsupported() {
@@ -607,36 +644,17 @@ fn containers_run_on_carnac_under_containerd() {
             ],
         ),
     );
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let listen = format!("CARNAC_LISTEN={addr}");
-    let mut serve = Guard(
-        ctd.run_cmd("docker.io/carnac-test/serve:1", "serve", &["--net-host", "--env", &listen], &[])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    serve_and_stop(&ctd, "serve", &[], &[], "/metrics", "carnac_tier_info");
+    // A module on every path, chosen by the container's env (CARNAC_SERVE; a
+    // pod annotation through the downward API), interpreted (CARNAC_TIER).
+    serve_and_stop(
+        &ctd,
+        "serve-module",
+        &["--env", "CARNAC_SERVE=1", "--env", "CARNAC_TIER=interp"],
+        &["/app/hello-handler.wat"],
+        "/metrics",
+        "carnac_tier_info{tier=\"interp\"} 1",
     );
-    let start = Instant::now();
-    let response = loop {
-        match http_get(&addr, "/hello") {
-            Ok(r) => break r,
-            Err(e) => {
-                assert!(start.elapsed() < Duration::from_secs(30), "no HTTP answer on {addr} in 30 s: {e}");
-                assert!(serve.0.try_wait().unwrap().is_none(), "the serve container exited:\n{}", ctd.log_tail());
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    };
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    assert!(response.ends_with("\r\n\r\nHello from a fresh Carnac instance!\n"), "{response}");
-    let metrics = http_get(&addr, "/metrics").unwrap();
-    assert!(metrics.contains("carnac_tier_info"), "{metrics}");
-    eprintln!("ok: the function host answered on {addr} in {:?}, /metrics served", start.elapsed());
-    ctd.ctr_ok(&["tasks", "kill", "serve"]);
-    let status = wait_timeout(&mut serve.0, Duration::from_secs(30)).expect("the host did not stop on SIGTERM");
-    assert_eq!(status.code(), Some(0), "the host drains and exits 0 on SIGTERM");
-    eprintln!("ok: SIGTERM drained the host (exit 0)");
 
     // 7. runwasi's Wasm OCI artifact: the module is a layer of the image (no
     // root filesystem); runwasi's library reads it from containerd's content
