@@ -5,14 +5,17 @@
 # configuration if it is not there, and restarts containerd when the node
 # uses systemd (running containers keep running: their shims are separate
 # processes). Then it sleeps, so the DaemonSet's pod stays Ready.
+# RESTART_CONTAINERD=no and SLEEP=no skip those two steps (the repository's
+# test runs the script on a scratch directory that way).
 set -eu
 HOST=${HOST:-/host}
+SHIM=${SHIM:-/shim/containerd-shim-carnac-v1}
 BIN_DIR=${BIN_DIR:-/usr/local/bin}
 CONFIG=${CONTAINERD_CONFIG:-/etc/containerd/config.toml}
 
 install -d "$HOST$BIN_DIR"
 # Copy, then rename: a shim starting meanwhile sees the old or the new file, never half of one.
-cp /shim/containerd-shim-carnac-v1 "$HOST$BIN_DIR/.containerd-shim-carnac-v1.new"
+cp "$SHIM" "$HOST$BIN_DIR/.containerd-shim-carnac-v1.new"
 chmod 0755 "$HOST$BIN_DIR/.containerd-shim-carnac-v1.new"
 mv "$HOST$BIN_DIR/.containerd-shim-carnac-v1.new" "$HOST$BIN_DIR/containerd-shim-carnac-v1"
 echo "installed $BIN_DIR/containerd-shim-carnac-v1"
@@ -38,7 +41,7 @@ TOML
     changed=yes
 fi
 
-if [ "$changed" = yes ]; then
+if [ "$changed" = yes ] && [ "${RESTART_CONTAINERD:-yes}" != no ]; then
     if nsenter -t 1 -m -u -i -n -p -- sh -c 'command -v systemctl >/dev/null'; then
         nsenter -t 1 -m -u -i -n -p -- systemctl restart containerd
         echo "restarted containerd"
@@ -47,4 +50,4 @@ if [ "$changed" = yes ]; then
     fi
 fi
 echo "done; label the node: kubectl label node \$NODE carnac.dev/shim=installed"
-exec sleep infinity
+[ "${SLEEP:-yes}" = no ] || exec sleep infinity
