@@ -332,6 +332,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
             .collect()
     }
 
+    /// Cgroup directories named after our namespace (`ctr` puts a container in
+    /// `/NAMESPACE/ID` of every hierarchy): what removing the containers leaves.
+    fn leftover_cgroups(&self) -> Vec<PathBuf> {
+        let root = Path::new("/sys/fs/cgroup");
+        let mut found: Vec<PathBuf> = std::iter::once(root.join(&self.namespace))
+            .chain(std::fs::read_dir(root).into_iter().flatten().flatten().map(|e| e.path().join(&self.namespace)))
+            .filter(|p| p.is_dir())
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
     /// Removes every task and container of our namespace (SIGKILL first).
     fn remove_all(&self) {
         if let Ok(out) = self.ctr(&["tasks", "ls", "-q"]).output() {
@@ -381,6 +394,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(Path::new("/run/containerd/carnac").join(&self.namespace));
+        // Cgroup directories go with rmdir, children first (only empty ones can).
+        for dir in self.leftover_cgroups() {
+            let mut dirs = vec![dir.clone()];
+            let mut i = 0;
+            while i < dirs.len() {
+                let children = std::fs::read_dir(&dirs[i]).into_iter().flatten().flatten().map(|e| e.path());
+                dirs.extend(children.filter(|p| p.is_dir()).collect::<Vec<_>>());
+                i += 1;
+            }
+            for d in dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
         if self.made_run_dir {
             // Only what is empty: another containerd may have started meanwhile.
             for d in ["carnac", "fifo", "s", ""] {
@@ -705,5 +731,14 @@ fn containers_run_on_carnac_under_containerd() {
         assert!(start.elapsed() < Duration::from_secs(10), "left behind: processes {procs:?}, mounts {mounts:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    eprintln!("ok: containerd stopped, no process or mount left; whole test {:?}", started.elapsed());
+    // The containers' cgroups are gone; what is left is the namespace's
+    // parent directory in each hierarchy (empty: removed at the end).
+    for dir in ctd.leftover_cgroups() {
+        let children: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        assert!(children.is_empty(), "container cgroups left in {}: {children:?}", dir.display());
+    }
+    ctd.remove_files();
+    assert_eq!(ctd.leftover_cgroups(), Vec::<PathBuf>::new(), "cgroup directories left");
+    eprintln!("ok: containerd stopped, no process, mount or cgroup left; whole test {:?}", started.elapsed());
 }
