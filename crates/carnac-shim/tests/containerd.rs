@@ -19,7 +19,6 @@ mod harness;
 #[path = "containerd/oci.rs"]
 mod oci;
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -264,25 +263,6 @@ fn containers_run_on_carnac_under_containerd() {
     assert_eq!(String::from_utf8_lossy(&tasks.stdout).trim(), "", "tasks left");
     let containers = ctd.ctr_ok(&["containers", "ls", "-q"]);
     assert_eq!(String::from_utf8_lossy(&containers.stdout).trim(), "", "containers left");
-    ctd.stop();
-    let start = Instant::now();
-    loop {
-        let procs = ctd.leftover_processes();
-        let mounts = ctd.leftover_mounts();
-        if procs.is_empty() && mounts.is_empty() {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "left behind: processes {procs:?}, mounts {mounts:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The containers' cgroups are gone; what is left is the namespace's
-    // parent directory in each hierarchy (empty: removed at the end).
-    for dir in ctd.leftover_cgroups() {
-        let children: Vec<_> =
-            std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
-        assert!(children.is_empty(), "container cgroups left in {}: {children:?}", dir.display());
-    }
-    ctd.remove_files();
-    assert_eq!(ctd.leftover_cgroups(), Vec::<PathBuf>::new(), "cgroup directories left");
+    ctd.stop_and_check_clean();
     eprintln!("ok: containerd stopped, no process, mount or cgroup left; whole test {:?}", started.elapsed());
 }

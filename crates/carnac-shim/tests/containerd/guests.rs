@@ -1,5 +1,7 @@
 //! The guest programs the containerd test puts in its images, in the text
 //! format (compiled to `.wasm` by the test with the `wat` crate).
+// Shared by the tests, each of which uses part of it.
+#![allow(dead_code)]
 
 /// Shared imports (every program imports all of them) and helpers: `$write(fd, ptr, len)`, `$print_u32(n)` to
 /// stdout (decimal), `$nul_to_nl(ptr, len)`.

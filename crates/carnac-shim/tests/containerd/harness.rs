@@ -56,6 +56,37 @@ pub fn install_tools() {
     }
 }
 
+/// A statically linked busybox (for a Linux pause container in an empty
+/// image): Debian's `busybox-static`, installed when `/bin/busybox` is not one.
+pub fn static_busybox() -> PathBuf {
+    let path = PathBuf::from("/bin/busybox");
+    if !is_static_elf(&path) {
+        eprintln!("installing busybox-static with apt-get (the pod's pause container)");
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "busybox-static"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .expect("apt-get");
+        assert!(status.success(), "apt-get install busybox-static failed");
+        assert!(is_static_elf(&path), "{} is not statically linked", path.display());
+    }
+    path
+}
+
+/// An ELF executable without a program interpreter (PT_INTERP): it runs
+/// in a root filesystem with nothing else in it.
+fn is_static_elf(path: &Path) -> bool {
+    let Ok(elf) = std::fs::read(path) else { return false };
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    // 64-bit little-endian ELF only (what Debian ships on x86-64 and arm64).
+    if !elf.starts_with(b"\x7fELF\x02\x01") {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return false };
+    (0..phnum).all(|i| elf.get(phoff + i * phentsize..phoff + i * phentsize + 4) != Some(&3u32.to_le_bytes()[..]))
+}
+
 /// Sends `signal` to `pid` if it is still there.
 pub fn kill(pid: i32, signal: i32) {
     // SAFETY: kill(2) with a pid we started (or read from a pid file of our
@@ -168,6 +199,8 @@ disabled_plugins = [{cri_plugin}"io.containerd.snapshotter.v1.aufs", "io.contain
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "{snapshotter}"
+    # (no runc here: the only runtime is the default; pods still name it)
+    default_runtime_name = "carnac"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.carnac]
       runtime_type = "io.containerd.carnac.v1"
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -444,6 +477,33 @@ disabled_plugins = [{cri_plugin}"io.containerd.snapshotter.v1.aufs", "io.contain
                 let _ = std::fs::remove_dir(Path::new("/run/containerd").join(d));
             }
         }
+    }
+}
+
+impl Containerd {
+    /// Stops containerd and everything it started, then checks that no
+    /// process, mount or container cgroup is left, and removes our files.
+    pub fn stop_and_check_clean(&mut self) {
+        self.stop();
+        let start = Instant::now();
+        loop {
+            let procs = self.leftover_processes();
+            let mounts = self.leftover_mounts();
+            if procs.is_empty() && mounts.is_empty() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "left behind: processes {procs:?}, mounts {mounts:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The containers' cgroups are gone; what is left is our parent
+        // directory in each hierarchy (empty: removed with our files).
+        for dir in self.leftover_cgroups() {
+            let children: Vec<_> =
+                std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+            assert!(children.is_empty(), "container cgroups left in {}: {children:?}", dir.display());
+        }
+        self.remove_files();
+        assert_eq!(self.leftover_cgroups(), Vec::<PathBuf>::new(), "cgroup directories left");
     }
 }
 

@@ -3,6 +3,8 @@
 //! tar layer) plus an image config whose `Entrypoint`, `Cmd` and `Env` the
 //! container gets; [`wasm_artifact`] writes runwasi's Wasm OCI artifact
 //! layout instead (platform `wasm`, the module as an `application/wasm` layer).
+// Shared by the tests, each of which uses part of it.
+#![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
 
