@@ -187,10 +187,12 @@ disabled_plugins = [{cri_plugin}"io.containerd.snapshotter.v1.aufs", "io.contain
             cri_plugin = if cri.is_some() { "" } else { "\"io.containerd.grpc.v1.cri\", " },
         );
         if let Some(sandbox_image) = cri {
-            // Host-network pods only (no CNI plugin is configured). This
-            // machine's root lacks CAP_SYS_RESOURCE, so the sandbox's
-            // oom_score_adj of -998 cannot be set: restrict_oom_score_adj
-            // clamps it to containerd's own, as for rootless containerd.
+            // Host-network pods only (no CNI plugin is configured).
+            // restrict_oom_score_adj clamps a sandbox's oom_score_adj of -998
+            // to containerd's own (as for rootless containerd): lowering it
+            // needs CAP_SYS_RESOURCE, which root lacks on the machines this
+            // test was written on (creating any pod fails there otherwise,
+            // whatever the runtime).
             config.push_str(&format!(
                 r#"[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
