@@ -66,8 +66,8 @@ pub fn capture_node_defaults() {
 pub enum Module {
     /// A file in the container's root filesystem.
     File(PathBuf),
-    /// The module layer of a Wasm OCI artifact (runwasi's layout), or a
-    /// precompiled `.cwasm` of it.
+    /// The module layer of a Wasm OCI artifact (runwasi's layout): wasm, or a
+    /// `.cwasm` compiled by the same Carnac build.
     Bytes(Vec<u8>),
 }
 
