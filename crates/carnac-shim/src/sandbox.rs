@@ -34,7 +34,14 @@ impl Shim for CarnacShim {
 
 impl Sandbox for CarnacSandbox {
     async fn run_wasi(&self, ctx: &impl RuntimeContext) -> Result<i32> {
-        let launch = Launch::from_context(ctx)?;
+        let launch = match Launch::from_context(ctx) {
+            Ok(launch) => launch,
+            Err(e) => {
+                // In the container's log (runwasi would only log it in the shim's).
+                eprintln!("Error: {e:#}");
+                return Ok(guest::LOAD_FAILED_EXIT);
+            }
+        };
         // A thread of its own, outside runwasi's async runtime: the function host
         // builds its own tokio runtimes, which cannot start inside another's.
         let guest = std::thread::Builder::new().name("carnac-guest".into()).spawn(move || launch.run())?;
@@ -42,6 +49,13 @@ impl Sandbox for CarnacSandbox {
     }
 
     async fn can_handle(&self, ctx: &impl RuntimeContext) -> Result<()> {
+        if let Source::Oci([layer]) = ctx.entrypoint().source {
+            // Without copying the layer: wasm, or a `.cwasm`.
+            if layer.layer.starts_with(b"\0asm") || carnac::Module::is_artifact(&layer.layer) {
+                return Ok(());
+            }
+            bail!("the image's Wasm layer is neither a core module nor a Carnac .cwasm");
+        }
         Launch::from_context(ctx).map(drop)
     }
 }
