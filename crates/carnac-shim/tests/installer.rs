@@ -10,20 +10,43 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/kubernetes/installer/install.sh");
-const SHIM: &str = env!("CARGO_BIN_EXE_containerd-shim-carnac-v1");
 
-fn scratch(name: &str) -> PathBuf {
+/// A stand-in for the shim binary (the script copies whatever it is given;
+/// the debug build of the real one is 360 MB).
+fn stand_in(dir: &Path) -> PathBuf {
+    let path = dir.join("containerd-shim-carnac-v1");
+    std::fs::write(&path, b"#!/bin/sh\necho containerd-shim-carnac-v1 stand-in\n").unwrap();
+    path
+}
+
+/// A scratch directory, removed when dropped (also when a check fails).
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("carnac-shim-installer-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
-fn install(host: &Path) -> String {
+fn install(host: &Path, shim: &Path) -> String {
     let out = Command::new("sh")
         .arg(SCRIPT)
         .env("HOST", host)
-        .env("SHIM", SHIM)
+        .env("SHIM", shim)
         .env("RESTART_CONTAINERD", "no")
         .env("SLEEP", "no")
         .output()
@@ -45,10 +68,12 @@ fn installs_the_binary_and_registers_the_runtime_once() {
         "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"registry.k8s.io/pause:3.9\"\n";
     std::fs::write(host.join("etc/containerd/config.toml"), original).unwrap();
 
-    let out = install(&host);
+    let shim_dir = scratch("v2-shim");
+    let shim = stand_in(&shim_dir);
+    let out = install(&host, &shim);
     assert!(out.contains("registered the carnac runtime"), "{out}");
     let bin = host.join("usr/local/bin/containerd-shim-carnac-v1");
-    assert_eq!(std::fs::read(&bin).unwrap(), std::fs::read(SHIM).unwrap());
+    assert_eq!(std::fs::read(&bin).unwrap(), std::fs::read(&shim).unwrap());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777, 0o755);
     let written = config(&host);
@@ -59,7 +84,7 @@ fn installs_the_binary_and_registers_the_runtime_once() {
     assert_eq!(std::fs::read_to_string(host.join("etc/containerd/config.toml.before-carnac")).unwrap(), original);
 
     // Again (a DaemonSet pod restarted): the binary is replaced, the configuration untouched.
-    let out = install(&host);
+    let out = install(&host, &shim);
     assert!(out.contains("already has the carnac runtime"), "{out}");
     assert_eq!(config(&host), written);
 
@@ -78,24 +103,24 @@ fn installs_the_binary_and_registers_the_runtime_once() {
     } else {
         eprintln!("containerd not installed: its loading of the configuration is not checked here");
     }
-    std::fs::remove_dir_all(host).unwrap();
 }
 
 #[test]
 fn a_missing_configuration_is_created_and_version_3_uses_the_new_plugin_name() {
+    let shim_dir = scratch("new-shim");
+    let shim = stand_in(&shim_dir);
     let host = scratch("new");
-    install(&host);
+    install(&host, &shim);
     let written = config(&host);
     assert!(written.starts_with("version = 2\n"), "{written}");
     assert!(written.contains("[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.carnac]"), "{written}");
-    std::fs::remove_dir_all(host).unwrap();
+    drop(host);
 
     let host = scratch("v3");
     std::fs::create_dir_all(host.join("etc/containerd")).unwrap();
     std::fs::write(host.join("etc/containerd/config.toml"), "version = 3\n").unwrap();
-    install(&host);
+    install(&host, &shim);
     let written = config(&host);
     assert!(written.contains("[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.carnac]"), "{written}");
     assert!(!written.contains("grpc.v1.cri"), "{written}");
-    std::fs::remove_dir_all(host).unwrap();
 }
