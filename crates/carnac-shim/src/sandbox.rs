@@ -44,7 +44,12 @@ impl Sandbox for CarnacSandbox {
         };
         // A thread of its own, outside runwasi's async runtime: the function host
         // builds its own tokio runtimes, which cannot start inside another's.
-        let guest = std::thread::Builder::new().name("carnac-guest".into()).spawn(move || launch.run())?;
+        // Its stack is a main thread's (as under `carnac run`): compiled code runs
+        // on it, up to Carnac's wasm stack limit, and traps there with room to spare.
+        let guest = std::thread::Builder::new()
+            .name("carnac-guest".into())
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn(move || launch.run())?;
         guest.join().map_err(|_| anyhow::anyhow!("the guest thread panicked"))
     }
 
@@ -59,6 +64,9 @@ impl Sandbox for CarnacSandbox {
         Launch::from_context(ctx).map(drop)
     }
 }
+
+/// The guest thread's stack: 8 MiB, Linux's default for a main thread.
+const GUEST_THREAD_STACK: usize = 8 << 20;
 
 /// Settings the node gives every container (the shim's environment, which is
 /// containerd's): read in `main` before any container is forked.

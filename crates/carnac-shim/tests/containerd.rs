@@ -81,6 +81,7 @@ fn containers_run_on_carnac_under_containerd() {
         wasm(guests::BOMB),
         wasm(guests::TRAP),
     );
+    let recurse = wasm(guests::RECURSE);
     // The same program compiled ahead of time (`carnac compile`): a .cwasm runs compiled.
     let hello_cwasm = {
         let mut config = carnac::Config::new();
@@ -103,6 +104,7 @@ fn containers_run_on_carnac_under_containerd() {
                 oci::File { path: "spin.wasm", data: &spin, mode: 0o644 },
                 oci::File { path: "bomb.wasm", data: &bomb, mode: 0o644 },
                 oci::File { path: "trap.wasm", data: &trap, mode: 0o644 },
+                oci::File { path: "recurse.wasm", data: &recurse, mode: 0o644 },
                 oci::File { path: "hello.cwasm", data: &hello_cwasm, mode: 0o644 },
                 oci::File { path: "not-wasm.txt", data: b"plain text", mode: 0o644 },
                 oci::File { path: "data/message.txt", data: message, mode: 0o644 },
@@ -127,6 +129,13 @@ fn containers_run_on_carnac_under_containerd() {
     let (code, out, trap_err) = ctd.run(image, "trap", &[], &["/trap.wasm"]);
     assert_eq!(code, Some(134), "stdout {out:?} stderr {trap_err:?}");
     assert!(trap_err.contains("unreachable"), "{trap_err}");
+    // Endless recursion in each tier: the call stack's trap, not a crash of the process.
+    for tier in ["interp", "cranelift"] {
+        let env = format!("CARNAC_TIER={tier}");
+        let (code, _, err) = ctd.run(image, &format!("recurse-{tier}"), &["--env", &env], &["/recurse.wasm"]);
+        assert_eq!(code, Some(134), "tier {tier}: {err}");
+        assert!(err.contains("stack"), "tier {tier}: {err}");
+    }
     // An entrypoint that is no module: the container is refused at creation.
     let (code, _, err) = ctd.run(image, "not-wasm", &[], &["/not-wasm.txt"]);
     assert_ne!(code, Some(0), "a text file ran: {err}");

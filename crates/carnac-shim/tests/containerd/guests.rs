@@ -158,3 +158,14 @@ pub const TRAP: &str = concat!(
   (func $fail (unreachable))
   (func (export "_start") (call $fail)))"#
 );
+
+/// Recurses without end: the call stack runs out (a trap, not a crash).
+pub const RECURSE: &str = concat!(
+    "(module",
+    prelude!(),
+    r#"
+  (memory (export "memory") 1)
+  (func $deeper (param $n i32) (result i32)
+    (i32.add (call $deeper (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))
+  (func (export "_start") (drop (call $deeper (i32.const 0)))))"#
+);
