@@ -141,7 +141,7 @@ fn containers_run_on_carnac_under_containerd() {
     assert_ne!(code, Some(0), "a text file ran: {err}");
     assert!(err.contains("can't handle"), "{err}");
     eprintln!(
-        "ok: a trap exits 134, stderr: {:?}; a text entrypoint is refused",
+        "ok: a trap exits 134, stderr: {:?}; endless recursion traps in both tiers; a text entrypoint is refused",
         trap_err.lines().next().unwrap_or("")
     );
 
