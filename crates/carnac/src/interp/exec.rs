@@ -24,7 +24,12 @@
 //!   distances to instructions of the same code, produced by the translator.
 //! - Memory: `mem_base`/`mem_len` describe memory 0 of the current instance and
 //!   are refreshed after anything that may grow it (memory.grow, any call);
-//!   every access checks `address + size <= mem_len` first. Every write also
+//!   every access checks `address + size <= mem_len` first. An access to
+//!   another memory (multi-memory) is bracketed by `UseMemory { mem }`, which
+//!   points them at that memory for the one access (a load, store, SIMD
+//!   access, `memory.size`, `.fill`, `.init` or `.copy` within it), and
+//!   `UseMemory { mem: 0 }`, which points them back: memory 0's own code is
+//!   unchanged, other memories pay two trips through this loop per access. Every write also
 //!   marks its chunk in the memory's written-chunk map (`runtime::memory`), which
 //!   is what lets a pooled memory be reset without a system call.
 
@@ -556,8 +561,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                 tri!(simd::HANDLERS[op](lane, a, b, c, frame, &mut mem));
             }
             Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
-            Instr::MemoryGrow { dst, delta } => {
-                let m = store.inner.instances[instance as usize].memories[0];
+            Instr::MemoryGrow { dst, delta, mem } => {
+                let m = store.inner.instances[instance as usize].memories[mem as usize];
                 let (inner, limiter) = store.inner_and_limiter();
                 let r = match inner.grow_memory(limiter, m, u32_!(delta) as u64) {
                     Ok(r) => r,
@@ -588,6 +593,19 @@ pub(crate) fn run<T, const TRACK: bool>(
                 }
             }
             Instr::DataDrop { segment } => store.inner.data_drop(instance, segment),
+            Instr::MemoryCopyAcross { base: b, dst_mem, src_mem } => {
+                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                tri!(store.inner.memory_copy(instance, dst_mem, src_mem, d, s, n));
+            }
+            Instr::UseMemory { mem: 0 } => refresh_mem!(),
+            Instr::UseMemory { mem } => {
+                // Only `mem_base`/`mem_len` change: `mem_len_ptr` stays memory 0's,
+                // which only a return reads, and the translator puts
+                // `UseMemory { mem: 0 }` right after the access (no return between).
+                let m = store.inner.instances[instance as usize].memories[mem as usize];
+                let m = &store.inner.memories[m as usize];
+                (mem_base, mem_len) = (m.base(), m.len());
+            }
             Instr::TableGet { dst, table, index } => {
                 let t = store.inner.instances[instance as usize].tables[table as usize];
                 let Some(&v) = store.inner.tables[t as usize].elems.get(u32_!(index) as usize) else {
