@@ -29,9 +29,10 @@
 //!   points them at that memory for the one access (a load, store, SIMD
 //!   access, `memory.size`, `.fill`, `.init` or `.copy` within it), and
 //!   `UseMemory { mem: 0 }`, which points them back: memory 0's own code is
-//!   unchanged, other memories pay two trips through this loop per access. Every write also
-//!   marks its chunk in the memory's written-chunk map (`runtime::memory`), which
-//!   is what lets a pooled memory be reset without a system call.
+//!   unchanged, other memories pay two trips through this loop per access.
+//!   Every write also marks its chunk in the memory's written-chunk map
+//!   (`runtime::memory`), which is what lets a pooled memory be reset without
+//!   a system call.
 
 use std::ptr;
 
@@ -387,7 +388,8 @@ pub(crate) fn run<T, const TRACK: bool>(
         // store, the frames or the module (a call, a return, a global...): that
         // one runs here, then the loop goes back to the handlers.
         // SAFETY: `ip` is an instruction of the current function, `fp` its frame and
-        // `mem_base`/`mem_len` memory 0 of the current instance, all as
+        // `mem_base`/`mem_len` the current memory of the current instance (memory 0,
+        // or the one a `UseMemory` selected for the next access), all as
         // `threaded::run` requires (see the module docs for why they hold).
         let (table0, table0_len) = match store.inner.instances[instance as usize].tables.first() {
             Some(&t) => {
@@ -550,7 +552,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 // SAFETY: the frame starts at `fp` and every slot up to the end of the
                 // value stack is initialised memory owned by `stack`; no other reference
                 // into the stack is live while the slice is used. The memory slice covers
-                // exactly the accessible bytes of memory 0 (see the module docs), and its
+                // exactly the accessible bytes of the current memory (see the module docs), and its
                 // writes mark the chunk map below mem_base; with no memory, an empty view.
                 let frame = unsafe { std::slice::from_raw_parts_mut(fp, stack.len() - base) };
                 let mut mem = if mem_base.is_null() {

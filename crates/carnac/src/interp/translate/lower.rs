@@ -216,12 +216,22 @@ impl Translator {
         self.charge();
         // Memory 0 is the one the instructions access; an access to another
         // memory is bracketed by `UseMemory` (its fusions then see those, not
-        // their neighbours, as the instructions before and after).
+        // their neighbours, as the instructions before and after). Consecutive
+        // accesses to the same memory share one bracket: the first one's
+        // closing `UseMemory { mem: 0 }` is taken back (it cannot be a branch
+        // target: a label after it would be at a later index).
         match memory_used(op) {
             Some(mem) if mem != 0 => {
-                self.emit(Instr::UseMemory { mem });
+                let last = self.code.len().wrapping_sub(1);
+                if self.other_memory == Some((last, mem)) && last > self.label {
+                    debug_assert_eq!(self.code[last], Instr::UseMemory { mem: 0 });
+                    self.pop_instr();
+                } else {
+                    self.emit(Instr::UseMemory { mem });
+                }
                 let r = self.lower(info, op, offset);
-                self.emit(Instr::UseMemory { mem: 0 });
+                let end = self.emit(Instr::UseMemory { mem: 0 });
+                self.other_memory = Some((end, mem));
                 r
             }
             _ => self.lower(info, op, offset),
