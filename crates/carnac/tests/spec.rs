@@ -10,7 +10,8 @@
 //! the same under the compiled tier (`spec wasm-v2 (cranelift): ...`,
 //! `wasm-v2+fuel (cranelift)`, `simd (cranelift)`). The wasm-v2 suite runs
 //! with WebAssembly 2.0's features exactly (it checks that 3.0's are absent:
-//! a second memory is invalid), the others with Carnac's defaults.
+//! a second memory is invalid), the others with Carnac's defaults (memory64's
+//! without multi-memory, see [`V3_SUITES`]).
 //!
 //! Each tier also runs the WebAssembly 3.0 suites: the `wasm-v3` folder and
 //! the proposals it merged (`spec wasm-v3: ...`, `spec exceptions: ...`, ...,
