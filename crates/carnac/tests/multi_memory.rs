@@ -3,8 +3,9 @@
 //! interpreter fuses, SIMD accesses, `memory.size`, `.grow`, `.fill`, `.copy`
 //! within and across memories, `.init`), interleaved with accesses to memory 0,
 //! in every tier, plain and with fuel, write tracking and eager translation on
-//! (the interpreter's other loop). The spec suite's multi-memory files check
-//! the plain instructions; this checks the rest and that memory 0 is untouched.
+//! (the interpreter's other loop), and snapshots of such an instance. The spec
+//! suite's multi-memory files check the plain instructions; this checks the
+//! rest and that memory 0 is untouched.
 
 use carnac::*;
 
@@ -145,5 +146,39 @@ fn every_memory_instruction_on_a_second_memory() {
     for &tier in TIERS {
         check(tier, false);
         check(tier, true);
+    }
+}
+
+/// A snapshot of an instance with two memories captures both, and so does the
+/// module it is written as.
+#[test]
+fn a_snapshot_captures_every_memory() {
+    for &tier in TIERS {
+        let engine = Engine::new(Config::new().strategy(tier));
+        let module = Module::new(&engine, WAT).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let call = |store: &mut Store<()>, inst: &Instance, name: &str, args: (i32, i32)| {
+            inst.get_typed_func::<(i32, i32), ()>(&*store, name).unwrap().call(store, args).unwrap()
+        };
+        call(&mut store, &inst, "copy_b_to_a", (16, 8));
+        call(&mut store, &inst, "store_b", (70_000 - 65536, 0x5151));
+        inst.get_typed_func::<i32, i32>(&store, "grow_b").unwrap().call(&mut store, 1).unwrap();
+        call(&mut store, &inst, "store_b", (70_000, 0x7777));
+        let snap = inst.snapshot(&store).unwrap();
+        let written = Module::new(&engine, snap.to_wasm(&[]).unwrap()).unwrap();
+        for module in [snap.module(), &written] {
+            let mut store = Store::new(&engine, ());
+            let inst = Linker::new(&engine).instantiate(&mut store, module).unwrap();
+            let mut load = |name: &str, at: i32| {
+                inst.get_typed_func::<i32, i32>(&store, name).unwrap().call(&mut store, at).unwrap()
+            };
+            assert_eq!(load("load_a", 16), 0x0403_0201, "{tier:?}");
+            assert_eq!(load("load_b", 8), 0x0403_0201, "{tier:?}");
+            assert_eq!(load("load_b", 70_000 - 65536), 0x5151, "{tier:?}");
+            assert_eq!(load("load_b", 70_000), 0x7777, "{tier:?}: the grown page");
+            let size_b = inst.get_typed_func::<(), i32>(&store, "size_b").unwrap();
+            assert_eq!(size_b.call(&mut store, ()).unwrap(), 2, "{tier:?}");
+        }
     }
 }
