@@ -149,6 +149,28 @@ fn every_memory_instruction_on_a_second_memory() {
     }
 }
 
+/// Code that alternates between the memories keeps its results when it moves
+/// from the interpreter to the compiled tier in the middle of a loop.
+#[test]
+#[cfg_attr(not(carnac_compiled), ignore = "needs the compiled tier")]
+fn tiering_up_in_a_loop_over_two_memories() {
+    let mut config = Config::new();
+    config.strategy(Strategy::Auto).tier_up_threshold(10).tier_up_synchronously(true);
+    let engine = Engine::new(&config);
+    let module = Module::new(&engine, WAT).unwrap();
+    let mut store = Store::new(&engine, ());
+    let inst = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    inst.get_typed_func::<(i32, i32, i32), ()>(&store, "fill_b").unwrap().call(&mut store, (0, 2, 60_000)).unwrap();
+    let copy = inst.get_typed_func::<(i32, i32, i32), ()>(&store, "copy_across").unwrap();
+    copy.call(&mut store, (0, 0, 30_000)).unwrap();
+    let sum = inst.get_typed_func::<i32, i32>(&store, "sum_both").unwrap();
+    for _ in 0..3 {
+        assert_eq!(sum.call(&mut store, 60_000).unwrap(), 2 * 30_000 + 2 * 60_000);
+    }
+    let stats = engine.tier_stats();
+    assert!(stats.loops_entered > 0, "the loop continued in compiled code: {stats:?}");
+}
+
 /// A snapshot of an instance with two memories captures both, and so does the
 /// module it is written as.
 #[test]
