@@ -101,8 +101,8 @@ impl Default for Config {
     fn default() -> Self {
         use wasmparser::WasmFeatures as F;
         Config {
-            // WebAssembly 2.0.
-            features: F::WASM2,
+            // WebAssembly 2.0, and the parts of 3.0 implemented so far.
+            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -395,6 +395,18 @@ impl Config {
     /// 128-bit fixed-width SIMD (on by default; part of WebAssembly 2.0).
     pub fn wasm_simd(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::SIMD, enable)
+    }
+
+    /// Extended constant expressions: i32/i64 `add`, `sub` and `mul` in
+    /// global initialisers and segment offsets (on by default; part of WebAssembly 3.0).
+    pub fn wasm_extended_const(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::EXTENDED_CONST, enable)
+    }
+
+    /// Several memories per module, every memory instruction naming its
+    /// memory (on by default; part of WebAssembly 3.0).
+    pub fn wasm_multi_memory(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::MULTI_MEMORY, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

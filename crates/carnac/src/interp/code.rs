@@ -294,11 +294,18 @@ macro_rules! define_instrs_with_imm {
             /// operand `a` (see [`pack_simd`] and, for the operands, [`for_each_simd`]).
             Simd { head: u32, b: Slot, c: u32 },
             MemorySize { dst: Slot },
-            MemoryGrow { dst: Slot, delta: Slot },
+            MemoryGrow { dst: Slot, delta: Slot, mem: u32 },
             /// dst address, value, length at `base..base+3`.
             MemoryFill { base: Slot },
             /// dst, src, length at `base..base+3`.
             MemoryCopy { base: Slot },
+            /// `memory.copy` between two different memories: dst, src, length at `base..base+3`.
+            MemoryCopyAcross { base: Slot, dst_mem: u32, src_mem: u32 },
+            /// Makes memory `mem` of the instance the one that the memory
+            /// instructions after it access (see `exec`'s module docs): the
+            /// translator brackets each access to a memory other than 0 with
+            /// `UseMemory { mem }` and `UseMemory { mem: 0 }`.
+            UseMemory { mem: u32 },
             /// dst, src, length at `base..base+3`.
             MemoryInit { segment: u32, base: Slot },
             DataDrop { segment: u32 },

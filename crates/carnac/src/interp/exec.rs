@@ -24,9 +24,15 @@
 //!   distances to instructions of the same code, produced by the translator.
 //! - Memory: `mem_base`/`mem_len` describe memory 0 of the current instance and
 //!   are refreshed after anything that may grow it (memory.grow, any call);
-//!   every access checks `address + size <= mem_len` first. Every write also
-//!   marks its chunk in the memory's written-chunk map (`runtime::memory`), which
-//!   is what lets a pooled memory be reset without a system call.
+//!   every access checks `address + size <= mem_len` first. An access to
+//!   another memory (multi-memory) is bracketed by `UseMemory { mem }`, which
+//!   points them at that memory for the one access (a load, store, SIMD
+//!   access, `memory.size`, `.fill`, `.init` or `.copy` within it), and
+//!   `UseMemory { mem: 0 }`, which points them back: memory 0's own code is
+//!   unchanged, other memories pay two trips through this loop per access.
+//!   Every write also marks its chunk in the memory's written-chunk map
+//!   (`runtime::memory`), which is what lets a pooled memory be reset without
+//!   a system call.
 
 use std::ptr;
 
@@ -382,7 +388,8 @@ pub(crate) fn run<T, const TRACK: bool>(
         // store, the frames or the module (a call, a return, a global...): that
         // one runs here, then the loop goes back to the handlers.
         // SAFETY: `ip` is an instruction of the current function, `fp` its frame and
-        // `mem_base`/`mem_len` memory 0 of the current instance, all as
+        // `mem_base`/`mem_len` the current memory of the current instance (memory 0,
+        // or the one a `UseMemory` selected for the next access), all as
         // `threaded::run` requires (see the module docs for why they hold).
         let (table0, table0_len) = match store.inner.instances[instance as usize].tables.first() {
             Some(&t) => {
@@ -545,7 +552,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 // SAFETY: the frame starts at `fp` and every slot up to the end of the
                 // value stack is initialised memory owned by `stack`; no other reference
                 // into the stack is live while the slice is used. The memory slice covers
-                // exactly the accessible bytes of memory 0 (see the module docs), and its
+                // exactly the accessible bytes of the current memory (see the module docs), and its
                 // writes mark the chunk map below mem_base; with no memory, an empty view.
                 let frame = unsafe { std::slice::from_raw_parts_mut(fp, stack.len() - base) };
                 let mut mem = if mem_base.is_null() {
@@ -556,8 +563,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                 tri!(simd::HANDLERS[op](lane, a, b, c, frame, &mut mem));
             }
             Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
-            Instr::MemoryGrow { dst, delta } => {
-                let m = store.inner.instances[instance as usize].memories[0];
+            Instr::MemoryGrow { dst, delta, mem } => {
+                let m = store.inner.instances[instance as usize].memories[mem as usize];
                 let (inner, limiter) = store.inner_and_limiter();
                 let r = match inner.grow_memory(limiter, m, u32_!(delta) as u64) {
                     Ok(r) => r,
@@ -588,6 +595,19 @@ pub(crate) fn run<T, const TRACK: bool>(
                 }
             }
             Instr::DataDrop { segment } => store.inner.data_drop(instance, segment),
+            Instr::MemoryCopyAcross { base: b, dst_mem, src_mem } => {
+                let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                tri!(store.inner.memory_copy(instance, dst_mem, src_mem, d, s, n));
+            }
+            Instr::UseMemory { mem: 0 } => refresh_mem!(),
+            Instr::UseMemory { mem } => {
+                // Only `mem_base`/`mem_len` change: `mem_len_ptr` stays memory 0's,
+                // which only a return reads, and the translator puts
+                // `UseMemory { mem: 0 }` right after the access (no return between).
+                let m = store.inner.instances[instance as usize].memories[mem as usize];
+                let m = &store.inner.memories[m as usize];
+                (mem_base, mem_len) = (m.base(), m.len());
+            }
             Instr::TableGet { dst, table, index } => {
                 let t = store.inner.instances[instance as usize].tables[table as usize];
                 let Some(&v) = store.inner.tables[t as usize].elems.get(u32_!(index) as usize) else {

@@ -21,14 +21,76 @@ use crate::types::*;
 mod shared_bytes;
 pub(crate) use shared_bytes::SharedBytes;
 
-/// A constant expression of WebAssembly 2.0 (a single constant instruction).
-#[derive(Debug, Clone, Copy)]
+/// A constant expression: a single constant instruction (WebAssembly 2.0),
+/// or an extended one (`extended-const`: i32/i64 `add`, `sub`, `mul` over
+/// constants and `global.get`). Extended expressions without a `global.get`
+/// are folded to [`ConstExpr::Bits`] when the module is decoded.
+#[derive(Debug, Clone)]
 pub(crate) enum ConstExpr {
     /// A number, as the raw bits the runtime stores (i32 zero-extended, floats as bits).
     Bits(u128),
     RefNull,
     RefFunc(u32),
     GlobalGet(u32),
+    /// An extended constant expression that reads globals, as a postfix program.
+    Extended(Arc<[ConstOp]>),
+}
+
+/// One instruction of an extended constant expression.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConstOp {
+    I32(i32),
+    I64(i64),
+    GlobalGet(u32),
+    I32Add,
+    I32Sub,
+    I32Mul,
+    I64Add,
+    I64Sub,
+    I64Mul,
+}
+
+impl ConstExpr {
+    /// The expression's value as raw bits, given the raw value of a global
+    /// (`None` when it is not known: then the result is `None` too) and the raw
+    /// reference to a function (`RefFunc`).
+    pub fn eval(&self, global: impl Fn(u32) -> Option<u128>, func: impl Fn(u32) -> u128) -> Option<u128> {
+        match self {
+            ConstExpr::Bits(b) => Some(*b),
+            ConstExpr::RefNull => Some(0),
+            ConstExpr::RefFunc(f) => Some(func(*f)),
+            ConstExpr::GlobalGet(g) => global(*g),
+            ConstExpr::Extended(ops) => eval_ops(ops, global),
+        }
+    }
+}
+
+/// Runs an extended constant expression (validated: the stack never underflows).
+fn eval_ops(ops: &[ConstOp], global: impl Fn(u32) -> Option<u128>) -> Option<u128> {
+    let mut stack: Vec<u64> = Vec::with_capacity(4);
+    for op in ops {
+        let value = match *op {
+            ConstOp::I32(v) => v as u32 as u64,
+            ConstOp::I64(v) => v as u64,
+            ConstOp::GlobalGet(g) => global(g)? as u64,
+            binary => {
+                let b = stack.pop()?;
+                let a = stack.pop()?;
+                let (a32, b32) = (a as u32, b as u32);
+                match binary {
+                    ConstOp::I32Add => a32.wrapping_add(b32) as u64,
+                    ConstOp::I32Sub => a32.wrapping_sub(b32) as u64,
+                    ConstOp::I32Mul => a32.wrapping_mul(b32) as u64,
+                    ConstOp::I64Add => a.wrapping_add(b),
+                    ConstOp::I64Sub => a.wrapping_sub(b),
+                    ConstOp::I64Mul => a.wrapping_mul(b),
+                    ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) => unreachable!(),
+                }
+            }
+        };
+        stack.push(value);
+    }
+    stack.pop().map(u128::from)
 }
 
 #[derive(Debug, Clone)]
@@ -850,10 +912,36 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
         other => return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other)))),
     };
-    match reader.read().map_err(invalid)? {
-        wasmparser::Operator::End => Ok(value),
-        _ => Err(unsupported(offset, "constant expression longer than one instruction".into())),
+    if let wasmparser::Operator::End = reader.read().map_err(invalid)? {
+        return Ok(value);
     }
+    // Longer: an extended constant expression (the validator has checked it).
+    let mut ops = Vec::new();
+    let mut reader = expr.get_operators_reader();
+    loop {
+        let offset = reader.original_position();
+        ops.push(match reader.read().map_err(invalid)? {
+            O::End => break,
+            O::I32Const { value } => ConstOp::I32(value),
+            O::I64Const { value } => ConstOp::I64(value),
+            O::GlobalGet { global_index } => ConstOp::GlobalGet(global_index),
+            O::I32Add => ConstOp::I32Add,
+            O::I32Sub => ConstOp::I32Sub,
+            O::I32Mul => ConstOp::I32Mul,
+            O::I64Add => ConstOp::I64Add,
+            O::I64Sub => ConstOp::I64Sub,
+            O::I64Mul => ConstOp::I64Mul,
+            other => {
+                return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other))))
+            }
+        });
+    }
+    if ops.iter().any(|op| matches!(op, ConstOp::GlobalGet(_))) {
+        return Ok(ConstExpr::Extended(ops.into()));
+    }
+    // Only constants: folded once, here.
+    let bits = eval_ops(&ops, |_| None).ok_or_else(|| unsupported(offset, "malformed constant expression".into()))?;
+    Ok(ConstExpr::Bits(bits))
 }
 
 fn limits(min: u64, max: Option<u64>) -> Limits {

@@ -135,8 +135,8 @@ impl StoreInner {
         Ok(())
     }
 
-    // The interpreter runs its own, which mark the chunk map only when tracking.
-    #[cfg_attr(not(carnac_native_code), allow(dead_code))]
+    // The interpreter runs its own within one memory (marking the chunk map
+    // only when tracking), and this one between two memories.
     /// `memory.copy`: `n` bytes from `s` of memory `src_memory` to `d` of `dst_memory`.
     pub fn memory_copy(
         &mut self,

@@ -216,13 +216,11 @@ fn check_import(
 }
 
 /// Evaluates a constant expression given the instance's global and function index maps.
-fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32], e: ConstExpr) -> u128 {
-    match e {
-        ConstExpr::Bits(b) => b,
-        ConstExpr::RefNull => 0,
-        ConstExpr::RefFunc(f) => inst_funcs[f as usize] as u128 + 1,
-        ConstExpr::GlobalGet(g) => globals[inst_globals[g as usize] as usize].get(),
-    }
+fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32], e: &ConstExpr) -> u128 {
+    // Validation only lets an expression read globals defined before it
+    // (already in `inst_globals`), so every global is known.
+    e.eval(|g| Some(globals[inst_globals[g as usize] as usize].get()), |f| inst_funcs[f as usize] as u128 + 1)
+        .expect("a validated constant expression has a value")
 }
 
 pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[Extern]) -> Result<Instance, Error> {
@@ -278,7 +276,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
                 warm_ref(&funcs, w.globals[defined] as u64) as u128
             }
             Some(w) => w.globals[defined],
-            None => eval_const(&s.globals, &globals, &funcs, info.global_inits[defined]),
+            None => eval_const(&s.globals, &globals, &funcs, &info.global_inits[defined]),
         };
         let g = GlobalEntity { ty: *ty, cell };
         g.set(value);
@@ -311,7 +309,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
                 tables.push(t);
             }
             None => {
-                let init = info.table_inits[i].map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
+                let init = info.table_inits[i].as_ref().map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
                 tables.push(s.new_table(limiter.as_deref_mut(), *ty, init as u64)?);
             }
         }
@@ -322,7 +320,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         .enumerate()
         .map(|(i, seg)| match warm {
             Some(w) if w.elem_dropped[i] => Box::default(),
-            _ => seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, *e) as u64).collect(),
+            _ => seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, e) as u64).collect(),
         })
         .collect();
     let funcs: Box<[u32]> = funcs.into();
@@ -369,7 +367,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         match &seg.mode {
             ElemMode::Active { table, offset } => {
                 let t = inst.tables[*table as usize];
-                let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
+                let off = eval_const(&s.globals, &inst.globals, &inst.funcs, offset) as u32 as usize;
                 let items = std::mem::take(&mut inst.elems[i]);
                 let elems = &mut s.tables[t as usize].elems;
                 if off.checked_add(items.len()).is_none_or(|end| end > elems.len()) {
@@ -390,7 +388,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
                 continue;
             }
             let mem = inst.memories[*memory as usize];
-            let off = eval_const(&s.globals, &inst.globals, &inst.funcs, *offset) as u32 as usize;
+            let off = eval_const(&s.globals, &inst.globals, &inst.funcs, offset) as u32 as usize;
             if !s.memories[mem as usize].write(off, m.data_bytes(i)) {
                 return Err(Trap::new(TrapKind::MemoryOutOfBounds).into());
             }

@@ -243,19 +243,12 @@ fn initial_table(m: &ModuleInner, warm: &WarmState, table: usize) -> Option<Vec<
         let defined = g.checked_sub(info.num_imported_globals)?;
         warm.globals.get(defined as usize).copied()
     };
-    let eval = |e: &ConstExpr| -> Option<u128> {
-        match e {
-            ConstExpr::Bits(b) => Some(*b),
-            ConstExpr::RefNull => Some(0),
-            ConstExpr::RefFunc(f) => Some(*f as u128 + 1),
-            // Imported globals are not captured: a table that depends on them is
-            // treated as changed (refused), never guessed.
-            ConstExpr::GlobalGet(g) => global(*g),
-        }
-    };
+    // Imported globals are not captured: a table that depends on them is
+    // treated as changed (refused), never guessed.
+    let eval = |e: &ConstExpr| -> Option<u128> { e.eval(global, |f| f as u128 + 1) };
     let ty = &info.tables[table];
-    let init = match info.table_inits[table] {
-        Some(e) => eval(&e)? as u32,
+    let init = match &info.table_inits[table] {
+        Some(e) => eval(e)? as u32,
         None => 0,
     };
     let mut elems = vec![init; ty.limits.min as usize];

@@ -366,8 +366,8 @@ mod run {
         let mut memories: Vec<Vec<u8>> =
             info.memories.iter().map(|m| vec![0u8; (m.limits.min as usize) << 16]).collect();
         for d in &info.datas {
-            if let crate::module::DataMode::Active { memory, offset: crate::module::ConstExpr::Bits(at) } = d.mode {
-                let at = at as u32 as usize;
+            if let crate::module::DataMode::Active { memory, offset: crate::module::ConstExpr::Bits(at) } = &d.mode {
+                let (memory, at) = (*memory, *at as u32 as usize);
                 let data = &bytes[d.range.clone()];
                 memories[memory as usize][at..at + data.len()].copy_from_slice(data);
             }
@@ -591,7 +591,7 @@ fn spec_leaf_functions_run_as_in_the_interpreter() {
                     .global_inits
                     .iter()
                     .all(|g| matches!(g, crate::module::ConstExpr::Bits(_) | crate::module::ConstExpr::RefNull))
-                    && info.datas.iter().all(|d| match d.mode {
+                    && info.datas.iter().all(|d| match &d.mode {
                         crate::module::DataMode::Active { offset, .. } => {
                             matches!(offset, crate::module::ConstExpr::Bits(_))
                         }

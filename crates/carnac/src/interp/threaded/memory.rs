@@ -1,7 +1,8 @@
-//! Handlers of memory 0: bulk fills and copies, loads and stores (plain,
-//! immediate, constant-address, indexed and paired forms). Every access is
-//! checked against `mem_len` first; with `TRACK`, stores mark the memory's
-//! written-chunk map.
+//! Handlers of the current memory (`mem_base`/`mem_len`: memory 0, or for one
+//! access the memory a `UseMemory` selected, see `exec`): bulk fills and
+//! copies, loads and stores (plain, immediate, constant-address, indexed and
+//! paired forms). Every access is checked against `mem_len` first; with
+//! `TRACK`, stores mark the memory's written-chunk map.
 //!
 //! Must not touch: `memory.grow` and anything that may move or resize the
 //! memory (those end the run: `exec` runs them with the store at hand).
@@ -19,7 +20,7 @@
 macro_rules! memory_handlers {
     ($d:tt $todo:tt $($done:tt)*) => {
         collect_handlers! { $d $todo $($done)* group $d (ip, fp, mem_base, mem_len, acc, chunk_map, cx) {
-    // Bulk memory on memory 0 (the memory the handlers see; the store is not needed).
+    // Bulk memory on the current memory (the one the handlers see; the store is not needed).
     MemoryFill { base } => {
         let (d, val, n) = (u32_!(base) as usize, rd!(base + 1) as u8, u32_!(base + 2) as usize);
         if d + n > mem_len {

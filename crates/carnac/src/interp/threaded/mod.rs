@@ -187,7 +187,8 @@ unsafe fn exit(ip: *const Cell, fp: *mut u64, _: *mut u8, _: usize, _: u64, cx: 
 ///
 /// # Safety
 /// `ip` points at a valid instruction of a function's code; `fp` is its frame (every slot the code names is in bounds);
-/// `mem_base`/`mem_len` describe memory 0 (or are null/0 without one).
+/// `mem_base`/`mem_len` describe the current memory (memory 0, or the one a
+/// `UseMemory` selected) or are null/0 without one.
 #[inline(always)]
 unsafe fn dispatch<const TRACK: bool>(
     ip: *const Cell,

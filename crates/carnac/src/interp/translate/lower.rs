@@ -214,6 +214,32 @@ impl Translator {
             return Ok(());
         }
         self.charge();
+        // Memory 0 is the one the instructions access; an access to another
+        // memory is bracketed by `UseMemory` (its fusions then see those, not
+        // their neighbours, as the instructions before and after). Consecutive
+        // accesses to the same memory share one bracket: the first one's
+        // closing `UseMemory { mem: 0 }` is taken back (it cannot be a branch
+        // target: a label after it would be at a later index).
+        match memory_used(op) {
+            Some(mem) if mem != 0 => {
+                let last = self.code.len().wrapping_sub(1);
+                if self.other_memory == Some((last, mem)) && last > self.label {
+                    debug_assert_eq!(self.code[last], Instr::UseMemory { mem: 0 });
+                    self.pop_instr();
+                } else {
+                    self.emit(Instr::UseMemory { mem });
+                }
+                let r = self.lower(info, op, offset);
+                let end = self.emit(Instr::UseMemory { mem: 0 });
+                self.other_memory = Some((end, mem));
+                r
+            }
+            _ => self.lower(info, op, offset),
+        }
+    }
+
+    /// `op` after its fuel charge, on memory 0 (see `op`).
+    fn lower(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Result<(), Error> {
         if self.constant_memory_access(op)
             || self.fused_multiply_add(op)
             || self.indexed_load(op)
@@ -441,14 +467,18 @@ impl Translator {
                 let dst = self.push_temp();
                 self.emit(Instr::MemorySize { dst });
             }
-            Operator::MemoryGrow { .. } => {
+            Operator::MemoryGrow { mem } => {
                 let delta = self.pop();
                 let dst = self.push_temp();
-                self.emit(Instr::MemoryGrow { dst, delta });
+                self.emit(Instr::MemoryGrow { dst, delta, mem });
             }
             Operator::MemoryFill { .. } => {
                 let base = self.take_consecutive(3);
                 self.emit(Instr::MemoryFill { base });
+            }
+            Operator::MemoryCopy { dst_mem, src_mem } if dst_mem != src_mem => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryCopyAcross { base, dst_mem, src_mem });
             }
             Operator::MemoryCopy { .. } => {
                 let base = self.take_consecutive(3);
@@ -581,5 +611,66 @@ impl Translator {
             self.materialize_local(local);
         }
         self.emit_move(Source::Slot(src), local_slot, wide);
+    }
+}
+
+/// The memory an operator accesses through the executor's current memory
+/// (loads, stores, SIMD memory operators, `memory.size`, `memory.fill`,
+/// `memory.init`, `memory.copy` within one memory); `None` for any other
+/// (`memory.grow` and `memory.copy` across memories name theirs).
+fn memory_used(op: &Operator<'_>) -> Option<u32> {
+    use Operator as O;
+    match *op {
+        O::I32Load { memarg }
+        | O::I64Load { memarg }
+        | O::F32Load { memarg }
+        | O::F64Load { memarg }
+        | O::I32Load8S { memarg }
+        | O::I32Load8U { memarg }
+        | O::I32Load16S { memarg }
+        | O::I32Load16U { memarg }
+        | O::I64Load8S { memarg }
+        | O::I64Load8U { memarg }
+        | O::I64Load16S { memarg }
+        | O::I64Load16U { memarg }
+        | O::I64Load32S { memarg }
+        | O::I64Load32U { memarg }
+        | O::I32Store { memarg }
+        | O::I64Store { memarg }
+        | O::F32Store { memarg }
+        | O::F64Store { memarg }
+        | O::I32Store8 { memarg }
+        | O::I32Store16 { memarg }
+        | O::I64Store8 { memarg }
+        | O::I64Store16 { memarg }
+        | O::I64Store32 { memarg }
+        | O::V128Load { memarg }
+        | O::V128Load8x8S { memarg }
+        | O::V128Load8x8U { memarg }
+        | O::V128Load16x4S { memarg }
+        | O::V128Load16x4U { memarg }
+        | O::V128Load32x2S { memarg }
+        | O::V128Load32x2U { memarg }
+        | O::V128Load8Splat { memarg }
+        | O::V128Load16Splat { memarg }
+        | O::V128Load32Splat { memarg }
+        | O::V128Load64Splat { memarg }
+        | O::V128Load32Zero { memarg }
+        | O::V128Load64Zero { memarg }
+        | O::V128Store { memarg }
+        | O::V128Load8Lane { memarg, .. }
+        | O::V128Load16Lane { memarg, .. }
+        | O::V128Load32Lane { memarg, .. }
+        | O::V128Load64Lane { memarg, .. }
+        | O::V128Store8Lane { memarg, .. }
+        | O::V128Store16Lane { memarg, .. }
+        | O::V128Store32Lane { memarg, .. }
+        | O::V128Store64Lane { memarg, .. } => match memarg.target {
+            wasmparser::MemArgTarget::Memory(mem) => Some(mem),
+            _ => None,
+        },
+        O::MemorySize { mem } | O::MemoryFill { mem } | O::MemoryInit { mem, .. } => Some(mem),
+        O::MemoryCopy { dst_mem, src_mem } if dst_mem == src_mem => Some(dst_mem),
+        _ => None,
     }
 }

@@ -134,6 +134,9 @@ pub(crate) struct Translator {
     dead: bool,
     /// No instruction before this index may be rewritten (a branch may land here).
     label: usize,
+    /// The last access to a memory other than 0: the index of the
+    /// `UseMemory { mem: 0 }` that ends it, and the memory (see `op`).
+    other_memory: Option<(usize, u32)>,
     fuel_at: Option<usize>,
     /// A producer and consumer to link through the accumulator (`link_acc`):
     /// the producer's index, both instructions as found, the slot, the
@@ -197,6 +200,7 @@ impl Translator {
             ctrl: Vec::new(),
             dead: false,
             label: 0,
+            other_memory: None,
             pending_acc: None,
             packed_pairs: Vec::new(),
             fuel_at: None,
@@ -249,6 +253,7 @@ impl Translator {
         self.max_slot = next;
         self.dead = false;
         self.label = 0;
+        self.other_memory = None;
         self.pending_acc = None;
         self.packed_pairs.clear();
         self.fuel_at = None;

@@ -887,3 +887,48 @@ fn overwritten_local_is_copied_before_the_write() {
         c.iter().position(|i| matches!(i, Instr::Copy { dst: 0, .. } | Instr::Const { dst: 0, .. })).expect("set");
     assert!(copy < set, "{c:?}");
 }
+
+#[test]
+fn an_access_to_another_memory_is_bracketed_and_memory_0_code_is_unchanged() {
+    // The same function on memory 0 and on memory 1: memory 1's code is memory
+    // 0's (fusions included) inside one `UseMemory` bracket, which consecutive
+    // accesses to the same memory share.
+    let body = |m: u32| {
+        format!(
+            "(func (param i32 i32)
+                (i32.store {m} (local.get 1) (i32.load {m} (local.get 0)))
+                (i32.store {m} offset=4 (local.get 1) (i32.const 7))
+                (i32.store8 {m} (local.get 0) (memory.size {m})))"
+        )
+    };
+    let wat = format!(r#"(module (memory 1) (memory 1) {} {})"#, body(0), body(1));
+    let on0 = code_of(&wat, 0);
+    let on1 = code_of(&wat, 1);
+    assert!(on0.iter().all(|i| !matches!(i, Instr::UseMemory { .. })), "{on0:?}");
+    let (body0, ret) = on0.split_at(on0.len() - 1);
+    let expected: Vec<Instr> = [Instr::UseMemory { mem: 1 }]
+        .into_iter()
+        .chain(body0.iter().copied())
+        .chain([Instr::UseMemory { mem: 0 }, ret[0]])
+        .collect();
+    assert_eq!(on1, expected, "memory 0: {on0:?}");
+    // Accesses to different memories each have their own bracket; one to
+    // memory 0 in between needs none.
+    let wat = r#"(module (memory 1) (memory 1) (memory 1)
+        (func (param i32) (result i32)
+            (i32.add (i32.add (i32.load 1 (local.get 0)) (i32.load 2 (local.get 0)))
+                (i32.add (i32.load 0 (local.get 0)) (i32.load 1 (local.get 0))))))"#;
+    let c = code(wat);
+    let switches: Vec<u32> =
+        c.iter().filter_map(|i| if let Instr::UseMemory { mem } = i { Some(*mem) } else { None }).collect();
+    assert_eq!(switches, [1, 0, 2, 0, 1, 0], "{c:?}");
+    // Across two memories, `memory.copy` names both; `memory.grow` its own.
+    let wat = r#"(module (memory 1) (memory 1)
+        (func (param i32) (result i32)
+            (memory.copy 0 1 (local.get 0) (local.get 0) (local.get 0))
+            (memory.grow 1 (local.get 0))))"#;
+    let c = code(wat);
+    assert!(c.iter().any(|i| matches!(i, Instr::MemoryCopyAcross { dst_mem: 0, src_mem: 1, .. })), "{c:?}");
+    assert!(c.iter().any(|i| matches!(i, Instr::MemoryGrow { mem: 1, .. })), "{c:?}");
+    assert!(c.iter().all(|i| !matches!(i, Instr::UseMemory { .. })), "{c:?}");
+}
