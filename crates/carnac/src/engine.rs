@@ -102,7 +102,7 @@ impl Default for Config {
         use wasmparser::WasmFeatures as F;
         Config {
             // WebAssembly 2.0, and the parts of 3.0 implemented so far.
-            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY),
+            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY).union(F::RELAXED_SIMD),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -407,6 +407,15 @@ impl Config {
     /// memory (on by default; part of WebAssembly 3.0).
     pub fn wasm_multi_memory(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::MULTI_MEMORY, enable)
+    }
+
+    /// Relaxed SIMD: the `relaxed_*` vector instructions (on by default, as in
+    /// Wasmtime; part of WebAssembly 3.0). Carnac's results are deterministic:
+    /// each instruction gives one fixed result of those the specification
+    /// allows, the same on every host and in both tiers (see the
+    /// `interp::code` instruction set for the choice per instruction).
+    pub fn wasm_relaxed_simd(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::RELAXED_SIMD, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

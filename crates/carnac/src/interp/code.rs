@@ -654,6 +654,18 @@ impl Instr {
 /// `i8x16.shuffle` is a `ternary` whose third operand is its lane mask, written
 /// to a temp by the translator; `v128.const` is two `Const` instructions.
 ///
+/// Relaxed SIMD is deterministic: each relaxed instruction gives the same
+/// result on every host and in both tiers, the one listed in
+/// [`crate::module::relaxed`]. Those whose result is an existing instruction's
+/// are translated as it (`i8x16.relaxed_swizzle` as `I8x16Swizzle`, the
+/// relaxed truncations as the `trunc_sat` ones, `relaxed_laneselect` as
+/// `V128Bitselect`, `relaxed_min`/`max` as `min`/`max`,
+/// `i16x8.relaxed_q15mulr_s` as `I16x8Q15MulrSatS`); the others have their
+/// own operators: the multiply-adds, unfused (`a * b + c` and `-(a * b) + c`,
+/// rounded twice), and the dot products, both operands signed (products added
+/// pairwise with 16-bit wrapping, then for `_add_s` widened, added pairwise
+/// and added to the accumulator).
+///
 /// The operator, lane and `a` share one 32-bit field ([`pack_simd`]) so that
 /// every field of [`Instr`] stays 4-byte aligned after the 2-byte tag: a field
 /// in bytes 2..4 made the dispatch loop keep a copy of the instruction pointer
@@ -719,12 +731,17 @@ macro_rules! for_each_simd {
                 I64x2ExtMulLowI32x4S, I64x2ExtMulHighI32x4S, I64x2ExtMulLowI32x4U, I64x2ExtMulHighI32x4U,
                 F32x4Add, F32x4Sub, F32x4Mul, F32x4Div, F32x4Min, F32x4Max, F32x4PMin, F32x4PMax,
                 F64x2Add, F64x2Sub, F64x2Mul, F64x2Div, F64x2Min, F64x2Max, F64x2PMin, F64x2PMax,
+                I16x8RelaxedDotI8x16I7x16S,
             }
             shift {
                 I8x16Shl, I8x16ShrS, I8x16ShrU, I16x8Shl, I16x8ShrS, I16x8ShrU,
                 I32x4Shl, I32x4ShrS, I32x4ShrU, I64x2Shl, I64x2ShrS, I64x2ShrU,
             }
-            ternary { V128Bitselect, I8x16Shuffle }
+            ternary {
+                V128Bitselect, I8x16Shuffle,
+                F32x4RelaxedMadd, F32x4RelaxedNmadd, F64x2RelaxedMadd, F64x2RelaxedNmadd,
+                I32x4RelaxedDotI8x16I7x16AddS,
+            }
         }
     };
 }

@@ -310,6 +310,16 @@ fn splat(x: u64, width: usize) -> u128 {
     u128::from_le_bytes(b)
 }
 
+/// `i16x8.relaxed_dot_i8x16_i7x16_s` as Carnac defines it: both operands
+/// signed, each lane the sum of two adjacent products, wrapping to 16 bits.
+#[inline(always)]
+fn relaxed_dot_i8x16(x: u128, y: u128) -> [i16; 8] {
+    let (l, r) = (i8x16(x), i8x16(y));
+    std::array::from_fn(|i| {
+        (l[2 * i] as i16 * r[2 * i] as i16).wrapping_add(l[2 * i + 1] as i16 * r[2 * i + 1] as i16)
+    })
+}
+
 /// The handler of one SIMD operator: `(lane, a, b, c, frame, memory)`.
 pub(crate) type Handler = fn(u8, u32, u32, u32, &mut [u64], &mut MemoryMut<'_>) -> Result<(), TrapKind>;
 
@@ -683,6 +693,30 @@ pub(crate) fn execute(
         F64x2Max => map2!(f64x2 from_f64x2, v, w(), |x, y| ops::f64_max(x, y)),
         F64x2PMin => map2!(f64x2 from_f64x2, v, w(), |x, y| if y < x { y } else { x }),
         F64x2PMax => map2!(f64x2 from_f64x2, v, w(), |x, y| if x < y { y } else { x }),
+
+        // ---- relaxed SIMD (deterministic: see `module::relaxed`) ----
+        // Unfused multiply-adds: Rust never contracts `x * y + z` into an FMA.
+        F32x4RelaxedMadd => {
+            let (x, y, z) = (f32x4(get(frame, a)), f32x4(v), f32x4(w()));
+            from_f32x4(std::array::from_fn(|i| x[i] * y[i] + z[i]))
+        }
+        F32x4RelaxedNmadd => {
+            let (x, y, z) = (f32x4(get(frame, a)), f32x4(v), f32x4(w()));
+            from_f32x4(std::array::from_fn(|i| -(x[i] * y[i]) + z[i]))
+        }
+        F64x2RelaxedMadd => {
+            let (x, y, z) = (f64x2(get(frame, a)), f64x2(v), f64x2(w()));
+            from_f64x2(std::array::from_fn(|i| x[i] * y[i] + z[i]))
+        }
+        F64x2RelaxedNmadd => {
+            let (x, y, z) = (f64x2(get(frame, a)), f64x2(v), f64x2(w()));
+            from_f64x2(std::array::from_fn(|i| -(x[i] * y[i]) + z[i]))
+        }
+        I16x8RelaxedDotI8x16I7x16S => from_i16x8(relaxed_dot_i8x16(v, w())),
+        I32x4RelaxedDotI8x16I7x16AddS => {
+            let (d, acc) = (relaxed_dot_i8x16(get(frame, a), v), i32x4(w()));
+            from_i32x4(std::array::from_fn(|i| (d[2 * i] as i32 + d[2 * i + 1] as i32).wrapping_add(acc[i])))
+        }
 
         // ---- conversions (Rust's float-to-int `as` saturates and maps NaN to 0) ----
         I32x4TruncSatF32x4S => from_i32x4(f32x4(v).map(|x| x as i32)),

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::interp::{self, CompiledFunc};
 use crate::types::*;
 
+pub(crate) mod relaxed;
 mod shared_bytes;
 pub(crate) use shared_bytes::SharedBytes;
 

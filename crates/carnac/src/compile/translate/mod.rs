@@ -435,6 +435,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             let (op, offset) = reader.read_with_offset().map_err(|e| e.to_string())?;
             self.b.set_srcloc(SourceLoc::new(offset as u32));
             self.op_offset = offset as u32;
+            // As in the interpreter: a relaxed SIMD instruction is translated as
+            // the instruction whose result Carnac gives for it (`module::relaxed`).
+            let op = crate::module::relaxed::deterministic(&op).unwrap_or(op);
             self.operator(&op).map_err(|e| format!("{e} (at offset {offset:#x})"))?;
         }
         reader.finish().map_err(|e| e.to_string())?;

@@ -239,6 +239,28 @@ impl Translator<'_, '_> {
                 self.push(v);
             }
 
+            // Relaxed SIMD, deterministic (`module::relaxed`; the others are
+            // translated as the instructions whose results they give).
+            O::I16x8RelaxedDotI8x16I7x16S => {
+                let (x, y) = self.pop2_as(I8X16);
+                let v = relaxed_dot_i8x16(self.b, x, y);
+                self.push(v);
+            }
+            O::I32x4RelaxedDotI8x16I7x16AddS => {
+                let acc = self.pop_as(I32X4);
+                let (x, y) = self.pop2_as(I8X16);
+                let b = &mut *self.b;
+                let dot = relaxed_dot_i8x16(b, x, y);
+                let (low, high) = (b.ins().swiden_low(dot), b.ins().swiden_high(dot));
+                let sums = b.ins().iadd_pairwise(low, high);
+                let v = b.ins().iadd(sums, acc);
+                self.push(v);
+            }
+            O::F32x4RelaxedMadd => self.relaxed_madd(F32X4, false),
+            O::F32x4RelaxedNmadd => self.relaxed_madd(F32X4, true),
+            O::F64x2RelaxedMadd => self.relaxed_madd(F64X2, false),
+            O::F64x2RelaxedNmadd => self.relaxed_madd(F64X2, true),
+
             O::F32x4Ceil => self.v_unary(F32X4, |b, x| b.ins().ceil(x)),
             O::F64x2Ceil => self.v_unary(F64X2, |b, x| b.ins().ceil(x)),
             O::F32x4Floor => self.v_unary(F32X4, |b, x| b.ins().floor(x)),
@@ -323,6 +345,21 @@ impl Translator<'_, '_> {
     }
 
     // ---- helpers ----
+
+    /// `relaxed_madd` (`a * b + c`) or `relaxed_nmadd` (`-(a * b) + c`) in
+    /// shape `ty`, unfused (rounded twice) as in the interpreter, whatever the
+    /// host's FMA support.
+    fn relaxed_madd(&mut self, ty: Type, negate: bool) {
+        let z = self.pop_as(ty);
+        let (x, y) = self.pop2_as(ty);
+        let b = &mut *self.b;
+        let mut p = b.ins().fmul(x, y);
+        if negate {
+            p = b.ins().fneg(p);
+        }
+        let v = b.ins().fadd(p, z);
+        self.push(v);
+    }
 
     fn pop_as(&mut self, ty: Type) -> Value {
         let v = self.pop();
@@ -521,4 +558,15 @@ impl Translator<'_, '_> {
         self.mark_written(&access);
         Ok(())
     }
+}
+
+/// `i16x8.relaxed_dot_i8x16_i7x16_s` as Carnac defines it (both operands
+/// signed, adjacent products added with 16-bit wrapping): widened products,
+/// added pairwise.
+fn relaxed_dot_i8x16(b: &mut FunctionBuilder<'_>, x: Value, y: Value) -> Value {
+    let (xl, yl) = (b.ins().swiden_low(x), b.ins().swiden_low(y));
+    let low = b.ins().imul(xl, yl);
+    let (xh, yh) = (b.ins().swiden_high(x), b.ins().swiden_high(y));
+    let high = b.ins().imul(xh, yh);
+    b.ins().iadd_pairwise(low, high)
 }

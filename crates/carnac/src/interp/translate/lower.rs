@@ -145,12 +145,26 @@ macro_rules! translate_simd {
                         let dst = self.push_temp_wide();
                         simd(SimdOp::$sh, 0, dst, v, count)
                     } )*
-                    Operator::V128Bitselect => {
-                        let mask = self.pop();
+                    Operator::V128Bitselect
+                    | Operator::F32x4RelaxedMadd
+                    | Operator::F32x4RelaxedNmadd
+                    | Operator::F64x2RelaxedMadd
+                    | Operator::F64x2RelaxedNmadd
+                    | Operator::I32x4RelaxedDotI8x16I7x16AddS => {
+                        let op = match *op {
+                            Operator::F32x4RelaxedMadd => SimdOp::F32x4RelaxedMadd,
+                            Operator::F32x4RelaxedNmadd => SimdOp::F32x4RelaxedNmadd,
+                            Operator::F64x2RelaxedMadd => SimdOp::F64x2RelaxedMadd,
+                            Operator::F64x2RelaxedNmadd => SimdOp::F64x2RelaxedNmadd,
+                            Operator::I32x4RelaxedDotI8x16I7x16AddS => SimdOp::I32x4RelaxedDotI8x16I7x16AddS,
+                            _ => SimdOp::V128Bitselect,
+                        };
+                        // In place, in the first operand's own temp.
+                        let v3 = self.pop();
                         let v2 = self.pop();
                         let pos = self.stack.len() - 1;
                         self.materialize_at(pos);
-                        simd(SimdOp::V128Bitselect, 0, self.slot_of(pos), v2, mask)
+                        simd(op, 0, self.slot_of(pos), v2, v3)
                     }
                     Operator::I8x16Shuffle { lanes } => {
                         self.v128_const(u128::from_le_bytes(lanes));

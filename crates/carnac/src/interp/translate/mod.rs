@@ -289,6 +289,9 @@ impl Translator {
             if let Some(fv) = fv.as_deref_mut() {
                 fv.op(offset, &op).map_err(invalid)?;
             }
+            // A relaxed SIMD instruction is translated as the instruction whose
+            // result Carnac gives for it (`module::relaxed`).
+            let op = crate::module::relaxed::deterministic(&op).unwrap_or(op);
             self.op(info, &op, offset)?;
             self.assignment.op(&op);
         }
