@@ -61,7 +61,8 @@ fn module_text(consts: &[[u128; 3]]) -> String {
             m += &format!("  (func (export \"k{i}_{j}\") (result v128) ({name}{kargs}))\n");
         }
         if let Some(plain) = plain {
-            let body = plain.replace("$a", "(local.get $a)").replace("$b", "(local.get $b)").replace("$c", "(local.get $c)");
+            let body =
+                plain.replace("$a", "(local.get $a)").replace("$b", "(local.get $b)").replace("$c", "(local.get $c)");
             m += &format!("  (func (export \"p{i}\") {params}(result v128) {body})\n");
         }
     }
@@ -134,7 +135,9 @@ fn inputs() -> Vec<u128> {
         bytes([-128, -128, 127, 127, -128, 127, -1, -1, 64, 64, -64, -64, 1, -1, 0, 126]),
         bytes([-127, -127, -128, -128, 127, -128, 126, 5, -7, 9, 63, -63, 120, 121, -122, 3]),
         // q15mulr: -32768 * -32768 saturates.
-        u128::from_le_bytes([0x00, 0x80, 0x00, 0x80, 0xff, 0x7f, 0x01, 0x00, 0x00, 0x40, 0x00, 0xc0, 0x34, 0x12, 0xcd, 0xab]),
+        u128::from_le_bytes([
+            0x00, 0x80, 0x00, 0x80, 0xff, 0x7f, 0x01, 0x00, 0x00, 0x40, 0x00, 0xc0, 0x34, 0x12, 0xcd, 0xab,
+        ]),
         0x0123_4567_89ab_cdef_fedc_ba98_7654_3210,
     ]
 }

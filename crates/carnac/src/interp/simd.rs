@@ -315,9 +315,7 @@ fn splat(x: u64, width: usize) -> u128 {
 #[inline(always)]
 fn relaxed_dot_i8x16(x: u128, y: u128) -> [i16; 8] {
     let (l, r) = (i8x16(x), i8x16(y));
-    std::array::from_fn(|i| {
-        (l[2 * i] as i16 * r[2 * i] as i16).wrapping_add(l[2 * i + 1] as i16 * r[2 * i + 1] as i16)
-    })
+    std::array::from_fn(|i| (l[2 * i] as i16 * r[2 * i] as i16).wrapping_add(l[2 * i + 1] as i16 * r[2 * i + 1] as i16))
 }
 
 /// The handler of one SIMD operator: `(lane, a, b, c, frame, memory)`.
