@@ -412,8 +412,12 @@ impl Config {
     /// Relaxed SIMD: the `relaxed_*` vector instructions (on by default, as in
     /// Wasmtime; part of WebAssembly 3.0). Carnac's results are deterministic:
     /// each instruction gives one fixed result of those the specification
-    /// allows, the same on every host and in both tiers (see the
-    /// `interp::code` instruction set for the choice per instruction).
+    /// allows, the same on every host and in both tiers: `relaxed_swizzle` is
+    /// `i8x16.swizzle`, the relaxed truncations are the `trunc_sat` ones,
+    /// `relaxed_laneselect` is `v128.bitselect`, `relaxed_min`/`max` are
+    /// `min`/`max`, `relaxed_q15mulr_s` is `i16x8.q15mulr_sat_s`, the
+    /// multiply-adds are unfused (rounded twice) and the dot products take
+    /// both operands as signed.
     pub fn wasm_relaxed_simd(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::RELAXED_SIMD, enable)
     }
