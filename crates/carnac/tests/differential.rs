@@ -1,7 +1,8 @@
 //! Differential fuzzing of Carnac's two tiers: the interpreter and the Cranelift compiled tier must
 //! agree on everything a guest can observe.
 //!
-//! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module for each seed of a fixed range (the
+//! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module, relaxed SIMD included (deterministic
+//! in Carnac: the tiers must agree on it as on the rest), for each seed of a fixed range (the
 //! bytes fed to `arbitrary` are a pure function of the seed, so a seed is a reproduction). Each module
 //! is instantiated once per tier, in separate stores of separate engines that differ only in
 //! [`Strategy`], with the same stand-in imports (host functions whose results are a hash of their
@@ -125,7 +126,7 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         // conversions), so that its calls run long computations instead of stopping at the first trap.
         disallow_traps: seed % 3 == 2,
         simd_enabled: true,
-        relaxed_simd_enabled: false,
+        relaxed_simd_enabled: true,
         exceptions_enabled: false,
         gc_enabled: false,
         compact_imports_enabled: false,
