@@ -130,9 +130,14 @@ impl RegionInfo {
 /// Code published in a region of its own and registered with the trap
 /// handler (unregistered, then unmapped, when dropped).
 pub(super) struct Region {
+    /// Declared first, so dropped first: the code is unregistered before its
+    /// memory is unmapped. (Dropped the other way round, another thread could
+    /// map new code at the freed addresses and register it while the old entry
+    /// still covers them: the registry refuses overlapping code, a panic that
+    /// the differential test hit once on a clean CI machine.)
+    _registration: CodeRegistration,
     pub code: CodeMemory,
     pub info: Arc<RegionInfo>,
-    _registration: CodeRegistration,
 }
 
 impl Region {
