@@ -8,9 +8,14 @@
 //!   plain WebAssembly sequence, or for the dot products a Rust model), bit
 //!   for bit;
 //! - the same result in the interpreter and the compiled tier, bit for bit,
-//!   except for the NaN lanes of `relaxed_min`/`relaxed_max`, whose bits
-//!   differ between the tiers exactly as those of `f32x4.min`/`max` already do
-//!   (see tests/differential.rs): there any NaN equals any NaN.
+//!   except in NaN lanes of float results, where any NaN equals any NaN: a
+//!   NaN's payload is not specified by WebAssembly for arithmetic
+//!   (`nan:arithmetic`), and Carnac does not canonicalise it for any float
+//!   instruction. The bits of `relaxed_min`/`max` NaNs differ between the tiers
+//!   exactly as those of `f32x4.min`/`max` already do (see
+//!   tests/differential.rs), and an optimised build of the interpreter may
+//!   propagate the other operand's payload through `relaxed_madd` than through
+//!   the `mul` + `add` it is defined as (the release-build test run saw it).
 
 use carnac::*;
 
@@ -197,6 +202,7 @@ fn call(instance: &Instance, store: &mut Store<()>, export: &str, arity: usize, 
 }
 
 fn check(name: &str, tier: Strategy, args: [u128; 3], got: u128, expected: u128) {
+    let (got, expected) = (canonical_nans(name, got), canonical_nans(name, expected));
     assert_eq!(got, expected, "{name} in {tier:?} on {args:032x?}: {got:032x}, expected {expected:032x}");
 }
 
@@ -233,11 +239,8 @@ fn relaxed_simd_is_deterministic_across_tiers() {
     for (name, arity, _) in CASES {
         let count = consts().len() + n.pow(*arity as u32);
         for (x, y) in runs[0][at..at + count].iter().zip(runs.last().unwrap()[at..at + count].iter()) {
-            if name.contains("relaxed_min") || name.contains("relaxed_max") {
-                assert_eq!(canonical_nans(name, *x), canonical_nans(name, *y), "{name}: the tiers differ");
-            } else {
-                assert_eq!(x, y, "{name}: the tiers differ: {x:032x} and {y:032x}");
-            }
+            let (x, y) = (canonical_nans(name, *x), canonical_nans(name, *y));
+            assert_eq!(x, y, "{name}: the tiers differ: {x:032x} and {y:032x}");
         }
         at += count;
     }
