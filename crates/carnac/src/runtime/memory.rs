@@ -165,17 +165,21 @@ fn host_page_size() -> usize {
 /// is one (nothing to map), else one with no image, else any.
 fn take_pooled(reserved: usize, image: Option<&Arc<MemoryImage>>) -> Option<PooledRegion> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let same_image = |r: &PooledRegion| match (&r.image, image) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    };
     let i = pool
         .iter()
-        .rposition(|r| r.reserved == reserved && same_image(r))
+        .rposition(|r| r.reserved == reserved && same_image(r.image.as_ref(), image))
         .or_else(|| pool.iter().rposition(|r| r.reserved == reserved && r.image.is_none()))
         .or_else(|| pool.iter().rposition(|r| r.reserved == reserved))?;
     Some(pool.swap_remove(i))
+}
+
+/// Whether two regions' images are the same one (or both absent).
+fn same_image(a: Option<&Arc<MemoryImage>>, b: Option<&Arc<MemoryImage>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// A memory's initial contents (see the module docs), as parts: runs of whole
@@ -461,12 +465,8 @@ impl LinearMemory {
         };
         let def = Box::new(VMMemoryDef { base, len: 0 });
         let mut mem = LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, image: mapped, ty };
-        let same_image = match (&mem.image, image) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same_image {
+        let keeps_image = same_image(mem.image.as_ref(), image);
+        if !keeps_image {
             mem.unmap_image()?;
         }
         if guard.is_some() {
@@ -477,7 +477,7 @@ impl LinearMemory {
         if mem.grow(min).is_none() {
             return Err(format!("cannot commit {} of memory", crate::types::count(min, "page")));
         }
-        if let (Some(image), false) = (image, same_image) {
+        if let (Some(image), false) = (image, keeps_image) {
             mem.map_image(image)?;
         }
         Ok(mem)
@@ -676,7 +676,7 @@ impl LinearMemory {
     /// chunk's end may have spilled into the next) to their initial contents, then
     /// clears the map. Returns `false`, having done nothing, when they are too many
     /// to keep resident.
-    fn zero_written_chunks(&mut self) -> bool {
+    fn reset_written_chunks(&mut self) -> bool {
         // The map is read eight entries at a time: most of it is clean, and a
         // large memory's map (8,000 entries for 32 MiB) is scanned in a few hundred
         // loads.
@@ -720,7 +720,7 @@ impl LinearMemory {
     /// Debug builds check the tracking itself: every byte outside the chunks the
     /// map marks (and their spill) must still be as the memory started.
     #[cfg(debug_assertions)]
-    fn check_unmarked_chunks_are_zero(&mut self) {
+    fn check_unmarked_chunks_are_initial(&mut self) {
         let base = self.def.base;
         let map = self.chunk_map().to_vec();
         let mut expected = vec![0u8; CHUNK];
@@ -788,10 +788,10 @@ impl Drop for LinearMemory {
         }
         #[cfg(debug_assertions)]
         if !self.untracked && self.accessible <= 4 << 20 {
-            self.check_unmarked_chunks_are_zero();
+            self.check_unmarked_chunks_are_initial();
         }
         let reset = self.accessible == 0
-            || (!self.untracked && self.zero_written_chunks())
+            || (!self.untracked && self.reset_written_chunks())
             || ((self.zero_resident_pages() || self.release_pages()) && {
                 self.chunk_map().fill(0);
                 true
