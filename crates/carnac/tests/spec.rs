@@ -87,6 +87,10 @@ enum Lang {
     Wasm2,
     Default,
     NoMultiMemory,
+    /// The threads proposal's files: WebAssembly 1.0 plus threads (they
+    /// predate reference types and multi-memory, and check that a second
+    /// table or memory is invalid).
+    Threads,
 }
 
 /// What a directive that did not fail came to.
@@ -138,6 +142,9 @@ impl Runner {
         }
         if lang == Lang::NoMultiMemory {
             config.wasm_multi_memory(false);
+        }
+        if lang == Lang::Threads {
+            config.wasm_multi_memory(false).wasm_reference_types(false);
         }
         // The fuel run also turns on interrupt and epoch checks (`CheckEpoch`, no
         // deadline set): they instrument loops and calls too.
@@ -730,7 +737,7 @@ fn threads_carnac_files() -> Vec<(String, &'static str)> {
 
 /// Runs the threads suites in one tier; their failures (all count).
 fn run_threads(tier: Strategy, suffix: &str) -> usize {
-    let mut failed = run_suite(&format!("threads{suffix}"), threads_files(), false, tier, Lang::Default).failed;
+    let mut failed = run_suite(&format!("threads{suffix}"), threads_files(), false, tier, Lang::Threads).failed;
     failed += run_suite(&format!("threads-carnac{suffix}"), threads_carnac_files(), false, tier, Lang::Default).failed;
     failed
 }

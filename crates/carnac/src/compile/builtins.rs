@@ -15,9 +15,15 @@
 //! (the store's interrupt flag and epoch deadline end it as they end a loop).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::call::{instance_of, with_activation, Activation};
+use crate::runtime::parking;
+use crate::runtime::shared::atomic_cell;
+use crate::runtime::store::StoreInner;
 use crate::runtime::trap::{Trap, TrapKind};
+use crate::SharedMemory;
 use crate::runtime::vmctx::{Builtins, Status, VMContext};
 
 /// The table every context block points at.
@@ -222,6 +228,29 @@ unsafe extern "C" fn out_of_fuel(_vmctx: *mut VMContext) -> Status {
     })
 }
 
+/// The host address of the atomic cell of `size` bytes at `addr` of memory
+/// `memory` of `instance` (bounds, then alignment checked), and the memory
+/// itself when it is shared (kept alive by the clone).
+fn atomic_cell_of(
+    s: &StoreInner,
+    instance: u32,
+    memory: u32,
+    addr: u64,
+    size: u64,
+) -> Result<(*mut u8, Option<SharedMemory>), Trap> {
+    let m = &s.memories[s.instances[instance as usize].memories[memory as usize] as usize];
+    // SAFETY: the definition lives as long as the memory, borrowed here.
+    let def = unsafe { &*m.def_ptr() };
+    let cell = atomic_cell(def, m.is_shared(), addr, size).map_err(Trap::new)?;
+    Ok((cell, m.shared().cloned()))
+}
+
+/// `memory.atomic.notify`: the number of waiters woken (none on an unshared memory).
+fn atomic_notify(s: &StoreInner, instance: u32, memory: u32, addr: u64, count: u32) -> Result<u32, Trap> {
+    let (cell, shared) = atomic_cell_of(s, instance, memory, addr, 4)?;
+    Ok(if shared.is_some() { parking::notify(cell as usize, count) } else { 0 })
+}
+
 /// A wait/notify builtin's `i64` result: `Ok(v)` as is, a trap recorded (-1).
 fn wait_result(status: Status, value: u32) -> i64 {
     if status != 0 {
@@ -236,7 +265,7 @@ unsafe extern "C" fn memory_atomic_notify(vmctx: *mut VMContext, memory: u32, ad
     let mut woken = 0;
     let status = with_store(|act| {
         let s = unsafe { inner(act) };
-        woken = s.memory_atomic_notify(instance, memory, addr, count)?;
+        woken = atomic_notify(s, instance, memory, addr, count)?;
         Ok(())
     });
     wait_result(status, woken)
@@ -255,6 +284,8 @@ fn memory_atomic_wait(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u
         // Between slices of the wait: the store's interrupt flag and epoch
         // deadline, as compiled loops check them (`deadline` decides).
         let signals = s.signals.clone();
+        let (cell, memory) = atomic_cell_of(s, instance, memory, addr, size)?;
+        let Some(memory) = memory else { return Err(Trap::new(TrapKind::ExpectedSharedMemory)) };
         let poll = || {
             if signals.should_stop() {
                 // SAFETY: see `StoreVTable`; the store is not otherwise in use while it waits.
@@ -263,7 +294,17 @@ fn memory_atomic_wait(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u
                 Ok(())
             }
         };
-        result = s.memory_atomic_wait(instance, memory, addr, expected, size, timeout, poll)?;
+        // SAFETY: `cell` is an aligned cell of `size` bytes inside the memory,
+        // which `memory` keeps mapped (a shared memory never moves or shrinks).
+        let still = || unsafe {
+            match size {
+                4 => AtomicU32::from_ptr(cell as *mut u32).load(Ordering::SeqCst) == expected as u32,
+                _ => AtomicU64::from_ptr(cell as *mut u64).load(Ordering::SeqCst) == expected,
+            }
+        };
+        let timeout = u64::try_from(timeout).ok().map(Duration::from_nanos);
+        result = parking::wait(cell as usize, still, timeout, poll)?.code();
+        drop(memory);
         Ok(())
     });
     wait_result(status, result)
