@@ -528,3 +528,104 @@ fn a_compiled_guest_keeps_working_while_another_thread_grows_its_shared_memory()
         assert_eq!(u32::from_le_bytes(tail), 8, "{label}");
     }
 }
+
+/// What a module of atomics does in a fresh store of `engine`: an rmw, a
+/// misaligned access, an out-of-bounds one, a wait that times out, a notify.
+fn observe_atomics(engine: &Engine, module: &Module) -> Vec<String> {
+    let mut store = Store::new(engine, ());
+    let inst = Instance::new(&mut store, module, &[]).unwrap();
+    let mut out = Vec::new();
+    for (name, args) in [
+        ("i64.atomic.rmw.add", vec![Val::I32(8), Val::I64(5)]),
+        ("i64.atomic.rmw.add", vec![Val::I32(8), Val::I64(5)]),
+        ("i32.atomic.rmw16.cmpxchg_u", vec![Val::I32(2), Val::I32(0), Val::I32(9)]),
+        ("i32.atomic.load", vec![Val::I32(2)]),
+        ("i32.atomic.load", vec![Val::I32(65536)]),
+        ("wait32", vec![Val::I32(16), Val::I32(0), Val::I64(1_000)]),
+        ("wait64", vec![Val::I32(4), Val::I64(0), Val::I64(0)]),
+        ("notify", vec![Val::I32(0), Val::I32(1)]),
+    ] {
+        out.push(format!("{name}{args:?}: {}", trap_of(call(&mut store, &inst, name, &args))));
+    }
+    out
+}
+
+/// Artifacts and the code cache carry the new trap code and call the new
+/// builtins (their table is the runtime's, never persisted): a loaded module
+/// behaves as the one compiled in the process.
+#[test]
+fn artifacts_and_the_code_cache_run_atomics_as_compiled() {
+    let text = module_text(true);
+    let engine = engine(Strategy::Cranelift, false);
+    let module = Module::new(&engine, &text).unwrap();
+    let expected = observe_atomics(&engine, &module);
+    assert_eq!(
+        expected,
+        [
+            "i64.atomic.rmw.add[I32(8), I64(5)]: returned [I64(0)]",
+            "i64.atomic.rmw.add[I32(8), I64(5)]: returned [I64(5)]",
+            "i32.atomic.rmw16.cmpxchg_u[I32(2), I32(0), I32(9)]: returned [I32(0)]",
+            "i32.atomic.load[I32(2)]: unaligned atomic",
+            "i32.atomic.load[I32(65536)]: out of bounds memory access",
+            "wait32[I32(16), I32(0), I64(1000)]: returned [I32(2)]",
+            "wait64[I32(4), I64(0), I64(0)]: unaligned atomic",
+            "notify[I32(0), I32(1)]: returned [I32(0)]",
+        ]
+    );
+    let bytes = module.serialize().unwrap();
+    let fresh = self::engine(Strategy::Cranelift, false);
+    let loaded = Module::deserialize(&fresh, &bytes).unwrap();
+    assert_eq!(observe_atomics(&fresh, &loaded), expected, "artifact");
+
+    let dir = std::env::temp_dir().join(format!("carnac-threads-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for round in 0..2 {
+        let mut config = Config::new();
+        config.strategy(Strategy::Cranelift).cache_dir(Some(dir.clone()));
+        let engine = Engine::new(&config);
+        let module = Module::new(&engine, &text).unwrap();
+        assert_eq!(observe_atomics(&engine, &module), expected, "code cache, round {round}");
+        assert_eq!(engine.cache_stats().hits, round, "round {round}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Automatic tiering with atomics in both tiers in one instance: a hot loop
+/// of atomic operations moves into compiled code at its header (on-stack
+/// replacement) and finishes with the interpreter's totals, while another
+/// function stays interpreted.
+#[test]
+fn tiering_moves_a_loop_of_atomics_into_compiled_code() {
+    const LOOP: &str = r#"(module
+      (memory (export "memory") 1 1 shared)
+      (func (export "spin") (param $n i32) (result i64)
+        (local $i i32)
+        (loop $l
+          (drop (i32.atomic.rmw.add (i32.const 0) (i32.const 3)))
+          (drop (i64.atomic.rmw.xor (i32.const 8) (i64.extend_i32_u (local.get $i))))
+          (drop (i32.atomic.rmw8.cmpxchg_u (i32.const 16) (local.get $i) (i32.add (local.get $i) (i32.const 1))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+        (i64.add (i64.extend_i32_u (i32.atomic.load (i32.const 0)))
+          (i64.add (i64.atomic.load (i32.const 8)) (i64.atomic.load8_u (i32.const 16)))))
+      (func (export "peek") (param i32) (result i32) (i32.atomic.load (local.get 0))))"#;
+    let run = |config: &Config| {
+        let engine = Engine::new(config);
+        let (mut store, inst) = instance(&engine, LOOP);
+        let spin = inst.get_typed_func::<i32, i64>(&store, "spin").unwrap();
+        let peek = inst.get_typed_func::<i32, i32>(&store, "peek").unwrap();
+        let r = spin.call(&mut store, 20_000).unwrap();
+        let misaligned = peek.call(&mut store, 1).unwrap_err();
+        (r, peek.call(&mut store, 0).unwrap(), misaligned.as_trap().unwrap().message().to_string(), engine.tier_stats())
+    };
+    let mut interp = Config::new();
+    interp.strategy(Strategy::Interpreter);
+    let (expected, counter, trap, _) = run(&interp);
+    assert_eq!(counter, 60_000);
+    assert_eq!(trap, "unaligned atomic");
+    let mut auto = Config::new();
+    auto.strategy(Strategy::Auto).tier_up_threshold(1_000).tier_up_synchronously(true);
+    let (got, counter, trap, stats) = run(&auto);
+    assert_eq!((got, counter, trap.as_str()), (expected, 60_000, "unaligned atomic"));
+    assert!(stats.loops_entered >= 1, "{stats:?}");
+}
