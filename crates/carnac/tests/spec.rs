@@ -522,7 +522,7 @@ fn define_spectest(linker: &mut Linker<()>, store: &mut Store<()>) {
     )
     .unwrap();
     linker.define("spectest", "table", table).unwrap();
-    let memory = Memory::new(&mut *store, MemoryType { limits: Limits { min: 1, max: Some(2) } }).unwrap();
+    let memory = Memory::new(&mut *store, MemoryType::new(1, Some(2))).unwrap();
     linker.define("spectest", "memory", memory).unwrap();
     // The threads suite imports a shared one (an engine without threads has none).
     if let Ok(shared) = SharedMemory::new(store.engine(), MemoryType::shared(1, 2)) {
