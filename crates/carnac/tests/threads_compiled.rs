@@ -52,8 +52,14 @@ fn ops() -> Vec<Op> {
         for &bits in widths {
             let narrow = bits != full;
             let op = |kind, name: String| Op { name, ty, bits, kind };
-            ops.push(op(Kind::Load, if narrow { format!("{ty}.atomic.load{bits}_u") } else { format!("{ty}.atomic.load") }));
-            ops.push(op(Kind::Store, if narrow { format!("{ty}.atomic.store{bits}") } else { format!("{ty}.atomic.store") }));
+            ops.push(op(
+                Kind::Load,
+                if narrow { format!("{ty}.atomic.load{bits}_u") } else { format!("{ty}.atomic.load") },
+            ));
+            ops.push(op(
+                Kind::Store,
+                if narrow { format!("{ty}.atomic.store{bits}") } else { format!("{ty}.atomic.store") },
+            ));
             for rmw in ["add", "sub", "and", "or", "xor", "xchg", "cmpxchg"] {
                 let kind = if rmw == "cmpxchg" { Kind::Cmpxchg } else { Kind::Rmw };
                 let name =
@@ -85,7 +91,11 @@ fn module_text(shared: bool) -> String {
             Kind::Load => ("", format!("(result {ty})"), ""),
             Kind::Store => (ty, String::new(), "(local.get 1)"),
             Kind::Rmw => (ty, format!("(result {ty})"), "(local.get 1)"),
-            Kind::Cmpxchg => (if ty == "i32" { "i32 i32" } else { "i64 i64" }, format!("(result {ty})"), "(local.get 1) (local.get 2)"),
+            Kind::Cmpxchg => (
+                if ty == "i32" { "i32 i32" } else { "i64 i64" },
+                format!("(result {ty})"),
+                "(local.get 1) (local.get 2)",
+            ),
         };
         for (suffix, offset) in [("", ""), ("/8", " offset=8")] {
             wat += &format!(
@@ -228,9 +238,11 @@ fn every_atomic_operator_at_every_width_agrees_with_the_interpreter() {
 /// error both tiers share).
 #[test]
 fn atomic_results_are_the_specs() {
-    for (label, tier, explicit) in
-        [("interp", Strategy::Interpreter, false), ("guard", Strategy::Cranelift, false), ("explicit", Strategy::Cranelift, true)]
-    {
+    for (label, tier, explicit) in [
+        ("interp", Strategy::Interpreter, false),
+        ("guard", Strategy::Cranelift, false),
+        ("explicit", Strategy::Cranelift, true),
+    ] {
         let (mut store, inst) = instance(&engine(tier, explicit), &module_text(true));
         let mut run = |name: &str, args: &[Val]| -> (i64, i64) {
             call(&mut store, &inst, "init", &[Val::I64(0x1111_1111_1111_11ff), Val::I64(0)]).unwrap();
@@ -239,7 +251,11 @@ fn atomic_results_are_the_specs() {
         };
         // Narrow rmw: the old byte zero-extended, the sum wrapped to the byte.
         assert_eq!(run("i32.atomic.rmw8.add_u", &[Val::I32(0), Val::I32(1)]), (0xff, 0x1111_1111_1111_1100), "{label}");
-        assert_eq!(run("i64.atomic.rmw16.sub_u", &[Val::I32(0), Val::I64(0x1200)]), (0x11ff, 0x1111_1111_1111_ffff), "{label}");
+        assert_eq!(
+            run("i64.atomic.rmw16.sub_u", &[Val::I32(0), Val::I64(0x1200)]),
+            (0x11ff, 0x1111_1111_1111_ffff),
+            "{label}"
+        );
         assert_eq!(
             run("i64.atomic.rmw32.xchg_u", &[Val::I32(4), Val::I64(-1)]),
             (0x1111_1111, 0xffff_ffff_1111_11ff_u64 as i64),

@@ -23,8 +23,8 @@ use crate::runtime::parking;
 use crate::runtime::shared::atomic_cell;
 use crate::runtime::store::StoreInner;
 use crate::runtime::trap::{Trap, TrapKind};
-use crate::SharedMemory;
 use crate::runtime::vmctx::{Builtins, Status, VMContext};
+use crate::SharedMemory;
 
 /// The table every context block points at.
 pub(crate) static BUILTINS: Builtins = Builtins {

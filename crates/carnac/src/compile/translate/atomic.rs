@@ -197,7 +197,8 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(aligned);
             self.b.seal_block(aligned);
         }
-        let addr = if access.offset == 0 { access.addr } else { self.b.ins().iadd_imm_s(access.addr, access.offset as i64) };
+        let addr =
+            if access.offset == 0 { access.addr } else { self.b.ins().iadd_imm_s(access.addr, access.offset as i64) };
         Ok((access, addr))
     }
 

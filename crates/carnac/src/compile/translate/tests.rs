@@ -232,8 +232,12 @@ fn only_shared_memories_reload_their_length_at_every_access() {
 /// cold path ending in the `UNALIGNED_ATOMIC` trap; a byte access needs none.
 #[test]
 fn atomic_accesses_check_alignment_on_a_cold_path() {
-    let settings =
-        CodegenSettings { bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 }, interrupt: Interrupt::None, fuel: false, track_writes: false };
+    let settings = CodegenSettings {
+        bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 },
+        interrupt: Interrupt::None,
+        fuel: false,
+        track_writes: false,
+    };
     let clif = clif_of(
         "(module (memory 1 1 shared) (func (param i32) (result i32) (i32.atomic.rmw.add (local.get 0) (i32.const 1))))",
         &settings,
