@@ -704,3 +704,42 @@ fn a_compiled_wait_ends_on_an_interrupt_or_an_epoch_deadline() {
         }
     }
 }
+
+/// A compiled loop of plain (non-atomic) accesses, each bounds-checked,
+/// spinning until another thread has grown the shared memory and set a flag,
+/// then writing to the new page: with explicit bounds checks the length must
+/// be loaded afresh at each access. (Without atomics in the loop nothing
+/// forces a reload: the length of an unshared memory, loaded once before the
+/// loop, would be reused, still one page, and the write would trap.)
+#[test]
+fn a_compiled_spin_loop_sees_the_length_another_thread_grew() {
+    const SPIN: &str = r#"(module
+      (import "env" "memory" (memory 1 4 shared))
+      (func (export "spin_then_touch") (result i32)
+        (local $sum i32)
+        (local.set $sum (i32.load (i32.const 8)))
+        (loop $spin
+          (local.set $sum (i32.add (local.get $sum) (i32.load (i32.const 12))))
+          (br_if $spin (i32.eqz (i32.load (i32.const 0)))))
+        (i32.store (i32.const 65536) (i32.const 5))
+        (i32.add (local.get $sum) (i32.load (i32.const 65536)))))"#;
+    for &(label, explicit) in COMPILED {
+        let engine = engine(Strategy::Cranelift, explicit);
+        let memory = SharedMemory::new(&engine, MemoryType::shared(1, 4)).unwrap();
+        let module = Module::new(&engine, SPIN).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker.define("env", "memory", memory.clone()).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = linker.instantiate(&mut store, &module).unwrap();
+        let spin = inst.get_typed_func::<(), i32>(&store, "spin_then_touch").unwrap();
+        std::thread::scope(|s| {
+            let grower = s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                assert_eq!(memory.grow(1).unwrap(), 1);
+                memory.write(0, &1u32.to_le_bytes()).unwrap();
+            });
+            assert_eq!(spin.call(&mut store, ()).unwrap(), 5, "{label}");
+            grower.join().unwrap();
+        });
+    }
+}
