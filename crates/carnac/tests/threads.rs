@@ -658,3 +658,24 @@ fn a_lock_of_cmpxchg_and_wait_protects_a_plain_counter() {
     assert_eq!(read_u32(&memory, 128), 8_000);
     assert_eq!(read_u32(&memory, 64), 0, "the lock is free");
 }
+
+/// What the "Thread safety" section of the crate docs promises, checked at compile time.
+#[test]
+fn the_documented_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Engine>();
+    send_sync::<Module>();
+    send_sync::<Linker<()>>();
+    send_sync::<carnac::InstancePre<()>>();
+    send_sync::<SharedMemory>();
+    send_sync::<carnac::Func>();
+    send_sync::<carnac::TypedFunc<(), ()>>();
+    send_sync::<carnac::Instance>();
+    send_sync::<carnac::Memory>();
+    send_sync::<Extern>();
+    send_sync::<carnac::Trap>();
+    send_sync::<carnac::InterruptHandle>();
+    // A store moves between threads but is used by one at a time (`&mut`).
+    send::<Store<()>>();
+}
