@@ -19,7 +19,13 @@
 //! **End of life.** When the last clone goes, the region is reset through the
 //! kernel (a shared memory is always *untracked*: several threads write it,
 //! and its written-chunk map is not relied upon) and returned to the pool like
-//! any dropped memory, since nothing can refer to it any more.
+//! any dropped memory, since nothing can refer to it any more. Its
+//! written-chunk map stays below its base (compiled code and the threaded
+//! interpreter handlers mark it when the engine tracks writes, whatever the
+//! memory): several threads may then store the same byte (1) in it at once,
+//! through raw pointers, and nothing reads it while the memory lives. The
+//! runtime's own out-of-line writes (atomics, bulk operations, host writes)
+//! do not mark it.
 //!
 //! **Data races.** Plain loads and stores from several threads race exactly as
 //! the guest program says: that is the proposal's semantics. Every access,
