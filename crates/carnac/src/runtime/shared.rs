@@ -31,7 +31,7 @@
 //! the guest program says: that is the proposal's semantics. Every access,
 //! guest or host, goes through raw pointers into the mapped region (never a
 //! Rust reference to its bytes). In optimised builds an aligned plain access
-//! of up to 8 bytes (an unaligned-load/store of a fixed-size array, which
+//! of up to 8 bytes (a `read_unaligned`/`write_unaligned` of a byte array, which
 //! the compiler emits as one move) is a single machine access on x86-64 and
 //! AArch64, so it does not tear; unoptimised builds may copy byte by byte.
 //! Atomic instructions use `AtomicU8/16/32/64::from_ptr` (sequentially
