@@ -69,21 +69,23 @@ pub(crate) struct Frame {
     pub(super) base: usize,
 }
 
-/// Memory 0 of `instance`: its base, its length, and where the length lives
-/// (to re-read it cheaply after a call that may have grown the memory).
-fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const AtomicUsize) {
-    let inst = &s.instances[instance as usize];
-    match inst.memories.first() {
-        Some(&m) => {
-            let m = &s.memories[m as usize];
-            (m.base(), m.len(), m.len_ptr())
-        }
-        None => (ptr::null_mut(), 0, ptr::null()),
+/// A memory's base, its length, and where the length lives (to re-read it
+/// cheaply after a call that may have grown the memory), from its definition
+/// (null: no memory).
+#[inline(always)]
+fn mem_fields(def: *const VMMemoryDef, shared: bool) -> (*mut u8, usize, *const AtomicUsize) {
+    if def.is_null() {
+        return (ptr::null_mut(), 0, ptr::null());
     }
+    // SAFETY: a non-null definition from `def_of` is a live memory's, boxed (or
+    // shared) at a stable address for as long as the store holds the memory.
+    let def = unsafe { &*def };
+    (def.base, def.len_for(shared), &def.len)
 }
 
 /// Memory `mem` of `instance`: its definition and whether it is shared (null
 /// and false without one).
+#[inline(always)]
 fn def_of(s: &StoreInner, instance: u32, mem: u32) -> (*const VMMemoryDef, bool) {
     match s.instances[instance as usize].memories.get(mem as usize) {
         Some(&m) => {
@@ -244,12 +246,12 @@ pub(crate) fn run<T, const TRACK: bool>(
     // SAFETY: `entry` is 0 or 1, and a function's code holds at least its
     // `ZeroLocals` and a return.
     let mut ip = unsafe { func.code.as_ptr().add(func.entry as usize) };
-    let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
     // The current memory's definition and shared-ness (memory 0, or the one a
     // `UseMemory` selected): another thread may grow a shared memory at any
     // time, so its accesses re-read the length before trapping out of bounds.
     // Definitions are boxed (or shared): the pointer stays valid.
     let (mut cur_def, mut cur_shared) = def_of(&store.inner, instance, 0);
+    let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_fields(cur_def, cur_shared);
     // The accumulator to run with: 0, or the one an out-of-bounds access had
     // when it is run again (see the trap handling after `threaded::run`).
     let mut resume_acc = 0;
@@ -293,11 +295,8 @@ pub(crate) fn run<T, const TRACK: bool>(
     }
     macro_rules! refresh_mem {
         () => {{
-            let (b, l, p) = mem_of(&store.inner, instance);
-            mem_base = b;
-            mem_len = l;
-            mem_len_ptr = p;
             (cur_def, cur_shared) = def_of(&store.inner, instance, 0);
+            (mem_base, mem_len, mem_len_ptr) = mem_fields(cur_def, cur_shared);
         }};
     }
     /// Enters a wasm function or calls a host function whose arguments start at
@@ -565,7 +564,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                             wr!(i, *v);
                         }
                         // Host code it called may have created memories (moving them).
-                        mem_len_ptr = mem_of(&store.inner, instance).2;
+                        let (def, shared) = def_of(&store.inner, instance, 0);
+                        mem_len_ptr = mem_fields(def, shared).2;
                         do_return!();
                     }
                 }

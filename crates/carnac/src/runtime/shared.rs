@@ -42,7 +42,7 @@
 //! queues (`runtime::parking`).
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -463,10 +463,6 @@ impl StoreMemory {
     /// The length in bytes (`Acquire` for a shared memory).
     pub fn len(&self) -> usize {
         self.def().len_for(self.is_shared())
-    }
-
-    pub fn len_ptr(&self) -> *const AtomicUsize {
-        &self.def().len
     }
 
     pub fn size_pages(&self) -> u64 {
