@@ -8,13 +8,20 @@
 //! negative size for the grow builtins), which the compiled code turns into a
 //! `TRAP_PENDING` trap. A panic in a host function is caught here and resumed
 //! in the host once the wasm frames are gone (a panic must not cross
-//! `extern "C"`). The bounds rules are the interpreter's (`runtime::bulk`).
+//! `extern "C"`). The bounds rules are the interpreter's (`runtime::bulk`);
+//! `memory.atomic.wait32/64` and `memory.atomic.notify` are the interpreter's
+//! own entry points (`runtime::shared`, over the process-wide parking lot), so
+//! a compiled waiter is woken by a notify from any tier or thread, and a wait
+//! stays interruptible (the store's interrupt flag and epoch deadline end it
+//! as they end a loop).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::call::{instance_of, with_activation, Activation};
+use crate::runtime::shared;
+use crate::runtime::store::StoreInner;
 use crate::runtime::trap::{Trap, TrapKind};
-use crate::runtime::vmctx::{Builtins, Status, VMContext};
+use crate::runtime::vmctx::{Builtins, Status, VMContext, VMMemoryDef};
 
 /// The table every context block points at.
 pub(crate) static BUILTINS: Builtins = Builtins {
@@ -31,6 +38,9 @@ pub(crate) static BUILTINS: Builtins = Builtins {
     call_store_func,
     deadline,
     out_of_fuel,
+    memory_atomic_notify,
+    memory_atomic_wait32,
+    memory_atomic_wait64,
 };
 
 /// Runs `f` on the activation's store; a trap is recorded and becomes status 1.
@@ -213,4 +223,78 @@ unsafe extern "C" fn out_of_fuel(_vmctx: *mut VMContext) -> Status {
         unsafe { inner(act) }.store_ctx.fuel = 0;
         Err(Trap::new(TrapKind::OutOfFuel))
     })
+}
+
+/// The definition of memory `memory` of `instance` and whether it is shared.
+fn memory_def(s: &StoreInner, instance: u32, memory: u32) -> (*const VMMemoryDef, bool) {
+    let m = &s.memories[s.instances[instance as usize].memories[memory as usize] as usize];
+    (m.def_ptr() as *const VMMemoryDef, m.is_shared())
+}
+
+/// A wait/notify builtin's `i64` result: the value, or -1 when a trap was recorded.
+fn wait_result(status: Status, value: u32) -> i64 {
+    if status != 0 {
+        -1
+    } else {
+        value as i64
+    }
+}
+
+unsafe extern "C" fn memory_atomic_notify(vmctx: *mut VMContext, memory: u32, addr: u64, count: u32) -> i64 {
+    let instance = unsafe { instance_of(vmctx) };
+    let mut woken = 0;
+    let status = with_store(|act| {
+        let (def, shared) = memory_def(unsafe { inner(act) }, instance, memory);
+        // SAFETY: a live memory of the instance, which the store keeps (a
+        // shared one through its clone) for the whole call.
+        woken = unsafe { shared::memory_atomic_notify(def, shared, addr, count) }.map_err(Trap::new)?;
+        Ok(())
+    });
+    wait_result(status, woken)
+}
+
+/// `memory.atomic.wait32/64` (`size` 4 or 8) for the activation's store,
+/// `timeout` in nanoseconds (negative: none).
+fn memory_atomic_wait(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u64, size: u64, timeout: i64) -> i64 {
+    // SAFETY: compiled code passes its own live context block.
+    let instance = unsafe { instance_of(vmctx) };
+    let mut result = 0;
+    let status = with_store(|act| {
+        let (store, vtable) = (act.store, act.vtable);
+        let (def, shared) = memory_def(unsafe { inner(act) }, instance, memory);
+        // While parked, the store's interrupt flag and epoch deadline are
+        // checked as the interpreter checks them (the callback may extend it).
+        // SAFETY: see `StoreVTable`; the store is not otherwise in use while it waits.
+        let poll = || unsafe { (vtable.deadline)(store) };
+        // SAFETY: as in `memory_atomic_notify`.
+        result = unsafe {
+            if size == 4 {
+                shared::memory_atomic_wait32(def, shared, addr, expected as u32, timeout, poll)
+            } else {
+                shared::memory_atomic_wait64(def, shared, addr, expected, timeout, poll)
+            }
+        }?;
+        Ok(())
+    });
+    wait_result(status, result)
+}
+
+unsafe extern "C" fn memory_atomic_wait32(
+    vmctx: *mut VMContext,
+    memory: u32,
+    addr: u64,
+    expected: u32,
+    timeout: i64,
+) -> i64 {
+    memory_atomic_wait(vmctx, memory, addr, expected as u64, 4, timeout)
+}
+
+unsafe extern "C" fn memory_atomic_wait64(
+    vmctx: *mut VMContext,
+    memory: u32,
+    addr: u64,
+    expected: u64,
+    timeout: i64,
+) -> i64 {
+    memory_atomic_wait(vmctx, memory, addr, expected, 8, timeout)
 }
