@@ -225,6 +225,8 @@ pub(crate) fn run<T, const TRACK: bool>(
     let max_slots = store.inner.engine.config().max_stack_slots;
     let bt_max = store.inner.engine.config().wasm_backtrace_max_frames;
     let mut frames: Vec<Frame> = Vec::new();
+    // Whether tail calls to compiled functions stay in this tier (see `tail_call_store_func`).
+    let tail_in_interp = store.inner.engine.config().strategy == crate::Strategy::Auto;
     let mut instance = instance;
     let mut module = module;
     // SAFETY: see the module docs (code pointers).
@@ -300,23 +302,12 @@ pub(crate) fn run<T, const TRACK: bool>(
             (cur_def, cur_shared) = def_of(&store.inner, instance, 0);
         }};
     }
-    /// Enters a wasm function or calls a host function whose arguments start at
-    /// frame slot `$base`; `$fidx` is a store function index.
-    macro_rules! call_store_func {
-        ($fidx:expr, $base:expr) => {{
-            let fidx = $fidx as usize;
-            let new_base = base + $base as usize;
-            let entity = &store.inner.funcs[fidx];
-            match &entity.kind {
-                FuncKind::Wasm { instance: callee_instance, def_index }
-                    if !store.inner.instances[*callee_instance as usize].module.func_is_compiled(*def_index) =>
-                {
-                    let callee_instance = *callee_instance;
-                    let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
-                    let def_index = *def_index;
-                    enter!(callee_module, callee_instance, def_index, new_base);
-                    refresh_mem!();
-                }
+    /// Calls store function `$fidx` through the common entry (compiled code)
+    /// or as a host function, its arguments at absolute stack slot `$new_base`.
+    macro_rules! call_elsewhere {
+        ($fidx:expr, $new_base:expr) => {{
+            let (fidx, new_base): (usize, usize) = ($fidx, $new_base);
+            match &store.inner.funcs[fidx].kind {
                 // Another tier's code: through the common entry, like a host function.
                 FuncKind::Wasm { .. } => {
                     let ty = store.inner.func_ty(fidx as u32);
@@ -352,6 +343,27 @@ pub(crate) fn run<T, const TRACK: bool>(
             }
         }};
     }
+    /// Enters a wasm function or calls a host function whose arguments start at
+    /// frame slot `$base`; `$fidx` is a store function index.
+    macro_rules! call_store_func {
+        ($fidx:expr, $base:expr) => {{
+            let fidx = $fidx as usize;
+            let new_base = base + $base as usize;
+            let entity = &store.inner.funcs[fidx];
+            match &entity.kind {
+                FuncKind::Wasm { instance: callee_instance, def_index }
+                    if !store.inner.instances[*callee_instance as usize].module.func_is_compiled(*def_index) =>
+                {
+                    let callee_instance = *callee_instance;
+                    let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
+                    let def_index = *def_index;
+                    enter!(callee_module, callee_instance, def_index, new_base);
+                    refresh_mem!();
+                }
+                _ => call_elsewhere!(fidx, new_base),
+            }
+        }};
+    }
     /// A call to defined function `$def` of the current module: entered here,
     /// or, once it tiered up, run compiled.
     macro_rules! call_internal {
@@ -365,6 +377,77 @@ pub(crate) fn run<T, const TRACK: bool>(
                 call_store_func!(fidx, b);
             } else {
                 enter!(module, instance, def_index, base + b as usize);
+            }
+        }};
+    }
+    /// A tail call (`return_call`, `return_call_indirect`) to store function
+    /// `$fidx`, its arguments at frame slot `$base`. A wasm function run here
+    /// replaces the current frame: its arguments move to slot 0 and it is
+    /// entered without pushing a frame, so a chain of tail calls, across
+    /// instances too, runs in constant space. Under `Strategy::Auto` that
+    /// holds for callees compiled since too (their interpreter code runs:
+    /// switching to compiled code at a tail call nests a host call, and a
+    /// chain through a function compiled and one not yet would nest one at
+    /// every other call); otherwise, and for a module loaded from an
+    /// artifact, compiled callees run compiled. Anything else (a host
+    /// function, another tier's code) is an ordinary call followed by a
+    /// return of its results.
+    macro_rules! tail_call_store_func {
+        ($fidx:expr, $base:expr) => {{
+            let fidx = $fidx as usize;
+            let b = $base as usize;
+            // The callee's interpreter code, when it runs here.
+            let here = match &store.inner.funcs[fidx].kind {
+                FuncKind::Wasm { instance: i, def_index: d } => {
+                    let m = &store.inner.instances[*i as usize].module;
+                    if !m.func_is_compiled(*d) {
+                        let code: &CompiledFunc = tri!(m.func_code(*d));
+                        Some((*i, &**m as *const ModuleInner, *d, code as *const CompiledFunc))
+                    } else if tail_in_interp {
+                        // Compiled, and interpreter code to be had (not for
+                        // a module loaded from an artifact: then it runs compiled).
+                        m.func_code(*d)
+                            .ok()
+                            .map(|code| (*i, &**m as *const ModuleInner, *d, code as *const CompiledFunc))
+                    } else {
+                        None
+                    }
+                }
+                FuncKind::Host { .. } => None,
+            };
+            match here {
+                Some((callee_instance, callee_module, def_index, callee)) => {
+                    // SAFETY: see the module docs (code pointers): owned by the
+                    // callee's module, which the store keeps alive.
+                    let callee: &CompiledFunc = unsafe { &*callee };
+                    // SAFETY: as above; the callee's module is alive for the call.
+                    let np = unsafe { &*callee_module }
+                        .info
+                        .func_type(unsafe { &*callee_module }.info.num_imported_funcs + def_index)
+                        .param_slots();
+                    tri!(ensure_stack(stack, base + (callee.frame_size as usize).max(b + np), max_slots));
+                    stack.copy_within(base + b..base + b + np, base);
+                    let same_instance = callee_instance == instance;
+                    module = callee_module;
+                    instance = callee_instance;
+                    fp = unsafe { stack.as_mut_ptr().add(base) };
+                    // SAFETY: as for the first function's entry.
+                    ip = unsafe { callee.code.as_ptr().add(callee.entry as usize) };
+                    if !same_instance {
+                        refresh_mem!();
+                    }
+                }
+                // The memory refreshed after the call is refreshed again by the return.
+                #[allow(unused_assignments)]
+                None => {
+                    call_elsewhere!(fidx, base + b);
+                    // Its results (as many slots as this function's: validated) are ours.
+                    let nr = store.inner.func_ty(fidx as u32).result_slots();
+                    // SAFETY: `fp` is the frame's start (set after the call), and
+                    // the call's slots, results first, lie inside the stack.
+                    unsafe { ptr::copy(fp.add(b), fp, nr) };
+                    do_return!();
+                }
             }
         }};
     }
@@ -761,6 +844,27 @@ pub(crate) fn run<T, const TRACK: bool>(
                 tri!(store.inner.table_init(instance, table, segment, d, s, n));
             }
             Instr::ElemDrop { segment } => store.inner.elem_drop(instance, segment),
+            Instr::ReturnCall { func, base: b } => {
+                let fidx = store.inner.instances[instance as usize].funcs[func as usize];
+                tail_call_store_func!(fidx, b);
+            }
+            Instr::ReturnCallIndirect { type_index, table, base: b } => {
+                // SAFETY: see the module docs (code pointers); the module outlives the call.
+                let m = unsafe { &*module };
+                let np = m.info.types[type_index as usize].param_slots() as u32;
+                let index = u32_!(b + np) as usize;
+                let t = store.inner.instances[instance as usize].tables[table as usize];
+                let elems = &store.inner.tables[t as usize].elems;
+                let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
+                if raw == 0 {
+                    trap!(TrapKind::IndirectCallToNull);
+                }
+                let fidx = (raw - 1) as u32;
+                if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
+                    trap!(TrapKind::BadSignature);
+                }
+                tail_call_store_func!(fidx, b);
+            }
             Instr::RefFunc { dst, func } => {
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);
