@@ -2,9 +2,10 @@
 //!
 //! The hot instructions run in `threaded` (one handler per instruction, chained
 //! by tail calls); this loop hands them over and runs the rest itself: host
-//! calls, calls to other instances, memory and table growth and bulk
-//! operations, SIMD, and the uncommon cases of calls and returns. It owns the
-//! frame list and builds traps, with their backtraces, for both.
+//! calls, calls to other instances, tail calls (`ReturnCall`, which reuse the
+//! current frame: see `tail_call_store_func`), memory and table growth and
+//! bulk operations, SIMD, and the uncommon cases of calls and returns. It owns
+//! the frame list and builds traps, with their backtraces, for both.
 //!
 //! Guest frames live on the executor's own value stack (a `Vec<u64>` owned by the
 //! store) and frame list, never on the host stack, so guest recursion depth is
