@@ -417,3 +417,44 @@ fn backtraces_have_no_frame_for_a_function_that_tail_called() {
         }
     }
 }
+
+/// Under `Strategy::Auto`, a long loop moves into compiled code at its header
+/// (on-stack replacement: an entry with its own signature) and the rest of the
+/// function, a tail call to a function of another type, runs from there.
+#[test]
+fn a_loop_entered_compiled_tail_calls_on() {
+    if !cfg!(carnac_compiled) || !tiers_up() {
+        return;
+    }
+    let engine = engine(Strategy::Auto, |_| {});
+    let module = Module::new(
+        &engine,
+        r#"(module
+          (func (export "run") (param $n i32) (result i64)
+            (local $i i32) (local $acc i64)
+            (loop $next
+              (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $i))))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $next (i32.lt_u (local.get $i) (local.get $n))))
+            (return_call $count (f64.const 0.5) (local.get $acc) (i32.const 1000000)))
+          (func $count (param $f f64) (param $acc i64) (param $k i32) (result i64)
+            (if (result i64) (i32.eqz (local.get $k))
+              (then (i64.add (local.get $acc) (i64.trunc_f64_s (local.get $f))))
+              (else (return_call $count (f64.add (local.get $f) (f64.const 1))
+                      (i64.add (local.get $acc) (i64.const 1)) (i32.sub (local.get $k) (i32.const 1)))))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    let run = instance.get_typed_func::<i32, i64>(&store, "run").unwrap();
+    let n: i64 = 3_000_000;
+    let expected = n * (n - 1) / 2 + 1_000_000 + 1_000_000;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert_eq!(run.call(&mut store, n as i32).unwrap(), expected);
+        if engine.tier_stats().loops_entered > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the loop never moved into compiled code");
+    }
+}
