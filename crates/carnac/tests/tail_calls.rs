@@ -202,7 +202,7 @@ fn tail_calls_to_host_functions_are_calls_then_returns() {
                                            (i32.add (local.get $x) (i32.const 1))))))
               (func (export "indirect") (param i32) (param i32) (result i32)
                 (return_call_indirect (type $h) (local.get 1) (local.get 0)))
-              (func (export "after") (param i32) (result i32)
+              (func $after (export "after") (param i32) (result i32)
                 (i32.add (call $fail2 (local.get 0)) (i32.const 1)))
               (func $fail2 (param i32) (result i32) (return_call $fail (local.get 0))))"#,
         )
@@ -228,7 +228,12 @@ fn tail_calls_to_host_functions_are_calls_then_returns() {
         // The host function's results come back to the caller of the tail-calling function.
         let after = instance.get_typed_func::<i32, i32>(&store, "after").unwrap();
         assert_eq!(after.call(&mut store, 1).unwrap(), 102);
-        assert_eq!(kind(&after.call(&mut store, -1).unwrap_err()), TrapKind::HostError, "{tier:?}");
+        let err = after.call(&mut store, -1).unwrap_err();
+        assert_eq!(kind(&err), TrapKind::HostError, "{tier:?}");
+        // `fail2` tail-called the failing host function: it has no frame left.
+        let names: Vec<_> =
+            err.as_trap().unwrap().backtrace().iter().map(|f| f.func_name.as_deref().unwrap_or("?")).collect();
+        assert_eq!(names, ["after"], "{tier:?}");
     }
 }
 

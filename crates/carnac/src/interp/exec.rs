@@ -303,10 +303,23 @@ pub(crate) fn run<T, const TRACK: bool>(
             (cur_def, cur_shared) = def_of(&store.inner, instance, 0);
         }};
     }
+    /// The backtrace of this run's frames for a trap in a function called
+    /// from the current one; `$tail`: when the current one tail-called it,
+    /// without the current frame (which the callee replaced).
+    macro_rules! caller_backtrace {
+        ($tail:expr) => {
+            match frames.split_last() {
+                Some((last, callers)) if $tail => backtrace(callers, last.module, last.ip, bt_max),
+                None if $tail => Vec::new().into(),
+                _ => backtrace(&frames, module, ip, bt_max),
+            }
+        };
+    }
     /// Calls store function `$fidx` through the common entry (compiled code)
-    /// or as a host function, its arguments at absolute stack slot `$new_base`.
+    /// or as a host function, its arguments at absolute stack slot `$new_base`;
+    /// `$tail`: as the tail call of the current function (see `caller_backtrace`).
     macro_rules! call_elsewhere {
-        ($fidx:expr, $new_base:expr) => {{
+        ($fidx:expr, $new_base:expr, $tail:expr) => {{
             let (fidx, new_base): (usize, usize) = ($fidx, $new_base);
             match &store.inner.funcs[fidx].kind {
                 // Another tier's code: through the common entry, like a host function.
@@ -317,10 +330,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let slots = &mut stack[new_base..new_base + n];
                     if let Err(mut t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
                         if !t.has_backtrace() {
-                            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                            t.set_backtrace(caller_backtrace!($tail));
                         } else if bt_max > 0 {
                             // The other tier's frames, then this run's.
-                            t.extend_backtrace(backtrace(&frames, module, ip, bt_max), bt_max);
+                            t.extend_backtrace(caller_backtrace!($tail), bt_max);
                         }
                         return Err(t);
                     }
@@ -334,7 +347,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
                         if !t.has_backtrace() {
-                            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                            t.set_backtrace(caller_backtrace!($tail));
                         }
                         return Err(t);
                     }
@@ -361,7 +374,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                     enter!(callee_module, callee_instance, def_index, new_base);
                     refresh_mem!();
                 }
-                _ => call_elsewhere!(fidx, new_base),
+                _ => call_elsewhere!(fidx, new_base, false),
             }
         }};
     }
@@ -441,7 +454,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 // The memory refreshed after the call is refreshed again by the return.
                 #[allow(unused_assignments)]
                 None => {
-                    call_elsewhere!(fidx, base + b);
+                    call_elsewhere!(fidx, base + b, true);
                     // Its results (as many slots as this function's: validated) are ours.
                     let nr = store.inner.func_ty(fidx as u32).result_slots();
                     // SAFETY: `fp` is the frame's start (set after the call), and

@@ -26,7 +26,7 @@ use wasmparser::Operator;
 use super::vm::Builtin;
 use super::{clif_type, wasm_signature, Lazy, Translator};
 use crate::compile::trampolines::{load_raw, raw_offsets, store_raw};
-use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, UNREACHABLE};
+use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, TRAP_PENDING_TAIL, UNREACHABLE};
 use crate::runtime::vmctx::{field, header, store_offsets};
 use crate::types::{FuncType, ValType};
 
@@ -603,7 +603,9 @@ impl Translator<'_, '_> {
         for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
             store_raw(self.b, t, v, slots, at);
         }
-        self.call_builtin_checked(Builtin::CallStoreFunc, &[store_index, slots]);
+        // A trap in the callee: the backtrace leaves this frame out (see `TRAP_PENDING_TAIL`).
+        let status = self.call_builtin(Builtin::CallStoreFunc, &[store_index, slots]).expect("a status");
+        self.b.ins().trapnz(status, TRAP_PENDING_TAIL);
         let results: Vec<Value> =
             ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
         let results = self.canonical_all(&results);
