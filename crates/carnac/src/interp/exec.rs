@@ -3,7 +3,7 @@
 //! The hot instructions run in `threaded` (one handler per instruction, chained
 //! by tail calls); this loop hands them over and runs the rest itself: host
 //! calls, calls to other instances, tail calls (`ReturnCall`, which reuse the
-//! current frame: see `tail_call_store_func`), memory and table growth and
+//! current frame: see `tail_target`), memory and table growth and
 //! bulk operations, SIMD, and the uncommon cases of calls and returns. It owns
 //! the frame list and builds traps, with their backtraces, for both.
 //!
@@ -226,7 +226,7 @@ pub(crate) fn run<T, const TRACK: bool>(
     let max_slots = store.inner.engine.config().max_stack_slots;
     let bt_max = store.inner.engine.config().wasm_backtrace_max_frames;
     let mut frames: Vec<Frame> = Vec::new();
-    // Whether tail calls to compiled functions stay in this tier (see `tail_call_store_func`).
+    // Whether tail calls to compiled functions stay in this tier (see `tail_target`).
     let tail_in_interp = store.inner.engine.config().strategy == crate::Strategy::Auto;
     let mut instance = instance;
     let mut module = module;
@@ -360,7 +360,7 @@ pub(crate) fn run<T, const TRACK: bool>(
     /// Enters a wasm function or calls a host function whose arguments start at
     /// frame slot `$base`; `$fidx` is a store function index.
     macro_rules! call_store_func {
-        ($fidx:expr, $base:expr) => {{
+        ($fidx:expr, $base:expr, $tail:expr) => {{
             let fidx = $fidx as usize;
             let new_base = base + $base as usize;
             let entity = &store.inner.funcs[fidx];
@@ -374,7 +374,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                     enter!(callee_module, callee_instance, def_index, new_base);
                     refresh_mem!();
                 }
-                _ => call_elsewhere!(fidx, new_base, false),
+                _ => call_elsewhere!(fidx, new_base, $tail),
             }
         }};
     }
@@ -388,30 +388,26 @@ pub(crate) fn run<T, const TRACK: bool>(
             if m.func_is_compiled(def_index) {
                 let fidx =
                     store.inner.instances[instance as usize].funcs[(m.info.num_imported_funcs + def_index) as usize];
-                call_store_func!(fidx, b);
+                call_store_func!(fidx, b, false);
             } else {
                 enter!(module, instance, def_index, base + b as usize);
             }
         }};
     }
-    /// A tail call (`return_call`, `return_call_indirect`) to store function
-    /// `$fidx`, its arguments at frame slot `$base`. A wasm function run here
-    /// replaces the current frame: its arguments move to slot 0 and it is
-    /// entered without pushing a frame, so a chain of tail calls, across
-    /// instances too, runs in constant space. Under `Strategy::Auto` that
-    /// holds for callees compiled since too (their interpreter code runs:
-    /// switching to compiled code at a tail call nests a host call, and a
-    /// chain through a function compiled and one not yet would nest one at
-    /// every other call); otherwise, and for a module loaded from an
-    /// artifact, compiled callees run compiled. Anything else (a host
-    /// function, another tier's code) is an ordinary call followed by a
-    /// return of its results.
-    macro_rules! tail_call_store_func {
-        ($fidx:expr, $base:expr) => {{
-            let fidx = $fidx as usize;
-            let b = $base as usize;
-            // The callee's interpreter code, when it runs here.
-            let here = match &store.inner.funcs[fidx].kind {
+    /// Where a tail call (`return_call`, `return_call_indirect`) to store
+    /// function `$fidx` runs here, replacing the current frame: a wasm function
+    /// with interpreter code (its instance, module, index and code). Its
+    /// arguments then move to slot 0 and it is entered without pushing a frame,
+    /// so a chain of tail calls, across instances too, runs in constant space.
+    /// Under `Strategy::Auto` that holds for callees compiled since too (their
+    /// interpreter code runs: switching to compiled code at a tail call nests a
+    /// host call, and a chain through a function compiled and one not yet
+    /// would nest one at every other call); otherwise, and for a module loaded
+    /// from an artifact, compiled callees run compiled. `None` for those and
+    /// for host functions: an ordinary call followed by a return of its results.
+    macro_rules! tail_target {
+        ($fidx:expr) => {
+            match &store.inner.funcs[$fidx as usize].kind {
                 FuncKind::Wasm { instance: i, def_index: d } => {
                     let m = &store.inner.instances[*i as usize].module;
                     if !m.func_is_compiled(*d) {
@@ -428,42 +424,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                     }
                 }
                 FuncKind::Host { .. } => None,
-            };
-            match here {
-                Some((callee_instance, callee_module, def_index, callee)) => {
-                    // SAFETY: see the module docs (code pointers): owned by the
-                    // callee's module, which the store keeps alive.
-                    let callee: &CompiledFunc = unsafe { &*callee };
-                    // SAFETY: as above; the callee's module is alive for the call.
-                    let np = unsafe { &*callee_module }
-                        .info
-                        .func_type(unsafe { &*callee_module }.info.num_imported_funcs + def_index)
-                        .param_slots();
-                    tri!(ensure_stack(stack, base + (callee.frame_size as usize).max(b + np), max_slots));
-                    stack.copy_within(base + b..base + b + np, base);
-                    let same_instance = callee_instance == instance;
-                    module = callee_module;
-                    instance = callee_instance;
-                    fp = unsafe { stack.as_mut_ptr().add(base) };
-                    // SAFETY: as for the first function's entry.
-                    ip = unsafe { callee.code.as_ptr().add(callee.entry as usize) };
-                    if !same_instance {
-                        refresh_mem!();
-                    }
-                }
-                // The memory refreshed after the call is refreshed again by the return.
-                #[allow(unused_assignments)]
-                None => {
-                    call_elsewhere!(fidx, base + b, true);
-                    // Its results (as many slots as this function's: validated) are ours.
-                    let nr = store.inner.func_ty(fidx as u32).result_slots();
-                    // SAFETY: `fp` is the frame's start (set after the call), and
-                    // the call's slots, results first, lie inside the stack.
-                    unsafe { ptr::copy(fp.add(b), fp, nr) };
-                    do_return!();
-                }
             }
-        }};
+        };
     }
     macro_rules! enter {
         ($module:expr, $instance:expr, $def:expr, $new_base:expr) => {{
@@ -669,26 +631,75 @@ pub(crate) fn run<T, const TRACK: bool>(
                 #[cfg(not(carnac_compiled))]
                 let _ = (def_index, offset);
             }
-            Instr::Call { func, base: b } => {
-                let fidx = store.inner.instances[instance as usize].funcs[func as usize];
-                call_store_func!(fidx, b);
-            }
-            Instr::CallIndirect { type_index, table, base: b } => {
-                // SAFETY: see the module docs (code pointers); the module outlives the call.
-                let m = unsafe { &*module };
-                let np = m.info.types[type_index as usize].param_slots() as u32;
-                let index = u32_!(b + np) as usize;
-                let t = store.inner.instances[instance as usize].tables[table as usize];
-                let elems = &store.inner.tables[t as usize].elems;
-                let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
-                if raw == 0 {
-                    trap!(TrapKind::IndirectCallToNull);
+            // Calls by function index or through a table, and their tail-call
+            // forms, in one arm: one expansion of the call code for all four
+            // (in unoptimised builds each costs this function's frame, which is
+            // host stack per re-entry).
+            Instr::Call { .. }
+            | Instr::CallIndirect { .. }
+            | Instr::ReturnCall { .. }
+            | Instr::ReturnCallIndirect { .. } => {
+                let (fidx, b, tail) = match instr {
+                    Instr::Call { func, base: b } | Instr::ReturnCall { func, base: b } => (
+                        store.inner.instances[instance as usize].funcs[func as usize],
+                        b,
+                        matches!(instr, Instr::ReturnCall { .. }),
+                    ),
+                    Instr::CallIndirect { type_index, table, base: b }
+                    | Instr::ReturnCallIndirect { type_index, table, base: b } => {
+                        // SAFETY: see the module docs (code pointers); the module outlives the call.
+                        let m = unsafe { &*module };
+                        let np = m.info.types[type_index as usize].param_slots() as u32;
+                        let index = u32_!(b + np) as usize;
+                        let t = store.inner.instances[instance as usize].tables[table as usize];
+                        let elems = &store.inner.tables[t as usize].elems;
+                        let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
+                        if raw == 0 {
+                            trap!(TrapKind::IndirectCallToNull);
+                        }
+                        let fidx = (raw - 1) as u32;
+                        if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
+                            trap!(TrapKind::BadSignature);
+                        }
+                        (fidx, b, matches!(instr, Instr::ReturnCallIndirect { .. }))
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                match if tail { tail_target!(fidx) } else { None } {
+                    Some((callee_instance, callee_module, def_index, callee)) => {
+                        // The callee replaces this frame.
+                        // SAFETY: see the module docs (code pointers): owned by the
+                        // callee's module, which the store keeps alive.
+                        let callee: &CompiledFunc = unsafe { &*callee };
+                        // SAFETY: as above.
+                        let info = unsafe { &(*callee_module).info };
+                        let np = info.func_type(info.num_imported_funcs + def_index).param_slots();
+                        let b = b as usize;
+                        tri!(ensure_stack(stack, base + (callee.frame_size as usize).max(b + np), max_slots));
+                        stack.copy_within(base + b..base + b + np, base);
+                        let same_instance = callee_instance == instance;
+                        module = callee_module;
+                        instance = callee_instance;
+                        fp = unsafe { stack.as_mut_ptr().add(base) };
+                        // SAFETY: as for the first function's entry.
+                        ip = unsafe { callee.code.as_ptr().add(callee.entry as usize) };
+                        if !same_instance {
+                            refresh_mem!();
+                        }
+                    }
+                    None => {
+                        call_store_func!(fidx, b, tail);
+                        if tail {
+                            // An ordinary call (a host function, compiled code): its
+                            // results (as many slots as this function's: validated) are ours.
+                            let nr = store.inner.func_ty(fidx).result_slots();
+                            // SAFETY: `fp` is the frame's start (set after the call), and
+                            // the call's slots, results first, lie inside the stack.
+                            unsafe { ptr::copy(fp.add(b as usize), fp, nr) };
+                            do_return!();
+                        }
+                    }
                 }
-                let fidx = (raw - 1) as u32;
-                if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
-                    trap!(TrapKind::BadSignature);
-                }
-                call_store_func!(fidx, b);
             }
             Instr::Simd { head, b, c } => {
                 if cur_shared {
@@ -858,27 +869,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                 tri!(store.inner.table_init(instance, table, segment, d, s, n));
             }
             Instr::ElemDrop { segment } => store.inner.elem_drop(instance, segment),
-            Instr::ReturnCall { func, base: b } => {
-                let fidx = store.inner.instances[instance as usize].funcs[func as usize];
-                tail_call_store_func!(fidx, b);
-            }
-            Instr::ReturnCallIndirect { type_index, table, base: b } => {
-                // SAFETY: see the module docs (code pointers); the module outlives the call.
-                let m = unsafe { &*module };
-                let np = m.info.types[type_index as usize].param_slots() as u32;
-                let index = u32_!(b + np) as usize;
-                let t = store.inner.instances[instance as usize].tables[table as usize];
-                let elems = &store.inner.tables[t as usize].elems;
-                let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
-                if raw == 0 {
-                    trap!(TrapKind::IndirectCallToNull);
-                }
-                let fidx = (raw - 1) as u32;
-                if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
-                    trap!(TrapKind::BadSignature);
-                }
-                tail_call_store_func!(fidx, b);
-            }
             Instr::RefFunc { dst, func } => {
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);
