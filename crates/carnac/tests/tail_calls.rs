@@ -463,3 +463,23 @@ fn a_loop_entered_compiled_tail_calls_on() {
         assert!(Instant::now() < deadline, "the loop never moved into compiled code");
     }
 }
+
+/// A compiled artifact keeps its tail calls (their relocations are linked at
+/// load): the loaded module recurses as deep, also in an engine under
+/// `Strategy::Auto`, which runs an artifact's code compiled.
+#[test]
+fn artifacts_keep_their_tail_calls() {
+    if !cfg!(carnac_compiled) {
+        return;
+    }
+    for tier in [Strategy::Cranelift, Strategy::Auto] {
+        let engine = engine(tier, |_| {});
+        let compiler = self::engine(Strategy::Cranelift, |_| {});
+        let bytes = Module::new(&compiler, even_odd("return_call")).unwrap().serialize().unwrap();
+        let module = Module::deserialize(&engine, &bytes).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let even = instance.get_typed_func::<(i32, i64, f64), (i32, i64)>(&store, "even").unwrap();
+        assert_eq!(even.call(&mut store, (DEEP as i32, 0, 0.0)).unwrap(), expected_even(DEEP), "{tier:?}");
+    }
+}
