@@ -330,6 +330,28 @@ fn tail_call_loops_run_out_of_fuel() {
     }
 }
 
+/// A finite tail-call loop costs the same fuel in every tier.
+#[test]
+fn tail_calls_cost_the_same_fuel_in_every_tier() {
+    let used: Vec<u64> = tiers()
+        .into_iter()
+        .map(|tier| {
+            let engine = engine(tier, |c| {
+                c.consume_fuel(true);
+            });
+            let module = Module::new(&engine, even_odd("return_call")).unwrap();
+            let mut store = Store::new(&engine, ());
+            let instance = Instance::new(&mut store, &module, &[]).unwrap();
+            store.set_fuel(u64::MAX / 2).unwrap();
+            let even = instance.get_typed_func::<(i32, i64, f64), (i32, i64)>(&store, "even").unwrap();
+            assert_eq!(even.call(&mut store, (1001, 0, 0.0)).unwrap(), expected_even(1001));
+            u64::MAX / 2 - store.get_fuel().unwrap()
+        })
+        .collect();
+    assert!(used[0] > 1001 * 5, "{used:?}");
+    assert!(used.iter().all(|&u| u == used[0]), "fuel per tier: {used:?}");
+}
+
 #[test]
 fn tail_call_loops_are_interrupted() {
     for tier in tiers() {
