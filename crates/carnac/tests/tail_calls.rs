@@ -505,3 +505,45 @@ fn artifacts_keep_their_tail_calls() {
         assert_eq!(even.call(&mut store, (DEEP as i32, 0, 0.0)).unwrap(), expected_even(DEEP), "{tier:?}");
     }
 }
+
+/// Under `Strategy::Auto`, compiled code tail-calling an interpreted function
+/// (an ordinary call through the runtime) leaves no frame either: a trap in
+/// the callee shows it called from the compiled function's caller.
+#[test]
+fn backtraces_across_tiers_have_no_frame_for_the_tail_caller() {
+    if !cfg!(carnac_compiled) || !tiers_up() {
+        return;
+    }
+    let engine = engine(Strategy::Auto, |_| {});
+    let module = Module::new(
+        &engine,
+        r#"(module
+          (func $entry (export "entry") (param i32) (result i32)
+            (i32.add (call $f (local.get 0)) (i32.const 1)))
+          (func $f (export "f") (param i32) (result i32)
+            (if (i32.lt_s (local.get 0) (i32.const 0)) (then (return (i32.const 7))))
+            (return_call $g (local.get 0)))
+          (func $g (param i32) (result i32)
+            (i32.div_u (i32.const 100) (local.get 0))))"#,
+    )
+    .unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    let f = instance.get_typed_func::<i32, i32>(&store, "f").unwrap();
+    let entry = instance.get_typed_func::<i32, i32>(&store, "entry").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // f(-1) never reaches g: only f runs hot.
+    while engine.tier_stats().functions_compiled == 0 {
+        assert!(Instant::now() < deadline, "f never tiered up");
+        assert_eq!(f.call(&mut store, -1).unwrap(), 7);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(engine.tier_stats().functions_compiled, 1, "only f is hot");
+    // Interpreted entry -> compiled f -> (tail) interpreted g.
+    assert_eq!(entry.call(&mut store, 4).unwrap(), 26);
+    let err = entry.call(&mut store, 0).unwrap_err();
+    let trap = err.as_trap().unwrap();
+    assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
+    let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.as_deref().unwrap_or("?")).collect();
+    assert_eq!(names, ["g", "entry"]);
+}
