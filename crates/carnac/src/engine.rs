@@ -102,7 +102,12 @@ impl Default for Config {
         use wasmparser::WasmFeatures as F;
         Config {
             // WebAssembly 2.0, and the parts of 3.0 implemented so far.
-            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY).union(F::RELAXED_SIMD).union(F::THREADS),
+            features: F::WASM2
+                .union(F::EXTENDED_CONST)
+                .union(F::MULTI_MEMORY)
+                .union(F::RELAXED_SIMD)
+                .union(F::THREADS)
+                .union(F::TAIL_CALL),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -428,6 +433,16 @@ impl Config {
     /// `memory.atomic.notify` and `atomic.fence`.
     pub fn wasm_threads(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::THREADS, enable)
+    }
+
+    /// Tail calls: `return_call` and `return_call_indirect` (on by default,
+    /// as in Wasmtime; part of WebAssembly 3.0). A tail call replaces the
+    /// caller's frame, so a chain of tail calls (mutual recursion included)
+    /// runs in constant stack space within a tier, across instances too; a
+    /// tail call to a host function is an ordinary call followed by a return.
+    /// Across tiers (`Strategy::Auto`), see the README's "Tail calls".
+    pub fn wasm_tail_call(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::TAIL_CALL, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

@@ -213,18 +213,21 @@ fn trap_of<T>(store: &Store<T>, u: Unwound, pending: Option<Trap>, from_wasm: bo
         (None, None) => Trap::new(TrapKind::HostError),
     };
     let max = store.inner.engine.config().wasm_backtrace_max_frames;
+    // After a tail call made as an ordinary call, the frame that made it is gone.
+    let skip = u.trap_code == super::trap_codes::TRAP_PENDING_TAIL;
     if max > 0 && !trap.has_backtrace() {
-        trap.set_backtrace(backtrace(&store.inner, &u.backtrace, max));
+        trap.set_backtrace(backtrace(&store.inner, &u.backtrace, skip, max));
     } else if max > 0 && from_wasm {
         // A trap from another tier that these compiled frames called: they are its callers.
-        trap.extend_backtrace(backtrace(&store.inner, &u.backtrace, max), max);
+        trap.extend_backtrace(backtrace(&store.inner, &u.backtrace, skip, max), max);
     }
     trap
 }
 
 /// The wasm frames of a trap, from the pcs the unwinder walked (the trapping
-/// pc, then each caller's return address), as the interpreter reports them.
-fn backtrace(s: &StoreInner, pcs: &[usize], max: usize) -> Backtrace {
+/// pc, then each caller's return address), as the interpreter reports them;
+/// `skip_first`: without the trapping frame.
+fn backtrace(s: &StoreInner, pcs: &[usize], skip_first: bool, max: usize) -> Backtrace {
     let mut modules: Vec<&std::sync::Arc<crate::module::ModuleInner>> = Vec::new();
     for inst in &s.instances {
         if inst.module.has_compiled_code() && !modules.iter().any(|m| std::sync::Arc::ptr_eq(m, &inst.module)) {
@@ -248,7 +251,8 @@ fn backtrace(s: &StoreInner, pcs: &[usize], max: usize) -> Backtrace {
             })
         })
     };
-    let frames: Vec<FrameInfo> = pcs.iter().enumerate().filter_map(|(i, &pc)| info(i, pc)).collect();
+    let frames: Vec<FrameInfo> =
+        pcs.iter().enumerate().skip(skip_first as usize).filter_map(|(i, &pc)| info(i, pc)).collect();
     if frames.len() <= max {
         return frames.into();
     }

@@ -47,9 +47,15 @@ pub(crate) const TRAP_PENDING: u8 = 5;
 /// leaves `artifact::FORMAT_VERSION` as it is: an artifact of an older build is
 /// refused for its build id anyway.)
 pub(crate) const UNALIGNED_ATOMIC: u8 = 6;
+/// As [`TRAP_PENDING`], at a tail call made as an ordinary call (through
+/// the `call_store_func` builtin, to a host or interpreted function): the
+/// trapping frame made the tail call, which replaced it, so the backtrace
+/// leaves it out (as the interpreter's and Wasmtime's do).
+pub(crate) const TRAP_PENDING_TAIL: u8 = 7;
 
-/// The trap kind a trap code stands for; `None` for [`TRAP_PENDING`] (the kind
-/// is the one the builtin recorded) and for codes Carnac never emits.
+/// The trap kind a trap code stands for; `None` for [`TRAP_PENDING`] and
+/// [`TRAP_PENDING_TAIL`] (the kind is the one the builtin recorded) and for
+/// codes Carnac never emits.
 pub(crate) fn trap_kind(code: u8) -> Option<TrapKind> {
     Some(match code {
         HEAP_OUT_OF_BOUNDS => TrapKind::MemoryOutOfBounds,
@@ -68,7 +74,7 @@ pub(crate) fn trap_kind(code: u8) -> Option<TrapKind> {
 
 /// Whether compiled code may carry `code` (what the loader accepts in an artifact).
 pub(crate) fn is_known(code: u8) -> bool {
-    trap_kind(code).is_some() || code == TRAP_PENDING
+    trap_kind(code).is_some() || code == TRAP_PENDING || code == TRAP_PENDING_TAIL
 }
 
 /// The same codes as Cranelift's type, for the translator.
@@ -90,6 +96,7 @@ pub(crate) mod clif {
     pub(crate) const BAD_SIGNATURE: TrapCode = code(super::BAD_SIGNATURE);
     pub(crate) const TRAP_PENDING: TrapCode = code(super::TRAP_PENDING);
     pub(crate) const UNALIGNED_ATOMIC: TrapCode = code(super::UNALIGNED_ATOMIC);
+    pub(crate) const TRAP_PENDING_TAIL: TrapCode = code(super::TRAP_PENDING_TAIL);
 
     /// A Cranelift trap code as the byte the runtime stores (never 0).
     pub(crate) fn to_u8(code: TrapCode) -> u8 {
@@ -115,12 +122,13 @@ mod tests {
             BAD_SIGNATURE,
             TRAP_PENDING,
             UNALIGNED_ATOMIC,
+            TRAP_PENDING_TAIL,
         ];
         for code in all {
             assert!(is_known(code));
-            assert_eq!(trap_kind(code).is_none(), code == TRAP_PENDING, "{code}");
+            assert_eq!(trap_kind(code).is_none(), code == TRAP_PENDING || code == TRAP_PENDING_TAIL, "{code}");
         }
-        assert!(!is_known(0) && !is_known(7));
+        assert!(!is_known(0) && !is_known(8));
         assert_eq!(trap_kind(UNALIGNED_ATOMIC), Some(TrapKind::UnalignedAtomic));
         assert_eq!(trap_kind(STACK_OVERFLOW), Some(TrapKind::StackExhausted));
     }

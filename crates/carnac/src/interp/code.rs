@@ -326,6 +326,18 @@ macro_rules! define_instrs_with_imm {
             TableInit { table: u32, segment: u32, base: Slot },
             ElemDrop { segment: u32 },
             RefFunc { dst: Slot, func: u32 },
+            /// `return_call` (tail calls): calls any function of the instance by
+            /// its function index, its arguments at `base..`, in place of the
+            /// current frame. A wasm function that `exec` runs itself (not
+            /// compiled code) reuses the frame: its arguments move to the
+            /// frame's slot 0 and it is entered without pushing a frame; a host
+            /// function or compiled code is called as by `Call`, then its
+            /// results are returned. Out of the threaded handlers (rare).
+            ReturnCall { func: u32, base: Slot },
+            /// `return_call_indirect`: as `CallIndirect` (arguments at `base..`,
+            /// the table index right after them), in place of the current frame
+            /// as `ReturnCall`.
+            ReturnCallIndirect { type_index: u32, table: u32, base: Slot },
             /// Stores of a constant value (i64 sign-extended from 32 bits).
             I32StoreImm { addr: Slot, value: i32, offset: u32 },
             I64StoreImm { addr: Slot, value: i32, offset: u32 },

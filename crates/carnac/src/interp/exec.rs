@@ -2,9 +2,10 @@
 //!
 //! The hot instructions run in `threaded` (one handler per instruction, chained
 //! by tail calls); this loop hands them over and runs the rest itself: host
-//! calls, calls to other instances, memory and table growth and bulk
-//! operations, SIMD, and the uncommon cases of calls and returns. It owns the
-//! frame list and builds traps, with their backtraces, for both.
+//! calls, calls to other instances, tail calls (`ReturnCall`, which reuse the
+//! current frame: see `tail_target`), memory and table growth and
+//! bulk operations, SIMD, and the uncommon cases of calls and returns. It owns
+//! the frame list and builds traps, with their backtraces, for both.
 //!
 //! Guest frames live on the executor's own value stack (a `Vec<u64>` owned by the
 //! store) and frame list, never on the host stack, so guest recursion depth is
@@ -227,6 +228,8 @@ pub(crate) fn run<T, const TRACK: bool>(
     let max_slots = store.inner.engine.config().max_stack_slots;
     let bt_max = store.inner.engine.config().wasm_backtrace_max_frames;
     let mut frames: Vec<Frame> = Vec::new();
+    // Whether tail calls to compiled functions stay in this tier (see `tail_target`).
+    let tail_in_interp = store.inner.engine.config().strategy == crate::Strategy::Auto;
     let mut instance = instance;
     let mut module = module;
     // SAFETY: see the module docs (code pointers).
@@ -299,23 +302,25 @@ pub(crate) fn run<T, const TRACK: bool>(
             (mem_base, mem_len, mem_len_ptr) = mem_fields(cur_def, cur_shared);
         }};
     }
-    /// Enters a wasm function or calls a host function whose arguments start at
-    /// frame slot `$base`; `$fidx` is a store function index.
-    macro_rules! call_store_func {
-        ($fidx:expr, $base:expr) => {{
-            let fidx = $fidx as usize;
-            let new_base = base + $base as usize;
-            let entity = &store.inner.funcs[fidx];
-            match &entity.kind {
-                FuncKind::Wasm { instance: callee_instance, def_index }
-                    if !store.inner.instances[*callee_instance as usize].module.func_is_compiled(*def_index) =>
-                {
-                    let callee_instance = *callee_instance;
-                    let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
-                    let def_index = *def_index;
-                    enter!(callee_module, callee_instance, def_index, new_base);
-                    refresh_mem!();
-                }
+    /// The backtrace of this run's frames for a trap in a function called
+    /// from the current one; `$tail`: when the current one tail-called it,
+    /// without the current frame (which the callee replaced).
+    macro_rules! caller_backtrace {
+        ($tail:expr) => {
+            match frames.split_last() {
+                Some((last, callers)) if $tail => backtrace(callers, last.module, last.ip, bt_max),
+                None if $tail => Vec::new().into(),
+                _ => backtrace(&frames, module, ip, bt_max),
+            }
+        };
+    }
+    /// Calls store function `$fidx` through the common entry (compiled code)
+    /// or as a host function, its arguments at absolute stack slot `$new_base`;
+    /// `$tail`: as the tail call of the current function (see `caller_backtrace`).
+    macro_rules! call_elsewhere {
+        ($fidx:expr, $new_base:expr, $tail:expr) => {{
+            let (fidx, new_base): (usize, usize) = ($fidx, $new_base);
+            match &store.inner.funcs[fidx].kind {
                 // Another tier's code: through the common entry, like a host function.
                 FuncKind::Wasm { .. } => {
                     let ty = store.inner.func_ty(fidx as u32);
@@ -324,10 +329,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let slots = &mut stack[new_base..new_base + n];
                     if let Err(mut t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
                         if !t.has_backtrace() {
-                            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                            t.set_backtrace(caller_backtrace!($tail));
                         } else if bt_max > 0 {
                             // The other tier's frames, then this run's.
-                            t.extend_backtrace(backtrace(&frames, module, ip, bt_max), bt_max);
+                            t.extend_backtrace(caller_backtrace!($tail), bt_max);
                         }
                         return Err(t);
                     }
@@ -341,13 +346,34 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
                     if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
                         if !t.has_backtrace() {
-                            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                            t.set_backtrace(caller_backtrace!($tail));
                         }
                         return Err(t);
                     }
                     fp = unsafe { stack.as_mut_ptr().add(base) };
                     refresh_mem!();
                 }
+            }
+        }};
+    }
+    /// Enters a wasm function or calls a host function whose arguments start at
+    /// frame slot `$base`; `$fidx` is a store function index.
+    macro_rules! call_store_func {
+        ($fidx:expr, $base:expr, $tail:expr) => {{
+            let fidx = $fidx as usize;
+            let new_base = base + $base as usize;
+            let entity = &store.inner.funcs[fidx];
+            match &entity.kind {
+                FuncKind::Wasm { instance: callee_instance, def_index }
+                    if !store.inner.instances[*callee_instance as usize].module.func_is_compiled(*def_index) =>
+                {
+                    let callee_instance = *callee_instance;
+                    let callee_module: *const ModuleInner = &*store.inner.instances[callee_instance as usize].module;
+                    let def_index = *def_index;
+                    enter!(callee_module, callee_instance, def_index, new_base);
+                    refresh_mem!();
+                }
+                _ => call_elsewhere!(fidx, new_base, $tail),
             }
         }};
     }
@@ -361,11 +387,44 @@ pub(crate) fn run<T, const TRACK: bool>(
             if m.func_is_compiled(def_index) {
                 let fidx =
                     store.inner.instances[instance as usize].funcs[(m.info.num_imported_funcs + def_index) as usize];
-                call_store_func!(fidx, b);
+                call_store_func!(fidx, b, false);
             } else {
                 enter!(module, instance, def_index, base + b as usize);
             }
         }};
+    }
+    /// Where a tail call (`return_call`, `return_call_indirect`) to store
+    /// function `$fidx` runs here, replacing the current frame: a wasm function
+    /// with interpreter code (its instance, module, index and code). Its
+    /// arguments then move to slot 0 and it is entered without pushing a frame,
+    /// so a chain of tail calls, across instances too, runs in constant space.
+    /// Under `Strategy::Auto` that holds for callees compiled since too (their
+    /// interpreter code runs: switching to compiled code at a tail call nests a
+    /// host call, and a chain through a function compiled and one not yet
+    /// would nest one at every other call); otherwise, and for a module loaded
+    /// from an artifact, compiled callees run compiled. `None` for those and
+    /// for host functions: an ordinary call followed by a return of its results.
+    macro_rules! tail_target {
+        ($fidx:expr) => {
+            match &store.inner.funcs[$fidx as usize].kind {
+                FuncKind::Wasm { instance: i, def_index: d } => {
+                    let m = &store.inner.instances[*i as usize].module;
+                    if !m.func_is_compiled(*d) {
+                        let code: &CompiledFunc = tri!(m.func_code(*d));
+                        Some((*i, &**m as *const ModuleInner, *d, code as *const CompiledFunc))
+                    } else if tail_in_interp {
+                        // Compiled, and interpreter code to be had (not for
+                        // a module loaded from an artifact: then it runs compiled).
+                        m.func_code(*d)
+                            .ok()
+                            .map(|code| (*i, &**m as *const ModuleInner, *d, code as *const CompiledFunc))
+                    } else {
+                        None
+                    }
+                }
+                FuncKind::Host { .. } => None,
+            }
+        };
     }
     macro_rules! enter {
         ($module:expr, $instance:expr, $def:expr, $new_base:expr) => {{
@@ -572,26 +631,76 @@ pub(crate) fn run<T, const TRACK: bool>(
                 #[cfg(not(carnac_compiled))]
                 let _ = (def_index, offset);
             }
-            Instr::Call { func, base: b } => {
-                let fidx = store.inner.instances[instance as usize].funcs[func as usize];
-                call_store_func!(fidx, b);
-            }
-            Instr::CallIndirect { type_index, table, base: b } => {
-                // SAFETY: see the module docs (code pointers); the module outlives the call.
-                let m = unsafe { &*module };
-                let np = m.info.types[type_index as usize].param_slots() as u32;
-                let index = u32_!(b + np) as usize;
-                let t = store.inner.instances[instance as usize].tables[table as usize];
-                let elems = &store.inner.tables[t as usize].elems;
-                let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
-                if raw == 0 {
-                    trap!(TrapKind::IndirectCallToNull);
+            // Calls by function index or through a table, and their tail-call
+            // forms, in one arm: one expansion of the call code for all four
+            // (in unoptimised builds each costs this function's frame, which is
+            // host stack per re-entry).
+            Instr::Call { .. }
+            | Instr::CallIndirect { .. }
+            | Instr::ReturnCall { .. }
+            | Instr::ReturnCallIndirect { .. } => {
+                let (fidx, b, tail) = match instr {
+                    Instr::Call { func, base: b } | Instr::ReturnCall { func, base: b } => (
+                        store.inner.instances[instance as usize].funcs[func as usize],
+                        b,
+                        matches!(instr, Instr::ReturnCall { .. }),
+                    ),
+                    Instr::CallIndirect { type_index, table, base: b }
+                    | Instr::ReturnCallIndirect { type_index, table, base: b } => {
+                        // SAFETY: see the module docs (code pointers); the module outlives the call.
+                        let m = unsafe { &*module };
+                        let np = m.info.types[type_index as usize].param_slots() as u32;
+                        let index = u32_!(b + np) as usize;
+                        let t = store.inner.instances[instance as usize].tables[table as usize];
+                        let elems = &store.inner.tables[t as usize].elems;
+                        let Some(&raw) = elems.get(index) else { trap!(TrapKind::TableOutOfBounds) };
+                        if raw == 0 {
+                            trap!(TrapKind::IndirectCallToNull);
+                        }
+                        let fidx = (raw - 1) as u32;
+                        if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
+                            trap!(TrapKind::BadSignature);
+                        }
+                        (fidx, b, matches!(instr, Instr::ReturnCallIndirect { .. }))
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                match if tail { tail_target!(fidx) } else { None } {
+                    Some((callee_instance, callee_module, def_index, callee)) => {
+                        // The callee replaces this frame.
+                        // SAFETY: see the module docs (code pointers): owned by the
+                        // callee's module, which the store keeps alive.
+                        let callee: &CompiledFunc = unsafe { &*callee };
+                        // SAFETY: as above.
+                        let info = unsafe { &(*callee_module).info };
+                        let np = info.func_type(info.num_imported_funcs + def_index).param_slots();
+                        let b = b as usize;
+                        tri!(ensure_stack(stack, base + (callee.frame_size as usize).max(b + np), max_slots));
+                        stack.copy_within(base + b..base + b + np, base);
+                        let same_instance = callee_instance == instance;
+                        module = callee_module;
+                        instance = callee_instance;
+                        // SAFETY: `base` is this frame's start, inside the stack (just ensured).
+                        fp = unsafe { stack.as_mut_ptr().add(base) };
+                        // SAFETY: as for the first function's entry.
+                        ip = unsafe { callee.code.as_ptr().add(callee.entry as usize) };
+                        if !same_instance {
+                            refresh_mem!();
+                        }
+                    }
+                    None => {
+                        call_store_func!(fidx, b, tail);
+                        if tail {
+                            // An ordinary call (a host function, compiled code): its
+                            // results (as many slots as this function's: validated) are ours.
+                            let nr = store.inner.func_ty(fidx).result_slots();
+                            // SAFETY: `fp` is the frame's start (set after the call), and
+                            // the call's slots, results first, lie inside the stack.
+                            unsafe { ptr::copy(fp.add(b as usize), fp, nr) };
+                            do_return!();
+                        }
+                    }
                 }
-                let fidx = (raw - 1) as u32;
-                if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
-                    trap!(TrapKind::BadSignature);
-                }
-                call_store_func!(fidx, b);
             }
             Instr::Simd { head, b, c } => {
                 if cur_shared {

@@ -11,6 +11,10 @@
 //! an imported function, or a `call_indirect` target, through its function
 //! reference: its native code when it has some, else the `call_store_func`
 //! builtin with the values in slots (host and interpreted functions).
+//! Tail calls (`return_call`, `return_call_indirect`) take the same paths
+//! as `return_call` and `return_call_indirect` instructions, which replace the
+//! caller's frame; a callee without native code is an ordinary call through
+//! the builtin followed by a return.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -22,7 +26,7 @@ use wasmparser::Operator;
 use super::vm::Builtin;
 use super::{clif_type, wasm_signature, Lazy, Translator};
 use crate::compile::trampolines::{load_raw, raw_offsets, store_raw};
-use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, UNREACHABLE};
+use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, TRAP_PENDING_TAIL, UNREACHABLE};
 use crate::runtime::vmctx::{field, header, store_offsets};
 use crate::types::{FuncType, ValType};
 
@@ -284,6 +288,28 @@ impl Translator<'_, '_> {
                     self.push(v);
                 }
             }
+            // Tail calls (WebAssembly 3.0): Cranelift's `return_call`s, which
+            // replace this frame (both sides use `CallConv::Tail`).
+            Operator::ReturnCall { function_index } => {
+                let ty = self.info.func_type(function_index);
+                let args = self.popn(ty.params().len());
+                if function_index >= self.info.num_imported_funcs {
+                    self.return_call_defined(function_index - self.info.num_imported_funcs, ty, &args);
+                } else {
+                    let at = self.offsets.imported_func(function_index);
+                    let func_ref = self.b.ins().iadd_imm_u(self.vmctx, at as i64);
+                    self.return_call_func_ref(func_ref, ty, &args, true);
+                }
+                self.reachable = false;
+            }
+            Operator::ReturnCallIndirect { type_index, table_index } => {
+                let index = self.pop();
+                let ty = &self.info.types[type_index as usize];
+                let args = self.popn(ty.params().len());
+                let func_ref = self.indirect_func_ref(table_index, type_index, index);
+                self.return_call_func_ref(func_ref, ty, &args, false);
+                self.reachable = false;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -443,6 +469,25 @@ impl Translator<'_, '_> {
         self.b.inst_results(call).to_vec()
     }
 
+    /// `call_defined` as a tail call: a direct `return_call`, or in standalone
+    /// code one through the callee's function reference.
+    fn return_call_defined(&mut self, def_index: u32, ty: &FuncType, args: &[Value]) {
+        if self.standalone {
+            let indices = self.vmctx_ptr(header::FUNC_INDICES as u32);
+            let readonly = self.readonly();
+            let at = ((self.info.num_imported_funcs + def_index) * 4) as i32;
+            let store_index = self.b.ins().load(types::I32, readonly, indices, at);
+            let i = self.b.ins().uextend(types::I64, store_index);
+            let func_ref = self.store_func_ref(i);
+            return self.return_call_func_ref(func_ref, ty, args, false);
+        }
+        let callee = self.defined_func_ref(def_index, ty);
+        let mut call_args = Vec::with_capacity(args.len() + 1);
+        call_args.push(self.vmctx);
+        call_args.extend(self.canonical_all(args));
+        self.b.ins().return_call(callee, &call_args);
+    }
+
     fn defined_func_ref(&mut self, def_index: u32, ty: &FuncType) -> FuncRef {
         if let Some(&callee) = self.callees.get(&def_index) {
             return callee;
@@ -528,5 +573,42 @@ impl Translator<'_, '_> {
         self.b.seal_block(join);
         self.b.switch_to_block(join);
         self.b.block_params(join).to_vec()
+    }
+
+    /// `call_func_ref` as a tail call: native code by `return_call_indirect`
+    /// (this frame replaced); a host or interpreted function (no native code)
+    /// through `call_store_func`, an ordinary call, then a return of its results.
+    fn return_call_func_ref(&mut self, func_ref: Value, ty: &FuncType, args: &[Value], fixed: bool) {
+        let flags = if fixed { self.readonly() } else { self.mutable() };
+        let args = self.canonical_all(args);
+        let wasm_call = self.load_ptr(func_ref, field::FUNC_REF_WASM_CALL, flags);
+        let native = self.b.create_block();
+        let through_store = self.b.create_block();
+        self.b.set_cold_block(through_store);
+        self.b.ins().brif(wasm_call, native, &[], through_store, &[]);
+
+        self.b.switch_to_block(native);
+        self.b.seal_block(native);
+        let callee_vmctx = self.load_ptr(func_ref, field::FUNC_REF_VMCTX, flags);
+        let sig = self.wasm_sig(ty);
+        let mut call_args = Vec::with_capacity(args.len() + 1);
+        call_args.push(callee_vmctx);
+        call_args.extend_from_slice(&args);
+        self.b.ins().return_call_indirect(sig, wasm_call, &call_args);
+
+        self.b.switch_to_block(through_store);
+        self.b.seal_block(through_store);
+        let store_index = self.b.ins().load(types::I32, flags, func_ref, field::FUNC_REF_STORE_INDEX);
+        let slots = self.call_slots(ty.param_slots().max(ty.result_slots()));
+        for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
+            store_raw(self.b, t, v, slots, at);
+        }
+        // A trap in the callee: the backtrace leaves this frame out (see `TRAP_PENDING_TAIL`).
+        let status = self.call_builtin(Builtin::CallStoreFunc, &[store_index, slots]).expect("a status");
+        self.b.ins().trapnz(status, TRAP_PENDING_TAIL);
+        let results: Vec<Value> =
+            ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
+        let results = self.canonical_all(&results);
+        self.b.ins().return_(&results);
     }
 }

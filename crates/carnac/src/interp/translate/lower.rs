@@ -441,6 +441,25 @@ impl Translator {
                     self.push_temp_of(r);
                 }
             }
+            // Tail calls (WebAssembly 3.0): the arguments in consecutive slots
+            // as for a call; `exec` moves them to the frame's base and replaces
+            // the frame (see `Instr::ReturnCall`).
+            Operator::ReturnCall { function_index } => {
+                let np = info.func_type(function_index).params().len();
+                self.materialize_top(np);
+                let base = self.slot_at(self.stack.len() - np);
+                self.stack.truncate(self.stack.len() - np);
+                self.emit(Instr::ReturnCall { func: function_index, base });
+                self.dead = true;
+            }
+            Operator::ReturnCallIndirect { type_index, table_index } => {
+                let np = info.types[type_index as usize].params().len();
+                self.materialize_top(np + 1);
+                let base = self.slot_at(self.stack.len() - np - 1);
+                self.stack.truncate(self.stack.len() - np - 1);
+                self.emit(Instr::ReturnCallIndirect { type_index, table: table_index, base });
+                self.dead = true;
+            }
             Operator::Drop => {
                 self.stack.pop();
             }
