@@ -102,7 +102,12 @@ impl Default for Config {
         use wasmparser::WasmFeatures as F;
         Config {
             // WebAssembly 2.0, and the parts of 3.0 implemented so far.
-            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY).union(F::RELAXED_SIMD).union(F::THREADS),
+            features: F::WASM2
+                .union(F::EXTENDED_CONST)
+                .union(F::MULTI_MEMORY)
+                .union(F::RELAXED_SIMD)
+                .union(F::THREADS)
+                .union(F::MEMORY64),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -428,6 +433,17 @@ impl Config {
     /// `memory.atomic.notify` and `atomic.fence`.
     pub fn wasm_threads(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::THREADS, enable)
+    }
+
+    /// The memory64 proposal (on by default; part of WebAssembly 3.0):
+    /// memories and tables indexed with `i64` (`(memory i64 1)`,
+    /// `(table i64 1 funcref)`, [`crate::MemoryType::new64`],
+    /// [`crate::TableType::new64`]). A 64-bit memory's accesses are always
+    /// bounds-checked explicitly (no guard region covers a 64-bit address),
+    /// and the host reserves at most 4 GiB of it: `memory.grow` past that
+    /// fails (-1), whatever the declared maximum.
+    pub fn wasm_memory64(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::MEMORY64, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

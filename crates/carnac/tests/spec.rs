@@ -138,7 +138,7 @@ impl Runner {
             // The 2.0 suite also checks that 3.0's features are absent (a second
             // memory is invalid, `memory.size` takes a zero byte): the 3.0 ones
             // Carnac has are turned off for it.
-            config.wasm_multi_memory(false).wasm_extended_const(false).wasm_relaxed_simd(false);
+            config.wasm_multi_memory(false).wasm_extended_const(false).wasm_relaxed_simd(false).wasm_memory64(false);
         }
         if lang == Lang::NoMultiMemory {
             config.wasm_multi_memory(false);
@@ -515,12 +515,7 @@ fn define_spectest(linker: &mut Linker<()>, store: &mut Store<()>) {
     linker.define("spectest", "global_i64", gi64).unwrap();
     linker.define("spectest", "global_f32", gf32).unwrap();
     linker.define("spectest", "global_f64", gf64).unwrap();
-    let table = Table::new(
-        &mut *store,
-        TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) } },
-        Val::FuncRef(None),
-    )
-    .unwrap();
+    let table = Table::new(&mut *store, TableType::new(ValType::FuncRef, 10, Some(20)), Val::FuncRef(None)).unwrap();
     linker.define("spectest", "table", table).unwrap();
     let memory = Memory::new(&mut *store, MemoryType::new(1, Some(2))).unwrap();
     linker.define("spectest", "memory", memory).unwrap();

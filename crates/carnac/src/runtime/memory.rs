@@ -40,7 +40,12 @@ use crate::types::MemoryType;
 
 /// Bytes in a WebAssembly page, the unit of memory sizes ([`crate::Memory::size`]).
 pub const WASM_PAGE: usize = 65536;
-/// 32-bit memories address at most 2^16 pages.
+/// 32-bit memories address at most 2^16 pages. It is also the most a 64-bit
+/// memory (memory64) gets from the host: its region is reserved up to
+/// `min(declared maximum, MAX_PAGES)` pages (the written-chunk map below every
+/// memory covers 4 GiB), and growing past that fails as a refused `memory.grow`
+/// does (-1). Every in-bounds address of any memory therefore fits in 32 bits,
+/// which both tiers use (see `interp::exec`'s `Addr64`).
 pub const MAX_PAGES: u64 = 65536;
 
 /// Reserved regions kept for reuse, by size: dropping a memory returns its
@@ -430,6 +435,13 @@ impl LinearMemory {
         }
         let tracked = tracked && !ty.shared;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
+        if ty.memory64 && min > max_pages && ty.limits.max.is_none_or(|m| m >= min) {
+            return Err(format!(
+                "a 64-bit memory of {} is larger than the {} the host reserves for one",
+                crate::types::count(min, "page"),
+                crate::types::count(MAX_PAGES, "page")
+            ));
+        }
         if min > max_pages {
             let (min, max) = (crate::types::count(min, "page"), crate::types::count(max_pages, "page"));
             return Err(format!("memory minimum of {min} exceeds its maximum of {max}"));

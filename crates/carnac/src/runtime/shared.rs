@@ -194,7 +194,11 @@ impl SharedMemory {
 
     /// The memory's type: shared, its minimum being its current size in pages.
     pub fn ty(&self) -> MemoryType {
-        MemoryType { limits: Limits { min: self.size(), max: self.0.ty.limits.max }, shared: true }
+        MemoryType {
+            limits: Limits { min: self.size(), max: self.0.ty.limits.max },
+            shared: true,
+            memory64: self.0.ty.memory64,
+        }
     }
 
     /// The current size in 64 KiB pages.
@@ -514,7 +518,7 @@ mod tests {
     fn shared_memories_refuse_unshared_types_and_grow_in_place() {
         let engine = Engine::default();
         assert!(SharedMemory::new(&engine, MemoryType::new(1, Some(2))).is_err());
-        let unbounded = MemoryType { limits: Limits { min: 1, max: None }, shared: true };
+        let unbounded = MemoryType { limits: Limits { min: 1, max: None }, shared: true, memory64: false };
         assert!(SharedMemory::new(&engine, unbounded).is_err());
         let m = SharedMemory::new(&engine, MemoryType::shared(1, 3)).unwrap();
         let base = m.data().as_ptr();

@@ -344,6 +344,18 @@ mod run {
     unsafe extern "C" fn memory_atomic_wait64(_: *mut VMContext, _: u32, _: u64, _: u64, _: i64) -> i64 {
         -1
     }
+    unsafe extern "C" fn memory_grow64(_: *mut VMContext, _: u32, _: u64) -> i64 {
+        -1
+    }
+    unsafe extern "C" fn memory_fill64(_: *mut VMContext, _: u32, _: u64, _: u32, _: u64) -> Status {
+        1
+    }
+    unsafe extern "C" fn memory_copy64(_: *mut VMContext, _: u32, _: u64, _: u32, _: u64, _: u64) -> Status {
+        1
+    }
+    unsafe extern "C" fn memory_init64(_: *mut VMContext, _: u32, _: u32, _: u64, _: u32, _: u32) -> Status {
+        1
+    }
 
     const BUILTINS: Builtins = Builtins {
         memory_grow: grow,
@@ -362,6 +374,10 @@ mod run {
         memory_atomic_notify,
         memory_atomic_wait32,
         memory_atomic_wait64,
+        memory_grow64,
+        memory_fill64,
+        memory_copy64,
+        memory_init64,
     };
 
     /// Executable copies of a function and its trampoline (unmapped on drop).
