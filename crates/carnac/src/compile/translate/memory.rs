@@ -41,6 +41,97 @@ pub(super) struct Access {
 impl Translator<'_, '_> {
     /// Operators of this part; false if `op` belongs to another part.
     pub(super) fn memory_operator(&mut self, op: &Operator<'_>) -> Result<bool, String> {
+        use types::{I32, I64};
+        // 64-bit memories and tables (memory64) first, in arms of their own,
+        // so that the 32-bit operators emit the same CLIF as without memory64;
+        // a table64 operator narrows its operands, then is the 32-bit one.
+        match *op {
+            Operator::MemorySize { mem } if self.mem64(mem) => {
+                let len = self.memory_len(mem);
+                let pages = self.b.ins().ushr_imm_u(len, 16);
+                self.push(pages);
+            }
+            Operator::MemoryGrow { mem } if self.mem64(mem) => {
+                let delta = self.pop();
+                let mem = self.iconst(I32, mem as i64);
+                let old = self.call_builtin_grow64(Builtin::MemoryGrow64, &[mem, delta]);
+                self.push(old);
+            }
+            Operator::MemoryFill { mem } if self.mem64(mem) => {
+                let (dst, val, len) = self.pop3();
+                let mem = self.iconst(I32, mem as i64);
+                self.call_builtin_checked(Builtin::MemoryFill64, &[mem, dst, val, len]);
+            }
+            Operator::MemoryCopy { dst_mem, src_mem } if self.mem64(dst_mem) || self.mem64(src_mem) => {
+                let (dst, src, len) = self.pop3();
+                // Each operand zero-extended from its index type (the length's
+                // is i64 only when both memories are 64-bit).
+                let (d64, s64) = (self.mem64(dst_mem), self.mem64(src_mem));
+                let dst = if d64 { dst } else { self.b.ins().uextend(I64, dst) };
+                let src = if s64 { src } else { self.b.ins().uextend(I64, src) };
+                let len = if d64 && s64 { len } else { self.b.ins().uextend(I64, len) };
+                let dst_mem = self.iconst(I32, dst_mem as i64);
+                let src_mem = self.iconst(I32, src_mem as i64);
+                self.call_builtin_checked(Builtin::MemoryCopy64, &[dst_mem, dst, src_mem, src, len]);
+            }
+            Operator::MemoryInit { data_index, mem } if self.mem64(mem) => {
+                let (dst, src, len) = self.pop3();
+                let mem = self.iconst(I32, mem as i64);
+                let data = self.iconst(I32, data_index as i64);
+                self.call_builtin_checked(Builtin::MemoryInit64, &[mem, data, dst, src, len]);
+            }
+            Operator::TableGet { table } if self.table64(table) => {
+                self.narrow_table_operand(0, false);
+                return self.memory_operator32(&Operator::TableGet { table });
+            }
+            Operator::TableSet { table } if self.table64(table) => {
+                self.narrow_table_operand(1, false);
+                return self.memory_operator32(&Operator::TableSet { table });
+            }
+            Operator::TableSize { table } if self.table64(table) => {
+                self.memory_operator32(&Operator::TableSize { table })?;
+                let len = self.pop();
+                let len = self.b.ins().uextend(I64, len);
+                self.push(len);
+            }
+            Operator::TableGrow { table } if self.table64(table) => {
+                self.narrow_table_operand(0, true);
+                self.memory_operator32(&Operator::TableGrow { table })?;
+                let old = self.pop();
+                let old = self.b.ins().sextend(I64, old);
+                self.push(old);
+            }
+            Operator::TableFill { table } if self.table64(table) => {
+                self.narrow_table_operand(2, false);
+                self.narrow_table_operand(0, false);
+                return self.memory_operator32(&Operator::TableFill { table });
+            }
+            Operator::TableCopy { dst_table, src_table } if self.table64(dst_table) || self.table64(src_table) => {
+                let (d64, s64) = (self.table64(dst_table), self.table64(src_table));
+                if d64 {
+                    self.narrow_table_operand(2, false);
+                }
+                if s64 {
+                    self.narrow_table_operand(1, false);
+                }
+                if d64 && s64 {
+                    self.narrow_table_operand(0, false);
+                }
+                return self.memory_operator32(&Operator::TableCopy { dst_table, src_table });
+            }
+            Operator::TableInit { elem_index, table } if self.table64(table) => {
+                self.narrow_table_operand(2, false);
+                return self.memory_operator32(&Operator::TableInit { elem_index, table });
+            }
+
+            _ => return self.memory_operator32(op),
+        }
+        Ok(true)
+    }
+
+    /// `memory_operator` for everything but the bulk, size and grow operators
+    /// of 64-bit memories and the operators of 64-bit tables.
+    fn memory_operator32(&mut self, op: &Operator<'_>) -> Result<bool, String> {
         use types::{F32, F64, I32, I64};
         match *op {
             Operator::LocalGet { local_index } => {
@@ -104,86 +195,6 @@ impl Translator<'_, '_> {
                 self.store(&memarg, ir::Opcode::Istore16)?
             }
             Operator::I64Store32 { memarg } => self.store(&memarg, ir::Opcode::Istore32)?,
-
-            // 64-bit memories and tables (memory64): their own arms, so that
-            // the 32-bit ones below emit the same CLIF as without memory64.
-            Operator::MemorySize { mem } if self.mem64(mem) => {
-                let len = self.memory_len(mem);
-                let pages = self.b.ins().ushr_imm_u(len, 16);
-                self.push(pages);
-            }
-            Operator::MemoryGrow { mem } if self.mem64(mem) => {
-                let delta = self.pop();
-                let mem = self.iconst(I32, mem as i64);
-                let old = self.call_builtin_grow64(Builtin::MemoryGrow64, &[mem, delta]);
-                self.push(old);
-            }
-            Operator::MemoryFill { mem } if self.mem64(mem) => {
-                let (dst, val, len) = self.pop3();
-                let mem = self.iconst(I32, mem as i64);
-                self.call_builtin_checked(Builtin::MemoryFill64, &[mem, dst, val, len]);
-            }
-            Operator::MemoryCopy { dst_mem, src_mem } if self.mem64(dst_mem) || self.mem64(src_mem) => {
-                let (dst, src, len) = self.pop3();
-                // Each operand zero-extended from its index type (the length's
-                // is i64 only when both memories are 64-bit).
-                let (d64, s64) = (self.mem64(dst_mem), self.mem64(src_mem));
-                let dst = if d64 { dst } else { self.b.ins().uextend(I64, dst) };
-                let src = if s64 { src } else { self.b.ins().uextend(I64, src) };
-                let len = if d64 && s64 { len } else { self.b.ins().uextend(I64, len) };
-                let dst_mem = self.iconst(I32, dst_mem as i64);
-                let src_mem = self.iconst(I32, src_mem as i64);
-                self.call_builtin_checked(Builtin::MemoryCopy64, &[dst_mem, dst, src_mem, src, len]);
-            }
-            Operator::MemoryInit { data_index, mem } if self.mem64(mem) => {
-                let (dst, src, len) = self.pop3();
-                let mem = self.iconst(I32, mem as i64);
-                let data = self.iconst(I32, data_index as i64);
-                self.call_builtin_checked(Builtin::MemoryInit64, &[mem, data, dst, src, len]);
-            }
-            Operator::TableGet { table } if self.table64(table) => {
-                self.narrow_table_operand(0, false);
-                return self.memory_operator(&Operator::TableGet { table });
-            }
-            Operator::TableSet { table } if self.table64(table) => {
-                self.narrow_table_operand(1, false);
-                return self.memory_operator(&Operator::TableSet { table });
-            }
-            Operator::TableSize { table } if self.table64(table) => {
-                self.memory_operator(&Operator::TableSize { table })?;
-                let len = self.pop();
-                let len = self.b.ins().uextend(I64, len);
-                self.push(len);
-            }
-            Operator::TableGrow { table } if self.table64(table) => {
-                self.narrow_table_operand(0, true);
-                self.memory_operator(&Operator::TableGrow { table })?;
-                let old = self.pop();
-                let old = self.b.ins().sextend(I64, old);
-                self.push(old);
-            }
-            Operator::TableFill { table } if self.table64(table) => {
-                self.narrow_table_operand(2, false);
-                self.narrow_table_operand(0, false);
-                return self.memory_operator(&Operator::TableFill { table });
-            }
-            Operator::TableCopy { dst_table, src_table } if self.table64(dst_table) || self.table64(src_table) => {
-                let (d64, s64) = (self.table64(dst_table), self.table64(src_table));
-                if d64 {
-                    self.narrow_table_operand(2, false);
-                }
-                if s64 {
-                    self.narrow_table_operand(1, false);
-                }
-                if d64 && s64 {
-                    self.narrow_table_operand(0, false);
-                }
-                return self.memory_operator(&Operator::TableCopy { dst_table, src_table });
-            }
-            Operator::TableInit { elem_index, table } if self.table64(table) => {
-                self.narrow_table_operand(2, false);
-                return self.memory_operator(&Operator::TableInit { elem_index, table });
-            }
 
             Operator::MemorySize { mem } => {
                 let len = self.memory_len(mem);
