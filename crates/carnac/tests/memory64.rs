@@ -326,3 +326,61 @@ fn api_types_and_import_matching() {
         assert!(Module::new(&Engine::new(&off), "(module (memory i64 1))").is_err(), "{tier:?}");
     }
 }
+
+/// A snapshot of an instance with a 64-bit memory and table captures them,
+/// and the module it is written as (i64 segment offsets) validates and runs.
+#[test]
+fn a_snapshot_of_64_bit_memories_and_tables() {
+    for &tier in TIERS {
+        let engine = Engine::new(Config::new().strategy(tier));
+        let module = Module::new(&engine, WAT).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let store_at = inst.get_typed_func::<(i64, i32), ()>(&store, "store").unwrap();
+        store_at.call(&mut store, (0x1_8000, 0x5151)).unwrap();
+        inst.get_typed_func::<i64, i64>(&store, "grow").unwrap().call(&mut store, 1).unwrap();
+        store_at.call(&mut store, (0x2_1000, 0x7777)).unwrap();
+        let snap = inst.snapshot(&store).unwrap();
+        let written = Module::new(&engine, snap.to_wasm(&[]).unwrap()).unwrap();
+        for module in [snap.module(), &written] {
+            let mut store = Store::new(&engine, ());
+            let inst = Linker::new(&engine).instantiate(&mut store, module).unwrap();
+            let load = inst.get_typed_func::<i64, i32>(&store, "load").unwrap();
+            assert_eq!(load.call(&mut store, 0x1_0000).unwrap(), 0x0403_0201, "{tier:?}");
+            assert_eq!(load.call(&mut store, 0x1_8000).unwrap(), 0x5151, "{tier:?}");
+            assert_eq!(load.call(&mut store, 0x2_1000).unwrap(), 0x7777, "{tier:?}: the grown page");
+            let size = inst.get_typed_func::<(), i64>(&store, "size").unwrap();
+            assert_eq!(size.call(&mut store, ()).unwrap(), 3, "{tier:?}");
+            assert!(inst.get_memory(&store, "m64").unwrap().ty(&store).is_64(), "{tier:?}");
+        }
+    }
+}
+
+/// Active data and element segments at i64 offsets of 2^32 and more are out
+/// of bounds (they must not wrap to small offsets), whether the data is
+/// copied at instantiation or laid out ahead of time in a memory image.
+#[test]
+fn segment_offsets_past_4_gib_trap() {
+    let big = "\\00".repeat(64 << 10);
+    for &tier in TIERS {
+        let engine = Engine::new(Config::new().strategy(tier));
+        for data in ["\\01", big.as_str()] {
+            for offset in ["0x1_0000_0000", "0xffff_ffff_ffff_ffff", "0x8000_0000_0000_0000"] {
+                let wat = format!(r#"(module (memory i64 2) (data (i64.const {offset}) "{data}"))"#);
+                let module = Module::new(&engine, &wat).unwrap();
+                let err = Linker::new(&engine).instantiate(&mut Store::new(&engine, ()), &module).unwrap_err();
+                assert_eq!(err.as_trap().map(|t| t.kind()), Some(TrapKind::MemoryOutOfBounds), "{tier:?} {offset}");
+            }
+            let wat = format!(r#"(module (memory (export "m") i64 3) (data (i64.const 0x1_0000) "{data}\07"))"#);
+            let module = Module::new(&engine, &wat).unwrap();
+            let mut store = Store::new(&engine, ());
+            let inst = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+            let at = 0x1_0000 + data.len() / 3;
+            assert_eq!(inst.get_memory(&store, "m").unwrap().data(&store)[at], 7, "{tier:?}");
+        }
+        let wat = r#"(module (table i64 2 funcref) (func $f) (elem (table 0) (i64.const 0x1_0000_0000) func $f))"#;
+        let module = Module::new(&engine, wat).unwrap();
+        let err = Linker::new(&engine).instantiate(&mut Store::new(&engine, ()), &module).unwrap_err();
+        assert_eq!(err.as_trap().map(|t| t.kind()), Some(TrapKind::TableOutOfBounds), "{tier:?}");
+    }
+}
