@@ -633,10 +633,6 @@ pub(crate) fn run<T, const TRACK: bool>(
                 w32!(dst, r.map_or(u32::MAX, |old| old as u32));
                 refresh_mem!();
             }
-            Instr::Addr64 { dst, addr, offset } => match rd!(addr).checked_add(offset as u64) {
-                Some(ea) if ea <= u32::MAX as u64 => wr!(dst, ea),
-                _ => trap!(TrapKind::MemoryOutOfBounds),
-            },
             Instr::MemoryOutOfBounds => trap!(TrapKind::MemoryOutOfBounds),
             Instr::MemoryGrow64 { dst, delta, mem } => {
                 let m = store.inner.instances[instance as usize].memories[mem as usize];
