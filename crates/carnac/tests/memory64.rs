@@ -384,3 +384,39 @@ fn segment_offsets_past_4_gib_trap() {
         assert_eq!(err.as_trap().map(|t| t.kind()), Some(TrapKind::TableOutOfBounds), "{tier:?}");
     }
 }
+
+/// A compiled module with 64-bit memories and tables goes through an
+/// artifact and through the code cache, and runs the same; an engine with
+/// memory64 off refuses the artifact (another set of wasm features).
+#[test]
+#[cfg_attr(not(carnac_compiled), ignore = "needs the compiled tier")]
+fn artifacts_and_the_code_cache() {
+    let dir = std::env::temp_dir().join(format!("carnac-memory64-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::new();
+    config.strategy(Strategy::Cranelift).cache(true).cache_dir(Some(dir.clone()));
+    let engine = Engine::new(&config);
+    let run = |module: &Module| {
+        let mut store = Store::new(&engine, ());
+        let inst = Linker::new(&engine).instantiate(&mut store, module).unwrap();
+        let load = inst.get_typed_func::<i64, i32>(&store, "load_off").unwrap();
+        assert_eq!(load.call(&mut store, 4).unwrap(), 0x0807_0605);
+        let r = load.call(&mut store, -0x1_0000).unwrap_err();
+        assert_eq!(r.as_trap().map(|t| t.kind()), Some(TrapKind::MemoryOutOfBounds));
+        let grow = inst.get_typed_func::<i64, i64>(&store, "grow").unwrap();
+        assert_eq!(grow.call(&mut store, 1 << 40).unwrap(), -1);
+        assert_eq!(grow.call(&mut store, 1).unwrap(), 2);
+    };
+    let module = Module::new(&engine, WAT).unwrap();
+    run(&module);
+    let bytes = module.serialize().unwrap();
+    run(&Module::deserialize(&engine, &bytes).unwrap());
+    // Compiled again: from the cache this time.
+    let cached = Module::new(&engine, WAT).unwrap();
+    run(&cached);
+    assert!(engine.cache_stats().hits >= 1, "{:?}", engine.cache_stats());
+    let mut off = Config::new();
+    off.strategy(Strategy::Cranelift).wasm_memory64(false);
+    assert!(Module::deserialize(&Engine::new(&off), &bytes).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
