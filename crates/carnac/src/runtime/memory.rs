@@ -1,7 +1,8 @@
 //! Linear memory: a reserved virtual region whose base never moves.
 //!
 //! The whole region the memory may ever need (its declared maximum, at most the
-//! 4 GiB of a 32-bit index space) is reserved up front with no access rights;
+//! 4 GiB of a 32-bit index space; a 64-bit memory's too, see [`MAX_PAGES`]) is
+//! reserved up front with no access rights;
 //! growing only changes protection of the next pages. Dropped regions go to a
 //! process-wide pool, their pages released, and are reused by the next memory
 //! of the same reserved size. Compiled code can therefore

@@ -7,7 +7,13 @@
 //! [`BoundsChecks`]: explicitly (the access's end against the length, in 64
 //! bits, so nothing wraps), or not at all when the memory's guard region
 //! covers the access's static offset, the access itself then carrying the
-//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler. A shared memory's
+//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler. A 64-bit memory
+//! (memory64) is always checked explicitly (no guard region covers a 64-bit
+//! address): index plus offset plus size with an overflow trap, then against
+//! the length ([`Translator::memory_access64`]); its bulk operators and
+//! `memory.grow` call builtins of their own, and a table64's i64 operands are
+//! narrowed (trapping past 2^32) before the 32-bit table code, so that 32-bit
+//! memories and tables compile to the same CLIF as without memory64. A shared memory's
 //! length may change at any time (another thread grows it): every explicit
 //! check and `memory.size` loads it afresh (see [`Translator::memory_len`]);
 //! its `memory.grow` goes through the same builtin as any memory's.
