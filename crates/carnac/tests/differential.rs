@@ -1,7 +1,8 @@
 //! Differential fuzzing of Carnac's two tiers: the interpreter and the Cranelift compiled tier must
 //! agree on everything a guest can observe.
 //!
-//! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module, relaxed SIMD included (deterministic
+//! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module (with memory64's 64-bit memories and
+//! tables in every fourth seed), relaxed SIMD included (deterministic
 //! in Carnac: the tiers must agree on it as on the rest), threads included (shared memories and
 //! every atomic operator, run on one thread: deterministic; a module that could park in a wait on a
 //! shared memory is skipped and counted, see `may_block`), for each seed of a fixed range (the
@@ -132,7 +133,9 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         exceptions_enabled: false,
         gc_enabled: false,
         compact_imports_enabled: false,
-        memory64_enabled: false,
+        // 64-bit memories and tables (memory64), in every fourth seed's module.
+        memory64_enabled: seed % 4 == 1,
+        max_memory64_bytes: 4 << 20,
         tail_call_enabled: false,
         // Atomics on shared and unshared memories (single-threaded, so deterministic;
         // modules that could block in a wait are skipped, see `may_block`).
