@@ -420,3 +420,37 @@ fn artifacts_and_the_code_cache() {
     assert!(Module::deserialize(&Engine::new(&off), &bytes).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `Config::memory64_reservation` bounds what a 64-bit memory reserves:
+/// growing past it fails (-1) whatever the declared maximum, in both tiers,
+/// a minimum above it fails to instantiate, and 32-bit memories are unaffected.
+#[test]
+fn the_reservation_bound_is_configurable() {
+    let wat = r#"(module
+        (memory $m64 i64 1 0x1_0000_0000)
+        (memory $m32 1 8)
+        (func (export "grow64") (param i64) (result i64) (memory.grow $m64 (local.get 0)))
+        (func (export "grow32") (param i32) (result i32) (memory.grow $m32 (local.get 0)))
+        (func (export "store64") (param i64) (i32.store8 $m64 (local.get 0) (i32.const 1))))"#;
+    for &tier in TIERS {
+        let mut config = Config::new();
+        config.strategy(tier).memory64_reservation(4 * WASM_PAGE as u64 + 100);
+        let engine = Engine::new(&config);
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let grow64 = inst.get_typed_func::<i64, i64>(&store, "grow64").unwrap();
+        let grow32 = inst.get_typed_func::<i32, i32>(&store, "grow32").unwrap();
+        let store64 = inst.get_typed_func::<i64, ()>(&store, "store64").unwrap();
+        assert_eq!(grow64.call(&mut store, 4).unwrap(), -1, "{tier:?}: 5 pages, past the 4 reserved");
+        assert_eq!(grow64.call(&mut store, 3).unwrap(), 1, "{tier:?}");
+        assert_eq!(grow64.call(&mut store, 1).unwrap(), -1, "{tier:?}");
+        store64.call(&mut store, 4 * WASM_PAGE as i64 - 1).unwrap();
+        let r = store64.call(&mut store, 4 * WASM_PAGE as i64).unwrap_err();
+        assert_eq!(r.as_trap().map(|t| t.kind()), Some(TrapKind::MemoryOutOfBounds), "{tier:?}");
+        assert_eq!(grow32.call(&mut store, 7).unwrap(), 1, "{tier:?}: a 32-bit memory is not bounded by it");
+        let big = Module::new(&engine, "(module (memory i64 5))").unwrap();
+        let err = Linker::new(&engine).instantiate(&mut Store::new(&engine, ()), &big).unwrap_err();
+        assert!(err.to_string().contains("the host reserves"), "{tier:?}: {err}");
+    }
+}

@@ -162,12 +162,12 @@ impl SharedMemory {
         ty: MemoryType,
         image: Option<&Arc<crate::runtime::memory::MemoryImage>>,
     ) -> Result<SharedMemory, Error> {
-        let max_pages = match ty.limits.max {
-            Some(max) => max.min(crate::runtime::memory::MAX_PAGES),
-            None => return Err(Error::usage("a shared memory must have a maximum size")),
-        };
-        let (tracked, guard) = memory_config(engine);
-        let memory = LinearMemory::new(ty, tracked, guard, image).map_err(Error::Limit)?;
+        if ty.limits.max.is_none() {
+            return Err(Error::usage("a shared memory must have a maximum size"));
+        }
+        let memory = LinearMemory::new(ty, memory_config(engine), image).map_err(Error::Limit)?;
+        // The declared maximum within what the host reserves (a 64-bit memory's may be less).
+        let max_pages = memory.max_pages();
         let def = memory.def_ptr() as *const VMMemoryDef;
         Ok(SharedMemory(Arc::new(SharedInner {
             memory: Mutex::new(memory),
@@ -399,11 +399,15 @@ fn timeout_from_ns(ns: i64) -> Option<Duration> {
 
 /// The write tracking and guard region memories of `engine` get: memories that
 /// compiled code may access (now or, tiering, later) have its guard region.
-pub(crate) fn memory_config(engine: &Engine) -> (bool, Option<u64>) {
+pub(crate) fn memory_config(engine: &Engine) -> crate::runtime::memory::MemoryConfig {
     let config = engine.config();
     let compiled = config.strategy != crate::Strategy::Interpreter;
     let guard = (compiled && config.signals_based_traps).then_some(config.memory_guard_size);
-    (config.track_memory_writes, guard)
+    crate::runtime::memory::MemoryConfig {
+        tracked: config.track_memory_writes,
+        guard,
+        max_pages64: config.memory64_max_pages,
+    }
 }
 
 /// One of a store's memories: its own, or its clone of a shared one.
