@@ -454,3 +454,40 @@ fn the_reservation_bound_is_configurable() {
         assert!(err.to_string().contains("the host reserves"), "{tier:?}: {err}");
     }
 }
+
+/// A shared 64-bit memory: atomics, `memory.atomic.notify` and
+/// `memory.atomic.wait32/64` take i64 addresses, and trap past the end
+/// without wrapping.
+#[test]
+fn a_shared_64_bit_memory_waits_and_notifies() {
+    let wat = r#"(module
+        (memory i64 1 2 shared)
+        (func (export "notify") (param i64) (result i32) (memory.atomic.notify offset=4 (local.get 0) (i32.const 1)))
+        (func (export "wait32") (param i64 i32) (result i32)
+            (memory.atomic.wait32 (local.get 0) (local.get 1) (i64.const 0)))
+        (func (export "wait64") (param i64) (result i32)
+            (memory.atomic.wait64 offset=8 (local.get 0) (i64.const 5) (i64.const 0)))
+        (func (export "xchg") (param i64 i32) (result i32) (i32.atomic.rmw.xchg (local.get 0) (local.get 1))))"#;
+    for &tier in TIERS {
+        let engine = Engine::new(Config::new().strategy(tier));
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+        let notify = inst.get_typed_func::<i64, i32>(&store, "notify").unwrap();
+        let wait32 = inst.get_typed_func::<(i64, i32), i32>(&store, "wait32").unwrap();
+        let wait64 = inst.get_typed_func::<i64, i32>(&store, "wait64").unwrap();
+        let xchg = inst.get_typed_func::<(i64, i32), i32>(&store, "xchg").unwrap();
+        let oob = |r: Result<i32, Error>| r.unwrap_err().as_trap().map(|t| t.kind());
+        assert_eq!(notify.call(&mut store, 0xfff8).unwrap(), 0, "{tier:?}: no waiter");
+        assert_eq!(oob(notify.call(&mut store, 0xfffc)), Some(TrapKind::MemoryOutOfBounds), "{tier:?}");
+        assert_eq!(oob(notify.call(&mut store, -4)), Some(TrapKind::MemoryOutOfBounds), "{tier:?}: wraps to 0");
+        assert_eq!(xchg.call(&mut store, (0x100, 7)).unwrap(), 0, "{tier:?}");
+        assert_eq!(wait32.call(&mut store, (0x100, 6)).unwrap(), 1, "{tier:?}: not equal");
+        assert_eq!(wait32.call(&mut store, (0x100, 7)).unwrap(), 2, "{tier:?}: timed out");
+        assert_eq!(oob(wait32.call(&mut store, ((1 << 32) + 0x100, 7))), Some(TrapKind::MemoryOutOfBounds));
+        assert_eq!(wait64.call(&mut store, 0x200).unwrap(), 1, "{tier:?}: not equal (0 against 5)");
+        assert_eq!(oob(wait64.call(&mut store, -8)), Some(TrapKind::MemoryOutOfBounds), "{tier:?}");
+        assert_eq!(oob(xchg.call(&mut store, (1 << 32, 1))), Some(TrapKind::MemoryOutOfBounds), "{tier:?}");
+        assert_eq!(oob(xchg.call(&mut store, (0x101, 1))), Some(TrapKind::UnalignedAtomic), "{tier:?}");
+    }
+}
