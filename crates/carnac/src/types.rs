@@ -259,6 +259,13 @@ impl MemoryType {
         MemoryType { limits: Limits { min, max }, shared: false, memory64: true }
     }
 
+    /// A shared 64-bit memory of `min` pages, growable up to `max` pages (see
+    /// [`MemoryType::shared`] and [`MemoryType::new64`]); as Wasmtime's
+    /// `MemoryType::shared64`.
+    pub fn shared64(min: u64, max: u64) -> MemoryType {
+        MemoryType { limits: Limits { min, max: Some(max) }, shared: true, memory64: true }
+    }
+
     /// Whether the memory is indexed with `i64` (memory64).
     pub fn is_64(&self) -> bool {
         self.memory64

@@ -320,6 +320,25 @@ fn api_types_and_import_matching() {
         assert_eq!(r.as_trap().map(|t| t.kind()), Some(TrapKind::MemoryOutOfBounds), "{tier:?}");
         assert_eq!(inst.get_typed_func::<(), i64>(&store, "size").unwrap().call(&mut store, ()).unwrap(), 2);
 
+        // A shared one, made by the host, imported where a shared 64-bit memory is expected.
+        let shared = SharedMemory::new(&engine, MemoryType::shared64(1, 4)).unwrap();
+        assert!(shared.ty().is_64() && shared.ty().is_shared(), "{tier:?}");
+        let module = Module::new(
+            &engine,
+            r#"(module (import "host" "s" (memory i64 1 4 shared))
+            (func (export "add") (param i64) (result i32) (i32.atomic.rmw.add (local.get 0) (i32.const 3))))"#,
+        )
+        .unwrap();
+        let mut linker = Linker::new(&engine);
+        linker.define("host", "s", shared.clone()).unwrap();
+        let inst = linker.instantiate(&mut store, &module).unwrap();
+        let add = inst.get_typed_func::<i64, i32>(&store, "add").unwrap();
+        assert_eq!(add.call(&mut store, 0x100).unwrap(), 0, "{tier:?}");
+        assert_eq!(add.call(&mut store, 0x100).unwrap(), 3, "{tier:?}");
+        let mut linker = Linker::new(&engine);
+        linker.define("host", "s", SharedMemory::new(&engine, MemoryType::shared(1, 4)).unwrap()).unwrap();
+        assert!(linker.instantiate(&mut store, &module).is_err(), "{tier:?}: a 32-bit shared memory");
+
         // With memory64 off, a 64-bit memory is rejected.
         let mut off = Config::new();
         off.strategy(tier).wasm_memory64(false);
