@@ -29,6 +29,9 @@ pub struct Config {
     pub(crate) tier_up_synchronously: bool,
     pub(crate) signals_based_traps: bool,
     pub(crate) memory_guard_size: u64,
+    /// The most pages the host reserves for a 64-bit memory (see
+    /// [`Config::memory64_reservation`]).
+    pub(crate) memory64_max_pages: u64,
     pub(crate) cache: CacheConfig,
 }
 
@@ -107,7 +110,8 @@ impl Default for Config {
                 .union(F::MULTI_MEMORY)
                 .union(F::RELAXED_SIMD)
                 .union(F::THREADS)
-                .union(F::TAIL_CALL),
+                .union(F::TAIL_CALL)
+                .union(F::MEMORY64),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -119,6 +123,7 @@ impl Default for Config {
             lazy_translation: true,
             lazy_validation: false,
             track_memory_writes: false,
+            memory64_max_pages: crate::runtime::memory::MAX_PAGES,
             strategy: if cfg!(carnac_compiled) { Strategy::Auto } else { Strategy::Interpreter },
             tier_up_threshold: 1000,
             tier_up_synchronously: false,
@@ -151,6 +156,20 @@ impl Config {
     /// default; `carnac serve` turns it on.
     pub fn track_memory_writes(&mut self, enable: bool) -> &mut Self {
         self.track_memory_writes = enable;
+        self
+    }
+
+    /// The most address space the host reserves for one 64-bit memory
+    /// (memory64), in bytes, rounded down to whole 64 KiB pages: such a memory
+    /// reserves its declared maximum up to this (default and upper bound: 4
+    /// GiB, which the written-chunk map below every memory covers), and
+    /// `memory.grow` past it fails (-1) whatever the declared maximum, as a
+    /// grow the host refuses does. A 64-bit memory has no guard region (its
+    /// accesses are always checked explicitly), so this is all it reserves.
+    /// A module whose 64-bit memory's minimum exceeds it fails to instantiate.
+    pub fn memory64_reservation(&mut self, bytes: u64) -> &mut Self {
+        let pages = bytes / crate::WASM_PAGE as u64;
+        self.memory64_max_pages = pages.min(crate::runtime::memory::MAX_PAGES);
         self
     }
 
@@ -443,6 +462,18 @@ impl Config {
     /// Across tiers (`Strategy::Auto`), see the README's "Tail calls".
     pub fn wasm_tail_call(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::TAIL_CALL, enable)
+    }
+
+    /// The memory64 proposal (on by default; part of WebAssembly 3.0):
+    /// memories and tables indexed with `i64` (`(memory i64 1)`,
+    /// `(table i64 1 funcref)`, [`crate::MemoryType::new64`],
+    /// [`crate::TableType::new64`]). A 64-bit memory's accesses are always
+    /// bounds-checked explicitly (no guard region covers a 64-bit address),
+    /// and the host reserves at most 4 GiB of it (or less, see
+    /// [`Config::memory64_reservation`]): `memory.grow` past that fails (-1),
+    /// whatever the declared maximum.
+    pub fn wasm_memory64(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::MEMORY64, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

@@ -179,13 +179,37 @@ pub struct TableType {
     pub element: ValType,
     /// Size bounds, in elements.
     pub limits: Limits,
+    /// Whether the table is indexed with `i64` (table64, of the memory64
+    /// proposal) rather than `i32`.
+    pub table64: bool,
 }
 
 impl TableType {
     /// A table of `element` references (`ValType::FuncRef` or `ValType::ExternRef`)
     /// with `min` elements, growable up to `max`; as Wasmtime's `TableType::new`.
     pub fn new(element: ValType, min: u32, max: Option<u32>) -> TableType {
-        TableType { element, limits: Limits { min: min as u64, max: max.map(u64::from) } }
+        TableType { element, limits: Limits { min: min as u64, max: max.map(u64::from) }, table64: false }
+    }
+
+    /// A table indexed with `i64` (the memory64 proposal's table64), of
+    /// `element` references, with `min` elements, growable up to `max`; as
+    /// Wasmtime's `TableType::new64`.
+    pub fn new64(element: ValType, min: u64, max: Option<u64>) -> TableType {
+        TableType { element, limits: Limits { min, max }, table64: true }
+    }
+
+    /// Whether the table is indexed with `i64` (table64).
+    pub fn is_64(&self) -> bool {
+        self.table64
+    }
+
+    /// The type of the table's indices and sizes: `I64` for a 64-bit table, else `I32`.
+    pub fn index_type(&self) -> ValType {
+        if self.table64 {
+            ValType::I64
+        } else {
+            ValType::I32
+        }
     }
 
     /// The element type.
@@ -215,20 +239,52 @@ pub struct MemoryType {
     /// Whether the memory is shared: usable by several threads (stores) at
     /// once, with a maximum the threads proposal requires.
     pub shared: bool,
+    /// Whether the memory is indexed with `i64` (the memory64 proposal):
+    /// addresses, sizes and `memory.grow`'s operand and result are `i64`.
+    pub memory64: bool,
 }
 
 impl MemoryType {
     /// A memory of `min` pages, growable up to `max` pages (64 KiB each); as
     /// Wasmtime's `MemoryType::new`.
     pub fn new(min: u32, max: Option<u32>) -> MemoryType {
-        MemoryType { limits: Limits { min: min as u64, max: max.map(u64::from) }, shared: false }
+        MemoryType { limits: Limits { min: min as u64, max: max.map(u64::from) }, shared: false, memory64: false }
+    }
+
+    /// A 64-bit memory (the memory64 proposal: `i64` addresses) of `min`
+    /// pages, growable up to `max` pages (which may exceed 4 GiB; the host
+    /// reserves at most 4 GiB (65536 pages) of it, and growing past that
+    /// fails, see [`crate::Config::wasm_memory64`]); as Wasmtime's `MemoryType::new64`.
+    pub fn new64(min: u64, max: Option<u64>) -> MemoryType {
+        MemoryType { limits: Limits { min, max }, shared: false, memory64: true }
+    }
+
+    /// A shared 64-bit memory of `min` pages, growable up to `max` pages (see
+    /// [`MemoryType::shared`] and [`MemoryType::new64`]); as Wasmtime's
+    /// `MemoryType::shared64`.
+    pub fn shared64(min: u64, max: u64) -> MemoryType {
+        MemoryType { limits: Limits { min, max: Some(max) }, shared: true, memory64: true }
+    }
+
+    /// Whether the memory is indexed with `i64` (memory64).
+    pub fn is_64(&self) -> bool {
+        self.memory64
+    }
+
+    /// The type of the memory's addresses and sizes: `I64` for a 64-bit memory, else `I32`.
+    pub fn index_type(&self) -> ValType {
+        if self.memory64 {
+            ValType::I64
+        } else {
+            ValType::I32
+        }
     }
 
     /// A shared memory of `min` pages, growable up to `max` pages (a shared
     /// memory must have a maximum: its whole region is reserved up front and
     /// never moves); as Wasmtime's `MemoryType::shared`.
     pub fn shared(min: u32, max: u32) -> MemoryType {
-        MemoryType { limits: Limits { min: min as u64, max: Some(max as u64) }, shared: true }
+        MemoryType { limits: Limits { min: min as u64, max: Some(max as u64) }, shared: true, memory64: false }
     }
 
     /// The minimum size in pages (of a live memory, as [`crate::Memory::ty`]
@@ -248,10 +304,10 @@ impl MemoryType {
     }
 
     /// Import matching (the spec's linking rule): the provided memory's current
-    /// type `self` fits `required` when their limits match and both are shared
-    /// or both are not.
+    /// type `self` fits `required` when their limits match, both are shared
+    /// or both are not, and their index types are the same.
     pub(crate) fn matches(&self, required: &MemoryType) -> bool {
-        self.shared == required.shared && self.limits.matches(&required.limits)
+        self.shared == required.shared && self.memory64 == required.memory64 && self.limits.matches(&required.limits)
     }
 }
 

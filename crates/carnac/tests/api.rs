@@ -943,7 +943,7 @@ fn store_limits_cap_instances_memories_and_tables() {
     Memory::new(&mut store, one_page).unwrap();
     let err = Memory::new(&mut store, one_page).unwrap_err();
     assert!(err.to_string().contains("3 memories"), "{err}");
-    let table = TableType { element: ValType::FuncRef, limits: Limits { min: 1, max: None } };
+    let table = TableType::new(ValType::FuncRef, 1, None);
     let err = Table::new(&mut store, table, Val::FuncRef(None)).unwrap_err();
     assert!(err.to_string().contains("2 tables"), "{err}");
 }

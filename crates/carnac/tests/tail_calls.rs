@@ -186,6 +186,42 @@ fn indirect_tail_calls_recurse_deep_and_trap_as_call_indirect() {
     }
 }
 
+/// `return_call_indirect` through a 64-bit table (memory64's table64): the
+/// i64 index selects the entry; one of 2^32 or more is out of bounds, not
+/// wrapped to a small one.
+const INDIRECT64: &str = r#"(module
+  (type $t (func (param i64) (result i64)))
+  (table i64 2 funcref)
+  (elem (table 0) (i64.const 0) func $count)
+  (func $count (type $t)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 7))
+      (else (return_call_indirect (type $t) (i64.sub (local.get 0) (i64.const 1)) (i64.const 0)))))
+  (func (export "run") (param i64) (result i64)
+    (return_call_indirect (type $t) (local.get 0) (i64.const 0)))
+  (func (export "at") (param i64) (result i64)
+    (return_call_indirect (type $t) (i64.const 0) (local.get 0))))"#;
+
+#[test]
+fn indirect_tail_calls_through_a_64_bit_table() {
+    for tier in tiers() {
+        let engine = engine(tier, |_| {});
+        let module = Module::new(&engine, INDIRECT64).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance.get_typed_func::<i64, i64>(&store, "run").unwrap();
+        assert_eq!(run.call(&mut store, DEEP as i64).unwrap(), 7, "{tier:?}");
+        let at = instance.get_typed_func::<i64, i64>(&store, "at").unwrap();
+        assert_eq!(at.call(&mut store, 0).unwrap(), 7, "{tier:?}");
+        for (index, expected) in
+            [(1, TrapKind::IndirectCallToNull), (2, TrapKind::TableOutOfBounds), (1 << 32, TrapKind::TableOutOfBounds)]
+        {
+            let err = at.call(&mut store, index).unwrap_err();
+            assert_eq!(kind(&err), expected, "{tier:?}, entry {index}");
+        }
+    }
+}
+
 #[test]
 fn tail_calls_to_host_functions_are_calls_then_returns() {
     for tier in tiers() {

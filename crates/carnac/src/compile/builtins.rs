@@ -41,6 +41,10 @@ pub(crate) static BUILTINS: Builtins = Builtins {
     memory_atomic_notify,
     memory_atomic_wait32,
     memory_atomic_wait64,
+    memory_grow64,
+    memory_fill64,
+    memory_copy64,
+    memory_init64,
 };
 
 /// Runs `f` on the activation's store; a trap is recorded and becomes status 1.
@@ -125,6 +129,79 @@ unsafe extern "C" fn memory_init(
     with_store(|act| {
         let s = unsafe { inner(act) };
         s.memory_init(instance, memory, data, dst as usize, src as usize, len as usize).map_err(Trap::new)
+    })
+}
+
+/// A 64-bit address or length as a `usize` (saturated on a 32-bit host,
+/// where it is out of any memory's bounds anyway).
+fn usize_of(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
+unsafe extern "C" fn memory_grow64(vmctx: *mut VMContext, memory: u32, delta: u64) -> i64 {
+    let mut result = -1;
+    // SAFETY: compiled code passes its own live context block.
+    let instance = unsafe { instance_of(vmctx) };
+    let status = with_store(|act| {
+        // SAFETY: see `inner`.
+        let s = unsafe { inner(act) };
+        let m = s.instances[instance as usize].memories[memory as usize];
+        // SAFETY: see `StoreVTable`.
+        result = match unsafe { (act.vtable.memory_grow)(act.store, m, delta) }? {
+            Some(old) => old as i64,
+            None => -1,
+        };
+        Ok(())
+    });
+    if status != 0 {
+        -2
+    } else {
+        result
+    }
+}
+
+unsafe extern "C" fn memory_fill64(vmctx: *mut VMContext, memory: u32, dst: u64, val: u32, len: u64) -> Status {
+    // SAFETY: compiled code passes its own live context block.
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        // SAFETY: see `inner`.
+        let s = unsafe { inner(act) };
+        s.memory_fill(instance, memory, usize_of(dst), val as u8, usize_of(len)).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn memory_copy64(
+    vmctx: *mut VMContext,
+    dst_memory: u32,
+    dst: u64,
+    src_memory: u32,
+    src: u64,
+    len: u64,
+) -> Status {
+    // SAFETY: compiled code passes its own live context block.
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        // SAFETY: see `inner`.
+        let s = unsafe { inner(act) };
+        let (d, sr, n) = (usize_of(dst), usize_of(src), usize_of(len));
+        s.memory_copy(instance, dst_memory, src_memory, d, sr, n).map_err(Trap::new)
+    })
+}
+
+unsafe extern "C" fn memory_init64(
+    vmctx: *mut VMContext,
+    memory: u32,
+    data: u32,
+    dst: u64,
+    src: u32,
+    len: u32,
+) -> Status {
+    // SAFETY: compiled code passes its own live context block.
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        // SAFETY: see `inner`.
+        let s = unsafe { inner(act) };
+        s.memory_init(instance, memory, data, usize_of(dst), src as usize, len as usize).map_err(Trap::new)
     })
 }
 

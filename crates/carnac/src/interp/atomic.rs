@@ -149,6 +149,81 @@ fn decode_memarg(op: &Operator<'_>) -> Option<(AtomicOp, u32, Option<MemArg>)> {
     Some((op, size, Some(memarg)))
 }
 
+/// The memarg of a threads-proposal operator on a linear memory, to rewrite
+/// (a 64-bit memory's offset, see `Translator::lower64`).
+pub(crate) fn memarg_mut<'b>(op: &'b mut Operator<'_>) -> Option<&'b mut MemArg> {
+    use Operator as O;
+    match op {
+        O::MemoryAtomicNotify { memarg }
+        | O::MemoryAtomicWait32 { memarg }
+        | O::MemoryAtomicWait64 { memarg }
+        | O::I32AtomicLoad { memarg }
+        | O::I64AtomicLoad32U { memarg }
+        | O::I64AtomicLoad { memarg }
+        | O::I32AtomicLoad8U { memarg }
+        | O::I64AtomicLoad8U { memarg }
+        | O::I32AtomicLoad16U { memarg }
+        | O::I64AtomicLoad16U { memarg }
+        | O::I32AtomicStore { memarg }
+        | O::I64AtomicStore32 { memarg }
+        | O::I64AtomicStore { memarg }
+        | O::I32AtomicStore8 { memarg }
+        | O::I64AtomicStore8 { memarg }
+        | O::I32AtomicStore16 { memarg }
+        | O::I64AtomicStore16 { memarg }
+        | O::I32AtomicRmwAdd { memarg }
+        | O::I64AtomicRmw32AddU { memarg }
+        | O::I64AtomicRmwAdd { memarg }
+        | O::I32AtomicRmw8AddU { memarg }
+        | O::I64AtomicRmw8AddU { memarg }
+        | O::I32AtomicRmw16AddU { memarg }
+        | O::I64AtomicRmw16AddU { memarg }
+        | O::I32AtomicRmwSub { memarg }
+        | O::I64AtomicRmw32SubU { memarg }
+        | O::I64AtomicRmwSub { memarg }
+        | O::I32AtomicRmw8SubU { memarg }
+        | O::I64AtomicRmw8SubU { memarg }
+        | O::I32AtomicRmw16SubU { memarg }
+        | O::I64AtomicRmw16SubU { memarg }
+        | O::I32AtomicRmwAnd { memarg }
+        | O::I64AtomicRmw32AndU { memarg }
+        | O::I64AtomicRmwAnd { memarg }
+        | O::I32AtomicRmw8AndU { memarg }
+        | O::I64AtomicRmw8AndU { memarg }
+        | O::I32AtomicRmw16AndU { memarg }
+        | O::I64AtomicRmw16AndU { memarg }
+        | O::I32AtomicRmwOr { memarg }
+        | O::I64AtomicRmw32OrU { memarg }
+        | O::I64AtomicRmwOr { memarg }
+        | O::I32AtomicRmw8OrU { memarg }
+        | O::I64AtomicRmw8OrU { memarg }
+        | O::I32AtomicRmw16OrU { memarg }
+        | O::I64AtomicRmw16OrU { memarg }
+        | O::I32AtomicRmwXor { memarg }
+        | O::I64AtomicRmw32XorU { memarg }
+        | O::I64AtomicRmwXor { memarg }
+        | O::I32AtomicRmw8XorU { memarg }
+        | O::I64AtomicRmw8XorU { memarg }
+        | O::I32AtomicRmw16XorU { memarg }
+        | O::I64AtomicRmw16XorU { memarg }
+        | O::I32AtomicRmwXchg { memarg }
+        | O::I64AtomicRmw32XchgU { memarg }
+        | O::I64AtomicRmwXchg { memarg }
+        | O::I32AtomicRmw8XchgU { memarg }
+        | O::I64AtomicRmw8XchgU { memarg }
+        | O::I32AtomicRmw16XchgU { memarg }
+        | O::I64AtomicRmw16XchgU { memarg }
+        | O::I32AtomicRmwCmpxchg { memarg }
+        | O::I64AtomicRmw32CmpxchgU { memarg }
+        | O::I64AtomicRmwCmpxchg { memarg }
+        | O::I32AtomicRmw8CmpxchgU { memarg }
+        | O::I64AtomicRmw8CmpxchgU { memarg }
+        | O::I32AtomicRmw16CmpxchgU { memarg }
+        | O::I64AtomicRmw16CmpxchgU { memarg } => Some(memarg),
+        _ => None,
+    }
+}
+
 /// One atomic access of `size` bytes at `cell` (aligned, inside a mapped memory).
 macro_rules! with_cell {
     ($size:expr, $cell:expr, |$a:ident, $t:ident| $body:expr) => {

@@ -313,6 +313,37 @@ macro_rules! define_instrs_with_imm {
             /// dst, src, length at `base..base+3`.
             MemoryInit { segment: u32, base: Slot },
             DataDrop { segment: u32 },
+            /// The address of an access to a 64-bit memory (memory64), before
+            /// the 32-bit instruction that makes it with a zero offset: `dst =
+            /// addr + offset`, computed in 64 bits, trapping out of bounds when
+            /// that overflows or is 2^32 or more. A memory's length is at most
+            /// 4 GiB (`runtime::memory::MAX_PAGES`), so such an address is out
+            /// of bounds for an access of any size, and any other fits in the
+            /// 32 bits the access reads; the access then checks it against its
+            /// memory's length as any does.
+            Addr64 { dst: Slot, addr: Slot, offset: u32 },
+            /// An access to a 64-bit memory whose static offset is 2^32 or more:
+            /// it can only be out of bounds (see `Addr64`).
+            MemoryOutOfBounds,
+            /// `memory.grow` of a 64-bit memory: an i64 delta and result.
+            MemoryGrow64 { dst: Slot, delta: Slot, mem: u32 },
+            /// `memory.fill` of a 64-bit memory: dst (i64), value, length (i64) at `base..base+3`.
+            MemoryFill64 { base: Slot, mem: u32 },
+            /// `memory.copy` when either memory is 64-bit: dst, src, length at
+            /// `base..base+3`, each i64 or i32 as the memories' index types say.
+            MemoryCopy64 { base: Slot, dst_mem: u32, src_mem: u32 },
+            /// `memory.init` of a 64-bit memory: dst (i64), src, length (i32) at `base..base+3`.
+            MemoryInit64 { segment: u32, base: Slot, mem: u32 },
+            /// An i64 index, size or length of a table64 (the memory64
+            /// proposal) at `slot`, before the table instruction, which reads
+            /// 32 bits: one of 2^32 or more is out of any table's bounds, and
+            /// traps (out of bounds table access, as the table instruction
+            /// would); with `saturate` nonzero it becomes `u32::MAX` instead (a
+            /// `table.grow` delta, which then fails).
+            TableIndex64 { slot: Slot, saturate: u32 },
+            /// Sign-extends the i32 at `slot` to 64 bits: a table64's
+            /// `table.grow` result (-1 when it fails).
+            Widen32 { slot: Slot },
             TableGet { dst: Slot, table: u32, index: Slot },
             TableSet { table: u32, index: Slot, value: Slot },
             TableSize { dst: Slot, table: u32 },

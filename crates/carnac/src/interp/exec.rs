@@ -742,6 +742,49 @@ pub(crate) fn run<T, const TRACK: bool>(
                 w32!(dst, r.map_or(u32::MAX, |old| old as u32));
                 refresh_mem!();
             }
+            Instr::MemoryOutOfBounds => trap!(TrapKind::MemoryOutOfBounds),
+            Instr::MemoryGrow64 { dst, delta, mem } => {
+                let m = store.inner.instances[instance as usize].memories[mem as usize];
+                let (inner, limiter) = store.inner_and_limiter();
+                let r = match inner.grow_memory(limiter, m, rd!(delta)) {
+                    Ok(r) => r,
+                    Err(mut t) => {
+                        t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                        return Err(t);
+                    }
+                };
+                wr!(dst, r.unwrap_or(u64::MAX));
+                refresh_mem!();
+            }
+            Instr::MemoryFill64 { base: b, mem } => {
+                let (d, val, n) = (usize_of(rd!(b)), rd!(b + 1) as u8, usize_of(rd!(b + 2)));
+                tri!(store.inner.memory_fill(instance, mem, d, val, n));
+            }
+            Instr::MemoryCopy64 { base: b, dst_mem, src_mem } => {
+                // Each address has its memory's index type; the length is an
+                // i64 only when both are 64-bit (the spec's minimum of the two).
+                let is64 = |mem: u32| {
+                    let m = store.inner.instances[instance as usize].memories[mem as usize];
+                    store.inner.memories[m as usize].ty().memory64
+                };
+                let (d64, s64) = (is64(dst_mem), is64(src_mem));
+                let operand = |v: u64, wide: bool| usize_of(if wide { v } else { v as u32 as u64 });
+                let (d, s, n) = (operand(rd!(b), d64), operand(rd!(b + 1), s64), operand(rd!(b + 2), d64 && s64));
+                tri!(store.inner.memory_copy(instance, dst_mem, src_mem, d, s, n));
+            }
+            Instr::MemoryInit64 { segment, base: b, mem } => {
+                let (d, s, n) = (usize_of(rd!(b)), u32_!(b + 1) as usize, u32_!(b + 2) as usize);
+                tri!(store.inner.memory_init(instance, mem, segment, d, s, n));
+            }
+            Instr::TableIndex64 { slot, saturate } => {
+                if rd!(slot) > u32::MAX as u64 {
+                    if saturate == 0 {
+                        trap!(TrapKind::TableOutOfBounds);
+                    }
+                    wr!(slot, u32::MAX as u64);
+                }
+            }
+            Instr::Widen32 { slot } => wr!(slot, u32_!(slot) as i32 as i64 as u64),
             Instr::MemoryInit { segment, base: b } => {
                 let (d, s, n) = (u32_!(b) as usize, u32_!(b + 1) as usize, u32_!(b + 2) as usize);
                 let m = unsafe { &*module };
@@ -876,4 +919,10 @@ pub(crate) fn run<T, const TRACK: bool>(
             }
         }
     }
+}
+
+/// A 64-bit address or length as a `usize` (saturated on a 32-bit host: it is
+/// out of any memory's bounds there anyway).
+fn usize_of(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
 }

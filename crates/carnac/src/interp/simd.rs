@@ -768,7 +768,9 @@ mod tests {
     #[test]
     fn out_of_bounds_store_writes_nothing() {
         let ty = crate::types::MemoryType::new(1, Some(1));
-        let mut memory = crate::runtime::memory::LinearMemory::new(ty, true, None, None).unwrap();
+        let mut memory =
+            crate::runtime::memory::LinearMemory::new(ty, crate::runtime::memory::MemoryConfig::tracked(), None)
+                .unwrap();
         let mut mem = memory.tracked();
         let end = WASM_PAGE as u64;
         assert_eq!(write(&mut mem, end - 10, 0, &[1; 16]), Err(TrapKind::MemoryOutOfBounds));

@@ -951,7 +951,7 @@ fn limits(min: u64, max: Option<u64>) -> Limits {
 
 fn table_type(t: &wasmparser::TableType, offset: u64) -> Result<TableType, Error> {
     let element = ValType::from_ref_type(t.element_type).map_err(|m| unsupported(offset, m))?;
-    Ok(TableType { element, limits: limits(t.initial, t.maximum) })
+    Ok(TableType { element, limits: limits(t.initial, t.maximum), table64: t.table64 })
 }
 
 fn global_type(g: &wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Error> {
@@ -1172,8 +1172,11 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Table(info.tables.len() as u32 - 1)
                             }
                             TypeRef::Memory(m) => {
-                                info.memories
-                                    .push(MemoryType { limits: limits(m.initial, m.maximum), shared: m.shared });
+                                info.memories.push(MemoryType {
+                                    limits: limits(m.initial, m.maximum),
+                                    shared: m.shared,
+                                    memory64: m.memory64,
+                                });
                                 info.num_imported_memories += 1;
                                 EntityIndex::Memory(info.memories.len() as u32 - 1)
                             }
@@ -1209,7 +1212,11 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
             Payload::MemorySection(reader) => {
                 for m in reader {
                     let m = m.map_err(invalid)?;
-                    info.memories.push(MemoryType { limits: limits(m.initial, m.maximum), shared: m.shared });
+                    info.memories.push(MemoryType {
+                        limits: limits(m.initial, m.maximum),
+                        shared: m.shared,
+                        memory64: m.memory64,
+                    });
                 }
             }
             Payload::GlobalSection(reader) => {

@@ -89,8 +89,8 @@ impl StoreInner {
         self.instances[instance as usize].data_dropped[segment as usize] = true;
     }
 
-    // The interpreter runs its own, which mark the chunk map only when tracking.
-    #[cfg_attr(not(carnac_native_code), allow(dead_code))]
+    // The interpreter runs its own for 32-bit memories, which mark the chunk
+    // map only when tracking, and this one for 64-bit memories.
     /// `memory.init`: `n` bytes from `s` of data segment `segment` to `d` of the
     /// instance's memory `memory` (marked written).
     pub fn memory_init(
@@ -121,7 +121,6 @@ impl StoreInner {
     }
 
     // The interpreter runs its own, which mark the chunk map only when tracking.
-    #[cfg_attr(not(carnac_native_code), allow(dead_code))]
     /// `memory.fill`: bytes `[d, d + n)` of memory `memory` set to `val`.
     pub fn memory_fill(&mut self, instance: u32, memory: u32, d: usize, val: u8, n: usize) -> Result<(), TrapKind> {
         let m = self.instances[instance as usize].memories[memory as usize];

@@ -67,7 +67,11 @@ impl Memory {
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
         let s = &store.as_context().inner;
         let m = &s.memories[self.index_in(s.id)];
-        MemoryType { limits: Limits { min: m.size_pages(), max: m.ty().limits.max }, shared: false }
+        MemoryType {
+            limits: Limits { min: m.size_pages(), max: m.ty().limits.max },
+            shared: false,
+            memory64: m.ty().memory64,
+        }
     }
 
     /// The memory's contents.
@@ -200,7 +204,12 @@ impl Memory {
             |what: &str| format!("memory of {} cannot grow by {}: {what}", count(cur, "page"), count(delta, "page"));
         if cur.checked_add(delta).is_none_or(|n| n > max) {
             let max = match m.ty().limits.max {
-                Some(_) => format!("beyond its maximum of {}", count(max, "page")),
+                Some(declared) if declared <= max => format!("beyond its maximum of {}", count(max, "page")),
+                // A 64-bit memory: the host reserves at most 4 GiB of it.
+                Some(_) => format!("beyond the {} the host reserves for a 64-bit memory", count(max, "page")),
+                None if m.ty().memory64 => {
+                    format!("beyond the {} the host reserves for a 64-bit memory", count(max, "page"))
+                }
                 None => format!("beyond the {} a 32-bit memory can address", count(max, "page")),
             };
             return Err(Error::usage(grown(&max)));
@@ -233,7 +242,11 @@ impl Table {
     pub fn ty(&self, store: impl AsContext) -> TableType {
         let s = &store.as_context().inner;
         let t = &s.tables[self.index_in(s.id)];
-        TableType { element: t.ty.element, limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
+        TableType {
+            element: t.ty.element,
+            limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max },
+            table64: t.ty.table64,
+        }
     }
 
     /// The current size in elements.

@@ -191,12 +191,12 @@ fn check_import(
         (ExternType::Table(tt), Extern::Table(t)) => {
             let have = &s.tables[t.index as usize];
             let cur = crate::types::Limits { min: have.elems.len() as u64, max: have.ty.limits.max };
-            have.ty.element == tt.element && cur.matches(&tt.limits)
+            have.ty.element == tt.element && have.ty.table64 == tt.table64 && cur.matches(&tt.limits)
         }
         (ExternType::Memory(mt), Extern::Memory(mem)) => {
             let have = &s.memories[mem.index as usize];
             let limits = crate::types::Limits { min: have.size_pages(), max: have.ty().limits.max };
-            crate::types::MemoryType { limits, shared: false }.matches(mt)
+            crate::types::MemoryType { limits, shared: false, memory64: have.ty().memory64 }.matches(mt)
         }
         (ExternType::Memory(mt), Extern::SharedMemory(mem)) => mem.ty().matches(mt),
         (ExternType::Global(gt), Extern::Global(g)) => s.globals[g.index as usize].ty == *gt,
@@ -217,11 +217,13 @@ fn check_import(
         ExternType::Func(ft) => format!("a function {ft}"),
         ExternType::Table(tt) => {
             let (min, max) = (tt.limits.min, tt.limits.max);
-            format!("a {} table of at least {}{}", tt.element, count(min, "element"), at_most(max, "element"))
+            let i64 = if tt.table64 { "i64 " } else { "" };
+            format!("a {i64}{} table of at least {}{}", tt.element, count(min, "element"), at_most(max, "element"))
         }
         ExternType::Memory(mt) => {
             let (min, max) = (count(mt.limits.min, "page"), at_most(mt.limits.max, "page"));
-            format!("a {}memory of at least {min}{max}", if mt.shared { "shared " } else { "" })
+            let i64 = if mt.memory64 { "i64 " } else { "" };
+            format!("a {}{i64}memory of at least {min}{max}", if mt.shared { "shared " } else { "" })
         }
         ExternType::Global(gt) => format!("a global {gt}"),
     };
@@ -229,11 +231,13 @@ fn check_import(
         Extern::Func(f) => format!("a function {}", s.func_ty(f.index)),
         Extern::Table(t) => {
             let t = &s.tables[t.index as usize];
-            format!("a {} table {}", t.ty.element, now(t.elems.len() as u64, t.ty.limits.max, "element"))
+            let i64 = if t.ty.table64 { "i64 " } else { "" };
+            format!("a {i64}{} table {}", t.ty.element, now(t.elems.len() as u64, t.ty.limits.max, "element"))
         }
         Extern::Memory(mem) => {
             let mem = &s.memories[mem.index as usize];
-            format!("a memory {}", now(mem.size_pages(), mem.ty().limits.max, "page"))
+            let i64 = if mem.ty().memory64 { "i64 " } else { "" };
+            format!("a {i64}memory {}", now(mem.size_pages(), mem.ty().limits.max, "page"))
         }
         Extern::SharedMemory(mem) => {
             format!("a shared memory {}", now(mem.size(), mem.ty().limits.max, "page"))
@@ -396,7 +400,10 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         match &seg.mode {
             ElemMode::Active { table, offset } => {
                 let t = inst.tables[*table as usize];
-                let off = eval_const(&s.globals, &inst.globals, &inst.funcs, offset) as u32 as usize;
+                // A table64's offset is an i64, any other's an i32.
+                let off = eval_const(&s.globals, &inst.globals, &inst.funcs, offset);
+                let off = if s.tables[t as usize].ty.table64 { off as u64 } else { off as u32 as u64 };
+                let off = usize::try_from(off).unwrap_or(usize::MAX);
                 let items = std::mem::take(&mut inst.elems[i]);
                 let elems = &mut s.tables[t as usize].elems;
                 if off.checked_add(items.len()).is_none_or(|end| end > elems.len()) {
@@ -417,7 +424,10 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
                 continue;
             }
             let mem = inst.memories[*memory as usize];
-            let off = eval_const(&s.globals, &inst.globals, &inst.funcs, offset) as u32 as usize;
+            // A 64-bit memory's offset is an i64, any other's an i32.
+            let off = eval_const(&s.globals, &inst.globals, &inst.funcs, offset);
+            let off = if s.memories[mem as usize].ty().memory64 { off as u64 } else { off as u32 as u64 };
+            let off = usize::try_from(off).unwrap_or(usize::MAX);
             if !s.memories[mem as usize].write(off, m.data_bytes(i)) {
                 return Err(Trap::new(TrapKind::MemoryOutOfBounds).into());
             }

@@ -1,7 +1,8 @@
 //! Linear memory: a reserved virtual region whose base never moves.
 //!
 //! The whole region the memory may ever need (its declared maximum, at most the
-//! 4 GiB of a 32-bit index space) is reserved up front with no access rights;
+//! 4 GiB of a 32-bit index space; a 64-bit memory's too, see [`MAX_PAGES`]) is
+//! reserved up front with no access rights;
 //! growing only changes protection of the next pages. Dropped regions go to a
 //! process-wide pool, their pages released, and are reused by the next memory
 //! of the same reserved size. Compiled code can therefore
@@ -40,7 +41,12 @@ use crate::types::MemoryType;
 
 /// Bytes in a WebAssembly page, the unit of memory sizes ([`crate::Memory::size`]).
 pub const WASM_PAGE: usize = 65536;
-/// 32-bit memories address at most 2^16 pages.
+/// 32-bit memories address at most 2^16 pages. It is also the most a 64-bit
+/// memory (memory64) gets from the host: its region is reserved up to
+/// `min(declared maximum, MAX_PAGES)` pages (the written-chunk map below every
+/// memory covers 4 GiB), and growing past that fails as a refused `memory.grow`
+/// does (-1). Every in-bounds address of any memory therefore fits in 32 bits,
+/// which both tiers use (see `interp::exec`'s `Addr64`).
 pub const MAX_PAGES: u64 = 65536;
 
 /// Reserved regions kept for reuse, by size: dropping a memory returns its
@@ -401,15 +407,33 @@ pub(crate) struct LinearMemory {
 unsafe impl Send for LinearMemory {}
 unsafe impl Sync for LinearMemory {}
 
+/// How an engine's memories are made (see [`LinearMemory::new`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryConfig {
+    /// Every write to the memory will mark the written-chunk map (see the
+    /// module docs); otherwise its reset asks the kernel.
+    pub tracked: bool,
+    /// For compiled code that relies on faults instead of bounds checks
+    /// (`Config::signals_based_traps`): a 32-bit memory reserves the whole 4
+    /// GiB index space plus this many bytes, and keeps everything past the
+    /// length inaccessible, so that any 32-bit address plus a static offset
+    /// below `guard` either lies inside the memory or faults. A 64-bit memory
+    /// has none (its accesses are always checked).
+    pub guard: Option<u64>,
+    /// The most pages a 64-bit memory reserves (`Config::memory64_reservation`, at most [`MAX_PAGES`]).
+    pub max_pages64: u64,
+}
+
+impl MemoryConfig {
+    /// Tracked, no guard region, the default 64-bit reservation.
+    #[cfg(test)]
+    pub fn tracked() -> MemoryConfig {
+        MemoryConfig { tracked: true, guard: None, max_pages64: MAX_PAGES }
+    }
+}
+
 impl LinearMemory {
-    /// A memory of type `ty`; `tracked` when every write to it will mark the
-    /// written-chunk map (see the module docs), otherwise its reset asks the kernel.
-    ///
-    /// `guard`: for compiled code that relies on faults instead of bounds checks
-    /// (`Config::signals_based_traps`), reserve the whole 4 GiB index space plus
-    /// this many bytes, and keep everything past the length inaccessible, so
-    /// that any 32-bit address plus a static offset below `guard` either lies
-    /// inside the memory or faults.
+    /// A memory of type `ty`, made as `config` says.
     ///
     /// `image`: the memory starts as this image instead of zeros (mapped, not
     /// copied); it must lie within the memory's minimum size.
@@ -418,18 +442,23 @@ impl LinearMemory {
     /// it here and never moves. A shared memory is always untracked: several
     /// threads write it, and it is reset through the kernel when its last owner
     /// drops it (see `runtime::shared`).
-    pub fn new(
-        ty: MemoryType,
-        tracked: bool,
-        guard: Option<u64>,
-        image: Option<&Arc<MemoryImage>>,
-    ) -> Result<LinearMemory, String> {
+    pub fn new(ty: MemoryType, config: MemoryConfig, image: Option<&Arc<MemoryImage>>) -> Result<LinearMemory, String> {
         let min = ty.limits.min;
         if ty.shared && ty.limits.max.is_none() {
             return Err("a shared memory must have a maximum size".into());
         }
-        let tracked = tracked && !ty.shared;
-        let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
+        let tracked = config.tracked && !ty.shared;
+        // A 64-bit memory: no guard region, and at most the configured reservation.
+        let (guard, bound) =
+            if ty.memory64 { (None, config.max_pages64.min(MAX_PAGES)) } else { (config.guard, MAX_PAGES) };
+        let max_pages = ty.limits.max.unwrap_or(bound).min(bound);
+        if ty.memory64 && min > max_pages && ty.limits.max.is_none_or(|m| m >= min) {
+            return Err(format!(
+                "a 64-bit memory of {} is larger than the {} the host reserves for one",
+                crate::types::count(min, "page"),
+                crate::types::count(bound, "page")
+            ));
+        }
         if min > max_pages {
             let (min, max) = (crate::types::count(min, "page"), crate::types::count(max_pages, "page"));
             return Err(format!("memory minimum of {min} exceeds its maximum of {max}"));
@@ -840,7 +869,7 @@ mod tests {
     fn large_dirty_regions_are_released_and_come_back_zeroed() {
         let ty = MemoryType::new(32, Some(32));
         for _ in 0..3 {
-            let mut m = LinearMemory::new(ty, true, None, None).unwrap();
+            let mut m = LinearMemory::new(ty, MemoryConfig::tracked(), None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0));
             m.data_mut().fill(0x5A); // 2 MiB resident: over the keep-resident bound
         }
@@ -850,7 +879,7 @@ mod tests {
     fn tracked_writes_are_reset_without_asking_the_kernel() {
         let ty = MemoryType::new(3, Some(3));
         for round in 0..4u8 {
-            let mut m = LinearMemory::new(ty, true, None, None).unwrap();
+            let mut m = LinearMemory::new(ty, MemoryConfig::tracked(), None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             assert!(m.chunk_map().iter().all(|b| *b == 0), "round {round}: chunk map not cleared");
             // A host write, a data-segment-style write across chunks, and a store at
@@ -876,7 +905,7 @@ mod tests {
     #[should_panic(expected = "without being marked")]
     fn an_unmarked_write_is_caught_in_debug_builds() {
         let ty = MemoryType::new(1, Some(1));
-        let m = LinearMemory::new(ty, true, None, None).unwrap();
+        let m = LinearMemory::new(ty, MemoryConfig::tracked(), None).unwrap();
         // SAFETY: byte 5000 is inside the 1-page memory.
         unsafe { *m.base().add(5000) = 7 };
         drop(m);
@@ -886,7 +915,7 @@ mod tests {
     fn reused_regions_come_back_zeroed_and_bounded() {
         let ty = MemoryType::new(2, Some(3));
         for round in 0..4 {
-            let mut m = LinearMemory::new(ty, true, None, None).unwrap();
+            let mut m = LinearMemory::new(ty, MemoryConfig::tracked(), None).unwrap();
             assert_eq!(m.len(), 2 * WASM_PAGE);
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
             m.data_mut().fill(0xAB);

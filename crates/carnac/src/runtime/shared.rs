@@ -162,12 +162,12 @@ impl SharedMemory {
         ty: MemoryType,
         image: Option<&Arc<crate::runtime::memory::MemoryImage>>,
     ) -> Result<SharedMemory, Error> {
-        let max_pages = match ty.limits.max {
-            Some(max) => max.min(crate::runtime::memory::MAX_PAGES),
-            None => return Err(Error::usage("a shared memory must have a maximum size")),
-        };
-        let (tracked, guard) = memory_config(engine);
-        let memory = LinearMemory::new(ty, tracked, guard, image).map_err(Error::Limit)?;
+        if ty.limits.max.is_none() {
+            return Err(Error::usage("a shared memory must have a maximum size"));
+        }
+        let memory = LinearMemory::new(ty, memory_config(engine), image).map_err(Error::Limit)?;
+        // The declared maximum within what the host reserves (a 64-bit memory's may be less).
+        let max_pages = memory.max_pages();
         let def = memory.def_ptr() as *const VMMemoryDef;
         Ok(SharedMemory(Arc::new(SharedInner {
             memory: Mutex::new(memory),
@@ -194,7 +194,11 @@ impl SharedMemory {
 
     /// The memory's type: shared, its minimum being its current size in pages.
     pub fn ty(&self) -> MemoryType {
-        MemoryType { limits: Limits { min: self.size(), max: self.0.ty.limits.max }, shared: true }
+        MemoryType {
+            limits: Limits { min: self.size(), max: self.0.ty.limits.max },
+            shared: true,
+            memory64: self.0.ty.memory64,
+        }
     }
 
     /// The current size in 64 KiB pages.
@@ -395,11 +399,15 @@ fn timeout_from_ns(ns: i64) -> Option<Duration> {
 
 /// The write tracking and guard region memories of `engine` get: memories that
 /// compiled code may access (now or, tiering, later) have its guard region.
-pub(crate) fn memory_config(engine: &Engine) -> (bool, Option<u64>) {
+pub(crate) fn memory_config(engine: &Engine) -> crate::runtime::memory::MemoryConfig {
     let config = engine.config();
     let compiled = config.strategy != crate::Strategy::Interpreter;
     let guard = (compiled && config.signals_based_traps).then_some(config.memory_guard_size);
-    (config.track_memory_writes, guard)
+    crate::runtime::memory::MemoryConfig {
+        tracked: config.track_memory_writes,
+        guard,
+        max_pages64: config.memory64_max_pages,
+    }
 }
 
 /// One of a store's memories: its own, or its clone of a shared one.
@@ -510,7 +518,7 @@ mod tests {
     fn shared_memories_refuse_unshared_types_and_grow_in_place() {
         let engine = Engine::default();
         assert!(SharedMemory::new(&engine, MemoryType::new(1, Some(2))).is_err());
-        let unbounded = MemoryType { limits: Limits { min: 1, max: None }, shared: true };
+        let unbounded = MemoryType { limits: Limits { min: 1, max: None }, shared: true, memory64: false };
         assert!(SharedMemory::new(&engine, unbounded).is_err());
         let m = SharedMemory::new(&engine, MemoryType::shared(1, 3)).unwrap();
         let base = m.data().as_ptr();

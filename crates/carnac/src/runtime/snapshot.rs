@@ -48,9 +48,11 @@ pub(crate) fn module_images(m: &ModuleInner) -> &[Option<Arc<MemoryImage>>] {
                             continue;
                         }
                         let ConstExpr::Bits(off) = offset else { return None };
-                        let off = *off as u32 as usize;
+                        // An i64 offset for a 64-bit memory (memory64), else an i32.
+                        let off = if info.memories[mem].memory64 { *off as u64 } else { *off as u32 as u64 };
+                        let off = usize::try_from(off).ok()?;
                         let bytes = m.data_bytes(i);
-                        if off + bytes.len() > limit {
+                        if off.checked_add(bytes.len()).is_none_or(|end| end > limit) {
                             return None;
                         }
                         parts.push((off, bytes));
@@ -262,7 +264,9 @@ fn initial_table(m: &ModuleInner, warm: &WarmState, table: usize) -> Option<Vec<
             if *t as usize != table {
                 continue;
             }
-            let off = eval(offset)? as u32 as usize;
+            // An i64 offset for a 64-bit table (table64), else an i32.
+            let off = if ty.table64 { eval(offset)? as u64 } else { eval(offset)? as u32 as u64 };
+            let off = usize::try_from(off).ok()?;
             for (i, item) in seg.items.iter().enumerate() {
                 *elems.get_mut(off + i)? = eval(item)? as u32;
             }
@@ -331,7 +335,7 @@ fn leb_u32_5(n: u32) -> [u8; 5] {
 /// original segments), then `new` as active ones, each whole-page segment's
 /// bytes at a multiple of [`IMAGE_PAGE`] in the output (an empty-ish passive
 /// segment pads before it). Returns the number of segments written.
-fn write_data_section(out: &mut Vec<u8>, original: &[&[u8]], new: &[(u32, usize, &[u8])]) -> u32 {
+fn write_data_section(out: &mut Vec<u8>, original: &[&[u8]], new: &[(u32, usize, &[u8])], mem64: &[bool]) -> u32 {
     use wasm_encoder::Encode;
     out.push(11);
     let size_at = out.len();
@@ -353,7 +357,12 @@ fn write_data_section(out: &mut Vec<u8>, original: &[&[u8]], new: &[(u32, usize,
             header.push(0x02);
             mem.encode(&mut header);
         }
-        wasm_encoder::ConstExpr::i32_const(off as i32).encode(&mut header);
+        // A 64-bit memory's (memory64) offsets are i64s.
+        if mem64.get(mem as usize).copied().unwrap_or(false) {
+            wasm_encoder::ConstExpr::i64_const(off as i64).encode(&mut header);
+        } else {
+            wasm_encoder::ConstExpr::i32_const(off as i32).encode(&mut header);
+        }
         header.extend(leb_u32_5(bytes.len() as u32));
         if off.is_multiple_of(IMAGE_PAGE) && bytes.len().is_multiple_of(IMAGE_PAGE) {
             // A passive segment of `k` zeros (1 + 5 bytes of header) moves the bytes
@@ -428,6 +437,7 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
     // passive segments: indices that code uses for memory.init and data.drop stay
     // valid, and behave as dropped, as active segments are after instantiation).
     let mut new_segments: Vec<(u32, usize, &[u8])> = Vec::new();
+    let mem64: Vec<bool> = warm.memories.iter().map(|(ty, _)| ty.memory64).collect();
     for (mem, (_, image)) in warm.memories.iter().enumerate() {
         if let Some(image) = image {
             for (offset, bytes) in image.parts() {
@@ -509,7 +519,7 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
                 out.extend(leb_u32_5(0));
             }
             P::DataSection(_) => {
-                data_count = write_data_section(&mut out, &original_datas, &new_segments);
+                data_count = write_data_section(&mut out, &original_datas, &new_segments, &mem64);
                 wrote_data = true;
             }
             P::CodeSectionStart { .. } => {
@@ -518,7 +528,7 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
                 if !info.datas.is_empty() || new_segments.is_empty() {
                     continue;
                 }
-                data_count = write_data_section(&mut out, &original_datas, &new_segments);
+                data_count = write_data_section(&mut out, &original_datas, &new_segments, &mem64);
                 wrote_data = true;
             }
             P::End(_) => {}
@@ -530,7 +540,7 @@ fn write_module(m: &ModuleInner, warm: &WarmState, remove_exports: &[&str]) -> R
         }
     }
     if !wrote_data && !new_segments.is_empty() {
-        data_count = write_data_section(&mut out, &original_datas, &new_segments);
+        data_count = write_data_section(&mut out, &original_datas, &new_segments, &mem64);
     }
     if let Some(at) = data_count_at {
         out[at..at + 5].copy_from_slice(&leb_u32_5(data_count));

@@ -554,13 +554,13 @@ impl StoreInner {
         // Memories that compiled code may access (now or, tiering, later) have
         // its guard region. Compiled stores mark the written-chunk map as the
         // interpreter's do.
-        let (tracked, guard) = crate::runtime::shared::memory_config(&self.engine);
+        let config = crate::runtime::shared::memory_config(&self.engine);
         let memory = if ty.shared {
             // Defined by an instance of this store, counted against it; shared
             // with the stores that import it.
             StoreMemory::Shared(SharedMemory::create(&self.engine, ty, image)?)
         } else {
-            StoreMemory::Owned(LinearMemory::new(ty, tracked, guard, image).map_err(Error::Limit)?)
+            StoreMemory::Owned(LinearMemory::new(ty, config, image).map_err(Error::Limit)?)
         };
         self.memories.push(memory);
         self.committed += bytes;

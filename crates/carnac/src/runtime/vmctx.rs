@@ -190,6 +190,23 @@ pub(crate) struct Builtins {
     /// `memory.atomic.wait64`, as `memory_atomic_wait32`.
     pub memory_atomic_wait64:
         unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u64, timeout: i64) -> i64,
+    /// `memory.grow` of a 64-bit memory (memory64): an i64 delta.
+    pub memory_grow64: unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, delta: u64) -> i64,
+    /// `memory.fill` of a 64-bit memory: i64 address and length.
+    pub memory_fill64: unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, dst: u64, val: u32, len: u64) -> Status,
+    /// `memory.copy` when either memory is 64-bit: each operand zero-extended
+    /// from its index type by the caller.
+    pub memory_copy64: unsafe extern "C" fn(
+        vmctx: *mut VMContext,
+        dst_memory: u32,
+        dst: u64,
+        src_memory: u32,
+        src: u64,
+        len: u64,
+    ) -> Status,
+    /// `memory.init` of a 64-bit memory: an i64 destination.
+    pub memory_init64:
+        unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, data: u32, dst: u64, src: u32, len: u32) -> Status,
 }
 
 /// Offsets of the fixed header of a [`VMContext`].

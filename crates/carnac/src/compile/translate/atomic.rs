@@ -152,9 +152,16 @@ impl Translator<'_, '_> {
         let wasmparser::MemArgTarget::Memory(mem) = memarg.target else {
             return Err("an atomic wait or notify on a GC array".into());
         };
-        let index = self.b.ins().uextend(types::I64, index);
-        // `offset` is below 2^32 (a 32-bit memory), so this cannot wrap.
-        let addr = self.b.ins().iadd_imm_u(index, memarg.offset as i64);
+        let addr = if self.mem64(mem) {
+            // A 64-bit index plus an offset up to 2^64 - 1: past the end of
+            // the address space is out of bounds.
+            let offset = self.b.ins().iconst(types::I64, memarg.offset as i64);
+            self.b.ins().uadd_overflow_trap(index, offset, ir::TrapCode::HEAP_OUT_OF_BOUNDS)
+        } else {
+            let index = self.b.ins().uextend(types::I64, index);
+            // `offset` is below 2^32 (a 32-bit memory), so this cannot wrap.
+            self.b.ins().iadd_imm_u(index, memarg.offset as i64)
+        };
         let mem = self.iconst(types::I32, mem as i64);
         Ok((mem, addr))
     }

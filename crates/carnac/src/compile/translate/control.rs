@@ -279,6 +279,10 @@ impl Translator<'_, '_> {
                 }
             }
             Operator::CallIndirect { type_index, table_index } => {
+                if self.table64(table_index) {
+                    // An i64 index (table64): 2^32 or more is out of bounds.
+                    self.narrow_table_operand(0, false);
+                }
                 let index = self.pop();
                 let ty = &self.info.types[type_index as usize];
                 let args = self.popn(ty.params().len());
@@ -303,6 +307,10 @@ impl Translator<'_, '_> {
                 self.reachable = false;
             }
             Operator::ReturnCallIndirect { type_index, table_index } => {
+                if self.table64(table_index) {
+                    // An i64 index (table64): 2^32 or more is out of bounds.
+                    self.narrow_table_operand(0, false);
+                }
                 let index = self.pop();
                 let ty = &self.info.types[type_index as usize];
                 let args = self.popn(ty.params().len());

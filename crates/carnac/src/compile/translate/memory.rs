@@ -7,7 +7,13 @@
 //! [`BoundsChecks`]: explicitly (the access's end against the length, in 64
 //! bits, so nothing wraps), or not at all when the memory's guard region
 //! covers the access's static offset, the access itself then carrying the
-//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler. A shared memory's
+//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler. A 64-bit memory
+//! (memory64) is always checked explicitly (no guard region covers a 64-bit
+//! address): index plus offset plus size with an overflow trap, then against
+//! the length ([`Translator::memory_access64`]); its bulk operators and
+//! `memory.grow` call builtins of their own, and a table64's i64 operands are
+//! narrowed (trapping past 2^32) before the 32-bit table code, so that 32-bit
+//! memories and tables compile to the same CLIF as without memory64. A shared memory's
 //! length may change at any time (another thread grows it): every explicit
 //! check and `memory.size` loads it afresh (see [`Translator::memory_len`]);
 //! its `memory.grow` goes through the same builtin as any memory's.
@@ -41,6 +47,97 @@ pub(super) struct Access {
 impl Translator<'_, '_> {
     /// Operators of this part; false if `op` belongs to another part.
     pub(super) fn memory_operator(&mut self, op: &Operator<'_>) -> Result<bool, String> {
+        use types::{I32, I64};
+        // 64-bit memories and tables (memory64) first, in arms of their own,
+        // so that the 32-bit operators emit the same CLIF as without memory64;
+        // a table64 operator narrows its operands, then is the 32-bit one.
+        match *op {
+            Operator::MemorySize { mem } if self.mem64(mem) => {
+                let len = self.memory_len(mem);
+                let pages = self.b.ins().ushr_imm_u(len, 16);
+                self.push(pages);
+            }
+            Operator::MemoryGrow { mem } if self.mem64(mem) => {
+                let delta = self.pop();
+                let mem = self.iconst(I32, mem as i64);
+                let old = self.call_builtin_grow64(Builtin::MemoryGrow64, &[mem, delta]);
+                self.push(old);
+            }
+            Operator::MemoryFill { mem } if self.mem64(mem) => {
+                let (dst, val, len) = self.pop3();
+                let mem = self.iconst(I32, mem as i64);
+                self.call_builtin_checked(Builtin::MemoryFill64, &[mem, dst, val, len]);
+            }
+            Operator::MemoryCopy { dst_mem, src_mem } if self.mem64(dst_mem) || self.mem64(src_mem) => {
+                let (dst, src, len) = self.pop3();
+                // Each operand zero-extended from its index type (the length's
+                // is i64 only when both memories are 64-bit).
+                let (d64, s64) = (self.mem64(dst_mem), self.mem64(src_mem));
+                let dst = if d64 { dst } else { self.b.ins().uextend(I64, dst) };
+                let src = if s64 { src } else { self.b.ins().uextend(I64, src) };
+                let len = if d64 && s64 { len } else { self.b.ins().uextend(I64, len) };
+                let dst_mem = self.iconst(I32, dst_mem as i64);
+                let src_mem = self.iconst(I32, src_mem as i64);
+                self.call_builtin_checked(Builtin::MemoryCopy64, &[dst_mem, dst, src_mem, src, len]);
+            }
+            Operator::MemoryInit { data_index, mem } if self.mem64(mem) => {
+                let (dst, src, len) = self.pop3();
+                let mem = self.iconst(I32, mem as i64);
+                let data = self.iconst(I32, data_index as i64);
+                self.call_builtin_checked(Builtin::MemoryInit64, &[mem, data, dst, src, len]);
+            }
+            Operator::TableGet { table } if self.table64(table) => {
+                self.narrow_table_operand(0, false);
+                return self.memory_operator32(&Operator::TableGet { table });
+            }
+            Operator::TableSet { table } if self.table64(table) => {
+                self.narrow_table_operand(1, false);
+                return self.memory_operator32(&Operator::TableSet { table });
+            }
+            Operator::TableSize { table } if self.table64(table) => {
+                self.memory_operator32(&Operator::TableSize { table })?;
+                let len = self.pop();
+                let len = self.b.ins().uextend(I64, len);
+                self.push(len);
+            }
+            Operator::TableGrow { table } if self.table64(table) => {
+                self.narrow_table_operand(0, true);
+                self.memory_operator32(&Operator::TableGrow { table })?;
+                let old = self.pop();
+                let old = self.b.ins().sextend(I64, old);
+                self.push(old);
+            }
+            Operator::TableFill { table } if self.table64(table) => {
+                self.narrow_table_operand(2, false);
+                self.narrow_table_operand(0, false);
+                return self.memory_operator32(&Operator::TableFill { table });
+            }
+            Operator::TableCopy { dst_table, src_table } if self.table64(dst_table) || self.table64(src_table) => {
+                let (d64, s64) = (self.table64(dst_table), self.table64(src_table));
+                if d64 {
+                    self.narrow_table_operand(2, false);
+                }
+                if s64 {
+                    self.narrow_table_operand(1, false);
+                }
+                if d64 && s64 {
+                    self.narrow_table_operand(0, false);
+                }
+                return self.memory_operator32(&Operator::TableCopy { dst_table, src_table });
+            }
+            Operator::TableInit { elem_index, table } if self.table64(table) => {
+                self.narrow_table_operand(2, false);
+                return self.memory_operator32(&Operator::TableInit { elem_index, table });
+            }
+
+            _ => return self.memory_operator32(op),
+        }
+        Ok(true)
+    }
+
+    /// `memory_operator` for everything but the bulk, size and grow operators
+    /// of 64-bit memories and the operators of 64-bit tables.
+    fn memory_operator32(&mut self, op: &Operator<'_>) -> Result<bool, String> {
         use types::{F32, F64, I32, I64};
         match *op {
             Operator::LocalGet { local_index } => {
@@ -211,6 +308,37 @@ impl Translator<'_, '_> {
 
     // ---- linear memory ----
 
+    /// Whether memory `mem` is 64-bit (memory64).
+    pub(super) fn mem64(&self, mem: u32) -> bool {
+        self.info.memories[mem as usize].memory64
+    }
+
+    /// Whether table `table` is 64-bit (table64).
+    pub(super) fn table64(&self, table: u32) -> bool {
+        self.info.tables[table as usize].table64
+    }
+
+    /// Narrows the i64 operand of a table64 instruction `depth` places below
+    /// the top of the stack to the i32 the 32-bit table code takes: a value
+    /// of 2^32 or more is out of any table's bounds and traps (as the table
+    /// instruction would), or, with `saturate` (a `table.grow` delta),
+    /// becomes `u32::MAX`, which then fails to grow.
+    pub(super) fn narrow_table_operand(&mut self, depth: usize, saturate: bool) {
+        let at = self.stack.len() - 1 - depth;
+        let v = self.stack[at];
+        let high = self.b.ins().ushr_imm_u(v, 32);
+        let low = self.b.ins().ireduce(types::I32, v);
+        let narrow = if saturate {
+            let max = self.b.ins().iconst(types::I32, u32::MAX as i64);
+            self.b.ins().select(high, max, low)
+        } else {
+            self.b.ins().trapnz(high, TABLE_OUT_OF_BOUNDS);
+            low
+        };
+        self.stack[at] = narrow;
+        self.lazy[at] = Lazy::No;
+    }
+
     /// The memory's `*mut VMMemoryDef`.
     fn memory_def(&mut self, mem: u32) -> Value {
         self.vmctx_ptr(self.offsets.memory(mem))
@@ -240,6 +368,9 @@ impl Translator<'_, '_> {
             return Err("a memory access to a GC array".into());
         };
         let offset = memarg.offset;
+        if self.mem64(mem) {
+            return Ok(self.memory_access64(mem, index, memarg.offset, size));
+        }
         let index = self.b.ins().uextend(types::I64, index);
         let heap =
             MemFlagsData::new().with_endianness(ir::Endianness::Little).with_alias_region(Some(self.vm.regions.heap));
@@ -269,6 +400,34 @@ impl Translator<'_, '_> {
             }
         };
         Ok(Access { flags, addr, offset, base, index, static_offset: memarg.offset })
+    }
+
+    /// `memory_access` for a 64-bit memory: always an explicit check (no
+    /// guard region covers a 64-bit address), computed so that nothing
+    /// wraps: `index + (offset + size)` with an overflow trap (an `offset +
+    /// size` past 2^64 - 1 saturates, which keeps every such access out of
+    /// bounds), then against the length.
+    fn memory_access64(&mut self, mem: u32, index: Value, offset: u64, size: u64) -> Access {
+        let heap =
+            MemFlagsData::new().with_endianness(ir::Endianness::Little).with_alias_region(Some(self.vm.regions.heap));
+        let end_offset = self.b.ins().iconst(types::I64, offset.saturating_add(size) as i64);
+        let end = self.b.ins().uadd_overflow_trap(index, end_offset, TrapCode::HEAP_OUT_OF_BOUNDS);
+        let len = self.memory_len(mem);
+        let oob = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, len);
+        self.b.ins().trapnz(oob, TrapCode::HEAP_OUT_OF_BOUNDS);
+        let def = self.memory_def(mem);
+        let readonly = self.readonly();
+        let base = self.load_ptr(def, field::MEMORY_BASE, readonly);
+        let mut addr = self.b.ins().iadd(base, index);
+        let offset32 = match i32::try_from(offset) {
+            Ok(offset) => offset,
+            Err(_) => {
+                // In bounds (checked above), so below the memory's length.
+                addr = self.b.ins().iadd_imm_u(addr, offset as i64);
+                0
+            }
+        };
+        Access { flags: heap.with_notrap(), addr, offset: offset32, base, index, static_offset: offset }
     }
 
     /// After a store through `access` (which did not trap, so its first byte

@@ -228,6 +228,38 @@ fn only_shared_memories_reload_their_length_at_every_access() {
     assert_eq!(shared.matches("atomic_load.i64").count(), 1, "{shared}");
 }
 
+/// A 64-bit memory (memory64) is checked explicitly even with guard pages
+/// (index + offset + size with an overflow trap, then against the length);
+/// the code of a 32-bit memory is the same whether the module's other memory
+/// is 64-bit or not.
+#[test]
+fn a_64_bit_memory_is_checked_explicitly_and_leaves_32_bit_code_alone() {
+    let explicit = CodegenSettings {
+        bounds: BoundsChecks::Explicit,
+        interrupt: Interrupt::None,
+        fuel: false,
+        track_writes: false,
+    };
+    let guard = CodegenSettings { bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 }, ..explicit };
+    let body = "(func (param i32) (result i32)
+        (i32.store (local.get 0) (i32.const 1))
+        (memory.fill (local.get 0) (i32.const 0) (i32.const 4))
+        (drop (memory.grow (i32.const 1)))
+        (i32.add (i32.load offset=8 (local.get 0)) (memory.size)))";
+    for settings in [&explicit, &guard] {
+        let beside64 = clif_of(&format!("(module (memory 1 2) (memory i64 1) {body})"), settings);
+        let beside32 = clif_of(&format!("(module (memory 1 2) (memory 1) {body})"), settings);
+        assert_eq!(beside64, beside32);
+        assert!(!beside64.contains("uadd_overflow_trap"), "{beside64}");
+    }
+    let body64 = "(func (param i64) (result i32) (i32.load offset=0xffff_ffff_0000 (local.get 0)))";
+    for settings in [&explicit, &guard] {
+        let clif = clif_of(&format!("(module (memory i64 1) {body64})"), settings);
+        assert!(clif.contains("uadd_overflow_trap"), "{clif}");
+        assert!(clif.contains("icmp ugt"), "{clif}");
+    }
+}
+
 /// An atomic access checks alignment explicitly in both bounds modes, on a
 /// cold path ending in the `UNALIGNED_ATOMIC` trap; a byte access needs none.
 #[test]
@@ -344,6 +376,18 @@ mod run {
     unsafe extern "C" fn memory_atomic_wait64(_: *mut VMContext, _: u32, _: u64, _: u64, _: i64) -> i64 {
         -1
     }
+    unsafe extern "C" fn memory_grow64(_: *mut VMContext, _: u32, _: u64) -> i64 {
+        -1
+    }
+    unsafe extern "C" fn memory_fill64(_: *mut VMContext, _: u32, _: u64, _: u32, _: u64) -> Status {
+        1
+    }
+    unsafe extern "C" fn memory_copy64(_: *mut VMContext, _: u32, _: u64, _: u32, _: u64, _: u64) -> Status {
+        1
+    }
+    unsafe extern "C" fn memory_init64(_: *mut VMContext, _: u32, _: u32, _: u64, _: u32, _: u32) -> Status {
+        1
+    }
 
     const BUILTINS: Builtins = Builtins {
         memory_grow: grow,
@@ -362,6 +406,10 @@ mod run {
         memory_atomic_notify,
         memory_atomic_wait32,
         memory_atomic_wait64,
+        memory_grow64,
+        memory_fill64,
+        memory_copy64,
+        memory_init64,
     };
 
     /// Executable copies of a function and its trampoline (unmapped on drop).

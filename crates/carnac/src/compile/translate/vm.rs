@@ -51,9 +51,13 @@ pub(super) enum Builtin {
     MemoryAtomicNotify,
     MemoryAtomicWait32,
     MemoryAtomicWait64,
+    MemoryGrow64,
+    MemoryFill64,
+    MemoryCopy64,
+    MemoryInit64,
 }
 
-const NUM_BUILTINS: usize = 16;
+const NUM_BUILTINS: usize = 20;
 
 impl Builtin {
     fn offset(self) -> i32 {
@@ -75,6 +79,10 @@ impl Builtin {
             Builtin::MemoryAtomicNotify => offset_of!(Builtins, memory_atomic_notify),
             Builtin::MemoryAtomicWait32 => offset_of!(Builtins, memory_atomic_wait32),
             Builtin::MemoryAtomicWait64 => offset_of!(Builtins, memory_atomic_wait64),
+            Builtin::MemoryGrow64 => offset_of!(Builtins, memory_grow64),
+            Builtin::MemoryFill64 => offset_of!(Builtins, memory_fill64),
+            Builtin::MemoryCopy64 => offset_of!(Builtins, memory_copy64),
+            Builtin::MemoryInit64 => offset_of!(Builtins, memory_init64),
         }) as i32
     }
 
@@ -96,6 +104,10 @@ impl Builtin {
             Builtin::MemoryAtomicNotify => (vec![I32, I64, I32], Some(I64)),
             Builtin::MemoryAtomicWait32 => (vec![I32, I64, I32, I64], Some(I64)),
             Builtin::MemoryAtomicWait64 => (vec![I32, I64, I64, I64], Some(I64)),
+            Builtin::MemoryGrow64 => (vec![I32, I64], Some(I64)),
+            Builtin::MemoryFill64 => (vec![I32, I64, I32, I64], Some(I32)),
+            Builtin::MemoryCopy64 => (vec![I32, I64, I32, I64, I64], Some(I32)),
+            Builtin::MemoryInit64 => (vec![I32, I32, I64, I32, I32], Some(I32)),
         }
     }
 
@@ -214,10 +226,16 @@ impl Translator<'_, '_> {
     /// Calls a builtin returning a size or -1, trapping with `TRAP_PENDING` on
     /// -2 (a limiter trapped); the result as an i32.
     pub(super) fn call_builtin_grow(&mut self, builtin: Builtin, args: &[Value]) -> Value {
+        let r = self.call_builtin_grow64(builtin, args);
+        self.b.ins().ireduce(types::I32, r)
+    }
+
+    /// `call_builtin_grow` with the result as an i64 (a 64-bit memory's `memory.grow`).
+    pub(super) fn call_builtin_grow64(&mut self, builtin: Builtin, args: &[Value]) -> Value {
         let r = self.call_builtin(builtin, args).expect("a grow builtin returns the old size");
         let pending = self.b.ins().icmp_imm_s(IntCC::Equal, r, -2);
         self.b.ins().trapnz(pending, TRAP_PENDING);
-        self.b.ins().ireduce(types::I32, r)
+        r
     }
 
     /// The address of the function's `call_store_func` slots, at least `count` u64s long.

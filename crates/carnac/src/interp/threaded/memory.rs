@@ -48,6 +48,14 @@ macro_rules! memory_handlers {
         }
     },
     // ---- memory ----
+    // The address of an access to a 64-bit memory (memory64, see `Instr::Addr64`);
+    // the 32-bit access after it checks the length.
+    Addr64 { dst, addr, offset } => {
+        match rd!(addr).checked_add(offset as u64) {
+            Some(ea) if ea <= u32::MAX as u64 => wr!(dst, ea),
+            _ => trap!(TrapKind::MemoryOutOfBounds),
+        }
+    },
     [2, 4] I32StoreImm { addr, value, offset } => {
         let ea = effective!(addr, offset, 4);
         // SAFETY: ea + 4 <= mem_len, checked by `effective!`.

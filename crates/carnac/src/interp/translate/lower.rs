@@ -270,6 +270,16 @@ impl Translator {
 
     /// `op` after its fuel charge, on memory 0 (see `op`).
     fn lower(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Result<(), Error> {
+        if self.has64 {
+            if let Some(r) = self.lower64(info, op, offset) {
+                return r;
+            }
+        }
+        self.lower32(info, op, offset)
+    }
+
+    /// `lower` for everything but the operators of 64-bit memories and tables.
+    fn lower32(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Result<(), Error> {
         if self.constant_memory_access(op)
             || self.fused_multiply_add(op)
             || self.indexed_load(op)
@@ -661,6 +671,210 @@ impl Translator {
             self.materialize_local(local);
         }
         self.emit_move(Source::Slot(src), local_slot, wide);
+    }
+}
+
+impl Translator {
+    /// The operators of a 64-bit memory or table (memory64), in a module that
+    /// has one; `None` for any other operator (and for those of 32-bit
+    /// memories and tables), which `lower` translates as usual.
+    ///
+    /// An access to a 64-bit memory becomes `Addr64` (the 64-bit address
+    /// plus the static offset, checked against the memory's length, into the
+    /// address's own slot) and then the 32-bit access with a zero offset:
+    /// no 2.0 instruction changes. Bulk operators and `memory.grow` have
+    /// 64-bit forms. A table64's i64 operands are checked by `TableIndex64`
+    /// before the 32-bit table instruction.
+    fn lower64(&mut self, info: &ModuleInfo, op: &Operator<'_>, offset: u64) -> Option<Result<(), Error>> {
+        use Operator as O;
+        let mem64 = |m: u32| info.memories.get(m as usize).is_some_and(|m| m.memory64);
+        let table64 = |t: u32| info.tables.get(t as usize).is_some_and(|t| t.table64);
+        match *op {
+            O::MemoryGrow { mem } if mem64(mem) => {
+                let delta = self.pop();
+                let dst = self.push_temp();
+                self.emit(Instr::MemoryGrow64 { dst, delta, mem });
+            }
+            O::MemoryFill { mem } if mem64(mem) => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryFill64 { base, mem });
+            }
+            O::MemoryCopy { dst_mem, src_mem } if mem64(dst_mem) || mem64(src_mem) => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryCopy64 { base, dst_mem, src_mem });
+            }
+            O::MemoryInit { data_index, mem } if mem64(mem) => {
+                let base = self.take_consecutive(3);
+                self.emit(Instr::MemoryInit64 { segment: data_index, base, mem });
+            }
+            O::TableGet { table }
+            | O::CallIndirect { table_index: table, .. }
+            | O::ReturnCallIndirect { table_index: table, .. }
+                if table64(table) =>
+            {
+                self.table_index64(0, false);
+                return Some(self.lower32(info, op, offset));
+            }
+            O::TableSet { table } if table64(table) => {
+                self.table_index64(1, false);
+                return Some(self.lower32(info, op, offset));
+            }
+            O::TableFill { table } if table64(table) => {
+                self.table_index64(2, false);
+                self.table_index64(0, false);
+                return Some(self.lower32(info, op, offset));
+            }
+            O::TableInit { table, .. } if table64(table) => {
+                self.table_index64(2, false);
+                return Some(self.lower32(info, op, offset));
+            }
+            O::TableCopy { dst_table, src_table } if table64(dst_table) || table64(src_table) => {
+                if table64(dst_table) {
+                    self.table_index64(2, false);
+                }
+                if table64(src_table) {
+                    self.table_index64(1, false);
+                }
+                if table64(dst_table) && table64(src_table) {
+                    self.table_index64(0, false);
+                }
+                return Some(self.lower32(info, op, offset));
+            }
+            O::TableGrow { table } if table64(table) => {
+                self.table_index64(0, true);
+                if let Err(e) = self.lower32(info, op, offset) {
+                    return Some(Err(e));
+                }
+                let slot = self.slot_of(self.stack.len() - 1);
+                self.emit(Instr::Widen32 { slot });
+            }
+            _ => {
+                let (mem, depth, static_offset) = access64(op)?;
+                if !mem64(mem) {
+                    return None;
+                }
+                let pos = self.stack.len() - 1 - depth;
+                self.materialize_const(pos);
+                let dst = self.slot_of(pos);
+                let Source::Slot(addr) = self.source(pos) else { unreachable!("materialized above") };
+                match u32::try_from(static_offset) {
+                    Ok(offset) => self.emit(Instr::Addr64 { dst, addr, offset }),
+                    Err(_) => self.emit(Instr::MemoryOutOfBounds),
+                };
+                self.stack[pos].op = Operand::Temp;
+                let mut op = op.clone();
+                if let Some(memarg) = memarg_mut(&mut op) {
+                    memarg.offset = 0;
+                }
+                // The 32-bit access, on the address now in `dst` (a temp: no
+                // constant-address fusion applies).
+                return Some(self.lower32(info, &op, offset));
+            }
+        }
+        Some(Ok(()))
+    }
+
+    /// Checks the i64 table operand `depth` places below the top (see
+    /// `Instr::TableIndex64`); with `saturate`, in its own slot.
+    fn table_index64(&mut self, depth: usize, saturate: bool) {
+        let pos = self.stack.len() - 1 - depth;
+        if saturate {
+            self.materialize_at(pos);
+        } else {
+            self.materialize_const(pos);
+        }
+        let Source::Slot(slot) = self.source(pos) else { unreachable!("materialized above") };
+        self.emit(Instr::TableIndex64 { slot, saturate: saturate as u32 });
+    }
+}
+
+/// The memory, the depth of the address below the top of the stack, and the
+/// static offset of an operator that accesses memory through a memarg.
+fn access64(op: &Operator<'_>) -> Option<(u32, usize, u64)> {
+    use Operator as O;
+    if let Some((kind, _, mem, offset)) = crate::interp::atomic::decode(op) {
+        let operands = kind.arity().0;
+        return (operands > 0).then(|| (mem, operands - 1, offset));
+    }
+    let depth = match *op {
+        O::I32Store { .. }
+        | O::I64Store { .. }
+        | O::F32Store { .. }
+        | O::F64Store { .. }
+        | O::I32Store8 { .. }
+        | O::I32Store16 { .. }
+        | O::I64Store8 { .. }
+        | O::I64Store16 { .. }
+        | O::I64Store32 { .. }
+        | O::V128Store { .. }
+        | O::V128Load8Lane { .. }
+        | O::V128Load16Lane { .. }
+        | O::V128Load32Lane { .. }
+        | O::V128Load64Lane { .. }
+        | O::V128Store8Lane { .. }
+        | O::V128Store16Lane { .. }
+        | O::V128Store32Lane { .. }
+        | O::V128Store64Lane { .. } => 1,
+        _ => 0,
+    };
+    let mut op = op.clone();
+    let memarg = memarg_mut(&mut op)?;
+    match memarg.target {
+        wasmparser::MemArgTarget::Memory(mem) => Some((mem, depth, memarg.offset)),
+        _ => None,
+    }
+}
+
+/// The memarg of a (non-atomic) load or store, scalar or SIMD.
+fn memarg_mut<'a, 'b>(op: &'b mut Operator<'a>) -> Option<&'b mut wasmparser::MemArg> {
+    use Operator as O;
+    match op {
+        O::I32Load { memarg }
+        | O::I64Load { memarg }
+        | O::F32Load { memarg }
+        | O::F64Load { memarg }
+        | O::I32Load8S { memarg }
+        | O::I32Load8U { memarg }
+        | O::I32Load16S { memarg }
+        | O::I32Load16U { memarg }
+        | O::I64Load8S { memarg }
+        | O::I64Load8U { memarg }
+        | O::I64Load16S { memarg }
+        | O::I64Load16U { memarg }
+        | O::I64Load32S { memarg }
+        | O::I64Load32U { memarg }
+        | O::I32Store { memarg }
+        | O::I64Store { memarg }
+        | O::F32Store { memarg }
+        | O::F64Store { memarg }
+        | O::I32Store8 { memarg }
+        | O::I32Store16 { memarg }
+        | O::I64Store8 { memarg }
+        | O::I64Store16 { memarg }
+        | O::I64Store32 { memarg }
+        | O::V128Load { memarg }
+        | O::V128Load8x8S { memarg }
+        | O::V128Load8x8U { memarg }
+        | O::V128Load16x4S { memarg }
+        | O::V128Load16x4U { memarg }
+        | O::V128Load32x2S { memarg }
+        | O::V128Load32x2U { memarg }
+        | O::V128Load8Splat { memarg }
+        | O::V128Load16Splat { memarg }
+        | O::V128Load32Splat { memarg }
+        | O::V128Load64Splat { memarg }
+        | O::V128Load32Zero { memarg }
+        | O::V128Load64Zero { memarg }
+        | O::V128Store { memarg }
+        | O::V128Load8Lane { memarg, .. }
+        | O::V128Load16Lane { memarg, .. }
+        | O::V128Load32Lane { memarg, .. }
+        | O::V128Load64Lane { memarg, .. }
+        | O::V128Store8Lane { memarg, .. }
+        | O::V128Store16Lane { memarg, .. }
+        | O::V128Store32Lane { memarg, .. }
+        | O::V128Store64Lane { memarg, .. } => Some(memarg),
+        _ => crate::interp::atomic::memarg_mut(op),
     }
 }
 

@@ -137,6 +137,9 @@ pub(crate) struct Translator {
     /// The last access to a memory other than 0: the index of the
     /// `UseMemory { mem: 0 }` that ends it, and the memory (see `op`).
     other_memory: Option<(usize, u32)>,
+    /// Whether the module has a 64-bit memory or table (memory64): only then
+    /// does `lower` look for their operators (`lower64`).
+    has64: bool,
     fuel_at: Option<usize>,
     /// A producer and consumer to link through the accumulator (`link_acc`):
     /// the producer's index, both instructions as found, the slot, the
@@ -201,6 +204,7 @@ impl Translator {
             dead: false,
             label: 0,
             other_memory: None,
+            has64: false,
             pending_acc: None,
             packed_pairs: Vec::new(),
             fuel_at: None,
@@ -254,6 +258,7 @@ impl Translator {
         self.dead = false;
         self.label = 0;
         self.other_memory = None;
+        self.has64 = info.memories.iter().any(|m| m.memory64) || info.tables.iter().any(|t| t.table64);
         self.pending_acc = None;
         self.packed_pairs.clear();
         self.fuel_at = None;

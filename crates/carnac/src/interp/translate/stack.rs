@@ -54,7 +54,7 @@ impl Translator {
         slot
     }
 
-    fn materialize_const(&mut self, pos: usize) {
+    pub(super) fn materialize_const(&mut self, pos: usize) {
         if let Operand::Const(value) = self.stack[pos].op {
             let dst = self.slot_of(pos);
             self.emit(Instr::Const { dst, value });

@@ -955,3 +955,25 @@ fn an_atomic_operator_is_one_atomic_instruction_naming_its_memory() {
     assert_eq!(atomics, expected, "{code:?}");
     assert!(!code.iter().any(|i| matches!(i, Instr::UseMemory { .. })), "no bracket: {code:?}");
 }
+
+/// An access to a 64-bit memory (memory64) is `Addr64` and then the 32-bit
+/// access with a zero offset (a static offset of 2^32 or more: a trap); the
+/// same access to a 32-bit memory in the same module is translated as
+/// without memory64 (its constant-address form here).
+#[test]
+fn a_64_bit_memory_access_is_addr64_then_the_32_bit_access() {
+    let wat = r#"(module (memory $m32 1) (memory $m64 i64 1)
+        (func (param i64) (result i32) (i32.load $m64 offset=8 (local.get 0)))
+        (func (param i64) (i64.store $m64 offset=0x1_0000_0000 (local.get 0) (i64.const 1)))
+        (func (result i32) (i32.load $m32 offset=8 (i32.const 4)))
+        (func (param i64) (result i64) (memory.grow $m64 (local.get 0))))"#;
+    let load = code_of(wat, 0);
+    let at = load.iter().position(|i| matches!(i, Instr::Addr64 { offset: 8, .. })).expect("an Addr64");
+    assert!(matches!(load[at + 1], Instr::I32Load { offset: 0, .. }), "{load:?}");
+    let far = code_of(wat, 1);
+    assert!(far.iter().any(|i| matches!(i, Instr::MemoryOutOfBounds)), "{far:?}");
+    let narrow = code_of(wat, 2);
+    assert!(narrow.iter().any(|i| matches!(i, Instr::I32LoadAt { ea: 12, .. })), "{narrow:?}");
+    assert!(!narrow.iter().any(|i| matches!(i, Instr::Addr64 { .. })), "{narrow:?}");
+    assert!(code_of(wat, 3).iter().any(|i| matches!(i, Instr::MemoryGrow64 { .. })));
+}
