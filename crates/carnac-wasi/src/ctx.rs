@@ -1,8 +1,20 @@
-//! The per-store WASI state: arguments, environment, and the descriptor table
-//! (stdio, preopened directories and what the guest opened through them).
+//! The WASI state: arguments, environment and the descriptor table (stdio,
+//! preopened directories and what the guest opened through them), shared by
+//! every thread of one program, and the per-store part (the store's interrupt
+//! probe, the current call's wait) that each thread's store keeps for itself.
+//!
+//! The descriptor table is behind one lock, held only to look a descriptor up,
+//! install or remove one: a call takes its descriptor out as an [`Arc<Desc>`] and
+//! does its work (a write, a read blocked on stdin or a socket, a `poll_oneoff`
+//! sleep) after the lock is released, so one thread's wait never stalls another
+//! thread's calls. What a descriptor changes in place is behind its own small
+//! lock (a standard stream) or atomic (its flags).
 
 use std::io::{Read, Write};
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File};
@@ -21,10 +33,13 @@ pub enum Stream {
     Null,
 }
 
+/// What a descriptor is. A standard stream sits behind its own lock: writing to
+/// it (or reading from it) needs the stream itself, and two threads writing to
+/// stdout take turns per call, as two `write(2)`s do.
 pub(crate) enum Kind {
-    Stdin(Stream),
-    Stdout(Stream),
-    Stderr(Stream),
+    Stdin(Mutex<Stream>),
+    Stdout(Mutex<Stream>),
+    Stderr(Mutex<Stream>),
     File(File),
     Dir(Dir),
     TcpListener(std::net::TcpListener),
@@ -41,8 +56,9 @@ pub(crate) struct Desc {
     pub kind: Kind,
     /// The guest path of a preopened directory.
     pub preopen: Option<String>,
-    /// The descriptor flags preview1 keeps itself (`APPEND`, `NONBLOCK`).
-    pub fdflags: u16,
+    /// The descriptor flags preview1 keeps itself (`APPEND`, `NONBLOCK`):
+    /// `fd_fdstat_set_flags` changes them while other threads may hold the descriptor.
+    pub fdflags: AtomicU16,
     /// A file: opened for reading / for writing.
     pub read: bool,
     pub write: bool,
@@ -53,7 +69,12 @@ pub(crate) struct Desc {
 
 impl Desc {
     pub fn new(kind: Kind) -> Desc {
-        Desc { kind, preopen: None, fdflags: 0, read: true, write: false, read_only: false }
+        Desc { kind, preopen: None, fdflags: AtomicU16::new(0), read: true, write: false, read_only: false }
+    }
+
+    /// The descriptor's flags (`APPEND`, `NONBLOCK`).
+    pub fn flags(&self) -> u16 {
+        self.fdflags.load(Ordering::Relaxed)
     }
 
     /// `PERM` if the descriptor was reached through a read-only preopen.
@@ -66,11 +87,32 @@ impl Desc {
     }
 }
 
-/// WASI preview1 state for one store.
+/// A lock that a panic elsewhere cannot poison for the guest: what it guards is
+/// left consistent by every holder (each update is one assignment).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The standard stream inside a descriptor of that kind, locked.
+pub(crate) fn stream_of(kind: &Kind) -> Option<MutexGuard<'_, Stream>> {
+    match kind {
+        Kind::Stdin(s) | Kind::Stdout(s) | Kind::Stderr(s) => Some(lock(s)),
+        _ => None,
+    }
+}
+
+/// What the threads of one program share: arguments, environment and the
+/// descriptor table.
+pub(crate) struct Shared {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub fds: Mutex<Vec<Option<Arc<Desc>>>>,
+}
+
+/// WASI preview1 state for one store: the program's shared state (see
+/// [`WasiCtx::share`]) and what belongs to this store alone.
 pub struct WasiCtx {
-    pub(crate) args: Vec<String>,
-    pub(crate) env: Vec<String>,
-    pub(crate) fds: Vec<Option<Desc>>,
+    pub(crate) shared: Arc<Shared>,
     /// A handle given with the deprecated [`WasiCtx::set_interrupt`].
     pub(crate) interrupt: Option<carnac::InterruptHandle>,
     /// The store's interrupt probe, taken at the first call (a `WasiCtx` serves one store).
@@ -127,6 +169,14 @@ impl WasiCtx {
         WasiCtxBuilder::default()
     }
 
+    /// A context for another store of the same program (a thread of it): it
+    /// shares this one's arguments, environment and descriptor table (a file
+    /// one thread opens is usable by the others, stdout is one stream), and
+    /// has its own interrupt probe and wait state.
+    pub fn share(&self) -> WasiCtx {
+        WasiCtx { shared: self.shared.clone(), interrupt: None, probe: None, wait_start: None }
+    }
+
     /// Takes back the stream given as stdin (the guest then reads end of
     /// file), e.g. to reuse a reader after the call. `None` once taken, or if
     /// the guest renumbered or closed descriptor 0.
@@ -145,37 +195,86 @@ impl WasiCtx {
         self.take_stream(2)
     }
 
-    fn take_stream(&mut self, fd: usize) -> Option<Stream> {
-        let desc = self.fds.get_mut(fd)?.as_mut()?;
-        let slot = match &mut desc.kind {
-            Kind::Stdin(s) | Kind::Stdout(s) | Kind::Stderr(s) => s,
-            _ => return None,
-        };
-        match std::mem::replace(slot, Stream::Null) {
+    fn take_stream(&mut self, fd: u32) -> Option<Stream> {
+        let desc = self.get(fd).ok()?;
+        let mut slot = stream_of(&desc.kind)?;
+        match std::mem::replace(&mut *slot, Stream::Null) {
             Stream::Null => None,
             s => Some(s),
         }
     }
 
-    pub(crate) fn get(&self, fd: u32) -> Result<&Desc, Errno> {
-        self.fds.get(fd as usize).and_then(Option::as_ref).ok_or(Errno::BADF)
+    /// The descriptor `fd`, taken out of the table (whose lock is released on return).
+    pub(crate) fn get(&self, fd: u32) -> Result<Arc<Desc>, Errno> {
+        lock(&self.shared.fds).get(fd as usize).and_then(Option::clone).ok_or(Errno::BADF)
     }
 
-    pub(crate) fn get_mut(&mut self, fd: u32) -> Result<&mut Desc, Errno> {
-        self.fds.get_mut(fd as usize).and_then(Option::as_mut).ok_or(Errno::BADF)
+    /// The table itself, locked, for the calls that change it (`fd_close`,
+    /// `fd_renumber`). Nothing waits while holding it.
+    pub(crate) fn table(&self) -> MutexGuard<'_, Vec<Option<Arc<Desc>>>> {
+        lock(&self.shared.fds)
     }
 
     /// Installs a descriptor in the lowest free slot.
-    pub(crate) fn insert(&mut self, desc: Desc) -> Result<u32, Errno> {
-        if let Some(i) = self.fds.iter().position(Option::is_none) {
-            self.fds[i] = Some(desc);
+    pub(crate) fn insert(&self, desc: Desc) -> Result<u32, Errno> {
+        let mut fds = self.table();
+        if let Some(i) = fds.iter().position(Option::is_none) {
+            fds[i] = Some(Arc::new(desc));
             return Ok(i as u32);
         }
-        if self.fds.len() >= MAX_FDS {
+        if fds.len() >= MAX_FDS {
             return Err(Errno::MFILE);
         }
-        self.fds.push(Some(desc));
-        Ok(self.fds.len() as u32 - 1)
+        fds.push(Some(Arc::new(desc)));
+        Ok(fds.len() as u32 - 1)
+    }
+}
+
+/// A descriptor known to be a directory (`dir_of` and its kin check it).
+pub(crate) struct DirRef(Arc<Desc>);
+
+impl DirRef {
+    pub fn new(d: Arc<Desc>) -> Result<DirRef, Errno> {
+        match d.kind {
+            Kind::Dir(_) => Ok(DirRef(d)),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    pub fn desc(&self) -> &Desc {
+        &self.0
+    }
+}
+
+impl Deref for DirRef {
+    type Target = Dir;
+    fn deref(&self) -> &Dir {
+        match &self.0.kind {
+            Kind::Dir(d) => d,
+            _ => unreachable!("DirRef::new accepts directories only"),
+        }
+    }
+}
+
+/// A descriptor known to be a regular file.
+pub(crate) struct FileRef(Arc<Desc>);
+
+impl FileRef {
+    pub fn new(d: Arc<Desc>) -> Result<FileRef, Errno> {
+        match d.kind {
+            Kind::File(_) => Ok(FileRef(d)),
+            _ => Err(Errno::BADF),
+        }
+    }
+}
+
+impl Deref for FileRef {
+    type Target = File;
+    fn deref(&self) -> &File {
+        match &self.0.kind {
+            Kind::File(f) => f,
+            _ => unreachable!("FileRef::new accepts files only"),
+        }
     }
 }
 
@@ -273,25 +372,23 @@ impl WasiCtxBuilder {
     }
 
     pub fn build(&mut self) -> WasiCtx {
-        let stdio = |s: Option<Stream>| s.unwrap_or(Stream::Null);
+        let stdio = |s: Option<Stream>| Mutex::new(s.unwrap_or(Stream::Null));
         let mut fds = vec![
-            Some(Desc::new(Kind::Stdin(stdio(self.stdin.take())))),
-            Some(Desc { write: true, read: false, ..Desc::new(Kind::Stdout(stdio(self.stdout.take()))) }),
-            Some(Desc { write: true, read: false, ..Desc::new(Kind::Stderr(stdio(self.stderr.take()))) }),
+            Desc::new(Kind::Stdin(stdio(self.stdin.take()))),
+            Desc { write: true, read: false, ..Desc::new(Kind::Stdout(stdio(self.stdout.take()))) },
+            Desc { write: true, read: false, ..Desc::new(Kind::Stderr(stdio(self.stderr.take()))) },
         ];
         for (dir, guest, read_only) in self.preopens.drain(..) {
-            fds.push(Some(Desc { preopen: Some(guest), read_only, ..Desc::new(Kind::Dir(dir)) }));
+            fds.push(Desc { preopen: Some(guest), read_only, ..Desc::new(Kind::Dir(dir)) });
         }
         for listener in self.sockets.drain(..) {
-            fds.push(Some(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) }));
+            fds.push(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) });
         }
-        WasiCtx {
+        let shared = Shared {
             args: std::mem::take(&mut self.args),
             env: std::mem::take(&mut self.env),
-            fds,
-            interrupt: None,
-            probe: None,
-            wait_start: None,
-        }
+            fds: Mutex::new(fds.into_iter().map(|d| Some(Arc::new(d))).collect()),
+        };
+        WasiCtx { shared: Arc::new(shared), interrupt: None, probe: None, wait_start: None }
     }
 }
