@@ -113,6 +113,8 @@ pub(crate) struct Shared {
 /// [`WasiCtx::share`]) and what belongs to this store alone.
 pub struct WasiCtx {
     pub(crate) shared: Arc<Shared>,
+    /// The program's thread group when it runs with wasi-threads.
+    pub(crate) threads: Option<Arc<crate::threads::Group>>,
     /// A handle given with the deprecated [`WasiCtx::set_interrupt`].
     pub(crate) interrupt: Option<carnac::InterruptHandle>,
     /// The store's interrupt probe, taken at the first call (a `WasiCtx` serves one store).

@@ -38,6 +38,7 @@ mod ctx;
 mod memory;
 pub mod pipe;
 mod preview1;
+pub mod threads;
 pub mod types;
 
 pub use ctx::{Stream, WasiCtx, WasiCtxBuilder};

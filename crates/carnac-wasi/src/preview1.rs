@@ -334,15 +334,24 @@ pub fn add_to_linker<T: 'static>(
                         let probe = caller.interrupt_probe();
                         get(caller.data_mut()).probe = probe;
                     }
-                    let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
-                        return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory")));
+                    // A wasi-threads program's memory is shared (not the store's own).
+                    let memory = match caller.get_export("memory") {
+                        Some(Extern::Memory(m)) => Ok(m),
+                        Some(Extern::SharedMemory(m)) => Err(m),
+                        _ => return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory"))),
                     };
                     loop {
-                        let (bytes, data) = memory.data_and_store_tracked(caller.as_context_mut());
+                        let (bytes, data) = match &memory {
+                            Ok(m) => {
+                                let (bytes, data) = m.data_and_store_tracked(caller.as_context_mut());
+                                (GuestMemory::Owned(bytes), data)
+                            }
+                            Err(shared) => (GuestMemory::Shared(shared.data()), caller.data_mut()),
+                        };
                         #[allow(unused_variables)]
                         let $ctx: &mut WasiCtx = get(data);
                         #[allow(unused_mut, unused_variables)]
-                        let mut $mem = GuestMemory(bytes);
+                        let mut $mem = bytes;
                         #[allow(clippy::redundant_closure_call)]
                         let result: R = (|| $body)();
                         // A call that ends after the store was interrupted or reached its
