@@ -19,11 +19,12 @@ use crate::{guard, into_raw, opt_ref};
 
 /// The object's item as a Carnac extern, with its store.
 pub fn extern_of(o: &Object) -> Option<(Extern, &StoreRef)> {
-    let e = match o.item {
-        Item::Func(f) => Extern::Func(f),
-        Item::Global(g) => Extern::Global(g),
-        Item::Table(t) => Extern::Table(t),
-        Item::Memory(m) => Extern::Memory(m),
+    let e = match &o.item {
+        Item::Func(f) => Extern::Func(*f),
+        Item::Global(g) => Extern::Global(*g),
+        Item::Table(t) => Extern::Table(*t),
+        Item::Memory(m) => Extern::Memory(*m),
+        Item::SharedMemory(m) => Extern::SharedMemory(m.clone()),
         _ => return None,
     };
     Some((e, o.store.as_ref()?))
@@ -36,6 +37,10 @@ pub fn extern_object(store: &StoreRef, e: Extern) -> Object {
         Extern::Global(g) => Item::Global(g),
         Extern::Table(t) => Item::Table(t),
         Extern::Memory(m) => Item::Memory(m),
+        Extern::SharedMemory(m) => Item::SharedMemory(m),
+        // `Extern` is non-exhaustive: a kind this API does not know yet (none
+        // today) is reported as a foreign object.
+        _ => Item::Foreign(std::sync::Arc::new(())),
     };
     Object::new(Some(store.clone()), item)
 }
@@ -338,7 +343,7 @@ pub unsafe extern "C" fn wasm_extern_kind(e: *const wasm_extern_t) -> u8 {
         match unsafe { view(e, "extern") }.map(|o| &o.item) {
             Some(Item::Global(_)) => crate::types::WASM_EXTERN_GLOBAL,
             Some(Item::Table(_)) => crate::types::WASM_EXTERN_TABLE,
-            Some(Item::Memory(_)) => crate::types::WASM_EXTERN_MEMORY,
+            Some(Item::Memory(_) | Item::SharedMemory(_)) => crate::types::WASM_EXTERN_MEMORY,
             _ => WASM_EXTERN_FUNC,
         }
     })

@@ -17,7 +17,7 @@
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
-use carnac_rt::{Func, Global, Instance, Memory, Module, Table, Trap};
+use carnac_rt::{Func, Global, Instance, Memory, Module, SharedMemory, Table, Trap};
 
 use crate::store::StoreRef;
 use crate::{from_raw, guard, into_raw, opt_ref};
@@ -29,6 +29,10 @@ pub enum Item {
     Global(Global),
     Table(Table),
     Memory(Memory),
+    /// A shared memory (the threads proposal) an instance exports: an extern of
+    /// kind memory that is no `wasm_memory_t` (wasm.h has no shared memories),
+    /// usable as an import of other instances.
+    SharedMemory(SharedMemory),
     Instance(Instance),
     Module(Module),
     Trap(Trap),
@@ -115,6 +119,7 @@ impl Object {
             (Item::Global(a), Item::Global(b)) => a == b,
             (Item::Table(a), Item::Table(b)) => a == b,
             (Item::Memory(a), Item::Memory(b)) => a == b,
+            (Item::SharedMemory(a), Item::SharedMemory(b)) => a == b,
             (Item::Instance(a), Item::Instance(b)) => a == b,
             (Item::Foreign(a), Item::Foreign(b)) => Arc::ptr_eq(a, b),
             // Modules and traps have no identity of their own: handles are the
@@ -165,7 +170,9 @@ pub fn is_kind(o: &Object, kind: &str) -> bool {
         "global" => matches!(o.item, Item::Global(_)),
         "table" => matches!(o.item, Item::Table(_)),
         "memory" => matches!(o.item, Item::Memory(_)),
-        "extern" => matches!(o.item, Item::Func(_) | Item::Global(_) | Item::Table(_) | Item::Memory(_)),
+        "extern" => {
+            matches!(o.item, Item::Func(_) | Item::Global(_) | Item::Table(_) | Item::Memory(_) | Item::SharedMemory(_))
+        }
         "instance" => matches!(o.item, Item::Instance(_)),
         "module" => matches!(o.item, Item::Module(_)),
         "trap" => matches!(o.item, Item::Trap(_)),

@@ -102,7 +102,7 @@ impl Default for Config {
         use wasmparser::WasmFeatures as F;
         Config {
             // WebAssembly 2.0, and the parts of 3.0 implemented so far.
-            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY).union(F::RELAXED_SIMD),
+            features: F::WASM2.union(F::EXTENDED_CONST).union(F::MULTI_MEMORY).union(F::RELAXED_SIMD).union(F::THREADS),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -420,6 +420,14 @@ impl Config {
     /// both operands as signed.
     pub fn wasm_relaxed_simd(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::RELAXED_SIMD, enable)
+    }
+
+    /// The threads proposal (on by default, as in Wasmtime): shared memories
+    /// ([`crate::SharedMemory`], `(memory 1 2 shared)`), atomic loads, stores
+    /// and read-modify-writes, `memory.atomic.wait32/64`,
+    /// `memory.atomic.notify` and `atomic.fence`.
+    pub fn wasm_threads(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::THREADS, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

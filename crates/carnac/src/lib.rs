@@ -144,6 +144,7 @@ pub use runtime::gc::{OwnedRooted, RootScope, Rooted};
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};
+pub use runtime::shared::{SharedMemory, WaitResult};
 pub use runtime::snapshot::Snapshot;
 pub use runtime::store::{
     AsContext, AsContextMut, InterruptHandle, InterruptProbe, ResourceLimiter, Store, StoreLimits, UpdateDeadline,

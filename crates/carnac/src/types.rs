@@ -206,18 +206,29 @@ impl TableType {
 }
 
 /// The type of a linear memory: its size bounds in 64 KiB pages
-/// ([`crate::WASM_PAGE`] bytes each).
+/// ([`crate::WASM_PAGE`] bytes each), and whether it is *shared* between
+/// threads (the threads proposal; see [`crate::SharedMemory`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryType {
     /// Size bounds, in pages.
     pub limits: Limits,
+    /// Whether the memory is shared: usable by several threads (stores) at
+    /// once, with a maximum the threads proposal requires.
+    pub shared: bool,
 }
 
 impl MemoryType {
     /// A memory of `min` pages, growable up to `max` pages (64 KiB each); as
     /// Wasmtime's `MemoryType::new`.
     pub fn new(min: u32, max: Option<u32>) -> MemoryType {
-        MemoryType { limits: Limits { min: min as u64, max: max.map(u64::from) } }
+        MemoryType { limits: Limits { min: min as u64, max: max.map(u64::from) }, shared: false }
+    }
+
+    /// A shared memory of `min` pages, growable up to `max` pages (a shared
+    /// memory must have a maximum: its whole region is reserved up front and
+    /// never moves); as Wasmtime's `MemoryType::shared`.
+    pub fn shared(min: u32, max: u32) -> MemoryType {
+        MemoryType { limits: Limits { min: min as u64, max: Some(max as u64) }, shared: true }
     }
 
     /// The minimum size in pages (of a live memory, as [`crate::Memory::ty`]
@@ -229,6 +240,18 @@ impl MemoryType {
     /// The maximum size in pages, if bounded.
     pub fn maximum(&self) -> Option<u64> {
         self.limits.max
+    }
+
+    /// Whether the memory is shared between threads.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Import matching (the spec's linking rule): the provided memory's current
+    /// type `self` fits `required` when their limits match and both are shared
+    /// or both are not.
+    pub(crate) fn matches(&self, required: &MemoryType) -> bool {
+        self.shared == required.shared && self.limits.matches(&required.limits)
     }
 }
 

@@ -939,7 +939,7 @@ fn store_limits_cap_instances_memories_and_tables() {
     let err = linker.instantiate(&mut store, &module).unwrap_err();
     assert!(err.to_string().contains("2 instances"), "{err}");
     // Two memories in the instances; the host may add one more.
-    let one_page = MemoryType { limits: Limits { min: 1, max: None } };
+    let one_page = MemoryType::new(1, None);
     Memory::new(&mut store, one_page).unwrap();
     let err = Memory::new(&mut store, one_page).unwrap_err();
     assert!(err.to_string().contains("3 memories"), "{err}");
@@ -952,7 +952,7 @@ fn store_limits_cap_instances_memories_and_tables() {
 fn growing_past_a_memory_maximum_says_so() {
     let engine = Engine::default();
     let mut store = Store::new(&engine, ());
-    let memory = Memory::new(&mut store, MemoryType { limits: Limits { min: 1, max: Some(2) } }).unwrap();
+    let memory = Memory::new(&mut store, MemoryType::new(1, Some(2))).unwrap();
     assert_eq!(memory.grow(&mut store, 1).unwrap(), 1);
     let err = memory.grow(&mut store, 1).unwrap_err();
     assert_eq!(err.to_string(), "memory of 2 pages cannot grow by 1 page: beyond its maximum of 2 pages");

@@ -587,7 +587,7 @@ impl Side {
             .iter()
             .enumerate()
             .filter(|(_, e)| !matches!(e, Extern::Func(_)))
-            .map(|(i, e)| (format!("import#{i}"), *e))
+            .map(|(i, e)| (format!("import#{i}"), e.clone()))
             .collect();
         Side { store, imports, externs, funcs: Vec::new() }
     }

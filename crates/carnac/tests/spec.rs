@@ -474,7 +474,7 @@ fn define_spectest(linker: &mut Linker<()>, store: &mut Store<()>) {
     )
     .unwrap();
     linker.define("spectest", "table", table).unwrap();
-    let memory = Memory::new(&mut *store, MemoryType { limits: Limits { min: 1, max: Some(2) } }).unwrap();
+    let memory = Memory::new(&mut *store, MemoryType::new(1, Some(2))).unwrap();
     linker.define("spectest", "memory", memory).unwrap();
 }
 

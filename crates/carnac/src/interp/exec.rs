@@ -35,6 +35,7 @@
 //!   a system call.
 
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::code::{Cell, CompiledFunc, Instr};
 use super::simd;
@@ -61,7 +62,7 @@ pub(crate) struct Frame {
 
 /// Memory 0 of `instance`: its base, its length, and where the length lives
 /// (to re-read it cheaply after a call that may have grown the memory).
-fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const usize) {
+fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const AtomicUsize) {
     let inst = &s.instances[instance as usize];
     match inst.memories.first() {
         Some(&m) => {
@@ -371,10 +372,12 @@ pub(crate) fn run<T, const TRACK: bool>(
                     if same_instance {
                         // The callee may have grown the (shared) memory.
                         // SAFETY: `mem_len_ptr` points at the length of this instance's
-                        // memory 0 inside `store.inner.memories`. That vector only
-                        // reallocates when a memory is created, which only host code can
-                        // do, and every return from host code refreshes the pointer.
-                        mem_len = if mem_len_ptr.is_null() { 0 } else { unsafe { *mem_len_ptr } };
+                        // memory 0, in its definition's box (a shared memory's lives as
+                        // long as the store's clone), which never moves.
+                        // A shared memory grown by another thread is seen at the next
+                        // out-of-bounds access (which re-reads the length with `Acquire`).
+                        mem_len =
+                            if mem_len_ptr.is_null() { 0 } else { unsafe { (*mem_len_ptr).load(Ordering::Relaxed) } };
                     } else {
                         refresh_mem!();
                     }

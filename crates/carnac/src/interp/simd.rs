@@ -767,7 +767,7 @@ mod tests {
 
     #[test]
     fn out_of_bounds_store_writes_nothing() {
-        let ty = crate::types::MemoryType { limits: crate::types::Limits { min: 1, max: Some(1) } };
+        let ty = crate::types::MemoryType::new(1, Some(1));
         let mut memory = crate::runtime::memory::LinearMemory::new(ty, true, None, None).unwrap();
         let mut mem = memory.tracked();
         let end = WASM_PAGE as u64;

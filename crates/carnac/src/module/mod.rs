@@ -1172,7 +1172,8 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Table(info.tables.len() as u32 - 1)
                             }
                             TypeRef::Memory(m) => {
-                                info.memories.push(MemoryType { limits: limits(m.initial, m.maximum) });
+                                info.memories
+                                    .push(MemoryType { limits: limits(m.initial, m.maximum), shared: m.shared });
                                 info.num_imported_memories += 1;
                                 EntityIndex::Memory(info.memories.len() as u32 - 1)
                             }
@@ -1208,7 +1209,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
             Payload::MemorySection(reader) => {
                 for m in reader {
                     let m = m.map_err(invalid)?;
-                    info.memories.push(MemoryType { limits: limits(m.initial, m.maximum) });
+                    info.memories.push(MemoryType { limits: limits(m.initial, m.maximum), shared: m.shared });
                 }
             }
             Payload::GlobalSection(reader) => {

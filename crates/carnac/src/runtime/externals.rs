@@ -2,6 +2,7 @@
 //! importable things. Each handle is a store index checked against the store id.
 
 use crate::error::Error;
+use crate::runtime::shared::SharedMemory;
 use crate::runtime::store::{AsContext, AsContextMut, GlobalEntity};
 use crate::runtime::values::Val;
 use crate::types::*;
@@ -38,13 +39,21 @@ macro_rules! handle {
         }
     };
 }
-handle!(Memory, "A linear memory in a store: a handle, valid with that store only.");
+handle!(
+    Memory,
+    "A linear memory in a store: a handle, valid with that store only. Never a \
+     shared memory: those are [`SharedMemory`]s, not tied to a store (as in Wasmtime)."
+);
 handle!(Table, "A table of references in a store: a handle, valid with that store only.");
 handle!(Global, "A global in a store: a handle, valid with that store only.");
 
 impl Memory {
-    /// Creates a memory owned by the host.
+    /// Creates a memory owned by the host. Errors on a shared type: create a
+    /// [`SharedMemory`] instead.
     pub fn new(mut store: impl AsContextMut, ty: MemoryType) -> Result<Memory, Error> {
+        if ty.shared {
+            return Err(Error::usage("a shared memory is created with `SharedMemory::new`, not `Memory::new`"));
+        }
         let (s, limiter) = store.as_context_mut().inner_and_limiter();
         let index = s.new_memory(limiter, ty, None)?;
         Ok(Memory { store: s.id, index })
@@ -58,7 +67,7 @@ impl Memory {
     pub fn ty(&self, store: impl AsContext) -> MemoryType {
         let s = &store.as_context().inner;
         let m = &s.memories[self.index_in(s.id)];
-        MemoryType { limits: Limits { min: m.size_pages(), max: m.ty.limits.max } }
+        MemoryType { limits: Limits { min: m.size_pages(), max: m.ty().limits.max }, shared: false }
     }
 
     /// The memory's contents.
@@ -66,7 +75,7 @@ impl Memory {
     /// Accessors that return no `Result` panic when given another store's handle.
     pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> &'a [u8] {
         let s = &store.as_context().inner;
-        s.memories[self.index_in(s.id)].data()
+        s.memories[self.index_in(s.id)].owned().data()
     }
 
     /// The memory's contents, mutably. What is written through a plain slice of
@@ -76,7 +85,7 @@ impl Memory {
     pub fn data_mut<'a, S: AsContextMut + 'a>(&self, store: &'a mut S) -> &'a mut [u8] {
         let s = &mut store.as_context_mut().inner;
         let i = self.index_in(s.id);
-        s.memories[i].data_mut()
+        s.memories[i].owned_mut().data_mut()
     }
 
     /// The memory's contents and the store's data at once (for host functions that
@@ -112,7 +121,7 @@ impl Memory {
         let store = store.as_context_mut();
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
-        (inner.memories[i].data_mut(), data)
+        (inner.memories[i].owned_mut().data_mut(), data)
     }
 
     /// Like [`Memory::data_and_store_mut`], but the memory comes as a
@@ -129,7 +138,7 @@ impl Memory {
         let store = store.as_context_mut();
         let i = self.index_in(store.inner.id);
         let (inner, data) = store.inner_and_data_mut();
-        (inner.memories[i].tracked(), data)
+        (inner.memories[i].owned_mut().tracked(), data)
     }
 
     /// The current size in 64 KiB pages (what the guest's `memory.size` returns);
@@ -157,7 +166,7 @@ impl Memory {
     /// Reads `buf.len()` bytes at `offset`; errors when out of bounds.
     pub fn read(&self, store: impl AsContext, offset: usize, buf: &mut [u8]) -> Result<(), Error> {
         let s = &store.as_context().inner;
-        let data = s.memories[self.checked(s.id)?].data();
+        let data = s.memories[self.checked(s.id)?].owned().data();
         let src = offset
             .checked_add(buf.len())
             .and_then(|end| data.get(offset..end))
@@ -190,7 +199,7 @@ impl Memory {
         let grown =
             |what: &str| format!("memory of {} cannot grow by {}: {what}", count(cur, "page"), count(delta, "page"));
         if cur.checked_add(delta).is_none_or(|n| n > max) {
-            let max = match m.ty.limits.max {
+            let max = match m.ty().limits.max {
                 Some(_) => format!("beyond its maximum of {}", count(max, "page")),
                 None => format!("beyond the {} a 32-bit memory can address", count(max, "page")),
             };
@@ -357,16 +366,22 @@ impl Global {
 }
 
 /// Anything a module can import or export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Not `Copy` (a [`SharedMemory`] is a counted reference); more kinds may come,
+/// hence `#[non_exhaustive]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Extern {
     /// A function.
     Func(Func),
     /// A table.
     Table(Table),
-    /// A linear memory.
+    /// A linear memory of one store.
     Memory(Memory),
     /// A global.
     Global(Global),
+    /// A shared memory (the threads proposal), usable from any store of its engine.
+    SharedMemory(SharedMemory),
 }
 
 impl Extern {
@@ -381,6 +396,14 @@ impl Extern {
     /// The memory, if this is one.
     pub fn into_memory(self) -> Option<Memory> {
         if let Extern::Memory(m) = self {
+            Some(m)
+        } else {
+            None
+        }
+    }
+    /// The shared memory, if this is one.
+    pub fn into_shared_memory(self) -> Option<SharedMemory> {
+        if let Extern::SharedMemory(m) = self {
             Some(m)
         } else {
             None
@@ -403,12 +426,14 @@ impl Extern {
         }
     }
 
-    pub(crate) fn store_id(&self) -> u64 {
+    /// The store it belongs to; `None` for a shared memory (it belongs to none).
+    pub(crate) fn store_id(&self) -> Option<u64> {
         match self {
-            Extern::Func(f) => f.store,
-            Extern::Table(t) => t.store,
-            Extern::Memory(m) => m.store,
-            Extern::Global(g) => g.store,
+            Extern::Func(f) => Some(f.store),
+            Extern::Table(t) => Some(t.store),
+            Extern::Memory(m) => Some(m.store),
+            Extern::Global(g) => Some(g.store),
+            Extern::SharedMemory(_) => None,
         }
     }
 
@@ -423,6 +448,7 @@ impl Extern {
             Extern::Table(t) => ExternType::Table(t.ty(&store)),
             Extern::Memory(m) => ExternType::Memory(m.ty(&store)),
             Extern::Global(g) => ExternType::Global(g.ty(&store)),
+            Extern::SharedMemory(m) => ExternType::Memory(m.ty()),
         }
     }
 }
@@ -435,6 +461,11 @@ impl From<Func> for Extern {
 impl From<Memory> for Extern {
     fn from(m: Memory) -> Extern {
         Extern::Memory(m)
+    }
+}
+impl From<SharedMemory> for Extern {
+    fn from(m: SharedMemory) -> Extern {
+        Extern::SharedMemory(m)
     }
 }
 impl From<Table> for Extern {

@@ -33,7 +33,13 @@ fn entity_extern(s: &StoreInner, entity: &InstanceEntity, idx: EntityIndex) -> E
     match idx {
         EntityIndex::Func(i) => Extern::Func(Func { store, index: entity.funcs[i as usize] }),
         EntityIndex::Table(i) => Extern::Table(Table { store, index: entity.tables[i as usize] }),
-        EntityIndex::Memory(i) => Extern::Memory(Memory { store, index: entity.memories[i as usize] }),
+        EntityIndex::Memory(i) => {
+            let index = entity.memories[i as usize];
+            match s.memories[index as usize].shared() {
+                Some(shared) => Extern::SharedMemory(shared.clone()),
+                None => Extern::Memory(Memory { store, index }),
+            }
+        }
         EntityIndex::Global(i) => Extern::Global(Global { store, index: entity.globals[i as usize] }),
     }
 }
@@ -90,13 +96,24 @@ impl Instance {
     }
 
     /// The exported memory called `name`, or `None` when there is no such
-    /// export or it is not a memory.
+    /// export or it is not a memory. `None` for a shared memory too, as in
+    /// Wasmtime: see [`Instance::get_shared_memory`].
     ///
     /// # Panics
     ///
     /// When the instance belongs to a different store.
     pub fn get_memory(&self, store: impl AsContext, name: &str) -> Option<Memory> {
         self.get_export(store, name)?.into_memory()
+    }
+
+    /// The exported shared memory called `name` (the threads proposal), or `None`
+    /// when there is no such export or it is not a shared memory.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
+    pub fn get_shared_memory(&self, store: impl AsContext, name: &str) -> Option<crate::SharedMemory> {
+        self.get_export(store, name)?.into_shared_memory()
     }
 
     /// The exported table called `name`, or `None` when there is no such
@@ -152,8 +169,14 @@ fn check_import(
     ext: &Extern,
 ) -> Result<(), Error> {
     let incompatible = |reason: String| Error::IncompatibleImport { module: m.clone(), name: n.clone(), reason };
-    if ext.store_id() != s.id {
-        return Err(incompatible("the definition belongs to a different store".into()));
+    match ext {
+        Extern::SharedMemory(mem) if !crate::Engine::same(mem.engine(), &s.engine) => {
+            return Err(incompatible("the shared memory belongs to a different engine".into()));
+        }
+        _ if ext.store_id().is_some_and(|id| id != s.id) => {
+            return Err(incompatible("the definition belongs to a different store".into()));
+        }
+        _ => {}
     }
     // Functions compare by engine-wide type id: no type is built or cloned.
     if let (EntityIndex::Func(i), Extern::Func(f)) = (idx, ext) {
@@ -172,9 +195,10 @@ fn check_import(
         }
         (ExternType::Memory(mt), Extern::Memory(mem)) => {
             let have = &s.memories[mem.index as usize];
-            let cur = crate::types::Limits { min: have.size_pages(), max: have.ty.limits.max };
-            cur.matches(&mt.limits)
+            let limits = crate::types::Limits { min: have.size_pages(), max: have.ty().limits.max };
+            crate::types::MemoryType { limits, shared: false }.matches(mt)
         }
+        (ExternType::Memory(mt), Extern::SharedMemory(mem)) => mem.ty().matches(mt),
         (ExternType::Global(gt), Extern::Global(g)) => s.globals[g.index as usize].ty == *gt,
         _ => false,
     };
@@ -196,7 +220,8 @@ fn check_import(
             format!("a {} table of at least {}{}", tt.element, count(min, "element"), at_most(max, "element"))
         }
         ExternType::Memory(mt) => {
-            format!("a memory of at least {}{}", count(mt.limits.min, "page"), at_most(mt.limits.max, "page"))
+            let (min, max) = (count(mt.limits.min, "page"), at_most(mt.limits.max, "page"));
+            format!("a {}memory of at least {min}{max}", if mt.shared { "shared " } else { "" })
         }
         ExternType::Global(gt) => format!("a global {gt}"),
     };
@@ -208,7 +233,10 @@ fn check_import(
         }
         Extern::Memory(mem) => {
             let mem = &s.memories[mem.index as usize];
-            format!("a memory {}", now(mem.size_pages(), mem.ty.limits.max, "page"))
+            format!("a memory {}", now(mem.size_pages(), mem.ty().limits.max, "page"))
+        }
+        Extern::SharedMemory(mem) => {
+            format!("a shared memory {}", now(mem.size(), mem.ty().limits.max, "page"))
         }
         Extern::Global(g) => format!("a global {}", s.globals[g.index as usize].ty),
     };
@@ -247,6 +275,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
             Extern::Func(f) => funcs.push(f.index),
             Extern::Table(t) => tables.push(t.index),
             Extern::Memory(mem) => memories.push(mem.index),
+            Extern::SharedMemory(mem) => memories.push(s.push_shared_memory(mem)),
             Extern::Global(g) => globals.push(g.index),
         }
     }

@@ -27,7 +27,7 @@ enum Definition<T> {
 impl<T> Clone for Definition<T> {
     fn clone(&self) -> Self {
         match self {
-            Definition::Extern(e) => Definition::Extern(*e),
+            Definition::Extern(e) => Definition::Extern(e.clone()),
             Definition::Host(h) => Definition::Host(h.clone()),
         }
     }
@@ -36,7 +36,7 @@ impl<T> Clone for Definition<T> {
 impl<T> Definition<T> {
     fn to_extern(&self, store: &mut Store<T>) -> Extern {
         match self {
-            Definition::Extern(e) => *e,
+            Definition::Extern(e) => e.clone(),
             Definition::Host(h) => Extern::Func(h.define(store)),
         }
     }
@@ -47,6 +47,14 @@ pub struct Linker<T> {
     engine: Engine,
     defs: HashMap<(String, String), Definition<T>>,
     allow_shadowing: bool,
+}
+
+/// A copy of every definition (host functions are shared, not copied), as
+/// Wasmtime's `Linker` is `Clone`: a thread can take its own.
+impl<T> Clone for Linker<T> {
+    fn clone(&self) -> Self {
+        Linker { engine: self.engine.clone(), defs: self.defs.clone(), allow_shadowing: self.allow_shadowing }
+    }
 }
 
 impl<T> std::fmt::Debug for Linker<T> {
@@ -85,7 +93,10 @@ impl<T: 'static> Linker<T> {
         Ok(self)
     }
 
-    /// Defines `module::name` as an object of a store (that store must be used to instantiate).
+    /// Defines `module::name` as an object of a store (that store must be used
+    /// to instantiate), or as a [`crate::SharedMemory`], which belongs to no
+    /// store: one linker holding it can then instantiate in any number of
+    /// stores, on any threads (how a thread of a threaded program is spawned).
     pub fn define(&mut self, module: &str, name: &str, item: impl Into<Extern>) -> Result<&mut Self, Error> {
         self.insert(module, name, Definition::Extern(item.into()))
     }

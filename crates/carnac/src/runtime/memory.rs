@@ -32,6 +32,7 @@
 //! its private pages, which then read as the image again), and the next
 //! memory with the same image takes that region with no system call at all.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::runtime::vmctx::VMMemoryDef;
@@ -389,6 +390,9 @@ pub(crate) struct LinearMemory {
     /// The image mapped copy-on-write over part of the region, which the memory
     /// started as (and which its reset restores).
     image: Option<Arc<MemoryImage>>,
+    /// A shared memory (see `runtime::shared`): its length is published with
+    /// `Release` and read with `Acquire`.
+    shared: bool,
     pub(crate) ty: MemoryType,
 }
 
@@ -409,6 +413,11 @@ impl LinearMemory {
     ///
     /// `image`: the memory starts as this image instead of zeros (mapped, not
     /// copied); it must lie within the memory's minimum size.
+    ///
+    /// A shared type (`ty.shared`) must have a maximum: its region is reserved for
+    /// it here and never moves. A shared memory is always untracked: several
+    /// threads write it, and it is reset through the kernel when its last owner
+    /// drops it (see `runtime::shared`).
     pub fn new(
         ty: MemoryType,
         tracked: bool,
@@ -416,6 +425,10 @@ impl LinearMemory {
         image: Option<&Arc<MemoryImage>>,
     ) -> Result<LinearMemory, String> {
         let min = ty.limits.min;
+        if ty.shared && ty.limits.max.is_none() {
+            return Err("a shared memory must have a maximum size".into());
+        }
+        let tracked = tracked && !ty.shared;
         let max_pages = ty.limits.max.unwrap_or(MAX_PAGES).min(MAX_PAGES);
         if min > max_pages {
             let (min, max) = (crate::types::count(min, "page"), crate::types::count(max_pages, "page"));
@@ -463,8 +476,10 @@ impl LinearMemory {
             // SAFETY: CHUNK_MAP_OFFSET < CHUNK_MAP_OFFSET + reserved, the region's size.
             unsafe { (p as *mut u8).add(CHUNK_MAP_OFFSET) }
         };
-        let def = Box::new(VMMemoryDef { base, len: 0 });
-        let mut mem = LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, image: mapped, ty };
+        let def = Box::new(VMMemoryDef { base, len: AtomicUsize::new(0) });
+        let shared = ty.shared;
+        let mut mem =
+            LinearMemory { def, reserved, accessible, max_pages, untracked: !tracked, image: mapped, shared, ty };
         let keeps_image = same_image(mem.image.as_ref(), image);
         if !keeps_image {
             mem.unmap_image()?;
@@ -486,7 +501,7 @@ impl LinearMemory {
     /// Maps `image` copy-on-write over its place in the memory (which is zero,
     /// read-write and at least `image.end()` long).
     fn map_image(&mut self, image: &Arc<MemoryImage>) -> Result<(), String> {
-        debug_assert!(self.image.is_none() && image.end() <= self.def.len);
+        debug_assert!(self.image.is_none() && image.end() <= self.len());
         for part in &image.parts {
             // SAFETY: the part lies inside the memory's read-write part (checked in
             // `new`) and holds only zeros that nothing refers to; MAP_FIXED replaces
@@ -561,23 +576,22 @@ impl LinearMemory {
     }
 
     pub fn size_pages(&self) -> u64 {
-        (self.def.len / WASM_PAGE) as u64
+        (self.len() / WASM_PAGE) as u64
     }
 
+    /// The length in bytes (an `Acquire` load for a shared memory, see [`VMMemoryDef`]).
     pub fn len(&self) -> usize {
-        self.def.len
+        self.def.len_for(self.shared)
     }
 
-    /// Where the length is kept, for the interpreter to re-read after calls.
-    pub(crate) fn len_ptr(&self) -> *const usize {
-        &self.def.len
+    /// The memory's definition (base and length) at its stable address. Nothing
+    /// writes through it but atomic stores of the length (`len` is atomic, the
+    /// base never changes), so a pointer from a shared borrow serves every tier.
+    pub(crate) fn def_ptr(&self) -> *mut VMMemoryDef {
+        &*self.def as *const VMMemoryDef as *mut VMMemoryDef
     }
 
-    /// The memory's definition (base and length) at its stable address.
-    pub(crate) fn def_ptr(&mut self) -> *mut VMMemoryDef {
-        &mut *self.def
-    }
-
+    #[cfg(test)]
     pub fn base(&self) -> *mut u8 {
         self.def.base
     }
@@ -610,14 +624,16 @@ impl LinearMemory {
             }
             self.accessible = new_len;
         }
-        self.def.len = new_len;
+        // A shared memory's readers on other threads load the length with
+        // `Acquire`: they see the pages made accessible above.
+        self.def.len.store(new_len, if self.shared { Ordering::Release } else { Ordering::Relaxed });
         Some(old)
     }
 
     pub fn data(&self) -> &[u8] {
         // SAFETY: [base, base+len) is mapped read-write (or len is 0 with a dangling,
         // well-aligned base), and stays so for as long as `self` lives.
-        unsafe { std::slice::from_raw_parts(self.def.base, self.def.len) }
+        unsafe { std::slice::from_raw_parts(self.def.base, self.len()) }
     }
 
     /// The whole memory as a plain slice: what is written through it cannot be
@@ -626,12 +642,12 @@ impl LinearMemory {
     pub fn data_mut(&mut self) -> &mut [u8] {
         self.untracked = true;
         // SAFETY: as in `data`, and `&mut self` guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.def.base, self.def.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.def.base, self.len()) }
     }
 
     /// A view that marks what it hands out for writing.
     pub fn tracked(&mut self) -> MemoryMut<'_> {
-        MemoryMut { base: self.def.base, len: self.def.len, _memory: std::marker::PhantomData }
+        MemoryMut { base: self.def.base, len: self.len(), _memory: std::marker::PhantomData }
     }
 
     /// Copies `bytes` to `offset`; `false` (nothing written) when out of bounds.
@@ -819,11 +835,10 @@ impl Drop for LinearMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Limits;
 
     #[test]
     fn large_dirty_regions_are_released_and_come_back_zeroed() {
-        let ty = MemoryType { limits: Limits { min: 32, max: Some(32) } };
+        let ty = MemoryType::new(32, Some(32));
         for _ in 0..3 {
             let mut m = LinearMemory::new(ty, true, None, None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0));
@@ -833,7 +848,7 @@ mod tests {
 
     #[test]
     fn tracked_writes_are_reset_without_asking_the_kernel() {
-        let ty = MemoryType { limits: Limits { min: 3, max: Some(3) } };
+        let ty = MemoryType::new(3, Some(3));
         for round in 0..4u8 {
             let mut m = LinearMemory::new(ty, true, None, None).unwrap();
             assert!(m.data().iter().all(|b| *b == 0), "round {round}: memory not zeroed");
@@ -860,7 +875,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "without being marked")]
     fn an_unmarked_write_is_caught_in_debug_builds() {
-        let ty = MemoryType { limits: Limits { min: 1, max: Some(1) } };
+        let ty = MemoryType::new(1, Some(1));
         let m = LinearMemory::new(ty, true, None, None).unwrap();
         // SAFETY: byte 5000 is inside the 1-page memory.
         unsafe { *m.base().add(5000) = 7 };
@@ -869,7 +884,7 @@ mod tests {
 
     #[test]
     fn reused_regions_come_back_zeroed_and_bounded() {
-        let ty = MemoryType { limits: Limits { min: 2, max: Some(3) } };
+        let ty = MemoryType::new(2, Some(3));
         for round in 0..4 {
             let mut m = LinearMemory::new(ty, true, None, None).unwrap();
             assert_eq!(m.len(), 2 * WASM_PAGE);

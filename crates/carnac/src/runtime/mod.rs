@@ -11,6 +11,8 @@ pub(crate) mod gc;
 pub(crate) mod instance;
 pub(crate) mod linker;
 pub(crate) mod memory;
+pub(crate) mod parking;
+pub(crate) mod shared;
 pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod trap;

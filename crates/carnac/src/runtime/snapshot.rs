@@ -177,7 +177,12 @@ fn capture(s: &StoreInner, index: u32) -> Result<Snapshot, Error> {
     };
     let mut memories = Vec::new();
     for &mem in inst.memories.iter() {
-        let memory = &s.memories[mem as usize];
+        let memory = match &s.memories[mem as usize] {
+            crate::runtime::shared::StoreMemory::Owned(m) => m,
+            crate::runtime::shared::StoreMemory::Shared(_) => {
+                return Err(refuse("it has a shared memory, which other threads may be changing".into()))
+            }
+        };
         let mut ty = memory.ty;
         ty.limits.min = memory.size_pages();
         let data = memory.data();

@@ -11,8 +11,8 @@ use crate::error::Error;
 use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
 use crate::runtime::gc::ExternHeap;
-use crate::runtime::memory::LinearMemory;
-use crate::runtime::memory::WASM_PAGE;
+use crate::runtime::memory::{LinearMemory, WASM_PAGE};
+use crate::runtime::shared::{SharedMemory, StoreMemory};
 use crate::runtime::trap::{Trap, TrapKind};
 use crate::runtime::vmctx::{VMContextBlock, VMFuncRef, VMStoreContext, VMTableDef};
 use crate::types::{FuncType, GlobalType, MemoryType, TableType};
@@ -256,7 +256,9 @@ pub(crate) struct StoreInner {
     pub funcs: Vec<FuncEntity>,
     /// The type of each host function in `Store::hosts`, same index.
     pub host_types: Vec<FuncType>,
-    pub memories: Vec<LinearMemory>,
+    /// Memories the store owns, and its clones of shared memories (its own
+    /// instances' and the ones they import).
+    pub memories: Vec<StoreMemory>,
     pub tables: Vec<TableEntity>,
     pub globals: Vec<GlobalEntity>,
     /// Where global values live: one allocation per instance (its defined
@@ -549,16 +551,27 @@ impl StoreInner {
                 crate::types::count(ty.limits.min, "page")
             )));
         }
-        let config = self.engine.config();
         // Memories that compiled code may access (now or, tiering, later) have
         // its guard region. Compiled stores mark the written-chunk map as the
         // interpreter's do.
-        let compiled = config.strategy != crate::Strategy::Interpreter;
-        let tracked = config.track_memory_writes;
-        let guard = (compiled && config.signals_based_traps).then_some(config.memory_guard_size);
-        self.memories.push(LinearMemory::new(ty, tracked, guard, image).map_err(Error::Limit)?);
+        let (tracked, guard) = crate::runtime::shared::memory_config(&self.engine);
+        let memory = if ty.shared {
+            // Defined by an instance of this store, counted against it; shared
+            // with the stores that import it.
+            StoreMemory::Shared(SharedMemory::create(&self.engine, ty, image)?)
+        } else {
+            StoreMemory::Owned(LinearMemory::new(ty, tracked, guard, image).map_err(Error::Limit)?)
+        };
+        self.memories.push(memory);
         self.committed += bytes;
         Ok(self.memories.len() as u32 - 1)
+    }
+
+    /// Holds a clone of `memory` (an instance of this store imports it): its own
+    /// store counted it, so no limiter is asked.
+    pub fn push_shared_memory(&mut self, memory: &SharedMemory) -> u32 {
+        self.memories.push(StoreMemory::Shared(memory.clone()));
+        self.memories.len() as u32 - 1
     }
 
     /// Allocates a table of type `ty` filled with the raw reference `init`,
@@ -604,12 +617,15 @@ impl StoreInner {
         // Past the memory's own maximum it fails whatever the limiter says.
         let Some(new) = m.size_pages().checked_add(delta).filter(|&n| n <= m.max_pages()) else { return Ok(None) };
         let (current, desired) = (m.len(), new as usize * WASM_PAGE);
-        let max = m.ty.limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
+        let max = m.ty().limits.max.map(|p| (p as usize).saturating_mul(WASM_PAGE));
         if !self.may_grow(limiter, |l| l.memory_growing(current, desired, max), desired - current)? {
             return Ok(None);
         }
+        // A shared memory may have grown on another thread since `current` was
+        // read: it then grows from its size at the time, by `delta` all the same,
+        // and this store counts the `delta` pages its guest asked for.
         let Some(old) = self.memories[mem as usize].grow(delta) else { return Ok(None) };
-        self.committed += desired - current;
+        self.committed += delta as usize * WASM_PAGE;
         Ok(Some(old))
     }
 

@@ -35,6 +35,11 @@ pub enum TrapKind {
     /// With [`crate::Config::lazy_validation`], a function whose body is
     /// invalid was called (its module was accepted unvalidated).
     InvalidFunction,
+    /// An atomic memory access at an address that is not a multiple of its size
+    /// (the threads proposal).
+    UnalignedAtomic,
+    /// `memory.atomic.wait32`/`wait64` on a memory that is not shared.
+    ExpectedSharedMemory,
 }
 
 impl TrapKind {
@@ -54,6 +59,8 @@ impl TrapKind {
             TrapKind::Interrupted => "interrupted",
             TrapKind::HostError => "host error",
             TrapKind::InvalidFunction => "invalid function body",
+            TrapKind::UnalignedAtomic => "unaligned atomic",
+            TrapKind::ExpectedSharedMemory => "expected shared memory",
         }
     }
 }

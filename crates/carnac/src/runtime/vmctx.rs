@@ -30,15 +30,32 @@
 //! floats as their bits, v128 in a `u128` (two 64-bit slots, low half first),
 //! references as a store index plus one (0 is null).
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// A linear memory as compiled code sees it. The base never changes (the
 /// memory's region is reserved once); `len` (bytes) changes when it grows.
+///
+/// `len` is atomic (the same layout as a `usize`, so compiled code reads it as
+/// a plain word): a shared memory's definition is read by every thread that
+/// runs an instance importing it while one of them may grow it. Rust code reads
+/// an unshared memory's length with a `Relaxed` load (only its own store's
+/// thread ever writes it); a shared memory's growth publishes the new length
+/// with `Release` once the pages are accessible, and its readers use `Acquire`
+/// ([`VMMemoryDef::len_for`]), so a thread that sees the new length also sees
+/// the pages mapped.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct VMMemoryDef {
     pub base: *mut u8,
-    pub len: usize,
+    pub len: AtomicUsize,
+}
+
+impl VMMemoryDef {
+    /// The length in bytes of a memory that is `shared` or not (see the type's docs).
+    #[inline]
+    pub fn len_for(&self, shared: bool) -> usize {
+        self.len.load(if shared { Ordering::Acquire } else { Ordering::Relaxed })
+    }
 }
 
 /// A table as compiled code sees it: its raw elements (see the module docs)

@@ -372,8 +372,10 @@ mod run {
                 memories[memory as usize][at..at + data.len()].copy_from_slice(data);
             }
         }
-        let mut defs: Vec<VMMemoryDef> =
-            memories.iter_mut().map(|m| VMMemoryDef { base: m.as_mut_ptr(), len: m.len() }).collect();
+        let mut defs: Vec<VMMemoryDef> = memories
+            .iter_mut()
+            .map(|m| VMMemoryDef { base: m.as_mut_ptr(), len: std::sync::atomic::AtomicUsize::new(m.len()) })
+            .collect();
         let mut cells: Vec<u128> = info
             .global_inits
             .iter()
