@@ -176,7 +176,13 @@ impl WasiCtx {
     /// one thread opens is usable by the others, stdout is one stream), and
     /// has its own interrupt probe and wait state.
     pub fn share(&self) -> WasiCtx {
-        WasiCtx { shared: self.shared.clone(), interrupt: None, probe: None, wait_start: None }
+        WasiCtx {
+            shared: self.shared.clone(),
+            threads: self.threads.clone(),
+            interrupt: None,
+            probe: None,
+            wait_start: None,
+        }
     }
 
     /// Takes back the stream given as stdin (the guest then reads end of
@@ -391,6 +397,6 @@ impl WasiCtxBuilder {
             env: std::mem::take(&mut self.env),
             fds: Mutex::new(fds.into_iter().map(|d| Some(Arc::new(d))).collect()),
         };
-        WasiCtx { shared: Arc::new(shared), interrupt: None, probe: None, wait_start: None }
+        WasiCtx { shared: Arc::new(shared), threads: None, interrupt: None, probe: None, wait_start: None }
     }
 }

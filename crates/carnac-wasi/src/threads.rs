@@ -44,7 +44,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use carnac::{AsContextMut, Caller, Error, Extern, ExternType, InterruptHandle, Linker, Module, SharedMemory, Store, Trap};
+use carnac::{
+    AsContextMut, Caller, Error, Extern, ExternType, InterruptHandle, Linker, Module, SharedMemory, Store, Trap,
+};
 
 use crate::ctx::lock;
 use crate::WasiCtx;
@@ -69,11 +71,14 @@ const HOST_STACK: usize = 8 << 20;
 /// How long [`ThreadGroup::finish`] waits for interrupted threads to stop.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// The hook that configures each new thread's store.
+type Configure<T> = Box<dyn Fn(&mut Store<T>) -> Result<(), Error> + Send + Sync>;
+
 /// Settings of a threaded program, for [`ThreadGroup::new`].
 pub struct ThreadsConfig<T> {
     max_threads: usize,
     on_limit: Option<Box<dyn Fn(usize) + Send + Sync>>,
-    configure: Option<Box<dyn Fn(&mut Store<T>) -> Result<(), Error> + Send + Sync>>,
+    configure: Option<Configure<T>>,
 }
 
 impl<T> Default for ThreadsConfig<T> {
@@ -117,7 +122,7 @@ struct Spawner<T> {
     module: Module,
     linker: Linker<T>,
     fork: Box<dyn Fn(&mut T) -> T + Send + Sync>,
-    configure: Option<Box<dyn Fn(&mut Store<T>) -> Result<(), Error> + Send + Sync>>,
+    configure: Option<Configure<T>>,
 }
 
 struct State {
@@ -264,15 +269,14 @@ impl Group {
             Err(e) => return fail("the module exports no `wasi_thread_start(i32, i32)`", e),
         };
         let group = self.clone();
-        let spawned = std::thread::Builder::new().name(format!("wasm-thread-{tid}")).stack_size(HOST_STACK).spawn(
-            move || {
+        let spawned =
+            std::thread::Builder::new().name(format!("wasm-thread-{tid}")).stack_size(HOST_STACK).spawn(move || {
                 let result = start.call(store.as_context_mut(), (tid as i32, start_arg));
                 // The store goes before the group hears of the end, so that
                 // a finished program holds no thread's instance.
                 drop(store);
                 group.thread_ended(tid, result);
-            },
-        );
+            });
         match spawned {
             Ok(_) => Ok(()),
             // The host could not make an OS thread: EAGAIN, as pthread_create.
@@ -327,7 +331,12 @@ impl ThreadGroup {
         fork: impl Fn(&mut T) -> T + Send + Sync + 'static,
     ) -> ThreadGroup {
         let config = config.into();
-        let spawner = Spawner { module: module.clone(), linker: linker.clone(), fork: Box::new(fork), configure: config.configure };
+        let spawner = Spawner {
+            module: module.clone(),
+            linker: linker.clone(),
+            fork: Box::new(fork),
+            configure: config.configure,
+        };
         let state = State { stores: HashMap::new(), live: 0, next_tid: 1, ended: None, interrupted: false };
         ThreadGroup {
             group: Arc::new(Group {
@@ -407,7 +416,7 @@ impl<T> From<&mut ThreadsConfig<T>> for ThreadsConfig<T> {
 
 /// Whether `module` is a wasi-threads program: it imports `wasi.thread-spawn`.
 pub fn imports_thread_spawn(module: &Module) -> bool {
-    module.imports().any(|i| i.module() == "wasi" && i.name() == "thread-spawn")
+    module.imports().any(|i| i.module == "wasi" && i.name == "thread-spawn")
 }
 
 /// Creates a [`SharedMemory`] for each shared memory `module` imports, of the
@@ -416,10 +425,10 @@ pub fn imports_thread_spawn(module: &Module) -> bool {
 pub fn define_shared_memories<T: 'static>(linker: &mut Linker<T>, module: &Module) -> Result<Vec<SharedMemory>, Error> {
     let mut made = Vec::new();
     for import in module.imports() {
-        if let ExternType::Memory(ty) = import.ty() {
+        if let ExternType::Memory(ty) = &import.ty {
             if ty.is_shared() {
-                let memory = SharedMemory::new(linker.engine(), ty)?;
-                linker.define(import.module(), import.name(), Extern::SharedMemory(memory.clone()))?;
+                let memory = SharedMemory::new(linker.engine(), *ty)?;
+                linker.define(&import.module, &import.name, Extern::SharedMemory(memory.clone()))?;
                 made.push(memory);
             }
         }
@@ -434,12 +443,18 @@ pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     get: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
 ) -> Result<(), Error> {
-    linker.func_wrap("wasi", "thread-spawn", move |mut caller: Caller<'_, T>, start_arg: i32| -> Result<i32, Trap> {
-        let Some(group) = get(caller.data_mut()).threads.clone() else {
-            return Err(Trap::host("wasi.thread-spawn: the program runs without a thread group (ThreadGroup::attach)"));
-        };
-        group.spawn(&mut caller, start_arg)
-    })?;
+    linker.func_wrap(
+        "wasi",
+        "thread-spawn",
+        move |mut caller: Caller<'_, T>, start_arg: i32| -> Result<i32, Trap> {
+            let Some(group) = get(caller.data_mut()).threads.clone() else {
+                return Err(Trap::host(
+                    "wasi.thread-spawn: the program runs without a thread group (ThreadGroup::attach)",
+                ));
+            };
+            group.spawn(&mut caller, start_arg)
+        },
+    )?;
     Ok(())
 }
 

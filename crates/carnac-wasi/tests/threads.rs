@@ -189,7 +189,16 @@ fn past_the_thread_limit_spawning_fails_with_eagain_reported_once() {
     assert_eq!(o.stdout, "started 4\nspawn 4 failed: operation would block\njoined\n");
     assert_eq!(reported.load(Ordering::SeqCst), 1);
     // Under the limit nothing fails.
-    let o = run_with(&module("spawn_many", tier, false), "spawn_many", &["10"], |c| drop(c.max_threads(10)), None, None);
+    let o = run_with(
+        &module("spawn_many", tier, false),
+        "spawn_many",
+        &["10"],
+        |c| {
+            c.max_threads(10);
+        },
+        None,
+        None,
+    );
     assert_eq!(o.stdout, "started 10\njoined\n");
 }
 
@@ -206,7 +215,7 @@ fn an_interrupt_stops_spinning_and_blocked_threads_promptly() {
 
 #[test]
 fn fuel_is_split_between_threads_and_bounds_the_program() {
-    for &tier in &[Strategy::Interpreter] {
+    for &tier in TIERS {
         let m = module("parallel", tier, true);
         // Plenty: the program finishes with the same answer as unmetered.
         let plenty = run_with(&m, "parallel", &["2", "1"], |_| {}, Some(1_000_000_000), None);
