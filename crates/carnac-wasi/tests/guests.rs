@@ -4,12 +4,14 @@
 //! `wasm32-wasip1-threads`, and natively to compare their output. Shared by the
 //! WASI and CLI tests.
 
+// Each test binary uses some of these.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 const TARGET: &str = "wasm32-wasip1";
-#[allow(dead_code)]
 const THREADS_TARGET: &str = "wasm32-wasip1-threads";
 
 fn ensure_target() {
@@ -36,7 +38,6 @@ fn ensure(target: &str) {
 
 /// Builds the threaded guests crate for `target` (`None`: the host) and returns
 /// the directory of its binaries.
-#[allow(dead_code)]
 fn build_threads_guests(target: Option<&str>) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../carnac-wasi/tests/threads-guests/Cargo.toml");
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("threads-guests");
@@ -55,7 +56,6 @@ fn build_threads_guests(target: Option<&str>) -> PathBuf {
 }
 
 /// The path of threaded guest program `name`, built for `wasm32-wasip1-threads`.
-#[allow(dead_code)]
 pub fn threads_guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -68,7 +68,6 @@ pub fn threads_guest(name: &str) -> PathBuf {
 
 /// The path of threaded guest program `name` built for the host, whose output
 /// the wasm build's must equal.
-#[allow(dead_code)]
 pub fn native_threads_guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| build_threads_guests(None)).join(name)
