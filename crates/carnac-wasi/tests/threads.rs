@@ -239,3 +239,76 @@ fn thread_spawn_is_read_from_the_import_section() {
     // A truncated import section is not guessed at.
     assert_eq!(carnac_wasi::threads::binary_imports_thread_spawn(&threaded[..40]), None);
 }
+
+/// Reads what the test sends, blocking until it does (stdin of a program whose
+/// input arrives late).
+struct LateInput(std::sync::mpsc::Receiver<Vec<u8>>);
+
+impl std::io::Read for LateInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let bytes = self.0.recv().unwrap_or_default();
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+/// `read` reads stdin into 100.. and returns the byte count; `write` writes
+/// "x" to `fd` and returns the errno; `close` closes `fd`.
+const STDIO: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 200) "x")
+    (func (export "read") (result i32)
+        (i32.store (i32.const 0) (i32.const 100))
+        (i32.store (i32.const 4) (i32.const 50))
+        (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (i32.load (i32.const 8)))
+    (func (export "write") (param $fd i32) (result i32)
+        (i32.store (i32.const 16) (i32.const 200))
+        (i32.store (i32.const 20) (i32.const 1))
+        (call $write (local.get $fd) (i32.const 16) (i32.const 1) (i32.const 24)))
+    (func (export "close") (param $fd i32) (result i32) (call $close (local.get $fd))))"#;
+
+#[test]
+fn stores_of_a_program_share_descriptors_and_a_blocked_read_stalls_no_write() {
+    let engine = Engine::default();
+    let module = Module::new(&engine, STDIO).unwrap();
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |c| c).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = Capture::default();
+    let mut ctx = WasiCtx::builder()
+        .stdin(Stream::Reader(Box::new(LateInput(rx))))
+        .stdout(Stream::Writer(Box::new(out.clone())))
+        .stderr(Stream::Writer(Box::new(std::io::sink())))
+        .build();
+    let other = ctx.share();
+    let reader = {
+        let (engine, module, linker) = (engine.clone(), module.clone(), linker.clone());
+        std::thread::spawn(move || {
+            let mut store = Store::new(&engine, other);
+            let i = linker.instantiate(&mut store, &module).unwrap();
+            i.get_typed_func::<(), i32>(&store, "read").unwrap().call(&mut store, ()).unwrap()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    // The other store is blocked reading stdin: this one's write goes through.
+    let mut store = Store::new(&engine, std::mem::replace(&mut ctx, WasiCtx::builder().build()));
+    let i = linker.instantiate(&mut store, &module).unwrap();
+    let write = i.get_typed_func::<i32, i32>(&store, "write").unwrap();
+    let t = Instant::now();
+    assert_eq!(write.call(&mut store, 1).unwrap(), 0);
+    assert!(t.elapsed() < Duration::from_secs(1), "the write waited for the read: {:?}", t.elapsed());
+    assert_eq!(out.text(), "x");
+    assert!(!reader.is_finished());
+    tx.send(b"hi".to_vec()).unwrap();
+    assert_eq!(reader.join().unwrap(), 2);
+    // One descriptor table: what one store closes is closed for the other.
+    let mut second = Store::new(&engine, store.data().share());
+    let j = linker.instantiate(&mut second, &module).unwrap();
+    assert_eq!(j.get_typed_func::<i32, i32>(&second, "close").unwrap().call(&mut second, 1).unwrap(), 0);
+    assert_eq!(write.call(&mut store, 1).unwrap(), 8, "BADF after the other store closed stdout");
+}
