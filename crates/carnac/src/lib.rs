@@ -125,6 +125,38 @@
 //! [`Config::interruptible`] with [`Store::interrupt_handle`] is the per-store
 //! alternative (`interrupt()` from any thread); an interrupt stays until
 //! [`Store::clear_interrupt`] or [`InterruptHandle::reset`].
+//!
+//! ## Thread safety
+//!
+//! - [`Engine`], [`Module`], [`Linker`], [`InstancePre`] and [`SharedMemory`]
+//!   are `Send + Sync` and cheap to clone (shared, reference-counted state):
+//!   compile a module once and instantiate it from any number of threads. A
+//!   module's code is translated (or compiled) once, behind atomics and locks
+//!   the runtime owns; its data is read-only.
+//! - A [`Store`] is `Send` but not `Sync`: it moves between threads, and is used
+//!   by one thread at a time (every call takes `&mut`). Everything it owns
+//!   (instances, functions, tables, globals, unshared memories) is reached only
+//!   through it. To run guest code on several threads at once, give each
+//!   thread its own store (and instance), as wasi-threads does.
+//! - [`Func`], [`TypedFunc`], [`Instance`], [`Memory`], [`Table`], [`Global`]
+//!   and [`Extern`] are `Send + Sync` handles: plain indices checked against
+//!   the store they are used with, so holding one on another thread gives no
+//!   access without that store.
+//! - [`InterruptHandle`] and [`Engine::increment_epoch`] are the only ways to
+//!   act on a running store from another thread.
+//! - A [`SharedMemory`] (the threads proposal, [`Config::wasm_threads`]) is the
+//!   one thing several stores use at once: every store of an instance that
+//!   defines or imports it holds it, and it lives until the last one goes. Its
+//!   bytes never move; its size only grows, and a growth on one thread is seen
+//!   by the others (the length is published with release/acquire ordering). An
+//!   atomic instruction is sequentially consistent and never tears; plain loads
+//!   and stores race as the guest program says (the proposal's semantics: each
+//!   aligned access of up to 8 bytes is one machine access on the host, and
+//!   every access goes through raw pointers, never a Rust reference to the
+//!   bytes). `memory.atomic.wait32/64` park the thread until a notify on the
+//!   same cell, the timeout, or the store's interrupt or epoch deadline, which
+//!   end a wait as they end a loop. [`Instance::get_memory`] returns `None` for
+//!   a shared memory, as Wasmtime does: use [`Instance::get_shared_memory`].
 
 #[cfg(carnac_native_code)]
 mod compile;

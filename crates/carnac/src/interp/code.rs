@@ -293,6 +293,10 @@ macro_rules! define_instrs_with_imm {
             /// A SIMD operator; `head` packs the operator, its lane immediate and
             /// operand `a` (see [`pack_simd`] and, for the operands, [`for_each_simd`]).
             Simd { head: u32, b: Slot, c: u32 },
+            /// A threads-proposal operator (see `interp::atomic`): `head` packs the
+            /// operator, its access size and its memory; operands at
+            /// `base..`, the result (if any) to `base`; `offset` is the memarg's.
+            Atomic { head: u32, base: Slot, offset: u32 },
             MemorySize { dst: Slot },
             MemoryGrow { dst: Slot, delta: Slot, mem: u32 },
             /// dst address, value, length at `base..base+3`.

@@ -37,15 +37,17 @@
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::atomic::{self, AtomicOp};
 use super::code::{Cell, CompiledFunc, Instr};
 use super::simd;
 use super::threaded::{self, threaded_instrs, CallCx, Outcome};
 use crate::module::{CodeRanges, ModuleInner};
 use crate::runtime::func::Caller;
 use crate::runtime::memory::{mark_written_range, MemoryMut};
+use crate::runtime::shared;
 use crate::runtime::store::{FuncKind, Store, StoreInner};
 use crate::runtime::trap::{Backtrace, FrameInfo, Trap, TrapKind};
-use crate::runtime::vmctx::global_cells;
+use crate::runtime::vmctx::{global_cells, VMMemoryDef};
 
 /// A suspended caller frame. Which function it is follows from `ip` (see
 /// [`ModuleInner::code_ranges`]): calls do not spend a store on it. A call made
@@ -70,6 +72,18 @@ fn mem_of(s: &StoreInner, instance: u32) -> (*mut u8, usize, *const AtomicUsize)
             (m.base(), m.len(), m.len_ptr())
         }
         None => (ptr::null_mut(), 0, ptr::null()),
+    }
+}
+
+/// Memory `mem` of `instance`: its definition and whether it is shared (null
+/// and false without one).
+fn def_of(s: &StoreInner, instance: u32, mem: u32) -> (*const VMMemoryDef, bool) {
+    match s.instances[instance as usize].memories.get(mem as usize) {
+        Some(&m) => {
+            let m = &s.memories[m as usize];
+            (m.def_ptr() as *const VMMemoryDef, m.is_shared())
+        }
+        None => (ptr::null(), false),
     }
 }
 
@@ -224,6 +238,14 @@ pub(crate) fn run<T, const TRACK: bool>(
     // `ZeroLocals` and a return.
     let mut ip = unsafe { func.code.as_ptr().add(func.entry as usize) };
     let (mut mem_base, mut mem_len, mut mem_len_ptr) = mem_of(&store.inner, instance);
+    // The current memory's definition and shared-ness (memory 0, or the one a
+    // `UseMemory` selected): another thread may grow a shared memory at any
+    // time, so its accesses re-read the length before trapping out of bounds.
+    // Definitions are boxed (or shared): the pointer stays valid.
+    let (mut cur_def, mut cur_shared) = def_of(&store.inner, instance, 0);
+    // The accumulator to run with: 0, or the one an out-of-bounds access had
+    // when it is run again (see the trap handling after `threaded::run`).
+    let mut resume_acc = 0;
 
     macro_rules! trap {
         ($kind:expr) => {{
@@ -268,6 +290,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             mem_base = b;
             mem_len = l;
             mem_len_ptr = p;
+            (cur_def, cur_shared) = def_of(&store.inner, instance, 0);
         }};
     }
     /// Enters a wasm function or calls a host function whose arguments start at
@@ -431,7 +454,8 @@ pub(crate) fn run<T, const TRACK: bool>(
             trap: TrapKind::Unreachable,
             trap_at: ptr::null(),
         };
-        let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, 0, &mut cx) };
+        let outcome = unsafe { threaded::run::<TRACK>(ip, fp, mem_base, mem_len, resume_acc, &mut cx) };
+        resume_acc = 0;
         // The frames that calls in the run pushed and that are still there hold
         // only their `ip` and `base`; they are the run's instance's.
         let mut f = cx.filled_top;
@@ -473,6 +497,18 @@ pub(crate) fn run<T, const TRACK: bool>(
                     // The callback had the store: it may have grown memories.
                     refresh_mem!();
                     continue;
+                }
+                if kind == TrapKind::MemoryOutOfBounds && cur_shared {
+                    // SAFETY: `cur_def` is the current memory's live definition.
+                    let live = unsafe { (*cur_def).len_for(true) };
+                    if live > mem_len {
+                        // Another thread grew it: run the access again (with the
+                        // accumulator it had) against the length it has now.
+                        mem_len = live;
+                        ip = cx.trap_at;
+                        resume_acc = cx.acc;
+                        continue;
+                    }
                 }
                 trap!(kind)
             }
@@ -551,6 +587,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                 call_store_func!(fidx, b);
             }
             Instr::Simd { head, b, c } => {
+                if cur_shared {
+                    // SAFETY: `cur_def` is the current memory's live definition.
+                    mem_len = unsafe { (*cur_def).len_for(true) };
+                }
                 let (op, lane, a) = super::code::unpack_simd_index(head);
                 // SAFETY: the frame starts at `fp` and every slot up to the end of the
                 // value stack is initialised memory owned by `stack`; no other reference
@@ -565,7 +605,14 @@ pub(crate) fn run<T, const TRACK: bool>(
                 };
                 tri!(simd::HANDLERS[op](lane, a, b, c, frame, &mut mem));
             }
-            Instr::MemorySize { dst } => w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE),
+            Instr::MemorySize { dst } => {
+                if cur_shared {
+                    // The live length: another thread may have grown it.
+                    // SAFETY: `cur_def` is the current memory's live definition.
+                    mem_len = unsafe { (*cur_def).len_for(true) };
+                }
+                w32!(dst, mem_len / crate::runtime::memory::WASM_PAGE)
+            }
             Instr::MemoryGrow { dst, delta, mem } => {
                 let m = store.inner.instances[instance as usize].memories[mem as usize];
                 let (inner, limiter) = store.inner_and_limiter();
@@ -585,6 +632,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let inst = &store.inner.instances[instance as usize];
                 let bytes: &[u8] =
                     if inst.data_dropped[segment as usize] { &[] } else { m.data_bytes(segment as usize) };
+                if cur_shared {
+                    // SAFETY: `cur_def` is the current memory's live definition.
+                    mem_len = unsafe { (*cur_def).len_for(true) };
+                }
                 if s + n > bytes.len() || d + n > mem_len {
                     trap!(TrapKind::MemoryOutOfBounds);
                 }
@@ -610,6 +661,53 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let m = store.inner.instances[instance as usize].memories[mem as usize];
                 let m = &store.inner.memories[m as usize];
                 (mem_base, mem_len) = (m.base(), m.len());
+                (cur_def, cur_shared) = (m.def_ptr() as *const VMMemoryDef, m.is_shared());
+            }
+            Instr::Atomic { head, base: b, offset } => {
+                let (op, size, mem) = atomic::unpack(head);
+                if op == AtomicOp::Fence {
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    continue;
+                }
+                let (def, shared) = def_of(&store.inner, instance, mem);
+                let ea = u32_!(b) as u64 + offset as u64;
+                match op {
+                    // SAFETY (all three): `def` is a live memory of the instance; the
+                    // store keeps it (and a shared one's clone) for the whole call.
+                    AtomicOp::Notify => {
+                        let count = u32_!(b + 1);
+                        let woken = tri!(unsafe { shared::memory_atomic_notify(def, shared, ea, count) });
+                        w32!(b, woken);
+                    }
+                    AtomicOp::Wait => {
+                        let (expected, timeout) = (rd!(b + 1), rd!(b + 2) as i64);
+                        // While parked, the store's interrupt flag and epoch deadline
+                        // are checked as at a loop's back edge (the callback may extend it).
+                        let poll = || store.deadline_reached();
+                        let r = if size == 4 {
+                            unsafe { shared::memory_atomic_wait32(def, shared, ea, expected as u32, timeout, poll) }
+                        } else {
+                            unsafe { shared::memory_atomic_wait64(def, shared, ea, expected, timeout, poll) }
+                        };
+                        match r {
+                            Ok(code) => w32!(b, code),
+                            Err(mut t) => {
+                                t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                                return Err(t);
+                            }
+                        }
+                        // A deadline callback had the store: it may have grown memories.
+                        refresh_mem!();
+                    }
+                    _ => {
+                        let n = op.arity().0;
+                        // SAFETY: the operands are `n` consecutive slots of the frame
+                        // at `b` (see the module docs, slot operands).
+                        let args = unsafe { std::slice::from_raw_parts_mut(fp.add(b as usize), n) };
+                        // SAFETY: as above.
+                        tri!(unsafe { atomic::execute(def, shared, TRACK && !shared, op, size, offset, args) });
+                    }
+                }
             }
             Instr::TableGet { dst, table, index } => {
                 let t = store.inner.instances[instance as usize].tables[table as usize];

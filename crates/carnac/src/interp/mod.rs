@@ -6,6 +6,7 @@
 //! Translation happens once per module; execution never decodes wasm bytes.
 
 mod assign;
+pub(crate) mod atomic;
 pub(crate) mod code;
 mod exec;
 mod ops;

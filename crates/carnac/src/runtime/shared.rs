@@ -312,6 +312,79 @@ pub(crate) fn atomic_cell(def: &VMMemoryDef, shared: bool, addr: u64, size: u64)
     Ok(unsafe { def.base.add(addr as usize) })
 }
 
+/// `memory.atomic.notify` on the memory `def` (`shared` or not), as both tiers
+/// run it: wakes at most `count` waiters on the 4-byte cell at effective
+/// address `addr` (index plus offset); bounds, then alignment, are checked. An
+/// unshared memory has no waiters: 0.
+///
+/// # Safety
+/// `def` is the live definition of a memory that stays mapped during the call.
+pub(crate) unsafe fn memory_atomic_notify(
+    def: *const VMMemoryDef,
+    shared: bool,
+    addr: u64,
+    count: u32,
+) -> Result<u32, TrapKind> {
+    // SAFETY: the caller's guarantee.
+    let cell = atomic_cell(unsafe { &*def }, shared, addr, 4)?;
+    Ok(if shared { parking::notify(cell as usize, count) } else { 0 })
+}
+
+/// `memory.atomic.wait32` on the memory `def`, as both tiers run it: checks
+/// bounds, alignment, then that the memory is shared (`ExpectedSharedMemory`);
+/// returns 1 at once when the cell at `addr` does not hold `expected`, else
+/// parks the thread until a notify (0) or `timeout_ns` nanoseconds (negative:
+/// no timeout) pass (2). `poll` is called every few milliseconds while parked;
+/// the store's interrupt and epoch checks go there, and its error ends the wait.
+///
+/// # Safety
+/// `def` is the live definition of a memory that stays mapped during the call
+/// (a shared memory does for as long as the calling store holds it).
+pub(crate) unsafe fn memory_atomic_wait32(
+    def: *const VMMemoryDef,
+    shared: bool,
+    addr: u64,
+    expected: u32,
+    timeout_ns: i64,
+    poll: impl FnMut() -> Result<(), Trap>,
+) -> Result<u32, Trap> {
+    // SAFETY: the caller's guarantee.
+    let cell = atomic_cell(unsafe { &*def }, shared, addr, 4).map_err(Trap::new)?;
+    if !shared {
+        return Err(Trap::new(TrapKind::ExpectedSharedMemory));
+    }
+    // SAFETY: an aligned cell inside the memory, which stays mapped (above).
+    let still = || unsafe { AtomicU32::from_ptr(cell as *mut u32) }.load(Ordering::SeqCst) == expected;
+    Ok(parking::wait(cell as usize, still, timeout_from_ns(timeout_ns), poll)?.code())
+}
+
+/// `memory.atomic.wait64`: as [`memory_atomic_wait32`] for the 8-byte cell at `addr`.
+///
+/// # Safety
+/// As [`memory_atomic_wait32`].
+pub(crate) unsafe fn memory_atomic_wait64(
+    def: *const VMMemoryDef,
+    shared: bool,
+    addr: u64,
+    expected: u64,
+    timeout_ns: i64,
+    poll: impl FnMut() -> Result<(), Trap>,
+) -> Result<u32, Trap> {
+    // SAFETY: the caller's guarantee.
+    let cell = atomic_cell(unsafe { &*def }, shared, addr, 8).map_err(Trap::new)?;
+    if !shared {
+        return Err(Trap::new(TrapKind::ExpectedSharedMemory));
+    }
+    // SAFETY: an aligned cell inside the memory, which stays mapped (above).
+    let still = || unsafe { AtomicU64::from_ptr(cell as *mut u64) }.load(Ordering::SeqCst) == expected;
+    Ok(parking::wait(cell as usize, still, timeout_from_ns(timeout_ns), poll)?.code())
+}
+
+/// A timeout in nanoseconds as the wait instructions take it: negative waits forever.
+fn timeout_from_ns(ns: i64) -> Option<Duration> {
+    u64::try_from(ns).ok().map(Duration::from_nanos)
+}
+
 /// The write tracking and guard region memories of `engine` get: memories that
 /// compiled code may access (now or, tiering, later) have its guard region.
 pub(crate) fn memory_config(engine: &Engine) -> (bool, Option<u64>) {

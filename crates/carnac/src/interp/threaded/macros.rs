@@ -50,6 +50,10 @@ macro_rules! handlers {
                     unsafe { std::hint::unreachable_unchecked() }
                 };
                 let branch_from = $ip;
+                // The accumulator as the handler received it, kept by an
+                // out-of-bounds trap so that `exec` can run the instruction again
+                // when another thread grew a shared memory meanwhile.
+                let acc_in = $acc;
                 let mut $acc = $acc;
                 let mut $ip = unsafe { $ip.add(1) };
                 let $chunk_map = $mem_base.wrapping_sub(CHUNK_MAP_OFFSET);
@@ -60,6 +64,9 @@ macro_rules! handlers {
                             unsafe {
                                 (*$cx).trap = $d kind;
                                 (*$cx).trap_at = branch_from;
+                                if matches!($d kind, TrapKind::MemoryOutOfBounds) {
+                                    (*$cx).acc = acc_in;
+                                }
                             }
                             return TRAP;
                         }

@@ -131,7 +131,9 @@ pub(crate) struct CallCx {
     pub instance: u32,
     pub fp: *mut u64,
     /// The accumulator between two handlers, kept here only by the unoptimised
-    /// builds' driver loop (optimised builds pass it in a register).
+    /// builds' driver loop (optimised builds pass it in a register), and the
+    /// one an instruction received when it trapped out of bounds (so that
+    /// `exec` can run it again after a shared memory grew on another thread).
     pub acc: u64,
     /// The current instance's table 0 (null and 0 without one), and the store's
     /// functions: for `call_indirect` (tables do not change during a run:

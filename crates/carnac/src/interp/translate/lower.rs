@@ -189,6 +189,22 @@ macro_rules! translate_simd {
 for_each_simd!(translate_simd);
 
 impl Translator {
+    /// Translates a threads-proposal operator into one `Atomic` instruction
+    /// (see `interp::atomic`); false for any other operator.
+    fn atomic(&mut self, op: &Operator<'_>) -> bool {
+        let Some((kind, size, memory, offset)) = crate::interp::atomic::decode(op) else { return false };
+        // Validation bounds memory indices far below the 2^24 a head holds.
+        let head = crate::interp::atomic::pack(kind, size, memory).expect("a validated memory index");
+        let (operands, result) = kind.arity();
+        let base = if operands == 0 { 0 } else { self.take_consecutive(operands) };
+        if result {
+            self.push_temp();
+        }
+        // A 32-bit memory's offsets are below 2^32 (validated).
+        self.emit(Instr::Atomic { head, base, offset: offset as u32 });
+        true
+    }
+
     /// A binary operator, in its immediate form when the right operand is a
     /// constant that fits.
     fn binary(&mut self, base: Instr, make: fn(Slot, Slot, Slot) -> Instr) {
@@ -549,8 +565,9 @@ impl Translator {
                 let dst = self.push_temp();
                 self.emit(Instr::RefFunc { dst, func: function_index });
             }
-            // SIMD last: scalar operators never pay for its match.
+            // SIMD and then the threads proposal last: scalar operators never pay for their match.
             ref other if self.simd(other) => {}
+            ref other if self.atomic(other) => {}
             ref other => {
                 return Err(err(offset, format!("unsupported operator {}", crate::module::operator_text(other))));
             }
