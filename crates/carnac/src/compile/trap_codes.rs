@@ -39,6 +39,8 @@ pub(crate) const BAD_SIGNATURE: u8 = 4;
 /// A builtin (or a host function called through one) recorded a trap in the
 /// current activation; the unwinder takes the kind from there.
 pub(crate) const TRAP_PENDING: u8 = 5;
+/// An atomic access at an address that is not a multiple of its size.
+pub(crate) const UNALIGNED_ATOMIC: u8 = 6;
 
 /// The trap kind a trap code stands for; `None` for [`TRAP_PENDING`] (the kind
 /// is the one the builtin recorded) and for codes Carnac never emits.
@@ -53,6 +55,7 @@ pub(crate) fn trap_kind(code: u8) -> Option<TrapKind> {
         TABLE_OUT_OF_BOUNDS => TrapKind::TableOutOfBounds,
         INDIRECT_CALL_TO_NULL => TrapKind::IndirectCallToNull,
         BAD_SIGNATURE => TrapKind::BadSignature,
+        UNALIGNED_ATOMIC => TrapKind::UnalignedAtomic,
         _ => return None,
     })
 }
@@ -80,6 +83,7 @@ pub(crate) mod clif {
     pub(crate) const INDIRECT_CALL_TO_NULL: TrapCode = code(super::INDIRECT_CALL_TO_NULL);
     pub(crate) const BAD_SIGNATURE: TrapCode = code(super::BAD_SIGNATURE);
     pub(crate) const TRAP_PENDING: TrapCode = code(super::TRAP_PENDING);
+    pub(crate) const UNALIGNED_ATOMIC: TrapCode = code(super::UNALIGNED_ATOMIC);
 
     /// A Cranelift trap code as the byte the runtime stores (never 0).
     pub(crate) fn to_u8(code: TrapCode) -> u8 {
@@ -104,12 +108,14 @@ mod tests {
             INDIRECT_CALL_TO_NULL,
             BAD_SIGNATURE,
             TRAP_PENDING,
+            UNALIGNED_ATOMIC,
         ];
         for code in all {
             assert!(is_known(code));
             assert_eq!(trap_kind(code).is_none(), code == TRAP_PENDING, "{code}");
         }
-        assert!(!is_known(0) && !is_known(6));
+        assert!(!is_known(0) && !is_known(7));
+        assert_eq!(trap_kind(UNALIGNED_ATOMIC), Some(TrapKind::UnalignedAtomic));
         assert_eq!(trap_kind(STACK_OVERFLOW), Some(TrapKind::StackExhausted));
     }
 
@@ -130,6 +136,7 @@ mod tests {
             (INDIRECT_CALL_TO_NULL, TrapCode::unwrap_user(3)),
             (BAD_SIGNATURE, TrapCode::unwrap_user(4)),
             (TRAP_PENDING, TrapCode::unwrap_user(5)),
+            (UNALIGNED_ATOMIC, TrapCode::unwrap_user(6)),
         ];
         for (byte, code) in pairs {
             assert_eq!(clif::to_u8(code), byte, "{code}");

@@ -180,6 +180,16 @@ pub(crate) struct Builtins {
     pub deadline: unsafe extern "C" fn(vmctx: *mut VMContext) -> Status,
     /// Fuel ran out: always traps with `OutOfFuel` (status nonzero).
     pub out_of_fuel: unsafe extern "C" fn(vmctx: *mut VMContext) -> Status,
+    /// `memory.atomic.notify` at effective address `addr` (index plus static
+    /// offset): the number of waiters woken, or -1 when it trapped (trap pending).
+    pub memory_atomic_notify: unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, addr: u64, count: u32) -> i64,
+    /// `memory.atomic.wait32`: 0 (woken), 1 (not equal), 2 (timed out), or -1
+    /// when it trapped (trap pending). `timeout` in nanoseconds, negative: none.
+    pub memory_atomic_wait32:
+        unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u32, timeout: i64) -> i64,
+    /// `memory.atomic.wait64`, as `memory_atomic_wait32`.
+    pub memory_atomic_wait64:
+        unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u64, timeout: i64) -> i64,
 }
 
 /// Offsets of the fixed header of a [`VMContext`].

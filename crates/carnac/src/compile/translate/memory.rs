@@ -7,7 +7,10 @@
 //! [`BoundsChecks`]: explicitly (the access's end against the length, in 64
 //! bits, so nothing wraps), or not at all when the memory's guard region
 //! covers the access's static offset, the access itself then carrying the
-//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler.
+//! `HEAP_OUT_OF_BOUNDS` trap code for the signal handler. A shared memory's
+//! length may change at any time (another thread grows it): every explicit
+//! check and `memory.size` loads it afresh (see [`Translator::memory_len`]);
+//! its `memory.grow` goes through the same builtin as any memory's.
 //!
 //! Globals are cells (`*mut u128`) the context block points to; tables are
 //! `VMTableDef`s of raw `u64` elements (store index + 1, 0 for null). Bulk
@@ -213,9 +216,18 @@ impl Translator<'_, '_> {
         self.vmctx_ptr(self.offsets.memory(mem))
     }
 
-    /// The memory's current length in bytes (reloaded after calls).
+    /// The memory's current length in bytes: for an unshared memory, a load
+    /// Cranelift may reuse until the next call (only calls change it); for a
+    /// shared memory, which another thread may grow at any time, an atomic
+    /// (acquire) load at every use, never merged or hoisted, pairing with the
+    /// grower's release store of the new length.
     pub(super) fn memory_len(&mut self, mem: u32) -> Value {
         let def = self.memory_def(mem);
+        if self.info.memories[mem as usize].is_shared() {
+            let at = self.b.ins().iadd_imm_u(def, field::MEMORY_LEN as i64);
+            let flags = MemFlagsData::trusted().with_alias_region(Some(self.vm.regions.vm));
+            return self.b.ins().atomic_load(self.ptr, flags, at);
+        }
         let flags = self.mutable();
         self.load_ptr(def, field::MEMORY_LEN, flags)
     }

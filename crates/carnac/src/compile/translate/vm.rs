@@ -48,9 +48,12 @@ pub(super) enum Builtin {
     CallStoreFunc,
     Deadline,
     OutOfFuel,
+    MemoryAtomicNotify,
+    MemoryAtomicWait32,
+    MemoryAtomicWait64,
 }
 
-const NUM_BUILTINS: usize = 13;
+const NUM_BUILTINS: usize = 16;
 
 impl Builtin {
     fn offset(self) -> i32 {
@@ -69,6 +72,9 @@ impl Builtin {
             Builtin::CallStoreFunc => offset_of!(Builtins, call_store_func),
             Builtin::Deadline => offset_of!(Builtins, deadline),
             Builtin::OutOfFuel => offset_of!(Builtins, out_of_fuel),
+            Builtin::MemoryAtomicNotify => offset_of!(Builtins, memory_atomic_notify),
+            Builtin::MemoryAtomicWait32 => offset_of!(Builtins, memory_atomic_wait32),
+            Builtin::MemoryAtomicWait64 => offset_of!(Builtins, memory_atomic_wait64),
         }) as i32
     }
 
@@ -87,6 +93,9 @@ impl Builtin {
             Builtin::TableFill => (vec![I32, I32, I64, I32], Some(I32)),
             Builtin::CallStoreFunc => (vec![I32, ptr], Some(I32)),
             Builtin::Deadline | Builtin::OutOfFuel => (vec![], Some(I32)),
+            Builtin::MemoryAtomicNotify => (vec![I32, I64, I32], Some(I64)),
+            Builtin::MemoryAtomicWait32 => (vec![I32, I64, I32, I64], Some(I64)),
+            Builtin::MemoryAtomicWait64 => (vec![I32, I64, I64, I64], Some(I64)),
         }
     }
 
