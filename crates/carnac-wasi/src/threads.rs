@@ -24,8 +24,12 @@
 //! Threads share the program's WASI state (descriptor table, arguments,
 //! environment: [`WasiCtx::share`]); each has its own interrupt probe.
 //!
-//! Fuel: a store's fuel is its own (the runtime keeps it in the store), so a
-//! program's budget is split rather than shared: a new thread takes half of its
+//! Fuel: a store's fuel is its own (the runtime keeps it in the store, and
+//! decides exhaustion without leaving guest code in the interpreter: its
+//! `ConsumeFuel` handler traps inline, while only the compiled tier calls out
+//! to the runtime, in its `out_of_fuel` builtin; refilling from a shared budget
+//! would need a new hook in both), so a program's budget is split rather than
+//! shared: a new thread takes half of its
 //! spawner's remaining fuel (rounded down), so the fuel of all threads together
 //! never exceeds the budget the program was given. A thread that runs out traps
 //! with `all fuel consumed`, which ends the program like any trap.
