@@ -504,6 +504,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
                  (raise the limit with -S max-threads=N)"
             )
         });
+        threads.on_spawn_error(|e| eprintln!("carnac: a thread could not be started (EAGAIN to the program): {e}"));
         if let Some(n) = max_threads {
             threads.max_threads(n);
         }

@@ -41,6 +41,10 @@
 //! `thread::Builder::spawn` returns an error, a thread pool can run with fewer
 //! threads) keeps working; the host hears of it once through
 //! [`ThreadsConfig::on_limit`] (the CLI prints it, naming the flag that raises it).
+//! Any other failure to start a thread (its store cannot be configured, the
+//! module not instantiated in it, the host makes no OS thread) is answered the
+//! same way, as Wasmtime answers every failure with a negative value, and
+//! reported through [`ThreadsConfig::on_spawn_error`].
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -82,12 +86,13 @@ type Configure<T> = Box<dyn Fn(&mut Store<T>) -> Result<(), Error> + Send + Sync
 pub struct ThreadsConfig<T> {
     max_threads: usize,
     on_limit: Option<Box<dyn Fn(usize) + Send + Sync>>,
+    on_spawn_error: Option<Box<dyn Fn(&Error) + Send + Sync>>,
     configure: Option<Configure<T>>,
 }
 
 impl<T> Default for ThreadsConfig<T> {
     fn default() -> Self {
-        ThreadsConfig { max_threads: DEFAULT_MAX_THREADS, on_limit: None, configure: None }
+        ThreadsConfig { max_threads: DEFAULT_MAX_THREADS, on_limit: None, on_spawn_error: None, configure: None }
     }
 }
 
@@ -106,6 +111,15 @@ impl<T> ThreadsConfig<T> {
     /// Called once, with the limit, the first time a spawn fails because of it.
     pub fn on_limit(&mut self, f: impl Fn(usize) + Send + Sync + 'static) -> &mut Self {
         self.on_limit = Some(Box::new(f));
+        self
+    }
+
+    /// Called when a spawn fails for another reason than the limit (the new
+    /// thread's store could not be configured, the module not instantiated
+    /// in it, no OS thread made): `thread-spawn` then returns [`SPAWN_EAGAIN`]
+    /// too, as Wasmtime answers every failure with a negative value.
+    pub fn on_spawn_error(&mut self, f: impl Fn(&Error) + Send + Sync + 'static) -> &mut Self {
+        self.on_spawn_error = Some(Box::new(f));
         self
     }
 
@@ -156,6 +170,7 @@ pub(crate) struct Group {
     changed: Condvar,
     max_threads: usize,
     on_limit: Option<Box<dyn Fn(usize) + Send + Sync>>,
+    on_spawn_error: Option<Box<dyn Fn(&Error) + Send + Sync>>,
     limit_reported: AtomicBool,
     /// A `Spawner<T>` for the program's store data type.
     spawner: Box<dyn Any + Send + Sync>,
@@ -227,33 +242,70 @@ impl Group {
                 st.live -= 1;
                 drop(st);
                 self.changed.notify_all();
-                e
+                if let Some(f) = &self.on_spawn_error {
+                    f(&e);
+                }
+                Ok(SPAWN_EAGAIN)
             }
         }
     }
 
-    /// Makes thread `tid`'s store and instance and starts its OS thread. The
-    /// error is what `thread-spawn` returns instead.
+    /// Makes thread `tid`'s store and instance and starts its OS thread. On an
+    /// error nothing of the thread is left, and the spawner has its fuel back.
     fn start_thread<T: Send + 'static>(
         self: &Arc<Self>,
         spawner: &Spawner<T>,
         caller: &mut Caller<'_, T>,
         tid: u32,
         start_arg: i32,
-    ) -> Result<(), Result<i32, Trap>> {
-        let fail = |what: &str, e: Error| Err(Err(Trap::host(format!("wasi.thread-spawn: {what}: {e}"))));
+    ) -> Result<(), Error> {
         let data = (spawner.fork)(caller.data_mut());
         let mut store = Store::new(caller.engine(), data);
         if let Ok(fuel) = caller.get_fuel() {
             let given = fuel / 2;
-            if let Err(e) = caller.set_fuel(fuel - given).and_then(|()| store.set_fuel(given)) {
-                return fail("splitting fuel", e);
+            caller.set_fuel(fuel - given)?;
+            store.set_fuel(given)?;
+        }
+        match self.prepare_thread(spawner, &mut store, tid) {
+            Ok(start) => {
+                let group = self.clone();
+                std::thread::Builder::new()
+                    .name(format!("wasm-thread-{tid}"))
+                    .stack_size(HOST_STACK)
+                    .spawn(move || {
+                        let result = start.call(store.as_context_mut(), (tid as i32, start_arg));
+                        // The store goes before the group hears of the end, so
+                        // that a finished program holds no thread's instance.
+                        drop(store);
+                        group.thread_ended(tid, result);
+                    })
+                    .map(drop)
+                    .map_err(|e| Error::from(Trap::host(format!("wasi.thread-spawn: no OS thread: {e}"))))
+            }
+            Err(e) => {
+                // The fuel the thread did not use goes back to its spawner.
+                if let (Ok(left), Ok(mine)) = (store.get_fuel(), caller.get_fuel()) {
+                    caller.set_fuel(mine.saturating_add(left))?;
+                }
+                Err(e)
             }
         }
+    }
+
+    /// Configures a new thread's store, registers it, and instantiates the
+    /// module in it: its `wasi_thread_start`.
+    fn prepare_thread<T: Send + 'static>(
+        &self,
+        spawner: &Spawner<T>,
+        store: &mut Store<T>,
+        tid: u32,
+    ) -> Result<carnac::TypedFunc<(i32, i32), ()>, Error> {
+        let context = |what: &str, e: Error| match e {
+            Error::Trap(t) => Error::Trap(t),
+            e => Error::from(Trap::host(format!("wasi.thread-spawn: {what}: {e}"))),
+        };
         if let Some(configure) = &spawner.configure {
-            if let Err(e) = configure(&mut store) {
-                return fail("configuring the thread's store", e);
-            }
+            configure(store).map_err(|e| context("configuring the thread's store", e))?;
         }
         let handle = store.interrupt_handle().ok();
         {
@@ -263,29 +315,13 @@ impl Group {
             }
             st.stores.insert(tid, handle);
         }
-        let instance = match spawner.linker.instantiate(&mut store, &spawner.module) {
-            Ok(i) => i,
-            Err(Error::Trap(t)) => return Err(Err(t)),
-            Err(e) => return fail("instantiating the module for a new thread", e),
-        };
-        let start = match instance.get_typed_func::<(i32, i32), ()>(&store, "wasi_thread_start") {
-            Ok(f) => f,
-            Err(e) => return fail("the module exports no `wasi_thread_start(i32, i32)`", e),
-        };
-        let group = self.clone();
-        let spawned =
-            std::thread::Builder::new().name(format!("wasm-thread-{tid}")).stack_size(HOST_STACK).spawn(move || {
-                let result = start.call(store.as_context_mut(), (tid as i32, start_arg));
-                // The store goes before the group hears of the end, so that
-                // a finished program holds no thread's instance.
-                drop(store);
-                group.thread_ended(tid, result);
-            });
-        match spawned {
-            Ok(_) => Ok(()),
-            // The host could not make an OS thread: EAGAIN, as pthread_create.
-            Err(_) => Err(Ok(SPAWN_EAGAIN)),
-        }
+        let instance = spawner
+            .linker
+            .instantiate(&mut *store, &spawner.module)
+            .map_err(|e| context("instantiating the module for a new thread", e))?;
+        instance
+            .get_typed_func::<(i32, i32), ()>(&*store, "wasi_thread_start")
+            .map_err(|e| context("the module exports no `wasi_thread_start(i32, i32)`", e))
     }
 }
 
@@ -348,6 +384,7 @@ impl ThreadGroup {
                 changed: Condvar::new(),
                 max_threads: config.max_threads,
                 on_limit: config.on_limit,
+                on_spawn_error: config.on_spawn_error,
                 limit_reported: AtomicBool::new(false),
                 spawner: Box::new(spawner),
             }),

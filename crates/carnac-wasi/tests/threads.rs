@@ -188,6 +188,25 @@ fn past_the_thread_limit_spawning_fails_with_eagain_reported_once() {
     // Rust's std reports pthread_create's EAGAIN as WouldBlock.
     assert_eq!(o.stdout, "started 4\nspawn 4 failed: operation would block\njoined\n");
     assert_eq!(reported.load(Ordering::SeqCst), 1);
+    // A thread whose store cannot be set up is not started either: EAGAIN,
+    // and the host hears why.
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e2 = errors.clone();
+    let o = run_with(
+        &module("spawn_many", tier, false),
+        "spawn_many",
+        &["3"],
+        move |c| {
+            c.configure_store(|_| Err(Error::Usage("no room".into())))
+                .on_spawn_error(move |e| e2.lock().unwrap().push(e.to_string()));
+        },
+        None,
+        None,
+    );
+    assert_eq!(o.stdout, "started 0\nspawn 0 failed: operation would block\njoined\n");
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("configuring the thread's store") && errors[0].contains("no room"), "{errors:?}");
     // Under the limit nothing fails.
     let o = run_with(
         &module("spawn_many", tier, false),
