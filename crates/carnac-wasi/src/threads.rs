@@ -79,6 +79,9 @@ const HOST_STACK: usize = 8 << 20;
 /// How long [`ThreadGroup::finish`] waits for interrupted threads to stop.
 const GRACE: Duration = Duration::from_secs(2);
 
+/// The hook that hears why a thread could not be started.
+type OnSpawnError = Box<dyn Fn(&Error) + Send + Sync>;
+
 /// The hook that configures each new thread's store.
 type Configure<T> = Box<dyn Fn(&mut Store<T>) -> Result<(), Error> + Send + Sync>;
 
@@ -86,7 +89,7 @@ type Configure<T> = Box<dyn Fn(&mut Store<T>) -> Result<(), Error> + Send + Sync
 pub struct ThreadsConfig<T> {
     max_threads: usize,
     on_limit: Option<Box<dyn Fn(usize) + Send + Sync>>,
-    on_spawn_error: Option<Box<dyn Fn(&Error) + Send + Sync>>,
+    on_spawn_error: Option<OnSpawnError>,
     configure: Option<Configure<T>>,
 }
 
@@ -170,7 +173,7 @@ pub(crate) struct Group {
     changed: Condvar,
     max_threads: usize,
     on_limit: Option<Box<dyn Fn(usize) + Send + Sync>>,
-    on_spawn_error: Option<Box<dyn Fn(&Error) + Send + Sync>>,
+    on_spawn_error: Option<OnSpawnError>,
     limit_reported: AtomicBool,
     /// A `Spawner<T>` for the program's store data type.
     spawner: Box<dyn Any + Send + Sync>,
