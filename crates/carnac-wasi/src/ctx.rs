@@ -3,10 +3,13 @@
 //! every thread of one program, and the per-store part (the store's interrupt
 //! probe, the current call's wait) that each thread's store keeps for itself.
 //!
-//! The descriptor table is behind one lock, held only to look a descriptor up,
-//! install or remove one: a call takes its descriptor out as an [`Arc<Desc>`] and
-//! does its work (a write, a read blocked on stdin or a socket, a `poll_oneoff`
-//! sleep) after the lock is released, so one thread's wait never stalls another
+//! A single-threaded program's context owns its descriptor table: no lock, no
+//! reference counts ([`Fds::Local`]). [`WasiCtx::share`] (the first spawned
+//! thread) moves the table behind one lock shared by every store of the
+//! program ([`Fds::Shared`]), held only to look a descriptor up, install or
+//! remove one: a call takes its descriptor out as an [`Arc<Desc>`] and does its
+//! work (a write, a read blocked on stdin or a socket, a `poll_oneoff` sleep)
+//! after the lock is released, so one thread's wait never stalls another
 //! thread's calls. What a descriptor changes in place is behind its own small
 //! lock (a standard stream) or atomic (its flags).
 
@@ -101,18 +104,43 @@ pub(crate) fn stream_of(kind: &Kind) -> Option<MutexGuard<'_, Stream>> {
     }
 }
 
-/// What the threads of one program share: arguments, environment and the
-/// descriptor table.
+/// What the threads of one program share and never change: arguments and
+/// environment.
 pub(crate) struct Shared {
     pub args: Vec<String>,
     pub env: Vec<String>,
-    pub fds: Mutex<Vec<Option<Arc<Desc>>>>,
+}
+
+/// The descriptor table.
+pub(crate) enum Fds {
+    /// One store's own (no other store shares it).
+    Local(Vec<Option<Desc>>),
+    /// Shared by the stores of a threaded program.
+    Shared(Arc<Mutex<Vec<Option<Arc<Desc>>>>>),
+}
+
+/// A descriptor for the length of a call: borrowed from a store's own table,
+/// or taken out of the shared one.
+pub(crate) enum DescRef<'a> {
+    Local(&'a Desc),
+    Shared(Arc<Desc>),
+}
+
+impl Deref for DescRef<'_> {
+    type Target = Desc;
+    fn deref(&self) -> &Desc {
+        match self {
+            DescRef::Local(d) => d,
+            DescRef::Shared(d) => d,
+        }
+    }
 }
 
 /// WASI preview1 state for one store: the program's shared state (see
 /// [`WasiCtx::share`]) and what belongs to this store alone.
 pub struct WasiCtx {
     pub(crate) shared: Arc<Shared>,
+    pub(crate) fds: Fds,
     /// The program's thread group when it runs with wasi-threads.
     pub(crate) threads: Option<Arc<crate::threads::Group>>,
     /// A handle given with the deprecated [`WasiCtx::set_interrupt`].
@@ -174,10 +202,20 @@ impl WasiCtx {
     /// A context for another store of the same program (a thread of it): it
     /// shares this one's arguments, environment and descriptor table (a file
     /// one thread opens is usable by the others, stdout is one stream), and
-    /// has its own interrupt probe and wait state.
-    pub fn share(&self) -> WasiCtx {
+    /// has its own interrupt probe and wait state. The first call moves this
+    /// context's table behind a lock (until then it needs none).
+    pub fn share(&mut self) -> WasiCtx {
+        let table = match &mut self.fds {
+            Fds::Shared(t) => t.clone(),
+            Fds::Local(v) => {
+                let t = Arc::new(Mutex::new(std::mem::take(v).into_iter().map(|d| d.map(Arc::new)).collect()));
+                self.fds = Fds::Shared(t.clone());
+                t
+            }
+        };
         WasiCtx {
             shared: self.shared.clone(),
+            fds: Fds::Shared(table),
             threads: self.threads.clone(),
             interrupt: None,
             probe: None,
@@ -212,37 +250,78 @@ impl WasiCtx {
         }
     }
 
-    /// The descriptor `fd`, taken out of the table (whose lock is released on return).
-    pub(crate) fn get(&self, fd: u32) -> Result<Arc<Desc>, Errno> {
-        lock(&self.shared.fds).get(fd as usize).and_then(Option::clone).ok_or(Errno::BADF)
-    }
-
-    /// The table itself, locked, for the calls that change it (`fd_close`,
-    /// `fd_renumber`). Nothing waits while holding it.
-    pub(crate) fn table(&self) -> MutexGuard<'_, Vec<Option<Arc<Desc>>>> {
-        lock(&self.shared.fds)
+    /// The descriptor `fd` (out of a shared table, whose lock is released on return).
+    pub(crate) fn get(&self, fd: u32) -> Result<DescRef<'_>, Errno> {
+        let fd = fd as usize;
+        match &self.fds {
+            Fds::Local(v) => v.get(fd).and_then(Option::as_ref).map(DescRef::Local),
+            Fds::Shared(t) => lock(t).get(fd).and_then(Option::clone).map(DescRef::Shared),
+        }
+        .ok_or(Errno::BADF)
     }
 
     /// Installs a descriptor in the lowest free slot.
-    pub(crate) fn insert(&self, desc: Desc) -> Result<u32, Errno> {
-        let mut fds = self.table();
-        if let Some(i) = fds.iter().position(Option::is_none) {
-            fds[i] = Some(Arc::new(desc));
-            return Ok(i as u32);
+    pub(crate) fn insert(&mut self, desc: Desc) -> Result<u32, Errno> {
+        fn put<D>(fds: &mut Vec<Option<D>>, d: D) -> Result<u32, Errno> {
+            if let Some(i) = fds.iter().position(Option::is_none) {
+                fds[i] = Some(d);
+                return Ok(i as u32);
+            }
+            if fds.len() >= MAX_FDS {
+                return Err(Errno::MFILE);
+            }
+            fds.push(Some(d));
+            Ok(fds.len() as u32 - 1)
         }
-        if fds.len() >= MAX_FDS {
-            return Err(Errno::MFILE);
+        match &mut self.fds {
+            Fds::Local(v) => put(v, desc),
+            Fds::Shared(t) => put(&mut lock(t), Arc::new(desc)),
         }
-        fds.push(Some(Arc::new(desc)));
-        Ok(fds.len() as u32 - 1)
+    }
+
+    /// Closes `fd` (`BADF` if it is not open). The descriptor is dropped after
+    /// the lock is released: closing a file can take a while, and another
+    /// thread's call may still hold it (it closes when that call ends).
+    pub(crate) fn close(&mut self, fd: u32) -> Result<(), Errno> {
+        let fd = fd as usize;
+        match &mut self.fds {
+            Fds::Local(v) => v.get_mut(fd).and_then(Option::take).map(drop),
+            Fds::Shared(t) => {
+                let closed = lock(t).get_mut(fd).and_then(Option::take);
+                closed.map(drop)
+            }
+        }
+        .ok_or(Errno::BADF)
+    }
+
+    /// `fd_renumber`: moves `from` to `to`, closing what `to` was.
+    pub(crate) fn renumber(&mut self, from: u32, to: u32) -> Result<(), Errno> {
+        fn renumber<D>(fds: &mut [Option<D>], from: usize, to: usize) -> Result<Option<D>, Errno> {
+            if fds.get(from).and_then(Option::as_ref).is_none() || fds.get(to).and_then(Option::as_ref).is_none() {
+                return Err(Errno::BADF);
+            }
+            if from == to {
+                return Ok(None);
+            }
+            let d = fds[from].take();
+            Ok(std::mem::replace(&mut fds[to], d))
+        }
+        let (from, to) = (from as usize, to as usize);
+        match &mut self.fds {
+            Fds::Local(v) => renumber(v, from, to).map(drop),
+            Fds::Shared(t) => {
+                let replaced = renumber(&mut lock(t), from, to);
+                replaced.map(drop)
+            }
+        }
     }
 }
 
 /// A descriptor known to be a directory (`dir_of` and its kin check it).
-pub(crate) struct DirRef(Arc<Desc>);
+pub(crate) struct DirRef<'a>(DescRef<'a>);
 
-impl DirRef {
-    pub fn new(d: Arc<Desc>) -> Result<DirRef, Errno> {
+impl<'a> DirRef<'a> {
+    pub fn new(d: DescRef<'a>) -> Result<DirRef<'a>, Errno> {
         match d.kind {
             Kind::Dir(_) => Ok(DirRef(d)),
             _ => Err(Errno::BADF),
@@ -254,7 +333,7 @@ impl DirRef {
     }
 }
 
-impl Deref for DirRef {
+impl Deref for DirRef<'_> {
     type Target = Dir;
     fn deref(&self) -> &Dir {
         match &self.0.kind {
@@ -265,10 +344,10 @@ impl Deref for DirRef {
 }
 
 /// A descriptor known to be a regular file.
-pub(crate) struct FileRef(Arc<Desc>);
+pub(crate) struct FileRef<'a>(DescRef<'a>);
 
-impl FileRef {
-    pub fn new(d: Arc<Desc>) -> Result<FileRef, Errno> {
+impl<'a> FileRef<'a> {
+    pub fn new(d: DescRef<'a>) -> Result<FileRef<'a>, Errno> {
         match d.kind {
             Kind::File(_) => Ok(FileRef(d)),
             _ => Err(Errno::BADF),
@@ -276,7 +355,7 @@ impl FileRef {
     }
 }
 
-impl Deref for FileRef {
+impl Deref for FileRef<'_> {
     type Target = File;
     fn deref(&self) -> &File {
         match &self.0.kind {
@@ -392,11 +471,14 @@ impl WasiCtxBuilder {
         for listener in self.sockets.drain(..) {
             fds.push(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) });
         }
-        let shared = Shared {
-            args: std::mem::take(&mut self.args),
-            env: std::mem::take(&mut self.env),
-            fds: Mutex::new(fds.into_iter().map(|d| Some(Arc::new(d))).collect()),
-        };
-        WasiCtx { shared: Arc::new(shared), threads: None, interrupt: None, probe: None, wait_start: None }
+        let shared = Shared { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env) };
+        WasiCtx {
+            shared: Arc::new(shared),
+            fds: Fds::Local(fds.into_iter().map(Some).collect()),
+            threads: None,
+            interrupt: None,
+            probe: None,
+            wait_start: None,
+        }
     }
 }

@@ -17,7 +17,7 @@ use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeD
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
 use carnac::{AsContextMut, Caller, Error, Extern, Linker, Trap, TrapKind};
 
-use crate::ctx::{stream_of, Desc, DirRef, FileRef, Kind, Stop, Stream, WasiCtx};
+use crate::ctx::{stream_of, Desc, DescRef, DirRef, FileRef, Kind, Stop, Stream, WasiCtx};
 use crate::memory::{GuestMemory, MAX_RW};
 use crate::types::*;
 use crate::I32Exit;
@@ -28,19 +28,19 @@ type R = Result<(), Errno>;
 
 /// The directory behind `fd` for the `path_*` calls and `fd_readdir`: any
 /// other descriptor is `BADF`.
-fn dir_of(ctx: &WasiCtx, fd: u32) -> Result<DirRef, Errno> {
+fn dir_of(ctx: &WasiCtx, fd: u32) -> Result<DirRef<'_>, Errno> {
     DirRef::new(ctx.get(fd)?)
 }
 
 /// A directory through which something will be created, changed or removed.
-fn mutable_dir(ctx: &WasiCtx, fd: u32) -> Result<DirRef, Errno> {
+fn mutable_dir(ctx: &WasiCtx, fd: u32) -> Result<DirRef<'_>, Errno> {
     let dir = dir_of(ctx, fd)?;
     dir.desc().mutable()?;
     Ok(dir)
 }
 
 /// The regular file behind `fd`: any other descriptor is `BADF`.
-fn file_of(ctx: &WasiCtx, fd: u32) -> Result<FileRef, Errno> {
+fn file_of(ctx: &WasiCtx, fd: u32) -> Result<FileRef<'_>, Errno> {
     FileRef::new(ctx.get(fd)?)
 }
 
@@ -429,27 +429,8 @@ pub fn add_to_linker<T: 'static>(
     linker.func_wrap(MODULE, "proc_exit", |code: i32| -> Result<(), Trap> { Err(Trap::host_error(I32Exit(code))) })?;
 
     // ---- descriptors ----
-    wasi!(fn fd_close(fd: i32) |mem, ctx| {
-        // Taken out under the lock, dropped after it (closing a file can take a while).
-        let closed = ctx.table().get_mut(fd as u32 as usize).ok_or(Errno::BADF)?.take();
-        closed.map(drop).ok_or(Errno::BADF)
-    });
-    wasi!(fn fd_renumber(from: i32, to: i32) |mem, ctx| {
-        let (from, to) = (from as u32 as usize, to as u32 as usize);
-        let mut fds = ctx.table();
-        if fds.get(from).and_then(Option::as_ref).is_none() || fds.get(to).and_then(Option::as_ref).is_none() {
-            return Err(Errno::BADF);
-        }
-        let replaced = if from != to {
-            let d = fds[from].take();
-            std::mem::replace(&mut fds[to], d)
-        } else {
-            None
-        };
-        drop(fds);
-        drop(replaced);
-        Ok(())
-    });
+    wasi!(fn fd_close(fd: i32) |mem, ctx| { ctx.close(fd as u32) });
+    wasi!(fn fd_renumber(from: i32, to: i32) |mem, ctx| { ctx.renumber(from as u32, to as u32) });
     wasi!(fn fd_fdstat_get(fd: i32, buf: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
         let (filetype, flags) = match &d.kind {
@@ -959,7 +940,7 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
     // Host descriptors (stdin, sockets) whose readiness needs poll(2).
     let stdin = std::io::stdin();
     // The descriptors waited on, out of the table (whose lock is not held while waiting).
-    let mut held: Vec<std::sync::Arc<Desc>> = Vec::new();
+    let mut held: Vec<DescRef<'_>> = Vec::new();
     let mut pending: Vec<(usize, u64, u8)> = Vec::new();
     let mut stdin_waits: Vec<(u64, u8)> = Vec::new();
     for i in 0..nsubs {
@@ -1010,7 +991,7 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
                     }
                     (Kind::TcpListener(_) | Kind::TcpStream(_), _) => {
                         pending.push((held.len(), userdata, kind));
-                        held.push(d.clone());
+                        held.push(d);
                     }
                     _ => return Err(Errno::BADF),
                 }

@@ -326,7 +326,7 @@ fn stores_of_a_program_share_descriptors_and_a_blocked_read_stalls_no_write() {
     tx.send(b"hi".to_vec()).unwrap();
     assert_eq!(reader.join().unwrap(), 2);
     // One descriptor table: what one store closes is closed for the other.
-    let mut second = Store::new(&engine, store.data().share());
+    let mut second = Store::new(&engine, store.data_mut().share());
     let j = linker.instantiate(&mut second, &module).unwrap();
     assert_eq!(j.get_typed_func::<i32, i32>(&second, "close").unwrap().call(&mut second, 1).unwrap(), 0);
     assert_eq!(write.call(&mut store, 1).unwrap(), 8, "BADF after the other store closed stdout");
