@@ -679,3 +679,30 @@ fn the_documented_types_are_send_and_sync() {
     // A store moves between threads but is used by one at a time (`&mut`).
     send::<Store<()>>();
 }
+
+#[test]
+fn atomics_stay_correct_under_automatic_tiering() {
+    // Whatever the compiled tier makes of atomics (compiled, or left to the
+    // interpreter when it cannot take them), a hot loop of them stays exact.
+    let mut config = Config::new();
+    config.strategy(carnac::Strategy::Auto).tier_up_threshold(10).tier_up_synchronously(true);
+    let engine = Engine::new(&config);
+    let memory = SharedMemory::new(&engine, MemoryType::shared(1, 4)).unwrap();
+    on_threads(&engine, &memory, 2, |_, store, instance| {
+        let incr = instance.get_typed_func::<(i32, i32), ()>(&*store, "incr").unwrap();
+        for _ in 0..50 {
+            incr.call(&mut *store, (512, 200)).unwrap();
+        }
+    });
+    assert_eq!(read_u32(&memory, 512), 20_000);
+}
+
+#[test]
+fn an_instance_with_a_shared_memory_cannot_be_snapshotted() {
+    let engine = interp_engine();
+    let module = Module::new(&engine, r#"(module (memory 1 1 shared))"#).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Linker::new(&engine).instantiate(&mut store, &module).unwrap();
+    let err = instance.snapshot(&store).unwrap_err().to_string();
+    assert!(err.contains("shared memory"), "{err}");
+}

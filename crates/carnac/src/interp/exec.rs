@@ -33,6 +33,13 @@
 //!   Every write also marks its chunk in the memory's written-chunk map
 //!   (`runtime::memory`), which is what lets a pooled memory be reset without
 //!   a system call.
+//! - Shared memories (the threads proposal): another thread may grow one at any
+//!   time, so a cached `mem_len` may be short, never long (a memory never
+//!   shrinks or moves). An out-of-bounds trap on a shared memory re-reads the
+//!   length (`Acquire`) and runs the access again when it now fits;
+//!   `memory.size`, SIMD and `memory.init` read the live length first. Atomic
+//!   operators are one out-of-line `Atomic` instruction each (`interp::atomic`),
+//!   naming their memory, so they need no `UseMemory` bracket.
 
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -113,7 +113,9 @@ impl StoreInner {
         // the memory (checked above); module data and linear memory never overlap.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr().add(s), mem.base().add(d), n);
-            mark_written_range(mem.base(), d, n);
+            if !mem.is_shared() {
+                mark_written_range(mem.base(), d, n);
+            }
         }
         Ok(())
     }
@@ -130,7 +132,9 @@ impl StoreInner {
         // SAFETY: inside the memory's accessible bytes (checked above).
         unsafe {
             std::ptr::write_bytes(mem.base().add(d), val, n);
-            mark_written_range(mem.base(), d, n);
+            if !mem.is_shared() {
+                mark_written_range(mem.base(), d, n);
+            }
         }
         Ok(())
     }
@@ -157,7 +161,9 @@ impl StoreInner {
         // allows them to overlap.
         unsafe {
             std::ptr::copy(src.base().add(s), dst.base().add(d), n);
-            mark_written_range(dst.base(), d, n);
+            if !dst.is_shared() {
+                mark_written_range(dst.base(), d, n);
+            }
         }
         Ok(())
     }

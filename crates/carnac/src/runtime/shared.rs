@@ -19,13 +19,21 @@
 //! **End of life.** When the last clone goes, the region is reset through the
 //! kernel (a shared memory is always *untracked*: several threads write it,
 //! and its written-chunk map is not relied upon) and returned to the pool like
-//! any dropped memory, since nothing can refer to it any more.
+//! any dropped memory, since nothing can refer to it any more. Its
+//! written-chunk map stays below its base (compiled code and the threaded
+//! interpreter handlers mark it when the engine tracks writes, whatever the
+//! memory): several threads may then store the same byte (1) in it at once,
+//! through raw pointers, and nothing reads it while the memory lives. The
+//! runtime's own out-of-line writes (atomics, bulk operations, host writes)
+//! do not mark it.
 //!
 //! **Data races.** Plain loads and stores from several threads race exactly as
 //! the guest program says: that is the proposal's semantics. Every access,
 //! guest or host, goes through raw pointers into the mapped region (never a
-//! Rust reference to its bytes), and an aligned access of up to 8 bytes is a
-//! single machine access on the hosts Carnac supports, so it never tears.
+//! Rust reference to its bytes). In optimised builds an aligned plain access
+//! of up to 8 bytes (a `read_unaligned`/`write_unaligned` of a byte array, which
+//! the compiler emits as one move) is a single machine access on x86-64 and
+//! AArch64, so it does not tear; unoptimised builds may copy byte by byte.
 //! Atomic instructions use `AtomicU8/16/32/64::from_ptr` (sequentially
 //! consistent) on the checked address. The host's [`SharedMemory::read`] and
 //! [`SharedMemory::write`] race with guest threads like plain guest accesses.

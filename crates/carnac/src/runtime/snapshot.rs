@@ -140,7 +140,7 @@ impl crate::runtime::instance::Instance {
     ///
     /// Errors, with a message saying what, when the state cannot be captured:
     /// an imported memory (its contents belong to another instance or the
-    /// host), a global or table holding a host reference (an `externref`) or a
+    /// host), a shared memory (other threads may be changing it), a global or table holding a host reference (an `externref`) or a
     /// function of another instance, or a memory file the system refuses.
     ///
     /// # Panics

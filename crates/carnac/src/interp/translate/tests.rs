@@ -932,3 +932,26 @@ fn an_access_to_another_memory_is_bracketed_and_memory_0_code_is_unchanged() {
     assert!(c.iter().any(|i| matches!(i, Instr::MemoryGrow { mem: 1, .. })), "{c:?}");
     assert!(c.iter().all(|i| !matches!(i, Instr::UseMemory { .. })), "{c:?}");
 }
+
+#[test]
+fn an_atomic_operator_is_one_atomic_instruction_naming_its_memory() {
+    use crate::interp::atomic::{pack, AtomicOp};
+    let code = code(
+        r#"(module (memory 1 1 shared) (memory $m 1 1)
+            (func (param i32 i32) (result i32)
+                (drop (i64.atomic.rmw16.cmpxchg_u $m offset=6 (local.get 0) (i64.const 1) (i64.const 2)))
+                (atomic.fence)
+                (i32.atomic.rmw.add offset=8 (local.get 0) (local.get 1))))"#,
+    );
+    let atomics: Vec<(u32, u32)> = code
+        .iter()
+        .filter_map(|i| if let Instr::Atomic { head, offset, .. } = i { Some((*head, *offset)) } else { None })
+        .collect();
+    let expected = [
+        (pack(AtomicOp::Cmpxchg, 2, 1).unwrap(), 6),
+        (pack(AtomicOp::Fence, 1, 0).unwrap(), 0),
+        (pack(AtomicOp::Add, 4, 0).unwrap(), 8),
+    ];
+    assert_eq!(atomics, expected, "{code:?}");
+    assert!(!code.iter().any(|i| matches!(i, Instr::UseMemory { .. })), "no bracket: {code:?}");
+}
