@@ -2,7 +2,9 @@
 //! agree on everything a guest can observe.
 //!
 //! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module, relaxed SIMD included (deterministic
-//! in Carnac: the tiers must agree on it as on the rest), for each seed of a fixed range (the
+//! in Carnac: the tiers must agree on it as on the rest), threads included (shared memories and
+//! every atomic operator, run on one thread: deterministic; a module that could park in a wait on a
+//! shared memory is skipped and counted, see `may_block`), for each seed of a fixed range (the
 //! bytes fed to `arbitrary` are a pure function of the seed, so a seed is a reproduction). Each module
 //! is instantiated once per tier, in separate stores of separate engines that differ only in
 //! [`Strategy`], with the same stand-in imports (host functions whose results are a hash of their
@@ -132,7 +134,9 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         compact_imports_enabled: false,
         memory64_enabled: false,
         tail_call_enabled: false,
-        threads_enabled: false,
+        // Atomics on shared and unshared memories (single-threaded, so deterministic;
+        // modules that could block in a wait are skipped, see `may_block`).
+        threads_enabled: true,
         shared_everything_threads_enabled: false,
         wide_arithmetic_enabled: false,
         extended_const_enabled: false,
@@ -532,8 +536,42 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
         }
         ExternType::Global(gt) => Global::new(&mut *store, *gt, number(&mut r, gt.content)).unwrap().into(),
         ExternType::Table(tt) => Table::new(&mut *store, *tt, Val::default_for(tt.element)).unwrap().into(),
+        ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
     }
+}
+
+/// Whether a module can park a thread: it has a shared memory and a
+/// `memory.atomic.wait32/64` (on a shared memory whose cell holds the expected
+/// value, a wait blocks until its timeout, which may be never, and how long it
+/// takes is timing, not the module's behaviour). Single-threaded runs skip such
+/// modules; every other atomic operator (and a wait on an unshared memory,
+/// which traps) runs deterministically.
+fn may_block(bytes: &[u8]) -> bool {
+    use wasmparser::{Operator, Payload, TypeRef};
+    let (mut shared, mut waits) = (false, false);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::ImportSection(imports)) => {
+                for import in imports.into_imports().flatten() {
+                    shared |= matches!(import.ty, TypeRef::Memory(m) if m.shared);
+                }
+            }
+            Ok(Payload::MemorySection(memories)) => shared |= memories.into_iter().flatten().any(|m| m.shared),
+            Ok(Payload::CodeSectionEntry(body)) => {
+                let Ok(mut ops) = body.get_operators_reader() else { return true };
+                while !ops.eof() {
+                    match ops.read() {
+                        Ok(Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. }) => waits = true,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    shared && waits
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -686,6 +724,23 @@ fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
                     }
                 }
             }
+            (Extern::SharedMemory(ma), Extern::SharedMemory(mb)) => {
+                let (la, lb) = (ma.data_size(), mb.data_size());
+                if la != lb {
+                    return Some(format!("shared memory {name:?}: interp {la} bytes, cranelift {lb} bytes"));
+                }
+                let (mut da, mut db) = (vec![0u8; la], vec![0u8; lb]);
+                ma.read(0, &mut da).unwrap();
+                mb.read(0, &mut db).unwrap();
+                if let Some(at) = da.iter().zip(&db).position(|(x, y)| x != y) {
+                    let (from, to) = (at & !15, (at & !15) + 16.min(da.len() - (at & !15)));
+                    return Some(format!(
+                        "shared memory {name:?} differs at {at:#x}: {from:#x}..{to:#x} interp {:02x?}, cranelift {:02x?}",
+                        &da[from..to],
+                        &db[from..to]
+                    ));
+                }
+            }
             _ => return Some(format!("export {name:?} has different kinds")),
         }
     }
@@ -696,6 +751,8 @@ fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
 struct Stats {
     modules: u64,
     not_generated: u64,
+    /// Modules skipped because a wait could block (see [`may_block`]).
+    may_block: u64,
     instantiations: u64,
     calls: u64,
     mismatches: u64,
@@ -946,15 +1003,17 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
     outcomes.sort();
     println!(
         "differential: {} modules, {} calls compared, {} mismatches, {} skipped (only one tier exhausted its stack: {} \
-         ({} the interpreter, {} the compiled tier); {} seeds generated no module)",
+         ({} the interpreter, {} the compiled tier); {} seeds generated no module; {} modules could block in a \
+         wait on a shared memory)",
         stats.modules,
         stats.calls,
         stats.mismatches,
-        stats.one_sided_stack + stats.not_generated,
+        stats.one_sided_stack + stats.not_generated + stats.may_block,
         stats.one_sided_stack,
         stats.one_sided_interp,
         stats.one_sided_stack - stats.one_sided_interp,
         stats.not_generated,
+        stats.may_block,
     );
     println!(
         "differential: {} instantiations; outcomes {outcomes:?}; call sequences ended by stack exhaustion on both \
@@ -991,6 +1050,10 @@ fn run_seeds() {
                 stats.not_generated += 1;
                 continue;
             };
+            if may_block(&g.raw) {
+                stats.may_block += 1;
+                continue;
+            }
             stats.modules += 1;
             let label = format!("seed {seed}");
             let checks = [Checks::None, Checks::Flag, Checks::Epoch][(seed / 2 % 3) as usize];

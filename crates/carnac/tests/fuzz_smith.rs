@@ -4,6 +4,9 @@
 //! exported function called under fuel, without a panic or a host crash. Traps
 //! are fine; anything else that is not a trap or a limit is a failure.
 //!
+//! Threads included: shared memories and atomics; a module that could park its
+//! thread in a wait is skipped and counted (see `may_block`).
+//!
 //! `SMITH_SEEDS=N` runs more seeds (the default keeps CI fast).
 
 use arbitrary::Unstructured;
@@ -32,7 +35,9 @@ fn smith_config() -> wasm_smith::Config {
         compact_imports_enabled: false,
         memory64_enabled: false,
         tail_call_enabled: false,
-        threads_enabled: false,
+        // Shared memories and atomics too (modules that could block in a wait are
+        // skipped: see `may_block`).
+        threads_enabled: true,
         wide_arithmetic_enabled: false,
         extended_const_enabled: false,
         custom_page_sizes_enabled: false,
@@ -59,8 +64,42 @@ fn stand_in(store: &mut Store<()>, ty: &ExternType) -> Extern {
         }
         ExternType::Global(gt) => Global::new(&mut *store, *gt, Val::default_for(gt.content)).unwrap().into(),
         ExternType::Table(tt) => Table::new(&mut *store, *tt, Val::default_for(tt.element)).unwrap().into(),
+        ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
     }
+}
+
+/// Whether a module can park a thread: it has a shared memory and a
+/// `memory.atomic.wait32/64` (on a shared memory whose cell holds the expected
+/// value, a wait blocks until its timeout, which may be never, and how long it
+/// takes is timing, not the module's behaviour). Single-threaded runs skip such
+/// modules; every other atomic operator (and a wait on an unshared memory,
+/// which traps) runs deterministically.
+fn may_block(bytes: &[u8]) -> bool {
+    use wasmparser::{Operator, Payload, TypeRef};
+    let (mut shared, mut waits) = (false, false);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::ImportSection(imports)) => {
+                for import in imports.into_imports().flatten() {
+                    shared |= matches!(import.ty, TypeRef::Memory(m) if m.shared);
+                }
+            }
+            Ok(Payload::MemorySection(memories)) => shared |= memories.into_iter().flatten().any(|m| m.shared),
+            Ok(Payload::CodeSectionEntry(body)) => {
+                let Ok(mut ops) = body.get_operators_reader() else { return true };
+                while !ops.eof() {
+                    match ops.read() {
+                        Ok(Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. }) => waits = true,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    shared && waits
 }
 
 #[test]
@@ -71,12 +110,16 @@ fn generated_modules_never_panic() {
     // the written-chunk map covers every byte the generated code wrote.
     config.consume_fuel(true).max_call_depth(2_000).track_memory_writes(true);
     let engine = Engine::new(&config);
-    let (mut compiled, mut calls, mut traps) = (0, 0, 0);
+    let (mut compiled, mut calls, mut traps, mut blocking) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let data = bytes_for_seed(seed, 16 << 10);
         let mut u = Unstructured::new(&data);
         let Ok(generated) = wasm_smith::Module::new(smith_config(), &mut u) else { continue };
         let bytes = generated.to_bytes();
+        if may_block(&bytes) {
+            blocking += 1;
+            continue;
+        }
         if std::env::var_os("SMITH_DUMP").is_some() {
             // Keeps the module of the seed being run, to reproduce a failure.
             std::fs::write("/tmp/smith-current.wasm", &bytes).unwrap();
@@ -106,7 +149,10 @@ fn generated_modules_never_panic() {
             }
         }
     }
-    println!("wasm-smith: {seeds} seeds, {compiled} modules compiled, {calls} calls, {traps} traps");
+    println!(
+        "wasm-smith: {seeds} seeds, {compiled} modules compiled, {calls} calls, {traps} traps; \
+         {blocking} modules skipped (could block in a wait on a shared memory)"
+    );
     assert!(compiled as u64 > seeds / 2, "too few modules generated: {compiled}");
     assert!(calls > 0, "no exported function was called");
 }

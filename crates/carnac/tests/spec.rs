@@ -23,7 +23,8 @@
 //! fails its directive and the rest of its file.
 //!
 //! The threads proposal's files run in both tiers too (`spec threads: ...`,
-//! `spec threads (cranelift): ...`), then Carnac's own files for the
+//! `spec threads (cranelift): ...`, and again with fuel and interrupt checks,
+//! `threads+fuel`), then Carnac's own files for the
 //! `thread` and `wait` directives (`spec threads-carnac: ...`): a `thread`
 //! runs its directives on an OS thread with a store of its own, sharing the
 //! shared memories of the instance its `(shared (module $M))` names, and
@@ -738,6 +739,9 @@ fn threads_carnac_files() -> Vec<(String, &'static str)> {
 /// Runs the threads suites in one tier; their failures (all count).
 fn run_threads(tier: Strategy, suffix: &str) -> usize {
     let mut failed = run_suite(&format!("threads{suffix}"), threads_files(), false, tier, Lang::Threads).failed;
+    // With fuel metering and interrupt checks on: atomics, waits and notifies
+    // instrumented as the rest (no result may change).
+    failed += run_suite(&format!("threads+fuel{suffix}"), threads_files(), true, tier, Lang::Threads).failed;
     failed += run_suite(&format!("threads-carnac{suffix}"), threads_carnac_files(), false, tier, Lang::Default).failed;
     failed
 }

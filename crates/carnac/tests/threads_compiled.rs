@@ -645,3 +645,101 @@ fn tiering_moves_a_loop_of_atomics_into_compiled_code() {
     assert_eq!((got, counter, trap.as_str()), (expected, 60_000, "unaligned atomic"));
     assert!(stats.loops_entered >= 1, "{stats:?}");
 }
+
+/// A compiled wait with no timeout stays interruptible: the store's interrupt
+/// flag ends it with `Interrupted`, and so does an epoch deadline (whose
+/// callback runs as the wait polls, as at a loop header).
+#[test]
+fn a_compiled_wait_ends_on_an_interrupt_or_an_epoch_deadline() {
+    const WAIT: &str = r#"(module
+      (import "env" "memory" (memory 1 1 shared))
+      (func (export "wait") (result i32) (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1))))"#;
+    for epoch in [false, true] {
+        let mut config = Config::new();
+        config.strategy(Strategy::Cranelift);
+        if epoch {
+            config.epoch_interruption(true);
+        } else {
+            config.interruptible(true);
+        }
+        let engine = Engine::new(&config);
+        let memory = SharedMemory::new(&engine, MemoryType::shared(1, 1)).unwrap();
+        let module = Module::new(&engine, WAIT).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker.define("env", "memory", memory).unwrap();
+        let mut store = Store::new(&engine, 0u32);
+        if epoch {
+            store.set_epoch_deadline(2);
+            // Called each time the wait polls past the deadline: it extends it twice, then stops the call.
+            store.epoch_deadline_callback(|store| {
+                *store.data_mut() += 1;
+                Ok(if *store.data() < 3 { UpdateDeadline::Continue(1) } else { UpdateDeadline::Interrupt })
+            });
+        }
+        let inst = linker.instantiate(&mut store, &module).unwrap();
+        let wait = inst.get_typed_func::<(), i32>(&store, "wait").unwrap();
+        let handle = store.interrupt_handle().unwrap();
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Let the call park first.
+                std::thread::sleep(Duration::from_millis(30));
+                while !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    if epoch {
+                        engine.increment_epoch();
+                    } else {
+                        handle.interrupt();
+                    }
+                }
+            });
+            let start = std::time::Instant::now();
+            let err = wait.call(&mut store, ()).unwrap_err();
+            done.store(true, Ordering::SeqCst);
+            assert_eq!(err.as_trap().unwrap().kind(), TrapKind::Interrupted, "epoch {epoch}");
+            assert!(start.elapsed() < Duration::from_secs(5), "epoch {epoch}: {:?}", start.elapsed());
+        });
+        if epoch {
+            assert_eq!(*store.data(), 3, "the callback ran at each poll past the deadline");
+        }
+    }
+}
+
+/// A compiled loop of plain (non-atomic) accesses, each bounds-checked,
+/// spinning until another thread has grown the shared memory and set a flag,
+/// then writing to the new page: with explicit bounds checks the length must
+/// be loaded afresh at each access. (Without atomics in the loop nothing
+/// forces a reload: the length of an unshared memory, loaded once before the
+/// loop, would be reused, still one page, and the write would trap.)
+#[test]
+fn a_compiled_spin_loop_sees_the_length_another_thread_grew() {
+    const SPIN: &str = r#"(module
+      (import "env" "memory" (memory 1 4 shared))
+      (func (export "spin_then_touch") (result i32)
+        (local $sum i32)
+        (local.set $sum (i32.load (i32.const 8)))
+        (loop $spin
+          (local.set $sum (i32.add (local.get $sum) (i32.load (i32.const 12))))
+          (br_if $spin (i32.eqz (i32.load (i32.const 0)))))
+        (i32.store (i32.const 65536) (i32.const 5))
+        (i32.add (local.get $sum) (i32.load (i32.const 65536)))))"#;
+    for &(label, explicit) in COMPILED {
+        let engine = engine(Strategy::Cranelift, explicit);
+        let memory = SharedMemory::new(&engine, MemoryType::shared(1, 4)).unwrap();
+        let module = Module::new(&engine, SPIN).unwrap();
+        let mut linker = Linker::new(&engine);
+        linker.define("env", "memory", memory.clone()).unwrap();
+        let mut store = Store::new(&engine, ());
+        let inst = linker.instantiate(&mut store, &module).unwrap();
+        let spin = inst.get_typed_func::<(), i32>(&store, "spin_then_touch").unwrap();
+        std::thread::scope(|s| {
+            let grower = s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(20));
+                assert_eq!(memory.grow(1).unwrap(), 1);
+                memory.write(0, &1u32.to_le_bytes()).unwrap();
+            });
+            assert_eq!(spin.call(&mut store, ()).unwrap(), 5, "{label}");
+            grower.join().unwrap();
+        });
+    }
+}

@@ -9,22 +9,19 @@
 //! `TRAP_PENDING` trap. A panic in a host function is caught here and resumed
 //! in the host once the wasm frames are gone (a panic must not cross
 //! `extern "C"`). The bounds rules are the interpreter's (`runtime::bulk`);
-//! `memory.atomic.wait32/64` and `memory.atomic.notify` are the runtime's own
-//! (`runtime::shared`, the process-wide parking lot), so a compiled waiter is
-//! woken by a notify from any tier or thread, and a wait stays interruptible
-//! (the store's interrupt flag and epoch deadline end it as they end a loop).
+//! `memory.atomic.wait32/64` and `memory.atomic.notify` are the interpreter's
+//! own entry points (`runtime::shared`, over the process-wide parking lot), so
+//! a compiled waiter is woken by a notify from any tier or thread, and a wait
+//! stays interruptible (the store's interrupt flag and epoch deadline end it
+//! as they end a loop).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::call::{instance_of, with_activation, Activation};
-use crate::runtime::parking;
-use crate::runtime::shared::atomic_cell;
+use crate::runtime::shared;
 use crate::runtime::store::StoreInner;
 use crate::runtime::trap::{Trap, TrapKind};
-use crate::runtime::vmctx::{Builtins, Status, VMContext};
-use crate::SharedMemory;
+use crate::runtime::vmctx::{Builtins, Status, VMContext, VMMemoryDef};
 
 /// The table every context block points at.
 pub(crate) static BUILTINS: Builtins = Builtins {
@@ -228,30 +225,13 @@ unsafe extern "C" fn out_of_fuel(_vmctx: *mut VMContext) -> Status {
     })
 }
 
-/// The host address of the atomic cell of `size` bytes at `addr` of memory
-/// `memory` of `instance` (bounds, then alignment checked), and the memory
-/// itself when it is shared (kept alive by the clone).
-fn atomic_cell_of(
-    s: &StoreInner,
-    instance: u32,
-    memory: u32,
-    addr: u64,
-    size: u64,
-) -> Result<(*mut u8, Option<SharedMemory>), Trap> {
+/// The definition of memory `memory` of `instance` and whether it is shared.
+fn memory_def(s: &StoreInner, instance: u32, memory: u32) -> (*const VMMemoryDef, bool) {
     let m = &s.memories[s.instances[instance as usize].memories[memory as usize] as usize];
-    // SAFETY: the definition lives as long as the memory, borrowed here.
-    let def = unsafe { &*m.def_ptr() };
-    let cell = atomic_cell(def, m.is_shared(), addr, size).map_err(Trap::new)?;
-    Ok((cell, m.shared().cloned()))
+    (m.def_ptr() as *const VMMemoryDef, m.is_shared())
 }
 
-/// `memory.atomic.notify`: the number of waiters woken (none on an unshared memory).
-fn atomic_notify(s: &StoreInner, instance: u32, memory: u32, addr: u64, count: u32) -> Result<u32, Trap> {
-    let (cell, shared) = atomic_cell_of(s, instance, memory, addr, 4)?;
-    Ok(if shared.is_some() { parking::notify(cell as usize, count) } else { 0 })
-}
-
-/// A wait/notify builtin's `i64` result: `Ok(v)` as is, a trap recorded (-1).
+/// A wait/notify builtin's `i64` result: the value, or -1 when a trap was recorded.
 fn wait_result(status: Status, value: u32) -> i64 {
     if status != 0 {
         -1
@@ -264,47 +244,36 @@ unsafe extern "C" fn memory_atomic_notify(vmctx: *mut VMContext, memory: u32, ad
     let instance = unsafe { instance_of(vmctx) };
     let mut woken = 0;
     let status = with_store(|act| {
-        let s = unsafe { inner(act) };
-        woken = atomic_notify(s, instance, memory, addr, count)?;
+        let (def, shared) = memory_def(unsafe { inner(act) }, instance, memory);
+        // SAFETY: a live memory of the instance, which the store keeps (a
+        // shared one through its clone) for the whole call.
+        woken = unsafe { shared::memory_atomic_notify(def, shared, addr, count) }.map_err(Trap::new)?;
         Ok(())
     });
     wait_result(status, woken)
 }
 
-/// `memory.atomic.wait32/64` for the activation's store: `expected` of
-/// `size` bytes, `timeout` in nanoseconds (negative: none).
+/// `memory.atomic.wait32/64` (`size` 4 or 8) for the activation's store,
+/// `timeout` in nanoseconds (negative: none).
 fn memory_atomic_wait(vmctx: *mut VMContext, memory: u32, addr: u64, expected: u64, size: u64, timeout: i64) -> i64 {
     // SAFETY: compiled code passes its own live context block.
     let instance = unsafe { instance_of(vmctx) };
     let mut result = 0;
     let status = with_store(|act| {
         let (store, vtable) = (act.store, act.vtable);
-        // SAFETY: see `inner`.
-        let s = unsafe { inner(act) };
-        // Between slices of the wait: the store's interrupt flag and epoch
-        // deadline, as compiled loops check them (`deadline` decides).
-        let signals = s.signals.clone();
-        let (cell, memory) = atomic_cell_of(s, instance, memory, addr, size)?;
-        let Some(memory) = memory else { return Err(Trap::new(TrapKind::ExpectedSharedMemory)) };
-        let poll = || {
-            if signals.should_stop() {
-                // SAFETY: see `StoreVTable`; the store is not otherwise in use while it waits.
-                unsafe { (vtable.deadline)(store) }
+        let (def, shared) = memory_def(unsafe { inner(act) }, instance, memory);
+        // While parked, the store's interrupt flag and epoch deadline are
+        // checked as the interpreter checks them (the callback may extend it).
+        // SAFETY: see `StoreVTable`; the store is not otherwise in use while it waits.
+        let poll = || unsafe { (vtable.deadline)(store) };
+        // SAFETY: as in `memory_atomic_notify`.
+        result = unsafe {
+            if size == 4 {
+                shared::memory_atomic_wait32(def, shared, addr, expected as u32, timeout, poll)
             } else {
-                Ok(())
+                shared::memory_atomic_wait64(def, shared, addr, expected, timeout, poll)
             }
-        };
-        // SAFETY: `cell` is an aligned cell of `size` bytes inside the memory,
-        // which `memory` keeps mapped (a shared memory never moves or shrinks).
-        let still = || unsafe {
-            match size {
-                4 => AtomicU32::from_ptr(cell as *mut u32).load(Ordering::SeqCst) == expected as u32,
-                _ => AtomicU64::from_ptr(cell as *mut u64).load(Ordering::SeqCst) == expected,
-            }
-        };
-        let timeout = u64::try_from(timeout).ok().map(Duration::from_nanos);
-        result = parking::wait(cell as usize, still, timeout, poll)?.code();
-        drop(memory);
+        }?;
         Ok(())
     });
     wait_result(status, result)

@@ -40,6 +40,12 @@ pub(crate) const BAD_SIGNATURE: u8 = 4;
 /// current activation; the unwinder takes the kind from there.
 pub(crate) const TRAP_PENDING: u8 = 5;
 /// An atomic access at an address that is not a multiple of its size.
+///
+/// (A new code changes no persisted layout: an artifact records trap sites as
+/// these bytes, which the loader checks with [`is_known`]; the builtins it calls
+/// are reached through the runtime's own table. So adding one, or a builtin,
+/// leaves `artifact::FORMAT_VERSION` as it is: an artifact of an older build is
+/// refused for its build id anyway.)
 pub(crate) const UNALIGNED_ATOMIC: u8 = 6;
 
 /// The trap kind a trap code stands for; `None` for [`TRAP_PENDING`] (the kind
