@@ -128,6 +128,7 @@ pub(crate) enum DescRef<'a> {
 
 impl Deref for DescRef<'_> {
     type Target = Desc;
+    #[inline]
     fn deref(&self) -> &Desc {
         match self {
             DescRef::Local(d) => d,
@@ -251,6 +252,7 @@ impl WasiCtx {
     }
 
     /// The descriptor `fd` (out of a shared table, whose lock is released on return).
+    #[inline]
     pub(crate) fn get(&self, fd: u32) -> Result<DescRef<'_>, Errno> {
         let fd = fd as usize;
         match &self.fds {

@@ -16,6 +16,7 @@ pub(crate) enum GuestMemory<'a> {
 }
 
 impl GuestMemory<'_> {
+    #[inline]
     pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
         let start = ptr as usize;
         let end = start.checked_add(len as usize).ok_or(Errno::FAULT)?;
@@ -35,6 +36,7 @@ impl GuestMemory<'_> {
         }
     }
 
+    #[inline]
     pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
         let start = ptr as usize;
         let end = start.checked_add(len as usize).ok_or(Errno::FAULT)?;
