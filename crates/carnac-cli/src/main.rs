@@ -462,13 +462,15 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
     }
 
     // A wasi-threads program needs interrupts (its end stops every thread):
-    // read from the binary's imports before compiling; a text module is
-    // loaded again with them when it turns out to need them.
-    let threaded_binary = wasi_threads
-        && std::fs::read(&args.module)
-            .ok()
-            .and_then(|b| carnac_wasi::threads::binary_imports_thread_spawn(&b))
-            .unwrap_or(false);
+    // read from the binary's imports (in its first MiB) before compiling; a
+    // text module, or one whose imports end further in, is loaded again with
+    // them when it turns out to need them.
+    let threaded_binary = wasi_threads && {
+        use std::io::Read;
+        let mut head = Vec::new();
+        std::fs::File::open(&args.module).and_then(|f| f.take(1 << 20).read_to_end(&mut head)).is_ok()
+            && carnac_wasi::threads::binary_imports_thread_spawn(&head) == Some(true)
+    };
     let mut config = Config::new();
     if let Some(tier) = tier {
         config.strategy(tier);
