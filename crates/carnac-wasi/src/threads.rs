@@ -225,6 +225,8 @@ impl Group {
                 return Ok(SPAWN_EAGAIN);
             }
             if st.live >= self.max_threads {
+                drop(st);
+                // Reported outside the lock: the hook may ask the group things.
                 if !self.limit_reported.swap(true, Ordering::Relaxed) {
                     if let Some(f) = &self.on_limit {
                         f(self.max_threads);
