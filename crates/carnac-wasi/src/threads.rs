@@ -278,7 +278,14 @@ impl Group {
                     .name(format!("wasm-thread-{tid}"))
                     .stack_size(HOST_STACK)
                     .spawn(move || {
-                        let result = start.call(store.as_context_mut(), (tid as i32, start_arg));
+                        // A host panic in the thread ends the program as a trap
+                        // would, instead of leaving the group waiting for it.
+                        let call = std::panic::AssertUnwindSafe(|| {
+                            start.call(store.as_context_mut(), (tid as i32, start_arg))
+                        });
+                        let result = std::panic::catch_unwind(call).unwrap_or_else(|_| {
+                            Err(Error::from(Trap::host(format!("wasi thread {tid}: the host panicked"))))
+                        });
                         // The store goes before the group hears of the end, so
                         // that a finished program holds no thread's instance.
                         drop(store);
