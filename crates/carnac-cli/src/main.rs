@@ -116,9 +116,18 @@ struct RunArgs {
     /// start for large modules; an invalid function traps when called).
     #[arg(long)]
     lazy_validation: bool,
-    /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`.
+    /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`,
+    /// `-W threads=y|n` (the threads proposal: shared memories and atomics; on
+    /// by default, `n` refuses modules that use them).
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
+    /// WASI options: `-S threads=y|n` (wasi-threads: a module that imports
+    /// `wasi.thread-spawn` runs with threads; on by default, `n` leaves the
+    /// import undefined), `-S max-threads=N` (the most threads a program may
+    /// have alive besides its main thread; default 128; past it thread creation
+    /// fails with EAGAIN).
+    #[arg(short = 'S', value_name = "OPT=VAL,...")]
+    wasi_opts: Vec<String>,
     /// Code generation options: `-C tier=auto|interp|cranelift` (the tier that
     /// runs the module; default `auto`: interpreted at once, hot code compiled in
     /// the background; `cranelift` for a `.cwasm` artifact), `-C cache=y|n` (the
@@ -239,11 +248,36 @@ fn parse_duration(s: &str) -> Result<Duration, Error> {
 }
 
 fn parse_flag(opt: &str, v: &str) -> Result<bool, Error> {
+    parse_flag_of('C', opt, v)
+}
+
+/// A `y`/`n` value of `-{flag} opt=v`.
+fn parse_flag_of(flag: char, opt: &str, v: &str) -> Result<bool, Error> {
     match v {
         "y" | "yes" | "true" | "on" => Ok(true),
         "n" | "no" | "false" | "off" => Ok(false),
-        _ => Err(Error::Usage(format!("invalid -C {opt}=`{v}` (expected y or n)"))),
+        _ => Err(Error::Usage(format!("invalid -{flag} {opt}=`{v}` (expected y or n)"))),
     }
+}
+
+/// `-S OPT=VAL,...`: whether wasi-threads is offered, and the thread limit.
+fn wasi_opts(opts: &[String]) -> Result<(bool, Option<usize>), Error> {
+    let (mut threads, mut max_threads) = (true, None);
+    for opt in opts.iter().flat_map(|o| o.split(',')) {
+        match opt.split_once('=').unwrap_or((opt, "y")) {
+            ("threads", v) => threads = parse_flag_of('S', "threads", v)?,
+            ("max-threads", v) => {
+                max_threads = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| Error::Usage(format!("invalid -S max-threads=`{v}` (a positive count)")))?,
+                )
+            }
+            _ => return Err(Error::Usage(format!("unsupported -S option `{opt}`"))),
+        }
+    }
+    Ok((threads, max_threads))
 }
 
 /// `carnac compile`: the module compiled with Cranelift, serialized.
@@ -268,6 +302,7 @@ fn compile(args: CompileArgs) -> Result<(), Error> {
                 config.interruptible(true);
             }
             Some(("max-memory-size", v)) => drop(parse_size(v)?),
+            Some(("threads", v)) => drop(config.wasm_threads(parse_flag_of('W', "threads", v)?)),
             _ => return Err(Error::Usage(format!("unsupported -W option `{opt}`"))),
         }
     }
@@ -284,6 +319,20 @@ fn compile(args: CompileArgs) -> Result<(), Error> {
     let module = Module::from_file(&Engine::new(&config), &args.module)?;
     let bytes = module.serialize()?;
     write_replacing(&output, &bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
+}
+
+/// A module refused because it uses threads while `-W threads=n` turned them
+/// off: said in the flag's words.
+fn threads_refused(e: Error, threads_proposal: bool) -> Error {
+    if threads_proposal {
+        return e;
+    }
+    let msg = e.to_string();
+    if msg.contains("thread") || msg.contains("shared") || msg.contains("atomic") {
+        Error::Usage(format!("{msg} (the module uses the threads proposal, turned off by -W threads=n)"))
+    } else {
+        e
+    }
 }
 
 /// Writes `bytes` to a new file next to `path`, then renames it over `path`:
@@ -380,6 +429,7 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Error> {
 }
 
 fn run(mut args: RunArgs) -> Result<u8, Error> {
+    let mut threads_proposal = true;
     for opts in std::mem::take(&mut args.wasm_opts) {
         for opt in opts.split(',') {
             match opt.split_once('=') {
@@ -388,10 +438,13 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
                 }
                 Some(("max-memory-size", v)) => args.max_memory = Some(v.to_string()),
                 Some(("timeout", v)) => args.timeout = Some(v.to_string()),
+                Some(("threads", v)) => threads_proposal = parse_flag_of('W', "threads", v)?,
+                None if opt == "threads" => threads_proposal = true,
                 _ => return Err(Error::Usage(format!("unsupported -W option `{opt}`"))),
             }
         }
     }
+    let (wasi_threads, max_threads) = wasi_opts(&args.wasi_opts)?;
     let (tier, cache) = codegen_opts(&args.codegen_opts)?;
     let cache = cache.unwrap_or(true);
     // An artifact holds compiled code: it runs in the compiled tier unless told otherwise.
@@ -408,38 +461,99 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         wasi.preopened_socket(listener);
     }
 
+    // A wasi-threads program needs interrupts (its end stops every thread):
+    // read from the binary's imports (in its first MiB) before compiling; a
+    // text module, or one whose imports end further in, is loaded again with
+    // them when it turns out to need them.
+    let threaded_binary = wasi_threads && {
+        use std::io::Read;
+        let mut head = Vec::new();
+        std::fs::File::open(&args.module).and_then(|f| f.take(1 << 20).read_to_end(&mut head)).is_ok()
+            && carnac_wasi::threads::binary_imports_thread_spawn(&head) == Some(true)
+    };
     let mut config = Config::new();
     if let Some(tier) = tier {
         config.strategy(tier);
     }
     config
+        .wasm_threads(threads_proposal)
         .consume_fuel(args.fuel.is_some())
-        .interruptible(timeout.is_some())
+        .interruptible(timeout.is_some() || threaded_binary)
         .lazy_validation(args.lazy_validation)
         .cache(cache && tier != Some(carnac::Strategy::Interpreter));
-    let engine = Engine::new(&config);
-    let module = Module::from_file(&engine, &args.module)?;
+    let mut engine = Engine::new(&config);
+    let mut module = Module::from_file(&engine, &args.module).map_err(|e| threads_refused(e, threads_proposal))?;
+    let threaded = wasi_threads && carnac_wasi::threads::imports_thread_spawn(&module);
+    if threaded && !threaded_binary && !is_artifact_file(&args.module) {
+        config.interruptible(true);
+        engine = Engine::new(&config);
+        module = Module::from_file(&engine, &args.module)?;
+    }
     if std::env::var_os("CARNAC_CACHE_LOG").is_some() {
         let s = engine.cache_stats();
         eprintln!("carnac cache: {} hit, {} miss, {} stored, {} corrupt", s.hits, s.misses, s.stores, s.corrupt);
     }
-    let mut store = Store::new(&engine, wasi.build());
+    let mut ctx = wasi.build();
+    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
+    carnac_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
+    carnac_wasi::threads::define_shared_memories(&mut linker, &module)?;
+    let group = if threaded {
+        carnac_wasi::threads::add_to_linker(&mut linker, |ctx| ctx)?;
+        let mut threads = carnac_wasi::threads::ThreadsConfig::new();
+        threads.on_limit(|n| {
+            eprintln!(
+                "carnac: the program reached its limit of {n} live threads; thread creation fails with EAGAIN \
+                 (raise the limit with -S max-threads=N)"
+            )
+        });
+        threads.on_spawn_error(|e| eprintln!("carnac: a thread could not be started (EAGAIN to the program): {e}"));
+        if let Some(n) = max_threads {
+            threads.max_threads(n);
+        }
+        if let Some(bytes) = max_memory {
+            threads.configure_store(move |store| {
+                store.set_limiter(StoreLimits::new().memory_size(bytes));
+                Ok(())
+            });
+        }
+        let group = carnac_wasi::threads::ThreadGroup::new(threads, &module, &linker, |ctx: &mut WasiCtx| ctx.share());
+        group.attach(&mut ctx);
+        Some(group)
+    } else {
+        None
+    };
+    let mut store = Store::new(&engine, ctx);
     if let Some(fuel) = args.fuel {
         store.set_fuel(fuel)?;
     }
     if let Some(bytes) = max_memory {
         store.set_limiter(StoreLimits::new().memory_size(bytes));
     }
-    let mut linker: Linker<WasiCtx> = Linker::new(&engine);
-    carnac_wasi::add_to_linker(&mut linker, |ctx| ctx)?;
+    if let Some(group) = &group {
+        group.add_main(&store);
+    }
     if let Some(t) = timeout {
+        // One deadline for the whole program: every thread is interrupted.
         let handle = store.interrupt_handle()?;
+        let group = group.clone();
         std::thread::spawn(move || {
             std::thread::sleep(t);
-            handle.interrupt();
+            match group {
+                Some(group) => group.interrupt(),
+                None => handle.interrupt(),
+            }
         });
     }
-    let instance = linker.instantiate(&mut store, &module)?;
+    let instance = linker.instantiate(&mut store, &module);
+    // A threaded program's outcome is its thread group's (a thread's exit or trap).
+    let end = |result: Result<(), Error>| match &group {
+        Some(group) => group.finish(result),
+        None => result,
+    };
+    let instance = match instance {
+        Ok(i) => i,
+        Err(e) => return end(Err(e)).map(|()| 0),
+    };
 
     let Some(name) = args.invoke.as_deref() else {
         let Some(start) = instance.get_func(&store, "_start") else {
@@ -448,7 +562,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
                 args.module.display()
             )));
         };
-        start.call(&mut store, &[], &mut [])?;
+        end(start.call(&mut store, &[], &mut []))?;
         return Ok(0);
     };
     let func = instance
@@ -469,7 +583,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         .map(|(t, a)| Val::parse(*t, a).map_err(Error::Usage))
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = vec![Val::I32(0); ty.results().len()];
-    func.call(&mut store, &params, &mut results)?;
+    end(func.call(&mut store, &params, &mut results))?;
     for r in &results {
         println!("{r}");
     }

@@ -1,8 +1,23 @@
-//! The per-store WASI state: arguments, environment, and the descriptor table
-//! (stdio, preopened directories and what the guest opened through them).
+//! The WASI state: arguments, environment and the descriptor table (stdio,
+//! preopened directories and what the guest opened through them), shared by
+//! every thread of one program, and the per-store part (the store's interrupt
+//! probe, the current call's wait) that each thread's store keeps for itself.
+//!
+//! A single-threaded program's context owns its descriptor table: no lock, no
+//! reference counts ([`Fds::Local`]). [`WasiCtx::share`] (the first spawned
+//! thread) moves the table behind one lock shared by every store of the
+//! program ([`Fds::Shared`]), held only to look a descriptor up, install or
+//! remove one: a call takes its descriptor out as an [`Arc<Desc>`] and does its
+//! work (a write, a read blocked on stdin or a socket, a `poll_oneoff` sleep)
+//! after the lock is released, so one thread's wait never stalls another
+//! thread's calls. What a descriptor changes in place is behind its own small
+//! lock (a standard stream) or atomic (its flags).
 
 use std::io::{Read, Write};
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, File};
@@ -21,10 +36,13 @@ pub enum Stream {
     Null,
 }
 
+/// What a descriptor is. A standard stream sits behind its own lock: writing to
+/// it (or reading from it) needs the stream itself, and two threads writing to
+/// stdout take turns per call, as two `write(2)`s do.
 pub(crate) enum Kind {
-    Stdin(Stream),
-    Stdout(Stream),
-    Stderr(Stream),
+    Stdin(Mutex<Stream>),
+    Stdout(Mutex<Stream>),
+    Stderr(Mutex<Stream>),
     File(File),
     Dir(Dir),
     TcpListener(std::net::TcpListener),
@@ -41,8 +59,9 @@ pub(crate) struct Desc {
     pub kind: Kind,
     /// The guest path of a preopened directory.
     pub preopen: Option<String>,
-    /// The descriptor flags preview1 keeps itself (`APPEND`, `NONBLOCK`).
-    pub fdflags: u16,
+    /// The descriptor flags preview1 keeps itself (`APPEND`, `NONBLOCK`):
+    /// `fd_fdstat_set_flags` changes them while other threads may hold the descriptor.
+    pub fdflags: AtomicU16,
     /// A file: opened for reading / for writing.
     pub read: bool,
     pub write: bool,
@@ -53,7 +72,12 @@ pub(crate) struct Desc {
 
 impl Desc {
     pub fn new(kind: Kind) -> Desc {
-        Desc { kind, preopen: None, fdflags: 0, read: true, write: false, read_only: false }
+        Desc { kind, preopen: None, fdflags: AtomicU16::new(0), read: true, write: false, read_only: false }
+    }
+
+    /// The descriptor's flags (`APPEND`, `NONBLOCK`).
+    pub fn flags(&self) -> u16 {
+        self.fdflags.load(Ordering::Relaxed)
     }
 
     /// `PERM` if the descriptor was reached through a read-only preopen.
@@ -66,11 +90,60 @@ impl Desc {
     }
 }
 
-/// WASI preview1 state for one store.
+/// A lock that a panic elsewhere cannot poison for the guest: what it guards is
+/// left consistent by every holder (each update is one assignment).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The standard stream inside a descriptor of that kind, locked.
+pub(crate) fn stream_of(kind: &Kind) -> Option<MutexGuard<'_, Stream>> {
+    match kind {
+        Kind::Stdin(s) | Kind::Stdout(s) | Kind::Stderr(s) => Some(lock(s)),
+        _ => None,
+    }
+}
+
+/// What the threads of one program share and never change: arguments and
+/// environment.
+pub(crate) struct Shared {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// The descriptor table.
+pub(crate) enum Fds {
+    /// One store's own (no other store shares it).
+    Local(Vec<Option<Desc>>),
+    /// Shared by the stores of a threaded program.
+    Shared(Arc<Mutex<Vec<Option<Arc<Desc>>>>>),
+}
+
+/// A descriptor for the length of a call: borrowed from a store's own table,
+/// or taken out of the shared one.
+pub(crate) enum DescRef<'a> {
+    Local(&'a Desc),
+    Shared(Arc<Desc>),
+}
+
+impl Deref for DescRef<'_> {
+    type Target = Desc;
+    #[inline]
+    fn deref(&self) -> &Desc {
+        match self {
+            DescRef::Local(d) => d,
+            DescRef::Shared(d) => d,
+        }
+    }
+}
+
+/// WASI preview1 state for one store: the program's shared state (see
+/// [`WasiCtx::share`]) and what belongs to this store alone.
 pub struct WasiCtx {
-    pub(crate) args: Vec<String>,
-    pub(crate) env: Vec<String>,
-    pub(crate) fds: Vec<Option<Desc>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) fds: Fds,
+    /// The program's thread group when it runs with wasi-threads.
+    pub(crate) threads: Option<Arc<crate::threads::Group>>,
     /// A handle given with the deprecated [`WasiCtx::set_interrupt`].
     pub(crate) interrupt: Option<carnac::InterruptHandle>,
     /// The store's interrupt probe, taken at the first call (a `WasiCtx` serves one store).
@@ -127,6 +200,30 @@ impl WasiCtx {
         WasiCtxBuilder::default()
     }
 
+    /// A context for another store of the same program (a thread of it): it
+    /// shares this one's arguments, environment and descriptor table (a file
+    /// one thread opens is usable by the others, stdout is one stream), and
+    /// has its own interrupt probe and wait state. The first call moves this
+    /// context's table behind a lock (until then it needs none).
+    pub fn share(&mut self) -> WasiCtx {
+        let table = match &mut self.fds {
+            Fds::Shared(t) => t.clone(),
+            Fds::Local(v) => {
+                let t = Arc::new(Mutex::new(std::mem::take(v).into_iter().map(|d| d.map(Arc::new)).collect()));
+                self.fds = Fds::Shared(t.clone());
+                t
+            }
+        };
+        WasiCtx {
+            shared: self.shared.clone(),
+            fds: Fds::Shared(table),
+            threads: self.threads.clone(),
+            interrupt: None,
+            probe: None,
+            wait_start: None,
+        }
+    }
+
     /// Takes back the stream given as stdin (the guest then reads end of
     /// file), e.g. to reuse a reader after the call. `None` once taken, or if
     /// the guest renumbered or closed descriptor 0.
@@ -145,37 +242,128 @@ impl WasiCtx {
         self.take_stream(2)
     }
 
-    fn take_stream(&mut self, fd: usize) -> Option<Stream> {
-        let desc = self.fds.get_mut(fd)?.as_mut()?;
-        let slot = match &mut desc.kind {
-            Kind::Stdin(s) | Kind::Stdout(s) | Kind::Stderr(s) => s,
-            _ => return None,
-        };
-        match std::mem::replace(slot, Stream::Null) {
+    fn take_stream(&mut self, fd: u32) -> Option<Stream> {
+        let desc = self.get(fd).ok()?;
+        let mut slot = stream_of(&desc.kind)?;
+        match std::mem::replace(&mut *slot, Stream::Null) {
             Stream::Null => None,
             s => Some(s),
         }
     }
 
-    pub(crate) fn get(&self, fd: u32) -> Result<&Desc, Errno> {
-        self.fds.get(fd as usize).and_then(Option::as_ref).ok_or(Errno::BADF)
-    }
-
-    pub(crate) fn get_mut(&mut self, fd: u32) -> Result<&mut Desc, Errno> {
-        self.fds.get_mut(fd as usize).and_then(Option::as_mut).ok_or(Errno::BADF)
+    /// The descriptor `fd` (out of a shared table, whose lock is released on return).
+    #[inline]
+    pub(crate) fn get(&self, fd: u32) -> Result<DescRef<'_>, Errno> {
+        let fd = fd as usize;
+        match &self.fds {
+            Fds::Local(v) => v.get(fd).and_then(Option::as_ref).map(DescRef::Local),
+            Fds::Shared(t) => lock(t).get(fd).and_then(Option::clone).map(DescRef::Shared),
+        }
+        .ok_or(Errno::BADF)
     }
 
     /// Installs a descriptor in the lowest free slot.
     pub(crate) fn insert(&mut self, desc: Desc) -> Result<u32, Errno> {
-        if let Some(i) = self.fds.iter().position(Option::is_none) {
-            self.fds[i] = Some(desc);
-            return Ok(i as u32);
+        fn put<D>(fds: &mut Vec<Option<D>>, d: D) -> Result<u32, Errno> {
+            if let Some(i) = fds.iter().position(Option::is_none) {
+                fds[i] = Some(d);
+                return Ok(i as u32);
+            }
+            if fds.len() >= MAX_FDS {
+                return Err(Errno::MFILE);
+            }
+            fds.push(Some(d));
+            Ok(fds.len() as u32 - 1)
         }
-        if self.fds.len() >= MAX_FDS {
-            return Err(Errno::MFILE);
+        match &mut self.fds {
+            Fds::Local(v) => put(v, desc),
+            Fds::Shared(t) => put(&mut lock(t), Arc::new(desc)),
         }
-        self.fds.push(Some(desc));
-        Ok(self.fds.len() as u32 - 1)
+    }
+
+    /// Closes `fd` (`BADF` if it is not open). The descriptor is dropped after
+    /// the lock is released: closing a file can take a while, and another
+    /// thread's call may still hold it (it closes when that call ends).
+    pub(crate) fn close(&mut self, fd: u32) -> Result<(), Errno> {
+        let fd = fd as usize;
+        match &mut self.fds {
+            Fds::Local(v) => v.get_mut(fd).and_then(Option::take).map(drop),
+            Fds::Shared(t) => {
+                let closed = lock(t).get_mut(fd).and_then(Option::take);
+                closed.map(drop)
+            }
+        }
+        .ok_or(Errno::BADF)
+    }
+
+    /// `fd_renumber`: moves `from` to `to`, closing what `to` was.
+    pub(crate) fn renumber(&mut self, from: u32, to: u32) -> Result<(), Errno> {
+        fn renumber<D>(fds: &mut [Option<D>], from: usize, to: usize) -> Result<Option<D>, Errno> {
+            if fds.get(from).and_then(Option::as_ref).is_none() || fds.get(to).and_then(Option::as_ref).is_none() {
+                return Err(Errno::BADF);
+            }
+            if from == to {
+                return Ok(None);
+            }
+            let d = fds[from].take();
+            Ok(std::mem::replace(&mut fds[to], d))
+        }
+        let (from, to) = (from as usize, to as usize);
+        match &mut self.fds {
+            Fds::Local(v) => renumber(v, from, to).map(drop),
+            Fds::Shared(t) => {
+                let replaced = renumber(&mut lock(t), from, to);
+                replaced.map(drop)
+            }
+        }
+    }
+}
+
+/// A descriptor known to be a directory (`dir_of` and its kin check it).
+pub(crate) struct DirRef<'a>(DescRef<'a>);
+
+impl<'a> DirRef<'a> {
+    pub fn new(d: DescRef<'a>) -> Result<DirRef<'a>, Errno> {
+        match d.kind {
+            Kind::Dir(_) => Ok(DirRef(d)),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    pub fn desc(&self) -> &Desc {
+        &self.0
+    }
+}
+
+impl Deref for DirRef<'_> {
+    type Target = Dir;
+    fn deref(&self) -> &Dir {
+        match &self.0.kind {
+            Kind::Dir(d) => d,
+            _ => unreachable!("DirRef::new accepts directories only"),
+        }
+    }
+}
+
+/// A descriptor known to be a regular file.
+pub(crate) struct FileRef<'a>(DescRef<'a>);
+
+impl<'a> FileRef<'a> {
+    pub fn new(d: DescRef<'a>) -> Result<FileRef<'a>, Errno> {
+        match d.kind {
+            Kind::File(_) => Ok(FileRef(d)),
+            _ => Err(Errno::BADF),
+        }
+    }
+}
+
+impl Deref for FileRef<'_> {
+    type Target = File;
+    fn deref(&self) -> &File {
+        match &self.0.kind {
+            Kind::File(f) => f,
+            _ => unreachable!("FileRef::new accepts files only"),
+        }
     }
 }
 
@@ -273,22 +461,23 @@ impl WasiCtxBuilder {
     }
 
     pub fn build(&mut self) -> WasiCtx {
-        let stdio = |s: Option<Stream>| s.unwrap_or(Stream::Null);
+        let stdio = |s: Option<Stream>| Mutex::new(s.unwrap_or(Stream::Null));
         let mut fds = vec![
-            Some(Desc::new(Kind::Stdin(stdio(self.stdin.take())))),
-            Some(Desc { write: true, read: false, ..Desc::new(Kind::Stdout(stdio(self.stdout.take()))) }),
-            Some(Desc { write: true, read: false, ..Desc::new(Kind::Stderr(stdio(self.stderr.take()))) }),
+            Desc::new(Kind::Stdin(stdio(self.stdin.take()))),
+            Desc { write: true, read: false, ..Desc::new(Kind::Stdout(stdio(self.stdout.take()))) },
+            Desc { write: true, read: false, ..Desc::new(Kind::Stderr(stdio(self.stderr.take()))) },
         ];
         for (dir, guest, read_only) in self.preopens.drain(..) {
-            fds.push(Some(Desc { preopen: Some(guest), read_only, ..Desc::new(Kind::Dir(dir)) }));
+            fds.push(Desc { preopen: Some(guest), read_only, ..Desc::new(Kind::Dir(dir)) });
         }
         for listener in self.sockets.drain(..) {
-            fds.push(Some(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) }));
+            fds.push(Desc { write: true, ..Desc::new(Kind::TcpListener(listener)) });
         }
+        let shared = Shared { args: std::mem::take(&mut self.args), env: std::mem::take(&mut self.env) };
         WasiCtx {
-            args: std::mem::take(&mut self.args),
-            env: std::mem::take(&mut self.env),
-            fds,
+            shared: Arc::new(shared),
+            fds: Fds::Local(fds.into_iter().map(Some).collect()),
+            threads: None,
             interrupt: None,
             probe: None,
             wait_start: None,

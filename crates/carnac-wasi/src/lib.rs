@@ -12,6 +12,11 @@
 //! a bad one traps the guest (as in Wasmtime), never a host panic. Standard
 //! streams can be the host's, any reader or writer, or in-memory [`pipe`]s.
 //!
+//! Threaded programs (`wasm32-wasip1-threads`) get wasi-threads from
+//! [`threads`]: the threads of one program are stores that share one WASI
+//! state ([`WasiCtx::share`]: the descriptor table, arguments, environment;
+//! its lock is never held across a wait) and one [`threads::ThreadGroup`].
+//!
 //! ```no_run
 //! use carnac::{Engine, Linker, Module, Store};
 //! use carnac_wasi::{WasiCtx, I32Exit};
@@ -38,6 +43,7 @@ mod ctx;
 mod memory;
 pub mod pipe;
 mod preview1;
+pub mod threads;
 pub mod types;
 
 pub use ctx::{Stream, WasiCtx, WasiCtxBuilder};

@@ -4,21 +4,56 @@
 
 use crate::types::Errno;
 
-/// Writes go through [`carnac::MemoryMut`], which records the ranges written, so
-/// the instance's memory can be reset cheaply when its store is dropped.
-pub(crate) struct GuestMemory<'a>(pub carnac::MemoryMut<'a>);
+/// The memory a WASI call reads and writes.
+pub(crate) enum GuestMemory<'a> {
+    /// The store's own memory. Writes go through [`carnac::MemoryMut`], which
+    /// records the ranges written, so the instance's memory can be reset cheaply
+    /// when its store is dropped.
+    Owned(carnac::MemoryMut<'a>),
+    /// A shared memory (a wasi-threads program): other threads of the program
+    /// may read and write it while the call runs.
+    Shared(&'a [std::cell::UnsafeCell<u8>]),
+}
 
 impl GuestMemory<'_> {
+    #[inline]
     pub fn slice(&self, ptr: u32, len: u32) -> Result<&[u8], Errno> {
         let start = ptr as usize;
         let end = start.checked_add(len as usize).ok_or(Errno::FAULT)?;
-        self.0.get(start..end).ok_or(Errno::FAULT)
+        match self {
+            GuestMemory::Owned(m) => m.get(start..end).ok_or(Errno::FAULT),
+            GuestMemory::Shared(cells) => {
+                let cells = cells.get(start..end).ok_or(Errno::FAULT)?;
+                // SAFETY: the range lies inside the shared memory, whose region
+                // stays mapped while the `SharedMemory` behind `cells` lives and
+                // whose length only grows. Other guest threads may write these
+                // bytes during the call: that is a race of the guest's own making
+                // (as a POSIX `write` from a buffer another thread changes), the
+                // host reads whatever bytes are there, and nothing the host does
+                // depends on them staying the same (each value is read once).
+                Ok(unsafe { std::slice::from_raw_parts(std::cell::UnsafeCell::raw_get(cells.as_ptr()), cells.len()) })
+            }
+        }
     }
 
+    #[inline]
     pub fn slice_mut(&mut self, ptr: u32, len: u32) -> Result<&mut [u8], Errno> {
         let start = ptr as usize;
         let end = start.checked_add(len as usize).ok_or(Errno::FAULT)?;
-        self.0.get_mut(start..end).ok_or(Errno::FAULT)
+        match self {
+            GuestMemory::Owned(m) => m.get_mut(start..end).ok_or(Errno::FAULT),
+            GuestMemory::Shared(cells) => {
+                let cells = cells.get(start..end).ok_or(Errno::FAULT)?;
+                // SAFETY: as in `slice`; the bytes are writable through the
+                // `UnsafeCell`s, and this `&mut self` borrow keeps the call from
+                // holding two overlapping slices of its own. A guest thread that
+                // touches the same bytes during the call races with the call, as
+                // with a POSIX `read` into a buffer another thread uses.
+                Ok(unsafe {
+                    std::slice::from_raw_parts_mut(std::cell::UnsafeCell::raw_get(cells.as_ptr()), cells.len())
+                })
+            }
+        }
     }
 
     pub fn read<const N: usize>(&self, ptr: u32) -> Result<[u8; N], Errno> {

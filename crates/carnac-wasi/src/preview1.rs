@@ -17,7 +17,7 @@ use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeD
 use cap_std::fs::{Dir, MetadataExt, OpenOptions};
 use carnac::{AsContextMut, Caller, Error, Extern, Linker, Trap, TrapKind};
 
-use crate::ctx::{Desc, Kind, Stop, Stream, WasiCtx};
+use crate::ctx::{stream_of, Desc, DescRef, DirRef, FileRef, Kind, Stop, Stream, WasiCtx};
 use crate::memory::{GuestMemory, MAX_RW};
 use crate::types::*;
 use crate::I32Exit;
@@ -28,28 +28,20 @@ type R = Result<(), Errno>;
 
 /// The directory behind `fd` for the `path_*` calls and `fd_readdir`: any
 /// other descriptor is `BADF`.
-fn dir_desc(ctx: &WasiCtx, fd: u32) -> Result<(&Desc, &Dir), Errno> {
-    let d = ctx.get(fd)?;
-    let Kind::Dir(dir) = &d.kind else { return Err(Errno::BADF) };
-    Ok((d, dir))
-}
-
-fn dir_of(ctx: &WasiCtx, fd: u32) -> Result<&Dir, Errno> {
-    Ok(dir_desc(ctx, fd)?.1)
+fn dir_of(ctx: &WasiCtx, fd: u32) -> Result<DirRef<'_>, Errno> {
+    DirRef::new(ctx.get(fd)?)
 }
 
 /// A directory through which something will be created, changed or removed.
-fn mutable_dir(ctx: &WasiCtx, fd: u32) -> Result<&Dir, Errno> {
-    let (d, dir) = dir_desc(ctx, fd)?;
-    d.mutable()?;
+fn mutable_dir(ctx: &WasiCtx, fd: u32) -> Result<DirRef<'_>, Errno> {
+    let dir = dir_of(ctx, fd)?;
+    dir.desc().mutable()?;
     Ok(dir)
 }
 
 /// The regular file behind `fd`: any other descriptor is `BADF`.
-fn file_of(ctx: &WasiCtx, fd: u32) -> Result<&cap_std::fs::File, Errno> {
-    let d = ctx.get(fd)?;
-    let Kind::File(f) = &d.kind else { return Err(Errno::BADF) };
-    Ok(f)
+fn file_of(ctx: &WasiCtx, fd: u32) -> Result<FileRef<'_>, Errno> {
+    FileRef::new(ctx.get(fd)?)
 }
 
 /// The file behind a descriptor that supports positioned I/O: streams cannot seek.
@@ -76,10 +68,11 @@ fn sync(ctx: &WasiCtx, fd: i32, data_only: bool) -> R {
 /// device to the guest (wasi-libc's `isatty` asks exactly this).
 fn is_terminal(kind: &Kind) -> bool {
     use std::io::IsTerminal;
+    let inherit = stream_of(kind).is_some_and(|s| matches!(*s, Stream::Inherit));
     match kind {
-        Kind::Stdin(Stream::Inherit) => std::io::stdin().is_terminal(),
-        Kind::Stdout(Stream::Inherit) => std::io::stdout().is_terminal(),
-        Kind::Stderr(Stream::Inherit) => std::io::stderr().is_terminal(),
+        Kind::Stdin(_) if inherit => std::io::stdin().is_terminal(),
+        Kind::Stdout(_) if inherit => std::io::stdout().is_terminal(),
+        Kind::Stderr(_) if inherit => std::io::stderr().is_terminal(),
         _ => false,
     }
 }
@@ -341,15 +334,24 @@ pub fn add_to_linker<T: 'static>(
                         let probe = caller.interrupt_probe();
                         get(caller.data_mut()).probe = probe;
                     }
-                    let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
-                        return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory")));
+                    // A wasi-threads program's memory is shared (not the store's own).
+                    let memory = match caller.get_export("memory") {
+                        Some(Extern::Memory(m)) => Ok(m),
+                        Some(Extern::SharedMemory(m)) => Err(m),
+                        _ => return Err(Trap::host(concat!(stringify!($name), ": the module exports no memory"))),
                     };
                     loop {
-                        let (bytes, data) = memory.data_and_store_tracked(caller.as_context_mut());
+                        let (bytes, data) = match &memory {
+                            Ok(m) => {
+                                let (bytes, data) = m.data_and_store_tracked(caller.as_context_mut());
+                                (GuestMemory::Owned(bytes), data)
+                            }
+                            Err(shared) => (GuestMemory::Shared(shared.data()), caller.data_mut()),
+                        };
                         #[allow(unused_variables)]
                         let $ctx: &mut WasiCtx = get(data);
                         #[allow(unused_mut, unused_variables)]
-                        let mut $mem = GuestMemory(bytes);
+                        let mut $mem = bytes;
                         #[allow(clippy::redundant_closure_call)]
                         let result: R = (|| $body)();
                         // A call that ends after the store was interrupted or reached its
@@ -386,18 +388,20 @@ pub fn add_to_linker<T: 'static>(
 
     // ---- args and environment ----
     wasi!(fn args_sizes_get(argc: i32, size: i32) |mem, ctx| {
-        mem.put_u32(argc as u32, ctx.args.len() as u32)?;
-        mem.put_u32(size as u32, ctx.args.iter().map(|a| a.len() as u32 + 1).sum())
+        let args = &ctx.shared.args;
+        mem.put_u32(argc as u32, args.len() as u32)?;
+        mem.put_u32(size as u32, args.iter().map(|a| a.len() as u32 + 1).sum())
     });
     wasi!(fn args_get(argv: i32, buf: i32) |mem, ctx| {
-        write_strings(&mut mem, &ctx.args, argv as u32, buf as u32)
+        write_strings(&mut mem, &ctx.shared.args, argv as u32, buf as u32)
     });
     wasi!(fn environ_sizes_get(count: i32, size: i32) |mem, ctx| {
-        mem.put_u32(count as u32, ctx.env.len() as u32)?;
-        mem.put_u32(size as u32, ctx.env.iter().map(|a| a.len() as u32 + 1).sum())
+        let env = &ctx.shared.env;
+        mem.put_u32(count as u32, env.len() as u32)?;
+        mem.put_u32(size as u32, env.iter().map(|a| a.len() as u32 + 1).sum())
     });
     wasi!(fn environ_get(environ: i32, buf: i32) |mem, ctx| {
-        write_strings(&mut mem, &ctx.env, environ as u32, buf as u32)
+        write_strings(&mut mem, &ctx.shared.env, environ as u32, buf as u32)
     });
 
     // ---- clocks, randomness, scheduling ----
@@ -425,20 +429,8 @@ pub fn add_to_linker<T: 'static>(
     linker.func_wrap(MODULE, "proc_exit", |code: i32| -> Result<(), Trap> { Err(Trap::host_error(I32Exit(code))) })?;
 
     // ---- descriptors ----
-    wasi!(fn fd_close(fd: i32) |mem, ctx| {
-        let slot = ctx.fds.get_mut(fd as u32 as usize).ok_or(Errno::BADF)?;
-        slot.take().map(drop).ok_or(Errno::BADF)
-    });
-    wasi!(fn fd_renumber(from: i32, to: i32) |mem, ctx| {
-        let (from, to) = (from as u32, to as u32);
-        ctx.get(from)?;
-        ctx.get(to)?;
-        if from != to {
-            let d = ctx.fds[from as usize].take();
-            ctx.fds[to as usize] = d;
-        }
-        Ok(())
-    });
+    wasi!(fn fd_close(fd: i32) |mem, ctx| { ctx.close(fd as u32) });
+    wasi!(fn fd_renumber(from: i32, to: i32) |mem, ctx| { ctx.renumber(from as u32, to as u32) });
     wasi!(fn fd_fdstat_get(fd: i32, buf: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
         let (filetype, flags) = match &d.kind {
@@ -446,13 +438,13 @@ pub fn add_to_linker<T: 'static>(
                 (if is_terminal(k) { FILETYPE_CHARACTER_DEVICE } else { FILETYPE_UNKNOWN }, 0)
             }
             Kind::Dir(_) => (FILETYPE_DIRECTORY, 0),
-            Kind::TcpListener(_) | Kind::TcpStream(_) => (FILETYPE_SOCKET_STREAM, d.fdflags),
+            Kind::TcpListener(_) | Kind::TcpStream(_) => (FILETYPE_SOCKET_STREAM, d.flags()),
             Kind::File(f) => {
                 let st = rustix::fs::fstat(f)?;
-                (filetype_of_mode(rustix::fs::FileType::from_raw_mode(st.st_mode)), d.fdflags)
+                (filetype_of_mode(rustix::fs::FileType::from_raw_mode(st.st_mode)), d.flags())
             }
         };
-        let (base, inheriting) = reported_rights(d);
+        let (base, inheriting) = reported_rights(&d);
         let ptr = buf as u32;
         mem.slice_mut(ptr, 24)?.fill(0);
         mem.put_u8(ptr, filetype)?;
@@ -461,7 +453,7 @@ pub fn add_to_linker<T: 'static>(
         mem.put_u64(ptr + 16, inheriting)
     });
     wasi!(fn fd_fdstat_set_flags(fd: i32, flags: i32) |mem, ctx| {
-        let d = ctx.get_mut(fd as u32)?;
+        let d = ctx.get(fd as u32)?;
         let flags = flags as u32;
         if flags > 0x1f {
             return Err(Errno::INVALID_VALUE);
@@ -483,7 +475,7 @@ pub fn add_to_linker<T: 'static>(
             Kind::TcpStream(t) => t.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?,
             _ => return Err(Errno::BADF),
         }
-        d.fdflags = flags & (FDFLAGS_APPEND | FDFLAGS_NONBLOCK);
+        d.fdflags.store(flags & (FDFLAGS_APPEND | FDFLAGS_NONBLOCK), std::sync::atomic::Ordering::Relaxed);
         Ok(())
     });
     wasi!(fn fd_fdstat_set_rights(fd: i32, _base: i64, _inheriting: i64) |mem, ctx| {
@@ -560,7 +552,7 @@ pub fn add_to_linker<T: 'static>(
             5 => Advice::NoReuse,
             _ => return Err(Errno::INVALID_VALUE),
         };
-        rustix::fs::fadvise(f, offset as u64, std::num::NonZeroU64::new(len as u64), advice)?;
+        rustix::fs::fadvise(&*f, offset as u64, std::num::NonZeroU64::new(len as u64), advice)?;
         Ok(())
     });
     wasi!(fn fd_allocate(fd: i32, _offset: i64, _len: i64) |mem, ctx| {
@@ -572,7 +564,7 @@ pub fn add_to_linker<T: 'static>(
     wasi!(fn fd_sync(fd: i32) |mem, ctx| { sync(ctx, fd, false) });
     wasi!(fn fd_seek(fd: i32, offset: i64, whence: i32, newoffset: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
-        let mut f = seekable(d)?;
+        let mut f = seekable(&d)?;
         let pos = match whence as u8 {
             WHENCE_SET => SeekFrom::Start(u64::try_from(offset).map_err(|_| Errno::INVAL)?),
             WHENCE_CUR => SeekFrom::Current(offset),
@@ -584,22 +576,24 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_tell(fd: i32, offset: i32) |mem, ctx| {
         let d = ctx.get(fd as u32)?;
-        let mut f = seekable(d)?;
+        let mut f = seekable(&d)?;
         let pos = f.stream_position()?;
         mem.put_u64(offset as u32, pos)
     });
     wasi!(fn fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
         let interrupt = ctx.stop();
-        let d = ctx.get_mut(fd as u32)?;
-        let wait = if d.fdflags & FDFLAGS_NONBLOCK == 0 { interrupt.as_ref() } else { None };
-        let n = match &mut d.kind {
+        let d = ctx.get(fd as u32)?;
+        let wait = if d.flags() & FDFLAGS_NONBLOCK == 0 { interrupt.as_ref() } else { None };
+        let n = match &d.kind {
             Kind::File(f) => {
                 let mut f: &cap_std::fs::File = f;
                 mem.read_into(&iovs, false, |b, _| Ok(f.read(b)?))?
             }
-            Kind::Stdin(s) => mem.read_into(&iovs, true, |b, _| read_stream(s, wait, b))?,
+            // Two threads reading stdin take turns (the lock is the stream's, not the table's).
+            Kind::Stdin(s) => mem.read_into(&iovs, true, |b, _| read_stream(&mut crate::ctx::lock(s), wait, b))?,
             Kind::TcpStream(t) => {
+                let mut t: &std::net::TcpStream = t;
                 wait_readable(wait, t.as_fd())?;
                 mem.read_into(&iovs, true, |b, _| Ok(t.read(b)?))?
             }
@@ -610,7 +604,7 @@ pub fn add_to_linker<T: 'static>(
     wasi!(fn fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nread: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
         let d = ctx.get(fd as u32)?;
-        let f = seekable(d)?;
+        let f = seekable(&d)?;
         let n = mem.read_into(&iovs, false, |b, done| {
             let at = (offset as u64).checked_add(done as u64).ok_or(Errno::INVAL)?;
             Ok(rustix::io::pread(f, b, at)?)
@@ -619,12 +613,12 @@ pub fn add_to_linker<T: 'static>(
     });
     wasi!(fn fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
-        let d = ctx.get_mut(fd as u32)?;
-        let n = match &mut d.kind {
-            Kind::File(f) => writev(&*f, &mem, &iovs)?,
-            Kind::Stdout(s) => write_stream(s, false, &mem, &iovs)?,
-            Kind::Stderr(s) => write_stream(s, true, &mem, &iovs)?,
-            Kind::TcpStream(t) => writev(&*t, &mem, &iovs)?,
+        let d = ctx.get(fd as u32)?;
+        let n = match &d.kind {
+            Kind::File(f) => writev(f, &mem, &iovs)?,
+            Kind::Stdout(s) => write_stream(&mut crate::ctx::lock(s), false, &mem, &iovs)?,
+            Kind::Stderr(s) => write_stream(&mut crate::ctx::lock(s), true, &mem, &iovs)?,
+            Kind::TcpStream(t) => writev(t, &mem, &iovs)?,
             _ => return Err(Errno::BADF),
         };
         mem.put_u32(nwritten as u32, n as u32)
@@ -632,7 +626,7 @@ pub fn add_to_linker<T: 'static>(
     wasi!(fn fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nwritten: i32) |mem, ctx| {
         let iovs = mem.iovecs(iovs as u32, iovs_len as u32)?;
         let d = ctx.get(fd as u32)?;
-        let f = seekable(d)?;
+        let f = seekable(&d)?;
         let n = rustix::io::pwritev(f, &mem.io_slices(&iovs)?, offset as u64)?;
         mem.put_u32(nwritten as u32, n as u32)
     });
@@ -721,7 +715,7 @@ pub fn add_to_linker<T: 'static>(
             // Linking what a symlink points to is not offered (Wasmtime: INVAL).
             return Err(Errno::INVAL);
         }
-        Ok(old_dir.hard_link(old, new_dir, new)?)
+        Ok(old_dir.hard_link(old, &new_dir, new)?)
     });
     wasi!(fn path_rename(fd: i32, old_path: i32, old_len: i32, new_fd: i32, new_path: i32, new_len: i32) |mem, ctx| {
         let old_dir = mutable_dir(ctx, fd as u32)?;
@@ -733,9 +727,9 @@ pub fn add_to_linker<T: 'static>(
         // Wasmtime) instead of creating a file `x`.
         match new.strip_suffix('/') {
             Some(stripped) if !stripped.is_empty() && !old.ends_with('/') => {
-                Ok(old_dir.rename(format!("{old}/"), new_dir, stripped)?)
+                Ok(old_dir.rename(format!("{old}/"), &new_dir, stripped)?)
             }
-            _ => Ok(old_dir.rename(old, new_dir, new)?),
+            _ => Ok(old_dir.rename(old, &new_dir, new)?),
         }
     });
     wasi!(fn path_symlink(old_path: i32, old_len: i32, fd: i32, new_path: i32, new_len: i32) |mem, ctx| {
@@ -807,7 +801,7 @@ pub fn add_to_linker<T: 'static>(
             if want_dir {
                 return Err(Errno::NOTDIR);
             }
-            Desc { read, write, read_only, fdflags, ..Desc::new(Kind::File(file)) }
+            Desc { read, write, read_only, fdflags: fdflags.into(), ..Desc::new(Kind::File(file)) }
         };
         let new_fd = ctx.insert(desc)?;
         mem.put_u32(opened as u32, new_fd)
@@ -826,12 +820,13 @@ pub fn add_to_linker<T: 'static>(
         if flags & !FDFLAGS_NONBLOCK != 0 {
             return Err(Errno::INVAL);
         }
-        if d.fdflags & FDFLAGS_NONBLOCK == 0 {
+        if d.flags() & FDFLAGS_NONBLOCK == 0 {
             wait_readable(ctx.stop().as_ref(), l.as_fd())?;
         }
         let (stream, _) = l.accept()?;
         stream.set_nonblocking(flags & FDFLAGS_NONBLOCK != 0)?;
-        let new_fd = ctx.insert(Desc { write: true, fdflags: flags, ..Desc::new(Kind::TcpStream(stream)) })?;
+        let desc = Desc { write: true, fdflags: flags.into(), ..Desc::new(Kind::TcpStream(stream)) };
+        let new_fd = ctx.insert(desc)?;
         mem.put_u32(ro_fd as u32, new_fd)
     });
     wasi!(fn sock_recv(fd: i32, ri: i32, ri_len: i32, ri_flags: i32, ro_len: i32, ro_flags: i32) |mem, ctx| {
@@ -840,7 +835,7 @@ pub fn add_to_linker<T: 'static>(
         let Kind::TcpStream(t) = &d.kind else { return Err(Errno::NOTSOCK) };
         let flags = ri_flags as u16;
         let mut r: &std::net::TcpStream = t;
-        let wait = || wait_readable(if d.fdflags & FDFLAGS_NONBLOCK == 0 { ctx.stop() } else { None }.as_ref(), t.as_fd());
+        let wait = || wait_readable(if d.flags() & FDFLAGS_NONBLOCK == 0 { ctx.stop() } else { None }.as_ref(), t.as_fd());
         wait()?;
         let n = if flags & RIFLAGS_RECV_PEEK != 0 {
             mem.read_into(&iovs, true, |b, _| Ok(t.peek(b)?))?
@@ -944,7 +939,10 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
     let mut timeout: Option<(Instant, u64)> = None;
     // Host descriptors (stdin, sockets) whose readiness needs poll(2).
     let stdin = std::io::stdin();
-    let mut wait_fds: Vec<(std::os::fd::BorrowedFd<'_>, u64, u8)> = Vec::new();
+    // The descriptors waited on, out of the table (whose lock is not held while waiting).
+    let mut held: Vec<DescRef<'_>> = Vec::new();
+    let mut pending: Vec<(usize, u64, u8)> = Vec::new();
+    let mut stdin_waits: Vec<(u64, u8)> = Vec::new();
     for i in 0..nsubs {
         let s = input + i * 48;
         let userdata = mem.u64(s)?;
@@ -977,8 +975,9 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
             kind @ (EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE) => {
                 let fd = mem.u32(s + 16)?;
                 let d = ctx.get(fd)?;
+                let inherit = stream_of(&d.kind).is_some_and(|s| matches!(*s, Stream::Inherit));
                 match (&d.kind, kind) {
-                    (Kind::Stdin(Stream::Inherit), EVENTTYPE_FD_READ) => wait_fds.push((stdin.as_fd(), userdata, kind)),
+                    (Kind::Stdin(_), EVENTTYPE_FD_READ) if inherit => stdin_waits.push((userdata, kind)),
                     (Kind::Stdin(_), EVENTTYPE_FD_READ)
                     | (Kind::Stdout(_) | Kind::Stderr(_), EVENTTYPE_FD_WRITE)
                     | (Kind::File(_), EVENTTYPE_FD_WRITE) => {
@@ -990,13 +989,25 @@ fn poll_oneoff(mem: &mut GuestMemory<'_>, ctx: &mut WasiCtx, input: u32, output:
                         let pos = f.stream_position().unwrap_or(0);
                         ready.push(Event { userdata, error: Errno::SUCCESS, kind, nbytes: len.saturating_sub(pos) });
                     }
-                    (Kind::TcpListener(l), _) => wait_fds.push((l.as_fd(), userdata, kind)),
-                    (Kind::TcpStream(t), _) => wait_fds.push((t.as_fd(), userdata, kind)),
+                    (Kind::TcpListener(_) | Kind::TcpStream(_), _) => {
+                        pending.push((held.len(), userdata, kind));
+                        held.push(d);
+                    }
                     _ => return Err(Errno::BADF),
                 }
             }
             _ => return Err(Errno::INVAL),
         }
+    }
+    let mut wait_fds: Vec<(std::os::fd::BorrowedFd<'_>, u64, u8)> =
+        stdin_waits.iter().map(|&(userdata, kind)| (stdin.as_fd(), userdata, kind)).collect();
+    for &(i, userdata, kind) in &pending {
+        let fd = match &held[i].kind {
+            Kind::TcpListener(l) => l.as_fd(),
+            Kind::TcpStream(t) => t.as_fd(),
+            _ => return Err(Errno::BADF),
+        };
+        wait_fds.push((fd, userdata, kind));
     }
     // Wait in short slices, so that an interrupted store (or one past its epoch
     // deadline) ends the wait promptly, and the call with the interrupt trap.

@@ -1,29 +1,76 @@
 //! Builds the guest programs in `tests/guests` for `wasm32-wasip1` once per test
 //! run (installing the target with rustup when it is missing) and returns the
-//! path of a built module. Shared by the WASI and CLI tests.
+//! path of a built module; the threaded ones in `tests/threads-guests` for
+//! `wasm32-wasip1-threads`, and natively to compare their output. Shared by the
+//! WASI and CLI tests.
+
+// Each test binary uses some of these.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 const TARGET: &str = "wasm32-wasip1";
+const THREADS_TARGET: &str = "wasm32-wasip1-threads";
 
 fn ensure_target() {
+    ensure(TARGET)
+}
+
+fn ensure(target: &str) {
     let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
     if let Ok(out) = &installed {
-        if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+        if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == target) {
             return;
         }
     }
-    eprintln!("installing the {TARGET} target with rustup (needed to build the WASI guest programs)");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    eprintln!("installing the {target} target with rustup (needed to build the WASI guest programs)");
+    let status = Command::new("rustup").args(["target", "add", target]).status();
     match status {
         Ok(s) if s.success() => {}
         other => panic!(
-            "the {TARGET} Rust target is missing and `rustup target add {TARGET}` failed ({other:?}); \
+            "the {target} Rust target is missing and `rustup target add {target}` failed ({other:?}); \
              install it to build the WASI guest programs"
         ),
     }
+}
+
+/// Builds the threaded guests crate for `target` (`None`: the host) and returns
+/// the directory of its binaries.
+fn build_threads_guests(target: Option<&str>) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../carnac-wasi/tests/threads-guests/Cargo.toml");
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("threads-guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--quiet", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(&target_dir);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
+    let status = cmd.env_remove("RUSTFLAGS").status().expect("run cargo to build the threaded guest programs");
+    assert!(status.success(), "building the threaded guest programs failed");
+    match target {
+        Some(t) => target_dir.join(t).join("release"),
+        None => target_dir.join("release"),
+    }
+}
+
+/// The path of threaded guest program `name`, built for `wasm32-wasip1-threads`.
+pub fn threads_guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            ensure(THREADS_TARGET);
+            build_threads_guests(Some(THREADS_TARGET))
+        })
+        .join(format!("{name}.wasm"))
+}
+
+/// The path of threaded guest program `name` built for the host, whose output
+/// the wasm build's must equal.
+pub fn native_threads_guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_threads_guests(None)).join(name)
 }
 
 /// The path of guest program `name` (a binary of the guests crate).
