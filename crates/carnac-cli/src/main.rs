@@ -64,7 +64,8 @@ struct CompileArgs {
     #[arg(short = 'o', long = "output", value_name = "OUT.cwasm")]
     output: Option<PathBuf>,
     /// Settings the code depends on, as `carnac run` will be given them:
-    /// `-W fuel=N` (compile with fuel metering), `-W timeout=DURATION` (with interruption checks).
+    /// `-W fuel=N` (compile with fuel metering), `-W timeout=DURATION` (with interruption checks),
+    /// and the proposal switches of `carnac run -W`.
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
     /// `-C tier=cranelift` (the default: the only tier with machine code).
@@ -118,7 +119,11 @@ struct RunArgs {
     lazy_validation: bool,
     /// Wasmtime-style options: `-W fuel=N,max-memory-size=SIZE,timeout=DURATION`,
     /// `-W threads=y|n` (the threads proposal: shared memories and atomics; on
-    /// by default, `n` refuses modules that use them).
+    /// by default, `n` refuses modules that use them), and the same switch for
+    /// each WebAssembly proposal in Wasmtime's names: `bulk-memory`,
+    /// `reference-types`, `multi-value`, `simd`, `relaxed-simd`, `extended-const`,
+    /// `multi-memory`, `tail-call`, `memory64` (all on by default); `gc=n` and
+    /// `exceptions=n` are accepted, `=y` refused (not run yet).
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
     /// WASI options: `-S threads=y|n` (wasi-threads: a module that imports
@@ -260,6 +265,38 @@ fn parse_flag_of(flag: char, opt: &str, v: &str) -> Result<bool, Error> {
     }
 }
 
+/// `-W NAME=y|n` (or `-W NAME`, meaning `y`) for a WebAssembly proposal, in
+/// Wasmtime's names: applied to `config`. `None` when `opt` names no proposal.
+/// Gives the proposal's name and whether it is now on.
+fn wasm_feature<'a>(config: &mut Config, opt: &'a str) -> Option<Result<(&'a str, bool), Error>> {
+    let (name, v) = opt.split_once('=').unwrap_or((opt, "y"));
+    let set: fn(&mut Config, bool) -> &mut Config = match name {
+        "bulk-memory" => Config::wasm_bulk_memory,
+        "reference-types" => Config::wasm_reference_types,
+        "multi-value" => Config::wasm_multi_value,
+        "simd" => Config::wasm_simd,
+        "relaxed-simd" => Config::wasm_relaxed_simd,
+        "extended-const" => Config::wasm_extended_const,
+        "multi-memory" => Config::wasm_multi_memory,
+        "threads" => Config::wasm_threads,
+        "tail-call" => Config::wasm_tail_call,
+        "memory64" => Config::wasm_memory64,
+        // Accepted so that Wasmtime's command lines run; refused when asked
+        // for, since Carnac cannot run such modules yet.
+        "gc" | "exceptions" => {
+            return Some(parse_flag_of('W', name, v).and_then(|on| match on {
+                true => Err(Error::Usage(format!("-W {name}=y: Carnac does not run the {name} proposal yet"))),
+                false => Ok((name, false)),
+            }))
+        }
+        _ => return None,
+    };
+    Some(parse_flag_of('W', name, v).map(|on| {
+        set(config, on);
+        (name, on)
+    }))
+}
+
 /// `-S OPT=VAL,...`: whether wasi-threads is offered, and the thread limit.
 fn wasi_opts(opts: &[String]) -> Result<(bool, Option<usize>), Error> {
     let (mut threads, mut max_threads) = (true, None);
@@ -292,6 +329,10 @@ fn compile(args: CompileArgs) -> Result<(), Error> {
     let mut config = Config::new();
     config.strategy(carnac::Strategy::Cranelift);
     for opt in args.wasm_opts.iter().flat_map(|o| o.split(',')) {
+        if let Some(applied) = wasm_feature(&mut config, opt) {
+            applied?;
+            continue;
+        }
         match opt.split_once('=') {
             Some(("fuel", v)) => {
                 v.parse::<u64>().map_err(|_| Error::Usage(format!("invalid fuel `{v}`")))?;
@@ -302,7 +343,6 @@ fn compile(args: CompileArgs) -> Result<(), Error> {
                 config.interruptible(true);
             }
             Some(("max-memory-size", v)) => drop(parse_size(v)?),
-            Some(("threads", v)) => drop(config.wasm_threads(parse_flag_of('W', "threads", v)?)),
             _ => return Err(Error::Usage(format!("unsupported -W option `{opt}`"))),
         }
     }
@@ -429,17 +469,21 @@ fn snapshot(args: SnapshotArgs) -> Result<(), Error> {
 }
 
 fn run(mut args: RunArgs) -> Result<u8, Error> {
-    let mut threads_proposal = true;
+    let (mut features, mut threads_proposal) = (Config::new(), true);
     for opts in std::mem::take(&mut args.wasm_opts) {
         for opt in opts.split(',') {
+            if let Some(applied) = wasm_feature(&mut features, opt) {
+                if let ("threads", on) = applied? {
+                    threads_proposal = on;
+                }
+                continue;
+            }
             match opt.split_once('=') {
                 Some(("fuel", v)) => {
                     args.fuel = Some(v.parse().map_err(|_| Error::Usage(format!("invalid fuel `{v}`")))?)
                 }
                 Some(("max-memory-size", v)) => args.max_memory = Some(v.to_string()),
                 Some(("timeout", v)) => args.timeout = Some(v.to_string()),
-                Some(("threads", v)) => threads_proposal = parse_flag_of('W', "threads", v)?,
-                None if opt == "threads" => threads_proposal = true,
                 _ => return Err(Error::Usage(format!("unsupported -W option `{opt}`"))),
             }
         }
@@ -471,12 +515,11 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         std::fs::File::open(&args.module).and_then(|f| f.take(1 << 20).read_to_end(&mut head)).is_ok()
             && carnac_wasi::threads::binary_imports_thread_spawn(&head) == Some(true)
     };
-    let mut config = Config::new();
+    let mut config = features;
     if let Some(tier) = tier {
         config.strategy(tier);
     }
     config
-        .wasm_threads(threads_proposal)
         .consume_fuel(args.fuel.is_some())
         .interruptible(timeout.is_some() || threaded_binary)
         .lazy_validation(args.lazy_validation)

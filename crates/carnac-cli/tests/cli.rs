@@ -48,6 +48,37 @@ fn invoke_prints_results() {
     assert_eq!(text(&out.stdout), "6765\n", "{}", text(&out.stderr));
 }
 
+/// `-W NAME=y|n` switches WebAssembly proposals, in Wasmtime's names.
+#[test]
+fn wasm_proposals_are_switched_with_w() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-proposals");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tail = dir.join("tail.wat");
+    std::fs::write(
+        &tail,
+        r#"(module (func $f (export "f") (param i32) (result i32)
+        (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 7))
+          (else (return_call $f (i32.sub (local.get 0) (i32.const 1)))))))"#,
+    )
+    .unwrap();
+    let tail = tail.to_str().unwrap();
+    for tier in TIERS {
+        let out = run_on(tier, &["-W", "tail-call=y,memory64,simd=y", "--invoke", "f", tail, "100000"]);
+        assert_eq!(text(&out.stdout), "7\n", "{tier}: {}", text(&out.stderr));
+        let out = run_on(tier, &["-W", "tail-call=n", "--invoke", "f", tail, "3"]);
+        assert!(!out.status.success(), "{tier}");
+        let err = text(&out.stderr);
+        assert!(err.contains("tail") && err.lines().count() == 1, "{tier}: {err}");
+    }
+    let out = carnac(&["run", "-W", "gc=n,exceptions=n", "--invoke", "f", tail, "3"]);
+    assert_eq!(text(&out.stdout), "7\n", "{}", text(&out.stderr));
+    let out = carnac(&["run", "-W", "gc=y", "--invoke", "f", tail, "3"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("-W gc=y"), "{}", text(&out.stderr));
+    let out = carnac(&["run", "-W", "memory64=maybe", "--invoke", "f", tail, "3"]);
+    assert!(text(&out.stderr).contains("invalid -W memory64=`maybe`"), "{}", text(&out.stderr));
+}
+
 #[test]
 fn invoke_takes_and_prints_v128() {
     for tier in TIERS {
