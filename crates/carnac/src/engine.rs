@@ -107,7 +107,8 @@ impl Default for Config {
                 .union(F::MULTI_MEMORY)
                 .union(F::RELAXED_SIMD)
                 .union(F::THREADS)
-                .union(F::TAIL_CALL),
+                .union(F::TAIL_CALL)
+                .union(F::FUNCTION_REFERENCES),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -443,6 +444,17 @@ impl Config {
     /// Across tiers (`Strategy::Auto`), see the README's "Tail calls".
     pub fn wasm_tail_call(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::TAIL_CALL, enable)
+    }
+
+    /// Typed function references: `(ref $t)`, `(ref null $t)` and the
+    /// non-nullable abstract references in every place a value type goes,
+    /// `call_ref`, `return_call_ref`, `ref.as_non_null`, `br_on_null`,
+    /// `br_on_non_null`, non-nullable locals and tables with an initialiser
+    /// expression (on by default, as in Wasmtime; part of WebAssembly 3.0).
+    /// A call through a null reference traps with
+    /// [`crate::TrapKind::NullReference`].
+    pub fn wasm_function_references(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::FUNCTION_REFERENCES, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

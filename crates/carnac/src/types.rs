@@ -52,13 +52,19 @@ impl ValType {
         })
     }
 
+    /// A reference type as the tiers represent it: every reference to a
+    /// function (`funcref`, `(ref $t)`, `(ref null $t)`, `(ref func)`,
+    /// `nullfuncref`) is a [`ValType::FuncRef`] at run time, every reference
+    /// to a host value a [`ValType::ExternRef`]; nullability and the concrete
+    /// type are the validator's (typed function references).
     pub(crate) fn from_ref_type(r: wasmparser::RefType) -> Result<Self, String> {
-        if r == wasmparser::RefType::FUNCREF {
-            Ok(ValType::FuncRef)
-        } else if r == wasmparser::RefType::EXTERNREF {
-            Ok(ValType::ExternRef)
-        } else {
-            Err(format!("unsupported reference type {r:?}"))
+        use wasmparser::{AbstractHeapType as A, HeapType as H};
+        match r.heap_type() {
+            H::Abstract { shared: false, ty: A::Func | A::NoFunc } => Ok(ValType::FuncRef),
+            H::Abstract { shared: false, ty: A::Extern | A::NoExtern } => Ok(ValType::ExternRef),
+            // Without GC every defined type is a function type.
+            H::Concrete(_) => Ok(ValType::FuncRef),
+            _ => Err(format!("unsupported reference type {r:?}")),
         }
     }
 }
