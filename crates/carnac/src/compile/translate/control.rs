@@ -26,7 +26,9 @@ use wasmparser::Operator;
 use super::vm::Builtin;
 use super::{clif_type, wasm_signature, Lazy, Translator};
 use crate::compile::trampolines::{load_raw, raw_offsets, store_raw};
-use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, TRAP_PENDING_TAIL, UNREACHABLE};
+use crate::compile::trap_codes::clif::{
+    BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, NULL_FUNCTION_REFERENCE, NULL_REFERENCE, TRAP_PENDING_TAIL, UNREACHABLE,
+};
 use crate::runtime::vmctx::{field, header, store_offsets};
 use crate::types::{FuncType, ValType};
 
@@ -310,6 +312,71 @@ impl Translator<'_, '_> {
                 self.return_call_func_ref(func_ref, ty, &args, false);
                 self.reachable = false;
             }
+            // Typed function references: a reference is its function's store
+            // index + 1, null 0; its type is the validator's (no signature check).
+            Operator::CallRef { type_index } => {
+                let raw = self.pop();
+                let ty = &self.info.types[type_index as usize];
+                let args = self.popn(ty.params().len());
+                let func_ref = self.typed_func_ref(raw);
+                let results = self.call_func_ref(func_ref, ty, &args, false);
+                for v in results {
+                    self.push(v);
+                }
+            }
+            Operator::ReturnCallRef { type_index } => {
+                let raw = self.pop();
+                let ty = &self.info.types[type_index as usize];
+                let args = self.popn(ty.params().len());
+                let func_ref = self.typed_func_ref(raw);
+                self.return_call_func_ref(func_ref, ty, &args, false);
+                self.reachable = false;
+            }
+            Operator::RefAsNonNull => {
+                self.top_const_to_slot();
+                let v = self.peekn(1)[0];
+                self.b.ins().trapz(v, NULL_REFERENCE);
+            }
+            Operator::BrOnNull { relative_depth } => {
+                // As the interpreter: the reference leaves the stack for the branch
+                // (taken when null), and is back on it after.
+                self.top_const_to_slot();
+                let lazy = self.lazy[self.lazy.len() - 1];
+                let v = self.pop();
+                let i = self.frame_index(relative_depth);
+                let (target, arity) = self.control[i].branch_target();
+                self.control[i].exit_reached = true;
+                let moves = self.branch_needs_moves(i, arity);
+                let args = self.peekn(arity).to_vec();
+                let args = self.block_args(&args);
+                let fall = self.b.create_block();
+                self.b.ins().brif(v, fall, &[], target, &args);
+                self.b.seal_block(fall);
+                self.b.switch_to_block(fall);
+                self.push_lazy(v, lazy);
+                if moves {
+                    self.start_fuel_block();
+                }
+            }
+            Operator::BrOnNonNull { relative_depth } => {
+                // The reference is the branch's last value; dropped when null.
+                self.top_const_to_slot();
+                let v = self.peekn(1)[0];
+                let i = self.frame_index(relative_depth);
+                let (target, arity) = self.control[i].branch_target();
+                self.control[i].exit_reached = true;
+                let moves = self.branch_needs_moves(i, arity);
+                let args = self.peekn(arity).to_vec();
+                let args = self.block_args(&args);
+                let fall = self.b.create_block();
+                self.b.ins().brif(v, target, &args, fall, &[]);
+                self.b.seal_block(fall);
+                self.b.switch_to_block(fall);
+                self.pop();
+                if moves {
+                    self.start_fuel_block();
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -531,6 +598,22 @@ impl Translator<'_, '_> {
         let bad = self.b.ins().icmp(IntCC::NotEqual, type_id, expected);
         self.b.ins().trapnz(bad, BAD_SIGNATURE);
         func_ref
+    }
+
+    /// The function reference behind the typed reference `raw` (`call_ref`):
+    /// a null one traps.
+    fn typed_func_ref(&mut self, raw: Value) -> Value {
+        self.b.ins().trapz(raw, NULL_FUNCTION_REFERENCE);
+        let i = self.b.ins().iadd_imm_s(raw, -1);
+        self.store_func_ref(i)
+    }
+
+    /// As the interpreter, which writes a constant reference to its slot
+    /// before testing it (a local stays pending): for fuel.
+    fn top_const_to_slot(&mut self) {
+        if let Some(l @ Lazy::Const) = self.lazy.last_mut() {
+            *l = Lazy::No;
+        }
     }
 
     /// Calls the function behind a `VMFuncRef` (at `func_ref`): its native

@@ -788,6 +788,8 @@ fn is_leaf(body: &wasmparser::FunctionBody<'_>) -> bool {
                 | O::CallIndirect { .. }
                 | O::ReturnCall { .. }
                 | O::ReturnCallIndirect { .. }
+                | O::CallRef { .. }
+                | O::ReturnCallRef { .. }
                 | O::TableGet { .. }
                 | O::TableSet { .. }
                 | O::TableSize { .. }
