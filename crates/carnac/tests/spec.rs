@@ -751,7 +751,8 @@ const V3_SUITES: &[(&str, usize, Lang)] = &[
     ("wasm-v3", 97, Lang::Default),
     ("exceptions", 4, Lang::Default),
     ("gc", 17, Lang::Default),
-    ("function-references", 26, Lang::Default),
+    // Its files predate multi-memory (`memory.grow` takes a zero byte), as memory64's.
+    ("function-references", 26, Lang::NoMultiMemory),
     ("tail-call", 2, Lang::Default),
     ("memory64", 14, Lang::NoMultiMemory),
     ("multi-memory", 41, Lang::Default),

@@ -233,7 +233,7 @@ impl Table {
     pub fn ty(&self, store: impl AsContext) -> TableType {
         let s = &store.as_context().inner;
         let t = &s.tables[self.index_in(s.id)];
-        TableType { element: t.ty.element, limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
+        TableType { element: t.ty.element.clone(), limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max } }
     }
 
     /// The current size in elements.
@@ -258,8 +258,8 @@ impl Table {
     pub fn get(&self, mut store: impl AsContextMut, index: u64) -> Option<Val> {
         let s = &mut store.as_context_mut().inner;
         let t = &s.tables[self.index_in(s.id)];
-        let (raw, element) = (*t.elems.get(usize::try_from(index).ok()?)?, t.ty.element);
-        Some(Val::from_raw(raw as u128, element, s))
+        let (raw, element) = (*t.elems.get(usize::try_from(index).ok()?)?, t.ty.element.clone());
+        Some(Val::from_raw(raw as u128, &element, s))
     }
 
     /// Sets the element at `index`. Errors when out of bounds, when `val` has the
@@ -329,7 +329,7 @@ impl Global {
     /// When the global belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> GlobalType {
         let s = &store.as_context().inner;
-        s.globals[self.index_in(s.id)].ty
+        s.globals[self.index_in(s.id)].ty.clone()
     }
 
     /// The global's value.
@@ -343,8 +343,8 @@ impl Global {
     pub fn get(&self, mut store: impl AsContextMut) -> Val {
         let s = &mut store.as_context_mut().inner;
         let g = &s.globals[self.index_in(s.id)];
-        let (value, content) = (g.get(), g.ty.content);
-        Val::from_raw(value, content, s)
+        let (value, content) = (g.get(), g.ty.content.clone());
+        Val::from_raw(value, &content, s)
     }
 
     /// Sets the global's value. Errors when it is immutable, when `val` has the

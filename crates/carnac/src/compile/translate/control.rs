@@ -79,7 +79,7 @@ impl Translator<'_, '_> {
     /// A new block with parameters of the given wasm types.
     fn block_with_params(&mut self, types: &[ValType]) -> Block {
         let block = self.b.create_block();
-        for &t in types {
+        for t in types {
             self.b.append_block_param(block, clif_type(t));
         }
         block
@@ -645,12 +645,12 @@ impl Translator<'_, '_> {
         self.b.seal_block(through_store);
         let store_index = self.b.ins().load(types::I32, flags, func_ref, field::FUNC_REF_STORE_INDEX);
         let slots = self.call_slots(ty.param_slots().max(ty.result_slots()));
-        for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
+        for ((t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
             store_raw(self.b, t, v, slots, at);
         }
         self.call_builtin_checked(Builtin::CallStoreFunc, &[store_index, slots]);
         let results: Vec<Value> =
-            ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
+            ty.results().iter().zip(raw_offsets(ty.results())).map(|(t, at)| load_raw(self.b, t, slots, at)).collect();
         self.jump(join, &results);
 
         self.b.seal_block(join);
@@ -683,14 +683,14 @@ impl Translator<'_, '_> {
         self.b.seal_block(through_store);
         let store_index = self.b.ins().load(types::I32, flags, func_ref, field::FUNC_REF_STORE_INDEX);
         let slots = self.call_slots(ty.param_slots().max(ty.result_slots()));
-        for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
+        for ((t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
             store_raw(self.b, t, v, slots, at);
         }
         // A trap in the callee: the backtrace leaves this frame out (see `TRAP_PENDING_TAIL`).
         let status = self.call_builtin(Builtin::CallStoreFunc, &[store_index, slots]).expect("a status");
         self.b.ins().trapnz(status, TRAP_PENDING_TAIL);
         let results: Vec<Value> =
-            ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
+            ty.results().iter().zip(raw_offsets(ty.results())).map(|(t, at)| load_raw(self.b, t, slots, at)).collect();
         let results = self.canonical_all(&results);
         self.b.ins().return_(&results);
     }

@@ -393,7 +393,7 @@ impl Translator {
                 let base = self.slot_at(self.stack.len() - np - 1);
                 self.stack.truncate(self.stack.len() - np - 1);
                 self.emit(Instr::CallRef { type_index, base });
-                for &r in ty.results() {
+                for r in ty.results() {
                     self.push_temp_of(r);
                 }
             }
@@ -458,7 +458,7 @@ impl Translator {
                 } else {
                     self.emit(Instr::Call { func: function_index, base });
                 }
-                for &r in ty.results() {
+                for r in ty.results() {
                     self.push_temp_of(r);
                 }
             }
@@ -469,7 +469,7 @@ impl Translator {
                 let base = self.slot_at(self.stack.len() - np - 1);
                 self.stack.truncate(self.stack.len() - np - 1);
                 self.emit(Instr::CallIndirect { type_index, table: table_index, base });
-                for &r in ty.results() {
+                for r in ty.results() {
                     self.push_temp_of(r);
                 }
             }

@@ -115,8 +115,8 @@ impl Translator {
         self.push_entry(Operand::Temp, true)
     }
 
-    pub(super) fn push_temp_of(&mut self, ty: ValType) -> Slot {
-        self.push_entry(Operand::Temp, ty == ValType::V128)
+    pub(super) fn push_temp_of(&mut self, ty: &ValType) -> Slot {
+        self.push_entry(Operand::Temp, *ty == ValType::V128)
     }
 
     pub(super) fn materialize_at(&mut self, pos: usize) {
