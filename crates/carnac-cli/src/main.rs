@@ -466,7 +466,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         .params()
         .iter()
         .zip(&args.args)
-        .map(|(t, a)| Val::parse(*t, a).map_err(Error::Usage))
+        .map(|(t, a)| Val::parse(t.clone(), a).map_err(Error::Usage))
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = vec![Val::I32(0); ty.results().len()];
     func.call(&mut store, &params, &mut results)?;
