@@ -216,7 +216,7 @@ impl Table {
     /// different store, or when the store's limits refuse the table.
     pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table, Error> {
         let s = &mut store.as_context_mut().inner;
-        if init.ty() != ty.element {
+        if !init.matches(&ty.element, s) {
             return Err(Error::usage("table initial value has the wrong type"));
         }
         let raw = init.to_raw(s)? as u64; // a reference: one slot
@@ -267,7 +267,7 @@ impl Table {
     pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
-        if val.ty() != s.tables[i].ty.element {
+        if !val.matches(&s.tables[i].ty.element, s) {
             return Err(Error::usage("table element has the wrong type"));
         }
         let raw = val.to_raw(s)? as u64;
@@ -289,7 +289,7 @@ impl Table {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
         let t = &s.tables[i];
-        if init.ty() != t.ty.element {
+        if !init.matches(&t.ty.element, s) {
             return Err(Error::usage(format!("table element has type {}, not {}", t.ty.element, init.ty())));
         }
         let cur = t.elems.len() as u64;
@@ -313,7 +313,7 @@ impl Global {
     /// wrong type or belongs to a different store.
     pub fn new(mut store: impl AsContextMut, ty: GlobalType, val: Val) -> Result<Global, Error> {
         let s = &mut store.as_context_mut().inner;
-        if val.ty() != ty.content {
+        if !val.matches(&ty.content, s) {
             return Err(Error::usage("global initial value has the wrong type"));
         }
         let value = val.to_raw(s)?;
@@ -356,7 +356,7 @@ impl Global {
         if g.ty.mutability != Mutability::Var {
             return Err(Error::usage("cannot set an immutable global"));
         }
-        if val.ty() != g.ty.content {
+        if !val.matches(&g.ty.content, s) {
             return Err(Error::usage("global value has the wrong type"));
         }
         let raw = val.to_raw(s)?;
