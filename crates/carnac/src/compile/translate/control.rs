@@ -15,6 +15,12 @@
 //! as `return_call` and `return_call_indirect` instructions, which replace the
 //! caller's frame; a callee without native code is an ordinary call through
 //! the builtin followed by a return.
+//!
+//! Typed function references: `call_ref`/`return_call_ref` call through the
+//! reference's function reference as `call_indirect` does, with a null check
+//! and no signature check (validation guarantees the type); `br_on_null` and
+//! `br_on_non_null` are `br_if`s on the reference, `ref.as_non_null` a null
+//! check. None of them changes the code of a function that does not use them.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
