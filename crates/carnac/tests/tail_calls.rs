@@ -4,8 +4,10 @@
 //! with plain calls exhausts the stack), directly, indirectly and across
 //! instances; indirect tail calls trap as `call_indirect` does; tail calls to
 //! host functions are calls followed by a return; fuel, interrupts and epoch
-//! deadlines stop tail-call loops; and a trap's backtrace has no frame for a
-//! function that tail-called (as in Wasmtime).
+//! deadlines stop tail-call loops, which cost the same fuel in every tier; a
+//! trap's backtrace has no frame for a function that tail-called (as in
+//! Wasmtime), across tiers too; artifacts keep their tail calls; and
+//! `Config::wasm_tail_call(false)` turns the proposal off.
 
 use std::time::{Duration, Instant};
 
@@ -546,4 +548,18 @@ fn backtraces_across_tiers_have_no_frame_for_the_tail_caller() {
     assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
     let names: Vec<_> = trap.backtrace().iter().map(|f| f.func_name.as_deref().unwrap_or("?")).collect();
     assert_eq!(names, ["g", "entry"]);
+}
+
+/// `Config::wasm_tail_call(false)` turns the proposal off: its operators no
+/// longer validate.
+#[test]
+fn tail_calls_can_be_turned_off() {
+    let on = Engine::default();
+    assert!(Module::new(&on, even_odd("return_call")).is_ok());
+    let off = engine(Strategy::Interpreter, |c| {
+        c.wasm_tail_call(false);
+    });
+    let err = Module::new(&off, even_odd("return_call")).unwrap_err();
+    assert!(matches!(err, Error::Invalid { .. }), "{err}");
+    assert!(Module::new(&off, even_odd("call")).is_ok());
 }

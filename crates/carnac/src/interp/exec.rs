@@ -694,6 +694,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                         let same_instance = callee_instance == instance;
                         module = callee_module;
                         instance = callee_instance;
+                        // SAFETY: `base` is this frame's start, inside the stack (just ensured).
                         fp = unsafe { stack.as_mut_ptr().add(base) };
                         // SAFETY: as for the first function's entry.
                         ip = unsafe { callee.code.as_ptr().add(callee.entry as usize) };
