@@ -331,3 +331,43 @@ fn function_references_can_be_turned_off() {
     // WebAssembly 2.0's references still work.
     Module::new(&engine, r#"(module (table 1 funcref) (func (param funcref externref)))"#).unwrap();
 }
+
+/// Fuel: the new operators cost the same in compiled code as in the
+/// interpreter (each tier charges what the interpreter executes).
+#[test]
+fn fuel_is_the_same_in_both_tiers() {
+    if !cfg!(carnac_compiled) {
+        return;
+    }
+    let calls: &[(&str, &[i32])] = &[
+        ("apply", &[0, 5]),
+        ("apply", &[1, 5]),
+        ("on_null", &[0]),
+        ("on_null", &[1]),
+        ("on_non_null", &[0]),
+        ("on_non_null", &[1]),
+        ("as_non_null", &[0]),
+        ("table_call", &[2, 3]),
+    ];
+    let used = |tier: Strategy| -> Vec<(i32, u64)> {
+        let mut config = Config::new();
+        config.strategy(tier).consume_fuel(true);
+        let engine = Engine::new(&config);
+        let module = Module::new(&engine, CALLS).unwrap();
+        let mut store = Store::new(&engine, ());
+        store.set_fuel(1 << 40).unwrap();
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        calls
+            .iter()
+            .map(|(name, args)| {
+                let f = instance.get_func(&store, name).unwrap();
+                let args: Vec<Val> = args.iter().map(|&a| Val::I32(a)).collect();
+                let mut out = [Val::I32(0)];
+                let before = store.get_fuel().unwrap();
+                f.call(&mut store, &args, &mut out).unwrap();
+                (out[0].i32().unwrap(), before - store.get_fuel().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(used(Strategy::Interpreter), used(Strategy::Cranelift));
+}
