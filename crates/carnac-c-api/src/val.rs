@@ -133,6 +133,7 @@ pub fn from_carnac(v: Val, store_ref: &StoreRef, store: &Store<StoreData>) -> Re
             };
             wasm_val_t::with_ref(WASM_EXTERNREF, obj.into_ptr())
         }
+        other => return Err(format!("a {} value cannot be passed through wasm_val_t", other.ty())),
     })
 }
 

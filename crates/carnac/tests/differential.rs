@@ -474,6 +474,7 @@ fn canon(store: impl AsContext<Data = Host>, v: &Val) -> V {
                 e.data(&store).ok().flatten().and_then(|d| d.downcast_ref::<u64>()).copied().unwrap_or(u64::MAX)
             }))
         }
+        ref other => panic!("the generated modules make no {} values", other.ty()),
     }
 }
 

@@ -5,8 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// Why execution stopped.
+/// Why execution stopped (later proposals add kinds: GC's casts, exceptions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TrapKind {
     /// The `unreachable` instruction was executed.
     Unreachable,

@@ -30,8 +30,9 @@ pub struct ExternRef {
     pub(crate) gen: u32,
 }
 
-/// A WebAssembly value.
+/// A WebAssembly value (GC will add reference kinds).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Val {
     /// A 32-bit integer.
     I32(i32),
