@@ -5,7 +5,8 @@
 //! non-nullable element type with an initialiser; and typed references
 //! through the public API: host functions taking and returning
 //! `(ref null $t)`, import matching by reference subtyping, values checked
-//! against typed references.
+//! against typed references. Also: the same fuel in both tiers, artifacts
+//! keep typed references, and `Config::wasm_function_references(false)`.
 
 use std::time::{Duration, Instant};
 
@@ -370,4 +371,26 @@ fn fuel_is_the_same_in_both_tiers() {
             .collect()
     };
     assert_eq!(used(Strategy::Interpreter), used(Strategy::Cranelift));
+}
+
+/// A compiled artifact keeps its typed references: `call_ref` and the null
+/// traps work in a module loaded from one.
+#[test]
+fn artifacts_keep_typed_references() {
+    if !cfg!(carnac_compiled) {
+        return;
+    }
+    let engine = engine(Strategy::Cranelift);
+    let bytes = Module::new(&engine, CALLS).unwrap().serialize().unwrap();
+    let module = Module::deserialize(&engine, &bytes).unwrap();
+    let mut store = Store::new(&engine, ());
+    let instance = Instance::new(&mut store, &module, &[]).unwrap();
+    let apply = instance.get_typed_func::<(i32, i32), i32>(&store, "apply").unwrap();
+    assert_eq!(apply.call(&mut store, (1, 11)).unwrap(), 121);
+    let on_non_null = instance.get_typed_func::<i32, i32>(&store, "on_non_null").unwrap();
+    assert_eq!(on_non_null.call(&mut store, 1).unwrap(), -1);
+    let as_non_null = instance.get_typed_func::<i32, i32>(&store, "as_non_null").unwrap();
+    assert_eq!(trap(&as_non_null.call(&mut store, 1).unwrap_err()).kind(), TrapKind::NullReference);
+    let null = instance.get_typed_func::<i32, i32>(&store, "apply_null").unwrap();
+    assert_eq!(trap(&null.call(&mut store, 1).unwrap_err()).kind(), TrapKind::NullFunctionReference);
 }
