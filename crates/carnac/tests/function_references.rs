@@ -317,6 +317,10 @@ fn host_tables_and_globals_check_typed_references() {
     assert!(global.set(&mut store, Val::FuncRef(Some(other))).is_err());
     global.set(&mut store, Val::FuncRef(Some(double))).unwrap();
     assert!(matches!(global.get(&mut store), Val::FuncRef(Some(f)) if f == double));
+    assert!(Val::FuncRef(Some(double)).matches_ty(&store, &ref_ii(false)));
+    assert!(!Val::FuncRef(Some(other)).matches_ty(&store, &ref_ii(true)));
+    assert!(!Val::FuncRef(None).matches_ty(&store, &ref_ii(false)));
+    assert!(Val::FuncRef(None).matches_ty(&store, &ref_ii(true)));
     // `ValType::FuncRef` is `funcref` still: any function, or null.
     assert_eq!(ValType::FuncRef, ValType::Ref(RefType::new(true, HeapType::Func)));
     assert!(ref_ii(false).matches(&ValType::FuncRef));

@@ -64,6 +64,14 @@ impl Val {
         }
     }
 
+    /// Whether the value is one of type `ty` in `store` (as Wasmtime's
+    /// `Val::matches_ty`): a function of type `t` is a `(ref $t)`, a
+    /// `(ref func)` and a `funcref`; null only a value of nullable types.
+    /// [`Val::ty`] is the most general type (`funcref`, `externref`).
+    pub fn matches_ty(&self, store: impl crate::AsContext, ty: &ValType) -> bool {
+        self.matches(ty, &store.as_context().inner)
+    }
+
     /// Whether the value is one of type `ty` in store `s` (reference
     /// subtyping: a function of type `t` is a `(ref $t)`, a `(ref func)` and a
     /// `funcref`; null is only a value of nullable types).
