@@ -50,7 +50,7 @@ pub fn extern_object(store: &StoreRef, e: Extern) -> Object {
 /// # Safety
 ///
 /// `r` is null or a valid object.
-unsafe fn ref_val(r: *const Object, ty: ValType, store: &mut Store<StoreData>) -> Result<Val, String> {
+unsafe fn ref_val(r: *const Object, ty: &ValType, store: &mut Store<StoreData>) -> Result<Val, String> {
     let v = wasm_val_t { kind: valkind(ty), of: wasm_val_union { ref_: r as *mut Object } };
     // SAFETY: contract above.
     unsafe { to_carnac(&v, ty, store) }
@@ -77,7 +77,7 @@ pub unsafe extern "C" fn wasm_global_new(
         let global = store.store.with(|s| {
             let mut scope = RootScope::new(s);
             // SAFETY: the value's reference is null or valid.
-            let v = unsafe { to_carnac(val, ty.content, scope.as_context_mut()) }.ok()?;
+            let v = unsafe { to_carnac(val, &ty.content, scope.as_context_mut()) }.ok()?;
             Global::new(&mut scope, ty, v).ok()
         });
         global.map_or(std::ptr::null_mut(), |g| Object::new(Some(store.store.clone()), Item::Global(g)).into_ptr())
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn wasm_global_set(g: *mut wasm_global_t, val: *const wasm
             let ty = g.ty(&*store).content;
             let mut scope = RootScope::new(store);
             // SAFETY: the value's reference is null or valid.
-            if let Ok(v) = unsafe { to_carnac(val, ty, scope.as_context_mut()) } {
+            if let Ok(v) = unsafe { to_carnac(val, &ty, scope.as_context_mut()) } {
                 let _ = g.set(&mut scope, v);
             }
         })
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn wasm_table_new(
         let table = store.store.with(|s| {
             let mut scope = RootScope::new(s);
             // SAFETY: `init` is null or valid.
-            let v = unsafe { ref_val(init, ty.element, scope.as_context_mut()) }.ok()?;
+            let v = unsafe { ref_val(init, &ty.element, scope.as_context_mut()) }.ok()?;
             Table::new(&mut scope, ty, v).ok()
         });
         table.map_or(std::ptr::null_mut(), |t| Object::new(Some(store.store.clone()), Item::Table(t)).into_ptr())
@@ -219,7 +219,7 @@ pub unsafe extern "C" fn wasm_table_set(t: *mut wasm_table_t, index: u32, r: *mu
             let elem = t.ty(&*store).element;
             let mut scope = RootScope::new(store);
             // SAFETY: `r` is null or valid.
-            match unsafe { ref_val(r, elem, scope.as_context_mut()) } {
+            match unsafe { ref_val(r, &elem, scope.as_context_mut()) } {
                 Ok(v) => t.set(&mut scope, index as u64, v).is_ok(),
                 Err(_) => false,
             }
@@ -247,7 +247,7 @@ pub unsafe extern "C" fn wasm_table_grow(t: *mut wasm_table_t, delta: u32, init:
             let elem = t.ty(&*store).element;
             let mut scope = RootScope::new(store);
             // SAFETY: `init` is null or valid.
-            match unsafe { ref_val(init, elem, scope.as_context_mut()) } {
+            match unsafe { ref_val(init, &elem, scope.as_context_mut()) } {
                 Ok(v) => t.grow(&mut scope, delta as u64, v).is_ok(),
                 Err(_) => false,
             }

@@ -135,7 +135,7 @@ impl Host {
         } else {
             for (i, (v, ty)) in filled.iter().zip(self.ty.results()).enumerate() {
                 // SAFETY: the callback put valid values (and references) there.
-                match unsafe { to_carnac(v, *ty, &mut *store_ptr) } {
+                match unsafe { to_carnac(v, ty, &mut *store_ptr) } {
                     Ok(x) => results[i] = x,
                     Err(e) => {
                         outcome = Err(Trap::host(format!("result {i} of a host callback: {e}")));
@@ -299,11 +299,11 @@ fn call(
     let mut params = Vec::with_capacity(args.len());
     for (i, (a, t)) in args.iter().zip(ty.params()).enumerate() {
         // SAFETY: the caller's values hold valid references.
-        let v = unsafe { to_carnac(a, *t, scope.as_context_mut()) }
-            .map_err(|e| Trap::host(format!("argument {i}: {e}")))?;
+        let v =
+            unsafe { to_carnac(a, t, scope.as_context_mut()) }.map_err(|e| Trap::host(format!("argument {i}: {e}")))?;
         params.push(v);
     }
-    let mut vals: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+    let mut vals: Vec<Val> = ty.results().iter().map(|t| Val::default_for(t.clone())).collect();
     f.call(&mut scope, &params, &mut vals).map_err(error_trap)?;
     let mut converted = Vec::with_capacity(n);
     for v in vals {

@@ -32,15 +32,16 @@ pub const WASM_EXTERN_MEMORY: u8 = 3;
 pub const LIMITS_MAX_NONE: u32 = u32::MAX;
 
 /// The kind code of a Carnac value type.
-pub fn valkind(ty: ValType) -> u8 {
+pub fn valkind(ty: &ValType) -> u8 {
     match ty {
         ValType::I32 => WASM_I32,
         ValType::I64 => WASM_I64,
         ValType::F32 => WASM_F32,
         ValType::F64 => WASM_F64,
         ValType::V128 => CARNAC_V128,
-        ValType::ExternRef => WASM_EXTERNREF,
-        ValType::FuncRef => WASM_FUNCREF,
+        // Typed function references are function references to the C API.
+        t if t.is_func_ref() => WASM_FUNCREF,
+        _ => WASM_EXTERNREF,
     }
 }
 
@@ -92,7 +93,9 @@ pub struct FuncTy {
 
 impl FuncTy {
     pub fn new(ty: FuncType) -> FuncTy {
-        let vec = |tys: &[ValType]| CVec::from_vec(tys.iter().map(|&ty| into_raw(wasm_valtype_t { ty })).collect());
+        let vec = |tys: &[ValType]| {
+            CVec::from_vec(tys.iter().map(|ty| into_raw(wasm_valtype_t { ty: ty.clone() })).collect())
+        };
         FuncTy { params: vec(ty.params()), results: vec(ty.results()), ty }
     }
 }
@@ -161,14 +164,14 @@ impl wasm_externtype_t {
         let which = match ty {
             ExternType::Func(f) => ExternTy::Func(FuncTy::new(f.clone())),
             ExternType::Global(g) => ExternTy::Global {
-                content: wasm_valtype_t { ty: g.content },
+                content: wasm_valtype_t { ty: g.content.clone() },
                 mutability: match g.mutability {
                     Mutability::Const => 0,
                     Mutability::Var => 1,
                 },
             },
             ExternType::Table(t) => ExternTy::Table {
-                element: wasm_valtype_t { ty: t.element },
+                element: wasm_valtype_t { ty: t.element.clone() },
                 limits: wasm_limits_t::from_carnac(t.limits.min, t.limits.max),
             },
             ExternType::Memory(m) => {
@@ -204,7 +207,7 @@ impl wasm_globaltype_t {
     pub fn carnac(&self) -> GlobalType {
         match &self.ext.which {
             ExternTy::Global { content, mutability } => {
-                GlobalType::new(content.ty, if *mutability == 1 { Mutability::Var } else { Mutability::Const })
+                GlobalType::new(content.ty.clone(), if *mutability == 1 { Mutability::Var } else { Mutability::Const })
             }
             _ => unreachable!("a wasm_globaltype_t always describes a global"),
         }
@@ -214,7 +217,7 @@ impl wasm_globaltype_t {
 impl wasm_tabletype_t {
     pub fn carnac(&self) -> TableType {
         match &self.ext.which {
-            ExternTy::Table { element, limits } => TableType::new(element.ty, limits.min, limits.max()),
+            ExternTy::Table { element, limits } => TableType::new(element.ty.clone(), limits.min, limits.max()),
             _ => unreachable!("a wasm_tabletype_t always describes a table"),
         }
     }
@@ -323,7 +326,7 @@ pub extern "C" fn wasm_valtype_new(kind: u8) -> *mut wasm_valtype_t {
 #[no_mangle]
 pub unsafe extern "C" fn wasm_valtype_kind(t: *const wasm_valtype_t) -> u8 {
     // SAFETY: `t` is null or a valid value type.
-    guard(WASM_I32, || unsafe { opt_ref(t) }.map_or(WASM_I32, |t| valkind(t.ty)))
+    guard(WASM_I32, || unsafe { opt_ref(t) }.map_or(WASM_I32, |t| valkind(&t.ty)))
 }
 
 // Function types.

@@ -76,7 +76,7 @@ impl Elem for wasm_val_t {
 /// # Safety
 ///
 /// A reference in `v` is null or a valid object.
-pub unsafe fn to_carnac(v: &wasm_val_t, ty: ValType, store: &mut Store<StoreData>) -> Result<Val, String> {
+pub unsafe fn to_carnac(v: &wasm_val_t, ty: &ValType, store: &mut Store<StoreData>) -> Result<Val, String> {
     if v.kind != valkind(ty) {
         return Err(format!("a value of kind {} where {ty} was expected", v.kind));
     }
@@ -88,11 +88,11 @@ pub unsafe fn to_carnac(v: &wasm_val_t, ty: ValType, store: &mut Store<StoreData
             ValType::F32 => Val::F32(v.of.f32.to_bits()),
             ValType::F64 => Val::F64(v.of.f64.to_bits()),
             ValType::V128 => return Err("v128 values cannot be passed through wasm_val_t".into()),
-            ValType::FuncRef => match opt_ref(v.of.ref_) {
+            t if t.is_func_ref() => match opt_ref(v.of.ref_) {
                 None => Val::FuncRef(None),
                 Some(o) => Val::FuncRef(Some(o.func().ok_or("a funcref value that is not a function")?)),
             },
-            ValType::ExternRef => match opt_ref(v.of.ref_) {
+            _ => match opt_ref(v.of.ref_) {
                 None => Val::ExternRef(None),
                 Some(o) => {
                     let payload = ExternPayload {
@@ -133,6 +133,7 @@ pub fn from_carnac(v: Val, store_ref: &StoreRef, store: &Store<StoreData>) -> Re
             };
             wasm_val_t::with_ref(WASM_EXTERNREF, obj.into_ptr())
         }
+        other => return Err(format!("a {} value cannot be passed through wasm_val_t", other.ty())),
     })
 }
 

@@ -122,7 +122,7 @@ struct RunArgs {
     /// by default, `n` refuses modules that use them), and the same switch for
     /// each WebAssembly proposal in Wasmtime's names: `bulk-memory`,
     /// `reference-types`, `multi-value`, `simd`, `relaxed-simd`, `extended-const`,
-    /// `multi-memory`, `tail-call`, `memory64` (all on by default); `gc=n` and
+    /// `multi-memory`, `tail-call`, `memory64`, `function-references` (all on by default); `gc=n` and
     /// `exceptions=n` are accepted, `=y` refused (not run yet).
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
@@ -281,6 +281,7 @@ fn wasm_feature<'a>(config: &mut Config, opt: &'a str) -> Option<Result<(&'a str
         "threads" => Config::wasm_threads,
         "tail-call" => Config::wasm_tail_call,
         "memory64" => Config::wasm_memory64,
+        "function-references" => Config::wasm_function_references,
         // Accepted so that Wasmtime's command lines run; refused when asked
         // for, since Carnac cannot run such modules yet.
         "gc" | "exceptions" => {
@@ -623,7 +624,7 @@ fn run(mut args: RunArgs) -> Result<u8, Error> {
         .params()
         .iter()
         .zip(&args.args)
-        .map(|(t, a)| Val::parse(*t, a).map_err(Error::Usage))
+        .map(|(t, a)| Val::parse(t.clone(), a).map_err(Error::Usage))
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = vec![Val::I32(0); ty.results().len()];
     end(func.call(&mut store, &params, &mut results))?;

@@ -63,7 +63,8 @@ fn wasm_proposals_are_switched_with_w() {
     .unwrap();
     let tail = tail.to_str().unwrap();
     for tier in TIERS {
-        let out = run_on(tier, &["-W", "tail-call=y,memory64,simd=y", "--invoke", "f", tail, "100000"]);
+        let out =
+            run_on(tier, &["-W", "tail-call=y,memory64,simd=y,function-references=y", "--invoke", "f", tail, "100000"]);
         assert_eq!(text(&out.stdout), "7\n", "{tier}: {}", text(&out.stderr));
         let out = run_on(tier, &["-W", "tail-call=n", "--invoke", "f", tail, "3"]);
         assert!(!out.status.success(), "{tier}");

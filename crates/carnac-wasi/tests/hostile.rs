@@ -237,5 +237,5 @@ fn random_calls_never_panic_or_escape_on(tier: Strategy) {
 }
 
 fn f_ty(instance: &carnac::Instance, store: &Store<WasiCtx>) -> ValType {
-    instance.get_func(store, "fd_write").unwrap().ty(store).results()[0]
+    instance.get_func(store, "fd_write").unwrap().ty(store).results()[0].clone()
 }

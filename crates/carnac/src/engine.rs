@@ -111,7 +111,8 @@ impl Default for Config {
                 .union(F::RELAXED_SIMD)
                 .union(F::THREADS)
                 .union(F::TAIL_CALL)
-                .union(F::MEMORY64),
+                .union(F::MEMORY64)
+                .union(F::FUNCTION_REFERENCES),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -474,6 +475,17 @@ impl Config {
     /// whatever the declared maximum.
     pub fn wasm_memory64(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::MEMORY64, enable)
+    }
+
+    /// Typed function references: `(ref $t)`, `(ref null $t)` and the
+    /// non-nullable abstract references in every place a value type goes,
+    /// `call_ref`, `return_call_ref`, `ref.as_non_null`, `br_on_null`,
+    /// `br_on_non_null`, non-nullable locals and tables with an initialiser
+    /// expression (on by default, as in Wasmtime; part of WebAssembly 3.0).
+    /// A call through a null reference traps with
+    /// [`crate::TrapKind::NullReference`].
+    pub fn wasm_function_references(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::FUNCTION_REFERENCES, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

@@ -8,7 +8,14 @@ use std::fmt;
 use std::sync::Arc;
 
 /// The type of a WebAssembly value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// A reference type is [`ValType::Ref`]: a [`RefType`], nullable or not, to a
+/// [`HeapType`] (typed function references). [`ValType::FUNCREF`] and
+/// [`ValType::EXTERNREF`] (also spelled [`ValType::FuncRef`] and
+/// [`ValType::ExternRef`], the names of Carnac's WebAssembly 2.0 API) are the
+/// nullable abstract ones, `funcref` and `externref`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ValType {
     /// 32-bit integer.
     I32,
@@ -20,46 +27,199 @@ pub enum ValType {
     F64,
     /// 128-bit vector (fixed-width SIMD).
     V128,
-    /// A nullable function reference.
-    FuncRef,
-    /// A nullable reference to a host value ([`crate::ExternRef`]).
-    ExternRef,
+    /// A reference.
+    Ref(RefType),
 }
 
+/// A reference type: whether it admits null, and the heap type it refers to;
+/// as Wasmtime's `RefType`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RefType {
+    nullable: bool,
+    heap_type: HeapType,
+}
+
+/// What a reference refers to; as Wasmtime's `HeapType` (GC adds variants).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeapType {
+    /// Any function (`func`).
+    Func,
+    /// Any host value (`extern`).
+    Extern,
+    /// No function: only null (`nofunc`), below every function type.
+    NoFunc,
+    /// No host value: only null (`noextern`).
+    NoExtern,
+    /// A function of this type (`(ref $t)`); types are compared structurally,
+    /// so the same type defined in two modules is one type.
+    Concrete(FuncType),
+}
+
+impl HeapType {
+    /// Whether a reference to `self` is a reference to `other` (subtyping).
+    pub fn matches(&self, other: &HeapType) -> bool {
+        match (self, other) {
+            (a, b) if a == b => true,
+            (HeapType::Concrete(_) | HeapType::NoFunc, HeapType::Func) => true,
+            (HeapType::NoFunc, HeapType::Concrete(_)) => true,
+            (HeapType::NoExtern, HeapType::Extern) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether its references are function references (at run time a
+    /// function or null).
+    pub fn is_func(&self) -> bool {
+        matches!(self, HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_))
+    }
+
+    /// The most general heap type of its hierarchy: `func` or `extern`.
+    pub fn top(&self) -> HeapType {
+        if self.is_func() {
+            HeapType::Func
+        } else {
+            HeapType::Extern
+        }
+    }
+}
+
+impl fmt::Display for HeapType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeapType::Func => f.write_str("func"),
+            HeapType::Extern => f.write_str("extern"),
+            HeapType::NoFunc => f.write_str("nofunc"),
+            HeapType::NoExtern => f.write_str("noextern"),
+            HeapType::Concrete(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl RefType {
+    /// `funcref`: `(ref null func)`.
+    pub const FUNCREF: RefType = RefType { nullable: true, heap_type: HeapType::Func };
+    /// `externref`: `(ref null extern)`.
+    pub const EXTERNREF: RefType = RefType { nullable: true, heap_type: HeapType::Extern };
+
+    /// A reference to `heap_type`, null included when `nullable`.
+    pub fn new(nullable: bool, heap_type: HeapType) -> RefType {
+        RefType { nullable, heap_type }
+    }
+
+    /// Whether null is a value of this type.
+    pub fn is_nullable(&self) -> bool {
+        self.nullable
+    }
+
+    /// What it refers to.
+    pub fn heap_type(&self) -> &HeapType {
+        &self.heap_type
+    }
+
+    /// Subtyping: every value of `self` is a value of `other`.
+    pub fn matches(&self, other: &RefType) -> bool {
+        (!self.nullable || other.nullable) && self.heap_type.matches(&other.heap_type)
+    }
+}
+
+impl fmt::Display for RefType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.nullable, &self.heap_type) {
+            (true, HeapType::Func) => f.write_str("funcref"),
+            (true, HeapType::Extern) => f.write_str("externref"),
+            (true, h) => write!(f, "(ref null {h})"),
+            (false, h) => write!(f, "(ref {h})"),
+        }
+    }
+}
+
+#[allow(non_upper_case_globals)]
 impl ValType {
+    /// `funcref`, a nullable reference to any function.
+    pub const FUNCREF: ValType = ValType::Ref(RefType::FUNCREF);
+    /// `externref`, a nullable reference to any host value.
+    pub const EXTERNREF: ValType = ValType::Ref(RefType::EXTERNREF);
+    /// `funcref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
+    pub const FuncRef: ValType = ValType::FUNCREF;
+    /// `externref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
+    pub const ExternRef: ValType = ValType::EXTERNREF;
+
     /// Whether this is a reference type.
-    pub fn is_ref(self) -> bool {
-        matches!(self, ValType::FuncRef | ValType::ExternRef)
+    pub fn is_ref(&self) -> bool {
+        matches!(self, ValType::Ref(_))
+    }
+
+    /// The reference type, if this is one.
+    pub fn as_ref(&self) -> Option<&RefType> {
+        match self {
+            ValType::Ref(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether its values are function references (of any type, null or not).
+    pub fn is_func_ref(&self) -> bool {
+        matches!(self, ValType::Ref(r) if r.heap_type.is_func())
+    }
+
+    /// Whether its values are references to host values (null or not).
+    pub fn is_extern_ref(&self) -> bool {
+        matches!(self, ValType::Ref(r) if !r.heap_type.is_func())
+    }
+
+    /// Whether null is a value of this type (a nullable reference type).
+    pub fn is_nullable(&self) -> bool {
+        matches!(self, ValType::Ref(r) if r.nullable)
+    }
+
+    /// Subtyping: every value of `self` is a value of `other` (equal
+    /// numeric and vector types; reference subtyping).
+    pub fn matches(&self, other: &ValType) -> bool {
+        match (self, other) {
+            (ValType::Ref(a), ValType::Ref(b)) => a.matches(b),
+            (a, b) => a == b,
+        }
     }
 
     /// How many 64-bit interpreter slots a value of this type takes.
-    pub(crate) fn slots(self) -> usize {
-        if self == ValType::V128 {
+    pub(crate) fn slots(&self) -> usize {
+        if *self == ValType::V128 {
             2
         } else {
             1
         }
     }
 
-    pub(crate) fn from_wasmparser(ty: wasmparser::ValType) -> Result<Self, String> {
+    /// `types`: the function types the module defined so far, by type index.
+    pub(crate) fn from_wasmparser(ty: wasmparser::ValType, types: &[FuncType]) -> Result<Self, String> {
         Ok(match ty {
             wasmparser::ValType::I32 => ValType::I32,
             wasmparser::ValType::I64 => ValType::I64,
             wasmparser::ValType::F32 => ValType::F32,
             wasmparser::ValType::F64 => ValType::F64,
             wasmparser::ValType::V128 => ValType::V128,
-            wasmparser::ValType::Ref(r) => Self::from_ref_type(r)?,
+            wasmparser::ValType::Ref(r) => ValType::Ref(RefType::from_wasmparser(r, types)?),
         })
     }
+}
 
-    pub(crate) fn from_ref_type(r: wasmparser::RefType) -> Result<Self, String> {
-        if r == wasmparser::RefType::FUNCREF {
-            Ok(ValType::FuncRef)
-        } else if r == wasmparser::RefType::EXTERNREF {
-            Ok(ValType::ExternRef)
-        } else {
-            Err(format!("unsupported reference type {r:?}"))
-        }
+impl RefType {
+    /// `types`: the function types the module defined so far, by type index.
+    pub(crate) fn from_wasmparser(r: wasmparser::RefType, types: &[FuncType]) -> Result<Self, String> {
+        use wasmparser::{AbstractHeapType as A, HeapType as H};
+        let heap_type = match r.heap_type() {
+            H::Abstract { shared: false, ty: A::Func } => HeapType::Func,
+            H::Abstract { shared: false, ty: A::Extern } => HeapType::Extern,
+            H::Abstract { shared: false, ty: A::NoFunc } => HeapType::NoFunc,
+            H::Abstract { shared: false, ty: A::NoExtern } => HeapType::NoExtern,
+            H::Concrete(i) => match i.as_module_index().and_then(|i| types.get(i as usize)) {
+                Some(t) => HeapType::Concrete(t.clone()),
+                None => return Err(format!("unsupported reference type {r:?}")),
+            },
+            _ => return Err(format!("unsupported reference type {r:?}")),
+        };
+        Ok(RefType { nullable: r.is_nullable(), heap_type })
     }
 }
 
@@ -71,8 +231,7 @@ impl fmt::Display for ValType {
             ValType::F32 => "f32",
             ValType::F64 => "f64",
             ValType::V128 => "v128",
-            ValType::FuncRef => "funcref",
-            ValType::ExternRef => "externref",
+            ValType::Ref(r) => return write!(f, "{r}"),
         })
     }
 }
@@ -173,7 +332,7 @@ pub(crate) fn count(n: u64, unit: &str) -> String {
 }
 
 /// The type of a table: its element type and its size bounds in elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableType {
     /// `FuncRef` or `ExternRef`.
     pub element: ValType,
@@ -214,7 +373,7 @@ impl TableType {
 
     /// The element type.
     pub fn element(&self) -> ValType {
-        self.element
+        self.element.clone()
     }
 
     /// The minimum size in elements (of a live table, as [`crate::Table::ty`]
@@ -321,7 +480,7 @@ pub enum Mutability {
 }
 
 /// The type of a global: its value type and mutability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalType {
     /// The type of its value.
     pub content: ValType,
@@ -337,7 +496,7 @@ impl GlobalType {
 
     /// The type of its value.
     pub fn content(&self) -> ValType {
-        self.content
+        self.content.clone()
     }
 
     /// Whether it can be set.

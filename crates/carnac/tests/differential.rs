@@ -390,8 +390,7 @@ fn number(r: &mut Rng, ty: ValType) -> Val {
         ValType::F32 => Val::F32(interesting_f32(r)),
         ValType::F64 => Val::F64(interesting_f64(r)),
         ValType::V128 => Val::V128(interesting_v128(r)),
-        ValType::FuncRef => Val::FuncRef(None),
-        ValType::ExternRef => Val::ExternRef(None),
+        t => Val::default_for(t),
     }
 }
 
@@ -479,6 +478,7 @@ fn canon(store: impl AsContext<Data = Host>, v: &Val) -> V {
                 e.data(&store).ok().flatten().and_then(|d| d.downcast_ref::<u64>()).copied().unwrap_or(u64::MAX)
             }))
         }
+        ref other => panic!("the generated modules make no {} values", other.ty()),
     }
 }
 
@@ -517,8 +517,8 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
                 if depth < 2 && funcs > 0 && r.below(4) == 0 {
                     let f = caller.data().funcs[r.below(funcs) as usize];
                     let ty = f.ty(&caller);
-                    let args: Vec<Val> = ty.params().iter().map(|t| number(&mut r, *t)).collect();
-                    let mut res: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+                    let args: Vec<Val> = ty.params().iter().map(|t| number(&mut r, t.clone())).collect();
+                    let mut res: Vec<Val> = ty.results().iter().map(|t| Val::default_for(t.clone())).collect();
                     caller.data_mut().depth += 1;
                     let called = f.call(&mut caller, &args, &mut res);
                     caller.data_mut().depth -= 1;
@@ -532,14 +532,18 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
                     caller.data_mut().log.push((CALLBACK | index, res));
                 }
                 for (o, t) in out.iter_mut().zip(&results) {
-                    *o = number(&mut r, *t);
+                    *o = number(&mut r, t.clone());
                 }
                 Ok(())
             })
             .into()
         }
-        ExternType::Global(gt) => Global::new(&mut *store, *gt, number(&mut r, gt.content)).unwrap().into(),
-        ExternType::Table(tt) => Table::new(&mut *store, *tt, Val::default_for(tt.element)).unwrap().into(),
+        ExternType::Global(gt) => {
+            Global::new(&mut *store, gt.clone(), number(&mut r, gt.content.clone())).unwrap().into()
+        }
+        ExternType::Table(tt) => {
+            Table::new(&mut *store, tt.clone(), Val::default_for(tt.element.clone())).unwrap().into()
+        }
         ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
     }
@@ -666,7 +670,7 @@ impl Side {
                 Arg::Extern(t) => Val::ExternRef(Some(ExternRef::new(&mut self.store, t).expect("externref"))),
             })
             .collect();
-        let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+        let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(t.clone())).collect();
         let result = f.call(&mut self.store, &args, &mut results);
         Outcome::of(result, || results.iter().map(|v| canon(&self.store, v)).collect())
     }
@@ -949,7 +953,7 @@ fn run_pair(s: &Subject<'_>, engines: [&Engine; 2], stats: &mut Stats, history: 
         // Every function in order first, then random ones.
         let func = if step < n { step } else { r.below(n as u64) as usize };
         let ty = a.funcs[func].1.ty(&a.store);
-        let args: Vec<Arg> = ty.params().iter().map(|t| argument(&mut r, *t, n)).collect();
+        let args: Vec<Arg> = ty.params().iter().map(|t| argument(&mut r, t.clone(), n)).collect();
         let budget = if fuel && r.below(4) == 0 { r.below(5000) } else { BUDGET };
         let deadline_limit = if s.checks == Checks::Epoch && r.below(3) == 0 { r.below(300) } else { u64::MAX };
         for side in [&mut a, &mut b] {

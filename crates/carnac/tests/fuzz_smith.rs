@@ -56,14 +56,18 @@ fn stand_in(store: &mut Store<()>, ty: &ExternType) -> Extern {
             let results: Vec<ValType> = ft.results().to_vec();
             Func::new(&mut *store, ft.clone(), move |_, _, out| {
                 for (o, t) in out.iter_mut().zip(&results) {
-                    *o = Val::default_for(*t);
+                    *o = Val::default_for(t.clone());
                 }
                 Ok(())
             })
             .into()
         }
-        ExternType::Global(gt) => Global::new(&mut *store, *gt, Val::default_for(gt.content)).unwrap().into(),
-        ExternType::Table(tt) => Table::new(&mut *store, *tt, Val::default_for(tt.element)).unwrap().into(),
+        ExternType::Global(gt) => {
+            Global::new(&mut *store, gt.clone(), Val::default_for(gt.content.clone())).unwrap().into()
+        }
+        ExternType::Table(tt) => {
+            Table::new(&mut *store, tt.clone(), Val::default_for(tt.element.clone())).unwrap().into()
+        }
         ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
     }
@@ -138,8 +142,8 @@ fn generated_modules_never_panic() {
         for (name, ext) in instance.exports(&store) {
             let Extern::Func(f) = ext else { continue };
             let ty = f.ty(&store);
-            let args: Vec<Val> = ty.params().iter().map(|t| Val::default_for(*t)).collect();
-            let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(*t)).collect();
+            let args: Vec<Val> = ty.params().iter().map(|t| Val::default_for(t.clone())).collect();
+            let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(t.clone())).collect();
             store.set_fuel(200_000).unwrap();
             calls += 1;
             match f.call(&mut store, &args, &mut results) {

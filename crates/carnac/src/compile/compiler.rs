@@ -194,7 +194,7 @@ impl StandaloneCode {
         let tramp_ty = match osr {
             None => ty,
             Some(_) => {
-                entry_ty = crate::types::FuncType::new([crate::types::ValType::I64], ty.results().iter().copied());
+                entry_ty = crate::types::FuncType::new([crate::types::ValType::I64], ty.results().iter().cloned());
                 &entry_ty
             }
         };

@@ -42,7 +42,7 @@ fn slot_flags() -> MemFlagsData {
 }
 
 /// Writes `v` (of wasm type `ty`) into the slots at `base + offset`, in the raw layout.
-pub(crate) fn store_raw(b: &mut FunctionBuilder<'_>, ty: ValType, v: Value, base: Value, offset: i32) {
+pub(crate) fn store_raw(b: &mut FunctionBuilder<'_>, ty: &ValType, v: Value, base: Value, offset: i32) {
     let v = match ty {
         ValType::I32 => b.ins().uextend(types::I64, v),
         ValType::F32 => {
@@ -55,7 +55,7 @@ pub(crate) fn store_raw(b: &mut FunctionBuilder<'_>, ty: ValType, v: Value, base
 }
 
 /// Reads a value of wasm type `ty` from the slots at `base + offset`.
-pub(crate) fn load_raw(b: &mut FunctionBuilder<'_>, ty: ValType, base: Value, offset: i32) -> Value {
+pub(crate) fn load_raw(b: &mut FunctionBuilder<'_>, ty: &ValType, base: Value, offset: i32) -> Value {
     b.ins().load(clif_type(ty), slot_flags(), base, offset)
 }
 
@@ -76,13 +76,13 @@ pub(crate) fn compile_array_to_wasm_trampoline(isa: &dyn TargetIsa, ty: &FuncTyp
         (p[0], p[1], p[2])
     };
     let mut args = vec![vmctx];
-    for (&t, at) in ty.params().iter().zip(raw_offsets(ty.params())) {
+    for (t, at) in ty.params().iter().zip(raw_offsets(ty.params())) {
         args.push(load_raw(&mut b, t, slots, at));
     }
     let callee_sig = b.import_signature(wasm_signature(ty, ptr));
     let call = b.ins().call_indirect(callee_sig, wasm_call, &args);
     let results = b.inst_results(call).to_vec();
-    for ((&t, v), at) in ty.results().iter().zip(results).zip(raw_offsets(ty.results())) {
+    for ((t, v), at) in ty.results().iter().zip(results).zip(raw_offsets(ty.results())) {
         store_raw(&mut b, t, v, slots, at);
     }
     b.ins().return_(&[]);

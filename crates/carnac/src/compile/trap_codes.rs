@@ -52,6 +52,10 @@ pub(crate) const UNALIGNED_ATOMIC: u8 = 6;
 /// trapping frame made the tail call, which replaced it, so the backtrace
 /// leaves it out (as the interpreter's and Wasmtime's do).
 pub(crate) const TRAP_PENDING_TAIL: u8 = 7;
+/// `call_ref`/`return_call_ref` through a null function reference.
+pub(crate) const NULL_FUNCTION_REFERENCE: u8 = 8;
+/// `ref.as_non_null` of a null reference.
+pub(crate) const NULL_REFERENCE: u8 = 9;
 
 /// The trap kind a trap code stands for; `None` for [`TRAP_PENDING`] and
 /// [`TRAP_PENDING_TAIL`] (the kind is the one the builtin recorded) and for
@@ -68,6 +72,8 @@ pub(crate) fn trap_kind(code: u8) -> Option<TrapKind> {
         INDIRECT_CALL_TO_NULL => TrapKind::IndirectCallToNull,
         BAD_SIGNATURE => TrapKind::BadSignature,
         UNALIGNED_ATOMIC => TrapKind::UnalignedAtomic,
+        NULL_FUNCTION_REFERENCE => TrapKind::NullFunctionReference,
+        NULL_REFERENCE => TrapKind::NullReference,
         _ => return None,
     })
 }
@@ -97,6 +103,8 @@ pub(crate) mod clif {
     pub(crate) const TRAP_PENDING: TrapCode = code(super::TRAP_PENDING);
     pub(crate) const UNALIGNED_ATOMIC: TrapCode = code(super::UNALIGNED_ATOMIC);
     pub(crate) const TRAP_PENDING_TAIL: TrapCode = code(super::TRAP_PENDING_TAIL);
+    pub(crate) const NULL_FUNCTION_REFERENCE: TrapCode = code(super::NULL_FUNCTION_REFERENCE);
+    pub(crate) const NULL_REFERENCE: TrapCode = code(super::NULL_REFERENCE);
 
     /// A Cranelift trap code as the byte the runtime stores (never 0).
     pub(crate) fn to_u8(code: TrapCode) -> u8 {
@@ -123,12 +131,14 @@ mod tests {
             TRAP_PENDING,
             UNALIGNED_ATOMIC,
             TRAP_PENDING_TAIL,
+            NULL_FUNCTION_REFERENCE,
+            NULL_REFERENCE,
         ];
         for code in all {
             assert!(is_known(code));
             assert_eq!(trap_kind(code).is_none(), code == TRAP_PENDING || code == TRAP_PENDING_TAIL, "{code}");
         }
-        assert!(!is_known(0) && !is_known(8));
+        assert!(!is_known(0) && !is_known(10));
         assert_eq!(trap_kind(UNALIGNED_ATOMIC), Some(TrapKind::UnalignedAtomic));
         assert_eq!(trap_kind(STACK_OVERFLOW), Some(TrapKind::StackExhausted));
     }

@@ -171,7 +171,9 @@ impl Assignment {
                 self.branch(relative_depth);
                 self.current = None;
             }
-            Operator::BrIf { relative_depth } => self.branch(relative_depth),
+            Operator::BrIf { relative_depth }
+            | Operator::BrOnNull { relative_depth }
+            | Operator::BrOnNonNull { relative_depth } => self.branch(relative_depth),
             Operator::BrTable { ref targets } => {
                 for depth in targets.targets() {
                     let Ok(depth) = depth else {
@@ -190,9 +192,7 @@ impl Assignment {
             | Operator::Throw { .. }
             | Operator::ThrowRef => self.current = None,
             // Control flow this pass does not model.
-            Operator::BrOnNull { .. }
-            | Operator::BrOnNonNull { .. }
-            | Operator::BrOnCast { .. }
+            Operator::BrOnCast { .. }
             | Operator::BrOnCastFail { .. }
             | Operator::TryTable { .. }
             | Operator::Try { .. }

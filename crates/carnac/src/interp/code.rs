@@ -369,6 +369,16 @@ macro_rules! define_instrs_with_imm {
             /// the table index right after them), in place of the current frame
             /// as `ReturnCall`.
             ReturnCallIndirect { type_index: u32, table: u32, base: Slot },
+            /// `call_ref` (typed function references): calls the function the
+            /// reference at `base + params` names (its type is the validator's:
+            /// no signature check), arguments at `base..`; a null reference
+            /// traps. Out of the threaded handlers (rare).
+            CallRef { type_index: u32, base: Slot },
+            /// `return_call_ref`: as `CallRef`, in place of the current frame
+            /// as `ReturnCall`.
+            ReturnCallRef { type_index: u32, base: Slot },
+            /// `ref.as_non_null`: traps when the reference in `src` is null.
+            RefAsNonNull { src: Slot },
             /// Stores of a constant value (i64 sign-extended from 32 bits).
             I32StoreImm { addr: Slot, value: i32, offset: u32 },
             I64StoreImm { addr: Slot, value: i32, offset: u32 },

@@ -638,7 +638,9 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::Call { .. }
             | Instr::CallIndirect { .. }
             | Instr::ReturnCall { .. }
-            | Instr::ReturnCallIndirect { .. } => {
+            | Instr::ReturnCallIndirect { .. }
+            | Instr::CallRef { .. }
+            | Instr::ReturnCallRef { .. } => {
                 let (fidx, b, tail) = match instr {
                     Instr::Call { func, base: b } | Instr::ReturnCall { func, base: b } => (
                         store.inner.instances[instance as usize].funcs[func as usize],
@@ -662,6 +664,18 @@ pub(crate) fn run<T, const TRACK: bool>(
                             trap!(TrapKind::BadSignature);
                         }
                         (fidx, b, matches!(instr, Instr::ReturnCallIndirect { .. }))
+                    }
+                    Instr::CallRef { type_index, base: b } | Instr::ReturnCallRef { type_index, base: b } => {
+                        // SAFETY: see the module docs (code pointers); the module outlives the call.
+                        let m = unsafe { &*module };
+                        let np = m.info.types[type_index as usize].param_slots() as u32;
+                        // A function reference is its store index + 1, null 0; its type
+                        // is the one the validator checked (no signature check).
+                        let raw = rd!(b + np);
+                        if raw == 0 {
+                            trap!(TrapKind::NullFunctionReference);
+                        }
+                        ((raw - 1) as u32, b, matches!(instr, Instr::ReturnCallRef { .. }))
                     }
                     _ => unreachable!("matched above"),
                 };
@@ -916,6 +930,11 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::RefFunc { dst, func } => {
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);
+            }
+            Instr::RefAsNonNull { src } => {
+                if rd!(src) == 0 {
+                    trap!(TrapKind::NullReference);
+                }
             }
         }
     }

@@ -197,9 +197,9 @@ impl ModuleInfo {
     pub fn entity_type(&self, idx: EntityIndex) -> ExternType {
         match idx {
             EntityIndex::Func(i) => ExternType::Func(self.func_type(i).clone()),
-            EntityIndex::Table(i) => ExternType::Table(self.tables[i as usize]),
+            EntityIndex::Table(i) => ExternType::Table(self.tables[i as usize].clone()),
             EntityIndex::Memory(i) => ExternType::Memory(self.memories[i as usize]),
-            EntityIndex::Global(i) => ExternType::Global(self.globals[i as usize]),
+            EntityIndex::Global(i) => ExternType::Global(self.globals[i as usize].clone()),
         }
     }
 }
@@ -949,14 +949,14 @@ fn limits(min: u64, max: Option<u64>) -> Limits {
     Limits { min, max }
 }
 
-fn table_type(t: &wasmparser::TableType, offset: u64) -> Result<TableType, Error> {
-    let element = ValType::from_ref_type(t.element_type).map_err(|m| unsupported(offset, m))?;
+fn table_type(t: &wasmparser::TableType, types: &[FuncType], offset: u64) -> Result<TableType, Error> {
+    let element = ValType::Ref(RefType::from_wasmparser(t.element_type, types).map_err(|m| unsupported(offset, m))?);
     Ok(TableType { element, limits: limits(t.initial, t.maximum), table64: t.table64 })
 }
 
-fn global_type(g: &wasmparser::GlobalType, offset: u64) -> Result<GlobalType, Error> {
+fn global_type(g: &wasmparser::GlobalType, types: &[FuncType], offset: u64) -> Result<GlobalType, Error> {
     Ok(GlobalType {
-        content: ValType::from_wasmparser(g.content_type).map_err(|m| unsupported(offset, m))?,
+        content: ValType::from_wasmparser(g.content_type, types).map_err(|m| unsupported(offset, m))?,
         mutability: if g.mutable { Mutability::Var } else { Mutability::Const },
     })
 }
@@ -1145,8 +1145,11 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                         let wasmparser::CompositeInnerType::Func(ft) = f else {
                             return Err(unsupported(0, "non-function type".into()));
                         };
+                        let types = &info.types;
                         let conv = |v: &[wasmparser::ValType]| -> Result<Vec<ValType>, Error> {
-                            v.iter().map(|t| ValType::from_wasmparser(*t).map_err(|m| unsupported(0, m))).collect()
+                            v.iter()
+                                .map(|t| ValType::from_wasmparser(*t, types).map_err(|m| unsupported(0, m)))
+                                .collect()
                         };
                         let ty = FuncType::new(conv(ft.params())?, conv(ft.results())?);
                         info.type_ids.push(engine.register_type(&ty));
@@ -1166,7 +1169,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Func(info.funcs.len() as u32 - 1)
                             }
                             TypeRef::Table(t) => {
-                                info.tables.push(table_type(&t, offset)?);
+                                info.tables.push(table_type(&t, &info.types, offset)?);
                                 info.table_inits.push(None);
                                 info.num_imported_tables += 1;
                                 EntityIndex::Table(info.tables.len() as u32 - 1)
@@ -1181,7 +1184,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Memory(info.memories.len() as u32 - 1)
                             }
                             TypeRef::Global(g) => {
-                                info.globals.push(global_type(&g, offset)?);
+                                info.globals.push(global_type(&g, &info.types, offset)?);
                                 info.num_imported_globals += 1;
                                 EntityIndex::Global(info.globals.len() as u32 - 1)
                             }
@@ -1202,7 +1205,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 let offset = reader.range().start;
                 for t in reader {
                     let t = t.map_err(invalid)?;
-                    info.tables.push(table_type(&t.ty, offset)?);
+                    info.tables.push(table_type(&t.ty, &info.types, offset)?);
                     info.table_inits.push(match t.init {
                         wasmparser::TableInit::RefNull => None,
                         wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
@@ -1223,7 +1226,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 let offset = reader.range().start;
                 for g in reader {
                     let g = g.map_err(invalid)?;
-                    info.globals.push(global_type(&g.ty, offset)?);
+                    info.globals.push(global_type(&g.ty, &info.types, offset)?);
                     info.global_inits.push(const_expr(&g.init_expr)?);
                 }
             }

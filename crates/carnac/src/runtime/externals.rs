@@ -225,7 +225,7 @@ impl Table {
     /// different store, or when the store's limits refuse the table.
     pub fn new(mut store: impl AsContextMut, ty: TableType, init: Val) -> Result<Table, Error> {
         let s = &mut store.as_context_mut().inner;
-        if init.ty() != ty.element {
+        if !init.matches(&ty.element, s) {
             return Err(Error::usage("table initial value has the wrong type"));
         }
         let raw = init.to_raw(s)? as u64; // a reference: one slot
@@ -243,7 +243,7 @@ impl Table {
         let s = &store.as_context().inner;
         let t = &s.tables[self.index_in(s.id)];
         TableType {
-            element: t.ty.element,
+            element: t.ty.element.clone(),
             limits: Limits { min: t.elems.len() as u64, max: t.ty.limits.max },
             table64: t.ty.table64,
         }
@@ -271,8 +271,8 @@ impl Table {
     pub fn get(&self, mut store: impl AsContextMut, index: u64) -> Option<Val> {
         let s = &mut store.as_context_mut().inner;
         let t = &s.tables[self.index_in(s.id)];
-        let (raw, element) = (*t.elems.get(usize::try_from(index).ok()?)?, t.ty.element);
-        Some(Val::from_raw(raw as u128, element, s))
+        let (raw, element) = (*t.elems.get(usize::try_from(index).ok()?)?, t.ty.element.clone());
+        Some(Val::from_raw(raw as u128, &element, s))
     }
 
     /// Sets the element at `index`. Errors when out of bounds, when `val` has the
@@ -280,7 +280,7 @@ impl Table {
     pub fn set(&self, mut store: impl AsContextMut, index: u64, val: Val) -> Result<(), Error> {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
-        if val.ty() != s.tables[i].ty.element {
+        if !val.matches(&s.tables[i].ty.element, s) {
             return Err(Error::usage("table element has the wrong type"));
         }
         let raw = val.to_raw(s)? as u64;
@@ -302,7 +302,7 @@ impl Table {
         let s = &mut store.as_context_mut().inner;
         let i = self.checked(s.id)?;
         let t = &s.tables[i];
-        if init.ty() != t.ty.element {
+        if !init.matches(&t.ty.element, s) {
             return Err(Error::usage(format!("table element has type {}, not {}", t.ty.element, init.ty())));
         }
         let cur = t.elems.len() as u64;
@@ -326,7 +326,7 @@ impl Global {
     /// wrong type or belongs to a different store.
     pub fn new(mut store: impl AsContextMut, ty: GlobalType, val: Val) -> Result<Global, Error> {
         let s = &mut store.as_context_mut().inner;
-        if val.ty() != ty.content {
+        if !val.matches(&ty.content, s) {
             return Err(Error::usage("global initial value has the wrong type"));
         }
         let value = val.to_raw(s)?;
@@ -342,7 +342,7 @@ impl Global {
     /// When the global belongs to a different store.
     pub fn ty(&self, store: impl AsContext) -> GlobalType {
         let s = &store.as_context().inner;
-        s.globals[self.index_in(s.id)].ty
+        s.globals[self.index_in(s.id)].ty.clone()
     }
 
     /// The global's value.
@@ -356,8 +356,8 @@ impl Global {
     pub fn get(&self, mut store: impl AsContextMut) -> Val {
         let s = &mut store.as_context_mut().inner;
         let g = &s.globals[self.index_in(s.id)];
-        let (value, content) = (g.get(), g.ty.content);
-        Val::from_raw(value, content, s)
+        let (value, content) = (g.get(), g.ty.content.clone());
+        Val::from_raw(value, &content, s)
     }
 
     /// Sets the global's value. Errors when it is immutable, when `val` has the
@@ -369,7 +369,7 @@ impl Global {
         if g.ty.mutability != Mutability::Var {
             return Err(Error::usage("cannot set an immutable global"));
         }
-        if val.ty() != g.ty.content {
+        if !val.matches(&g.ty.content, s) {
             return Err(Error::usage("global value has the wrong type"));
         }
         let raw = val.to_raw(s)?;

@@ -64,23 +64,23 @@ impl<T> HostFunc<T> {
                 .params()
                 .iter()
                 .map(|t| {
-                    let v = Val::from_raw(read_slots(&slots[at..], *t), *t, &mut store.inner);
+                    let v = Val::from_raw(read_slots(&slots[at..], t), t, &mut store.inner);
                     at += t.slots();
                     v
                 })
                 .collect();
-            let mut results: Vec<Val> = ty2.results().iter().map(|t| Val::default_for(*t)).collect();
+            let mut results: Vec<Val> = ty2.results().iter().map(|t| Val::default_for(t.clone())).collect();
             let outcome = f(Caller { store: &mut *store, instance }, &params, &mut results).and_then(|()| {
                 let mut at = 0;
                 for (val, want) in results.iter().zip(ty2.results()) {
-                    if val.ty() != *want {
+                    if !val.matches(want, &store.inner) {
                         return Err(Trap::host(format!(
                             "host function returned a {} where its type says {want}",
                             val.ty()
                         )));
                     }
                     let raw = val.to_raw(&store.inner).map_err(|e| Trap::host(e.to_string()))?;
-                    at += write_slots(raw, *want, &mut slots[at..]);
+                    at += write_slots(raw, want, &mut slots[at..]);
                 }
                 Ok(())
             });
@@ -161,15 +161,15 @@ impl Func {
         let mut slots = vec![0u64; n];
         let mut at = 0;
         for (i, (p, t)) in params.iter().zip(ty.params()).enumerate() {
-            if p.ty() != *t {
+            if !p.matches(t, &store.inner) {
                 return Err(Error::usage(format!("argument {i} has type {}, expected {t}", p.ty())));
             }
-            at += write_slots(p.to_raw(&store.inner)?, *t, &mut slots[at..]);
+            at += write_slots(p.to_raw(&store.inner)?, t, &mut slots[at..]);
         }
         crate::runtime::call::call_func(store, self.index, &mut slots, None)?;
         let mut at = 0;
         for (i, t) in ty.results().iter().enumerate() {
-            results[i] = Val::from_raw(read_slots(&slots[at..], *t), *t, &mut store.inner);
+            results[i] = Val::from_raw(read_slots(&slots[at..], t), t, &mut store.inner);
             at += t.slots();
         }
         Ok(())

@@ -32,7 +32,6 @@ use crate::error::Error;
 use crate::module::ConstExpr;
 use crate::runtime::store::{AsContext, AsContextMut, StoreInner};
 use crate::runtime::values::ExternRef;
-use crate::types::ValType;
 
 /// Most slots the arena holds: an index plus one must fit in 32 bits.
 const MAX_SLOTS: usize = u32::MAX as usize - 1;
@@ -258,13 +257,13 @@ impl StoreInner {
             live
         });
         let mut scanned = heap.lifo.len() + heap.owned.len();
-        for table in self.tables.iter().filter(|t| t.ty.element == ValType::ExternRef) {
+        for table in self.tables.iter().filter(|t| t.ty.element.is_extern_ref()) {
             scanned += table.elems.len();
             for &raw in &table.elems {
                 heap.mark_raw(raw);
             }
         }
-        for global in self.globals.iter().filter(|g| g.ty.content == ValType::ExternRef) {
+        for global in self.globals.iter().filter(|g| g.ty.content.is_extern_ref()) {
             heap.mark_raw(global.get() as u64);
         }
         // Passive element segments keep what their `global.get` items read.
@@ -274,7 +273,7 @@ impl StoreInner {
                 scanned += items.len();
                 for (expr, &raw) in segment.items.iter().zip(items.iter()) {
                     if let ConstExpr::GlobalGet(g) = expr {
-                        if info.globals[*g as usize].content == ValType::ExternRef {
+                        if info.globals[*g as usize].content.is_extern_ref() {
                             heap.mark_raw(raw);
                         }
                     }

@@ -199,7 +199,16 @@ fn check_import(
             crate::types::MemoryType { limits, shared: false, memory64: have.ty().memory64 }.matches(mt)
         }
         (ExternType::Memory(mt), Extern::SharedMemory(mem)) => mem.ty().matches(mt),
-        (ExternType::Global(gt), Extern::Global(g)) => s.globals[g.index as usize].ty == *gt,
+        // An immutable global matches by subtyping (a `(ref $t)` is a
+        // `(ref null func)`), a mutable one only its own type.
+        (ExternType::Global(gt), Extern::Global(g)) => {
+            let have = &s.globals[g.index as usize].ty;
+            have.mutability == gt.mutability
+                && match gt.mutability {
+                    crate::types::Mutability::Const => have.content.matches(&gt.content),
+                    crate::types::Mutability::Var => have.content == gt.content,
+                }
+        }
         _ => false,
     };
     if ok {
@@ -305,13 +314,11 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     for (i, ty) in info.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
         let defined = i - info.num_imported_globals as usize;
         let value = match warm {
-            Some(w) if ty.content == crate::types::ValType::FuncRef => {
-                warm_ref(&funcs, w.globals[defined] as u64) as u128
-            }
+            Some(w) if ty.content.is_func_ref() => warm_ref(&funcs, w.globals[defined] as u64) as u128,
             Some(w) => w.globals[defined],
             None => eval_const(&s.globals, &globals, &funcs, &info.global_inits[defined]),
         };
-        let g = GlobalEntity { ty: *ty, cell };
+        let g = GlobalEntity { ty: ty.clone(), cell };
         g.set(value);
         s.globals.push(g);
         globals.push(s.globals.len() as u32 - 1);
@@ -335,7 +342,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         match warm {
             Some(w) => {
                 let (ty, elems) = &w.tables[i - info.num_imported_tables as usize];
-                let t = s.new_table(limiter.as_deref_mut(), *ty, 0)?;
+                let t = s.new_table(limiter.as_deref_mut(), ty.clone(), 0)?;
                 for (dst, raw) in s.tables[t as usize].elems.iter_mut().zip(elems.iter()) {
                     *dst = warm_ref(&funcs, *raw as u64);
                 }
@@ -343,7 +350,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
             }
             None => {
                 let init = info.table_inits[i].as_ref().map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
-                tables.push(s.new_table(limiter.as_deref_mut(), *ty, init as u64)?);
+                tables.push(s.new_table(limiter.as_deref_mut(), ty.clone(), init as u64)?);
             }
         }
     }

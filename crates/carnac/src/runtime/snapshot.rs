@@ -167,10 +167,10 @@ fn capture(s: &StoreInner, index: u32) -> Result<Snapshot, Error> {
     for (i, f) in inst.funcs.iter().enumerate().rev() {
         func_index.insert(*f, i as u32);
     }
-    let func_ref = |raw: u64, element: ValType, what: &dyn Fn() -> String| -> Result<u32, Error> {
+    let func_ref = |raw: u64, element: &ValType, what: &dyn Fn() -> String| -> Result<u32, Error> {
         match (raw, element) {
             (0, _) => Ok(0),
-            (r, ValType::FuncRef) => func_index
+            (r, t) if t.is_func_ref() => func_index
                 .get(&((r - 1) as u32))
                 .map(|i| i + 1)
                 .ok_or_else(|| refuse(format!("{} holds a function of another instance or the host", what()))),
@@ -201,20 +201,20 @@ fn capture(s: &StoreInner, index: u32) -> Result<Snapshot, Error> {
     for (i, &g) in inst.globals.iter().enumerate().skip(info.num_imported_globals as usize) {
         let global = &s.globals[g as usize];
         let raw = global.get();
-        globals.push(match global.ty.content {
-            t @ (ValType::FuncRef | ValType::ExternRef) => func_ref(raw as u64, t, &|| format!("global {i}"))? as u128,
+        globals.push(match &global.ty.content {
+            t @ ValType::Ref(_) => func_ref(raw as u64, t, &|| format!("global {i}"))? as u128,
             _ => raw,
         });
     }
     let mut tables = Vec::new();
     for (i, &t) in inst.tables.iter().enumerate().skip(info.num_imported_tables as usize) {
         let table = &s.tables[t as usize];
-        let mut ty = table.ty;
+        let mut ty = table.ty.clone();
         ty.limits.min = table.elems.len() as u64;
         let elems = table
             .elems
             .iter()
-            .map(|&raw| func_ref(raw, table.ty.element, &|| format!("table {i}")))
+            .map(|&raw| func_ref(raw, &table.ty.element, &|| format!("table {i}")))
             .collect::<Result<Box<[u32]>, Error>>()?;
         tables.push((ty, elems));
     }

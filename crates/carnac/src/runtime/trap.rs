@@ -5,8 +5,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// Why execution stopped.
+/// Why execution stopped (later proposals add kinds: GC's casts, exceptions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TrapKind {
     /// The `unreachable` instruction was executed.
     Unreachable,
@@ -40,6 +41,11 @@ pub enum TrapKind {
     UnalignedAtomic,
     /// `memory.atomic.wait32`/`wait64` on a memory that is not shared.
     ExpectedSharedMemory,
+    /// `call_ref` or `return_call_ref` through a null function reference
+    /// (typed function references).
+    NullFunctionReference,
+    /// `ref.as_non_null` of a null reference (typed function references).
+    NullReference,
 }
 
 impl TrapKind {
@@ -61,6 +67,8 @@ impl TrapKind {
             TrapKind::InvalidFunction => "invalid function body",
             TrapKind::UnalignedAtomic => "unaligned atomic",
             TrapKind::ExpectedSharedMemory => "expected shared memory",
+            TrapKind::NullFunctionReference => "null function reference",
+            TrapKind::NullReference => "null reference",
         }
     }
 }

@@ -6,7 +6,7 @@
 use crate::error::Error;
 use crate::runtime::gc;
 use crate::runtime::store::StoreInner;
-use crate::types::ValType;
+use crate::types::{HeapType, ValType};
 use crate::Func;
 
 /// A reference to a host value, owned by a store (the `externref` of WebAssembly;
@@ -30,8 +30,9 @@ pub struct ExternRef {
     pub(crate) gen: u32,
 }
 
-/// A WebAssembly value.
+/// A WebAssembly value (GC will add reference kinds).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Val {
     /// A 32-bit integer.
     I32(i32),
@@ -63,7 +64,38 @@ impl Val {
         }
     }
 
+    /// Whether the value is one of type `ty` in `store` (as Wasmtime's
+    /// `Val::matches_ty`): a function of type `t` is a `(ref $t)`, a
+    /// `(ref func)` and a `funcref`; null only a value of nullable types.
+    /// [`Val::ty`] is the most general type (`funcref`, `externref`).
+    pub fn matches_ty(&self, store: impl crate::AsContext, ty: &ValType) -> bool {
+        self.matches(ty, &store.as_context().inner)
+    }
+
+    /// Whether the value is one of type `ty` in store `s` (reference
+    /// subtyping: a function of type `t` is a `(ref $t)`, a `(ref func)` and a
+    /// `funcref`; null is only a value of nullable types).
+    pub(crate) fn matches(&self, ty: &ValType, s: &StoreInner) -> bool {
+        match (self, ty) {
+            (Val::FuncRef(None) | Val::ExternRef(None), ValType::Ref(r)) => {
+                r.is_nullable() && self.is_func_ref_val() == r.heap_type().is_func()
+            }
+            (Val::FuncRef(Some(f)), ValType::Ref(r)) => match r.heap_type() {
+                HeapType::Func => true,
+                HeapType::Concrete(t) => f.store != s.id || s.func_ty(f.index) == t,
+                _ => false,
+            },
+            (Val::ExternRef(Some(_)), ValType::Ref(r)) => *r.heap_type() == HeapType::Extern,
+            (v, t) => v.ty() == *t,
+        }
+    }
+
+    fn is_func_ref_val(&self) -> bool {
+        matches!(self, Val::FuncRef(_))
+    }
+
     /// The zero (or null) value of a type.
+    /// For a reference type, null (whether or not the type admits it).
     pub fn default_for(ty: ValType) -> Val {
         match ty {
             ValType::I32 => Val::I32(0),
@@ -71,8 +103,8 @@ impl Val {
             ValType::F32 => Val::F32(0),
             ValType::F64 => Val::F64(0),
             ValType::V128 => Val::V128(0),
-            ValType::FuncRef => Val::FuncRef(None),
-            ValType::ExternRef => Val::ExternRef(None),
+            t if t.is_func_ref() => Val::FuncRef(None),
+            _ => Val::ExternRef(None),
         }
     }
 
@@ -155,8 +187,7 @@ impl Val {
                 };
                 v.map(Val::V128).ok_or_else(bad)
             }
-            ValType::FuncRef if text == "null" => Ok(Val::FuncRef(None)),
-            ValType::ExternRef if text == "null" => Ok(Val::ExternRef(None)),
+            t if t.is_nullable() && text == "null" => Ok(Val::default_for(t.clone())),
             _ => Err(bad()),
         }
     }
@@ -187,7 +218,7 @@ impl Val {
 
     /// Decodes raw bits of type `ty` made in store `s`; an extern reference is
     /// rooted in the store's current scope.
-    pub(crate) fn from_raw(raw: u128, ty: ValType, s: &mut StoreInner) -> Val {
+    pub(crate) fn from_raw(raw: u128, ty: &ValType, s: &mut StoreInner) -> Val {
         let store_id = s.id;
         let raw64 = raw as u64;
         match ty {
@@ -196,8 +227,10 @@ impl Val {
             ValType::F32 => Val::F32(raw as u32),
             ValType::F64 => Val::F64(raw64),
             ValType::V128 => Val::V128(raw),
-            ValType::FuncRef => Val::FuncRef((raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 })),
-            ValType::ExternRef => Val::ExternRef(ExternRef::from_raw(raw64, s)),
+            t if t.is_func_ref() => {
+                Val::FuncRef((raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 }))
+            }
+            _ => Val::ExternRef(ExternRef::from_raw(raw64, s)),
         }
     }
 }
@@ -242,9 +275,9 @@ impl From<u128> for Val {
 
 /// Writes raw bits of type `ty` into `slots` (one slot, or two for a v128,
 /// low half first) and returns how many slots it took.
-pub(crate) fn write_slots(raw: u128, ty: ValType, slots: &mut [u64]) -> usize {
+pub(crate) fn write_slots(raw: u128, ty: &ValType, slots: &mut [u64]) -> usize {
     slots[0] = raw as u64;
-    if ty == ValType::V128 {
+    if *ty == ValType::V128 {
         slots[1] = (raw >> 64) as u64;
         2
     } else {
@@ -253,8 +286,8 @@ pub(crate) fn write_slots(raw: u128, ty: ValType, slots: &mut [u64]) -> usize {
 }
 
 /// Reads raw bits of type `ty` from `slots` (see [`write_slots`]).
-pub(crate) fn read_slots(slots: &[u64], ty: ValType) -> u128 {
-    if ty == ValType::V128 {
+pub(crate) fn read_slots(slots: &[u64], ty: &ValType) -> u128 {
+    if *ty == ValType::V128 {
         slots[0] as u128 | (slots[1] as u128) << 64
     } else {
         slots[0] as u128

@@ -15,6 +15,12 @@
 //! as `return_call` and `return_call_indirect` instructions, which replace the
 //! caller's frame; a callee without native code is an ordinary call through
 //! the builtin followed by a return.
+//!
+//! Typed function references: `call_ref`/`return_call_ref` call through the
+//! reference's function reference as `call_indirect` does, with a null check
+//! and no signature check (validation guarantees the type); `br_on_null` and
+//! `br_on_non_null` are `br_if`s on the reference, `ref.as_non_null` a null
+//! check. None of them changes the code of a function that does not use them.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -26,7 +32,9 @@ use wasmparser::Operator;
 use super::vm::Builtin;
 use super::{clif_type, wasm_signature, Lazy, Translator};
 use crate::compile::trampolines::{load_raw, raw_offsets, store_raw};
-use crate::compile::trap_codes::clif::{BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, TRAP_PENDING_TAIL, UNREACHABLE};
+use crate::compile::trap_codes::clif::{
+    BAD_SIGNATURE, INDIRECT_CALL_TO_NULL, NULL_FUNCTION_REFERENCE, NULL_REFERENCE, TRAP_PENDING_TAIL, UNREACHABLE,
+};
 use crate::runtime::vmctx::{field, header, store_offsets};
 use crate::types::{FuncType, ValType};
 
@@ -77,7 +85,7 @@ impl Translator<'_, '_> {
     /// A new block with parameters of the given wasm types.
     fn block_with_params(&mut self, types: &[ValType]) -> Block {
         let block = self.b.create_block();
-        for &t in types {
+        for t in types {
             self.b.append_block_param(block, clif_type(t));
         }
         block
@@ -318,6 +326,71 @@ impl Translator<'_, '_> {
                 self.return_call_func_ref(func_ref, ty, &args, false);
                 self.reachable = false;
             }
+            // Typed function references: a reference is its function's store
+            // index + 1, null 0; its type is the validator's (no signature check).
+            Operator::CallRef { type_index } => {
+                let raw = self.pop();
+                let ty = &self.info.types[type_index as usize];
+                let args = self.popn(ty.params().len());
+                let func_ref = self.typed_func_ref(raw);
+                let results = self.call_func_ref(func_ref, ty, &args, false);
+                for v in results {
+                    self.push(v);
+                }
+            }
+            Operator::ReturnCallRef { type_index } => {
+                let raw = self.pop();
+                let ty = &self.info.types[type_index as usize];
+                let args = self.popn(ty.params().len());
+                let func_ref = self.typed_func_ref(raw);
+                self.return_call_func_ref(func_ref, ty, &args, false);
+                self.reachable = false;
+            }
+            Operator::RefAsNonNull => {
+                self.top_const_to_slot();
+                let v = self.peekn(1)[0];
+                self.b.ins().trapz(v, NULL_REFERENCE);
+            }
+            Operator::BrOnNull { relative_depth } => {
+                // As the interpreter: the reference leaves the stack for the branch
+                // (taken when null), and is back on it after.
+                self.top_const_to_slot();
+                let lazy = self.lazy[self.lazy.len() - 1];
+                let v = self.pop();
+                let i = self.frame_index(relative_depth);
+                let (target, arity) = self.control[i].branch_target();
+                self.control[i].exit_reached = true;
+                let moves = self.branch_needs_moves(i, arity);
+                let args = self.peekn(arity).to_vec();
+                let args = self.block_args(&args);
+                let fall = self.b.create_block();
+                self.b.ins().brif(v, fall, &[], target, &args);
+                self.b.seal_block(fall);
+                self.b.switch_to_block(fall);
+                self.push_lazy(v, lazy);
+                if moves {
+                    self.start_fuel_block();
+                }
+            }
+            Operator::BrOnNonNull { relative_depth } => {
+                // The reference is the branch's last value; dropped when null.
+                self.top_const_to_slot();
+                let v = self.peekn(1)[0];
+                let i = self.frame_index(relative_depth);
+                let (target, arity) = self.control[i].branch_target();
+                self.control[i].exit_reached = true;
+                let moves = self.branch_needs_moves(i, arity);
+                let args = self.peekn(arity).to_vec();
+                let args = self.block_args(&args);
+                let fall = self.b.create_block();
+                self.b.ins().brif(v, target, &args, fall, &[]);
+                self.b.seal_block(fall);
+                self.b.switch_to_block(fall);
+                self.pop();
+                if moves {
+                    self.start_fuel_block();
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -541,6 +614,22 @@ impl Translator<'_, '_> {
         func_ref
     }
 
+    /// The function reference behind the typed reference `raw` (`call_ref`):
+    /// a null one traps.
+    fn typed_func_ref(&mut self, raw: Value) -> Value {
+        self.b.ins().trapz(raw, NULL_FUNCTION_REFERENCE);
+        let i = self.b.ins().iadd_imm_s(raw, -1);
+        self.store_func_ref(i)
+    }
+
+    /// As the interpreter, which writes a constant reference to its slot
+    /// before testing it (a local stays pending): for fuel.
+    fn top_const_to_slot(&mut self) {
+        if let Some(l @ Lazy::Const) = self.lazy.last_mut() {
+            *l = Lazy::No;
+        }
+    }
+
     /// Calls the function behind a `VMFuncRef` (at `func_ref`): its native
     /// code if it has some, else through `call_store_func`. `fixed`: the
     /// reference cannot change while the instance lives (an import's).
@@ -570,12 +659,12 @@ impl Translator<'_, '_> {
         self.b.seal_block(through_store);
         let store_index = self.b.ins().load(types::I32, flags, func_ref, field::FUNC_REF_STORE_INDEX);
         let slots = self.call_slots(ty.param_slots().max(ty.result_slots()));
-        for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
+        for ((t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
             store_raw(self.b, t, v, slots, at);
         }
         self.call_builtin_checked(Builtin::CallStoreFunc, &[store_index, slots]);
         let results: Vec<Value> =
-            ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
+            ty.results().iter().zip(raw_offsets(ty.results())).map(|(t, at)| load_raw(self.b, t, slots, at)).collect();
         self.jump(join, &results);
 
         self.b.seal_block(join);
@@ -608,14 +697,14 @@ impl Translator<'_, '_> {
         self.b.seal_block(through_store);
         let store_index = self.b.ins().load(types::I32, flags, func_ref, field::FUNC_REF_STORE_INDEX);
         let slots = self.call_slots(ty.param_slots().max(ty.result_slots()));
-        for ((&t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
+        for ((t, &v), at) in ty.params().iter().zip(&args).zip(raw_offsets(ty.params())) {
             store_raw(self.b, t, v, slots, at);
         }
         // A trap in the callee: the backtrace leaves this frame out (see `TRAP_PENDING_TAIL`).
         let status = self.call_builtin(Builtin::CallStoreFunc, &[store_index, slots]).expect("a status");
         self.b.ins().trapnz(status, TRAP_PENDING_TAIL);
         let results: Vec<Value> =
-            ty.results().iter().zip(raw_offsets(ty.results())).map(|(&t, at)| load_raw(self.b, t, slots, at)).collect();
+            ty.results().iter().zip(raw_offsets(ty.results())).map(|(t, at)| load_raw(self.b, t, slots, at)).collect();
         let results = self.canonical_all(&results);
         self.b.ins().return_(&results);
     }

@@ -511,7 +511,7 @@ impl Translator<'_, '_> {
     fn global_get(&mut self, global: u32) -> Value {
         let cell = self.vmctx_ptr(self.offsets.global(global));
         let flags = self.global_flags(global);
-        let ty = super::clif_type(self.info.globals[global as usize].content);
+        let ty = super::clif_type(&self.info.globals[global as usize].content);
         self.b.ins().load(ty, flags, cell, 0)
     }
 

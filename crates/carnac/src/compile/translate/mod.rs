@@ -124,10 +124,10 @@ pub(crate) struct CompiledCode {
 /// The Cranelift type of a wasm value type: references are their raw `u64`
 /// (a store index plus one, 0 for null); a v128 is `I8X16` (its canonical
 /// vector type; operators bitcast to the lane type they need).
-pub(crate) fn clif_type(ty: ValType) -> Type {
+pub(crate) fn clif_type(ty: &ValType) -> Type {
     match ty {
         ValType::I32 => types::I32,
-        ValType::I64 | ValType::FuncRef | ValType::ExternRef => types::I64,
+        ValType::I64 | ValType::Ref(_) => types::I64,
         ValType::F32 => types::F32,
         ValType::F64 => types::F64,
         ValType::V128 => types::I8X16,
@@ -138,8 +138,8 @@ pub(crate) fn clif_type(ty: ValType) -> Type {
 pub(crate) fn wasm_signature(ty: &FuncType, pointer_type: Type) -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::special(pointer_type, ArgumentPurpose::VMContext));
-    sig.params.extend(ty.params().iter().map(|&t| AbiParam::new(clif_type(t))));
-    sig.returns.extend(ty.results().iter().map(|&t| AbiParam::new(clif_type(t))));
+    sig.params.extend(ty.params().iter().map(|t| AbiParam::new(clif_type(t))));
+    sig.returns.extend(ty.results().iter().map(|t| AbiParam::new(clif_type(t))));
     sig
 }
 
@@ -149,7 +149,7 @@ pub(crate) fn osr_signature(ty: &FuncType, pointer_type: Type) -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::special(pointer_type, ArgumentPurpose::VMContext));
     sig.params.push(AbiParam::new(pointer_type));
-    sig.returns.extend(ty.results().iter().map(|&t| AbiParam::new(clif_type(t))));
+    sig.returns.extend(ty.results().iter().map(|t| AbiParam::new(clif_type(t))));
     sig
 }
 
@@ -389,7 +389,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let mut locals = body.get_locals_reader().map_err(|e| e.to_string())?;
         for _ in 0..locals.get_count() {
             let (count, ty) = locals.read().map_err(|e| e.to_string())?;
-            let ty = ValType::from_wasmparser(ty)?;
+            let ty = ValType::from_wasmparser(ty, &self.info.types)?;
             // The validator bounds the number of locals (50,000).
             local_types.extend(std::iter::repeat_n(ty, count as usize));
         }
@@ -399,12 +399,12 @@ impl<'a, 'b> Translator<'a, 'b> {
             let frame = params[1];
             let flags = MemFlagsData::trusted().with_endianness(ir::Endianness::Little);
             let mut slot = 0i32;
-            for &ty in &local_types {
+            for ty in &local_types {
                 let var = self.b.declare_var(clif_type(ty));
                 let v = self.b.ins().load(clif_type(ty), flags, frame, slot * 8);
                 self.b.def_var(var, v);
-                self.locals.push((var, ty));
-                slot += 1 + (ty == ValType::V128) as i32;
+                self.locals.push((var, ty.clone()));
+                slot += 1 + (*ty == ValType::V128) as i32;
             }
             let link = self.b.create_block();
             self.b.ins().jump(link, &[]);
@@ -414,17 +414,17 @@ impl<'a, 'b> Translator<'a, 'b> {
             let start = self.b.create_block();
             self.b.switch_to_block(start);
             self.b.seal_block(start);
-            for &(var, ty) in &self.locals.clone() {
-                let zero = self.zero(ty);
+            for (var, ty) in self.locals.clone() {
+                let zero = self.zero(&ty);
                 self.b.def_var(var, zero);
             }
         } else {
             // Locals: the parameters, then the declared ones, zero-initialised.
-            for (i, &ty) in local_types.iter().enumerate() {
+            for (i, ty) in local_types.iter().enumerate() {
                 let var = self.b.declare_var(clif_type(ty));
                 let v = if i < self.params.len() { params[i + 1] } else { self.zero(ty) };
                 self.b.def_var(var, v);
-                self.locals.push((var, ty));
+                self.locals.push((var, ty.clone()));
             }
         }
 
@@ -519,7 +519,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     }
 
     /// The zero of a value type (locals start as it).
-    fn zero(&mut self, ty: ValType) -> Value {
+    fn zero(&mut self, ty: &ValType) -> Value {
         match ty {
             ValType::F32 => self.b.ins().f32const(0.0),
             ValType::F64 => self.b.ins().f64const(0.0),
@@ -559,9 +559,10 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn block_type(&self, ty: wasmparser::BlockType) -> (Vec<ValType>, Vec<ValType>) {
         match ty {
             wasmparser::BlockType::Empty => (Vec::new(), Vec::new()),
-            wasmparser::BlockType::Type(t) => {
-                (Vec::new(), vec![ValType::from_wasmparser(t).expect("validated: a known value type")])
-            }
+            wasmparser::BlockType::Type(t) => (
+                Vec::new(),
+                vec![ValType::from_wasmparser(t, &self.info.types).expect("validated: a known value type")],
+            ),
             wasmparser::BlockType::FuncType(i) => {
                 let ft = &self.info.types[i as usize];
                 (ft.params().to_vec(), ft.results().to_vec())

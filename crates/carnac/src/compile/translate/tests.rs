@@ -770,8 +770,7 @@ fn spec_leaf_functions_run_as_in_the_interpreter() {
                                 ValType::F32 => Val::F32((k as f32).to_bits()),
                                 ValType::F64 => Val::F64((k as f64).to_bits()),
                                 ValType::V128 => Val::V128(k as u128 * 0x0001_0001_0001_0001_0001_0001_0001_0001),
-                                ValType::FuncRef => Val::FuncRef(None),
-                                ValType::ExternRef => Val::ExternRef(None),
+                                t => Val::default_for(t.clone()),
                             })
                             .collect();
                         let raw: Vec<u64> = vals
@@ -836,6 +835,8 @@ fn is_leaf(body: &wasmparser::FunctionBody<'_>) -> bool {
                 | O::CallIndirect { .. }
                 | O::ReturnCall { .. }
                 | O::ReturnCallIndirect { .. }
+                | O::CallRef { .. }
+                | O::ReturnCallRef { .. }
                 | O::TableGet { .. }
                 | O::TableSet { .. }
                 | O::TableSize { .. }

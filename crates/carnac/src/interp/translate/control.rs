@@ -73,6 +73,27 @@ impl Translator {
         Cond::Slot { slot: self.pop(), inverted: false }
     }
 
+    /// `br_if` to `relative_depth` on `cond` (also `br_on_null`/`br_on_non_null`).
+    pub(super) fn br_if(&mut self, cond: Cond, relative_depth: u32) {
+        let c = self.ctrl_index(relative_depth);
+        if self.branch_moves(c).next().is_none() {
+            if self.ctrl[c].kind == CtrlKind::Loop {
+                let target = self.ctrl[c].start;
+                self.emit_cond_branch(cond, false, target);
+            } else {
+                let at = self.emit_cond_branch(cond, false, 0);
+                self.ctrl[c].fixups.push(at);
+            }
+        } else {
+            let skip = self.emit_cond_branch(cond, true, 0);
+            self.emit_branch_moves(c);
+            self.emit_jump(c);
+            let here = self.pc();
+            self.patch(skip, here);
+            self.set_label();
+        }
+    }
+
     /// Emits a jump taken when `cond` holds (or, with `negate`, when it does not).
     pub(super) fn emit_cond_branch(&mut self, cond: Cond, negate: bool, target: u32) -> usize {
         let instr = match cond {

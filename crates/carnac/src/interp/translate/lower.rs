@@ -10,7 +10,7 @@
 use wasmparser::Operator;
 
 use super::fuse::fuse_producer_into_imm;
-use super::{err, Ctrl, CtrlKind, Entry, Operand, Source, Translator};
+use super::{err, Cond, Ctrl, CtrlKind, Entry, Operand, Source, Translator};
 use crate::error::Error;
 use crate::interp::code::{for_each_numeric, for_each_simd, Instr, SimdOp, Slot};
 use crate::module::{invalid, ModuleInfo};
@@ -365,23 +365,55 @@ impl Translator {
             }
             Operator::BrIf { relative_depth } => {
                 let cond = self.pop_cond();
-                let c = self.ctrl_index(relative_depth);
-                if self.branch_moves(c).next().is_none() {
-                    if self.ctrl[c].kind == CtrlKind::Loop {
-                        let target = self.ctrl[c].start;
-                        self.emit_cond_branch(cond, false, target);
-                    } else {
-                        let at = self.emit_cond_branch(cond, false, 0);
-                        self.ctrl[c].fixups.push(at);
-                    }
-                } else {
-                    let skip = self.emit_cond_branch(cond, true, 0);
-                    self.emit_branch_moves(c);
-                    self.emit_jump(c);
-                    let here = self.pc();
-                    self.patch(skip, here);
-                    self.set_label();
+                self.br_if(cond, relative_depth);
+            }
+            // Typed function references: a null reference is 0.
+            Operator::BrOnNull { relative_depth } => {
+                // Branch (without the reference) when it is null; it stays on the stack otherwise.
+                let pos = self.stack.len() - 1;
+                self.materialize_const_at(pos);
+                let op = self.stack[pos].op;
+                let slot = self.pop();
+                self.br_if(Cond::Slot { slot, inverted: true }, relative_depth);
+                self.push(op);
+            }
+            Operator::BrOnNonNull { relative_depth } => {
+                // Branch with the reference when it is not null; dropped otherwise.
+                let pos = self.stack.len() - 1;
+                self.materialize_const_at(pos);
+                let slot = match self.source(pos) {
+                    Source::Slot(s) => s,
+                    Source::Const(_) => unreachable!("materialized above"),
+                };
+                self.br_if(Cond::Slot { slot, inverted: false }, relative_depth);
+                self.stack.pop();
+            }
+            Operator::RefAsNonNull => {
+                let pos = self.stack.len() - 1;
+                self.materialize_const_at(pos);
+                let op = self.stack[pos].op;
+                let src = self.pop();
+                self.emit(Instr::RefAsNonNull { src });
+                self.push(op);
+            }
+            Operator::CallRef { type_index } => {
+                let ty = &info.types[type_index as usize];
+                let np = ty.params().len();
+                self.materialize_top(np + 1);
+                let base = self.slot_at(self.stack.len() - np - 1);
+                self.stack.truncate(self.stack.len() - np - 1);
+                self.emit(Instr::CallRef { type_index, base });
+                for r in ty.results() {
+                    self.push_temp_of(r);
                 }
+            }
+            Operator::ReturnCallRef { type_index } => {
+                let np = info.types[type_index as usize].params().len();
+                self.materialize_top(np + 1);
+                let base = self.slot_at(self.stack.len() - np - 1);
+                self.stack.truncate(self.stack.len() - np - 1);
+                self.emit(Instr::ReturnCallRef { type_index, base });
+                self.dead = true;
             }
             Operator::BrTable { ref targets } => {
                 let index = self.pop();
@@ -436,7 +468,7 @@ impl Translator {
                 } else {
                     self.emit(Instr::Call { func: function_index, base });
                 }
-                for &r in ty.results() {
+                for r in ty.results() {
                     self.push_temp_of(r);
                 }
             }
@@ -447,7 +479,7 @@ impl Translator {
                 let base = self.slot_at(self.stack.len() - np - 1);
                 self.stack.truncate(self.stack.len() - np - 1);
                 self.emit(Instr::CallIndirect { type_index, table: table_index, base });
-                for &r in ty.results() {
+                for r in ty.results() {
                     self.push_temp_of(r);
                 }
             }

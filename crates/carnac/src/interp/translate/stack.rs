@@ -54,6 +54,11 @@ impl Translator {
         slot
     }
 
+    /// Writes the entry at `pos` to its own slot if it is a constant.
+    pub(super) fn materialize_const_at(&mut self, pos: usize) {
+        self.materialize_const(pos);
+    }
+
     pub(super) fn materialize_const(&mut self, pos: usize) {
         if let Operand::Const(value) = self.stack[pos].op {
             let dst = self.slot_of(pos);
@@ -110,8 +115,8 @@ impl Translator {
         self.push_entry(Operand::Temp, true)
     }
 
-    pub(super) fn push_temp_of(&mut self, ty: ValType) -> Slot {
-        self.push_entry(Operand::Temp, ty == ValType::V128)
+    pub(super) fn push_temp_of(&mut self, ty: &ValType) -> Slot {
+        self.push_entry(Operand::Temp, *ty == ValType::V128)
     }
 
     pub(super) fn materialize_at(&mut self, pos: usize) {
