@@ -7,9 +7,11 @@
 // Each test binary uses some of these.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 const TARGET: &str = "wasm32-wasip1";
 const THREADS_TARGET: &str = "wasm32-wasip1-threads";
@@ -93,4 +95,40 @@ pub fn guest(name: &str) -> PathBuf {
         target_dir.join(TARGET).join("release")
     });
     dir.join(format!("{name}.wasm"))
+}
+
+/// A guest's module, compiled by `compile` once per test binary for each
+/// `program`, `tier` and `fuel` (tests running at once wait for one compilation).
+pub fn cached_module(
+    program: &str,
+    tier: carnac::Strategy,
+    fuel: bool,
+    compile: impl FnOnce() -> carnac::Module,
+) -> carnac::Module {
+    type Cache = Mutex<HashMap<(String, carnac::Strategy, bool), Arc<OnceLock<carnac::Module>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cell =
+        CACHE.get_or_init(Default::default).lock().unwrap().entry((program.into(), tier, fuel)).or_default().clone();
+    cell.get_or_init(compile).clone()
+}
+
+/// A guest's standard stream, captured in memory.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// What was written, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }

@@ -7,15 +7,14 @@
 
 mod guests;
 
-use std::collections::HashMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use carnac::{Config, Engine, Error, Linker, Module, Store, Strategy, TrapKind};
 use carnac_wasi::threads::{ThreadGroup, ThreadsConfig};
 use carnac_wasi::{I32Exit, Stream, WasiCtx};
+use guests::Capture;
 
 /// The tiers every program runs under: the compiled tier where it is built, and
 /// the default (automatic tiering).
@@ -28,35 +27,11 @@ const TIERS: &[Strategy] = if cfg!(all(target_os = "linux", any(target_arch = "x
 /// Threaded guest `program` compiled once per test binary for `tier` (with fuel
 /// metering when `fuel`), in an interruptible engine.
 fn module(program: &str, tier: Strategy, fuel: bool) -> Module {
-    type Cache = Mutex<HashMap<(String, Strategy, bool), Arc<OnceLock<Module>>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cell =
-        CACHE.get_or_init(Default::default).lock().unwrap().entry((program.into(), tier, fuel)).or_default().clone();
-    cell.get_or_init(|| {
+    guests::cached_module(program, tier, fuel, || {
         let mut config = Config::new();
         config.strategy(tier).consume_fuel(fuel).interruptible(true).wasm_threads(true);
         Module::from_file(&Engine::new(&config), guests::threads_guest(program)).unwrap()
     })
-    .clone()
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 struct Outcome {

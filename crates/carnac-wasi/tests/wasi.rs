@@ -4,13 +4,12 @@
 
 mod guests;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use carnac::{Config, Engine, Error, Linker, Module, Store, Strategy, TrapKind};
 use carnac_wasi::{I32Exit, Stream, WasiCtx};
+use guests::Capture;
 
 /// The tiers every guest program runs under: the compiled tier where it is
 /// built (Linux on x86_64 and aarch64, see crates/carnac/build.rs).
@@ -23,35 +22,11 @@ const TIERS: &[Strategy] = if cfg!(all(target_os = "linux", any(target_arch = "x
 /// Guest `program` compiled once per test binary for `tier`, with fuel
 /// metering when `fuel` (its engine is the module's).
 fn module(program: &str, tier: Strategy, fuel: bool) -> Module {
-    type Cache = Mutex<HashMap<(String, Strategy, bool), Arc<OnceLock<Module>>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cell =
-        CACHE.get_or_init(Default::default).lock().unwrap().entry((program.into(), tier, fuel)).or_default().clone();
-    cell.get_or_init(|| {
+    guests::cached_module(program, tier, fuel, || {
         let mut config = Config::new();
         config.strategy(tier).consume_fuel(fuel);
         Module::from_file(&Engine::new(&config), guests::guest(program)).unwrap()
     })
-    .clone()
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 struct Outcome {

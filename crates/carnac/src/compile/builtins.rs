@@ -73,33 +73,13 @@ unsafe fn inner(act: &mut Activation) -> &mut crate::runtime::store::StoreInner 
 }
 
 unsafe extern "C" fn memory_grow(vmctx: *mut VMContext, memory: u32, delta: u32) -> i64 {
-    let mut result = -1;
-    // SAFETY (all builtins): compiled code passes its own live context block.
-    let instance = unsafe { instance_of(vmctx) };
-    let status = with_store(|act| {
-        // SAFETY: see `inner`.
-        let s = unsafe { inner(act) };
-        let m = s.instances[instance as usize].memories[memory as usize];
-        // SAFETY: see `StoreVTable`.
-        result = match unsafe { (act.vtable.memory_grow)(act.store, m, delta as u64) }? {
-            Some(old) => old as i64,
-            None => -1,
-        };
-        Ok(())
-    });
-    if status != 0 {
-        -2
-    } else {
-        result
-    }
+    // SAFETY (all builtins): compiled code passes its own live context block;
+    // a 32-bit memory's builtins are the 64-bit ones with their operands widened.
+    unsafe { memory_grow64(vmctx, memory, delta as u64) }
 }
 
 unsafe extern "C" fn memory_fill(vmctx: *mut VMContext, memory: u32, dst: u32, val: u32, len: u32) -> Status {
-    let instance = unsafe { instance_of(vmctx) };
-    with_store(|act| {
-        let s = unsafe { inner(act) };
-        s.memory_fill(instance, memory, dst as usize, val as u8, len as usize).map_err(Trap::new)
-    })
+    unsafe { memory_fill64(vmctx, memory, dst as u64, val, len as u64) }
 }
 
 unsafe extern "C" fn memory_copy(
@@ -110,11 +90,7 @@ unsafe extern "C" fn memory_copy(
     src: u32,
     len: u32,
 ) -> Status {
-    let instance = unsafe { instance_of(vmctx) };
-    with_store(|act| {
-        let s = unsafe { inner(act) };
-        s.memory_copy(instance, dst_memory, src_memory, dst as usize, src as usize, len as usize).map_err(Trap::new)
-    })
+    unsafe { memory_copy64(vmctx, dst_memory, dst as u64, src_memory, src as u64, len as u64) }
 }
 
 unsafe extern "C" fn memory_init(
@@ -125,11 +101,7 @@ unsafe extern "C" fn memory_init(
     src: u32,
     len: u32,
 ) -> Status {
-    let instance = unsafe { instance_of(vmctx) };
-    with_store(|act| {
-        let s = unsafe { inner(act) };
-        s.memory_init(instance, memory, data, dst as usize, src as usize, len as usize).map_err(Trap::new)
-    })
+    unsafe { memory_init64(vmctx, memory, data, dst as u64, src, len) }
 }
 
 /// A 64-bit address or length as a `usize` (saturated on a 32-bit host,

@@ -532,40 +532,44 @@ impl Translator<'_, '_> {
     /// or, in standalone code, a call through its function reference.
     fn call_defined(&mut self, def_index: u32, ty: &FuncType, args: &[Value]) -> Vec<Value> {
         if self.standalone {
-            // The callee's store index (this instance's `func_indices`), then its
-            // reference in the store's array, which may move: loaded each time.
-            let indices = self.vmctx_ptr(header::FUNC_INDICES as u32);
-            let readonly = self.readonly();
-            let at = ((self.info.num_imported_funcs + def_index) * 4) as i32;
-            let store_index = self.b.ins().load(types::I32, readonly, indices, at);
-            let i = self.b.ins().uextend(types::I64, store_index);
-            let func_ref = self.store_func_ref(i);
+            let func_ref = self.defined_store_func_ref(def_index);
             return self.call_func_ref(func_ref, ty, args, false);
         }
         let callee = self.defined_func_ref(def_index, ty);
+        let call_args = self.direct_call_args(args);
+        let call = self.b.ins().call(callee, &call_args);
+        self.b.inst_results(call).to_vec()
+    }
+
+    /// In standalone code, the address of defined function `def_index`'s
+    /// reference: its store index (this instance's `func_indices`), then its
+    /// reference in the store's array, which may move: loaded each time.
+    fn defined_store_func_ref(&mut self, def_index: u32) -> Value {
+        let indices = self.vmctx_ptr(header::FUNC_INDICES as u32);
+        let readonly = self.readonly();
+        let at = ((self.info.num_imported_funcs + def_index) * 4) as i32;
+        let store_index = self.b.ins().load(types::I32, readonly, indices, at);
+        let i = self.b.ins().uextend(types::I64, store_index);
+        self.store_func_ref(i)
+    }
+
+    /// The arguments of a direct call to a defined function: `vmctx`, then `args`.
+    fn direct_call_args(&mut self, args: &[Value]) -> Vec<Value> {
         let mut call_args = Vec::with_capacity(args.len() + 1);
         call_args.push(self.vmctx);
         call_args.extend(self.canonical_all(args));
-        let call = self.b.ins().call(callee, &call_args);
-        self.b.inst_results(call).to_vec()
+        call_args
     }
 
     /// `call_defined` as a tail call: a direct `return_call`, or in standalone
     /// code one through the callee's function reference.
     fn return_call_defined(&mut self, def_index: u32, ty: &FuncType, args: &[Value]) {
         if self.standalone {
-            let indices = self.vmctx_ptr(header::FUNC_INDICES as u32);
-            let readonly = self.readonly();
-            let at = ((self.info.num_imported_funcs + def_index) * 4) as i32;
-            let store_index = self.b.ins().load(types::I32, readonly, indices, at);
-            let i = self.b.ins().uextend(types::I64, store_index);
-            let func_ref = self.store_func_ref(i);
+            let func_ref = self.defined_store_func_ref(def_index);
             return self.return_call_func_ref(func_ref, ty, args, false);
         }
         let callee = self.defined_func_ref(def_index, ty);
-        let mut call_args = Vec::with_capacity(args.len() + 1);
-        call_args.push(self.vmctx);
-        call_args.extend(self.canonical_all(args));
+        let call_args = self.direct_call_args(args);
         self.b.ins().return_call(callee, &call_args);
     }
 

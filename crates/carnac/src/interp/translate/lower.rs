@@ -857,55 +857,63 @@ fn access64(op: &Operator<'_>) -> Option<(u32, usize, u64)> {
     }
 }
 
-/// The memarg of a (non-atomic) load or store, scalar or SIMD.
+/// A pattern for every (non-atomic) load and store, scalar or SIMD, binding
+/// its memarg to `$m`: the one list of them that `memarg_mut` and
+/// `memory_used` share.
+macro_rules! plain_access {
+    ($m:ident) => {
+        wasmparser::Operator::I32Load { memarg: $m }
+            | wasmparser::Operator::I64Load { memarg: $m }
+            | wasmparser::Operator::F32Load { memarg: $m }
+            | wasmparser::Operator::F64Load { memarg: $m }
+            | wasmparser::Operator::I32Load8S { memarg: $m }
+            | wasmparser::Operator::I32Load8U { memarg: $m }
+            | wasmparser::Operator::I32Load16S { memarg: $m }
+            | wasmparser::Operator::I32Load16U { memarg: $m }
+            | wasmparser::Operator::I64Load8S { memarg: $m }
+            | wasmparser::Operator::I64Load8U { memarg: $m }
+            | wasmparser::Operator::I64Load16S { memarg: $m }
+            | wasmparser::Operator::I64Load16U { memarg: $m }
+            | wasmparser::Operator::I64Load32S { memarg: $m }
+            | wasmparser::Operator::I64Load32U { memarg: $m }
+            | wasmparser::Operator::I32Store { memarg: $m }
+            | wasmparser::Operator::I64Store { memarg: $m }
+            | wasmparser::Operator::F32Store { memarg: $m }
+            | wasmparser::Operator::F64Store { memarg: $m }
+            | wasmparser::Operator::I32Store8 { memarg: $m }
+            | wasmparser::Operator::I32Store16 { memarg: $m }
+            | wasmparser::Operator::I64Store8 { memarg: $m }
+            | wasmparser::Operator::I64Store16 { memarg: $m }
+            | wasmparser::Operator::I64Store32 { memarg: $m }
+            | wasmparser::Operator::V128Load { memarg: $m }
+            | wasmparser::Operator::V128Load8x8S { memarg: $m }
+            | wasmparser::Operator::V128Load8x8U { memarg: $m }
+            | wasmparser::Operator::V128Load16x4S { memarg: $m }
+            | wasmparser::Operator::V128Load16x4U { memarg: $m }
+            | wasmparser::Operator::V128Load32x2S { memarg: $m }
+            | wasmparser::Operator::V128Load32x2U { memarg: $m }
+            | wasmparser::Operator::V128Load8Splat { memarg: $m }
+            | wasmparser::Operator::V128Load16Splat { memarg: $m }
+            | wasmparser::Operator::V128Load32Splat { memarg: $m }
+            | wasmparser::Operator::V128Load64Splat { memarg: $m }
+            | wasmparser::Operator::V128Load32Zero { memarg: $m }
+            | wasmparser::Operator::V128Load64Zero { memarg: $m }
+            | wasmparser::Operator::V128Store { memarg: $m }
+            | wasmparser::Operator::V128Load8Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Load16Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Load32Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Load64Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Store8Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Store16Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Store32Lane { memarg: $m, .. }
+            | wasmparser::Operator::V128Store64Lane { memarg: $m, .. }
+    };
+}
+
+/// The memarg of a load or store, scalar, SIMD or atomic.
 fn memarg_mut<'a, 'b>(op: &'b mut Operator<'a>) -> Option<&'b mut wasmparser::MemArg> {
-    use Operator as O;
     match op {
-        O::I32Load { memarg }
-        | O::I64Load { memarg }
-        | O::F32Load { memarg }
-        | O::F64Load { memarg }
-        | O::I32Load8S { memarg }
-        | O::I32Load8U { memarg }
-        | O::I32Load16S { memarg }
-        | O::I32Load16U { memarg }
-        | O::I64Load8S { memarg }
-        | O::I64Load8U { memarg }
-        | O::I64Load16S { memarg }
-        | O::I64Load16U { memarg }
-        | O::I64Load32S { memarg }
-        | O::I64Load32U { memarg }
-        | O::I32Store { memarg }
-        | O::I64Store { memarg }
-        | O::F32Store { memarg }
-        | O::F64Store { memarg }
-        | O::I32Store8 { memarg }
-        | O::I32Store16 { memarg }
-        | O::I64Store8 { memarg }
-        | O::I64Store16 { memarg }
-        | O::I64Store32 { memarg }
-        | O::V128Load { memarg }
-        | O::V128Load8x8S { memarg }
-        | O::V128Load8x8U { memarg }
-        | O::V128Load16x4S { memarg }
-        | O::V128Load16x4U { memarg }
-        | O::V128Load32x2S { memarg }
-        | O::V128Load32x2U { memarg }
-        | O::V128Load8Splat { memarg }
-        | O::V128Load16Splat { memarg }
-        | O::V128Load32Splat { memarg }
-        | O::V128Load64Splat { memarg }
-        | O::V128Load32Zero { memarg }
-        | O::V128Load64Zero { memarg }
-        | O::V128Store { memarg }
-        | O::V128Load8Lane { memarg, .. }
-        | O::V128Load16Lane { memarg, .. }
-        | O::V128Load32Lane { memarg, .. }
-        | O::V128Load64Lane { memarg, .. }
-        | O::V128Store8Lane { memarg, .. }
-        | O::V128Store16Lane { memarg, .. }
-        | O::V128Store32Lane { memarg, .. }
-        | O::V128Store64Lane { memarg, .. } => Some(memarg),
+        plain_access!(memarg) => Some(memarg),
         _ => crate::interp::atomic::memarg_mut(op),
     }
 }
@@ -917,51 +925,7 @@ fn memarg_mut<'a, 'b>(op: &'b mut Operator<'a>) -> Option<&'b mut wasmparser::Me
 fn memory_used(op: &Operator<'_>) -> Option<u32> {
     use Operator as O;
     match *op {
-        O::I32Load { memarg }
-        | O::I64Load { memarg }
-        | O::F32Load { memarg }
-        | O::F64Load { memarg }
-        | O::I32Load8S { memarg }
-        | O::I32Load8U { memarg }
-        | O::I32Load16S { memarg }
-        | O::I32Load16U { memarg }
-        | O::I64Load8S { memarg }
-        | O::I64Load8U { memarg }
-        | O::I64Load16S { memarg }
-        | O::I64Load16U { memarg }
-        | O::I64Load32S { memarg }
-        | O::I64Load32U { memarg }
-        | O::I32Store { memarg }
-        | O::I64Store { memarg }
-        | O::F32Store { memarg }
-        | O::F64Store { memarg }
-        | O::I32Store8 { memarg }
-        | O::I32Store16 { memarg }
-        | O::I64Store8 { memarg }
-        | O::I64Store16 { memarg }
-        | O::I64Store32 { memarg }
-        | O::V128Load { memarg }
-        | O::V128Load8x8S { memarg }
-        | O::V128Load8x8U { memarg }
-        | O::V128Load16x4S { memarg }
-        | O::V128Load16x4U { memarg }
-        | O::V128Load32x2S { memarg }
-        | O::V128Load32x2U { memarg }
-        | O::V128Load8Splat { memarg }
-        | O::V128Load16Splat { memarg }
-        | O::V128Load32Splat { memarg }
-        | O::V128Load64Splat { memarg }
-        | O::V128Load32Zero { memarg }
-        | O::V128Load64Zero { memarg }
-        | O::V128Store { memarg }
-        | O::V128Load8Lane { memarg, .. }
-        | O::V128Load16Lane { memarg, .. }
-        | O::V128Load32Lane { memarg, .. }
-        | O::V128Load64Lane { memarg, .. }
-        | O::V128Store8Lane { memarg, .. }
-        | O::V128Store16Lane { memarg, .. }
-        | O::V128Store32Lane { memarg, .. }
-        | O::V128Store64Lane { memarg, .. } => match memarg.target {
+        plain_access!(memarg) => match memarg.target {
             wasmparser::MemArgTarget::Memory(mem) => Some(mem),
             _ => None,
         },
