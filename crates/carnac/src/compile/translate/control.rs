@@ -213,19 +213,7 @@ impl Translator<'_, '_> {
             }
             Operator::BrIf { relative_depth } => {
                 let cond = self.pop();
-                let i = self.frame_index(relative_depth);
-                let (target, arity) = self.control[i].branch_target();
-                self.control[i].exit_reached = true;
-                let moves = self.branch_needs_moves(i, arity);
-                let args = self.peekn(arity).to_vec();
-                let args = self.block_args(&args);
-                let fall = self.b.create_block();
-                self.b.ins().brif(cond, target, &args, fall, &[]);
-                self.b.seal_block(fall);
-                self.b.switch_to_block(fall);
-                if moves {
-                    self.start_fuel_block();
-                }
+                self.branch_if(relative_depth, cond, true);
             }
             Operator::BrTable { ref targets } => {
                 let index = self.pop();
@@ -357,43 +345,43 @@ impl Translator<'_, '_> {
                 self.top_const_to_slot();
                 let lazy = self.lazy[self.lazy.len() - 1];
                 let v = self.pop();
-                let i = self.frame_index(relative_depth);
-                let (target, arity) = self.control[i].branch_target();
-                self.control[i].exit_reached = true;
-                let moves = self.branch_needs_moves(i, arity);
-                let args = self.peekn(arity).to_vec();
-                let args = self.block_args(&args);
-                let fall = self.b.create_block();
-                self.b.ins().brif(v, fall, &[], target, &args);
-                self.b.seal_block(fall);
-                self.b.switch_to_block(fall);
+                self.branch_if(relative_depth, v, false);
                 self.push_lazy(v, lazy);
-                if moves {
-                    self.start_fuel_block();
-                }
             }
             Operator::BrOnNonNull { relative_depth } => {
                 // The reference is the branch's last value; dropped when null.
                 self.top_const_to_slot();
                 let v = self.peekn(1)[0];
-                let i = self.frame_index(relative_depth);
-                let (target, arity) = self.control[i].branch_target();
-                self.control[i].exit_reached = true;
-                let moves = self.branch_needs_moves(i, arity);
-                let args = self.peekn(arity).to_vec();
-                let args = self.block_args(&args);
-                let fall = self.b.create_block();
-                self.b.ins().brif(v, target, &args, fall, &[]);
-                self.b.seal_block(fall);
-                self.b.switch_to_block(fall);
+                self.branch_if(relative_depth, v, true);
                 self.pop();
-                if moves {
-                    self.start_fuel_block();
-                }
             }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// A branch to the frame `relative_depth` up, with the top values as its
+    /// arguments, taken when `cond` is non-zero (`if_nonzero`) or zero;
+    /// translation goes on in the fall-through block (a new fuel block when
+    /// the branch moved values).
+    fn branch_if(&mut self, relative_depth: u32, cond: Value, if_nonzero: bool) {
+        let i = self.frame_index(relative_depth);
+        let (target, arity) = self.control[i].branch_target();
+        self.control[i].exit_reached = true;
+        let moves = self.branch_needs_moves(i, arity);
+        let args = self.peekn(arity).to_vec();
+        let args = self.block_args(&args);
+        let fall = self.b.create_block();
+        if if_nonzero {
+            self.b.ins().brif(cond, target, &args, fall, &[]);
+        } else {
+            self.b.ins().brif(cond, fall, &[], target, &args);
+        }
+        self.b.seal_block(fall);
+        self.b.switch_to_block(fall);
+        if moves {
+            self.start_fuel_block();
+        }
     }
 
     fn else_(&mut self) {
