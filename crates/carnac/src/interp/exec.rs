@@ -97,6 +97,24 @@ fn def_of(s: &StoreInner, instance: u32, mem: u32) -> (*const VMMemoryDef, bool)
     }
 }
 
+/// A trap of `kind` in the current function, with its backtrace (see
+/// [`backtrace`]). Out of line, so that the executor's many trap sites share
+/// one: in unoptimised builds each would otherwise hold its own `Trap` in the
+/// executor's frame, which every level of host re-entry pays for.
+#[cold]
+#[inline(never)]
+fn trap_with_backtrace(
+    kind: TrapKind,
+    frames: &[Frame],
+    module: *const ModuleInner,
+    next: *const Cell,
+    max: usize,
+) -> Trap {
+    let mut t = Trap::new(kind);
+    t.set_backtrace(backtrace(frames, module, next, max));
+    t
+}
+
 /// The backtrace of a trap in the current function (`module`, `next`: the
 /// instruction after the one that trapped) under `frames`.
 ///
@@ -260,11 +278,9 @@ pub(crate) fn run<T, const TRACK: bool>(
     let mut resume_acc = 0;
 
     macro_rules! trap {
-        ($kind:expr) => {{
-            let mut t = Trap::new($kind);
-            t.set_backtrace(backtrace(&frames, module, ip, bt_max));
-            return Err(t);
-        }};
+        ($kind:expr) => {
+            return Err(trap_with_backtrace($kind, &frames, module, ip, bt_max))
+        };
     }
     macro_rules! tri {
         ($e:expr) => {
