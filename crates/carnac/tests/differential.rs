@@ -137,7 +137,8 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         // (one with guard pages, one with explicit checks, see `signals`).
         memory64_enabled: matches!(seed % 8, 1 | 4),
         max_memory64_bytes: 4 << 20,
-        tail_call_enabled: false,
+        // Tail calls (return_call, return_call_indirect), in every module.
+        tail_call_enabled: true,
         // Atomics on shared and unshared memories (single-threaded, so deterministic;
         // modules that could block in a wait are skipped, see `may_block`).
         threads_enabled: true,

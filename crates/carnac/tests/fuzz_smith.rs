@@ -34,7 +34,7 @@ fn smith_config() -> wasm_smith::Config {
         gc_enabled: false,
         compact_imports_enabled: false,
         memory64_enabled: false,
-        tail_call_enabled: false,
+        tail_call_enabled: true,
         // Shared memories and atomics too (modules that could block in a wait are
         // skipped: see `may_block`).
         threads_enabled: true,
