@@ -80,6 +80,10 @@
 // Both tiers (cfg set by build.rs: the `cranelift` feature, on Linux x86_64 or aarch64).
 #![cfg(carnac_compiled)]
 
+mod smith;
+
+use smith::may_block;
+
 use std::collections::HashMap;
 use std::fmt;
 
@@ -550,39 +554,6 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
     }
 }
 
-/// Whether a module can park a thread: it has a shared memory and a
-/// `memory.atomic.wait32/64` (on a shared memory whose cell holds the expected
-/// value, a wait blocks until its timeout, which may be never, and how long it
-/// takes is timing, not the module's behaviour). Single-threaded runs skip such
-/// modules; every other atomic operator (and a wait on an unshared memory,
-/// which traps) runs deterministically.
-fn may_block(bytes: &[u8]) -> bool {
-    use wasmparser::{Operator, Payload, TypeRef};
-    let (mut shared, mut waits) = (false, false);
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(Payload::ImportSection(imports)) => {
-                for import in imports.into_imports().flatten() {
-                    shared |= matches!(import.ty, TypeRef::Memory(m) if m.shared);
-                }
-            }
-            Ok(Payload::MemorySection(memories)) => shared |= memories.into_iter().flatten().any(|m| m.shared),
-            Ok(Payload::CodeSectionEntry(body)) => {
-                let Ok(mut ops) = body.get_operators_reader() else { return true };
-                while !ops.eof() {
-                    match ops.read() {
-                        Ok(Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. }) => waits = true,
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    shared && waits
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
     Ok(Vec<V>),
@@ -760,7 +731,7 @@ fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
 struct Stats {
     modules: u64,
     not_generated: u64,
-    /// Modules skipped because a wait could block (see [`may_block`]).
+    /// Modules skipped because a wait could block (see [`smith::may_block`]).
     may_block: u64,
     /// Modules with a 64-bit memory or table (memory64).
     memory64: u64,

@@ -9,6 +9,10 @@
 //!
 //! `SMITH_SEEDS=N` runs more seeds (the default keeps CI fast).
 
+mod smith;
+
+use smith::may_block;
+
 use arbitrary::Unstructured;
 use carnac::*;
 
@@ -71,39 +75,6 @@ fn stand_in(store: &mut Store<()>, ty: &ExternType) -> Extern {
         ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
     }
-}
-
-/// Whether a module can park a thread: it has a shared memory and a
-/// `memory.atomic.wait32/64` (on a shared memory whose cell holds the expected
-/// value, a wait blocks until its timeout, which may be never, and how long it
-/// takes is timing, not the module's behaviour). Single-threaded runs skip such
-/// modules; every other atomic operator (and a wait on an unshared memory,
-/// which traps) runs deterministically.
-fn may_block(bytes: &[u8]) -> bool {
-    use wasmparser::{Operator, Payload, TypeRef};
-    let (mut shared, mut waits) = (false, false);
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(Payload::ImportSection(imports)) => {
-                for import in imports.into_imports().flatten() {
-                    shared |= matches!(import.ty, TypeRef::Memory(m) if m.shared);
-                }
-            }
-            Ok(Payload::MemorySection(memories)) => shared |= memories.into_iter().flatten().any(|m| m.shared),
-            Ok(Payload::CodeSectionEntry(body)) => {
-                let Ok(mut ops) = body.get_operators_reader() else { return true };
-                while !ops.eof() {
-                    match ops.read() {
-                        Ok(Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. }) => waits = true,
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    shared && waits
 }
 
 #[test]
