@@ -54,6 +54,10 @@ pub enum HeapType {
     /// A function of this type (`(ref $t)`); types are compared structurally,
     /// so the same type defined in two modules is one type.
     Concrete(FuncType),
+    /// Any exception (`exn`, the exception-handling proposal).
+    Exn,
+    /// No exception: only null (`noexn`).
+    NoExn,
 }
 
 impl HeapType {
@@ -64,6 +68,7 @@ impl HeapType {
             (HeapType::Concrete(_) | HeapType::NoFunc, HeapType::Func) => true,
             (HeapType::NoFunc, HeapType::Concrete(_)) => true,
             (HeapType::NoExtern, HeapType::Extern) => true,
+            (HeapType::NoExn, HeapType::Exn) => true,
             _ => false,
         }
     }
@@ -74,10 +79,17 @@ impl HeapType {
         matches!(self, HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_))
     }
 
-    /// The most general heap type of its hierarchy: `func` or `extern`.
+    /// Whether its references are exception references (`exn`, `noexn`).
+    pub fn is_exn(&self) -> bool {
+        matches!(self, HeapType::Exn | HeapType::NoExn)
+    }
+
+    /// The most general heap type of its hierarchy: `func`, `extern` or `exn`.
     pub fn top(&self) -> HeapType {
         if self.is_func() {
             HeapType::Func
+        } else if self.is_exn() {
+            HeapType::Exn
         } else {
             HeapType::Extern
         }
@@ -91,6 +103,8 @@ impl fmt::Display for HeapType {
             HeapType::Extern => f.write_str("extern"),
             HeapType::NoFunc => f.write_str("nofunc"),
             HeapType::NoExtern => f.write_str("noextern"),
+            HeapType::Exn => f.write_str("exn"),
+            HeapType::NoExn => f.write_str("noexn"),
             HeapType::Concrete(t) => write!(f, "{t}"),
         }
     }
@@ -101,6 +115,8 @@ impl RefType {
     pub const FUNCREF: RefType = RefType { nullable: true, heap_type: HeapType::Func };
     /// `externref`: `(ref null extern)`.
     pub const EXTERNREF: RefType = RefType { nullable: true, heap_type: HeapType::Extern };
+    /// `exnref`: `(ref null exn)`.
+    pub const EXNREF: RefType = RefType { nullable: true, heap_type: HeapType::Exn };
 
     /// A reference to `heap_type`, null included when `nullable`.
     pub fn new(nullable: bool, heap_type: HeapType) -> RefType {
@@ -128,6 +144,7 @@ impl fmt::Display for RefType {
         match (self.nullable, &self.heap_type) {
             (true, HeapType::Func) => f.write_str("funcref"),
             (true, HeapType::Extern) => f.write_str("externref"),
+            (true, HeapType::Exn) => f.write_str("exnref"),
             (true, h) => write!(f, "(ref null {h})"),
             (false, h) => write!(f, "(ref {h})"),
         }
@@ -140,6 +157,8 @@ impl ValType {
     pub const FUNCREF: ValType = ValType::Ref(RefType::FUNCREF);
     /// `externref`, a nullable reference to any host value.
     pub const EXTERNREF: ValType = ValType::Ref(RefType::EXTERNREF);
+    /// `exnref`, a nullable reference to any exception.
+    pub const EXNREF: ValType = ValType::Ref(RefType::EXNREF);
     /// `funcref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
     pub const FuncRef: ValType = ValType::FUNCREF;
     /// `externref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
@@ -163,9 +182,16 @@ impl ValType {
         matches!(self, ValType::Ref(r) if r.heap_type.is_func())
     }
 
-    /// Whether its values are references to host values (null or not).
+    /// Whether its values are references into the store's arena of host
+    /// values and exceptions (null or not): `extern` and `exn` references,
+    /// which the same collector keeps (see `runtime::gc`).
     pub fn is_extern_ref(&self) -> bool {
         matches!(self, ValType::Ref(r) if !r.heap_type.is_func())
+    }
+
+    /// Whether its values are exception references (null or not).
+    pub fn is_exn_ref(&self) -> bool {
+        matches!(self, ValType::Ref(r) if r.heap_type.is_exn())
     }
 
     /// Whether null is a value of this type (a nullable reference type).
@@ -213,6 +239,8 @@ impl RefType {
             H::Abstract { shared: false, ty: A::Extern } => HeapType::Extern,
             H::Abstract { shared: false, ty: A::NoFunc } => HeapType::NoFunc,
             H::Abstract { shared: false, ty: A::NoExtern } => HeapType::NoExtern,
+            H::Abstract { shared: false, ty: A::Exn } => HeapType::Exn,
+            H::Abstract { shared: false, ty: A::NoExn } => HeapType::NoExn,
             H::Concrete(i) => match i.as_module_index().and_then(|i| types.get(i as usize)) {
                 Some(t) => HeapType::Concrete(t.clone()),
                 None => return Err(format!("unsupported reference type {r:?}")),
@@ -526,16 +554,44 @@ pub enum ExternType {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag (the exception-handling proposal).
+    Tag(TagType),
+}
+
+/// The type of an exception tag: the function type whose parameters are the
+/// exception's fields (it has no results); as Wasmtime's `TagType`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagType {
+    ty: FuncType,
+}
+
+impl TagType {
+    /// A tag whose exceptions carry values of the parameter types of `ty`
+    /// (which must have no results: this is checked when a tag is made).
+    pub fn new(ty: FuncType) -> TagType {
+        TagType { ty }
+    }
+
+    /// The function type (its parameters are the exception's fields).
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
+
+    /// The types of an exception's fields.
+    pub fn params(&self) -> &[ValType] {
+        self.ty.params()
+    }
 }
 
 impl ExternType {
-    /// `function`, `table`, `memory` or `global`.
+    /// `function`, `table`, `memory`, `global` or `tag`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             ExternType::Func(_) => "function",
             ExternType::Table(_) => "table",
             ExternType::Memory(_) => "memory",
             ExternType::Global(_) => "global",
+            ExternType::Tag(_) => "tag",
         }
     }
 }

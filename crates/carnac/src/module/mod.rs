@@ -128,6 +128,7 @@ pub(crate) enum EntityIndex {
     Table(u32),
     Memory(u32),
     Global(u32),
+    Tag(u32),
 }
 
 /// Everything known about a module that is independent of execution.
@@ -149,6 +150,10 @@ pub(crate) struct ModuleInfo {
     pub globals: Vec<GlobalType>,
     pub global_inits: Vec<ConstExpr>,
     pub num_imported_globals: u32,
+    /// Type index of every exception tag (a function type without results),
+    /// imported ones first.
+    pub tags: Vec<u32>,
+    pub num_imported_tags: u32,
     pub exports: Vec<(String, EntityIndex)>,
     pub start: Option<u32>,
     pub elems: Vec<ElemSegment>,
@@ -194,12 +199,18 @@ impl ModuleInfo {
         &self.types[self.funcs[func_index as usize] as usize]
     }
 
+    /// The function type of tag `tag_index` (its parameters are the fields).
+    pub fn tag_type(&self, tag_index: u32) -> &FuncType {
+        &self.types[self.tags[tag_index as usize] as usize]
+    }
+
     pub fn entity_type(&self, idx: EntityIndex) -> ExternType {
         match idx {
             EntityIndex::Func(i) => ExternType::Func(self.func_type(i).clone()),
             EntityIndex::Table(i) => ExternType::Table(self.tables[i as usize].clone()),
             EntityIndex::Memory(i) => ExternType::Memory(self.memories[i as usize]),
             EntityIndex::Global(i) => ExternType::Global(self.globals[i as usize].clone()),
+            EntityIndex::Tag(i) => ExternType::Tag(crate::types::TagType::new(self.tag_type(i).clone())),
         }
     }
 }
@@ -1188,6 +1199,11 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 info.num_imported_globals += 1;
                                 EntityIndex::Global(info.globals.len() as u32 - 1)
                             }
+                            TypeRef::Tag(t) => {
+                                info.tags.push(t.func_type_idx);
+                                info.num_imported_tags += 1;
+                                EntityIndex::Tag(info.tags.len() as u32 - 1)
+                            }
                             other => return Err(unsupported(offset, format!("unsupported import {other:?}"))),
                         };
                         info.imports.push((import.module.to_string(), import.name.to_string(), idx));
@@ -1238,9 +1254,15 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                         ExternalKind::Table => EntityIndex::Table(e.index),
                         ExternalKind::Memory => EntityIndex::Memory(e.index),
                         ExternalKind::Global => EntityIndex::Global(e.index),
+                        ExternalKind::Tag => EntityIndex::Tag(e.index),
                         other => return Err(unsupported(0, format!("unsupported export {other:?}"))),
                     };
                     info.exports.push((e.name.to_string(), idx));
+                }
+            }
+            Payload::TagSection(reader) => {
+                for t in reader {
+                    info.tags.push(t.map_err(invalid)?.func_type_idx);
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(func),

@@ -5,6 +5,7 @@
 
 pub(crate) mod bulk;
 pub(crate) mod call;
+pub(crate) mod exn;
 pub(crate) mod externals;
 pub(crate) mod func;
 pub(crate) mod gc;

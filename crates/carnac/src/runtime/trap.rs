@@ -46,6 +46,10 @@ pub enum TrapKind {
     NullFunctionReference,
     /// `ref.as_non_null` of a null reference (typed function references).
     NullReference,
+    /// A WebAssembly exception that no `try_table` caught reached the host
+    /// (exception handling); [`Trap::exception`] is the exception. Also the
+    /// kind of a trap made by [`Trap::throw`], which throws.
+    UncaughtException,
 }
 
 impl TrapKind {
@@ -69,6 +73,7 @@ impl TrapKind {
             TrapKind::ExpectedSharedMemory => "expected shared memory",
             TrapKind::NullFunctionReference => "null function reference",
             TrapKind::NullReference => "null reference",
+            TrapKind::UncaughtException => "uncaught exception",
         }
     }
 }
@@ -118,6 +123,8 @@ struct TrapInner {
     /// The host's error, for traps raised by host functions with one (shared
     /// by the trap's clones).
     host: Option<Arc<anyhow::Error>>,
+    /// The exception, for [`TrapKind::UncaughtException`].
+    exception: Option<crate::ExnRef>,
 }
 
 /// A captured backtrace: the frames kept, innermost first, and where frames
@@ -159,7 +166,15 @@ enum Shown {
 impl Trap {
     /// A trap of the given kind, with the kind's standard message and no backtrace yet.
     pub fn new(kind: TrapKind) -> Trap {
-        let inner = TrapInner { kind, message: None, backtrace: Vec::new(), elided: 0, elided_at: 0, host: None };
+        let inner = TrapInner {
+            kind,
+            message: None,
+            backtrace: Vec::new(),
+            elided: 0,
+            elided_at: 0,
+            host: None,
+            exception: None,
+        };
         Trap(Arc::new(inner), Shown::Whole)
     }
 
@@ -186,6 +201,28 @@ impl Trap {
         t.inner_mut().message = Some(error.to_string());
         t.inner_mut().host = Some(Arc::new(anyhow::Error::new(error)));
         t
+    }
+
+    /// Throws `exception`: a host function returning this error (as
+    /// `Err(Trap::throw(e))`, or inside an `anyhow::Error`) raises the
+    /// exception in its wasm caller, where a `try_table` may catch it, as
+    /// Wasmtime's `Store::throw`. Not caught, it reaches the host as
+    /// [`TrapKind::UncaughtException`] with the same exception.
+    pub fn throw(exception: crate::ExnRef) -> Trap {
+        let mut t = Trap::new(TrapKind::UncaughtException);
+        t.inner_mut().exception = Some(exception);
+        t
+    }
+
+    /// The exception of an uncaught exception (see [`TrapKind::UncaughtException`]).
+    pub fn exception(&self) -> Option<crate::ExnRef> {
+        self.0.exception
+    }
+
+    /// The trap's message with the exception's tag named (`uncaught exception
+    /// of tag 3 of the store`).
+    pub(crate) fn set_exception_message(&mut self, tag: u32) {
+        self.inner_mut().message = Some(format!("uncaught exception (tag {tag} of the store)"));
     }
 
     /// Why execution stopped.
