@@ -16,7 +16,7 @@
 //! Each tier also runs the WebAssembly 3.0 suites: the `wasm-v3` folder and
 //! the proposals it merged (`spec wasm-v3: ...`, `spec exceptions: ...`, ...,
 //! `spec multi-memory (cranelift): ...`; see [`V3_SUITES`]). What the harness
-//! cannot express yet (GC reference values, `assert_exception`) is skipped
+//! cannot express yet (GC reference values) is skipped
 //! and counted, with the reason printed per file, and so is an invalid module
 //! rejected only because a feature is not implemented yet (the validator's
 //! message names the feature, not the test's reason): never a pass. A panic
@@ -102,7 +102,6 @@ enum Outcome {
 }
 
 const SKIP_GC_VALUE: &str = "a GC reference value (any/eq/struct/array/i31/host): the harness cannot express it yet";
-const SKIP_EXCEPTION: &str = "assert_exception: exception handling is not implemented yet";
 const SKIP_SUSPENSION: &str = "assert_suspension: stack switching is not implemented";
 const SKIP_CUSTOM: &str = "assert_*_custom (custom-section annotations): the harness does not check custom sections";
 
@@ -230,6 +229,7 @@ impl Runner {
                 Val::FuncRef(None)
             }
             WastArgCore::RefNull(HeapType::Abstract { ty: A::Extern | A::NoExtern, .. }) => Val::ExternRef(None),
+            WastArgCore::RefNull(HeapType::Abstract { ty: A::Exn | A::NoExn, .. }) => Val::ExnRef(None),
             WastArgCore::RefExtern(n) => Val::ExternRef(Some(self.extern_ref(*n))),
             _ => return Ok(None),
         }))
@@ -281,6 +281,7 @@ impl Runner {
             (WastRetCore::F64(p), Val::F64(bits)) => f64_matches(p, *bits),
             (WastRetCore::RefNull(_), Val::FuncRef(r)) => r.is_none(),
             (WastRetCore::RefNull(_), Val::ExternRef(r)) => r.is_none(),
+            (WastRetCore::RefNull(_), Val::ExnRef(r)) => r.is_none(),
             (WastRetCore::RefExtern(None), Val::ExternRef(r)) => r.is_some(),
             (WastRetCore::RefExtern(Some(n)), Val::ExternRef(Some(r))) => {
                 r.data(&self.store).ok().flatten().and_then(|d| d.downcast_ref::<u32>()) == Some(n)
@@ -418,7 +419,14 @@ impl Runner {
                     Err(e) => Err(format!("expected a link error, got {e}")),
                 }
             }
-            WastDirective::AssertException { .. } => Ok(Skipped(SKIP_EXCEPTION)),
+            WastDirective::AssertException { mut exec, .. } => match self.execute(&mut exec)? {
+                None => Ok(Skipped(SKIP_GC_VALUE)),
+                Some(Ok(v)) => Err(format!("expected an exception, got {v:?}")),
+                Some(Err(Error::Trap(t))) if t.kind() == TrapKind::UncaughtException && t.exception().is_some() => {
+                    Ok(Passed)
+                }
+                Some(Err(e)) => Err(format!("expected an exception, got {e}")),
+            },
             WastDirective::AssertInvalidCustom { .. } | WastDirective::AssertMalformedCustom { .. } => {
                 Ok(Skipped(SKIP_CUSTOM))
             }
@@ -450,7 +458,7 @@ fn expressible_core(ret: &WastRetCore<'_>) -> bool {
         | WastRetCore::RefI31Shared
         | WastRetCore::RefHost(_) => false,
         WastRetCore::RefNull(Some(HeapType::Abstract { ty, .. })) => {
-            matches!(ty, A::Func | A::NoFunc | A::Extern | A::NoExtern)
+            matches!(ty, A::Func | A::NoFunc | A::Extern | A::NoExtern | A::Exn | A::NoExn)
         }
         _ => true,
     }

@@ -57,7 +57,15 @@ fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(
     // thread's), and refuse to run there with `StackExhausted`.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)));
     store.inner.reentry -= 1;
-    result.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+    let result = result.unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+    // An exception leaving wasm for the host is rooted in the host's scope
+    // (while wasm ran, no collection could free it).
+    if let Err(t) = &result {
+        if let Some(e) = t.exception().filter(|e| e.store == store.inner.id) {
+            store.inner.externs.root(e.index, e.gen);
+        }
+    }
+    result
 }
 
 /// Continues a function of `instance` that the interpreter is running in an

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::runtime::gc;
 use crate::runtime::store::{AsContext, AsContextMut, StoreInner};
 use crate::runtime::values::{read_slots, write_slots, Val};
-use crate::types::{FuncType, TagType, ValType};
+use crate::types::{FuncType, TagType};
 
 /// An exception tag instance of a store, as Wasmtime's `Tag`: made by
 /// [`Tag::new`], exported by an instance ([`crate::Instance::get_tag`]) or
@@ -209,9 +209,4 @@ pub(crate) fn arena_refs_of(tags: &[FuncType], object: &ExnObject, out: &mut Vec
         }
         at += t.slots();
     }
-}
-
-/// Whether `t` is the `exnref` family (for value conversions at the API).
-pub(crate) fn is_exn(t: &ValType) -> bool {
-    t.is_exn_ref()
 }

@@ -50,6 +50,8 @@ pub enum TrapKind {
     /// (exception handling); [`Trap::exception`] is the exception. Also the
     /// kind of a trap made by [`Trap::throw`], which throws.
     UncaughtException,
+    /// `throw_ref` of a null reference (exception handling).
+    NullExceptionReference,
 }
 
 impl TrapKind {
@@ -74,6 +76,7 @@ impl TrapKind {
             TrapKind::NullFunctionReference => "null function reference",
             TrapKind::NullReference => "null reference",
             TrapKind::UncaughtException => "uncaught exception",
+            TrapKind::NullExceptionReference => "null exception reference",
         }
     }
 }
