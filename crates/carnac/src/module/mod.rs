@@ -253,6 +253,10 @@ pub(crate) struct ModuleInner {
     /// Per defined memory, the copy-on-write image its data segments make
     /// (`runtime::snapshot::module_images`), laid out on first instantiation.
     pub memory_images: std::sync::OnceLock<Box<[Option<Arc<crate::runtime::memory::MemoryImage>>]>>,
+    /// Which defined functions the compiled tier leaves to the interpreter
+    /// ([`interpreted_only`]): found on first use, from the bodies.
+    #[cfg(carnac_native_code)]
+    interpreted: std::sync::OnceLock<Box<[bool]>>,
 }
 
 /// Each translated function's code address range and function index, sorted.
@@ -334,12 +338,36 @@ impl ModuleInner {
     #[inline]
     pub fn func_is_compiled(&self, def_index: u32) -> bool {
         #[cfg(carnac_compiled)]
-        return self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.func(def_index).is_some());
+        return (self.compiled.get().is_some() && !self.is_interpreted(def_index))
+            || self.tier.as_ref().is_some_and(|t| t.func(def_index).is_some());
         #[cfg(not(carnac_compiled))]
         {
             let _ = def_index;
             false
         }
+    }
+
+    /// Whether defined function `def_index` runs in the interpreter even when
+    /// the module is compiled (its body has an operator the compiled tier
+    /// leaves to the interpreter, see [`interpreted_only`]).
+    #[cfg(carnac_native_code)]
+    #[cold]
+    pub(crate) fn is_interpreted(&self, def_index: u32) -> bool {
+        let interpreted = self.interpreted.get_or_init(|| {
+            let ranges = self.bodies.ranges(&self.bytes);
+            ranges
+                .iter()
+                .map(|r| {
+                    let reader = wasmparser::BinaryReader::new_features(
+                        &self.bytes[r.clone()],
+                        r.start as u64,
+                        self.engine.config().wasm_features(),
+                    );
+                    body_interpreted_only(&wasmparser::FunctionBody::new(reader))
+                })
+                .collect()
+        });
+        interpreted.get(def_index as usize).copied().unwrap_or(false)
     }
 
     /// Whether the module's functions run as compiled code (with tiering: from now on).
@@ -836,6 +864,8 @@ impl Module {
                 resources,
                 code_ranges: Default::default(),
                 memory_images: Default::default(),
+                #[cfg(carnac_native_code)]
+                interpreted: Default::default(),
             }),
             warm: None,
         })
@@ -883,6 +913,32 @@ impl Module {
 }
 
 /// Condenses a text-format error (message, location, source snippet) to one line.
+/// The operators the compiled tier does not translate: a function using one
+/// runs in the interpreter inside an otherwise compiled module (issue 17,
+/// point 3). Its compiled code is a stub that enters the interpreter
+/// (`compile::translate`), so calls to it from compiled code, function
+/// references and the host reach it as they reach any compiled function;
+/// its own calls to compiled functions go through the runtime's call entry.
+/// Today: exception handling's `try_table`, `throw` and `throw_ref` (compiled
+/// code unwinds exceptions like traps, through the interpreter's catches).
+pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
+    use wasmparser::Operator as O;
+    matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
+}
+
+/// Whether a (validated) body has an operator of [`interpreted_only`].
+pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>) -> bool {
+    let Ok(mut reader) = body.get_operators_reader() else { return false };
+    while !reader.eof() {
+        match reader.read() {
+            Ok(op) if interpreted_only(&op) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 fn one_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim);
     let first = lines.next().unwrap_or("invalid text module");

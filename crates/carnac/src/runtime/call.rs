@@ -82,11 +82,23 @@ pub(crate) fn call_osr<T>(
     enter_wasm(store, |store| crate::compile::call::call_standalone(store, instance, osr, slots))
 }
 
+/// Runs defined function `def_index` of `instance` in the interpreter, for
+/// compiled code (a function the compiled tier left interpreted).
+#[cfg(carnac_native_code)]
+pub(crate) fn call_interpreted<T>(
+    store: &mut Store<T>,
+    instance: u32,
+    def_index: u32,
+    slots: &mut [u64],
+) -> Result<(), Trap> {
+    enter_wasm(store, |store| crate::interp::call(store, instance, def_index, slots))
+}
+
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
     #[cfg(carnac_native_code)]
     {
         let module = &store.inner.instances[instance as usize].module;
-        if module.is_compiled() {
+        if module.is_compiled() && !module.is_interpreted(def_index) {
             return crate::compile::call::call(store, instance, def_index, slots);
         }
         // Tiered up alone (see `compile::tier`).
