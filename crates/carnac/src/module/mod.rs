@@ -879,6 +879,23 @@ impl Module {
         self.inner.is_compiled()
     }
 
+    /// The defined functions (module function indices, imports first) that
+    /// run in the interpreter although the module is compiled: those with an
+    /// operator the compiled tier leaves to the interpreter (exception
+    /// handling's `try_table`, `throw` and `throw_ref`; see
+    /// [`crate::Config::wasm_exceptions`]). Empty when the module is not compiled.
+    pub fn interpreted_functions(&self) -> Vec<u32> {
+        #[cfg(carnac_native_code)]
+        if self.is_compiled() {
+            let m = &self.inner;
+            return (0..m.code.len() as u32)
+                .filter(|&d| m.is_interpreted(d))
+                .map(|d| m.info.num_imported_funcs + d)
+                .collect();
+        }
+        Vec::new()
+    }
+
     /// The engine the module was compiled for.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
