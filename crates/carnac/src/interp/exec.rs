@@ -7,6 +7,15 @@
 //! bulk operations, SIMD, and the uncommon cases of calls and returns. It owns
 //! the frame list and builds traps, with their backtraces, for both.
 //!
+//! Exceptions (`throw`, `throw_ref`, or an exception a call returned): the
+//! executor searches the catch clauses of the current frame, then of each
+//! caller of this run, dropping frames as it goes (one clause search per
+//! frame: linear in the depth, on no host stack), and continues at the
+//! catching clause's landing pad; none catching, the exception leaves the run
+//! as an error (`TrapKind::UncaughtException` with the exception) for the
+//! caller of the run, any tier or the host. The search is out of line: code
+//! that does not throw runs no new check.
+//!
 //! Guest frames live on the executor's own value stack (a `Vec<u64>` owned by the
 //! store) and frame list, never on the host stack, so guest recursion depth is
 //! bounded by configuration ([`crate::Config::max_call_depth`] and the stack

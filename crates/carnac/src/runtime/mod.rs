@@ -1,6 +1,6 @@
 //! The runtime data model shared by every tier: the store and what it owns
-//! (memories, tables, globals, functions, instances, extern references and
-//! their collection), traps, values, limits,
+//! (memories, tables, globals, functions, instances, tags, extern references,
+//! exceptions and their collection), traps, values, limits,
 //! linking, and snapshots of instances. Nothing here decodes wasm or executes instructions.
 
 pub(crate) mod bulk;

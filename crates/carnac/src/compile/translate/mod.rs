@@ -25,6 +25,12 @@
 //! - `vm`: everything that reads the context block or calls the runtime
 //!   (builtins, the interrupt check, fuel).
 //!
+//! A function with an operator of [`crate::module::interpreted_only`]
+//! (exception handling's) is not translated: its code is a stub that runs it
+//! in the interpreter (`Translator::interpreter_stub`), so the rest of its
+//! module still compiles and calls it directly; standalone code (tiering)
+//! refuses such a function, which then stays interpreted.
+//!
 //! The calling convention every compiled function follows (the contract with
 //! the runtime): `CallConv::Tail`, `(vmctx, params...) -> results`, with wasm
 //! types mapped by [`clif_type`]; see `trampolines` for how the host calls in.

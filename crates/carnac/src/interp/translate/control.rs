@@ -1,4 +1,5 @@
-//! Control structure: blocks, loops, `if`/`else`, `end`, branches (their value
+//! Control structure: blocks, loops, `if`/`else`, `try_table` (its catch
+//! clauses as landing pads and the function's handler table), `end`, branches (their value
 //! moves, conditions fused with the comparison that produced them, the
 //! inverted exit before a loop's back edge), returns, fuel blocks and labels
 //! (where no rewrite may cross), unreachable code, and the loop rotation run
