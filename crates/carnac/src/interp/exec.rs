@@ -653,9 +653,7 @@ pub(crate) fn run<T, const TRACK: bool>(
         ($raw:expr, $skip:expr) => {{
             let at = (&mut module, &mut instance, &mut ip, &mut base);
             let mem = (&mut cur_def, &mut cur_shared, &mut mem_base, &mut mem_len, &mut mem_len_ptr);
-            if let Err(t) = unwind(&store.inner, &mut frames, stack, at, mem, $raw, $skip) {
-                return Err(t);
-            }
+            unwind(&store.inner, &mut frames, stack, at, mem, $raw, $skip)?;
             fp = unsafe { stack.as_mut_ptr().add(base) };
             continue;
         }};
