@@ -435,3 +435,61 @@ fn exceptions_can_be_turned_off() {
     let err = Module::new(&engine, THROWER).unwrap_err();
     assert!(err.to_string().contains("exceptions"), "{err}");
 }
+
+/// `exnref` in tables, globals, locals, parameters and results, in code that
+/// does not throw (compiled, in the compiled tier) and code that does.
+const STORED: &str = r#"(module
+  (tag $e (param i32))
+  (table $t (export "t") 2 exnref)
+  (global $g (export "g") (mut exnref) (ref.null exn))
+  (func $catch (param i32) (result exnref)
+    (block $h (result exnref)
+      (try_table (catch_all_ref $h) (throw $e (local.get 0)))
+      (ref.null exn)))
+  ;; No exception operator: compiled in the compiled tier.
+  (func $keep (export "keep") (param exnref) (result i32) (local exnref)
+    (local.set 1 (local.get 0))
+    (table.set $t (i32.const 1) (local.get 1))
+    (global.set $g (local.get 1))
+    (i32.add (ref.is_null (table.get $t (i32.const 0))) (ref.is_null (global.get $g))))
+  (func (export "store") (param i32) (result i32) (call $keep (call $catch (local.get 0))))
+  (func (export "rethrow_global") (throw_ref (global.get $g)))
+  (func (export "rethrow_table") (throw_ref (table.get $t (i32.const 1)))))"#;
+
+#[test]
+fn exnref_in_tables_globals_and_locals() {
+    for tier in tiers() {
+        let engine = engine(tier, |_| {});
+        let module = Module::new(&engine, STORED).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let stored = instance.get_typed_func::<i32, i32>(&store, "store").unwrap();
+        // Slot 0 of the table is still null; the global is set.
+        assert_eq!(stored.call(&mut store, 31).unwrap(), 1, "{tier:?}");
+        // Kept by the table and the global across a collection.
+        store.gc();
+        let global = instance.get_global(&store, "g").unwrap();
+        let Val::ExnRef(Some(kept)) = global.get(&mut store) else { panic!("{tier:?}") };
+        assert_eq!(kept.field(&mut store, 0).unwrap().i32(), Some(31));
+        let table = instance.get_table(&store, "t").unwrap();
+        assert_eq!(table.get(&mut store, 1), Some(Val::ExnRef(Some(kept))), "{tier:?}");
+        for name in ["rethrow_global", "rethrow_table"] {
+            let f = instance.get_typed_func::<(), ()>(&store, name).unwrap();
+            assert_eq!(exception(&f.call(&mut store, ()).unwrap_err()), kept, "{tier:?}: {name}");
+        }
+        // The host stores one too.
+        let tag = exception(
+            &instance.get_typed_func::<(), ()>(&store, "rethrow_global").unwrap().call(&mut store, ()).unwrap_err(),
+        )
+        .tag(&store)
+        .unwrap();
+        let made = ExnRef::new(&mut store, &tag, &[Val::I32(5)]).unwrap();
+        global.set(&mut store, Val::ExnRef(Some(made))).unwrap();
+        table.set(&mut store, 0, Val::ExnRef(None)).unwrap();
+        let f = instance.get_typed_func::<(), ()>(&store, "rethrow_global").unwrap();
+        assert_eq!(exception(&f.call(&mut store, ()).unwrap_err()), made, "{tier:?}");
+        // An extern reference is not an exnref.
+        let r = ExternRef::new(&mut store, 1u32).unwrap();
+        assert!(global.set(&mut store, Val::ExternRef(Some(r))).is_err(), "{tier:?}");
+    }
+}
