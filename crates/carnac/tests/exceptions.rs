@@ -422,6 +422,18 @@ fn compiled_modules_run_exception_functions_interpreted() {
     assert!(loaded.is_compiled());
     assert_eq!(loaded.interpreted_functions(), vec![1, 3]);
     run(&loaded);
+    // The code cache too: the second compile is a load, with the same split.
+    let dir = std::env::temp_dir().join(format!("carnac-exn-cache-{}", std::process::id()));
+    let cached = self::engine(Strategy::Cranelift, |c| {
+        c.cache(true).cache_dir(Some(dir.clone()));
+    });
+    for round in 0..2 {
+        let m = Module::new(&cached, MIXED).unwrap();
+        assert_eq!(m.interpreted_functions(), vec![1, 3], "round {round}");
+        run(&m);
+    }
+    assert_eq!(cached.cache_stats().hits, 1);
+    let _ = std::fs::remove_dir_all(&dir);
     // An interpreter-only engine compiles nothing.
     let interp = Module::new(&self::engine(Strategy::Interpreter, |_| {}), MIXED).unwrap();
     assert!(interp.interpreted_functions().is_empty());
