@@ -102,6 +102,12 @@ fn catch_kinds_rethrow_and_identity() {
         let rethrow = instance.get_func(&store, "rethrow").unwrap();
         let err = rethrow.call(&mut store, &[Val::ExnRef(Some(caught))], &mut []).unwrap_err();
         assert_eq!(exception(&err), caught, "{tier:?}: rethrown, the same exception");
+        // Typed: `Option<ExnRef>` is exnref.
+        let typed = instance.get_typed_func::<i32, Option<ExnRef>>(&store, "catch_all_ref").unwrap();
+        let again = typed.call(&mut store, 11).unwrap().expect("an exception");
+        assert_ne!(again, caught, "a new throw, a new exception");
+        let typed_rethrow = rethrow.typed::<Option<ExnRef>, ()>(&store).unwrap();
+        assert_eq!(exception(&typed_rethrow.call(&mut store, Some(again)).unwrap_err()), again);
         // throw_ref of null traps.
         let err = rethrow.call(&mut store, &[Val::ExnRef(None)], &mut []).unwrap_err();
         assert_eq!(err.as_trap().unwrap().kind(), TrapKind::NullExceptionReference, "{tier:?}");
