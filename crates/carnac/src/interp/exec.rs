@@ -658,17 +658,6 @@ pub(crate) fn run<T, const TRACK: bool>(
             continue;
         }};
     }
-    /// A call failed: an exception continues unwinding here (see `throw`),
-    /// anything else is this activation's error.
-    macro_rules! call_failed {
-        ($t:expr, $tail:expr) => {{
-            let t: Trap = $t;
-            if let Some(raw) = exception_of(&store.inner, &t) {
-                throw!(raw, $tail);
-            }
-            t
-        }};
-    }
 
     loop {
         // Instructions with a handler run in `threaded` until one that needs the
@@ -807,7 +796,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                         slots[0] = fp as u64;
                         if let Err(t) = crate::runtime::call::call_osr(store, instance, &osr, &mut slots) {
                             // The compiled code was this frame.
-                            let mut t = call_failed!(t, true);
+                            let mut t = t;
+                            if let Some(raw) = exception_of(&store.inner, &t) {
+                                throw!(raw, true);
+                            }
                             if !t.has_backtrace() {
                                 t.set_backtrace(backtrace(&frames, module, ip, bt_max));
                             } else if let (Some((last, callers)), true) = (frames.split_last(), bt_max > 0) {

@@ -938,12 +938,14 @@ impl Module {
 /// its own calls to compiled functions go through the runtime's call entry.
 /// Today: exception handling's `try_table`, `throw` and `throw_ref` (compiled
 /// code unwinds exceptions like traps, through the interpreter's catches).
+#[cfg(carnac_native_code)]
 pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
     matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
 }
 
 /// Whether a (validated) body has an operator of [`interpreted_only`].
+#[cfg(carnac_native_code)]
 pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>) -> bool {
     let Ok(mut reader) = body.get_operators_reader() else { return false };
     while !reader.eof() {
