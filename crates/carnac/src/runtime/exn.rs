@@ -73,10 +73,42 @@ pub(crate) struct ExnObject {
 /// A reference to an exception (the `exnref` of WebAssembly), owned by a
 /// store, as Wasmtime's `ExnRef`: what `throw` makes and `catch_ref`
 /// receives, what an uncaught exception carries to the host
-/// ([`crate::Trap::exception`]), and what a host function throws
-/// ([`crate::Trap::throw`]). Rooted as an [`crate::ExternRef`] is (the same
-/// scopes and collector). Two handles are equal when they name the same
-/// exception.
+/// ([`crate::Error::as_exception`], [`crate::Trap::exception`]), and what a
+/// host function throws ([`crate::Trap::throw`]). Rooted as an
+/// [`crate::ExternRef`] is (the same scopes and collector). Two handles are
+/// equal when they name the same exception.
+///
+/// ```
+/// use carnac::*;
+///
+/// let engine = Engine::default();
+/// let mut store = Store::new(&engine, ());
+/// let tag = Tag::new(&mut store, &TagType::new(FuncType::new([ValType::I32], [])))?;
+/// let mut linker = Linker::new(&engine);
+/// linker.define("host", "e", tag)?;
+/// // A host function that throws; wasm catches its exception.
+/// linker.func_wrap("host", "fail", move |mut caller: Caller<'_, ()>, x: i32| -> Result<(), Trap> {
+///     Err(Trap::throw(ExnRef::new(&mut caller, &tag, &[Val::I32(x)])?))
+/// })?;
+/// let module = Module::new(&engine, r#"(module
+///     (import "host" "e" (tag $e (param i32)))
+///     (import "host" "fail" (func $fail (param i32)))
+///     (func (export "try") (param i32) (result i32)
+///         (block $caught (result i32)
+///             (try_table (catch $e $caught) (call $fail (local.get 0)))
+///             (i32.const 0)))
+///     (func (export "throw") (param i32) (throw $e (local.get 0))))"#)?;
+/// let instance = linker.instantiate(&mut store, &module)?;
+/// let try_ = instance.get_typed_func::<i32, i32>(&store, "try")?;
+/// assert_eq!(try_.call(&mut store, 7)?, 7);
+/// // An exception wasm does not catch comes back to the host.
+/// let throw = instance.get_typed_func::<i32, ()>(&store, "throw")?;
+/// let err = throw.call(&mut store, 8).unwrap_err();
+/// let exn = err.as_exception().expect("an uncaught exception");
+/// assert_eq!(exn.tag(&store)?, tag);
+/// assert_eq!(exn.field(&mut store, 0)?.i32(), Some(8));
+/// # Ok::<(), carnac::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExnRef {
     pub(crate) store: u64,
