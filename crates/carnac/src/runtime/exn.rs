@@ -56,11 +56,6 @@ impl Tag {
         assert_eq!(self.store, s.id, "Tag belongs to a different store than the one it was used with");
         TagType::new(s.tags[self.index as usize].clone())
     }
-
-    /// Whether `a` and `b` are the same tag, as Wasmtime's `Tag::eq`.
-    pub fn eq(a: &Tag, b: &Tag, _store: impl AsContext) -> bool {
-        a == b
-    }
 }
 
 /// An exception in the store's arena: its tag (a store tag index) and its
