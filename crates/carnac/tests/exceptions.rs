@@ -511,3 +511,38 @@ fn exnref_in_tables_globals_and_locals() {
         assert!(global.set(&mut store, Val::ExternRef(Some(r))).is_err(), "{tier:?}");
     }
 }
+
+/// A loop that throws and catches (without the reference) does not fill the
+/// store's arena while it runs: each exception is freed when caught. The
+/// next exception given out takes one of the first slots (its reference
+/// displays its slot).
+#[test]
+fn caught_exceptions_are_freed_at_once() {
+    let wat = r#"(module
+      (tag $e (param i32))
+      (func $throw (param i32) (throw $e (local.get 0)))
+      (func (export "loop") (param i32) (result i32) (local i32)
+        (loop $l
+          (block $h (result i32)
+            (try_table (catch $e $h) (call $throw (local.get 0)))
+            (i32.const 0))
+          (local.set 1 (i32.add (local.get 1)))
+          (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+        (local.get 1))
+      (func (export "keep") (result exnref)
+        (block $h (result exnref)
+          (try_table (catch_all_ref $h) (call $throw (i32.const 1)))
+          (ref.null exn))))"#;
+    for tier in tiers() {
+        let engine = engine(tier, |_| {});
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance.get_typed_func::<i32, i32>(&store, "loop").unwrap();
+        assert_eq!(run.call(&mut store, 100_000).unwrap(), (1..=100_000i64).sum::<i64>() as i32, "{tier:?}");
+        let keep = instance.get_typed_func::<(), Option<ExnRef>>(&store, "keep").unwrap();
+        let kept = keep.call(&mut store, ()).unwrap();
+        assert_eq!(Val::ExnRef(kept).to_string(), "exnref:0", "{tier:?}");
+        assert_eq!(kept.unwrap().field(&mut store, 0).unwrap().i32(), Some(1));
+    }
+}

@@ -258,7 +258,7 @@ type Mem<'a> = (&'a mut *const VMMemoryDef, &'a mut bool, &'a mut *mut u8, &'a m
 #[cold]
 #[inline(never)]
 fn unwind(
-    s: &StoreInner,
+    s: &mut StoreInner,
     frames: &mut Vec<Frame>,
     stack: &mut [u64],
     at: At<'_>,
@@ -282,7 +282,11 @@ fn unwind(
         skip = false;
         match frames.pop() {
             Some(caller) => f = caller,
-            None => return Err(uncaught(s, raw)),
+            None => {
+                // Beyond this activation, others may hold it.
+                crate::runtime::exn::expose(s, raw);
+                return Err(uncaught(s, raw));
+            }
         }
     };
     let mut k = f.base + h.slot as usize;
@@ -294,6 +298,9 @@ fn unwind(
     }
     if h.with_ref {
         stack[k] = raw;
+        crate::runtime::exn::expose(s, raw);
+    } else {
+        crate::runtime::exn::release(s, raw);
     }
     (*at.0, *at.1, *at.2, *at.3) = (f.module, f.instance, pad, f.base);
     let (def, shared) = def_of(s, f.instance, 0);
@@ -311,7 +318,7 @@ fn unwind(
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn call_error(
-    s: &StoreInner,
+    s: &mut StoreInner,
     frames: &mut Vec<Frame>,
     stack: &mut [u64],
     at: At<'_>,
@@ -519,7 +526,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 // An exception is caught here (the run goes on) or the run's error.
                 let at = (&mut module, &mut instance, &mut ip, &mut base);
                 let mem = (&mut cur_def, &mut cur_shared, &mut mem_base, &mut mem_len, &mut mem_len_ptr);
-                call_error(&store.inner, &mut frames, stack, at, mem, t, $tail, wasm, bt_max)?;
+                call_error(&mut store.inner, &mut frames, stack, at, mem, t, $tail, wasm, bt_max)?;
                 fp = unsafe { stack.as_mut_ptr().add(base) };
                 continue;
             }
@@ -653,7 +660,7 @@ pub(crate) fn run<T, const TRACK: bool>(
         ($raw:expr, $skip:expr) => {{
             let at = (&mut module, &mut instance, &mut ip, &mut base);
             let mem = (&mut cur_def, &mut cur_shared, &mut mem_base, &mut mem_len, &mut mem_len_ptr);
-            unwind(&store.inner, &mut frames, stack, at, mem, $raw, $skip)?;
+            unwind(&mut store.inner, &mut frames, stack, at, mem, $raw, $skip)?;
             fp = unsafe { stack.as_mut_ptr().add(base) };
             continue;
         }};

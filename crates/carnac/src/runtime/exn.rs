@@ -63,6 +63,12 @@ impl Tag {
 pub(crate) struct ExnObject {
     pub tag: u32,
     pub fields: Box<[u64]>,
+    /// Whether its reference was ever given out (to wasm by `catch_ref` or
+    /// `catch_all_ref`, to the host, or beyond the activation that threw
+    /// it): until then only the unwinding holds it, and a `catch` without
+    /// the reference frees it at once (a loop that throws and catches does
+    /// not fill the arena while it runs, when nothing may collect).
+    pub exposed: bool,
 }
 
 /// A reference to an exception (the `exnref` of WebAssembly), owned by a
@@ -137,6 +143,7 @@ impl ExnRef {
         }
         s.maybe_collect_externs();
         let raw = new_exception(s, tag.index, slots.into())?;
+        expose(s, raw);
         Ok(ExnRef::from_raw(raw, s).expect("a new exception is not null"))
     }
 
@@ -191,11 +198,30 @@ impl ExnRef {
 /// returns its raw reference. Allocation only: never collects (wasm may be
 /// running).
 pub(crate) fn new_exception(s: &mut StoreInner, tag: u32, fields: Box<[u64]>) -> Result<u64, Error> {
-    let (index, gen) = s.externs.alloc(Box::new(ExnObject { tag, fields }))?;
+    let (index, gen) = s.externs.alloc(Box::new(ExnObject { tag, fields, exposed: false }))?;
     if s.externs.occupied() >= s.externs.threshold() {
         s.externs.pending = true;
     }
     Ok(gc::encode(index, gen))
+}
+
+/// Marks an exception as given out (see [`ExnObject::exposed`]).
+pub(crate) fn expose(s: &mut StoreInner, raw: u64) {
+    if let Some((index, gen)) = gc::decode(raw) {
+        if let Some(o) = s.externs.get_mut(index, gen).and_then(|v| v.downcast_mut::<ExnObject>()) {
+            o.exposed = true;
+        }
+    }
+}
+
+/// An exception was caught without its reference: freed now if it was never
+/// given out (nothing else can hold it).
+pub(crate) fn release(s: &mut StoreInner, raw: u64) {
+    if let Some((index, gen)) = gc::decode(raw) {
+        if exception_object(s, raw).is_some_and(|o| !o.exposed) {
+            s.externs.free_now(index, gen);
+        }
+    }
 }
 
 /// The object of a live raw exception reference.

@@ -129,7 +129,20 @@ impl ExternHeap {
         self.slot(index, gen)?.value.as_deref()
     }
 
-    fn get_mut(&mut self, index: u32, gen: u32) -> Option<&mut (dyn Any + Send + Sync)> {
+    /// Frees the value of a live reference now (no one else holds it: see
+    /// `runtime::exn::release`); its slot's generation moves on.
+    pub(crate) fn free_now(&mut self, index: u32, gen: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize).filter(|s| s.gen == gen && !s.lifo) {
+            let value = slot.value.take();
+            if slot.gen < u32::MAX {
+                slot.gen += 1;
+                self.free.push(index);
+            }
+            drop(value);
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, index: u32, gen: u32) -> Option<&mut (dyn Any + Send + Sync)> {
         let slot = self.slots.get_mut(index as usize).filter(|s| s.gen == gen)?;
         slot.value.as_deref_mut()
     }
