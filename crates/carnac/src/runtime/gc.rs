@@ -22,6 +22,10 @@
 //!   read from globals (in WebAssembly 2.0 the immutable global they were read
 //!   from holds them too, but a segment is a place of its own).
 //!
+//! One exception to "only a collection frees": an exception whose reference
+//! was never given out is freed as soon as a `catch` without the reference
+//! catches it (`ExternHeap::free_now`, see `runtime::exn`).
+//!
 //! Wherever a store keeps raw references must be marked in
 //! [`StoreInner::collect_externs`]; a place missed there makes its references
 //! stale after a collection (a clean error when used, thanks to the generation).
