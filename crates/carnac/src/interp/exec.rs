@@ -947,6 +947,15 @@ pub(crate) fn run<T, const TRACK: bool>(
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);
             }
+            Instr::Gc { head, base: b, imm } => {
+                // SAFETY: see the module docs (code pointers); the module outlives the call.
+                let m = unsafe { &*module };
+                let r = super::gc::execute(store, instance, m, head, imm, base + b as usize, stack);
+                if let Err(mut t) = r {
+                    t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                    return Err(t);
+                }
+            }
             Instr::RefAsNonNull { src } => {
                 if rd!(src) == 0 {
                     trap!(TrapKind::NullReference);

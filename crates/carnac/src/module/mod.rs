@@ -242,6 +242,9 @@ pub(crate) struct ModuleInner {
     /// Per defined memory, the copy-on-write image its data segments make
     /// (`runtime::snapshot::module_images`), laid out on first instantiation.
     pub memory_images: std::sync::OnceLock<Box<[Option<Arc<crate::runtime::memory::MemoryImage>>]>>,
+    /// Per type index, what the GC instructions need (`runtime::gc_heap`),
+    /// laid out on first use.
+    pub gc_layouts: std::sync::OnceLock<Box<[crate::runtime::gc_heap::GcLayout]>>,
 }
 
 /// Each translated function's code address range and function index, sorted.
@@ -314,6 +317,12 @@ impl ModuleInner {
 
     /// Data segment `index`'s bytes.
     #[inline]
+    /// What the GC instructions need of type index `index` (laid out for
+    /// every type on first use).
+    pub(crate) fn gc_layout(&self, index: u32) -> &crate::runtime::gc_heap::GcLayout {
+        &self.gc_layouts.get_or_init(|| crate::runtime::gc_heap::module_layouts(&self.info))[index as usize]
+    }
+
     pub fn data_bytes(&self, index: usize) -> &[u8] {
         &self.bytes[self.info.datas[index].range.clone()]
     }
@@ -825,6 +834,7 @@ impl Module {
                 resources,
                 code_ranges: Default::default(),
                 memory_images: Default::default(),
+                gc_layouts: Default::default(),
             }),
             warm: None,
         })

@@ -232,7 +232,7 @@ impl StoreInner {
     /// running (a call from the host into the store starts with this).
     #[inline]
     pub(crate) fn collect_externs_if_pending(&mut self) {
-        if self.externs.pending && self.reentry == 0 {
+        if (self.externs.pending || self.gc_heap.pending) && self.reentry == 0 {
             self.collect_externs();
         }
     }
@@ -244,7 +244,11 @@ impl StoreInner {
         if self.reentry != 0 {
             return;
         }
+        // The GC heap first: its live objects' reference fields keep extern
+        // references alive too (a struct may hold an externref).
+        self.mark_gc_heap_for_full_collection();
         let heap = &mut self.externs;
+        self.gc_heap.for_each_marked_ref(|raw| heap.mark_raw(raw));
         for &index in &heap.lifo {
             heap.slots[index as usize].mark = true;
         }
@@ -281,6 +285,7 @@ impl StoreInner {
             }
         }
         heap.sweep(scanned);
+        self.finish_gc_heap();
     }
 }
 
@@ -384,13 +389,13 @@ pub type Rooted<T> = T;
 /// ```
 pub struct RootScope<C: AsContextMut> {
     store: C,
-    scope: usize,
+    scope: crate::runtime::gc_heap::RootMark,
 }
 
 impl<C: AsContextMut> RootScope<C> {
     /// Opens a scope on `store` (a store, a `&mut Store`, a `Caller`, another scope).
     pub fn new(mut store: C) -> RootScope<C> {
-        let scope = store.as_context_mut().inner.externs.enter_scope();
+        let scope = store.as_context_mut().inner.enter_root_scope();
         RootScope { store, scope }
     }
 
@@ -402,7 +407,7 @@ impl<C: AsContextMut> RootScope<C> {
 
 impl<C: AsContextMut> Drop for RootScope<C> {
     fn drop(&mut self) {
-        self.store.as_context_mut().inner.externs.exit_scope(self.scope);
+        self.store.as_context_mut().inner.exit_root_scope(self.scope);
     }
 }
 
@@ -447,8 +452,8 @@ impl<C: AsContextMut> std::fmt::Debug for RootScope<C> {
 /// # Ok::<(), carnac::Error>(())
 /// ```
 pub struct OwnedRooted<T> {
-    inner: T,
-    _liveness: Arc<()>,
+    pub(crate) inner: T,
+    pub(crate) _liveness: Arc<()>,
 }
 
 impl<T> std::ops::Deref for OwnedRooted<T> {

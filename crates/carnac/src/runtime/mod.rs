@@ -8,6 +8,8 @@ pub(crate) mod call;
 pub(crate) mod externals;
 pub(crate) mod func;
 pub(crate) mod gc;
+pub(crate) mod gc_heap;
+pub(crate) mod gc_ref;
 pub(crate) mod instance;
 pub(crate) mod linker;
 pub(crate) mod memory;

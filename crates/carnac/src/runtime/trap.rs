@@ -46,6 +46,18 @@ pub enum TrapKind {
     NullFunctionReference,
     /// `ref.as_non_null` of a null reference (typed function references).
     NullReference,
+    /// A `struct.get`/`struct.set` of a null reference (GC).
+    NullStructReference,
+    /// An array instruction on a null reference (GC).
+    NullArrayReference,
+    /// An array access out of the array's bounds (GC).
+    ArrayOutOfBounds,
+    /// An allocation whose size cannot be represented (GC: e.g. an array of
+    /// 2^32 - 1 `i64`s), refused without allocating.
+    AllocationTooLarge,
+    /// The GC heap is full even after a collection (its cap, or the store's
+    /// memory budget: see `ResourceLimiter::gc_heap_size`).
+    OutOfGcMemory,
 }
 
 impl TrapKind {
@@ -69,6 +81,11 @@ impl TrapKind {
             TrapKind::ExpectedSharedMemory => "expected shared memory",
             TrapKind::NullFunctionReference => "null function reference",
             TrapKind::NullReference => "null reference",
+            TrapKind::NullStructReference => "null structure reference",
+            TrapKind::NullArrayReference => "null array reference",
+            TrapKind::ArrayOutOfBounds => "out of bounds array access",
+            TrapKind::AllocationTooLarge => "allocation size too large",
+            TrapKind::OutOfGcMemory => "out of GC heap memory",
         }
     }
 }

@@ -23,6 +23,7 @@
 mod acc;
 mod control;
 mod fuse;
+mod gc;
 mod lower;
 mod stack;
 #[cfg(test)]
