@@ -1,9 +1,8 @@
 //! The engine: configuration shared by every module and store, and the
 //! engine-wide registry that gives structurally equal function types one id.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::types::FuncType;
 
@@ -495,7 +494,7 @@ impl Config {
 
 struct EngineInner {
     config: Config,
-    types: Mutex<HashMap<FuncType, u32>>,
+    types: crate::type_registry::TypeRegistry,
     /// The epoch ([`Engine::increment_epoch`]), shared with the stores that check it.
     epoch: Arc<AtomicU64>,
     /// What the code cache did for this engine's modules.
@@ -533,7 +532,7 @@ impl Engine {
         Engine {
             inner: Arc::new(EngineInner {
                 config: config.clone(),
-                types: Mutex::new(HashMap::new()),
+                types: Default::default(),
                 epoch: Arc::new(AtomicU64::new(0)),
                 cache_stats: CacheCounters::default(),
                 tier_stats: TierCounters::default(),
@@ -619,9 +618,12 @@ impl Engine {
 
     /// The canonical id of a function type: equal types get equal ids.
     pub(crate) fn register_type(&self, ty: &FuncType) -> u32 {
-        let mut types = self.inner.types.lock().unwrap_or_else(|e| e.into_inner());
-        let next = types.len() as u32;
-        *types.entry(ty.clone()).or_insert(next)
+        self.inner.types.register_func(ty)
+    }
+
+    /// The engine's type registry: canonical ids and declared subtyping.
+    pub(crate) fn type_registry(&self) -> &crate::type_registry::TypeRegistry {
+        &self.inner.types
     }
 
     pub fn same(a: &Engine, b: &Engine) -> bool {

@@ -165,6 +165,7 @@ mod error;
 mod interp;
 mod module;
 mod runtime;
+mod type_registry;
 mod types;
 
 pub use engine::{CacheStats, Config, Engine, Strategy, TierStats, DEFAULT_CACHE_MAX_BYTES};

@@ -676,7 +676,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                             trap!(TrapKind::IndirectCallToNull);
                         }
                         let fidx = (raw - 1) as u32;
-                        if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
+                        let (actual, expected) =
+                            (store.inner.funcs[fidx as usize].type_id, m.info.type_ids[type_index as usize]);
+                        // Equal ids first; a declared subtype of the expected type also passes.
+                        if actual != expected && !store.inner.engine.type_registry().is_subtype(actual, expected) {
                             trap!(TrapKind::BadSignature);
                         }
                         (fidx, b, matches!(instr, Instr::ReturnCallIndirect { .. }))

@@ -134,7 +134,16 @@ pub(crate) enum EntityIndex {
 #[derive(Debug, Default)]
 pub(crate) struct ModuleInfo {
     pub name: Option<Arc<str>>,
+    /// The function type of each type index (validation lets only function
+    /// types reach the places that read it; a struct or array type's entry is
+    /// the empty signature, so that the hot `call_indirect` paths index a
+    /// dense vector of signatures).
     pub types: Vec<FuncType>,
+    /// Each type index's registered type (function, struct or array, with
+    /// its supertype chain), as the engine's registry canonicalised it.
+    pub sub_types: Vec<CompositeType>,
+    /// The concrete heap type of each type index (what `(ref $t)` refers to).
+    pub heap_types: Vec<HeapType>,
     /// Engine-wide canonical id of each entry of `types` (for `call_indirect`).
     pub type_ids: Vec<u32>,
     pub imports: Vec<(String, String, EntityIndex)>,
@@ -959,12 +968,12 @@ fn limits(min: u64, max: Option<u64>) -> Limits {
     Limits { min, max }
 }
 
-fn table_type(t: &wasmparser::TableType, types: &[FuncType], offset: u64) -> Result<TableType, Error> {
+fn table_type(t: &wasmparser::TableType, types: &[HeapType], offset: u64) -> Result<TableType, Error> {
     let element = ValType::Ref(RefType::from_wasmparser(t.element_type, types).map_err(|m| unsupported(offset, m))?);
     Ok(TableType { element, limits: limits(t.initial, t.maximum), table64: t.table64 })
 }
 
-fn global_type(g: &wasmparser::GlobalType, types: &[FuncType], offset: u64) -> Result<GlobalType, Error> {
+fn global_type(g: &wasmparser::GlobalType, types: &[HeapType], offset: u64) -> Result<GlobalType, Error> {
     Ok(GlobalType {
         content: ValType::from_wasmparser(g.content_type, types).map_err(|m| unsupported(offset, m))?,
         mutability: if g.mutable { Mutability::Var } else { Mutability::Const },
@@ -1148,22 +1157,22 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
         let valid = validator.payload(&payload).map_err(invalid)?;
         match payload {
             Payload::TypeSection(reader) => {
+                let offset = reader.range().start;
                 for group in reader {
-                    let group = group.map_err(invalid)?;
-                    for sub in group.into_types() {
-                        let f = sub.composite_type.inner;
-                        let wasmparser::CompositeInnerType::Func(ft) = f else {
-                            return Err(unsupported(0, "non-function type".into()));
-                        };
-                        let types = &info.types;
-                        let conv = |v: &[wasmparser::ValType]| -> Result<Vec<ValType>, Error> {
-                            v.iter()
-                                .map(|t| ValType::from_wasmparser(*t, types).map_err(|m| unsupported(0, m)))
-                                .collect()
-                        };
-                        let ty = FuncType::new(conv(ft.params())?, conv(ft.results())?);
-                        info.type_ids.push(engine.register_type(&ty));
-                        info.types.push(ty);
+                    let group: Vec<_> = group.map_err(invalid)?.into_types().collect();
+                    let registered = engine
+                        .type_registry()
+                        .register_group(&group, &info.sub_types)
+                        .map_err(|m| unsupported(offset, m))?;
+                    for t in registered {
+                        let reg = t.registered();
+                        info.type_ids.push(reg.id);
+                        info.types.push(match &t {
+                            CompositeType::Func(f) => f.clone(),
+                            _ => FuncType::new([], []),
+                        });
+                        info.heap_types.push(t.heap_type());
+                        info.sub_types.push(t);
                     }
                 }
             }
@@ -1179,7 +1188,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Func(info.funcs.len() as u32 - 1)
                             }
                             TypeRef::Table(t) => {
-                                info.tables.push(table_type(&t, &info.types, offset)?);
+                                info.tables.push(table_type(&t, &info.heap_types, offset)?);
                                 info.table_inits.push(None);
                                 info.num_imported_tables += 1;
                                 EntityIndex::Table(info.tables.len() as u32 - 1)
@@ -1194,7 +1203,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Memory(info.memories.len() as u32 - 1)
                             }
                             TypeRef::Global(g) => {
-                                info.globals.push(global_type(&g, &info.types, offset)?);
+                                info.globals.push(global_type(&g, &info.heap_types, offset)?);
                                 info.num_imported_globals += 1;
                                 EntityIndex::Global(info.globals.len() as u32 - 1)
                             }
@@ -1215,7 +1224,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 let offset = reader.range().start;
                 for t in reader {
                     let t = t.map_err(invalid)?;
-                    info.tables.push(table_type(&t.ty, &info.types, offset)?);
+                    info.tables.push(table_type(&t.ty, &info.heap_types, offset)?);
                     info.table_inits.push(match t.init {
                         wasmparser::TableInit::RefNull => None,
                         wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
@@ -1236,7 +1245,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 let offset = reader.range().start;
                 for g in reader {
                     let g = g.map_err(invalid)?;
-                    info.globals.push(global_type(&g.ty, &info.types, offset)?);
+                    info.globals.push(global_type(&g.ty, &info.heap_types, offset)?);
                     info.global_inits.push(const_expr(&g.init_expr)?);
                 }
             }

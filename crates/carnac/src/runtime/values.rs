@@ -82,7 +82,7 @@ impl Val {
             }
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => match r.heap_type() {
                 HeapType::Func => true,
-                HeapType::Concrete(t) => f.store != s.id || s.func_ty(f.index) == t,
+                HeapType::ConcreteFunc(t) => f.store != s.id || s.func_ty(f.index).matches(t),
                 _ => false,
             },
             (Val::ExternRef(Some(_)), ValType::Ref(r)) => *r.heap_type() == HeapType::Extern,
