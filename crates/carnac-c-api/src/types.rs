@@ -177,6 +177,9 @@ impl wasm_externtype_t {
             ExternType::Memory(m) => {
                 ExternTy::Memory { limits: wasm_limits_t::from_carnac(m.limits.min, m.limits.max) }
             }
+            // wasm.h has no tag kind (exception handling): a tag is described by
+            // its function type, the closest the standard API can say.
+            ExternType::Tag(t) => ExternTy::Func(FuncTy::new(t.ty().clone())),
         };
         wasm_externtype_t { which }
     }

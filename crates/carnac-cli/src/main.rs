@@ -122,8 +122,8 @@ struct RunArgs {
     /// by default, `n` refuses modules that use them), and the same switch for
     /// each WebAssembly proposal in Wasmtime's names: `bulk-memory`,
     /// `reference-types`, `multi-value`, `simd`, `relaxed-simd`, `extended-const`,
-    /// `multi-memory`, `tail-call`, `memory64`, `function-references` (all on by default); `gc=n` and
-    /// `exceptions=n` are accepted, `=y` refused (not run yet).
+    /// `multi-memory`, `tail-call`, `memory64`, `function-references`, `exceptions` (all on by
+    /// default); `gc=n` is accepted, `gc=y` refused (not run yet).
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
     /// WASI options: `-S threads=y|n` (wasi-threads: a module that imports
@@ -190,6 +190,11 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(Error::Trap(trap)) => match trap.downcast_host::<I32Exit>() {
                 Some(exit) => ExitCode::from(exit.0 as u8),
+                // An exception the program did not catch: one line, naming its tag.
+                None if trap.kind() == carnac::TrapKind::UncaughtException => {
+                    eprintln!("Error: {}", trap.message());
+                    ExitCode::from(TRAP_EXIT)
+                }
                 None => {
                     eprintln!("Error: {trap}");
                     ExitCode::from(TRAP_EXIT)
@@ -283,14 +288,7 @@ fn wasm_feature<'a>(config: &mut Config, opt: &'a str) -> Option<Result<(&'a str
         "memory64" => Config::wasm_memory64,
         "function-references" => Config::wasm_function_references,
         "gc" => Config::wasm_gc,
-        // Accepted so that Wasmtime's command lines run; refused when asked
-        // for, since Carnac cannot run such modules yet.
-        "exceptions" => {
-            return Some(parse_flag_of('W', name, v).and_then(|on| match on {
-                true => Err(Error::Usage(format!("-W {name}=y: Carnac does not run the {name} proposal yet"))),
-                false => Ok((name, false)),
-            }))
-        }
+        "exceptions" => Config::wasm_exceptions,
         _ => return None,
     };
     Some(parse_flag_of('W', name, v).map(|on| {

@@ -80,6 +80,40 @@ fn wasm_proposals_are_switched_with_w() {
     assert!(text(&out.stderr).contains("invalid -W memory64=`maybe`"), "{}", text(&out.stderr));
 }
 
+/// `-W exceptions=y` runs a module that throws and catches; an exception
+/// nothing catches is a one-line error and a failure.
+#[test]
+fn exceptions_run_and_uncaught_ones_fail() {
+    let dir = std::env::temp_dir().join(format!("carnac-cli-exn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exn = dir.join("exn.wat");
+    std::fs::write(
+        &exn,
+        r#"(module
+          (tag $e (param i32))
+          (func $thrower (param i32) (throw $e (local.get 0)))
+          (func (export "caught") (param i32) (result i32)
+            (block $h (result i32)
+              (try_table (catch $e $h) (call $thrower (local.get 0)))
+              (i32.const -1))
+            (i32.const 1)
+            (i32.add))
+          (func (export "uncaught") (param i32) (call $thrower (local.get 0))))"#,
+    )
+    .unwrap();
+    let exn = exn.to_str().unwrap();
+    for tier in TIERS {
+        let out = run_on(tier, &["-W", "exceptions=y", "--invoke", "caught", exn, "41"]);
+        assert_eq!(text(&out.stdout), "42\n", "{tier}: {}", text(&out.stderr));
+        let out = run_on(tier, &["-W", "exceptions=y", "--invoke", "uncaught", exn, "41"]);
+        assert!(!out.status.success(), "{tier}");
+        let err = text(&out.stderr);
+        assert!(err.contains("uncaught exception") && err.lines().count() == 1, "{tier}: {err}");
+        let out = run_on(tier, &["-W", "exceptions=n", "--invoke", "caught", exn, "41"]);
+        assert!(!out.status.success(), "{tier}");
+    }
+}
+
 #[test]
 fn invoke_takes_and_prints_v128() {
     for tier in TIERS {

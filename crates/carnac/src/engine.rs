@@ -111,7 +111,8 @@ impl Default for Config {
                 .union(F::THREADS)
                 .union(F::TAIL_CALL)
                 .union(F::MEMORY64)
-                .union(F::FUNCTION_REFERENCES),
+                .union(F::FUNCTION_REFERENCES)
+                .union(F::EXCEPTIONS),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -495,6 +496,16 @@ impl Config {
     /// typed function references.
     pub fn wasm_gc(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::GC, enable)
+    }
+
+    /// Exception handling (WebAssembly 3.0): tags, `throw`, `throw_ref`,
+    /// `try_table` and `exnref` (on by default, as in Wasmtime). An exception
+    /// no `try_table` catches reaches the host as an error holding its
+    /// [`crate::ExnRef`] (see [`crate::Trap::exception`]); a host function
+    /// throws by returning [`crate::Trap::throw`]. The legacy `try`/`catch`
+    /// instructions are not supported.
+    pub fn wasm_exceptions(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::EXCEPTIONS, enable)
     }
 
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {

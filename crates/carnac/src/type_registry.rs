@@ -91,6 +91,8 @@ fn abstract_name(h: &HeapType) -> Option<&'static str> {
         HeapType::Struct => "struct",
         HeapType::Array => "array",
         HeapType::None => "none",
+        HeapType::Exn => "exn",
+        HeapType::NoExn => "noexn",
         _ => return None,
     })
 }

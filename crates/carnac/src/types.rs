@@ -76,6 +76,10 @@ pub enum HeapType {
     ConcreteStruct(StructType),
     /// An array of this type (`(ref $t)` of an array type).
     ConcreteArray(ArrayType),
+    /// Any exception (`exn`, the exception-handling proposal).
+    Exn,
+    /// No exception: only null (`noexn`).
+    NoExn,
 }
 
 impl HeapType {
@@ -95,6 +99,7 @@ impl HeapType {
             (H::I31 | H::Struct | H::Array | H::ConcreteStruct(_) | H::ConcreteArray(_), H::Eq) => true,
             (H::ConcreteStruct(_), H::Struct) => true,
             (H::ConcreteArray(_), H::Array) => true,
+            (H::NoExn, H::Exn) => true,
             _ => false,
         }
     }
@@ -110,10 +115,17 @@ impl HeapType {
         matches!(self, HeapType::Extern | HeapType::NoExtern)
     }
 
-    /// The most general heap type of its hierarchy: `func`, `extern` or `any`.
+    /// Whether its references are exception references (`exn`, `noexn`).
+    pub fn is_exn(&self) -> bool {
+        matches!(self, HeapType::Exn | HeapType::NoExn)
+    }
+
+    /// The most general heap type of its hierarchy: `func`, `extern`, `exn` or `any`.
     pub fn top(&self) -> HeapType {
         if self.is_func() {
             HeapType::Func
+        } else if self.is_exn() {
+            HeapType::Exn
         } else if self.is_extern() {
             HeapType::Extern
         } else {
@@ -121,11 +133,12 @@ impl HeapType {
         }
     }
 
-    /// The least heap type of its hierarchy: `nofunc`, `noextern` or `none`.
+    /// The least heap type of its hierarchy: `nofunc`, `noextern`, `noexn` or `none`.
     pub fn bottom(&self) -> HeapType {
         match self.top() {
             HeapType::Func => HeapType::NoFunc,
             HeapType::Extern => HeapType::NoExtern,
+            HeapType::Exn => HeapType::NoExn,
             _ => HeapType::None,
         }
     }
@@ -147,6 +160,8 @@ impl fmt::Display for HeapType {
             HeapType::ConcreteFunc(t) => write!(f, "{t}"),
             HeapType::ConcreteStruct(t) => write!(f, "{t}"),
             HeapType::ConcreteArray(t) => write!(f, "{t}"),
+            HeapType::Exn => f.write_str("exn"),
+            HeapType::NoExn => f.write_str("noexn"),
         }
     }
 }
@@ -168,6 +183,8 @@ impl RefType {
     pub const ARRAYREF: RefType = RefType { nullable: true, heap_type: HeapType::Array };
     /// `nullref`: `(ref null none)`.
     pub const NULLREF: RefType = RefType { nullable: true, heap_type: HeapType::None };
+    /// `exnref`: `(ref null exn)`.
+    pub const EXNREF: RefType = RefType { nullable: true, heap_type: HeapType::Exn };
 
     /// A reference to `heap_type`, null included when `nullable`.
     pub fn new(nullable: bool, heap_type: HeapType) -> RefType {
@@ -203,6 +220,7 @@ impl fmt::Display for RefType {
             (true, HeapType::None) => f.write_str("nullref"),
             (true, HeapType::NoFunc) => f.write_str("nullfuncref"),
             (true, HeapType::NoExtern) => f.write_str("nullexternref"),
+            (true, HeapType::Exn) => f.write_str("exnref"),
             (true, h) => write!(f, "(ref null {h})"),
             (false, h) => write!(f, "(ref {h})"),
         }
@@ -227,6 +245,8 @@ impl ValType {
     pub const ARRAYREF: ValType = ValType::Ref(RefType::ARRAYREF);
     /// `nullref`, only null (of `any`'s hierarchy).
     pub const NULLREF: ValType = ValType::Ref(RefType::NULLREF);
+    /// `exnref`, a nullable reference to any exception.
+    pub const EXNREF: ValType = ValType::Ref(RefType::EXNREF);
     /// `funcref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
     pub const FuncRef: ValType = ValType::FUNCREF;
     /// `externref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
@@ -250,7 +270,9 @@ impl ValType {
         matches!(self, ValType::Ref(r) if r.heap_type.is_func())
     }
 
-    /// Whether its values are references to host values (null or not).
+    /// Whether its values are references into the store's arena of host
+    /// values and exceptions (null or not): `extern` and `exn` references,
+    /// which the same collector keeps (see `runtime::gc`).
     pub fn is_extern_ref(&self) -> bool {
         matches!(self, ValType::Ref(r) if r.heap_type.is_extern())
     }
@@ -258,6 +280,11 @@ impl ValType {
     /// Whether its values are GC references of `any`'s hierarchy (null or not).
     pub fn is_any_ref(&self) -> bool {
         matches!(self, ValType::Ref(r) if r.heap_type.top() == HeapType::Any)
+    }
+
+    /// Whether its values are exception references (null or not).
+    pub fn is_exn_ref(&self) -> bool {
+        matches!(self, ValType::Ref(r) if r.heap_type.is_exn())
     }
 
     /// Whether null is a value of this type (a nullable reference type).
@@ -314,6 +341,8 @@ impl RefType {
                 A::Struct => HeapType::Struct,
                 A::Array => HeapType::Array,
                 A::None => HeapType::None,
+                A::Exn => HeapType::Exn,
+                A::NoExn => HeapType::NoExn,
                 _ => return Err(format!("unsupported reference type {r:?}")),
             },
             H::Concrete(i) => match i.as_module_index().and_then(|i| types.get(i as usize)) {
@@ -994,16 +1023,44 @@ pub enum ExternType {
     Memory(MemoryType),
     /// A global.
     Global(GlobalType),
+    /// An exception tag (the exception-handling proposal).
+    Tag(TagType),
+}
+
+/// The type of an exception tag: the function type whose parameters are the
+/// exception's fields (it has no results); as Wasmtime's `TagType`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagType {
+    ty: FuncType,
+}
+
+impl TagType {
+    /// A tag whose exceptions carry values of the parameter types of `ty`
+    /// (which must have no results: this is checked when a tag is made).
+    pub fn new(ty: FuncType) -> TagType {
+        TagType { ty }
+    }
+
+    /// The function type (its parameters are the exception's fields).
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
+
+    /// The types of an exception's fields.
+    pub fn params(&self) -> &[ValType] {
+        self.ty.params()
+    }
 }
 
 impl ExternType {
-    /// `function`, `table`, `memory` or `global`.
+    /// `function`, `table`, `memory`, `global` or `tag`.
     pub fn kind_name(&self) -> &'static str {
         match self {
             ExternType::Func(_) => "function",
             ExternType::Table(_) => "table",
             ExternType::Memory(_) => "memory",
             ExternType::Global(_) => "global",
+            ExternType::Tag(_) => "tag",
         }
     }
 }

@@ -551,6 +551,7 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
         }
         ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
+        ExternType::Tag(tt) => Tag::new(&mut *store, tt).unwrap().into(),
     }
 }
 

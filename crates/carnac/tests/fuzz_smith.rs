@@ -74,6 +74,7 @@ fn stand_in(store: &mut Store<()>, ty: &ExternType) -> Extern {
         }
         ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
+        ExternType::Tag(tt) => Tag::new(&mut *store, tt).unwrap().into(),
     }
 }
 

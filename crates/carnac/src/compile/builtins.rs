@@ -45,6 +45,7 @@ pub(crate) static BUILTINS: Builtins = Builtins {
     memory_fill64,
     memory_copy64,
     memory_init64,
+    call_interpreted,
 };
 
 /// Runs `f` on the activation's store; a trap is recorded and becomes status 1.
@@ -258,6 +259,23 @@ unsafe extern "C" fn call_store_func(vmctx: *mut VMContext, store_index: u32, sl
         act.callee_is_wasm = matches!(s.funcs[store_index as usize].kind, crate::runtime::store::FuncKind::Wasm { .. });
         // SAFETY: see `StoreVTable`.
         unsafe { (act.vtable.call)(act.store, store_index, slots, instance) }
+    })
+}
+
+unsafe extern "C" fn call_interpreted(vmctx: *mut VMContext, def_index: u32, slots: *mut u64) -> Status {
+    let instance = unsafe { instance_of(vmctx) };
+    with_store(|act| {
+        let s = unsafe { inner(act) };
+        let info = &s.instances[instance as usize].module.info;
+        let ty = info.func_type(info.num_imported_funcs + def_index);
+        let n = ty.param_slots().max(ty.result_slots());
+        // SAFETY: the stub passes a buffer of at least this many slots (sized
+        // from the same function type).
+        let slots = unsafe { std::slice::from_raw_parts_mut(slots, n) };
+        // Its traps and exceptions go on through these compiled frames.
+        act.callee_is_wasm = true;
+        // SAFETY: see `StoreVTable`.
+        unsafe { (act.vtable.call_interpreted)(act.store, instance, def_index, slots) }
     })
 }
 

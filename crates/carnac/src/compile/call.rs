@@ -35,6 +35,8 @@ pub(crate) struct StoreVTable {
     pub inner: unsafe fn(*mut u8) -> *mut StoreInner,
     /// Calls a store function (host or wasm, any tier) for `caller_instance`.
     pub call: unsafe fn(*mut u8, u32, &mut [u64], u32) -> Result<(), Trap>,
+    /// Runs a defined function of an instance in the interpreter.
+    pub call_interpreted: unsafe fn(*mut u8, u32, u32, &mut [u64]) -> Result<(), Trap>,
     pub memory_grow: unsafe fn(*mut u8, u32, u64) -> Grown,
     pub table_grow: unsafe fn(*mut u8, u32, u64, u64) -> Grown,
     pub deadline: unsafe fn(*mut u8) -> Result<(), Trap>,
@@ -46,6 +48,7 @@ impl<T> VTableOf<T> {
     const VTABLE: StoreVTable = StoreVTable {
         inner: inner_of::<T>,
         call: call_of::<T>,
+        call_interpreted: call_interpreted_of::<T>,
         memory_grow: memory_grow_of::<T>,
         table_grow: table_grow_of::<T>,
         deadline: deadline_of::<T>,
@@ -63,6 +66,12 @@ unsafe fn call_of<T>(s: *mut u8, func: u32, slots: &mut [u64], caller: u32) -> R
     // SAFETY: see `inner_of`.
     let store = unsafe { &mut *(s as *mut Store<T>) };
     crate::runtime::call::call_func(store, func, slots, Some(caller))
+}
+
+unsafe fn call_interpreted_of<T>(s: *mut u8, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
+    // SAFETY: see `inner_of`.
+    let store = unsafe { &mut *(s as *mut Store<T>) };
+    crate::runtime::call::call_interpreted(store, instance, def_index, slots)
 }
 
 unsafe fn memory_grow_of<T>(s: *mut u8, memory: u32, delta: u64) -> Grown {

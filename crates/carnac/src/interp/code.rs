@@ -65,7 +65,32 @@ pub(crate) struct CompiledFunc {
     /// local needs zeroing (every declared local is written before it is read,
     /// `assign`, so a frame's locals start as the stack left them).
     pub entry: u32,
+    /// The catch clauses of the function's `try_table`s (exception handling),
+    /// innermost `try_table` first and each one's clauses in order: the first
+    /// whose range holds the throwing instruction and whose tag matches
+    /// catches. Empty for a function without `try_table`.
+    pub handlers: Box<[Handler]>,
 }
+
+/// One catch clause of a `try_table` (see [`CompiledFunc::handlers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Handler {
+    /// The instructions (indices into `code`) the `try_table` covers.
+    pub start: u32,
+    pub end: u32,
+    /// The module tag index caught, or `CATCH_ALL`.
+    pub tag: u32,
+    /// Whether the exception's reference is passed too (`catch_ref`, `catch_all_ref`).
+    pub with_ref: bool,
+    /// Where the catch lands: a landing pad that moves the values from `slot..`
+    /// to the label's slots and branches there.
+    pub pad: u32,
+    /// The frame slot where the fields (then the reference) are written.
+    pub slot: Slot,
+}
+
+/// [`Handler::tag`] of `catch_all` and `catch_all_ref`.
+pub(crate) const CATCH_ALL: u32 = u32::MAX;
 
 impl CompiledFunc {
     /// The instructions that run, from the entry, without their handlers.
@@ -387,6 +412,11 @@ macro_rules! define_instrs_with_imm {
             ReturnCallRef { type_index: u32, base: Slot },
             /// `ref.as_non_null`: traps when the reference in `src` is null.
             RefAsNonNull { src: Slot },
+            /// `throw` (exception handling): throws a new exception of module tag
+            /// `tag` whose fields are at `base..`. Out of the threaded handlers.
+            Throw { tag: u32, base: Slot },
+            /// `throw_ref`: throws the exception in `src` again (null traps).
+            ThrowRef { src: Slot },
             /// Stores of a constant value (i64 sign-extended from 32 bits).
             I32StoreImm { addr: Slot, value: i32, offset: u32 },
             I64StoreImm { addr: Slot, value: i32, offset: u32 },

@@ -7,6 +7,15 @@
 //! bulk operations, SIMD, and the uncommon cases of calls and returns. It owns
 //! the frame list and builds traps, with their backtraces, for both.
 //!
+//! Exceptions (`throw`, `throw_ref`, or an exception a call returned): the
+//! executor searches the catch clauses of the current frame, then of each
+//! caller of this run, dropping frames as it goes (one clause search per
+//! frame: linear in the depth, on no host stack), and continues at the
+//! catching clause's landing pad; none catching, the exception leaves the run
+//! as an error (`TrapKind::UncaughtException` with the exception) for the
+//! caller of the run, any tier or the host. The search is out of line: code
+//! that does not throw runs no new check.
+//!
 //! Guest frames live on the executor's own value stack (a `Vec<u64>` owned by the
 //! store) and frame list, never on the host stack, so guest recursion depth is
 //! bounded by configuration ([`crate::Config::max_call_depth`] and the stack
@@ -46,7 +55,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::atomic::{self, AtomicOp};
-use super::code::{Cell, CompiledFunc, Instr};
+use super::code::{Cell, CompiledFunc, Handler, Instr, CATCH_ALL};
 use super::simd;
 use super::threaded::{self, threaded_instrs, CallCx, Outcome};
 use crate::module::{CodeRanges, ModuleInner};
@@ -192,6 +201,62 @@ fn backtrace(frames: &[Frame], module: *const ModuleInner, next: *const Cell, ma
         })
         .collect();
     Backtrace { frames: kept, elided_at: inner, elided: total - max }
+}
+
+/// The interpreter function whose code holds the instruction at `at`.
+fn func_at(m: &ModuleInner, at: usize) -> Option<&CompiledFunc> {
+    let find = |code: &[(std::ops::Range<usize>, u32)]| {
+        let k = code.partition_point(|(r, _)| r.start <= at).checked_sub(1)?;
+        code[k].0.contains(&at).then_some(code[k].1)
+    };
+    let f = find(&m.code_ranges()).or_else(|| find(&m.refresh_code_ranges()))?;
+    m.func_code(f.checked_sub(m.info.num_imported_funcs)?).ok()
+}
+
+/// The catch clause of the frame at instruction `at` (of `module`, run by
+/// `instance`) that catches an exception of store tag `exn_tag`, and where it
+/// lands. Out of line: only a throw looks (exception handling).
+#[cold]
+#[inline(never)]
+fn find_handler(
+    s: &StoreInner,
+    module: *const ModuleInner,
+    instance: u32,
+    at: *const Cell,
+    exn_tag: u32,
+) -> Option<(Handler, *const Cell)> {
+    // SAFETY: module pointers in frames come from live `Arc<ModuleInner>`s held by the store.
+    let m = unsafe { &*module };
+    let func = func_at(m, at as usize)?;
+    if func.handlers.is_empty() {
+        return None;
+    }
+    let i = (at as usize - func.code.as_ptr() as usize) / std::mem::size_of::<Cell>();
+    let tags = &s.instances[instance as usize].tags;
+    let h = func.handlers.iter().find(|h| {
+        (h.start as usize..h.end as usize).contains(&i) && (h.tag == CATCH_ALL || tags[h.tag as usize] == exn_tag)
+    })?;
+    // SAFETY: the translator's pads are instructions of the function's code.
+    Some((*h, unsafe { func.code.as_ptr().add(h.pad as usize) }))
+}
+
+/// The error of an exception that leaves this activation uncaught.
+#[cold]
+fn uncaught(s: &StoreInner, raw: u64) -> Trap {
+    let (index, gen) = crate::runtime::gc::decode(raw).expect("an exception is not null");
+    let mut t = Trap::throw(crate::ExnRef { store: s.id, index, gen });
+    if let Some(tag) = crate::runtime::exn::exception_tag(s, raw) {
+        t.set_exception_message(tag);
+    }
+    t
+}
+
+/// The raw reference of the exception a call failed with, if it did with
+/// one of store `s` (to continue unwinding here).
+#[inline]
+fn exception_of(s: &StoreInner, t: &Trap) -> Option<u64> {
+    let e = t.exception().filter(|e| e.store == s.id)?;
+    Some(crate::runtime::gc::encode(e.index, e.gen))
 }
 
 /// The backtrace of a trap on entering defined function `def_index` of `module`,
@@ -343,7 +408,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let n = ty.param_slots().max(ty.result_slots());
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let slots = &mut stack[new_base..new_base + n];
-                    if let Err(mut t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
+                    if let Err(t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
+                        let mut t = call_failed!(t, $tail);
                         if !t.has_backtrace() {
                             t.set_backtrace(caller_backtrace!($tail));
                         } else if bt_max > 0 {
@@ -360,7 +426,8 @@ pub(crate) fn run<T, const TRACK: bool>(
                     let n = *slots as usize;
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
-                    if let Err(mut t) = host(caller, &mut stack[new_base..new_base + n]) {
+                    if let Err(t) = host(caller, &mut stack[new_base..new_base + n]) {
+                        let mut t = call_failed!(t, $tail);
                         if !t.has_backtrace() {
                             t.set_backtrace(caller_backtrace!($tail));
                         }
@@ -488,6 +555,69 @@ pub(crate) fn run<T, const TRACK: bool>(
                 }
             }
         };
+    }
+
+    /// Throws the exception in raw reference `$raw` (live): the innermost
+    /// catch clause of this activation's frames that matches it catches it
+    /// (frames above it are dropped, the fields and the reference written at
+    /// the `try_table`'s height, and the run continues at the clause's pad);
+    /// with none, the exception leaves the activation as an error. `$skip`:
+    /// the current frame is gone already (a tail call's callee threw). Each
+    /// frame costs one search of its function's clauses: linear in the depth.
+    macro_rules! throw {
+        ($raw:expr, $skip:expr) => {{
+            let raw: u64 = $raw;
+            let mut skip: bool = $skip;
+            let Some(exn_tag) = crate::runtime::exn::exception_tag(&store.inner, raw) else {
+                trap!(TrapKind::NullReference)
+            };
+            // SAFETY: `ip` is past the instruction that threw (or the call).
+            let mut at = unsafe { ip.sub(1) };
+            let (h, pad) = 'unwind: loop {
+                if !skip {
+                    if let Some(found) = find_handler(&store.inner, module, instance, at, exn_tag) {
+                        break 'unwind found;
+                    }
+                }
+                skip = false;
+                match frames.pop() {
+                    None => return Err(uncaught(&store.inner, raw)),
+                    Some(f) => {
+                        module = f.module;
+                        instance = f.instance;
+                        ip = f.ip;
+                        base = f.base;
+                        // SAFETY: a caller's `ip` is past its call instruction.
+                        at = unsafe { ip.sub(1) };
+                    }
+                }
+            };
+            fp = unsafe { stack.as_mut_ptr().add(base) };
+            let mut k = h.slot as usize;
+            if h.tag != CATCH_ALL {
+                let fields = &crate::runtime::exn::exception_object(&store.inner, raw).expect("live").fields;
+                // The pad's temps are inside the frame (the translator counted them).
+                stack[base + k..base + k + fields.len()].copy_from_slice(fields);
+                k += fields.len();
+            }
+            if h.with_ref {
+                stack[base + k] = raw;
+            }
+            ip = pad;
+            refresh_mem!();
+            continue;
+        }};
+    }
+    /// A call failed: an exception continues unwinding here (see `throw`),
+    /// anything else is this activation's error.
+    macro_rules! call_failed {
+        ($t:expr, $tail:expr) => {{
+            let t: Trap = $t;
+            if let Some(raw) = exception_of(&store.inner, &t) {
+                throw!(raw, $tail);
+            }
+            t
+        }};
     }
 
     loop {
@@ -625,7 +755,9 @@ pub(crate) fn run<T, const TRACK: bool>(
                         let nr = ty.result_slots();
                         let mut slots = vec![0u64; nr.max(1)];
                         slots[0] = fp as u64;
-                        if let Err(mut t) = crate::runtime::call::call_osr(store, instance, &osr, &mut slots) {
+                        if let Err(t) = crate::runtime::call::call_osr(store, instance, &osr, &mut slots) {
+                            // The compiled code was this frame.
+                            let mut t = call_failed!(t, true);
                             if !t.has_backtrace() {
                                 t.set_backtrace(backtrace(&frames, module, ip, bt_max));
                             } else if let (Some((last, callers)), true) = (frames.split_last(), bt_max > 0) {
@@ -968,6 +1100,25 @@ pub(crate) fn run<T, const TRACK: bool>(
                     Ok(v) => wr!(dst, v),
                     Err(kind) => trap!(kind),
                 }
+            }
+            Instr::Throw { tag, base: b } => {
+                // SAFETY: see the module docs (code pointers).
+                let m = unsafe { &*module };
+                let n = m.info.tag_type(tag).param_slots();
+                let fields: Box<[u64]> = stack[base + b as usize..base + b as usize + n].into();
+                let store_tag = store.inner.instances[instance as usize].tags[tag as usize];
+                let raw = match crate::runtime::exn::new_exception(&mut store.inner, store_tag, fields) {
+                    Ok(raw) => raw,
+                    Err(e) => return Err(Trap::from(e)),
+                };
+                throw!(raw, false);
+            }
+            Instr::ThrowRef { src } => {
+                let raw = rd!(src);
+                if raw == 0 {
+                    trap!(TrapKind::NullExceptionReference);
+                }
+                throw!(raw, false);
             }
             Instr::RefAsNonNull { src } => {
                 if rd!(src) == 0 {

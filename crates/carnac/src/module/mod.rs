@@ -128,6 +128,7 @@ pub(crate) enum EntityIndex {
     Table(u32),
     Memory(u32),
     Global(u32),
+    Tag(u32),
 }
 
 /// Everything known about a module that is independent of execution.
@@ -158,6 +159,10 @@ pub(crate) struct ModuleInfo {
     pub globals: Vec<GlobalType>,
     pub global_inits: Vec<ConstExpr>,
     pub num_imported_globals: u32,
+    /// Type index of every exception tag (a function type without results),
+    /// imported ones first.
+    pub tags: Vec<u32>,
+    pub num_imported_tags: u32,
     pub exports: Vec<(String, EntityIndex)>,
     pub start: Option<u32>,
     pub elems: Vec<ElemSegment>,
@@ -203,12 +208,18 @@ impl ModuleInfo {
         &self.types[self.funcs[func_index as usize] as usize]
     }
 
+    /// The function type of tag `tag_index` (its parameters are the fields).
+    pub fn tag_type(&self, tag_index: u32) -> &FuncType {
+        &self.types[self.tags[tag_index as usize] as usize]
+    }
+
     pub fn entity_type(&self, idx: EntityIndex) -> ExternType {
         match idx {
             EntityIndex::Func(i) => ExternType::Func(self.func_type(i).clone()),
             EntityIndex::Table(i) => ExternType::Table(self.tables[i as usize].clone()),
             EntityIndex::Memory(i) => ExternType::Memory(self.memories[i as usize]),
             EntityIndex::Global(i) => ExternType::Global(self.globals[i as usize].clone()),
+            EntityIndex::Tag(i) => ExternType::Tag(crate::types::TagType::new(self.tag_type(i).clone())),
         }
     }
 }
@@ -254,6 +265,10 @@ pub(crate) struct ModuleInner {
     /// Per type index, what the GC instructions need (`runtime::gc_heap`),
     /// laid out on first use.
     pub gc_layouts: std::sync::OnceLock<Box<[crate::runtime::gc_heap::GcLayout]>>,
+    /// Which defined functions the compiled tier leaves to the interpreter
+    /// ([`interpreted_only`]): found on first use, from the bodies.
+    #[cfg(carnac_native_code)]
+    interpreted: std::sync::OnceLock<Box<[bool]>>,
 }
 
 /// Each translated function's code address range and function index, sorted.
@@ -341,12 +356,36 @@ impl ModuleInner {
     #[inline]
     pub fn func_is_compiled(&self, def_index: u32) -> bool {
         #[cfg(carnac_compiled)]
-        return self.compiled.get().is_some() || self.tier.as_ref().is_some_and(|t| t.func(def_index).is_some());
+        return (self.compiled.get().is_some() && !self.is_interpreted(def_index))
+            || self.tier.as_ref().is_some_and(|t| t.func(def_index).is_some());
         #[cfg(not(carnac_compiled))]
         {
             let _ = def_index;
             false
         }
+    }
+
+    /// Whether defined function `def_index` runs in the interpreter even when
+    /// the module is compiled (its body has an operator the compiled tier
+    /// leaves to the interpreter, see [`interpreted_only`]).
+    #[cfg(carnac_native_code)]
+    #[cold]
+    pub(crate) fn is_interpreted(&self, def_index: u32) -> bool {
+        let interpreted = self.interpreted.get_or_init(|| {
+            let ranges = self.bodies.ranges(&self.bytes);
+            ranges
+                .iter()
+                .map(|r| {
+                    let reader = wasmparser::BinaryReader::new_features(
+                        &self.bytes[r.clone()],
+                        r.start as u64,
+                        self.engine.config().wasm_features(),
+                    );
+                    body_interpreted_only(&wasmparser::FunctionBody::new(reader))
+                })
+                .collect()
+        });
+        interpreted.get(def_index as usize).copied().unwrap_or(false)
     }
 
     /// Whether the module's functions run as compiled code (with tiering: from now on).
@@ -844,6 +883,8 @@ impl Module {
                 code_ranges: Default::default(),
                 memory_images: Default::default(),
                 gc_layouts: Default::default(),
+                #[cfg(carnac_native_code)]
+                interpreted: Default::default(),
             }),
             warm: None,
         })
@@ -855,6 +896,23 @@ impl Module {
     /// background, so this may turn true at any time).
     pub fn is_compiled(&self) -> bool {
         self.inner.is_compiled()
+    }
+
+    /// The defined functions (module function indices, imports first) that
+    /// run in the interpreter although the module is compiled: those with an
+    /// operator the compiled tier leaves to the interpreter (exception
+    /// handling's `try_table`, `throw` and `throw_ref`; see
+    /// [`crate::Config::wasm_exceptions`]). Empty when the module is not compiled.
+    pub fn interpreted_functions(&self) -> Vec<u32> {
+        #[cfg(carnac_native_code)]
+        if self.is_compiled() {
+            let m = &self.inner;
+            return (0..m.code.len() as u32)
+                .filter(|&d| m.is_interpreted(d))
+                .map(|d| m.info.num_imported_funcs + d)
+                .collect();
+        }
+        Vec::new()
     }
 
     /// The engine the module was compiled for.
@@ -891,6 +949,32 @@ impl Module {
 }
 
 /// Condenses a text-format error (message, location, source snippet) to one line.
+/// The operators the compiled tier does not translate: a function using one
+/// runs in the interpreter inside an otherwise compiled module (issue 17,
+/// point 3). Its compiled code is a stub that enters the interpreter
+/// (`compile::translate`), so calls to it from compiled code, function
+/// references and the host reach it as they reach any compiled function;
+/// its own calls to compiled functions go through the runtime's call entry.
+/// Today: exception handling's `try_table`, `throw` and `throw_ref` (compiled
+/// code unwinds exceptions like traps, through the interpreter's catches).
+pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
+    use wasmparser::Operator as O;
+    matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
+}
+
+/// Whether a (validated) body has an operator of [`interpreted_only`].
+pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>) -> bool {
+    let Ok(mut reader) = body.get_operators_reader() else { return false };
+    while !reader.eof() {
+        match reader.read() {
+            Ok(op) if interpreted_only(&op) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 fn one_line(message: &str) -> String {
     let mut lines = message.lines().map(str::trim);
     let first = lines.next().unwrap_or("invalid text module");
@@ -1207,6 +1291,11 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 info.num_imported_globals += 1;
                                 EntityIndex::Global(info.globals.len() as u32 - 1)
                             }
+                            TypeRef::Tag(t) => {
+                                info.tags.push(t.func_type_idx);
+                                info.num_imported_tags += 1;
+                                EntityIndex::Tag(info.tags.len() as u32 - 1)
+                            }
                             other => return Err(unsupported(offset, format!("unsupported import {other:?}"))),
                         };
                         info.imports.push((import.module.to_string(), import.name.to_string(), idx));
@@ -1257,9 +1346,15 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                         ExternalKind::Table => EntityIndex::Table(e.index),
                         ExternalKind::Memory => EntityIndex::Memory(e.index),
                         ExternalKind::Global => EntityIndex::Global(e.index),
+                        ExternalKind::Tag => EntityIndex::Tag(e.index),
                         other => return Err(unsupported(0, format!("unsupported export {other:?}"))),
                     };
                     info.exports.push((e.name.to_string(), idx));
+                }
+            }
+            Payload::TagSection(reader) => {
+                for t in reader {
+                    info.tags.push(t.map_err(invalid)?.func_type_idx);
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(func),

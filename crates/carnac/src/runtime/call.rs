@@ -57,7 +57,15 @@ fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(
     // thread's), and refuse to run there with `StackExhausted`.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)));
     store.inner.reentry -= 1;
-    result.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+    let result = result.unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+    // An exception leaving wasm for the host is rooted in the host's scope
+    // (while wasm ran, no collection could free it).
+    if let Err(t) = &result {
+        if let Some(e) = t.exception().filter(|e| e.store == store.inner.id) {
+            store.inner.externs.root(e.index, e.gen);
+        }
+    }
+    result
 }
 
 /// Continues a function of `instance` that the interpreter is running in an
@@ -74,11 +82,23 @@ pub(crate) fn call_osr<T>(
     enter_wasm(store, |store| crate::compile::call::call_standalone(store, instance, osr, slots))
 }
 
+/// Runs defined function `def_index` of `instance` in the interpreter, for
+/// compiled code (a function the compiled tier left interpreted).
+#[cfg(carnac_native_code)]
+pub(crate) fn call_interpreted<T>(
+    store: &mut Store<T>,
+    instance: u32,
+    def_index: u32,
+    slots: &mut [u64],
+) -> Result<(), Trap> {
+    enter_wasm(store, |store| crate::interp::call(store, instance, def_index, slots))
+}
+
 fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]) -> Result<(), Trap> {
     #[cfg(carnac_native_code)]
     {
         let module = &store.inner.instances[instance as usize].module;
-        if module.is_compiled() {
+        if module.is_compiled() && !module.is_interpreted(def_index) {
             return crate::compile::call::call(store, instance, def_index, slots);
         }
         // Tiered up alone (see `compile::tier`).

@@ -395,6 +395,8 @@ pub enum Extern {
     Global(Global),
     /// A shared memory (the threads proposal), usable from any store of its engine.
     SharedMemory(SharedMemory),
+    /// An exception tag (exception handling).
+    Tag(crate::Tag),
 }
 
 impl Extern {
@@ -430,6 +432,14 @@ impl Extern {
             None
         }
     }
+    /// The tag, if this is one.
+    pub fn into_tag(self) -> Option<crate::Tag> {
+        if let Extern::Tag(t) = self {
+            Some(t)
+        } else {
+            None
+        }
+    }
     /// The global, if this is one.
     pub fn into_global(self) -> Option<Global> {
         if let Extern::Global(g) = self {
@@ -446,6 +456,7 @@ impl Extern {
             Extern::Table(t) => Some(t.store),
             Extern::Memory(m) => Some(m.store),
             Extern::Global(g) => Some(g.store),
+            Extern::Tag(t) => Some(t.store),
             Extern::SharedMemory(_) => None,
         }
     }
@@ -462,6 +473,7 @@ impl Extern {
             Extern::Memory(m) => ExternType::Memory(m.ty(&store)),
             Extern::Global(g) => ExternType::Global(g.ty(&store)),
             Extern::SharedMemory(m) => ExternType::Memory(m.ty()),
+            Extern::Tag(t) => ExternType::Tag(t.ty(&store)),
         }
     }
 }
@@ -484,6 +496,11 @@ impl From<SharedMemory> for Extern {
 impl From<Table> for Extern {
     fn from(t: Table) -> Extern {
         Extern::Table(t)
+    }
+}
+impl From<crate::Tag> for Extern {
+    fn from(t: crate::Tag) -> Extern {
+        Extern::Tag(t)
     }
 }
 impl From<Global> for Extern {

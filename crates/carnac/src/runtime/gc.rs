@@ -16,8 +16,9 @@
 //!   reference read out of wasm) stays rooted until the scope it was made in
 //!   ends: a [`RootScope`], a host function's call, or else the store's life;
 //! - the owned roots: [`OwnedRooted`] handles still alive (an `Arc` count);
-//! - everything wasm can reach: the elements of externref tables, the values
-//!   of externref globals, and passive element segments holding references
+//! - everything wasm can reach: the elements of externref (and exnref) tables,
+//!   the values of externref (and exnref) globals, the reference fields of
+//!   the exceptions marked (`runtime::exn`: exceptions share this arena), and passive element segments holding references
 //!   read from globals (in WebAssembly 2.0 the immutable global they were read
 //!   from holds them too, but a segment is a place of its own).
 //!
@@ -100,8 +101,13 @@ impl ExternHeap {
         self.slots.len() - self.free.len()
     }
 
+    /// Occupied slots at which the next allocation outside wasm collects.
+    pub(crate) fn threshold(&self) -> usize {
+        self.threshold
+    }
+
     /// Places `value` in a free slot; returns its index and generation.
-    fn alloc(&mut self, value: Box<dyn Any + Send + Sync>) -> Result<(u32, u32), Error> {
+    pub(crate) fn alloc(&mut self, value: Box<dyn Any + Send + Sync>) -> Result<(u32, u32), Error> {
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.value = Some(value);
@@ -180,6 +186,35 @@ impl ExternHeap {
             if let Some(slot) = self.slots.get_mut(index as usize) {
                 if slot.gen == gen && slot.value.is_some() {
                     slot.mark = true;
+                }
+            }
+        }
+    }
+
+    /// Marks what marked exceptions refer to (their reference fields), until
+    /// nothing new is marked: exceptions are the arena's only values that
+    /// hold references. `tags`: the store's tag types.
+    fn mark_exception_fields(&mut self, tags: &[crate::types::FuncType]) {
+        use crate::runtime::exn::{arena_refs_of, ExnObject};
+        let mut work: Vec<u32> = (self.slots.iter().enumerate())
+            .filter(|(_, s)| s.mark && s.value.as_ref().is_some_and(|v| v.is::<ExnObject>()))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let mut refs = Vec::new();
+        while let Some(index) = work.pop() {
+            refs.clear();
+            if let Some(o) = self.slots[index as usize].value.as_ref().and_then(|v| v.downcast_ref::<ExnObject>()) {
+                arena_refs_of(tags, o, &mut refs);
+            }
+            for &raw in &refs {
+                let Some((i, gen)) = decode(raw) else { continue };
+                if let Some(slot) = self.slots.get_mut(i as usize) {
+                    if slot.gen == gen && slot.value.is_some() && !slot.mark {
+                        slot.mark = true;
+                        if slot.value.as_ref().is_some_and(|v| v.is::<ExnObject>()) {
+                            work.push(i);
+                        }
+                    }
                 }
             }
         }
@@ -284,6 +319,7 @@ impl StoreInner {
                 }
             }
         }
+        heap.mark_exception_fields(&self.tags);
         heap.sweep(scanned);
         self.finish_gc_heap();
     }

@@ -99,9 +99,11 @@ pub(crate) enum CastHeap {
     ConcreteFunc,
     ConcreteStruct,
     ConcreteArray,
+    Exn,
+    NoExn,
 }
 
-const CAST_HEAPS: [CastHeap; 13] = [
+const CAST_HEAPS: [CastHeap; 15] = [
     CastHeap::Any,
     CastHeap::Eq,
     CastHeap::I31,
@@ -115,6 +117,8 @@ const CAST_HEAPS: [CastHeap; 13] = [
     CastHeap::ConcreteFunc,
     CastHeap::ConcreteStruct,
     CastHeap::ConcreteArray,
+    CastHeap::Exn,
+    CastHeap::NoExn,
 ];
 
 impl CastHeap {
@@ -155,6 +159,8 @@ impl CastTarget {
                     A::NoFunc => CastHeap::NoFunc,
                     A::Extern => CastHeap::Extern,
                     A::NoExtern => CastHeap::NoExtern,
+                    A::Exn => CastHeap::Exn,
+                    A::NoExn => CastHeap::NoExn,
                     _ => return Option::None,
                 },
                 0,
@@ -189,8 +195,12 @@ impl CastTarget {
             H::NoFunc => (CastHeap::NoFunc, 0),
             H::Extern => (CastHeap::Extern, 0),
             H::NoExtern => (CastHeap::NoExtern, 0),
+            H::Exn => (CastHeap::Exn, 0),
+            H::NoExn => (CastHeap::NoExn, 0),
             H::ConcreteFunc(t) => (CastHeap::ConcreteFunc, registry.register_func(t)),
-            H::ConcreteStruct(t) => (CastHeap::ConcreteStruct, registry.register_host(CompositeType::Struct(t.clone()))),
+            H::ConcreteStruct(t) => {
+                (CastHeap::ConcreteStruct, registry.register_host(CompositeType::Struct(t.clone())))
+            }
             H::ConcreteArray(t) => (CastHeap::ConcreteArray, registry.register_host(CompositeType::Array(t.clone()))),
         };
         CastTarget { nullable: r.is_nullable(), heap, type_id }
@@ -216,8 +226,8 @@ pub(crate) fn ref_test(s: &StoreInner, raw: u64, target: CastTarget) -> bool {
     }
     let registry = s.engine.type_registry();
     match target.heap {
-        CastHeap::Any | CastHeap::Func | CastHeap::Extern => true,
-        CastHeap::None | CastHeap::NoFunc | CastHeap::NoExtern => false,
+        CastHeap::Any | CastHeap::Func | CastHeap::Extern | CastHeap::Exn => true,
+        CastHeap::None | CastHeap::NoFunc | CastHeap::NoExtern | CastHeap::NoExn => false,
         CastHeap::Eq => is_i31(raw) || is_object(raw),
         CastHeap::I31 => is_i31(raw),
         CastHeap::ConcreteFunc => s
@@ -255,7 +265,9 @@ mod tests {
 
     #[test]
     fn i31_bits_wrap_and_extend() {
-        for (v, u, s) in [(0, 0, 0), (1, 1, 1), (0x3fff_ffff, 0x3fff_ffff, 0x3fff_ffff), (0x4000_0000, 0x4000_0000, -0x4000_0000)] {
+        for (v, u, s) in
+            [(0, 0, 0), (1, 1, 1), (0x3fff_ffff, 0x3fff_ffff, 0x3fff_ffff), (0x4000_0000, 0x4000_0000, -0x4000_0000)]
+        {
             let raw = encode_i31(v);
             assert!(is_i31(raw) && !is_object(raw) && raw != 0);
             assert_eq!((i31_u(raw), i31_s(raw)), (u, s));

@@ -41,6 +41,7 @@ fn entity_extern(s: &StoreInner, entity: &InstanceEntity, idx: EntityIndex) -> E
             }
         }
         EntityIndex::Global(i) => Extern::Global(Global { store, index: entity.globals[i as usize] }),
+        EntityIndex::Tag(i) => Extern::Tag(crate::Tag { store, index: entity.tags[i as usize] }),
     }
 }
 
@@ -136,6 +137,16 @@ impl Instance {
         self.get_export(store, name)?.into_global()
     }
 
+    /// The exported tag called `name`, or `None` when there is no such
+    /// export or it is not a tag.
+    ///
+    /// # Panics
+    ///
+    /// When the instance belongs to a different store.
+    pub fn get_tag(&self, store: impl AsContext, name: &str) -> Option<crate::Tag> {
+        self.get_export(store, name)?.into_tag()
+    }
+
     /// The exported function called `name`, typed ([`Func::typed`]). Errors
     /// when the instance belongs to a different store, when there is no such
     /// function, or when its type is not `P -> R`.
@@ -209,6 +220,8 @@ fn check_import(
                     crate::types::Mutability::Var => have.content == gt.content,
                 }
         }
+        // Tags match exactly (their types are compared structurally).
+        (ExternType::Tag(tt), Extern::Tag(t)) => s.tags[t.index as usize] == *tt.ty(),
         _ => false,
     };
     if ok {
@@ -235,6 +248,7 @@ fn check_import(
             format!("a {}{i64}memory of at least {min}{max}", if mt.shared { "shared " } else { "" })
         }
         ExternType::Global(gt) => format!("a global {gt}"),
+        ExternType::Tag(tt) => format!("a tag {}", tt.ty()),
     };
     let have = match ext {
         Extern::Func(f) => format!("a function {}", s.func_ty(f.index)),
@@ -252,6 +266,7 @@ fn check_import(
             format!("a shared memory {}", now(mem.size(), mem.ty().limits.max, "page"))
         }
         Extern::Global(g) => format!("a global {}", s.globals[g.index as usize].ty),
+        Extern::Tag(t) => format!("a tag {}", s.tags[t.index as usize]),
     };
     Err(incompatible(format!("expected {want}, found {have}")))
 }
@@ -282,6 +297,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
     let mut tables = Vec::with_capacity(info.tables.len());
     let mut memories = Vec::with_capacity(info.memories.len());
     let mut globals = Vec::with_capacity(info.globals.len());
+    let mut tags = Vec::with_capacity(info.tags.len());
     for (import, ext) in info.imports.iter().zip(imports) {
         check_import(s, m, import, ext)?;
         match ext {
@@ -290,7 +306,13 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
             Extern::Memory(mem) => memories.push(mem.index),
             Extern::SharedMemory(mem) => memories.push(s.push_shared_memory(mem)),
             Extern::Global(g) => globals.push(g.index),
+            Extern::Tag(t) => tags.push(t.index),
         }
+    }
+    // Each instantiation defines new tags.
+    for &type_index in &info.tags[info.num_imported_tags as usize..] {
+        s.tags.push(info.types[type_index as usize].clone());
+        tags.push(s.tags.len() as u32 - 1);
     }
     let instance = s.instances.len() as u32;
     let offsets = &m.vm_offsets;
@@ -387,6 +409,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         tables: tables.into(),
         memories: memories.into(),
         globals: globals.into(),
+        tags: tags.into(),
         vmctx,
         elems,
         data_dropped: match warm {

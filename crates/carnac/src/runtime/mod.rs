@@ -1,10 +1,11 @@
 //! The runtime data model shared by every tier: the store and what it owns
-//! (memories, tables, globals, functions, instances, extern references and
-//! their collection), traps, values, limits,
+//! (memories, tables, globals, functions, instances, tags, extern references,
+//! exceptions and their collection), traps, values, limits,
 //! linking, and snapshots of instances. Nothing here decodes wasm or executes instructions.
 
 pub(crate) mod bulk;
 pub(crate) mod call;
+pub(crate) mod exn;
 pub(crate) mod externals;
 pub(crate) mod func;
 pub(crate) mod gc;

@@ -124,6 +124,8 @@ pub(crate) struct InstanceEntity {
     pub tables: Box<[u32]>,
     pub memories: Box<[u32]>,
     pub globals: Box<[u32]>,
+    /// Store tag index of each of the module's tags (imported ones first).
+    pub tags: Box<[u32]>,
     /// The instance's context block, which both tiers read (`runtime::vmctx`).
     pub vmctx: VMContextBlock,
     /// Element segments as raw references; emptied by `elem.drop` (and after active init).
@@ -284,6 +286,8 @@ pub(crate) struct StoreInner {
     /// globals) or host global; never moved or freed before the store.
     pub global_cells: Vec<Box<[std::cell::UnsafeCell<u128>]>>,
     pub instances: Vec<InstanceEntity>,
+    /// The function type of every tag instance (`runtime::exn`).
+    pub tags: Vec<FuncType>,
     /// Each store function's reference as compiled code sees it (same index as `funcs`).
     pub func_refs: Vec<VMFuncRef>,
     /// The tier-up generation `func_refs` reflect (see [`StoreInner::refresh_func_refs`]).
@@ -728,6 +732,7 @@ impl<T> Store<T> {
                 globals: Vec::new(),
                 global_cells: Vec::new(),
                 instances: Vec::new(),
+                tags: Vec::new(),
                 func_refs: Vec::new(),
                 #[cfg(carnac_compiled)]
                 tier_generation: crate::compile::tier::generation(),

@@ -62,6 +62,12 @@ pub enum TrapKind {
     NullI31Reference,
     /// A `ref.cast` whose operand is not of the target type (GC).
     CastFailure,
+    /// A WebAssembly exception that no `try_table` caught reached the host
+    /// (exception handling); [`Trap::exception`] is the exception. Also the
+    /// kind of a trap made by [`Trap::throw`], which throws.
+    UncaughtException,
+    /// `throw_ref` of a null reference (exception handling).
+    NullExceptionReference,
 }
 
 impl TrapKind {
@@ -92,6 +98,8 @@ impl TrapKind {
             TrapKind::OutOfGcMemory => "out of GC heap memory",
             TrapKind::NullI31Reference => "null i31 reference",
             TrapKind::CastFailure => "cast failure",
+            TrapKind::UncaughtException => "uncaught exception",
+            TrapKind::NullExceptionReference => "null exception reference",
         }
     }
 }
@@ -141,6 +149,8 @@ struct TrapInner {
     /// The host's error, for traps raised by host functions with one (shared
     /// by the trap's clones).
     host: Option<Arc<anyhow::Error>>,
+    /// The exception, for [`TrapKind::UncaughtException`].
+    exception: Option<crate::ExnRef>,
 }
 
 /// A captured backtrace: the frames kept, innermost first, and where frames
@@ -182,7 +192,15 @@ enum Shown {
 impl Trap {
     /// A trap of the given kind, with the kind's standard message and no backtrace yet.
     pub fn new(kind: TrapKind) -> Trap {
-        let inner = TrapInner { kind, message: None, backtrace: Vec::new(), elided: 0, elided_at: 0, host: None };
+        let inner = TrapInner {
+            kind,
+            message: None,
+            backtrace: Vec::new(),
+            elided: 0,
+            elided_at: 0,
+            host: None,
+            exception: None,
+        };
         Trap(Arc::new(inner), Shown::Whole)
     }
 
@@ -209,6 +227,28 @@ impl Trap {
         t.inner_mut().message = Some(error.to_string());
         t.inner_mut().host = Some(Arc::new(anyhow::Error::new(error)));
         t
+    }
+
+    /// Throws `exception`: a host function returning this error (as
+    /// `Err(Trap::throw(e))`, or inside an `anyhow::Error`) raises the
+    /// exception in its wasm caller, where a `try_table` may catch it, as
+    /// Wasmtime's `Store::throw`. Not caught, it reaches the host as
+    /// [`TrapKind::UncaughtException`] with the same exception.
+    pub fn throw(exception: crate::ExnRef) -> Trap {
+        let mut t = Trap::new(TrapKind::UncaughtException);
+        t.inner_mut().exception = Some(exception);
+        t
+    }
+
+    /// The exception of an uncaught exception (see [`TrapKind::UncaughtException`]).
+    pub fn exception(&self) -> Option<crate::ExnRef> {
+        self.0.exception
+    }
+
+    /// The trap's message with the exception's tag named (`uncaught exception
+    /// of tag 3 of the store`).
+    pub(crate) fn set_exception_message(&mut self, tag: u32) {
+        self.inner_mut().message = Some(format!("uncaught exception (tag {tag} of the store)"));
     }
 
     /// Why execution stopped.

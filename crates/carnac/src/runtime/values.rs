@@ -48,6 +48,8 @@ pub enum Val {
     FuncRef(Option<Func>),
     /// An extern reference (`None` is null).
     ExternRef(Option<ExternRef>),
+    /// An exception reference (`None` is null; exception handling).
+    ExnRef(Option<crate::ExnRef>),
 }
 
 impl Val {
@@ -61,6 +63,7 @@ impl Val {
             Val::V128(_) => ValType::V128,
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
+            Val::ExnRef(_) => ValType::EXNREF,
         }
     }
 
@@ -77,9 +80,12 @@ impl Val {
     /// `funcref`; null is only a value of nullable types).
     pub(crate) fn matches(&self, ty: &ValType, s: &StoreInner) -> bool {
         match (self, ty) {
-            (Val::FuncRef(None) | Val::ExternRef(None), ValType::Ref(r)) => {
-                r.is_nullable() && self.is_func_ref_val() == r.heap_type().is_func()
+            (Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None), ValType::Ref(r)) => {
+                r.is_nullable()
+                    && self.is_func_ref_val() == r.heap_type().is_func()
+                    && matches!(self, Val::ExnRef(_)) == r.heap_type().is_exn()
             }
+            (Val::ExnRef(Some(_)), ValType::Ref(r)) => *r.heap_type() == crate::HeapType::Exn,
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => match r.heap_type() {
                 HeapType::Func => true,
                 HeapType::ConcreteFunc(t) => f.store != s.id || s.func_ty(f.index).matches(t),
@@ -104,6 +110,7 @@ impl Val {
             ValType::F64 => Val::F64(0),
             ValType::V128 => Val::V128(0),
             t if t.is_func_ref() => Val::FuncRef(None),
+            t if t.is_exn_ref() => Val::ExnRef(None),
             _ => Val::ExternRef(None),
         }
     }
@@ -202,7 +209,8 @@ impl Val {
             Val::F32(v) => v as u128,
             Val::F64(v) => v as u128,
             Val::V128(v) => v,
-            Val::FuncRef(None) | Val::ExternRef(None) => 0,
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => 0,
+            Val::ExnRef(Some(e)) => e.to_raw(s)? as u128,
             Val::FuncRef(Some(f)) => {
                 if f.store != store_id {
                     return Err(Error::usage("function reference belongs to a different store"));
@@ -230,6 +238,7 @@ impl Val {
             t if t.is_func_ref() => {
                 Val::FuncRef((raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 }))
             }
+            t if t.is_exn_ref() => Val::ExnRef(crate::ExnRef::from_raw(raw64, s)),
             _ => Val::ExternRef(ExternRef::from_raw(raw64, s)),
         }
     }
@@ -319,7 +328,8 @@ impl std::fmt::Display for Val {
             }
             Val::F64(b) => float(f, f64::from_bits(b), b & 0xf_ffff_ffff_ffff, b >> 63 == 1),
             Val::V128(v) => write!(f, "{v:#034x}"),
-            Val::FuncRef(None) | Val::ExternRef(None) => write!(f, "null"),
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => write!(f, "null"),
+            Val::ExnRef(Some(r)) => write!(f, "exnref:{}", r.index),
             Val::FuncRef(Some(func)) => write!(f, "funcref:{}", func.index),
             Val::ExternRef(Some(r)) => write!(f, "externref:{}", r.index),
         }

@@ -207,6 +207,10 @@ pub(crate) struct Builtins {
     /// `memory.init` of a 64-bit memory: an i64 destination.
     pub memory_init64:
         unsafe extern "C" fn(vmctx: *mut VMContext, memory: u32, data: u32, dst: u64, src: u32, len: u32) -> Status,
+    /// Runs defined function `def_index` of the caller's instance in the
+    /// interpreter (a function the compiled tier left interpreted: see
+    /// `compile::translate::interpreted_only`); `slots` as for `call_store_func`.
+    pub call_interpreted: unsafe extern "C" fn(vmctx: *mut VMContext, def_index: u32, slots: *mut u64) -> Status,
 }
 
 /// Offsets of the fixed header of a [`VMContext`].

@@ -25,6 +25,12 @@
 //! - `vm`: everything that reads the context block or calls the runtime
 //!   (builtins, the interrupt check, fuel).
 //!
+//! A function with an operator of [`crate::module::interpreted_only`]
+//! (exception handling's) is not translated: its code is a stub that runs it
+//! in the interpreter (`Translator::interpreter_stub`), so the rest of its
+//! module still compiles and calls it directly; standalone code (tiering)
+//! refuses such a function, which then stays interpreted.
+//!
 //! The calling convention every compiled function follows (the contract with
 //! the runtime): `CallConv::Tail`, `(vmctx, params...) -> results`, with wasm
 //! types mapped by [`clif_type`]; see `trampolines` for how the host calls in.
@@ -224,10 +230,15 @@ impl FuncCompiler {
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, def_index), signature);
         set_stack_limit(&mut self.ctx.func, ptr);
         let mut builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
+        let interpreted = crate::module::body_interpreted_only(&body);
+        if interpreted && placement != Placement::InModule {
+            return Err(format!("function {func_index}: runs in the interpreter (see `module::interpreted_only`)"));
+        }
         let mut t = Translator::new(isa, info, settings, &mut builder, ty);
         t.osr = osr.map(|at| (None, at));
         t.standalone = standalone;
-        if let Err(e) = t.translate_body(&body) {
+        let translated = if interpreted { t.interpreter_stub(def_index) } else { t.translate_body(&body) };
+        if let Err(e) = translated {
             // The builder's context is left mid-function: start the next one afresh.
             self.builder_ctx = FunctionBuilderContext::new();
             return Err(format!("function {func_index}: {e}"));
@@ -447,6 +458,33 @@ impl<'a, 'b> Translator<'a, 'b> {
         if let Some((_, at)) = self.osr {
             return Err(format!("no reachable loop without parameters at offset {at:#x} to enter"));
         }
+        Ok(())
+    }
+
+    /// The compiled code of a function that runs in the interpreter
+    /// ([`crate::module::interpreted_only`]): it passes its arguments to the
+    /// `call_interpreted` builtin in slots and returns the results it leaves
+    /// there; a trap or exception is pending when the builtin fails.
+    fn interpreter_stub(&mut self, def_index: u32) -> Result<(), String> {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        self.b.seal_block(entry);
+        let params: Vec<Value> = self.b.block_params(entry).to_vec();
+        self.vmctx = params[0];
+        let (param_types, result_types) = (self.params, self.results);
+        let raw_slots = |t: &[ValType]| t.iter().map(ValType::slots).sum::<usize>();
+        let n = raw_slots(param_types).max(raw_slots(result_types));
+        let slots = self.call_slots(n);
+        for ((t, &v), at) in param_types.iter().zip(&params[1..]).zip(super::trampolines::raw_offsets(param_types)) {
+            super::trampolines::store_raw(self.b, t, v, slots, at);
+        }
+        let index = self.b.ins().iconst(types::I32, def_index as i64);
+        self.call_builtin_checked(vm::Builtin::CallInterpreted, &[index, slots]);
+        let results: Vec<Value> = (result_types.iter().zip(super::trampolines::raw_offsets(result_types)))
+            .map(|(t, at)| super::trampolines::load_raw(self.b, t, slots, at))
+            .collect();
+        self.b.ins().return_(&results);
         Ok(())
     }
 

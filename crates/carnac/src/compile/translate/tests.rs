@@ -410,6 +410,7 @@ mod run {
         memory_fill64,
         memory_copy64,
         memory_init64,
+        call_interpreted: call_store_func,
     };
 
     /// Executable copies of a function and its trampoline (unmapped on drop).

@@ -55,9 +55,10 @@ pub(super) enum Builtin {
     MemoryFill64,
     MemoryCopy64,
     MemoryInit64,
+    CallInterpreted,
 }
 
-const NUM_BUILTINS: usize = 20;
+const NUM_BUILTINS: usize = 21;
 
 impl Builtin {
     fn offset(self) -> i32 {
@@ -83,6 +84,7 @@ impl Builtin {
             Builtin::MemoryFill64 => offset_of!(Builtins, memory_fill64),
             Builtin::MemoryCopy64 => offset_of!(Builtins, memory_copy64),
             Builtin::MemoryInit64 => offset_of!(Builtins, memory_init64),
+            Builtin::CallInterpreted => offset_of!(Builtins, call_interpreted),
         }) as i32
     }
 
@@ -99,7 +101,7 @@ impl Builtin {
             Builtin::DataDrop | Builtin::ElemDrop => (vec![I32], None),
             Builtin::TableGrow => (vec![I32, I64, I32], Some(I64)),
             Builtin::TableFill => (vec![I32, I32, I64, I32], Some(I32)),
-            Builtin::CallStoreFunc => (vec![I32, ptr], Some(I32)),
+            Builtin::CallStoreFunc | Builtin::CallInterpreted => (vec![I32, ptr], Some(I32)),
             Builtin::Deadline | Builtin::OutOfFuel => (vec![], Some(I32)),
             Builtin::MemoryAtomicNotify => (vec![I32, I64, I32], Some(I64)),
             Builtin::MemoryAtomicWait32 => (vec![I32, I64, I32, I64], Some(I64)),

@@ -1,4 +1,5 @@
-//! Control structure: blocks, loops, `if`/`else`, `end`, branches (their value
+//! Control structure: blocks, loops, `if`/`else`, `try_table` (its catch
+//! clauses as landing pads and the function's handler table), `end`, branches (their value
 //! moves, conditions fused with the comparison that produced them, the
 //! inverted exit before a loop's back edge), returns, fuel blocks and labels
 //! (where no rewrite may cross), unreachable code, and the loop rotation run
@@ -11,7 +12,7 @@
 use wasmparser::{BlockType, Operator};
 
 use super::{wide_flags, Cond, Ctrl, CtrlKind, Operand, Source, Translator};
-use crate::interp::code::{Instr, Slot};
+use crate::interp::code::{Handler, Instr, Slot, CATCH_ALL};
 use crate::module::ModuleInfo;
 
 impl Translator {
@@ -275,9 +276,84 @@ impl Translator {
         self.dead = false;
     }
 
+    /// `try_table`: a block whose catch clauses are landing pads placed
+    /// before its body (jumped over on entry): each moves the values a catch
+    /// wrote at the `try_table`'s height (the fields, then the reference) to
+    /// its label, as a branch does. The clauses become the function's
+    /// handlers (`CompiledFunc::handlers`) when the block ends.
+    pub(super) fn try_table(&mut self, info: &ModuleInfo, try_table: &wasmparser::TryTable) {
+        let (params, results, params_wide, results_wide) = Self::block_sig(info, try_table.ty);
+        self.materialize_all();
+        let height = self.stack.len() - params as usize;
+        let slot = self.slot_at(height);
+        let skip = self.emit(Instr::Br { target: 0 });
+        let saved = self.stack.clone();
+        let mut clauses = Vec::with_capacity(try_table.catches.len());
+        for catch in &try_table.catches {
+            use wasmparser::Catch;
+            let (tag, label, with_ref) = match *catch {
+                Catch::One { tag, label } => (tag, label, false),
+                Catch::OneRef { tag, label } => (tag, label, true),
+                Catch::All { label } => (CATCH_ALL, label, false),
+                Catch::AllRef { label } => (CATCH_ALL, label, true),
+            };
+            self.set_label();
+            let pad = self.pc();
+            self.stack.truncate(height);
+            if tag != CATCH_ALL {
+                for t in info.tag_type(tag).params() {
+                    self.push_temp_of(t);
+                }
+            }
+            if with_ref {
+                self.push_temp();
+            }
+            // The label is outside the `try_table` (its block is not pushed yet).
+            let c = self.ctrl_index(label);
+            if c == 0 {
+                self.emit_return(self.ctrl[0].results as usize);
+            } else {
+                self.emit_branch_moves(c);
+                self.emit_jump(c);
+            }
+            clauses.push(Handler { start: 0, end: 0, tag, with_ref, pad, slot });
+            self.stack.clone_from(&saved);
+        }
+        let here = self.pc();
+        self.patch(skip, here);
+        self.set_label();
+        let start = self.pc();
+        for h in &mut clauses {
+            h.start = start;
+        }
+        self.ctrl.push(Ctrl {
+            kind: CtrlKind::Block,
+            height,
+            base_slot: slot,
+            params,
+            results,
+            params_wide,
+            results_wide,
+            start,
+            fixups: Vec::new(),
+            else_fixup: None,
+            dead_entry: false,
+        });
+        self.open_handlers.push((self.ctrl.len(), clauses));
+    }
+
     pub(super) fn end(&mut self) {
         if self.ctrl.len() == 1 {
             return self.end_function();
+        }
+        // A `try_table`'s end: its clauses cover the body.
+        if self.open_handlers.last().is_some_and(|(depth, _)| *depth == self.ctrl.len()) {
+            let (_, mut clauses) = self.open_handlers.pop().expect("checked above");
+            let end = self.pc();
+            for h in &mut clauses {
+                h.end = end;
+            }
+            self.handlers.extend(clauses);
         }
         if !self.dead {
             let n = self.ctrl.last().map_or(0, |c| c.results) as usize;
@@ -322,7 +398,7 @@ impl Translator {
     /// Operators in unreachable code: only the block structure matters.
     pub(super) fn dead_op(&mut self, op: &Operator<'_>) {
         match op {
-            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } | Operator::TryTable { .. } => {
                 self.ctrl.push(Ctrl {
                     kind: CtrlKind::Block,
                     height: self.stack.len(),

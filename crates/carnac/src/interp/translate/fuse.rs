@@ -156,7 +156,13 @@ impl Translator {
         if !self.code.windows(2).any(|w| merge_pair(&w[0], &w[1]).is_some()) {
             return;
         }
-        let is_target = branch_targets(&mut self.code);
+        let mut is_target = branch_targets(&mut self.code);
+        // Where exceptions land, and where `try_table`s start and end, stay apart.
+        for h in &self.handlers {
+            for at in [h.start, h.end, h.pad] {
+                is_target[at as usize] = true;
+            }
+        }
         let mut map = Vec::with_capacity(n + 1);
         let mut out = Vec::with_capacity(n);
         let mut offsets = Vec::with_capacity(n);
@@ -190,6 +196,9 @@ impl Translator {
             if let Some(t) = instr.branch_target_mut() {
                 *t = map[*t as usize];
             }
+        }
+        for h in &mut self.handlers {
+            (h.start, h.end, h.pad) = (map[h.start as usize], map[h.end as usize], map[h.pad as usize]);
         }
         self.packed_pairs.retain_mut(|(at, pair, _)| {
             let i = map[*at] as usize;

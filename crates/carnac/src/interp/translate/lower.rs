@@ -350,6 +350,20 @@ impl Translator {
                     dead_entry: false,
                 });
             }
+            Operator::TryTable { ref try_table } => self.try_table(info, try_table),
+            Operator::Throw { tag_index } => {
+                let n = info.tag_type(tag_index).params().len();
+                self.materialize_top(n);
+                let base = self.slot_at(self.stack.len() - n);
+                self.stack.truncate(self.stack.len() - n);
+                self.emit(Instr::Throw { tag: tag_index, base });
+                self.dead = true;
+            }
+            Operator::ThrowRef => {
+                let src = self.pop();
+                self.emit(Instr::ThrowRef { src });
+                self.dead = true;
+            }
             Operator::Else => self.else_(),
             Operator::End => self.end(),
             Operator::Br { relative_depth } => {

@@ -33,7 +33,7 @@ mod tests;
 use wasmparser::{FuncValidator, FunctionBody, ValidatorResources};
 
 use super::assign::Assignment;
-use super::code::{pack_simd, unpack_simd, Cell, CompiledFunc, Instr, SimdOp, Slot};
+use super::code::{pack_simd, unpack_simd, Cell, CompiledFunc, Handler, Instr, SimdOp, Slot};
 use super::threaded;
 use crate::engine::Config;
 use crate::error::Error;
@@ -153,6 +153,11 @@ pub(crate) struct Translator {
     packed_pairs: Vec<(usize, [Instr; 2], Slot)>,
     /// A SIMD instruction needed a slot its packed form cannot hold.
     frame_too_large: bool,
+    /// The catch clauses of the `try_table`s ended so far (innermost first),
+    /// and those of the open ones, each with its `end` still 0 (see
+    /// `CompiledFunc::handlers`).
+    handlers: Vec<Handler>,
+    open_handlers: Vec<(usize, Vec<Handler>)>,
 }
 
 /// Which indices of `code` (and the one past its end) a branch targets.
@@ -211,6 +216,8 @@ impl Translator {
             packed_pairs: Vec::new(),
             fuel_at: None,
             frame_too_large: false,
+            handlers: Vec::new(),
+            open_handlers: Vec::new(),
         }
     }
 
@@ -265,6 +272,8 @@ impl Translator {
         self.packed_pairs.clear();
         self.fuel_at = None;
         self.frame_too_large = false;
+        self.handlers.clear();
+        self.open_handlers.clear();
         // Filled in at the end, once `assignment` has seen the whole body.
         self.emit(Instr::ZeroLocals { start: 0, count: 0 });
         self.label = self.code.len();
@@ -326,6 +335,7 @@ impl Translator {
             code: self.code.iter().enumerate().map(|(i, &instr)| self.cell(i, instr, packed)).collect(),
             offsets,
             frame_size,
+            handlers: self.handlers.as_slice().into(),
         })
     }
 
