@@ -171,6 +171,7 @@ mod types;
 pub use engine::{CacheStats, Config, Engine, Strategy, TierStats, DEFAULT_CACHE_MAX_BYTES};
 pub use error::Error;
 pub use module::Module;
+pub use runtime::anyref::{AnyRef, I31};
 pub use runtime::exn::{ExnRef, Tag};
 pub use runtime::externals::{Extern, Global, Memory, Table};
 pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};

@@ -8,7 +8,9 @@
 //! threaded handlers and WebAssembly 2.0 code are unchanged. `head` packs the
 //! operator ([`CastOp`]) in its low 4 bits and, above, a cast's target
 //! ([`CastTarget::pack`]: nullability, heap kind, module type index).
-//! `any.convert_extern` and `extern.convert_any` are no instructions at all:
+//! The compiled tier leaves a function using one of these to the interpreter
+//! ([`is_cast_operator`]). `any.convert_extern` and `extern.convert_any` are
+//! no instructions at all:
 //! `anyref` and `externref` share one encoding (`runtime::gc_ref`).
 //!
 //! Must not touch: the encoding of references and what a cast decides
@@ -39,6 +41,27 @@ pub(crate) enum CastOp {
 
 const OPS: [CastOp; 6] =
     [CastOp::RefI31, CastOp::I31GetS, CastOp::I31GetU, CastOp::RefEq, CastOp::RefTest, CastOp::RefCast];
+
+/// Whether `op` is one of this module's operators (the compiled tier leaves
+/// functions using one to the interpreter: `module::interpreted_only`).
+pub(crate) fn is_cast_operator(op: &wasmparser::Operator<'_>) -> bool {
+    use wasmparser::Operator as O;
+    matches!(
+        op,
+        O::RefI31
+            | O::I31GetS
+            | O::I31GetU
+            | O::RefEq
+            | O::RefTestNonNull { .. }
+            | O::RefTestNullable { .. }
+            | O::RefCastNonNull { .. }
+            | O::RefCastNullable { .. }
+            | O::BrOnCast { .. }
+            | O::BrOnCastFail { .. }
+            | O::AnyConvertExtern
+            | O::ExternConvertAny
+    )
+}
 
 /// The instruction's `head`: the operator and the packed cast target (0 for
 /// the operators without one).

@@ -49,6 +49,10 @@ pub(crate) enum ConstOp {
     I64Add,
     I64Sub,
     I64Mul,
+    /// `ref.null` (GC: converted with `any.convert_extern`/`extern.convert_any`).
+    RefNull,
+    /// `ref.i31` of the value on top (GC).
+    RefI31,
 }
 
 impl ConstExpr {
@@ -74,6 +78,8 @@ fn eval_ops(ops: &[ConstOp], global: impl Fn(u32) -> Option<u128>) -> Option<u12
             ConstOp::I32(v) => v as u32 as u64,
             ConstOp::I64(v) => v as u64,
             ConstOp::GlobalGet(g) => global(g)? as u64,
+            ConstOp::RefNull => 0,
+            ConstOp::RefI31 => crate::runtime::gc_ref::encode_i31(stack.pop()? as u32),
             binary => {
                 let b = stack.pop()?;
                 let a = stack.pop()?;
@@ -85,7 +91,9 @@ fn eval_ops(ops: &[ConstOp], global: impl Fn(u32) -> Option<u128>) -> Option<u12
                     ConstOp::I64Add => a.wrapping_add(b),
                     ConstOp::I64Sub => a.wrapping_sub(b),
                     ConstOp::I64Mul => a.wrapping_mul(b),
-                    ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) => unreachable!(),
+                    ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) | ConstOp::RefNull | ConstOp::RefI31 => {
+                        unreachable!()
+                    }
                 }
             }
         };
@@ -959,7 +967,7 @@ impl Module {
 /// code unwinds exceptions like traps, through the interpreter's catches).
 pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
-    matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
+    matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef) || crate::interp::cast::is_cast_operator(op)
 }
 
 /// Whether a (validated) body has an operator of [`interpreted_only`].
@@ -1035,6 +1043,10 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
             O::I64Add => ConstOp::I64Add,
             O::I64Sub => ConstOp::I64Sub,
             O::I64Mul => ConstOp::I64Mul,
+            O::RefNull { .. } => ConstOp::RefNull,
+            O::RefI31 => ConstOp::RefI31,
+            // `anyref` and `externref` share one encoding (`runtime::gc_ref`).
+            O::AnyConvertExtern | O::ExternConvertAny => continue,
             other => {
                 return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other))))
             }

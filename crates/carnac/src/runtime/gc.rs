@@ -344,14 +344,14 @@ impl ExternRef {
         s.maybe_collect_externs();
         let (index, gen) = s.externs.alloc(Box::new(value))?;
         s.externs.root(index, gen);
-        Ok(ExternRef { store: s.id, index, gen })
+        Ok(ExternRef { store: s.id, index, gen, any: 0 })
     }
 
     pub(crate) fn check(&self, s: &StoreInner) -> Result<(), Error> {
         if self.store != s.id {
             return Err(Error::usage("extern reference belongs to a different store"));
         }
-        if !s.externs.is_live(self.index, self.gen) {
+        if self.any == 0 && !s.externs.is_live(self.index, self.gen) {
             return Err(stale());
         }
         Ok(())
@@ -360,11 +360,15 @@ impl ExternRef {
     /// The host value (downcast it with `downcast_ref`), as Wasmtime's
     /// `ExternRef::data`. Errors when the reference belongs to a different store
     /// or was collected (it was left unrooted: see [`RootScope`]). The `Option`
-    /// is always `Some` in Carnac: Wasmtime's is `None` for an `externref` made
-    /// from an `anyref` of the GC proposal, which Carnac does not have.
+    /// is `None` for an `externref` made from an `anyref` of the GC proposal
+    /// (`extern.convert_any`), as in Wasmtime.
     pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> Result<Option<&'a (dyn Any + Send + Sync)>, Error> {
         let s = &store.as_context().inner;
         self.check(s)?;
+        if self.any != 0 {
+            // A GC value converted with `extern.convert_any`: no host data.
+            return Ok(None);
+        }
         Ok(s.externs.get(self.index, self.gen))
     }
 
@@ -375,6 +379,9 @@ impl ExternRef {
     ) -> Result<Option<&'a mut (dyn Any + Send + Sync)>, Error> {
         let s = &mut store.as_context_mut().inner;
         self.check(s)?;
+        if self.any != 0 {
+            return Ok(None);
+        }
         Ok(s.externs.get_mut(self.index, self.gen))
     }
 

@@ -192,13 +192,15 @@ fn check_import(
     // Functions compare by engine-wide type id: no type is built or cloned.
     if let (EntityIndex::Func(i), Extern::Func(f)) = (idx, ext) {
         let want = module.info.type_ids[module.info.funcs[*i as usize] as usize];
-        if s.funcs[f.index as usize].type_id == want {
+        // Equal ids, or (GC) the function's type declares the wanted one as a supertype.
+        let have = s.funcs[f.index as usize].type_id;
+        if have == want || s.engine.type_registry().is_subtype(have, want) {
             return Ok(());
         }
     }
     let want = module.info.entity_type(*idx);
     let ok = match (&want, ext) {
-        (ExternType::Func(ft), Extern::Func(f)) => *s.func_ty(f.index) == *ft,
+        (ExternType::Func(ft), Extern::Func(f)) => s.func_ty(f.index).matches(ft),
         (ExternType::Table(tt), Extern::Table(t)) => {
             let have = &s.tables[t.index as usize];
             let cur = crate::types::Limits { min: have.elems.len() as u64, max: have.ty.limits.max };

@@ -3,6 +3,7 @@
 //! exceptions and their collection), traps, values, limits,
 //! linking, and snapshots of instances. Nothing here decodes wasm or executes instructions.
 
+pub(crate) mod anyref;
 pub(crate) mod bulk;
 pub(crate) mod call;
 pub(crate) mod exn;
