@@ -487,6 +487,14 @@ impl Config {
         self.feature(wasmparser::WasmFeatures::FUNCTION_REFERENCES, enable)
     }
 
+    /// The GC proposal: struct and array types, `anyref`/`eqref`/`i31ref`
+    /// and their casts, struct and array objects in a per-store collected
+    /// heap (see [`crate::Store::gc_stats`]). Off by default until its spec
+    /// suite passes.
+    pub fn wasm_gc(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::GC, enable)
+    }
+
     pub(crate) fn wasm_features(&self) -> wasmparser::WasmFeatures {
         self.features
     }

@@ -144,6 +144,9 @@ impl Runner {
         if lang == Lang::NoMultiMemory {
             config.wasm_multi_memory(false);
         }
+        if lang != Lang::Wasm2 && lang != Lang::Threads {
+            config.wasm_gc(true);
+        }
         if lang == Lang::Threads {
             config.wasm_multi_memory(false).wasm_reference_types(false);
         }

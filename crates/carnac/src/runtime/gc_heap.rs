@@ -54,9 +54,11 @@
 
 use std::sync::Arc;
 
+use crate::module::ConstNew;
 use crate::runtime::gc_ref::{decode_object, encode_object, MAX_OBJECT_GEN};
 use crate::runtime::store::{ResourceLimiter, StoreInner};
 use crate::runtime::trap::{Trap, TrapKind};
+use crate::types::{CompositeType, StorageType, ValType};
 
 /// Bytes counted for an object's header.
 pub(crate) const HEADER_BYTES: usize = 32;
@@ -190,11 +192,29 @@ impl GcLayout {
     }
 }
 
+/// How a field of storage type `t` is stored.
+pub(crate) fn storage_of_type(t: &StorageType) -> Storage {
+    match t {
+        StorageType::I8 => Storage::I8,
+        StorageType::I16 => Storage::I16,
+        StorageType::ValType(ValType::I32 | ValType::F32) => Storage::I32,
+        StorageType::ValType(ValType::I64 | ValType::F64) => Storage::I64,
+        StorageType::ValType(ValType::V128) => Storage::V128,
+        StorageType::ValType(ValType::Ref(_)) => Storage::Ref,
+    }
+}
+
 /// The layout of type index `index` of a module.
 pub(crate) fn layout_of(info: &crate::module::ModuleInfo, index: u32) -> GcLayout {
-    // Until the type section decodes struct and array types, every type is a function's.
-    let _ = (info, index);
-    GcLayout::Func
+    let type_id = info.type_ids[index as usize];
+    match &info.sub_types[index as usize] {
+        CompositeType::Func(_) => GcLayout::Func,
+        CompositeType::Struct(t) => {
+            let fields: Vec<Storage> = t.fields().iter().map(|f| storage_of_type(f.element_type())).collect();
+            GcLayout::Struct(Arc::new(StructLayout::new(type_id, &fields)))
+        }
+        CompositeType::Array(t) => GcLayout::Array { type_id, storage: storage_of_type(t.field_type().element_type()) },
+    }
 }
 
 /// The layouts of every type index of a module.
@@ -896,6 +916,49 @@ impl StoreInner {
             self.committed -= heap.reserved - keep;
             heap.reserved = keep;
         }
+    }
+
+    /// Allocates the object of a constant expression's `struct.new*` or
+    /// `array.new*` of type index `type_index` of `m`, popping its operands
+    /// from the evaluation `stack` (see `runtime::instance`).
+    pub(crate) fn new_const_object(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        m: &crate::module::ModuleInner,
+        kind: ConstNew,
+        type_index: u32,
+        n: u32,
+        stack: &mut Vec<u128>,
+    ) -> Result<u64, Trap> {
+        let mut pop = |k: usize| stack.split_off(stack.len() - k);
+        let (object, size) = match kind {
+            ConstNew::Struct | ConstNew::StructDefault => {
+                let layout = m.gc_layout(type_index).as_struct();
+                let fields = if kind == ConstNew::Struct { pop(layout.fields.len()) } else { Vec::new() };
+                (Object::new_struct(layout, fields), layout.size())
+            }
+            ConstNew::Array | ConstNew::ArrayDefault | ConstNew::ArrayFixed => {
+                let (type_id, storage) = m.gc_layout(type_index).as_array();
+                let (value, len) = match kind {
+                    ConstNew::Array => {
+                        let v = pop(2);
+                        (v[0], v[1] as u32 as usize)
+                    }
+                    ConstNew::ArrayDefault => (0, pop(1)[0] as u32 as usize),
+                    _ => (0, n as usize),
+                };
+                let size = array_size(storage, len).ok_or_else(|| Trap::new(TrapKind::AllocationTooLarge))?;
+                self.gc_reserve(limiter, size, None)?;
+                let object = if kind == ConstNew::ArrayFixed {
+                    Object::array_from(type_id, storage, pop(len).into_iter())
+                } else {
+                    Object::new_array(type_id, storage, value, len)
+                };
+                return self.gc_insert(object, size);
+            }
+        };
+        self.gc_reserve(limiter, size, None)?;
+        self.gc_insert(object, size)
     }
 
     /// Allocates `object` (of `size` bytes, reserved with

@@ -44,6 +44,12 @@ pub(crate) fn is_object(raw: u64) -> bool {
     decode_object(raw).is_some()
 }
 
+/// The raw bits of `ref.i31` of `value` (its low 31 bits; tag `10`).
+#[inline]
+pub(crate) fn i31_bits(value: u32) -> u64 {
+    (0b10 << 62) | (value & 0x7fff_ffff) as u64
+}
+
 /// The canonical type id of the live GC-heap object `raw` refers to (what
 /// `ref.test`/`ref.cast` compare); `None` when `raw` is not a live object of
 /// this store's heap.
