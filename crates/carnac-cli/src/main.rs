@@ -282,9 +282,10 @@ fn wasm_feature<'a>(config: &mut Config, opt: &'a str) -> Option<Result<(&'a str
         "tail-call" => Config::wasm_tail_call,
         "memory64" => Config::wasm_memory64,
         "function-references" => Config::wasm_function_references,
+        "gc" => Config::wasm_gc,
         // Accepted so that Wasmtime's command lines run; refused when asked
         // for, since Carnac cannot run such modules yet.
-        "gc" | "exceptions" => {
+        "exceptions" => {
             return Some(parse_flag_of('W', name, v).and_then(|on| match on {
                 true => Err(Error::Usage(format!("-W {name}=y: Carnac does not run the {name} proposal yet"))),
                 false => Ok((name, false)),

@@ -110,6 +110,12 @@ impl TypeRegistry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the type of canonical id `id` is a struct type (else an array
+    /// or function type).
+    pub(crate) fn is_struct(&self, id: u32) -> bool {
+        matches!(self.lock().types.get(id as usize), Some(CompositeType::Struct(_)))
+    }
+
     /// Whether the type of canonical id `sub` is `sup` or declares it as an
     /// (indirect) supertype.
     pub(crate) fn is_subtype(&self, sub: u32, sup: u32) -> bool {

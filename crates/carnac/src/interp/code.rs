@@ -301,6 +301,10 @@ macro_rules! define_instrs_with_imm {
             /// the operator and its type index, `imm` its other immediate;
             /// operands at `base..`, the result (if any) to `base`.
             Gc { head: u32, base: Slot, imm: u32 },
+            /// A GC reference operator that needs no heap (see `interp::cast`):
+            /// `head` packs the operator and a cast's target; operand at `src`
+            /// (`ref.eq`'s two at `src..`), the result to `dst`.
+            Cast { head: u32, src: Slot, dst: Slot },
             MemorySize { dst: Slot },
             MemoryGrow { dst: Slot, delta: Slot, mem: u32 },
             /// dst address, value, length at `base..base+3`.

@@ -959,6 +959,16 @@ pub(crate) fn run<T, const TRACK: bool>(
                     return Err(t);
                 }
             }
+            Instr::Cast { head, src, dst } => {
+                // SAFETY: see the module docs (code pointers); the module outlives the call.
+                let m = unsafe { &*module };
+                // Only `ref.eq` has a second operand (the slot after `src`).
+                let src2 = if super::cast::is_ref_eq(head) { rd!(src + 1) } else { 0 };
+                match super::cast::execute(&store.inner, m, head, rd!(src), src2) {
+                    Ok(v) => wr!(dst, v),
+                    Err(kind) => trap!(kind),
+                }
+            }
             Instr::RefAsNonNull { src } => {
                 if rd!(src) == 0 {
                     trap!(TrapKind::NullReference);

@@ -7,6 +7,7 @@
 
 mod assign;
 pub(crate) mod atomic;
+pub(crate) mod cast;
 pub(crate) mod code;
 mod exec;
 pub(crate) mod gc;

@@ -58,6 +58,10 @@ pub enum TrapKind {
     /// The GC heap is full even after a collection (its cap, or the store's
     /// memory budget: see `ResourceLimiter::gc_heap_size`).
     OutOfGcMemory,
+    /// `i31.get_s`/`i31.get_u` of a null reference (GC).
+    NullI31Reference,
+    /// A `ref.cast` whose operand is not of the target type (GC).
+    CastFailure,
 }
 
 impl TrapKind {
@@ -86,6 +90,8 @@ impl TrapKind {
             TrapKind::ArrayOutOfBounds => "out of bounds array access",
             TrapKind::AllocationTooLarge => "allocation size too large",
             TrapKind::OutOfGcMemory => "out of GC heap memory",
+            TrapKind::NullI31Reference => "null i31 reference",
+            TrapKind::CastFailure => "cast failure",
         }
     }
 }

@@ -630,6 +630,7 @@ impl Translator {
             ref other if self.simd(other) => {}
             ref other if self.atomic(other) => {}
             ref other if self.gc(info, other) => {}
+            ref other if self.cast(info, other) => {}
             ref other => {
                 return Err(err(offset, format!("unsupported operator {}", crate::module::operator_text(other))));
             }

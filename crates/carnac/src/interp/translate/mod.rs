@@ -21,6 +21,7 @@
 //! rewrites that fuse instructions; `acc` the accumulator's pairing and checks.
 
 mod acc;
+mod cast;
 mod control;
 mod fuse;
 mod gc;
