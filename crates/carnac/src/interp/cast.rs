@@ -37,7 +37,8 @@ pub(crate) enum CastOp {
     RefCast,
 }
 
-const OPS: [CastOp; 6] = [CastOp::RefI31, CastOp::I31GetS, CastOp::I31GetU, CastOp::RefEq, CastOp::RefTest, CastOp::RefCast];
+const OPS: [CastOp; 6] =
+    [CastOp::RefI31, CastOp::I31GetS, CastOp::I31GetU, CastOp::RefEq, CastOp::RefTest, CastOp::RefCast];
 
 /// The instruction's `head`: the operator and the packed cast target (0 for
 /// the operators without one).

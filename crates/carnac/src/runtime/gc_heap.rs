@@ -45,9 +45,9 @@
 //! and the GC heap share one budget), reserved in 1 MiB steps, and against
 //! the heap's own cap ([`crate::ResourceLimiter::gc_heap_size`], 1 GiB by
 //! default). An allocation past either, after a full collection, traps with
-//! `out of GC heap memory`; one whose size cannot be represented (an array of
-//! 2^32 - 1 `i64`s) traps with `allocation size too large` at once, without
-//! allocating.
+//! `out of GC heap memory`; one larger than the cap by itself (an array of
+//! 2^32 - 1 `i64`s, 32 GiB) traps with `allocation size too large` at once,
+//! without collecting or allocating.
 //!
 //! Must not touch: the type registry and subtyping (the GC type system's
 //! modules), the extern heap's slots (only through its marking entry point).
@@ -520,6 +520,9 @@ pub(crate) struct GcHeap {
     owned_trim_at: usize,
     /// Work list of the mark phase (kept to reuse its allocation).
     gray: Vec<u32>,
+    /// The struct and array types of the modules instantiated in the store,
+    /// by canonical id (what the host API reads fields as).
+    types: std::collections::HashMap<u32, CompositeType>,
     collections: u64,
     freed: u64,
 }
@@ -538,6 +541,7 @@ impl Default for GcHeap {
             owned: Vec::new(),
             owned_trim_at: 16,
             gray: Vec::new(),
+            types: Default::default(),
             collections: 0,
             freed: 0,
         }
@@ -552,6 +556,20 @@ impl GcHeap {
             collections: self.collections,
             freed: self.freed,
         }
+    }
+
+    /// Records the struct and array types of a module instantiated in the store.
+    pub(crate) fn register_types(&mut self, info: &crate::module::ModuleInfo) {
+        for (t, &id) in info.sub_types.iter().zip(&info.type_ids) {
+            if !matches!(t, CompositeType::Func(_)) {
+                self.types.entry(id).or_insert_with(|| t.clone());
+            }
+        }
+    }
+
+    /// The struct or array type of canonical id `id`.
+    pub(crate) fn type_of(&self, id: u32) -> Option<&CompositeType> {
+        self.types.get(&id)
     }
 
     /// Whether the heap holds no slots at all (nothing to collect).
@@ -805,6 +823,11 @@ impl StoreInner {
         // Only under the running interpreter activation, when it is the
         // store's only wasm activation (no compiled or suspended frames).
         let can_collect = stack.is_some() && self.reentry == 1;
+        let cap = limiter.as_deref().map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
+        if size > cap {
+            // No collection can make room: refused at once, nothing allocated.
+            return Err(Trap::new(TrapKind::AllocationTooLarge));
+        }
         let mut collected = false;
         if self.gc_heap.since.saturating_add(size) > self.gc_heap.threshold {
             if can_collect {
@@ -814,7 +837,6 @@ impl StoreInner {
                 self.gc_heap.pending = true;
             }
         }
-        let cap = limiter.as_deref().map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
         loop {
             if self.try_reserve(limiter.as_deref_mut(), size, cap)? {
                 return Ok(());

@@ -196,7 +196,9 @@ impl CastTarget {
             H::Extern => (CastHeap::Extern, 0),
             H::NoExtern => (CastHeap::NoExtern, 0),
             H::ConcreteFunc(t) => (CastHeap::ConcreteFunc, registry.register_func(t)),
-            H::ConcreteStruct(t) => (CastHeap::ConcreteStruct, registry.register_host(CompositeType::Struct(t.clone()))),
+            H::ConcreteStruct(t) => {
+                (CastHeap::ConcreteStruct, registry.register_host(CompositeType::Struct(t.clone())))
+            }
             H::ConcreteArray(t) => (CastHeap::ConcreteArray, registry.register_host(CompositeType::Array(t.clone()))),
         };
         CastTarget { nullable: r.is_nullable(), heap, type_id }
@@ -261,7 +263,9 @@ mod tests {
 
     #[test]
     fn i31_bits_wrap_and_extend() {
-        for (v, u, s) in [(0, 0, 0), (1, 1, 1), (0x3fff_ffff, 0x3fff_ffff, 0x3fff_ffff), (0x4000_0000, 0x4000_0000, -0x4000_0000)] {
+        for (v, u, s) in
+            [(0, 0, 0), (1, 1, 1), (0x3fff_ffff, 0x3fff_ffff, 0x3fff_ffff), (0x4000_0000, 0x4000_0000, -0x4000_0000)]
+        {
             let raw = encode_i31(v);
             assert!(is_i31(raw) && !is_object(raw) && raw != 0);
             assert_eq!((i31_u(raw), i31_s(raw)), (u, s));

@@ -340,6 +340,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         }
     }
     let instance = s.instances.len() as u32;
+    s.gc_heap.register_types(info);
     let offsets = &m.vm_offsets;
     let mut vmctx = VMContextBlock::new(offsets);
     let first = s.funcs.len() as u32;
