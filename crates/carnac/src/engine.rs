@@ -491,7 +491,8 @@ impl Config {
     /// The GC proposal (part of WebAssembly 3.0): recursive and sub types,
     /// struct and array types, the `any`/`eq`/`i31`/`struct`/`array`/`none`
     /// heap types, `i31`, `ref.eq`, casts and conversions between `anyref`
-    /// and `externref` (see [`crate::AnyRef`], [`crate::I31`]). Off by
+    /// and `externref` (see [`crate::AnyRef`], [`crate::I31`]), struct and
+    /// array objects in a per-store collected heap ([`crate::Store::gc_stats`]). Off by
     /// default while its spec suite does not pass completely; it implies
     /// typed function references.
     pub fn wasm_gc(&mut self, enable: bool) -> &mut Self {

@@ -177,6 +177,7 @@ pub use runtime::externals::{Extern, Global, Memory, Table};
 pub use runtime::func::{Caller, Func, IntoFunc, TypedFunc, WasmParams, WasmResults, WasmRet, WasmTy};
 pub use runtime::gc::{OwnedRooted, RootScope, Rooted};
 pub use runtime::gc_heap::{GcStats, DEFAULT_GC_HEAP_SIZE};
+pub use runtime::gc_objects::{ArrayRef, StructRef};
 pub use runtime::instance::Instance;
 pub use runtime::linker::{InstancePre, Linker};
 pub use runtime::memory::{MemoryMut, WASM_PAGE};

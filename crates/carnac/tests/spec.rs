@@ -149,12 +149,12 @@ impl Runner {
         if lang == Lang::NoMultiMemory {
             config.wasm_multi_memory(false);
         }
+        // GC is off by default until its suite passes: on for the 3.0 suites.
+        if lang != Lang::Wasm2 && lang != Lang::Threads {
+            config.wasm_gc(true);
+        }
         if lang == Lang::Threads {
             config.wasm_multi_memory(false).wasm_reference_types(false);
-        }
-        // GC is off by default until its suite passes: on for the 3.0 suites.
-        if lang == Lang::Default {
-            config.wasm_gc(true);
         }
         // The fuel run also turns on interrupt and epoch checks (`CheckEpoch`, no
         // deadline set): they instrument loops and calls too.

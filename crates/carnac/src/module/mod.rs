@@ -42,6 +42,7 @@ pub(crate) enum ConstExpr {
 pub(crate) enum ConstOp {
     I32(i32),
     I64(i64),
+    V128(u128),
     GlobalGet(u32),
     I32Add,
     I32Sub,
@@ -49,57 +50,94 @@ pub(crate) enum ConstOp {
     I64Add,
     I64Sub,
     I64Mul,
-    /// `ref.null` (GC: converted with `any.convert_extern`/`extern.convert_any`).
-    RefNull,
-    /// `ref.i31` of the value on top (GC).
+    /// `ref.func`, of a module function index.
+    RefFunc(u32),
+    /// `ref.i31` (GC).
     RefI31,
+    /// `any.convert_extern` / `extern.convert_any`: the bits stay (GC).
+    Convert,
+    /// An allocation (GC): `struct.new*`, `array.new*` of a type index, with
+    /// `array.new_fixed`'s length.
+    New(ConstNew, u32, u32),
 }
+
+/// The allocating instructions of constant expressions (GC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConstNew {
+    Struct,
+    StructDefault,
+    Array,
+    ArrayDefault,
+    ArrayFixed,
+}
+
+/// What evaluating an allocating constant expression calls: the allocation,
+/// its type index and immediate, and the evaluation stack to pop its
+/// operands from; the object's reference, or `None` when it cannot be made.
+pub(crate) type ConstAlloc<'a> = &'a mut dyn FnMut(ConstNew, u32, u32, &mut Vec<u128>) -> Option<u128>;
 
 impl ConstExpr {
     /// The expression's value as raw bits, given the raw value of a global
     /// (`None` when it is not known: then the result is `None` too) and the raw
-    /// reference to a function (`RefFunc`).
+    /// reference to a function (`RefFunc`). An expression that allocates
+    /// (GC) has no value here: see [`ConstExpr::eval_with`].
     pub fn eval(&self, global: impl Fn(u32) -> Option<u128>, func: impl Fn(u32) -> u128) -> Option<u128> {
+        self.eval_with(global, func, &mut |_, _, _, _| None)
+    }
+
+    /// [`ConstExpr::eval`], allocating GC objects with `alloc`.
+    pub fn eval_with(
+        &self,
+        global: impl Fn(u32) -> Option<u128>,
+        func: impl Fn(u32) -> u128,
+        alloc: ConstAlloc<'_>,
+    ) -> Option<u128> {
         match self {
             ConstExpr::Bits(b) => Some(*b),
             ConstExpr::RefNull => Some(0),
             ConstExpr::RefFunc(f) => Some(func(*f)),
             ConstExpr::GlobalGet(g) => global(*g),
-            ConstExpr::Extended(ops) => eval_ops(ops, global),
+            ConstExpr::Extended(ops) => eval_ops(ops, global, func, alloc),
         }
     }
 }
 
 /// Runs an extended constant expression (validated: the stack never underflows).
-fn eval_ops(ops: &[ConstOp], global: impl Fn(u32) -> Option<u128>) -> Option<u128> {
-    let mut stack: Vec<u64> = Vec::with_capacity(4);
+fn eval_ops(
+    ops: &[ConstOp],
+    global: impl Fn(u32) -> Option<u128>,
+    func: impl Fn(u32) -> u128,
+    alloc: ConstAlloc<'_>,
+) -> Option<u128> {
+    let mut stack: Vec<u128> = Vec::with_capacity(4);
     for op in ops {
         let value = match *op {
-            ConstOp::I32(v) => v as u32 as u64,
-            ConstOp::I64(v) => v as u64,
-            ConstOp::GlobalGet(g) => global(g)? as u64,
-            ConstOp::RefNull => 0,
-            ConstOp::RefI31 => crate::runtime::gc_ref::encode_i31(stack.pop()? as u32),
+            ConstOp::I32(v) => v as u32 as u128,
+            ConstOp::I64(v) => v as u64 as u128,
+            ConstOp::V128(v) => v,
+            ConstOp::GlobalGet(g) => global(g)?,
+            ConstOp::RefFunc(f) => func(f),
+            ConstOp::RefI31 => crate::runtime::gc_ref::encode_i31(stack.pop()? as u32) as u128,
+            ConstOp::Convert => continue,
+            ConstOp::New(kind, type_index, n) => alloc(kind, type_index, n, &mut stack)?,
             binary => {
-                let b = stack.pop()?;
-                let a = stack.pop()?;
+                let b = stack.pop()? as u64;
+                let a = stack.pop()? as u64;
                 let (a32, b32) = (a as u32, b as u32);
-                match binary {
+                (match binary {
                     ConstOp::I32Add => a32.wrapping_add(b32) as u64,
                     ConstOp::I32Sub => a32.wrapping_sub(b32) as u64,
                     ConstOp::I32Mul => a32.wrapping_mul(b32) as u64,
                     ConstOp::I64Add => a.wrapping_add(b),
                     ConstOp::I64Sub => a.wrapping_sub(b),
                     ConstOp::I64Mul => a.wrapping_mul(b),
-                    ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) | ConstOp::RefNull | ConstOp::RefI31 => {
-                        unreachable!()
-                    }
-                }
+                    _ => unreachable!("every other operator is matched above"),
+                }) as u128
             }
         };
         stack.push(value);
     }
-    stack.pop().map(u128::from)
+    stack.pop()
 }
 
 #[derive(Debug, Clone)]
@@ -967,7 +1005,9 @@ impl Module {
 /// code unwinds exceptions like traps, through the interpreter's catches).
 pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
-    matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef) || crate::interp::cast::is_cast_operator(op)
+    matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
+        || crate::interp::cast::is_cast_operator(op)
+        || crate::interp::gc::is_gc_heap_operator(op)
 }
 
 /// Whether a (validated) body has an operator of [`interpreted_only`].
@@ -1022,10 +1062,14 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
         O::RefNull { .. } => ConstExpr::RefNull,
         O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
-        other => return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other)))),
+        // A GC operator: the general form below.
+        _ => ConstExpr::RefNull,
     };
-    if let wasmparser::Operator::End = reader.read().map_err(invalid)? {
-        return Ok(value);
+    let single = !matches!(value, ConstExpr::RefNull) || matches!(op, O::RefNull { .. });
+    if single {
+        if let wasmparser::Operator::End = reader.read().map_err(invalid)? {
+            return Ok(value);
+        }
     }
     // Longer: an extended constant expression (the validator has checked it).
     let mut ops = Vec::new();
@@ -1043,20 +1087,29 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
             O::I64Add => ConstOp::I64Add,
             O::I64Sub => ConstOp::I64Sub,
             O::I64Mul => ConstOp::I64Mul,
-            O::RefNull { .. } => ConstOp::RefNull,
+            O::F32Const { value } => ConstOp::I32(value.bits() as i32),
+            O::F64Const { value } => ConstOp::I64(value.bits() as i64),
+            O::V128Const { value } => ConstOp::V128(value.i128() as u128),
+            O::RefNull { .. } => ConstOp::I64(0),
+            O::RefFunc { function_index } => ConstOp::RefFunc(function_index),
             O::RefI31 => ConstOp::RefI31,
-            // `anyref` and `externref` share one encoding (`runtime::gc_ref`).
-            O::AnyConvertExtern | O::ExternConvertAny => continue,
+            O::AnyConvertExtern | O::ExternConvertAny => ConstOp::Convert,
+            O::StructNew { struct_type_index: t } => ConstOp::New(ConstNew::Struct, t, 0),
+            O::StructNewDefault { struct_type_index: t } => ConstOp::New(ConstNew::StructDefault, t, 0),
+            O::ArrayNew { array_type_index: t } => ConstOp::New(ConstNew::Array, t, 0),
+            O::ArrayNewDefault { array_type_index: t } => ConstOp::New(ConstNew::ArrayDefault, t, 0),
+            O::ArrayNewFixed { array_type_index: t, array_size: n } => ConstOp::New(ConstNew::ArrayFixed, t, n),
             other => {
                 return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other))))
             }
         });
     }
-    if ops.iter().any(|op| matches!(op, ConstOp::GlobalGet(_))) {
+    if ops.iter().any(|op| matches!(op, ConstOp::GlobalGet(_) | ConstOp::RefFunc(_) | ConstOp::New(..))) {
         return Ok(ConstExpr::Extended(ops.into()));
     }
     // Only constants: folded once, here.
-    let bits = eval_ops(&ops, |_| None).ok_or_else(|| unsupported(offset, "malformed constant expression".into()))?;
+    let bits = eval_ops(&ops, |_| None, |_| 0, &mut |_, _, _, _| None)
+        .ok_or_else(|| unsupported(offset, "malformed constant expression".into()))?;
     Ok(ConstExpr::Bits(bits))
 }
 

@@ -129,6 +129,9 @@ impl AnyRef {
                 ExternRef { store: s.id, index, gen, any: 0 }.check(s)?;
             }
         }
+        if gc_ref::is_object(self.raw) && !s.gc_heap.is_live(self.raw) {
+            return Err(Error::usage("anyref used after its object was collected (keep it rooted)"));
+        }
         Ok(self.raw)
     }
 }

@@ -45,18 +45,20 @@
 //! and the GC heap share one budget), reserved in 1 MiB steps, and against
 //! the heap's own cap ([`crate::ResourceLimiter::gc_heap_size`], 1 GiB by
 //! default). An allocation past either, after a full collection, traps with
-//! `out of GC heap memory`; one whose size cannot be represented (an array of
-//! 2^32 - 1 `i64`s) traps with `allocation size too large` at once, without
-//! allocating.
+//! `out of GC heap memory`; one larger than the cap by itself (an array of
+//! 2^32 - 1 `i64`s, 32 GiB) traps with `allocation size too large` at once,
+//! without collecting or allocating.
 //!
 //! Must not touch: the type registry and subtyping (the GC type system's
 //! modules), the extern heap's slots (only through its marking entry point).
 
 use std::sync::Arc;
 
+use crate::module::ConstNew;
 use crate::runtime::gc_ref::{decode_object, encode_object, MAX_OBJECT_GEN};
 use crate::runtime::store::{ResourceLimiter, StoreInner};
 use crate::runtime::trap::{Trap, TrapKind};
+use crate::types::{CompositeType, StorageType, ValType};
 
 /// Bytes counted for an object's header.
 pub(crate) const HEADER_BYTES: usize = 32;
@@ -190,11 +192,29 @@ impl GcLayout {
     }
 }
 
+/// How a field of storage type `t` is stored.
+pub(crate) fn storage_of_type(t: &StorageType) -> Storage {
+    match t {
+        StorageType::I8 => Storage::I8,
+        StorageType::I16 => Storage::I16,
+        StorageType::ValType(ValType::I32 | ValType::F32) => Storage::I32,
+        StorageType::ValType(ValType::I64 | ValType::F64) => Storage::I64,
+        StorageType::ValType(ValType::V128) => Storage::V128,
+        StorageType::ValType(ValType::Ref(_)) => Storage::Ref,
+    }
+}
+
 /// The layout of type index `index` of a module.
 pub(crate) fn layout_of(info: &crate::module::ModuleInfo, index: u32) -> GcLayout {
-    // Until the type section decodes struct and array types, every type is a function's.
-    let _ = (info, index);
-    GcLayout::Func
+    let type_id = info.type_ids[index as usize];
+    match &info.sub_types[index as usize] {
+        CompositeType::Func(_) => GcLayout::Func,
+        CompositeType::Struct(t) => {
+            let fields: Vec<Storage> = t.fields().iter().map(|f| storage_of_type(f.element_type())).collect();
+            GcLayout::Struct(Arc::new(StructLayout::new(type_id, &fields)))
+        }
+        CompositeType::Array(t) => GcLayout::Array { type_id, storage: storage_of_type(t.field_type().element_type()) },
+    }
 }
 
 /// The layouts of every type index of a module.
@@ -500,6 +520,9 @@ pub(crate) struct GcHeap {
     owned_trim_at: usize,
     /// Work list of the mark phase (kept to reuse its allocation).
     gray: Vec<u32>,
+    /// The struct and array types of the modules instantiated in the store,
+    /// by canonical id (what the host API reads fields as).
+    types: std::collections::HashMap<u32, CompositeType>,
     collections: u64,
     freed: u64,
 }
@@ -518,6 +541,7 @@ impl Default for GcHeap {
             owned: Vec::new(),
             owned_trim_at: 16,
             gray: Vec::new(),
+            types: Default::default(),
             collections: 0,
             freed: 0,
         }
@@ -532,6 +556,20 @@ impl GcHeap {
             collections: self.collections,
             freed: self.freed,
         }
+    }
+
+    /// Records the struct and array types of a module instantiated in the store.
+    pub(crate) fn register_types(&mut self, info: &crate::module::ModuleInfo) {
+        for (t, &id) in info.sub_types.iter().zip(&info.type_ids) {
+            if !matches!(t, CompositeType::Func(_)) {
+                self.types.entry(id).or_insert_with(|| t.clone());
+            }
+        }
+    }
+
+    /// The struct or array type of canonical id `id`.
+    pub(crate) fn type_of(&self, id: u32) -> Option<&CompositeType> {
+        self.types.get(&id)
     }
 
     /// Whether the heap holds no slots at all (nothing to collect).
@@ -785,6 +823,11 @@ impl StoreInner {
         // Only under the running interpreter activation, when it is the
         // store's only wasm activation (no compiled or suspended frames).
         let can_collect = stack.is_some() && self.reentry == 1;
+        let cap = limiter.as_deref().map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
+        if size > cap {
+            // No collection can make room: refused at once, nothing allocated.
+            return Err(Trap::new(TrapKind::AllocationTooLarge));
+        }
         let mut collected = false;
         if self.gc_heap.since.saturating_add(size) > self.gc_heap.threshold {
             if can_collect {
@@ -794,7 +837,6 @@ impl StoreInner {
                 self.gc_heap.pending = true;
             }
         }
-        let cap = limiter.as_deref().map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
         loop {
             if self.try_reserve(limiter.as_deref_mut(), size, cap)? {
                 return Ok(());
@@ -896,6 +938,49 @@ impl StoreInner {
             self.committed -= heap.reserved - keep;
             heap.reserved = keep;
         }
+    }
+
+    /// Allocates the object of a constant expression's `struct.new*` or
+    /// `array.new*` of type index `type_index` of `m`, popping its operands
+    /// from the evaluation `stack` (see `runtime::instance`).
+    pub(crate) fn new_const_object(
+        &mut self,
+        limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+        m: &crate::module::ModuleInner,
+        kind: ConstNew,
+        type_index: u32,
+        n: u32,
+        stack: &mut Vec<u128>,
+    ) -> Result<u64, Trap> {
+        let mut pop = |k: usize| stack.split_off(stack.len() - k);
+        let (object, size) = match kind {
+            ConstNew::Struct | ConstNew::StructDefault => {
+                let layout = m.gc_layout(type_index).as_struct();
+                let fields = if kind == ConstNew::Struct { pop(layout.fields.len()) } else { Vec::new() };
+                (Object::new_struct(layout, fields), layout.size())
+            }
+            ConstNew::Array | ConstNew::ArrayDefault | ConstNew::ArrayFixed => {
+                let (type_id, storage) = m.gc_layout(type_index).as_array();
+                let (value, len) = match kind {
+                    ConstNew::Array => {
+                        let v = pop(2);
+                        (v[0], v[1] as u32 as usize)
+                    }
+                    ConstNew::ArrayDefault => (0, pop(1)[0] as u32 as usize),
+                    _ => (0, n as usize),
+                };
+                let size = array_size(storage, len).ok_or_else(|| Trap::new(TrapKind::AllocationTooLarge))?;
+                self.gc_reserve(limiter, size, None)?;
+                let object = if kind == ConstNew::ArrayFixed {
+                    Object::array_from(type_id, storage, pop(len).into_iter())
+                } else {
+                    Object::new_array(type_id, storage, value, len)
+                };
+                return self.gc_insert(object, size);
+            }
+        };
+        self.gc_reserve(limiter, size, None)?;
+        self.gc_insert(object, size)
     }
 
     /// Allocates `object` (of `size` bytes, reserved with

@@ -11,6 +11,7 @@ pub(crate) mod externals;
 pub(crate) mod func;
 pub(crate) mod gc;
 pub(crate) mod gc_heap;
+pub(crate) mod gc_objects;
 pub(crate) mod gc_ref;
 pub(crate) mod instance;
 pub(crate) mod linker;
