@@ -10,8 +10,12 @@
 use carnac::*;
 
 /// The tiers GC functions run in (the compiled tier runs them interpreted
-/// inside the compiled instance once the per-function fallback covers them).
-const TIERS: &[Strategy] = &[Strategy::Interpreter];
+/// inside the compiled instance: the per-function fallback).
+const TIERS: &[Strategy] = if cfg!(carnac_compiled) {
+    &[Strategy::Interpreter, Strategy::Cranelift, Strategy::Auto]
+} else {
+    &[Strategy::Interpreter]
+};
 
 fn engine(tier: Strategy, fuel: bool) -> Engine {
     let mut config = Config::new();
