@@ -407,3 +407,26 @@ fn host_handles() {
         assert!(s.field(&mut other, 0).is_err());
     }
 }
+
+/// The GC benchmark's program (benches/gc_bench/binary_trees.wat) at a small
+/// depth, in every tier, against the count computed here.
+#[test]
+fn benchmark_program_binary_trees() {
+    let wat = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/gc_bench/binary_trees.wat"))
+        .unwrap();
+    let nodes = |d: i32| (1i32 << (d + 1)) - 1;
+    let n = 8;
+    let mut want = nodes(n + 1) + nodes(n);
+    let mut d = 4;
+    while d <= n {
+        want += (1 << (n - d + 4)) * nodes(d);
+        d += 2;
+    }
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, &wat);
+        let run = inst.get_typed_func::<i32, i32>(&store, "run").unwrap();
+        assert_eq!(run.call(&mut store, n).unwrap(), want, "{tier:?}");
+        store.gc();
+        assert_eq!(store.gc_stats().objects, 0);
+    }
+}
