@@ -949,8 +949,10 @@ impl Module {
     /// The defined functions (module function indices, imports first) that
     /// run in the interpreter although the module is compiled: those with an
     /// operator the compiled tier leaves to the interpreter (exception
-    /// handling's `try_table`, `throw` and `throw_ref`; see
-    /// [`crate::Config::wasm_exceptions`]). Empty when the module is not compiled.
+    /// handling's `try_table`, `throw` and `throw_ref`, see
+    /// [`crate::Config::wasm_exceptions`]; the GC proposal's struct, array and
+    /// cast operators), or a GC reference among its parameters, results or
+    /// locals. Empty when the module is not compiled.
     pub fn interpreted_functions(&self) -> Vec<u32> {
         #[cfg(carnac_native_code)]
         if self.is_compiled() {

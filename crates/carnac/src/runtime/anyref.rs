@@ -117,6 +117,9 @@ impl AnyRef {
             if let Some((index, gen)) = crate::runtime::gc::decode(raw) {
                 s.externs.root(index, gen);
             }
+        } else {
+            // A struct or array: rooted in the current scope too.
+            s.gc_heap.root(raw);
         }
         Some(AnyRef { store: s.id, raw })
     }
