@@ -421,13 +421,15 @@ impl ModuleInner {
             let ranges = self.bodies.ranges(&self.bytes);
             ranges
                 .iter()
-                .map(|r| {
+                .enumerate()
+                .map(|(i, r)| {
                     let reader = wasmparser::BinaryReader::new_features(
                         &self.bytes[r.clone()],
                         r.start as u64,
                         self.engine.config().wasm_features(),
                     );
-                    body_interpreted_only(&wasmparser::FunctionBody::new(reader))
+                    let ty = self.info.func_type(self.info.num_imported_funcs + i as u32);
+                    body_interpreted_only(&wasmparser::FunctionBody::new(reader), ty, &self.info.heap_types)
                 })
                 .collect()
         });
@@ -947,8 +949,10 @@ impl Module {
     /// The defined functions (module function indices, imports first) that
     /// run in the interpreter although the module is compiled: those with an
     /// operator the compiled tier leaves to the interpreter (exception
-    /// handling's `try_table`, `throw` and `throw_ref`; see
-    /// [`crate::Config::wasm_exceptions`]). Empty when the module is not compiled.
+    /// handling's `try_table`, `throw` and `throw_ref`, see
+    /// [`crate::Config::wasm_exceptions`]; the GC proposal's struct, array and
+    /// cast operators), or a GC reference among its parameters, results or
+    /// locals. Empty when the module is not compiled.
     pub fn interpreted_functions(&self) -> Vec<u32> {
         #[cfg(carnac_native_code)]
         if self.is_compiled() {
@@ -1010,8 +1014,33 @@ pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
         || crate::interp::gc::is_gc_heap_operator(op)
 }
 
-/// Whether a (validated) body has an operator of [`interpreted_only`].
-pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>) -> bool {
+/// Whether a GC reference (of `any`'s hierarchy: `anyref`, `eqref`,
+/// `i31ref`, `structref`, `arrayref`, concrete struct and array types, `none`)
+/// is a value of `ty`: a function with such a parameter, result or local runs
+/// in the interpreter too, so that no compiled frame holds a GC object (only
+/// an `externref` converted from one, which no collection can see while
+/// compiled frames are live: see `runtime::gc_heap`).
+pub(crate) fn is_gc_ref(ty: &ValType) -> bool {
+    matches!(ty, ValType::Ref(r) if r.heap_type().top() == crate::types::HeapType::Any)
+}
+
+/// Whether a (validated) body of a function of type `ty` runs in the
+/// interpreter in the compiled tier: it has an operator of
+/// [`interpreted_only`], or a GC reference ([`is_gc_ref`]) among its
+/// parameters, results or locals.
+pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>, ty: &FuncType, types: &[HeapType]) -> bool {
+    if ty.params().iter().chain(ty.results()).any(is_gc_ref) {
+        return true;
+    }
+    if let Ok(locals) = body.get_locals_reader() {
+        for local in locals {
+            match local {
+                Ok((_, t)) if ValType::from_wasmparser(t, types).is_ok_and(|t| is_gc_ref(&t)) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
     let Ok(mut reader) = body.get_operators_reader() else { return false };
     while !reader.eof() {
         match reader.read() {

@@ -119,6 +119,7 @@ impl AnyRef {
                 s.externs.root(index, gen);
             }
         } else if gc_ref::is_object(raw) {
+            // A struct or array: rooted in the current scope too.
             s.gc_heap.root(raw);
         }
         Some(AnyRef { store: s.id, raw })

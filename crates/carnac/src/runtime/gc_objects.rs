@@ -16,6 +16,7 @@
 //! type registry.
 
 use crate::error::Error;
+use crate::runtime::anyref::AnyRef;
 use crate::runtime::func::WasmTy;
 use crate::runtime::gc::OwnedRooted;
 use crate::runtime::gc_heap::Object;
@@ -189,6 +190,37 @@ impl ArrayRef {
         let s = &mut store.as_context_mut().inner;
         object(s, self.store, self.raw)?;
         Ok(OwnedRooted { inner: *self, _liveness: s.gc_heap.own(self.raw) })
+    }
+}
+
+impl AnyRef {
+    /// The struct it is, if it is one (`None` for an array, an `i31` or a
+    /// converted host value), as Wasmtime's `AnyRef::as_struct`.
+    pub fn as_struct(&self, store: impl AsContext) -> Result<Option<StructRef>, Error> {
+        let s = &store.as_context().inner;
+        let raw = self.to_raw(s)?;
+        Ok(s.gc_heap.get(raw).and_then(|o| o.array().is_none().then_some(StructRef { store: s.id, raw })))
+    }
+
+    /// The array it is, if it is one, as Wasmtime's `AnyRef::as_array`.
+    pub fn as_array(&self, store: impl AsContext) -> Result<Option<ArrayRef>, Error> {
+        let s = &store.as_context().inner;
+        let raw = self.to_raw(s)?;
+        Ok(s.gc_heap.get(raw).and_then(|o| o.array().is_some().then_some(ArrayRef { store: s.id, raw })))
+    }
+}
+
+impl StructRef {
+    /// The same object as an `anyref` (for [`Val::AnyRef`]), as Wasmtime's `StructRef::to_anyref`.
+    pub fn to_anyref(&self) -> AnyRef {
+        AnyRef { store: self.store, raw: self.raw }
+    }
+}
+
+impl ArrayRef {
+    /// The same object as an `anyref` (for [`Val::AnyRef`]), as Wasmtime's `ArrayRef::to_anyref`.
+    pub fn to_anyref(&self) -> AnyRef {
+        AnyRef { store: self.store, raw: self.raw }
     }
 }
 

@@ -230,7 +230,7 @@ impl FuncCompiler {
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, def_index), signature);
         set_stack_limit(&mut self.ctx.func, ptr);
         let mut builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
-        let interpreted = crate::module::body_interpreted_only(&body);
+        let interpreted = crate::module::body_interpreted_only(&body, ty, &info.heap_types);
         if interpreted && placement != Placement::InModule {
             return Err(format!("function {func_index}: runs in the interpreter (see `module::interpreted_only`)"));
         }
