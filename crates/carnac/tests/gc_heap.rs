@@ -515,3 +515,34 @@ fn compiled_tier_runs_gc_functions_interpreted() {
     inst.get_typed_func::<i32, ()>(&store, "stash").unwrap().call(&mut store, 9).unwrap();
     assert_eq!(inst.get_typed_func::<(), i32>(&store, "unstash").unwrap().call(&mut store, ()).unwrap(), 9);
 }
+
+/// An object held only by an exception's payload (the exception itself held
+/// by an `exnref` local) survives collections while the exception lives.
+#[test]
+fn exception_payloads_keep_objects_alive() {
+    let wat = r#"(module
+        (type $box (struct (field i32)))
+        (type $bytes (array (mut i8)))
+        (tag $t (param (ref null $box)))
+        (func $churn (local $n i32)
+            (local.set $n (i32.const 3000))
+            (loop $l
+                (drop (array.new_default $bytes (i32.const 1024)))
+                (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+        (func (export "run") (result i32)
+            (local $e exnref)
+            (local.set $e
+                (block $h (result exnref)
+                    (try_table (catch_all_ref $h) (throw $t (struct.new $box (i32.const 123))))
+                    (unreachable)))
+            (call $churn)
+            (block $c (result (ref null $box))
+                (try_table (catch $t $c) (throw_ref (local.get $e)))
+                (unreachable))
+            (struct.get $box 0)))"#;
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, wat);
+        assert_eq!(inst.get_typed_func::<(), i32>(&store, "run").unwrap().call(&mut store, ()).unwrap(), 123);
+        assert!(store.gc_stats().collections > 0, "{tier:?}");
+    }
+}

@@ -17,8 +17,9 @@
 //! (`runtime::gc`'s [`crate::RootScope`] and [`crate::OwnedRooted`]: each scope
 //! also records the length of this heap's LIFO root list). Then everything
 //! wasm can reach: the elements of every non-function table, the values of
-//! reference globals, passive element segments, and the interpreter's value
-//! stack of the running activation. That stack has no type map, so it is
+//! reference globals, passive element segments, the fields of every exception
+//! object (exception handling's arena, conservatively: reachable or not), and
+//! the interpreter's value stack of the running activation. That stack has no type map, so it is
 //! scanned **conservatively**: any slot whose bits decode to a live object of
 //! the same generation is a root. Objects never move, so a false root (an
 //! integer that happens to look like a reference, or a dead slot not
@@ -900,6 +901,12 @@ impl StoreInner {
                 heap.mark_raw(raw);
             }
         }
+        // Exceptions (in the extern arena) may hold objects in their fields:
+        // every exception's fields are roots, whether or not the exception is
+        // reachable itself (decided by the extern collector, which runs only
+        // when no wasm does), so an object only they hold lives until the
+        // collection after its exception is freed.
+        self.externs.for_each_exception_slot(|raw| heap.mark_raw(raw));
         heap.trace();
     }
 
