@@ -122,8 +122,8 @@ struct RunArgs {
     /// by default, `n` refuses modules that use them), and the same switch for
     /// each WebAssembly proposal in Wasmtime's names: `bulk-memory`,
     /// `reference-types`, `multi-value`, `simd`, `relaxed-simd`, `extended-const`,
-    /// `multi-memory`, `tail-call`, `memory64`, `function-references`, `exceptions` (all on by
-    /// default); `gc=n` is accepted, `gc=y` refused (not run yet).
+    /// `multi-memory`, `tail-call`, `memory64`, `function-references`, `exceptions`, `gc` (all on by
+    /// default).
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
     /// WASI options: `-S threads=y|n` (wasi-threads: a module that imports

@@ -112,7 +112,8 @@ impl Default for Config {
                 .union(F::TAIL_CALL)
                 .union(F::MEMORY64)
                 .union(F::FUNCTION_REFERENCES)
-                .union(F::EXCEPTIONS),
+                .union(F::EXCEPTIONS)
+                .union(F::GC),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -492,9 +493,10 @@ impl Config {
     /// struct and array types, the `any`/`eq`/`i31`/`struct`/`array`/`none`
     /// heap types, `i31`, `ref.eq`, casts and conversions between `anyref`
     /// and `externref` (see [`crate::AnyRef`], [`crate::I31`]), struct and
-    /// array objects in a per-store collected heap ([`crate::Store::gc_stats`]). Off by
-    /// default while its spec suite does not pass completely; it implies
-    /// typed function references.
+    /// array objects in a per-store collected heap ([`crate::Store::gc_stats`]).
+    /// On by default, as in Wasmtime (its spec suite passes in both tiers); it
+    /// implies typed function references. Types are canonicalised engine-wide
+    /// by recursion group: two modules declaring the same group share its types.
     pub fn wasm_gc(&mut self, enable: bool) -> &mut Self {
         self.feature(wasmparser::WasmFeatures::GC, enable)
     }

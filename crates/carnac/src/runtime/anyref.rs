@@ -108,7 +108,8 @@ impl AnyRef {
     }
 
     /// The reference in raw bits `raw` (`None` for null) made in store `s`; a
-    /// host value converted to `anyref` is rooted in its current scope.
+    /// host value converted to `anyref`, or a struct or array, is rooted in
+    /// its current scope.
     pub(crate) fn from_raw(raw: u64, s: &mut StoreInner) -> Option<AnyRef> {
         if raw == 0 {
             return None;
@@ -117,7 +118,7 @@ impl AnyRef {
             if let Some((index, gen)) = crate::runtime::gc::decode(raw) {
                 s.externs.root(index, gen);
             }
-        } else {
+        } else if gc_ref::is_object(raw) {
             // A struct or array: rooted in the current scope too.
             s.gc_heap.root(raw);
         }
@@ -136,5 +137,21 @@ impl AnyRef {
             return Err(Error::usage("anyref used after its object was collected (keep it rooted)"));
         }
         Ok(self.raw)
+    }
+}
+
+impl crate::runtime::func::WasmTy for Option<AnyRef> {
+    const TY: crate::types::ValType = crate::types::ValType::ANYREF;
+    #[inline]
+    fn load(slots: &[u64], cx: &mut crate::runtime::store::StoreOpaque<'_>) -> Self {
+        AnyRef::from_raw(slots[0], cx.0)
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64], cx: &mut crate::runtime::store::StoreOpaque<'_>) -> Result<(), Error> {
+        slots[0] = match self {
+            Some(r) => r.to_raw(cx.0)?,
+            None => 0,
+        };
+        Ok(())
     }
 }

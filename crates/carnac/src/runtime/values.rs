@@ -93,9 +93,14 @@ impl Val {
                     && matches!(self, Val::AnyRef(_)) == (r.heap_type().top() == HeapType::Any)
             }
             (Val::AnyRef(Some(a)), ValType::Ref(r)) => {
+                // Another store's value is left to `to_raw`, which names the problem.
                 r.heap_type().top() == HeapType::Any
-                    && a.store == s.id
-                    && crate::runtime::gc_ref::ref_test(s, a.raw, crate::runtime::gc_ref::CastTarget::of_public(r, s))
+                    && (a.store != s.id
+                        || crate::runtime::gc_ref::ref_test(
+                            s,
+                            a.raw,
+                            crate::runtime::gc_ref::CastTarget::of_public(r, s),
+                        ))
             }
             (Val::ExnRef(Some(_)), ValType::Ref(r)) => *r.heap_type() == crate::HeapType::Exn,
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => match r.heap_type() {
