@@ -36,6 +36,11 @@
 //! the next allocation where that holds, or for the return to the host (a
 //! pending collection runs at the next call from the host, as the extern
 //! collector's). [`crate::Store::gc`] collects both heaps when no wasm runs.
+//! So code that allocates while a compiled frame is live (a compiled
+//! function that calls GC functions, which run interpreted), or under a
+//! nested host→wasm re-entry, does not collect until it returns to the host:
+//! under a tight budget it may trap with `out of GC heap memory` where the
+//! same code called directly from the host would not.
 //! The extern collector traces through live objects' reference fields (a
 //! struct may hold an `externref`), and both heaps are collected together
 //! whenever the extern heap is.
