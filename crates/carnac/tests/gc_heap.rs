@@ -546,3 +546,37 @@ fn exception_payloads_keep_objects_alive() {
         assert!(store.gc_stats().collections > 0, "{tier:?}");
     }
 }
+
+/// Objects the host makes (`StructRef::new`, `ArrayRef::new`) pass to wasm
+/// (their types are canonical: equal to the module's equivalent types) and
+/// are collected like any.
+#[test]
+fn host_made_objects() {
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, HOST);
+        let point = StructType::new([
+            FieldType::new(Mutability::Var, StorageType::ValType(ValType::I32)),
+            FieldType::new(Mutability::Const, StorageType::I8),
+            FieldType::new(Mutability::Var, StorageType::ValType(ValType::F64)),
+        ]);
+        let shorts = ArrayType::new(FieldType::new(Mutability::Var, StorageType::I16));
+        let x = inst.get_typed_func::<Option<StructRef>, i32>(&store, "x").unwrap();
+        let sum = inst.get_typed_func::<Option<ArrayRef>, i32>(&store, "sum").unwrap();
+        {
+            let mut scope = RootScope::new(&mut store);
+            let s = StructRef::new(&mut scope, &point, &[Val::I32(31), Val::I32(0x1ff), Val::F64(0)]).unwrap();
+            assert_eq!(s.field(&mut scope, 1).unwrap().i32(), Some(0xff));
+            // The module's `(ref $p)` cast accepts it: the same canonical type.
+            assert_eq!(x.call(&mut scope, Some(s)).unwrap(), 31, "{tier:?}");
+            let a = ArrayRef::new(&mut scope, &shorts, &Val::I32(0x10003), 5).unwrap();
+            assert_eq!(sum.call(&mut scope, Some(a)).unwrap(), 15);
+            assert!(StructRef::new(&mut scope, &point, &[Val::I32(1)]).is_err());
+            assert!(StructRef::new(&mut scope, &point, &[Val::I64(1), Val::I32(0), Val::F64(0)]).is_err());
+            // Larger than the GC heap's cap by itself.
+            let huge = ArrayRef::new(&mut scope, &shorts, &Val::I32(0), u32::MAX).unwrap_err();
+            assert_eq!(huge.as_trap().map(Trap::kind), Some(TrapKind::AllocationTooLarge));
+        }
+        store.gc();
+        assert_eq!(store.gc_stats().objects, 0);
+    }
+}

@@ -573,6 +573,11 @@ impl GcHeap {
         }
     }
 
+    /// Records the type of canonical id `id` (a host-made type).
+    pub(crate) fn register_type(&mut self, id: u32, ty: CompositeType) {
+        self.types.entry(id).or_insert(ty);
+    }
+
     /// The struct or array type of canonical id `id`.
     pub(crate) fn type_of(&self, id: u32) -> Option<&CompositeType> {
         self.types.get(&id)
