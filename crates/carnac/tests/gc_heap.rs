@@ -580,3 +580,11 @@ fn host_made_objects() {
         assert_eq!(store.gc_stats().objects, 0);
     }
 }
+
+/// A snapshot cannot hold GC objects: refused with a one-line reason.
+#[test]
+fn snapshot_refuses_gc_references() {
+    let (store, inst) = instance(Strategy::Interpreter, INSTRS);
+    let e = inst.snapshot(&store).unwrap_err().to_string();
+    assert!(e.contains("GC reference") && !e.contains('\n'), "{e}");
+}
