@@ -588,3 +588,19 @@ fn snapshot_refuses_gc_references() {
     let e = inst.snapshot(&store).unwrap_err().to_string();
     assert!(e.contains("GC reference") && !e.contains('\n'), "{e}");
 }
+
+/// A compiled artifact of a GC module loads and runs (its GC functions
+/// interpreted, the rest compiled), collecting as the original does.
+#[cfg(carnac_compiled)]
+#[test]
+fn compiled_artifact_round_trip() {
+    let engine = engine(Strategy::Cranelift, false);
+    let bytes = Module::new(&engine, TREE).unwrap().serialize().unwrap();
+    let module = Module::deserialize(&engine, &bytes).unwrap();
+    assert_eq!(module.interpreted_functions(), vec![0, 1, 2]);
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let run = inst.get_typed_func::<i32, i64>(&store, "run").unwrap();
+    assert_eq!(run.call(&mut store, 5000).unwrap(), 3 * 5000 * 4999 / 2);
+    assert!(store.gc_stats().collections > 0);
+}
