@@ -515,3 +515,92 @@ fn compiled_tier_runs_gc_functions_interpreted() {
     inst.get_typed_func::<i32, ()>(&store, "stash").unwrap().call(&mut store, 9).unwrap();
     assert_eq!(inst.get_typed_func::<(), i32>(&store, "unstash").unwrap().call(&mut store, ()).unwrap(), 9);
 }
+
+/// An object held only by an exception's payload (the exception itself held
+/// by an `exnref` local) survives collections while the exception lives.
+#[test]
+fn exception_payloads_keep_objects_alive() {
+    let wat = r#"(module
+        (type $box (struct (field i32)))
+        (type $bytes (array (mut i8)))
+        (tag $t (param (ref null $box)))
+        (func $churn (local $n i32)
+            (local.set $n (i32.const 3000))
+            (loop $l
+                (drop (array.new_default $bytes (i32.const 1024)))
+                (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1))))))
+        (func (export "run") (result i32)
+            (local $e exnref)
+            (local.set $e
+                (block $h (result exnref)
+                    (try_table (catch_all_ref $h) (throw $t (struct.new $box (i32.const 123))))
+                    (unreachable)))
+            (call $churn)
+            (block $c (result (ref null $box))
+                (try_table (catch $t $c) (throw_ref (local.get $e)))
+                (unreachable))
+            (struct.get $box 0)))"#;
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, wat);
+        assert_eq!(inst.get_typed_func::<(), i32>(&store, "run").unwrap().call(&mut store, ()).unwrap(), 123);
+        assert!(store.gc_stats().collections > 0, "{tier:?}");
+    }
+}
+
+/// Objects the host makes (`StructRef::new`, `ArrayRef::new`) pass to wasm
+/// (their types are canonical: equal to the module's equivalent types) and
+/// are collected like any.
+#[test]
+fn host_made_objects() {
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, HOST);
+        let point = StructType::new([
+            FieldType::new(Mutability::Var, StorageType::ValType(ValType::I32)),
+            FieldType::new(Mutability::Const, StorageType::I8),
+            FieldType::new(Mutability::Var, StorageType::ValType(ValType::F64)),
+        ]);
+        let shorts = ArrayType::new(FieldType::new(Mutability::Var, StorageType::I16));
+        let x = inst.get_typed_func::<Option<StructRef>, i32>(&store, "x").unwrap();
+        let sum = inst.get_typed_func::<Option<ArrayRef>, i32>(&store, "sum").unwrap();
+        {
+            let mut scope = RootScope::new(&mut store);
+            let s = StructRef::new(&mut scope, &point, &[Val::I32(31), Val::I32(0x1ff), Val::F64(0)]).unwrap();
+            assert_eq!(s.field(&mut scope, 1).unwrap().i32(), Some(0xff));
+            // The module's `(ref $p)` cast accepts it: the same canonical type.
+            assert_eq!(x.call(&mut scope, Some(s)).unwrap(), 31, "{tier:?}");
+            let a = ArrayRef::new(&mut scope, &shorts, &Val::I32(0x10003), 5).unwrap();
+            assert_eq!(sum.call(&mut scope, Some(a)).unwrap(), 15);
+            assert!(StructRef::new(&mut scope, &point, &[Val::I32(1)]).is_err());
+            assert!(StructRef::new(&mut scope, &point, &[Val::I64(1), Val::I32(0), Val::F64(0)]).is_err());
+            // Larger than the GC heap's cap by itself.
+            let huge = ArrayRef::new(&mut scope, &shorts, &Val::I32(0), u32::MAX).unwrap_err();
+            assert_eq!(huge.as_trap().map(Trap::kind), Some(TrapKind::AllocationTooLarge));
+        }
+        store.gc();
+        assert_eq!(store.gc_stats().objects, 0);
+    }
+}
+
+/// A snapshot cannot hold GC objects: refused with a one-line reason.
+#[test]
+fn snapshot_refuses_gc_references() {
+    let (store, inst) = instance(Strategy::Interpreter, INSTRS);
+    let e = inst.snapshot(&store).unwrap_err().to_string();
+    assert!(e.contains("GC reference") && !e.contains('\n'), "{e}");
+}
+
+/// A compiled artifact of a GC module loads and runs (its GC functions
+/// interpreted, the rest compiled), collecting as the original does.
+#[cfg(carnac_compiled)]
+#[test]
+fn compiled_artifact_round_trip() {
+    let engine = engine(Strategy::Cranelift, false);
+    let bytes = Module::new(&engine, TREE).unwrap().serialize().unwrap();
+    let module = Module::deserialize(&engine, &bytes).unwrap();
+    assert_eq!(module.interpreted_functions(), vec![0, 1, 2]);
+    let mut store = Store::new(&engine, ());
+    let inst = Instance::new(&mut store, &module, &[]).unwrap();
+    let run = inst.get_typed_func::<i32, i64>(&store, "run").unwrap();
+    assert_eq!(run.call(&mut store, 5000).unwrap(), 3 * 5000 * 4999 / 2);
+    assert!(store.gc_stats().collections > 0);
+}

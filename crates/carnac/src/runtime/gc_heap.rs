@@ -17,8 +17,9 @@
 //! (`runtime::gc`'s [`crate::RootScope`] and [`crate::OwnedRooted`]: each scope
 //! also records the length of this heap's LIFO root list). Then everything
 //! wasm can reach: the elements of every non-function table, the values of
-//! reference globals, passive element segments, and the interpreter's value
-//! stack of the running activation. That stack has no type map, so it is
+//! reference globals, passive element segments, the fields of every exception
+//! object (exception handling's arena, conservatively: reachable or not), and
+//! the interpreter's value stack of the running activation. That stack has no type map, so it is
 //! scanned **conservatively**: any slot whose bits decode to a live object of
 //! the same generation is a root. Objects never move, so a false root (an
 //! integer that happens to look like a reference, or a dead slot not
@@ -35,6 +36,11 @@
 //! the next allocation where that holds, or for the return to the host (a
 //! pending collection runs at the next call from the host, as the extern
 //! collector's). [`crate::Store::gc`] collects both heaps when no wasm runs.
+//! So code that allocates while a compiled frame is live (a compiled
+//! function that calls GC functions, which run interpreted), or under a
+//! nested host→wasm re-entry, does not collect until it returns to the host:
+//! under a tight budget it may trap with `out of GC heap memory` where the
+//! same code called directly from the host would not.
 //! The extern collector traces through live objects' reference fields (a
 //! struct may hold an `externref`), and both heaps are collected together
 //! whenever the extern heap is.
@@ -567,6 +573,11 @@ impl GcHeap {
         }
     }
 
+    /// Records the type of canonical id `id` (a host-made type).
+    pub(crate) fn register_type(&mut self, id: u32, ty: CompositeType) {
+        self.types.entry(id).or_insert(ty);
+    }
+
     /// The struct or array type of canonical id `id`.
     pub(crate) fn type_of(&self, id: u32) -> Option<&CompositeType> {
         self.types.get(&id)
@@ -900,6 +911,12 @@ impl StoreInner {
                 heap.mark_raw(raw);
             }
         }
+        // Exceptions (in the extern arena) may hold objects in their fields:
+        // every exception's fields are roots, whether or not the exception is
+        // reachable itself (decided by the extern collector, which runs only
+        // when no wasm does), so an object only they hold lives until the
+        // collection after its exception is freed.
+        self.externs.for_each_exception_slot(|raw| heap.mark_raw(raw));
         heap.trace();
     }
 

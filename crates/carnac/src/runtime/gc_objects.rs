@@ -19,11 +19,11 @@ use crate::error::Error;
 use crate::runtime::anyref::AnyRef;
 use crate::runtime::func::WasmTy;
 use crate::runtime::gc::OwnedRooted;
-use crate::runtime::gc_heap::Object;
+use crate::runtime::gc_heap::{array_size, storage_of_type, Object, StructLayout};
 use crate::runtime::gc_ref::decode_object;
 use crate::runtime::store::{AsContext, AsContextMut, StoreInner, StoreOpaque};
 use crate::runtime::values::Val;
-use crate::types::{CompositeType, FieldType, StorageType, ValType};
+use crate::types::{ArrayType, CompositeType, FieldType, StorageType, StructType, ValType};
 
 /// A reference to a struct object of the GC proposal, as Wasmtime's
 /// `StructRef`: get it from a wasm function's `structref` (or `(ref $s)`)
@@ -86,7 +86,63 @@ fn from_val(s: &StoreInner, field: &FieldType, v: &Val) -> Result<u128, Error> {
     v.to_raw(s)
 }
 
+/// Allocates `object` (`size` bytes) from the host: a collection of both
+/// heaps runs first when one is due and no wasm runs (the host's values are
+/// rooted), and once more before giving up. The new object is rooted in the
+/// current scope.
+fn host_alloc<T>(store: &mut crate::Store<T>, make: impl FnOnce() -> Object, size: usize) -> Result<u64, Error> {
+    let s = &mut store.inner;
+    if s.reentry == 0 && s.gc_heap.since.saturating_add(size) > s.gc_heap.threshold {
+        s.collect_externs();
+    }
+    let (inner, mut limiter) = store.inner_and_limiter();
+    if inner.gc_reserve(limiter.as_deref_mut(), size, None).is_err() {
+        if inner.reentry != 0 {
+            return Err(crate::runtime::trap::Trap::new(crate::runtime::trap::TrapKind::OutOfGcMemory).into());
+        }
+        inner.collect_externs();
+        inner.gc_reserve(limiter, size, None)?;
+    }
+    // Built only once its bytes are reserved.
+    let raw = inner.gc_insert(make(), size)?;
+    inner.gc_heap.root(raw);
+    Ok(raw)
+}
+
 impl StructRef {
+    /// A new struct of type `ty` whose fields are `fields` (values of the
+    /// fields' unpacked types), rooted in the current scope. Wasmtime's
+    /// `StructRef::new` takes a `StructRefPre` made from the type; Carnac
+    /// takes the type. May collect first (only when no wasm runs). Errors
+    /// when a value does not match its field, or the GC heap is full.
+    pub fn new(mut store: impl AsContextMut, ty: &StructType, fields: &[Val]) -> Result<StructRef, Error> {
+        let store = store.as_context_mut();
+        let s = &mut store.inner;
+        let types = ty.fields();
+        if types.len() != fields.len() {
+            return Err(Error::usage(format!(
+                "the struct type has {} fields, {} were given",
+                types.len(),
+                fields.len()
+            )));
+        }
+        let mut bits = Vec::with_capacity(fields.len());
+        for (f, v) in types.iter().zip(fields) {
+            let want = f.element_type().unpack();
+            if !v.matches(&want, s) {
+                return Err(Error::usage(format!("a {} value where the field holds {want}", v.ty())));
+            }
+            bits.push(v.to_raw(s)?);
+        }
+        let id = s.engine.type_registry().register_host(CompositeType::Struct(ty.clone()));
+        s.gc_heap.register_type(id, CompositeType::Struct(ty.clone()));
+        let storages: Vec<_> = types.iter().map(|f| storage_of_type(f.element_type())).collect();
+        let layout = std::sync::Arc::new(StructLayout::new(id, &storages));
+        let size = layout.size();
+        let raw = host_alloc(store, || Object::new_struct(&layout, bits), size)?;
+        Ok(StructRef { store: store.inner.id, raw })
+    }
+
     /// The handle of object `raw` (a struct) of `s`, rooted in the current scope.
     pub(crate) fn from_raw(raw: u64, s: &mut StoreInner) -> Option<StructRef> {
         decode_object(raw)?;
@@ -139,6 +195,28 @@ impl StructRef {
 }
 
 impl ArrayRef {
+    /// A new array of type `ty` of `len` elements, each `elem`, rooted in the
+    /// current scope (Wasmtime's `ArrayRef::new` takes an `ArrayRefPre`;
+    /// Carnac takes the type). May collect first (only when no wasm runs).
+    pub fn new(mut store: impl AsContextMut, ty: &ArrayType, elem: &Val, len: u32) -> Result<ArrayRef, Error> {
+        let store = store.as_context_mut();
+        let s = &mut store.inner;
+        let field = ty.field_type();
+        let want = field.element_type().unpack();
+        if !elem.matches(&want, s) {
+            return Err(Error::usage(format!("a {} value where the array holds {want}", elem.ty())));
+        }
+        let bits = elem.to_raw(s)?;
+        let id = s.engine.type_registry().register_host(CompositeType::Array(ty.clone()));
+        s.gc_heap.register_type(id, CompositeType::Array(ty.clone()));
+        let storage = storage_of_type(field.element_type());
+        let size = array_size(storage, len as usize).ok_or_else(|| {
+            Error::from(crate::runtime::trap::Trap::new(crate::runtime::trap::TrapKind::AllocationTooLarge))
+        })?;
+        let raw = host_alloc(store, || Object::new_array(id, storage, bits, len as usize), size)?;
+        Ok(ArrayRef { store: store.inner.id, raw })
+    }
+
     /// The handle of object `raw` (an array) of `s`, rooted in the current scope.
     pub(crate) fn from_raw(raw: u64, s: &mut StoreInner) -> Option<ArrayRef> {
         decode_object(raw)?;

@@ -907,7 +907,8 @@ impl<T> Store<T> {
         }
     }
 
-    /// Frees the store's extern references that nothing refers to any more
+    /// Frees the store's extern references and GC objects (structs and
+    /// arrays, see [`crate::StructRef`]) that nothing refers to any more
     /// (see [`crate::ExternRef`] and [`crate::RootScope`]), as Wasmtime's
     /// `Store::gc`. The store also collects by itself when its references have
     /// doubled since the last collection. Does nothing while wasm is running in
