@@ -122,8 +122,8 @@ struct RunArgs {
     /// by default, `n` refuses modules that use them), and the same switch for
     /// each WebAssembly proposal in Wasmtime's names: `bulk-memory`,
     /// `reference-types`, `multi-value`, `simd`, `relaxed-simd`, `extended-const`,
-    /// `multi-memory`, `tail-call`, `memory64`, `function-references`, `exceptions` (all on by
-    /// default); `gc=n` is accepted, `gc=y` refused (not run yet).
+    /// `multi-memory`, `tail-call`, `memory64`, `function-references`, `exceptions`, `gc` (all on by
+    /// default).
     #[arg(short = 'W', value_name = "OPT=VAL,...")]
     wasm_opts: Vec<String>,
     /// WASI options: `-S threads=y|n` (wasi-threads: a module that imports
@@ -287,15 +287,8 @@ fn wasm_feature<'a>(config: &mut Config, opt: &'a str) -> Option<Result<(&'a str
         "tail-call" => Config::wasm_tail_call,
         "memory64" => Config::wasm_memory64,
         "function-references" => Config::wasm_function_references,
+        "gc" => Config::wasm_gc,
         "exceptions" => Config::wasm_exceptions,
-        // Accepted so that Wasmtime's command lines run; refused when asked
-        // for, since Carnac cannot run such modules yet.
-        "gc" => {
-            return Some(parse_flag_of('W', name, v).and_then(|on| match on {
-                true => Err(Error::Usage(format!("-W {name}=y: Carnac does not run the {name} proposal yet"))),
-                false => Ok((name, false)),
-            }))
-        }
         _ => return None,
     };
     Some(parse_flag_of('W', name, v).map(|on| {

@@ -1,9 +1,8 @@
 //! The engine: configuration shared by every module and store, and the
 //! engine-wide registry that gives structurally equal function types one id.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::types::FuncType;
 
@@ -113,7 +112,8 @@ impl Default for Config {
                 .union(F::TAIL_CALL)
                 .union(F::MEMORY64)
                 .union(F::FUNCTION_REFERENCES)
-                .union(F::EXCEPTIONS),
+                .union(F::EXCEPTIONS)
+                .union(F::GC),
             consume_fuel: false,
             interruptible: false,
             epoch_interruption: false,
@@ -489,6 +489,18 @@ impl Config {
         self.feature(wasmparser::WasmFeatures::FUNCTION_REFERENCES, enable)
     }
 
+    /// The GC proposal (part of WebAssembly 3.0): recursive and sub types,
+    /// struct and array types, the `any`/`eq`/`i31`/`struct`/`array`/`none`
+    /// heap types, `i31`, `ref.eq`, casts and conversions between `anyref`
+    /// and `externref` (see [`crate::AnyRef`], [`crate::I31`]), struct and
+    /// array objects in a per-store collected heap ([`crate::Store::gc_stats`]).
+    /// On by default, as in Wasmtime (its spec suite passes in both tiers); it
+    /// implies typed function references. Types are canonicalised engine-wide
+    /// by recursion group: two modules declaring the same group share its types.
+    pub fn wasm_gc(&mut self, enable: bool) -> &mut Self {
+        self.feature(wasmparser::WasmFeatures::GC, enable)
+    }
+
     /// Exception handling (WebAssembly 3.0): tags, `throw`, `throw_ref`,
     /// `try_table` and `exnref` (on by default, as in Wasmtime). An exception
     /// no `try_table` catches reaches the host as an error holding its
@@ -506,7 +518,7 @@ impl Config {
 
 struct EngineInner {
     config: Config,
-    types: Mutex<HashMap<FuncType, u32>>,
+    types: crate::type_registry::TypeRegistry,
     /// The epoch ([`Engine::increment_epoch`]), shared with the stores that check it.
     epoch: Arc<AtomicU64>,
     /// What the code cache did for this engine's modules.
@@ -544,7 +556,7 @@ impl Engine {
         Engine {
             inner: Arc::new(EngineInner {
                 config: config.clone(),
-                types: Mutex::new(HashMap::new()),
+                types: Default::default(),
                 epoch: Arc::new(AtomicU64::new(0)),
                 cache_stats: CacheCounters::default(),
                 tier_stats: TierCounters::default(),
@@ -630,9 +642,12 @@ impl Engine {
 
     /// The canonical id of a function type: equal types get equal ids.
     pub(crate) fn register_type(&self, ty: &FuncType) -> u32 {
-        let mut types = self.inner.types.lock().unwrap_or_else(|e| e.into_inner());
-        let next = types.len() as u32;
-        *types.entry(ty.clone()).or_insert(next)
+        self.inner.types.register_func(ty)
+    }
+
+    /// The engine's type registry: canonical ids and declared subtyping.
+    pub(crate) fn type_registry(&self) -> &crate::type_registry::TypeRegistry {
+        &self.inner.types
     }
 
     pub fn same(a: &Engine, b: &Engine) -> bool {

@@ -3,6 +3,17 @@
 //!
 //! These are plain data, independent of any store or tier. Conversion from
 //! `wasmparser`'s types lives here so that the rest of the crate never names them.
+//!
+//! The GC proposal's composite types ([`FuncType`], [`StructType`],
+//! [`ArrayType`]) are shared handles: one the host makes with `new` is plain
+//! structural data; one a module declares is registered by its engine
+//! (`crate::type_registry`), carries its canonical id, finality and declared
+//! supertype chain, and may be recursive (its body refers to handles of its
+//! own recursion group, set once the whole group is registered). Registered
+//! types of one engine are equal when their ids are; otherwise types compare
+//! structurally. Concrete heap types name such handles
+//! ([`HeapType::ConcreteFunc`], [`HeapType::ConcreteStruct`],
+//! [`HeapType::ConcreteArray`], as in Wasmtime).
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,7 +50,14 @@ pub struct RefType {
     heap_type: HeapType,
 }
 
-/// What a reference refers to; as Wasmtime's `HeapType` (GC adds variants).
+/// What a reference refers to; as Wasmtime's `HeapType`.
+///
+/// The abstract heap types form three hierarchies: `any ⊇ eq ⊇ {i31, struct,
+/// array} ⊇ none` (GC values; every concrete struct type is below `struct`,
+/// every concrete array type below `array`), `func ⊇ (concrete function types)
+/// ⊇ nofunc`, and `extern ⊇ noextern`. A concrete heap type names a type an
+/// engine registered ([`FuncType`], [`StructType`], [`ArrayType`]): two
+/// modules that declare the same recursion group get the same types.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HeapType {
@@ -51,9 +69,24 @@ pub enum HeapType {
     NoFunc,
     /// No host value: only null (`noextern`).
     NoExtern,
-    /// A function of this type (`(ref $t)`); types are compared structurally,
-    /// so the same type defined in two modules is one type.
-    Concrete(FuncType),
+    /// A function of this type (`(ref $t)`).
+    ConcreteFunc(FuncType),
+    /// Any GC value (`any`): `eq`, and host values converted with `any.convert_extern`.
+    Any,
+    /// GC values comparable with `ref.eq` (`eq`): structs, arrays and `i31`s.
+    Eq,
+    /// An unboxed 31-bit integer (`i31`).
+    I31,
+    /// Any struct (`struct`).
+    Struct,
+    /// Any array (`array`).
+    Array,
+    /// No GC value: only null (`none`), below every type of `any`'s hierarchy.
+    None,
+    /// A struct of this type (`(ref $t)` of a struct type).
+    ConcreteStruct(StructType),
+    /// An array of this type (`(ref $t)` of an array type).
+    ConcreteArray(ArrayType),
     /// Any exception (`exn`, the exception-handling proposal).
     Exn,
     /// No exception: only null (`noexn`).
@@ -63,12 +96,21 @@ pub enum HeapType {
 impl HeapType {
     /// Whether a reference to `self` is a reference to `other` (subtyping).
     pub fn matches(&self, other: &HeapType) -> bool {
+        use HeapType as H;
         match (self, other) {
+            (H::ConcreteFunc(a), H::ConcreteFunc(b)) => a.matches(b),
+            (H::ConcreteStruct(a), H::ConcreteStruct(b)) => a.matches(b),
+            (H::ConcreteArray(a), H::ConcreteArray(b)) => a.matches(b),
             (a, b) if a == b => true,
-            (HeapType::Concrete(_) | HeapType::NoFunc, HeapType::Func) => true,
-            (HeapType::NoFunc, HeapType::Concrete(_)) => true,
-            (HeapType::NoExtern, HeapType::Extern) => true,
-            (HeapType::NoExn, HeapType::Exn) => true,
+            (H::ConcreteFunc(_) | H::NoFunc, H::Func) => true,
+            (H::NoFunc, H::ConcreteFunc(_)) => true,
+            (H::NoExtern, H::Extern) => true,
+            (H::None, b) => b.top() == H::Any,
+            (H::Eq | H::I31 | H::Struct | H::Array | H::ConcreteStruct(_) | H::ConcreteArray(_), H::Any) => true,
+            (H::I31 | H::Struct | H::Array | H::ConcreteStruct(_) | H::ConcreteArray(_), H::Eq) => true,
+            (H::ConcreteStruct(_), H::Struct) => true,
+            (H::ConcreteArray(_), H::Array) => true,
+            (H::NoExn, H::Exn) => true,
             _ => false,
         }
     }
@@ -76,7 +118,12 @@ impl HeapType {
     /// Whether its references are function references (at run time a
     /// function or null).
     pub fn is_func(&self) -> bool {
-        matches!(self, HeapType::Func | HeapType::NoFunc | HeapType::Concrete(_))
+        matches!(self, HeapType::Func | HeapType::NoFunc | HeapType::ConcreteFunc(_))
+    }
+
+    /// Whether its references are host values (`extern`, `noextern`).
+    pub fn is_extern(&self) -> bool {
+        matches!(self, HeapType::Extern | HeapType::NoExtern)
     }
 
     /// Whether its references are exception references (`exn`, `noexn`).
@@ -84,14 +131,26 @@ impl HeapType {
         matches!(self, HeapType::Exn | HeapType::NoExn)
     }
 
-    /// The most general heap type of its hierarchy: `func`, `extern` or `exn`.
+    /// The most general heap type of its hierarchy: `func`, `extern`, `exn` or `any`.
     pub fn top(&self) -> HeapType {
         if self.is_func() {
             HeapType::Func
         } else if self.is_exn() {
             HeapType::Exn
-        } else {
+        } else if self.is_extern() {
             HeapType::Extern
+        } else {
+            HeapType::Any
+        }
+    }
+
+    /// The least heap type of its hierarchy: `nofunc`, `noextern`, `noexn` or `none`.
+    pub fn bottom(&self) -> HeapType {
+        match self.top() {
+            HeapType::Func => HeapType::NoFunc,
+            HeapType::Extern => HeapType::NoExtern,
+            HeapType::Exn => HeapType::NoExn,
+            _ => HeapType::None,
         }
     }
 }
@@ -103,9 +162,17 @@ impl fmt::Display for HeapType {
             HeapType::Extern => f.write_str("extern"),
             HeapType::NoFunc => f.write_str("nofunc"),
             HeapType::NoExtern => f.write_str("noextern"),
+            HeapType::Any => f.write_str("any"),
+            HeapType::Eq => f.write_str("eq"),
+            HeapType::I31 => f.write_str("i31"),
+            HeapType::Struct => f.write_str("struct"),
+            HeapType::Array => f.write_str("array"),
+            HeapType::None => f.write_str("none"),
+            HeapType::ConcreteFunc(t) => write!(f, "{t}"),
+            HeapType::ConcreteStruct(t) => write!(f, "{t}"),
+            HeapType::ConcreteArray(t) => write!(f, "{t}"),
             HeapType::Exn => f.write_str("exn"),
             HeapType::NoExn => f.write_str("noexn"),
-            HeapType::Concrete(t) => write!(f, "{t}"),
         }
     }
 }
@@ -115,6 +182,18 @@ impl RefType {
     pub const FUNCREF: RefType = RefType { nullable: true, heap_type: HeapType::Func };
     /// `externref`: `(ref null extern)`.
     pub const EXTERNREF: RefType = RefType { nullable: true, heap_type: HeapType::Extern };
+    /// `anyref`: `(ref null any)`.
+    pub const ANYREF: RefType = RefType { nullable: true, heap_type: HeapType::Any };
+    /// `eqref`: `(ref null eq)`.
+    pub const EQREF: RefType = RefType { nullable: true, heap_type: HeapType::Eq };
+    /// `i31ref`: `(ref null i31)`.
+    pub const I31REF: RefType = RefType { nullable: true, heap_type: HeapType::I31 };
+    /// `structref`: `(ref null struct)`.
+    pub const STRUCTREF: RefType = RefType { nullable: true, heap_type: HeapType::Struct };
+    /// `arrayref`: `(ref null array)`.
+    pub const ARRAYREF: RefType = RefType { nullable: true, heap_type: HeapType::Array };
+    /// `nullref`: `(ref null none)`.
+    pub const NULLREF: RefType = RefType { nullable: true, heap_type: HeapType::None };
     /// `exnref`: `(ref null exn)`.
     pub const EXNREF: RefType = RefType { nullable: true, heap_type: HeapType::Exn };
 
@@ -144,6 +223,14 @@ impl fmt::Display for RefType {
         match (self.nullable, &self.heap_type) {
             (true, HeapType::Func) => f.write_str("funcref"),
             (true, HeapType::Extern) => f.write_str("externref"),
+            (true, HeapType::Any) => f.write_str("anyref"),
+            (true, HeapType::Eq) => f.write_str("eqref"),
+            (true, HeapType::I31) => f.write_str("i31ref"),
+            (true, HeapType::Struct) => f.write_str("structref"),
+            (true, HeapType::Array) => f.write_str("arrayref"),
+            (true, HeapType::None) => f.write_str("nullref"),
+            (true, HeapType::NoFunc) => f.write_str("nullfuncref"),
+            (true, HeapType::NoExtern) => f.write_str("nullexternref"),
             (true, HeapType::Exn) => f.write_str("exnref"),
             (true, h) => write!(f, "(ref null {h})"),
             (false, h) => write!(f, "(ref {h})"),
@@ -157,6 +244,18 @@ impl ValType {
     pub const FUNCREF: ValType = ValType::Ref(RefType::FUNCREF);
     /// `externref`, a nullable reference to any host value.
     pub const EXTERNREF: ValType = ValType::Ref(RefType::EXTERNREF);
+    /// `anyref`, a nullable reference to any GC value.
+    pub const ANYREF: ValType = ValType::Ref(RefType::ANYREF);
+    /// `eqref`, a nullable reference to a GC value comparable with `ref.eq`.
+    pub const EQREF: ValType = ValType::Ref(RefType::EQREF);
+    /// `i31ref`, a nullable unboxed 31-bit integer.
+    pub const I31REF: ValType = ValType::Ref(RefType::I31REF);
+    /// `structref`, a nullable reference to any struct.
+    pub const STRUCTREF: ValType = ValType::Ref(RefType::STRUCTREF);
+    /// `arrayref`, a nullable reference to any array.
+    pub const ARRAYREF: ValType = ValType::Ref(RefType::ARRAYREF);
+    /// `nullref`, only null (of `any`'s hierarchy).
+    pub const NULLREF: ValType = ValType::Ref(RefType::NULLREF);
     /// `exnref`, a nullable reference to any exception.
     pub const EXNREF: ValType = ValType::Ref(RefType::EXNREF);
     /// `funcref` under its name in Carnac's WebAssembly 2.0 API (also a pattern).
@@ -186,7 +285,12 @@ impl ValType {
     /// values and exceptions (null or not): `extern` and `exn` references,
     /// which the same collector keeps (see `runtime::gc`).
     pub fn is_extern_ref(&self) -> bool {
-        matches!(self, ValType::Ref(r) if !r.heap_type.is_func())
+        matches!(self, ValType::Ref(r) if r.heap_type.is_extern())
+    }
+
+    /// Whether its values are GC references of `any`'s hierarchy (null or not).
+    pub fn is_any_ref(&self) -> bool {
+        matches!(self, ValType::Ref(r) if r.heap_type.top() == HeapType::Any)
     }
 
     /// Whether its values are exception references (null or not).
@@ -217,8 +321,9 @@ impl ValType {
         }
     }
 
-    /// `types`: the function types the module defined so far, by type index.
-    pub(crate) fn from_wasmparser(ty: wasmparser::ValType, types: &[FuncType]) -> Result<Self, String> {
+    /// `types`: the concrete heap type of each type index the module
+    /// defined so far (or of its recursion group being defined).
+    pub(crate) fn from_wasmparser(ty: wasmparser::ValType, types: &[HeapType]) -> Result<Self, String> {
         Ok(match ty {
             wasmparser::ValType::I32 => ValType::I32,
             wasmparser::ValType::I64 => ValType::I64,
@@ -231,19 +336,29 @@ impl ValType {
 }
 
 impl RefType {
-    /// `types`: the function types the module defined so far, by type index.
-    pub(crate) fn from_wasmparser(r: wasmparser::RefType, types: &[FuncType]) -> Result<Self, String> {
+    /// `types`: the concrete heap type of each type index the module
+    /// defined so far (or of its recursion group being defined).
+    pub(crate) fn from_wasmparser(r: wasmparser::RefType, types: &[HeapType]) -> Result<Self, String> {
         use wasmparser::{AbstractHeapType as A, HeapType as H};
         let heap_type = match r.heap_type() {
-            H::Abstract { shared: false, ty: A::Func } => HeapType::Func,
-            H::Abstract { shared: false, ty: A::Extern } => HeapType::Extern,
-            H::Abstract { shared: false, ty: A::NoFunc } => HeapType::NoFunc,
-            H::Abstract { shared: false, ty: A::NoExtern } => HeapType::NoExtern,
-            H::Abstract { shared: false, ty: A::Exn } => HeapType::Exn,
-            H::Abstract { shared: false, ty: A::NoExn } => HeapType::NoExn,
+            H::Abstract { shared: false, ty } => match ty {
+                A::Func => HeapType::Func,
+                A::Extern => HeapType::Extern,
+                A::NoFunc => HeapType::NoFunc,
+                A::NoExtern => HeapType::NoExtern,
+                A::Any => HeapType::Any,
+                A::Eq => HeapType::Eq,
+                A::I31 => HeapType::I31,
+                A::Struct => HeapType::Struct,
+                A::Array => HeapType::Array,
+                A::None => HeapType::None,
+                A::Exn => HeapType::Exn,
+                A::NoExn => HeapType::NoExn,
+                _ => return Err(format!("unsupported reference type {r:?}")),
+            },
             H::Concrete(i) => match i.as_module_index().and_then(|i| types.get(i as usize)) {
-                Some(t) => HeapType::Concrete(t.clone()),
-                None => return Err(format!("unsupported reference type {r:?}")),
+                Some(t) => t.clone(),
+                Option::None => return Err(format!("unsupported reference type {r:?}")),
             },
             _ => return Err(format!("unsupported reference type {r:?}")),
         };
@@ -264,9 +379,74 @@ impl fmt::Display for ValType {
     }
 }
 
-/// A function signature: parameter and result types.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Where an engine registered a type (see `crate::type_registry`): its
+/// canonical id, and what subtyping needs without the registry.
+#[derive(Debug, Clone)]
+pub(crate) struct Registered {
+    /// Which registry (engine) the id is of.
+    pub(crate) registry: u64,
+    /// The engine-wide canonical id.
+    pub(crate) id: u32,
+    /// The declared supertype chain, root first, ending with `id` itself.
+    pub(crate) ancestors: Arc<[u32]>,
+    /// Whether the type is final (no subtypes may declare it as supertype).
+    pub(crate) is_final: bool,
+    /// Whether its recursion group refers to itself (then `Display` names the
+    /// type by id inside other types rather than expanding it forever).
+    pub(crate) cyclic: bool,
+}
+
+impl Registered {
+    /// Whether the type is a declared subtype of (or is) `other`.
+    fn matches(&self, other: &Registered) -> bool {
+        self.registry == other.registry && self.ancestors.get(other.ancestors.len() - 1) == Some(&other.id)
+    }
+}
+
+/// The equality of two possibly registered types with bodies `a` and `b`:
+/// registered in the same engine, by canonical id; else structurally (a type
+/// the host made with `new` is final, without a supertype).
+fn same_type<T: PartialEq>(
+    a: (&Option<Registered>, &Arc<std::sync::OnceLock<T>>),
+    b: (&Option<Registered>, &Arc<std::sync::OnceLock<T>>),
+) -> bool {
+    if Arc::ptr_eq(a.1, b.1) {
+        return true;
+    }
+    let plain = |r: &Option<Registered>| r.as_ref().is_none_or(|r| r.is_final && r.ancestors.len() == 1);
+    match (a.0, b.0) {
+        (Some(x), Some(y)) if x.registry == y.registry => x.id == y.id,
+        (Some(_), Some(_)) => false,
+        _ => plain(a.0) && plain(b.0) && a.1.get() == b.1.get(),
+    }
+}
+
+/// Displays a concrete type: expanded, or named by its canonical id when its
+/// recursion group is cyclic.
+fn display_concrete(
+    reg: &Option<Registered>,
+    f: &mut fmt::Formatter<'_>,
+    expand: impl FnOnce(&mut fmt::Formatter<'_>) -> fmt::Result,
+) -> fmt::Result {
+    match reg {
+        Some(r) if r.cyclic => write!(f, "(type {})", r.id),
+        _ => expand(f),
+    }
+}
+
+/// A function signature: parameter and result types; as Wasmtime's
+/// `FuncType`. Made by [`FuncType::new`], or registered by an engine when a
+/// module declares it (then it has a canonical id, and may be recursive or a
+/// declared subtype of another function type).
+#[derive(Debug, Clone)]
 pub struct FuncType {
+    /// Set once: when made, or (registered) once its whole recursion group is.
+    body: Arc<std::sync::OnceLock<FuncBody>>,
+    pub(crate) reg: Option<Registered>,
+}
+
+#[derive(Debug, PartialEq)]
+struct FuncBody {
     params_results: Arc<[ValType]>,
     num_params: usize,
     /// Interpreter slots taken by the parameters and by the results.
@@ -274,56 +454,356 @@ pub struct FuncType {
     result_slots: u32,
 }
 
+impl PartialEq for FuncType {
+    fn eq(&self, other: &FuncType) -> bool {
+        same_type((&self.reg, &self.body), (&other.reg, &other.body))
+    }
+}
+
+impl Eq for FuncType {}
+
+impl std::hash::Hash for FuncType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Shallow (consistent with `eq`, and finite for recursive types).
+        self.params().len().hash(state);
+        self.results().len().hash(state);
+    }
+}
+
 impl FuncType {
     /// A function type taking `params` and returning `results`.
     pub fn new(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> Self {
+        FuncType { body: Arc::new(std::sync::OnceLock::from(FuncType::body_of(params, results))), reg: None }
+    }
+
+    fn body_of(params: impl IntoIterator<Item = ValType>, results: impl IntoIterator<Item = ValType>) -> FuncBody {
         let mut v: Vec<ValType> = params.into_iter().collect();
         let num_params = v.len();
         v.extend(results);
         let count = |t: &[ValType]| t.iter().map(|t| t.slots() as u32).sum();
         let (param_slots, result_slots) = (count(&v[..num_params]), count(&v[num_params..]));
-        FuncType { params_results: v.into(), num_params, param_slots, result_slots }
+        FuncBody { params_results: v.into(), num_params, param_slots, result_slots }
+    }
+
+    /// A registered type whose body is set later ([`FuncType::set_body`]).
+    pub(crate) fn registered(reg: Registered) -> FuncType {
+        FuncType { body: Arc::new(std::sync::OnceLock::new()), reg: Some(reg) }
+    }
+
+    /// Sets a registered type's body (once, while registering its group).
+    pub(crate) fn set_body(&self, params: Vec<ValType>, results: Vec<ValType>) {
+        let _ = self.body.set(FuncType::body_of(params, results));
+    }
+
+    fn body(&self) -> &FuncBody {
+        self.body.get().expect("a registered type's body is set before the registry publishes it")
     }
 
     /// 64-bit interpreter slots the parameters take (a v128 takes two).
     pub(crate) fn param_slots(&self) -> usize {
-        self.param_slots as usize
+        self.body().param_slots as usize
     }
 
     /// 64-bit interpreter slots the results take.
     pub(crate) fn result_slots(&self) -> usize {
-        self.result_slots as usize
+        self.body().result_slots as usize
     }
 
     /// The parameter types.
     pub fn params(&self) -> &[ValType] {
-        &self.params_results[..self.num_params]
+        let b = self.body();
+        &b.params_results[..b.num_params]
     }
 
     /// The result types.
     pub fn results(&self) -> &[ValType] {
-        &self.params_results[self.num_params..]
+        let b = self.body();
+        &b.params_results[b.num_params..]
+    }
+
+    /// Subtyping: the same type, or (registered) a declared subtype of `other`.
+    pub fn matches(&self, other: &FuncType) -> bool {
+        self == other || matches!((&self.reg, &other.reg), (Some(a), Some(b)) if a.matches(b))
+    }
+
+    /// Whether no type may declare it as its supertype.
+    pub fn is_final(&self) -> bool {
+        self.reg.as_ref().is_none_or(|r| r.is_final)
     }
 }
 
 impl fmt::Display for FuncType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "(func")?;
-        if !self.params().is_empty() {
-            write!(f, " (param")?;
-            for p in self.params() {
-                write!(f, " {p}")?;
+        display_concrete(&self.reg, f, |f| {
+            write!(f, "(func")?;
+            if !self.params().is_empty() {
+                write!(f, " (param")?;
+                for p in self.params() {
+                    write!(f, " {p}")?;
+                }
+                write!(f, ")")?;
             }
-            write!(f, ")")?;
-        }
-        if !self.results().is_empty() {
-            write!(f, " (result")?;
-            for r in self.results() {
-                write!(f, " {r}")?;
+            if !self.results().is_empty() {
+                write!(f, " (result")?;
+                for r in self.results() {
+                    write!(f, " {r}")?;
+                }
+                write!(f, ")")?;
             }
-            write!(f, ")")?;
+            write!(f, ")")
+        })
+    }
+}
+
+/// How a struct field or array element is stored: a packed integer or a value;
+/// as Wasmtime's `StorageType`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StorageType {
+    /// An 8-bit integer (read with sign or zero extension to `i32`).
+    I8,
+    /// A 16-bit integer (read with sign or zero extension to `i32`).
+    I16,
+    /// A value of this type.
+    ValType(ValType),
+}
+
+impl StorageType {
+    /// The type of the values read from and written to it (`i32` for packed ones).
+    pub fn unpack(&self) -> ValType {
+        match self {
+            StorageType::I8 | StorageType::I16 => ValType::I32,
+            StorageType::ValType(t) => t.clone(),
         }
-        write!(f, ")")
+    }
+
+    /// Bytes it takes in an object.
+    pub fn byte_size(&self) -> u32 {
+        match self {
+            StorageType::I8 => 1,
+            StorageType::I16 => 2,
+            StorageType::ValType(ValType::V128) => 16,
+            StorageType::ValType(ValType::I32 | ValType::F32) => 4,
+            StorageType::ValType(_) => 8,
+        }
+    }
+
+    /// Subtyping of fields: packed types match themselves, values by [`ValType::matches`].
+    pub fn matches(&self, other: &StorageType) -> bool {
+        match (self, other) {
+            (StorageType::ValType(a), StorageType::ValType(b)) => a.matches(b),
+            (a, b) => a == b,
+        }
+    }
+}
+
+impl fmt::Display for StorageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageType::I8 => f.write_str("i8"),
+            StorageType::I16 => f.write_str("i16"),
+            StorageType::ValType(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+/// A struct field or the element of an array: its storage and whether it can
+/// be set; as Wasmtime's `FieldType`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldType {
+    /// Whether it can be set after the object is made.
+    pub mutability: Mutability,
+    /// How it is stored.
+    pub element: StorageType,
+}
+
+impl FieldType {
+    /// A field of `element` storage.
+    pub fn new(mutability: Mutability, element: StorageType) -> FieldType {
+        FieldType { mutability, element }
+    }
+
+    /// Whether it can be set.
+    pub fn mutability(&self) -> Mutability {
+        self.mutability
+    }
+
+    /// How it is stored.
+    pub fn element_type(&self) -> &StorageType {
+        &self.element
+    }
+
+    /// Field subtyping: an immutable field is covariant, a mutable one invariant.
+    pub fn matches(&self, other: &FieldType) -> bool {
+        self.mutability == other.mutability
+            && match self.mutability {
+                Mutability::Const => self.element.matches(&other.element),
+                Mutability::Var => self.element == other.element,
+            }
+    }
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mutability {
+            Mutability::Const => write!(f, "{}", self.element),
+            Mutability::Var => write!(f, "(mut {})", self.element),
+        }
+    }
+}
+
+/// A struct type: its fields; as Wasmtime's `StructType`. Made by
+/// [`StructType::new`], or registered by an engine when a module declares it.
+#[derive(Debug, Clone)]
+pub struct StructType {
+    body: Arc<std::sync::OnceLock<Arc<[FieldType]>>>,
+    pub(crate) reg: Option<Registered>,
+}
+
+impl StructType {
+    /// A struct type of `fields`.
+    pub fn new(fields: impl IntoIterator<Item = FieldType>) -> StructType {
+        StructType { body: Arc::new(std::sync::OnceLock::from(fields.into_iter().collect::<Arc<[_]>>())), reg: None }
+    }
+
+    /// A registered type whose fields are set later ([`StructType::set_fields`]).
+    pub(crate) fn registered(reg: Registered) -> StructType {
+        StructType { body: Arc::new(std::sync::OnceLock::new()), reg: Some(reg) }
+    }
+
+    /// Sets a registered type's fields (once, while registering its group).
+    pub(crate) fn set_fields(&self, fields: Vec<FieldType>) {
+        let _ = self.body.set(fields.into());
+    }
+
+    /// The fields, in order.
+    pub fn fields(&self) -> &[FieldType] {
+        self.body.get().expect("a registered type's body is set before the registry publishes it")
+    }
+
+    /// Subtyping: the same type, or (registered) a declared subtype of `other`.
+    pub fn matches(&self, other: &StructType) -> bool {
+        self == other || matches!((&self.reg, &other.reg), (Some(a), Some(b)) if a.matches(b))
+    }
+
+    /// Whether no type may declare it as its supertype.
+    pub fn is_final(&self) -> bool {
+        self.reg.as_ref().is_none_or(|r| r.is_final)
+    }
+}
+
+impl PartialEq for StructType {
+    fn eq(&self, other: &StructType) -> bool {
+        same_type((&self.reg, &self.body), (&other.reg, &other.body))
+    }
+}
+
+impl Eq for StructType {}
+
+impl std::hash::Hash for StructType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.fields().len().hash(state);
+    }
+}
+
+impl fmt::Display for StructType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        display_concrete(&self.reg, f, |f| {
+            write!(f, "(struct")?;
+            for field in self.fields() {
+                write!(f, " (field {field})")?;
+            }
+            write!(f, ")")
+        })
+    }
+}
+
+/// An array type: its element; as Wasmtime's `ArrayType`. Made by
+/// [`ArrayType::new`], or registered by an engine when a module declares it.
+#[derive(Debug, Clone)]
+pub struct ArrayType {
+    body: Arc<std::sync::OnceLock<FieldType>>,
+    pub(crate) reg: Option<Registered>,
+}
+
+impl ArrayType {
+    /// An array type of `field` elements.
+    pub fn new(field: FieldType) -> ArrayType {
+        ArrayType { body: Arc::new(std::sync::OnceLock::from(field)), reg: None }
+    }
+
+    /// A registered type whose element is set later ([`ArrayType::set_field`]).
+    pub(crate) fn registered(reg: Registered) -> ArrayType {
+        ArrayType { body: Arc::new(std::sync::OnceLock::new()), reg: Some(reg) }
+    }
+
+    /// Sets a registered type's element (once, while registering its group).
+    pub(crate) fn set_field(&self, field: FieldType) {
+        let _ = self.body.set(field);
+    }
+
+    /// The type of its elements.
+    pub fn field_type(&self) -> &FieldType {
+        self.body.get().expect("a registered type's body is set before the registry publishes it")
+    }
+
+    /// Subtyping: the same type, or (registered) a declared subtype of `other`.
+    pub fn matches(&self, other: &ArrayType) -> bool {
+        self == other || matches!((&self.reg, &other.reg), (Some(a), Some(b)) if a.matches(b))
+    }
+
+    /// Whether no type may declare it as its supertype.
+    pub fn is_final(&self) -> bool {
+        self.reg.as_ref().is_none_or(|r| r.is_final)
+    }
+}
+
+impl PartialEq for ArrayType {
+    fn eq(&self, other: &ArrayType) -> bool {
+        same_type((&self.reg, &self.body), (&other.reg, &other.body))
+    }
+}
+
+impl Eq for ArrayType {}
+
+impl std::hash::Hash for ArrayType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.field_type().mutability.hash(state);
+    }
+}
+
+impl fmt::Display for ArrayType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        display_concrete(&self.reg, f, |f| write!(f, "(array {})", self.field_type()))
+    }
+}
+
+/// A module type's composite type (what a type index of the type section
+/// declares): a function, struct or array type, registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CompositeType {
+    Func(FuncType),
+    Struct(StructType),
+    Array(ArrayType),
+}
+
+impl CompositeType {
+    /// The registration: canonical id, supertype chain, finality.
+    pub(crate) fn registered(&self) -> &Registered {
+        let reg = match self {
+            CompositeType::Func(t) => &t.reg,
+            CompositeType::Struct(t) => &t.reg,
+            CompositeType::Array(t) => &t.reg,
+        };
+        reg.as_ref().expect("a module's types are registered")
+    }
+
+    /// The concrete heap type it is.
+    pub(crate) fn heap_type(&self) -> HeapType {
+        match self {
+            CompositeType::Func(t) => HeapType::ConcreteFunc(t.clone()),
+            CompositeType::Struct(t) => HeapType::ConcreteStruct(t.clone()),
+            CompositeType::Array(t) => HeapType::ConcreteArray(t.clone()),
+        }
     }
 }
 
@@ -499,7 +979,7 @@ impl MemoryType {
 }
 
 /// Whether a global can be set after its creation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mutability {
     /// Immutable (the text format's plain `i32`).
     Const,

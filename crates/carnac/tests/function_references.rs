@@ -39,7 +39,7 @@ fn ii() -> FuncType {
 
 /// `(ref null $ii)` (or `(ref $ii)` when not `nullable`).
 fn ref_ii(nullable: bool) -> ValType {
-    ValType::Ref(RefType::new(nullable, HeapType::Concrete(ii())))
+    ValType::Ref(RefType::new(nullable, HeapType::ConcreteFunc(ii())))
 }
 
 const CALLS: &str = r#"(module

@@ -46,7 +46,18 @@ pub(crate) static BUILTINS: Builtins = Builtins {
     memory_copy64,
     memory_init64,
     call_interpreted,
+    func_subtype,
 };
+
+/// `call_indirect`'s check when the callee's type id differs from a
+/// non-final expected one (GC): whether the callee's type is a declared subtype.
+unsafe extern "C" fn func_subtype(_vmctx: *mut VMContext, actual: u32, expected: u32) -> u32 {
+    with_activation(|act| {
+        // SAFETY: called from compiled code of the activation's store.
+        let s = unsafe { inner(act) };
+        s.engine.type_registry().is_subtype(actual, expected) as u32
+    })
+}
 
 /// Runs `f` on the activation's store; a trap is recorded and becomes status 1.
 fn with_store(f: impl FnOnce(&mut Activation) -> Result<(), Trap>) -> Status {

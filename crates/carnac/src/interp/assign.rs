@@ -173,7 +173,9 @@ impl Assignment {
             }
             Operator::BrIf { relative_depth }
             | Operator::BrOnNull { relative_depth }
-            | Operator::BrOnNonNull { relative_depth } => self.branch(relative_depth),
+            | Operator::BrOnNonNull { relative_depth }
+            | Operator::BrOnCast { relative_depth, .. }
+            | Operator::BrOnCastFail { relative_depth, .. } => self.branch(relative_depth),
             Operator::BrTable { ref targets } => {
                 for depth in targets.targets() {
                     let Ok(depth) = depth else {
@@ -192,9 +194,7 @@ impl Assignment {
             | Operator::Throw { .. }
             | Operator::ThrowRef => self.current = None,
             // Control flow this pass does not model.
-            Operator::BrOnCast { .. }
-            | Operator::BrOnCastFail { .. }
-            | Operator::TryTable { .. }
+            Operator::TryTable { .. }
             | Operator::Try { .. }
             | Operator::Catch { .. }
             | Operator::CatchAll

@@ -322,6 +322,14 @@ macro_rules! define_instrs_with_imm {
             /// operator, its access size and its memory; operands at
             /// `base..`, the result (if any) to `base`; `offset` is the memarg's.
             Atomic { head: u32, base: Slot, offset: u32 },
+            /// A GC struct or array operator (see `interp::gc`): `head` packs
+            /// the operator and its type index, `imm` its other immediate;
+            /// operands at `base..`, the result (if any) to `base`.
+            Gc { head: u32, base: Slot, imm: u32 },
+            /// A GC reference operator that needs no heap (see `interp::cast`):
+            /// `head` packs the operator and a cast's target; operand at `src`
+            /// (`ref.eq`'s two at `src..`), the result to `dst`.
+            Cast { head: u32, src: Slot, dst: Slot },
             MemorySize { dst: Slot },
             MemoryGrow { dst: Slot, delta: Slot, mem: u32 },
             /// dst address, value, length at `base..base+3`.

@@ -857,7 +857,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                             trap!(TrapKind::IndirectCallToNull);
                         }
                         let fidx = (raw - 1) as u32;
-                        if store.inner.funcs[fidx as usize].type_id != m.info.type_ids[type_index as usize] {
+                        let (actual, expected) =
+                            (store.inner.funcs[fidx as usize].type_id, m.info.type_ids[type_index as usize]);
+                        // Equal ids first; a declared subtype of the expected type also passes.
+                        if actual != expected && !store.inner.engine.type_registry().is_subtype(actual, expected) {
                             trap!(TrapKind::BadSignature);
                         }
                         (fidx, b, matches!(instr, Instr::ReturnCallIndirect { .. }))
@@ -1127,6 +1130,25 @@ pub(crate) fn run<T, const TRACK: bool>(
             Instr::RefFunc { dst, func } => {
                 let f = store.inner.instances[instance as usize].funcs[func as usize];
                 wr!(dst, f as u64 + 1);
+            }
+            Instr::Gc { head, base: b, imm } => {
+                // SAFETY: see the module docs (code pointers); the module outlives the call.
+                let m = unsafe { &*module };
+                let r = super::gc::execute(store, instance, m, head, imm, base + b as usize, stack);
+                if let Err(mut t) = r {
+                    t.set_backtrace(backtrace(&frames, module, ip, bt_max));
+                    return Err(t);
+                }
+            }
+            Instr::Cast { head, src, dst } => {
+                // SAFETY: see the module docs (code pointers); the module outlives the call.
+                let m = unsafe { &*module };
+                // Only `ref.eq` has a second operand (the slot after `src`).
+                let src2 = if super::cast::is_ref_eq(head) { rd!(src + 1) } else { 0 };
+                match super::cast::execute(&store.inner, m, head, rd!(src), src2) {
+                    Ok(v) => wr!(dst, v),
+                    Err(kind) => trap!(kind),
+                }
             }
             Instr::Throw { tag, base: b } => {
                 let raw = new_exception(&mut store.inner, instance, tag, &stack[base + b as usize..])?;

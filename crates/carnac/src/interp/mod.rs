@@ -7,8 +7,10 @@
 
 mod assign;
 pub(crate) mod atomic;
+pub(crate) mod cast;
 pub(crate) mod code;
 mod exec;
+pub(crate) mod gc;
 mod ops;
 mod simd;
 #[cfg(target_arch = "x86_64")]

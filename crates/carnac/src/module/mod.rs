@@ -42,6 +42,7 @@ pub(crate) enum ConstExpr {
 pub(crate) enum ConstOp {
     I32(i32),
     I64(i64),
+    V128(u128),
     GlobalGet(u32),
     I32Add,
     I32Sub,
@@ -49,49 +50,94 @@ pub(crate) enum ConstOp {
     I64Add,
     I64Sub,
     I64Mul,
+    /// `ref.func`, of a module function index.
+    RefFunc(u32),
+    /// `ref.i31` (GC).
+    RefI31,
+    /// `any.convert_extern` / `extern.convert_any`: the bits stay (GC).
+    Convert,
+    /// An allocation (GC): `struct.new*`, `array.new*` of a type index, with
+    /// `array.new_fixed`'s length.
+    New(ConstNew, u32, u32),
 }
+
+/// The allocating instructions of constant expressions (GC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConstNew {
+    Struct,
+    StructDefault,
+    Array,
+    ArrayDefault,
+    ArrayFixed,
+}
+
+/// What evaluating an allocating constant expression calls: the allocation,
+/// its type index and immediate, and the evaluation stack to pop its
+/// operands from; the object's reference, or `None` when it cannot be made.
+pub(crate) type ConstAlloc<'a> = &'a mut dyn FnMut(ConstNew, u32, u32, &mut Vec<u128>) -> Option<u128>;
 
 impl ConstExpr {
     /// The expression's value as raw bits, given the raw value of a global
     /// (`None` when it is not known: then the result is `None` too) and the raw
-    /// reference to a function (`RefFunc`).
+    /// reference to a function (`RefFunc`). An expression that allocates
+    /// (GC) has no value here: see [`ConstExpr::eval_with`].
     pub fn eval(&self, global: impl Fn(u32) -> Option<u128>, func: impl Fn(u32) -> u128) -> Option<u128> {
+        self.eval_with(global, func, &mut |_, _, _, _| None)
+    }
+
+    /// [`ConstExpr::eval`], allocating GC objects with `alloc`.
+    pub fn eval_with(
+        &self,
+        global: impl Fn(u32) -> Option<u128>,
+        func: impl Fn(u32) -> u128,
+        alloc: ConstAlloc<'_>,
+    ) -> Option<u128> {
         match self {
             ConstExpr::Bits(b) => Some(*b),
             ConstExpr::RefNull => Some(0),
             ConstExpr::RefFunc(f) => Some(func(*f)),
             ConstExpr::GlobalGet(g) => global(*g),
-            ConstExpr::Extended(ops) => eval_ops(ops, global),
+            ConstExpr::Extended(ops) => eval_ops(ops, global, func, alloc),
         }
     }
 }
 
 /// Runs an extended constant expression (validated: the stack never underflows).
-fn eval_ops(ops: &[ConstOp], global: impl Fn(u32) -> Option<u128>) -> Option<u128> {
-    let mut stack: Vec<u64> = Vec::with_capacity(4);
+fn eval_ops(
+    ops: &[ConstOp],
+    global: impl Fn(u32) -> Option<u128>,
+    func: impl Fn(u32) -> u128,
+    alloc: ConstAlloc<'_>,
+) -> Option<u128> {
+    let mut stack: Vec<u128> = Vec::with_capacity(4);
     for op in ops {
         let value = match *op {
-            ConstOp::I32(v) => v as u32 as u64,
-            ConstOp::I64(v) => v as u64,
-            ConstOp::GlobalGet(g) => global(g)? as u64,
+            ConstOp::I32(v) => v as u32 as u128,
+            ConstOp::I64(v) => v as u64 as u128,
+            ConstOp::V128(v) => v,
+            ConstOp::GlobalGet(g) => global(g)?,
+            ConstOp::RefFunc(f) => func(f),
+            ConstOp::RefI31 => crate::runtime::gc_ref::encode_i31(stack.pop()? as u32) as u128,
+            ConstOp::Convert => continue,
+            ConstOp::New(kind, type_index, n) => alloc(kind, type_index, n, &mut stack)?,
             binary => {
-                let b = stack.pop()?;
-                let a = stack.pop()?;
+                let b = stack.pop()? as u64;
+                let a = stack.pop()? as u64;
                 let (a32, b32) = (a as u32, b as u32);
-                match binary {
+                (match binary {
                     ConstOp::I32Add => a32.wrapping_add(b32) as u64,
                     ConstOp::I32Sub => a32.wrapping_sub(b32) as u64,
                     ConstOp::I32Mul => a32.wrapping_mul(b32) as u64,
                     ConstOp::I64Add => a.wrapping_add(b),
                     ConstOp::I64Sub => a.wrapping_sub(b),
                     ConstOp::I64Mul => a.wrapping_mul(b),
-                    ConstOp::I32(_) | ConstOp::I64(_) | ConstOp::GlobalGet(_) => unreachable!(),
-                }
+                    _ => unreachable!("every other operator is matched above"),
+                }) as u128
             }
         };
         stack.push(value);
     }
-    stack.pop().map(u128::from)
+    stack.pop()
 }
 
 #[derive(Debug, Clone)]
@@ -135,9 +181,21 @@ pub(crate) enum EntityIndex {
 #[derive(Debug, Default)]
 pub(crate) struct ModuleInfo {
     pub name: Option<Arc<str>>,
+    /// The function type of each type index (validation lets only function
+    /// types reach the places that read it; a struct or array type's entry is
+    /// the empty signature, so that the hot `call_indirect` paths index a
+    /// dense vector of signatures).
     pub types: Vec<FuncType>,
+    /// Each type index's registered type (function, struct or array, with
+    /// its supertype chain), as the engine's registry canonicalised it.
+    pub sub_types: Vec<CompositeType>,
+    /// The concrete heap type of each type index (what `(ref $t)` refers to).
+    pub heap_types: Vec<HeapType>,
     /// Engine-wide canonical id of each entry of `types` (for `call_indirect`).
     pub type_ids: Vec<u32>,
+    /// `types[i].param_slots()`, dense: the threaded `call_indirect` reads it
+    /// without going through the (shared, possibly recursive) type's body.
+    pub type_param_slots: Vec<u32>,
     pub imports: Vec<(String, String, EntityIndex)>,
     /// Type index of every function, imported ones first.
     pub funcs: Vec<u32>,
@@ -253,6 +311,9 @@ pub(crate) struct ModuleInner {
     /// Per defined memory, the copy-on-write image its data segments make
     /// (`runtime::snapshot::module_images`), laid out on first instantiation.
     pub memory_images: std::sync::OnceLock<Box<[Option<Arc<crate::runtime::memory::MemoryImage>>]>>,
+    /// Per type index, what the GC instructions need (`runtime::gc_heap`),
+    /// laid out on first use.
+    pub gc_layouts: std::sync::OnceLock<Box<[crate::runtime::gc_heap::GcLayout]>>,
     /// Which defined functions the compiled tier leaves to the interpreter
     /// ([`interpreted_only`]): found on first use, from the bodies.
     #[cfg(carnac_native_code)]
@@ -329,6 +390,12 @@ impl ModuleInner {
 
     /// Data segment `index`'s bytes.
     #[inline]
+    /// What the GC instructions need of type index `index` (laid out for
+    /// every type on first use).
+    pub(crate) fn gc_layout(&self, index: u32) -> &crate::runtime::gc_heap::GcLayout {
+        &self.gc_layouts.get_or_init(|| crate::runtime::gc_heap::module_layouts(&self.info))[index as usize]
+    }
+
     pub fn data_bytes(&self, index: usize) -> &[u8] {
         &self.bytes[self.info.datas[index].range.clone()]
     }
@@ -357,13 +424,15 @@ impl ModuleInner {
             let ranges = self.bodies.ranges(&self.bytes);
             ranges
                 .iter()
-                .map(|r| {
+                .enumerate()
+                .map(|(i, r)| {
                     let reader = wasmparser::BinaryReader::new_features(
                         &self.bytes[r.clone()],
                         r.start as u64,
                         self.engine.config().wasm_features(),
                     );
-                    body_interpreted_only(&wasmparser::FunctionBody::new(reader))
+                    let ty = self.info.func_type(self.info.num_imported_funcs + i as u32);
+                    body_interpreted_only(&wasmparser::FunctionBody::new(reader), ty, &self.info.heap_types)
                 })
                 .collect()
         });
@@ -864,6 +933,7 @@ impl Module {
                 resources,
                 code_ranges: Default::default(),
                 memory_images: Default::default(),
+                gc_layouts: Default::default(),
                 #[cfg(carnac_native_code)]
                 interpreted: Default::default(),
             }),
@@ -882,8 +952,10 @@ impl Module {
     /// The defined functions (module function indices, imports first) that
     /// run in the interpreter although the module is compiled: those with an
     /// operator the compiled tier leaves to the interpreter (exception
-    /// handling's `try_table`, `throw` and `throw_ref`; see
-    /// [`crate::Config::wasm_exceptions`]). Empty when the module is not compiled.
+    /// handling's `try_table`, `throw` and `throw_ref`, see
+    /// [`crate::Config::wasm_exceptions`]; the GC proposal's struct, array and
+    /// cast operators), or a GC reference among its parameters, results or
+    /// locals. Empty when the module is not compiled.
     pub fn interpreted_functions(&self) -> Vec<u32> {
         #[cfg(carnac_native_code)]
         if self.is_compiled() {
@@ -942,11 +1014,39 @@ impl Module {
 pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
     matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
+        || crate::interp::cast::is_cast_operator(op)
+        || crate::interp::gc::is_gc_heap_operator(op)
 }
 
-/// Whether a (validated) body has an operator of [`interpreted_only`].
+/// Whether a GC reference (of `any`'s hierarchy: `anyref`, `eqref`,
+/// `i31ref`, `structref`, `arrayref`, concrete struct and array types, `none`)
+/// is a value of `ty`: a function with such a parameter, result or local runs
+/// in the interpreter too, so that no compiled frame holds a GC object (only
+/// an `externref` converted from one, which no collection can see while
+/// compiled frames are live: see `runtime::gc_heap`).
 #[cfg(carnac_native_code)]
-pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>) -> bool {
+pub(crate) fn is_gc_ref(ty: &ValType) -> bool {
+    matches!(ty, ValType::Ref(r) if r.heap_type().top() == crate::types::HeapType::Any)
+}
+
+/// Whether a (validated) body of a function of type `ty` runs in the
+/// interpreter in the compiled tier: it has an operator of
+/// [`interpreted_only`], or a GC reference ([`is_gc_ref`]) among its
+/// parameters, results or locals.
+#[cfg(carnac_native_code)]
+pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>, ty: &FuncType, types: &[HeapType]) -> bool {
+    if ty.params().iter().chain(ty.results()).any(is_gc_ref) {
+        return true;
+    }
+    if let Ok(locals) = body.get_locals_reader() {
+        for local in locals {
+            match local {
+                Ok((_, t)) if ValType::from_wasmparser(t, types).is_ok_and(|t| is_gc_ref(&t)) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
     let Ok(mut reader) = body.get_operators_reader() else { return false };
     while !reader.eof() {
         match reader.read() {
@@ -997,10 +1097,14 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
         O::RefNull { .. } => ConstExpr::RefNull,
         O::RefFunc { function_index } => ConstExpr::RefFunc(function_index),
         O::GlobalGet { global_index } => ConstExpr::GlobalGet(global_index),
-        other => return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other)))),
+        // A GC operator: the general form below.
+        _ => ConstExpr::RefNull,
     };
-    if let wasmparser::Operator::End = reader.read().map_err(invalid)? {
-        return Ok(value);
+    let single = !matches!(value, ConstExpr::RefNull) || matches!(op, O::RefNull { .. });
+    if single {
+        if let wasmparser::Operator::End = reader.read().map_err(invalid)? {
+            return Ok(value);
+        }
     }
     // Longer: an extended constant expression (the validator has checked it).
     let mut ops = Vec::new();
@@ -1018,16 +1122,29 @@ fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, Error> {
             O::I64Add => ConstOp::I64Add,
             O::I64Sub => ConstOp::I64Sub,
             O::I64Mul => ConstOp::I64Mul,
+            O::F32Const { value } => ConstOp::I32(value.bits() as i32),
+            O::F64Const { value } => ConstOp::I64(value.bits() as i64),
+            O::V128Const { value } => ConstOp::V128(value.i128() as u128),
+            O::RefNull { .. } => ConstOp::I64(0),
+            O::RefFunc { function_index } => ConstOp::RefFunc(function_index),
+            O::RefI31 => ConstOp::RefI31,
+            O::AnyConvertExtern | O::ExternConvertAny => ConstOp::Convert,
+            O::StructNew { struct_type_index: t } => ConstOp::New(ConstNew::Struct, t, 0),
+            O::StructNewDefault { struct_type_index: t } => ConstOp::New(ConstNew::StructDefault, t, 0),
+            O::ArrayNew { array_type_index: t } => ConstOp::New(ConstNew::Array, t, 0),
+            O::ArrayNewDefault { array_type_index: t } => ConstOp::New(ConstNew::ArrayDefault, t, 0),
+            O::ArrayNewFixed { array_type_index: t, array_size: n } => ConstOp::New(ConstNew::ArrayFixed, t, n),
             other => {
                 return Err(unsupported(offset, format!("unsupported constant expression {}", operator_text(&other))))
             }
         });
     }
-    if ops.iter().any(|op| matches!(op, ConstOp::GlobalGet(_))) {
+    if ops.iter().any(|op| matches!(op, ConstOp::GlobalGet(_) | ConstOp::RefFunc(_) | ConstOp::New(..))) {
         return Ok(ConstExpr::Extended(ops.into()));
     }
     // Only constants: folded once, here.
-    let bits = eval_ops(&ops, |_| None).ok_or_else(|| unsupported(offset, "malformed constant expression".into()))?;
+    let bits = eval_ops(&ops, |_| None, |_| 0, &mut |_, _, _, _| None)
+        .ok_or_else(|| unsupported(offset, "malformed constant expression".into()))?;
     Ok(ConstExpr::Bits(bits))
 }
 
@@ -1035,12 +1152,12 @@ fn limits(min: u64, max: Option<u64>) -> Limits {
     Limits { min, max }
 }
 
-fn table_type(t: &wasmparser::TableType, types: &[FuncType], offset: u64) -> Result<TableType, Error> {
+fn table_type(t: &wasmparser::TableType, types: &[HeapType], offset: u64) -> Result<TableType, Error> {
     let element = ValType::Ref(RefType::from_wasmparser(t.element_type, types).map_err(|m| unsupported(offset, m))?);
     Ok(TableType { element, limits: limits(t.initial, t.maximum), table64: t.table64 })
 }
 
-fn global_type(g: &wasmparser::GlobalType, types: &[FuncType], offset: u64) -> Result<GlobalType, Error> {
+fn global_type(g: &wasmparser::GlobalType, types: &[HeapType], offset: u64) -> Result<GlobalType, Error> {
     Ok(GlobalType {
         content: ValType::from_wasmparser(g.content_type, types).map_err(|m| unsupported(offset, m))?,
         mutability: if g.mutable { Mutability::Var } else { Mutability::Const },
@@ -1224,22 +1341,24 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
         let valid = validator.payload(&payload).map_err(invalid)?;
         match payload {
             Payload::TypeSection(reader) => {
+                let offset = reader.range().start;
                 for group in reader {
-                    let group = group.map_err(invalid)?;
-                    for sub in group.into_types() {
-                        let f = sub.composite_type.inner;
-                        let wasmparser::CompositeInnerType::Func(ft) = f else {
-                            return Err(unsupported(0, "non-function type".into()));
+                    let group: Vec<_> = group.map_err(invalid)?.into_types().collect();
+                    let registered = engine
+                        .type_registry()
+                        .register_group(&group, &info.sub_types)
+                        .map_err(|m| unsupported(offset, m))?;
+                    for t in registered {
+                        let reg = t.registered();
+                        info.type_ids.push(reg.id);
+                        let f = match &t {
+                            CompositeType::Func(f) => f.clone(),
+                            _ => FuncType::new([], []),
                         };
-                        let types = &info.types;
-                        let conv = |v: &[wasmparser::ValType]| -> Result<Vec<ValType>, Error> {
-                            v.iter()
-                                .map(|t| ValType::from_wasmparser(*t, types).map_err(|m| unsupported(0, m)))
-                                .collect()
-                        };
-                        let ty = FuncType::new(conv(ft.params())?, conv(ft.results())?);
-                        info.type_ids.push(engine.register_type(&ty));
-                        info.types.push(ty);
+                        info.type_param_slots.push(f.param_slots() as u32);
+                        info.types.push(f);
+                        info.heap_types.push(t.heap_type());
+                        info.sub_types.push(t);
                     }
                 }
             }
@@ -1255,7 +1374,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Func(info.funcs.len() as u32 - 1)
                             }
                             TypeRef::Table(t) => {
-                                info.tables.push(table_type(&t, &info.types, offset)?);
+                                info.tables.push(table_type(&t, &info.heap_types, offset)?);
                                 info.table_inits.push(None);
                                 info.num_imported_tables += 1;
                                 EntityIndex::Table(info.tables.len() as u32 - 1)
@@ -1270,7 +1389,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                                 EntityIndex::Memory(info.memories.len() as u32 - 1)
                             }
                             TypeRef::Global(g) => {
-                                info.globals.push(global_type(&g, &info.types, offset)?);
+                                info.globals.push(global_type(&g, &info.heap_types, offset)?);
                                 info.num_imported_globals += 1;
                                 EntityIndex::Global(info.globals.len() as u32 - 1)
                             }
@@ -1296,7 +1415,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 let offset = reader.range().start;
                 for t in reader {
                     let t = t.map_err(invalid)?;
-                    info.tables.push(table_type(&t.ty, &info.types, offset)?);
+                    info.tables.push(table_type(&t.ty, &info.heap_types, offset)?);
                     info.table_inits.push(match t.init {
                         wasmparser::TableInit::RefNull => None,
                         wasmparser::TableInit::Expr(e) => Some(const_expr(&e)?),
@@ -1317,7 +1436,7 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                 let offset = reader.range().start;
                 for g in reader {
                     let g = g.map_err(invalid)?;
-                    info.globals.push(global_type(&g.ty, &info.types, offset)?);
+                    info.globals.push(global_type(&g.ty, &info.heap_types, offset)?);
                     info.global_inits.push(const_expr(&g.init_expr)?);
                 }
             }

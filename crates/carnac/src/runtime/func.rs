@@ -58,7 +58,7 @@ impl<T> HostFunc<T> {
             // Every host call is a root scope: the references it receives or
             // makes are unrooted when it returns (its results are raw by then).
             let Caller { store, instance } = caller;
-            let scope = store.inner.externs.enter_scope();
+            let scope = store.inner.enter_root_scope();
             let mut at = 0;
             let params: Vec<Val> = ty2
                 .params()
@@ -84,7 +84,7 @@ impl<T> HostFunc<T> {
                 }
                 Ok(())
             });
-            store.inner.externs.exit_scope(scope);
+            store.inner.exit_root_scope(scope);
             outcome
         };
         HostFunc { ty, func: Arc::new(func), type_id: None }
@@ -599,11 +599,11 @@ macro_rules! tuples {
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
                     // A root scope for the call (see `HostFunc::from_dynamic`).
                     let Caller { store, instance } = caller;
-                    let scope = store.inner.externs.enter_scope();
+                    let scope = store.inner.enter_root_scope();
                     let args = <($($a,)*) as WasmResults>::load(slots, &mut StoreOpaque(&mut store.inner));
                     let r = (self)(Caller { store: &mut *store, instance }, $(args.$i),*);
                     let outcome = r.store(slots, &mut StoreOpaque(&mut store.inner));
-                    store.inner.externs.exit_scope(scope);
+                    store.inner.exit_root_scope(scope);
                     outcome
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }
@@ -619,11 +619,11 @@ macro_rules! tuples {
                 let func = move |caller: Caller<'_, T>, slots: &mut [u64]| -> Result<(), Trap> {
                     // A root scope for the call (see `HostFunc::from_dynamic`).
                     let store = caller.store;
-                    let scope = store.inner.externs.enter_scope();
+                    let scope = store.inner.enter_root_scope();
                     let args = <($($a,)*) as WasmResults>::load(slots, &mut StoreOpaque(&mut store.inner));
                     let r = (self)($(args.$i),*);
                     let outcome = r.store(slots, &mut StoreOpaque(&mut store.inner));
-                    store.inner.externs.exit_scope(scope);
+                    store.inner.exit_root_scope(scope);
                     outcome
                 };
                 HostFunc { ty, func: Arc::new(func), type_id: None }

@@ -196,6 +196,17 @@ impl ExternHeap {
         token
     }
 
+    /// Calls `f` with every field slot of every exception the arena holds
+    /// (reachable or not): conservative roots of the GC heap, whose objects an
+    /// exception's fields may refer to (see `runtime::gc_heap`).
+    pub(crate) fn for_each_exception_slot(&self, mut f: impl FnMut(u64)) {
+        for slot in &self.slots {
+            if let Some(e) = slot.value.as_deref().and_then(|v| v.downcast_ref::<crate::runtime::exn::ExnObject>()) {
+                e.fields.iter().for_each(|&raw| f(raw));
+            }
+        }
+    }
+
     /// Marks the reference in raw bits `raw`, if it is live.
     #[inline]
     fn mark_raw(&mut self, raw: u64) {
@@ -284,7 +295,7 @@ impl StoreInner {
     /// running (a call from the host into the store starts with this).
     #[inline]
     pub(crate) fn collect_externs_if_pending(&mut self) {
-        if self.externs.pending && self.reentry == 0 {
+        if (self.externs.pending || self.gc_heap.pending) && self.reentry == 0 {
             self.collect_externs();
         }
     }
@@ -296,7 +307,11 @@ impl StoreInner {
         if self.reentry != 0 {
             return;
         }
+        // The GC heap first: its live objects' reference fields keep extern
+        // references alive too (a struct may hold an externref).
+        self.mark_gc_heap_for_full_collection();
         let heap = &mut self.externs;
+        self.gc_heap.for_each_marked_ref(|raw| heap.mark_raw(raw));
         for &index in &heap.lifo {
             heap.slots[index as usize].mark = true;
         }
@@ -334,6 +349,7 @@ impl StoreInner {
         }
         heap.mark_exception_fields(&self.tags);
         heap.sweep(scanned);
+        self.finish_gc_heap();
     }
 }
 
@@ -356,14 +372,14 @@ impl ExternRef {
         s.maybe_collect_externs();
         let (index, gen) = s.externs.alloc(Box::new(value))?;
         s.externs.root(index, gen);
-        Ok(ExternRef { store: s.id, index, gen })
+        Ok(ExternRef { store: s.id, index, gen, any: 0 })
     }
 
     pub(crate) fn check(&self, s: &StoreInner) -> Result<(), Error> {
         if self.store != s.id {
             return Err(Error::usage("extern reference belongs to a different store"));
         }
-        if !s.externs.is_live(self.index, self.gen) {
+        if self.any == 0 && !s.externs.is_live(self.index, self.gen) {
             return Err(stale());
         }
         Ok(())
@@ -372,11 +388,15 @@ impl ExternRef {
     /// The host value (downcast it with `downcast_ref`), as Wasmtime's
     /// `ExternRef::data`. Errors when the reference belongs to a different store
     /// or was collected (it was left unrooted: see [`RootScope`]). The `Option`
-    /// is always `Some` in Carnac: Wasmtime's is `None` for an `externref` made
-    /// from an `anyref` of the GC proposal, which Carnac does not have.
+    /// is `None` for an `externref` made from an `anyref` of the GC proposal
+    /// (`extern.convert_any`), as in Wasmtime.
     pub fn data<'a, S: AsContext + 'a>(&self, store: &'a S) -> Result<Option<&'a (dyn Any + Send + Sync)>, Error> {
         let s = &store.as_context().inner;
         self.check(s)?;
+        if self.any != 0 {
+            // A GC value converted with `extern.convert_any`: no host data.
+            return Ok(None);
+        }
         Ok(s.externs.get(self.index, self.gen))
     }
 
@@ -387,6 +407,9 @@ impl ExternRef {
     ) -> Result<Option<&'a mut (dyn Any + Send + Sync)>, Error> {
         let s = &mut store.as_context_mut().inner;
         self.check(s)?;
+        if self.any != 0 {
+            return Ok(None);
+        }
         Ok(s.externs.get_mut(self.index, self.gen))
     }
 
@@ -437,13 +460,13 @@ pub type Rooted<T> = T;
 /// ```
 pub struct RootScope<C: AsContextMut> {
     store: C,
-    scope: usize,
+    scope: crate::runtime::gc_heap::RootMark,
 }
 
 impl<C: AsContextMut> RootScope<C> {
     /// Opens a scope on `store` (a store, a `&mut Store`, a `Caller`, another scope).
     pub fn new(mut store: C) -> RootScope<C> {
-        let scope = store.as_context_mut().inner.externs.enter_scope();
+        let scope = store.as_context_mut().inner.enter_root_scope();
         RootScope { store, scope }
     }
 
@@ -455,7 +478,7 @@ impl<C: AsContextMut> RootScope<C> {
 
 impl<C: AsContextMut> Drop for RootScope<C> {
     fn drop(&mut self) {
-        self.store.as_context_mut().inner.externs.exit_scope(self.scope);
+        self.store.as_context_mut().inner.exit_root_scope(self.scope);
     }
 }
 
@@ -500,8 +523,8 @@ impl<C: AsContextMut> std::fmt::Debug for RootScope<C> {
 /// # Ok::<(), carnac::Error>(())
 /// ```
 pub struct OwnedRooted<T> {
-    inner: T,
-    _liveness: Arc<()>,
+    pub(crate) inner: T,
+    pub(crate) _liveness: Arc<()>,
 }
 
 impl<T> std::ops::Deref for OwnedRooted<T> {

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::module::{ConstExpr, DataMode, ElemMode, EntityIndex, Module, ModuleInner};
+use crate::module::{ConstExpr, ConstNew, ConstOp, DataMode, ElemMode, EntityIndex, Module, ModuleInner};
 use crate::runtime::externals::{Extern, Global, Memory, Table};
 use crate::runtime::func::{Func, TypedFunc, WasmParams, WasmResults};
 use crate::runtime::store::{
-    AsContext, AsContextMut, FuncEntity, FuncKind, GlobalEntity, InstanceEntity, Store, StoreInner,
+    AsContext, AsContextMut, FuncEntity, FuncKind, GlobalEntity, InstanceEntity, ResourceLimiter, Store, StoreInner,
 };
 use crate::runtime::trap::{Trap, TrapKind};
 use crate::runtime::vmctx::{header, Builtins, VMContextBlock, VMFuncRef, VMStoreContext, VMTableDef};
@@ -192,13 +192,15 @@ fn check_import(
     // Functions compare by engine-wide type id: no type is built or cloned.
     if let (EntityIndex::Func(i), Extern::Func(f)) = (idx, ext) {
         let want = module.info.type_ids[module.info.funcs[*i as usize] as usize];
-        if s.funcs[f.index as usize].type_id == want {
+        // Equal ids, or (GC) the function's type declares the wanted one as a supertype.
+        let have = s.funcs[f.index as usize].type_id;
+        if have == want || s.engine.type_registry().is_subtype(have, want) {
             return Ok(());
         }
     }
     let want = module.info.entity_type(*idx);
     let ok = match (&want, ext) {
-        (ExternType::Func(ft), Extern::Func(f)) => *s.func_ty(f.index) == *ft,
+        (ExternType::Func(ft), Extern::Func(f)) => s.func_ty(f.index).matches(ft),
         (ExternType::Table(tt), Extern::Table(t)) => {
             let have = &s.tables[t.index as usize];
             let cur = crate::types::Limits { min: have.elems.len() as u64, max: have.ty.limits.max };
@@ -279,6 +281,53 @@ fn eval_const(globals: &[GlobalEntity], inst_globals: &[u32], inst_funcs: &[u32]
         .expect("a validated constant expression has a value")
 }
 
+/// Evaluates a constant expression that may allocate GC objects (global and
+/// table initialisers, element segment items). An allocation reserves its
+/// bytes as any does, but never collects here (no wasm frame to scan, and the
+/// objects made so far are not rooted yet): a collection that falls due is
+/// left pending for the next call from the host.
+fn eval_const_gc(
+    s: &mut StoreInner,
+    mut limiter: Option<&mut (dyn ResourceLimiter + '_)>,
+    m: &ModuleInner,
+    inst_globals: &[u32],
+    inst_funcs: &[u32],
+    e: &ConstExpr,
+) -> Result<u128, Trap> {
+    let ConstExpr::Extended(ops) = e else { return Ok(eval_const(&s.globals, inst_globals, inst_funcs, e)) };
+    if !ops.iter().any(|op| matches!(op, ConstOp::New(..))) {
+        return Ok(eval_const(&s.globals, inst_globals, inst_funcs, e));
+    }
+    // The globals it reads, read first: allocating needs the store mutably.
+    let read: Vec<(u32, u128)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            ConstOp::GlobalGet(g) => Some((*g, s.globals[inst_globals[*g as usize] as usize].get())),
+            _ => None,
+        })
+        .collect();
+    let mut failed = None;
+    let mut alloc = |kind: ConstNew, type_index: u32, n: u32, stack: &mut Vec<u128>| -> Option<u128> {
+        match s.new_const_object(limiter.as_deref_mut(), m, kind, type_index, n, stack) {
+            Ok(raw) => Some(raw as u128),
+            Err(t) => {
+                failed = Some(t);
+                None
+            }
+        }
+    };
+    let value = e.eval_with(
+        |g| read.iter().find(|(i, _)| *i == g).map(|(_, v)| *v),
+        |f| inst_funcs[f as usize] as u128 + 1,
+        &mut alloc,
+    );
+    match (value, failed) {
+        (_, Some(t)) => Err(t),
+        (Some(v), None) => Ok(v),
+        (None, None) => Err(Trap::new(TrapKind::OutOfGcMemory)),
+    }
+}
+
 pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[Extern]) -> Result<Instance, Error> {
     let m: &Arc<ModuleInner> = &module.inner;
     let info = &m.info;
@@ -315,6 +364,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         tags.push(s.tags.len() as u32 - 1);
     }
     let instance = s.instances.len() as u32;
+    s.gc_heap.register_types(info);
     let offsets = &m.vm_offsets;
     let mut vmctx = VMContextBlock::new(offsets);
     let first = s.funcs.len() as u32;
@@ -338,7 +388,7 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
         let value = match warm {
             Some(w) if ty.content.is_func_ref() => warm_ref(&funcs, w.globals[defined] as u64) as u128,
             Some(w) => w.globals[defined],
-            None => eval_const(&s.globals, &globals, &funcs, &info.global_inits[defined]),
+            None => eval_const_gc(s, limiter.as_deref_mut(), m, &globals, &funcs, &info.global_inits[defined])?,
         };
         let g = GlobalEntity { ty: ty.clone(), cell };
         g.set(value);
@@ -371,20 +421,27 @@ pub(crate) fn instantiate<T>(store: &mut Store<T>, module: &Module, imports: &[E
                 tables.push(t);
             }
             None => {
-                let init = info.table_inits[i].as_ref().map_or(0, |e| eval_const(&s.globals, &globals, &funcs, e));
+                let init = match &info.table_inits[i] {
+                    Some(e) => eval_const_gc(s, limiter.as_deref_mut(), m, &globals, &funcs, e)?,
+                    None => 0,
+                };
                 tables.push(s.new_table(limiter.as_deref_mut(), ty.clone(), init as u64)?);
             }
         }
     }
-    let elems: Vec<Box<[u64]>> = info
-        .elems
-        .iter()
-        .enumerate()
-        .map(|(i, seg)| match warm {
+    let mut elems: Vec<Box<[u64]>> = Vec::with_capacity(info.elems.len());
+    for (i, seg) in info.elems.iter().enumerate() {
+        elems.push(match warm {
             Some(w) if w.elem_dropped[i] => Box::default(),
-            _ => seg.items.iter().map(|e| eval_const(&s.globals, &globals, &funcs, e) as u64).collect(),
-        })
-        .collect();
+            _ => {
+                let mut items = Vec::with_capacity(seg.items.len());
+                for e in seg.items.iter() {
+                    items.push(eval_const_gc(s, limiter.as_deref_mut(), m, &globals, &funcs, e)? as u64);
+                }
+                items.into()
+            }
+        });
+    }
     let funcs: Box<[u32]> = funcs.into();
     vmctx.write(header::STORE as u32, &mut *s.store_ctx as *mut VMStoreContext);
     vmctx.write(header::BUILTINS as u32, builtins());

@@ -3,12 +3,16 @@
 //! exceptions and their collection), traps, values, limits,
 //! linking, and snapshots of instances. Nothing here decodes wasm or executes instructions.
 
+pub(crate) mod anyref;
 pub(crate) mod bulk;
 pub(crate) mod call;
 pub(crate) mod exn;
 pub(crate) mod externals;
 pub(crate) mod func;
 pub(crate) mod gc;
+pub(crate) mod gc_heap;
+pub(crate) mod gc_objects;
+pub(crate) mod gc_ref;
 pub(crate) mod instance;
 pub(crate) mod linker;
 pub(crate) mod memory;

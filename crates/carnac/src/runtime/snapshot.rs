@@ -174,6 +174,9 @@ fn capture(s: &StoreInner, index: u32) -> Result<Snapshot, Error> {
                 .get(&((r - 1) as u32))
                 .map(|i| i + 1)
                 .ok_or_else(|| refuse(format!("{} holds a function of another instance or the host", what()))),
+            (r, _) if r & crate::runtime::gc_ref::TAG_MASK != 0 => {
+                Err(refuse(format!("{} holds a GC reference (a struct, an array or an i31)", what())))
+            }
             _ => Err(refuse(format!("{} holds a host reference (externref)", what()))),
         }
     };

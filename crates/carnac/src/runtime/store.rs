@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::module::ModuleInner;
 use crate::runtime::func::HostFunc;
 use crate::runtime::gc::ExternHeap;
+use crate::runtime::gc_heap::GcHeap;
 use crate::runtime::memory::{LinearMemory, WASM_PAGE};
 use crate::runtime::shared::{SharedMemory, StoreMemory};
 use crate::runtime::trap::{Trap, TrapKind};
@@ -176,6 +177,13 @@ pub trait ResourceLimiter: Send {
     fn tables(&self) -> usize {
         DEFAULT_TABLE_LIMIT
     }
+    /// The most bytes the store's GC heap (struct and array objects of the
+    /// GC proposal) may hold, whatever [`ResourceLimiter::store_growing`]
+    /// allows; 1 GiB by default. The GC heap's bytes count against
+    /// `store_growing` too.
+    fn gc_heap_size(&self) -> usize {
+        crate::runtime::gc_heap::DEFAULT_GC_HEAP_SIZE
+    }
 }
 
 /// Simple caps, in the spirit of Wasmtime's `StoreLimits`: one budget of bytes
@@ -190,6 +198,8 @@ pub struct StoreLimits {
     pub instances: Option<usize>,
     pub memories: Option<usize>,
     pub tables: Option<usize>,
+    /// Maximum bytes of the GC heap (see [`ResourceLimiter::gc_heap_size`]).
+    pub gc_heap_size: Option<usize>,
 }
 
 impl StoreLimits {
@@ -223,6 +233,12 @@ impl StoreLimits {
         self.tables = Some(n);
         self
     }
+    /// Maximum bytes of the store's GC heap (the memory size budget counts
+    /// them too).
+    pub fn gc_heap_size(mut self, bytes: usize) -> Self {
+        self.gc_heap_size = Some(bytes);
+        self
+    }
 }
 
 impl ResourceLimiter for StoreLimits {
@@ -243,6 +259,9 @@ impl ResourceLimiter for StoreLimits {
     }
     fn tables(&self) -> usize {
         self.tables.unwrap_or(DEFAULT_TABLE_LIMIT)
+    }
+    fn gc_heap_size(&self) -> usize {
+        self.gc_heap_size.unwrap_or(crate::runtime::gc_heap::DEFAULT_GC_HEAP_SIZE)
     }
 }
 
@@ -279,6 +298,8 @@ pub(crate) struct StoreInner {
     pub store_ctx: Box<VMStoreContext>,
     /// Extern references' host values, and their roots (see `runtime::gc`).
     pub externs: ExternHeap,
+    /// The GC proposal's struct and array objects (see `runtime::gc_heap`).
+    pub gc_heap: GcHeap,
     /// Bytes held by the store's memories (their lengths) and tables (elements
     /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
     pub committed: usize,
@@ -724,6 +745,7 @@ impl<T> Store<T> {
                     epoch_check: std::ptr::null(),
                 }),
                 externs: ExternHeap::default(),
+                gc_heap: GcHeap::default(),
                 committed: 0,
                 reentry: 0,
                 stack_base: 0,
@@ -885,7 +907,8 @@ impl<T> Store<T> {
         }
     }
 
-    /// Frees the store's extern references that nothing refers to any more
+    /// Frees the store's extern references and GC objects (structs and
+    /// arrays, see [`crate::StructRef`]) that nothing refers to any more
     /// (see [`crate::ExternRef`] and [`crate::RootScope`]), as Wasmtime's
     /// `Store::gc`. The store also collects by itself when its references have
     /// doubled since the last collection. Does nothing while wasm is running in
@@ -893,6 +916,12 @@ impl<T> Store<T> {
     /// references, and the collector cannot see them.
     pub fn gc(&mut self) {
         self.inner.collect_externs();
+    }
+
+    /// Counts of the store's GC heap (the GC proposal's struct and array
+    /// objects): objects held, their bytes, collections so far.
+    pub fn gc_stats(&self) -> crate::GcStats {
+        self.inner.gc_heap.stats()
     }
 
     /// Sets the remaining fuel. Errors when the engine does not meter fuel.

@@ -46,6 +46,22 @@ pub enum TrapKind {
     NullFunctionReference,
     /// `ref.as_non_null` of a null reference (typed function references).
     NullReference,
+    /// A `struct.get`/`struct.set` of a null reference (GC).
+    NullStructReference,
+    /// An array instruction on a null reference (GC).
+    NullArrayReference,
+    /// An array access out of the array's bounds (GC).
+    ArrayOutOfBounds,
+    /// An allocation whose size cannot be represented (GC: e.g. an array of
+    /// 2^32 - 1 `i64`s), refused without allocating.
+    AllocationTooLarge,
+    /// The GC heap is full even after a collection (its cap, or the store's
+    /// memory budget: see `ResourceLimiter::gc_heap_size`).
+    OutOfGcMemory,
+    /// `i31.get_s`/`i31.get_u` of a null reference (GC).
+    NullI31Reference,
+    /// A `ref.cast` whose operand is not of the target type (GC).
+    CastFailure,
     /// A WebAssembly exception that no `try_table` caught reached the host
     /// (exception handling); [`Trap::exception`] is the exception. Also the
     /// kind of a trap made by [`Trap::throw`], which throws.
@@ -75,6 +91,13 @@ impl TrapKind {
             TrapKind::ExpectedSharedMemory => "expected shared memory",
             TrapKind::NullFunctionReference => "null function reference",
             TrapKind::NullReference => "null reference",
+            TrapKind::NullStructReference => "null structure reference",
+            TrapKind::NullArrayReference => "null array reference",
+            TrapKind::ArrayOutOfBounds => "out of bounds array access",
+            TrapKind::AllocationTooLarge => "allocation size too large",
+            TrapKind::OutOfGcMemory => "out of GC heap memory",
+            TrapKind::NullI31Reference => "null i31 reference",
+            TrapKind::CastFailure => "cast failure",
             TrapKind::UncaughtException => "uncaught exception",
             TrapKind::NullExceptionReference => "null exception reference",
         }

@@ -28,6 +28,9 @@ pub struct ExternRef {
     pub(crate) index: u32,
     /// The generation of the slot `index` when the value was placed there.
     pub(crate) gen: u32,
+    /// Not 0 for a GC value converted with `extern.convert_any` (an `i31`,
+    /// struct or array): its bits (then `index` and `gen` are unused).
+    pub(crate) any: u64,
 }
 
 /// A WebAssembly value (GC will add reference kinds).
@@ -48,6 +51,8 @@ pub enum Val {
     FuncRef(Option<Func>),
     /// An extern reference (`None` is null).
     ExternRef(Option<ExternRef>),
+    /// A GC reference, `anyref` (`None` is null).
+    AnyRef(Option<crate::AnyRef>),
     /// An exception reference (`None` is null; exception handling).
     ExnRef(Option<crate::ExnRef>),
 }
@@ -64,6 +69,7 @@ impl Val {
             Val::FuncRef(_) => ValType::FuncRef,
             Val::ExternRef(_) => ValType::ExternRef,
             Val::ExnRef(_) => ValType::EXNREF,
+            Val::AnyRef(_) => ValType::ANYREF,
         }
     }
 
@@ -80,15 +86,26 @@ impl Val {
     /// `funcref`; null is only a value of nullable types).
     pub(crate) fn matches(&self, ty: &ValType, s: &StoreInner) -> bool {
         match (self, ty) {
-            (Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None), ValType::Ref(r)) => {
+            (Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) | Val::AnyRef(None), ValType::Ref(r)) => {
                 r.is_nullable()
                     && self.is_func_ref_val() == r.heap_type().is_func()
                     && matches!(self, Val::ExnRef(_)) == r.heap_type().is_exn()
+                    && matches!(self, Val::AnyRef(_)) == (r.heap_type().top() == HeapType::Any)
+            }
+            (Val::AnyRef(Some(a)), ValType::Ref(r)) => {
+                // Another store's value is left to `to_raw`, which names the problem.
+                r.heap_type().top() == HeapType::Any
+                    && (a.store != s.id
+                        || crate::runtime::gc_ref::ref_test(
+                            s,
+                            a.raw,
+                            crate::runtime::gc_ref::CastTarget::of_public(r, s),
+                        ))
             }
             (Val::ExnRef(Some(_)), ValType::Ref(r)) => *r.heap_type() == crate::HeapType::Exn,
             (Val::FuncRef(Some(f)), ValType::Ref(r)) => match r.heap_type() {
                 HeapType::Func => true,
-                HeapType::Concrete(t) => f.store != s.id || s.func_ty(f.index) == t,
+                HeapType::ConcreteFunc(t) => f.store != s.id || s.func_ty(f.index).matches(t),
                 _ => false,
             },
             (Val::ExternRef(Some(_)), ValType::Ref(r)) => *r.heap_type() == HeapType::Extern,
@@ -111,6 +128,7 @@ impl Val {
             ValType::V128 => Val::V128(0),
             t if t.is_func_ref() => Val::FuncRef(None),
             t if t.is_exn_ref() => Val::ExnRef(None),
+            t if t.is_any_ref() => Val::AnyRef(None),
             _ => Val::ExternRef(None),
         }
     }
@@ -209,7 +227,8 @@ impl Val {
             Val::F32(v) => v as u128,
             Val::F64(v) => v as u128,
             Val::V128(v) => v,
-            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => 0,
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) | Val::AnyRef(None) => 0,
+            Val::AnyRef(Some(a)) => a.to_raw(s)? as u128,
             Val::ExnRef(Some(e)) => e.to_raw(s)? as u128,
             Val::FuncRef(Some(f)) => {
                 if f.store != store_id {
@@ -219,7 +238,11 @@ impl Val {
             }
             Val::ExternRef(Some(r)) => {
                 r.check(s)?;
-                gc::encode(r.index, r.gen) as u128
+                if r.any != 0 {
+                    r.any as u128
+                } else {
+                    gc::encode(r.index, r.gen) as u128
+                }
             }
         })
     }
@@ -239,6 +262,7 @@ impl Val {
                 Val::FuncRef((raw64 != 0).then(|| Func { store: store_id, index: (raw64 - 1) as u32 }))
             }
             t if t.is_exn_ref() => Val::ExnRef(crate::ExnRef::from_raw(raw64, s)),
+            t if t.is_any_ref() => Val::AnyRef(crate::AnyRef::from_raw(raw64, s)),
             _ => Val::ExternRef(ExternRef::from_raw(raw64, s)),
         }
     }
@@ -249,9 +273,13 @@ impl ExternRef {
     /// rooted in its current scope.
     #[inline]
     pub(crate) fn from_raw(raw: u64, s: &mut StoreInner) -> Option<ExternRef> {
+        if raw & crate::runtime::gc_ref::TAG_MASK != 0 {
+            // A GC value converted with `extern.convert_any`.
+            return Some(ExternRef { store: s.id, index: 0, gen: 0, any: raw });
+        }
         let (index, gen) = gc::decode(raw)?;
         s.externs.root(index, gen);
-        Some(ExternRef { store: s.id, index, gen })
+        Some(ExternRef { store: s.id, index, gen, any: 0 })
     }
 }
 
@@ -328,7 +356,11 @@ impl std::fmt::Display for Val {
             }
             Val::F64(b) => float(f, f64::from_bits(b), b & 0xf_ffff_ffff_ffff, b >> 63 == 1),
             Val::V128(v) => write!(f, "{v:#034x}"),
-            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) => write!(f, "null"),
+            Val::FuncRef(None) | Val::ExternRef(None) | Val::ExnRef(None) | Val::AnyRef(None) => write!(f, "null"),
+            Val::AnyRef(Some(r)) if crate::runtime::gc_ref::is_i31(r.raw) => {
+                write!(f, "i31:{}", crate::runtime::gc_ref::i31_u(r.raw))
+            }
+            Val::AnyRef(Some(r)) => write!(f, "anyref:{:#x}", r.raw),
             Val::ExnRef(Some(r)) => write!(f, "exnref:{}", r.index),
             Val::FuncRef(Some(func)) => write!(f, "funcref:{}", func.index),
             Val::ExternRef(Some(r)) => write!(f, "externref:{}", r.index),

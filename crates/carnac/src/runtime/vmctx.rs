@@ -211,6 +211,9 @@ pub(crate) struct Builtins {
     /// interpreter (a function the compiled tier left interpreted: see
     /// `compile::translate::interpreted_only`); `slots` as for `call_store_func`.
     pub call_interpreted: unsafe extern "C" fn(vmctx: *mut VMContext, def_index: u32, slots: *mut u64) -> Status,
+    /// `call_indirect` to a non-final type (GC) whose callee's type id differs:
+    /// 1 when the callee's type declares the expected one as a supertype, else 0.
+    pub func_subtype: unsafe extern "C" fn(vmctx: *mut VMContext, actual: u32, expected: u32) -> u32,
 }
 
 /// Offsets of the fixed header of a [`VMContext`].

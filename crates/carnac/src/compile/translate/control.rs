@@ -602,7 +602,25 @@ impl Translator<'_, '_> {
         let readonly = self.readonly();
         let expected = self.b.ins().load(types::I32, readonly, type_ids, (type_index * 4) as i32);
         let bad = self.b.ins().icmp(IntCC::NotEqual, type_id, expected);
-        self.b.ins().trapnz(bad, BAD_SIGNATURE);
+        let open = self.info.sub_types.get(type_index as usize).is_some_and(|t| !t.registered().is_final);
+        if open {
+            // GC: a function whose type declares the expected (non-final) one
+            // as a supertype passes too, checked out of line on a mismatch.
+            // A final type (every WebAssembly 2.0 type) has no subtypes.
+            let mismatch = self.b.create_block();
+            let done = self.b.create_block();
+            self.b.set_cold_block(mismatch);
+            self.b.ins().brif(bad, mismatch, &[], done, &[]);
+            self.b.switch_to_block(mismatch);
+            self.b.seal_block(mismatch);
+            let ok = self.call_builtin(Builtin::FuncSubtype, &[type_id, expected]).expect("a subtype test result");
+            self.b.ins().trapz(ok, BAD_SIGNATURE);
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(done);
+            self.b.seal_block(done);
+        } else {
+            self.b.ins().trapnz(bad, BAD_SIGNATURE);
+        }
         func_ref
     }
 

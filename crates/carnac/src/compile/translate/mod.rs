@@ -230,7 +230,7 @@ impl FuncCompiler {
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, def_index), signature);
         set_stack_limit(&mut self.ctx.func, ptr);
         let mut builder = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
-        let interpreted = crate::module::body_interpreted_only(&body);
+        let interpreted = crate::module::body_interpreted_only(&body, ty, &info.heap_types);
         if interpreted && placement != Placement::InModule {
             return Err(format!("function {func_index}: runs in the interpreter (see `module::interpreted_only`)"));
         }
@@ -400,7 +400,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let mut locals = body.get_locals_reader().map_err(|e| e.to_string())?;
         for _ in 0..locals.get_count() {
             let (count, ty) = locals.read().map_err(|e| e.to_string())?;
-            let ty = ValType::from_wasmparser(ty, &self.info.types)?;
+            let ty = ValType::from_wasmparser(ty, &self.info.heap_types)?;
             // The validator bounds the number of locals (50,000).
             local_types.extend(std::iter::repeat_n(ty, count as usize));
         }
@@ -599,7 +599,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             wasmparser::BlockType::Empty => (Vec::new(), Vec::new()),
             wasmparser::BlockType::Type(t) => (
                 Vec::new(),
-                vec![ValType::from_wasmparser(t, &self.info.types).expect("validated: a known value type")],
+                vec![ValType::from_wasmparser(t, &self.info.heap_types).expect("validated: a known value type")],
             ),
             wasmparser::BlockType::FuncType(i) => {
                 let ft = &self.info.types[i as usize];

@@ -352,6 +352,9 @@ mod run {
         1
     }
     unsafe extern "C" fn drop_(_: *mut VMContext, _: u32) {}
+    unsafe extern "C" fn func_subtype(_: *mut VMContext, _: u32, _: u32) -> u32 {
+        0
+    }
     unsafe extern "C" fn table_grow(_: *mut VMContext, _: u32, _: u64, _: u32) -> i64 {
         -1
     }
@@ -411,6 +414,7 @@ mod run {
         memory_copy64,
         memory_init64,
         call_interpreted: call_store_func,
+        func_subtype,
     };
 
     /// Executable copies of a function and its trampoline (unmapped on drop).

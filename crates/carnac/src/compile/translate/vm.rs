@@ -56,9 +56,10 @@ pub(super) enum Builtin {
     MemoryCopy64,
     MemoryInit64,
     CallInterpreted,
+    FuncSubtype,
 }
 
-const NUM_BUILTINS: usize = 21;
+const NUM_BUILTINS: usize = 22;
 
 impl Builtin {
     fn offset(self) -> i32 {
@@ -85,6 +86,7 @@ impl Builtin {
             Builtin::MemoryCopy64 => offset_of!(Builtins, memory_copy64),
             Builtin::MemoryInit64 => offset_of!(Builtins, memory_init64),
             Builtin::CallInterpreted => offset_of!(Builtins, call_interpreted),
+            Builtin::FuncSubtype => offset_of!(Builtins, func_subtype),
         }) as i32
     }
 
@@ -110,6 +112,7 @@ impl Builtin {
             Builtin::MemoryFill64 => (vec![I32, I64, I32, I64], Some(I32)),
             Builtin::MemoryCopy64 => (vec![I32, I64, I32, I64, I64], Some(I32)),
             Builtin::MemoryInit64 => (vec![I32, I32, I64, I32, I32], Some(I32)),
+            Builtin::FuncSubtype => (vec![I32, I32], Some(I32)),
         }
     }
 

@@ -643,6 +643,8 @@ impl Translator {
             // SIMD and then the threads proposal last: scalar operators never pay for their match.
             ref other if self.simd(other) => {}
             ref other if self.atomic(other) => {}
+            ref other if self.gc(info, other) => {}
+            ref other if self.cast(info, other) => {}
             ref other => {
                 return Err(err(offset, format!("unsupported operator {}", crate::module::operator_text(other))));
             }

@@ -21,8 +21,10 @@
 //! rewrites that fuse instructions; `acc` the accumulator's pairing and checks.
 
 mod acc;
+mod cast;
 mod control;
 mod fuse;
+mod gc;
 mod lower;
 mod stack;
 #[cfg(test)]
