@@ -3,6 +3,17 @@
 //!
 //! These are plain data, independent of any store or tier. Conversion from
 //! `wasmparser`'s types lives here so that the rest of the crate never names them.
+//!
+//! The GC proposal's composite types ([`FuncType`], [`StructType`],
+//! [`ArrayType`]) are shared handles: one the host makes with `new` is plain
+//! structural data; one a module declares is registered by its engine
+//! (`crate::type_registry`), carries its canonical id, finality and declared
+//! supertype chain, and may be recursive (its body refers to handles of its
+//! own recursion group, set once the whole group is registered). Registered
+//! types of one engine are equal when their ids are; otherwise types compare
+//! structurally. Concrete heap types name such handles
+//! ([`HeapType::ConcreteFunc`], [`HeapType::ConcreteStruct`],
+//! [`HeapType::ConcreteArray`], as in Wasmtime).
 
 use std::fmt;
 use std::sync::Arc;

@@ -193,6 +193,9 @@ pub(crate) struct ModuleInfo {
     pub heap_types: Vec<HeapType>,
     /// Engine-wide canonical id of each entry of `types` (for `call_indirect`).
     pub type_ids: Vec<u32>,
+    /// `types[i].param_slots()`, dense: the threaded `call_indirect` reads it
+    /// without going through the (shared, possibly recursive) type's body.
+    pub type_param_slots: Vec<u32>,
     pub imports: Vec<(String, String, EntityIndex)>,
     /// Type index of every function, imported ones first.
     pub funcs: Vec<u32>,
@@ -1345,10 +1348,12 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                     for t in registered {
                         let reg = t.registered();
                         info.type_ids.push(reg.id);
-                        info.types.push(match &t {
+                        let f = match &t {
                             CompositeType::Func(f) => f.clone(),
                             _ => FuncType::new([], []),
-                        });
+                        };
+                        info.type_param_slots.push(f.param_slots() as u32);
+                        info.types.push(f);
                         info.heap_types.push(t.heap_type());
                         info.sub_types.push(t);
                     }
