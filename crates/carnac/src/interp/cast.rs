@@ -44,6 +44,7 @@ const OPS: [CastOp; 6] =
 
 /// Whether `op` is one of this module's operators (the compiled tier leaves
 /// functions using one to the interpreter: `module::interpreted_only`).
+#[cfg(carnac_native_code)]
 pub(crate) fn is_cast_operator(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
     matches!(

@@ -102,6 +102,7 @@ pub(crate) fn decode(op: &Operator<'_>) -> Option<(GcOp, u32, u32)> {
 
 /// Whether `op` is a struct or array operator (the ones this module runs):
 /// a function using one runs interpreted in the compiled tier.
+#[cfg(carnac_native_code)]
 pub(crate) fn is_gc_heap_operator(op: &Operator<'_>) -> bool {
     decode(op).is_some()
 }
