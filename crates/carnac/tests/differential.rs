@@ -2,7 +2,8 @@
 //! agree on everything a guest can observe.
 //!
 //! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module (with memory64's 64-bit memories and
-//! tables in every fourth seed), relaxed SIMD included (deterministic
+//! tables in every fourth seed, up to three memories in every fifth, extended constant expressions
+//! in all), relaxed SIMD included (deterministic
 //! in Carnac: the tiers must agree on it as on the rest), threads included (shared memories and
 //! every atomic operator, run on one thread: deterministic; a module that could park in a wait on a
 //! shared memory is skipped and counted, see `may_block`), for each seed of a fixed range (the
@@ -148,9 +149,11 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         threads_enabled: true,
         shared_everything_threads_enabled: false,
         wide_arithmetic_enabled: false,
-        extended_const_enabled: false,
+        // Extended constant expressions (global and segment initialisers with arithmetic).
+        extended_const_enabled: true,
         custom_page_sizes_enabled: false,
-        max_memories: 1,
+        // Up to three memories (multi-memory) in every fifth seed's module.
+        max_memories: if seed % 5 == 2 { 3 } else { 1 },
         max_memory32_bytes: 4 << 20,
         max_table_elements: 10_000,
         max_tables: 4,
@@ -736,6 +739,8 @@ struct Stats {
     may_block: u64,
     /// Modules with a 64-bit memory or table (memory64).
     memory64: u64,
+    /// Modules with more than one memory (multi-memory).
+    multi_memory: u64,
     instantiations: u64,
     calls: u64,
     mismatches: u64,
@@ -987,7 +992,7 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
     println!(
         "differential: {} modules, {} calls compared, {} mismatches, {} skipped (only one tier exhausted its stack: {} \
          ({} the interpreter, {} the compiled tier); {} seeds generated no module; {} modules could block in a \
-         wait on a shared memory); {} modules with a 64-bit memory or table",
+         wait on a shared memory); {} modules with a 64-bit memory or table, {} with more than one memory",
         stats.modules,
         stats.calls,
         stats.mismatches,
@@ -998,6 +1003,7 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
         stats.not_generated,
         stats.may_block,
         stats.memory64,
+        stats.multi_memory,
     );
     println!(
         "differential: {} instantiations; outcomes {outcomes:?}; call sequences ended by stack exhaustion on both \
@@ -1044,10 +1050,14 @@ fn run_seeds() {
                 ExternType::Table(t) => t.is_64(),
                 _ => false,
             };
-            if Module::new(&Engine::default(), &g.raw)
-                .is_ok_and(|m| m.imports().any(|i| is_64(i.ty)) || m.exports().any(|e| is_64(e.ty)))
-            {
-                stats.memory64 += 1;
+            if let Ok(m) = Module::new(&Engine::default(), &g.raw) {
+                if m.imports().any(|i| is_64(i.ty)) || m.exports().any(|e| is_64(e.ty)) {
+                    stats.memory64 += 1;
+                }
+                // Every memory, imported or defined, is exported (`export_everything`).
+                if m.exports().filter(|e| matches!(e.ty, ExternType::Memory(_))).count() > 1 {
+                    stats.multi_memory += 1;
+                }
             }
             let label = format!("seed {seed}");
             let checks = [Checks::None, Checks::Flag, Checks::Epoch][(seed / 2 % 3) as usize];

@@ -1010,6 +1010,7 @@ impl Module {
 /// its own calls to compiled functions go through the runtime's call entry.
 /// Today: exception handling's `try_table`, `throw` and `throw_ref` (compiled
 /// code unwinds exceptions like traps, through the interpreter's catches).
+#[cfg(carnac_native_code)]
 pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
     matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
@@ -1023,6 +1024,7 @@ pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
 /// in the interpreter too, so that no compiled frame holds a GC object (only
 /// an `externref` converted from one, which no collection can see while
 /// compiled frames are live: see `runtime::gc_heap`).
+#[cfg(carnac_native_code)]
 pub(crate) fn is_gc_ref(ty: &ValType) -> bool {
     matches!(ty, ValType::Ref(r) if r.heap_type().top() == crate::types::HeapType::Any)
 }
@@ -1031,6 +1033,7 @@ pub(crate) fn is_gc_ref(ty: &ValType) -> bool {
 /// interpreter in the compiled tier: it has an operator of
 /// [`interpreted_only`], or a GC reference ([`is_gc_ref`]) among its
 /// parameters, results or locals.
+#[cfg(carnac_native_code)]
 pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>, ty: &FuncType, types: &[HeapType]) -> bool {
     if ty.params().iter().chain(ty.results()).any(is_gc_ref) {
         return true;
