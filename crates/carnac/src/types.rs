@@ -281,11 +281,12 @@ impl ValType {
         matches!(self, ValType::Ref(r) if r.heap_type.is_func())
     }
 
-    /// Whether its values are references into the store's arena of host
-    /// values and exceptions (null or not): `extern` and `exn` references,
-    /// which the same collector keeps (see `runtime::gc`).
+    /// Whether its values may be references into the store's arena of host
+    /// values and exceptions (null or not): `extern` and `exn` references, and
+    /// `any`'s hierarchy (a host value converted with `any.convert_extern`),
+    /// which the arena's collector scans (see `runtime::gc`).
     pub fn is_extern_ref(&self) -> bool {
-        matches!(self, ValType::Ref(r) if r.heap_type.is_extern())
+        matches!(self, ValType::Ref(r) if !r.heap_type.is_func())
     }
 
     /// Whether its values are GC references of `any`'s hierarchy (null or not).
