@@ -773,7 +773,6 @@ impl GcHeap {
     /// threshold; returns the objects freed.
     pub(crate) fn sweep(&mut self) -> usize {
         let mut freed = 0;
-        let mut garbage = Vec::new();
         for (index, e) in self.entries.iter_mut().enumerate() {
             if e.object.is_none() {
                 continue;
@@ -781,9 +780,9 @@ impl GcHeap {
             if std::mem::take(&mut e.mark) {
                 continue;
             }
+            // Freed here, in one pass (objects own only plain data).
             if let Some(o) = e.object.take() {
                 self.bytes -= o.size();
-                garbage.push(o);
             }
             freed += 1;
             // A slot whose generation would leave its 30 bits is retired.
@@ -792,7 +791,6 @@ impl GcHeap {
                 self.free.push(index as u32);
             }
         }
-        drop(garbage);
         self.collections += 1;
         self.freed += freed as u64;
         self.since = 0;
