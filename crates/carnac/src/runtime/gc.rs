@@ -57,6 +57,77 @@ pub(crate) fn decode(raw: u64) -> Option<(u32, u32)> {
     (low != 0).then(|| (low - 1, (raw >> 32) as u32))
 }
 
+/// The host's roots of one heap (the extern heap here, the GC heap in
+/// `runtime::gc_heap`): LIFO scopes and owned handles, as slot indices. Each
+/// slot keeps its own "in the LIFO list" flag, which the heap passes in.
+pub(crate) struct HostRoots {
+    /// LIFO roots; a scope is a length of this list.
+    pub(crate) lifo: Vec<u32>,
+    /// Owned roots: a slot and the liveness token its handles share (dead once
+    /// only this copy is left).
+    owned: Vec<(u32, Arc<()>)>,
+    /// Length of `owned` at which dead owned roots are dropped.
+    owned_trim_at: usize,
+}
+
+impl Default for HostRoots {
+    fn default() -> HostRoots {
+        HostRoots { lifo: Vec::new(), owned: Vec::new(), owned_trim_at: 16 }
+    }
+}
+
+impl HostRoots {
+    /// Roots slot `index` in the current LIFO scope, unless its flag `in_lifo`
+    /// says it is rooted there or in an enclosing scope already.
+    #[inline]
+    pub(crate) fn root(&mut self, index: u32, in_lifo: &mut bool) {
+        if !*in_lifo {
+            *in_lifo = true;
+            self.lifo.push(index);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn enter_scope(&self) -> usize {
+        self.lifo.len()
+    }
+
+    /// Ends the scope entered when the LIFO list was `scope` long; `unflag`
+    /// clears the flag of each slot rooted since.
+    #[inline]
+    pub(crate) fn exit_scope(&mut self, scope: usize, mut unflag: impl FnMut(u32)) {
+        if self.lifo.len() > scope {
+            self.lifo.drain(scope..).for_each(&mut unflag);
+        }
+    }
+
+    /// Adds an owned root for slot `index`; it lasts while a clone of the
+    /// returned token does.
+    pub(crate) fn own(&mut self, index: u32) -> Arc<()> {
+        if self.owned.len() >= self.owned_trim_at {
+            self.owned.retain(|(_, token)| Arc::strong_count(token) > 1);
+            self.owned_trim_at = (self.owned.len() * 2).max(16);
+        }
+        let token = Arc::new(());
+        self.owned.push((index, token.clone()));
+        token
+    }
+
+    /// Calls `mark` with every root's slot (LIFO, then the owned ones still
+    /// alive; dead owned roots are dropped) and returns how many there were.
+    pub(crate) fn for_each_live(&mut self, mut mark: impl FnMut(u32)) -> usize {
+        self.lifo.iter().for_each(|&index| mark(index));
+        self.owned.retain(|(index, token)| {
+            let live = Arc::strong_count(token) > 1;
+            if live {
+                mark(*index);
+            }
+            live
+        });
+        self.lifo.len() + self.owned.len()
+    }
+}
+
 struct Slot {
     /// Bumped when the slot's value is freed, so old handles no longer match.
     gen: u32,
@@ -71,13 +142,8 @@ struct Slot {
 pub(crate) struct ExternHeap {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// LIFO roots, as slot indices; a scope is a length of this list.
-    lifo: Vec<u32>,
-    /// Owned roots: a slot and the liveness token its `OwnedRooted` handles share
-    /// (dead once only this copy is left).
-    owned: Vec<(u32, Arc<()>)>,
-    /// Length of `owned` at which dead owned roots are dropped.
-    owned_trim_at: usize,
+    /// The host's roots (LIFO scopes and `OwnedRooted` handles).
+    roots: HostRoots,
     /// Occupied slots at which the next allocation outside wasm collects.
     threshold: usize,
     /// Set when the threshold was passed while wasm was running: the next call
@@ -90,9 +156,7 @@ impl Default for ExternHeap {
         ExternHeap {
             slots: Vec::new(),
             free: Vec::new(),
-            lifo: Vec::new(),
-            owned: Vec::new(),
-            owned_trim_at: 16,
+            roots: HostRoots::default(),
             threshold: MIN_THRESHOLD,
             pending: false,
         }
@@ -160,9 +224,8 @@ impl ExternHeap {
     /// rooted there or in an enclosing scope already, or is not live).
     pub(crate) fn root(&mut self, index: u32, gen: u32) {
         if let Some(slot) = self.slots.get_mut(index as usize) {
-            if slot.gen == gen && slot.value.is_some() && !slot.lifo {
-                slot.lifo = true;
-                self.lifo.push(index);
+            if slot.gen == gen && slot.value.is_some() {
+                self.roots.root(index, &mut slot.lifo);
             }
         }
     }
@@ -170,30 +233,21 @@ impl ExternHeap {
     /// Enters a LIFO scope: pass the result to [`ExternHeap::exit_scope`].
     #[inline]
     pub(crate) fn enter_scope(&self) -> usize {
-        self.lifo.len()
+        self.roots.enter_scope()
     }
 
     /// Ends the LIFO scope entered when the root list was `scope` long: the
     /// references rooted since are rooted no more.
     #[inline]
     pub(crate) fn exit_scope(&mut self, scope: usize) {
-        if self.lifo.len() > scope {
-            for index in self.lifo.drain(scope..) {
-                self.slots[index as usize].lifo = false;
-            }
-        }
+        let slots = &mut self.slots;
+        self.roots.exit_scope(scope, |index| slots[index as usize].lifo = false);
     }
 
     /// Adds an owned root for a live reference; it lasts while a clone of the
     /// returned token does.
     fn own(&mut self, index: u32) -> Arc<()> {
-        if self.owned.len() >= self.owned_trim_at {
-            self.owned.retain(|(_, token)| Arc::strong_count(token) > 1);
-            self.owned_trim_at = (self.owned.len() * 2).max(16);
-        }
-        let token = Arc::new(());
-        self.owned.push((index, token.clone()));
-        token
+        self.roots.own(index)
     }
 
     /// Calls `f` with every field slot of every exception the arena holds
@@ -312,18 +366,8 @@ impl StoreInner {
         self.mark_gc_heap_for_full_collection();
         let heap = &mut self.externs;
         self.gc_heap.for_each_marked_ref(|raw| heap.mark_raw(raw));
-        for &index in &heap.lifo {
-            heap.slots[index as usize].mark = true;
-        }
         let slots = &mut heap.slots;
-        heap.owned.retain(|(index, token)| {
-            let live = Arc::strong_count(token) > 1;
-            if live {
-                slots[*index as usize].mark = true;
-            }
-            live
-        });
-        let mut scanned = heap.lifo.len() + heap.owned.len();
+        let mut scanned = heap.roots.for_each_live(|index| slots[index as usize].mark = true);
         for table in self.tables.iter().filter(|t| t.ty.element.is_extern_ref()) {
             scanned += table.elems.len();
             for &raw in &table.elems {
@@ -472,7 +516,7 @@ impl<C: AsContextMut> RootScope<C> {
 
     /// Reserves room for `additional` roots, so rooting that many allocates nothing.
     pub fn reserve(&mut self, additional: usize) {
-        self.store.as_context_mut().inner.externs.lifo.reserve(additional);
+        self.store.as_context_mut().inner.externs.roots.lifo.reserve(additional);
     }
 }
 

@@ -63,6 +63,7 @@
 use std::sync::Arc;
 
 use crate::module::ConstNew;
+use crate::runtime::gc::HostRoots;
 use crate::runtime::gc_ref::{decode_object, encode_object, MAX_OBJECT_GEN};
 use crate::runtime::store::{ResourceLimiter, StoreInner};
 use crate::runtime::trap::{Trap, TrapKind};
@@ -521,11 +522,8 @@ pub(crate) struct GcHeap {
     /// A collection was due while it could not run: the next call from the
     /// host runs it.
     pub(crate) pending: bool,
-    /// LIFO host roots, as slot indices; a scope is a length of this list.
-    lifo: Vec<u32>,
-    /// Owned roots: a slot and the liveness token its handles share.
-    owned: Vec<(u32, Arc<()>)>,
-    owned_trim_at: usize,
+    /// The host's roots (LIFO scopes and owned handles).
+    roots: HostRoots,
     /// Work list of the mark phase (kept to reuse its allocation).
     gray: Vec<u32>,
     /// The struct and array types of the modules instantiated in the store,
@@ -545,9 +543,7 @@ impl Default for GcHeap {
             since: 0,
             threshold: MIN_THRESHOLD,
             pending: false,
-            lifo: Vec::new(),
-            owned: Vec::new(),
-            owned_trim_at: 16,
+            roots: HostRoots::default(),
             gray: Vec::new(),
             types: Default::default(),
             collections: 0,
@@ -667,9 +663,8 @@ impl GcHeap {
     pub(crate) fn root(&mut self, raw: u64) {
         if let Some((index, gen)) = decode_object(raw) {
             if let Some(e) = self.entries.get_mut(index as usize) {
-                if e.gen == gen && e.object.is_some() && !e.lifo {
-                    e.lifo = true;
-                    self.lifo.push(index);
+                if e.gen == gen && e.object.is_some() {
+                    self.roots.root(index, &mut e.lifo);
                 }
             }
         }
@@ -677,30 +672,22 @@ impl GcHeap {
 
     #[inline]
     pub(crate) fn enter_scope(&self) -> usize {
-        self.lifo.len()
+        self.roots.enter_scope()
     }
 
     #[inline]
     pub(crate) fn exit_scope(&mut self, scope: usize) {
-        if self.lifo.len() > scope {
-            for index in self.lifo.drain(scope..) {
-                self.entries[index as usize].lifo = false;
-            }
-        }
+        let entries = &mut self.entries;
+        self.roots.exit_scope(scope, |index| entries[index as usize].lifo = false);
     }
 
     /// Adds an owned root for a live object; it lasts while a clone of the
     /// returned token does.
     pub(crate) fn own(&mut self, raw: u64) -> Arc<()> {
-        if self.owned.len() >= self.owned_trim_at {
-            self.owned.retain(|(_, token)| Arc::strong_count(token) > 1);
-            self.owned_trim_at = (self.owned.len() * 2).max(16);
+        match decode_object(raw) {
+            Some((index, _)) => self.roots.own(index),
+            None => Arc::new(()),
         }
-        let token = Arc::new(());
-        if let Some((index, _)) = decode_object(raw) {
-            self.owned.push((index, token.clone()));
-        }
-        token
     }
 
     /// Marks (and queues for tracing) the object `raw` refers to, if it is a
@@ -719,27 +706,14 @@ impl GcHeap {
 
     /// Marks the host roots (LIFO and owned).
     pub(crate) fn mark_host_roots(&mut self) {
-        for i in 0..self.lifo.len() {
-            let index = self.lifo[i];
-            let e = &mut self.entries[index as usize];
-            if !e.mark {
+        let (entries, gray) = (&mut self.entries, &mut self.gray);
+        self.roots.for_each_live(|index| {
+            let e = &mut entries[index as usize];
+            if e.object.is_some() && !e.mark {
                 e.mark = true;
-                self.gray.push(index);
+                gray.push(index);
             }
-        }
-        let mut owned = std::mem::take(&mut self.owned);
-        owned.retain(|(index, token)| {
-            let live = Arc::strong_count(token) > 1;
-            if live {
-                let e = &mut self.entries[*index as usize];
-                if e.object.is_some() && !e.mark {
-                    e.mark = true;
-                    self.gray.push(*index);
-                }
-            }
-            live
         });
-        self.owned = owned;
     }
 
     /// Traces from the marked objects through their reference fields until
