@@ -387,13 +387,20 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
     }
 
-    fn translate_body(&mut self, body: &wasmparser::FunctionBody<'_>) -> Result<(), String> {
+    /// Starts the function's entry block; returns its parameters (the
+    /// context block's pointer first, then the wasm parameters).
+    fn entry_block(&mut self) -> Vec<Value> {
         let entry = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
         self.b.seal_block(entry);
         let params: Vec<Value> = self.b.block_params(entry).to_vec();
         self.vmctx = params[0];
+        params
+    }
+
+    fn translate_body(&mut self, body: &wasmparser::FunctionBody<'_>) -> Result<(), String> {
+        let params = self.entry_block();
 
         let osr = self.osr.is_some();
         let mut local_types: Vec<ValType> = self.params.to_vec();
@@ -466,12 +473,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// `call_interpreted` builtin in slots and returns the results it leaves
     /// there; a trap or exception is pending when the builtin fails.
     fn interpreter_stub(&mut self, def_index: u32) -> Result<(), String> {
-        let entry = self.b.create_block();
-        self.b.append_block_params_for_function_params(entry);
-        self.b.switch_to_block(entry);
-        self.b.seal_block(entry);
-        let params: Vec<Value> = self.b.block_params(entry).to_vec();
-        self.vmctx = params[0];
+        let params = self.entry_block();
         let (param_types, result_types) = (self.params, self.results);
         let raw_slots = |t: &[ValType]| t.iter().map(ValType::slots).sum::<usize>();
         let n = raw_slots(param_types).max(raw_slots(result_types));
