@@ -111,6 +111,18 @@ fn exceptions_run_and_uncaught_ones_fail() {
         let out = run_on(tier, &["-W", "exceptions=n", "--invoke", "caught", exn, "41"]);
         assert!(!out.status.success(), "{tier}");
     }
+    // Compiled ahead of time: the functions that throw and catch run
+    // interpreted from the artifact, the rest compiled.
+    if TIERS.contains(&"cranelift") {
+        let cwasm = dir.join("exn.cwasm");
+        let cwasm = cwasm.to_str().unwrap();
+        let out = carnac(&["compile", exn, "-o", cwasm]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = carnac(&["run", "--invoke", "caught", cwasm, "41"]);
+        assert_eq!(text(&out.stdout), "42\n", "{}", text(&out.stderr));
+        let out = carnac(&["run", "--invoke", "uncaught", cwasm, "41"]);
+        assert!(!out.status.success() && text(&out.stderr).contains("uncaught exception"));
+    }
 }
 
 #[test]

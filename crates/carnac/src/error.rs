@@ -152,6 +152,19 @@ impl Error {
         }
     }
 
+    /// The exception of an uncaught WebAssembly exception (a trap of kind
+    /// [`crate::TrapKind::UncaughtException`]), as Wasmtime's
+    /// `ThrownException`: its tag and fields are read with the store.
+    pub fn as_exception(&self) -> Option<crate::ExnRef> {
+        self.as_trap()?.exception()
+    }
+
+    /// An error that throws `exception`: what a host function returns to
+    /// raise it in its wasm caller (see [`Trap::throw`]).
+    pub fn throw(exception: crate::ExnRef) -> Error {
+        Error::Trap(Trap::throw(exception))
+    }
+
     /// The trap, or a host function's error inside it, as type `E`: with `E` =
     /// [`Trap`] the trap itself (like [`Error::as_trap`]); otherwise the error a
     /// host function failed with, if it is an `E` (see [`Trap::downcast_host`]).

@@ -102,6 +102,12 @@ fn catch_kinds_rethrow_and_identity() {
         let rethrow = instance.get_func(&store, "rethrow").unwrap();
         let err = rethrow.call(&mut store, &[Val::ExnRef(Some(caught))], &mut []).unwrap_err();
         assert_eq!(exception(&err), caught, "{tier:?}: rethrown, the same exception");
+        // Typed: `Option<ExnRef>` is exnref.
+        let typed = instance.get_typed_func::<i32, Option<ExnRef>>(&store, "catch_all_ref").unwrap();
+        let again = typed.call(&mut store, 11).unwrap().expect("an exception");
+        assert_ne!(again, caught, "a new throw, a new exception");
+        let typed_rethrow = rethrow.typed::<Option<ExnRef>, ()>(&store).unwrap();
+        assert_eq!(exception(&typed_rethrow.call(&mut store, Some(again)).unwrap_err()), again);
         // throw_ref of null traps.
         let err = rethrow.call(&mut store, &[Val::ExnRef(None)], &mut []).unwrap_err();
         assert_eq!(err.as_trap().unwrap().kind(), TrapKind::NullExceptionReference, "{tier:?}");
@@ -293,11 +299,14 @@ fn host_throws_catches_and_inspects() {
     }
 }
 
+/// `$down` recurses without throwing or catching: compiled, its 10,000
+/// frames are compiled code between the interpreted catcher and thrower.
 const DEEP: &str = r#"(module
   (tag $e (param i32))
+  (func $throw (throw $e (i32.const 99)))
   (func $down (param i32) (result i32)
     (if (result i32) (i32.eqz (local.get 0))
-      (then (throw $e (i32.const 99)))
+      (then (call $throw) (i32.const 0))
       (else (i32.add (call $down (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
   (func (export "deep_caught") (param i32) (result i32)
     (block $h (result i32)
@@ -314,6 +323,9 @@ fn deep_unwinding_caught_and_uncaught() {
                 c.max_wasm_stack(16 << 20);
             });
             let module = Module::new(&engine, DEEP).unwrap();
+            if tier == Strategy::Cranelift {
+                assert_eq!(module.interpreted_functions(), vec![0, 2], "`$down` and `deep_uncaught` are compiled");
+            }
             let mut store = Store::new(&engine, ());
             let instance = Instance::new(&mut store, &module, &[]).unwrap();
             let caught = instance.get_typed_func::<i32, i32>(&store, "deep_caught").unwrap();
@@ -416,6 +428,18 @@ fn compiled_modules_run_exception_functions_interpreted() {
     assert!(loaded.is_compiled());
     assert_eq!(loaded.interpreted_functions(), vec![1, 3]);
     run(&loaded);
+    // The code cache too: the second compile is a load, with the same split.
+    let dir = std::env::temp_dir().join(format!("carnac-exn-cache-{}", std::process::id()));
+    let cached = self::engine(Strategy::Cranelift, |c| {
+        c.cache(true).cache_dir(Some(dir.clone()));
+    });
+    for round in 0..2 {
+        let m = Module::new(&cached, MIXED).unwrap();
+        assert_eq!(m.interpreted_functions(), vec![1, 3], "round {round}");
+        run(&m);
+    }
+    assert_eq!(cached.cache_stats().hits, 1);
+    let _ = std::fs::remove_dir_all(&dir);
     // An interpreter-only engine compiles nothing.
     let interp = Module::new(&self::engine(Strategy::Interpreter, |_| {}), MIXED).unwrap();
     assert!(interp.interpreted_functions().is_empty());
@@ -428,4 +452,97 @@ fn exceptions_can_be_turned_off() {
     });
     let err = Module::new(&engine, THROWER).unwrap_err();
     assert!(err.to_string().contains("exceptions"), "{err}");
+}
+
+/// `exnref` in tables, globals, locals, parameters and results, in code that
+/// does not throw (compiled, in the compiled tier) and code that does.
+const STORED: &str = r#"(module
+  (tag $e (param i32))
+  (table $t (export "t") 2 exnref)
+  (global $g (export "g") (mut exnref) (ref.null exn))
+  (func $catch (param i32) (result exnref)
+    (block $h (result exnref)
+      (try_table (catch_all_ref $h) (throw $e (local.get 0)))
+      (ref.null exn)))
+  ;; No exception operator: compiled in the compiled tier.
+  (func $keep (export "keep") (param exnref) (result i32) (local exnref)
+    (local.set 1 (local.get 0))
+    (table.set $t (i32.const 1) (local.get 1))
+    (global.set $g (local.get 1))
+    (i32.add (ref.is_null (table.get $t (i32.const 0))) (ref.is_null (global.get $g))))
+  (func (export "store") (param i32) (result i32) (call $keep (call $catch (local.get 0))))
+  (func (export "rethrow_global") (throw_ref (global.get $g)))
+  (func (export "rethrow_table") (throw_ref (table.get $t (i32.const 1)))))"#;
+
+#[test]
+fn exnref_in_tables_globals_and_locals() {
+    for tier in tiers() {
+        let engine = engine(tier, |_| {});
+        let module = Module::new(&engine, STORED).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let stored = instance.get_typed_func::<i32, i32>(&store, "store").unwrap();
+        // Slot 0 of the table is still null; the global is set.
+        assert_eq!(stored.call(&mut store, 31).unwrap(), 1, "{tier:?}");
+        // Kept by the table and the global across a collection.
+        store.gc();
+        let global = instance.get_global(&store, "g").unwrap();
+        let Val::ExnRef(Some(kept)) = global.get(&mut store) else { panic!("{tier:?}") };
+        assert_eq!(kept.field(&mut store, 0).unwrap().i32(), Some(31));
+        let table = instance.get_table(&store, "t").unwrap();
+        assert_eq!(table.get(&mut store, 1), Some(Val::ExnRef(Some(kept))), "{tier:?}");
+        for name in ["rethrow_global", "rethrow_table"] {
+            let f = instance.get_typed_func::<(), ()>(&store, name).unwrap();
+            assert_eq!(exception(&f.call(&mut store, ()).unwrap_err()), kept, "{tier:?}: {name}");
+        }
+        // The host stores one too.
+        let tag = exception(
+            &instance.get_typed_func::<(), ()>(&store, "rethrow_global").unwrap().call(&mut store, ()).unwrap_err(),
+        )
+        .tag(&store)
+        .unwrap();
+        let made = ExnRef::new(&mut store, &tag, &[Val::I32(5)]).unwrap();
+        global.set(&mut store, Val::ExnRef(Some(made))).unwrap();
+        table.set(&mut store, 0, Val::ExnRef(None)).unwrap();
+        let f = instance.get_typed_func::<(), ()>(&store, "rethrow_global").unwrap();
+        assert_eq!(exception(&f.call(&mut store, ()).unwrap_err()), made, "{tier:?}");
+        // An extern reference is not an exnref.
+        let r = ExternRef::new(&mut store, 1u32).unwrap();
+        assert!(global.set(&mut store, Val::ExternRef(Some(r))).is_err(), "{tier:?}");
+    }
+}
+
+/// A loop that throws and catches (without the reference) does not fill the
+/// store's arena while it runs: each exception is freed when caught. The
+/// next exception given out takes one of the first slots (its reference
+/// displays its slot).
+#[test]
+fn caught_exceptions_are_freed_at_once() {
+    let wat = r#"(module
+      (tag $e (param i32))
+      (func $throw (param i32) (throw $e (local.get 0)))
+      (func (export "loop") (param i32) (result i32) (local i32)
+        (loop $l
+          (block $h (result i32)
+            (try_table (catch $e $h) (call $throw (local.get 0)))
+            (i32.const 0))
+          (local.set 1 (i32.add (local.get 1)))
+          (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+        (local.get 1))
+      (func (export "keep") (result exnref)
+        (block $h (result exnref)
+          (try_table (catch_all_ref $h) (call $throw (i32.const 1)))
+          (ref.null exn))))"#;
+    for tier in tiers() {
+        let engine = engine(tier, |_| {});
+        let module = Module::new(&engine, wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance.get_typed_func::<i32, i32>(&store, "loop").unwrap();
+        assert_eq!(run.call(&mut store, 100_000).unwrap(), (1..=100_000i64).sum::<i64>() as i32, "{tier:?}");
+        let keep = instance.get_typed_func::<(), Option<ExnRef>>(&store, "keep").unwrap();
+        let kept = keep.call(&mut store, ()).unwrap();
+        assert_eq!(Val::ExnRef(kept).to_string(), "exnref:0", "{tier:?}");
+        assert_eq!(kept.unwrap().field(&mut store, 0).unwrap().i32(), Some(1));
+    }
 }

@@ -240,6 +240,122 @@ fn find_handler(
     Some((*h, unsafe { func.code.as_ptr().add(h.pad as usize) }))
 }
 
+/// The executor's current frame, as `unwind` updates it in place: module,
+/// instance, instruction pointer, base.
+type At<'a> = (&'a mut *const ModuleInner, &'a mut u32, &'a mut *const Cell, &'a mut usize);
+/// The executor's current memory, as `unwind` refreshes it: definition,
+/// shared-ness, base, length, where the length lives.
+type Mem<'a> = (&'a mut *const VMMemoryDef, &'a mut bool, &'a mut *mut u8, &'a mut usize, &'a mut *const AtomicUsize);
+
+/// Unwinds an exception (raw reference `raw`) through this run's frames: the
+/// innermost catch clause that matches it, in the current frame `cur` (unless
+/// `skip`: a tail call replaced it) or a caller's, catches it; the frames above
+/// the catching one are dropped, the fields (then the reference) written at
+/// the clause's slots, and the catching frame returned with its `ip` at the
+/// clause's pad. None catching: the error the run ends with. One clause search
+/// per frame (linear in the depth, on no host stack); out of line, so that
+/// the executor's frame, which every host re-entry pays for, stays small.
+#[cold]
+#[inline(never)]
+fn unwind(
+    s: &mut StoreInner,
+    frames: &mut Vec<Frame>,
+    stack: &mut [u64],
+    at: At<'_>,
+    mem: Mem<'_>,
+    raw: u64,
+    skip: bool,
+) -> Result<(), Trap> {
+    let Some(exn_tag) = crate::runtime::exn::exception_tag(s, raw) else {
+        return Err(Trap::new(TrapKind::NullExceptionReference));
+    };
+    let mut f = Frame { module: *at.0, instance: *at.1, ip: *at.2, base: *at.3 };
+    let mut skip = skip;
+    let (h, pad) = loop {
+        if !skip {
+            // SAFETY: a frame's `ip` is past the instruction that threw (or its call).
+            let next = unsafe { f.ip.sub(1) };
+            if let Some(found) = find_handler(s, f.module, f.instance, next, exn_tag) {
+                break found;
+            }
+        }
+        skip = false;
+        match frames.pop() {
+            Some(caller) => f = caller,
+            None => {
+                // Beyond this activation, others may hold it.
+                crate::runtime::exn::expose(s, raw);
+                return Err(uncaught(s, raw));
+            }
+        }
+    };
+    let mut k = f.base + h.slot as usize;
+    if h.tag != CATCH_ALL {
+        let fields = &crate::runtime::exn::exception_object(s, raw).expect("a live exception").fields;
+        // The pad's temps are inside the frame (the translator counted them).
+        stack[k..k + fields.len()].copy_from_slice(fields);
+        k += fields.len();
+    }
+    if h.with_ref {
+        stack[k] = raw;
+        crate::runtime::exn::expose(s, raw);
+    } else {
+        crate::runtime::exn::release(s, raw);
+    }
+    (*at.0, *at.1, *at.2, *at.3) = (f.module, f.instance, pad, f.base);
+    let (def, shared) = def_of(s, f.instance, 0);
+    let (base, len, len_ptr) = mem_fields(def, shared);
+    (*mem.0, *mem.1, *mem.2, *mem.3, *mem.4) = (def, shared, base, len, len_ptr);
+    Ok(())
+}
+
+/// A call of the current frame (a host function, or wasm run elsewhere)
+/// failed with `t`: an exception unwinds here (see `unwind`: `Ok` when a
+/// clause of this run caught it); any other error gets this run's frames in
+/// its backtrace (after the other tier's, for `wasm`) and ends the run.
+/// `tail`: the current frame made the call as its tail call (it is gone).
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn call_error(
+    s: &mut StoreInner,
+    frames: &mut Vec<Frame>,
+    stack: &mut [u64],
+    at: At<'_>,
+    mem: Mem<'_>,
+    mut t: Trap,
+    tail: bool,
+    wasm: bool,
+    bt_max: usize,
+) -> Result<(), Trap> {
+    if let Some(raw) = exception_of(s, &t) {
+        return unwind(s, frames, stack, at, mem, raw, tail);
+    }
+    let caller_backtrace = || match frames.split_last() {
+        Some((last, callers)) if tail => backtrace(callers, last.module, last.ip, bt_max),
+        None if tail => Vec::new().into(),
+        _ => backtrace(frames, *at.0, *at.2, bt_max),
+    };
+    if !t.has_backtrace() {
+        t.set_backtrace(caller_backtrace());
+    } else if wasm && bt_max > 0 {
+        // The other tier's frames, then this run's.
+        t.extend_backtrace(caller_backtrace(), bt_max);
+    }
+    Err(t)
+}
+
+/// `throw`: a new exception of module tag `tag` of `instance` with the
+/// fields at the start of `slots`; its raw reference.
+#[cold]
+#[inline(never)]
+fn new_exception(s: &mut StoreInner, instance: u32, tag: u32, slots: &[u64]) -> Result<u64, Trap> {
+    let inst = &s.instances[instance as usize];
+    let n = inst.module.info.tag_type(tag).param_slots();
+    let store_tag = inst.tags[tag as usize];
+    crate::runtime::exn::new_exception(s, store_tag, slots[..n].into()).map_err(Trap::from)
+}
+
 /// The error of an exception that leaves this activation uncaught.
 #[cold]
 fn uncaught(s: &StoreInner, raw: u64) -> Trap {
@@ -383,60 +499,39 @@ pub(crate) fn run<T, const TRACK: bool>(
             (mem_base, mem_len, mem_len_ptr) = mem_fields(cur_def, cur_shared);
         }};
     }
-    /// The backtrace of this run's frames for a trap in a function called
-    /// from the current one; `$tail`: when the current one tail-called it,
-    /// without the current frame (which the callee replaced).
-    macro_rules! caller_backtrace {
-        ($tail:expr) => {
-            match frames.split_last() {
-                Some((last, callers)) if $tail => backtrace(callers, last.module, last.ip, bt_max),
-                None if $tail => Vec::new().into(),
-                _ => backtrace(&frames, module, ip, bt_max),
-            }
-        };
-    }
     /// Calls store function `$fidx` through the common entry (compiled code)
     /// or as a host function, its arguments at absolute stack slot `$new_base`;
-    /// `$tail`: as the tail call of the current function (see `caller_backtrace`).
+    /// `$tail`: as the tail call of the current function (see `call_error`).
     macro_rules! call_elsewhere {
         ($fidx:expr, $new_base:expr, $tail:expr) => {{
             let (fidx, new_base): (usize, usize) = ($fidx, $new_base);
-            match &store.inner.funcs[fidx].kind {
+            let (result, wasm) = match &store.inner.funcs[fidx].kind {
                 // Another tier's code: through the common entry, like a host function.
                 FuncKind::Wasm { .. } => {
                     let ty = store.inner.func_ty(fidx as u32);
                     let n = ty.param_slots().max(ty.result_slots());
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let slots = &mut stack[new_base..new_base + n];
-                    if let Err(t) = crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)) {
-                        let mut t = call_failed!(t, $tail);
-                        if !t.has_backtrace() {
-                            t.set_backtrace(caller_backtrace!($tail));
-                        } else if bt_max > 0 {
-                            // The other tier's frames, then this run's.
-                            t.extend_backtrace(caller_backtrace!($tail), bt_max);
-                        }
-                        return Err(t);
-                    }
-                    fp = unsafe { stack.as_mut_ptr().add(base) };
-                    refresh_mem!();
+                    (crate::runtime::call::call_func(store, fidx as u32, slots, Some(instance)), true)
                 }
                 FuncKind::Host { index, slots } => {
                     let host = store.hosts[*index as usize].func.clone();
                     let n = *slots as usize;
                     tri!(ensure_stack(stack, new_base + n, max_slots));
                     let caller = Caller { store: &mut *store, instance: Some(instance) };
-                    if let Err(t) = host(caller, &mut stack[new_base..new_base + n]) {
-                        let mut t = call_failed!(t, $tail);
-                        if !t.has_backtrace() {
-                            t.set_backtrace(caller_backtrace!($tail));
-                        }
-                        return Err(t);
-                    }
-                    fp = unsafe { stack.as_mut_ptr().add(base) };
-                    refresh_mem!();
+                    (host(caller, &mut stack[new_base..new_base + n]), false)
                 }
+            };
+            if let Err(t) = result {
+                // An exception is caught here (the run goes on) or the run's error.
+                let at = (&mut module, &mut instance, &mut ip, &mut base);
+                let mem = (&mut cur_def, &mut cur_shared, &mut mem_base, &mut mem_len, &mut mem_len_ptr);
+                call_error(&mut store.inner, &mut frames, stack, at, mem, t, $tail, wasm, bt_max)?;
+                fp = unsafe { stack.as_mut_ptr().add(base) };
+                continue;
             }
+            fp = unsafe { stack.as_mut_ptr().add(base) };
+            refresh_mem!();
         }};
     }
     /// Enters a wasm function or calls a host function whose arguments start at
@@ -557,66 +652,17 @@ pub(crate) fn run<T, const TRACK: bool>(
         };
     }
 
-    /// Throws the exception in raw reference `$raw` (live): the innermost
-    /// catch clause of this activation's frames that matches it catches it
-    /// (frames above it are dropped, the fields and the reference written at
-    /// the `try_table`'s height, and the run continues at the clause's pad);
-    /// with none, the exception leaves the activation as an error. `$skip`:
-    /// the current frame is gone already (a tail call's callee threw). Each
-    /// frame costs one search of its function's clauses: linear in the depth.
+    /// Throws the exception in raw reference `$raw`: see `unwind`. Caught,
+    /// the run continues at the catching clause's pad; not, the exception
+    /// leaves the run. `$skip`: the current frame is gone already (a tail
+    /// call's callee threw). Small: it is expanded at every call site.
     macro_rules! throw {
         ($raw:expr, $skip:expr) => {{
-            let raw: u64 = $raw;
-            let mut skip: bool = $skip;
-            let Some(exn_tag) = crate::runtime::exn::exception_tag(&store.inner, raw) else {
-                trap!(TrapKind::NullReference)
-            };
-            // SAFETY: `ip` is past the instruction that threw (or the call).
-            let mut at = unsafe { ip.sub(1) };
-            let (h, pad) = 'unwind: loop {
-                if !skip {
-                    if let Some(found) = find_handler(&store.inner, module, instance, at, exn_tag) {
-                        break 'unwind found;
-                    }
-                }
-                skip = false;
-                match frames.pop() {
-                    None => return Err(uncaught(&store.inner, raw)),
-                    Some(f) => {
-                        module = f.module;
-                        instance = f.instance;
-                        ip = f.ip;
-                        base = f.base;
-                        // SAFETY: a caller's `ip` is past its call instruction.
-                        at = unsafe { ip.sub(1) };
-                    }
-                }
-            };
+            let at = (&mut module, &mut instance, &mut ip, &mut base);
+            let mem = (&mut cur_def, &mut cur_shared, &mut mem_base, &mut mem_len, &mut mem_len_ptr);
+            unwind(&mut store.inner, &mut frames, stack, at, mem, $raw, $skip)?;
             fp = unsafe { stack.as_mut_ptr().add(base) };
-            let mut k = h.slot as usize;
-            if h.tag != CATCH_ALL {
-                let fields = &crate::runtime::exn::exception_object(&store.inner, raw).expect("live").fields;
-                // The pad's temps are inside the frame (the translator counted them).
-                stack[base + k..base + k + fields.len()].copy_from_slice(fields);
-                k += fields.len();
-            }
-            if h.with_ref {
-                stack[base + k] = raw;
-            }
-            ip = pad;
-            refresh_mem!();
             continue;
-        }};
-    }
-    /// A call failed: an exception continues unwinding here (see `throw`),
-    /// anything else is this activation's error.
-    macro_rules! call_failed {
-        ($t:expr, $tail:expr) => {{
-            let t: Trap = $t;
-            if let Some(raw) = exception_of(&store.inner, &t) {
-                throw!(raw, $tail);
-            }
-            t
         }};
     }
 
@@ -757,7 +803,10 @@ pub(crate) fn run<T, const TRACK: bool>(
                         slots[0] = fp as u64;
                         if let Err(t) = crate::runtime::call::call_osr(store, instance, &osr, &mut slots) {
                             // The compiled code was this frame.
-                            let mut t = call_failed!(t, true);
+                            let mut t = t;
+                            if let Some(raw) = exception_of(&store.inner, &t) {
+                                throw!(raw, true);
+                            }
                             if !t.has_backtrace() {
                                 t.set_backtrace(backtrace(&frames, module, ip, bt_max));
                             } else if let (Some((last, callers)), true) = (frames.split_last(), bt_max > 0) {
@@ -1102,15 +1151,7 @@ pub(crate) fn run<T, const TRACK: bool>(
                 }
             }
             Instr::Throw { tag, base: b } => {
-                // SAFETY: see the module docs (code pointers).
-                let m = unsafe { &*module };
-                let n = m.info.tag_type(tag).param_slots();
-                let fields: Box<[u64]> = stack[base + b as usize..base + b as usize + n].into();
-                let store_tag = store.inner.instances[instance as usize].tags[tag as usize];
-                let raw = match crate::runtime::exn::new_exception(&mut store.inner, store_tag, fields) {
-                    Ok(raw) => raw,
-                    Err(e) => return Err(Trap::from(e)),
-                };
+                let raw = new_exception(&mut store.inner, instance, tag, &stack[base + b as usize..])?;
                 throw!(raw, false);
             }
             Instr::ThrowRef { src } => {

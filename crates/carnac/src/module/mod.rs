@@ -193,6 +193,9 @@ pub(crate) struct ModuleInfo {
     pub heap_types: Vec<HeapType>,
     /// Engine-wide canonical id of each entry of `types` (for `call_indirect`).
     pub type_ids: Vec<u32>,
+    /// `types[i].param_slots()`, dense: the threaded `call_indirect` reads it
+    /// without going through the (shared, possibly recursive) type's body.
+    pub type_param_slots: Vec<u32>,
     pub imports: Vec<(String, String, EntityIndex)>,
     /// Type index of every function, imported ones first.
     pub funcs: Vec<u32>,
@@ -1007,6 +1010,7 @@ impl Module {
 /// its own calls to compiled functions go through the runtime's call entry.
 /// Today: exception handling's `try_table`, `throw` and `throw_ref` (compiled
 /// code unwinds exceptions like traps, through the interpreter's catches).
+#[cfg(carnac_native_code)]
 pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
     use wasmparser::Operator as O;
     matches!(op, O::TryTable { .. } | O::Throw { .. } | O::ThrowRef)
@@ -1020,6 +1024,7 @@ pub(crate) fn interpreted_only(op: &wasmparser::Operator<'_>) -> bool {
 /// in the interpreter too, so that no compiled frame holds a GC object (only
 /// an `externref` converted from one, which no collection can see while
 /// compiled frames are live: see `runtime::gc_heap`).
+#[cfg(carnac_native_code)]
 pub(crate) fn is_gc_ref(ty: &ValType) -> bool {
     matches!(ty, ValType::Ref(r) if r.heap_type().top() == crate::types::HeapType::Any)
 }
@@ -1028,6 +1033,7 @@ pub(crate) fn is_gc_ref(ty: &ValType) -> bool {
 /// interpreter in the compiled tier: it has an operator of
 /// [`interpreted_only`], or a GC reference ([`is_gc_ref`]) among its
 /// parameters, results or locals.
+#[cfg(carnac_native_code)]
 pub(crate) fn body_interpreted_only(body: &wasmparser::FunctionBody<'_>, ty: &FuncType, types: &[HeapType]) -> bool {
     if ty.params().iter().chain(ty.results()).any(is_gc_ref) {
         return true;
@@ -1345,10 +1351,12 @@ fn decode(engine: &Engine, bytes: &[u8], validate_bodies: bool) -> Result<Decode
                     for t in registered {
                         let reg = t.registered();
                         info.type_ids.push(reg.id);
-                        info.types.push(match &t {
+                        let f = match &t {
                             CompositeType::Func(f) => f.clone(),
                             _ => FuncType::new([], []),
-                        });
+                        };
+                        info.type_param_slots.push(f.param_slots() as u32);
+                        info.types.push(f);
                         info.heap_types.push(t.heap_type());
                         info.sub_types.push(t);
                     }

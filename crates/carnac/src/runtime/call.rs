@@ -98,7 +98,9 @@ fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]
     #[cfg(carnac_native_code)]
     {
         let module = &store.inner.instances[instance as usize].module;
-        if module.is_compiled() && !module.is_interpreted(def_index) {
+        // A function the compiled tier left interpreted is entered through its
+        // stub, which runs it in the interpreter: the common path stays as it was.
+        if module.is_compiled() {
             return crate::compile::call::call(store, instance, def_index, slots);
         }
         // Tiered up alone (see `compile::tier`).

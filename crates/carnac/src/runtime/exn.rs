@@ -56,11 +56,6 @@ impl Tag {
         assert_eq!(self.store, s.id, "Tag belongs to a different store than the one it was used with");
         TagType::new(s.tags[self.index as usize].clone())
     }
-
-    /// Whether `a` and `b` are the same tag, as Wasmtime's `Tag::eq`.
-    pub fn eq(a: &Tag, b: &Tag, _store: impl AsContext) -> bool {
-        a == b
-    }
 }
 
 /// An exception in the store's arena: its tag (a store tag index) and its
@@ -68,15 +63,53 @@ impl Tag {
 pub(crate) struct ExnObject {
     pub tag: u32,
     pub fields: Box<[u64]>,
+    /// Whether its reference was ever given out (to wasm by `catch_ref` or
+    /// `catch_all_ref`, to the host, or beyond the activation that threw
+    /// it): until then only the unwinding holds it, and a `catch` without
+    /// the reference frees it at once (a loop that throws and catches does
+    /// not fill the arena while it runs, when nothing may collect).
+    pub exposed: bool,
 }
 
 /// A reference to an exception (the `exnref` of WebAssembly), owned by a
 /// store, as Wasmtime's `ExnRef`: what `throw` makes and `catch_ref`
 /// receives, what an uncaught exception carries to the host
-/// ([`crate::Trap::exception`]), and what a host function throws
-/// ([`crate::Trap::throw`]). Rooted as an [`crate::ExternRef`] is (the same
-/// scopes and collector). Two handles are equal when they name the same
-/// exception.
+/// ([`crate::Error::as_exception`], [`crate::Trap::exception`]), and what a
+/// host function throws ([`crate::Trap::throw`]). Rooted as an
+/// [`crate::ExternRef`] is (the same scopes and collector). Two handles are
+/// equal when they name the same exception.
+///
+/// ```
+/// use carnac::*;
+///
+/// let engine = Engine::default();
+/// let mut store = Store::new(&engine, ());
+/// let tag = Tag::new(&mut store, &TagType::new(FuncType::new([ValType::I32], [])))?;
+/// let mut linker = Linker::new(&engine);
+/// linker.define("host", "e", tag)?;
+/// // A host function that throws; wasm catches its exception.
+/// linker.func_wrap("host", "fail", move |mut caller: Caller<'_, ()>, x: i32| -> Result<(), Trap> {
+///     Err(Trap::throw(ExnRef::new(&mut caller, &tag, &[Val::I32(x)])?))
+/// })?;
+/// let module = Module::new(&engine, r#"(module
+///     (import "host" "e" (tag $e (param i32)))
+///     (import "host" "fail" (func $fail (param i32)))
+///     (func (export "try") (param i32) (result i32)
+///         (block $caught (result i32)
+///             (try_table (catch $e $caught) (call $fail (local.get 0)))
+///             (i32.const 0)))
+///     (func (export "throw") (param i32) (throw $e (local.get 0))))"#)?;
+/// let instance = linker.instantiate(&mut store, &module)?;
+/// let try_ = instance.get_typed_func::<i32, i32>(&store, "try")?;
+/// assert_eq!(try_.call(&mut store, 7)?, 7);
+/// // An exception wasm does not catch comes back to the host.
+/// let throw = instance.get_typed_func::<i32, ()>(&store, "throw")?;
+/// let err = throw.call(&mut store, 8).unwrap_err();
+/// let exn = err.as_exception().expect("an uncaught exception");
+/// assert_eq!(exn.tag(&store)?, tag);
+/// assert_eq!(exn.field(&mut store, 0)?.i32(), Some(8));
+/// # Ok::<(), carnac::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExnRef {
     pub(crate) store: u64,
@@ -110,6 +143,7 @@ impl ExnRef {
         }
         s.maybe_collect_externs();
         let raw = new_exception(s, tag.index, slots.into())?;
+        expose(s, raw);
         Ok(ExnRef::from_raw(raw, s).expect("a new exception is not null"))
     }
 
@@ -164,11 +198,30 @@ impl ExnRef {
 /// returns its raw reference. Allocation only: never collects (wasm may be
 /// running).
 pub(crate) fn new_exception(s: &mut StoreInner, tag: u32, fields: Box<[u64]>) -> Result<u64, Error> {
-    let (index, gen) = s.externs.alloc(Box::new(ExnObject { tag, fields }))?;
+    let (index, gen) = s.externs.alloc(Box::new(ExnObject { tag, fields, exposed: false }))?;
     if s.externs.occupied() >= s.externs.threshold() {
         s.externs.pending = true;
     }
     Ok(gc::encode(index, gen))
+}
+
+/// Marks an exception as given out (see [`ExnObject::exposed`]).
+pub(crate) fn expose(s: &mut StoreInner, raw: u64) {
+    if let Some((index, gen)) = gc::decode(raw) {
+        if let Some(o) = s.externs.get_mut(index, gen).and_then(|v| v.downcast_mut::<ExnObject>()) {
+            o.exposed = true;
+        }
+    }
+}
+
+/// An exception was caught without its reference: freed now if it was never
+/// given out (nothing else can hold it).
+pub(crate) fn release(s: &mut StoreInner, raw: u64) {
+    if let Some((index, gen)) = gc::decode(raw) {
+        if exception_object(s, raw).is_some_and(|o| !o.exposed) {
+            s.externs.free_now(index, gen);
+        }
+    }
 }
 
 /// The object of a live raw exception reference.

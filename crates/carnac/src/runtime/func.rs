@@ -328,7 +328,8 @@ impl<T> AsContextMut for Caller<'_, T> {
 
 /// A Rust type that is a WebAssembly value type: `i32`/`u32` (i32), `i64`/`u64`
 /// (i64), `f32`, `f64`, `u128` (v128, lane 0 in the low bits), `Option<Func>`
-/// (funcref) and `Option<ExternRef>` (externref), `None` being the null reference.
+/// (funcref), `Option<ExternRef>` (externref) and `Option<ExnRef>` (exnref),
+/// `None` being the null reference.
 /// These are the parameter and result types of [`TypedFunc`] and of host
 /// functions made with [`Func::wrap`] or [`crate::Linker::func_wrap`], as in Wasmtime.
 ///
@@ -414,6 +415,20 @@ impl WasmTy for Option<ExternRef> {
     #[inline]
     fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error> {
         slots[0] = Val::ExternRef(self).to_raw(cx.0)? as u64;
+        Ok(())
+    }
+}
+
+/// A nullable exception reference (exnref, exception handling), as in Wasmtime.
+impl WasmTy for Option<crate::ExnRef> {
+    const TY: ValType = ValType::EXNREF;
+    #[inline]
+    fn load(slots: &[u64], cx: &mut StoreOpaque<'_>) -> Self {
+        crate::ExnRef::from_raw(slots[0], cx.0)
+    }
+    #[inline]
+    fn store(self, slots: &mut [u64], cx: &mut StoreOpaque<'_>) -> Result<(), Error> {
+        slots[0] = Val::ExnRef(self).to_raw(cx.0)? as u64;
         Ok(())
     }
 }

@@ -22,6 +22,10 @@
 //!   read from globals (in WebAssembly 2.0 the immutable global they were read
 //!   from holds them too, but a segment is a place of its own).
 //!
+//! One exception to "only a collection frees": an exception whose reference
+//! was never given out is freed as soon as a `catch` without the reference
+//! catches it (`ExternHeap::free_now`, see `runtime::exn`).
+//!
 //! Wherever a store keeps raw references must be marked in
 //! [`StoreInner::collect_externs`]; a place missed there makes its references
 //! stale after a collection (a clean error when used, thanks to the generation).
@@ -129,7 +133,20 @@ impl ExternHeap {
         self.slot(index, gen)?.value.as_deref()
     }
 
-    fn get_mut(&mut self, index: u32, gen: u32) -> Option<&mut (dyn Any + Send + Sync)> {
+    /// Frees the value of a live reference now (no one else holds it: see
+    /// `runtime::exn::release`); its slot's generation moves on.
+    pub(crate) fn free_now(&mut self, index: u32, gen: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize).filter(|s| s.gen == gen && !s.lifo) {
+            let value = slot.value.take();
+            if slot.gen < u32::MAX {
+                slot.gen += 1;
+                self.free.push(index);
+            }
+            drop(value);
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, index: u32, gen: u32) -> Option<&mut (dyn Any + Send + Sync)> {
         let slot = self.slots.get_mut(index as usize).filter(|s| s.gen == gen)?;
         slot.value.as_deref_mut()
     }

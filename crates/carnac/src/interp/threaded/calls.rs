@@ -86,7 +86,7 @@ pub(super) unsafe fn CallIndirect<const TRACK: bool>(
         if table != 0 {
             return exit(ip, fp, mem_base, mem_len, acc, cx);
         }
-        let np = info.types.get_unchecked(type_index as usize).param_slots();
+        let np = *info.type_param_slots.get_unchecked(type_index as usize) as usize;
         let index = *fp.add(b as usize + np) as u32 as usize;
         if index >= c.table0_len {
             return exit(ip, fp, mem_base, mem_len, acc, cx);
