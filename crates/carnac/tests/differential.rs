@@ -645,9 +645,7 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
                 }
                 for (o, t) in out.iter_mut().zip(&results) {
                     *o = match t {
-                        ValType::Ref(_) => {
-                            ref_value(&mut caller, t).ok_or_else(|| Trap::host("no stand-in result"))?
-                        }
+                        ValType::Ref(_) => ref_value(&mut caller, t).ok_or_else(|| Trap::host("no stand-in result"))?,
                         t => number(&mut r, t.clone()),
                     };
                 }
@@ -722,8 +720,11 @@ impl Side {
                 Ok(UpdateDeadline::Continue(0))
             });
         }
-        let imports: Vec<Extern> =
-            module.imports().enumerate().map(|(i, imp)| stand_in(&mut store, i, &imp.ty, seed)).collect::<Option<_>>()?;
+        let imports: Vec<Extern> = module
+            .imports()
+            .enumerate()
+            .map(|(i, imp)| stand_in(&mut store, i, &imp.ty, seed))
+            .collect::<Option<_>>()?;
         let externs = imports
             .iter()
             .enumerate()
@@ -1150,7 +1151,9 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
     println!(
         "differential: {} modules, {} calls compared, {} mismatches, {} skipped (only one tier exhausted its stack: {} \
          ({} the interpreter, {} the compiled tier); {} seeds generated no module; {} modules could block in a \
-         wait on a shared memory; {} module runs had an import of a non-nullable GC type with no stand-in); {} modules          with a 64-bit memory or table, {} with more than one memory, {} with exceptions (a tag), {} with GC types          (a struct or array type, or ref.i31)",
+         wait on a shared memory; {} module runs had an import of a non-nullable GC type with no stand-in); {} modules \
+         with a 64-bit memory or table, {} with more than one memory, {} with exceptions (a tag), {} with GC types \
+         (a struct or array type, or ref.i31)",
         stats.modules,
         stats.calls,
         stats.mismatches,

@@ -144,7 +144,8 @@ fn generated_modules_never_panic() {
         gc += g as u64;
         let mut store = Store::new(&engine, ());
         store.set_fuel(200_000).unwrap();
-        let Some(imports) = module.imports().map(|i| stand_in(&mut store, &i.ty)).collect::<Option<Vec<Extern>>>() else {
+        let Some(imports) = module.imports().map(|i| stand_in(&mut store, &i.ty)).collect::<Option<Vec<Extern>>>()
+        else {
             no_stand_in += 1;
             continue;
         };
