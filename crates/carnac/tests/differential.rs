@@ -140,7 +140,7 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         // third: their functions run in the interpreter inside compiled modules, so a share keeps the
         // run's time about what it was while every combination (neither, either, both) still comes up.
         exceptions_enabled: seed % 2 == 1,
-        gc_enabled: seed % 3 == 0,
+        gc_enabled: seed.is_multiple_of(3),
         compact_imports_enabled: false,
         // 64-bit memories and tables (memory64), in every fourth seed's module
         // (one with guard pages, one with explicit checks, see `signals`).
