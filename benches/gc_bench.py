@@ -6,7 +6,9 @@ Wasmtime with the GC proposal (`wasmtime run -W gc=y`), side by side.
 Every program exports `run(n: i32) -> i32`; runs are interleaved (one round =
 every runtime once per program), the median wall time per runtime is reported
 with the ratio peer/Carnac-config (> 1 means Carnac is faster) and the peak
-resident memory of each (the collector's footprint). Results must agree
+resident memory of each process (the collector's footprint; the forked
+child counts the launching Python's pages before exec, so about 15 MiB is a
+floor: compare differences above it). Results must agree
 across runtimes, so a fast wrong answer never counts.
 
 `carnac` is the interpreter (`-C tier=interp`), `carnac-clif` the compiled

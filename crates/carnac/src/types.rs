@@ -3,6 +3,17 @@
 //!
 //! These are plain data, independent of any store or tier. Conversion from
 //! `wasmparser`'s types lives here so that the rest of the crate never names them.
+//!
+//! The GC proposal's composite types ([`FuncType`], [`StructType`],
+//! [`ArrayType`]) are shared handles: one the host makes with `new` is plain
+//! structural data; one a module declares is registered by its engine
+//! (`crate::type_registry`), carries its canonical id, finality and declared
+//! supertype chain, and may be recursive (its body refers to handles of its
+//! own recursion group, set once the whole group is registered). Registered
+//! types of one engine are equal when their ids are; otherwise types compare
+//! structurally. Concrete heap types name such handles
+//! ([`HeapType::ConcreteFunc`], [`HeapType::ConcreteStruct`],
+//! [`HeapType::ConcreteArray`], as in Wasmtime).
 
 use std::fmt;
 use std::sync::Arc;
@@ -270,11 +281,12 @@ impl ValType {
         matches!(self, ValType::Ref(r) if r.heap_type.is_func())
     }
 
-    /// Whether its values are references into the store's arena of host
-    /// values and exceptions (null or not): `extern` and `exn` references,
-    /// which the same collector keeps (see `runtime::gc`).
+    /// Whether its values may be references into the store's arena of host
+    /// values and exceptions (null or not): `extern` and `exn` references, and
+    /// `any`'s hierarchy (a host value converted with `any.convert_extern`),
+    /// which the arena's collector scans (see `runtime::gc`).
     pub fn is_extern_ref(&self) -> bool {
-        matches!(self, ValType::Ref(r) if r.heap_type.is_extern())
+        matches!(self, ValType::Ref(r) if !r.heap_type.is_func())
     }
 
     /// Whether its values are GC references of `any`'s hierarchy (null or not).

@@ -604,3 +604,24 @@ fn compiled_artifact_round_trip() {
     assert_eq!(run.call(&mut store, 5000).unwrap(), 3 * 5000 * 4999 / 2);
     assert!(store.gc_stats().collections > 0);
 }
+
+/// A host value converted to `anyref` and kept only in an `anyref` global
+/// survives a collection (the extern collector scans `any`'s places too).
+#[test]
+fn converted_host_values_in_anyref_places_survive() {
+    let wat = r#"(module
+        (global $g (mut anyref) (ref.null any))
+        (func (export "keep") (param externref) (global.set $g (any.convert_extern (local.get 0))))
+        (func (export "get") (result externref) (extern.convert_any (global.get $g))))"#;
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, wat);
+        {
+            let mut scope = RootScope::new(&mut store);
+            let r = ExternRef::new(&mut scope, 7u32).unwrap();
+            inst.get_typed_func::<Option<ExternRef>, ()>(&scope, "keep").unwrap().call(&mut scope, Some(r)).unwrap();
+        }
+        store.gc();
+        let r = inst.get_typed_func::<(), Option<ExternRef>>(&store, "get").unwrap().call(&mut store, ()).unwrap();
+        assert_eq!(r.unwrap().data(&store).unwrap().unwrap().downcast_ref::<u32>(), Some(&7), "{tier:?}");
+    }
+}

@@ -57,6 +57,10 @@ fn enter_wasm<T>(store: &mut Store<T>, f: impl FnOnce(&mut Store<T>) -> Result<(
     // thread's), and refuse to run there with `StackExhausted`.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)));
     store.inner.reentry -= 1;
+    if store.inner.reentry == 0 {
+        // Also after a panic out of a stub entry (see `run`).
+        store.inner.gc_collect_level = 1;
+    }
     let result = result.unwrap_or_else(|payload| std::panic::resume_unwind(payload));
     // An exception leaving wasm for the host is rooted in the host's scope
     // (while wasm ran, no collection could free it).
@@ -101,7 +105,19 @@ fn run<T>(store: &mut Store<T>, instance: u32, def_index: u32, slots: &mut [u64]
         // A function the compiled tier left interpreted is entered through its
         // stub, which runs it in the interpreter: the common path stays as it was.
         if module.is_compiled() {
-            return crate::compile::call::call(store, instance, def_index, slots);
+            // The host entering an interpreted function's stub directly: the
+            // stub's frame holds no references, so the interpreter activation
+            // it starts (one re-entry deeper) may collect the GC heap as if
+            // the host had entered it (see `runtime::gc_heap`).
+            let direct = store.inner.reentry == 1 && module.is_interpreted(def_index);
+            if direct {
+                store.inner.gc_collect_level = 2;
+            }
+            let r = crate::compile::call::call(store, instance, def_index, slots);
+            if direct {
+                store.inner.gc_collect_level = 1;
+            }
+            return r;
         }
         // Tiered up alone (see `compile::tier`).
         #[cfg(carnac_compiled)]

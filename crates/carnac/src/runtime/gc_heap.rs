@@ -32,7 +32,9 @@
 //! at least as many bytes of allocation. Inside wasm it runs only when the
 //! running interpreter activation is the store's only wasm activation
 //! (`reentry == 1`, so no compiled frame, which cannot be scanned, and no
-//! suspended interpreter stack is live); otherwise the collection waits for
+//! suspended interpreter stack is live; or `reentry == 2` when the host
+//! entered an interpreted function of a compiled module through its stub,
+//! whose frame holds nothing); otherwise the collection waits for
 //! the next allocation where that holds, or for the return to the host (a
 //! pending collection runs at the next call from the host, as the extern
 //! collector's). [`crate::Store::gc`] collects both heaps when no wasm runs.
@@ -833,7 +835,7 @@ impl StoreInner {
     ) -> Result<(), Trap> {
         // Only under the running interpreter activation, when it is the
         // store's only wasm activation (no compiled or suspended frames).
-        let can_collect = stack.is_some() && self.reentry == 1;
+        let can_collect = stack.is_some() && self.reentry == self.gc_collect_level;
         let cap = limiter.as_deref().map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
         if size > cap {
             // No collection can make room: refused at once, nothing allocated.

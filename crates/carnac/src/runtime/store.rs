@@ -300,6 +300,11 @@ pub(crate) struct StoreInner {
     pub externs: ExternHeap,
     /// The GC proposal's struct and array objects (see `runtime::gc_heap`).
     pub gc_heap: GcHeap,
+    /// The `reentry` level at which a running interpreter activation is the
+    /// store's only wasm activation holding references, so it may collect the
+    /// GC heap: 1, or 2 while the host runs an interpreted function of a
+    /// compiled module through its stub (`runtime::call::run`).
+    pub gc_collect_level: u32,
     /// Bytes held by the store's memories (their lengths) and tables (elements
     /// times [`TABLE_ELEMENT_BYTES`]): what [`ResourceLimiter::store_growing`] sees.
     pub committed: usize,
@@ -746,6 +751,7 @@ impl<T> Store<T> {
                 }),
                 externs: ExternHeap::default(),
                 gc_heap: GcHeap::default(),
+                gc_collect_level: 1,
                 committed: 0,
                 reentry: 0,
                 stack_base: 0,
