@@ -3,7 +3,9 @@
 //!
 //! `wasm-smith` generates a valid WebAssembly 2.0 + SIMD module (with memory64's 64-bit memories and
 //! tables in every fourth seed, up to three memories in every fifth, extended constant expressions
-//! in all), relaxed SIMD included (deterministic
+//! in all, exception handling in odd seeds and GC, with typed function references, in every third:
+//! a share, because their functions run in the interpreter in both engines and every module with them
+//! adds time; 1,000 seeds run in about 9.5 min on the loaded 2-core machine), relaxed SIMD included (deterministic
 //! in Carnac: the tiers must agree on it as on the rest), threads included (shared memories and
 //! every atomic operator, run on one thread: deterministic; a module that could park in a wait on a
 //! shared memory is skipped and counted, see `may_block`), for each seed of a fixed range (the
@@ -16,7 +18,10 @@
 //! (interesting values: 0, ±1, extremes, page boundaries, NaNs with payloads, subnormals, random
 //! bits; references null, an exported function, or a host `externref`), so that state carries over
 //! from call to call. After instantiation and after every call we compare:
-//! - the outcome: the results, or the trap's [`TrapKind`];
+//! - the outcome: the results, or the trap's [`TrapKind`], or an uncaught exception's tag and payload;
+//!   GC references by contents (an `i31` by value, structs and arrays by their fields, recursively to
+//!   a depth and size cap), exception references by tag (index among exported and imported tags) and
+//!   payload; arguments of GC or exception types are null or references earlier calls returned;
 //! - the arguments every host function was called with, in order, and the results of its calls back;
 //! - every exported (and imported) global's value, memory's size and full contents, and table's size
 //!   and elements (a `funcref` cannot be compared across stores by identity, so it is compared as the
@@ -83,7 +88,7 @@
 
 mod smith;
 
-use smith::may_block;
+use smith::{features, may_block};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -135,8 +140,12 @@ fn smith_config(seed: u64, canonicalize_nans: bool) -> wasm_smith::Config {
         disallow_traps: seed % 3 == 2,
         simd_enabled: true,
         relaxed_simd_enabled: true,
-        exceptions_enabled: false,
-        gc_enabled: false,
+        // Exception handling (tags, throw, throw_ref, try_table, exnref) in every other seed's module,
+        // GC (struct/array/i31 and their heap types, casts; typed function references with it) in every
+        // third: their functions run in the interpreter inside compiled modules, so a share keeps the
+        // run's time about what it was while every combination (neither, either, both) still comes up.
+        exceptions_enabled: seed % 2 == 1,
+        gc_enabled: seed.is_multiple_of(3),
         compact_imports_enabled: false,
         // 64-bit memories and tables (memory64), in every fourth seed's module
         // (one with guard pages, one with explicit checks, see `signals`).
@@ -410,12 +419,19 @@ enum Arg {
     Func(usize),
     /// A host reference to this number.
     Extern(u64),
+    /// A reference of another type (GC, exception, typed function reference): null when the type is
+    /// nullable and no earlier call returned a value of it, else the one chosen by this number
+    /// among the references earlier calls returned that are of the type.
+    Returned(u64),
 }
 
 fn argument(r: &mut Rng, ty: ValType, funcs: usize) -> Arg {
     match ty {
         ValType::FuncRef if funcs > 0 && r.below(3) == 0 => Arg::Func(r.below(funcs as u64) as usize),
         ValType::ExternRef if r.below(2) == 0 => Arg::Extern(r.below(1000)),
+        ValType::FuncRef | ValType::ExternRef => Arg::Val(number(r, ty)),
+        ValType::Ref(rt) if rt.is_nullable() && r.below(3) == 0 => Arg::Val(Val::default_for(ValType::Ref(rt))),
+        ValType::Ref(_) => Arg::Returned(r.next()),
         _ => Arg::Val(number(r, ty)),
     }
 }
@@ -431,7 +447,17 @@ enum V {
     /// Null, the index of an exported function, or `u32::MAX` for a function not exported.
     Func(Option<u32>),
     Extern(Option<u64>),
+    /// A GC reference (`anyref` and below) or an exception reference, by its contents: null, an
+    /// `i31` by value, a struct or array by its fields (recursively, to [`GC_DEPTH`] levels and
+    /// [`GC_ELEMS`] elements), an exception by its tag (index among the exported and imported tags)
+    /// and payload.
+    Gc(String),
 }
+
+/// How deep a GC value's description follows references.
+const GC_DEPTH: u32 = 3;
+/// How many fields or elements of a struct or array its description lists.
+const GC_ELEMS: usize = 16;
 
 impl fmt::Debug for V {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -445,6 +471,7 @@ impl fmt::Debug for V {
             V::Func(Some(u32::MAX)) => write!(f, "func:(not exported)"),
             V::Func(Some(i)) => write!(f, "func:#{i}"),
             V::Extern(Some(t)) => write!(f, "extern:{t}"),
+            V::Gc(d) => f.write_str(d),
         }
     }
 }
@@ -464,12 +491,14 @@ struct Host {
     funcs: Vec<Func>,
     /// How deep host functions have called back into the guest.
     depth: u32,
+    /// The index of each exported or imported tag (exceptions are compared by it).
+    tag_index: HashMap<Tag, u32>,
 }
 
 /// A log entry's import index for the results of a call back into the guest.
 const CALLBACK: usize = 1 << 31;
 
-fn canon(store: impl AsContext<Data = Host>, v: &Val) -> V {
+fn canon<S: AsContextMut<Data = Host>>(store: &mut S, v: &Val) -> V {
     match *v {
         Val::I32(x) => V::I32(x),
         Val::I64(x) => V::I64(x),
@@ -486,7 +515,84 @@ fn canon(store: impl AsContext<Data = Host>, v: &Val) -> V {
                 e.data(&store).ok().flatten().and_then(|d| d.downcast_ref::<u64>()).copied().unwrap_or(u64::MAX)
             }))
         }
+        Val::AnyRef(_) | Val::ExnRef(_) => V::Gc(describe(store, v, GC_DEPTH)),
         ref other => panic!("the generated modules make no {} values", other.ty()),
+    }
+}
+
+/// A GC or exception reference's contents, the same across stores (see [`V::Gc`]).
+fn describe<S: AsContextMut<Data = Host>>(store: &mut S, v: &Val, depth: u32) -> String {
+    let list = |store: &mut S, vals: Vec<Val>| {
+        let mut out: Vec<String> = vals
+            .iter()
+            .take(GC_ELEMS)
+            .map(|v| match v {
+                Val::AnyRef(_) | Val::ExnRef(_) if depth == 0 => "..".to_string(),
+                Val::AnyRef(_) | Val::ExnRef(_) => describe(store, v, depth - 1),
+                v => format!("{:?}", canon(store, v)),
+            })
+            .collect();
+        if vals.len() > GC_ELEMS {
+            out.push(format!("..{} more", vals.len() - GC_ELEMS));
+        }
+        out.join(" ")
+    };
+    match *v {
+        Val::AnyRef(None) | Val::ExnRef(None) => "null".into(),
+        Val::AnyRef(Some(a)) => {
+            if let Ok(Some(i)) = a.as_i31(&*store) {
+                return format!("i31:{}", i.get_u32());
+            }
+            if let Ok(Some(st)) = a.as_struct(&*store) {
+                let fields = st.fields(&mut *store).expect("struct fields");
+                return format!("struct{{{}}}", list(store, fields));
+            }
+            if let Ok(Some(ar)) = a.as_array(&*store) {
+                let elems = ar.elems(&mut *store).expect("array elements");
+                return format!("array[{}]{{{}}}", elems.len(), list(store, elems));
+            }
+            // An `externref` converted with `any.convert_extern`.
+            "any:(converted extern)".into()
+        }
+        Val::ExnRef(Some(e)) => {
+            let tag = e.tag(&*store).expect("exception tag");
+            let index = store.as_context().data().tag_index.get(&tag).copied();
+            let fields = e.fields(&mut *store).expect("exception fields");
+            format!("exn:tag{index:?}({})", list(store, fields))
+        }
+        _ => unreachable!("not a GC reference"),
+    }
+}
+
+/// A value of reference type `ty` for a stand-in: null when `ty` is nullable; else an `i31` for the
+/// `any` hierarchy down to `i31`, a host function for a function type; `None` when there is no
+/// value to make (a non-nullable struct, array, exception or bottom type).
+fn ref_value(mut store: impl AsContextMut<Data = Host>, ty: &ValType) -> Option<Val> {
+    let ValType::Ref(rt) = ty else { return Some(Val::default_for(ty.clone())) };
+    if rt.is_nullable() {
+        return Some(Val::default_for(ty.clone()));
+    }
+    match rt.heap_type() {
+        HeapType::Any | HeapType::Eq | HeapType::I31 => {
+            Some(Val::AnyRef(Some(AnyRef::from_i31(&mut store, I31::wrapping_u32(7)))))
+        }
+        HeapType::Func => {
+            let ft = FuncType::new([], []);
+            Some(Val::FuncRef(Some(Func::new(&mut store, ft, |_, _, _| Ok(())))))
+        }
+        HeapType::ConcreteFunc(ft) => {
+            let results: Vec<ValType> = ft.results().to_vec();
+            Some(Val::FuncRef(Some(Func::new(&mut store, ft.clone(), move |_, _, out| {
+                for (o, t) in out.iter_mut().zip(&results) {
+                    *o = Val::default_for(t.clone());
+                }
+                if results.iter().any(|t| !t.is_nullable() && matches!(t, ValType::Ref(_))) {
+                    return Err(Trap::host("stand-in function reference"));
+                }
+                Ok(())
+            }))))
+        }
+        _ => None,
     }
 }
 
@@ -499,19 +605,22 @@ fn hash(mut h: u64, v: &V) -> u64 {
         V::V128(x) => (x as u64) ^ (x >> 64) as u64,
         V::Func(x) => x.map_or(0, |x| x as u64 + 1),
         V::Extern(x) => x.map_or(0, |x| x + 1),
+        V::Gc(ref d) => d.bytes().fold(0x5bd1_e995, |h: u64, b| h.rotate_left(5) ^ u64::from(b)),
     };
     h ^= x;
     Rng(h).next()
 }
 
 /// The same stand-in for import `index` of type `ty` in every store.
-fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -> Extern {
+/// `None` when it has no value to hold (a global or table of a non-nullable type [`ref_value`] cannot
+/// make).
+fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -> Option<Extern> {
     let mut r = Rng::new(seed ^ (index as u64).wrapping_mul(0x1234_5677));
-    match ty {
+    Some(match ty {
         ExternType::Func(ft) => {
             let results: Vec<ValType> = ft.results().to_vec();
             Func::new(&mut *store, ft.clone(), move |mut caller, args, out| {
-                let args: Vec<V> = args.iter().map(|a| canon(&caller, a)).collect();
+                let args: Vec<V> = args.iter().map(|a| canon(&mut caller, a)).collect();
                 let calls = caller.data().log.len() as u64;
                 let h = args.iter().fold(Rng::new(seed ^ index as u64 ^ calls << 32).next(), hash);
                 caller.data_mut().log.push((index, args));
@@ -535,33 +644,43 @@ fn stand_in(store: &mut Store<Host>, index: usize, ty: &ExternType, seed: u64) -
                         Err(Error::Trap(t)) => return Err(t),
                         Err(e) => return Err(Trap::host(e.to_string())),
                     }
-                    let res: Vec<V> = res.iter().map(|v| canon(&caller, v)).collect();
+                    let res: Vec<V> = res.iter().map(|v| canon(&mut caller, v)).collect();
                     r = Rng::new(res.iter().fold(r.next(), hash));
                     caller.data_mut().log.push((CALLBACK | index, res));
                 }
                 for (o, t) in out.iter_mut().zip(&results) {
-                    *o = number(&mut r, t.clone());
+                    *o = match t {
+                        ValType::Ref(_) => ref_value(&mut caller, t).ok_or_else(|| Trap::host("no stand-in result"))?,
+                        t => number(&mut r, t.clone()),
+                    };
                 }
                 Ok(())
             })
             .into()
         }
         ExternType::Global(gt) => {
-            Global::new(&mut *store, gt.clone(), number(&mut r, gt.content.clone())).unwrap().into()
+            let init = match &gt.content {
+                t @ ValType::Ref(_) => ref_value(&mut *store, t)?,
+                t => number(&mut r, t.clone()),
+            };
+            Global::new(&mut *store, gt.clone(), init).unwrap().into()
         }
         ExternType::Table(tt) => {
-            Table::new(&mut *store, tt.clone(), Val::default_for(tt.element.clone())).unwrap().into()
+            let init = ref_value(&mut *store, &tt.element)?;
+            Table::new(&mut *store, tt.clone(), init).unwrap().into()
         }
         ExternType::Memory(mt) if mt.is_shared() => SharedMemory::new(store.engine(), *mt).unwrap().into(),
         ExternType::Memory(mt) => Memory::new(&mut *store, *mt).unwrap().into(),
         ExternType::Tag(tt) => Tag::new(&mut *store, tt).unwrap().into(),
-    }
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
     Ok(Vec<V>),
     Trap(TrapKind),
+    /// An uncaught exception (`TrapKind::UncaughtException`), by tag and payload ([`V::Gc`]).
+    Exception(String),
     Error(String),
 }
 
@@ -585,10 +704,13 @@ struct Side {
     /// The exports (an instance's), then the imports again as `import#i`, for state comparison.
     externs: Vec<(String, Extern)>,
     funcs: Vec<(String, Func)>,
+    /// The references calls returned, in order: what [`Arg::Returned`] picks from.
+    returned: Vec<Val>,
 }
 
 impl Side {
-    fn new(engine: &Engine, module: &Module, seed: u64, checks: Checks) -> Side {
+    /// `None` when an import has no stand-in (see [`stand_in`]).
+    fn new(engine: &Engine, module: &Module, seed: u64, checks: Checks) -> Option<Side> {
         let mut store = Store::new(engine, Host { deadline_limit: u64::MAX, ..Host::default() });
         store.set_limiter(StoreLimits::new().memory_size(STORE_MEMORY));
         if checks == Checks::Epoch {
@@ -603,15 +725,18 @@ impl Side {
                 Ok(UpdateDeadline::Continue(0))
             });
         }
-        let imports: Vec<Extern> =
-            module.imports().enumerate().map(|(i, imp)| stand_in(&mut store, i, &imp.ty, seed)).collect();
+        let imports: Vec<Extern> = module
+            .imports()
+            .enumerate()
+            .map(|(i, imp)| stand_in(&mut store, i, &imp.ty, seed))
+            .collect::<Option<_>>()?;
         let externs = imports
             .iter()
             .enumerate()
             .filter(|(_, e)| !matches!(e, Extern::Func(_)))
             .map(|(i, e)| (format!("import#{i}"), e.clone()))
             .collect();
-        Side { store, imports, externs, funcs: Vec::new() }
+        Some(Side { store, imports, externs, funcs: Vec::new(), returned: Vec::new() })
     }
 
     fn instantiate(&mut self, module: &Module) -> Outcome {
@@ -629,26 +754,51 @@ impl Side {
                 let imports = std::mem::take(&mut self.externs);
                 self.externs = exports.into_iter().filter(|(_, e)| !matches!(e, Extern::Func(_))).collect();
                 self.externs.extend(imports);
+                for (_, e) in &self.externs {
+                    if let Extern::Tag(t) = e {
+                        let index = self.store.data().tag_index.len() as u32;
+                        self.store.data_mut().tag_index.entry(*t).or_insert(index);
+                    }
+                }
                 Outcome::Ok(Vec::new())
             }
-            Err(e) => Outcome::of(Err(e), Vec::new),
+            Err(e) => self.outcome(Err(e), &[]),
         }
+    }
+
+    fn outcome(&mut self, result: Result<(), Error>, results: &[Val]) -> Outcome {
+        if let Some(exn) = result.as_ref().err().and_then(Error::as_exception) {
+            return Outcome::Exception(describe(&mut self.store, &Val::ExnRef(Some(exn)), GC_DEPTH));
+        }
+        if result.is_ok() {
+            self.returned.extend(results.iter().filter(|v| matches!(v.ty(), ValType::Ref(_))).copied());
+        }
+        Outcome::of(result, || results.iter().map(|v| canon(&mut self.store, v)).collect())
     }
 
     fn call(&mut self, func: usize, args: &[Arg]) -> Outcome {
         let f = self.funcs[func].1;
         let ty = f.ty(&self.store);
-        let args: Vec<Val> = args
-            .iter()
-            .map(|a| match *a {
+        let mut vals = Vec::new();
+        for (a, t) in args.iter().zip(ty.params()) {
+            vals.push(match *a {
                 Arg::Val(v) => v,
                 Arg::Func(i) => Val::FuncRef(Some(self.funcs[i].1)),
                 Arg::Extern(t) => Val::ExternRef(Some(ExternRef::new(&mut self.store, t).expect("externref"))),
-            })
-            .collect();
+                Arg::Returned(k) => {
+                    let fits: Vec<Val> =
+                        self.returned.iter().filter(|v| v.matches_ty(&self.store, t)).copied().collect();
+                    match fits.len() {
+                        0 if t.is_nullable() => Val::default_for(t.clone()),
+                        0 => return Outcome::Error(format!("no argument of type {t} (not called)")),
+                        n => fits[(k % n as u64) as usize],
+                    }
+                }
+            });
+        }
         let mut results: Vec<Val> = ty.results().iter().map(|t| Val::default_for(t.clone())).collect();
-        let result = f.call(&mut self.store, &args, &mut results);
-        Outcome::of(result, || results.iter().map(|v| canon(&self.store, v)).collect())
+        let result = f.call(&mut self.store, &vals, &mut results);
+        self.outcome(result, &results)
     }
 
     fn fuel(&self) -> Option<u64> {
@@ -673,7 +823,7 @@ fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
         match (ea, eb) {
             (Extern::Global(ga), Extern::Global(gb)) => {
                 let (ra, rb) = (ga.get(&mut a.store), gb.get(&mut b.store));
-                let (va, vb) = (canon(&a.store, &ra), canon(&b.store, &rb));
+                let (va, vb) = (canon(&mut a.store, &ra), canon(&mut b.store, &rb));
                 if va != vb {
                     return Some(format!("global {name:?}: interp {va:?}, cranelift {vb:?}"));
                 }
@@ -700,9 +850,9 @@ fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
                 }
                 for i in 0..sa {
                     let ra = ta.get(&mut a.store, i).unwrap();
-                    let va = canon(&a.store, &ra);
+                    let va = canon(&mut a.store, &ra);
                     let rb = tb.get(&mut b.store, i).unwrap();
-                    let vb = canon(&b.store, &rb);
+                    let vb = canon(&mut b.store, &rb);
                     if va != vb {
                         return Some(format!("table {name:?}[{i}]: interp {va:?}, cranelift {vb:?}"));
                     }
@@ -725,6 +875,7 @@ fn state_difference(a: &mut Side, b: &mut Side) -> Option<String> {
                     ));
                 }
             }
+            (Extern::Tag(_), Extern::Tag(_)) => {}
             _ => return Some(format!("export {name:?} has different kinds")),
         }
     }
@@ -752,6 +903,13 @@ struct Stats {
     nan_bits: u64,
     /// Call sequences ended because both tiers exhausted their stacks.
     both_stack: u64,
+    /// Module runs skipped because an import had no stand-in (a global or table of a non-nullable
+    /// struct, array or exception type).
+    no_stand_in: u64,
+    /// Modules with a tag (exception handling), and with a GC type (a struct or array type, or a
+    /// reference of the `any` hierarchy) somewhere in their types.
+    exceptions: u64,
+    gc: u64,
     outcomes: HashMap<String, u64>,
 }
 
@@ -760,6 +918,7 @@ impl Stats {
         let key = match o {
             Outcome::Ok(_) => "ok".to_string(),
             Outcome::Trap(k) => format!("{k:?}"),
+            Outcome::Exception(_) => "UncaughtException".to_string(),
             Outcome::Error(_) => "error".to_string(),
         };
         *self.outcomes.entry(key).or_default() += 1;
@@ -894,7 +1053,12 @@ fn run_pair(s: &Subject<'_>, engines: [&Engine; 2], stats: &mut Stats, history: 
         }
     };
     let fuel = s.variant == Variant::Fuel;
-    let (mut a, mut b) = (Side::new(engines[0], &ma, s.seed, s.checks), Side::new(engines[1], &mb, s.seed, s.checks));
+    let (Some(mut a), Some(mut b)) =
+        (Side::new(engines[0], &ma, s.seed, s.checks), Side::new(engines[1], &mb, s.seed, s.checks))
+    else {
+        stats.no_stand_in += 1;
+        return None;
+    };
     if fuel {
         a.store.set_fuel(BUDGET).unwrap();
         b.store.set_fuel(BUDGET).unwrap();
@@ -992,18 +1156,23 @@ fn print_summary(stats: &Stats, start: std::time::Instant) {
     println!(
         "differential: {} modules, {} calls compared, {} mismatches, {} skipped (only one tier exhausted its stack: {} \
          ({} the interpreter, {} the compiled tier); {} seeds generated no module; {} modules could block in a \
-         wait on a shared memory); {} modules with a 64-bit memory or table, {} with more than one memory",
+         wait on a shared memory; {} module runs had an import of a non-nullable GC type with no stand-in); {} modules \
+         with a 64-bit memory or table, {} with more than one memory, {} with exceptions (a tag), {} with GC types \
+         (a struct or array type, or ref.i31)",
         stats.modules,
         stats.calls,
         stats.mismatches,
-        stats.one_sided_stack + stats.not_generated + stats.may_block,
+        stats.one_sided_stack + stats.not_generated + stats.may_block + stats.no_stand_in,
         stats.one_sided_stack,
         stats.one_sided_interp,
         stats.one_sided_stack - stats.one_sided_interp,
         stats.not_generated,
         stats.may_block,
+        stats.no_stand_in,
         stats.memory64,
         stats.multi_memory,
+        stats.exceptions,
+        stats.gc,
     );
     println!(
         "differential: {} instantiations; outcomes {outcomes:?}; call sequences ended by stack exhaustion on both \
@@ -1045,6 +1214,9 @@ fn run_seeds() {
                 continue;
             }
             stats.modules += 1;
+            let (exceptions, gc) = features(&g.raw);
+            stats.exceptions += exceptions as u64;
+            stats.gc += gc as u64;
             let is_64 = |ty: ExternType| match ty {
                 ExternType::Memory(m) => m.is_64(),
                 ExternType::Table(t) => t.is_64(),

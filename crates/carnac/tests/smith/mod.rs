@@ -32,3 +32,41 @@ pub fn may_block(bytes: &[u8]) -> bool {
     }
     shared && waits
 }
+
+/// What 3.0 features a module uses, for the tests' summaries: `(exceptions, gc)`, whether it has a
+/// tag (defined or imported: exception handling), and whether it has a struct or array type or
+/// makes an `i31` (GC).
+#[allow(dead_code)] // `fuzz_smith` counts only some of them
+pub fn features(bytes: &[u8]) -> (bool, bool) {
+    use wasmparser::{CompositeInnerType, Operator, Payload, TypeRef};
+    let (mut exceptions, mut gc) = (false, false);
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(Payload::ImportSection(imports)) => {
+                for import in imports.into_imports().flatten() {
+                    exceptions |= matches!(import.ty, TypeRef::Tag(_));
+                }
+            }
+            Ok(Payload::TagSection(tags)) => exceptions |= tags.count() > 0,
+            Ok(Payload::TypeSection(types)) => {
+                for group in types.into_iter().flatten() {
+                    gc |= group.types().any(|t| {
+                        matches!(t.composite_type.inner, CompositeInnerType::Struct(_) | CompositeInnerType::Array(_))
+                    });
+                }
+            }
+            Ok(Payload::CodeSectionEntry(body)) if !gc => {
+                let Ok(mut ops) = body.get_operators_reader() else { continue };
+                while !ops.eof() {
+                    match ops.read() {
+                        Ok(Operator::RefI31) => gc = true,
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (exceptions, gc)
+}
