@@ -146,7 +146,7 @@ impl TypeRegistry {
             return id;
         }
         let id = inner.types.len() as u32;
-        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true, cyclic: false };
+        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true };
         let registered = FuncType::registered(reg);
         registered.set_body(ty.params().to_vec(), ty.results().to_vec());
         inner.types.push(CompositeType::Func(registered));
@@ -211,7 +211,7 @@ impl TypeRegistry {
             return id;
         }
         let id = inner.types.len() as u32;
-        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true, cyclic: false };
+        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true };
         let registered = match ty {
             CompositeType::Struct(s) => {
                 let t = StructType::registered(reg);
@@ -240,12 +240,11 @@ impl TypeRegistry {
         earlier: &[CompositeType],
     ) -> Result<Vec<CompositeType>, String> {
         let first = earlier.len() as u32;
-        let key_ref = |h: wasmparser::HeapType, cyclic: &mut bool| -> Result<KeyRef, String> {
+        let key_ref = |h: wasmparser::HeapType| -> Result<KeyRef, String> {
             match h {
                 wasmparser::HeapType::Concrete(i) => {
                     let i = i.as_module_index().ok_or("a type index of the module")?;
                     if i >= first {
-                        *cyclic = true;
                         Ok(KeyRef::Rec(i - first))
                     } else {
                         let t = earlier.get(i as usize).ok_or("unknown type")?;
@@ -261,22 +260,19 @@ impl TypeRegistry {
                 h => Err(format!("unsupported heap type {h:?}")),
             }
         };
-        let key_val = |t: &wasmparser::ValType, cyclic: &mut bool| -> Result<KeyVal, String> {
+        let key_val = |t: &wasmparser::ValType| -> Result<KeyVal, String> {
             Ok(match t {
-                wasmparser::ValType::Ref(r) => {
-                    KeyVal::Ref { nullable: r.is_nullable(), heap: key_ref(r.heap_type(), cyclic)? }
-                }
+                wasmparser::ValType::Ref(r) => KeyVal::Ref { nullable: r.is_nullable(), heap: key_ref(r.heap_type())? },
                 t => KeyVal::Num(num_name(&ValType::from_wasmparser(*t, &[])?)),
             })
         };
-        let key_storage = |t: &wasmparser::StorageType, cyclic: &mut bool| -> Result<KeyStorage, String> {
+        let key_storage = |t: &wasmparser::StorageType| -> Result<KeyStorage, String> {
             Ok(match t {
                 wasmparser::StorageType::I8 => KeyStorage::I8,
                 wasmparser::StorageType::I16 => KeyStorage::I16,
-                wasmparser::StorageType::Val(v) => KeyStorage::Val(key_val(v, cyclic)?),
+                wasmparser::StorageType::Val(v) => KeyStorage::Val(key_val(v)?),
             })
         };
-        let mut cyclic = false;
         let mut key = Vec::with_capacity(group.len());
         for sub in group {
             let c = &sub.composite_type;
@@ -285,25 +281,23 @@ impl TypeRegistry {
             }
             let composite = match &c.inner {
                 wasmparser::CompositeInnerType::Func(f) => {
-                    let params = f.params().iter().map(|t| key_val(t, &mut cyclic)).collect::<Result<_, _>>()?;
-                    let results = f.results().iter().map(|t| key_val(t, &mut cyclic)).collect::<Result<_, _>>()?;
+                    let params = f.params().iter().map(|t| key_val(t)).collect::<Result<_, _>>()?;
+                    let results = f.results().iter().map(|t| key_val(t)).collect::<Result<_, _>>()?;
                     KeyComposite::Func(params, results)
                 }
                 wasmparser::CompositeInnerType::Struct(s) => KeyComposite::Struct(
                     s.fields
                         .iter()
-                        .map(|f| Ok((f.mutable, key_storage(&f.element_type, &mut cyclic)?)))
+                        .map(|f| Ok((f.mutable, key_storage(&f.element_type)?)))
                         .collect::<Result<_, String>>()?,
                 ),
                 wasmparser::CompositeInnerType::Array(a) => {
-                    KeyComposite::Array(a.0.mutable, key_storage(&a.0.element_type, &mut cyclic)?)
+                    KeyComposite::Array(a.0.mutable, key_storage(&a.0.element_type)?)
                 }
                 other => return Err(format!("unsupported type {other:?}")),
             };
-            // A supertype inside the group does not make it cyclic: it is declared before.
-            let mut ignore = false;
             let supertype = match sub.supertype_idxs.first() {
-                Some(i) => Some(key_ref(wasmparser::HeapType::Concrete(i.unpack()), &mut ignore)?),
+                Some(i) => Some(key_ref(wasmparser::HeapType::Concrete(i.unpack()))?),
                 None => None,
             };
             key.push(KeySub { is_final: sub.is_final, supertype, composite });
@@ -324,7 +318,7 @@ impl TypeRegistry {
                 _ => Vec::new(),
             };
             ancestors.push(id);
-            let reg = Registered { registry: self.id, id, ancestors: ancestors.into(), is_final: sub.is_final, cyclic };
+            let reg = Registered { registry: self.id, id, ancestors: ancestors.into(), is_final: sub.is_final };
             new.push(match &sub.composite_type.inner {
                 wasmparser::CompositeInnerType::Func(_) => CompositeType::Func(FuncType::registered(reg)),
                 wasmparser::CompositeInnerType::Struct(_) => CompositeType::Struct(StructType::registered(reg)),

@@ -168,9 +168,9 @@ impl fmt::Display for HeapType {
             HeapType::Struct => f.write_str("struct"),
             HeapType::Array => f.write_str("array"),
             HeapType::None => f.write_str("none"),
-            HeapType::ConcreteFunc(t) => write!(f, "{t}"),
-            HeapType::ConcreteStruct(t) => write!(f, "{t}"),
-            HeapType::ConcreteArray(t) => write!(f, "{t}"),
+            HeapType::ConcreteFunc(t) => display_nested(&t.reg, f, |f| write!(f, "{t}")),
+            HeapType::ConcreteStruct(t) => display_nested(&t.reg, f, |f| write!(f, "{t}")),
+            HeapType::ConcreteArray(t) => display_nested(&t.reg, f, |f| write!(f, "{t}")),
             HeapType::Exn => f.write_str("exn"),
             HeapType::NoExn => f.write_str("noexn"),
         }
@@ -392,9 +392,6 @@ pub(crate) struct Registered {
     pub(crate) ancestors: Arc<[u32]>,
     /// Whether the type is final (no subtypes may declare it as supertype).
     pub(crate) is_final: bool,
-    /// Whether its recursion group refers to itself (then `Display` names the
-    /// type by id inside other types rather than expanding it forever).
-    pub(crate) cyclic: bool,
 }
 
 impl Registered {
@@ -422,16 +419,19 @@ fn same_type<T: PartialEq>(
     }
 }
 
-/// Displays a concrete type: expanded, or named by its canonical id when its
-/// recursion group is cyclic.
-fn display_concrete(
+/// Displays a concrete type that appears inside another type: a registered
+/// one (declared by a module) by its canonical id, so that what is printed is
+/// one level deep however a module nests or recurses its types (a chain of
+/// types each naming the previous one twice would otherwise print
+/// exponentially); one the host made, expanded.
+fn display_nested(
     reg: &Option<Registered>,
     f: &mut fmt::Formatter<'_>,
     expand: impl FnOnce(&mut fmt::Formatter<'_>) -> fmt::Result,
 ) -> fmt::Result {
     match reg {
-        Some(r) if r.cyclic => write!(f, "(type {})", r.id),
-        _ => expand(f),
+        Some(r) => write!(f, "(type {})", r.id),
+        None => expand(f),
     }
 }
 
@@ -439,7 +439,7 @@ fn display_concrete(
 /// `FuncType`. Made by [`FuncType::new`], or registered by an engine when a
 /// module declares it (then it has a canonical id, and may be recursive or a
 /// declared subtype of another function type).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FuncType {
     /// Set once: when made, or (registered) once its whole recursion group is.
     body: Arc<std::sync::OnceLock<FuncBody>>,
@@ -533,26 +533,32 @@ impl FuncType {
     }
 }
 
+/// Printed as its text form (nested registered types by canonical id): a
+/// derived `Debug` would recurse forever through a recursive type.
+impl fmt::Debug for FuncType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for FuncType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        display_concrete(&self.reg, f, |f| {
-            write!(f, "(func")?;
-            if !self.params().is_empty() {
-                write!(f, " (param")?;
-                for p in self.params() {
-                    write!(f, " {p}")?;
-                }
-                write!(f, ")")?;
+        write!(f, "(func")?;
+        if !self.params().is_empty() {
+            write!(f, " (param")?;
+            for p in self.params() {
+                write!(f, " {p}")?;
             }
-            if !self.results().is_empty() {
-                write!(f, " (result")?;
-                for r in self.results() {
-                    write!(f, " {r}")?;
-                }
-                write!(f, ")")?;
+            write!(f, ")")?;
+        }
+        if !self.results().is_empty() {
+            write!(f, " (result")?;
+            for r in self.results() {
+                write!(f, " {r}")?;
             }
-            write!(f, ")")
-        })
+            write!(f, ")")?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -654,7 +660,7 @@ impl fmt::Display for FieldType {
 
 /// A struct type: its fields; as Wasmtime's `StructType`. Made by
 /// [`StructType::new`], or registered by an engine when a module declares it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StructType {
     body: Arc<std::sync::OnceLock<Arc<[FieldType]>>>,
     pub(crate) reg: Option<Registered>,
@@ -706,21 +712,27 @@ impl std::hash::Hash for StructType {
     }
 }
 
+/// Printed as its text form (nested registered types by canonical id): a
+/// derived `Debug` would recurse forever through a recursive type.
+impl fmt::Debug for StructType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for StructType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        display_concrete(&self.reg, f, |f| {
-            write!(f, "(struct")?;
-            for field in self.fields() {
-                write!(f, " (field {field})")?;
-            }
-            write!(f, ")")
-        })
+        write!(f, "(struct")?;
+        for field in self.fields() {
+            write!(f, " (field {field})")?;
+        }
+        write!(f, ")")
     }
 }
 
 /// An array type: its element; as Wasmtime's `ArrayType`. Made by
 /// [`ArrayType::new`], or registered by an engine when a module declares it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ArrayType {
     body: Arc<std::sync::OnceLock<FieldType>>,
     pub(crate) reg: Option<Registered>,
@@ -772,9 +784,17 @@ impl std::hash::Hash for ArrayType {
     }
 }
 
+/// Printed as its text form (nested registered types by canonical id): a
+/// derived `Debug` would recurse forever through a recursive type.
+impl fmt::Debug for ArrayType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl fmt::Display for ArrayType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        display_concrete(&self.reg, f, |f| write!(f, "(array {})", self.field_type()))
+        write!(f, "(array {})", self.field_type())
     }
 }
 

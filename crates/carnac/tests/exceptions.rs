@@ -546,3 +546,42 @@ fn caught_exceptions_are_freed_at_once() {
         assert_eq!(kept.unwrap().field(&mut store, 0).unwrap().i32(), Some(1));
     }
 }
+
+/// Exceptions given to wasm (`catch_all_ref`) cannot be freed while wasm runs
+/// (only the extern collector, outside wasm, frees them): a loop that throws
+/// 8 KiB exceptions and keeps catching their references traps "out of GC heap
+/// memory" at the GC heap's cap instead of growing the host without bound, and
+/// the store goes on (the next call runs once the collector freed them).
+#[test]
+fn exceptions_kept_inside_one_call_are_capped() {
+    let params = "v128 ".repeat(512);
+    let wat = format!(
+        r#"(module
+      (tag $e (param {params}))
+      (func (export "bomb") (param i32) (result i32)
+        (loop $l
+          (block $h (result exnref)
+            (try_table (catch_all_ref $h) {args} (throw $e))
+            unreachable)
+          drop
+          (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))
+        (i32.const 7)))"#,
+        args = "(v128.const i64x2 1 2) ".repeat(512)
+    );
+    for tier in tiers() {
+        let engine = engine(tier, |_| {});
+        let module = Module::new(&engine, &wat).unwrap();
+        let mut store = Store::new(&engine, ());
+        store.set_limiter(StoreLimits::new().gc_heap_size(4 << 20));
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let bomb = instance.get_typed_func::<i32, i32>(&store, "bomb").unwrap();
+        // 1,000 exceptions of 8 KiB: about 8 MiB, past the 4 MiB cap.
+        let err = bomb.call(&mut store, 1_000).unwrap_err();
+        assert_eq!(err.as_trap().map(|t| t.kind()), Some(TrapKind::OutOfGcMemory), "{tier:?}: {err}");
+        // 100 fit (0.8 MiB), again and again: each call's are freed after it.
+        // (Six calls' would be past the cap together: 6 x 100 x 8,256 bytes.)
+        for _ in 0..6 {
+            assert_eq!(bomb.call(&mut store, 100).unwrap(), 7, "{tier:?}");
+        }
+    }
+}

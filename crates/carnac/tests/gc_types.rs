@@ -443,3 +443,35 @@ fn registered_types_through_the_api() {
     assert!(!HeapType::I31.matches(&HeapType::Func));
     assert_eq!(ValType::NULLREF.to_string(), "nullref");
 }
+
+/// Hostile types in error messages: a chain of 40 struct types, each with two
+/// fields referring to the previous one, in the signature of an import that
+/// does not match. Printing the types expanded would take 2^40 nodes; a
+/// registered type inside another is printed by its canonical id, so the
+/// error is immediate and short. A recursive type's `Debug` ends too.
+#[test]
+fn types_in_error_messages_stay_small() {
+    let mut wat = String::from("(module (type $t0 (struct (field i32)))");
+    for i in 1..=40 {
+        wat.push_str(&format!(" (type $t{i} (struct (field (ref $t{})) (field (ref $t{}))))", i - 1, i - 1));
+    }
+    wat.push_str(" (import \"env\" \"f\" (func (param (ref $t40)))))");
+    let engine = engine(Strategy::Interpreter);
+    let module = Module::new(&engine, &wat).unwrap();
+    let mut store = Store::new(&engine, ());
+    let mut linker = Linker::new(&engine);
+    linker.func_wrap("env", "f", |_: i32| {}).unwrap();
+    let err = linker.instantiate(&mut store, &module).unwrap_err().to_string();
+    assert!(err.len() < 1000, "{} bytes: {}", err.len(), &err[..err.len().min(300)]);
+    assert!(err.contains("(type "), "{err}");
+    let ty = module.imports().next().unwrap().ty;
+    assert!(format!("{ty:?}").len() < 1000);
+
+    let recursive = Module::new(
+        &engine,
+        "(module (rec (type $s (struct (field (ref null $s))))) (global (export \"g\") (ref null $s) (ref.null $s)))",
+    )
+    .unwrap();
+    let shown = format!("{:?}", recursive.exports().next().unwrap().ty);
+    assert!(shown.contains("(type "), "{shown}");
+}

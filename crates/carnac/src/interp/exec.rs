@@ -349,10 +349,15 @@ fn call_error(
 /// fields at the start of `slots`; its raw reference.
 #[cold]
 #[inline(never)]
-fn new_exception(s: &mut StoreInner, instance: u32, tag: u32, slots: &[u64]) -> Result<u64, Trap> {
+fn new_exception(s: &mut StoreInner, cap: usize, instance: u32, tag: u32, slots: &[u64]) -> Result<u64, Trap> {
     let inst = &s.instances[instance as usize];
     let n = inst.module.info.tag_type(tag).param_slots();
     let store_tag = inst.tags[tag as usize];
+    // Exceptions given to wasm (`catch_ref`) are freed only when no wasm runs:
+    // while it runs, the live ones are held to the GC heap's cap, in bytes.
+    if s.externs.exn_bytes.saturating_add(crate::runtime::exn::exception_size(n)) > cap {
+        return Err(Trap::new(TrapKind::OutOfGcMemory));
+    }
     crate::runtime::exn::new_exception(s, store_tag, slots[..n].into()).map_err(Trap::from)
 }
 
@@ -1151,7 +1156,9 @@ pub(crate) fn run<T, const TRACK: bool>(
                 }
             }
             Instr::Throw { tag, base: b } => {
-                let raw = new_exception(&mut store.inner, instance, tag, &stack[base + b as usize..])?;
+                let (inner, limiter) = store.inner_and_limiter();
+                let cap = limiter.map_or(crate::runtime::gc_heap::DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
+                let raw = new_exception(inner, cap, instance, tag, &stack[base + b as usize..])?;
                 throw!(raw, false);
             }
             Instr::ThrowRef { src } => {

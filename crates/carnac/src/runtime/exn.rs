@@ -198,11 +198,25 @@ impl ExnRef {
 /// returns its raw reference. Allocation only: never collects (wasm may be
 /// running).
 pub(crate) fn new_exception(s: &mut StoreInner, tag: u32, fields: Box<[u64]>) -> Result<u64, Error> {
+    let size = exception_size(fields.len());
     let (index, gen) = s.externs.alloc(Box::new(ExnObject { tag, fields, exposed: false }))?;
+    s.externs.exn_bytes += size;
     if s.externs.occupied() >= s.externs.threshold() {
         s.externs.pending = true;
     }
     Ok(gc::encode(index, gen))
+}
+
+/// The bytes an exception with `slots` field slots is counted as (its fields,
+/// its object and its arena slot) in `ExternHeap::exn_bytes`.
+pub(crate) fn exception_size(slots: usize) -> usize {
+    64 + 8 * slots
+}
+
+/// What a freed arena value counted in `ExternHeap::exn_bytes` (0 for a host
+/// value).
+pub(crate) fn counted_size(value: &(dyn std::any::Any + Send + Sync)) -> usize {
+    value.downcast_ref::<ExnObject>().map_or(0, |e| exception_size(e.fields.len()))
 }
 
 /// Marks an exception as given out (see [`ExnObject::exposed`]).

@@ -144,6 +144,9 @@ pub(crate) struct ExternHeap {
     free: Vec<u32>,
     /// The host's roots (LIFO scopes and `OwnedRooted` handles).
     roots: HostRoots,
+    /// Bytes of the exceptions in the arena (`runtime::exn::exception_size`):
+    /// a `throw` inside wasm traps past the GC heap's cap.
+    pub(crate) exn_bytes: usize,
     /// Occupied slots at which the next allocation outside wasm collects.
     threshold: usize,
     /// Set when the threshold was passed while wasm was running: the next call
@@ -157,6 +160,7 @@ impl Default for ExternHeap {
             slots: Vec::new(),
             free: Vec::new(),
             roots: HostRoots::default(),
+            exn_bytes: 0,
             threshold: MIN_THRESHOLD,
             pending: false,
         }
@@ -202,6 +206,8 @@ impl ExternHeap {
     pub(crate) fn free_now(&mut self, index: u32, gen: u32) {
         if let Some(slot) = self.slots.get_mut(index as usize).filter(|s| s.gen == gen && !s.lifo) {
             let value = slot.value.take();
+            let size = value.as_deref().map_or(0, crate::runtime::exn::counted_size);
+            self.exn_bytes = self.exn_bytes.saturating_sub(size);
             if slot.gen < u32::MAX {
                 slot.gen += 1;
                 self.free.push(index);
@@ -314,7 +320,10 @@ impl ExternHeap {
             if std::mem::take(&mut slot.mark) {
                 continue;
             }
-            garbage.push(slot.value.take());
+            let value = slot.value.take();
+            let size = value.as_deref().map_or(0, crate::runtime::exn::counted_size);
+            self.exn_bytes = self.exn_bytes.saturating_sub(size);
+            garbage.push(value);
             // A slot whose generation would wrap is retired, so that no handle
             // of 2^32 generations ago can name its new value.
             if slot.gen < u32::MAX {
