@@ -281,8 +281,8 @@ impl TypeRegistry {
             }
             let composite = match &c.inner {
                 wasmparser::CompositeInnerType::Func(f) => {
-                    let params = f.params().iter().map(|t| key_val(t)).collect::<Result<_, _>>()?;
-                    let results = f.results().iter().map(|t| key_val(t)).collect::<Result<_, _>>()?;
+                    let params = f.params().iter().map(&key_val).collect::<Result<_, _>>()?;
+                    let results = f.results().iter().map(&key_val).collect::<Result<_, _>>()?;
                     KeyComposite::Func(params, results)
                 }
                 wasmparser::CompositeInnerType::Struct(s) => KeyComposite::Struct(
