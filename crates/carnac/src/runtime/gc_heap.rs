@@ -69,8 +69,12 @@ use crate::runtime::store::{ResourceLimiter, StoreInner};
 use crate::runtime::trap::{Trap, TrapKind};
 use crate::types::{CompositeType, StorageType, ValType};
 
-/// Bytes counted for an object's header.
-pub(crate) const HEADER_BYTES: usize = 32;
+/// Bytes counted for an object besides its fields: what it really costs the
+/// host, so that the budget holds for floods of small objects too: its slot
+/// (`Entry`, with the object's header and body pointers), the allocator's
+/// overhead for its separately allocated body, and its places in the free
+/// and work lists. A test checks it against `size_of::<Entry>()`.
+pub(crate) const HEADER_BYTES: usize = 96;
 /// The fewest bytes allocated between two collections.
 const MIN_THRESHOLD: usize = 1 << 20;
 /// The step in which the heap reserves bytes from the store's budget.
@@ -1039,6 +1043,8 @@ mod tests {
         data.copy_within(0, 1, 3);
         assert_eq!(data.get(0), 0x0201);
         assert_eq!(array_size(Storage::I64, u32::MAX as usize), Some(HEADER_BYTES + 8 * u32::MAX as usize));
+        // The slot, a malloc chunk's overhead (16) and the free and work lists' 4 + 4 bytes fit.
+        assert!(std::mem::size_of::<Entry>() + 16 + 8 <= HEADER_BYTES, "{}", std::mem::size_of::<Entry>());
         assert_eq!(array_size(Storage::I64, usize::MAX), None);
     }
 }
