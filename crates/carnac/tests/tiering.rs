@@ -141,28 +141,37 @@ fn with_the_cache_the_whole_module_follows_and_is_reused() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// In the background, the whole function may compile before the loop's own
+/// entry does; calls after that start compiled and never enter the loop from
+/// the interpreter. So each attempt takes a fresh module and a loop twice as
+/// long as the last, until the entry is ready while the loop still runs.
+const LONGEST_LOOP: u32 = 16_000_000;
+
 #[test]
 fn a_long_loop_moves_into_compiled_code_at_its_header() {
     let engine = auto_engine();
-    let module = Module::new(&engine, PROGRAM).unwrap();
-    let mut store = Store::new(&engine, ());
-    let instance = Instance::new(&mut store, &module, &[]).unwrap();
-    let run = instance.get_typed_func::<i32, i64>(&mut store, "run").unwrap();
-    let memory = instance.get_memory(&mut store, "memory").unwrap();
     // Each call is one long-running frame: only on-stack replacement takes
     // it out of the interpreter before it returns.
-    let n = 2_000_000;
+    let mut n: u32 = 2_000_000;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        assert_eq!(run.call(&mut store, n).unwrap(), expected_run(n as u32));
-        // The stores of the last iterations (whichever tier ran them).
-        let last = n as u32 - 1;
-        let at = ((last * 4) & 0xfffc) as usize;
-        assert_eq!(memory.data(&store)[at..at + 4], last.to_le_bytes());
+        let module = Module::new(&engine, PROGRAM).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance.get_typed_func::<i32, i64>(&mut store, "run").unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        for _ in 0..2 {
+            assert_eq!(run.call(&mut store, n as i32).unwrap(), expected_run(n));
+            // The stores of the last iterations (whichever tier ran them).
+            let last = n - 1;
+            let at = ((last * 4) & 0xfffc) as usize;
+            assert_eq!(memory.data(&store)[at..at + 4], last.to_le_bytes());
+        }
         if !tiers_up() || engine.tier_stats().loops_entered > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the loop never moved into compiled code");
+        n = (n * 2).min(LONGEST_LOOP);
     }
     if tiers_up() {
         let stats = engine.tier_stats();
@@ -173,24 +182,28 @@ fn a_long_loop_moves_into_compiled_code_at_its_header() {
 #[test]
 fn traps_and_backtraces_are_the_same_after_the_switch() {
     let engine = auto_engine();
-    let module = Module::new(&engine, PROGRAM).unwrap();
-    let mut store = Store::new(&engine, ());
-    let instance = Instance::new(&mut store, &module, &[]).unwrap();
-    let divide = instance.get_typed_func::<(i32, i32), i32>(&mut store, "divide").unwrap();
+    let mut n: u32 = 2_000_000;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        // Traps at iteration 1,500,000: by then the loop may run compiled.
-        let err = divide.call(&mut store, (2_000_000, 1_500_000)).unwrap_err();
-        let trap = err.as_trap().expect("a trap");
-        assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
-        let frames: Vec<String> = trap.backtrace().iter().map(|f| f.to_string()).collect();
-        assert!(frames.first().is_some_and(|f| f.contains("divide")), "{frames:?}");
-        // The store stays usable after the trap.
-        assert_eq!(divide.call(&mut store, (3, 1000)).unwrap(), 3);
+        let module = Module::new(&engine, PROGRAM).unwrap();
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let divide = instance.get_typed_func::<(i32, i32), i32>(&mut store, "divide").unwrap();
+        for _ in 0..2 {
+            // Traps three quarters of the way: by then the loop may run compiled.
+            let err = divide.call(&mut store, (n as i32, (n / 4 * 3) as i32)).unwrap_err();
+            let trap = err.as_trap().expect("a trap");
+            assert_eq!(trap.kind(), TrapKind::IntegerDivisionByZero);
+            let frames: Vec<String> = trap.backtrace().iter().map(|f| f.to_string()).collect();
+            assert!(frames.first().is_some_and(|f| f.contains("divide")), "{frames:?}");
+            // The store stays usable after the trap.
+            assert_eq!(divide.call(&mut store, (3, 1000)).unwrap(), 3);
+        }
         if !tiers_up() || engine.tier_stats().loops_entered > 0 {
             break;
         }
         assert!(Instant::now() < deadline, "the loop never moved into compiled code");
+        n = (n * 2).min(LONGEST_LOOP);
     }
 }
 
