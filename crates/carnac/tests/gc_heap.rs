@@ -284,6 +284,51 @@ fn allocation_bomb_traps_and_the_store_goes_on() {
     }
 }
 
+/// Whether this host's allocator refuses `bytes` at once (Linux's heuristic
+/// overcommit refuses one request larger than all its memory and swap); only
+/// then may a test ask for that much without risking the machine.
+fn allocator_refuses(bytes: u64) -> bool {
+    let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = |key: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    let (Some(mem), Some(swap)) = (kib("MemTotal:"), kib("SwapTotal:")) else { return false };
+    mode.trim() == "0" && (mem + swap) * 1024 < bytes / 2
+}
+
+/// An array within the store's limits that the host cannot back (a budget
+/// set above the machine's memory) traps with "out of GC heap memory"; the
+/// process does not abort, and the store goes on.
+#[test]
+fn an_array_the_allocator_refuses_traps() {
+    let wat = r#"(module
+      (type $big (array (mut v128)))
+      (func (export "huge") (result i32)
+        (array.len (array.new_default $big (i32.const -1))))
+      (func (export "ok") (result i32)
+        (array.len (array.new_default $big (i32.const 1000)))))"#;
+    let bytes = u32::MAX as u64 * 16;
+    if !allocator_refuses(bytes) {
+        eprintln!("skipped: this host's allocator might grant {bytes} bytes");
+        return;
+    }
+    for &tier in TIERS {
+        let (mut store, inst) = instance(tier, wat);
+        store.set_limiter(StoreLimits::new().memory_size(usize::MAX).gc_heap_size(usize::MAX));
+        let e = inst.get_typed_func::<(), i32>(&store, "huge").unwrap().call(&mut store, ()).unwrap_err();
+        assert_eq!(trap_kind(e), TrapKind::OutOfGcMemory, "{tier:?}");
+        assert_eq!(inst.get_typed_func::<(), i32>(&store, "ok").unwrap().call(&mut store, ()).unwrap(), 1000);
+        // The host API refuses it the same way.
+        let big = ArrayType::new(FieldType::new(Mutability::Var, StorageType::ValType(ValType::V128)));
+        let mut scope = RootScope::new(&mut store);
+        let e = ArrayRef::new(&mut scope, &big, &Val::V128(0), u32::MAX).unwrap_err();
+        assert_eq!(e.as_trap().map(Trap::kind), Some(TrapKind::OutOfGcMemory));
+        assert_eq!(ArrayRef::new(&mut scope, &big, &Val::V128(1), 3).unwrap().len(&scope).unwrap(), 3);
+    }
+}
+
 #[test]
 fn garbage_forever_ends_by_fuel_in_bounded_memory() {
     for &tier in TIERS {

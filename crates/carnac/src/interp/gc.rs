@@ -220,11 +220,11 @@ pub(crate) fn execute<T>(
             inner.gc_reserve(limiter, size, Some(stack))?;
             let len = len as usize;
             let object = match op {
-                GcOp::ArrayNew => Object::new_array(type_id, s, read(stack, at, s), len),
-                GcOp::ArrayNewDefault => Object::new_array(type_id, s, 0, len),
-                GcOp::ArrayNewFixed => Object::array_from(type_id, s, (0..len).map(|i| read(stack, at + i * w, s))),
+                GcOp::ArrayNew => Object::new_array(type_id, s, read(stack, at, s), len)?,
+                GcOp::ArrayNewDefault => Object::new_array(type_id, s, 0, len)?,
+                GcOp::ArrayNewFixed => Object::array_from(type_id, s, (0..len).map(|i| read(stack, at + i * w, s)))?,
                 GcOp::ArrayNewData => {
-                    let mut o = Object::new_array(type_id, s, 0, len);
+                    let mut o = Object::new_array(type_id, s, 0, len)?;
                     let start = offset as usize;
                     let bytes = &data_segment(store, instance, module, imm)[start..start + len * s.bytes()];
                     o.array_mut().expect("an array").write_bytes(0, bytes);
@@ -233,7 +233,7 @@ pub(crate) fn execute<T>(
                 _ => {
                     let items = &store.inner.instances[instance as usize].elems[imm as usize];
                     let start = offset as usize;
-                    Object::array_from(type_id, s, items[start..start + len].iter().map(|&r| r as u128))
+                    Object::array_from(type_id, s, items[start..start + len].iter().map(|&r| r as u128))?
                 }
             };
             stack[at] = store.inner.gc_insert(object, size)?;

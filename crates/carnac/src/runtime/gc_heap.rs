@@ -247,16 +247,24 @@ pub(crate) enum ArrayData {
 }
 
 impl ArrayData {
-    /// `len` elements of `storage`, each `value` (already wrapped).
-    fn filled(storage: Storage, value: u128, len: usize) -> ArrayData {
-        match storage {
-            Storage::I8 => ArrayData::I8(vec![value as u8; len]),
-            Storage::I16 => ArrayData::I16(vec![value as u16; len]),
-            Storage::I32 => ArrayData::I32(vec![value as u32; len]),
-            Storage::I64 => ArrayData::I64(vec![value as u64; len]),
-            Storage::V128 => ArrayData::V128(vec![value; len]),
-            Storage::Ref => ArrayData::Ref(vec![value as u64; len]),
+    /// `len` elements of `storage`, each `value` (already wrapped); `None`
+    /// when the allocator refuses the memory (the bytes were within the
+    /// store's budget, but the host has less: a trap, not an abort).
+    fn filled(storage: Storage, value: u128, len: usize) -> Option<ArrayData> {
+        fn filled<T: Copy>(value: T, len: usize) -> Option<Vec<T>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).ok()?;
+            v.resize(len, value);
+            Some(v)
         }
+        Some(match storage {
+            Storage::I8 => ArrayData::I8(filled(value as u8, len)?),
+            Storage::I16 => ArrayData::I16(filled(value as u16, len)?),
+            Storage::I32 => ArrayData::I32(filled(value as u32, len)?),
+            Storage::I64 => ArrayData::I64(filled(value as u64, len)?),
+            Storage::V128 => ArrayData::V128(filled(value, len)?),
+            Storage::Ref => ArrayData::Ref(filled(value as u64, len)?),
+        })
     }
 
     /// How its elements are stored.
@@ -376,18 +384,25 @@ impl Object {
         Object { type_id: layout.type_id, body: Body::Struct { layout: layout.clone(), cells } }
     }
 
-    /// An array of `len` elements of `storage`, each `value`.
-    pub(crate) fn new_array(type_id: u32, storage: Storage, value: u128, len: usize) -> Object {
-        Object { type_id, body: Body::Array(ArrayData::filled(storage, storage.wrap(value), len)) }
+    /// An array of `len` elements of `storage`, each `value`; traps with
+    /// "out of GC heap memory" if the host's allocator refuses it.
+    pub(crate) fn new_array(type_id: u32, storage: Storage, value: u128, len: usize) -> Result<Object, Trap> {
+        let data =
+            ArrayData::filled(storage, storage.wrap(value), len).ok_or_else(|| Trap::new(TrapKind::OutOfGcMemory))?;
+        Ok(Object { type_id, body: Body::Array(data) })
     }
 
-    /// An array of `storage` holding `values`.
-    pub(crate) fn array_from(type_id: u32, storage: Storage, values: impl ExactSizeIterator<Item = u128>) -> Object {
-        let mut data = ArrayData::filled(storage, 0, values.len());
+    /// An array of `storage` holding `values` (traps as [`Object::new_array`]).
+    pub(crate) fn array_from(
+        type_id: u32,
+        storage: Storage,
+        values: impl ExactSizeIterator<Item = u128>,
+    ) -> Result<Object, Trap> {
+        let mut data = ArrayData::filled(storage, 0, values.len()).ok_or_else(|| Trap::new(TrapKind::OutOfGcMemory))?;
         for (i, v) in values.enumerate() {
             data.set(i, v);
         }
-        Object { type_id, body: Body::Array(data) }
+        Ok(Object { type_id, body: Body::Array(data) })
     }
 
     /// Bytes this object counts.
@@ -967,9 +982,9 @@ impl StoreInner {
                 let size = array_size(storage, len).ok_or_else(|| Trap::new(TrapKind::AllocationTooLarge))?;
                 self.gc_reserve(limiter, size, None)?;
                 let object = if kind == ConstNew::ArrayFixed {
-                    Object::array_from(type_id, storage, pop(len).into_iter())
+                    Object::array_from(type_id, storage, pop(len).into_iter())?
                 } else {
-                    Object::new_array(type_id, storage, value, len)
+                    Object::new_array(type_id, storage, value, len)?
                 };
                 return self.gc_insert(object, size);
             }
@@ -1035,7 +1050,7 @@ mod tests {
         assert_eq!(o.struct_get(2), Some((Storage::I16, 0x8000)));
         assert!(o.struct_set(2, 5));
         assert_eq!(o.struct_get(2), Some((Storage::I16, 5)));
-        let mut a = Object::new_array(2, Storage::I16, 0x12345, 4);
+        let mut a = Object::new_array(2, Storage::I16, 0x12345, 4).unwrap();
         let data = a.array_mut().unwrap();
         assert_eq!(data.get(3), 0x2345);
         data.write_bytes(1, &[1, 2, 3, 4]);

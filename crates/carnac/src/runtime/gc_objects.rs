@@ -90,7 +90,11 @@ fn from_val(s: &StoreInner, field: &FieldType, v: &Val) -> Result<u128, Error> {
 /// heaps runs first when one is due and no wasm runs (the host's values are
 /// rooted), and once more before giving up. The new object is rooted in the
 /// current scope.
-fn host_alloc<T>(store: &mut crate::Store<T>, make: impl FnOnce() -> Object, size: usize) -> Result<u64, Error> {
+fn host_alloc<T>(
+    store: &mut crate::Store<T>,
+    make: impl FnOnce() -> Result<Object, crate::runtime::trap::Trap>,
+    size: usize,
+) -> Result<u64, Error> {
     let s = &mut store.inner;
     if s.reentry == 0 && s.gc_heap.since.saturating_add(size) > s.gc_heap.threshold {
         s.collect_externs();
@@ -104,7 +108,7 @@ fn host_alloc<T>(store: &mut crate::Store<T>, make: impl FnOnce() -> Object, siz
         inner.gc_reserve(limiter, size, None)?;
     }
     // Built only once its bytes are reserved.
-    let raw = inner.gc_insert(make(), size)?;
+    let raw = inner.gc_insert(make()?, size)?;
     inner.gc_heap.root(raw);
     Ok(raw)
 }
@@ -139,7 +143,7 @@ impl StructRef {
         let storages: Vec<_> = types.iter().map(|f| storage_of_type(f.element_type())).collect();
         let layout = std::sync::Arc::new(StructLayout::new(id, &storages));
         let size = layout.size();
-        let raw = host_alloc(store, || Object::new_struct(&layout, bits), size)?;
+        let raw = host_alloc(store, || Ok(Object::new_struct(&layout, bits)), size)?;
         Ok(StructRef { store: store.inner.id, raw })
     }
 
