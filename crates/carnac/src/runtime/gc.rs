@@ -258,13 +258,15 @@ impl ExternHeap {
 
     /// Calls `f` with every field slot of every exception the arena holds
     /// (reachable or not): conservative roots of the GC heap, whose objects an
-    /// exception's fields may refer to (see `runtime::gc_heap`).
-    pub(crate) fn for_each_exception_slot(&self, mut f: impl FnMut(u64)) {
+    /// exception's fields may refer to (see `runtime::gc_heap`). Returns the
+    /// arena slots walked.
+    pub(crate) fn for_each_exception_slot(&self, mut f: impl FnMut(u64)) -> usize {
         for slot in &self.slots {
             if let Some(e) = slot.value.as_deref().and_then(|v| v.downcast_ref::<crate::runtime::exn::ExnObject>()) {
                 e.fields.iter().for_each(|&raw| f(raw));
             }
         }
+        self.slots.len()
     }
 
     /// Marks the reference in raw bits `raw`, if it is live.

@@ -27,9 +27,14 @@
 //!
 //! **When it runs.** An allocation collects first when the bytes allocated
 //! since the last collection exceed `max(1 MiB, live bytes after the last
-//! collection)`, so the collector's work (marking is linear in the live
-//! objects plus the roots scanned, sweeping linear in the slots) is paid for by
-//! at least as many bytes of allocation. Inside wasm it runs only when the
+//! collection, 32 bytes per slot the last collection visited)`, where the
+//! slots visited are the heap's slots (the sweep walks each, free or not) and
+//! the root slots scanned (tables, globals, segments, the value stack). So the
+//! collector's work (marking linear in the live objects plus the roots,
+//! sweeping linear in the slots) is paid for by at least as many bytes of
+//! allocation: a heap that once held a million objects, or a store with a
+//! table of ten million references, does not sweep or scan them all for every
+//! megabyte a small live set allocates. Inside wasm it runs only when the
 //! running interpreter activation is the store's only wasm activation
 //! (`reentry == 1`, so no compiled frame, which cannot be scanned, and no
 //! suspended interpreter stack is live; or `reentry == 2` when the host
@@ -77,6 +82,9 @@ use crate::types::{CompositeType, StorageType, ValType};
 pub(crate) const HEADER_BYTES: usize = 96;
 /// The fewest bytes allocated between two collections.
 const MIN_THRESHOLD: usize = 1 << 20;
+/// Bytes of allocation that pay for one slot a collection visits (see the
+/// module docs).
+const BYTES_PER_SLOT_VISITED: usize = 32;
 /// The step in which the heap reserves bytes from the store's budget.
 pub(crate) const RESERVE_STEP: usize = 1 << 20;
 /// The GC heap's own cap unless the store's limiter sets one.
@@ -538,6 +546,8 @@ pub(crate) struct GcHeap {
     pub(crate) since: usize,
     /// `since` at which an allocation collects.
     pub(crate) threshold: usize,
+    /// Root slots the last mark scanned (sets the next threshold).
+    pub(crate) root_slots: usize,
     /// A collection was due while it could not run: the next call from the
     /// host runs it.
     pub(crate) pending: bool,
@@ -561,6 +571,7 @@ impl Default for GcHeap {
             reserved: 0,
             since: 0,
             threshold: MIN_THRESHOLD,
+            root_slots: 0,
             pending: false,
             roots: HostRoots::default(),
             gray: Vec::new(),
@@ -787,7 +798,8 @@ impl GcHeap {
         self.collections += 1;
         self.freed += freed as u64;
         self.since = 0;
-        self.threshold = self.bytes.max(MIN_THRESHOLD);
+        let visited = self.entries.len().saturating_add(self.root_slots);
+        self.threshold = self.bytes.max(MIN_THRESHOLD).max(visited.saturating_mul(BYTES_PER_SLOT_VISITED));
         self.pending = false;
         freed
     }
@@ -884,22 +896,27 @@ impl StoreInner {
     fn mark_gc_heap(&mut self, stack: Option<&[u64]>) {
         let heap = &mut self.gc_heap;
         heap.mark_host_roots();
+        let mut scanned = 0usize;
         for table in self.tables.iter().filter(|t| !t.ty.element.is_func_ref()) {
+            scanned += table.elems.len();
             for &raw in &table.elems {
                 heap.mark_raw(raw);
             }
         }
         for global in self.globals.iter().filter(|g| g.ty.content.is_ref() && !g.ty.content.is_func_ref()) {
+            scanned += 1;
             heap.mark_raw(global.get() as u64);
         }
         for instance in &self.instances {
             for items in &instance.elems {
+                scanned += items.len();
                 for &raw in items.iter() {
                     heap.mark_raw(raw);
                 }
             }
         }
         if let Some(stack) = stack {
+            scanned += stack.len();
             for &raw in stack {
                 heap.mark_raw(raw);
             }
@@ -909,7 +926,8 @@ impl StoreInner {
         // reachable itself (decided by the extern collector, which runs only
         // when no wasm does), so an object only they hold lives until the
         // collection after its exception is freed.
-        self.externs.for_each_exception_slot(|raw| heap.mark_raw(raw));
+        scanned += self.externs.for_each_exception_slot(|raw| heap.mark_raw(raw));
+        heap.root_slots = scanned;
         heap.trace();
     }
 
