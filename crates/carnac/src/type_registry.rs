@@ -56,6 +56,20 @@ struct KeySub {
     composite: KeyComposite,
 }
 
+impl KeySub {
+    /// Whether the type refers to a type of its own recursion group.
+    fn mentions_group(&self) -> bool {
+        let val = |v: &KeyVal| matches!(v, KeyVal::Ref { heap: KeyRef::Rec(_), .. });
+        let storage = |s: &KeyStorage| matches!(s, KeyStorage::Val(v) if val(v));
+        matches!(self.supertype, Some(KeyRef::Rec(_)))
+            || match &self.composite {
+                KeyComposite::Func(params, results) => params.iter().chain(results.iter()).any(val),
+                KeyComposite::Struct(fields) => fields.iter().any(|(_, s)| storage(s)),
+                KeyComposite::Array(_, s) => storage(s),
+            }
+    }
+}
+
 /// Distinguishes registries, so that ids of two engines are never confused.
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
 
@@ -146,7 +160,7 @@ impl TypeRegistry {
             return id;
         }
         let id = inner.types.len() as u32;
-        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true };
+        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true, plain: true };
         let registered = FuncType::registered(reg);
         registered.set_body(ty.params().to_vec(), ty.results().to_vec());
         inner.types.push(CompositeType::Func(registered));
@@ -211,7 +225,7 @@ impl TypeRegistry {
             return id;
         }
         let id = inner.types.len() as u32;
-        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true };
+        let reg = Registered { registry: self.id, id, ancestors: Arc::from([id]), is_final: true, plain: true };
         let registered = match ty {
             CompositeType::Struct(s) => {
                 let t = StructType::registered(reg);
@@ -318,7 +332,8 @@ impl TypeRegistry {
                 _ => Vec::new(),
             };
             ancestors.push(id);
-            let reg = Registered { registry: self.id, id, ancestors: ancestors.into(), is_final: sub.is_final };
+            let plain = group.len() == 1 && sub.is_final && key.supertype.is_none() && !key.mentions_group();
+            let reg = Registered { registry: self.id, id, ancestors: ancestors.into(), is_final: sub.is_final, plain };
             new.push(match &sub.composite_type.inner {
                 wasmparser::CompositeInnerType::Func(_) => CompositeType::Func(FuncType::registered(reg)),
                 wasmparser::CompositeInnerType::Struct(_) => CompositeType::Struct(StructType::registered(reg)),

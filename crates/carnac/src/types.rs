@@ -392,6 +392,11 @@ pub(crate) struct Registered {
     pub(crate) ancestors: Arc<[u32]>,
     /// Whether the type is final (no subtypes may declare it as supertype).
     pub(crate) is_final: bool,
+    /// Whether a type the host makes with the same body is this type: the
+    /// type is a recursion group of its own, final, without a supertype and
+    /// without a reference to itself (so its canonical key is the one the
+    /// host's type gets).
+    pub(crate) plain: bool,
 }
 
 impl Registered {
@@ -411,7 +416,7 @@ fn same_type<T: PartialEq>(
     if Arc::ptr_eq(a.1, b.1) {
         return true;
     }
-    let plain = |r: &Option<Registered>| r.as_ref().is_none_or(|r| r.is_final && r.ancestors.len() == 1);
+    let plain = |r: &Option<Registered>| r.as_ref().is_none_or(|r| r.plain);
     match (a.0, b.0) {
         (Some(x), Some(y)) if x.registry == y.registry => x.id == y.id,
         (Some(_), Some(_)) => false,

@@ -444,6 +444,66 @@ fn registered_types_through_the_api() {
     assert_eq!(ValType::NULLREF.to_string(), "nullref");
 }
 
+/// A type the host makes is a recursion group of its own, so it is the same
+/// type as a module's type only when that one is too (final, no supertype,
+/// no reference to its own group): equal there, in every tier's casts, and
+/// different from a member of a larger group or a self-referring type, whose
+/// objects the host therefore cannot pass where the module's type is expected.
+#[test]
+fn host_types_equal_only_single_type_groups() {
+    let i32_field = || FieldType::new(Mutability::Const, StorageType::ValType(ValType::I32));
+    for tier in tiers() {
+        let engine = engine(tier);
+        let module = Module::new(
+            &engine,
+            r#"(module
+              (type $plain (struct (field i32)))
+              (rec (type $member (struct (field i32))) (type $other (struct (field i64))))
+              (type $self (struct (field (ref null $self))))
+              (func (export "plain") (param (ref null $plain)) (result i32)
+                (struct.get $plain 0 (local.get 0)))
+              (func (export "member") (param (ref null $member)) (result i32)
+                (struct.get $member 0 (local.get 0)))
+              (func (export "self") (param (ref null $self)) (result i32)
+                (ref.is_null (struct.get $self 0 (local.get 0))))
+              (func (export "is_plain") (param anyref) (result i32)
+                (ref.test (ref $plain) (local.get 0))))"#,
+        )
+        .unwrap();
+        let param = |name: &str| -> StructType {
+            let Some(ExternType::Func(f)) = module.get_export(name) else { panic!("{name}") };
+            let ValType::Ref(r) = &f.params()[0] else { panic!("{f}") };
+            let HeapType::ConcreteStruct(s) = r.heap_type() else { panic!("{f}") };
+            s.clone()
+        };
+        let (plain, member, selfish) = (param("plain"), param("member"), param("self"));
+        let host = StructType::new([i32_field()]);
+        assert_eq!(host, plain);
+        assert_ne!(host, member, "a member of a two-type group is another type");
+        assert_ne!(member, plain);
+        let ValType::Ref(self_ref) = selfish.fields()[0].element_type().unpack() else { panic!() };
+        let host_self =
+            StructType::new([FieldType::new(Mutability::Const, StorageType::ValType(ValType::Ref(self_ref.clone())))]);
+        assert_ne!(host_self, selfish, "a self-referring type is not one naming it");
+
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let mut scope = RootScope::new(&mut store);
+        let object = StructRef::new(&mut scope, &host, &[Val::I32(7)]).unwrap();
+        let plain_f = instance.get_func(&scope, "plain").unwrap();
+        let mut out = [Val::I32(0)];
+        plain_f.call(&mut scope, &[Val::AnyRef(Some(object.to_anyref()))], &mut out).unwrap();
+        assert_eq!(out[0].i32(), Some(7), "{tier:?}");
+        let is_plain = instance.get_func(&scope, "is_plain").unwrap();
+        is_plain.call(&mut scope, &[Val::AnyRef(Some(object.to_anyref()))], &mut out).unwrap();
+        assert_eq!(out[0].i32(), Some(1), "{tier:?}: the module's cast accepts the host's object");
+        // Not where the group member is expected: refused at the call, not by a cast inside.
+        let member_f = instance.get_func(&scope, "member").unwrap();
+        let err = member_f.call(&mut scope, &[Val::AnyRef(Some(object.to_anyref()))], &mut out).unwrap_err();
+        assert!(err.as_trap().is_none(), "{tier:?}: {err}");
+    }
+}
+
 /// Hostile types in error messages: a chain of 40 struct types, each with two
 /// fields referring to the previous one, in the signature of an import that
 /// does not match. Printing the types expanded would take 2^40 nodes; a
