@@ -10,6 +10,7 @@ Results must agree across runtimes, so a fast wrong answer never counts.
 
     python3 benches/bench.py [--rounds 5] [--peers /tmp/carnac-peers] [--only fib,sieve]
                              [--suite wasi|wat|simd|startup|all] [--baseline OLD_CARNAC_BINARY]
+                             [--runtimes carnac-clif-nc,carnac-base-interp,...]
 
 `--suite simd` runs programs/rust/src/bin/simd.rs built with `+simd128` on Carnac,
 wasmi and Wasmtime (the peers with SIMD), beside the same source built without
@@ -17,7 +18,9 @@ SIMD on Carnac (`carnac-scalar`). `carnac` is Carnac's interpreter (`-C tier=int
 (`-C tier=cranelift`), `carnac-auto` the default (automatic tiering, code cache on) and `carnac-auto-nc` the default
 without the code cache (every run starts interpreted and tiers up). `--baseline` adds another Carnac binary
 (`carnac-base`, e.g. built from an older commit) to every table, to show a
-change's effect in the same sitting.
+change's effect in the same sitting, with `carnac-base-interp` and
+`carnac-base-clif-nc` beside `carnac` and `carnac-clif-nc` (the wat and WASI
+suites); `--runtimes` keeps only the named columns (and `carnac`).
 
 `--suite startup` times whole processes that do little but start: compiling and
 instantiating a generated 1 MiB module (gen_big_module.py; `run` touches one
@@ -64,6 +67,7 @@ WASI_PROGRAMS = {
 
 
 BASELINE = None  # --baseline: another carnac binary, shown as "carnac-base"
+RUNTIMES = set()  # --runtimes: the columns to run besides "carnac" (all when empty)
 
 
 def wasi_runtimes(peers):
@@ -78,6 +82,8 @@ def wasi_runtimes(peers):
     rts["carnac-auto-nc"] = lambda w, w3m, n: [carnac, "run", "-C", "cache=n", w, str(n)]
     if BASELINE:
         rts["carnac-base"] = lambda w, w3m, n: [BASELINE, "run", w, str(n)]
+        rts["carnac-base-interp"] = lambda w, w3m, n: [BASELINE, "run", "-C", "tier=interp", w, str(n)]
+        rts["carnac-base-clif-nc"] = lambda w, w3m, n: [BASELINE, "run", "-C", "tier=cranelift", "-C", "cache=n", w, str(n)]
     cands = {
         "wasmi": (os.path.join(b, "wasmi"), lambda w, w3m, n: [os.path.join(b, "wasmi"), w, str(n)]),
         "wasm3": (py, lambda w, w3m, n: [py, w3, w3m, str(n)]),
@@ -106,6 +112,9 @@ def runtimes(peers):
     rts["carnac-auto-nc"] = lambda w, n: [carnac, "run", "-C", "cache=n", "--invoke", "run", w, str(n)]
     if BASELINE:
         rts["carnac-base"] = lambda w, n: [BASELINE, "run", "--invoke", "run", w, str(n)]
+        rts["carnac-base-interp"] = lambda w, n: [BASELINE, "run", "-C", "tier=interp", "--invoke", "run", w, str(n)]
+        rts["carnac-base-clif-nc"] = lambda w, n: [BASELINE, "run", "-C", "tier=cranelift", "-C", "cache=n",
+                                                   "--invoke", "run", w, str(n)]
     cands = {
         "wasmi": (os.path.join(b, "wasmi"), lambda w, n: [os.path.join(b, "wasmi"), "--invoke", "run", w, str(n)]),
         "wasm3": (py, lambda w, n: [py, w3, "--invoke", "run", w, str(n)]),
@@ -147,6 +156,7 @@ def run_once(cmd):
 
 def measure(progs, rts, cmds, rounds, label):
     """Interleaved rounds; prints a table of medians and ratios; returns whether outputs agree."""
+    rts = [r for r in rts if r == "carnac" or not RUNTIMES or r in RUNTIMES]
     times = {p: {r: [] for r in rts} for p in progs}
     rss = {p: {r: [] for r in rts} for p in progs}
     answers = {p: {} for p in progs}
@@ -244,9 +254,11 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--suite", choices=["wasi", "wat", "simd", "startup", "all"], default="all")
     ap.add_argument("--baseline", default="")
+    ap.add_argument("--runtimes", default="", help="comma-separated columns to run besides carnac (default: all)")
     args = ap.parse_args()
-    global BASELINE
+    global BASELINE, RUNTIMES
     BASELINE = os.path.abspath(args.baseline) if args.baseline else None
+    RUNTIMES = set(filter(None, args.runtimes.split(",")))
     only = set(filter(None, args.only.split(",")))
 
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "carnac-cli"], cwd=ROOT, check=True)
