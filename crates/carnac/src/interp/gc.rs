@@ -165,14 +165,14 @@ pub(crate) fn execute<T>(
     let trap = |k: TrapKind| Err(Trap::new(k));
     match op {
         GcOp::StructNew | GcOp::StructNewDefault => {
-            let layout = module.gc_layout(type_index).as_struct().clone();
+            let layout = module.gc_layout(type_index).as_struct();
             let size = layout.size();
             let (inner, limiter) = store.inner_and_limiter();
             inner.gc_reserve(limiter, size, Some(stack))?;
             let object = if op == GcOp::StructNew {
-                Object::new_struct(&layout, layout.fields.iter().map(|&(s, cell)| read(stack, at + cell as usize, s)))
+                Object::new_struct(layout, layout.fields.iter().map(|&(s, cell)| read(stack, at + cell as usize, s)))
             } else {
-                Object::new_struct(&layout, std::iter::empty())
+                Object::new_struct(layout, std::iter::empty())
             };
             stack[at] = inner.gc_insert(object, size)?;
         }

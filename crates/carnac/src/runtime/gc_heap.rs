@@ -5,7 +5,8 @@
 //! **Objects.** Each object lives in a slot of the store's [`GcHeap`]: a
 //! header (its canonical type id, a mark bit, the slot's generation) and its
 //! fields. A struct's fields are 64-bit cells (a `v128` field takes two,
-//! packed `i8`/`i16` fields hold their low bits in one cell); an array's
+//! packed `i8`/`i16` fields hold their low bits in one cell), up to four of
+//! them in the slot itself (no allocation of their own); an array's
 //! elements are stored at their own width (`i8` arrays one byte each, `i16`
 //! two, `i32`/`f32` four, `i64`/`f64`/references eight, `v128` sixteen). A
 //! reference in wasm is the slot and its generation (`runtime::gc_ref`); a
@@ -76,9 +77,10 @@ use crate::types::{CompositeType, StorageType, ValType};
 
 /// Bytes counted for an object besides its fields: what it really costs the
 /// host, so that the budget holds for floods of small objects too: its slot
-/// (`Entry`, with the object's header and body pointers), the allocator's
-/// overhead for its separately allocated body, and its places in the free
-/// and work lists. A test checks it against `size_of::<Entry>()`.
+/// (`Entry`, with the object's header, its first four struct cells or its
+/// body pointers), the allocator's overhead for a separately allocated body,
+/// and its places in the free and work lists. A test checks it against
+/// `size_of::<Entry>()`.
 pub(crate) const HEADER_BYTES: usize = 96;
 /// The fewest bytes allocated between two collections.
 const MIN_THRESHOLD: usize = 1 << 20;
@@ -367,10 +369,49 @@ impl ArrayData {
     }
 }
 
+/// Cells a struct keeps in its slot, without an allocation of its own.
+const INLINE_CELLS: usize = 4;
+
+/// A struct's cells: up to [`INLINE_CELLS`] in the slot itself (most
+/// structs: no allocation per object, and tracing reads them where it reads
+/// the slot), more in an allocation of their own.
+#[derive(Debug)]
+pub(crate) enum Cells {
+    Inline([u64; INLINE_CELLS]),
+    Boxed(Box<[u64]>),
+}
+
+impl Cells {
+    /// `n` zero cells.
+    fn zeroed(n: usize) -> Cells {
+        if n <= INLINE_CELLS {
+            Cells::Inline([0; INLINE_CELLS])
+        } else {
+            Cells::Boxed(vec![0; n].into_boxed_slice())
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Cells::Inline(a) => a,
+            Cells::Boxed(b) => b,
+        }
+    }
+
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [u64] {
+        match self {
+            Cells::Inline(a) => a,
+            Cells::Boxed(b) => b,
+        }
+    }
+}
+
 /// What an object holds.
 #[derive(Debug)]
 pub(crate) enum Body {
-    Struct { layout: Arc<StructLayout>, cells: Box<[u64]> },
+    Struct { layout: Arc<StructLayout>, cells: Cells },
     Array(ArrayData),
 }
 
@@ -385,9 +426,9 @@ impl Object {
     /// A struct of `layout` with field values `fields` (one per field, in
     /// field order, of the unpacked types).
     pub(crate) fn new_struct(layout: &Arc<StructLayout>, fields: impl IntoIterator<Item = u128>) -> Object {
-        let mut cells = vec![0u64; layout.cells as usize].into_boxed_slice();
+        let mut cells = Cells::zeroed(layout.cells as usize);
         for (&(storage, at), v) in layout.fields.iter().zip(fields) {
-            write_cell(&mut cells, storage, at, v);
+            write_cell(cells.as_mut_slice(), storage, at, v);
         }
         Object { type_id: layout.type_id, body: Body::Struct { layout: layout.clone(), cells } }
     }
@@ -426,7 +467,7 @@ impl Object {
         match &self.body {
             Body::Struct { layout, cells } => {
                 let (storage, at) = *layout.fields.get(field)?;
-                Some((storage, read_cell(cells, storage, at)))
+                Some((storage, read_cell(cells.as_slice(), storage, at)))
             }
             Body::Array(_) => None,
         }
@@ -437,7 +478,7 @@ impl Object {
         match &mut self.body {
             Body::Struct { layout, cells } => match layout.fields.get(field) {
                 Some(&(storage, at)) => {
-                    write_cell(cells, storage, at, v);
+                    write_cell(cells.as_mut_slice(), storage, at, v);
                     true
                 }
                 None => false,
@@ -460,10 +501,21 @@ impl Object {
         }
     }
 
+    /// The `k`th reference this object holds, if it holds that many.
+    #[inline]
+    fn ref_at(&self, k: usize) -> Option<u64> {
+        match &self.body {
+            Body::Struct { layout, cells } => layout.refs.get(k).map(|&at| cells.as_slice()[at as usize]),
+            Body::Array(ArrayData::Ref(v)) => v.get(k).copied(),
+            Body::Array(_) => None,
+        }
+    }
+
     /// Calls `f` with every reference this object holds.
     fn for_each_ref(&self, mut f: impl FnMut(u64)) {
         match &self.body {
             Body::Struct { layout, cells } => {
+                let cells = cells.as_slice();
                 for &at in layout.refs.iter() {
                     f(cells[at as usize]);
                 }
@@ -751,13 +803,13 @@ impl GcHeap {
     /// million objects needs no host stack).
     pub(crate) fn trace(&mut self) {
         while let Some(index) = self.gray.pop() {
-            // Take the object out while its fields are marked (marking needs
-            // `&mut self`), then put it back.
-            let object = self.entries[index as usize].object.take();
-            if let Some(object) = &object {
-                object.for_each_ref(|r| self.mark_raw(r));
+            // One reference at a time (marking needs `&mut self`): the object
+            // stays where it is, and its slot is only read.
+            let mut k = 0;
+            while let Some(raw) = self.entries[index as usize].object.as_ref().and_then(|o| o.ref_at(k)) {
+                self.mark_raw(raw);
+                k += 1;
             }
-            self.entries[index as usize].object = object;
         }
     }
 
