@@ -1157,7 +1157,7 @@ pub(crate) fn run<T, const TRACK: bool>(
             }
             Instr::Throw { tag, base: b } => {
                 let (inner, limiter) = store.inner_and_limiter();
-                let cap = limiter.map_or(crate::runtime::gc_heap::DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
+                let cap = crate::runtime::gc_heap::gc_heap_cap(limiter.as_deref());
                 let raw = new_exception(inner, cap, instance, tag, &stack[base + b as usize..])?;
                 throw!(raw, false);
             }

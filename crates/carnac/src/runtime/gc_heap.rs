@@ -537,6 +537,12 @@ fn storage_of(a: &ArrayData) -> Storage {
     }
 }
 
+/// The GC heap's cap under `limiter` (its `gc_heap_size`, or the default):
+/// what allocations and live exceptions are held to.
+pub(crate) fn gc_heap_cap(limiter: Option<&(dyn ResourceLimiter + '_)>) -> usize {
+    limiter.map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size())
+}
+
 /// Bytes an array of `len` elements of `storage` counts; `None` when that
 /// cannot be represented (the allocation is too large whatever the limits).
 pub(crate) fn array_size(storage: Storage, len: usize) -> Option<usize> {
@@ -891,7 +897,7 @@ impl StoreInner {
         // Only under the running interpreter activation, when it is the
         // store's only wasm activation (no compiled or suspended frames).
         let can_collect = stack.is_some() && self.reentry == self.gc_collect_level;
-        let cap = limiter.as_deref().map_or(DEFAULT_GC_HEAP_SIZE, |l| l.gc_heap_size());
+        let cap = gc_heap_cap(limiter.as_deref());
         if size > cap {
             // No collection can make room: refused at once, nothing allocated.
             return Err(Trap::new(TrapKind::AllocationTooLarge));
